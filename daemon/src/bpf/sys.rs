@@ -1,0 +1,402 @@
+//! Thin wrappers over the `bpf(2)` commands the sampler needs.
+//!
+//! aya keeps its syscall layer private and its public iterators re-open every fd once per
+//! accessor (`map_ids()`, `memory_locked()`), which doubles the cost of a pass. These wrappers do
+//! one `GET_INFO_BY_FD` per object, filling the map-id array in the same call. The info structs
+//! come from aya-obj's kernel bindings.
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use aya_obj::generated::{bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
+
+/// A failed `bpf()` command, with the command's name kept for the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct SysError {
+    pub call: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysError {
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+
+    /// The object vanished between two calls (freed program, map or link).
+    pub fn is_gone(&self) -> bool {
+        self.errno() == Some(libc::ENOENT)
+    }
+
+    pub fn is_permission(&self) -> bool {
+        matches!(self.errno(), Some(libc::EPERM | libc::EACCES))
+    }
+}
+
+pub type SysResult<T> = Result<T, SysError>;
+
+/// Runs one `bpf()` command with `attr` as its argument.
+///
+/// # Safety
+/// `attr` must be the attribute layout the kernel expects for `cmd`, and every pointer it
+/// carries must be valid for the reads or writes that command performs, for the whole call.
+unsafe fn sys_bpf<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResult<i64> {
+    // SAFETY: upheld by the caller (layout and pointers); the size passed is that of `T`,
+    // which the kernel treats as the length of the attribute union it may read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_int,
+            std::ptr::from_mut(attr).cast::<libc::c_void>(),
+            size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(SysError {
+            call,
+            source: io::Error::last_os_error(),
+        })
+    } else {
+        Ok(ret)
+    }
+}
+
+fn owned_fd(raw: i64) -> OwnedFd {
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(raw as i32) }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct IdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjKind {
+    Prog,
+    Map,
+    Link,
+    Btf,
+}
+
+impl ObjKind {
+    fn next_cmd(self) -> (bpf_cmd, &'static str) {
+        match self {
+            Self::Prog => (bpf_cmd::BPF_PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID"),
+            Self::Map => (bpf_cmd::BPF_MAP_GET_NEXT_ID, "BPF_MAP_GET_NEXT_ID"),
+            Self::Link => (bpf_cmd::BPF_LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID"),
+            Self::Btf => (bpf_cmd::BPF_BTF_GET_NEXT_ID, "BPF_BTF_GET_NEXT_ID"),
+        }
+    }
+
+    fn fd_cmd(self) -> (bpf_cmd, &'static str) {
+        match self {
+            Self::Prog => (bpf_cmd::BPF_PROG_GET_FD_BY_ID, "BPF_PROG_GET_FD_BY_ID"),
+            Self::Map => (bpf_cmd::BPF_MAP_GET_FD_BY_ID, "BPF_MAP_GET_FD_BY_ID"),
+            Self::Link => (bpf_cmd::BPF_LINK_GET_FD_BY_ID, "BPF_LINK_GET_FD_BY_ID"),
+            Self::Btf => (bpf_cmd::BPF_BTF_GET_FD_BY_ID, "BPF_BTF_GET_FD_BY_ID"),
+        }
+    }
+}
+
+/// The id after `start` of the given kind, or `None` at the end of the list.
+pub fn next_id(kind: ObjKind, start: u32) -> SysResult<Option<u32>> {
+    let (cmd, call) = kind.next_cmd();
+    let mut attr = IdAttr {
+        id: start,
+        ..IdAttr::default()
+    };
+    // SAFETY: GET_NEXT_ID reads `start_id` and writes `next_id` inside `attr`; no pointers.
+    match unsafe { sys_bpf(cmd, &mut attr, call) } {
+        Ok(_) => Ok(Some(attr.next_id)),
+        Err(e) if e.is_gone() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens an fd for the object with this id.
+pub fn fd_by_id(kind: ObjKind, id: u32) -> SysResult<OwnedFd> {
+    let (cmd, call) = kind.fd_cmd();
+    let mut attr = IdAttr {
+        id,
+        ..IdAttr::default()
+    };
+    // SAFETY: GET_FD_BY_ID reads the id (and zero open flags) from `attr`; no pointers.
+    unsafe { sys_bpf(cmd, &mut attr, call) }.map(owned_fd)
+}
+
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// Fills `info` from the object behind `fd`.
+///
+/// # Safety
+/// `T` must be a kernel `bpf_*_info` layout, and any buffer pointers pre-set in `info` must be
+/// valid for writes of the lengths pre-set next to them.
+unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: size_of::<T>() as u32,
+        info: std::ptr::from_mut(info) as u64,
+    };
+    // SAFETY: `attr.info` points at `info`, valid for `info_len` bytes; the caller vouches for
+    // the buffers inside it.
+    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr, "BPF_OBJ_GET_INFO_BY_FD") }
+        .map(drop)
+}
+
+fn zeroed<T>() -> T {
+    // SAFETY: only used for the kernel's plain-integer info structs, for which all-zero bytes
+    // are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Program info and its map ids, read in one call when `map_ids` is large enough.
+pub fn prog_info(fd: BorrowedFd<'_>, map_ids: &mut Vec<u32>) -> SysResult<bpf_prog_info> {
+    loop {
+        let mut info: bpf_prog_info = zeroed();
+        info.nr_map_ids = map_ids.len() as u32;
+        info.map_ids = map_ids.as_mut_ptr() as u64;
+        // SAFETY: `map_ids` points at a buffer of `nr_map_ids` u32 that outlives the call.
+        unsafe { info_by_fd(fd, &mut info) }?;
+        let needed = info.nr_map_ids as usize;
+        if needed <= map_ids.len() {
+            map_ids.truncate(needed);
+            info.map_ids = 0;
+            return Ok(info);
+        }
+        // More maps than the buffer holds: grow and ask again (rare).
+        map_ids.resize(needed, 0);
+    }
+}
+
+/// The BTF type id of the program's main function (first `func_info` record), if it has BTF.
+pub fn prog_main_func_type_id(fd: BorrowedFd<'_>) -> SysResult<Option<u32>> {
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct FuncInfo {
+        insn_off: u32,
+        type_id: u32,
+    }
+    let mut first = [FuncInfo::default(); 1];
+    let mut info: bpf_prog_info = zeroed();
+    info.nr_func_info = 1;
+    info.func_info_rec_size = size_of::<FuncInfo>() as u32;
+    info.func_info = first.as_mut_ptr() as u64;
+    // SAFETY: `func_info` points at one record of `func_info_rec_size` bytes, alive for the call.
+    unsafe { info_by_fd(fd, &mut info) }?;
+    Ok((info.nr_func_info > 0 && info.btf_id != 0).then_some(first[0].type_id))
+}
+
+pub fn map_info(fd: BorrowedFd<'_>) -> SysResult<bpf_map_info> {
+    let mut info: bpf_map_info = zeroed();
+    // SAFETY: a zeroed map info carries no buffer pointers.
+    unsafe { info_by_fd(fd, &mut info) }?;
+    Ok(info)
+}
+
+/// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter).
+pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_info> {
+    // First pass without buffers to learn the type, then again with the name buffer where the
+    // type has one: the union's buffer fields sit at different offsets per type.
+    let mut info: bpf_link_info = zeroed();
+    // SAFETY: a zeroed link info carries no buffer pointers.
+    unsafe { info_by_fd(fd, &mut info) }?;
+    use aya_obj::generated::bpf_link_type as T;
+    let ptr = name_buf.as_mut_ptr() as u64;
+    let len = name_buf.len() as u32;
+    let wants_name = if info.type_ == T::BPF_LINK_TYPE_RAW_TRACEPOINT as u32 {
+        let mut with: bpf_link_info = zeroed();
+        with.__bindgen_anon_1.raw_tracepoint.tp_name = ptr;
+        with.__bindgen_anon_1.raw_tracepoint.tp_name_len = len;
+        Some(with)
+    } else if info.type_ == T::BPF_LINK_TYPE_ITER as u32 {
+        let mut with: bpf_link_info = zeroed();
+        with.__bindgen_anon_1.iter.target_name = ptr;
+        with.__bindgen_anon_1.iter.target_name_len = len;
+        Some(with)
+    } else {
+        None
+    };
+    match wants_name {
+        Some(mut with) if !name_buf.is_empty() => {
+            // SAFETY: the name pointer and length describe `name_buf`, alive for the call.
+            unsafe { info_by_fd(fd, &mut with) }?;
+            Ok(with)
+        }
+        _ => Ok(info),
+    }
+}
+
+/// The raw BTF blob of a BTF object.
+pub fn btf_data(fd: BorrowedFd<'_>) -> SysResult<Vec<u8>> {
+    let mut info: bpf_btf_info = zeroed();
+    // SAFETY: a zeroed BTF info carries no buffer pointers; the kernel reports the size.
+    unsafe { info_by_fd(fd, &mut info) }?;
+    let mut data = vec![0u8; info.btf_size as usize];
+    let mut with: bpf_btf_info = zeroed();
+    with.btf = data.as_mut_ptr() as u64;
+    with.btf_size = data.len() as u32;
+    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
+    unsafe { info_by_fd(fd, &mut with) }?;
+    data.truncate(with.btf_size as usize);
+    Ok(data)
+}
+
+/// Opens a pinned object in bpffs.
+pub fn obj_get(path: &CStr) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct ObjGetAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = ObjGetAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: libc::O_RDONLY as u32,
+    };
+    // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
+    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr, "BPF_OBJ_GET") }.map(owned_fd)
+}
+
+/// Attributes for creating a map (`BPF_MAP_CREATE`).
+#[derive(Debug, Clone)]
+pub struct MapSpec<'a> {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub name: &'a str,
+}
+
+fn obj_name(name: &str) -> [u8; 16] {
+    // The kernel keeps 15 bytes and a NUL; longer names are cut, as libbpf does.
+    let mut out = [0u8; 16];
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(15);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+pub fn map_create(spec: &MapSpec<'_>) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct MapCreateAttr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        inner_map_fd: u32,
+        numa_node: u32,
+        map_name: [u8; 16],
+    }
+    let mut attr = MapCreateAttr {
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.flags,
+        inner_map_fd: 0,
+        numa_node: 0,
+        map_name: obj_name(spec.name),
+    };
+    // SAFETY: MAP_CREATE reads plain integers and an inline name from `attr`; no pointers.
+    unsafe { sys_bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }.map(owned_fd)
+}
+
+/// A program to load (`BPF_PROG_LOAD`), with optional BTF function info.
+#[derive(Debug, Clone)]
+pub struct ProgSpec<'a> {
+    pub prog_type: u32,
+    /// Raw 8-byte instructions.
+    pub insns: &'a [u64],
+    pub name: &'a str,
+    /// BTF object fd and the type id of the main function's `BTF_KIND_FUNC`.
+    pub btf: Option<(BorrowedFd<'a>, u32)>,
+}
+
+pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct ProgLoadAttr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+        prog_btf_fd: u32,
+        func_info_rec_size: u32,
+        func_info: u64,
+        func_info_cnt: u32,
+        line_info_rec_size: u32,
+    }
+    let license = c"GPL";
+    let func_info: [u32; 2] = [0, spec.btf.map_or(0, |(_, id)| id)];
+    let mut attr = ProgLoadAttr {
+        prog_type: spec.prog_type,
+        insn_cnt: spec.insns.len() as u32,
+        insns: spec.insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name: obj_name(spec.name),
+        prog_ifindex: 0,
+        expected_attach_type: 0,
+        prog_btf_fd: spec.btf.map_or(0, |(fd, _)| fd.as_raw_fd() as u32),
+        func_info_rec_size: if spec.btf.is_some() { 8 } else { 0 },
+        func_info: if spec.btf.is_some() {
+            func_info.as_ptr() as u64
+        } else {
+            0
+        },
+        func_info_cnt: u32::from(spec.btf.is_some()),
+        line_info_rec_size: 0,
+    };
+    // SAFETY: `insns`, `license` and `func_info` point at live buffers of the stated counts.
+    unsafe { sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr, "BPF_PROG_LOAD") }.map(owned_fd)
+}
+
+/// Loads a BTF blob (`BPF_BTF_LOAD`).
+pub fn btf_load(data: &[u8]) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct BtfLoadAttr {
+        btf: u64,
+        btf_log_buf: u64,
+        btf_size: u32,
+        btf_log_size: u32,
+        btf_log_level: u32,
+        // Named so the struct has no padding: the kernel rejects non-zero unused bytes.
+        btf_log_true_size: u32,
+    }
+    let mut attr = BtfLoadAttr {
+        btf: data.as_ptr() as u64,
+        btf_log_buf: 0,
+        btf_size: data.len() as u32,
+        btf_log_size: 0,
+        btf_log_level: 0,
+        btf_log_true_size: 0,
+    };
+    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
+    unsafe { sys_bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }.map(owned_fd)
+}

@@ -1,0 +1,7 @@
+//! ebpfstatd: samples the kernel's per-program eBPF statistics and keeps their history.
+//!
+//! The [`sampler`] produces plain values per pass; later layers (storage, the D-Bus API)
+//! consume them.
+
+pub mod bpf;
+pub mod sampler;

@@ -1,0 +1,214 @@
+//! What the rare rescans feed: per-program contexts (map memory, holders, attach points,
+//! notes), map sharing and per-owner totals.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::links::AttachPoint;
+use super::maps::{self, MapEntry, MapSample};
+use super::model::{Note, OwnerSummary, ProgramContext};
+use super::owners::FdScan;
+
+/// The last rescan's view of who holds what.
+#[derive(Debug, Default)]
+pub struct Holders {
+    pub fds: FdScan,
+    pub pins: HashMap<u32, Vec<String>>,
+    pub links: HashMap<u32, Vec<AttachPoint>>,
+    /// False until the first rescan: holder notes mean nothing before it.
+    pub scanned: bool,
+}
+
+pub struct Built {
+    pub contexts: Vec<(u32, ProgramContext)>,
+    pub maps: Arc<[Arc<MapSample>]>,
+    pub owners: Arc<[OwnerSummary]>,
+}
+
+/// `programs` are (program id, map ids) of every live program.
+pub fn build(
+    programs: &[(u32, &[u32])],
+    maps: &mut HashMap<u32, MapEntry>,
+    holders: &Holders,
+) -> Built {
+    let mut users: HashMap<u32, u32> = HashMap::new();
+    for (_, ids) in programs {
+        for id in ids.iter() {
+            *users.entry(*id).or_default() += 1;
+        }
+    }
+    for (id, entry) in maps.iter_mut() {
+        let n = users.get(id).copied().unwrap_or(0);
+        if entry.sample.used_by_programs != n {
+            Arc::make_mut(&mut entry.sample).used_by_programs = n;
+        }
+    }
+
+    let contexts = programs
+        .iter()
+        .map(|&(id, map_ids)| (id, program_context(id, map_ids, maps, holders)))
+        .collect();
+
+    let mut map_list: Vec<Arc<MapSample>> = maps.values().map(|e| Arc::clone(&e.sample)).collect();
+    map_list.sort_unstable_by_key(|m| m.id);
+
+    Built {
+        contexts,
+        maps: map_list.into(),
+        owners: owner_summaries(programs, maps, &holders.fds).into(),
+    }
+}
+
+fn program_context(
+    id: u32,
+    map_ids: &[u32],
+    maps: &HashMap<u32, MapEntry>,
+    holders: &Holders,
+) -> ProgramContext {
+    let owners = holders
+        .fds
+        .progs
+        .get(&id)
+        .map(|pids| {
+            pids.iter()
+                .filter_map(|pid| holders.fds.processes.get(pid).cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let pins = holders.pins.get(&id).cloned().unwrap_or_default();
+    let mut ctx = ProgramContext {
+        map_ids: map_ids.to_vec(),
+        map_memory: maps::map_memory(map_ids, maps),
+        owners,
+        pins,
+        attach: holders.links.get(&id).cloned().unwrap_or_default(),
+        notes: Vec::new(),
+    };
+    ctx.notes = notes(&ctx, maps, holders.scanned);
+    ctx
+}
+
+/// The remarks a reader needs for this program's numbers; only those that apply.
+pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>, scanned: bool) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let of_type = |t: &str| -> Vec<u32> {
+        ctx.map_ids
+            .iter()
+            .filter(|id| maps.get(id).is_some_and(|m| m.sample.map_type == t))
+            .copied()
+            .collect()
+    };
+    let list = |ids: &[u32]| {
+        ids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let perf = of_type("perf_event_array");
+    if !perf.is_empty() {
+        notes.push(Note {
+            code: "perf_event_array",
+            text: format!(
+                "perf_event_array map {}: memory counts its perf-event fd slots, not the ring \
+                 buffers behind them",
+                list(&perf)
+            ),
+        });
+    }
+    let mut of_maps = of_type("array_of_maps");
+    of_maps.extend(of_type("hash_of_maps"));
+    if !of_maps.is_empty() {
+        notes.push(Note {
+            code: "map_of_maps",
+            text: format!(
+                "map-of-maps {}: memory counts the outer map's slots, not the inner maps",
+                list(&of_maps)
+            ),
+        });
+    }
+    let prog_arrays = of_type("prog_array");
+    if !prog_arrays.is_empty() {
+        notes.push(Note {
+            code: "tail_calls",
+            text: format!(
+                "uses prog_array map {}: programs it tail-calls run on its clock, so their time \
+                 is in this program's run time and their own run count stays 0",
+                list(&prog_arrays)
+            ),
+        });
+    }
+    let shared: Vec<u32> = ctx
+        .map_ids
+        .iter()
+        .filter(|id| maps.get(id).is_some_and(|m| m.sample.used_by_programs > 1))
+        .copied()
+        .collect();
+    if !shared.is_empty() {
+        notes.push(Note {
+            code: "shared_maps",
+            text: format!(
+                "map {} shared with other programs: counted in each program using it (the \
+                 per-owner total counts it once)",
+                list(&shared)
+            ),
+        });
+    }
+    if scanned && ctx.owners.is_empty() {
+        notes.push(if ctx.pins.is_empty() {
+            Note {
+                code: "no_holder",
+                text: "no process or pin holds this program: a kernel attachment keeps it \
+                       (tc, a socket, a legacy cgroup or XDP attach)"
+                    .to_owned(),
+            }
+        } else {
+            Note {
+                code: "pinned_only",
+                text: format!("held only by a pin: {}", ctx.pins.join(", ")),
+            }
+        });
+    }
+    notes
+}
+
+fn owner_summaries(
+    programs: &[(u32, &[u32])],
+    maps: &HashMap<u32, MapEntry>,
+    fds: &FdScan,
+) -> Vec<OwnerSummary> {
+    let prog_maps: HashMap<u32, &[u32]> = programs.iter().copied().collect();
+    let mut held: HashMap<u32, (BTreeSet<u32>, BTreeSet<u32>)> = HashMap::new();
+    for (prog, pids) in &fds.progs {
+        let Some(map_ids) = prog_maps.get(prog) else {
+            continue;
+        };
+        for pid in pids {
+            let (progs, maps_held) = held.entry(*pid).or_default();
+            progs.insert(*prog);
+            maps_held.extend(map_ids.iter().copied());
+        }
+    }
+    for (map, pids) in &fds.maps {
+        for pid in pids {
+            held.entry(*pid).or_default().1.insert(*map);
+        }
+    }
+    let mut out: Vec<OwnerSummary> = held
+        .into_iter()
+        .filter_map(|(pid, (progs, map_ids))| {
+            let owner = fds.processes.get(&pid)?;
+            let map_memory_bytes = map_ids
+                .iter()
+                .filter_map(|id| maps.get(id)?.sample.memlock_bytes)
+                .sum();
+            Some(OwnerSummary {
+                owner: Arc::clone(owner),
+                program_ids: progs.into_iter().collect(),
+                map_ids: map_ids.into_iter().collect(),
+                map_memory_bytes,
+            })
+        })
+        .collect();
+    out.sort_unstable_by_key(|o| o.owner.pid);
+    out
+}

@@ -1,0 +1,56 @@
+//! Failures that do not stop a pass, folded so a thousand programs failing alike make one line.
+
+use std::collections::BTreeMap;
+
+use crate::bpf::sys::SysError;
+
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    messages: Vec<String>,
+    /// (object kind, call, errno) → (count, first id, message).
+    folded: BTreeMap<(&'static str, &'static str, i32), (u32, u32, String)>,
+}
+
+fn hint(e: &SysError) -> &'static str {
+    if e.is_permission() {
+        " (needs CAP_SYS_ADMIN)"
+    } else {
+        ""
+    }
+}
+
+impl ErrorLog {
+    /// A failure that ended a walk.
+    pub fn fatal(&mut self, what: &str, e: &SysError) {
+        self.messages.push(format!("{what}: {e}{}", hint(e)));
+    }
+
+    pub fn per_program(&mut self, id: u32, e: &SysError) {
+        self.per_object("program", id, e);
+    }
+
+    pub fn per_map(&mut self, id: u32, e: &SysError) {
+        self.per_object("map", id, e);
+    }
+
+    fn per_object(&mut self, kind: &'static str, id: u32, e: &SysError) {
+        let key = (kind, e.call, e.errno().unwrap_or(0));
+        let entry = self
+            .folded
+            .entry(key)
+            .or_insert_with(|| (0, id, format!("{e}{}", hint(e))));
+        entry.0 += 1;
+    }
+
+    pub fn into_messages(self) -> Vec<String> {
+        let mut out = self.messages;
+        for ((kind, _, _), (count, first, message)) in self.folded {
+            if count == 1 {
+                out.push(format!("{kind} {first}: {message}"));
+            } else {
+                out.push(format!("{count} {kind}s (first id {first}): {message}"));
+            }
+        }
+        out
+    }
+}

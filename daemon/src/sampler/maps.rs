@@ -1,0 +1,187 @@
+//! Maps: their shape and `memlock`, cached because map memory changes rarely.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::bpf::names;
+use crate::bpf::sys::{self, ObjKind, SysResult};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapSample {
+    pub id: u32,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    /// `memlock:` of the map's fdinfo; `None` if the kernel did not report it.
+    pub memlock_bytes: Option<u64>,
+    /// Number of live programs that use the map.
+    pub used_by_programs: u32,
+    #[serde(skip)]
+    pub type_id: u32,
+}
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Whether the kernel's `memlock` estimate can move while the map lives (Linux ≥ 6.4 counts
+/// live elements of maps that allocate on demand); fixed-size maps are read once.
+pub fn memlock_can_change(type_id: u32, flags: u32) -> bool {
+    use aya_obj::generated::bpf_map_type as M;
+    const ON_DEMAND: [M; 8] = [
+        M::BPF_MAP_TYPE_LPM_TRIE,
+        M::BPF_MAP_TYPE_SK_STORAGE,
+        M::BPF_MAP_TYPE_INODE_STORAGE,
+        M::BPF_MAP_TYPE_TASK_STORAGE,
+        M::BPF_MAP_TYPE_CGRP_STORAGE,
+        M::BPF_MAP_TYPE_HASH_OF_MAPS,
+        M::BPF_MAP_TYPE_DEVMAP_HASH,
+        M::BPF_MAP_TYPE_ARENA,
+    ];
+    flags & BPF_F_NO_PREALLOC != 0
+        || ON_DEMAND.iter().any(|&t| t as u32 == type_id)
+        || M::try_from(type_id).is_err()
+}
+
+/// The `memlock:` value from `/proc/self/fdinfo/<fd>` of an fd we hold.
+pub fn memlock_of(fd: impl AsFd) -> Option<u64> {
+    let path = format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd());
+    let text = std::fs::read_to_string(path).ok()?;
+    fdinfo_value(&text, "memlock:")
+}
+
+/// The number after `key` in fdinfo text (`"memlock:\t4096"`).
+pub fn fdinfo_value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn read_map(id: u32) -> SysResult<MapSample> {
+    let fd = sys::fd_by_id(ObjKind::Map, id)?;
+    let info = sys::map_info(fd.as_fd())?;
+    Ok(MapSample {
+        id,
+        name: c_name(&info.name),
+        map_type: names::map_type(info.type_),
+        key_size: info.key_size,
+        value_size: info.value_size,
+        max_entries: info.max_entries,
+        flags: info.map_flags,
+        memlock_bytes: memlock_of(&fd),
+        used_by_programs: 0,
+        type_id: info.type_,
+    })
+}
+
+/// The kernel's fixed 16-byte, NUL-padded object name.
+pub fn c_name(raw: &[libc::c_char; 16]) -> String {
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Program map memory, in Inspektor Gadget's sense (the sum over its maps), split by sharing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MapMemory {
+    #[serde(rename = "map_memory_bytes")]
+    pub total: u64,
+    /// Maps used by this program alone.
+    #[serde(rename = "map_memory_own_bytes")]
+    pub own: u64,
+    /// Maps other live programs use too: counted again in each of them.
+    #[serde(rename = "map_memory_shared_bytes")]
+    pub shared: u64,
+}
+
+/// Sums the memory of `map_ids`; a map with more than one user is shared.
+pub fn map_memory(map_ids: &[u32], maps: &HashMap<u32, MapEntry>) -> MapMemory {
+    let mut mem = MapMemory::default();
+    for id in map_ids {
+        let Some(entry) = maps.get(id) else { continue };
+        let bytes = entry.sample.memlock_bytes.unwrap_or(0);
+        mem.total += bytes;
+        if entry.sample.used_by_programs > 1 {
+            mem.shared += bytes;
+        } else {
+            mem.own += bytes;
+        }
+    }
+    mem
+}
+
+#[derive(Debug)]
+pub struct MapEntry {
+    pub sample: Arc<MapSample>,
+    /// Pass in which the map was last known to exist.
+    pub seen_pass: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32, bytes: u64, users: u32) -> (u32, MapEntry) {
+        let sample = MapSample {
+            id,
+            name: String::new(),
+            map_type: "array".into(),
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+            flags: 0,
+            memlock_bytes: Some(bytes),
+            used_by_programs: users,
+            type_id: 2,
+        };
+        (
+            id,
+            MapEntry {
+                sample: Arc::new(sample),
+                seen_pass: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn own_and_shared_split() {
+        let maps: HashMap<_, _> = [entry(1, 100, 1), entry(2, 40, 3), entry(3, 7, 1)]
+            .into_iter()
+            .collect();
+        let m = map_memory(&[1, 2, 99], &maps);
+        assert_eq!(
+            m,
+            MapMemory {
+                total: 140,
+                own: 100,
+                shared: 40
+            }
+        );
+    }
+
+    #[test]
+    fn parses_fdinfo() {
+        let text = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nmap_type:\t2\n\
+                    memlock:\t4096\nmap_id:\t17\n";
+        assert_eq!(fdinfo_value(text, "memlock:"), Some(4096));
+        assert_eq!(fdinfo_value(text, "map_id:"), Some(17));
+        assert_eq!(fdinfo_value(text, "prog_id:"), None);
+    }
+
+    #[test]
+    fn dynamic_maps() {
+        assert!(!memlock_can_change(2, 0)); // array
+        assert!(!memlock_can_change(1, 0)); // preallocated hash
+        assert!(memlock_can_change(1, BPF_F_NO_PREALLOC));
+        assert!(memlock_can_change(11, 0)); // lpm trie
+        assert!(memlock_can_change(999, 0));
+    }
+}

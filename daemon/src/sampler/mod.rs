@@ -1,0 +1,377 @@
+//! The sampler: one pass over every eBPF program on the host, producing plain values.
+//!
+//! Per pass and program the cost is the syscall floor: `GET_NEXT_ID`, `GET_FD_BY_ID`, one
+//! `GET_INFO_BY_FD` (counters and map ids together), `close`. Everything that changes rarely
+//! (metadata, map memory, owners, pins, links) is read when a program first appears and on an
+//! amortised rescan, never on every tick.
+
+pub mod host;
+pub mod links;
+pub mod maps;
+pub mod metrics;
+pub mod model;
+pub mod owners;
+pub mod pins;
+pub mod stats;
+
+mod context;
+mod errors;
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aya_obj::generated::bpf_prog_info;
+
+use crate::bpf::sys::{self, ObjKind, SysError};
+use crate::bpf::{btf, names};
+use context::Holders;
+use errors::ErrorLog;
+use host::KernelInfo;
+use maps::{MapEntry, MapSample};
+use metrics::Counters;
+pub use model::{Note, OwnerSummary, Pass, ProgramContext, ProgramMeta, ProgramSample};
+use stats::StatsSwitch;
+
+#[derive(Debug, Clone)]
+pub struct SamplerConfig {
+    /// Rescan owners, pins, links and map memory at least every this many passes (and right
+    /// after new programs appear).
+    pub rescan_every: u64,
+    /// Normally `/proc`.
+    pub proc_root: PathBuf,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            rescan_every: 30,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Tracked {
+    meta: Arc<ProgramMeta>,
+    counters: Counters,
+    map_ids: Vec<u32>,
+    context: Arc<ProgramContext>,
+    seen: u64,
+}
+
+#[derive(Debug)]
+pub struct Sampler {
+    cfg: SamplerConfig,
+    stats: StatsSwitch,
+    kernel: Arc<KernelInfo>,
+    boot_id: Arc<str>,
+    online_cpus: u32,
+    progs: HashMap<u32, Tracked>,
+    maps: HashMap<u32, MapEntry>,
+    holders: Holders,
+    maps_snapshot: Arc<[Arc<MapSample>]>,
+    owners_snapshot: Arc<[OwnerSummary]>,
+    seq: u64,
+    last_monotonic_ns: Option<u64>,
+    last_rescan: Option<u64>,
+    rescan_next_pass: bool,
+    map_ids_buf: Vec<u32>,
+}
+
+/// Map ids read in the same call as the counters; programs with more cost one extra call.
+const MAP_IDS_INLINE: usize = 64;
+
+impl Sampler {
+    /// Takes the stats switch for the sampler's whole life (released on drop).
+    pub fn new(cfg: SamplerConfig) -> Self {
+        Self {
+            stats: StatsSwitch::acquire(&cfg.proc_root),
+            kernel: Arc::new(KernelInfo::current()),
+            boot_id: host::boot_id(&cfg.proc_root).into(),
+            online_cpus: host::online_cpus(),
+            cfg,
+            progs: HashMap::new(),
+            maps: HashMap::new(),
+            holders: Holders::default(),
+            maps_snapshot: Arc::new([]),
+            owners_snapshot: Arc::new([]),
+            seq: 0,
+            last_monotonic_ns: None,
+            last_rescan: None,
+            rescan_next_pass: false,
+            map_ids_buf: Vec::with_capacity(MAP_IDS_INLINE),
+        }
+    }
+
+    pub fn kernel(&self) -> &KernelInfo {
+        &self.kernel
+    }
+
+    pub fn stats_state(&self) -> stats::StatsState {
+        self.stats.state()
+    }
+
+    /// One pass over every program on the host.
+    pub fn pass(&mut self) -> Pass {
+        self.seq += 1;
+        let seq = self.seq;
+        let monotonic_ns = host::monotonic_ns();
+        let boottime_ns = host::boottime_ns();
+        let time = SystemTime::now();
+        let elapsed_ns = self
+            .last_monotonic_ns
+            .map(|prev| monotonic_ns.saturating_sub(prev));
+        self.last_monotonic_ns = Some(monotonic_ns);
+
+        let mut errors = ErrorLog::default();
+        let mut programs = Vec::with_capacity(self.progs.len());
+        let mut appeared = false;
+        let mut maps_moved = false;
+        let mut id = 0;
+        loop {
+            match sys::next_id(ObjKind::Prog, id) {
+                Ok(Some(next)) => id = next,
+                Ok(None) => break,
+                Err(e) => {
+                    errors.fatal("cannot enumerate programs", &e);
+                    break;
+                }
+            }
+            let fd = match sys::fd_by_id(ObjKind::Prog, id) {
+                Ok(fd) => fd,
+                Err(e) if e.is_gone() => continue,
+                Err(e) => {
+                    errors.per_program(id, &e);
+                    continue;
+                }
+            };
+            self.map_ids_buf.clear();
+            self.map_ids_buf.resize(MAP_IDS_INLINE, 0);
+            let info = match sys::prog_info(fd.as_fd(), &mut self.map_ids_buf) {
+                Ok(info) => info,
+                Err(e) if e.is_gone() => continue,
+                Err(e) => {
+                    errors.per_program(id, &e);
+                    continue;
+                }
+            };
+            let counters = Counters {
+                run_time_ns: info.run_time_ns,
+                run_cnt: info.run_cnt,
+            };
+            let interval = match self.progs.get_mut(&id) {
+                Some(t) if t.meta.load_boottime_ns == info.load_time => {
+                    let prev = std::mem::replace(&mut t.counters, counters);
+                    if t.map_ids != self.map_ids_buf {
+                        t.map_ids.clone_from(&self.map_ids_buf);
+                        maps_moved = true;
+                    }
+                    elapsed_ns.and_then(|e| metrics::interval(prev, counters, e, self.online_cpus))
+                }
+                // First sight (or an id reused after the program it named was freed): baseline.
+                _ => {
+                    let meta = read_meta(fd.as_fd(), &info, boottime_ns, time);
+                    self.progs.insert(
+                        id,
+                        Tracked {
+                            meta: Arc::new(meta),
+                            counters,
+                            map_ids: self.map_ids_buf.clone(),
+                            context: Arc::default(),
+                            seen: seq,
+                        },
+                    );
+                    appeared = true;
+                    None
+                }
+            };
+            drop(fd);
+            let Some(t) = self.progs.get_mut(&id) else {
+                continue;
+            };
+            t.seen = seq;
+            programs.push(ProgramSample {
+                since_load: metrics::since_load(counters, t.meta.load_boottime_ns, boottime_ns),
+                meta: Arc::clone(&t.meta),
+                counters,
+                recursion_misses: info.recursion_misses,
+                context: Arc::clone(&t.context),
+                interval,
+            });
+        }
+
+        let before = self.progs.len();
+        self.progs.retain(|_, t| t.seen == seq);
+        let vanished = self.progs.len() != before;
+
+        let periodic = self
+            .last_rescan
+            .is_none_or(|at| seq - at >= self.cfg.rescan_every.max(1));
+        if appeared || self.rescan_next_pass || periodic {
+            // Loaders attach a moment after loading: look again on the next pass too.
+            self.rescan_next_pass = appeared;
+            self.last_rescan = Some(seq);
+            self.rescan(seq, &mut errors);
+            maps_moved = true;
+        }
+        if maps_moved || vanished {
+            self.rebuild_contexts(&mut errors);
+            for sample in &mut programs {
+                if let Some(t) = self.progs.get(&sample.meta.id) {
+                    sample.context = Arc::clone(&t.context);
+                }
+            }
+        }
+
+        Pass {
+            seq,
+            boot_id: Arc::clone(&self.boot_id),
+            time,
+            monotonic_ns,
+            boottime_ns,
+            elapsed_ns,
+            stats_state: self.stats.state(),
+            kernel: Arc::clone(&self.kernel),
+            online_cpus: self.online_cpus,
+            programs,
+            maps: Arc::clone(&self.maps_snapshot),
+            owners: Arc::clone(&self.owners_snapshot),
+            errors: errors.into_messages(),
+        }
+    }
+
+    /// Re-reads what changes rarely: process fds, pins, links, the map list and the memory of
+    /// maps whose usage can move.
+    fn rescan(&mut self, seq: u64, errors: &mut ErrorLog) {
+        self.online_cpus = host::online_cpus();
+        let mountinfo =
+            std::fs::read_to_string(self.cfg.proc_root.join("self/mountinfo")).unwrap_or_default();
+        let mounts = pins::mounts(&mountinfo);
+        self.holders = Holders {
+            fds: owners::scan(&self.cfg.proc_root),
+            pins: pins::scan(&mounts.bpffs),
+            links: links::scan(mounts.cgroup2.as_deref()).unwrap_or_else(|e| {
+                errors.fatal("cannot enumerate links", &e);
+                HashMap::new()
+            }),
+            scanned: true,
+        };
+
+        let mut id = 0;
+        loop {
+            match sys::next_id(ObjKind::Map, id) {
+                Ok(Some(next)) => id = next,
+                Ok(None) => break,
+                Err(e) => {
+                    errors.fatal("cannot enumerate maps", &e);
+                    break;
+                }
+            }
+            let stale = self.maps.get(&id).is_none_or(|m| {
+                maps::memlock_can_change(m.sample.type_id, m.sample.flags)
+            });
+            if stale {
+                match maps::read_map(id) {
+                    Ok(sample) => {
+                        self.maps.insert(
+                            id,
+                            MapEntry {
+                                sample: Arc::new(sample),
+                                seen_pass: seq,
+                            },
+                        );
+                    }
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => errors.per_map(id, &e),
+                }
+            } else if let Some(entry) = self.maps.get_mut(&id) {
+                entry.seen_pass = seq;
+            }
+        }
+        self.maps.retain(|_, m| m.seen_pass == seq);
+    }
+
+    /// Recomputes map sharing, per-program contexts and per-owner totals.
+    fn rebuild_contexts(&mut self, errors: &mut ErrorLog) {
+        // A program may name a map the last rescan did not see (bound since): read it now.
+        let seq = self.seq;
+        let missing: Vec<u32> = self
+            .progs
+            .values()
+            .flat_map(|t| t.map_ids.iter().copied())
+            .filter(|id| !self.maps.contains_key(id))
+            .collect();
+        for id in missing {
+            match maps::read_map(id) {
+                Ok(sample) => {
+                    self.maps.insert(
+                        id,
+                        MapEntry {
+                            sample: Arc::new(sample),
+                            seen_pass: seq,
+                        },
+                    );
+                }
+                Err(e) if e.is_gone() => {}
+                Err(e) => errors.per_map(id, &e),
+            }
+        }
+        let programs: Vec<(u32, &[u32])> = self
+            .progs
+            .iter()
+            .map(|(&id, t)| (id, t.map_ids.as_slice()))
+            .collect();
+        let built = context::build(&programs, &mut self.maps, &self.holders);
+        for (id, ctx) in built.contexts {
+            if let Some(t) = self.progs.get_mut(&id) {
+                t.context = Arc::new(ctx);
+            }
+        }
+        self.maps_snapshot = built.maps;
+        self.owners_snapshot = built.owners;
+    }
+}
+
+fn read_meta(
+    fd: BorrowedFd<'_>,
+    info: &bpf_prog_info,
+    now_boot_ns: u64,
+    now: SystemTime,
+) -> ProgramMeta {
+    let name = maps::c_name(&info.name);
+    // 15 bytes is the most the kernel keeps: the name may be cut, BTF has it whole.
+    let full_name = (name.len() == 15 && info.btf_id != 0)
+        .then(|| btf_func_name(fd, info.btf_id).ok().flatten())
+        .flatten()
+        .unwrap_or_else(|| name.clone());
+    ProgramMeta {
+        id: info.id,
+        full_name,
+        name,
+        prog_type: names::prog_type(info.type_),
+        tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
+        load_boottime_ns: info.load_time,
+        load_time: host::wall_of_boottime(info.load_time, now_boot_ns, now),
+        created_by_uid: info.created_by_uid,
+        verified_insns: info.verified_insns,
+        jited_size: info.jited_prog_len,
+        xlated_size: info.xlated_prog_len,
+        btf_id: (info.btf_id != 0).then_some(info.btf_id),
+        prog_memlock_bytes: maps::memlock_of(fd),
+    }
+}
+
+/// The name of the program's main function in its BTF, as bpftool resolves it.
+fn btf_func_name(fd: BorrowedFd<'_>, btf_id: u32) -> Result<Option<String>, SysError> {
+    let Some(type_id) = sys::prog_main_func_type_id(fd)? else {
+        return Ok(None);
+    };
+    let btf_fd = sys::fd_by_id(ObjKind::Btf, btf_id)?;
+    let data = sys::btf_data(btf_fd.as_fd())?;
+    Ok(btf::type_name(&data, type_id)
+        .ok()
+        .filter(|n| !n.is_empty()))
+}

@@ -1,0 +1,182 @@
+//! Which processes hold which programs and maps, by scanning `/proc/*/fd`.
+//!
+//! bpftool and bpftop find owners with a BPF pid iterator that needs `bpf_prog_fops` in
+//! kallsyms; kernels without CONFIG_KALLSYMS_ALL cannot run it. Every bpf fd's fdinfo names its
+//! object (`prog_id:` for program and link fds, `map_id:` for map fds), which works everywhere.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::maps::fdinfo_value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: String,
+    /// The systemd unit the process runs in, when its cgroup names one.
+    pub unit: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+/// What one scan of `/proc` found.
+#[derive(Debug, Default)]
+pub struct FdScan {
+    pub processes: HashMap<u32, Arc<Owner>>,
+    /// Program id → pids holding it through a program fd or a link fd.
+    pub progs: HashMap<u32, Vec<u32>>,
+    /// Map id → pids holding a map fd.
+    pub maps: HashMap<u32, Vec<u32>>,
+}
+
+#[derive(Clone, Copy)]
+enum BpfFd {
+    Prog,
+    Link,
+    Map,
+}
+
+fn classify(link_target: &[u8]) -> Option<BpfFd> {
+    let rest = link_target.strip_prefix(b"anon_inode:")?;
+    if rest.starts_with(b"bpf-prog") {
+        Some(BpfFd::Prog)
+    } else if rest.starts_with(b"bpf_link") || rest.starts_with(b"bpf-link") {
+        Some(BpfFd::Link)
+    } else if rest.starts_with(b"bpf-map") {
+        Some(BpfFd::Map)
+    } else {
+        None
+    }
+}
+
+fn push_unique(list: &mut Vec<u32>, pid: u32) {
+    if !list.contains(&pid) {
+        list.push(pid);
+    }
+}
+
+/// Scans every process's fd table under `proc_root` (normally `/proc`). Processes that exit
+/// mid-scan or whose fds we may not read are skipped.
+pub fn scan(proc_root: &Path) -> FdScan {
+    use std::os::unix::ffi::OsStrExt;
+
+    let mut found = FdScan::default();
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let pid_dir = entry.path();
+        let Ok(fds) = std::fs::read_dir(pid_dir.join("fd")) else {
+            continue;
+        };
+        let mut holds_any = false;
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(kind) = classify(target.as_os_str().as_bytes()) else {
+                continue;
+            };
+            let info_path = pid_dir.join("fdinfo").join(fd.file_name());
+            let Ok(info) = std::fs::read_to_string(info_path) else {
+                continue;
+            };
+            let (key, table) = match kind {
+                BpfFd::Prog | BpfFd::Link => ("prog_id:", &mut found.progs),
+                BpfFd::Map => ("map_id:", &mut found.maps),
+            };
+            if let Some(id) = fdinfo_value(&info, key).and_then(|v| u32::try_from(v).ok()) {
+                push_unique(table.entry(id).or_default(), pid);
+                holds_any = true;
+            }
+        }
+        if holds_any {
+            found.processes.insert(pid, Arc::new(describe(&pid_dir, pid)));
+        }
+    }
+    found
+}
+
+fn describe(pid_dir: &Path, pid: u32) -> Owner {
+    let comm = std::fs::read_to_string(pid_dir.join("comm"))
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_default();
+    let cgroup = std::fs::read_to_string(pid_dir.join("cgroup"))
+        .ok()
+        .and_then(|text| cgroup_path(&text).map(str::to_owned));
+    Owner {
+        pid,
+        comm,
+        unit: cgroup.as_deref().and_then(unit_of_cgroup).map(str::to_owned),
+        cgroup,
+    }
+}
+
+/// The unified (v2) cgroup path of `/proc/<pid>/cgroup`, or systemd's v1 hierarchy on
+/// hybrid hosts.
+pub fn cgroup_path(text: &str) -> Option<&str> {
+    let v2 = text.lines().find_map(|l| l.strip_prefix("0::"));
+    let named = || {
+        text.lines()
+            .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
+    };
+    v2.filter(|p| *p != "/").or_else(named).or(v2)
+}
+
+/// The deepest systemd unit named in a cgroup path: `/system.slice/foo.service/sub` →
+/// `foo.service`, `/user.slice/user-0.slice/session-3.scope` → `session-3.scope`.
+pub fn unit_of_cgroup(path: &str) -> Option<&str> {
+    const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".swap"];
+    path.split('/')
+        .rev()
+        .find(|c| UNIT_SUFFIXES.iter().any(|s| c.ends_with(s) && c.len() > s.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_from_cgroup_paths() {
+        assert_eq!(
+            unit_of_cgroup("/system.slice/cilium.service"),
+            Some("cilium.service")
+        );
+        assert_eq!(
+            unit_of_cgroup("/system.slice/falco.service/payload"),
+            Some("falco.service")
+        );
+        assert_eq!(
+            unit_of_cgroup("/user.slice/user-0.slice/session-3.scope"),
+            Some("session-3.scope")
+        );
+        assert_eq!(unit_of_cgroup("/"), None);
+        assert_eq!(unit_of_cgroup("/process_api/ffb91"), None);
+    }
+
+    #[test]
+    fn picks_the_unified_or_systemd_hierarchy() {
+        assert_eq!(
+            cgroup_path("0::/system.slice/a.service\n"),
+            Some("/system.slice/a.service")
+        );
+        let hybrid = "9:name=systemd:/system.slice/b.service\n4:memory:/x\n0::/\n";
+        assert_eq!(cgroup_path(hybrid), Some("/system.slice/b.service"));
+        assert_eq!(cgroup_path("9:name=systemd:/\n0::/\n"), Some("/"));
+        assert_eq!(cgroup_path("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn classifies_anon_inodes() {
+        assert!(matches!(classify(b"anon_inode:bpf-prog"), Some(BpfFd::Prog)));
+        assert!(matches!(classify(b"anon_inode:bpf_link"), Some(BpfFd::Link)));
+        assert!(matches!(classify(b"anon_inode:bpf-map"), Some(BpfFd::Map)));
+        assert!(classify(b"anon_inode:[eventfd]").is_none());
+        assert!(classify(b"/dev/null").is_none());
+    }
+}

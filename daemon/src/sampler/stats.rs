@@ -1,0 +1,97 @@
+//! The run-time statistics switch.
+//!
+//! The kernel counts `run_time_ns`/`run_cnt` only while someone holds a `BPF_ENABLE_STATS` fd or
+//! the sysctl `kernel.bpf_stats_enabled` is 1. We hold an fd for our whole life and never write
+//! the sysctl: a crashed daemon's fd closes by itself, a sysctl left at 1 would not.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsState {
+    /// Our own `BPF_ENABLE_STATS` fd keeps counters running.
+    Enabled,
+    /// We could not enable stats, but the sysctl is 1: counters run while it stays so.
+    EnabledBySysctl,
+    /// Counters may be frozen: equal values do not mean an idle program.
+    Unavailable(String),
+}
+
+impl StatsState {
+    pub fn counters_running(&self) -> bool {
+        !matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl fmt::Display for StatsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Enabled => f.write_str("enabled"),
+            Self::EnabledBySysctl => f.write_str("enabled-by-sysctl"),
+            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+impl Serialize for StatsState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug)]
+pub struct StatsSwitch {
+    fd: Option<OwnedFd>,
+    failure: Option<String>,
+    sysctl: PathBuf,
+}
+
+impl StatsSwitch {
+    /// Enables run-time stats for as long as the switch lives.
+    pub fn acquire(proc_root: &std::path::Path) -> Self {
+        let sysctl = proc_root.join("sys/kernel/bpf_stats_enabled");
+        match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+            Ok(fd) => Self {
+                fd: Some(fd),
+                failure: None,
+                sysctl,
+            },
+            Err(e) => Self {
+                fd: None,
+                failure: Some(enable_failure(&e.io_error)),
+                sysctl,
+            },
+        }
+    }
+
+    /// The state now; without our fd the sysctl is re-read, since an administrator may flip it.
+    pub fn state(&self) -> StatsState {
+        if self.fd.is_some() {
+            return StatsState::Enabled;
+        }
+        let sysctl = std::fs::read_to_string(&self.sysctl).unwrap_or_default();
+        if sysctl.trim() == "1" {
+            return StatsState::EnabledBySysctl;
+        }
+        let why = self.failure.as_deref().unwrap_or("stats were released");
+        StatsState::Unavailable(format!(
+            "{why}; kernel.bpf_stats_enabled is 0, so counters advance only while another \
+             process holds stats on"
+        ))
+    }
+}
+
+fn enable_failure(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => {
+            format!("BPF_ENABLE_STATS failed ({err}): it needs CAP_SYS_ADMIN")
+        }
+        Some(libc::EINVAL) => {
+            format!("BPF_ENABLE_STATS failed ({err}): the kernel is older than 5.8")
+        }
+        _ => format!("BPF_ENABLE_STATS failed: {err}"),
+    }
+}

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "ebpfstatd", version, about = "eBPF program statistics with history")]
+#[command(
+    name = "ebpfstatd",
+    version,
+    about = "eBPF program statistics with history"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,9 +85,11 @@ fn write_text(out: &mut impl Write, pass: &Pass) -> std::io::Result<()> {
         "ID", "NAME", "TYPE", "RUN_CNT", "RUN_TIME_NS", "ΔRUNS", "CPU%"
     )?;
     for p in &pass.programs {
-        let (delta, cpu) = p.interval.map_or((String::from("-"), String::from("-")), |i| {
-            (i.delta_run_cnt.to_string(), format!("{:.3}", i.cpu_pct))
-        });
+        let (delta, cpu) = p
+            .interval
+            .map_or((String::from("-"), String::from("-")), |i| {
+                (i.delta_run_cnt.to_string(), format!("{:.3}", i.cpu_pct))
+            });
         writeln!(
             out,
             "{:>7} {:<16} {:<16} {:>14} {:>16} {:>10} {:>8}",

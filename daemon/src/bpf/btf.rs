@@ -33,11 +33,11 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
 /// Bytes that follow the common 12-byte header of a type of this kind.
 fn extra_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
     Ok(match kind {
-        1 | 14 | 17 => 4,                 // INT, VAR, DECL_TAG
-        2 | 7..=12 | 16 | 18 => 0,        // PTR, FWD..FUNC, FLOAT, TYPE_TAG
-        3 => 12,                          // ARRAY
-        4 | 5 | 15 | 19 => 12 * vlen,     // STRUCT, UNION, DATASEC, ENUM64
-        6 | 13 => 8 * vlen,               // ENUM, FUNC_PROTO
+        1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+        2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD..FUNC, FLOAT, TYPE_TAG
+        3 => 12,                      // ARRAY
+        4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+        6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
         other => return Err(BtfError::UnknownKind(other)),
     })
 }

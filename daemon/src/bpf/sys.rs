@@ -151,8 +151,14 @@ unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<()> {
     };
     // SAFETY: `attr.info` points at `info`, valid for `info_len` bytes; the caller vouches for
     // the buffers inside it.
-    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr, "BPF_OBJ_GET_INFO_BY_FD") }
-        .map(drop)
+    unsafe {
+        sys_bpf(
+            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr,
+            "BPF_OBJ_GET_INFO_BY_FD",
+        )
+    }
+    .map(drop)
 }
 
 fn zeroed<T>() -> T {
@@ -399,4 +405,41 @@ pub fn btf_load(data: &[u8]) -> SysResult<OwnedFd> {
     };
     // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
     unsafe { sys_bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }.map(owned_fd)
+}
+
+/// Pins an object in bpffs (`BPF_OBJ_PIN`).
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> SysResult<()> {
+    #[repr(C)]
+    struct ObjPinAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = ObjPinAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        file_flags: 0,
+    };
+    // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
+    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr, "BPF_OBJ_PIN") }.map(drop)
+}
+
+/// Attaches a program through a link (`BPF_LINK_CREATE`) to `target` (a cgroup dir fd, an
+/// ifindex as fd-less targets use, ...).
+pub fn link_create(prog: BorrowedFd<'_>, target: u32, attach_type: u32) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct LinkCreateAttr {
+        prog_fd: u32,
+        target_fd: u32,
+        attach_type: u32,
+        flags: u32,
+    }
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: target,
+        attach_type,
+        flags: 0,
+    };
+    // SAFETY: LINK_CREATE reads plain integers from `attr`; no pointers.
+    unsafe { sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }.map(owned_fd)
 }

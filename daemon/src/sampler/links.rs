@@ -48,55 +48,60 @@ fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> Att
     };
     // SAFETY (for each union read below): the kernel filled the union member that matches
     // `info.type_`, which is the one each arm reads; all members are plain integers.
-    let (attach_type, target) = if t == L::BPF_LINK_TYPE_RAW_TRACEPOINT as u32 {
-        (None, text(name))
-    } else if t == L::BPF_LINK_TYPE_ITER as u32 {
-        (None, text(name))
-    } else if t == L::BPF_LINK_TYPE_TRACING as u32 {
-        // SAFETY: see above.
-        let tr = unsafe { u.tracing };
-        (
-            Some(tr.attach_type),
-            format!("btf_obj {} type {}", tr.target_obj_id, tr.target_btf_id),
-        )
-    } else if t == L::BPF_LINK_TYPE_CGROUP as u32 {
-        // SAFETY: see above.
-        let cg = unsafe { u.cgroup };
-        (Some(cg.attach_type), cgroups.name(cg.cgroup_id))
-    } else if t == L::BPF_LINK_TYPE_NETNS as u32 {
-        // SAFETY: see above.
-        let ns = unsafe { u.netns };
-        (Some(ns.attach_type), format!("netns inode {}", ns.netns_ino))
-    } else if t == L::BPF_LINK_TYPE_XDP as u32 {
-        // SAFETY: see above.
-        (None, interface(unsafe { u.xdp.ifindex }))
-    } else if t == L::BPF_LINK_TYPE_TCX as u32 {
-        // SAFETY: see above.
-        let tcx = unsafe { u.tcx };
-        (Some(tcx.attach_type), interface(tcx.ifindex))
-    } else if t == L::BPF_LINK_TYPE_NETKIT as u32 {
-        // SAFETY: see above.
-        let nk = unsafe { u.netkit };
-        (Some(nk.attach_type), interface(nk.ifindex))
-    } else if t == L::BPF_LINK_TYPE_NETFILTER as u32 {
-        // SAFETY: see above.
-        let nf = unsafe { u.netfilter };
-        (
-            None,
-            format!("pf {} hook {} priority {}", nf.pf, nf.hooknum, nf.priority),
-        )
-    } else if t == L::BPF_LINK_TYPE_STRUCT_OPS as u32 {
-        // SAFETY: see above.
-        (None, format!("struct_ops map {}", unsafe { u.struct_ops.map_id }))
-    } else if t == L::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
-        // SAFETY: see above.
-        (None, format!("{} kprobes", unsafe { u.kprobe_multi.count }))
-    } else if t == L::BPF_LINK_TYPE_UPROBE_MULTI as u32 {
-        // SAFETY: see above.
-        (None, format!("{} uprobes", unsafe { u.uprobe_multi.count }))
-    } else {
-        (None, String::new())
-    };
+    let (attach_type, target) =
+        if t == L::BPF_LINK_TYPE_RAW_TRACEPOINT as u32 || t == L::BPF_LINK_TYPE_ITER as u32 {
+            (None, text(name))
+        } else if t == L::BPF_LINK_TYPE_TRACING as u32 {
+            // SAFETY: see above.
+            let tr = unsafe { u.tracing };
+            (
+                Some(tr.attach_type),
+                format!("btf_obj {} type {}", tr.target_obj_id, tr.target_btf_id),
+            )
+        } else if t == L::BPF_LINK_TYPE_CGROUP as u32 {
+            // SAFETY: see above.
+            let cg = unsafe { u.cgroup };
+            (Some(cg.attach_type), cgroups.name(cg.cgroup_id))
+        } else if t == L::BPF_LINK_TYPE_NETNS as u32 {
+            // SAFETY: see above.
+            let ns = unsafe { u.netns };
+            (
+                Some(ns.attach_type),
+                format!("netns inode {}", ns.netns_ino),
+            )
+        } else if t == L::BPF_LINK_TYPE_XDP as u32 {
+            // SAFETY: see above.
+            (None, interface(unsafe { u.xdp.ifindex }))
+        } else if t == L::BPF_LINK_TYPE_TCX as u32 {
+            // SAFETY: see above.
+            let tcx = unsafe { u.tcx };
+            (Some(tcx.attach_type), interface(tcx.ifindex))
+        } else if t == L::BPF_LINK_TYPE_NETKIT as u32 {
+            // SAFETY: see above.
+            let nk = unsafe { u.netkit };
+            (Some(nk.attach_type), interface(nk.ifindex))
+        } else if t == L::BPF_LINK_TYPE_NETFILTER as u32 {
+            // SAFETY: see above.
+            let nf = unsafe { u.netfilter };
+            (
+                None,
+                format!("pf {} hook {} priority {}", nf.pf, nf.hooknum, nf.priority),
+            )
+        } else if t == L::BPF_LINK_TYPE_STRUCT_OPS as u32 {
+            // SAFETY: see above.
+            (
+                None,
+                format!("struct_ops map {}", unsafe { u.struct_ops.map_id }),
+            )
+        } else if t == L::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
+            // SAFETY: see above.
+            (None, format!("{} kprobes", unsafe { u.kprobe_multi.count }))
+        } else if t == L::BPF_LINK_TYPE_UPROBE_MULTI as u32 {
+            // SAFETY: see above.
+            (None, format!("{} uprobes", unsafe { u.uprobe_multi.count }))
+        } else {
+            (None, String::new())
+        };
     AttachPoint {
         link_id: info.id,
         link_type: names::link_type(t),

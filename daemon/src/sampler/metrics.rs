@@ -46,7 +46,12 @@ pub fn cpu_pct(busy_ns: u64, elapsed_ns: u64) -> f64 {
 
 /// The interval between `prev` and `now`; `None` when there is none to report: no time
 /// elapsed, or counters went backwards (not the same program: treat `now` as a new baseline).
-pub fn interval(prev: Counters, now: Counters, elapsed_ns: u64, online_cpus: u32) -> Option<Interval> {
+pub fn interval(
+    prev: Counters,
+    now: Counters,
+    elapsed_ns: u64,
+    online_cpus: u32,
+) -> Option<Interval> {
     if elapsed_ns == 0 {
         return None;
     }

@@ -270,9 +270,10 @@ impl Sampler {
                     break;
                 }
             }
-            let stale = self.maps.get(&id).is_none_or(|m| {
-                maps::memlock_can_change(m.sample.type_id, m.sample.flags)
-            });
+            let stale = self
+                .maps
+                .get(&id)
+                .is_none_or(|m| maps::memlock_can_change(m.sample.type_id, m.sample.flags));
             if stale {
                 match maps::read_map(id) {
                     Ok(sample) => {

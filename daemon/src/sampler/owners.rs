@@ -67,7 +67,11 @@ pub fn scan(proc_root: &Path) -> FdScan {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let pid_dir = entry.path();
@@ -96,7 +100,9 @@ pub fn scan(proc_root: &Path) -> FdScan {
             }
         }
         if holds_any {
-            found.processes.insert(pid, Arc::new(describe(&pid_dir, pid)));
+            found
+                .processes
+                .insert(pid, Arc::new(describe(&pid_dir, pid)));
         }
     }
     found
@@ -112,7 +118,10 @@ fn describe(pid_dir: &Path, pid: u32) -> Owner {
     Owner {
         pid,
         comm,
-        unit: cgroup.as_deref().and_then(unit_of_cgroup).map(str::to_owned),
+        unit: cgroup
+            .as_deref()
+            .and_then(unit_of_cgroup)
+            .map(str::to_owned),
         cgroup,
     }
 }
@@ -132,9 +141,11 @@ pub fn cgroup_path(text: &str) -> Option<&str> {
 /// `foo.service`, `/user.slice/user-0.slice/session-3.scope` → `session-3.scope`.
 pub fn unit_of_cgroup(path: &str) -> Option<&str> {
     const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".swap"];
-    path.split('/')
-        .rev()
-        .find(|c| UNIT_SUFFIXES.iter().any(|s| c.ends_with(s) && c.len() > s.len()))
+    path.split('/').rev().find(|c| {
+        UNIT_SUFFIXES
+            .iter()
+            .any(|s| c.ends_with(s) && c.len() > s.len())
+    })
 }
 
 #[cfg(test)]
@@ -173,8 +184,14 @@ mod tests {
 
     #[test]
     fn classifies_anon_inodes() {
-        assert!(matches!(classify(b"anon_inode:bpf-prog"), Some(BpfFd::Prog)));
-        assert!(matches!(classify(b"anon_inode:bpf_link"), Some(BpfFd::Link)));
+        assert!(matches!(
+            classify(b"anon_inode:bpf-prog"),
+            Some(BpfFd::Prog)
+        ));
+        assert!(matches!(
+            classify(b"anon_inode:bpf_link"),
+            Some(BpfFd::Link)
+        ));
         assert!(matches!(classify(b"anon_inode:bpf-map"), Some(BpfFd::Map)));
         assert!(classify(b"anon_inode:[eventfd]").is_none());
         assert!(classify(b"/dev/null").is_none());

@@ -106,7 +106,8 @@ fn pinned_prog_id(path: &Path) -> Option<u32> {
     if target.starts_with(b"anon_inode:bpf-prog") {
         let mut no_maps = Vec::new();
         sys::prog_info(fd.as_fd(), &mut no_maps).ok().map(|i| i.id)
-    } else if target.starts_with(b"anon_inode:bpf_link") || target.starts_with(b"anon_inode:bpf-link")
+    } else if target.starts_with(b"anon_inode:bpf_link")
+        || target.starts_with(b"anon_inode:bpf-link")
     {
         sys::link_info(fd.as_fd(), &mut []).ok().map(|i| i.prog_id)
     } else {

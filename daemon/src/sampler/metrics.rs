@@ -27,6 +27,7 @@ pub struct Interval {
 /// Values since the program was loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SinceLoad {
+    #[serde(rename = "avg_ns_per_run_since_load")]
     pub avg_ns_per_run: Option<f64>,
     /// Share of one core since load; a lower bound when stats were not on all along.
     pub cpu_pct_since_load: Option<f64>,

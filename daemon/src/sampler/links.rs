@@ -89,10 +89,8 @@ fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> Att
             )
         } else if t == L::BPF_LINK_TYPE_STRUCT_OPS as u32 {
             // SAFETY: see above.
-            (
-                None,
-                format!("struct_ops map {}", unsafe { u.struct_ops.map_id }),
-            )
+            let map_id = unsafe { u.struct_ops.map_id };
+            (None, format!("struct_ops map {map_id}"))
         } else if t == L::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
             // SAFETY: see above.
             (None, format!("{} kprobes", unsafe { u.kprobe_multi.count }))

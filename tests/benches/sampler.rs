@@ -61,6 +61,10 @@ fn floor_pass() -> usize {
 }
 
 /// Spawns a command to completion and returns its (user+sys CPU ns, peak RSS KiB).
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also returns this child's own rusage"
+)]
 fn child_usage(cmd: &mut Command) -> (f64, u64) {
     let child = cmd
         .stdout(Stdio::null())

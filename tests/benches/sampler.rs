@@ -121,6 +121,9 @@ fn measure(n: usize) -> Row {
             .collect();
         median(runs) / on_host as f64
     });
+    let ids = fleet.ids();
+    drop(fleet);
+    ebpfstat_tests::wait_until_freed(&ids);
     Row {
         programs: on_host,
         ours_median: median(ours.clone()),

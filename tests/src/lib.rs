@@ -377,3 +377,15 @@ pub fn own_comm() -> String {
 pub fn tag() -> String {
     format!("{:x}", std::process::id() % 0xfff)
 }
+
+/// Waits (up to 10 s) until the kernel has freed these programs: it frees them lazily, about a
+/// second after their last holder went away.
+pub fn wait_until_freed(ids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &id in ids {
+        while sys::fd_by_id(sys::ObjKind::Prog, id).is_ok() {
+            assert!(Instant::now() < deadline, "program {id} was never freed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

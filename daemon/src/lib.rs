@@ -5,3 +5,6 @@
 
 pub mod bpf;
 pub mod sampler;
+pub mod service;
+pub mod store;
+pub mod units;

@@ -1,0 +1,252 @@
+//! Opening the database: directory checks, pragmas for flash, schema migrations, and moving a
+//! corrupt file aside.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// The schema this build writes. Older files are migrated forward; newer ones are refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// SQLite page size for new files. Small pages keep each commit's WAL frames close to the data
+/// it adds (a commit rewrites whole pages).
+pub const PAGE_SIZE: u32 = 1024;
+
+/// WAL pages before an automatic checkpoint, and the size the WAL is truncated back to.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1024;
+pub const JOURNAL_SIZE_LIMIT: u64 = 1 << 20;
+
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE boots (
+         boot_seq INTEGER PRIMARY KEY,
+         boot_id TEXT NOT NULL UNIQUE,
+         wall_offset_ns INTEGER NOT NULL,
+         clock_steps INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE series (
+         series_id INTEGER PRIMARY KEY,
+         boot_seq INTEGER NOT NULL,
+         prog_id INTEGER NOT NULL,
+         load_bt_ns INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         full_name TEXT NOT NULL,
+         type TEXT NOT NULL,
+         tag TEXT NOT NULL,
+         created_by_uid INTEGER NOT NULL,
+         btf_id INTEGER,
+         jited_size INTEGER NOT NULL,
+         xlated_size INTEGER NOT NULL,
+         verified_insns INTEGER NOT NULL,
+         first_tick INTEGER NOT NULL,
+         first_bt_ns INTEGER NOT NULL,
+         base_cnt INTEGER NOT NULL,
+         base_rt INTEGER NOT NULL,
+         end_tick INTEGER,
+         end_bt_ns INTEGER,
+         end_cnt INTEGER,
+         end_rt INTEGER,
+         map_mem INTEGER NOT NULL DEFAULT 0,
+         map_mem_own INTEGER NOT NULL DEFAULT 0,
+         map_mem_shared INTEGER NOT NULL DEFAULT 0,
+         UNIQUE (boot_seq, prog_id, load_bt_ns)
+     );
+     CREATE INDEX series_identity ON series (full_name, type, tag);
+     CREATE TABLE ticks (
+         first_tick INTEGER PRIMARY KEY,
+         boot_seq INTEGER NOT NULL,
+         first_bt_us INTEGER NOT NULL,
+         last_bt_us INTEGER NOT NULL,
+         n INTEGER NOT NULL,
+         data BLOB NOT NULL
+     );
+     CREATE TABLE raw (
+         start_tick INTEGER NOT NULL,
+         series_id INTEGER NOT NULL,
+         base_cnt INTEGER NOT NULL,
+         base_rt INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (start_tick, series_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE min1 (
+         boot_seq INTEGER NOT NULL,
+         chunk INTEGER NOT NULL,
+         series_id INTEGER NOT NULL,
+         base_cnt INTEGER NOT NULL,
+         base_rt INTEGER NOT NULL,
+         samples INTEGER NOT NULL,
+         sum_cnt INTEGER NOT NULL,
+         sum_rt INTEGER NOT NULL,
+         peak_cnt_rate INTEGER NOT NULL,
+         peak_rt_rate INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (boot_seq, chunk, series_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE hour1 (
+         boot_seq INTEGER NOT NULL,
+         chunk INTEGER NOT NULL,
+         series_id INTEGER NOT NULL,
+         base_cnt INTEGER NOT NULL,
+         base_rt INTEGER NOT NULL,
+         samples INTEGER NOT NULL,
+         sum_cnt INTEGER NOT NULL,
+         sum_rt INTEGER NOT NULL,
+         peak_cnt_rate INTEGER NOT NULL,
+         peak_rt_rate INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (boot_seq, chunk, series_id)
+     ) WITHOUT ROWID;",
+];
+
+/// What opening found.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// Set when a damaged file was renamed to this path and a fresh one created.
+    pub moved_aside: Option<(PathBuf, String)>,
+}
+
+/// Opens (creating or repairing) the database at `path`.
+pub fn open(path: &Path) -> Result<(Connection, Opened), StoreError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+        path: dir.to_owned(),
+        source,
+    })?;
+    check_writable(dir)?;
+
+    let mut opened = Opened::default();
+    let conn = match try_open(path) {
+        Ok(conn) => conn,
+        Err(OpenFailure::Damaged(why)) => {
+            let aside = move_aside(path)?;
+            opened.moved_aside = Some((aside, why));
+            try_open(path).map_err(|f| StoreError::Open {
+                path: path.to_owned(),
+                why: f.to_string(),
+            })?
+        }
+        Err(f) => {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                why: f.to_string(),
+            });
+        }
+    };
+    Ok((conn, opened))
+}
+
+/// Why a file could not be opened: damage (move it aside) or anything else (leave it alone).
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    #[error("{0}")]
+    Damaged(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for OpenFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::NotADatabase | C::DatabaseCorrupt) => Self::Damaged(e.to_string()),
+            _ => Self::Other(e.to_string()),
+        }
+    }
+}
+
+fn check_writable(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| StoreError::Directory {
+            path: dir.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+    // SAFETY: `c` is a NUL-terminated path alive for the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(StoreError::Directory {
+            path: dir.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens, configures, checks and migrates; any failure that means "this file is damaged" comes
+/// back as the reason, so the caller can move the file aside.
+fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if fresh == 0 {
+        // Only effective before the first table exists.
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL;"
+        ))?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+         PRAGMA cache_size = -1024;
+         PRAGMA temp_store = MEMORY;"
+    ))?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(OpenFailure::Damaged(format!(
+            "integrity check failed: {check}"
+        )));
+    }
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), OpenFailure> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenFailure::Other(format!(
+            "schema version {version} is newer than this ebpfstatd understands ({SCHEMA_VERSION})"
+        )));
+    }
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = v + 1;
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {next}; COMMIT;"
+        ))
+        .map_err(|e| OpenFailure::Other(format!("migrating schema to version {next}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Renames the database (and its WAL and shm) to `<path>.corrupt-<unix seconds>`.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{stamp}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside).map_err(|source| StoreError::MoveAside {
+        path: path.to_owned(),
+        source,
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(suffix);
+        // The side files may not exist; a stale WAL must not be replayed into the new file.
+        let _ = std::fs::rename(&from, &to);
+    }
+    Ok(aside)
+}

@@ -4,6 +4,8 @@
 //! reference their own map and one map shared by all, attached with `SO_ATTACH_BPF` to UDP
 //! sockets on 127.0.0.1. A filter runs exactly once per datagram its socket receives.
 
+pub mod synthetic;
+
 use std::ffi::CString;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

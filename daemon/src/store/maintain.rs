@@ -448,7 +448,13 @@ impl Store {
             self.delete_raw_before_tick(cut)?;
             return Ok(true);
         }
-        for (table, limit) in [("min1", self.hour1_done), ("hour1", (i64::MAX, i64::MAX))] {
+        // Rolled 1-minute chunks, then 1-hour chunks, then (a cap too small for a day of
+        // 1-minute chunks) 1-minute chunks not rolled into hours yet.
+        for (table, limit) in [
+            ("min1", self.hour1_done),
+            ("hour1", (i64::MAX, i64::MAX)),
+            ("min1", (i64::MAX, i64::MAX)),
+        ] {
             let oldest: Option<(i64, i64)> = self
                 .conn
                 .query_row(
@@ -492,14 +498,14 @@ impl Store {
             newest: at(raw.2, raw.3),
             rows: raw.4 as u64,
         });
-        for (tier, width) in [("min1", HOUR_US), ("hour1", DAY_US)] {
+        for (tier, table, width) in [("1m", "min1", HOUR_US), ("1h", "hour1", DAY_US)] {
             let r: (Option<i64>, Option<i64>, Option<i64>, Option<i64>, i64) = self.conn.query_row(
                 &format!(
-                    "SELECT (SELECT boot_seq FROM {tier} ORDER BY boot_seq, chunk LIMIT 1),
-                            (SELECT chunk FROM {tier} ORDER BY boot_seq, chunk LIMIT 1),
-                            (SELECT boot_seq FROM {tier} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
-                            (SELECT chunk FROM {tier} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
-                            (SELECT count(*) FROM {tier})"
+                    "SELECT (SELECT boot_seq FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
+                            (SELECT chunk FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
+                            (SELECT boot_seq FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
+                            (SELECT chunk FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
+                            (SELECT count(*) FROM {table})"
                 ),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),

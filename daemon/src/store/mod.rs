@@ -312,11 +312,21 @@ impl Store {
                 return Err(e);
             }
         }
-        let maintained = self.maintain(now);
-        if let Err(e) = &maintained {
+        // The samples are safe; rollup, retention or cap trouble is reported, not fatal.
+        if let Err(e) = self.maintain(now) {
+            if self.last_error.as_deref() != Some(&e.to_string()) {
+                tracing::warn!("history maintenance: {e}");
+            }
             self.last_error = Some(e.to_string());
         }
-        maintained
+        Ok(())
+    }
+
+    /// SQLite's full integrity check: `"ok"` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
     pub fn status(&self) -> Result<StoreStatus, StoreError> {

@@ -592,7 +592,8 @@ impl Store {
         self.boots
             .iter()
             .filter_map(|b| {
-                let hi = t.saturating_sub(b.wall_offset_ns);
+                // Ranges are half-open: a tick exactly at `to` belongs to the next range.
+                let hi = t.saturating_sub(b.wall_offset_ns).saturating_sub(1);
                 if hi < 0 {
                     return None;
                 }
@@ -602,20 +603,25 @@ impl Store {
             .collect()
     }
 
-    /// History of `target` over `[from, to)` in points of `step`.
+    /// History of `target` over `[from, to)` in points of `step`, from `tier` or else the
+    /// finest tier covering `from`.
     pub fn history(
         &self,
         target: &ProgramRef,
         from: SystemTime,
         to: SystemTime,
         step: Duration,
+        tier: Option<Tier>,
     ) -> Result<History, QueryError> {
         validate_range(from, to)?;
         if step.is_zero() {
             return Err(QueryError::InvalidArgument("step must be positive".into()));
         }
         let series = self.resolve(target)?;
-        let tier = self.choose_tier(from, step)?;
+        let tier = match tier {
+            Some(t) => t,
+            None => self.choose_tier(from, step)?,
+        };
         let res = tier.resolution();
         let step = if res.is_zero() {
             step

@@ -1,0 +1,415 @@
+//! The history store on real SQLite files, fed by a simulated host whose clocks the test moves.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use ebpfstat_tests::synthetic::SimHost;
+use ebpfstatd::store::{ProgramRef, Retention, SortKey, Store, StoreConfig, Tier};
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// 2026-01-01T00:00:00Z: hour-aligned, like the simulated boot clock, so the wall grid of a
+/// query lines up with the rollup buckets.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+fn store_at(dir: &tempfile::TempDir, retention: Retention, cap: u64) -> Store {
+    let mut cfg = StoreConfig::new(dir.path().join("history.db"));
+    cfg.retention = retention;
+    cfg.max_bytes = cap;
+    Store::open(cfg).expect("open store")
+}
+
+/// Expected sums per (program index, bucket start).
+type Expected = BTreeMap<(usize, SystemTime), (u64, u64)>;
+
+fn bucket_of(t: SystemTime, width: Duration) -> SystemTime {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % width.as_secs())
+}
+
+fn series_id(store: &Store, name: &str) -> i64 {
+    store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .find(|s| s.full_name == name)
+        .unwrap_or_else(|| panic!("no series {name}"))
+        .series_id
+}
+
+#[test]
+fn rollups_equal_raw_sums_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention = Retention {
+        raw: 2 * HOUR,
+        min1: 7 * DAY,
+        hour1: 90 * DAY,
+    };
+    let mut store = store_at(&dir, retention, 64 << 20);
+    let mut host = SimHost::new("boot-a", t0(), 100 * HOUR);
+    let names = ["steady", "bursty", "idle", "late"];
+    host.load(1, names[0]);
+    host.load(2, names[1]);
+    host.load(3, names[2]);
+    store.ingest(host.tick()).expect("baseline tick");
+    let step = Duration::from_secs(10);
+    let mut by_min = Expected::new();
+    let mut by_hour = Expected::new();
+    let mut late_loaded = false;
+    let total_ticks = (26 * HOUR).as_secs() / step.as_secs();
+    for i in 0..total_ticks {
+        host.advance(step);
+        if i == 200 {
+            host.load(4, names[3]);
+            late_loaded = true;
+        }
+        if i == 5000 && late_loaded {
+            host.unload(3);
+            late_loaded = false;
+        }
+        let activity = [
+            Some((100 + (i * 7) % 50, 250 * (100 + (i * 7) % 50) + i % 13)),
+            (i % 13 == 0).then_some((1000, 900_000)),
+            None,
+            (late_loaded && i > 200).then_some((3, 3000 + i % 100)),
+        ];
+        for (p, act) in activity.iter().enumerate() {
+            let Some((cnt, rt)) = *act else { continue };
+            let index = if p == 3 { 3 } else { p };
+            if p == 3 && !late_loaded {
+                continue;
+            }
+            host.run(index, cnt, rt);
+            for (map, width) in [(&mut by_min, MIN), (&mut by_hour, HOUR)] {
+                let e = map.entry((p, bucket_of(host.wall, width))).or_default();
+                e.0 += cnt;
+                e.1 += rt;
+            }
+        }
+        store.ingest(host.tick()).expect("ingest");
+        if i % 6 == 5 {
+            store.flush(host.wall).expect("flush");
+        }
+    }
+    store.flush(host.wall).expect("flush");
+
+    let status = store.status().expect("status");
+    let spans: BTreeMap<&str, _> = status.tiers.iter().map(|t| (t.tier, t)).collect();
+    assert!(spans["1h"].rows > 0, "a full day rolled into 1-hour chunks");
+    assert!(spans["1m"].rows > 0);
+    let raw_oldest = spans["raw"].oldest.expect("raw data");
+    assert!(
+        raw_oldest >= host.wall - retention.raw - HOUR,
+        "raw kept too long"
+    );
+
+    let end = host.wall + Duration::from_secs(1);
+    for (p, name) in names.iter().enumerate() {
+        let target = ProgramRef::Series(series_id(&store, name));
+        for (tier, width, expected) in [(Tier::Min1, MIN, &by_min), (Tier::Hour1, HOUR, &by_hour)] {
+            let h = store
+                .history(&target, t0(), end, width, Some(tier))
+                .expect("history");
+            assert_eq!(h.tier, tier);
+            let got: BTreeMap<SystemTime, (u64, u64)> = h
+                .points
+                .iter()
+                .filter(|pt| pt.run_cnt > 0 || pt.run_time_ns > 0)
+                .map(|pt| (pt.start, (pt.run_cnt, pt.run_time_ns)))
+                .collect();
+            let want: BTreeMap<SystemTime, (u64, u64)> = expected
+                .iter()
+                .filter(|((q, _), _)| *q == p)
+                .map(|((_, t), v)| (*t, *v))
+                .collect();
+            let diff: Vec<_> = want
+                .iter()
+                .filter(|(t, v)| got.get(t) != Some(v))
+                .map(|(t, v)| (*t, *v, got.get(t).copied()))
+                .chain(
+                    got.iter()
+                        .filter(|(t, _)| !want.contains_key(t))
+                        .map(|(t, v)| (*t, (0, 0), Some(*v))),
+                )
+                .take(3)
+                .collect();
+            assert!(
+                diff.is_empty(),
+                "{name} at {tier:?}: (bucket, want, got) {diff:?}"
+            );
+            let last = h.points.last().expect("points");
+            let fed: u64 = want.values().map(|v| v.0).sum();
+            assert_eq!(last.cum_run_cnt, fed, "{name} cumulative at {tier:?}");
+        }
+    }
+    // The raw tier answers the last hour tick by tick.
+    let target = ProgramRef::Series(series_id(&store, "steady"));
+    let from = bucket_of(host.wall - HOUR, MIN);
+    let raw = store
+        .history(&target, from, end, step, Some(Tier::Raw))
+        .expect("raw history");
+    let raw_sum: u64 = raw.points.iter().map(|p| p.run_cnt).sum();
+    let want: u64 = by_min
+        .iter()
+        .filter(|((p, t), _)| *p == 0 && *t >= from)
+        .map(|(_, v)| v.0)
+        .sum();
+    assert_eq!(raw_sum, want);
+    assert!(raw.points.iter().all(|p| p.samples == 1));
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn retention_holds_over_simulated_days() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention = Retention {
+        raw: HOUR,
+        min1: 12 * HOUR,
+        hour1: 2 * DAY,
+    };
+    let mut store = store_at(&dir, retention, 64 << 20);
+    let mut host = SimHost::new("boot-r", t0(), 10 * HOUR);
+    for id in 0..20 {
+        host.load(id, &format!("prog{id}"));
+    }
+    let step = Duration::from_secs(30);
+    for i in 0..(4 * DAY).as_secs() / 30 {
+        host.advance(step);
+        for p in 0..4 {
+            host.run(p, 10 + i % 5, 1000 + i % 77);
+        }
+        store.ingest(host.tick()).expect("ingest");
+        if i % 4 == 3 {
+            store.flush(host.wall).expect("flush");
+        }
+    }
+    store.flush(host.wall).expect("flush");
+    let now = host.wall;
+    let status = store.status().expect("status");
+    for span in &status.tiers {
+        let (max_age, slack) = match span.tier {
+            "raw" => (retention.raw, 2 * MIN),
+            "1m" => (retention.min1, HOUR),
+            _ => (retention.hour1, DAY),
+        };
+        let oldest = span.oldest.expect("tier has data");
+        let age = now.duration_since(oldest).expect("oldest before now");
+        assert!(
+            age <= max_age + slack,
+            "{}: oldest is {age:?} old",
+            span.tier
+        );
+        assert!(age + slack >= max_age, "{}: only {age:?} kept", span.tier);
+    }
+    // Four days in, the first day survives only as 1-hour rollups, and the totals are exact.
+    let target = ProgramRef::Series(series_id(&store, "prog0"));
+    let h = store
+        .history(&target, now - 2 * DAY + HOUR, now, HOUR, None)
+        .expect("history");
+    assert_eq!(h.tier, Tier::Hour1);
+    assert!(
+        h.points.iter().all(|p| p.samples == 120),
+        "120 passes per hour"
+    );
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn byte_cap_is_a_ring_buffer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = 1 << 20;
+    let mut store = store_at(&dir, Retention::default(), cap);
+    let mut host = SimHost::new("boot-c", t0(), 10 * HOUR);
+    for id in 0..50 {
+        host.load(id, &format!("busy{id}"));
+    }
+    let path = dir.path().join("history.db");
+    let mut max_file = 0;
+    for i in 0..(2 * DAY).as_secs() / 5 {
+        host.advance(Duration::from_secs(5));
+        for p in 0..50 {
+            host.run(
+                p,
+                1 + (i * 31 + p as u64 * 17) % 1000,
+                10_000 + (i * 7919) % 100_000,
+            );
+        }
+        store.ingest(host.tick()).expect("ingest");
+        if i % 12 == 11 {
+            store.flush(host.wall).expect("flush under the cap");
+            max_file = max_file.max(std::fs::metadata(&path).expect("db").len());
+        }
+    }
+    assert!(max_file <= cap, "file grew to {max_file} bytes, cap {cap}");
+    let status = store.status().expect("status");
+    assert!(status.used_bytes <= cap);
+    // The newest data is all there; the oldest went first.
+    let raw = &status.tiers[0];
+    assert!(raw.newest.is_some());
+    let top = store
+        .top(
+            host.wall - 10 * MIN + Duration::from_secs(1),
+            host.wall + Duration::from_secs(1),
+            SortKey::Runs,
+            5,
+        )
+        .expect("top");
+    assert_eq!(top.len(), 5);
+    let samples: Vec<u32> = top.iter().map(|r| r.samples).collect();
+    assert_eq!(samples, vec![120; 5], "10 minutes of 5-second passes");
+}
+
+#[test]
+fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    // A device that boots at 1970 until NTP sets the clock.
+    let mut host = SimHost::new(
+        "boot-1",
+        SystemTime::UNIX_EPOCH + Duration::from_secs(600),
+        Duration::from_secs(20),
+    );
+    let p = host.load(7, "clocky");
+    store.ingest(host.tick()).expect("baseline");
+    let tick = |store: &mut Store, host: &mut SimHost| {
+        host.advance(Duration::from_secs(1));
+        host.run(p, 10, 1000);
+        store.ingest(host.tick()).expect("ingest");
+    };
+    for _ in 0..600 {
+        tick(&mut store, &mut host);
+    }
+    host.step_wall(t0());
+    for _ in 0..600 {
+        tick(&mut store, &mut host);
+    }
+    // And an admin sets it back by an hour.
+    host.step_wall(host.wall - HOUR);
+    for _ in 0..600 {
+        tick(&mut store, &mut host);
+    }
+    store.flush(host.wall).expect("flush");
+    assert_eq!(store.status().expect("status").clock_steps, 2);
+
+    // Everything this boot sampled sits on the latest anchor, in order, and adds up.
+    let first = ProgramRef::ProgramId(7);
+    let h = store
+        .history(
+            &first,
+            host.wall - 40 * MIN,
+            host.wall + MIN,
+            MIN,
+            Some(Tier::Raw),
+        )
+        .expect("history");
+    let total: u64 = h.points.iter().map(|p| p.run_cnt).sum();
+    assert_eq!(total, 1800 * 10);
+    let cums: Vec<u64> = h.points.iter().map(|p| p.cum_run_cnt).collect();
+    assert!(
+        cums.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative never goes back"
+    );
+    assert_eq!(cums.last().copied(), Some(18_000));
+
+    // A reboot: the same program id is a new series; nothing merges by id.
+    host.reboot("boot-2", Duration::from_secs(5));
+    let q = host.load(7, "clocky");
+    store.ingest(host.tick()).expect("baseline");
+    for _ in 0..120 {
+        host.advance(Duration::from_secs(1));
+        host.run(q, 1, 100);
+        store.ingest(host.tick()).expect("ingest");
+    }
+    store.flush(host.wall).expect("flush");
+    let series: Vec<_> = store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .filter(|s| s.full_name == "clocky")
+        .collect();
+    assert_eq!(series.len(), 2);
+    assert_ne!(series[0].boot_seq, series[1].boot_seq);
+    let now = store
+        .history(
+            &ProgramRef::ProgramId(7),
+            host.wall - 10 * MIN,
+            host.wall + MIN,
+            MIN,
+            None,
+        )
+        .expect("history");
+    assert_eq!(now.series.len(), 1);
+    assert_eq!(now.points.iter().map(|p| p.run_cnt).sum::<u64>(), 120);
+    // By identity, both loads, with a cumulative that carries across the reload.
+    let s = &series[0];
+    let ident = ProgramRef::Identity {
+        name: s.full_name.clone(),
+        prog_type: s.prog_type.clone(),
+        tag: s.tag.clone(),
+    };
+    let both = store
+        .history(&ident, host.wall - 2 * HOUR, host.wall + MIN, MIN, None)
+        .expect("identity history");
+    assert_eq!(both.series.len(), 2);
+    assert_eq!(
+        both.points.last().map(|p| p.cum_run_cnt),
+        Some(18_000 + 120)
+    );
+}
+
+#[test]
+fn corrupt_file_is_moved_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.db");
+    std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
+    let store = Store::open(StoreConfig::new(&path)).expect("open replaces the file");
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("history.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let kept = std::fs::read(dir.path().join(&aside[0])).expect("read aside");
+    assert_eq!(kept, vec![0x5a; 8192], "the damaged file is kept as it was");
+}
+
+#[test]
+fn queries_reject_bad_input_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    let mut host = SimHost::new("boot-q", t0(), HOUR);
+    host.load(1, "only");
+    store.ingest(host.tick()).expect("ingest");
+    let now = host.wall;
+    fn err<T>(r: Result<T, ebpfstatd::store::QueryError>) -> Option<String> {
+        r.err().map(|e| e.to_string())
+    }
+    let e = err(store.history(&ProgramRef::ProgramId(99), now - HOUR, now, MIN, None));
+    assert_eq!(
+        e.as_deref(),
+        Some("no such program: no program with id 99 in this boot")
+    );
+    let e = err(store.history(&ProgramRef::ProgramId(1), now, now - HOUR, MIN, None));
+    assert!(e.expect("error").contains("ends"));
+    let e = err(store.history(
+        &ProgramRef::ProgramId(1),
+        now - 365 * DAY,
+        now,
+        Duration::from_secs(1),
+        None,
+    ));
+    assert!(e.expect("error").contains("at most"));
+    let e = err(store.top(now - HOUR, now, SortKey::Cpu, 0));
+    assert!(e.expect("error").contains("n must be"));
+    let e = err(store.top(SystemTime::UNIX_EPOCH, now, SortKey::Cpu, 3));
+    assert!(e.expect("error").contains("outside"));
+}

@@ -313,6 +313,89 @@ impl Drop for Bpffs {
     }
 }
 
+/// A tmpfs of a given size on a temporary directory, for disk-full and read-only tests.
+#[derive(Debug)]
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `options` as for `mount -o`, e.g. `"size=256k"` or `"ro"`.
+    pub fn mount(options: &str) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let target = c_path(dir.path());
+        let data = CString::new(options).map_err(io::Error::other)?;
+        let flags = if options.split(',').any(|o| o == "ro") {
+            libc::MS_RDONLY
+        } else {
+            0
+        };
+        // SAFETY: all pointers are NUL-terminated strings alive for the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { dir })
+    }
+
+    /// Changes the size in place (`mount -o remount,size=…`).
+    pub fn resize(&self, size: &str) -> io::Result<()> {
+        let target = c_path(self.dir.path());
+        let data = CString::new(format!("size={size}")).map_err(io::Error::other)?;
+        // SAFETY: all pointers are NUL-terminated strings alive for the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_REMOUNT,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let target = c_path(self.dir.path());
+        // SAFETY: `target` is a NUL-terminated path alive for the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Skips (or under CI fails) a test that needs root for mounts.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{}: needs root (mount)",
+                module_path!()
+            );
+            eprintln!("SKIPPED {}: needs root (mount)", module_path!());
+            return;
+        }
+    };
+}
+
 fn c_path(p: &Path) -> CString {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")

@@ -413,3 +413,98 @@ fn queries_reject_bad_input_clearly() {
     let e = err(store.top(SystemTime::UNIX_EPOCH, now, SortKey::Cpu, 3));
     assert!(e.expect("error").contains("outside"));
 }
+
+#[test]
+fn unwritable_directory_is_named() {
+    ebpfstat_tests::require_root!();
+    let ro = ebpfstat_tests::Tmpfs::mount("ro").expect("read-only tmpfs");
+    let path = ro.path().join("sub/history.db");
+    let err = Store::open(StoreConfig::new(&path)).expect_err("must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&ro.path().join("sub").display().to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains("Read-only file system"), "{msg}");
+
+    let path = ro.path().join("history.db");
+    let msg = Store::open(StoreConfig::new(&path))
+        .expect_err("must fail")
+        .to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "cannot use database directory {}: Read-only file system (os error 30)",
+            ro.path().display()
+        )
+    );
+}
+
+#[test]
+fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
+    ebpfstat_tests::require_root!();
+    let fs = ebpfstat_tests::Tmpfs::mount("size=192k").expect("small tmpfs");
+    let mut cfg = StoreConfig::new(fs.path().join("history.db"));
+    cfg.max_buffered_ticks = 100_000;
+    let mut store = Store::open(cfg).expect("open");
+    let mut host = SimHost::new("boot-f", t0(), HOUR);
+    for id in 0..100 {
+        host.load(id, &format!("full{id}"));
+    }
+    store.ingest(host.tick()).expect("baseline");
+    let mut fed = 0u64;
+    let mut failed_at = None;
+    for i in 0..20_000u64 {
+        host.advance(Duration::from_secs(1));
+        for p in 0..100 {
+            let cnt = 1 + (i * 7 + p as u64 * 13) % 997;
+            host.run(p, cnt, cnt * 300 + i % 31);
+            if p == 0 {
+                fed += cnt;
+            }
+        }
+        store.ingest(host.tick()).expect("ingest keeps working");
+        if i % 60 == 59 {
+            match store.flush(host.wall) {
+                Ok(()) => {}
+                Err(e) => {
+                    assert!(e.to_string().contains("disk"), "{e}");
+                    failed_at.get_or_insert(i);
+                    if i > failed_at.unwrap_or(i) + 600 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let failed_at = failed_at.expect("the small filesystem filled up");
+    let status = store.status().expect("status");
+    assert!(status.ticks_buffered >= 600, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("full")),
+        "{status:?}"
+    );
+    assert_eq!(status.ticks_dropped, 0);
+    eprintln!(
+        "disk filled after {failed_at} ticks; {} buffered",
+        status.ticks_buffered
+    );
+
+    fs.resize("64m").expect("grow tmpfs");
+    store.flush(host.wall).expect("writes resume");
+    assert_eq!(store.status().expect("status").ticks_buffered, 0);
+    let h = store
+        .history(
+            &ProgramRef::Series(series_id(&store, "full0")),
+            t0(),
+            host.wall + MIN,
+            HOUR,
+            Some(Tier::Raw),
+        )
+        .expect("history");
+    assert_eq!(h.points.iter().map(|p| p.run_cnt).sum::<u64>(), fed);
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+}

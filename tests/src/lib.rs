@@ -167,6 +167,8 @@ pub struct FilterProgram {
 /// N filters sharing one map, and one socket to send from.
 #[derive(Debug)]
 pub struct Fleet {
+    /// Run-time stats stay on while the fleet lives, so driven runs are always counted.
+    _stats: ebpfstatd::sampler::stats::StatsSwitch,
     pub shared_map: OwnedFd,
     pub shared_map_id: u32,
     pub programs: Vec<FilterProgram>,
@@ -182,6 +184,7 @@ impl Fleet {
         let shared_map_id = map_id(shared_map.as_fd());
         let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
         let mut fleet = Self {
+            _stats: ebpfstatd::sampler::stats::StatsSwitch::acquire(Path::new("/proc")),
             shared_map,
             shared_map_id,
             programs: Vec::with_capacity(n),

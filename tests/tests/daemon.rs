@@ -1,0 +1,218 @@
+//! `ebpfstatd run` as a real process: real programs with known run counts, real signals, a
+//! real SQLite file read back afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use ebpfstat_tests::*;
+use ebpfstatd::store::{ProgramRef, Store, StoreConfig, Tier};
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Runs the daemon on `db`, its log in `log_dir`.
+    fn spawn(db: &Path, log_dir: &Path, extra: &[&str]) -> Self {
+        let log = log_dir.join("ebpfstatd.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(bin("ebpfstatd"))
+            .arg("run")
+            .arg("--db")
+            .arg(db)
+            .args(["--interval", "100ms", "--flush-interval", "1s"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ebpfstatd run");
+        Self { child, log }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        self.signal(libc::SIGTERM);
+        self.child.wait().expect("wait").success()
+    }
+
+    fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn open(db: &Path) -> Store {
+    Store::open(StoreConfig::new(db)).expect("reopen store")
+}
+
+/// Σ run_cnt stored for the program named `name`, and its last cumulative value.
+fn stored_runs(store: &Store, name: &str) -> (u64, u64) {
+    let series = store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .find(|s| s.full_name == name)
+        .unwrap_or_else(|| panic!("{name} not stored"));
+    let now = SystemTime::now();
+    let h = store
+        .history(
+            &ProgramRef::Series(series.series_id),
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(60),
+            Duration::from_secs(60),
+            Some(Tier::Raw),
+        )
+        .expect("history");
+    let sum = h.points.iter().map(|p| p.run_cnt).sum();
+    let cum = h.points.last().map_or(0, |p| p.cum_run_cnt);
+    (sum, cum)
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn stored_history_matches_real_run_counts() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state/history.db");
+    let fleet = Fleet::load(&format!("dh{}_", tag()), 2);
+    let daemon = Daemon::spawn(&db, dir.path(), &[]);
+    sleep_ms(600); // the daemon's baseline pass
+    fleet.drive(0, 10);
+    sleep_ms(300);
+    fleet.drive(0, 20);
+    fleet.drive(1, 5);
+    sleep_ms(300);
+    fleet.drive(0, 30);
+    sleep_ms(300);
+    let log = daemon.log.clone();
+    assert!(
+        daemon.stop(),
+        "clean exit: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+
+    let store = open(&db);
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    assert_eq!(stored_runs(&store, &fleet.programs[0].name), (60, 60));
+    assert_eq!(stored_runs(&store, &fleet.programs[1].name), (5, 5));
+}
+
+#[test]
+fn sigkill_loses_at_most_the_flush_window_and_restart_recovers_the_counts() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    let fleet = Fleet::load(&format!("dk{}_", tag()), 1);
+    let name = fleet.programs[0].name.clone();
+    let daemon = Daemon::spawn(&db, dir.path(), &[]);
+    sleep_ms(600);
+    fleet.drive(0, 7);
+    sleep_ms(2500); // two flushes
+    fleet.drive(0, 5);
+    sleep_ms(200); // sampled, most likely not flushed
+    daemon.kill();
+
+    let store = open(&db);
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    let (after_kill, _) = stored_runs(&store, &name);
+    assert!(
+        (7..=12).contains(&after_kill),
+        "stored {after_kill}: the flushed 7 survive, at most the last window (5) is lost"
+    );
+    drop(store);
+
+    // The next run continues the series from its stored counters: the gap's runs are counted.
+    let daemon = Daemon::spawn(&db, dir.path(), &[]);
+    sleep_ms(800);
+    assert!(daemon.stop());
+    let store = open(&db);
+    assert_eq!(stored_runs(&store, &name), (12, 12));
+    let series: Vec<_> = store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .filter(|s| s.full_name == name)
+        .collect();
+    assert_eq!(series.len(), 1, "one series across the restart");
+}
+
+#[test]
+fn sigkill_at_any_moment_never_corrupts_the_database() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    let fleet = Fleet::load(&format!("dc{}_", tag()), 20);
+    for round in 0..6u64 {
+        let daemon = Daemon::spawn(&db, dir.path(), &["--flush-interval", "200ms"]);
+        for i in 0..20 {
+            fleet.drive(i, 1 + round);
+        }
+        sleep_ms(300 + round * 170);
+        daemon.kill();
+        let store = open(&db);
+        assert_eq!(
+            store.integrity_check().expect("check"),
+            "ok",
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn corrupt_database_is_moved_aside_and_logged_once() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    std::fs::write(
+        &db,
+        b"this is not a database, just bytes on flash".repeat(100),
+    )
+    .expect("write");
+    let daemon = Daemon::spawn(&db, dir.path(), &[]);
+    sleep_ms(500);
+    let log = daemon.log();
+    assert!(daemon.stop());
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("unreadable")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains(&db.display().to_string()) && lines[0].contains(".corrupt-"));
+    assert_eq!(open(&db).integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn unusable_database_path_fails_before_sampling() {
+    require_root!();
+    let ro = Tmpfs::mount("ro").expect("read-only tmpfs");
+    let db = ro.path().join("history.db");
+    let out = Command::new(bin("ebpfstatd"))
+        .args(["run", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot use database directory {}",
+            ro.path().display()
+        )) && err.contains("Read-only file system"),
+        "{err}"
+    );
+}

@@ -120,6 +120,7 @@ pub struct Pending {
     pub raws: Vec<RawRow>,
     pub ticks: Vec<TickRow>,
     pub window: Window,
+    pub max_span_changed: bool,
 }
 
 impl Pending {
@@ -310,7 +311,10 @@ impl Store {
         };
         for live in self.live.values_mut() {
             if let Some(seg) = live.segment.take() {
-                self.max_span = self.max_span.max(seg.deltas.len() as u64);
+                if seg.deltas.len() as u64 > self.max_span {
+                    self.max_span = seg.deltas.len() as u64;
+                    self.pending.max_span_changed = true;
+                }
                 self.pending.raws.push(seal_segment(live.series_id, &seg));
             }
         }
@@ -344,7 +348,8 @@ impl Store {
             meta("hour1_done_boot")?.unwrap_or(0),
             meta("hour1_done_chunk")?.unwrap_or(0),
         );
-        self.next_tick = read::next_tick(&self.conn)?;
+        // Ticks are numbered for good: never reuse a number a rollup already covers.
+        self.next_tick = read::next_tick(&self.conn)?.max(self.min1_done_tick);
         self.next_series_id = self.conn.query_row(
             "SELECT coalesce(max(series_id), 0) + 1 FROM series",
             [],

@@ -384,8 +384,10 @@ impl Store {
 
     fn delete_raw_before_tick(&mut self, cut: u64) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM raw WHERE start_tick < ?1", [cut as i64])?;
+        tx.execute("DELETE FROM raw WHERE key < (?1 << 32)", [cut as i64])?;
         tx.execute("DELETE FROM ticks WHERE first_tick + n <= ?1", [cut as i64])?;
+        // The tick counter lives in the ticks table; keep it when that empties.
+        write::set_meta(&tx, "next_tick", self.next_tick as i64)?;
         tx.commit()?;
         Ok(())
     }
@@ -477,14 +479,40 @@ impl Store {
         Ok(false)
     }
 
-    pub(super) fn tier_spans(&self) -> Result<Vec<TierSpan>, StoreError> {
+    /// On-disk bytes of tables (their pages, from SQLite's dbstat).
+    fn table_bytes(&self, tables: &[&str]) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for t in tables {
+            let b: i64 = self.conn.query_row(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1",
+                [t],
+                |r| r.get(0),
+            )?;
+            total += b as u64;
+        }
+        Ok(total)
+    }
+
+    /// Time spans and row counts per tier; with `bytes`, their on-disk size too (a page scan).
+    pub(super) fn tier_spans(&self, bytes: bool) -> Result<Vec<TierSpan>, StoreError> {
         let mut spans = Vec::new();
+        // Counting rows scans a table: only for status, never on the query path.
+        let count = |table: &str| {
+            if bytes {
+                format!("(SELECT count(*) FROM {table})")
+            } else {
+                "0".to_owned()
+            }
+        };
         let raw: (Option<i64>, Option<i64>, Option<i64>, Option<i64>, i64) = self.conn.query_row(
-            "SELECT (SELECT boot_seq FROM ticks ORDER BY first_tick LIMIT 1),
-                    (SELECT first_bt_us FROM ticks ORDER BY first_tick LIMIT 1),
-                    (SELECT boot_seq FROM ticks ORDER BY first_tick DESC LIMIT 1),
-                    (SELECT last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1),
-                    (SELECT count(*) FROM raw)",
+            &format!(
+                "SELECT (SELECT boot_seq FROM ticks ORDER BY first_tick LIMIT 1),
+                        (SELECT first_bt_us FROM ticks ORDER BY first_tick LIMIT 1),
+                        (SELECT boot_seq FROM ticks ORDER BY first_tick DESC LIMIT 1),
+                        (SELECT last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1),
+                        {}",
+                count("raw")
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
@@ -497,6 +525,11 @@ impl Store {
             oldest: at(raw.0, raw.1),
             newest: at(raw.2, raw.3),
             rows: raw.4 as u64,
+            bytes: if bytes {
+                self.table_bytes(&["raw", "ticks"])?
+            } else {
+                0
+            },
         });
         for (tier, table, width) in [("1m", "min1", HOUR_US), ("1h", "hour1", DAY_US)] {
             let r: (Option<i64>, Option<i64>, Option<i64>, Option<i64>, i64) = self.conn.query_row(
@@ -505,7 +538,8 @@ impl Store {
                             (SELECT chunk FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
                             (SELECT boot_seq FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
                             (SELECT chunk FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
-                            (SELECT count(*) FROM {table})"
+                            {}",
+                    count(table)
                 ),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -516,6 +550,11 @@ impl Store {
                 oldest: at(r.0, r.1.map(|c| c * w)),
                 newest: at(r.2, r.3.map(|c| (c + 1) * w)),
                 rows: r.4 as u64,
+                bytes: if bytes {
+                    self.table_bytes(&[table])?
+                } else {
+                    0
+                },
             });
         }
         Ok(spans)

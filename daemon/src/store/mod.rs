@@ -202,6 +202,8 @@ pub struct TierSpan {
     #[serde(serialize_with = "opt_rfc3339")]
     pub newest: Option<SystemTime>,
     pub rows: u64,
+    /// Pages the tier's tables occupy (raw: segments and tick time stamps).
+    pub bytes: u64,
 }
 
 fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -296,12 +298,7 @@ impl Store {
     /// cap. On failure (disk full) the data stays buffered, within `max_buffered_ticks`.
     pub fn flush(&mut self, now: SystemTime) -> Result<(), StoreError> {
         self.seal_window();
-        match write::commit(
-            &mut self.conn,
-            &mut self.pending,
-            self.next_tick,
-            self.max_span,
-        ) {
+        match write::commit(&mut self.conn, &mut self.pending, self.max_span) {
             Ok(()) => {
                 self.last_flush = Some(now);
                 self.last_error = None;
@@ -353,7 +350,7 @@ impl Store {
             wal_bytes: file_len("-wal"),
             used_bytes: (pages - free) * page,
             cap_bytes: self.cfg.max_bytes,
-            tiers: self.tier_spans()?,
+            tiers: self.tier_spans(true)?,
             series: series as u64,
             live_programs: self.live.len(),
             ticks_buffered: self.pending.buffered_ticks(),

@@ -542,7 +542,7 @@ impl Store {
 
     /// Oldest wall time each tier can answer for.
     fn tier_oldest(&self) -> Result<[Option<SystemTime>; 3], StoreError> {
-        let spans = self.tier_spans()?;
+        let spans = self.tier_spans(false)?;
         let pending_oldest = self
             .pending
             .ticks

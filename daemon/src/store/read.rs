@@ -103,7 +103,7 @@ pub fn latest_cumulative(
 ) -> Result<HashMap<i64, Counters>, StoreError> {
     let mut found = HashMap::new();
     let mut stmt = conn
-        .prepare("SELECT series_id, base_cnt, base_rt, data FROM raw ORDER BY start_tick DESC")?;
+        .prepare("SELECT key & 4294967295, base_cnt, base_rt, data FROM raw ORDER BY key DESC")?;
     let mut rows = stmt.query([])?;
     while found.len() < wanted.len()
         && let Some(r) = rows.next()?
@@ -278,8 +278,8 @@ pub fn segments_from(
     wanted: Option<&HashSet<i64>>,
 ) -> Result<Vec<Segment>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT start_tick, series_id, base_cnt, base_rt, data FROM raw
-         WHERE start_tick >= ?1 ORDER BY start_tick",
+        "SELECT key >> 32, key & 4294967295, base_cnt, base_rt, data FROM raw
+         WHERE key >= (?1 << 32) ORDER BY key",
     )?;
     let lo = from_tick.saturating_sub(max_span) as i64;
     let mut rows = stmt.query([lo])?;

@@ -11,7 +11,6 @@ use crate::sampler::metrics::Counters;
 pub fn commit(
     conn: &mut Connection,
     pending: &mut Pending,
-    next_tick: u64,
     max_span: u64,
 ) -> Result<(), StoreError> {
     if pending.is_empty() {
@@ -19,9 +18,12 @@ pub fn commit(
     }
     let tx = conn.transaction()?;
     write_pending(&tx, pending)?;
-    set_meta(&tx, "next_tick", next_tick as i64)?;
-    set_meta(&tx, "max_span", max_span as i64)?;
+    // Meta rows only when they change: each is a page rewritten per commit on flash.
+    if pending.max_span_changed {
+        set_meta(&tx, "max_span", max_span as i64)?;
+    }
     tx.commit()?;
+    pending.max_span_changed = false;
     pending.clear_written();
     Ok(())
 }
@@ -87,8 +89,8 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
     }
     for r in &p.raws {
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO raw (start_tick, series_id, base_cnt, base_rt, data)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO raw (key, base_cnt, base_rt, data)
+             VALUES ((?1 << 32) | ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             r.start_tick as i64,

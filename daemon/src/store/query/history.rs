@@ -1,0 +1,316 @@
+//! History of a program at a step, from the finest tier that covers the range.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use super::{
+    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, SeriesRow, Tier, rolled_end,
+    validate_range,
+};
+use crate::sampler::metrics::Counters;
+use crate::store::codec::{Bucket, Delta};
+use crate::store::maintain::{self, DAY_US, HOUR_US, MINUTE_US, cumulative_before};
+use crate::store::read::{self, Segment};
+use crate::store::{Store, StoreError, wall_ns};
+
+/// One tier value of one series: a tick or a bucket, on its boot's time line.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    /// Where the value sits for bucketing: a tick's time, a bucket's start (µs of boot time).
+    at_us: u64,
+    b: Bucket,
+    /// Cumulative counters after this value.
+    cum: Counters,
+}
+
+impl Store {
+    fn raw_slices(
+        &self,
+        boot: i64,
+        s: &SeriesRow,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<Slice>, StoreError> {
+        let ticks = self.ticks_in(boot, lo, hi)?;
+        let Some(start) = ticks.iter().position(|p| p.bt_us >= lo) else {
+            return Ok(Vec::new());
+        };
+        let first_tick = ticks[start].tick;
+        let wanted = HashSet::from([s.series_id]);
+        let mut segs = self.segments(first_tick, Some(&wanted))?;
+        segs.sort_by_key(|g| g.start_tick);
+        let refs: Vec<&Segment> = segs.iter().collect();
+        let mut cum = cumulative_before(first_tick, &refs, s.total);
+        let prev_bt = (start > 0).then(|| ticks[start - 1].bt_us);
+        let buckets = maintain::fold_ticks(&ticks[start..], prev_bt, s.life, &refs, 1);
+        Ok(buckets
+            .into_iter()
+            .map(|b| {
+                read::add(
+                    &mut cum,
+                    Delta {
+                        cnt: b.cnt,
+                        rt: b.rt,
+                    },
+                );
+                Slice {
+                    at_us: b.index as u64,
+                    b,
+                    cum,
+                }
+            })
+            .collect())
+    }
+
+    fn chunk_slices(
+        &self,
+        table: &str,
+        boot: i64,
+        s: &SeriesRow,
+        chunks: std::ops::Range<i64>,
+        width_us: u64,
+        (lo, hi): (u64, u64),
+    ) -> Result<Vec<Slice>, StoreError> {
+        let mut out = Vec::new();
+        for c in chunks {
+            let Some(row) = read::chunk(&self.conn, table, boot, c, s.series_id)? else {
+                continue;
+            };
+            let mut cum = row.base;
+            for b in row.buckets()? {
+                read::add(
+                    &mut cum,
+                    Delta {
+                        cnt: b.cnt,
+                        rt: b.rt,
+                    },
+                );
+                let at_us = b.index as u64 * width_us;
+                if at_us + width_us > lo && at_us <= hi {
+                    out.push(Slice { at_us, b, cum });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn min1_slices(
+        &self,
+        boot: i64,
+        s: &SeriesRow,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<Slice>, StoreError> {
+        let (bb, bh) = self.min1_boundary()?;
+        let (first, last) = ((lo / HOUR_US) as i64, (hi / HOUR_US) as i64);
+        let rolled_end = rolled_end(boot, bb, bh as i64, first, last);
+        let mut out = self.chunk_slices("min1", boot, s, first..rolled_end, MINUTE_US, (lo, hi))?;
+        if rolled_end <= last {
+            let tail_lo = lo.max(rolled_end as u64 * HOUR_US);
+            out.extend(fold_slices(
+                &self.raw_slices(boot, s, tail_lo, hi)?,
+                MINUTE_US,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn hour1_slices(
+        &self,
+        boot: i64,
+        s: &SeriesRow,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<Slice>, StoreError> {
+        let (hb, hc) = self.hour1_done;
+        let (first, last) = ((lo / DAY_US) as i64, (hi / DAY_US) as i64);
+        let rolled_end = rolled_end(boot, hb, hc.div_euclid(24), first, last);
+        let mut out = self.chunk_slices("hour1", boot, s, first..rolled_end, HOUR_US, (lo, hi))?;
+        if rolled_end <= last {
+            let tail_lo = lo.max(rolled_end as u64 * DAY_US);
+            out.extend(fold_slices(
+                &self.min1_slices(boot, s, tail_lo, hi)?,
+                HOUR_US,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn slices(
+        &self,
+        tier: Tier,
+        boot: i64,
+        s: &SeriesRow,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<Slice>, StoreError> {
+        match tier {
+            Tier::Raw => self.raw_slices(boot, s, lo, hi),
+            Tier::Min1 => self.min1_slices(boot, s, lo, hi),
+            Tier::Hour1 => self.hour1_slices(boot, s, lo, hi),
+        }
+    }
+
+    /// History of `target` over `[from, to)` in points of `step`, from `tier` or else the
+    /// finest tier covering `from`.
+    pub fn history(
+        &self,
+        target: &ProgramRef,
+        from: SystemTime,
+        to: SystemTime,
+        step: Duration,
+        tier: Option<Tier>,
+    ) -> Result<History, QueryError> {
+        validate_range(from, to)?;
+        if step.is_zero() {
+            return Err(QueryError::InvalidArgument("step must be positive".into()));
+        }
+        let series = self.resolve(target)?;
+        let tier = match tier {
+            Some(t) => t,
+            None => self.choose_tier(from, step)?,
+        };
+        let res = tier.resolution();
+        let step = if res.is_zero() {
+            step
+        } else {
+            let n = step.as_nanos().div_ceil(res.as_nanos()).max(1);
+            res * u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        let span = to.duration_since(from).unwrap_or_default();
+        let n_points = span.as_nanos().div_ceil(step.as_nanos()) as u64;
+        if n_points > MAX_POINTS {
+            return Err(QueryError::InvalidArgument(format!(
+                "{n_points} points requested ({} at a {} step); at most {MAX_POINTS} per \
+                 answer: use a larger step or a shorter range",
+                humantime::format_duration(span),
+                humantime::format_duration(step)
+            )));
+        }
+        let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let from_ns = wall_ns(from);
+        let mut points: Vec<(Bucket, Option<Counters>)> =
+            vec![(Bucket::default(), None); n_points as usize];
+        // Per series: cumulative at the end of each point it has data in.
+        let mut cum_per_series: Vec<Vec<Option<Counters>>> = Vec::new();
+        for s in &series {
+            let mut cums = vec![None; n_points as usize];
+            for (boot, lo, hi) in self.boot_ranges(from, to) {
+                if boot != s.boot_seq {
+                    continue;
+                }
+                let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
+                for sl in self.slices(tier, boot, s, lo, hi)? {
+                    let wall = (sl.at_us as i64)
+                        .saturating_mul(1000)
+                        .saturating_add(offset);
+                    let Some(k) = wall
+                        .checked_sub(from_ns)
+                        .filter(|d| *d >= 0)
+                        .map(|d| (d as u64 / step_ns) as usize)
+                        .filter(|&k| k < points.len())
+                    else {
+                        continue;
+                    };
+                    points[k].0.absorb(&sl.b);
+                    cums[k] = Some(sl.cum);
+                }
+            }
+            cum_per_series.push(cums);
+        }
+        // Cumulative per point: each series' latest value so far (carried), summed.
+        for (i, s) in series.iter().enumerate() {
+            let mut carried = self.cumulative_at_start(s, from)?;
+            for k in 0..points.len() {
+                if let Some(c) = cum_per_series[i][k] {
+                    carried = Some(c);
+                }
+                if let Some(c) = carried {
+                    let slot = points[k].1.get_or_insert_with(Counters::default);
+                    slot.run_cnt += c.run_cnt;
+                    slot.run_time_ns += c.run_time_ns;
+                }
+            }
+        }
+        let points = points
+            .into_iter()
+            .enumerate()
+            .map(|(k, (b, cum))| {
+                let start = from + Duration::from_nanos(step_ns * k as u64);
+                let end = (start + Duration::from_nanos(step_ns)).min(to);
+                let width = end.duration_since(start).unwrap_or_default();
+                point(start, end, width, &b, cum.unwrap_or_default())
+            })
+            .collect();
+        Ok(History {
+            series,
+            tier,
+            step_ns,
+            points,
+        })
+    }
+
+    /// A series' cumulative counters at `from`: its baseline if it was loaded later, its total if
+    /// it ended earlier, else unknown until its first value in range.
+    fn cumulative_at_start(
+        &self,
+        s: &SeriesRow,
+        from: SystemTime,
+    ) -> Result<Option<Counters>, StoreError> {
+        if s.last_seen.is_some_and(|l| l < from) && !s.alive {
+            return Ok(Some(s.total));
+        }
+        Ok(None)
+    }
+}
+
+/// Folds finer slices into buckets of `width_us` (by their position), keeping the last
+/// cumulative value of each.
+fn fold_slices(fine: &[Slice], width_us: u64) -> Vec<Slice> {
+    let mut out: Vec<Slice> = Vec::new();
+    for s in fine {
+        let index = s.at_us / width_us;
+        match out.last_mut() {
+            Some(last) if last.b.index == index as i64 => {
+                last.b.absorb(&s.b);
+                last.cum = s.cum;
+            }
+            _ => {
+                let mut b = s.b;
+                b.index = index as i64;
+                out.push(Slice {
+                    at_us: index * width_us,
+                    b,
+                    cum: s.cum,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn point(
+    start: SystemTime,
+    end: SystemTime,
+    width: Duration,
+    b: &Bucket,
+    cum: Counters,
+) -> HistoryPoint {
+    let secs = width.as_secs_f64();
+    let rate = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
+    HistoryPoint {
+        start,
+        end,
+        samples: b.samples,
+        frozen: b.frozen,
+        run_cnt: b.cnt,
+        run_time_ns: b.rt,
+        cum_run_cnt: cum.run_cnt,
+        cum_run_time_ns: cum.run_time_ns,
+        avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
+        runs_per_sec: rate(b.cnt),
+        cpu_pct: rate(b.rt) / 1e7,
+        peak_runs_per_sec: b.peak_cnt_rate,
+        peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
+    }
+}

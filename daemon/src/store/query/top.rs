@@ -1,0 +1,213 @@
+//! Top-N programs over a window, unloaded ones included.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use super::{QueryError, SeriesRow, SortKey, Tier, TopRow, rolled_end, validate_range};
+use crate::store::codec::{Bucket, Delta};
+use crate::store::maintain::{DAY_US, HOUR_US, Life};
+use crate::store::read;
+use crate::store::{Store, StoreError, wall_ns};
+
+impl Store {
+    /// Top `n` programs over `[from, to)` by `key`, unloaded ones included.
+    pub fn top(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+        key: SortKey,
+        n: usize,
+    ) -> Result<Vec<TopRow>, QueryError> {
+        validate_range(from, to)?;
+        if n == 0 {
+            return Err(QueryError::InvalidArgument("n must be at least 1".into()));
+        }
+        let window = to.duration_since(from).unwrap_or_default();
+        let tier = self.choose_tier(from, window)?;
+        let mut rows = Vec::new();
+        for (boot, lo, hi) in self.boot_ranges(from, to) {
+            let series = self.series_where(
+                "boot_seq = ?1 AND first_bt_ns <= ?3 AND (end_bt_ns IS NULL OR end_bt_ns >= ?2)",
+                &[&boot, &((lo * 1000) as i64), &((hi * 1000) as i64)],
+                |s| s.boot_seq == boot,
+            )?;
+            if series.is_empty() {
+                continue;
+            }
+            let sums = self.tier_sums(tier, boot, lo, hi, &series)?;
+            let covered = self.covered(boot, lo, hi, tier)?;
+            for s in series {
+                let b = sums.get(&s.series_id).copied().unwrap_or_default();
+                let secs = covered.as_secs_f64();
+                let rate = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
+                rows.push(TopRow {
+                    tier,
+                    samples: b.samples,
+                    run_cnt: b.cnt,
+                    run_time_ns: b.rt,
+                    avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
+                    runs_per_sec: rate(b.cnt),
+                    cpu_pct: rate(b.rt) / 1e7,
+                    peak_runs_per_sec: b.peak_cnt_rate,
+                    peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
+                    series: s,
+                });
+            }
+        }
+        let sort_value = |r: &TopRow| -> f64 {
+            match key {
+                SortKey::RunTime => r.run_time_ns as f64,
+                SortKey::Runs => r.run_cnt as f64,
+                SortKey::Avg => r.avg_ns_per_run.unwrap_or(0.0),
+                SortKey::Cpu => r.cpu_pct,
+                SortKey::MapMem => r.series.map_memory.total as f64,
+            }
+        };
+        rows.sort_by(|a, b| {
+            sort_value(b)
+                .total_cmp(&sort_value(a))
+                .then(a.series.series_id.cmp(&b.series.series_id))
+        });
+        rows.truncate(n);
+        Ok(rows)
+    }
+
+    /// Time with data in `[lo, hi]` of `boot`, for rates over a window.
+    fn covered(&self, boot: i64, lo: u64, hi: u64, tier: Tier) -> Result<Duration, StoreError> {
+        let oldest = self.tier_oldest()?[tier as usize];
+        let newest = self.newest_time();
+        let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
+        let to_bt = |t: SystemTime| (wall_ns(t) - offset).max(0) as u64 / 1000;
+        let start = oldest.map_or(lo, |o| lo.max(to_bt(o)));
+        let end = newest.map_or(hi, |n| hi.min(to_bt(n)));
+        Ok(Duration::from_micros(end.saturating_sub(start)))
+    }
+
+    /// Sums per series over `[lo, hi]` µs of `boot` from `tier`.
+    fn tier_sums(
+        &self,
+        tier: Tier,
+        boot: i64,
+        lo: u64,
+        hi: u64,
+        series: &[SeriesRow],
+    ) -> Result<HashMap<i64, Bucket>, StoreError> {
+        let (table, width, first, last, rolled) = match tier {
+            Tier::Raw => return self.raw_sums(boot, lo, hi, series),
+            Tier::Min1 => {
+                let (bb, bh) = self.min1_boundary()?;
+                let (f, l) = ((lo / HOUR_US) as i64, (hi / HOUR_US) as i64);
+                ("min1", HOUR_US, f, l, rolled_end(boot, bb, bh as i64, f, l))
+            }
+            Tier::Hour1 => {
+                let (hb, hc) = self.hour1_done;
+                let (f, l) = ((lo / DAY_US) as i64, (hi / DAY_US) as i64);
+                (
+                    "hour1",
+                    DAY_US,
+                    f,
+                    l,
+                    rolled_end(boot, hb, hc.div_euclid(24), f, l),
+                )
+            }
+        };
+        let fine = width / if tier == Tier::Min1 { 60 } else { 24 };
+        let mut sums: HashMap<i64, Bucket> = HashMap::new();
+        if rolled > first {
+            for row in read::chunks_between(&self.conn, table, boot, first, rolled - 1)? {
+                let chunk_lo = row.chunk as u64 * width;
+                let entry = sums.entry(row.series_id).or_default();
+                if chunk_lo >= lo && chunk_lo + width <= hi {
+                    entry.absorb(&row.summary);
+                } else {
+                    for b in row.buckets()? {
+                        let at = b.index as u64 * fine;
+                        if at >= lo && at <= hi {
+                            entry.absorb(&b);
+                        }
+                    }
+                }
+            }
+        }
+        if rolled <= last {
+            let tail_lo = lo.max(rolled as u64 * width);
+            let finer = if tier == Tier::Min1 {
+                Tier::Raw
+            } else {
+                Tier::Min1
+            };
+            for (id, b) in self.tier_sums(finer, boot, tail_lo, hi, series)? {
+                sums.entry(id).or_default().absorb(&b);
+            }
+        }
+        Ok(sums)
+    }
+
+    fn raw_sums(
+        &self,
+        boot: i64,
+        lo: u64,
+        hi: u64,
+        series: &[SeriesRow],
+    ) -> Result<HashMap<i64, Bucket>, StoreError> {
+        let ticks = self.ticks_in(boot, lo, hi)?;
+        let Some(start) = ticks.iter().position(|p| p.bt_us >= lo) else {
+            return Ok(HashMap::new());
+        };
+        let in_range = &ticks[start..];
+        let (t0, t1) = (in_range[0].tick, in_range[in_range.len() - 1].tick);
+        let mut sums: HashMap<i64, Bucket> = HashMap::new();
+        let segs = self.segments(t0, None)?;
+        let lives: HashMap<i64, Life> = series.iter().map(|s| (s.series_id, s.life)).collect();
+        let elapsed_at = |tick: u64| -> Option<(u64, u8)> {
+            let i = ticks.binary_search_by_key(&tick, |p| p.tick).ok()?;
+            let e = i
+                .checked_sub(1)
+                .map(|j| ticks[i].bt_us.saturating_sub(ticks[j].bt_us));
+            Some((e.unwrap_or(0), ticks[i].state))
+        };
+        for seg in &segs {
+            let Some(life) = lives.get(&seg.series_id) else {
+                continue;
+            };
+            let entry = sums.entry(seg.series_id).or_default();
+            for (i, d) in seg.deltas.iter().enumerate() {
+                let tick = seg.start_tick + i as u64;
+                if tick < t0 || tick > t1 || !life.samples_at(tick) || *d == Delta::default() {
+                    continue;
+                }
+                let Some((elapsed, _)) = elapsed_at(tick) else {
+                    continue;
+                };
+                let mut b = Bucket {
+                    cnt: d.cnt,
+                    rt: d.rt,
+                    ..Bucket::default()
+                };
+                if elapsed > 0 {
+                    b.peak_cnt_rate = (u128::from(d.cnt) * 1_000_000 / u128::from(elapsed)) as u64;
+                    b.peak_rt_rate = (u128::from(d.rt) * 1_000_000 / u128::from(elapsed)) as u64;
+                }
+                entry.absorb(&b);
+            }
+        }
+        // Samples: ticks in range within each series' life.
+        for s in series {
+            let n = in_range
+                .iter()
+                .filter(|p| s.life.samples_at(p.tick))
+                .count() as u32;
+            let frozen = in_range
+                .iter()
+                .filter(|p| {
+                    s.life.samples_at(p.tick)
+                        && p.state == crate::store::StatsCode::Unavailable as u8
+                })
+                .count() as u32;
+            let entry = sums.entry(s.series_id).or_default();
+            entry.samples += n;
+            entry.frozen += frozen;
+        }
+        Ok(sums)
+    }
+}

@@ -3,6 +3,7 @@
 //! The [`sampler`] produces plain values per pass; later layers (storage, the D-Bus API)
 //! consume them.
 
+pub mod api;
 pub mod bpf;
 pub mod sampler;
 pub mod service;

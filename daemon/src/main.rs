@@ -65,6 +65,12 @@ struct RunArgs {
     /// Rescan owners, pins, links and map memory at least every this many passes.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     rescan_every: u64,
+    /// Bus to serve the API on: system, session, none, or a D-Bus address.
+    #[arg(long, default_value = "system")]
+    bus: service::Bus,
+    /// Private socket serving the API without a bus ("none" for none).
+    #[arg(long, default_value = ebpfstat_dbus::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +126,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             ..SamplerConfig::default()
         },
         store,
+        bus: args.bus,
+        socket: (args.socket.as_os_str() != "none").then_some(args.socket),
     })
     .context("ebpfstatd")
 }

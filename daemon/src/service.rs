@@ -4,15 +4,43 @@
 //! The sampler never waits on anything else: it hands each pass to the store with `try_send`,
 //! so a slow disk or a burst of queries delays only the store, never a tick.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::sampler::{Pass, Sampler, SamplerConfig};
+use crate::api::{self, Shared, Stats1, StoreJob};
+use crate::sampler::{Sampler, SamplerConfig};
 use crate::store::{Store, StoreConfig, StoreError, Tick};
+
+/// Which message bus to serve the API on (besides the private socket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    System,
+    Session,
+    Address(String),
+    None,
+}
+
+impl std::str::FromStr for Bus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "system" => Self::System,
+            "session" => Self::Session,
+            "none" => Self::None,
+            a if a.contains(':') => Self::Address(a.to_owned()),
+            other => {
+                return Err(format!(
+                    "{other:?}: expected system, session, none or a D-Bus address (unix:path=...)"
+                ));
+            }
+        })
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -20,6 +48,9 @@ pub struct ServiceConfig {
     pub flush_interval: Duration,
     pub sampler: SamplerConfig,
     pub store: StoreConfig,
+    pub bus: Bus,
+    /// The private socket, or `None` for none.
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +61,14 @@ pub enum ServiceError {
     Runtime(std::io::Error),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
+    #[error(transparent)]
+    Socket(#[from] api::socket::SocketError),
 }
 
-/// Messages to the storage thread.
+/// Messages to the storage thread (queries travel on their own channel, behind these).
 #[derive(Debug)]
 pub enum StoreMsg {
-    Tick(Box<Tick>, Arc<Pass>),
+    Tick(Box<Tick>),
     Flush,
     Stop,
 }
@@ -58,12 +91,31 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         .enable_all()
         .build()
         .map_err(ServiceError::Runtime)?;
-    let (tx, rx) = mpsc::channel::<StoreMsg>(64);
+    // Ticks have a deep queue of their own (4 minutes at 1 s) so queries never push one out.
+    let (tx, rx) = mpsc::channel::<StoreMsg>(256);
+    let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
     let stats = Arc::new(SamplerStats::default());
+    let shared = Arc::new(Shared {
+        jobs: jobs_tx,
+        latest: Mutex::new(None),
+        sampler: Arc::clone(&stats),
+        interval: cfg.interval,
+        retention: cfg.store.retention,
+        cap_bytes: cfg.store.max_bytes,
+        db_path: cfg.store.path.clone(),
+        started: Instant::now(),
+    });
+    let listener = match &cfg.socket {
+        Some(path) => {
+            let _guard = runtime.enter();
+            Some(api::socket::bind(path)?)
+        }
+        None => None,
+    };
     let (stop_sampler, sampler_stop_rx) = std_mpsc::channel::<()>();
 
     let sampler_tx = tx.clone();
-    let sampler_stats = Arc::clone(&stats);
+    let sampler_shared = Arc::clone(&shared);
     let sampler_cfg = cfg.sampler.clone();
     let interval = cfg.interval;
     let sampler = std::thread::Builder::new()
@@ -73,14 +125,14 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
                 sampler_cfg,
                 interval,
                 &sampler_tx,
-                &sampler_stats,
+                &sampler_shared,
                 &sampler_stop_rx,
             )
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || store_loop(store, rx))
+        .spawn(move || store_loop(store, rx, jobs_rx))
         .map_err(|e| ServiceError::Thread("store", e))?;
 
     tracing::info!(
@@ -90,7 +142,13 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         humantime::format_duration(cfg.flush_interval)
     );
     let flush_interval = cfg.flush_interval;
+    let iface = Stats1::new(Arc::clone(&shared));
+    let bus = cfg.bus.clone();
     runtime.block_on(async move {
+        let _bus_conn = serve_bus(&bus, iface.clone()).await;
+        if let Some(listener) = listener {
+            tokio::spawn(api::socket::serve(listener, iface));
+        }
         let flush_tx = tx.clone();
         let flusher = tokio::spawn(async move {
             let mut timer = tokio::time::interval(flush_interval);
@@ -117,6 +175,31 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Takes the well-known name on the chosen bus; without a bus the private socket still serves.
+async fn serve_bus(bus: &Bus, iface: Stats1) -> Option<zbus::Connection> {
+    let builder = match bus {
+        Bus::None => return None,
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Session => zbus::connection::Builder::session(),
+        Bus::Address(a) => zbus::connection::Builder::address(a.as_str()),
+    };
+    match builder
+        .name(ebpfstat_dbus::BUS_NAME)
+        .serve_at(ebpfstat_dbus::OBJECT_PATH, iface)
+        .build()
+        .await
+    {
+        Ok(conn) => {
+            tracing::info!("serving {} on the {bus:?} bus", ebpfstat_dbus::BUS_NAME);
+            Some(conn)
+        }
+        Err(e) => {
+            tracing::warn!("not on the {bus:?} bus ({e}); serving on the private socket only");
+            None
+        }
+    }
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -137,9 +220,10 @@ pub fn sample_loop(
     cfg: SamplerConfig,
     interval: Duration,
     tx: &mpsc::Sender<StoreMsg>,
-    stats: &SamplerStats,
+    shared: &Shared,
     stop: &std_mpsc::Receiver<()>,
 ) {
+    let stats = &shared.sampler;
     let mut sampler = Sampler::new(cfg);
     let start = Instant::now();
     let mut slot: u32 = 0;
@@ -151,7 +235,10 @@ pub fn sample_loop(
         let pass = Arc::new(sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
         let tick = Box::new(Tick::from_pass(&pass));
-        if tx.try_send(StoreMsg::Tick(tick, pass)).is_err() {
+        if let Ok(mut latest) = shared.latest.lock() {
+            *latest = Some(pass);
+        }
+        if tx.try_send(StoreMsg::Tick(tick)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         // Next slot in the future (skipping any a slow pass overran).
@@ -165,20 +252,40 @@ pub fn sample_loop(
     }
 }
 
-fn store_loop(mut store: Store, mut rx: mpsc::Receiver<StoreMsg>) {
+fn store_loop(store: Store, rx: mpsc::Receiver<StoreMsg>, jobs: mpsc::Receiver<StoreJob>) {
+    // A tiny runtime of its own, only to wait on two queues at once; ticks go first.
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("storage thread cannot start: {e}");
+            return;
+        }
+    };
+    rt.block_on(store_queues(store, rx, jobs));
+}
+
+async fn store_queues(
+    mut store: Store,
+    mut rx: mpsc::Receiver<StoreMsg>,
+    mut jobs: mpsc::Receiver<StoreJob>,
+) {
     let mut failing = false;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            StoreMsg::Tick(tick, _pass) => {
-                if let Err(e) = store.ingest(&tick) {
-                    tracing::error!("storing a pass failed: {e}");
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(StoreMsg::Tick(tick)) => {
+                    if let Err(e) = store.ingest(&tick) {
+                        tracing::error!("storing a pass failed: {e}");
+                    }
                 }
-            }
-            StoreMsg::Flush => flush(&mut store, &mut failing),
-            StoreMsg::Stop => {
-                flush(&mut store, &mut failing);
-                return;
-            }
+                Some(StoreMsg::Flush) => flush(&mut store, &mut failing),
+                Some(StoreMsg::Stop) | None => {
+                    flush(&mut store, &mut failing);
+                    return;
+                }
+            },
+            Some(job) = jobs.recv() => job(&mut store),
         }
     }
 }

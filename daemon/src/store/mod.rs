@@ -319,6 +319,13 @@ impl Store {
         Ok(())
     }
 
+    /// The series of a program being sampled (kernel id, load time on CLOCK_BOOTTIME).
+    pub fn series_id_of(&self, prog_id: u32, load_boottime_ns: u64) -> Option<i64> {
+        self.live
+            .get(&(prog_id, load_boottime_ns))
+            .map(|l| l.series_id)
+    }
+
     /// SQLite's full integrity check: `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         Ok(self

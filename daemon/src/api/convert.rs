@@ -1,0 +1,210 @@
+//! From the sampler's and the store's values to the wire types of the D-Bus API.
+
+use std::time::SystemTime;
+
+use ebpfstat_dbus as wire;
+
+use crate::sampler::maps::MapSample;
+use crate::sampler::{Pass, ProgramSample};
+use crate::store::{self, History, SeriesRow, TopRow, wall_ns};
+
+fn ns(t: Option<SystemTime>) -> i64 {
+    t.map_or(0, wall_ns)
+}
+
+pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
+    let (interval_ns, dcnt, drt, rps, cpu, avg) =
+        p.interval.map_or((0, 0, 0, 0.0, 0.0, -1.0), |i| {
+            (
+                i.elapsed_ns,
+                i.delta_run_cnt,
+                i.delta_run_time_ns,
+                i.runs_per_sec,
+                i.cpu_pct,
+                i.avg_ns_per_run.unwrap_or(-1.0),
+            )
+        });
+    let ctx = &p.context;
+    wire::ProgramRow {
+        series_id,
+        id: p.meta.id,
+        name: p.meta.name.clone(),
+        full_name: p.meta.full_name.clone(),
+        prog_type: p.meta.prog_type.clone(),
+        tag: p.meta.tag.clone(),
+        load_time_ns: wall_ns(p.meta.load_time),
+        run_cnt: p.counters.run_cnt,
+        run_time_ns: p.counters.run_time_ns,
+        interval_ns,
+        delta_run_cnt: dcnt,
+        delta_run_time_ns: drt,
+        runs_per_sec: rps,
+        cpu_pct: cpu,
+        avg_ns_per_run: avg,
+        map_memory_bytes: ctx.map_memory.total,
+        map_memory_own_bytes: ctx.map_memory.own,
+        map_memory_shared_bytes: ctx.map_memory.shared,
+        owners: ctx
+            .owners
+            .iter()
+            .map(|o| wire::Owner {
+                pid: o.pid,
+                comm: o.comm.clone(),
+                unit: o.unit.clone().unwrap_or_default(),
+            })
+            .collect(),
+        notes: ctx.notes.iter().map(|n| n.code.to_owned()).collect(),
+    }
+}
+
+pub fn snapshot(pass: &Pass, series_of: impl Fn(&ProgramSample) -> i64) -> wire::Snapshot {
+    wire::Snapshot {
+        time_ns: wall_ns(pass.time),
+        stats_state: pass.stats_state.to_string(),
+        memlock_meaning: memlock_meaning(pass),
+        online_cpus: pass.online_cpus,
+        programs: pass
+            .programs
+            .iter()
+            .map(|p| program_row(p, series_of(p)))
+            .collect(),
+    }
+}
+
+pub fn memlock_meaning(pass: &Pass) -> String {
+    match pass.kernel.memlock {
+        crate::sampler::host::MemlockMeaning::Estimate => "estimate".into(),
+        crate::sampler::host::MemlockMeaning::MaxSize => "max-size".into(),
+    }
+}
+
+pub fn map_row(m: &MapSample) -> wire::MapRow {
+    wire::MapRow {
+        id: m.id,
+        name: m.name.clone(),
+        map_type: m.map_type.clone(),
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        flags: m.flags,
+        memlock_bytes: m.memlock_bytes.unwrap_or(0),
+        used_by_programs: m.used_by_programs,
+    }
+}
+
+pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDetail {
+    let ctx = &p.context;
+    wire::ProgramDetail {
+        program: program_row(p, series_id),
+        created_by_uid: p.meta.created_by_uid,
+        verified_insns: p.meta.verified_insns,
+        jited_size: p.meta.jited_size,
+        xlated_size: p.meta.xlated_size,
+        btf_id: p.meta.btf_id.unwrap_or(0),
+        prog_memlock_bytes: p.meta.prog_memlock_bytes.unwrap_or(0),
+        maps: ctx
+            .map_ids
+            .iter()
+            .filter_map(|id| pass.maps.iter().find(|m| m.id == *id))
+            .map(|m| map_row(m))
+            .collect(),
+        pins: ctx.pins.clone(),
+        attach: ctx
+            .attach
+            .iter()
+            .map(|a| wire::AttachPoint {
+                link_id: a.link_id,
+                link_type: a.link_type.clone(),
+                attach_type: a.attach_type.clone().unwrap_or_default(),
+                target: a.target.clone(),
+            })
+            .collect(),
+        notes: ctx
+            .notes
+            .iter()
+            .map(|n| wire::Note {
+                code: n.code.to_owned(),
+                text: n.text.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn series(s: &SeriesRow) -> wire::SeriesInfo {
+    wire::SeriesInfo {
+        series_id: s.series_id,
+        boot_seq: s.boot_seq,
+        id: s.prog_id,
+        name: s.name.clone(),
+        full_name: s.full_name.clone(),
+        prog_type: s.prog_type.clone(),
+        tag: s.tag.clone(),
+        alive: s.alive,
+        first_seen_ns: ns(s.first_seen),
+        last_seen_ns: ns(s.last_seen),
+    }
+}
+
+pub fn tier(t: store::Tier) -> String {
+    match t {
+        store::Tier::Raw => "raw",
+        store::Tier::Min1 => "1m",
+        store::Tier::Hour1 => "1h",
+    }
+    .to_owned()
+}
+
+pub fn top_row(r: &TopRow) -> wire::TopRow {
+    let s = &r.series;
+    wire::TopRow {
+        series_id: s.series_id,
+        id: s.prog_id,
+        name: s.name.clone(),
+        full_name: s.full_name.clone(),
+        prog_type: s.prog_type.clone(),
+        tag: s.tag.clone(),
+        alive: s.alive,
+        samples: r.samples,
+        run_cnt: r.run_cnt,
+        run_time_ns: r.run_time_ns,
+        avg_ns_per_run: r.avg_ns_per_run.unwrap_or(-1.0),
+        runs_per_sec: r.runs_per_sec,
+        cpu_pct: r.cpu_pct,
+        peak_runs_per_sec: r.peak_runs_per_sec,
+        peak_cpu_pct: r.peak_cpu_pct,
+        map_memory_bytes: s.map_memory.total,
+        map_memory_own_bytes: s.map_memory.own,
+        map_memory_shared_bytes: s.map_memory.shared,
+        tier: tier(r.tier),
+    }
+}
+
+/// The wire form of a history; `next_from_ns` is where a cut answer goes on (0: complete).
+pub fn history(h: &History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::HistoryPoint>) {
+    let points = h
+        .points
+        .iter()
+        .map(|p| wire::HistoryPoint {
+            start_ns: wall_ns(p.start),
+            end_ns: wall_ns(p.end),
+            samples: p.samples,
+            frozen: p.frozen,
+            run_cnt: p.run_cnt,
+            run_time_ns: p.run_time_ns,
+            cum_run_cnt: p.cum_run_cnt,
+            cum_run_time_ns: p.cum_run_time_ns,
+            avg_ns_per_run: p.avg_ns_per_run.unwrap_or(-1.0),
+            runs_per_sec: p.runs_per_sec,
+            cpu_pct: p.cpu_pct,
+            peak_runs_per_sec: p.peak_runs_per_sec,
+            peak_cpu_pct: p.peak_cpu_pct,
+        })
+        .collect();
+    let info = wire::HistoryInfo {
+        series: h.series.iter().map(series).collect(),
+        tier: tier(h.tier),
+        step_ns: h.step_ns,
+        next_from_ns,
+    };
+    (info, points)
+}

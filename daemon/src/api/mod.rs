@@ -1,0 +1,536 @@
+//! The D-Bus object `org.ebpfstat.Stats1`, served on the system bus and on a private socket.
+//!
+//! Handlers run on the async runtime; everything that reads the store is sent to the storage
+//! thread as a closure and awaited, so no query ever runs on the sampling thread.
+
+mod convert;
+pub mod socket;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ebpfstat_dbus::{self as wire, Error, Options};
+use tokio::sync::{mpsc, oneshot};
+use zbus::{OwnedVariant, Str};
+
+use crate::sampler::Pass;
+use crate::service::SamplerStats;
+use crate::store::{self, ProgramRef, QueryError, Retention, SortKey, Store, Tier};
+
+/// Work for the storage thread.
+pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// State the API reads, shared with the sampling and storage threads.
+#[derive(Debug)]
+pub struct Shared {
+    pub jobs: mpsc::Sender<StoreJob>,
+    /// The newest pass, set by the sampling thread.
+    pub latest: Mutex<Option<Arc<Pass>>>,
+    pub sampler: Arc<SamplerStats>,
+    pub interval: Duration,
+    pub retention: Retention,
+    pub cap_bytes: u64,
+    pub db_path: PathBuf,
+    pub started: Instant,
+}
+
+/// The served object.
+#[derive(Debug, Clone)]
+pub struct Stats1 {
+    shared: Arc<Shared>,
+}
+
+impl Stats1 {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn latest(&self) -> Result<Arc<Pass>, Error> {
+        self.shared
+            .latest
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .ok_or_else(|| Error::Unavailable("no sampling pass yet; try again in a second".into()))
+    }
+
+    /// Runs `f` on the storage thread and returns its result.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: StoreJob = Box::new(move |s| {
+            let _ = tx.send(f(s));
+        });
+        let gone = || Error::Unavailable("the history store is shutting down".into());
+        self.shared.jobs.send(job).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+}
+
+fn query_error(e: QueryError) -> Error {
+    match e {
+        QueryError::NoSuchProgram(m) => Error::NoSuchProgram(m),
+        QueryError::InvalidArgument(m) => Error::InvalidArgument(m),
+        QueryError::Store(e) => Error::Unavailable(format!("the history store failed: {e}")),
+    }
+}
+
+/// How a caller names a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    Id(u32),
+    Series(i64),
+    Name(String),
+}
+
+pub fn parse_spec(s: &str) -> Result<Spec, Error> {
+    if s.is_empty() {
+        return Err(Error::InvalidArgument(
+            "program is empty: give an id, series:<id> or a name".into(),
+        ));
+    }
+    if s.len() > wire::MAX_PROGRAM_SPEC {
+        return Err(Error::InvalidArgument(format!(
+            "program is {} bytes long; at most {} are accepted",
+            s.len(),
+            wire::MAX_PROGRAM_SPEC
+        )));
+    }
+    if let Some(id) = s.strip_prefix("series:") {
+        return id
+            .parse()
+            .map(Spec::Series)
+            .map_err(|_| Error::InvalidArgument(format!("{s:?}: series:<id> needs a number")));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(Spec::Id)
+            .map_err(|_| Error::InvalidArgument(format!("{s}: program ids are 32-bit numbers")));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(
+            "program names have no control characters".into(),
+        ));
+    }
+    Ok(Spec::Name(s.to_owned()))
+}
+
+/// Reads the options a method knows; anything else is an error naming what is allowed.
+fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error> {
+    for (key, value) in options {
+        let Some((_, sig)) = known.iter().find(|(k, _)| k == key) else {
+            let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+            return Err(Error::InvalidArgument(format!(
+                "unknown option {key:?} (known: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        let actual = value.value_signature().to_string();
+        if actual != *sig {
+            return Err(Error::InvalidArgument(format!(
+                "option {key:?} must have D-Bus type {sig}, not {actual}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn time_of(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+fn sort_key(s: &str) -> Result<SortKey, Error> {
+    Ok(match s {
+        "runtime" => SortKey::RunTime,
+        "runs" => SortKey::Runs,
+        "avg" => SortKey::Avg,
+        "cpu" => SortKey::Cpu,
+        "mapmem" => SortKey::MapMem,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown sort key {other:?} (one of runtime, runs, avg, cpu, mapmem)"
+            )));
+        }
+    })
+}
+
+/// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load).
+fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
+    Ok(match spec {
+        Spec::Id(id) => ProgramRef::ProgramId(*id),
+        Spec::Series(id) => ProgramRef::Series(*id),
+        Spec::Name(name) => {
+            let all = store.all_series()?;
+            let newest = all
+                .iter()
+                .find(|s| s.full_name == *name)
+                .or_else(|| all.iter().find(|s| s.name == *name))
+                .ok_or_else(|| {
+                    QueryError::NoSuchProgram(format!("no program named {name:?} was ever seen"))
+                })?;
+            ProgramRef::Identity {
+                name: newest.full_name.clone(),
+                prog_type: newest.prog_type.clone(),
+                tag: newest.tag.clone(),
+            }
+        }
+    })
+}
+
+fn var(s: impl Into<String>) -> OwnedVariant {
+    OwnedVariant::from(Str::from(s.into()))
+}
+
+/// This process's CPU time (user + system) and resident memory.
+fn own_usage() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (ticks * 1_000_000_000 / hz, kib("VmRSS:"), kib("VmHWM:"))
+}
+
+#[zbus::interface(name = "org.ebpfstat.Stats1")]
+impl Stats1 {
+    #[zbus(out_args("snapshot"))]
+    async fn snapshot(&self, options: Options) -> Result<wire::Snapshot, Error> {
+        check_options(&options, &[])?;
+        let pass = self.latest()?;
+        let keys: Vec<(u32, u64)> = pass
+            .programs
+            .iter()
+            .map(|p| (p.meta.id, p.meta.load_boottime_ns))
+            .collect();
+        let ids = self
+            .with_store(move |s| {
+                keys.iter()
+                    .map(|&(id, bt)| s.series_id_of(id, bt))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let by_key: std::collections::HashMap<(u32, u64), i64> = pass
+            .programs
+            .iter()
+            .zip(ids)
+            .map(|(p, id)| ((p.meta.id, p.meta.load_boottime_ns), id.unwrap_or(0)))
+            .collect();
+        Ok(convert::snapshot(&pass, |p| {
+            by_key
+                .get(&(p.meta.id, p.meta.load_boottime_ns))
+                .copied()
+                .unwrap_or(0)
+        }))
+    }
+
+    #[zbus(out_args("rows"))]
+    async fn top(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        sort_by: &str,
+        n: u32,
+        options: Options,
+    ) -> Result<Vec<wire::TopRow>, Error> {
+        check_options(&options, &[])?;
+        let key = sort_key(sort_by)?;
+        if n == 0 || n > wire::MAX_TOP_N {
+            return Err(Error::InvalidArgument(format!(
+                "n is {n}; it must be between 1 and {}",
+                wire::MAX_TOP_N
+            )));
+        }
+        let (from, to) = (time_of(from_ns), time_of(to_ns));
+        let rows = self
+            .with_store(move |s| s.top(from, to, key, n as usize))
+            .await?
+            .map_err(query_error)?;
+        Ok(rows.iter().map(convert::top_row).collect())
+    }
+
+    #[zbus(out_args("info", "points"))]
+    async fn history(
+        &self,
+        program: &str,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: u64,
+        options: Options,
+    ) -> Result<(wire::HistoryInfo, Vec<wire::HistoryPoint>), Error> {
+        check_options(&options, &[("tier", "s"), ("max_points", "u")])?;
+        let spec = parse_spec(program)?;
+        let tier = match options.get("tier") {
+            None => None,
+            Some(v) => Some(match <&str>::try_from(v).unwrap_or("") {
+                "raw" => Tier::Raw,
+                "1m" => Tier::Min1,
+                "1h" => Tier::Hour1,
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "unknown tier {other:?} (one of raw, 1m, 1h)"
+                    )));
+                }
+            }),
+        };
+        let max_points = match options.get("max_points") {
+            None => wire::DEFAULT_HISTORY_POINTS,
+            Some(v) => u32::try_from(v).unwrap_or(0),
+        };
+        if max_points == 0 || max_points > wire::MAX_HISTORY_POINTS {
+            return Err(Error::InvalidArgument(format!(
+                "max_points is {max_points}; it must be between 1 and {}",
+                wire::MAX_HISTORY_POINTS
+            )));
+        }
+        if step_ns == 0 {
+            return Err(Error::InvalidArgument("step_ns must be positive".into()));
+        }
+        if to_ns <= from_ns {
+            return Err(Error::InvalidArgument(format!(
+                "to_ns ({to_ns}) must be after from_ns ({from_ns})"
+            )));
+        }
+        // Page: answer at most `max_points` steps and say where to continue.
+        let span = u64::from(max_points).saturating_mul(step_ns);
+        let page_end = from_ns.saturating_add(i64::try_from(span).unwrap_or(i64::MAX));
+        let (end, next) = if page_end < to_ns {
+            (page_end, page_end)
+        } else {
+            (to_ns, 0)
+        };
+        let (from, to, step) = (
+            time_of(from_ns),
+            time_of(end),
+            Duration::from_nanos(step_ns),
+        );
+        let h = self
+            .with_store(move |s| {
+                let target = program_ref(s, &spec)?;
+                s.history(&target, from, to, step, tier)
+            })
+            .await?
+            .map_err(query_error)?;
+        Ok(convert::history(&h, next))
+    }
+
+    #[zbus(out_args("detail"))]
+    async fn program(&self, program: &str) -> Result<wire::ProgramDetail, Error> {
+        let spec = parse_spec(program)?;
+        let pass = self.latest()?;
+        let matches: Vec<_> = match &spec {
+            Spec::Id(id) => pass.programs.iter().filter(|p| p.meta.id == *id).collect(),
+            Spec::Name(n) => pass
+                .programs
+                .iter()
+                .filter(|p| p.meta.full_name == *n || p.meta.name == *n)
+                .collect(),
+            Spec::Series(series) => {
+                let series = *series;
+                let key = self
+                    .with_store(move |s| s.resolve(&ProgramRef::Series(series)))
+                    .await?
+                    .map_err(query_error)?;
+                let Some(row) = key.first() else {
+                    return Err(Error::NoSuchProgram(format!("no series {series}")));
+                };
+                if !row.alive {
+                    return Err(Error::NoSuchProgram(format!(
+                        "series {series} ({}) is not loaded any more; its history remains",
+                        row.full_name
+                    )));
+                }
+                pass.programs
+                    .iter()
+                    .filter(|p| p.meta.id == row.prog_id)
+                    .collect()
+            }
+        };
+        let p = match matches.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Error::NoSuchProgram(format!(
+                    "no loaded program matches {program:?}"
+                )));
+            }
+            many => {
+                let ids: Vec<String> = many.iter().map(|p| p.meta.id.to_string()).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "{program:?} names {} programs (ids {}): give an id",
+                    many.len(),
+                    ids.join(", ")
+                )));
+            }
+        };
+        let key = (p.meta.id, p.meta.load_boottime_ns);
+        let series = self
+            .with_store(move |s| s.series_id_of(key.0, key.1))
+            .await?
+            .unwrap_or(0);
+        Ok(convert::detail(&pass, p, series))
+    }
+
+    #[zbus(out_args("maps"))]
+    async fn maps(&self) -> Result<Vec<wire::MapRow>, Error> {
+        Ok(self
+            .latest()?
+            .maps
+            .iter()
+            .map(|m| convert::map_row(m))
+            .collect())
+    }
+
+    #[zbus(out_args("status"))]
+    async fn status(&self) -> Result<Options, Error> {
+        let st = self
+            .with_store(|s| s.status())
+            .await?
+            .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
+        let latest = self.shared.latest.lock().ok().and_then(|l| l.clone());
+        let sampler = &self.shared.sampler;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let (cpu_ns, rss, peak_rss) = own_usage();
+        let mut m = Options::new();
+        m.insert("version".into(), var(env!("CARGO_PKG_VERSION")));
+        if let Some(p) = &latest {
+            m.insert("kernel".into(), var(p.kernel.release.clone()));
+            m.insert("stats_state".into(), var(p.stats_state.to_string()));
+            m.insert("memlock_meaning".into(), var(convert::memlock_meaning(p)));
+            m.insert(
+                "programs".into(),
+                OwnedVariant::from(p.programs.len() as u32),
+            );
+            m.insert(
+                "last_pass_ns".into(),
+                OwnedVariant::from(store::wall_ns(p.time)),
+            );
+        }
+        m.insert(
+            "interval_ns".into(),
+            OwnedVariant::from(self.shared.interval.as_nanos() as u64),
+        );
+        m.insert("passes".into(), OwnedVariant::from(load(&sampler.passes)));
+        m.insert(
+            "late_passes".into(),
+            OwnedVariant::from(load(&sampler.late)),
+        );
+        m.insert(
+            "dropped_passes".into(),
+            OwnedVariant::from(load(&sampler.dropped)),
+        );
+        m.insert(
+            "uptime_ns".into(),
+            OwnedVariant::from(self.shared.started.elapsed().as_nanos() as u64),
+        );
+        m.insert("daemon_cpu_ns".into(), OwnedVariant::from(cpu_ns));
+        m.insert("daemon_rss_bytes".into(), OwnedVariant::from(rss));
+        m.insert("daemon_peak_rss_bytes".into(), OwnedVariant::from(peak_rss));
+        m.insert("db_path".into(), var(st.path.display().to_string()));
+        m.insert("db_bytes".into(), OwnedVariant::from(st.file_bytes));
+        m.insert("wal_bytes".into(), OwnedVariant::from(st.wal_bytes));
+        m.insert("used_bytes".into(), OwnedVariant::from(st.used_bytes));
+        m.insert("cap_bytes".into(), OwnedVariant::from(st.cap_bytes));
+        m.insert("series".into(), OwnedVariant::from(st.series));
+        m.insert(
+            "ticks_buffered".into(),
+            OwnedVariant::from(st.ticks_buffered as u64),
+        );
+        m.insert("ticks_dropped".into(), OwnedVariant::from(st.ticks_dropped));
+        m.insert("clock_steps".into(), OwnedVariant::from(st.clock_steps));
+        m.insert(
+            "last_flush_ns".into(),
+            OwnedVariant::from(st.last_flush.map_or(0, store::wall_ns)),
+        );
+        m.insert("last_error".into(), var(st.last_error.unwrap_or_default()));
+        for t in &st.tiers {
+            let key = |what: &str| format!("tier_{}_{what}", t.tier);
+            m.insert(
+                key("oldest_ns"),
+                OwnedVariant::from(t.oldest.map_or(0, store::wall_ns)),
+            );
+            m.insert(
+                key("newest_ns"),
+                OwnedVariant::from(t.newest.map_or(0, store::wall_ns)),
+            );
+            m.insert(key("bytes"), OwnedVariant::from(t.bytes));
+        }
+        Ok(m)
+    }
+
+    #[zbus(property)]
+    async fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    #[zbus(property)]
+    async fn kernel(&self) -> String {
+        self.latest()
+            .map(|p| p.kernel.release.clone())
+            .unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    async fn stats_state(&self) -> String {
+        self.latest()
+            .map(|p| p.stats_state.to_string())
+            .unwrap_or_else(|_| "unknown: no pass yet".into())
+    }
+
+    #[zbus(property)]
+    async fn memlock_meaning(&self) -> String {
+        self.latest()
+            .map(|p| convert::memlock_meaning(&p))
+            .unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    async fn interval_ns(&self) -> u64 {
+        self.shared.interval.as_nanos() as u64
+    }
+
+    #[zbus(property)]
+    async fn retention_ns(&self) -> (u64, u64, u64) {
+        let r = self.shared.retention;
+        (
+            r.raw.as_nanos() as u64,
+            r.min1.as_nanos() as u64,
+            r.hour1.as_nanos() as u64,
+        )
+    }
+
+    #[zbus(property)]
+    async fn cap_bytes(&self) -> u64 {
+        self.shared.cap_bytes
+    }
+
+    #[zbus(property)]
+    async fn database_bytes(&self) -> u64 {
+        std::fs::metadata(&self.shared.db_path).map_or(0, |m| m.len())
+    }
+}

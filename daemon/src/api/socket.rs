@@ -1,0 +1,143 @@
+//! The private peer-to-peer socket: the API without a bus daemon, as systemd's
+//! `/run/systemd/private`. Mode 0660, group `ebpfstat`; a peer must be root or in the group
+//! (checked again with `SO_PEERCRED`, in case the file mode was loosened).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+
+use super::Stats1;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve the private socket {path}: {source}")]
+pub struct SocketError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// The group id of `name`, if the group exists.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getgrnam reads a NUL-terminated name; the returned record (static storage) is
+    // read at once, before any other call could overwrite it.
+    unsafe {
+        let gr = libc::getgrnam(c.as_ptr());
+        (!gr.is_null()).then(|| (*gr).gr_gid)
+    }
+}
+
+/// Binds the socket (replacing a stale file) with mode 0660 and group `ebpfstat`.
+pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+    let err = |source| SocketError {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    if let Some(gid) = group_id(ebpfstat_dbus::GROUP) {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
+    }
+    Ok(listener)
+}
+
+/// (pid, uid, gid) of the peer.
+fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of a ucred, as SO_PEERCRED requires.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cred.pid as u32, cred.uid, cred.gid))
+}
+
+/// Whether a peer may call: root, or a member (primary or supplementary) of the group.
+fn allowed(pid: u32, uid: u32, gid: u32, group: Option<u32>) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let Some(group) = group else { return false };
+    if gid == group {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Groups:"))
+                .map(|g| g.split_whitespace().any(|g| g.parse() == Ok(group)))
+        })
+        .unwrap_or(false)
+}
+
+/// Accepts peers for as long as the runtime runs; each gets its own D-Bus connection.
+pub async fn serve(listener: UnixListener, iface: Stats1) {
+    let group = group_id(ebpfstat_dbus::GROUP);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("private socket: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match peer(&stream) {
+            Ok((pid, uid, gid)) if allowed(pid, uid, gid, group) => {}
+            Ok((pid, uid, _)) => {
+                tracing::debug!("private socket: refused pid {pid} uid {uid}");
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!("private socket: no peer credentials: {e}");
+                continue;
+            }
+        }
+        let iface = iface.clone();
+        tokio::spawn(async move {
+            let std_stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("private socket: {e}");
+                    return;
+                }
+            };
+            let guid = zbus::Guid::generate();
+            let conn = zbus::connection::Builder::unix_stream(std_stream)
+                .server(guid)
+                .p2p()
+                .serve_at(ebpfstat_dbus::OBJECT_PATH, iface)
+                .build()
+                .await;
+            match conn {
+                Ok(conn) => conn.closed().await,
+                Err(e) => tracing::debug!("private socket: handshake failed: {e}"),
+            }
+        });
+    }
+}

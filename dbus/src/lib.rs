@@ -1,0 +1,293 @@
+//! The ebpfstat D-Bus API, version 1: names, wire types, errors and the client proxy.
+//!
+//! Shared by the daemon (which serves it) and `ebpfstatctl` (which calls it); nothing else of
+//! the daemon is visible here. The interface is versioned in its name: an incompatible change
+//! becomes `org.ebpfstat.Stats2`; compatible additions are new methods or new keys in the `a{sv}`
+//! options and status maps. The introspection XML (`org.ebpfstat.Stats1.xml`) and the system-bus
+//! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use zbus::{OwnedVariant, Type};
+
+/// Well-known bus name.
+pub const BUS_NAME: &str = "org.ebpfstat.Stats1";
+/// Object path of the one object.
+pub const OBJECT_PATH: &str = "/org/ebpfstat/Stats1";
+/// Interface name.
+pub const INTERFACE: &str = "org.ebpfstat.Stats1";
+/// Default path of the daemon's private peer-to-peer socket (used when no bus is reachable).
+pub const DEFAULT_SOCKET: &str = "/run/ebpfstat/private";
+/// Group whose members may call the API.
+pub const GROUP: &str = "ebpfstat";
+/// Introspection data of the interface, as served.
+pub const INTROSPECTION_XML: &str = include_str!("../org.ebpfstat.Stats1.xml");
+/// System-bus policy.
+pub const POLICY_CONF: &str = include_str!("../org.ebpfstat.Stats1.conf");
+
+/// Limits a caller can rely on.
+pub const MAX_TOP_N: u32 = 10_000;
+pub const MAX_HISTORY_POINTS: u32 = 20_000;
+pub const DEFAULT_HISTORY_POINTS: u32 = 2_000;
+pub const MAX_PROGRAM_SPEC: usize = 512;
+
+/// Named errors: `org.ebpfstat.Stats1.Error.<Variant>`, each with a message a person can act on.
+#[derive(Debug, Clone, PartialEq, zbus::DBusError)]
+#[zbus(prefix = "org.ebpfstat.Stats1.Error")]
+pub enum Error {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// No program matches the given id, series or name.
+    NoSuchProgram(String),
+    /// An argument or option is out of range, of the wrong type or unknown.
+    InvalidArgument(String),
+    /// The data is not available (no pass yet, the store failed, ...).
+    Unavailable(String),
+}
+
+/// A process holding a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: String,
+    /// systemd unit, or empty.
+    pub unit: String,
+}
+
+/// A program in the current snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct ProgramRow {
+    pub series_id: i64,
+    pub id: u32,
+    pub name: String,
+    pub full_name: String,
+    pub prog_type: String,
+    pub tag: String,
+    /// Wall-clock load time, ns since the epoch.
+    pub load_time_ns: i64,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// Length of the last interval; 0 on the pass a program is first seen (no interval yet).
+    pub interval_ns: u64,
+    pub delta_run_cnt: u64,
+    pub delta_run_time_ns: u64,
+    pub runs_per_sec: f64,
+    /// Of one core over the last interval (100 = one core busy).
+    pub cpu_pct: f64,
+    /// Over the last interval; negative when the program did not run.
+    pub avg_ns_per_run: f64,
+    pub map_memory_bytes: u64,
+    pub map_memory_own_bytes: u64,
+    pub map_memory_shared_bytes: u64,
+    pub owners: Vec<Owner>,
+    /// Codes of the notes that apply (see `Note`).
+    pub notes: Vec<String>,
+}
+
+/// The latest sampling pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Snapshot {
+    pub time_ns: i64,
+    pub stats_state: String,
+    /// `estimate` (Linux ≥ 6.4) or `max-size`: what map memory means on this kernel.
+    pub memlock_meaning: String,
+    pub online_cpus: u32,
+    pub programs: Vec<ProgramRow>,
+}
+
+/// A program ranked over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct TopRow {
+    pub series_id: i64,
+    pub id: u32,
+    pub name: String,
+    pub full_name: String,
+    pub prog_type: String,
+    pub tag: String,
+    /// Still loaded.
+    pub alive: bool,
+    /// Passes in the window; 0 means no data.
+    pub samples: u32,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// Negative when the program did not run.
+    pub avg_ns_per_run: f64,
+    pub runs_per_sec: f64,
+    pub cpu_pct: f64,
+    pub peak_runs_per_sec: u64,
+    pub peak_cpu_pct: f64,
+    pub map_memory_bytes: u64,
+    pub map_memory_own_bytes: u64,
+    pub map_memory_shared_bytes: u64,
+    /// Resolution the answer came from: `raw`, `1m` or `1h`.
+    pub tier: String,
+}
+
+/// A stored series (one load of one program).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SeriesInfo {
+    pub series_id: i64,
+    pub boot_seq: i64,
+    pub id: u32,
+    pub name: String,
+    pub full_name: String,
+    pub prog_type: String,
+    pub tag: String,
+    pub alive: bool,
+    /// ns since the epoch; 0 when unknown.
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+}
+
+/// One step of a history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct HistoryPoint {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Passes in the step; 0 means no data, not zero activity.
+    pub samples: u32,
+    /// Passes taken while stats were unavailable (their zeros may be frozen counters).
+    pub frozen: u32,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// Cumulative since load at the end of the step (for a name: over all its loads).
+    pub cum_run_cnt: u64,
+    pub cum_run_time_ns: u64,
+    pub avg_ns_per_run: f64,
+    pub runs_per_sec: f64,
+    pub cpu_pct: f64,
+    pub peak_runs_per_sec: u64,
+    pub peak_cpu_pct: f64,
+}
+
+/// What a history answer covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct HistoryInfo {
+    pub series: Vec<SeriesInfo>,
+    pub tier: String,
+    pub step_ns: u64,
+    /// Where to continue (pass as `from_ns`) when the answer was cut at `max_points`; 0 if
+    /// complete.
+    pub next_from_ns: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MapRow {
+    pub id: u32,
+    pub name: String,
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub memlock_bytes: u64,
+    pub used_by_programs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct AttachPoint {
+    pub link_id: u32,
+    pub link_type: String,
+    pub attach_type: String,
+    pub target: String,
+}
+
+/// A remark needed to read a program's numbers: `shared_maps`, `perf_event_array`,
+/// `map_of_maps`, `tail_calls`, `pinned_only`, `no_holder`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Note {
+    pub code: String,
+    pub text: String,
+}
+
+/// Everything known of one program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct ProgramDetail {
+    pub program: ProgramRow,
+    pub created_by_uid: u32,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+    pub xlated_size: u32,
+    /// 0 when the program has no BTF.
+    pub btf_id: u32,
+    pub prog_memlock_bytes: u64,
+    pub maps: Vec<MapRow>,
+    pub pins: Vec<String>,
+    pub attach: Vec<AttachPoint>,
+    pub notes: Vec<Note>,
+}
+
+/// Options and status maps.
+pub type Options = HashMap<String, OwnedVariant>;
+
+/// Client side of `org.ebpfstat.Stats1`.
+#[zbus::proxy(
+    interface = "org.ebpfstat.Stats1",
+    default_service = "org.ebpfstat.Stats1",
+    default_path = "/org/ebpfstat/Stats1"
+)]
+pub trait Stats1 {
+    /// The latest sampling pass. No options are defined yet.
+    fn snapshot(&self, options: Options) -> zbus::Result<Snapshot>;
+
+    /// The top `n` programs over `[from_ns, to_ns)` sorted by `sort_by` (`runtime`, `runs`,
+    /// `avg`, `cpu`, `mapmem`). No options are defined yet.
+    fn top(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        sort_by: &str,
+        n: u32,
+        options: Options,
+    ) -> zbus::Result<Vec<TopRow>>;
+
+    /// History of `program` (a kernel id in this boot, `series:<id>`, or a name: every load of
+    /// it) over `[from_ns, to_ns)` at `step_ns`. Options: `tier` (s: `raw`, `1m`, `1h`),
+    /// `max_points` (u, default 2000, at most 20000; `next_from_ns` continues a cut answer).
+    fn history(
+        &self,
+        program: &str,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: u64,
+        options: Options,
+    ) -> zbus::Result<(HistoryInfo, Vec<HistoryPoint>)>;
+
+    /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
+    fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;
+
+    /// Every map on the host.
+    fn maps(&self) -> zbus::Result<Vec<MapRow>>;
+
+    /// Daemon and store health; keys are documented in the README.
+    fn status(&self) -> zbus::Result<Options>;
+
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn kernel(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn stats_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn memlock_meaning(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn interval_ns(&self) -> zbus::Result<u64>;
+    /// Maximum ages of the raw, 1-minute and 1-hour tiers, ns.
+    #[zbus(property)]
+    fn retention_ns(&self) -> zbus::Result<(u64, u64, u64)>;
+    #[zbus(property)]
+    fn cap_bytes(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn database_bytes(&self) -> zbus::Result<u64>;
+}
+
+/// The error name and message of a failed call, when the daemon sent a named error.
+pub fn error_name(e: &zbus::Error) -> Option<(&str, &str)> {
+    match e {
+        zbus::Error::MethodError(name, desc, _) => {
+            Some((name.as_str(), desc.as_deref().unwrap_or("")))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,116 @@
+//! Reaching the daemon: the system bus, else its private socket (as `systemctl` falls back to
+//! `/run/systemd/private`), or an explicit `--address` / `--socket`.
+
+use std::path::{Path, PathBuf};
+
+use ebpfstat_dbus::{BUS_NAME, DEFAULT_SOCKET, GROUP, OBJECT_PATH, Stats1Proxy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "ebpfstatd is not running: {BUS_NAME} is not on the system bus ({bus}) and the private \
+         socket {socket} does not answer ({sock}).\nStart it with `systemctl start ebpfstatd` \
+         (or run `ebpfstatd` as root)."
+    )]
+    NotRunning {
+        bus: String,
+        socket: String,
+        sock: String,
+    },
+    #[error(
+        "permission denied: querying ebpfstatd needs root or membership in group `{GROUP}` \
+         (`usermod -aG {GROUP} $USER`, then log in again)"
+    )]
+    Denied,
+    #[error("cannot connect to {what}: {why}")]
+    Explicit { what: String, why: String },
+}
+
+/// Whether a call failed for lack of permission, on the bus or the socket.
+pub fn is_denied(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::MethodError(name, _, _) => {
+            name.as_str() == "org.freedesktop.DBus.Error.AccessDenied"
+        }
+        zbus::Error::FDO(f) => matches!(**f, zbus::fdo::Error::AccessDenied(_)),
+        zbus::Error::InputOutput(io) => io.kind() == std::io::ErrorKind::PermissionDenied,
+        _ => false,
+    }
+}
+
+async fn over_socket(path: &Path) -> Result<Stats1Proxy<'static>, zbus::Error> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| zbus::Error::InputOutput(std::sync::Arc::new(e)))?;
+    let conn = zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .build()
+        .await?;
+    Stats1Proxy::builder(&conn).path(OBJECT_PATH).build().await
+}
+
+async fn over_bus(conn: zbus::Connection) -> Result<Stats1Proxy<'static>, zbus::Error> {
+    Stats1Proxy::new(&conn).await
+}
+
+async fn bus_has_daemon() -> Result<zbus::Connection, String> {
+    let conn = zbus::Connection::system()
+        .await
+        .map_err(|e| e.to_string())?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = zbus::names::BusName::try_from(BUS_NAME).map_err(|e| e.to_string())?;
+    match dbus.name_has_owner(name).await {
+        Ok(true) => Ok(conn),
+        Ok(false) => Err("no owner".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Connects as asked, or by default: system bus first, then the private socket.
+pub async fn connect(
+    address: Option<&str>,
+    socket: Option<&PathBuf>,
+) -> Result<Stats1Proxy<'static>, ConnectError> {
+    let explicit = |what: String, e: zbus::Error| {
+        if is_denied(&e) {
+            ConnectError::Denied
+        } else {
+            ConnectError::Explicit {
+                what,
+                why: e.to_string(),
+            }
+        }
+    };
+    if let Some(address) = address {
+        let conn = zbus::connection::Builder::address(address)
+            .build()
+            .await
+            .map_err(|e| explicit(format!("bus {address}"), e))?;
+        return over_bus(conn)
+            .await
+            .map_err(|e| explicit(format!("bus {address}"), e));
+    }
+    if let Some(path) = socket {
+        return over_socket(path)
+            .await
+            .map_err(|e| explicit(format!("socket {}", path.display()), e));
+    }
+    let bus_err = match bus_has_daemon().await {
+        Ok(conn) => match over_bus(conn).await {
+            Ok(p) => return Ok(p),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e,
+    };
+    let path = Path::new(DEFAULT_SOCKET);
+    match over_socket(path).await {
+        Ok(p) => Ok(p),
+        Err(e) if is_denied(&e) => Err(ConnectError::Denied),
+        Err(e) => Err(ConnectError::NotRunning {
+            bus: bus_err,
+            socket: path.display().to_string(),
+            sock: e.to_string(),
+        }),
+    }
+}

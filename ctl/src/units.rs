@@ -1,0 +1,122 @@
+//! Human units and small text graphics: pure functions.
+
+/// `850ns`, `12.3µs`, `4.56ms`, `1.20s`, `3m05s`.
+pub fn ns(v: f64) -> String {
+    if !v.is_finite() || v < 0.0 {
+        return "-".into();
+    }
+    match v {
+        v if v < 1e3 => format!("{v:.0}ns"),
+        v if v < 1e6 => format!("{:.1}µs", v / 1e3),
+        v if v < 1e9 => format!("{:.2}ms", v / 1e6),
+        v if v < 60e9 => format!("{:.2}s", v / 1e9),
+        v => {
+            let s = (v / 1e9).round() as u64;
+            if s < 3600 {
+                format!("{}m{:02}s", s / 60, s % 60)
+            } else {
+                format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+            }
+        }
+    }
+}
+
+/// `512B`, `4.0KiB`, `12.5MiB`, `1.20GiB`.
+pub fn bytes(v: u64) -> String {
+    let f = v as f64;
+    match v {
+        v if v < 1 << 10 => format!("{v}B"),
+        v if v < 1 << 20 => format!("{:.1}KiB", f / 1024.0),
+        v if v < 1 << 30 => format!("{:.1}MiB", f / 1048576.0),
+        _ => format!("{:.2}GiB", f / 1073741824.0),
+    }
+}
+
+/// Counts with SI suffixes: `950`, `12.3k`, `4.56M`, `1.23G`.
+pub fn count(v: f64) -> String {
+    match v {
+        v if !v.is_finite() => "-".into(),
+        v if v < 1e3 => format!("{}", (v * 10.0).round() / 10.0),
+        v if v < 1e6 => format!("{:.1}k", v / 1e3),
+        v if v < 1e9 => format!("{:.2}M", v / 1e6),
+        v => format!("{:.2}G", v / 1e9),
+    }
+}
+
+/// Percent with a precision that keeps small values visible: `0.004%`, `1.25%`, `87%`.
+pub fn pct(v: f64) -> String {
+    match v {
+        v if !v.is_finite() => "-".into(),
+        v if v == 0.0 => "0%".into(),
+        v if v < 0.01 => format!("{v:.4}%"),
+        v if v < 10.0 => format!("{v:.2}%"),
+        v => format!("{v:.0}%"),
+    }
+}
+
+/// A one-line chart of `values` (scaled to their maximum), one block per value.
+pub fn sparkline(values: &[f64]) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().fold(0.0_f64, f64::max);
+    values
+        .iter()
+        .map(|&v| {
+            if max <= 0.0 || !v.is_finite() || v <= 0.0 {
+                ' '
+            } else {
+                let i = ((v / max) * 7.0).round() as usize;
+                BLOCKS[i.min(7)]
+            }
+        })
+        .collect()
+}
+
+/// Averages `values` into at most `width` buckets, for a chart that fits the terminal.
+pub fn downsample(values: &[f64], width: usize) -> Vec<f64> {
+    if values.len() <= width || width == 0 {
+        return values.to_vec();
+    }
+    (0..width)
+        .map(|i| {
+            let lo = i * values.len() / width;
+            let hi = ((i + 1) * values.len() / width).max(lo + 1);
+            values[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(ns(850.0), "850ns");
+        assert_eq!(ns(12_345.0), "12.3µs");
+        assert_eq!(ns(4_560_000.0), "4.56ms");
+        assert_eq!(ns(1.2e9), "1.20s");
+        assert_eq!(ns(185e9), "3m05s");
+        assert_eq!(ns(-1.0), "-");
+    }
+
+    #[test]
+    fn sizes_counts_percent() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(4096), "4.0KiB");
+        assert_eq!(bytes(13_107_200), "12.5MiB");
+        assert_eq!(count(950.0), "950");
+        assert_eq!(count(12_300.0), "12.3k");
+        assert_eq!(pct(0.0), "0%");
+        assert_eq!(pct(0.004), "0.0040%");
+        assert_eq!(pct(1.25), "1.25%");
+        assert_eq!(pct(87.4), "87%");
+    }
+
+    #[test]
+    fn charts() {
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0, 8.0]), " ▂▃▄█");
+        assert_eq!(sparkline(&[0.0, 0.0]), "  ");
+        assert_eq!(downsample(&[1.0, 3.0, 5.0, 7.0], 2), vec![2.0, 6.0]);
+        assert_eq!(downsample(&[1.0], 5), vec![1.0]);
+    }
+}

@@ -47,7 +47,7 @@ pub fn count(v: f64) -> String {
 pub fn pct(v: f64) -> String {
     match v {
         v if !v.is_finite() => "-".into(),
-        v if v == 0.0 => "0%".into(),
+        0.0 => "0%".into(),
         v if v < 0.01 => format!("{v:.4}%"),
         v if v < 10.0 => format!("{v:.2}%"),
         v => format!("{v:.0}%"),

@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn charts() {
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0, 8.0]), " ▂▃▄█");
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 4.0, 8.0]), " ▂▃▅█");
         assert_eq!(sparkline(&[0.0, 0.0]), "  ");
         assert_eq!(downsample(&[1.0, 3.0, 5.0, 7.0], 2), vec![2.0, 6.0]);
         assert_eq!(downsample(&[1.0], 5), vec![1.0]);

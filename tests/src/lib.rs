@@ -4,6 +4,7 @@
 //! reference their own map and one map shared by all, attached with `SO_ATTACH_BPF` to UDP
 //! sockets on 127.0.0.1. A filter runs exactly once per datagram its socket receives.
 
+pub mod bus;
 pub mod synthetic;
 
 use std::ffi::CString;

@@ -7,88 +7,14 @@
 //! Run: `cargo bench -p ebpfstat-tests --bench store` (add `-- --quick` for 1 day).
 
 use std::fs::File;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use ebpfstat_tests::synthetic::SimHost;
+use ebpfstat_tests::synthetic::Workload;
 use ebpfstatd::store::{ProgramRef, SortKey, Store, StoreConfig, Tier};
 
 const SEC: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// xorshift64*: deterministic noise without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
-
-/// A busy program: a rate that drifts over hours, Poisson-like noise, a mean run time with
-/// jitter.
-struct Busy {
-    base_rate: f64,
-    period_s: f64,
-    mean_ns: f64,
-}
-
-struct Workload {
-    host: SimHost,
-    busy: Vec<(usize, Busy)>,
-    rng: Rng,
-    t: u64,
-}
-
-impl Workload {
-    fn new(boot: &str, programs: usize, busy_share: f64) -> Self {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-        let mut host = SimHost::new(boot, start, 10 * HOUR);
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let n_busy = (programs as f64 * busy_share).round() as usize;
-        let mut busy = Vec::new();
-        for i in 0..programs {
-            let idx = host.load(i as u32 + 1, &format!("prog{i}"));
-            if i < n_busy {
-                busy.push((
-                    idx,
-                    Busy {
-                        base_rate: 50.0 + (rng.next() % 5000) as f64,
-                        period_s: 600.0 + (rng.next() % 20_000) as f64,
-                        mean_ns: 200.0 + (rng.next() % 3000) as f64,
-                    },
-                ));
-            }
-        }
-        Self {
-            host,
-            busy,
-            rng,
-            t: 0,
-        }
-    }
-
-    /// Advances one second and runs the busy programs.
-    fn step(&mut self) {
-        self.t += 1;
-        self.host.advance(SEC);
-        let t = self.t as f64;
-        for (idx, b) in &self.busy {
-            let rate = b.base_rate * (1.0 + 0.5 * (t * std::f64::consts::TAU / b.period_s).sin());
-            let cnt = (rate + rate.sqrt() * self.rng.unit()).max(0.0).round() as u64;
-            let rt = (cnt as f64 * b.mean_ns * (1.0 + 0.05 * self.rng.unit())).round() as u64;
-            self.host.run(*idx, cnt, rt);
-        }
-    }
-}
 
 fn write_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/io")

@@ -508,3 +508,38 @@ fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
     assert_eq!(h.points.iter().map(|p| p.run_cnt).sum::<u64>(), fed);
     assert_eq!(store.integrity_check().expect("check"), "ok");
 }
+
+#[test]
+fn a_reopened_store_answers_before_its_first_tick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut host = SimHost::new("boot-o", t0(), HOUR);
+    host.load(1, "persisted");
+    {
+        let mut store = store_at(&dir, Retention::default(), 64 << 20);
+        store.ingest(host.tick()).expect("baseline");
+        for i in 0..3 * 3600 {
+            host.advance(Duration::from_secs(1));
+            host.run(0, 2, 200);
+            store.ingest(host.tick()).expect("ingest");
+            if i % 60 == 0 {
+                store.flush(host.wall).expect("flush");
+            }
+        }
+        store.flush(host.wall).expect("flush");
+    }
+    let store = store_at(&dir, Retention::default(), 64 << 20);
+    for window in [10 * MIN, 2 * HOUR, DAY] {
+        let top = store
+            .top(
+                host.wall - window + Duration::from_secs(1),
+                host.wall + MIN,
+                SortKey::Runs,
+                5,
+            )
+            .expect("top");
+        assert_eq!(top.len(), 1, "{window:?}");
+        assert!(!top[0].series.alive);
+        let want = 2 * window.min(3 * HOUR).as_secs();
+        assert_eq!(top[0].run_cnt, want, "{window:?} from {:?}", top[0].tier);
+    }
+}

@@ -113,7 +113,7 @@ impl SimHost {
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -122,7 +122,7 @@ impl Rng {
 
     /// Uniform in [-1, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 }
 
@@ -167,9 +167,9 @@ impl Workload {
                 busy.push((
                     idx,
                     Busy {
-                        base_rate: 50.0 + (rng.next() % 5000) as f64,
-                        period_s: 600.0 + (rng.next() % 20_000) as f64,
-                        mean_ns: 200.0 + (rng.next() % 3000) as f64,
+                        base_rate: 50.0 + (rng.next_u64() % 5000) as f64,
+                        period_s: 600.0 + (rng.next_u64() % 20_000) as f64,
+                        mean_ns: 200.0 + (rng.next_u64() % 3000) as f64,
                     },
                 ));
             }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bpf;
+pub mod config;
 pub mod sampler;
 pub mod service;
 pub mod store;

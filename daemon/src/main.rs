@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ebpfstatd::config::{Effective, LogLevel, Settings, Size, Span};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
 use ebpfstatd::store::{Retention, StoreConfig};
@@ -17,6 +18,12 @@ use ebpfstatd::store::{Retention, StoreConfig};
     about = "eBPF program statistics with history"
 )]
 struct Cli {
+    /// Configuration file [default: /etc/ebpfstat/ebpfstatd.toml when it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration, print the settings in effect, and exit.
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -29,6 +36,9 @@ enum Command {
     Run(RunArgs),
     /// Take sampling passes and print them (a debugging surface; stores nothing).
     Sample(SampleArgs),
+    /// Write the man page into a directory (for packaging).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -39,38 +49,83 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn span(s: &str) -> Result<Span, String> {
+    duration(s).map(Span)
+}
+
+fn size(s: &str) -> Result<Size, String> {
+    ebpfstatd::units::parse_bytes(s).map(Size)
+}
+
+/// Flags of `run`; each overrides the same key of the configuration file.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Time between passes.
-    #[arg(long, default_value = "1s", value_parser = duration)]
-    interval: Duration,
-    /// History database (created with its directory).
-    #[arg(long, default_value = "/var/lib/ebpfstat/history.db")]
-    db: PathBuf,
-    /// Write buffered samples at least this often; a crash loses at most this window.
-    #[arg(long, default_value = "60s", value_parser = duration)]
-    flush_interval: Duration,
-    /// Age kept at full resolution.
-    #[arg(long, default_value = "6h", value_parser = duration)]
-    raw_retention: Duration,
-    /// Age kept as 1-minute rollups.
-    #[arg(long, default_value = "7d", value_parser = duration)]
-    minute_retention: Duration,
-    /// Age kept as 1-hour rollups.
-    #[arg(long, default_value = "90d", value_parser = duration)]
-    hour_retention: Duration,
-    /// Hard cap on the database file; the oldest data goes first (e.g. 64MiB).
-    #[arg(long, default_value = "64MiB", value_parser = ebpfstatd::units::parse_bytes)]
-    max_db_size: u64,
-    /// Rescan owners, pins, links and map memory at least every this many passes.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    rescan_every: u64,
-    /// Bus to serve the API on: system, session, none, or a D-Bus address.
-    #[arg(long, default_value = "system")]
-    bus: service::Bus,
-    /// Private socket serving the API without a bus ("none" for none).
-    #[arg(long, default_value = ebpfstat_dbus::DEFAULT_SOCKET)]
-    socket: PathBuf,
+    /// Time between passes [default: 1s].
+    #[arg(long, value_parser = span)]
+    interval: Option<Span>,
+    /// History database, created with its directory [default: /var/lib/ebpfstat/history.db].
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Write buffered samples at least this often; a crash loses at most this window
+    /// [default: 60s].
+    #[arg(long, value_parser = span)]
+    flush_interval: Option<Span>,
+    /// Age kept at full resolution [default: 6h].
+    #[arg(long, value_parser = span)]
+    raw_retention: Option<Span>,
+    /// Age kept as 1-minute rollups [default: 7d].
+    #[arg(long, value_parser = span)]
+    minute_retention: Option<Span>,
+    /// Age kept as 1-hour rollups [default: 90d].
+    #[arg(long, value_parser = span)]
+    hour_retention: Option<Span>,
+    /// Hard cap on the database file; the oldest data goes first [default: 64MiB].
+    #[arg(long, value_parser = size)]
+    max_db_size: Option<Size>,
+    /// Rescan owners, pins, links and map memory at least every this many passes [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rescan_every: Option<u64>,
+    /// Bus to serve the API on: system, session, none, or a D-Bus address [default: system].
+    #[arg(long)]
+    bus: Option<service::Bus>,
+    /// Private socket serving the API without a bus, or "none" [default: /run/ebpfstat/private].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// error, warn, info, debug or trace [default: info; RUST_LOG wins].
+    #[arg(long, value_parser = level)]
+    log_level: Option<LogLevel>,
+    /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
+    #[arg(long, hide = true)]
+    debug_stall_after: Option<u64>,
+}
+
+fn level(s: &str) -> Result<LogLevel, String> {
+    Ok(match s {
+        "error" => LogLevel::Error,
+        "warn" => LogLevel::Warn,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        other => return Err(format!("{other:?}: one of error, warn, info, debug, trace")),
+    })
+}
+
+impl RunArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            interval: self.interval,
+            db: self.db.clone(),
+            flush_interval: self.flush_interval,
+            raw_retention: self.raw_retention,
+            minute_retention: self.minute_retention,
+            hour_retention: self.hour_retention,
+            max_db_size: self.max_db_size,
+            rescan_every: self.rescan_every,
+            bus: self.bus.clone(),
+            socket: self.socket.clone(),
+            log_level: self.log_level,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -89,18 +144,35 @@ struct SampleArgs {
     rescan_every: u64,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Some(Command::Sample(args)) => sample(&args),
-        Some(Command::Run(args)) => run(args),
-        None => run(cli.run),
+        Some(Command::GenerateDocs { dir }) => generate_docs(&dir),
+        Some(Command::Run(args)) => run(cli.config.as_deref(), cli.check_config, &args),
+        None => run(cli.config.as_deref(), cli.check_config, &cli.run),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ebpfstatd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
-fn init_logging() {
+fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+    let mut out = Vec::new();
+    man.render(&mut out)?;
+    std::fs::write(dir.join("ebpfstatd.8"), out)?;
+    Ok(())
+}
+
+fn init_logging(level: LogLevel) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -109,27 +181,38 @@ fn init_logging() {
         .init();
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    init_logging();
-    let mut store = StoreConfig::new(&args.db);
+fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow::Result<()> {
+    // Configuration errors stop us before anything is opened.
+    let (file, path) = Settings::load(config)?;
+    let eff = Effective::from(file.overlay(args.settings()));
+    if check {
+        let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
+            p.display().to_string()
+        });
+        println!("configuration ok: {from}\n{eff}");
+        return Ok(());
+    }
+    init_logging(eff.log_level);
+    let mut store = StoreConfig::new(&eff.db);
     store.retention = Retention {
-        raw: args.raw_retention,
-        min1: args.minute_retention,
-        hour1: args.hour_retention,
+        raw: eff.raw_retention,
+        min1: eff.minute_retention,
+        hour1: eff.hour_retention,
     };
-    store.max_bytes = args.max_db_size;
+    store.max_bytes = eff.max_db_size;
     service::run(ServiceConfig {
-        interval: args.interval,
-        flush_interval: args.flush_interval,
+        interval: eff.interval,
+        flush_interval: eff.flush_interval,
         sampler: SamplerConfig {
-            rescan_every: args.rescan_every,
+            rescan_every: eff.rescan_every,
             ..SamplerConfig::default()
         },
         store,
-        bus: args.bus,
-        socket: (args.socket.as_os_str() != "none").then_some(args.socket),
+        bus: eff.bus,
+        socket: eff.socket,
+        stall_after: args.debug_stall_after,
     })
-    .context("ebpfstatd")
+    .map_err(Into::into)
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<()> {

@@ -51,6 +51,8 @@ pub struct ServiceConfig {
     pub bus: Bus,
     /// The private socket, or `None` for none.
     pub socket: Option<PathBuf>,
+    /// Testing aid: the sampler stops after this many passes.
+    pub stall_after: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,22 +119,26 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let sampler_tx = tx.clone();
     let sampler_shared = Arc::clone(&shared);
     let sampler_cfg = cfg.sampler.clone();
-    let interval = cfg.interval;
+    let schedule = Schedule {
+        interval: cfg.interval,
+        stall_after: cfg.stall_after,
+    };
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
             sample_loop(
                 sampler_cfg,
-                interval,
+                schedule,
                 &sampler_tx,
                 &sampler_shared,
                 &sampler_stop_rx,
             )
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
+    let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<()>();
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || store_loop(store, rx, jobs_rx))
+        .spawn(move || store_loop(store, rx, jobs_rx, stored_tx))
         .map_err(|e| ServiceError::Thread("store", e))?;
 
     tracing::info!(
@@ -149,6 +155,12 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         if let Some(listener) = listener {
             tokio::spawn(api::socket::serve(listener, iface));
         }
+        // Ready once the API is served (above) and the first pass is stored.
+        tokio::spawn(async move {
+            if stored_rx.await.is_ok() {
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        });
         let flush_tx = tx.clone();
         let flusher = tokio::spawn(async move {
             let mut timer = tokio::time::interval(flush_interval);
@@ -161,6 +173,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
             }
         });
         wait_for_signal().await;
+        notify(&[
+            sd_notify::NotifyState::Stopping,
+            sd_notify::NotifyState::Status("stopping: writing buffered history"),
+        ]);
         flusher.abort();
         let _ = stop_sampler.send(());
         let _ = tx.send(StoreMsg::Stop).await;
@@ -215,15 +231,34 @@ async fn wait_for_signal() {
     }
 }
 
+/// Tells the service manager (a no-op without `NOTIFY_SOCKET`).
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify: {e}");
+    }
+}
+
+/// When the sampler runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// Testing aid: stop sampling (and so pinging the watchdog) after this many passes.
+    pub stall_after: Option<u64>,
+}
+
 /// Takes a pass at every slot of a fixed-rate schedule; slots missed by a slow pass are skipped.
+/// It pings the systemd watchdog itself, at half its period: a stalled sampler stops the pings.
 pub fn sample_loop(
     cfg: SamplerConfig,
-    interval: Duration,
+    schedule: Schedule,
     tx: &mpsc::Sender<StoreMsg>,
     shared: &Shared,
     stop: &std_mpsc::Receiver<()>,
 ) {
+    let interval = schedule.interval;
     let stats = &shared.sampler;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut pinged: Option<Instant> = None;
     let mut sampler = Sampler::new(cfg);
     let start = Instant::now();
     let mut slot: u32 = 0;
@@ -241,6 +276,17 @@ pub fn sample_loop(
         if tx.try_send(StoreMsg::Tick(tick)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(period) = watchdog
+            && pinged.is_none_or(|p| p.elapsed() >= period)
+        {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            pinged = Some(Instant::now());
+        }
+        if schedule.stall_after == Some(stats.passes.load(Ordering::Relaxed)) {
+            tracing::warn!("testing aid: the sampler stalls now");
+            let _ = stop.recv();
+            return;
+        }
         // Next slot in the future (skipping any a slow pass overran).
         let elapsed = start.elapsed();
         slot = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
@@ -252,7 +298,12 @@ pub fn sample_loop(
     }
 }
 
-fn store_loop(store: Store, rx: mpsc::Receiver<StoreMsg>, jobs: mpsc::Receiver<StoreJob>) {
+fn store_loop(
+    store: Store,
+    rx: mpsc::Receiver<StoreMsg>,
+    jobs: mpsc::Receiver<StoreJob>,
+    stored: tokio::sync::oneshot::Sender<()>,
+) {
     // A tiny runtime of its own, only to wait on two queues at once; ticks go first.
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
@@ -261,27 +312,36 @@ fn store_loop(store: Store, rx: mpsc::Receiver<StoreMsg>, jobs: mpsc::Receiver<S
             return;
         }
     };
-    rt.block_on(store_queues(store, rx, jobs));
+    rt.block_on(store_queues(store, rx, jobs, stored));
 }
 
 async fn store_queues(
     mut store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
     mut jobs: mpsc::Receiver<StoreJob>,
+    stored: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut failing = false;
+    let mut first = Some(stored);
+    let mut stats = String::new();
     loop {
         tokio::select! {
             biased;
             msg = rx.recv() => match msg {
                 Some(StoreMsg::Tick(tick)) => {
+                    stats = StatsState::name_of(tick.stats).to_owned();
                     if let Err(e) = store.ingest(&tick) {
                         tracing::error!("storing a pass failed: {e}");
                     }
+                    // The first pass is written at once: readiness means it is on disk.
+                    if let Some(ready) = first.take() {
+                        flush(&mut store, &mut failing, &stats);
+                        let _ = ready.send(());
+                    }
                 }
-                Some(StoreMsg::Flush) => flush(&mut store, &mut failing),
+                Some(StoreMsg::Flush) => flush(&mut store, &mut failing, &stats),
                 Some(StoreMsg::Stop) | None => {
-                    flush(&mut store, &mut failing);
+                    flush(&mut store, &mut failing, &stats);
                     return;
                 }
             },
@@ -290,8 +350,22 @@ async fn store_queues(
     }
 }
 
-fn flush(store: &mut Store, failing: &mut bool) {
-    match store.flush(SystemTime::now()) {
+/// Names for the service status line.
+struct StatsState;
+
+impl StatsState {
+    fn name_of(code: crate::store::StatsCode) -> &'static str {
+        match code {
+            crate::store::StatsCode::Enabled => "enabled",
+            crate::store::StatsCode::EnabledBySysctl => "enabled by sysctl",
+            crate::store::StatsCode::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+fn flush(store: &mut Store, failing: &mut bool, stats: &str) {
+    let result = store.flush(SystemTime::now());
+    match &result {
         Ok(()) => {
             if *failing {
                 tracing::info!("writes to {} work again", store.path().display());
@@ -306,4 +380,22 @@ fn flush(store: &mut Store, failing: &mut bool) {
             *failing = true;
         }
     }
+    let brief = store.brief();
+    let line = format!(
+        "{} programs · last pass {} · database {} of {} · stats {}{}",
+        brief.live_programs,
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        human_bytes(brief.file_bytes),
+        human_bytes(brief.cap_bytes),
+        stats,
+        match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" · writes failing: {e}"),
+        }
+    );
+    notify(&[sd_notify::NotifyState::Status(&line)]);
+}
+
+fn human_bytes(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1_048_576.0)
 }

@@ -377,7 +377,10 @@ fn callers_outside_root_and_the_group_are_denied() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let meta = std::fs::metadata(&daemon.socket).expect("socket");
         assert_eq!(meta.permissions().mode() & 0o777, 0o660);
-        assert_eq!(Some(meta.gid()), ebpfstatd::api::socket::group_id("ebpfstat"));
+        assert_eq!(
+            Some(meta.gid()),
+            ebpfstatd::api::socket::group_id("ebpfstat")
+        );
     }
     for via in [
         ["--address", bus.address.as_str()],

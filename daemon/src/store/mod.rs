@@ -213,6 +213,13 @@ fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brief {
+    pub live_programs: usize,
+    pub file_bytes: u64,
+    pub cap_bytes: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreStatus {
     pub path: PathBuf,
@@ -324,6 +331,15 @@ impl Store {
         self.live
             .get(&(prog_id, load_boottime_ns))
             .map(|l| l.series_id)
+    }
+
+    /// Cheap figures for a status line (no table scans).
+    pub fn brief(&self) -> Brief {
+        Brief {
+            live_programs: self.live.len(),
+            file_bytes: std::fs::metadata(&self.cfg.path).map_or(0, |m| m.len()),
+            cap_bytes: self.cfg.max_bytes,
+        }
     }
 
     /// SQLite's full integrity check: `"ok"` when the file is sound.

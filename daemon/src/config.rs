@@ -1,0 +1,339 @@
+//! The configuration file `/etc/ebpfstat/ebpfstatd.toml`: every key optional, command-line
+//! flags win over it, embedded defaults fill the rest. Unknown keys and bad values are errors
+//! that name the key, the line and what is allowed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::service::Bus;
+use crate::units::parse_bytes;
+
+/// Where the packaged configuration lives; read when present and no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/ebpfstat/ebpfstatd.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A duration written as text (`"1s"`, `"250ms"`, `"6h"`), longer than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}); write e.g. \"1s\", \"250ms\", \"6h\", \"7d\""
+            ))
+        })?;
+        if v.is_zero() {
+            return Err(serde::de::Error::custom(
+                "a duration of zero is not allowed",
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// A size written as text (`"64MiB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_bytes(&s).map(Size).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// The file's keys; the same names as the long flags, with `_` for `-`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub interval: Option<Span>,
+    pub db: Option<PathBuf>,
+    pub flush_interval: Option<Span>,
+    pub raw_retention: Option<Span>,
+    pub minute_retention: Option<Span>,
+    pub hour_retention: Option<Span>,
+    pub max_db_size: Option<Size>,
+    pub rescan_every: Option<u64>,
+    pub bus: Option<Bus>,
+    pub socket: Option<PathBuf>,
+    pub log_level: Option<LogLevel>,
+}
+
+impl Settings {
+    /// Parses file text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let settings: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        if settings.rescan_every == Some(0) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: "rescan_every must be at least 1".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// The file at `explicit`, or the default file when it exists, or nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok((Self::default(), None)),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((Self::parse(&text, &path)?, Some(path)))
+    }
+
+    /// Keys set in `over` replace those here (flags over the file).
+    pub fn overlay(self, over: Self) -> Self {
+        Self {
+            interval: over.interval.or(self.interval),
+            db: over.db.or(self.db),
+            flush_interval: over.flush_interval.or(self.flush_interval),
+            raw_retention: over.raw_retention.or(self.raw_retention),
+            minute_retention: over.minute_retention.or(self.minute_retention),
+            hour_retention: over.hour_retention.or(self.hour_retention),
+            max_db_size: over.max_db_size.or(self.max_db_size),
+            rescan_every: over.rescan_every.or(self.rescan_every),
+            bus: over.bus.or(self.bus),
+            socket: over.socket.or(self.socket),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}
+
+/// Everything the daemon runs with, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    pub interval: Duration,
+    pub db: PathBuf,
+    pub flush_interval: Duration,
+    pub raw_retention: Duration,
+    pub minute_retention: Duration,
+    pub hour_retention: Duration,
+    pub max_db_size: u64,
+    pub rescan_every: u64,
+    pub bus: Bus,
+    pub socket: Option<PathBuf>,
+    pub log_level: LogLevel,
+}
+
+impl From<Settings> for Effective {
+    fn from(s: Settings) -> Self {
+        let span = |v: Option<Span>, d: u64| v.map_or(Duration::from_secs(d), |s| s.0);
+        let socket = s
+            .socket
+            .unwrap_or_else(|| PathBuf::from(ebpfstat_dbus::DEFAULT_SOCKET));
+        Self {
+            interval: span(s.interval, 1),
+            db: s
+                .db
+                .unwrap_or_else(|| PathBuf::from("/var/lib/ebpfstat/history.db")),
+            flush_interval: span(s.flush_interval, 60),
+            raw_retention: span(s.raw_retention, 6 * 3600),
+            minute_retention: span(s.minute_retention, 7 * 86_400),
+            hour_retention: span(s.hour_retention, 90 * 86_400),
+            max_db_size: s.max_db_size.map_or(64 << 20, |s| s.0),
+            rescan_every: s.rescan_every.unwrap_or(30),
+            bus: s.bus.unwrap_or(Bus::System),
+            socket: (socket.as_os_str() != "none").then_some(socket),
+            log_level: s.log_level.unwrap_or(LogLevel::Info),
+        }
+    }
+}
+
+/// A duration in the largest unit that divides it: `90d`, `6h`, `250ms`.
+pub fn span_text(v: Duration) -> String {
+    let ms = v.as_millis();
+    for (unit, n) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= n && ms % n == 0 {
+            return format!("{}{unit}", ms / n);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A size in the largest binary unit that divides it: `64MiB`.
+pub fn size_text(b: u64) -> String {
+    for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if b >= n && b % n == 0 {
+            return format!("{}{unit}", b / n);
+        }
+    }
+    format!("{b}B")
+}
+
+impl std::fmt::Display for Effective {
+    /// The settings in the configuration file's syntax.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = |v: Duration| span_text(v);
+        writeln!(f, "interval = \"{}\"", d(self.interval))?;
+        writeln!(f, "db = \"{}\"", self.db.display())?;
+        writeln!(f, "flush_interval = \"{}\"", d(self.flush_interval))?;
+        writeln!(f, "raw_retention = \"{}\"", d(self.raw_retention))?;
+        writeln!(f, "minute_retention = \"{}\"", d(self.minute_retention))?;
+        writeln!(f, "hour_retention = \"{}\"", d(self.hour_retention))?;
+        writeln!(f, "max_db_size = \"{}\"", size_text(self.max_db_size))?;
+        writeln!(f, "rescan_every = {}", self.rescan_every)?;
+        let bus = match &self.bus {
+            Bus::System => "system".to_owned(),
+            Bus::Session => "session".to_owned(),
+            Bus::None => "none".to_owned(),
+            Bus::Address(a) => a.clone(),
+        };
+        writeln!(f, "bus = \"{bus}\"")?;
+        let socket = self
+            .socket
+            .as_ref()
+            .map_or("none".to_owned(), |s| s.display().to_string());
+        writeln!(f, "socket = \"{socket}\"")?;
+        write!(f, "log_level = \"{}\"", self.log_level.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        Settings::parse(text, Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_key() {
+        let s = parse(
+            r#"
+            interval = "2s"
+            db = "/data/h.db"
+            flush_interval = "30s"
+            raw_retention = "1h"
+            minute_retention = "2d"
+            hour_retention = "30d"
+            max_db_size = "16MiB"
+            rescan_every = 10
+            bus = "none"
+            socket = "none"
+            log_level = "debug"
+            "#,
+        )
+        .expect("valid");
+        let e = Effective::from(s);
+        assert_eq!(e.interval, Duration::from_secs(2));
+        assert_eq!(e.max_db_size, 16 << 20);
+        assert_eq!(e.bus, Bus::None);
+        assert_eq!(e.socket, None);
+        assert_eq!(e.log_level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let e = Effective::from(Settings::default());
+        assert_eq!(e.interval, Duration::from_secs(1));
+        assert_eq!(e.db, PathBuf::from("/var/lib/ebpfstat/history.db"));
+        assert_eq!(e.flush_interval, Duration::from_secs(60));
+        assert_eq!(e.socket, Some(PathBuf::from("/run/ebpfstat/private")));
+    }
+
+    #[test]
+    fn errors_name_key_line_and_what_is_allowed() {
+        let e = parse("interval = \"1s\"\nintervall = \"2s\"\n").expect_err("unknown key");
+        assert!(
+            e.contains("line 2") && e.contains("intervall") && e.contains("`interval`"),
+            "{e}"
+        );
+        let e = parse("\n\ninterval = \"5 fortnights\"\n").expect_err("bad duration");
+        assert!(
+            e.contains("line 3") && e.contains("interval") && e.contains("\"1s\""),
+            "{e}"
+        );
+        let e = parse("max_db_size = \"big\"\n").expect_err("bad size");
+        assert!(e.contains("max_db_size") && e.contains("MiB"), "{e}");
+        let e = parse("log_level = \"loud\"\n").expect_err("bad level");
+        assert!(e.contains("loud") && e.contains("debug"), "{e}");
+        let e = parse("bus = \"telepathy\"\n").expect_err("bad bus");
+        assert!(e.contains("system, session, none"), "{e}");
+        let e = parse("rescan_every = 0\n").expect_err("zero");
+        assert!(e.contains("rescan_every"), "{e}");
+        let e = parse("interval = 5\n").expect_err("wrong type");
+        assert!(e.contains("interval") && e.contains("string"), "{e}");
+    }
+
+    #[test]
+    fn printed_settings_parse_back() {
+        let e = Effective::from(Settings::default());
+        let text = e.to_string();
+        assert!(
+            text.contains("hour_retention = \"90d\"") && text.contains("\"64MiB\""),
+            "{text}"
+        );
+        let back = Effective::from(parse(&text).expect("parses"));
+        assert_eq!(back, e);
+        assert_eq!(span_text(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn flags_win() {
+        let file = parse("interval = \"5s\"\ndb = \"/a.db\"\n").expect("valid");
+        let flags = Settings {
+            interval: Some(Span(Duration::from_secs(2))),
+            ..Settings::default()
+        };
+        let e = Effective::from(file.overlay(flags));
+        assert_eq!(e.interval, Duration::from_secs(2));
+        assert_eq!(e.db, PathBuf::from("/a.db"));
+    }
+}

@@ -200,7 +200,7 @@ pub fn span_text(v: Duration) -> String {
         ("m", 60_000),
         ("s", 1000),
     ] {
-        if ms >= n && ms % n == 0 {
+        if ms >= n && ms.is_multiple_of(n) {
             return format!("{}{unit}", ms / n);
         }
     }
@@ -210,7 +210,7 @@ pub fn span_text(v: Duration) -> String {
 /// A size in the largest binary unit that divides it: `64MiB`.
 pub fn size_text(b: u64) -> String {
     for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if b >= n && b % n == 0 {
+        if b >= n && b.is_multiple_of(n) {
             return format!("{}{unit}", b / n);
         }
     }

@@ -123,6 +123,8 @@ impl ApiDaemon {
         let log = std::fs::File::create(dir.path().join("ebpfstatd.log")).expect("log");
         let child = Command::new(bin("ebpfstatd"))
             .arg("run")
+            // Isolated from /etc/ebpfstat (the package tests install and edit it).
+            .args(["--config", "/dev/null"])
             .arg("--db")
             .arg(&db)
             .arg("--socket")

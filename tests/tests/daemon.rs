@@ -24,6 +24,7 @@ impl Daemon {
             .expect("log file");
         let child = Command::new(bin("ebpfstatd"))
             .arg("run")
+            .args(["--config", "/dev/null", "--bus", "none", "--socket", "none"])
             .arg("--db")
             .arg(db)
             .args(["--interval", "100ms", "--flush-interval", "1s"])
@@ -202,7 +203,7 @@ fn unusable_database_path_fails_before_sampling() {
     let ro = Tmpfs::mount("ro").expect("read-only tmpfs");
     let db = ro.path().join("history.db");
     let out = Command::new(bin("ebpfstatd"))
-        .args(["run", "--db"])
+        .args(["run", "--config", "/dev/null", "--db"])
         .arg(&db)
         .output()
         .expect("run");

@@ -1,0 +1,199 @@
+//! The .deb and .rpm built by `packaging/build`: contents, metadata, lintian, and the .deb's
+//! life on this machine: install, upgrade over itself, remove, purge.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ebpfstat_tests::require_root;
+
+fn packages_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages")
+}
+
+/// The package of this kind, or `None` (skipped; a failure under CI).
+fn package(ext: &str) -> Option<PathBuf> {
+    let found = std::fs::read_dir(packages_dir()).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == ext))
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no .{ext} in target/packages: run packaging/build first (the README's test command does)"
+        );
+        eprintln!("SKIPPED: no .{ext} in target/packages (run packaging/build)");
+    }
+    found
+}
+
+fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+fn ok(cmd: &str, args: &[&str]) -> String {
+    let out = run(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const FILES: &[&str] = &[
+    "/usr/bin/ebpfstatd",
+    "/usr/bin/ebpfstatctl",
+    "/usr/lib/systemd/system/ebpfstatd.service",
+    "/usr/lib/sysusers.d/ebpfstat.conf",
+    "/usr/share/dbus-1/system.d/org.ebpfstat.Stats1.conf",
+    "/usr/share/dbus-1/interfaces/org.ebpfstat.Stats1.xml",
+    "/etc/ebpfstat/ebpfstatd.toml",
+    "/usr/share/man/man8/ebpfstatd.8.gz",
+    "/usr/share/man/man1/ebpfstatctl.1.gz",
+    "/usr/share/man/man1/ebpfstatctl-top.1.gz",
+    "/usr/share/bash-completion/completions/ebpfstatctl",
+    "/usr/share/fish/vendor_completions.d/ebpfstatctl.fish",
+    "/usr/share/doc/ebpfstat/README.md",
+];
+
+#[test]
+fn rpm_lists_the_files_and_metadata() {
+    let Some(rpm) = package("rpm") else { return };
+    let rpm = rpm.to_str().expect("utf-8");
+    let list = ok("rpm", &["-qlp", rpm]);
+    for f in FILES {
+        assert!(
+            list.lines().any(|l| l == *f),
+            "{f} missing from the rpm:\n{list}"
+        );
+    }
+    assert!(list.contains("/usr/share/zsh/site-functions/_ebpfstatctl"));
+    assert!(list.contains("/usr/share/licenses/ebpfstat/LICENSE"));
+    let info = ok("rpm", &["-qip", rpm]);
+    for field in [
+        "Name        : ebpfstat",
+        "Version     : 0.1.0",
+        "License     : MIT OR Apache-2.0",
+    ] {
+        assert!(info.contains(field), "{field} missing:\n{info}");
+    }
+    let config = ok("rpm", &["-qcp", rpm]);
+    assert_eq!(
+        config.trim(),
+        "/etc/ebpfstat/ebpfstatd.toml",
+        "the config is %config"
+    );
+    let scripts = ok("rpm", &["-qp", "--scripts", rpm]);
+    assert!(scripts.contains("groupadd --system ebpfstat"), "{scripts}");
+}
+
+fn dpkg_status() -> String {
+    String::from_utf8_lossy(
+        &run("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", "ebpfstat"]).stdout,
+    )
+    .trim()
+    .to_owned()
+}
+
+/// Runs the installed daemon briefly so it creates its database where the package says.
+fn run_installed_daemon() {
+    let mut child = Command::new("/usr/bin/ebpfstatd")
+        .args([
+            "run",
+            "--bus",
+            "none",
+            "--socket",
+            "none",
+            "--interval",
+            "200ms",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the installed daemon");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+}
+
+fn digest(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn deb_installs_upgrades_removes_and_purges() {
+    require_root!();
+    let Some(deb) = package("deb") else { return };
+    let deb = deb.to_str().expect("utf-8");
+    let list = ok("dpkg-deb", &["-c", deb]);
+    for f in FILES {
+        assert!(
+            list.contains(&format!(".{f}")),
+            "{f} missing from the deb:\n{list}"
+        );
+    }
+    assert!(list.contains("./usr/share/doc/ebpfstat/copyright"));
+    let conffiles = ok("dpkg-deb", &["-I", deb, "conffiles"]);
+    assert_eq!(conffiles.trim(), "/etc/ebpfstat/ebpfstatd.toml");
+    let lintian = run("lintian", &[deb]);
+    let report = String::from_utf8_lossy(&lintian.stdout);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
+    assert!(errors.is_empty(), "lintian errors:\n{report}");
+
+    // Start clean, then install.
+    let _ = run("dpkg", &["--purge", "ebpfstat"]);
+    let out = ok("dpkg", &["-i", deb]);
+    assert_eq!(dpkg_status(), "ii");
+    if !Path::new("/run/systemd/system").exists() {
+        assert!(out.contains("start it as root with: ebpfstatd"), "{out}");
+    }
+    assert_eq!(
+        ok("/usr/bin/ebpfstatd", &["--version"]).trim(),
+        format!("ebpfstatd {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(ok("/usr/bin/ebpfstatctl", &["--help"]).contains("history"));
+    ok("getent", &["group", "ebpfstat"]);
+    assert!(ok("/usr/bin/ebpfstatd", &["--check-config"]).contains("/etc/ebpfstat/ebpfstatd.toml"));
+    // The unit, with its binary and man pages where it names them.
+    ok(
+        "systemd-analyze",
+        &["verify", "/usr/lib/systemd/system/ebpfstatd.service"],
+    );
+
+    // History and an edited configuration survive an upgrade over the same version.
+    run_installed_daemon();
+    let db = "/var/lib/ebpfstat/history.db";
+    let before = digest(db);
+    let conf = "/etc/ebpfstat/ebpfstatd.toml";
+    let mut edited = std::fs::read_to_string(conf).expect("config");
+    edited.push_str("\n# edited by the package test\nrescan_every = 29\n");
+    std::fs::write(conf, &edited).expect("edit config");
+    ok("dpkg", &["-i", deb]);
+    assert_eq!(
+        std::fs::read_to_string(conf).expect("config"),
+        edited,
+        "edited config kept"
+    );
+    assert_eq!(digest(db), before, "history kept");
+    assert!(ok("/usr/bin/ebpfstatd", &["--check-config"]).contains("rescan_every = 29"));
+
+    // Remove keeps data and configuration; purge deletes them.
+    ok("dpkg", &["--remove", "ebpfstat"]);
+    assert_eq!(dpkg_status(), "rc");
+    assert!(!Path::new("/usr/bin/ebpfstatd").exists());
+    assert_eq!(digest(db), before, "remove keeps the history");
+    assert!(Path::new(conf).exists(), "remove keeps the configuration");
+    ok("dpkg", &["--purge", "ebpfstat"]);
+    assert!(
+        !Path::new("/var/lib/ebpfstat").exists(),
+        "purge deletes the history"
+    );
+    assert!(!Path::new(conf).exists(), "purge deletes the configuration");
+    assert_eq!(dpkg_status(), "");
+}

@@ -27,12 +27,20 @@ fn base_root() -> PathBuf {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.parent().expect("parent")).expect("mkdir");
         let out = Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=systemd,systemd-sysv,dbus", "bookworm"])
+            .args([
+                "--variant=minbase",
+                "--include=systemd,systemd-sysv,dbus",
+                "bookworm",
+            ])
             .arg(&root)
             .arg("http://deb.debian.org/debian")
             .output()
             .expect("debootstrap");
-        assert!(out.status.success(), "debootstrap: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "debootstrap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     root
 }
@@ -80,7 +88,10 @@ impl Container {
             if let Some(pid) = child_named(child.id(), "systemd") {
                 break pid;
             }
-            assert!(Instant::now() < deadline, "the container's systemd never started");
+            assert!(
+                Instant::now() < deadline,
+                "the container's systemd never started"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         let c = Self {
@@ -96,7 +107,10 @@ impl Container {
             if !state.is_empty() && state != "starting" && state != "initializing" {
                 break state;
             }
-            assert!(Instant::now() < deadline, "the container never finished booting");
+            assert!(
+                Instant::now() < deadline,
+                "the container never finished booting"
+            );
             std::thread::sleep(Duration::from_millis(300));
         };
         assert!(
@@ -180,7 +194,10 @@ fn child_named(parent: u32, comm: &str) -> Option<u32> {
         let Some((name, rest)) = stat.split_once(") ") else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(parent) && name.ends_with(&format!("({comm}")) {
             return Some(pid);
         }
@@ -191,11 +208,13 @@ fn child_named(parent: u32, comm: &str) -> Option<u32> {
 #[test]
 fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
     require_bpf!();
-    let deb = std::fs::read_dir(target().join("packages")).ok().and_then(|d| {
-        d.flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-    });
+    let deb = std::fs::read_dir(target().join("packages"))
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        });
     let missing: Vec<&str> = ["debootstrap", "systemd-nspawn", "nsenter"]
         .into_iter()
         .filter(|t| !have(t))
@@ -204,7 +223,11 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "needs target/packages/*.deb ({}) and {missing:?}",
-            if deb.is_some() { "found" } else { "missing: run packaging/build" }
+            if deb.is_some() {
+                "found"
+            } else {
+                "missing: run packaging/build"
+            }
         );
         eprintln!("SKIPPED: needs the .deb and {missing:?}");
         return;
@@ -214,35 +237,65 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
     let _ = std::fs::remove_dir_all(&dir);
     ok(Command::new("cp").arg("-a").arg(base_root()).arg(&dir));
     std::fs::copy(&deb, dir.join("tmp/ebpfstat.deb")).expect("copy deb");
-    ok(Command::new("chroot").arg(&dir).args(["dpkg", "-i", "/tmp/ebpfstat.deb"]));
-    ok(Command::new("chroot").arg(&dir).args(["useradd", "--system", "-G", "ebpfstat", "member"]));
-    ok(Command::new("chroot").arg(&dir).args(["useradd", "--system", "outsider"]));
+    ok(Command::new("chroot")
+        .arg(&dir)
+        .args(["dpkg", "-i", "/tmp/ebpfstat.deb"]));
+    ok(Command::new("chroot")
+        .arg(&dir)
+        .args(["useradd", "--system", "-G", "ebpfstat", "member"]));
+    ok(Command::new("chroot")
+        .arg(&dir)
+        .args(["useradd", "--system", "outsider"]));
 
     let c = Container::boot(&dir);
     // Type=notify: active means READY=1 came (first pass stored, API served).
     c.wait_active();
     assert_eq!(c.show("Type"), "notify");
-    assert_eq!(c.show("StatusText").split(" · ").nth(3), Some("stats enabled"));
+    assert_eq!(
+        c.show("StatusText").split(" · ").nth(3),
+        Some("stats enabled")
+    );
 
     // Root over the real system bus, and a member of the group, with the installed policy.
     let st = c.status_json();
     assert_eq!(st["stats_state"], "enabled");
     let bus = "unix:path=/run/dbus/system_bus_socket";
-    let member = c.as_user("member", &["ebpfstatctl", "--address", bus, "--json", "list"]);
-    assert!(member.status.success(), "{}", String::from_utf8_lossy(&member.stderr));
+    let member = c.as_user(
+        "member",
+        &["ebpfstatctl", "--address", bus, "--json", "list"],
+    );
+    assert!(
+        member.status.success(),
+        "{}",
+        String::from_utf8_lossy(&member.stderr)
+    );
     let outsider = c.as_user("outsider", &["ebpfstatctl", "--address", bus, "status"]);
     assert!(!outsider.status.success());
     assert!(String::from_utf8_lossy(&outsider.stderr).contains("permission denied"));
-    let outsider = c.as_user("outsider", &["ebpfstatctl", "--socket", "/run/ebpfstat/private", "status"]);
+    let outsider = c.as_user(
+        "outsider",
+        &["ebpfstatctl", "--socket", "/run/ebpfstat/private", "status"],
+    );
     assert!(String::from_utf8_lossy(&outsider.stderr).contains("permission denied"));
 
     // The hardening is applied: only two capabilities, and the daemon's view of the
     // filesystem is read-only outside its state directory.
     let pid = c.show("MainPID");
     let caps = c.ok(&["grep", "CapEff", &format!("/proc/{pid}/status")]);
-    assert!(caps.trim().ends_with("0000000000280000"), "CAP_SYS_ADMIN|CAP_SYS_PTRACE: {caps}");
+    assert!(
+        caps.trim().ends_with("0000000000280000"),
+        "CAP_SYS_ADMIN|CAP_SYS_PTRACE: {caps}"
+    );
     let write = |path: &str| {
-        c.run(&["nsenter", "-t", &pid, "-m", "sh", "-c", &format!("echo x > {path} && rm {path}")])
+        c.run(&[
+            "nsenter",
+            "-t",
+            &pid,
+            "-m",
+            "sh",
+            "-c",
+            &format!("echo x > {path} && rm {path}"),
+        ])
     };
     assert!(!write("/usr/lib/ebpfstat-probe").status.success());
     assert!(!write("/etc/ebpfstat-probe").status.success());
@@ -258,7 +311,10 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let after = c.status_json();
-    assert_eq!(after["tier_raw_oldest_ns"], oldest, "history intact after SIGKILL");
+    assert_eq!(
+        after["tier_raw_oldest_ns"], oldest,
+        "history intact after SIGKILL"
+    );
     assert!(after["series"].as_u64() >= st["series"].as_u64());
 
     // `systemctl stop` writes what is buffered (flushes are a minute apart otherwise).
@@ -266,9 +322,15 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
     let stopped_at = SystemTime::now();
     c.ok(&["systemctl", "stop", "ebpfstatd"]);
     let journal = c.ok(&["journalctl", "-u", "ebpfstatd", "--no-pager"]);
-    assert!(journal.contains("SIGTERM: flushing and stopping"), "{journal}");
-    let store = Store::open(StoreConfig::new(dir.join("var/lib/ebpfstat/history.db"))).expect("open");
-    let newest = store.status().expect("status").tiers[0].newest.expect("raw data");
+    assert!(
+        journal.contains("SIGTERM: flushing and stopping"),
+        "{journal}"
+    );
+    let store =
+        Store::open(StoreConfig::new(dir.join("var/lib/ebpfstat/history.db"))).expect("open");
+    let newest = store.status().expect("status").tiers[0]
+        .newest
+        .expect("raw data");
     assert!(
         stopped_at.duration_since(newest).unwrap_or_default() < Duration::from_secs(3),
         "the last passes before the stop were written"

@@ -387,3 +387,21 @@ fn stats_enabled_by_sysctl_is_recognised() {
     let pass = sample_without_sys_admin();
     assert_eq!(pass["stats_state"], "enabled-by-sysctl");
 }
+
+#[test]
+fn xdp_link_names_its_interface() {
+    require_bpf!();
+    // XDP_PASS on loopback: traffic is unaffected while the link exists.
+    let prog = load_program(PROG_TYPE_XDP, &format!("xdp{}", tag()), None, &[], 2);
+    let id = prog_id(prog.as_fd());
+    let link =
+        ebpfstatd::bpf::sys::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("XDP link on lo");
+    let pass = sampler().pass();
+    let s = find(&pass, id);
+    assert_eq!(s.meta.prog_type, "xdp");
+    let a = &s.context.attach;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].link_type, "xdp");
+    assert_eq!(a[0].target, "lo (ifindex 1)");
+    drop(link);
+}

@@ -109,16 +109,19 @@ fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> Att
 }
 
 /// `eth0 (ifindex 2)`, or the bare index when the interface is gone or in another netns.
+/// Read from sysfs rather than with an ioctl, so the service needs no socket for it.
 fn interface(ifindex: u32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
-    let ptr = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if ptr.is_null() {
-        return format!("ifindex {ifindex}");
+    let name = std::fs::read_dir("/sys/class/net").ok().and_then(|dir| {
+        dir.flatten().find_map(|e| {
+            let index = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+            (index.trim().parse::<u32>().ok()? == ifindex)
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} (ifindex {ifindex})"),
+        None => format!("ifindex {ifindex}"),
     }
-    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-    format!("{} (ifindex {ifindex})", name.to_string_lossy())
 }
 
 /// cgroup id → path. On cgroup2 the id is the inode number of the cgroup's directory; the tree

@@ -207,6 +207,22 @@ async fn proxy_on(address: &str) -> (zbus::Connection, Stats1Proxy<'static>) {
     (conn, proxy)
 }
 
+/// A peer-to-peer proxy over the daemon's private socket.
+async fn proxy_on_socket(socket: &std::path::Path) -> (zbus::Connection, Stats1Proxy<'static>) {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let conn = zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .build()
+        .await
+        .expect("p2p");
+    let proxy = Stats1Proxy::builder(&conn)
+        .path(ebpfstat_dbus::OBJECT_PATH)
+        .build()
+        .await
+        .expect("proxy");
+    (conn, proxy)
+}
+
 fn error_name(e: &zbus::Error) -> String {
     match ebpfstat_dbus::error_name(e) {
         Some((name, _)) => name.to_owned(),
@@ -418,17 +434,7 @@ fn a_flood_of_clients_does_not_delay_a_tick() {
         for c in 0..50u32 {
             let socket = socket.clone();
             tasks.push(tokio::spawn(async move {
-                let stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
-                let conn = zbus::connection::Builder::unix_stream(stream)
-                    .p2p()
-                    .build()
-                    .await
-                    .expect("p2p");
-                let p = Stats1Proxy::builder(&conn)
-                    .path(ebpfstat_dbus::OBJECT_PATH)
-                    .build()
-                    .await
-                    .expect("proxy");
+                let (_conn, p) = proxy_on_socket(&socket).await;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .expect("now")
@@ -453,17 +459,7 @@ fn a_flood_of_clients_does_not_delay_a_tick() {
         for t in tasks {
             total += t.await.expect("client");
         }
-        let stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
-        let conn = zbus::connection::Builder::unix_stream(stream)
-            .p2p()
-            .build()
-            .await
-            .expect("p2p");
-        let p = Stats1Proxy::builder(&conn)
-            .path(ebpfstat_dbus::OBJECT_PATH)
-            .build()
-            .await
-            .expect("proxy");
+        let (_conn, p) = proxy_on_socket(&socket).await;
         let st = p.status().await.expect("status");
         let get = |k: &str| u64::try_from(st.get(k).expect(k)).expect("u64");
         (

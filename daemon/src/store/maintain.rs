@@ -152,17 +152,8 @@ impl Store {
         let rows = stmt.query_map(params![boot, t0 as i64, t1 as i64], |r| {
             let id: i64 = r.get(0)?;
             let end: Option<i64> = r.get(2)?;
-            let base = Counters {
-                run_cnt: r.get::<_, i64>(3)? as u64,
-                run_time_ns: r.get::<_, i64>(4)? as u64,
-            };
-            let end_counters = match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
-                (Some(c), Some(t)) => Some(Counters {
-                    run_cnt: c as u64,
-                    run_time_ns: t as u64,
-                }),
-                _ => None,
-            };
+            let base = read::counters(r.get(3)?, r.get(4)?);
+            let end_counters = read::opt_counters(r, 5, 6)?;
             Ok((
                 id,
                 r.get::<_, i64>(1)? as u64,

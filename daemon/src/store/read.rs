@@ -39,7 +39,21 @@ pub fn next_tick(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_ticks.max(meta(conn, "next_tick")?.unwrap_or(0)) as u64)
 }
 
-fn counters(cnt: i64, rt: i64) -> Counters {
+/// Counters from two nullable columns (a series' end, unknown while it lives).
+pub fn opt_counters(
+    r: &rusqlite::Row<'_>,
+    cnt: usize,
+    rt: usize,
+) -> rusqlite::Result<Option<Counters>> {
+    Ok(
+        match (r.get::<_, Option<i64>>(cnt)?, r.get::<_, Option<i64>>(rt)?) {
+            (Some(c), Some(t)) => Some(counters(c, t)),
+            _ => None,
+        },
+    )
+}
+
+pub fn counters(cnt: i64, rt: i64) -> Counters {
     Counters {
         run_cnt: cnt as u64,
         run_time_ns: rt as u64,

@@ -4,12 +4,11 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, SeriesRow, Tier, rolled_end,
-    validate_range,
+    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, SeriesRow, Tier, validate_range,
 };
 use crate::sampler::metrics::Counters;
 use crate::store::codec::{Bucket, Delta};
-use crate::store::maintain::{self, DAY_US, HOUR_US, MINUTE_US, cumulative_before};
+use crate::store::maintain::{self, cumulative_before};
 use crate::store::read::{self, Segment};
 use crate::store::{Store, StoreError, wall_ns};
 
@@ -94,44 +93,29 @@ impl Store {
         Ok(out)
     }
 
-    fn min1_slices(
+    /// Buckets of a rollup tier: stored chunks, then the not-rolled-up part folded from the
+    /// finer tier.
+    fn rollup_slices(
         &self,
+        tier: Tier,
         boot: i64,
         s: &SeriesRow,
         lo: u64,
         hi: u64,
     ) -> Result<Vec<Slice>, StoreError> {
-        let (bb, bh) = self.min1_boundary()?;
-        let (first, last) = ((lo / HOUR_US) as i64, (hi / HOUR_US) as i64);
-        let rolled_end = rolled_end(boot, bb, bh as i64, first, last);
-        let mut out = self.chunk_slices("min1", boot, s, first..rolled_end, MINUTE_US, (lo, hi))?;
-        if rolled_end <= last {
-            let tail_lo = lo.max(rolled_end as u64 * HOUR_US);
-            out.extend(fold_slices(
-                &self.raw_slices(boot, s, tail_lo, hi)?,
-                MINUTE_US,
-            ));
-        }
-        Ok(out)
-    }
-
-    fn hour1_slices(
-        &self,
-        boot: i64,
-        s: &SeriesRow,
-        lo: u64,
-        hi: u64,
-    ) -> Result<Vec<Slice>, StoreError> {
-        let (hb, hc) = self.hour1_done;
-        let (first, last) = ((lo / DAY_US) as i64, (hi / DAY_US) as i64);
-        let rolled_end = rolled_end(boot, hb, hc.div_euclid(24), first, last);
-        let mut out = self.chunk_slices("hour1", boot, s, first..rolled_end, HOUR_US, (lo, hi))?;
-        if rolled_end <= last {
-            let tail_lo = lo.max(rolled_end as u64 * DAY_US);
-            out.extend(fold_slices(
-                &self.min1_slices(boot, s, tail_lo, hi)?,
-                HOUR_US,
-            ));
+        let span = self.rollup_span(tier, boot, lo, hi)?;
+        let mut out = self.chunk_slices(
+            span.table,
+            boot,
+            s,
+            span.first..span.rolled_end,
+            span.bucket_us,
+            (lo, hi),
+        )?;
+        if span.rolled_end <= span.last {
+            let tail_lo = lo.max(span.rolled_end as u64 * span.chunk_us);
+            let finer = self.slices(span.finer, boot, s, tail_lo, hi)?;
+            out.extend(fold_slices(&finer, span.bucket_us));
         }
         Ok(out)
     }
@@ -146,8 +130,7 @@ impl Store {
     ) -> Result<Vec<Slice>, StoreError> {
         match tier {
             Tier::Raw => self.raw_slices(boot, s, lo, hi),
-            Tier::Min1 => self.min1_slices(boot, s, lo, hi),
-            Tier::Hour1 => self.hour1_slices(boot, s, lo, hi),
+            Tier::Min1 | Tier::Hour1 => self.rollup_slices(tier, boot, s, lo, hi),
         }
     }
 

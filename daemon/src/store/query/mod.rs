@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::maintain::{HOUR_US, Life};
+use super::maintain::{DAY_US, HOUR_US, Life, MINUTE_US};
 use super::read::{self, Segment, TickPoint};
 use super::{Store, StoreError, wall_ns};
 use crate::sampler::maps::MapMemory;
@@ -172,17 +172,8 @@ impl Store {
         let boot: i64 = r.get(1)?;
         let end_tick: Option<i64> = r.get(9)?;
         let end_bt: Option<i64> = r.get(10)?;
-        let base = Counters {
-            run_cnt: r.get::<_, i64>(11)? as u64,
-            run_time_ns: r.get::<_, i64>(12)? as u64,
-        };
-        let end = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-            (Some(c), Some(t)) => Some(Counters {
-                run_cnt: c as u64,
-                run_time_ns: t as u64,
-            }),
-            _ => None,
-        };
+        let base = read::counters(r.get(11)?, r.get(12)?);
+        let end = read::opt_counters(r, 13, 14)?;
         let live = self.live.values().find(|l| l.series_id == id);
         let first_bt_ns = r.get::<_, i64>(8)? as u64;
         Ok(SeriesRow {
@@ -466,6 +457,58 @@ impl Store {
                 Some((b.seq, lo as u64 / 1000, hi as u64 / 1000))
             })
             .collect()
+    }
+}
+
+/// Where a rollup tier's chunks covering `[lo, hi]` of a boot are, and how many are rolled up.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RollupSpan {
+    pub table: &'static str,
+    /// Width of a chunk and of a bucket in it (µs of boot time).
+    pub chunk_us: u64,
+    pub bucket_us: u64,
+    /// The tier the not-yet-rolled part comes from.
+    pub finer: Tier,
+    pub first: i64,
+    pub last: i64,
+    /// First chunk in `[first, last + 1]` not rolled up.
+    pub rolled_end: i64,
+}
+
+impl Store {
+    pub(super) fn rollup_span(
+        &self,
+        tier: Tier,
+        boot: i64,
+        lo: u64,
+        hi: u64,
+    ) -> Result<RollupSpan, StoreError> {
+        let (table, chunk_us, bucket_us, finer, (bb, bc)) = match tier {
+            Tier::Min1 | Tier::Raw => {
+                let (b, hour) = self.min1_boundary()?;
+                ("min1", HOUR_US, MINUTE_US, Tier::Raw, (b, hour as i64))
+            }
+            Tier::Hour1 => {
+                let (b, hour) = self.hour1_done;
+                (
+                    "hour1",
+                    DAY_US,
+                    HOUR_US,
+                    Tier::Min1,
+                    (b, hour.div_euclid(24)),
+                )
+            }
+        };
+        let (first, last) = ((lo / chunk_us) as i64, (hi / chunk_us) as i64);
+        Ok(RollupSpan {
+            table,
+            chunk_us,
+            bucket_us,
+            finer,
+            first,
+            last,
+            rolled_end: rolled_end(boot, bb, bc, first, last),
+        })
     }
 }
 

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use super::{QueryError, SeriesRow, SortKey, Tier, TopRow, rolled_end, validate_range};
+use super::{QueryError, SeriesRow, SortKey, Tier, TopRow, validate_range};
 use crate::store::codec::{Bucket, Delta};
-use crate::store::maintain::{DAY_US, HOUR_US, Life};
+use crate::store::maintain::Life;
 use crate::store::read;
 use crate::store::{Store, StoreError, wall_ns};
 
@@ -92,26 +92,12 @@ impl Store {
         hi: u64,
         series: &[SeriesRow],
     ) -> Result<HashMap<i64, Bucket>, StoreError> {
-        let (table, width, first, last, rolled) = match tier {
-            Tier::Raw => return self.raw_sums(boot, lo, hi, series),
-            Tier::Min1 => {
-                let (bb, bh) = self.min1_boundary()?;
-                let (f, l) = ((lo / HOUR_US) as i64, (hi / HOUR_US) as i64);
-                ("min1", HOUR_US, f, l, rolled_end(boot, bb, bh as i64, f, l))
-            }
-            Tier::Hour1 => {
-                let (hb, hc) = self.hour1_done;
-                let (f, l) = ((lo / DAY_US) as i64, (hi / DAY_US) as i64);
-                (
-                    "hour1",
-                    DAY_US,
-                    f,
-                    l,
-                    rolled_end(boot, hb, hc.div_euclid(24), f, l),
-                )
-            }
-        };
-        let fine = width / if tier == Tier::Min1 { 60 } else { 24 };
+        if tier == Tier::Raw {
+            return self.raw_sums(boot, lo, hi, series);
+        }
+        let span = self.rollup_span(tier, boot, lo, hi)?;
+        let (table, width, fine) = (span.table, span.chunk_us, span.bucket_us);
+        let (first, last, rolled) = (span.first, span.last, span.rolled_end);
         let mut sums: HashMap<i64, Bucket> = HashMap::new();
         if rolled > first {
             for row in read::chunks_between(&self.conn, table, boot, first, rolled - 1)? {

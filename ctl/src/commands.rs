@@ -112,29 +112,37 @@ async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
         } else {
             let to = SystemTime::now();
             let from = a.since.map_or(to - a.window, |w| w.0);
-            let rows = p
+            // Every program, for the cost of stats over all of them; the first n are shown.
+            let mut rows = p
                 .top(
                     ns_of(from),
                     ns_of(to) + 1,
                     a.sort.wire(),
-                    a.n,
+                    ebpfstat_dbus::MAX_TOP_N,
                     Options::new(),
                 )
                 .await
                 .map_err(explain)?;
+            let overhead_ns: f64 = rows.iter().map(|r| r.rates.stats_overhead_ns).sum();
+            rows.truncate(a.n as usize);
             if a.watch && !json && std::io::stdout().is_terminal() {
                 print!("\x1b[2J\x1b[H");
             }
             if json {
                 print_json(&rows)?;
             } else {
-                let secs = to.duration_since(from).unwrap_or_default();
+                let span = to.duration_since(from).unwrap_or_default();
+                let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
                 println!(
-                    "top {} by {} over the last {} (stats {})",
+                    "top {} by {} over the last {window} (stats {})",
                     rows.len(),
                     a.sort.wire(),
-                    humantime::format_duration(Duration::from_secs(secs.as_secs())),
                     snap.stats_state
+                );
+                println!(
+                    "stats cost this host {} of one core over the last {window} ({} per program run)",
+                    units::pct(overhead_ns / span.as_secs_f64().max(1e-9) / 1e7),
+                    units::ns(snap.stats_cost_ns)
                 );
                 render_top(&rows, &snap);
             }
@@ -143,6 +151,15 @@ async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
             return Ok(());
         }
         tokio::time::sleep(a.refresh).await;
+    }
+}
+
+/// A value extrapolated from partial coverage is marked `~`.
+fn estimated(v: f64, estimated: bool, show: fn(f64) -> String) -> String {
+    if estimated {
+        format!("~{}", show(v))
+    } else {
+        show(v)
     }
 }
 
@@ -174,15 +191,21 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) {
             },
             r.full_name.clone(),
             r.prog_type.clone(),
-            units::count(r.runs_per_sec),
+            estimated(r.rates.est_runs_per_sec, r.rates.estimated, units::count),
             units::ns(r.avg_ns_per_run),
-            units::pct(r.cpu_pct),
+            estimated(r.rates.est_cpu_pct, r.rates.estimated, units::pct),
             units::pct(r.peak_cpu_pct),
             units::bytes(r.map_memory_bytes),
         ]);
     }
     println!("{t}");
     footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    if rows.iter().any(|r| r.rates.estimated) {
+        println!(
+            "~ extrapolated: run-time stats were on for only part of the window (duty-cycled to \
+             bound their cost)"
+        );
+    }
 }
 
 fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> {
@@ -295,7 +318,7 @@ async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()>
     );
     let metric = |pt: &wire::HistoryPoint| -> f64 {
         match (a.metric, a.cumulative) {
-            (Metric::Cpu, _) => pt.cpu_pct,
+            (Metric::Cpu, _) => pt.rates.est_cpu_pct,
             (Metric::Runs, false) => pt.run_cnt as f64,
             (Metric::Runs, true) => pt.cum_run_cnt as f64,
             (Metric::Runtime, false) => pt.run_time_ns as f64,
@@ -349,7 +372,7 @@ async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()>
                 units::count(pt.run_cnt as f64),
                 units::ns(pt.run_time_ns as f64),
                 units::ns(pt.avg_ns_per_run),
-                units::pct(pt.cpu_pct),
+                estimated(pt.rates.est_cpu_pct, pt.rates.estimated, units::pct),
                 units::pct(pt.peak_cpu_pct),
             ]
         };
@@ -382,6 +405,9 @@ async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         3,
     );
     let mut codes = Vec::new();
+    // Duty-cycled: the last interval was observed in part; rates are scaled to all of it.
+    let partial = snap.coverage < 0.999;
+    let scale = 1.0 / snap.coverage.max(0.01);
     for r in &snap.programs {
         codes.extend(r.notes.iter().map(String::as_str));
         t.add_row(vec![
@@ -389,9 +415,9 @@ async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             r.full_name.clone(),
             r.prog_type.clone(),
             units::count(r.run_cnt as f64),
-            units::count(r.runs_per_sec),
+            estimated(r.runs_per_sec * scale, partial, units::count),
             units::ns(r.avg_ns_per_run),
-            units::pct(r.cpu_pct),
+            estimated(r.cpu_pct * scale, partial, units::pct),
             units::bytes(r.map_memory_bytes),
             owners(&r.owners),
         ]);
@@ -571,6 +597,17 @@ async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     let text = |k: &str| get(k).as_str().unwrap_or("-").to_owned();
     println!("ebpfstatd {} · kernel {}", text("version"), text("kernel"));
     println!("stats: {}", text("stats_state"));
+    println!(
+        "stats cost: {} per program run ({}); now {} of one core · mode {}{}",
+        units::ns(num("stats_cost_ns")),
+        text("stats_cost_source"),
+        units::pct(num("stats_overhead_pct")),
+        text("stats_mode"),
+        match get("stats_other_holder").as_bool() {
+            Some(true) => " · another process also holds stats on",
+            _ => "",
+        }
+    );
     println!(
         "sampling: every {} · {} passes, {} late, {} not stored · {} programs now",
         units::ns(num("interval_ns")),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::observer::{Mode, parse_budget};
 use crate::service::Bus;
 use crate::units::parse_bytes;
 
@@ -64,6 +65,30 @@ impl<'de> Deserialize<'de> for Bus {
     }
 }
 
+/// `always`, `budget` or `duty=W/P`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsMode(pub Mode);
+
+impl<'de> Deserialize<'de> for StatsMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(StatsMode).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A share of one core written as a percentage (`"1%"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget(pub f64);
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_budget(&s)
+            .map(Budget)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
@@ -101,6 +126,8 @@ pub struct Settings {
     pub bus: Option<Bus>,
     pub socket: Option<PathBuf>,
     pub log_level: Option<LogLevel>,
+    pub stats_mode: Option<StatsMode>,
+    pub stats_overhead_budget: Option<Budget>,
 }
 
 impl Settings {
@@ -147,6 +174,8 @@ impl Settings {
             bus: over.bus.or(self.bus),
             socket: over.socket.or(self.socket),
             log_level: over.log_level.or(self.log_level),
+            stats_mode: over.stats_mode.or(self.stats_mode),
+            stats_overhead_budget: over.stats_overhead_budget.or(self.stats_overhead_budget),
         }
     }
 }
@@ -165,6 +194,8 @@ pub struct Effective {
     pub bus: Bus,
     pub socket: Option<PathBuf>,
     pub log_level: LogLevel,
+    /// How stats are held; a budget mode carries the budget (share of one core).
+    pub stats_mode: Mode,
 }
 
 impl From<Settings> for Effective {
@@ -187,6 +218,10 @@ impl From<Settings> for Effective {
             bus: s.bus.unwrap_or(Bus::System),
             socket: (socket.as_os_str() != "none").then_some(socket),
             log_level: s.log_level.unwrap_or(LogLevel::Info),
+            stats_mode: match s.stats_mode.map_or(Mode::Budget(0.01), |m| m.0) {
+                Mode::Budget(_) => Mode::Budget(s.stats_overhead_budget.map_or(0.01, |b| b.0)),
+                other => other,
+            },
         }
     }
 }
@@ -241,7 +276,17 @@ impl std::fmt::Display for Effective {
             .as_ref()
             .map_or("none".to_owned(), |s| s.display().to_string());
         writeln!(f, "socket = \"{socket}\"")?;
-        write!(f, "log_level = \"{}\"", self.log_level.as_str())
+        writeln!(f, "log_level = \"{}\"", self.log_level.as_str())?;
+        let (mode, budget) = match self.stats_mode {
+            Mode::Always => ("always".to_owned(), 0.01),
+            Mode::Budget(b) => ("budget".to_owned(), b),
+            Mode::Fixed(d) => (
+                format!("duty={}/1s", span_text(Duration::from_secs_f64(d))),
+                0.01,
+            ),
+        };
+        writeln!(f, "stats_mode = \"{mode}\"")?;
+        write!(f, "stats_overhead_budget = \"{}%\"", budget * 100.0)
     }
 }
 

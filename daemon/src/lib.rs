@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bpf;
 pub mod config;
+pub mod observer;
 pub mod sampler;
 pub mod service;
 pub mod store;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ebpfstatd::config::{Effective, LogLevel, Settings, Size, Span};
+use ebpfstatd::config::{Budget, Effective, LogLevel, Settings, Size, Span, StatsMode};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
 use ebpfstatd::store::{Retention, StoreConfig};
@@ -94,9 +94,23 @@ struct RunArgs {
     /// error, warn, info, debug or trace [default: info; RUST_LOG wins].
     #[arg(long, value_parser = level)]
     log_level: Option<LogLevel>,
+    /// How run-time stats are held: always, budget, or duty=W/P [default: budget].
+    #[arg(long, value_parser = stats_mode)]
+    stats_mode: Option<StatsMode>,
+    /// Most that stats may cost the host, as a share of one core [default: 1%].
+    #[arg(long, value_parser = budget)]
+    stats_overhead_budget: Option<Budget>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     debug_stall_after: Option<u64>,
+}
+
+fn stats_mode(s: &str) -> Result<StatsMode, String> {
+    s.parse().map(StatsMode)
+}
+
+fn budget(s: &str) -> Result<Budget, String> {
+    ebpfstatd::observer::parse_budget(s).map(Budget)
 }
 
 fn level(s: &str) -> Result<LogLevel, String> {
@@ -124,6 +138,8 @@ impl RunArgs {
             bus: self.bus.clone(),
             socket: self.socket.clone(),
             log_level: self.log_level,
+            stats_mode: self.stats_mode,
+            stats_overhead_budget: self.stats_overhead_budget,
         }
     }
 }
@@ -215,6 +231,7 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
         store,
         bus: eff.bus,
         socket: eff.socket,
+        stats_mode: eff.stats_mode,
         stall_after: args.debug_stall_after,
     })
     .map_err(Into::into)

@@ -83,6 +83,8 @@ pub struct ProgramRow {
     pub owners: Vec<Owner>,
     /// Codes of the notes that apply (see `Note`).
     pub notes: Vec<String>,
+    /// What stats cost this program's runs in the last interval, ns.
+    pub stats_overhead_ns: f64,
 }
 
 /// The latest sampling pass.
@@ -93,7 +95,34 @@ pub struct Snapshot {
     /// `estimate` (Linux ≥ 6.4) or `max-size`: what map memory means on this kernel.
     pub memlock_meaning: String,
     pub online_cpus: u32,
+    /// Share of the last interval with stats on (below 1 while duty-cycling).
+    pub coverage: f64,
+    /// What stats cost each program run on this machine, ns (calibrated).
+    pub stats_cost_ns: f64,
+    /// What stats cost the host over the last interval, percent of one core.
+    pub stats_overhead_pct: f64,
     pub programs: Vec<ProgramRow>,
+}
+
+/// Rates over a time, observed and extrapolated to all of it when run-time stats were on for
+/// only part of it (duty-cycling to bound their cost); and what stats cost while on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Type)]
+pub struct Rates {
+    pub runs_per_sec: f64,
+    /// Of one core (100 = one core busy).
+    pub cpu_pct: f64,
+    /// Share of the time stats were on; 1 when everything was observed.
+    pub coverage: f64,
+    /// True when the `est_*` values are extrapolated from partial coverage.
+    pub estimated: bool,
+    pub est_run_cnt: u64,
+    pub est_run_time_ns: u64,
+    pub est_runs_per_sec: f64,
+    pub est_cpu_pct: f64,
+    /// What stats cost the observed runs (runs × calibrated cost per run), ns.
+    pub stats_overhead_ns: f64,
+    /// The same as a share of one core, percent.
+    pub stats_overhead_pct: f64,
 }
 
 /// A program ranked over a window.
@@ -113,8 +142,7 @@ pub struct TopRow {
     pub run_time_ns: u64,
     /// Negative when the program did not run.
     pub avg_ns_per_run: f64,
-    pub runs_per_sec: f64,
-    pub cpu_pct: f64,
+    pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
     pub map_memory_bytes: u64,
@@ -155,8 +183,7 @@ pub struct HistoryPoint {
     pub cum_run_cnt: u64,
     pub cum_run_time_ns: u64,
     pub avg_ns_per_run: f64,
-    pub runs_per_sec: f64,
-    pub cpu_pct: f64,
+    pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
 }
@@ -263,6 +290,10 @@ pub trait Stats1 {
     /// Daemon and store health; keys are documented in the README.
     fn status(&self) -> zbus::Result<Options>;
 
+    /// Measures again what run-time stats cost per program run; returns (ns per run, spread ns,
+    /// source: `measured` or why a default is used).
+    fn calibrate(&self) -> zbus::Result<(f64, f64, String)>;
+
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -280,6 +311,9 @@ pub trait Stats1 {
     fn cap_bytes(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn database_bytes(&self) -> zbus::Result<u64>;
+    /// What stats cost the host over the last interval, percent of one core.
+    #[zbus(property)]
+    fn stats_overhead_pct(&self) -> zbus::Result<f64>;
 }
 
 /// The error name and message of a failed call, when the daemon sent a named error.

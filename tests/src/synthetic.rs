@@ -46,6 +46,8 @@ impl SimHost {
                 wall,
                 stats: StatsCode::Enabled,
                 complete: true,
+                coverage: 1.0,
+                stats_cost_ns: 80.0,
                 programs: Vec::new(),
             },
             boot_id,

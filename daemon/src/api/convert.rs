@@ -54,6 +54,22 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
             })
             .collect(),
         notes: ctx.notes.iter().map(|n| n.code.to_owned()).collect(),
+        stats_overhead_ns: p.interval.map_or(0.0, |i| i.stats_overhead_ns),
+    }
+}
+
+pub fn rates(r: &store::Rates) -> wire::Rates {
+    wire::Rates {
+        runs_per_sec: r.runs_per_sec,
+        cpu_pct: r.cpu_pct,
+        coverage: r.coverage,
+        estimated: r.estimated,
+        est_run_cnt: r.est_run_cnt,
+        est_run_time_ns: r.est_run_time_ns,
+        est_runs_per_sec: r.est_runs_per_sec,
+        est_cpu_pct: r.est_cpu_pct,
+        stats_overhead_ns: r.stats_overhead_ns,
+        stats_overhead_pct: r.stats_overhead_pct,
     }
 }
 
@@ -63,6 +79,9 @@ pub fn snapshot(pass: &Pass, series_of: impl Fn(&ProgramSample) -> i64) -> wire:
         stats_state: pass.stats_state.to_string(),
         memlock_meaning: memlock_meaning(pass),
         online_cpus: pass.online_cpus,
+        coverage: pass.coverage,
+        stats_cost_ns: pass.stats_cost.ns_per_run,
+        stats_overhead_pct: pass.stats_overhead.unwrap_or(0.0) * 100.0,
         programs: pass
             .programs
             .iter()
@@ -168,8 +187,7 @@ pub fn top_row(r: &TopRow) -> wire::TopRow {
         run_cnt: r.run_cnt,
         run_time_ns: r.run_time_ns,
         avg_ns_per_run: r.avg_ns_per_run.unwrap_or(-1.0),
-        runs_per_sec: r.runs_per_sec,
-        cpu_pct: r.cpu_pct,
+        rates: rates(&r.rates),
         peak_runs_per_sec: r.peak_runs_per_sec,
         peak_cpu_pct: r.peak_cpu_pct,
         map_memory_bytes: s.map_memory.total,
@@ -194,8 +212,7 @@ pub fn history(h: &History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::
             cum_run_cnt: p.cum_run_cnt,
             cum_run_time_ns: p.cum_run_time_ns,
             avg_ns_per_run: p.avg_ns_per_run.unwrap_or(-1.0),
-            runs_per_sec: p.runs_per_sec,
-            cpu_pct: p.cpu_pct,
+            rates: rates(&p.rates),
             peak_runs_per_sec: p.peak_runs_per_sec,
             peak_cpu_pct: p.peak_cpu_pct,
         })

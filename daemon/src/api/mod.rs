@@ -25,6 +25,8 @@ pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
 #[derive(Debug)]
 pub struct Shared {
     pub jobs: mpsc::Sender<StoreJob>,
+    /// Requests to the sampling thread (calibration).
+    pub sampler_cmds: Mutex<std::sync::mpsc::Sender<crate::service::SamplerCmd>>,
     /// The newest pass, set by the sampling thread.
     pub latest: Mutex<Option<Arc<Pass>>>,
     pub sampler: Arc<SamplerStats>,
@@ -33,6 +35,7 @@ pub struct Shared {
     pub cap_bytes: u64,
     pub db_path: PathBuf,
     pub started: Instant,
+    pub stats_mode: crate::observer::Mode,
 }
 
 /// The served object.
@@ -187,6 +190,14 @@ fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
             }
         }
     })
+}
+
+fn mode_text(mode: crate::observer::Mode) -> String {
+    match mode {
+        crate::observer::Mode::Always => "always".into(),
+        crate::observer::Mode::Budget(b) => format!("budget {}% of one core", b * 100.0),
+        crate::observer::Mode::Fixed(d) => format!("duty {:.0}%", d * 100.0),
+    }
 }
 
 fn var(s: impl Into<String>) -> OwnedVariant {
@@ -419,6 +430,23 @@ impl Stats1 {
         let mut m = Options::new();
         m.insert("version".into(), var(env!("CARGO_PKG_VERSION")));
         if let Some(p) = &latest {
+            m.insert(
+                "stats_cost_ns".into(),
+                OwnedVariant::from(p.stats_cost.ns_per_run),
+            );
+            m.insert(
+                "stats_cost_spread_ns".into(),
+                OwnedVariant::from(p.stats_cost.spread_ns),
+            );
+            m.insert("stats_cost_source".into(), var(p.stats_cost.source.clone()));
+            m.insert("stats_coverage".into(), OwnedVariant::from(p.coverage));
+            m.insert(
+                "stats_overhead_pct".into(),
+                OwnedVariant::from(p.stats_overhead.unwrap_or(0.0) * 100.0),
+            );
+            if let Some(other) = p.stats_other_holder {
+                m.insert("stats_other_holder".into(), OwnedVariant::from(other));
+            }
             m.insert("kernel".into(), var(p.kernel.release.clone()));
             m.insert("stats_state".into(), var(p.stats_state.to_string()));
             m.insert("memlock_meaning".into(), var(convert::memlock_meaning(p)));
@@ -435,6 +463,7 @@ impl Stats1 {
             "interval_ns".into(),
             OwnedVariant::from(self.shared.interval.as_nanos() as u64),
         );
+        m.insert("stats_mode".into(), var(mode_text(self.shared.stats_mode)));
         m.insert("passes".into(), OwnedVariant::from(load(&sampler.passes)));
         m.insert(
             "late_passes".into(),
@@ -481,6 +510,32 @@ impl Stats1 {
             m.insert(key("bytes"), OwnedVariant::from(t.bytes));
         }
         Ok(m)
+    }
+
+    #[zbus(out_args("ns_per_run", "spread_ns", "source"))]
+    async fn calibrate(&self) -> Result<(f64, f64, String), Error> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .shared
+            .sampler_cmds
+            .lock()
+            .ok()
+            .is_some_and(|s| s.send(crate::service::SamplerCmd::Calibrate(tx)).is_ok());
+        let gone = || Error::Unavailable("the sampler is not running".into());
+        if !sent {
+            return Err(gone());
+        }
+        let cost = rx.await.map_err(|_| gone())?;
+        Ok((cost.ns_per_run, cost.spread_ns, cost.source))
+    }
+
+    #[zbus(property)]
+    async fn stats_overhead_pct(&self) -> f64 {
+        self.latest()
+            .ok()
+            .and_then(|p| p.stats_overhead)
+            .unwrap_or(0.0)
+            * 100.0
     }
 
     #[zbus(property)]

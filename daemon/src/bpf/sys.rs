@@ -443,3 +443,50 @@ pub fn link_create(prog: BorrowedFd<'_>, target: u32, attach_type: u32) -> SysRe
     // SAFETY: LINK_CREATE reads plain integers from `attr`; no pointers.
     unsafe { sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }.map(owned_fd)
 }
+
+/// What one `BPF_PROG_TEST_RUN` measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestRun {
+    pub retval: u32,
+    /// Mean nanoseconds per run, as the kernel timed them.
+    pub duration_ns: u32,
+}
+
+/// Runs a program `repeat` times on `data` in the kernel (`BPF_PROG_TEST_RUN`).
+pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> SysResult<TestRun> {
+    #[repr(C)]
+    struct TestRunAttr {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+    }
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in: data.len() as u32,
+        data_size_out: 0,
+        data_in: data.as_ptr() as u64,
+        data_out: 0,
+        repeat,
+        duration: 0,
+        ctx_size_in: 0,
+        ctx_size_out: 0,
+        ctx_in: 0,
+        ctx_out: 0,
+    };
+    // SAFETY: `data_in` points at `data` (read-only for the kernel), no output buffers.
+    unsafe { sys_bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr, "BPF_PROG_TEST_RUN") }?;
+    Ok(TestRun {
+        retval: attr.retval,
+        duration_ns: attr.duration,
+    })
+}

@@ -22,6 +22,8 @@ pub struct Interval {
     pub cpu_pct: f64,
     /// 100 % is every online core fully busy.
     pub cpu_pct_all_cores: f64,
+    /// What stats cost this program's runs in the interval (runs × calibrated cost), ns.
+    pub stats_overhead_ns: f64,
 }
 
 /// Values since the program was loaded.
@@ -67,6 +69,7 @@ pub fn interval(
         runs_per_sec: delta_run_cnt as f64 * 1e9 / elapsed_ns as f64,
         cpu_pct: cpu,
         cpu_pct_all_cores: cpu / f64::from(online_cpus.max(1)),
+        stats_overhead_ns: 0.0,
     })
 }
 

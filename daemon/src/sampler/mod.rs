@@ -79,6 +79,11 @@ pub struct Sampler {
     last_rescan: Option<u64>,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
+    cost: Arc<crate::observer::StatsCost>,
+    /// Coverage and state of the interval the next pass closes, when the caller duty-cycles.
+    interval_state: Option<(f64, stats::StatsState)>,
+    /// Whether another process was last seen holding stats on (None: not checked).
+    other_holder: Option<bool>,
 }
 
 /// Map ids read in the same call as the counters; programs with more cost one extra call.
@@ -103,7 +108,35 @@ impl Sampler {
             last_rescan: None,
             rescan_next_pass: false,
             map_ids_buf: Vec::with_capacity(MAP_IDS_INLINE),
+            cost: Arc::new(crate::observer::StatsCost::default_because(
+                "not calibrated",
+            )),
+            interval_state: None,
+            other_holder: None,
         }
+    }
+
+    /// The stats switch, for calibration and duty-cycling.
+    pub fn stats_switch(&mut self) -> &mut StatsSwitch {
+        &mut self.stats
+    }
+
+    pub fn set_cost(&mut self, cost: crate::observer::StatsCost) {
+        self.cost = Arc::new(cost);
+    }
+
+    pub fn cost(&self) -> &crate::observer::StatsCost {
+        &self.cost
+    }
+
+    pub fn set_other_holder(&mut self, other: bool) {
+        self.other_holder = Some(other);
+    }
+
+    /// Says how much of the interval the next pass closes had stats on, and in what state
+    /// (the caller holds and lets go of stats when it duty-cycles).
+    pub fn set_interval_state(&mut self, coverage: f64, state: stats::StatsState) {
+        self.interval_state = Some((coverage, state));
     }
 
     pub fn kernel(&self) -> &KernelInfo {
@@ -226,6 +259,21 @@ impl Sampler {
             }
         }
 
+        let cost = self.cost.ns_per_run;
+        let mut runs = 0;
+        for p in &mut programs {
+            if let Some(i) = &mut p.interval {
+                i.stats_overhead_ns = i.delta_run_cnt as f64 * cost;
+                runs += i.delta_run_cnt;
+            }
+        }
+        let (coverage, stats_state) = self
+            .interval_state
+            .take()
+            .unwrap_or_else(|| (1.0, self.stats.state()));
+        if stats_state == stats::StatsState::EnabledByOther {
+            self.other_holder = Some(true);
+        }
         Pass {
             seq,
             boot_id: Arc::clone(&self.boot_id),
@@ -233,7 +281,11 @@ impl Sampler {
             monotonic_ns,
             boottime_ns,
             elapsed_ns,
-            stats_state: self.stats.state(),
+            stats_state,
+            coverage,
+            stats_cost: Arc::clone(&self.cost),
+            stats_other_holder: self.other_holder,
+            stats_overhead: elapsed_ns.map(|e| crate::observer::overhead_share(runs, cost, e)),
             kernel: Arc::clone(&self.kernel),
             online_cpus: self.online_cpus,
             programs,

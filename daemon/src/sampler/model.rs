@@ -110,6 +110,14 @@ pub struct Pass {
     /// Measured time since the previous pass; absent on the first.
     pub elapsed_ns: Option<u64>,
     pub stats_state: StatsState,
+    /// Share of the interval before this pass during which stats were on (1 unless duty-cycled).
+    pub coverage: f64,
+    /// What stats cost each program run, as calibrated.
+    pub stats_cost: Arc<crate::observer::StatsCost>,
+    /// Share of one core that stats cost the host over the interval (runs × cost / time).
+    pub stats_overhead: Option<f64>,
+    /// Whether another process was last seen holding stats on too (None: not checked yet).
+    pub stats_other_holder: Option<bool>,
     pub kernel: Arc<KernelInfo>,
     pub online_cpus: u32,
     pub programs: Vec<ProgramSample>,

@@ -10,12 +10,17 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StatsState {
     /// Our own `BPF_ENABLE_STATS` fd keeps counters running.
     Enabled,
     /// We could not enable stats, but the sysctl is 1: counters run while it stays so.
     EnabledBySysctl,
+    /// We hold stats on for this share of each interval, to bound what they cost.
+    DutyCycled { duty: f64 },
+    /// We let go for part of the interval, but counters kept running: another process holds
+    /// stats on (or the sysctl is 1), so the interval is fully covered and fully paid for.
+    EnabledByOther,
     /// Counters may be frozen: equal values do not mean an idle program.
     Unavailable(String),
 }
@@ -31,6 +36,10 @@ impl fmt::Display for StatsState {
         match self {
             Self::Enabled => f.write_str("enabled"),
             Self::EnabledBySysctl => f.write_str("enabled-by-sysctl"),
+            Self::DutyCycled { duty } => {
+                write!(f, "duty-cycled: on {:.0}% of each interval", duty * 100.0)
+            }
+            Self::EnabledByOther => f.write_str("enabled-by-other-holder"),
             Self::Unavailable(why) => write!(f, "unavailable: {why}"),
         }
     }
@@ -50,6 +59,35 @@ pub struct StatsSwitch {
 }
 
 impl StatsSwitch {
+    /// Whether our own fd holds stats on now.
+    pub fn held(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// Lets go of our hold (counters freeze unless someone else holds stats on).
+    pub fn release(&mut self) {
+        self.fd = None;
+    }
+
+    /// Takes the hold again after [`StatsSwitch::release`]; false when that fails.
+    pub fn reacquire(&mut self) -> bool {
+        if self.fd.is_none() {
+            match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => {
+                    self.fd = Some(fd);
+                    self.failure = None;
+                }
+                Err(e) => self.failure = Some(enable_failure(&e.io_error)),
+            }
+        }
+        self.fd.is_some()
+    }
+
+    /// Whether the sysctl keeps stats on regardless of fds.
+    pub fn sysctl_on(&self) -> bool {
+        std::fs::read_to_string(&self.sysctl).is_ok_and(|s| s.trim() == "1")
+    }
+
     /// Enables run-time stats for as long as the switch lives.
     pub fn acquire(proc_root: &std::path::Path) -> Self {
         let sysctl = proc_root.join("sys/kernel/bpf_stats_enabled");

@@ -353,6 +353,10 @@ pub struct TickChunk {
     pub boottime_us: Column,
     /// (tick offset, state code) where the state changes; the first entry is at offset 0.
     pub states: Vec<(u32, u8)>,
+    /// Per tick, the share of its interval with stats on, per mille, delta-encoded (a steady
+    /// duty cycle costs nothing). Absent in files written before duty-cycling.
+    #[serde(default)]
+    pub coverage_pm: Column,
 }
 
 /// One rollup bucket of one program: sums, peaks and sample counts.
@@ -369,6 +373,9 @@ pub struct Bucket {
     /// Highest per-sample rates in the bucket: runs/s and run-time ns/s.
     pub peak_cnt_rate: u64,
     pub peak_rt_rate: u64,
+    /// Σ of the samples' coverage (per mille): stats were on for `covered / samples / 1000` of
+    /// the bucket's time; the counts are what was observed in that time.
+    pub covered: u64,
 }
 
 impl Bucket {
@@ -380,6 +387,16 @@ impl Bucket {
         self.rt += other.rt;
         self.peak_cnt_rate = self.peak_cnt_rate.max(other.peak_cnt_rate);
         self.peak_rt_rate = self.peak_rt_rate.max(other.peak_rt_rate);
+        self.covered += other.covered;
+    }
+
+    /// Share of the bucket's time with stats on (1 when fully covered or empty).
+    pub fn coverage(&self) -> f64 {
+        if self.samples == 0 {
+            1.0
+        } else {
+            (self.covered as f64 / (f64::from(self.samples) * 1000.0)).min(1.0)
+        }
     }
 }
 
@@ -393,6 +410,7 @@ pub struct RollupChunk {
     pub rt: Column,
     pub peak_cnt_rate: Column,
     pub peak_rt_rate: Column,
+    pub covered: Column,
 }
 
 impl RollupChunk {
@@ -406,6 +424,7 @@ impl RollupChunk {
             rt: col(|b| b.rt as i64),
             peak_cnt_rate: col(|b| b.peak_cnt_rate as i64),
             peak_rt_rate: col(|b| b.peak_rt_rate as i64),
+            covered: col(|b| b.covered as i64),
         }
     }
 
@@ -418,6 +437,7 @@ impl RollupChunk {
             delta_decode(&self.rt),
             delta_decode(&self.peak_cnt_rate),
             delta_decode(&self.peak_rt_rate),
+            delta_decode(&self.covered),
         ];
         if cols.iter().any(|c| c.len() != index.len()) {
             return Err(CodecError("rollup columns differ in length".into()));
@@ -431,6 +451,7 @@ impl RollupChunk {
                 rt: cols[3][i] as u64,
                 peak_cnt_rate: cols[4][i] as u64,
                 peak_rt_rate: cols[5][i] as u64,
+                covered: cols[6][i] as u64,
             })
             .collect())
     }
@@ -532,6 +553,7 @@ mod tests {
                 rt: 123_456 * i as u64,
                 peak_cnt_rate: 120,
                 peak_rt_rate: 99,
+                covered: 60_000 - i as u64,
             })
             .collect();
         let chunk = RollupChunk::from_buckets(&buckets);

@@ -107,7 +107,8 @@ pub struct SeriesEnd {
 pub struct Window {
     pub boot_seq: i64,
     pub start_tick: u64,
-    pub points: Vec<(u64, u8)>,
+    /// (boottime µs, stats state, coverage per mille) per tick.
+    pub points: Vec<(u64, u8, u16)>,
 }
 
 /// Everything not yet committed.
@@ -188,9 +189,10 @@ impl Store {
             window.boot_seq = boot_seq;
             window.start_tick = t;
         }
+        let coverage_pm = (tick.coverage.clamp(0.0, 1.0) * 1000.0).round() as u16;
         window
             .points
-            .push((tick.boottime_ns / 1000, tick.stats as u8));
+            .push((tick.boottime_ns / 1000, tick.stats as u8, coverage_pm));
 
         for p in &tick.programs {
             let key = (p.meta.id, p.meta.load_boottime_ns);
@@ -273,6 +275,7 @@ impl Store {
                         boot_id: tick.boot_id.to_string(),
                         wall_offset_ns: offset,
                         clock_steps: 0,
+                        stats_cost_ps: 0,
                     });
                     self.pending
                         .boots
@@ -285,6 +288,14 @@ impl Store {
         let Some(idx) = self.current_boot else {
             return 0;
         };
+        let boot = &mut self.boots[idx];
+        let cost_ps = (tick.stats_cost_ns * 1000.0).round() as i64;
+        if cost_ps != boot.stats_cost_ps {
+            boot.stats_cost_ps = cost_ps;
+            let updated = boot.clone();
+            self.pending.boots.retain(|b| b.seq != updated.seq);
+            self.pending.boots.push(updated);
+        }
         let boot = &mut self.boots[idx];
         let drift = offset.saturating_sub(boot.wall_offset_ns);
         if drift.abs() > CLOCK_STEP_NS {
@@ -306,7 +317,7 @@ impl Store {
     /// Seals the open window: one raw segment per program with activity, one tick row.
     pub(super) fn seal_window(&mut self) {
         let window = std::mem::take(&mut self.pending.window);
-        let Some(&(last_bt_us, _)) = window.points.last() else {
+        let Some(&(last_bt_us, _, _)) = window.points.last() else {
             return;
         };
         for live in self.live.values_mut() {
@@ -319,14 +330,15 @@ impl Store {
             }
         }
         let mut states = Vec::new();
-        for (i, &(_, s)) in window.points.iter().enumerate() {
+        for (i, &(_, s, _)) in window.points.iter().enumerate() {
             if states.last().is_none_or(|&(_, prev)| prev != s) {
                 states.push((i as u32, s));
             }
         }
         let chunk = TickChunk {
-            boottime_us: codec::dod_encode(window.points.iter().map(|&(bt, _)| bt as i64)),
+            boottime_us: codec::dod_encode(window.points.iter().map(|&(bt, _, _)| bt as i64)),
             states,
+            coverage_pm: codec::delta_encode(window.points.iter().map(|&(_, _, c)| i64::from(c))),
         };
         self.pending.ticks.push(TickRow {
             first_tick: window.start_tick,

@@ -82,6 +82,7 @@ pub fn fold_ticks(
             frozen: u32::from(p.state == super::StatsCode::Unavailable as u8),
             cnt: d.cnt,
             rt: d.rt,
+            covered: u64::from(p.coverage_pm),
             ..Bucket::default()
         };
         if let Some(e) = elapsed_us.filter(|&e| e > 0) {

@@ -26,7 +26,9 @@ use serde::Serialize;
 
 pub use codec::CodecError;
 use ingest::{Live, Pending};
-pub use query::{History, HistoryPoint, ProgramRef, QueryError, SeriesRow, SortKey, Tier, TopRow};
+pub use query::{
+    History, HistoryPoint, ProgramRef, QueryError, Rates, SeriesRow, SortKey, Tier, TopRow,
+};
 
 use crate::sampler::maps::MapMemory;
 use crate::sampler::metrics::Counters;
@@ -118,6 +120,8 @@ pub enum StatsCode {
     Enabled = 0,
     EnabledBySysctl = 1,
     Unavailable = 2,
+    DutyCycled = 3,
+    EnabledByOther = 4,
 }
 
 impl StatsCode {
@@ -125,6 +129,8 @@ impl StatsCode {
         match v {
             0 => Self::Enabled,
             1 => Self::EnabledBySysctl,
+            3 => Self::DutyCycled,
+            4 => Self::EnabledByOther,
             _ => Self::Unavailable,
         }
     }
@@ -136,6 +142,8 @@ impl From<&StatsState> for StatsCode {
             StatsState::Enabled => Self::Enabled,
             StatsState::EnabledBySysctl => Self::EnabledBySysctl,
             StatsState::Unavailable(_) => Self::Unavailable,
+            StatsState::DutyCycled { .. } => Self::DutyCycled,
+            StatsState::EnabledByOther => Self::EnabledByOther,
         }
     }
 }
@@ -157,6 +165,10 @@ pub struct Tick {
     pub stats: StatsCode,
     /// False when the pass could not read every program: missing programs are then not ended.
     pub complete: bool,
+    /// Share of the interval with stats on (duty-cycling), 0..=1.
+    pub coverage: f64,
+    /// What stats cost each program run, ns (calibrated).
+    pub stats_cost_ns: f64,
     pub programs: Vec<ProgramTick>,
 }
 
@@ -168,6 +180,8 @@ impl Tick {
             wall: pass.time,
             stats: StatsCode::from(&pass.stats_state),
             complete: pass.errors.is_empty(),
+            coverage: pass.coverage,
+            stats_cost_ns: pass.stats_cost.ns_per_run,
             programs: pass
                 .programs
                 .iter()
@@ -188,6 +202,8 @@ pub struct Boot {
     pub boot_id: String,
     pub wall_offset_ns: i64,
     pub clock_steps: i64,
+    /// Latest calibrated cost of stats per program run, in picoseconds.
+    pub stats_cost_ps: i64,
 }
 
 /// A wall clock that moves by more than this against `CLOCK_BOOTTIME` has stepped.

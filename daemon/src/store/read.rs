@@ -11,7 +11,8 @@ use crate::sampler::metrics::Counters;
 
 pub fn boots(conn: &Connection) -> Result<Vec<Boot>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT boot_seq, boot_id, wall_offset_ns, clock_steps FROM boots ORDER BY boot_seq",
+        "SELECT boot_seq, boot_id, wall_offset_ns, clock_steps, stats_cost_ps FROM boots
+         ORDER BY boot_seq",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(Boot {
@@ -19,6 +20,7 @@ pub fn boots(conn: &Connection) -> Result<Vec<Boot>, StoreError> {
             boot_id: r.get(1)?,
             wall_offset_ns: r.get(2)?,
             clock_steps: r.get(3)?,
+            stats_cost_ps: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -166,6 +168,8 @@ pub struct TickPoint {
     pub boot_seq: i64,
     pub bt_us: u64,
     pub state: u8,
+    /// Share of the interval before the tick with stats on, per mille.
+    pub coverage_pm: u16,
 }
 
 pub fn decode_ticks(
@@ -175,6 +179,7 @@ pub fn decode_ticks(
 ) -> Result<Vec<TickPoint>, StoreError> {
     let chunk: TickChunk = codec::from_bytes(data)?;
     let times = codec::dod_decode(&chunk.boottime_us);
+    let coverage = codec::delta_decode(&chunk.coverage_pm);
     let mut state = 0;
     let mut changes = chunk.states.iter().peekable();
     Ok(times
@@ -193,6 +198,8 @@ pub fn decode_ticks(
                 boot_seq,
                 bt_us: bt as u64,
                 state,
+                // Files written before coverage was stored: fully covered.
+                coverage_pm: coverage.get(i).map_or(1000, |&c| c.clamp(0, 1000) as u16),
             }
         })
         .collect())
@@ -346,13 +353,14 @@ fn chunk_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
             rt: r.get::<_, i64>(7)? as u64,
             peak_cnt_rate: r.get::<_, i64>(8)? as u64,
             peak_rt_rate: r.get::<_, i64>(9)? as u64,
+            covered: r.get::<_, i64>(10)? as u64,
         },
-        data: r.get(10)?,
+        data: r.get(11)?,
     })
 }
 
 const CHUNK_COLUMNS: &str = "boot_seq, chunk, series_id, base_cnt, base_rt, samples, sum_cnt, \
-                             sum_rt, peak_cnt_rate, peak_rt_rate, data";
+                             sum_rt, peak_cnt_rate, peak_rt_rate, covered, data";
 
 /// One series' chunk, by primary key.
 pub fn chunk(

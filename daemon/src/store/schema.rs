@@ -31,7 +31,8 @@ const MIGRATIONS: &[&str] = &[
          boot_seq INTEGER PRIMARY KEY,
          boot_id TEXT NOT NULL UNIQUE,
          wall_offset_ns INTEGER NOT NULL,
-         clock_steps INTEGER NOT NULL DEFAULT 0
+         clock_steps INTEGER NOT NULL DEFAULT 0,
+         stats_cost_ps INTEGER NOT NULL DEFAULT 0
      );
      CREATE TABLE series (
          series_id INTEGER PRIMARY KEY,
@@ -86,6 +87,7 @@ const MIGRATIONS: &[&str] = &[
          sum_rt INTEGER NOT NULL,
          peak_cnt_rate INTEGER NOT NULL,
          peak_rt_rate INTEGER NOT NULL,
+         covered INTEGER NOT NULL,
          data BLOB NOT NULL,
          UNIQUE (boot_seq, chunk, series_id)
      );
@@ -100,6 +102,7 @@ const MIGRATIONS: &[&str] = &[
          sum_rt INTEGER NOT NULL,
          peak_cnt_rate INTEGER NOT NULL,
          peak_rt_rate INTEGER NOT NULL,
+         covered INTEGER NOT NULL,
          data BLOB NOT NULL,
          UNIQUE (boot_seq, chunk, series_id)
      );",

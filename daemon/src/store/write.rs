@@ -37,11 +37,18 @@ pub fn set_meta(tx: &Transaction<'_>, key: &str, value: i64) -> Result<(), Store
 fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
     for b in &p.boots {
         tx.prepare_cached(
-            "INSERT INTO boots (boot_seq, boot_id, wall_offset_ns, clock_steps)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (boot_seq) DO UPDATE SET wall_offset_ns = ?3, clock_steps = ?4",
+            "INSERT INTO boots (boot_seq, boot_id, wall_offset_ns, clock_steps, stats_cost_ps)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (boot_seq) DO UPDATE
+             SET wall_offset_ns = ?3, clock_steps = ?4, stats_cost_ps = ?5",
         )?
-        .execute(params![b.seq, b.boot_id, b.wall_offset_ns, b.clock_steps])?;
+        .execute(params![
+            b.seq,
+            b.boot_id,
+            b.wall_offset_ns,
+            b.clock_steps,
+            b.stats_cost_ps
+        ])?;
     }
     for s in &p.series {
         let m = &s.meta;
@@ -142,8 +149,8 @@ pub fn insert_chunk(
 ) -> Result<(), StoreError> {
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {table} (boot_seq, chunk, series_id, base_cnt, base_rt, samples,
-             sum_cnt, sum_rt, peak_cnt_rate, peak_rt_rate, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+             sum_cnt, sum_rt, peak_cnt_rate, peak_rt_rate, covered, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         key.0,
@@ -156,6 +163,7 @@ pub fn insert_chunk(
         summary.rt as i64,
         summary.peak_cnt_rate as i64,
         summary.peak_rt_rate as i64,
+        summary.covered as i64,
         data,
     ])?;
     Ok(())

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, SeriesRow, Tier, validate_range,
+    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, SeriesRow, Tier,
+    validate_range,
 };
 use crate::sampler::metrics::Counters;
 use crate::store::codec::{Bucket, Delta};
@@ -174,6 +175,7 @@ impl Store {
         let from_ns = wall_ns(from);
         let mut points: Vec<(Bucket, Option<Counters>)> =
             vec![(Bucket::default(), None); n_points as usize];
+        let mut overhead = vec![0.0f64; n_points as usize];
         // Per series: cumulative at the end of each point it has data in.
         let mut cum_per_series: Vec<Vec<Option<Counters>>> = Vec::new();
         for s in &series {
@@ -183,6 +185,7 @@ impl Store {
                     continue;
                 }
                 let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
+                let cost = self.stats_cost_ns(boot);
                 for sl in self.slices(tier, boot, s, lo, hi)? {
                     let wall = (sl.at_us as i64)
                         .saturating_mul(1000)
@@ -196,6 +199,7 @@ impl Store {
                         continue;
                     };
                     points[k].0.absorb(&sl.b);
+                    overhead[k] += sl.b.cnt as f64 * cost;
                     cums[k] = Some(sl.cum);
                 }
             }
@@ -222,7 +226,7 @@ impl Store {
                 let start = from + Duration::from_nanos(step_ns * k as u64);
                 let end = (start + Duration::from_nanos(step_ns)).min(to);
                 let width = end.duration_since(start).unwrap_or_default();
-                point(start, end, width, &b, cum.unwrap_or_default())
+                point(start, end, width, &b, cum.unwrap_or_default(), overhead[k])
             })
             .collect();
         Ok(History {
@@ -278,9 +282,8 @@ fn point(
     width: Duration,
     b: &Bucket,
     cum: Counters,
+    overhead_ns: f64,
 ) -> HistoryPoint {
-    let secs = width.as_secs_f64();
-    let rate = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
     HistoryPoint {
         start,
         end,
@@ -291,8 +294,7 @@ fn point(
         cum_run_cnt: cum.run_cnt,
         cum_run_time_ns: cum.run_time_ns,
         avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
-        runs_per_sec: rate(b.cnt),
-        cpu_pct: rate(b.rt) / 1e7,
+        rates: Rates::of(b, width.as_secs_f64(), overhead_ns),
         peak_runs_per_sec: b.peak_cnt_rate,
         peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
     }

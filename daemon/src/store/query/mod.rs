@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::codec::Bucket;
 use super::maintain::{DAY_US, HOUR_US, Life, MINUTE_US};
 use super::read::{self, Segment, TickPoint};
 use super::{Store, StoreError, wall_ns};
@@ -104,6 +105,47 @@ fn opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok,
     }
 }
 
+/// Rates of a bucket over its time: as observed, and extrapolated to the whole time when stats
+/// were on for only part of it (duty-cycling); and what stats cost while on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rates {
+    pub runs_per_sec: f64,
+    /// Of one core (100 = one core busy).
+    pub cpu_pct: f64,
+    /// Share of the time stats were on (1: everything was observed).
+    pub coverage: f64,
+    /// True when the `est_*` values are extrapolated from partial coverage.
+    pub estimated: bool,
+    pub est_run_cnt: u64,
+    pub est_run_time_ns: u64,
+    pub est_runs_per_sec: f64,
+    pub est_cpu_pct: f64,
+    /// What stats cost the observed runs: runs × calibrated cost per run.
+    pub stats_overhead_ns: f64,
+    /// The same as a share of one core over the time, percent.
+    pub stats_overhead_pct: f64,
+}
+
+impl Rates {
+    pub fn of(b: &Bucket, secs: f64, stats_overhead_ns: f64) -> Self {
+        let per_sec = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
+        let coverage = b.coverage();
+        let scale = if coverage > 0.0 { 1.0 / coverage } else { 0.0 };
+        Self {
+            runs_per_sec: per_sec(b.cnt as f64),
+            cpu_pct: per_sec(b.rt as f64) / 1e7,
+            coverage,
+            estimated: coverage < 0.999,
+            est_run_cnt: (b.cnt as f64 * scale).round() as u64,
+            est_run_time_ns: (b.rt as f64 * scale).round() as u64,
+            est_runs_per_sec: per_sec(b.cnt as f64 * scale),
+            est_cpu_pct: per_sec(b.rt as f64 * scale) / 1e7,
+            stats_overhead_ns,
+            stats_overhead_pct: per_sec(stats_overhead_ns) / 1e7,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPoint {
     #[serde(serialize_with = "crate::sampler::model::rfc3339")]
@@ -120,8 +162,8 @@ pub struct HistoryPoint {
     pub cum_run_cnt: u64,
     pub cum_run_time_ns: u64,
     pub avg_ns_per_run: Option<f64>,
-    pub runs_per_sec: f64,
-    pub cpu_pct: f64,
+    #[serde(flatten)]
+    pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
 }
@@ -153,8 +195,8 @@ pub struct TopRow {
     pub run_cnt: u64,
     pub run_time_ns: u64,
     pub avg_ns_per_run: Option<f64>,
-    pub runs_per_sec: f64,
-    pub cpu_pct: f64,
+    #[serde(flatten)]
+    pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
 }
@@ -331,12 +373,18 @@ impl Store {
         }
         let w = &self.pending.window;
         if w.boot_seq == boot {
-            out.extend(w.points.iter().enumerate().map(|(i, &(bt, s))| TickPoint {
-                tick: w.start_tick + i as u64,
-                boot_seq: boot,
-                bt_us: bt,
-                state: s,
-            }));
+            out.extend(
+                w.points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(bt, s, c))| TickPoint {
+                        tick: w.start_tick + i as u64,
+                        boot_seq: boot,
+                        bt_us: bt,
+                        state: s,
+                        coverage_pm: c,
+                    }),
+            );
         }
         Ok(out)
     }
@@ -443,6 +491,12 @@ impl Store {
     }
 
     /// Per-boot boot-time ranges (µs) of a wall-clock range.
+    /// What stats cost each run in `boot`, ns (its latest calibration).
+    fn stats_cost_ns(&self, boot: i64) -> f64 {
+        self.boot(boot)
+            .map_or(0.0, |b| b.stats_cost_ps as f64 / 1000.0)
+    }
+
     fn boot_ranges(&self, from: SystemTime, to: SystemTime) -> Vec<(i64, u64, u64)> {
         let (f, t) = (wall_ns(from), wall_ns(to));
         self.boots

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use super::{QueryError, SeriesRow, SortKey, Tier, TopRow, validate_range};
+use super::{QueryError, Rates, SeriesRow, SortKey, Tier, TopRow, validate_range};
 use crate::store::codec::{Bucket, Delta};
 use crate::store::maintain::Life;
 use crate::store::read;
@@ -35,31 +35,30 @@ impl Store {
                 continue;
             }
             let sums = self.tier_sums(tier, boot, lo, hi, &series)?;
-            let covered = self.covered(boot, lo, hi, tier)?;
+            let secs = self.covered(boot, lo, hi, tier)?.as_secs_f64();
+            let cost = self.stats_cost_ns(boot);
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
-                let secs = covered.as_secs_f64();
-                let rate = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
                 rows.push(TopRow {
                     tier,
                     samples: b.samples,
                     run_cnt: b.cnt,
                     run_time_ns: b.rt,
                     avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
-                    runs_per_sec: rate(b.cnt),
-                    cpu_pct: rate(b.rt) / 1e7,
+                    rates: Rates::of(&b, secs, b.cnt as f64 * cost),
                     peak_runs_per_sec: b.peak_cnt_rate,
                     peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
                     series: s,
                 });
             }
         }
+        // Extrapolated values, so programs seen under different duty cycles compare fairly.
         let sort_value = |r: &TopRow| -> f64 {
             match key {
-                SortKey::RunTime => r.run_time_ns as f64,
-                SortKey::Runs => r.run_cnt as f64,
+                SortKey::RunTime => r.rates.est_run_time_ns as f64,
+                SortKey::Runs => r.rates.est_run_cnt as f64,
                 SortKey::Avg => r.avg_ns_per_run.unwrap_or(0.0),
-                SortKey::Cpu => r.cpu_pct,
+                SortKey::Cpu => r.rates.est_cpu_pct,
                 SortKey::MapMem => r.series.map_memory.total as f64,
             }
         };
@@ -179,20 +178,18 @@ impl Store {
         }
         // Samples: ticks in range within each series' life.
         for s in series {
-            let n = in_range
-                .iter()
-                .filter(|p| s.life.samples_at(p.tick))
-                .count() as u32;
-            let frozen = in_range
-                .iter()
-                .filter(|p| {
-                    s.life.samples_at(p.tick)
-                        && p.state == crate::store::StatsCode::Unavailable as u8
-                })
-                .count() as u32;
+            let mut n = 0;
+            let mut frozen = 0;
+            let mut covered = 0;
+            for p in in_range.iter().filter(|p| s.life.samples_at(p.tick)) {
+                n += 1;
+                frozen += u32::from(p.state == crate::store::StatsCode::Unavailable as u8);
+                covered += u64::from(p.coverage_pm);
+            }
             let entry = sums.entry(s.series_id).or_default();
             entry.samples += n;
             entry.frozen += frozen;
+            entry.covered += covered;
         }
         Ok(sums)
     }

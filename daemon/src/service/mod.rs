@@ -8,12 +8,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+mod sampling;
+mod storage;
+
+pub use sampling::{SamplerCmd, Schedule};
+
 use crate::api::{self, Shared, Stats1, StoreJob};
-use crate::sampler::{Sampler, SamplerConfig};
+use crate::sampler::SamplerConfig;
 use crate::store::{Store, StoreConfig, StoreError, Tick};
 
 /// Which message bus to serve the API on (besides the private socket).
@@ -51,6 +56,8 @@ pub struct ServiceConfig {
     pub bus: Bus,
     /// The private socket, or `None` for none.
     pub socket: Option<PathBuf>,
+    /// How run-time stats are held (always, within a budget, fixed duty cycle).
+    pub stats_mode: crate::observer::Mode,
     /// Testing aid: the sampler stops after this many passes.
     pub stall_after: Option<u64>,
 }
@@ -97,8 +104,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let (tx, rx) = mpsc::channel::<StoreMsg>(256);
     let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
     let stats = Arc::new(SamplerStats::default());
+    let (sampler_cmds, sampler_cmds_rx) = std_mpsc::channel::<SamplerCmd>();
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
+        sampler_cmds: Mutex::new(sampler_cmds.clone()),
         latest: Mutex::new(None),
         sampler: Arc::clone(&stats),
         interval: cfg.interval,
@@ -106,6 +115,7 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         cap_bytes: cfg.store.max_bytes,
         db_path: cfg.store.path.clone(),
         started: Instant::now(),
+        stats_mode: cfg.stats_mode,
     });
     let listener = match &cfg.socket {
         Some(path) => {
@@ -114,31 +124,30 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         }
         None => None,
     };
-    let (stop_sampler, sampler_stop_rx) = std_mpsc::channel::<()>();
-
     let sampler_tx = tx.clone();
     let sampler_shared = Arc::clone(&shared);
     let sampler_cfg = cfg.sampler.clone();
     let schedule = Schedule {
         interval: cfg.interval,
+        mode: cfg.stats_mode,
         stall_after: cfg.stall_after,
     };
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
-            sample_loop(
+            sampling::sample_loop(
                 sampler_cfg,
                 schedule,
                 &sampler_tx,
                 &sampler_shared,
-                &sampler_stop_rx,
+                &sampler_cmds_rx,
             )
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
     let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<()>();
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || store_loop(store, rx, jobs_rx, stored_tx))
+        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx))
         .map_err(|e| ServiceError::Thread("store", e))?;
 
     tracing::info!(
@@ -178,7 +187,7 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
             sd_notify::NotifyState::Status("stopping: writing buffered history"),
         ]);
         flusher.abort();
-        let _ = stop_sampler.send(());
+        let _ = sampler_cmds.send(SamplerCmd::Stop);
         let _ = tx.send(StoreMsg::Stop).await;
     });
     let _ = sampler.join();
@@ -232,170 +241,8 @@ async fn wait_for_signal() {
 }
 
 /// Tells the service manager (a no-op without `NOTIFY_SOCKET`).
-fn notify(states: &[sd_notify::NotifyState<'_>]) {
+pub(super) fn notify(states: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::debug!("sd_notify: {e}");
     }
-}
-
-/// When the sampler runs.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    pub interval: Duration,
-    /// Testing aid: stop sampling (and so pinging the watchdog) after this many passes.
-    pub stall_after: Option<u64>,
-}
-
-/// Takes a pass at every slot of a fixed-rate schedule; slots missed by a slow pass are skipped.
-/// It pings the systemd watchdog itself, at half its period: a stalled sampler stops the pings.
-pub fn sample_loop(
-    cfg: SamplerConfig,
-    schedule: Schedule,
-    tx: &mpsc::Sender<StoreMsg>,
-    shared: &Shared,
-    stop: &std_mpsc::Receiver<()>,
-) {
-    let interval = schedule.interval;
-    let stats = &shared.sampler;
-    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut pinged: Option<Instant> = None;
-    let mut sampler = Sampler::new(cfg);
-    let start = Instant::now();
-    let mut slot: u32 = 0;
-    loop {
-        let due = start + interval * slot;
-        if Instant::now() > due + interval / 2 {
-            stats.late.fetch_add(1, Ordering::Relaxed);
-        }
-        let pass = Arc::new(sampler.pass());
-        stats.passes.fetch_add(1, Ordering::Relaxed);
-        let tick = Box::new(Tick::from_pass(&pass));
-        if let Ok(mut latest) = shared.latest.lock() {
-            *latest = Some(pass);
-        }
-        if tx.try_send(StoreMsg::Tick(tick)).is_err() {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(period) = watchdog
-            && pinged.is_none_or(|p| p.elapsed() >= period)
-        {
-            notify(&[sd_notify::NotifyState::Watchdog]);
-            pinged = Some(Instant::now());
-        }
-        if schedule.stall_after == Some(stats.passes.load(Ordering::Relaxed)) {
-            tracing::warn!("testing aid: the sampler stalls now");
-            let _ = stop.recv();
-            return;
-        }
-        // Next slot in the future (skipping any a slow pass overran).
-        let elapsed = start.elapsed();
-        slot = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
-        let wait = (start + interval * slot).saturating_duration_since(Instant::now());
-        match stop.recv_timeout(wait) {
-            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-    }
-}
-
-fn store_loop(
-    store: Store,
-    rx: mpsc::Receiver<StoreMsg>,
-    jobs: mpsc::Receiver<StoreJob>,
-    stored: tokio::sync::oneshot::Sender<()>,
-) {
-    // A tiny runtime of its own, only to wait on two queues at once; ticks go first.
-    let rt = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("storage thread cannot start: {e}");
-            return;
-        }
-    };
-    rt.block_on(store_queues(store, rx, jobs, stored));
-}
-
-async fn store_queues(
-    mut store: Store,
-    mut rx: mpsc::Receiver<StoreMsg>,
-    mut jobs: mpsc::Receiver<StoreJob>,
-    stored: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut failing = false;
-    let mut first = Some(stored);
-    let mut stats = String::new();
-    loop {
-        tokio::select! {
-            biased;
-            msg = rx.recv() => match msg {
-                Some(StoreMsg::Tick(tick)) => {
-                    stats = StatsState::name_of(tick.stats).to_owned();
-                    if let Err(e) = store.ingest(&tick) {
-                        tracing::error!("storing a pass failed: {e}");
-                    }
-                    // The first pass is written at once: readiness means it is on disk.
-                    if let Some(ready) = first.take() {
-                        flush(&mut store, &mut failing, &stats);
-                        let _ = ready.send(());
-                    }
-                }
-                Some(StoreMsg::Flush) => flush(&mut store, &mut failing, &stats),
-                Some(StoreMsg::Stop) | None => {
-                    flush(&mut store, &mut failing, &stats);
-                    return;
-                }
-            },
-            Some(job) = jobs.recv() => job(&mut store),
-        }
-    }
-}
-
-/// Names for the service status line.
-struct StatsState;
-
-impl StatsState {
-    fn name_of(code: crate::store::StatsCode) -> &'static str {
-        match code {
-            crate::store::StatsCode::Enabled => "enabled",
-            crate::store::StatsCode::EnabledBySysctl => "enabled by sysctl",
-            crate::store::StatsCode::Unavailable => "UNAVAILABLE",
-        }
-    }
-}
-
-fn flush(store: &mut Store, failing: &mut bool, stats: &str) {
-    let result = store.flush(SystemTime::now());
-    match &result {
-        Ok(()) => {
-            if *failing {
-                tracing::info!("writes to {} work again", store.path().display());
-            }
-            *failing = false;
-        }
-        Err(e) => {
-            // Log the first failure of a run of them, not every retry.
-            if !*failing {
-                tracing::error!("writing history failed, keeping it in memory: {e}");
-            }
-            *failing = true;
-        }
-    }
-    let brief = store.brief();
-    let line = format!(
-        "{} programs · last pass {} · database {} of {} · stats {}{}",
-        brief.live_programs,
-        humantime::format_rfc3339_seconds(SystemTime::now()),
-        human_bytes(brief.file_bytes),
-        human_bytes(brief.cap_bytes),
-        stats,
-        match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" · writes failing: {e}"),
-        }
-    );
-    notify(&[sd_notify::NotifyState::Status(&line)]);
-}
-
-fn human_bytes(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1_048_576.0)
 }

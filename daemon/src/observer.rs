@@ -1,0 +1,273 @@
+//! The observer effect: what turning run-time statistics on costs every program run on the
+//! host, measured here; and the duty cycle that keeps that cost within a budget.
+//!
+//! With stats on, the kernel reads the clock around every run of every program. We measure the
+//! price on this machine with `BPF_PROG_TEST_RUN` of a trivial program, stats off then on, and
+//! estimate the overhead of an interval as its runs times that price.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use serde::Serialize;
+
+use crate::bpf::sys::{self, ProgSpec, SysError};
+use crate::sampler::stats::StatsSwitch;
+
+/// Used when the cost cannot be measured: the difference measured on this machine kind
+/// (about 32 ns per run with stats off, 112 ns with stats on).
+pub const DEFAULT_COST_NS: f64 = 80.0;
+
+/// Least share of each interval with stats on, so rates stay measurable under any budget.
+pub const MIN_DUTY: f64 = 0.05;
+
+/// A packet big enough for a socket filter's test run (an Ethernet header and then some).
+const PACKET: [u8; 64] = [0; 64];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsCost {
+    /// Extra nanoseconds each program run pays while stats are on.
+    pub ns_per_run: f64,
+    /// Spread (max − min) of the rounds, ns.
+    pub spread_ns: f64,
+    pub rounds: u32,
+    /// `measured`, or why the default is used.
+    pub source: String,
+}
+
+impl StatsCost {
+    pub fn default_because(why: impl Into<String>) -> Self {
+        Self {
+            ns_per_run: DEFAULT_COST_NS,
+            spread_ns: 0.0,
+            rounds: 0,
+            source: format!("default ({})", why.into()),
+        }
+    }
+
+    pub fn measured(&self) -> bool {
+        self.source == "measured"
+    }
+}
+
+/// A trivial socket filter (`r0 = 0; exit`) used to time runs and to see whether counters move.
+#[derive(Debug)]
+pub struct Probe {
+    prog: OwnedFd,
+}
+
+impl Probe {
+    pub fn load() -> Result<Self, SysError> {
+        // r0 = 0; exit
+        const INSNS: [u64; 2] = [0xb7, 0x95];
+        let prog = sys::prog_load(&ProgSpec {
+            prog_type: 1, // socket filter
+            insns: &INSNS,
+            name: "ebpfstat_probe",
+            btf: None,
+        })?;
+        Ok(Self { prog })
+    }
+
+    pub fn id_and_runs(&self) -> Option<(u32, u64)> {
+        sys::prog_info(self.prog.as_fd(), &mut Vec::new())
+            .ok()
+            .map(|i| (i.id, i.run_cnt))
+    }
+
+    /// Mean ns per run over `repeat` runs.
+    pub fn time(&self, repeat: u32) -> Result<u32, SysError> {
+        sys::prog_test_run(self.prog.as_fd(), &PACKET, repeat).map(|r| r.duration_ns)
+    }
+
+    /// Whether run counters advance right now: true while anyone holds stats on.
+    pub fn counters_advance(&self) -> bool {
+        let before = self.id_and_runs().map(|r| r.1);
+        let _ = self.time(1);
+        let after = self.id_and_runs().map(|r| r.1);
+        matches!((before, after), (Some(b), Some(a)) if a > b)
+    }
+}
+
+/// Measures the cost per run: `rounds` pairs of test runs, stats off then on; the median of the
+/// differences. Our hold is given back at the end. Falls back to the default, saying why.
+pub fn calibrate(switch: &mut StatsSwitch, probe: &Probe, rounds: u32, repeat: u32) -> StatsCost {
+    let mut diffs = Vec::with_capacity(rounds as usize);
+    let mut why = None;
+    for _ in 0..rounds {
+        switch.release();
+        if switch.sysctl_on() {
+            why = Some("kernel.bpf_stats_enabled is 1: stats cannot be turned off to compare");
+            break;
+        }
+        if probe.counters_advance() {
+            why = Some("another process holds stats on: they cannot be turned off to compare");
+            break;
+        }
+        let off = probe.time(repeat);
+        if !switch.reacquire() {
+            why = Some("stats cannot be enabled (no CAP_SYS_ADMIN, or Linux < 5.8)");
+            break;
+        }
+        let on = probe.time(repeat);
+        match (off, on) {
+            (Ok(off), Ok(on)) => diffs.push(f64::from(on) - f64::from(off)),
+            _ => {
+                why = Some("BPF_PROG_TEST_RUN failed");
+                break;
+            }
+        }
+    }
+    switch.reacquire();
+    if let Some(why) = why {
+        return StatsCost::default_because(why);
+    }
+    diffs.sort_by(f64::total_cmp);
+    let Some(&median) = diffs.get(diffs.len() / 2) else {
+        return StatsCost::default_because("no rounds");
+    };
+    StatsCost {
+        ns_per_run: median.max(0.0),
+        spread_ns: diffs.last().copied().unwrap_or(0.0) - diffs.first().copied().unwrap_or(0.0),
+        rounds,
+        source: "measured".into(),
+    }
+}
+
+/// How stats are held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Always on (the cost is reported, not bounded).
+    Always,
+    /// On as much of each interval as keeps the estimated cost within this share of one core.
+    Budget(f64),
+    /// On this fixed share of each interval.
+    Fixed(f64),
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    /// `always`, `budget`, or `duty=W/P` (e.g. `duty=200ms/1s`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Self::Always),
+            "budget" => Ok(Self::Budget(0.01)),
+            _ => {
+                let spec = s.strip_prefix("duty=").ok_or_else(|| {
+                    format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")
+                })?;
+                let (w, p) = spec
+                    .split_once('/')
+                    .ok_or_else(|| format!("{s:?}: duty=W/P needs a window and a period"))?;
+                let parse = |v: &str| {
+                    humantime::parse_duration(v).map_err(|e| format!("{s:?}: {v:?}: {e}"))
+                };
+                let (w, p) = (parse(w)?, parse(p)?);
+                if p.is_zero() || w > p {
+                    return Err(format!("{s:?}: the window must be at most the period"));
+                }
+                Ok(Self::Fixed(
+                    (w.as_secs_f64() / p.as_secs_f64()).max(MIN_DUTY),
+                ))
+            }
+        }
+    }
+}
+
+/// `"1%"`, `"0.5%"` → a share of one core.
+pub fn parse_budget(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("{s:?}: a percentage of one core, e.g. \"1%\""))?
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: a percentage of one core, e.g. \"1%\""))?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(format!("{s:?}: between 0% and 100%"));
+    }
+    Ok(v / 100.0)
+}
+
+/// The share of one core stats cost over an interval: `runs` observed, ns each.
+pub fn overhead_share(runs: u64, cost_ns: f64, elapsed_ns: u64) -> f64 {
+    if elapsed_ns == 0 {
+        return 0.0;
+    }
+    runs as f64 * cost_ns / elapsed_ns as f64
+}
+
+/// The share of each interval to hold stats on next, from the last interval: `runs` observed
+/// with stats on for `coverage` of `elapsed_ns`.
+pub fn next_duty(
+    mode: Mode,
+    runs: u64,
+    coverage: f64,
+    elapsed_ns: u64,
+    cost_ns: f64,
+    current: f64,
+) -> f64 {
+    match mode {
+        Mode::Always => 1.0,
+        Mode::Fixed(d) => d,
+        Mode::Budget(budget) => {
+            if coverage < 0.01 || elapsed_ns == 0 {
+                return current;
+            }
+            // What stats would cost if they were on all the time at this rate.
+            let full = overhead_share(runs, cost_ns, elapsed_ns) / coverage;
+            if full <= budget {
+                1.0
+            } else {
+                (budget / full).clamp(MIN_DUTY, 1.0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_budgets_parse() {
+        assert_eq!("always".parse::<Mode>(), Ok(Mode::Always));
+        assert_eq!("budget".parse::<Mode>(), Ok(Mode::Budget(0.01)));
+        assert_eq!("duty=200ms/1s".parse::<Mode>(), Ok(Mode::Fixed(0.2)));
+        assert!("duty=2s/1s".parse::<Mode>().is_err());
+        assert!("sometimes".parse::<Mode>().is_err());
+        assert_eq!(parse_budget("1%"), Ok(0.01));
+        assert_eq!(parse_budget(" 0.5 %"), Ok(0.005));
+        assert!(parse_budget("1").is_err());
+        assert!(parse_budget("150%").is_err());
+    }
+
+    #[test]
+    fn overhead_is_runs_times_cost() {
+        // A million runs a second at 80 ns: 8 % of one core.
+        let share = overhead_share(1_000_000, 80.0, 1_000_000_000);
+        assert!((share - 0.08).abs() < 1e-12);
+    }
+
+    #[test]
+    fn duty_follows_the_budget_and_comes_back() {
+        let sec = 1_000_000_000;
+        // 8 % at full coverage against a 1 % budget: on 1/8 of the time.
+        let d = next_duty(Mode::Budget(0.01), 1_000_000, 1.0, sec, 80.0, 1.0);
+        assert!((d - 0.125).abs() < 1e-9);
+        // Observed at 1/8 coverage, the same rate means the same duty.
+        let d2 = next_duty(Mode::Budget(0.01), 125_000, 0.125, sec, 80.0, d);
+        assert!((d2 - 0.125).abs() < 1e-9);
+        // The load stops: back to always on.
+        assert_eq!(next_duty(Mode::Budget(0.01), 10, 0.125, sec, 80.0, d2), 1.0);
+        // Never below the floor.
+        assert_eq!(
+            next_duty(Mode::Budget(0.0001), 10_000_000, 1.0, sec, 80.0, 1.0),
+            MIN_DUTY
+        );
+        assert_eq!(
+            next_duty(Mode::Always, 10_000_000, 1.0, sec, 80.0, 1.0),
+            1.0
+        );
+        assert_eq!(next_duty(Mode::Fixed(0.3), 0, 1.0, sec, 80.0, 1.0), 0.3);
+    }
+}

@@ -1,0 +1,210 @@
+//! The sampling thread: a pass per slot, the watchdog ping, calibration of what stats cost, and
+//! the duty cycle that keeps that cost within budget.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreMsg, notify};
+use crate::api::Shared;
+use crate::observer::{self, Mode, Probe, StatsCost};
+use crate::sampler::stats::StatsState;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::store::Tick;
+
+/// When and how the sampler runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// How run-time stats are held: always, within a budget, or on a fixed duty cycle.
+    pub mode: Mode,
+    /// Testing aid: stop sampling (and so pinging the watchdog) after this many passes.
+    pub stall_after: Option<u64>,
+}
+
+/// Requests to the sampling thread.
+#[derive(Debug)]
+pub enum SamplerCmd {
+    Stop,
+    /// Measure again what stats cost; the answer goes back.
+    Calibrate(oneshot::Sender<StatsCost>),
+}
+
+/// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
+const CALIBRATION_ROUNDS: u32 = 7;
+const CALIBRATION_REPEAT: u32 = 200_000;
+/// Passes between checks for another holder of stats while we hold them all the time.
+const HOLDER_CHECK_EVERY: u64 = 30;
+
+struct Loop<'a> {
+    sampler: Sampler,
+    probe: Option<Probe>,
+    cmds: &'a std_mpsc::Receiver<SamplerCmd>,
+}
+
+enum Woken {
+    Time,
+    Stop,
+}
+
+impl Loop<'_> {
+    fn calibrate(&mut self) -> StatsCost {
+        let cost = match &self.probe {
+            Some(probe) => observer::calibrate(
+                self.sampler.stats_switch(),
+                probe,
+                CALIBRATION_ROUNDS,
+                CALIBRATION_REPEAT,
+            ),
+            None => StatsCost::default_because("the probe program cannot be loaded"),
+        };
+        tracing::info!(
+            "run-time stats cost {:.1} ns per program run (spread {:.1} ns; {})",
+            cost.ns_per_run,
+            cost.spread_ns,
+            cost.source
+        );
+        self.sampler.set_cost(cost.clone());
+        cost
+    }
+
+    /// Waits until `until`, answering requests meanwhile.
+    fn wait(&mut self, until: Instant) -> Woken {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.cmds.recv_timeout(left) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) => return Woken::Time,
+                Ok(SamplerCmd::Calibrate(reply)) => {
+                    let cost = self.calibrate();
+                    let _ = reply.send(cost);
+                }
+                Ok(SamplerCmd::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    return Woken::Stop;
+                }
+            }
+        }
+    }
+
+    /// Lets go of stats and says whether counters keep running anyway (another holder, or the
+    /// sysctl).
+    fn release_and_check(&mut self) -> bool {
+        let switch = self.sampler.stats_switch();
+        switch.release();
+        switch.sysctl_on() || self.probe.as_ref().is_some_and(Probe::counters_advance)
+    }
+}
+
+/// Takes a pass at every slot of a fixed-rate schedule; slots missed by a slow pass are skipped.
+/// It pings the systemd watchdog itself, at half its period: a stalled sampler stops the pings.
+/// Between passes it holds run-time stats on for the share of the interval the mode allows.
+pub fn sample_loop(
+    cfg: SamplerConfig,
+    schedule: Schedule,
+    tx: &mpsc::Sender<StoreMsg>,
+    shared: &Shared,
+    cmds: &std_mpsc::Receiver<SamplerCmd>,
+) {
+    let interval = schedule.interval;
+    let stats = &shared.sampler;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut pinged: Option<Instant> = None;
+    let probe = Probe::load()
+        .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
+        .ok();
+    let mut lp = Loop {
+        sampler: Sampler::new(cfg),
+        probe,
+        cmds,
+    };
+    lp.calibrate();
+    let mut duty = 1.0;
+    // What the interval closed by the next pass looked like: when stats went on, how long
+    // they stayed on, and whether someone else kept them on meanwhile.
+    let mut held_since = Instant::now();
+    let mut held_for: Option<Duration> = None;
+    let mut other_holder = false;
+    let start = Instant::now();
+    let mut slot: u32 = 0;
+    loop {
+        let due = start + interval * slot;
+        let now = Instant::now();
+        if now > due + interval / 2 {
+            stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(on) = held_for.take() {
+            let span = now
+                .saturating_duration_since(held_since)
+                .max(Duration::from_nanos(1));
+            let (coverage, state) = if other_holder {
+                (1.0, StatsState::EnabledByOther)
+            } else {
+                let c = (on.as_secs_f64() / span.as_secs_f64()).min(1.0);
+                (c, StatsState::DutyCycled { duty: c })
+            };
+            lp.sampler.set_interval_state(coverage, state);
+        }
+        let pass = Arc::new(lp.sampler.pass());
+        stats.passes.fetch_add(1, Ordering::Relaxed);
+        let runs: u64 = pass
+            .programs
+            .iter()
+            .filter_map(|p| p.interval.map(|i| i.delta_run_cnt))
+            .sum();
+        let (coverage, elapsed) = (pass.coverage, pass.elapsed_ns.unwrap_or(0));
+        let tick = Box::new(Tick::from_pass(&pass));
+        if let Ok(mut latest) = shared.latest.lock() {
+            *latest = Some(pass);
+        }
+        if tx.try_send(StoreMsg::Tick(tick)).is_err() {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(period) = watchdog
+            && pinged.is_none_or(|p| p.elapsed() >= period)
+        {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            pinged = Some(Instant::now());
+        }
+        let passes = stats.passes.load(Ordering::Relaxed);
+        if schedule.stall_after == Some(passes) {
+            tracing::warn!("testing aid: the sampler stalls now");
+            while !matches!(
+                lp.wait(Instant::now() + Duration::from_secs(3600)),
+                Woken::Stop
+            ) {}
+            return;
+        }
+
+        // Stats on for the next interval, for as much of it as the mode allows.
+        let cost = lp.sampler.cost().ns_per_run;
+        duty = observer::next_duty(schedule.mode, runs, coverage, elapsed, cost, duty);
+        let switch = lp.sampler.stats_switch();
+        let holding = switch.held() || switch.reacquire();
+        held_since = Instant::now();
+        let elapsed_so_far = start.elapsed();
+        slot = (elapsed_so_far.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
+        let next = start + interval * slot;
+        if holding && duty < 0.999 {
+            let off_at = held_since + next.saturating_duration_since(held_since).mul_f64(duty);
+            if let Woken::Stop = lp.wait(off_at) {
+                return;
+            }
+            held_for = Some(Instant::now().saturating_duration_since(held_since));
+            other_holder = lp.release_and_check();
+            if other_holder {
+                // Counters run anyway: holding costs nothing more, and keeps counting ours.
+                lp.sampler.stats_switch().reacquire();
+            }
+        } else if holding && passes.is_multiple_of(HOLDER_CHECK_EVERY) {
+            // Held all along: look, for a moment, whether anyone else holds stats too.
+            let other = lp.release_and_check();
+            lp.sampler.stats_switch().reacquire();
+            lp.sampler.set_other_holder(other);
+        }
+        if let Woken::Stop = lp.wait(next) {
+            return;
+        }
+    }
+}

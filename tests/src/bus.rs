@@ -115,8 +115,17 @@ impl ApiDaemon {
         Self::start_on(bus, interval, None)
     }
 
+    /// With extra flags.
+    pub fn start_with(bus: Option<&TestBus>, interval: &str, extra: &[&str]) -> Self {
+        Self::launch(bus, interval, None, extra)
+    }
+
     /// With `db`, on an existing database.
     pub fn start_on(bus: Option<&TestBus>, interval: &str, db: Option<&Path>) -> Self {
+        Self::launch(bus, interval, db, &[])
+    }
+
+    fn launch(bus: Option<&TestBus>, interval: &str, db: Option<&Path>, extra: &[&str]) -> Self {
         let dir = open_tempdir();
         let socket = dir.path().join("run/private");
         let db = db.map_or_else(|| dir.path().join("history.db"), Path::to_owned);
@@ -131,6 +140,7 @@ impl ApiDaemon {
             .arg(&socket)
             .args(["--bus", bus.map_or("none", |b| b.address.as_str())])
             .args(["--interval", interval, "--flush-interval", "1s"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -149,7 +159,8 @@ impl ApiDaemon {
         d
     }
 
-    /// Waits until the API answers a status call (and so is on the bus too).
+    /// Waits until the API answers a status call with a first pass taken (and so the daemon
+    /// is on the bus too).
     fn wait_until_answering(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -159,7 +170,9 @@ impl ApiDaemon {
                 .args(["--json", "status"])
                 .output()
                 .expect("ebpfstatctl");
-            if out.status.success() {
+            let passed = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|st| st.get("last_pass_ns").is_some());
+            if out.status.success() && passed {
                 return;
             }
             assert!(

@@ -170,8 +170,9 @@ pub struct FilterProgram {
 /// N filters sharing one map, and one socket to send from.
 #[derive(Debug)]
 pub struct Fleet {
-    /// Run-time stats stay on while the fleet lives, so driven runs are always counted.
-    _stats: ebpfstatd::sampler::stats::StatsSwitch,
+    /// Run-time stats stay on while the fleet lives, so driven runs are always counted
+    /// (unless made with [`Fleet::load_unheld`]).
+    _stats: Option<ebpfstatd::sampler::stats::StatsSwitch>,
     pub shared_map: OwnedFd,
     pub shared_map_id: u32,
     pub programs: Vec<FilterProgram>,
@@ -182,12 +183,21 @@ impl Fleet {
     /// Loads `n` filters named `{prefix}{i}`; each gets an own array map of `4 + i` entries so
     /// their memory differs.
     pub fn load(prefix: &str, n: usize) -> Self {
+        let mut fleet = Self::load_unheld(prefix, n);
+        fleet._stats = Some(ebpfstatd::sampler::stats::StatsSwitch::acquire(Path::new(
+            "/proc",
+        )));
+        fleet
+    }
+
+    /// The same, without holding stats on: for tests of who holds them.
+    pub fn load_unheld(prefix: &str, n: usize) -> Self {
         raise_fd_limit();
         let shared_map = array_map(&format!("{prefix}sh"), 8, 64);
         let shared_map_id = map_id(shared_map.as_fd());
         let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
         let mut fleet = Self {
-            _stats: ebpfstatd::sampler::stats::StatsSwitch::acquire(Path::new("/proc")),
+            _stats: None,
             shared_map,
             shared_map_id,
             programs: Vec::with_capacity(n),

@@ -225,6 +225,23 @@ pub fn ticks_from(conn: &Connection, from_tick: u64) -> Result<Vec<TickPoint>, S
     Ok(out)
 }
 
+/// One stored tick by number.
+pub fn tick_at(conn: &Connection, tick: u64) -> Result<Option<TickPoint>, StoreError> {
+    let row: Option<(i64, i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT first_tick, boot_seq, data FROM ticks WHERE first_tick <= ?1
+             ORDER BY first_tick DESC LIMIT 1",
+        )?
+        .query_row([tick as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((first, boot, data)) = row else {
+        return Ok(None);
+    };
+    Ok(decode_ticks(first as u64, boot, &data)?
+        .into_iter()
+        .find(|p| p.tick == tick))
+}
+
 /// Stored ticks of `boot` with boottime in `[lo_us, hi_us]`, plus the one just before (for
 /// the elapsed time of the first).
 pub fn ticks_between(

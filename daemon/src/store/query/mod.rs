@@ -361,7 +361,14 @@ impl Store {
             .points
             .last()
             .map(|p| p.0)
-            .or_else(|| self.pending.ticks.last().map(|t| t.last_bt_us))?;
+            .or_else(|| self.pending.ticks.last().map(|t| t.last_bt_us))
+            // Everything is written: the newest stored tick.
+            .or_else(|| {
+                read::last_tick_of_boot(&self.conn, boot.seq)
+                    .ok()
+                    .flatten()
+                    .map(|(_, bt)| bt)
+            })?;
         self.wall_of(boot.seq, bt as i64 * 1000)
     }
 
@@ -398,7 +405,17 @@ impl Store {
                 .filter(|p| p.bt_us <= hi),
         );
         let first_in = all.iter().position(|p| p.bt_us >= lo).unwrap_or(all.len());
-        Ok(all.split_off(first_in.saturating_sub(1)))
+        let mut out = all.split_off(first_in.saturating_sub(1));
+        // The tick before may sit in an earlier row than the range touches.
+        if let Some(first) = out.first().copied()
+            && first.bt_us >= lo
+            && first.tick > 0
+            && let Some(prev) = read::tick_at(&self.conn, first.tick - 1)?
+            && prev.boot_seq == boot
+        {
+            out.insert(0, prev);
+        }
+        Ok(out)
     }
 
     /// Segments (stored and in memory) that may hold ticks ≥ `from_tick`.

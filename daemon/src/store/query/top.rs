@@ -72,12 +72,25 @@ impl Store {
     }
 
     /// Time with data in `[lo, hi]` of `boot`, for rates over a window.
+    /// The time the sums over `[lo, hi]` actually cover, for rates: raw deltas reach back to
+    /// the tick before the first in range, rollup buckets start on their boundaries, and
+    /// nothing is known past the newest tick.
     fn covered(&self, boot: i64, lo: u64, hi: u64, tier: Tier) -> Result<Duration, StoreError> {
+        if tier == Tier::Raw {
+            let ticks = self.ticks_in(boot, lo, hi)?;
+            let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
+                return Ok(Duration::ZERO);
+            };
+            return Ok(Duration::from_micros(
+                last.bt_us.saturating_sub(first.bt_us),
+            ));
+        }
         let oldest = self.tier_oldest()?[tier as usize];
         let newest = self.newest_time();
         let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
         let to_bt = |t: SystemTime| (wall_ns(t) - offset).max(0) as u64 / 1000;
-        let start = oldest.map_or(lo, |o| lo.max(to_bt(o)));
+        let bucket = self.rollup_span(tier, boot, lo, hi)?.bucket_us;
+        let start = oldest.map_or(lo, |o| lo.max(to_bt(o))).div_ceil(bucket) * bucket;
         let end = newest.map_or(hi, |n| hi.min(to_bt(n)));
         Ok(Duration::from_micros(end.saturating_sub(start)))
     }

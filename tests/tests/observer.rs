@@ -1,0 +1,258 @@
+//! What run-time statistics cost the host: calibration, the overhead estimate, duty-cycling
+//! within a budget, extrapolated rates, and another holder of stats — with real programs.
+//!
+//! The tests here take turns (a lock): each decides who holds stats on.
+
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::*;
+use ebpfstatd::bpf::sys;
+use ebpfstatd::observer::{self, Probe};
+use ebpfstatd::sampler::stats::StatsSwitch;
+use ebpfstatd::sampler::{Sampler, SamplerConfig};
+use serde_json::Value;
+
+static TURN: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[test]
+fn calibration_is_positive_and_stable() {
+    require_bpf!();
+    let _turn = turn();
+    let mut switch = StatsSwitch::acquire(std::path::Path::new("/proc"));
+    let probe = Probe::load().expect("probe");
+    let a = observer::calibrate(&mut switch, &probe, 7, 200_000);
+    let b = observer::calibrate(&mut switch, &probe, 7, 200_000);
+    assert!(a.measured() && b.measured(), "{a:?} {b:?}");
+    assert!(a.ns_per_run > 5.0 && b.ns_per_run > 5.0, "{a:?} {b:?}");
+    let mean = (a.ns_per_run + b.ns_per_run) / 2.0;
+    assert!(
+        (a.ns_per_run - b.ns_per_run).abs() <= (0.35 * mean).max(20.0),
+        "unstable: {a:?} {b:?}"
+    );
+    assert!(switch.held(), "the hold is given back");
+    eprintln!(
+        "stats cost {:.1} and {:.1} ns per run",
+        a.ns_per_run, b.ns_per_run
+    );
+}
+
+#[test]
+fn the_overhead_estimate_is_runs_times_cost() {
+    require_bpf!();
+    let _turn = turn();
+    let fleet = Fleet::load(&format!("oh{}_", tag()), 2);
+    let mut sampler = Sampler::new(SamplerConfig::default());
+    let cost = observer::StatsCost {
+        ns_per_run: 80.0,
+        spread_ns: 0.0,
+        rounds: 1,
+        source: "measured".into(),
+    };
+    sampler.set_cost(cost);
+    sampler.pass();
+    fleet.drive(0, 40);
+    fleet.drive(1, 7);
+    let pass = sampler.pass();
+    let mut runs = 0;
+    for p in &pass.programs {
+        let i = p.interval.expect("interval");
+        assert_eq!(i.stats_overhead_ns, i.delta_run_cnt as f64 * 80.0);
+        runs += i.delta_run_cnt;
+    }
+    let ours: Vec<u64> = fleet
+        .programs
+        .iter()
+        .map(|f| {
+            let p = pass
+                .programs
+                .iter()
+                .find(|p| p.meta.id == f.id)
+                .expect("ours");
+            p.interval.expect("interval").delta_run_cnt
+        })
+        .collect();
+    assert_eq!(ours, vec![40, 7]);
+    let elapsed = pass.elapsed_ns.expect("elapsed") as f64;
+    let share = pass.stats_overhead.expect("overhead");
+    assert!((share - runs as f64 * 80.0 / elapsed).abs() < 1e-12);
+}
+
+/// Runs a program at a steady rate with BPF_PROG_TEST_RUN until stopped; counts the runs.
+struct Load {
+    stop: std::sync::Arc<AtomicBool>,
+    runs: std::sync::Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `per_tick` runs every millisecond.
+    fn start(fleet: &Fleet, per_tick: u32) -> Self {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let runs = std::sync::Arc::new(AtomicU64::new(0));
+        let prog = fleet.programs[0].prog.try_clone().expect("dup program fd");
+        let (s, r) = (stop.clone(), runs.clone());
+        let thread = std::thread::spawn(move || {
+            let packet = [0u8; 64];
+            let mut next = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                sys::prog_test_run(prog.as_fd(), &packet, per_tick).expect("test run");
+                r.fetch_add(u64::from(per_tick), Ordering::Relaxed);
+                next += Duration::from_millis(1);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        Self {
+            stop,
+            runs,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ctl_json(daemon: &ApiDaemon, args: &[&str]) -> Value {
+    let out = Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("ebpfstatctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
+    require_bpf!();
+    let _turn = turn();
+    // Nobody else holds stats: this fleet does not, and the other tests wait their turn.
+    let fleet = Fleet::load_unheld(&format!("dc{}_", tag()), 1);
+    let name = fleet.programs[0].name.clone();
+    let daemon = ApiDaemon::start_with(
+        None,
+        "500ms",
+        &["--stats-mode", "budget", "--stats-overhead-budget", "0.1%"],
+    );
+    // 200 000 runs a second (200 every millisecond): about 1.5 % of a core at ~75 ns a run,
+    // far over a 0.1 % budget.
+    let load = Load::start(&fleet, 200);
+    wait_for("duty-cycling", 15, || {
+        let st = ctl_json(&daemon, &["status"]);
+        st["stats_state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("duty-cycled"))
+    });
+    // Let it settle, then compare the extrapolated rate with the true one over 5 s.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = load.runs.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let since = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(Duration::from_secs(5));
+    let truth = (load.runs.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
+    let top = ctl_json(
+        &daemon,
+        &["top", "--since", &since, "--sort", "runs", "-n", "10000"],
+    );
+    let row = top
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .expect("our program");
+    let rates = &row["rates"];
+    assert_eq!(rates["estimated"], true, "{row}");
+    let coverage = rates["coverage"].as_f64().expect("coverage");
+    assert!(coverage > 0.01 && coverage < 0.5, "coverage {coverage}");
+    let est = rates["est_runs_per_sec"].as_f64().expect("estimate");
+    eprintln!("true {truth:.0} runs/s, extrapolated {est:.0} runs/s at coverage {coverage:.3}");
+    assert!(
+        (est - truth).abs() / truth < 0.20,
+        "true {truth:.0}, extrapolated {est:.0}"
+    );
+    // The cost of stats stays near the budget: what they cost while on.
+    let st = ctl_json(&daemon, &["status"]);
+    assert!(st["stats_cost_source"] == "measured", "{st}");
+    // Stored: the raw history of the window carries its coverage.
+    let h = ctl_json(
+        &daemon,
+        &["history", &name, "--since", "20s", "--step", "1s"],
+    );
+    let partial = h["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["samples"].as_u64() > Some(0))
+        .filter(|p| p["rates"]["estimated"] == true)
+        .count();
+    assert!(partial >= 5, "{partial} estimated points");
+
+    // The load stops: stats are held all the time again.
+    load.stop();
+    wait_for("always-on again", 15, || {
+        let st = ctl_json(&daemon, &["status"]);
+        st["stats_state"] == "enabled" && st["stats_coverage"].as_f64() == Some(1.0)
+    });
+    assert!(daemon.stop());
+}
+
+#[test]
+fn another_holder_of_stats_is_detected() {
+    require_bpf!();
+    let _turn = turn();
+    let fleet = Fleet::load_unheld(&format!("ho{}_", tag()), 1);
+    let daemon = ApiDaemon::start_with(None, "500ms", &["--stats-overhead-budget", "0.1%"]);
+    let load = Load::start(&fleet, 200);
+    wait_for("duty-cycling", 15, || {
+        ctl_json(&daemon, &["status"])["stats_state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("duty-cycled"))
+    });
+    // A separate process holds stats on with its own fd: `ebpfstatd sample` does.
+    let mut other = Command::new(bin("ebpfstatd"))
+        .args(["sample", "--count", "60", "--interval", "1s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("another holder");
+    wait_for("the other holder to be seen", 15, || {
+        let st = ctl_json(&daemon, &["status"]);
+        st["stats_state"] == "enabled-by-other-holder" && st["stats_other_holder"] == true
+    });
+    let _ = other.kill();
+    let _ = other.wait();
+    wait_for("duty-cycling again", 15, || {
+        ctl_json(&daemon, &["status"])["stats_state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("duty-cycled"))
+    });
+    load.stop();
+    assert!(daemon.stop());
+}

@@ -14,7 +14,7 @@ pub fn meta(id: u32, name: &str, load_boottime_ns: u64) -> Arc<ProgramMeta> {
         id,
         name: name.chars().take(15).collect(),
         full_name: name.to_owned(),
-        prog_type: "socket_filter".into(),
+        prog_type: "socket_filter",
         tag: format!("{:016x}", u64::from(id) * 0x9e37_79b9),
         load_boottime_ns,
         load_time: SystemTime::UNIX_EPOCH,

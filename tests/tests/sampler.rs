@@ -241,7 +241,7 @@ fn cgroup_link_is_an_attach_point_and_its_holder_an_owner() {
     assert_eq!(s.context.attach.len(), 1);
     let a = &s.context.attach[0];
     assert_eq!(a.link_type, "cgroup");
-    assert_eq!(a.attach_type.as_deref(), Some("cgroup_inet_ingress"));
+    assert_eq!(a.attach_type, Some("cgroup_inet_ingress"));
     assert_eq!(a.target, cgroup.relative);
     assert!(
         s.context.owners.iter().any(|o| o.pid == std::process::id()),

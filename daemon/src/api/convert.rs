@@ -30,7 +30,7 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         id: p.meta.id,
         name: p.meta.name.clone(),
         full_name: p.meta.full_name.clone(),
-        prog_type: p.meta.prog_type.clone(),
+        prog_type: p.meta.prog_type.to_string(),
         tag: p.meta.tag.clone(),
         load_time_ns: wall_ns(p.meta.load_time),
         run_cnt: p.counters.run_cnt,
@@ -101,7 +101,7 @@ pub fn map_row(m: &MapSample) -> wire::MapRow {
     wire::MapRow {
         id: m.id,
         name: m.name.clone(),
-        map_type: m.map_type.clone(),
+        map_type: m.map_type.to_string(),
         key_size: m.key_size,
         value_size: m.value_size,
         max_entries: m.max_entries,
@@ -133,8 +133,8 @@ pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDe
             .iter()
             .map(|a| wire::AttachPoint {
                 link_id: a.link_id,
-                link_type: a.link_type.clone(),
-                attach_type: a.attach_type.clone().unwrap_or_default(),
+                link_type: a.link_type.to_string(),
+                attach_type: a.attach_type.unwrap_or_default().to_string(),
                 target: a.target.clone(),
             })
             .collect(),

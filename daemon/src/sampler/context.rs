@@ -20,7 +20,7 @@ pub struct Holders {
 }
 
 pub struct Built {
-    pub contexts: Vec<(u32, ProgramContext)>,
+    pub contexts: Vec<(u32, Arc<ProgramContext>)>,
     pub maps: Arc<[Arc<MapSample>]>,
     pub owners: Arc<[OwnerSummary]>,
 }
@@ -46,7 +46,7 @@ pub fn build(
 
     let contexts = programs
         .iter()
-        .map(|&(id, map_ids)| (id, program_context(id, map_ids, maps, holders)))
+        .map(|&(id, map_ids)| (id, Arc::new(program_context(id, map_ids, maps, holders))))
         .collect();
 
     let mut map_list: Vec<Arc<MapSample>> = maps.values().map(|e| Arc::clone(&e.sample)).collect();

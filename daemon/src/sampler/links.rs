@@ -13,8 +13,8 @@ use crate::bpf::sys::{self, ObjKind, SysError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttachPoint {
     pub link_id: u32,
-    pub link_type: String,
-    pub attach_type: Option<String>,
+    pub link_type: &'static str,
+    pub attach_type: Option<&'static str>,
     /// What it is attached to, in words: an interface, a cgroup path, a tracepoint...
     pub target: String,
 }

@@ -14,7 +14,7 @@ pub struct MapSample {
     pub id: u32,
     pub name: String,
     #[serde(rename = "type")]
-    pub map_type: String,
+    pub map_type: &'static str,
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
@@ -133,7 +133,7 @@ mod tests {
         let sample = MapSample {
             id,
             name: String::new(),
-            map_type: "array".into(),
+            map_type: "array",
             key_size: 4,
             value_size: 8,
             max_entries: 1,

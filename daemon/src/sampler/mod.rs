@@ -380,7 +380,7 @@ impl Sampler {
         let built = context::build(&programs, &mut self.maps, &self.holders);
         for (id, ctx) in built.contexts {
             if let Some(t) = self.progs.get_mut(&id) {
-                t.context = Arc::new(ctx);
+                t.context = ctx;
             }
         }
         self.maps_snapshot = built.maps;

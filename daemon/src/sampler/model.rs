@@ -22,7 +22,7 @@ pub struct ProgramMeta {
     /// The main function's name from BTF when the kernel's name is cut short, else `name`.
     pub full_name: String,
     #[serde(rename = "type")]
-    pub prog_type: String,
+    pub prog_type: &'static str,
     /// Hex SHA of the instructions, as bpftool prints it.
     pub tag: String,
     /// `CLOCK_BOOTTIME` nanoseconds at load: with the boot id and the id, the series key.

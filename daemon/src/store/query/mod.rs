@@ -279,7 +279,7 @@ impl Store {
                 prog_id: m.id,
                 name: m.name.clone(),
                 full_name: m.full_name.clone(),
-                prog_type: m.prog_type.clone(),
+                prog_type: m.prog_type.to_string(),
                 tag: m.tag.clone(),
                 alive: live.is_some(),
                 first_seen: self.wall_of(s.boot_seq, s.first_bt_ns as i64),

@@ -35,14 +35,14 @@ fn explain(e: zbus::Error) -> anyhow::Error {
     if connect::is_denied(&e) {
         return ConnectError::Denied.into();
     }
-    match wire::error_name(&e) {
-        Some((name, msg)) => match name.rsplit('.').next() {
-            Some("NoSuchProgram") => anyhow::anyhow!("no such program: {msg}"),
-            Some("InvalidArgument") => anyhow::anyhow!("invalid argument: {msg}"),
-            Some("Unavailable") => anyhow::anyhow!("unavailable: {msg}"),
-            _ => anyhow::anyhow!("{name}: {msg}"),
+    match wire::Error::from(e) {
+        wire::Error::NoSuchProgram(msg) => anyhow::anyhow!("no such program: {msg}"),
+        wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
+        wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
+        wire::Error::ZBus(e) => match wire::error_name(&e) {
+            Some((name, msg)) => anyhow::anyhow!("{name}: {msg}"),
+            None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),
         },
-        None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),
     }
 }
 

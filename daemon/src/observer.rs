@@ -67,10 +67,11 @@ impl Probe {
         Ok(Self { prog })
     }
 
-    pub fn id_and_runs(&self) -> Option<(u32, u64)> {
+    /// The probe's run count, as the kernel reports it.
+    pub fn runs(&self) -> Option<u64> {
         sys::prog_info(self.prog.as_fd(), &mut Vec::new())
             .ok()
-            .map(|i| (i.id, i.run_cnt))
+            .map(|i| i.run_cnt)
     }
 
     /// Mean ns per run over `repeat` runs.
@@ -80,9 +81,9 @@ impl Probe {
 
     /// Whether run counters advance right now: true while anyone holds stats on.
     pub fn counters_advance(&self) -> bool {
-        let before = self.id_and_runs().map(|r| r.1);
+        let before = self.runs();
         let _ = self.time(1);
-        let after = self.id_and_runs().map(|r| r.1);
+        let after = self.runs();
         matches!((before, after), (Some(b), Some(a)) if a > b)
     }
 }

@@ -9,14 +9,13 @@ use super::maps::{self, MapEntry, MapSample};
 use super::model::{Note, OwnerSummary, ProgramContext};
 use super::owners::FdScan;
 
-/// The last rescan's view of who holds what.
+/// The last rescan's view of who holds what. Contexts are only built after one: the first pass
+/// always rescans.
 #[derive(Debug, Default)]
 pub struct Holders {
     pub fds: FdScan,
     pub pins: HashMap<u32, Vec<String>>,
     pub links: HashMap<u32, Vec<AttachPoint>>,
-    /// False until the first rescan: holder notes mean nothing before it.
-    pub scanned: bool,
 }
 
 pub struct Built {
@@ -84,12 +83,12 @@ fn program_context(
         attach: holders.links.get(&id).cloned().unwrap_or_default(),
         notes: Vec::new(),
     };
-    ctx.notes = notes(&ctx, maps, holders.scanned);
+    ctx.notes = notes(&ctx, maps);
     ctx
 }
 
 /// The remarks a reader needs for this program's numbers; only those that apply.
-pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>, scanned: bool) -> Vec<Note> {
+pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>) -> Vec<Note> {
     let mut notes = Vec::new();
     let of_type = |t: &str| -> Vec<u32> {
         ctx.map_ids
@@ -153,7 +152,7 @@ pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>, scanned: bool)
             ),
         });
     }
-    if scanned && ctx.owners.is_empty() {
+    if ctx.owners.is_empty() {
         notes.push(if ctx.pins.is_empty() {
             Note {
                 code: "no_holder",

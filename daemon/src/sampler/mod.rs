@@ -139,14 +139,6 @@ impl Sampler {
         self.interval_state = Some((coverage, state));
     }
 
-    pub fn kernel(&self) -> &KernelInfo {
-        &self.kernel
-    }
-
-    pub fn stats_state(&self) -> stats::StatsState {
-        self.stats.state()
-    }
-
     /// One pass over every program on the host.
     pub fn pass(&mut self) -> Pass {
         self.seq += 1;
@@ -309,7 +301,6 @@ impl Sampler {
                 errors.fatal("cannot enumerate links", &e);
                 HashMap::new()
             }),
-            scanned: true,
         };
 
         let mut id = 0;

@@ -25,12 +25,6 @@ pub enum StatsState {
     Unavailable(String),
 }
 
-impl StatsState {
-    pub fn counters_running(&self) -> bool {
-        !matches!(self, Self::Unavailable(_))
-    }
-}
-
 impl fmt::Display for StatsState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -226,7 +226,6 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
         flush_interval: eff.flush_interval,
         sampler: SamplerConfig {
             rescan_every: eff.rescan_every,
-            ..SamplerConfig::default()
         },
         store,
         bus: eff.bus,
@@ -240,7 +239,6 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
 fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler::new(SamplerConfig {
         rescan_every: args.rescan_every,
-        ..SamplerConfig::default()
     });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

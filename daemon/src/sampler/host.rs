@@ -1,6 +1,5 @@
 //! Facts about the host a pass is taken on: boot id, kernel release, clocks, CPUs.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -49,8 +48,8 @@ pub fn parse_major_minor(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-pub fn boot_id(proc_root: &Path) -> String {
-    std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }

@@ -19,7 +19,7 @@ mod errors;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,16 +40,11 @@ pub struct SamplerConfig {
     /// Rescan owners, pins, links and map memory at least every this many passes (and right
     /// after new programs appear).
     pub rescan_every: u64,
-    /// Normally `/proc`.
-    pub proc_root: PathBuf,
 }
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        Self {
-            rescan_every: 30,
-            proc_root: PathBuf::from("/proc"),
-        }
+        Self { rescan_every: 30 }
     }
 }
 
@@ -93,9 +88,9 @@ impl Sampler {
     /// Takes the stats switch for the sampler's whole life (released on drop).
     pub fn new(cfg: SamplerConfig) -> Self {
         Self {
-            stats: StatsSwitch::acquire(&cfg.proc_root),
+            stats: StatsSwitch::acquire(Path::new("/proc")),
             kernel: Arc::new(KernelInfo::current()),
-            boot_id: host::boot_id(&cfg.proc_root).into(),
+            boot_id: host::boot_id().into(),
             online_cpus: host::online_cpus(),
             cfg,
             progs: HashMap::new(),
@@ -291,11 +286,10 @@ impl Sampler {
     /// maps whose usage can move.
     fn rescan(&mut self, seq: u64, errors: &mut ErrorLog) {
         self.online_cpus = host::online_cpus();
-        let mountinfo =
-            std::fs::read_to_string(self.cfg.proc_root.join("self/mountinfo")).unwrap_or_default();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mounts = pins::mounts(&mountinfo);
         self.holders = Holders {
-            fds: owners::scan(&self.cfg.proc_root),
+            fds: owners::scan(Path::new("/proc")),
             pins: pins::scan(&mounts.bpffs),
             links: links::scan(mounts.cgroup2.as_deref()).unwrap_or_else(|e| {
                 errors.fatal("cannot enumerate links", &e);

@@ -31,14 +31,15 @@ pub struct FdScan {
     pub maps: HashMap<u32, Vec<u32>>,
 }
 
+/// What a bpf fd's `/proc/*/fd` link says it is.
 #[derive(Clone, Copy)]
-enum BpfFd {
+pub(super) enum BpfFd {
     Prog,
     Link,
     Map,
 }
 
-fn classify(link_target: &[u8]) -> Option<BpfFd> {
+pub(super) fn classify(link_target: &[u8]) -> Option<BpfFd> {
     let rest = link_target.strip_prefix(b"anon_inode:")?;
     if rest.starts_with(b"bpf-prog") {
         Some(BpfFd::Prog)

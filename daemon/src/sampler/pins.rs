@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::owners::{BpfFd, classify};
 use crate::bpf::sys;
 
 /// Bound on files visited per scan, so a huge bpffs cannot stall a pass.
@@ -102,16 +103,12 @@ fn pinned_prog_id(path: &Path) -> Option<u32> {
     let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
     let fd = sys::obj_get(&c_path).ok()?;
     let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-    let target = target.as_os_str().as_bytes();
-    if target.starts_with(b"anon_inode:bpf-prog") {
-        let mut no_maps = Vec::new();
-        sys::prog_info(fd.as_fd(), &mut no_maps).ok().map(|i| i.id)
-    } else if target.starts_with(b"anon_inode:bpf_link")
-        || target.starts_with(b"anon_inode:bpf-link")
-    {
-        sys::link_info(fd.as_fd(), &mut []).ok().map(|i| i.prog_id)
-    } else {
-        None
+    match classify(target.as_os_str().as_bytes())? {
+        BpfFd::Prog => sys::prog_info(fd.as_fd(), &mut Vec::new())
+            .ok()
+            .map(|i| i.id),
+        BpfFd::Link => sys::link_info(fd.as_fd(), &mut []).ok().map(|i| i.prog_id),
+        BpfFd::Map => None,
     }
 }
 

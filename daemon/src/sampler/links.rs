@@ -23,6 +23,7 @@ pub struct AttachPoint {
 pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, SysError> {
     let mut by_prog: HashMap<u32, Vec<AttachPoint>> = HashMap::new();
     let mut cgroups = CgroupNames::new(cgroup2);
+    let mut ifaces = IfNames::default();
     let mut name = [0u8; 256];
     let mut id = 0;
     while let Some(next) = sys::next_id(ObjKind::Link, id)? {
@@ -33,13 +34,18 @@ pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, Sy
         let Ok(info) = sys::link_info(fd.as_fd(), &mut name) else {
             continue;
         };
-        let point = describe(&info, &name, &mut cgroups);
+        let point = describe(&info, &name, &mut cgroups, &mut ifaces);
         by_prog.entry(info.prog_id).or_default().push(point);
     }
     Ok(by_prog)
 }
 
-fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> AttachPoint {
+fn describe(
+    info: &bpf_link_info,
+    name: &[u8],
+    cgroups: &mut CgroupNames,
+    ifaces: &mut IfNames,
+) -> AttachPoint {
     let t = info.type_;
     let u = &info.__bindgen_anon_1;
     let text = |buf: &[u8]| {
@@ -71,15 +77,15 @@ fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> Att
             )
         } else if t == L::BPF_LINK_TYPE_XDP as u32 {
             // SAFETY: see above.
-            (None, interface(unsafe { u.xdp.ifindex }))
+            (None, ifaces.describe(unsafe { u.xdp.ifindex }))
         } else if t == L::BPF_LINK_TYPE_TCX as u32 {
             // SAFETY: see above.
             let tcx = unsafe { u.tcx };
-            (Some(tcx.attach_type), interface(tcx.ifindex))
+            (Some(tcx.attach_type), ifaces.describe(tcx.ifindex))
         } else if t == L::BPF_LINK_TYPE_NETKIT as u32 {
             // SAFETY: see above.
             let nk = unsafe { u.netkit };
-            (Some(nk.attach_type), interface(nk.ifindex))
+            (Some(nk.attach_type), ifaces.describe(nk.ifindex))
         } else if t == L::BPF_LINK_TYPE_NETFILTER as u32 {
             // SAFETY: see above.
             let nf = unsafe { u.netfilter };
@@ -108,19 +114,33 @@ fn describe(info: &bpf_link_info, name: &[u8], cgroups: &mut CgroupNames) -> Att
     }
 }
 
-/// `eth0 (ifindex 2)`, or the bare index when the interface is gone or in another netns.
-/// Read from sysfs rather than with an ioctl, so the service needs no socket for it.
-fn interface(ifindex: u32) -> String {
-    let name = std::fs::read_dir("/sys/class/net").ok().and_then(|dir| {
-        dir.flatten().find_map(|e| {
-            let index = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
-            (index.trim().parse::<u32>().ok()? == ifindex)
-                .then(|| e.file_name().to_string_lossy().into_owned())
-        })
-    });
-    match name {
-        Some(n) => format!("{n} (ifindex {ifindex})"),
-        None => format!("ifindex {ifindex}"),
+/// ifindex → interface name, read from sysfs rather than with an ioctl so the service needs no
+/// socket for it; listed once per scan, and only if a link asks.
+#[derive(Default)]
+struct IfNames {
+    by_index: Option<HashMap<u32, String>>,
+}
+
+impl IfNames {
+    /// `eth0 (ifindex 2)`, or the bare index when the interface is gone or in another netns.
+    fn describe(&mut self, ifindex: u32) -> String {
+        let table = self.by_index.get_or_insert_with(|| {
+            let mut t = HashMap::new();
+            let entries = std::fs::read_dir("/sys/class/net").into_iter().flatten();
+            for e in entries.flatten() {
+                let index = std::fs::read_to_string(e.path().join("ifindex"));
+                if let Some(index) = index.ok().and_then(|i| i.trim().parse::<u32>().ok()) {
+                    // The first entry listed wins, as a linear search would find it.
+                    t.entry(index)
+                        .or_insert_with(|| e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            t
+        });
+        match table.get(&ifindex) {
+            Some(n) => format!("{n} (ifindex {ifindex})"),
+            None => format!("ifindex {ifindex}"),
+        }
     }
 }
 

@@ -234,7 +234,7 @@ impl Sampler {
             // Loaders attach a moment after loading: look again on the next pass too.
             self.rescan_next_pass = appeared;
             self.last_rescan = Some(seq);
-            self.rescan(seq, &mut errors);
+            self.rescan(&mut errors);
             maps_moved = true;
         }
         if maps_moved || vanished {
@@ -284,7 +284,8 @@ impl Sampler {
 
     /// Re-reads what changes rarely: process fds, pins, links, the map list and the memory of
     /// maps whose usage can move.
-    fn rescan(&mut self, seq: u64, errors: &mut ErrorLog) {
+    fn rescan(&mut self, errors: &mut ErrorLog) {
+        let seq = self.seq;
         self.online_cpus = host::online_cpus();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mounts = pins::mounts(&mountinfo);
@@ -307,35 +308,34 @@ impl Sampler {
                     break;
                 }
             }
-            let stale = self
-                .maps
-                .get(&id)
-                .is_none_or(|m| maps::memlock_can_change(m.sample.type_id, m.sample.flags));
-            if stale {
-                match maps::read_map(id) {
-                    Ok(sample) => {
-                        self.maps.insert(
-                            id,
-                            MapEntry {
-                                sample: Arc::new(sample),
-                                seen_pass: seq,
-                            },
-                        );
-                    }
-                    Err(e) if e.is_gone() => {}
-                    Err(e) => errors.per_map(id, &e),
+            match self.maps.get_mut(&id) {
+                Some(m) if !maps::memlock_can_change(m.sample.type_id, m.sample.flags) => {
+                    m.seen_pass = seq;
                 }
-            } else if let Some(entry) = self.maps.get_mut(&id) {
-                entry.seen_pass = seq;
+                _ => self.read_map(id, errors),
             }
         }
         self.maps.retain(|_, m| m.seen_pass == seq);
     }
 
+    /// (Re)reads map `id` into the cache as seen this pass; a map freed meanwhile is skipped.
+    fn read_map(&mut self, id: u32, errors: &mut ErrorLog) {
+        match maps::read_map(id) {
+            Ok(sample) => {
+                let entry = MapEntry {
+                    sample: Arc::new(sample),
+                    seen_pass: self.seq,
+                };
+                self.maps.insert(id, entry);
+            }
+            Err(e) if e.is_gone() => {}
+            Err(e) => errors.per_map(id, &e),
+        }
+    }
+
     /// Recomputes map sharing, per-program contexts and per-owner totals.
     fn rebuild_contexts(&mut self, errors: &mut ErrorLog) {
         // A program may name a map the last rescan did not see (bound since): read it now.
-        let seq = self.seq;
         let missing: Vec<u32> = self
             .progs
             .values()
@@ -343,19 +343,7 @@ impl Sampler {
             .filter(|id| !self.maps.contains_key(id))
             .collect();
         for id in missing {
-            match maps::read_map(id) {
-                Ok(sample) => {
-                    self.maps.insert(
-                        id,
-                        MapEntry {
-                            sample: Arc::new(sample),
-                            seen_pass: seq,
-                        },
-                    );
-                }
-                Err(e) if e.is_gone() => {}
-                Err(e) => errors.per_map(id, &e),
-            }
+            self.read_map(id, errors);
         }
         let programs: Vec<(u32, &[u32])> = self
             .progs

@@ -84,19 +84,13 @@ impl StatsSwitch {
 
     /// Enables run-time stats for as long as the switch lives.
     pub fn acquire(proc_root: &std::path::Path) -> Self {
-        let sysctl = proc_root.join("sys/kernel/bpf_stats_enabled");
-        match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
-            Ok(fd) => Self {
-                fd: Some(fd),
-                failure: None,
-                sysctl,
-            },
-            Err(e) => Self {
-                fd: None,
-                failure: Some(enable_failure(&e.io_error)),
-                sysctl,
-            },
-        }
+        let mut switch = Self {
+            fd: None,
+            failure: None,
+            sysctl: proc_root.join("sys/kernel/bpf_stats_enabled"),
+        };
+        switch.reacquire();
+        switch
     }
 
     /// The state now; without our fd the sysctl is re-read, since an administrator may flip it.
@@ -104,8 +98,7 @@ impl StatsSwitch {
         if self.fd.is_some() {
             return StatsState::Enabled;
         }
-        let sysctl = std::fs::read_to_string(&self.sysctl).unwrap_or_default();
-        if sysctl.trim() == "1" {
+        if self.sysctl_on() {
             return StatsState::EnabledBySysctl;
         }
         let why = self.failure.as_deref().unwrap_or("stats were released");

@@ -18,6 +18,7 @@ mod context;
 mod errors;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -182,35 +183,31 @@ impl Sampler {
                 run_time_ns: info.run_time_ns,
                 run_cnt: info.run_cnt,
             };
-            let interval = match self.progs.get_mut(&id) {
-                Some(t) if t.meta.load_boottime_ns == info.load_time => {
+            let (t, interval) = match self.progs.entry(id) {
+                Entry::Occupied(o) if o.get().meta.load_boottime_ns == info.load_time => {
+                    let t = o.into_mut();
                     let prev = std::mem::replace(&mut t.counters, counters);
                     if t.map_ids != self.map_ids_buf {
                         t.map_ids.clone_from(&self.map_ids_buf);
                         maps_moved = true;
                     }
-                    elapsed_ns.and_then(|e| metrics::interval(prev, counters, e, self.online_cpus))
+                    let interval = elapsed_ns
+                        .and_then(|e| metrics::interval(prev, counters, e, self.online_cpus));
+                    (t, interval)
                 }
                 // First sight (or an id reused after the program it named was freed): baseline.
-                _ => {
+                entry => {
                     let meta = read_meta(fd.as_fd(), &info, boottime_ns, time);
-                    self.progs.insert(
-                        id,
-                        Tracked {
-                            meta: Arc::new(meta),
-                            counters,
-                            map_ids: self.map_ids_buf.clone(),
-                            context: Arc::default(),
-                            seen: seq,
-                        },
-                    );
                     appeared = true;
-                    None
+                    let tracked = Tracked {
+                        meta: Arc::new(meta),
+                        counters,
+                        map_ids: self.map_ids_buf.clone(),
+                        context: Arc::default(),
+                        seen: seq,
+                    };
+                    (entry.insert_entry(tracked).into_mut(), None)
                 }
-            };
-            drop(fd);
-            let Some(t) = self.progs.get_mut(&id) else {
-                continue;
             };
             t.seen = seq;
             programs.push(ProgramSample {

@@ -151,6 +151,8 @@ impl Sampler {
         let mut programs = Vec::with_capacity(self.progs.len());
         let mut appeared = false;
         let mut maps_moved = false;
+        // Programs loaded from one object share its BTF: fetch each once per pass.
+        let mut btf_blobs = HashMap::new();
         let mut id = 0;
         loop {
             match sys::next_id(ObjKind::Prog, id) {
@@ -197,7 +199,7 @@ impl Sampler {
                 }
                 // First sight (or an id reused after the program it named was freed): baseline.
                 entry => {
-                    let meta = read_meta(fd.as_fd(), &info, boottime_ns, time);
+                    let meta = read_meta(fd.as_fd(), &info, boottime_ns, time, &mut btf_blobs);
                     appeared = true;
                     let tracked = Tracked {
                         meta: Arc::new(meta),
@@ -363,11 +365,12 @@ fn read_meta(
     info: &bpf_prog_info,
     now_boot_ns: u64,
     now: SystemTime,
+    btf_blobs: &mut HashMap<u32, Vec<u8>>,
 ) -> ProgramMeta {
     let name = maps::c_name(&info.name);
     // 15 bytes is the most the kernel keeps: the name may be cut, BTF has it whole.
     let full_name = (name.len() == 15 && info.btf_id != 0)
-        .then(|| btf_func_name(fd, info.btf_id).ok().flatten())
+        .then(|| btf_func_name(fd, info.btf_id, btf_blobs).ok().flatten())
         .flatten()
         .unwrap_or_else(|| name.clone());
     ProgramMeta {
@@ -387,14 +390,23 @@ fn read_meta(
     }
 }
 
-/// The name of the program's main function in its BTF, as bpftool resolves it.
-fn btf_func_name(fd: BorrowedFd<'_>, btf_id: u32) -> Result<Option<String>, SysError> {
+/// The name of the program's main function in its BTF, as bpftool resolves it. `btf_blobs`
+/// keeps the BTF objects already fetched (a failed fetch is not kept: the next program tries
+/// again).
+fn btf_func_name(
+    fd: BorrowedFd<'_>,
+    btf_id: u32,
+    btf_blobs: &mut HashMap<u32, Vec<u8>>,
+) -> Result<Option<String>, SysError> {
     let Some(type_id) = sys::prog_main_func_type_id(fd)? else {
         return Ok(None);
     };
-    let btf_fd = sys::fd_by_id(ObjKind::Btf, btf_id)?;
-    let data = sys::btf_data(btf_fd.as_fd())?;
-    Ok(btf::type_name(&data, type_id)
-        .ok()
-        .filter(|n| !n.is_empty()))
+    let data = match btf_blobs.entry(btf_id) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            let btf_fd = sys::fd_by_id(ObjKind::Btf, btf_id)?;
+            v.insert(sys::btf_data(btf_fd.as_fd())?)
+        }
+    };
+    Ok(btf::type_name(data, type_id).ok().filter(|n| !n.is_empty()))
 }

@@ -272,6 +272,7 @@ impl Sampler {
             stats_cost: Arc::clone(&self.cost),
             stats_other_holder: self.other_holder,
             stats_overhead: elapsed_ns.map(|e| crate::observer::overhead_share(runs, cost, e)),
+            runs,
             kernel: Arc::clone(&self.kernel),
             online_cpus: self.online_cpus,
             programs,

@@ -116,6 +116,10 @@ pub struct Pass {
     pub stats_cost: Arc<crate::observer::StatsCost>,
     /// Share of one core that stats cost the host over the interval (runs × cost / time).
     pub stats_overhead: Option<f64>,
+    /// Program runs over the interval, all programs together: what `stats_overhead` counts,
+    /// kept for the duty cycle so it is summed once.
+    #[serde(skip)]
+    pub runs: u64,
     /// Whether another process was last seen holding stats on too (None: not checked yet).
     pub stats_other_holder: Option<bool>,
     pub kernel: Arc<KernelInfo>,

@@ -148,12 +148,7 @@ pub fn sample_loop(
         }
         let pass = Arc::new(lp.sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
-        let runs: u64 = pass
-            .programs
-            .iter()
-            .filter_map(|p| p.interval.map(|i| i.delta_run_cnt))
-            .sum();
-        let (coverage, elapsed) = (pass.coverage, pass.elapsed_ns.unwrap_or(0));
+        let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
         let tick = Box::new(Tick::from_pass(&pass));
         if let Ok(mut latest) = shared.latest.lock() {
             *latest = Some(pass);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::observer::{Mode, parse_budget};
+use crate::observer::{DEFAULT_BUDGET, Mode, parse_budget};
+use crate::sampler::DEFAULT_RESCAN_EVERY;
 use crate::service::Bus;
 use crate::units::parse_bytes;
 
@@ -214,13 +215,16 @@ impl From<Settings> for Effective {
             minute_retention: span(s.minute_retention, 7 * 86_400),
             hour_retention: span(s.hour_retention, 90 * 86_400),
             max_db_size: s.max_db_size.map_or(64 << 20, |s| s.0),
-            rescan_every: s.rescan_every.unwrap_or(30),
+            rescan_every: s.rescan_every.unwrap_or(DEFAULT_RESCAN_EVERY),
             bus: s.bus.unwrap_or(Bus::System),
             socket: (socket.as_os_str() != "none").then_some(socket),
             log_level: s.log_level.unwrap_or(LogLevel::Info),
-            stats_mode: match s.stats_mode.map_or(Mode::Budget(0.01), |m| m.0) {
-                Mode::Budget(_) => Mode::Budget(s.stats_overhead_budget.map_or(0.01, |b| b.0)),
-                other => other,
+            // Budget mode (the default) takes its budget from its own key.
+            stats_mode: match s.stats_mode.map(|m| m.0) {
+                None | Some(Mode::Budget(_)) => {
+                    Mode::Budget(s.stats_overhead_budget.map_or(DEFAULT_BUDGET, |b| b.0))
+                }
+                Some(other) => other,
             },
         }
     }
@@ -278,11 +282,11 @@ impl std::fmt::Display for Effective {
         writeln!(f, "socket = \"{socket}\"")?;
         writeln!(f, "log_level = \"{}\"", self.log_level.as_str())?;
         let (mode, budget) = match self.stats_mode {
-            Mode::Always => ("always".to_owned(), 0.01),
+            Mode::Always => ("always".to_owned(), DEFAULT_BUDGET),
             Mode::Budget(b) => ("budget".to_owned(), b),
             Mode::Fixed(d) => (
                 format!("duty={}/1s", span_text(Duration::from_secs_f64(d))),
-                0.01,
+                DEFAULT_BUDGET,
             ),
         };
         writeln!(f, "stats_mode = \"{mode}\"")?;

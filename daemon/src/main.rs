@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ebpfstatd::config::{Budget, Effective, LogLevel, Settings, Size, Span, StatsMode};
-use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
+use ebpfstatd::sampler::{DEFAULT_RESCAN_EVERY, Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
 use ebpfstatd::store::{Retention, StoreConfig};
 
@@ -156,7 +156,11 @@ struct SampleArgs {
     #[arg(long, default_value = "1s", value_parser = duration)]
     interval: Duration,
     /// Rescan owners, pins, links and map memory at least every this many passes.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        default_value_t = DEFAULT_RESCAN_EVERY,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     rescan_every: u64,
 }
 

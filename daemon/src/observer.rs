@@ -16,6 +16,9 @@ use crate::sampler::stats::StatsSwitch;
 /// (about 32 ns per run with stats off, 112 ns with stats on).
 pub const DEFAULT_COST_NS: f64 = 80.0;
 
+/// The budget of `budget` mode unless configured otherwise: 1 % of one core.
+pub const DEFAULT_BUDGET: f64 = 0.01;
+
 /// Least share of each interval with stats on, so rates stay measurable under any budget.
 pub const MIN_DUTY: f64 = 0.05;
 
@@ -151,7 +154,7 @@ impl std::str::FromStr for Mode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "always" => Ok(Self::Always),
-            "budget" => Ok(Self::Budget(0.01)),
+            "budget" => Ok(Self::Budget(DEFAULT_BUDGET)),
             _ => {
                 let spec = s.strip_prefix("duty=").ok_or_else(|| {
                     format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")

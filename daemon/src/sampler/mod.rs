@@ -36,6 +36,9 @@ use metrics::Counters;
 pub use model::{Note, OwnerSummary, Pass, ProgramContext, ProgramMeta, ProgramSample};
 use stats::StatsSwitch;
 
+/// Passes between rescans unless configured otherwise.
+pub const DEFAULT_RESCAN_EVERY: u64 = 30;
+
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
     /// Rescan owners, pins, links and map memory at least every this many passes (and right
@@ -45,7 +48,9 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        Self { rescan_every: 30 }
+        Self {
+            rescan_every: DEFAULT_RESCAN_EVERY,
+        }
     }
 }
 

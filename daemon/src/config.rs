@@ -101,6 +101,15 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    const ALL: [Self; 5] = [
+        Self::Error,
+        Self::Warn,
+        Self::Info,
+        Self::Debug,
+        Self::Trace,
+    ];
+
+    /// The one spelling of each level (serde's `lowercase` derives the same for the file).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
@@ -109,6 +118,21 @@ impl LogLevel {
             Self::Debug => "debug",
             Self::Trace => "trace",
         }
+    }
+}
+
+/// For the `--log-level` flag.
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!("{s:?}: one of {}", names.join(", "))
+            })
     }
 }
 

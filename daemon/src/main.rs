@@ -92,7 +92,7 @@ struct RunArgs {
     #[arg(long)]
     socket: Option<PathBuf>,
     /// error, warn, info, debug or trace [default: info; RUST_LOG wins].
-    #[arg(long, value_parser = level)]
+    #[arg(long)]
     log_level: Option<LogLevel>,
     /// How run-time stats are held: always, budget, or duty=W/P [default: budget].
     #[arg(long, value_parser = stats_mode)]
@@ -111,17 +111,6 @@ fn stats_mode(s: &str) -> Result<StatsMode, String> {
 
 fn budget(s: &str) -> Result<Budget, String> {
     ebpfstatd::observer::parse_budget(s).map(Budget)
-}
-
-fn level(s: &str) -> Result<LogLevel, String> {
-    Ok(match s {
-        "error" => LogLevel::Error,
-        "warn" => LogLevel::Warn,
-        "info" => LogLevel::Info,
-        "debug" => LogLevel::Debug,
-        "trace" => LogLevel::Trace,
-        other => return Err(format!("{other:?}: one of error, warn, info, debug, trace")),
-    })
 }
 
 impl RunArgs {

@@ -31,20 +31,25 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
+/// Shared by the file and the flags, so both accept and reject the same text.
+impl std::str::FromStr for Span {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v = humantime::parse_duration(s).map_err(|e| {
+            format!("{s:?} is not a duration ({e}); write e.g. \"1s\", \"250ms\", \"6h\", \"7d\"")
+        })?;
+        if v.is_zero() {
+            return Err("a duration of zero is not allowed".into());
+        }
+        Ok(Self(v))
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let v = humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{s:?} is not a duration ({e}); write e.g. \"1s\", \"250ms\", \"6h\", \"7d\""
-            ))
-        })?;
-        if v.is_zero() {
-            return Err(serde::de::Error::custom(
-                "a duration of zero is not allowed",
-            ));
-        }
-        Ok(Self(v))
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -41,18 +40,6 @@ enum Command {
     GenerateDocs { dir: PathBuf },
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(d)
-}
-
-fn span(s: &str) -> Result<Span, String> {
-    duration(s).map(Span)
-}
-
 fn size(s: &str) -> Result<Size, String> {
     ebpfstatd::units::parse_bytes(s).map(Size)
 }
@@ -61,23 +48,23 @@ fn size(s: &str) -> Result<Size, String> {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Time between passes [default: 1s].
-    #[arg(long, value_parser = span)]
+    #[arg(long)]
     interval: Option<Span>,
     /// History database, created with its directory [default: /var/lib/ebpfstat/history.db].
     #[arg(long)]
     db: Option<PathBuf>,
     /// Write buffered samples at least this often; a crash loses at most this window
     /// [default: 60s].
-    #[arg(long, value_parser = span)]
+    #[arg(long)]
     flush_interval: Option<Span>,
     /// Age kept at full resolution [default: 6h].
-    #[arg(long, value_parser = span)]
+    #[arg(long)]
     raw_retention: Option<Span>,
     /// Age kept as 1-minute rollups [default: 7d].
-    #[arg(long, value_parser = span)]
+    #[arg(long)]
     minute_retention: Option<Span>,
     /// Age kept as 1-hour rollups [default: 90d].
-    #[arg(long, value_parser = span)]
+    #[arg(long)]
     hour_retention: Option<Span>,
     /// Hard cap on the database file; the oldest data goes first [default: 64MiB].
     #[arg(long, value_parser = size)]
@@ -142,8 +129,8 @@ struct SampleArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
     /// Time between passes (e.g. `1s`, `250ms`).
-    #[arg(long, default_value = "1s", value_parser = duration)]
-    interval: Duration,
+    #[arg(long, default_value = "1s")]
+    interval: Span,
     /// Rescan owners, pins, links and map memory at least every this many passes.
     #[arg(
         long,
@@ -237,7 +224,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     for n in 0..args.count {
         if n > 0 {
-            std::thread::sleep(args.interval);
+            std::thread::sleep(args.interval.0);
         }
         let pass = sampler.pass();
         if args.json {

@@ -222,7 +222,11 @@ pub struct TierSpan {
     pub bytes: u64,
 }
 
-fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+/// `rfc3339` for optional times (absent: null).
+fn opt_rfc3339<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => crate::sampler::model::rfc3339(t, s),
         None => s.serialize_none(),

@@ -82,9 +82,9 @@ pub struct SeriesRow {
     pub prog_type: String,
     pub tag: String,
     pub alive: bool,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::store::opt_rfc3339")]
     pub first_seen: Option<SystemTime>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::store::opt_rfc3339")]
     pub last_seen: Option<SystemTime>,
     /// Cumulative counters at the latest point known (now, or when it was unloaded).
     pub total: Counters,
@@ -96,13 +96,6 @@ pub struct SeriesRow {
     first_bt_ns: u64,
     #[serde(skip)]
     end_bt_ns: Option<u64>,
-}
-
-fn opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => crate::sampler::model::rfc3339(t, s),
-        None => s.serialize_none(),
-    }
 }
 
 /// Rates of a bucket over its time: as observed, and extrapolated to the whole time when stats

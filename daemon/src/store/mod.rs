@@ -370,15 +370,6 @@ impl Store {
     }
 
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
-        let pragma = |name: &str| -> Result<u64, StoreError> {
-            Ok(self
-                .conn
-                .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))?
-                as u64)
-        };
-        let page = pragma("page_size")?;
-        let pages = pragma("page_count")?;
-        let free = pragma("freelist_count")?;
         let file_len = |suffix: &str| {
             let mut p = self.cfg.path.as_os_str().to_owned();
             p.push(suffix);
@@ -391,7 +382,7 @@ impl Store {
             path: self.cfg.path.clone(),
             file_bytes: file_len(""),
             wal_bytes: file_len("-wal"),
-            used_bytes: (pages - free) * page,
+            used_bytes: self.used_bytes()?,
             cap_bytes: self.cfg.max_bytes,
             tiers: self.tier_spans(true)?,
             series: series as u64,

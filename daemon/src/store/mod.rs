@@ -124,18 +124,6 @@ pub enum StatsCode {
     EnabledByOther = 4,
 }
 
-impl StatsCode {
-    pub fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Enabled,
-            1 => Self::EnabledBySysctl,
-            3 => Self::DutyCycled,
-            4 => Self::EnabledByOther,
-            _ => Self::Unavailable,
-        }
-    }
-}
-
 impl From<&StatsState> for StatsCode {
     fn from(s: &StatsState) -> Self {
         match s {
@@ -309,10 +297,6 @@ impl Store {
         };
         store.load_state()?;
         Ok(store)
-    }
-
-    pub fn config(&self) -> &StoreConfig {
-        &self.cfg
     }
 
     /// Whether an earlier open moved a damaged file aside is logged by `open`; this is the

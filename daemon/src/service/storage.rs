@@ -33,44 +33,29 @@ async fn store_queues(
 ) {
     let mut failing = false;
     let mut first = Some(stored);
-    let mut stats = String::new();
+    let mut stats = "";
     loop {
         tokio::select! {
             biased;
             msg = rx.recv() => match msg {
                 Some(StoreMsg::Tick(tick)) => {
-                    stats = StatsState::name_of(tick.stats).to_owned();
+                    stats = tick.stats.label();
                     if let Err(e) = store.ingest(&tick) {
                         tracing::error!("storing a pass failed: {e}");
                     }
                     // The first pass is written at once: readiness means it is on disk.
                     if let Some(ready) = first.take() {
-                        flush(&mut store, &mut failing, &stats);
+                        flush(&mut store, &mut failing, stats);
                         let _ = ready.send(());
                     }
                 }
-                Some(StoreMsg::Flush) => flush(&mut store, &mut failing, &stats),
+                Some(StoreMsg::Flush) => flush(&mut store, &mut failing, stats),
                 Some(StoreMsg::Stop) | None => {
-                    flush(&mut store, &mut failing, &stats);
+                    flush(&mut store, &mut failing, stats);
                     return;
                 }
             },
             Some(job) = jobs.recv() => job(&mut store),
-        }
-    }
-}
-
-/// Names for the service status line.
-struct StatsState;
-
-impl StatsState {
-    fn name_of(code: crate::store::StatsCode) -> &'static str {
-        match code {
-            crate::store::StatsCode::Enabled => "enabled",
-            crate::store::StatsCode::EnabledBySysctl => "enabled by sysctl",
-            crate::store::StatsCode::Unavailable => "UNAVAILABLE",
-            crate::store::StatsCode::DutyCycled => "duty-cycled",
-            crate::store::StatsCode::EnabledByOther => "enabled by another holder",
         }
     }
 }

@@ -124,6 +124,19 @@ pub enum StatsCode {
     EnabledByOther = 4,
 }
 
+impl StatsCode {
+    /// How the service status line names the state.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::EnabledBySysctl => "enabled by sysctl",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::DutyCycled => "duty-cycled",
+            Self::EnabledByOther => "enabled by another holder",
+        }
+    }
+}
+
 impl From<&StatsState> for StatsCode {
     fn from(s: &StatsState) -> Self {
         match s {

@@ -164,15 +164,6 @@ pub fn series(s: &SeriesRow) -> wire::SeriesInfo {
     }
 }
 
-pub fn tier(t: store::Tier) -> String {
-    match t {
-        store::Tier::Raw => "raw",
-        store::Tier::Min1 => "1m",
-        store::Tier::Hour1 => "1h",
-    }
-    .to_owned()
-}
-
 pub fn top_row(r: &TopRow) -> wire::TopRow {
     let s = &r.series;
     wire::TopRow {
@@ -193,7 +184,7 @@ pub fn top_row(r: &TopRow) -> wire::TopRow {
         map_memory_bytes: s.map_memory.total,
         map_memory_own_bytes: s.map_memory.own,
         map_memory_shared_bytes: s.map_memory.shared,
-        tier: tier(r.tier),
+        tier: r.tier.as_str().to_owned(),
     }
 }
 
@@ -219,7 +210,7 @@ pub fn history(h: &History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::
         .collect();
     let info = wire::HistoryInfo {
         series: h.series.iter().map(series).collect(),
-        tier: tier(h.tier),
+        tier: h.tier.as_str().to_owned(),
         step_ns: h.step_ns,
         next_from_ns,
     };

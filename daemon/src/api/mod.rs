@@ -299,16 +299,12 @@ impl Stats1 {
         let spec = parse_spec(program)?;
         let tier = match options.get("tier") {
             None => None,
-            Some(v) => Some(match <&str>::try_from(v).unwrap_or("") {
-                "raw" => Tier::Raw,
-                "1m" => Tier::Min1,
-                "1h" => Tier::Hour1,
-                other => {
-                    return Err(Error::InvalidArgument(format!(
-                        "unknown tier {other:?} (one of raw, 1m, 1h)"
-                    )));
-                }
-            }),
+            Some(v) => Some(
+                <&str>::try_from(v)
+                    .unwrap_or("")
+                    .parse::<Tier>()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+            ),
         };
         let max_points = match options.get("max_points") {
             None => wire::DEFAULT_HISTORY_POINTS,

@@ -6,13 +6,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::params;
 
 use super::codec::{self, Bucket, RollupChunk};
+use super::query::MIN1_PER_HOUR1;
 use super::read::{self, Segment, TickPoint};
-use super::{Store, StoreError, TierSpan, wall_ns, write};
+use super::{Store, StoreError, Tier, TierSpan, wall_ns, write};
 use crate::sampler::metrics::Counters;
-
-pub const MINUTE_US: u64 = 60_000_000;
-pub const HOUR_US: u64 = 3_600_000_000;
-pub const DAY_US: u64 = 86_400_000_000;
 
 /// Lifetime of a series in ticks: samples are the ticks in `(first, end]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,10 +204,11 @@ impl Store {
         let Some(first) = ticks.first().copied() else {
             return Ok(false);
         };
-        let hour = first.bt_us / HOUR_US;
+        let chunk_us = Tier::Min1.chunk_us();
+        let hour = first.bt_us / chunk_us;
         let n = ticks
             .iter()
-            .take_while(|p| p.boot_seq == first.boot_seq && p.bt_us / HOUR_US == hour)
+            .take_while(|p| p.boot_seq == first.boot_seq && p.bt_us / chunk_us == hour)
             .count();
         if n == ticks.len() {
             return Ok(false); // the hour is still open
@@ -231,7 +229,7 @@ impl Store {
                 .get(&l.series_id)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let buckets = fold_ticks(hour_ticks, prev_bt, l.life, segs, MINUTE_US);
+            let buckets = fold_ticks(hour_ticks, prev_bt, l.life, segs, Tier::Min1.bucket_us());
             if buckets.is_empty() {
                 continue;
             }
@@ -239,7 +237,7 @@ impl Store {
             let data = codec::to_bytes(&RollupChunk::from_buckets(&buckets));
             write::insert_chunk(
                 &tx,
-                "min1",
+                Tier::Min1.table(),
                 (first.boot_seq, hour as i64, l.series_id),
                 base,
                 &summarise(&buckets),
@@ -267,8 +265,8 @@ impl Store {
         let Some((boot, hour)) = next else {
             return Ok(false);
         };
-        let day = hour.div_euclid(24);
-        let (lo, hi) = (day * 24, day * 24 + 23);
+        let day = hour.div_euclid(MIN1_PER_HOUR1);
+        let (lo, hi) = (day * MIN1_PER_HOUR1, (day + 1) * MIN1_PER_HOUR1 - 1);
         let later: i64 = self.conn.query_row(
             "SELECT count(*) FROM (SELECT 1 FROM min1 WHERE (boot_seq, chunk) > (?1, ?2) LIMIT 1)",
             params![boot, hi],
@@ -277,14 +275,15 @@ impl Store {
         if later == 0 {
             return Ok(false); // the day is still open
         }
-        let rows = read::chunks_between(&self.conn, "min1", boot, lo, hi)?;
+        let rows = read::chunks_between(&self.conn, Tier::Min1.table(), boot, lo, hi)?;
+        let ratio = (Tier::Hour1.bucket_us() / Tier::Min1.bucket_us()) as i64;
         let mut per_series: BTreeMap<i64, (Counters, Vec<Bucket>)> = BTreeMap::new();
         for row in &rows {
             let entry = per_series
                 .entry(row.series_id)
                 .or_insert_with(|| (row.base, Vec::new()));
             for m in row.buckets()? {
-                fold_into(&mut entry.1, &m, (HOUR_US / MINUTE_US) as i64);
+                fold_into(&mut entry.1, &m, ratio);
             }
         }
         let tx = self.conn.transaction()?;
@@ -292,7 +291,7 @@ impl Store {
             let data = codec::to_bytes(&RollupChunk::from_buckets(buckets));
             write::insert_chunk(
                 &tx,
-                "hour1",
+                Tier::Hour1.table(),
                 (boot, day, *series),
                 *base,
                 &summarise(buckets),
@@ -313,19 +312,13 @@ impl Store {
             |d: Duration| now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         let ret = self.cfg.retention;
         self.delete_raw_before_wall(age(ret.raw))?;
-        for (table, width, cutoff) in [
-            ("min1", HOUR_US, age(ret.min1)),
-            ("hour1", DAY_US, age(ret.hour1)),
-        ] {
+        for (tier, cutoff) in [(Tier::Min1, age(ret.min1)), (Tier::Hour1, age(ret.hour1))] {
+            let table = tier.table();
             for boot in self.boots.clone() {
                 let cut_us = cutoff.saturating_sub(boot.wall_offset_ns) / 1000;
                 // Chunks that end before the cutoff.
-                let chunk_cut = cut_us.div_euclid(width as i64);
-                let limit = if table == "min1" {
-                    self.hour1_done
-                } else {
-                    (i64::MAX, i64::MAX)
-                };
+                let chunk_cut = cut_us.div_euclid(tier.chunk_us() as i64);
+                let limit = self.unrolled_from(tier);
                 self.conn.execute(
                     &format!(
                         "DELETE FROM {table} WHERE boot_seq = ?1 AND chunk < ?2
@@ -345,6 +338,15 @@ impl Store {
             )?;
         }
         Ok(())
+    }
+
+    /// Key `(boot, chunk)` from which `tier`'s chunks are not rolled into the next coarser tier
+    /// yet: retention and the cap keep them.
+    fn unrolled_from(&self, tier: Tier) -> (i64, i64) {
+        match tier {
+            Tier::Min1 => self.hour1_done,
+            Tier::Raw | Tier::Hour1 => (i64::MAX, i64::MAX),
+        }
     }
 
     /// Deletes raw ticks (and their segments) whose tick row ended before `cutoff_wall_ns`,
@@ -444,11 +446,12 @@ impl Store {
         }
         // Rolled 1-minute chunks, then 1-hour chunks, then (a cap too small for a day of
         // 1-minute chunks) 1-minute chunks not rolled into hours yet.
-        for (table, limit) in [
-            ("min1", self.hour1_done),
-            ("hour1", (i64::MAX, i64::MAX)),
-            ("min1", (i64::MAX, i64::MAX)),
+        for (tier, limit) in [
+            (Tier::Min1, self.unrolled_from(Tier::Min1)),
+            (Tier::Hour1, self.unrolled_from(Tier::Hour1)),
+            (Tier::Min1, (i64::MAX, i64::MAX)),
         ] {
+            let table = tier.table();
             let oldest: Option<(i64, i64)> = self
                 .conn
                 .query_row(
@@ -503,7 +506,7 @@ impl Store {
                         (SELECT boot_seq FROM ticks ORDER BY first_tick DESC LIMIT 1),
                         (SELECT last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1),
                         {}",
-                count("raw")
+                count(Tier::Raw.table())
             ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -513,17 +516,18 @@ impl Store {
                 .and_then(|(b, us)| self.wall_of(b, us.saturating_mul(1000)))
         };
         spans.push(TierSpan {
-            tier: "raw",
+            tier: Tier::Raw.as_str(),
             oldest: at(raw.0, raw.1),
             newest: at(raw.2, raw.3),
             rows: raw.4 as u64,
             bytes: if bytes {
-                self.table_bytes(&["raw", "ticks"])?
+                self.table_bytes(&[Tier::Raw.table(), "ticks"])?
             } else {
                 0
             },
         });
-        for (tier, table, width) in [("1m", "min1", HOUR_US), ("1h", "hour1", DAY_US)] {
+        for tier in [Tier::Min1, Tier::Hour1] {
+            let table = tier.table();
             let r: (Option<i64>, Option<i64>, Option<i64>, Option<i64>, i64) = self.conn.query_row(
                 &format!(
                     "SELECT (SELECT boot_seq FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
@@ -536,9 +540,9 @@ impl Store {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
-            let w = width as i64;
+            let w = tier.chunk_us() as i64;
             spans.push(TierSpan {
-                tier,
+                tier: tier.as_str(),
                 oldest: at(r.0, r.1.map(|c| c * w)),
                 newest: at(r.2, r.3.map(|c| (c + 1) * w)),
                 rows: r.4 as u64,

@@ -28,6 +28,7 @@ pub use codec::CodecError;
 use ingest::{Live, Pending};
 pub use query::{
     History, HistoryPoint, ProgramRef, QueryError, Rates, SeriesRow, SortKey, Tier, TopRow,
+    UnknownTier,
 };
 
 use crate::sampler::maps::MapMemory;
@@ -224,10 +225,7 @@ pub struct TierSpan {
 }
 
 /// `rfc3339` for optional times (absent: null).
-fn opt_rfc3339<S: serde::Serializer>(
-    t: &Option<SystemTime>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => crate::sampler::model::rfc3339(t, s),
         None => s.serialize_none(),

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, Bucket, Delta, RawChunk, RollupChunk, TickChunk};
-use super::{Boot, StoreError};
+use super::{Boot, StoreError, Tier};
 use crate::sampler::maps::MapMemory;
 use crate::sampler::metrics::Counters;
 
@@ -135,7 +135,7 @@ pub fn latest_cumulative(
         }
         found.insert(id, cum);
     }
-    for table in ["min1", "hour1"] {
+    for table in [Tier::Min1.table(), Tier::Hour1.table()] {
         if found.len() == wanted.len() {
             break;
         }

@@ -42,7 +42,13 @@ impl Store {
         let refs: Vec<&Segment> = segs.iter().collect();
         let mut cum = cumulative_before(first_tick, &refs, s.total);
         let prev_bt = (start > 0).then(|| ticks[start - 1].bt_us);
-        let buckets = maintain::fold_ticks(&ticks[start..], prev_bt, s.life, &refs, 1);
+        let buckets = maintain::fold_ticks(
+            &ticks[start..],
+            prev_bt,
+            s.life,
+            &refs,
+            Tier::Raw.bucket_us(),
+        );
         Ok(buckets
             .into_iter()
             .map(|b| {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::codec::Bucket;
-use super::maintain::{DAY_US, HOUR_US, Life, MINUTE_US};
+use super::maintain::Life;
 use super::read::{self, Segment, TickPoint};
 use super::{Store, StoreError, wall_ns};
 use crate::sampler::maps::MapMemory;
@@ -34,17 +34,35 @@ impl From<rusqlite::Error> for QueryError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+const MINUTE_US: u64 = 60_000_000;
+const HOUR_US: u64 = 3_600_000_000;
+const DAY_US: u64 = 86_400_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
-    #[serde(rename = "raw")]
     Raw,
-    #[serde(rename = "1m")]
     Min1,
-    #[serde(rename = "1h")]
     Hour1,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("unknown tier {0:?} (one of raw, 1m, 1h)")]
+pub struct UnknownTier(pub String);
+
+/// The layout of each tier, in one place: names, tables, widths and which tier feeds which.
 impl Tier {
+    /// Finest first.
+    pub const ALL: [Tier; 3] = [Self::Raw, Self::Min1, Self::Hour1];
+
+    /// Name on the wire and in status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Min1 => "1m",
+            Self::Hour1 => "1h",
+        }
+    }
+
     /// Width of one stored value (raw: one tick, taken as zero).
     pub fn resolution(self) -> Duration {
         match self {
@@ -52,6 +70,62 @@ impl Tier {
             Self::Min1 => Duration::from_secs(60),
             Self::Hour1 => Duration::from_secs(3600),
         }
+    }
+
+    /// The table of the tier's rows (raw: its segments; tick time stamps are in `ticks`).
+    pub(crate) const fn table(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Min1 => "min1",
+            Self::Hour1 => "hour1",
+        }
+    }
+
+    /// Boot time one rollup chunk spans, µs. Raw rows are flush windows, not time chunks; 1
+    /// (as for its buckets) keeps arithmetic on it defined.
+    pub(crate) const fn chunk_us(self) -> u64 {
+        match self {
+            Self::Raw => 1,
+            Self::Min1 => HOUR_US,
+            Self::Hour1 => DAY_US,
+        }
+    }
+
+    /// Boot time one bucket spans, µs (raw: 1, so every tick is a bucket of its own).
+    pub(crate) const fn bucket_us(self) -> u64 {
+        match self {
+            Self::Raw => 1,
+            Self::Min1 => MINUTE_US,
+            Self::Hour1 => HOUR_US,
+        }
+    }
+
+    /// The tier a rollup tier is derived from.
+    pub(crate) const fn finer(self) -> Option<Tier> {
+        match self {
+            Self::Raw => None,
+            Self::Min1 => Some(Self::Raw),
+            Self::Hour1 => Some(Self::Min1),
+        }
+    }
+}
+
+/// 1-minute chunks (hours) in one 1-hour chunk (a day).
+pub(super) const MIN1_PER_HOUR1: i64 = (Tier::Hour1.chunk_us() / Tier::Min1.chunk_us()) as i64;
+
+impl std::str::FromStr for Tier {
+    type Err = UnknownTier;
+    fn from_str(s: &str) -> Result<Self, UnknownTier> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTier(s.to_owned()))
+    }
+}
+
+impl Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -451,7 +525,9 @@ impl Store {
                     .and_then(|i| self.pending_ticks(self.boots[i].seq).ok())
                     .and_then(|t| t.first().copied())
             });
-        Ok(first.map_or((i64::MAX, u64::MAX), |p| (p.boot_seq, p.bt_us / HOUR_US)))
+        Ok(first.map_or((i64::MAX, u64::MAX), |p| {
+            (p.boot_seq, p.bt_us / Tier::Min1.chunk_us())
+        }))
     }
 
     /// Oldest wall time each tier can answer for.
@@ -476,7 +552,7 @@ impl Store {
     /// The finest tier that covers `from` at `step`; the coarsest data there is otherwise.
     fn choose_tier(&self, from: SystemTime, step: Duration) -> Result<Tier, StoreError> {
         let oldest = self.tier_oldest()?;
-        let tiers = [Tier::Raw, Tier::Min1, Tier::Hour1];
+        let tiers = Tier::ALL;
         let covers = |i: usize| oldest[i].is_some_and(|o| o <= from);
         if let Some(i) =
             (0..3).find(|&i| covers(i) && tiers[i].resolution() <= step.max(Duration::ZERO))
@@ -547,28 +623,25 @@ impl Store {
         lo: u64,
         hi: u64,
     ) -> Result<RollupSpan, StoreError> {
-        let (table, chunk_us, bucket_us, finer, (bb, bc)) = match tier {
+        // The rolled-up boundary in the tier's own chunks.
+        let (bb, bc) = match tier {
             Tier::Min1 | Tier::Raw => {
                 let (b, hour) = self.min1_boundary()?;
-                ("min1", HOUR_US, MINUTE_US, Tier::Raw, (b, hour as i64))
+                (b, hour as i64)
             }
             Tier::Hour1 => {
-                let (b, hour) = self.hour1_done;
-                (
-                    "hour1",
-                    DAY_US,
-                    HOUR_US,
-                    Tier::Min1,
-                    (b, hour.div_euclid(24)),
-                )
+                // `hour1_done` counts 1-minute chunks.
+                let (b, chunk) = self.hour1_done;
+                (b, chunk.div_euclid(MIN1_PER_HOUR1))
             }
         };
+        let chunk_us = tier.chunk_us();
         let (first, last) = ((lo / chunk_us) as i64, (hi / chunk_us) as i64);
         Ok(RollupSpan {
-            table,
+            table: tier.table(),
             chunk_us,
-            bucket_us,
-            finer,
+            bucket_us: tier.bucket_us(),
+            finer: tier.finer().unwrap_or(Tier::Raw),
             first,
             last,
             rolled_end: rolled_end(boot, bb, bc, first, last),

@@ -129,12 +129,7 @@ impl Store {
         }
         if rolled <= last {
             let tail_lo = lo.max(rolled as u64 * width);
-            let finer = if tier == Tier::Min1 {
-                Tier::Raw
-            } else {
-                Tier::Min1
-            };
-            for (id, b) in self.tier_sums(finer, boot, tail_lo, hi, series)? {
+            for (id, b) in self.tier_sums(span.finer, boot, tail_lo, hi, series)? {
                 sums.entry(id).or_default().absorb(&b);
             }
         }

@@ -1,11 +1,11 @@
 //! Top-N programs over a window, unloaded ones included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::{QueryError, Rates, SeriesRow, SortKey, Tier, TopRow, validate_range};
-use crate::store::codec::{Bucket, Delta};
-use crate::store::maintain::Life;
+use crate::store::codec::Bucket;
+use crate::store::maintain;
 use crate::store::read;
 use crate::store::{Store, StoreError, wall_ns};
 
@@ -147,58 +147,22 @@ impl Store {
         let Some(start) = ticks.iter().position(|p| p.bt_us >= lo) else {
             return Ok(HashMap::new());
         };
-        let in_range = &ticks[start..];
-        let (t0, t1) = (in_range[0].tick, in_range[in_range.len() - 1].tick);
-        let mut sums: HashMap<i64, Bucket> = HashMap::new();
-        let segs = self.segments(t0, None)?;
-        let lives: HashMap<i64, Life> = series.iter().map(|s| (s.series_id, s.life)).collect();
-        let elapsed_at = |tick: u64| -> Option<(u64, u8)> {
-            let i = ticks.binary_search_by_key(&tick, |p| p.tick).ok()?;
-            let e = i
-                .checked_sub(1)
-                .map(|j| ticks[i].bt_us.saturating_sub(ticks[j].bt_us));
-            Some((e.unwrap_or(0), ticks[i].state))
-        };
-        for seg in &segs {
-            let Some(life) = lives.get(&seg.series_id) else {
-                continue;
-            };
-            let entry = sums.entry(seg.series_id).or_default();
-            for (i, d) in seg.deltas.iter().enumerate() {
-                let tick = seg.start_tick + i as u64;
-                if tick < t0 || tick > t1 || !life.samples_at(tick) || *d == Delta::default() {
-                    continue;
-                }
-                let Some((elapsed, _)) = elapsed_at(tick) else {
-                    continue;
-                };
-                let mut b = Bucket {
-                    cnt: d.cnt,
-                    rt: d.rt,
-                    ..Bucket::default()
-                };
-                if elapsed > 0 {
-                    b.peak_cnt_rate = (u128::from(d.cnt) * 1_000_000 / u128::from(elapsed)) as u64;
-                    b.peak_rt_rate = (u128::from(d.rt) * 1_000_000 / u128::from(elapsed)) as u64;
-                }
-                entry.absorb(&b);
-            }
-        }
-        // Samples: ticks in range within each series' life.
-        for s in series {
-            let mut n = 0;
-            let mut frozen = 0;
-            let mut covered = 0;
-            for p in in_range.iter().filter(|p| s.life.samples_at(p.tick)) {
-                n += 1;
-                frozen += u32::from(p.state == crate::store::StatsCode::Unavailable as u8);
-                covered += u64::from(p.coverage_pm);
-            }
-            let entry = sums.entry(s.series_id).or_default();
-            entry.samples += n;
-            entry.frozen += frozen;
-            entry.covered += covered;
-        }
-        Ok(sums)
+        let wanted: HashSet<i64> = series.iter().map(|s| s.series_id).collect();
+        let segs = self.segments(ticks[start].tick, Some(&wanted))?;
+        let by_series = maintain::segments_by_series(&segs);
+        let prev_bt = start.checked_sub(1).map(|i| ticks[i].bt_us);
+        Ok(series
+            .iter()
+            .map(|s| {
+                let segs = by_series
+                    .get(&s.series_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                // One bucket as wide as time itself: the whole window.
+                let buckets =
+                    maintain::fold_ticks(&ticks[start..], prev_bt, s.life, segs, u64::MAX);
+                (s.series_id, maintain::summarise(&buckets))
+            })
+            .collect())
     }
 }

@@ -207,7 +207,7 @@ pub fn decode_ticks(
 
 /// Stored ticks with number ≥ `from_tick`, in order.
 pub fn ticks_from(conn: &Connection, from_tick: u64) -> Result<Vec<TickPoint>, StoreError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT first_tick, boot_seq, data FROM ticks WHERE first_tick + n > ?1
          ORDER BY first_tick",
     )?;
@@ -223,6 +223,30 @@ pub fn ticks_from(conn: &Connection, from_tick: u64) -> Result<Vec<TickPoint>, S
         out.extend(points.into_iter().filter(|p| p.tick >= from_tick));
     }
     Ok(out)
+}
+
+/// The first stored tick with number ≥ `from_tick`: only the row holding it is decoded.
+pub fn first_tick_from(conn: &Connection, from_tick: u64) -> Result<Option<TickPoint>, StoreError> {
+    let row: Option<(i64, i64, Vec<u8>)> = conn
+        .prepare_cached(
+            // Rows never overlap: the one holding the tick starts at or after the last row
+            // starting at or before it, which the rowid finds without a scan.
+            "SELECT first_tick, boot_seq, data FROM ticks
+             WHERE first_tick >= coalesce((SELECT max(first_tick) FROM ticks
+                                           WHERE first_tick <= ?1), 0)
+               AND first_tick + n > ?1
+             ORDER BY first_tick LIMIT 1",
+        )?
+        .query_row([from_tick as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((first, boot, data)) = row else {
+        return Ok(None);
+    };
+    Ok(decode_ticks(first as u64, boot, &data)?
+        .into_iter()
+        .find(|p| p.tick >= from_tick))
 }
 
 /// One stored tick by number.

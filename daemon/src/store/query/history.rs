@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, SeriesRow, Tier,
+    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, SeriesRow, Tier, choose_tier,
     validate_range,
 };
 use crate::sampler::metrics::Counters;
@@ -158,7 +158,7 @@ impl Store {
         let series = self.resolve(target)?;
         let tier = match tier {
             Some(t) => t,
-            None => self.choose_tier(from, step)?,
+            None => choose_tier(&self.tier_oldest()?, from, step),
         };
         let res = tier.resolution();
         let step = if res.is_zero() {

@@ -517,14 +517,11 @@ impl Store {
 
     /// Boot and hour of the first tick not rolled into 1-minute chunks.
     fn min1_boundary(&self) -> Result<(i64, u64), StoreError> {
-        let first = read::ticks_from(&self.conn, self.min1_done_tick)?
-            .first()
-            .copied()
-            .or_else(|| {
-                self.current_boot
-                    .and_then(|i| self.pending_ticks(self.boots[i].seq).ok())
-                    .and_then(|t| t.first().copied())
-            });
+        let first = read::first_tick_from(&self.conn, self.min1_done_tick)?.or_else(|| {
+            self.current_boot
+                .and_then(|i| self.pending_ticks(self.boots[i].seq).ok())
+                .and_then(|t| t.first().copied())
+        });
         Ok(first.map_or((i64::MAX, u64::MAX), |p| {
             (p.boot_seq, p.bt_us / Tier::Min1.chunk_us())
         }))
@@ -549,40 +546,13 @@ impl Store {
         Ok([raw, min1, hour1])
     }
 
-    /// The finest tier that covers `from` at `step`; the coarsest data there is otherwise.
-    fn choose_tier(&self, from: SystemTime, step: Duration) -> Result<Tier, StoreError> {
-        let oldest = self.tier_oldest()?;
-        let tiers = Tier::ALL;
-        let covers = |i: usize| oldest[i].is_some_and(|o| o <= from);
-        if let Some(i) =
-            (0..3).find(|&i| covers(i) && tiers[i].resolution() <= step.max(Duration::ZERO))
-        {
-            return Ok(tiers[i]);
-        }
-        if let Some(i) = (0..3).find(|&i| covers(i)) {
-            return Ok(tiers[i]);
-        }
-        // Nothing reaches back to `from`: the tier holding the oldest data, finest on ties.
-        let mut best = Tier::Raw;
-        let mut best_time = oldest[0];
-        for (i, t) in tiers.iter().enumerate().skip(1) {
-            if let Some(o) = oldest[i]
-                && best_time.is_none_or(|b| o < b)
-            {
-                best = *t;
-                best_time = Some(o);
-            }
-        }
-        Ok(best)
-    }
-
-    /// Per-boot boot-time ranges (µs) of a wall-clock range.
     /// What stats cost each run in `boot`, ns (its latest calibration).
     fn stats_cost_ns(&self, boot: i64) -> f64 {
         self.boot(boot)
             .map_or(0.0, |b| b.stats_cost_ps as f64 / 1000.0)
     }
 
+    /// Per-boot boot-time ranges (µs) of a wall-clock range.
     fn boot_ranges(&self, from: SystemTime, to: SystemTime) -> Vec<(i64, u64, u64)> {
         let (f, t) = (wall_ns(from), wall_ns(to));
         self.boots
@@ -647,6 +617,33 @@ impl Store {
             rolled_end: rolled_end(boot, bb, bc, first, last),
         })
     }
+}
+
+/// The finest tier that covers `from` at `step`; the coarsest data there is otherwise.
+/// `oldest` is what `tier_oldest` found.
+fn choose_tier(oldest: &[Option<SystemTime>; 3], from: SystemTime, step: Duration) -> Tier {
+    let tiers = Tier::ALL;
+    let covers = |i: usize| oldest[i].is_some_and(|o| o <= from);
+    if let Some(i) =
+        (0..3).find(|&i| covers(i) && tiers[i].resolution() <= step.max(Duration::ZERO))
+    {
+        return tiers[i];
+    }
+    if let Some(i) = (0..3).find(|&i| covers(i)) {
+        return tiers[i];
+    }
+    // Nothing reaches back to `from`: the tier holding the oldest data, finest on ties.
+    let mut best = Tier::Raw;
+    let mut best_time = oldest[0];
+    for (i, t) in tiers.iter().enumerate().skip(1) {
+        if let Some(o) = oldest[i]
+            && best_time.is_none_or(|b| o < b)
+        {
+            best = *t;
+            best_time = Some(o);
+        }
+    }
+    best
 }
 
 /// First chunk index in `[first, last]` not rolled up, given the boundary `(bb, bc)`.

@@ -3,10 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{QueryError, Rates, SeriesRow, SortKey, Tier, TopRow, validate_range};
+use super::{QueryError, Rates, SeriesRow, SortKey, Tier, TopRow, choose_tier, validate_range};
 use crate::store::codec::Bucket;
 use crate::store::maintain;
-use crate::store::read;
+use crate::store::read::{self, TickPoint};
 use crate::store::{Store, StoreError, wall_ns};
 
 impl Store {
@@ -23,7 +23,8 @@ impl Store {
             return Err(QueryError::InvalidArgument("n must be at least 1".into()));
         }
         let window = to.duration_since(from).unwrap_or_default();
-        let tier = self.choose_tier(from, window)?;
+        let oldest = self.tier_oldest()?;
+        let tier = choose_tier(&oldest, from, window);
         let mut rows = Vec::new();
         for (boot, lo, hi) in self.boot_ranges(from, to) {
             let series = self.series_where(
@@ -34,8 +35,16 @@ impl Store {
             if series.is_empty() {
                 continue;
             }
-            let sums = self.tier_sums(tier, boot, lo, hi, &series)?;
-            let secs = self.covered(boot, lo, hi, tier)?.as_secs_f64();
+            // Raw ticks serve both the sums and the time they cover.
+            let (sums, covered) = if tier == Tier::Raw {
+                let ticks = self.ticks_in(boot, lo, hi)?;
+                (self.raw_sums(&ticks, lo, &series)?, raw_covered(&ticks))
+            } else {
+                let sums = self.tier_sums(tier, boot, lo, hi, &series)?;
+                let oldest = oldest[tier as usize];
+                (sums, self.rollup_covered(tier, boot, (lo, hi), oldest))
+            };
+            let secs = covered.as_secs_f64();
             let cost = self.stats_cost_ns(boot);
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
@@ -71,28 +80,23 @@ impl Store {
         Ok(rows)
     }
 
-    /// Time with data in `[lo, hi]` of `boot`, for rates over a window.
-    /// The time the sums over `[lo, hi]` actually cover, for rates: raw deltas reach back to
-    /// the tick before the first in range, rollup buckets start on their boundaries, and
-    /// nothing is known past the newest tick.
-    fn covered(&self, boot: i64, lo: u64, hi: u64, tier: Tier) -> Result<Duration, StoreError> {
-        if tier == Tier::Raw {
-            let ticks = self.ticks_in(boot, lo, hi)?;
-            let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
-                return Ok(Duration::ZERO);
-            };
-            return Ok(Duration::from_micros(
-                last.bt_us.saturating_sub(first.bt_us),
-            ));
-        }
-        let oldest = self.tier_oldest()?[tier as usize];
+    /// The time rollup sums over `[lo, hi]` of `boot` actually cover, for rates: buckets start
+    /// on their boundaries, and nothing is known past the newest tick. `oldest` is the oldest
+    /// time the tier holds.
+    fn rollup_covered(
+        &self,
+        tier: Tier,
+        boot: i64,
+        (lo, hi): (u64, u64),
+        oldest: Option<SystemTime>,
+    ) -> Duration {
         let newest = self.newest_time();
         let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
         let to_bt = |t: SystemTime| (wall_ns(t) - offset).max(0) as u64 / 1000;
-        let bucket = self.rollup_span(tier, boot, lo, hi)?.bucket_us;
+        let bucket = tier.bucket_us();
         let start = oldest.map_or(lo, |o| lo.max(to_bt(o))).div_ceil(bucket) * bucket;
         let end = newest.map_or(hi, |n| hi.min(to_bt(n)));
-        Ok(Duration::from_micros(end.saturating_sub(start)))
+        Duration::from_micros(end.saturating_sub(start))
     }
 
     /// Sums per series over `[lo, hi]` µs of `boot` from `tier`.
@@ -105,7 +109,8 @@ impl Store {
         series: &[SeriesRow],
     ) -> Result<HashMap<i64, Bucket>, StoreError> {
         if tier == Tier::Raw {
-            return self.raw_sums(boot, lo, hi, series);
+            let ticks = self.ticks_in(boot, lo, hi)?;
+            return self.raw_sums(&ticks, lo, series);
         }
         let span = self.rollup_span(tier, boot, lo, hi)?;
         let (table, width, fine) = (span.table, span.chunk_us, span.bucket_us);
@@ -136,14 +141,14 @@ impl Store {
         Ok(sums)
     }
 
+    /// Sums per series over the ticks from `lo` on; `ticks` come from `ticks_in`, so the tick
+    /// before `lo` (for the first one's elapsed time) leads when there is one.
     fn raw_sums(
         &self,
-        boot: i64,
+        ticks: &[TickPoint],
         lo: u64,
-        hi: u64,
         series: &[SeriesRow],
     ) -> Result<HashMap<i64, Bucket>, StoreError> {
-        let ticks = self.ticks_in(boot, lo, hi)?;
         let Some(start) = ticks.iter().position(|p| p.bt_us >= lo) else {
             return Ok(HashMap::new());
         };
@@ -165,4 +170,13 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// The time raw sums over `ticks` (from `ticks_in`) cover: deltas reach back to the tick before
+/// the first in range, and nothing is known past the last.
+fn raw_covered(ticks: &[TickPoint]) -> Duration {
+    let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
+        return Duration::ZERO;
+    };
+    Duration::from_micros(last.bt_us.saturating_sub(first.bt_us))
 }

@@ -364,13 +364,11 @@ pub fn segments_from(
     Ok(out)
 }
 
-/// A stored rollup chunk with its summary columns.
+/// A stored rollup chunk: its baseline and encoded buckets.
 #[derive(Debug, Clone)]
 pub struct ChunkRow {
-    pub chunk: i64,
     pub series_id: i64,
     pub base: Counters,
-    pub summary: Bucket,
     pub data: Vec<u8>,
 }
 
@@ -383,25 +381,13 @@ impl ChunkRow {
 
 fn chunk_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
     Ok(ChunkRow {
-        chunk: r.get(1)?,
-        series_id: r.get(2)?,
-        base: counters(r.get(3)?, r.get(4)?),
-        summary: Bucket {
-            index: r.get(1)?,
-            samples: r.get::<_, i64>(5)? as u32,
-            frozen: 0,
-            cnt: r.get::<_, i64>(6)? as u64,
-            rt: r.get::<_, i64>(7)? as u64,
-            peak_cnt_rate: r.get::<_, i64>(8)? as u64,
-            peak_rt_rate: r.get::<_, i64>(9)? as u64,
-            covered: r.get::<_, i64>(10)? as u64,
-        },
-        data: r.get(11)?,
+        series_id: r.get(0)?,
+        base: counters(r.get(1)?, r.get(2)?),
+        data: r.get(3)?,
     })
 }
 
-const CHUNK_COLUMNS: &str = "boot_seq, chunk, series_id, base_cnt, base_rt, samples, sum_cnt, \
-                             sum_rt, peak_cnt_rate, peak_rt_rate, covered, data";
+const CHUNK_COLUMNS: &str = "series_id, base_cnt, base_rt, data";
 
 /// One series' chunk, by primary key.
 pub fn chunk(
@@ -432,5 +418,36 @@ pub fn chunks_between(
          WHERE boot_seq = ?1 AND chunk BETWEEN ?2 AND ?3 ORDER BY chunk, series_id"
     ))?;
     let rows = stmt.query_map(params![boot, lo, hi], chunk_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The summary columns (series, sums) of `boot`'s chunks with index in `[lo, hi]`: the data
+/// blobs are not read.
+pub fn chunk_sums_between(
+    conn: &Connection,
+    table: &str,
+    boot: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<(i64, Bucket)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT chunk, series_id, samples, sum_cnt, sum_rt, peak_cnt_rate, peak_rt_rate, covered
+         FROM {table} WHERE boot_seq = ?1 AND chunk BETWEEN ?2 AND ?3"
+    ))?;
+    let rows = stmt.query_map(params![boot, lo, hi], |r| {
+        Ok((
+            r.get(1)?,
+            Bucket {
+                index: r.get(0)?,
+                samples: r.get::<_, i64>(2)? as u32,
+                frozen: 0,
+                cnt: r.get::<_, i64>(3)? as u64,
+                rt: r.get::<_, i64>(4)? as u64,
+                peak_cnt_rate: r.get::<_, i64>(5)? as u64,
+                peak_rt_rate: r.get::<_, i64>(6)? as u64,
+                covered: r.get::<_, i64>(7)? as u64,
+            },
+        ))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

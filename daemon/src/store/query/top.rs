@@ -117,16 +117,29 @@ impl Store {
         let (first, last, rolled) = (span.first, span.last, span.rolled_end);
         let mut sums: HashMap<i64, Bucket> = HashMap::new();
         if rolled > first {
-            for row in read::chunks_between(&self.conn, table, boot, first, rolled - 1)? {
-                let chunk_lo = row.chunk as u64 * width;
-                let entry = sums.entry(row.series_id).or_default();
-                if chunk_lo >= lo && chunk_lo + width <= hi {
-                    entry.absorb(&row.summary);
-                } else {
-                    for b in row.buckets()? {
-                        let at = b.index as u64 * fine;
+            let (a, b) = (first, rolled - 1);
+            let whole = |c: i64| {
+                let chunk_lo = c as u64 * width;
+                chunk_lo >= lo && chunk_lo + width <= hi
+            };
+            // Only the end chunks can stick out of the window: those are read bucket by
+            // bucket, the ones inside by their summary columns, without their blobs.
+            let (inner_a, inner_b) = (a + i64::from(!whole(a)), b - i64::from(!whole(b)));
+            if inner_a <= inner_b {
+                for (id, summary) in
+                    read::chunk_sums_between(&self.conn, table, boot, inner_a, inner_b)?
+                {
+                    sums.entry(id).or_default().absorb(&summary);
+                }
+            }
+            let edges = if a == b { &[a][..] } else { &[a, b][..] };
+            for &c in edges.iter().filter(|&&c| !whole(c)) {
+                for row in read::chunks_between(&self.conn, table, boot, c, c)? {
+                    let entry = sums.entry(row.series_id).or_default();
+                    for bucket in row.buckets()? {
+                        let at = bucket.index as u64 * fine;
                         if at >= lo && at <= hi {
-                            entry.absorb(&b);
+                            entry.absorb(&bucket);
                         }
                     }
                 }

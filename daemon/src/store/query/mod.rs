@@ -3,12 +3,13 @@
 //! rollup tier not rolled up yet is derived on the fly from the finer tier, and the part not
 //! flushed yet from memory, so answers are exact up to the last tick.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::codec::Bucket;
+use super::ingest::Live;
 use super::maintain::Life;
 use super::read::{self, Segment, TickPoint};
 use super::{Store, StoreError, wall_ns};
@@ -276,14 +277,23 @@ mod history;
 mod top;
 
 impl Store {
-    fn series_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<SeriesRow> {
+    /// Live programs by series, built once per query rather than searched per row.
+    fn lives_by_series(&self) -> HashMap<i64, &Live> {
+        self.live.values().map(|l| (l.series_id, l)).collect()
+    }
+
+    fn series_from_row(
+        &self,
+        lives: &HashMap<i64, &Live>,
+        r: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<SeriesRow> {
         let id: i64 = r.get(0)?;
         let boot: i64 = r.get(1)?;
         let end_tick: Option<i64> = r.get(9)?;
         let end_bt: Option<i64> = r.get(10)?;
         let base = read::counters(r.get(11)?, r.get(12)?);
         let end = read::opt_counters(r, 13, 14)?;
-        let live = self.live.values().find(|l| l.series_id == id);
+        let live = lives.get(&id).copied();
         let first_bt_ns = r.get::<_, i64>(8)? as u64;
         Ok(SeriesRow {
             series_id: id,
@@ -333,13 +343,14 @@ impl Store {
             "SELECT {SERIES_COLUMNS} FROM series WHERE {where_sql}"
         ))?;
         let mut rows = stmt.query(args)?;
+        let lives = self.lives_by_series();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(self.series_from_row(r)?);
+            out.push(self.series_from_row(&lives, r)?);
         }
         for s in self.pending.series.iter().filter(|s| pending(s)) {
             let m = &s.meta;
-            let live = self.live.values().find(|l| l.series_id == s.series_id);
+            let live = lives.get(&s.series_id).copied();
             out.push(SeriesRow {
                 series_id: s.series_id,
                 boot_seq: s.boot_seq,

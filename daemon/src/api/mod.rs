@@ -175,18 +175,13 @@ fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
         Spec::Id(id) => ProgramRef::ProgramId(*id),
         Spec::Series(id) => ProgramRef::Series(*id),
         Spec::Name(name) => {
-            let all = store.all_series()?;
-            let newest = all
-                .iter()
-                .find(|s| s.full_name == *name)
-                .or_else(|| all.iter().find(|s| s.name == *name))
-                .ok_or_else(|| {
-                    QueryError::NoSuchProgram(format!("no program named {name:?} was ever seen"))
-                })?;
+            let newest = store.newest_named(name)?.ok_or_else(|| {
+                QueryError::NoSuchProgram(format!("no program named {name:?} was ever seen"))
+            })?;
             ProgramRef::Identity {
-                name: newest.full_name.clone(),
-                prog_type: newest.prog_type.clone(),
-                tag: newest.tag.clone(),
+                name: newest.full_name,
+                prog_type: newest.prog_type,
+                tag: newest.tag,
             }
         }
     })
@@ -395,11 +390,16 @@ impl Stats1 {
                 )));
             }
         };
-        let key = (p.meta.id, p.meta.load_boottime_ns);
-        let series = self
-            .with_store(move |s| s.series_id_of(key.0, key.1))
-            .await?
-            .unwrap_or(0);
+        let series = match spec {
+            // The series asked for is the one found loaded above.
+            Spec::Series(series) => series,
+            Spec::Id(_) | Spec::Name(_) => {
+                let key = (p.meta.id, p.meta.load_boottime_ns);
+                self.with_store(move |s| s.series_id_of(key.0, key.1))
+                    .await?
+                    .unwrap_or(0)
+            }
+        };
         Ok(convert::detail(&pass, p, series))
     }
 

@@ -332,7 +332,8 @@ impl Store {
         })
     }
 
-    /// Stored series matching `where_sql`, plus those born but not written yet.
+    /// Stored series matching `where_sql` (which may end in `ORDER BY`/`LIMIT`), plus those
+    /// born but not written yet that `pending` accepts.
     fn series_where(
         &self,
         where_sql: &str,
@@ -423,7 +424,28 @@ impl Store {
         Ok(found)
     }
 
-    /// Every series known, newest first (for listing and name lookups).
+    /// The newest series whose full name is `name`, else the newest whose kernel name (cut to
+    /// 15 bytes) is: what a caller naming a program most likely means.
+    pub fn newest_named(&self, name: &str) -> Result<Option<SeriesRow>, QueryError> {
+        // Pending series are newer than any stored one; the newest of both wins.
+        let newest = |found: Vec<SeriesRow>| found.into_iter().max_by_key(|s| s.series_id);
+        let by_full_name = self.series_where(
+            "full_name = ?1 ORDER BY series_id DESC LIMIT 1",
+            &[&name],
+            |s| s.meta.full_name == name,
+        )?;
+        if let Some(s) = newest(by_full_name) {
+            return Ok(Some(s));
+        }
+        // No index on `name`: a scan, but only when no full name matched.
+        let by_name =
+            self.series_where("name = ?1 ORDER BY series_id DESC LIMIT 1", &[&name], |s| {
+                s.meta.name == name
+            })?;
+        Ok(newest(by_name))
+    }
+
+    /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         let mut all = self.series_where("1", &[], |_| true)?;
         all.sort_by_key(|s| std::cmp::Reverse(s.series_id));

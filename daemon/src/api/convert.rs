@@ -73,7 +73,8 @@ pub fn rates(r: &store::Rates) -> wire::Rates {
     }
 }
 
-pub fn snapshot(pass: &Pass, series_of: impl Fn(&ProgramSample) -> i64) -> wire::Snapshot {
+/// `series_ids` has one entry per program of the pass, in its order (0 on the wire: none).
+pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>]) -> wire::Snapshot {
     wire::Snapshot {
         time_ns: wall_ns(pass.time),
         stats_state: pass.stats_state.to_string(),
@@ -85,7 +86,8 @@ pub fn snapshot(pass: &Pass, series_of: impl Fn(&ProgramSample) -> i64) -> wire:
         programs: pass
             .programs
             .iter()
-            .map(|p| program_row(p, series_of(p)))
+            .zip(series_ids)
+            .map(|(p, id)| program_row(p, id.unwrap_or(0)))
             .collect(),
     }
 }
@@ -149,30 +151,30 @@ pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDe
     }
 }
 
-pub fn series(s: &SeriesRow) -> wire::SeriesInfo {
+pub fn series(s: SeriesRow) -> wire::SeriesInfo {
     wire::SeriesInfo {
         series_id: s.series_id,
         boot_seq: s.boot_seq,
         id: s.prog_id,
-        name: s.name.clone(),
-        full_name: s.full_name.clone(),
-        prog_type: s.prog_type.clone(),
-        tag: s.tag.clone(),
+        name: s.name,
+        full_name: s.full_name,
+        prog_type: s.prog_type,
+        tag: s.tag,
         alive: s.alive,
         first_seen_ns: ns(s.first_seen),
         last_seen_ns: ns(s.last_seen),
     }
 }
 
-pub fn top_row(r: &TopRow) -> wire::TopRow {
-    let s = &r.series;
+pub fn top_row(r: TopRow) -> wire::TopRow {
+    let s = r.series;
     wire::TopRow {
         series_id: s.series_id,
         id: s.prog_id,
-        name: s.name.clone(),
-        full_name: s.full_name.clone(),
-        prog_type: s.prog_type.clone(),
-        tag: s.tag.clone(),
+        name: s.name,
+        full_name: s.full_name,
+        prog_type: s.prog_type,
+        tag: s.tag,
         alive: s.alive,
         samples: r.samples,
         run_cnt: r.run_cnt,
@@ -189,7 +191,7 @@ pub fn top_row(r: &TopRow) -> wire::TopRow {
 }
 
 /// The wire form of a history; `next_from_ns` is where a cut answer goes on (0: complete).
-pub fn history(h: &History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::HistoryPoint>) {
+pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::HistoryPoint>) {
     let points = h
         .points
         .iter()
@@ -209,7 +211,7 @@ pub fn history(h: &History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::
         })
         .collect();
     let info = wire::HistoryInfo {
-        series: h.series.iter().map(series).collect(),
+        series: h.series.into_iter().map(series).collect(),
         tier: h.tier.as_str().to_owned(),
         step_ns: h.step_ns,
         next_from_ns,

@@ -26,7 +26,7 @@ pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
 pub struct Shared {
     pub jobs: mpsc::Sender<StoreJob>,
     /// Requests to the sampling thread (calibration).
-    pub sampler_cmds: Mutex<std::sync::mpsc::Sender<crate::service::SamplerCmd>>,
+    pub sampler_cmds: std::sync::mpsc::Sender<crate::service::SamplerCmd>,
     /// The newest pass, set by the sampling thread.
     pub latest: Mutex<Option<Arc<Pass>>>,
     pub sampler: Arc<SamplerStats>,
@@ -235,6 +235,7 @@ impl Stats1 {
             .iter()
             .map(|p| (p.meta.id, p.meta.load_boottime_ns))
             .collect();
+        // One per program, in the pass's order.
         let ids = self
             .with_store(move |s| {
                 keys.iter()
@@ -242,18 +243,7 @@ impl Stats1 {
                     .collect::<Vec<_>>()
             })
             .await?;
-        let by_key: std::collections::HashMap<(u32, u64), i64> = pass
-            .programs
-            .iter()
-            .zip(ids)
-            .map(|(p, id)| ((p.meta.id, p.meta.load_boottime_ns), id.unwrap_or(0)))
-            .collect();
-        Ok(convert::snapshot(&pass, |p| {
-            by_key
-                .get(&(p.meta.id, p.meta.load_boottime_ns))
-                .copied()
-                .unwrap_or(0)
-        }))
+        Ok(convert::snapshot(&pass, &ids))
     }
 
     #[zbus(out_args("rows"))]
@@ -278,7 +268,7 @@ impl Stats1 {
             .with_store(move |s| s.top(from, to, key, n as usize))
             .await?
             .map_err(query_error)?;
-        Ok(rows.iter().map(convert::top_row).collect())
+        Ok(rows.into_iter().map(convert::top_row).collect())
     }
 
     #[zbus(out_args("info", "points"))]
@@ -339,7 +329,7 @@ impl Stats1 {
             })
             .await?
             .map_err(query_error)?;
-        Ok(convert::history(&h, next))
+        Ok(convert::history(h, next))
     }
 
     #[zbus(out_args("detail"))]
@@ -511,16 +501,11 @@ impl Stats1 {
     #[zbus(out_args("ns_per_run", "spread_ns", "source"))]
     async fn calibrate(&self) -> Result<(f64, f64, String), Error> {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .shared
-            .sampler_cmds
-            .lock()
-            .ok()
-            .is_some_and(|s| s.send(crate::service::SamplerCmd::Calibrate(tx)).is_ok());
         let gone = || Error::Unavailable("the sampler is not running".into());
-        if !sent {
-            return Err(gone());
-        }
+        self.shared
+            .sampler_cmds
+            .send(crate::service::SamplerCmd::Calibrate(tx))
+            .map_err(|_| gone())?;
         let cost = rx.await.map_err(|_| gone())?;
         Ok((cost.ns_per_run, cost.spread_ns, cost.source))
     }

@@ -103,13 +103,12 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     // Ticks have a deep queue of their own (4 minutes at 1 s) so queries never push one out.
     let (tx, rx) = mpsc::channel::<StoreMsg>(256);
     let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
-    let stats = Arc::new(SamplerStats::default());
     let (sampler_cmds, sampler_cmds_rx) = std_mpsc::channel::<SamplerCmd>();
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
-        sampler_cmds: Mutex::new(sampler_cmds.clone()),
+        sampler_cmds: sampler_cmds.clone(),
         latest: Mutex::new(None),
-        sampler: Arc::clone(&stats),
+        sampler: Arc::new(SamplerStats::default()),
         interval: cfg.interval,
         retention: cfg.store.retention,
         cap_bytes: cfg.store.max_bytes,
@@ -194,8 +193,8 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let _ = storage.join();
     tracing::info!(
         "stopped after {} passes ({} not stored: queue full)",
-        stats.passes.load(Ordering::Relaxed),
-        stats.dropped.load(Ordering::Relaxed)
+        shared.sampler.passes.load(Ordering::Relaxed),
+        shared.sampler.dropped.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Turning ticks into buffered rows: per-program open segments, the tick window, series births
 //! and ends, clock anchors, and recovery of series a previous run left open.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::codec::{self, Delta, RawChunk, TickChunk};
@@ -385,10 +386,15 @@ impl Store {
             .iter()
             .find(|b| b.boot_id == boot_id)
             .map(|b| b.seq);
+        // The last stored tick depends on the boot only; many series share a few boots.
+        let mut last_of_boot: HashMap<i64, Option<(u64, u64)>> = HashMap::new();
         for s in open {
             let last = latest.get(&s.series_id).copied().unwrap_or(s.base);
-            let (last_tick, last_bt_us) =
-                read::last_tick_of_boot(&self.conn, s.boot_seq)?.unwrap_or((s.first_tick, 0));
+            let last_of = match last_of_boot.entry(s.boot_seq) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => *e.insert(read::last_tick_of_boot(&self.conn, s.boot_seq)?),
+            };
+            let (last_tick, last_bt_us) = last_of.unwrap_or((s.first_tick, 0));
             let last_bt_ns = (last_bt_us * 1000).max(s.first_bt_ns);
             if Some(s.boot_seq) == current {
                 self.live.insert(

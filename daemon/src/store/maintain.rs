@@ -313,29 +313,28 @@ impl Store {
         let ret = self.cfg.retention;
         self.delete_raw_before_wall(age(ret.raw))?;
         for (tier, cutoff) in [(Tier::Min1, age(ret.min1)), (Tier::Hour1, age(ret.hour1))] {
-            let table = tier.table();
-            for boot in self.boots.clone() {
+            let limit = self.unrolled_from(tier);
+            // One statement per table, cached: this runs after every flush.
+            let mut delete = self.conn.prepare_cached(&format!(
+                "DELETE FROM {} WHERE boot_seq = ?1 AND chunk < ?2
+                   AND (boot_seq, chunk) < (?3, ?4)",
+                tier.table()
+            ))?;
+            for boot in &self.boots {
                 let cut_us = cutoff.saturating_sub(boot.wall_offset_ns) / 1000;
                 // Chunks that end before the cutoff.
                 let chunk_cut = cut_us.div_euclid(tier.chunk_us() as i64);
-                let limit = self.unrolled_from(tier);
-                self.conn.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE boot_seq = ?1 AND chunk < ?2
-                           AND (boot_seq, chunk) < (?3, ?4)"
-                    ),
-                    params![boot.seq, chunk_cut, limit.0, limit.1],
-                )?;
+                delete.execute(params![boot.seq, chunk_cut, limit.0, limit.1])?;
             }
         }
         // Series whose data is gone from every tier.
-        for boot in self.boots.clone() {
+        let mut delete = self.conn.prepare_cached(
+            "DELETE FROM series WHERE boot_seq = ?1 AND end_bt_ns IS NOT NULL
+               AND end_bt_ns < ?2",
+        )?;
+        for boot in &self.boots {
             let cut_ns = age(ret.hour1).saturating_sub(boot.wall_offset_ns);
-            self.conn.execute(
-                "DELETE FROM series WHERE boot_seq = ?1 AND end_bt_ns IS NOT NULL
-                   AND end_bt_ns < ?2",
-                params![boot.seq, cut_ns],
-            )?;
+            delete.execute(params![boot.seq, cut_ns])?;
         }
         Ok(())
     }

@@ -102,12 +102,13 @@ pub fn open_series(conn: &Connection) -> Result<Vec<OpenSeries>, StoreError> {
 /// The last tick stored for a boot and its boottime (µs).
 pub fn last_tick_of_boot(conn: &Connection, boot: i64) -> Result<Option<(u64, u64)>, StoreError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT first_tick + n - 1, last_bt_us FROM ticks WHERE boot_seq = ?1
              ORDER BY first_tick DESC LIMIT 1",
-            [boot],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-        )
+        )?
+        .query_row([boot], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
         .optional()?)
 }
 

@@ -543,3 +543,41 @@ fn a_reopened_store_answers_before_its_first_tick() {
         assert_eq!(top[0].run_cnt, want, "{window:?} from {:?}", top[0].tier);
     }
 }
+
+#[test]
+fn top_of_a_past_window_leaves_out_programs_born_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    let mut host = SimHost::new("boot-t", t0(), HOUR);
+    host.load(1, "before");
+    store.ingest(host.tick()).expect("baseline");
+    for _ in 0..60 {
+        host.advance(Duration::from_secs(10));
+        host.run(0, 5, 500);
+        store.ingest(host.tick()).expect("ingest");
+    }
+    store.flush(host.wall).expect("flush");
+    let window_end = host.wall;
+    host.advance(MIN);
+    host.load(2, "after");
+    store.ingest(host.tick()).expect("birth");
+    host.advance(Duration::from_secs(10));
+    host.run(1, 3, 300);
+    store.ingest(host.tick()).expect("ingest");
+    let names = |store: &Store, from, to| -> Vec<String> {
+        store
+            .top(from, to, SortKey::Runs, 10)
+            .expect("top")
+            .into_iter()
+            .map(|r| r.series.full_name)
+            .collect()
+    };
+    // Born after the window: left out while only in memory, and once written.
+    assert_eq!(names(&store, t0(), window_end), ["before"]);
+    store.flush(host.wall).expect("flush");
+    assert_eq!(names(&store, t0(), window_end), ["before"]);
+    // Its own window lists it.
+    let mut later = names(&store, window_end, host.wall + MIN);
+    later.sort();
+    assert_eq!(later, ["after", "before"]);
+}

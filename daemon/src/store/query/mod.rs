@@ -333,12 +333,13 @@ impl Store {
     }
 
     /// Stored series matching `where_sql` (which may end in `ORDER BY`/`LIMIT`), plus those
-    /// born but not written yet that `pending` accepts.
+    /// born but not written yet that `pending` accepts. `pending` sees each such series as the
+    /// row it will be stored as, so it can test the same columns `where_sql` does.
     fn series_where(
         &self,
         where_sql: &str,
         args: &[&dyn rusqlite::ToSql],
-        pending: impl Fn(&super::ingest::NewSeries) -> bool,
+        pending: impl Fn(&SeriesRow) -> bool,
     ) -> Result<Vec<SeriesRow>, QueryError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SERIES_COLUMNS} FROM series WHERE {where_sql}"
@@ -349,10 +350,20 @@ impl Store {
         while let Some(r) = rows.next()? {
             out.push(self.series_from_row(&lives, r)?);
         }
-        for s in self.pending.series.iter().filter(|s| pending(s)) {
+        for s in &self.pending.series {
             let m = &s.meta;
             let live = lives.get(&s.series_id).copied();
-            out.push(SeriesRow {
+            // Ended before it was written: its end is pending too.
+            let end = live
+                .is_none()
+                .then(|| {
+                    self.pending
+                        .ends
+                        .iter()
+                        .find(|e| e.series_id == s.series_id)
+                })
+                .flatten();
+            let row = SeriesRow {
                 series_id: s.series_id,
                 boot_seq: s.boot_seq,
                 prog_id: m.id,
@@ -367,17 +378,16 @@ impl Store {
                 map_memory: live.map_or(s.map_memory, |l| l.map_memory),
                 life: Life {
                     first: s.first_tick,
-                    end: live.is_none().then(|| {
-                        self.pending
-                            .ends
-                            .iter()
-                            .find(|e| e.series_id == s.series_id)
-                            .map_or(s.first_tick, |e| e.end_tick)
-                    }),
+                    end: live
+                        .is_none()
+                        .then(|| end.map_or(s.first_tick, |e| e.end_tick)),
                 },
                 first_bt_ns: s.first_bt_ns,
-                end_bt_ns: None,
-            });
+                end_bt_ns: end.map(|e| e.end_bt_ns),
+            };
+            if pending(&row) {
+                out.push(row);
+            }
         }
         Ok(out)
     }
@@ -391,7 +401,7 @@ impl Store {
                 let boot = self.current_boot.map_or(-1, |i| self.boots[i].seq);
                 let mut all =
                     self.series_where("boot_seq = ?1 AND prog_id = ?2", &[&boot, id], |s| {
-                        s.boot_seq == boot && s.meta.id == *id
+                        s.boot_seq == boot && s.prog_id == *id
                     })?;
                 all.sort_by_key(|s| s.series_id);
                 all.pop().into_iter().collect()
@@ -403,11 +413,7 @@ impl Store {
             } => self.series_where(
                 "full_name = ?1 AND type = ?2 AND tag = ?3",
                 &[name, prog_type, tag],
-                |s| {
-                    s.meta.full_name == *name
-                        && s.meta.prog_type == *prog_type
-                        && s.meta.tag == *tag
-                },
+                |s| s.full_name == *name && s.prog_type == *prog_type && s.tag == *tag,
             )?,
         };
         if found.is_empty() {
@@ -432,7 +438,7 @@ impl Store {
         let by_full_name = self.series_where(
             "full_name = ?1 ORDER BY series_id DESC LIMIT 1",
             &[&name],
-            |s| s.meta.full_name == name,
+            |s| s.full_name == name,
         )?;
         if let Some(s) = newest(by_full_name) {
             return Ok(Some(s));
@@ -440,7 +446,7 @@ impl Store {
         // No index on `name`: a scan, but only when no full name matched.
         let by_name =
             self.series_where("name = ?1 ORDER BY series_id DESC LIMIT 1", &[&name], |s| {
-                s.meta.name == name
+                s.name == name
             })?;
         Ok(newest(by_name))
     }

@@ -27,10 +27,16 @@ impl Store {
         let tier = choose_tier(&oldest, from, window);
         let mut rows = Vec::new();
         for (boot, lo, hi) in self.boot_ranges(from, to) {
+            // Series alive at some point of the range.
+            let (lo_ns, hi_ns) = (lo * 1000, hi * 1000);
             let series = self.series_where(
                 "boot_seq = ?1 AND first_bt_ns <= ?3 AND (end_bt_ns IS NULL OR end_bt_ns >= ?2)",
-                &[&boot, &((lo * 1000) as i64), &((hi * 1000) as i64)],
-                |s| s.boot_seq == boot,
+                &[&boot, &(lo_ns as i64), &(hi_ns as i64)],
+                |s| {
+                    s.boot_seq == boot
+                        && s.first_bt_ns <= hi_ns
+                        && s.end_bt_ns.is_none_or(|e| e >= lo_ns)
+                },
             )?;
             if series.is_empty() {
                 continue;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bin;
+use crate::{bin, ok};
 
 /// The policy file shipped in `dbus/`.
 pub fn policy_file() -> PathBuf {
@@ -206,15 +206,6 @@ impl Drop for ApiDaemon {
     }
 }
 
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn exists(db: &str, key: &str) -> bool {
     Command::new("getent")
         .args([db, key])
@@ -226,10 +217,10 @@ fn exists(db: &str, key: &str) -> bool {
 /// Makes sure group `ebpfstat` and the user exist; the user joins the group if `member`.
 pub fn ensure_user(name: &str, member: bool) {
     if !exists("group", ebpfstat_dbus::GROUP) {
-        run_ok(Command::new("groupadd").args(["--system", ebpfstat_dbus::GROUP]));
+        ok(Command::new("groupadd").args(["--system", ebpfstat_dbus::GROUP]));
     }
     if !exists("passwd", name) {
-        run_ok(Command::new("useradd").args([
+        ok(Command::new("useradd").args([
             "--system",
             "--no-create-home",
             "--shell",
@@ -238,7 +229,7 @@ pub fn ensure_user(name: &str, member: bool) {
         ]));
     }
     if member {
-        run_ok(Command::new("usermod").args(["-aG", ebpfstat_dbus::GROUP, name]));
+        ok(Command::new("usermod").args(["-aG", ebpfstat_dbus::GROUP, name]));
     }
 }
 

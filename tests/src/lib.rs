@@ -12,6 +12,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ebpfstatd::bpf::btf;
@@ -27,8 +28,7 @@ pub const MAP_TYPE_ARRAY: u32 = 2;
 pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
 pub const ATTACH_CGROUP_INET_INGRESS: u32 = 0;
 
-/// Whether this process may load programs. Under `CI=true` a missing privilege is a failure
-/// with a clear message; elsewhere the test is skipped, visibly.
+/// Whether this process may load programs; if not, the test is skipped (see [`skip_or_fail`]).
 pub fn bpf_available(test: &str) -> bool {
     let reason = if is_root() {
         match load_trivial() {
@@ -38,12 +38,49 @@ pub fn bpf_available(test: &str) -> bool {
     } else {
         "needs root (CAP_SYS_ADMIN and bpf())".to_owned()
     };
+    skip_or_fail(test, &reason);
+    false
+}
+
+/// A test whose prerequisite is missing: under `CI=true` a failure with a clear message;
+/// elsewhere a visible `SKIPPED` line (and the caller returns).
+pub fn skip_or_fail(test: &str, reason: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: {reason}. CI must run these tests as root on a kernel with bpf()."
+        "{test}: {reason}. Under CI=true a missing prerequisite is a failure, not a skip."
     );
     eprintln!("SKIPPED {test}: {reason}");
-    false
+}
+
+/// Runs a command to completion, capturing its output (a failure to start it panics).
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// Runs a command, asserts it succeeded and returns its stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `target/packages/`, where `packaging/build` puts the .deb and the .rpm.
+pub fn packages_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages")
+}
+
+/// The package built by `packaging/build` with this extension (`deb`, `rpm`), if there is one.
+pub fn built_package(ext: &str) -> Option<PathBuf> {
+    std::fs::read_dir(packages_dir()).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == ext))
+    })
 }
 
 /// Returns from the calling test when real eBPF is not available (see [`bpf_available`]).
@@ -401,12 +438,7 @@ impl Drop for Tmpfs {
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{}: needs root (mount)",
-                module_path!()
-            );
-            eprintln!("SKIPPED {}: needs root (mount)", module_path!());
+            $crate::skip_or_fail(module_path!(), "needs root (mount)");
             return;
         }
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_tests::require_bpf;
+use ebpfstat_tests::{built_package, ok, output, require_bpf, skip_or_fail};
 use ebpfstatd::store::{Store, StoreConfig};
 
 fn target() -> PathBuf {
@@ -43,21 +43,6 @@ fn base_root() -> PathBuf {
         );
     }
     root
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = sh(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Container {
@@ -128,7 +113,7 @@ impl Container {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        sh(&mut self.cmd(args))
+        output(&mut self.cmd(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -208,28 +193,23 @@ fn child_named(parent: u32, comm: &str) -> Option<u32> {
 #[test]
 fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
     require_bpf!();
-    let deb = std::fs::read_dir(target().join("packages"))
-        .ok()
-        .and_then(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        });
+    let deb = built_package("deb");
     let missing: Vec<&str> = ["debootstrap", "systemd-nspawn", "nsenter"]
         .into_iter()
         .filter(|t| !have(t))
         .collect();
     if deb.is_none() || !missing.is_empty() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs target/packages/*.deb ({}) and {missing:?}",
-            if deb.is_some() {
-                "found"
-            } else {
-                "missing: run packaging/build"
-            }
+        skip_or_fail(
+            module_path!(),
+            &format!(
+                "needs target/packages/*.deb ({}) and {missing:?}",
+                if deb.is_some() {
+                    "found"
+                } else {
+                    "missing: run packaging/build"
+                }
+            ),
         );
-        eprintln!("SKIPPED: needs the .deb and {missing:?}");
         return;
     }
     let deb = deb.expect("deb");

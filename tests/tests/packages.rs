@@ -1,49 +1,81 @@
 //! The .deb and .rpm built by `packaging/build`: contents, metadata, lintian, and the .deb's
 //! life on this machine: install, upgrade over itself, remove, purge.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use ebpfstat_tests::require_root;
-
-fn packages_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages")
-}
+use ebpfstat_tests::{built_package, ok, output, require_root, skip_or_fail};
 
 /// The package of this kind, or `None` (skipped; a failure under CI).
 fn package(ext: &str) -> Option<PathBuf> {
-    let found = std::fs::read_dir(packages_dir()).ok().and_then(|d| {
-        d.flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == ext))
-    });
+    let found = built_package(ext);
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no .{ext} in target/packages: run packaging/build first (the README's test command does)"
+        skip_or_fail(
+            module_path!(),
+            &format!(
+                "no .{ext} in target/packages: run packaging/build first (the README's test command does)"
+            ),
         );
-        eprintln!("SKIPPED: no .{ext} in target/packages (run packaging/build)");
     }
     found
 }
 
-fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+/// `cmd args`, asserted to succeed; its stdout.
+fn ok_args(cmd: &str, args: &[&str]) -> String {
+    ok(Command::new(cmd).args(args))
 }
 
-fn ok(cmd: &str, args: &[&str]) -> String {
-    let out = run(cmd, args);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Keeps the package's scripts from starting services while it exists: `deb-systemd-invoke`
+/// asks `policy-rc.d`, and 101 means "not now". On a host where systemd is PID 1 the postinst
+/// would otherwise start `ebpfstatd`, which holds `/var/lib/ebpfstat/history.db` (exclusive
+/// locking) and keeps writing it while the test runs the daemon itself and compares the file.
+/// An existing `policy-rc.d` is the host's and is left alone; ours is removed on drop, also
+/// when the test fails.
+struct NoServiceStarts {
+    ours: bool,
+}
+
+impl NoServiceStarts {
+    fn install() -> Self {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(POLICY_RC_D);
+        match file {
+            Ok(mut f) => {
+                let guard = Self { ours: true };
+                f.write_all(b"#!/bin/sh\n# written by the ebpfstat package test; removed after it\nexit 101\n")
+                    .expect("write policy-rc.d");
+                guard
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self { ours: false },
+            Err(e) => panic!("{POLICY_RC_D}: {e}"),
+        }
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.ours {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
+/// `dpkg -i deb`; its stdout. Where systemd runs, the service is stopped afterwards in case the
+/// host's own `policy-rc.d` let the postinst start it.
+fn install(deb: &str) -> String {
+    let out = ok_args("dpkg", &["-i", deb]);
+    if Path::new("/run/systemd/system").exists() {
+        let _ = output(Command::new("systemctl").args(["stop", "ebpfstatd.service"]));
+    }
+    out
 }
 
 const FILES: &[&str] = &[
@@ -66,7 +98,7 @@ const FILES: &[&str] = &[
 fn rpm_lists_the_files_and_metadata() {
     let Some(rpm) = package("rpm") else { return };
     let rpm = rpm.to_str().expect("utf-8");
-    let list = ok("rpm", &["-qlp", rpm]);
+    let list = ok_args("rpm", &["-qlp", rpm]);
     for f in FILES {
         assert!(
             list.lines().any(|l| l == *f),
@@ -75,7 +107,7 @@ fn rpm_lists_the_files_and_metadata() {
     }
     assert!(list.contains("/usr/share/zsh/site-functions/_ebpfstatctl"));
     assert!(list.contains("/usr/share/licenses/ebpfstat/LICENSE"));
-    let info = ok("rpm", &["-qip", rpm]);
+    let info = ok_args("rpm", &["-qip", rpm]);
     for field in [
         "Name        : ebpfstat",
         "Version     : 0.1.0",
@@ -83,19 +115,20 @@ fn rpm_lists_the_files_and_metadata() {
     ] {
         assert!(info.contains(field), "{field} missing:\n{info}");
     }
-    let config = ok("rpm", &["-qcp", rpm]);
+    let config = ok_args("rpm", &["-qcp", rpm]);
     assert_eq!(
         config.trim(),
         "/etc/ebpfstat/ebpfstatd.toml",
         "the config is %config"
     );
-    let scripts = ok("rpm", &["-qp", "--scripts", rpm]);
+    let scripts = ok_args("rpm", &["-qp", "--scripts", rpm]);
     assert!(scripts.contains("groupadd --system ebpfstat"), "{scripts}");
 }
 
 fn dpkg_status() -> String {
     String::from_utf8_lossy(
-        &run("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", "ebpfstat"]).stdout,
+        &output(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", "ebpfstat"]))
+            .stdout,
     )
     .trim()
     .to_owned()
@@ -131,7 +164,7 @@ fn deb_installs_upgrades_removes_and_purges() {
     require_root!();
     let Some(deb) = package("deb") else { return };
     let deb = deb.to_str().expect("utf-8");
-    let list = ok("dpkg-deb", &["-c", deb]);
+    let list = ok_args("dpkg-deb", &["-c", deb]);
     for f in FILES {
         assert!(
             list.contains(&format!(".{f}")),
@@ -139,29 +172,32 @@ fn deb_installs_upgrades_removes_and_purges() {
         );
     }
     assert!(list.contains("./usr/share/doc/ebpfstat/copyright"));
-    let conffiles = ok("dpkg-deb", &["-I", deb, "conffiles"]);
+    let conffiles = ok_args("dpkg-deb", &["-I", deb, "conffiles"]);
     assert_eq!(conffiles.trim(), "/etc/ebpfstat/ebpfstatd.toml");
-    let lintian = run("lintian", &[deb]);
+    let lintian = output(Command::new("lintian").arg(deb));
     let report = String::from_utf8_lossy(&lintian.stdout);
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors:\n{report}");
 
-    // Start clean, then install.
-    let _ = run("dpkg", &["--purge", "ebpfstat"]);
-    let out = ok("dpkg", &["-i", deb]);
+    // Start clean, then install (without the service starting: the test runs the daemon).
+    let _no_starts = NoServiceStarts::install();
+    let _ = output(Command::new("dpkg").args(["--purge", "ebpfstat"]));
+    let out = install(deb);
     assert_eq!(dpkg_status(), "ii");
     if !Path::new("/run/systemd/system").exists() {
         assert!(out.contains("start it as root with: ebpfstatd"), "{out}");
     }
     assert_eq!(
-        ok("/usr/bin/ebpfstatd", &["--version"]).trim(),
+        ok_args("/usr/bin/ebpfstatd", &["--version"]).trim(),
         format!("ebpfstatd {}", env!("CARGO_PKG_VERSION"))
     );
-    assert!(ok("/usr/bin/ebpfstatctl", &["--help"]).contains("history"));
-    ok("getent", &["group", "ebpfstat"]);
-    assert!(ok("/usr/bin/ebpfstatd", &["--check-config"]).contains("/etc/ebpfstat/ebpfstatd.toml"));
+    assert!(ok_args("/usr/bin/ebpfstatctl", &["--help"]).contains("history"));
+    ok_args("getent", &["group", "ebpfstat"]);
+    assert!(
+        ok_args("/usr/bin/ebpfstatd", &["--check-config"]).contains("/etc/ebpfstat/ebpfstatd.toml")
+    );
     // The unit, with its binary and man pages where it names them.
-    ok(
+    ok_args(
         "systemd-analyze",
         &["verify", "/usr/lib/systemd/system/ebpfstatd.service"],
     );
@@ -174,22 +210,22 @@ fn deb_installs_upgrades_removes_and_purges() {
     let mut edited = std::fs::read_to_string(conf).expect("config");
     edited.push_str("\n# edited by the package test\nrescan_every = 29\n");
     std::fs::write(conf, &edited).expect("edit config");
-    ok("dpkg", &["-i", deb]);
+    install(deb);
     assert_eq!(
         std::fs::read_to_string(conf).expect("config"),
         edited,
         "edited config kept"
     );
     assert_eq!(digest(db), before, "history kept");
-    assert!(ok("/usr/bin/ebpfstatd", &["--check-config"]).contains("rescan_every = 29"));
+    assert!(ok_args("/usr/bin/ebpfstatd", &["--check-config"]).contains("rescan_every = 29"));
 
     // Remove keeps data and configuration; purge deletes them.
-    ok("dpkg", &["--remove", "ebpfstat"]);
+    ok_args("dpkg", &["--remove", "ebpfstat"]);
     assert_eq!(dpkg_status(), "rc");
     assert!(!Path::new("/usr/bin/ebpfstatd").exists());
     assert_eq!(digest(db), before, "remove keeps the history");
     assert!(Path::new(conf).exists(), "remove keeps the configuration");
-    ok("dpkg", &["--purge", "ebpfstat"]);
+    ok_args("dpkg", &["--purge", "ebpfstat"]);
     assert!(
         !Path::new("/var/lib/ebpfstat").exists(),
         "purge deletes the history"

@@ -60,11 +60,11 @@ fn main() {
             work.step();
             store.ingest(work.host.tick()).expect("ingest");
             if work.t.is_multiple_of(60) {
-                store.flush(work.host.wall).expect("flush");
+                store.flush(work.host.wall()).expect("flush");
             }
         }
-        store.flush(work.host.wall).expect("flush");
-        work.host.wall + Duration::from_secs(1)
+        store.flush(work.host.wall()).expect("flush");
+        work.host.wall() + Duration::from_secs(1)
     };
 
     let bus = TestBus::start();

@@ -78,13 +78,13 @@ fn advance(
         work.step();
         store.ingest(work.host.tick()).expect("ingest");
         if work.t.is_multiple_of(60) {
-            store.flush(work.host.wall).expect("flush");
+            store.flush(work.host.wall()).expect("flush");
             if wb {
                 writeback(path);
             }
         }
     }
-    store.flush(work.host.wall).expect("flush");
+    store.flush(work.host.wall()).expect("flush");
 }
 
 /// Raw-tier bytes per program-tick: its pages over the program-ticks it holds.
@@ -169,7 +169,7 @@ fn main() {
     let sim_secs = started.elapsed().as_secs_f64();
 
     // Queries on the full store.
-    let now = main.work.host.wall + SEC;
+    let now = main.work.host.wall() + SEC;
     let top = median_ms(
         || {
             let rows = main

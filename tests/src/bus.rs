@@ -8,11 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::{bin, ok};
 
-/// The policy file shipped in `dbus/`.
-pub fn policy_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.ebpfstat.Stats1.conf")
-}
-
 /// A directory others may enter (tempdirs are 0700).
 pub fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -46,6 +41,9 @@ impl TestBus {
         let dir = open_tempdir();
         let socket = dir.path().join("system_bus_socket");
         let config = dir.path().join("system.conf");
+        // The policy the packages ship (`dbus/org.ebpfstat.Stats1.conf`), as the crate embeds it.
+        let policy = dir.path().join("org.ebpfstat.Stats1.conf");
+        std::fs::write(&policy, ebpfstat_dbus::POLICY_CONF).expect("write policy");
         std::fs::write(
             &config,
             format!(
@@ -74,7 +72,7 @@ impl TestBus {
 </busconfig>
 "#,
                 socket = socket.display(),
-                policy = policy_file().display()
+                policy = policy.display()
             ),
         )
         .expect("write bus config");

@@ -23,9 +23,7 @@ pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const PROG_TYPE_XDP: u32 = 6;
 pub const ATTACH_XDP: u32 = 37;
-pub const MAP_TYPE_HASH: u32 = 1;
 pub const MAP_TYPE_ARRAY: u32 = 2;
-pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
 pub const ATTACH_CGROUP_INET_INGRESS: u32 = 0;
 
 /// Whether this process may load programs; if not, the test is skipped (see [`skip_or_fail`]).

@@ -27,21 +27,17 @@ pub fn meta(id: u32, name: &str, load_boottime_ns: u64) -> Arc<ProgramMeta> {
     })
 }
 
+/// The clocks and programs live in the tick the store is fed.
 #[derive(Debug)]
 pub struct SimHost {
-    pub boot_id: Arc<str>,
-    pub boottime_ns: u64,
-    pub wall: SystemTime,
-    pub stats: StatsCode,
-    pub tick: Tick,
+    tick: Tick,
 }
 
 impl SimHost {
     pub fn new(boot_id: &str, wall: SystemTime, boottime: Duration) -> Self {
-        let boot_id: Arc<str> = boot_id.into();
         Self {
             tick: Tick {
-                boot_id: Arc::clone(&boot_id),
+                boot_id: boot_id.into(),
                 boottime_ns: boottime.as_nanos() as u64,
                 wall,
                 stats: StatsCode::Enabled,
@@ -50,17 +46,18 @@ impl SimHost {
                 stats_cost_ns: 80.0,
                 programs: Vec::new(),
             },
-            boot_id,
-            boottime_ns: boottime.as_nanos() as u64,
-            wall,
-            stats: StatsCode::Enabled,
         }
+    }
+
+    /// The simulated wall clock.
+    pub fn wall(&self) -> SystemTime {
+        self.tick.wall
     }
 
     /// Loads a program now; returns its index.
     pub fn load(&mut self, id: u32, name: &str) -> usize {
         self.tick.programs.push(ProgramTick {
-            meta: meta(id, name, self.boottime_ns),
+            meta: meta(id, name, self.tick.boottime_ns),
             counters: Counters::default(),
             map_memory: MapMemory {
                 total: 4096,
@@ -84,28 +81,24 @@ impl SimHost {
 
     /// Moves both clocks.
     pub fn advance(&mut self, d: Duration) {
-        self.boottime_ns += d.as_nanos() as u64;
-        self.wall += d;
+        self.tick.boottime_ns += d.as_nanos() as u64;
+        self.tick.wall += d;
     }
 
     /// Steps the wall clock only (NTP fixing a clock that booted at 1970, an admin, ...).
     pub fn step_wall(&mut self, to: SystemTime) {
-        self.wall = to;
+        self.tick.wall = to;
     }
 
     /// A reboot: new boot id, boot clock restarts, no programs.
     pub fn reboot(&mut self, boot_id: &str, boottime: Duration) {
-        self.boot_id = boot_id.into();
-        self.boottime_ns = boottime.as_nanos() as u64;
+        self.tick.boot_id = boot_id.into();
+        self.tick.boottime_ns = boottime.as_nanos() as u64;
         self.tick.programs.clear();
     }
 
     /// The pass as the store sees it, at the current clocks.
-    pub fn tick(&mut self) -> &Tick {
-        self.tick.boot_id = Arc::clone(&self.boot_id);
-        self.tick.boottime_ns = self.boottime_ns;
-        self.tick.wall = self.wall;
-        self.tick.stats = self.stats;
+    pub fn tick(&self) -> &Tick {
         &self.tick
     }
 }

@@ -88,17 +88,17 @@ fn rollups_equal_raw_sums_exactly() {
             }
             host.run(index, cnt, rt);
             for (map, width) in [(&mut by_min, MIN), (&mut by_hour, HOUR)] {
-                let e = map.entry((p, bucket_of(host.wall, width))).or_default();
+                let e = map.entry((p, bucket_of(host.wall(), width))).or_default();
                 e.0 += cnt;
                 e.1 += rt;
             }
         }
         store.ingest(host.tick()).expect("ingest");
         if i % 6 == 5 {
-            store.flush(host.wall).expect("flush");
+            store.flush(host.wall()).expect("flush");
         }
     }
-    store.flush(host.wall).expect("flush");
+    store.flush(host.wall()).expect("flush");
 
     let status = store.status().expect("status");
     let spans: BTreeMap<&str, _> = status.tiers.iter().map(|t| (t.tier, t)).collect();
@@ -106,11 +106,11 @@ fn rollups_equal_raw_sums_exactly() {
     assert!(spans["1m"].rows > 0);
     let raw_oldest = spans["raw"].oldest.expect("raw data");
     assert!(
-        raw_oldest >= host.wall - retention.raw - HOUR,
+        raw_oldest >= host.wall() - retention.raw - HOUR,
         "raw kept too long"
     );
 
-    let end = host.wall + Duration::from_secs(1);
+    let end = host.wall() + Duration::from_secs(1);
     for (p, name) in names.iter().enumerate() {
         let target = ProgramRef::Series(series_id(&store, name));
         for (tier, width, expected) in [(Tier::Min1, MIN, &by_min), (Tier::Hour1, HOUR, &by_hour)] {
@@ -151,7 +151,7 @@ fn rollups_equal_raw_sums_exactly() {
     }
     // The raw tier answers the last hour tick by tick.
     let target = ProgramRef::Series(series_id(&store, "steady"));
-    let from = bucket_of(host.wall - HOUR, MIN);
+    let from = bucket_of(host.wall() - HOUR, MIN);
     let raw = store
         .history(&target, from, end, step, Some(Tier::Raw))
         .expect("raw history");
@@ -187,11 +187,11 @@ fn retention_holds_over_simulated_days() {
         }
         store.ingest(host.tick()).expect("ingest");
         if i % 4 == 3 {
-            store.flush(host.wall).expect("flush");
+            store.flush(host.wall()).expect("flush");
         }
     }
-    store.flush(host.wall).expect("flush");
-    let now = host.wall;
+    store.flush(host.wall()).expect("flush");
+    let now = host.wall();
     let status = store.status().expect("status");
     for span in &status.tiers {
         let (max_age, slack) = match span.tier {
@@ -243,7 +243,7 @@ fn byte_cap_is_a_ring_buffer() {
         }
         store.ingest(host.tick()).expect("ingest");
         if i % 12 == 11 {
-            store.flush(host.wall).expect("flush under the cap");
+            store.flush(host.wall()).expect("flush under the cap");
             max_file = max_file.max(std::fs::metadata(&path).expect("db").len());
         }
     }
@@ -255,8 +255,8 @@ fn byte_cap_is_a_ring_buffer() {
     assert!(raw.newest.is_some());
     let top = store
         .top(
-            host.wall - 10 * MIN + Duration::from_secs(1),
-            host.wall + Duration::from_secs(1),
+            host.wall() - 10 * MIN + Duration::from_secs(1),
+            host.wall() + Duration::from_secs(1),
             SortKey::Runs,
             5,
         )
@@ -291,11 +291,11 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
         tick(&mut store, &mut host);
     }
     // And an admin sets it back by an hour.
-    host.step_wall(host.wall - HOUR);
+    host.step_wall(host.wall() - HOUR);
     for _ in 0..600 {
         tick(&mut store, &mut host);
     }
-    store.flush(host.wall).expect("flush");
+    store.flush(host.wall()).expect("flush");
     assert_eq!(store.status().expect("status").clock_steps, 2);
 
     // Everything this boot sampled sits on the latest anchor, in order, and adds up.
@@ -303,8 +303,8 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
     let h = store
         .history(
             &first,
-            host.wall - 40 * MIN,
-            host.wall + MIN,
+            host.wall() - 40 * MIN,
+            host.wall() + MIN,
             MIN,
             Some(Tier::Raw),
         )
@@ -327,7 +327,7 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
         host.run(q, 1, 100);
         store.ingest(host.tick()).expect("ingest");
     }
-    store.flush(host.wall).expect("flush");
+    store.flush(host.wall()).expect("flush");
     let series: Vec<_> = store
         .all_series()
         .expect("series")
@@ -339,8 +339,8 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
     let now = store
         .history(
             &ProgramRef::ProgramId(7),
-            host.wall - 10 * MIN,
-            host.wall + MIN,
+            host.wall() - 10 * MIN,
+            host.wall() + MIN,
             MIN,
             None,
         )
@@ -355,7 +355,7 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
         tag: s.tag.clone(),
     };
     let both = store
-        .history(&ident, host.wall - 2 * HOUR, host.wall + MIN, MIN, None)
+        .history(&ident, host.wall() - 2 * HOUR, host.wall() + MIN, MIN, None)
         .expect("identity history");
     assert_eq!(both.series.len(), 2);
     assert_eq!(
@@ -389,7 +389,7 @@ fn queries_reject_bad_input_clearly() {
     let mut host = SimHost::new("boot-q", t0(), HOUR);
     host.load(1, "only");
     store.ingest(host.tick()).expect("ingest");
-    let now = host.wall;
+    let now = host.wall();
     fn err<T>(r: Result<T, ebpfstatd::store::QueryError>) -> Option<String> {
         r.err().map(|e| e.to_string())
     }
@@ -465,7 +465,7 @@ fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
         }
         store.ingest(host.tick()).expect("ingest keeps working");
         if i % 60 == 59 {
-            match store.flush(host.wall) {
+            match store.flush(host.wall()) {
                 Ok(()) => {}
                 Err(e) => {
                     assert!(e.to_string().contains("disk"), "{e}");
@@ -494,13 +494,13 @@ fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
     );
 
     fs.resize("64m").expect("grow tmpfs");
-    store.flush(host.wall).expect("writes resume");
+    store.flush(host.wall()).expect("writes resume");
     assert_eq!(store.status().expect("status").ticks_buffered, 0);
     let h = store
         .history(
             &ProgramRef::Series(series_id(&store, "full0")),
             t0(),
-            host.wall + MIN,
+            host.wall() + MIN,
             HOUR,
             Some(Tier::Raw),
         )
@@ -522,17 +522,17 @@ fn a_reopened_store_answers_before_its_first_tick() {
             host.run(0, 2, 200);
             store.ingest(host.tick()).expect("ingest");
             if i % 60 == 0 {
-                store.flush(host.wall).expect("flush");
+                store.flush(host.wall()).expect("flush");
             }
         }
-        store.flush(host.wall).expect("flush");
+        store.flush(host.wall()).expect("flush");
     }
     let store = store_at(&dir, Retention::default(), 64 << 20);
     for window in [10 * MIN, 2 * HOUR, DAY] {
         let top = store
             .top(
-                host.wall - window + Duration::from_secs(1),
-                host.wall + MIN,
+                host.wall() - window + Duration::from_secs(1),
+                host.wall() + MIN,
                 SortKey::Runs,
                 5,
             )

@@ -7,8 +7,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ebpfstat_dbus::{Options, Stats1Proxy};
-use ebpfstat_tests::bus::{ApiDaemon, TestBus, open_tempdir};
+use ebpfstat_dbus::Options;
+use ebpfstat_tests::bus::{ApiDaemon, TestBus, open_tempdir, proxy_on};
 use ebpfstat_tests::synthetic::Workload;
 use ebpfstat_tests::{bin, is_root};
 use ebpfstatd::store::{Store, StoreConfig, wall_ns};
@@ -76,11 +76,7 @@ fn main() {
         .build()
         .expect("runtime");
     let ((top50, top99), (hist50, hist99), points) = rt.block_on(async move {
-        let conn = zbus::connection::Builder::address(address.as_str())
-            .build()
-            .await
-            .expect("bus");
-        let p = Stats1Proxy::new(&conn).await.expect("proxy");
+        let (_conn, p) = proxy_on(&address).await;
         let day = DAY as i64 * 1_000_000_000;
         let top = timed(RUNS, || async {
             let rows = p

@@ -5,11 +5,10 @@
 //! Run as root: `cargo build --release --workspace && cargo bench -p ebpfstat-tests --bench observer`
 
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_tests::bus::ApiDaemon;
-use ebpfstat_tests::{Fleet, bin, is_root};
+use ebpfstat_tests::bus::{ApiDaemon, find_by_name};
+use ebpfstat_tests::{Fleet, is_root};
 use ebpfstatd::bpf::sys;
 use serde_json::Value;
 
@@ -52,20 +51,8 @@ fn paced(fleet: &Fleet, rate: u32) -> f64 {
 /// The daemon's extrapolated runs/s of our program since `since`.
 fn extrapolated(daemon: &ApiDaemon, since: SystemTime, name: &str) -> (f64, f64) {
     let since = humantime::format_rfc3339_nanos(since).to_string();
-    let out = Command::new(bin("ebpfstatctl"))
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .args([
-            "--json", "top", "--since", &since, "-n", "10000", "--sort", "runs",
-        ])
-        .output()
-        .expect("ebpfstatctl");
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let row = rows
-        .as_array()
-        .and_then(|r| r.iter().find(|r| r["name"] == name))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let rows = daemon.ctl_json(&["top", "--since", &since, "-n", "10000", "--sort", "runs"]);
+    let row = find_by_name(&rows, name).cloned().unwrap_or(Value::Null);
     (
         row["rates"]["est_runs_per_sec"].as_f64().unwrap_or(0.0),
         row["rates"]["coverage"].as_f64().unwrap_or(0.0),

@@ -1,10 +1,14 @@
 //! A real `dbus-daemon` with a system-bus-like configuration that includes our policy file, a
 //! real `ebpfstatd` serving on it, and users to call it as.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use ebpfstat_dbus::Stats1Proxy;
+use serde_json::Value;
 
 use crate::{bin, ok};
 
@@ -99,10 +103,12 @@ impl Drop for TestBus {
     }
 }
 
-/// `ebpfstatd run` on a bus and a private socket, with its own database.
+/// `ebpfstatd run` on a bus and a private socket, with its own database (or a given one) and its
+/// log in its own directory.
 #[derive(Debug)]
 pub struct ApiDaemon {
     child: Child,
+    /// The private socket; `none` when started with [`ApiDaemon::spawn_unserved`].
     pub socket: PathBuf,
     pub db: PathBuf,
     pub dir: tempfile::TempDir,
@@ -123,24 +129,29 @@ impl ApiDaemon {
         Self::launch(bus, interval, db, &[])
     }
 
+    /// On `db` with neither bus nor socket (`--bus none --socket none`): there is no API to
+    /// wait for, so it is returned as soon as it is spawned — for tests that stop it at any
+    /// moment, startup included.
+    pub fn spawn_unserved(db: &Path, interval: &str, extra: &[&str]) -> Self {
+        let dir = open_tempdir();
+        let child = Self::command(None, interval, db, Path::new("none"), extra)
+            .stderr(Self::log_file(&dir))
+            .spawn()
+            .expect("spawn ebpfstatd");
+        Self {
+            child,
+            socket: PathBuf::from("none"),
+            db: db.to_owned(),
+            dir,
+        }
+    }
+
     fn launch(bus: Option<&TestBus>, interval: &str, db: Option<&Path>, extra: &[&str]) -> Self {
         let dir = open_tempdir();
         let socket = dir.path().join("run/private");
         let db = db.map_or_else(|| dir.path().join("history.db"), Path::to_owned);
-        let log = std::fs::File::create(dir.path().join("ebpfstatd.log")).expect("log");
-        let child = Command::new(bin("ebpfstatd"))
-            .arg("run")
-            // Isolated from /etc/ebpfstat (the package tests install and edit it).
-            .args(["--config", "/dev/null"])
-            .arg("--db")
-            .arg(&db)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--bus", bus.map_or("none", |b| b.address.as_str())])
-            .args(["--interval", interval, "--flush-interval", "1s"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
+        let child = Self::command(bus, interval, &db, &socket, extra)
+            .stderr(Self::log_file(&dir))
             .spawn()
             .expect("spawn ebpfstatd");
         wait_for(&socket, "the daemon's socket");
@@ -157,18 +168,39 @@ impl ApiDaemon {
         d
     }
 
+    fn command(
+        bus: Option<&TestBus>,
+        interval: &str,
+        db: &Path,
+        socket: &Path,
+        extra: &[&str],
+    ) -> Command {
+        let mut cmd = Command::new(bin("ebpfstatd"));
+        cmd.arg("run")
+            // Isolated from /etc/ebpfstat (the package tests install and edit it).
+            .args(["--config", "/dev/null"])
+            .arg("--db")
+            .arg(db)
+            .arg("--socket")
+            .arg(socket)
+            .args(["--bus", bus.map_or("none", |b| b.address.as_str())])
+            .args(["--interval", interval, "--flush-interval", "1s"])
+            .args(extra)
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    fn log_file(dir: &tempfile::TempDir) -> std::fs::File {
+        std::fs::File::create(dir.path().join("ebpfstatd.log")).expect("log")
+    }
+
     /// Waits until the API answers a status call with a first pass taken (and so the daemon
     /// is on the bus too).
     fn wait_until_answering(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = Command::new(bin("ebpfstatctl"))
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(["--json", "status"])
-                .output()
-                .expect("ebpfstatctl");
-            let passed = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            let out = ctl_output(&self.via(), &["status"]);
+            let passed = serde_json::from_slice::<Value>(&out.stdout)
                 .is_ok_and(|st| st.get("last_pass_ns").is_some());
             if out.status.success() && passed {
                 return;
@@ -182,6 +214,15 @@ impl ApiDaemon {
         }
     }
 
+    fn via(&self) -> [&OsStr; 2] {
+        ["--socket".as_ref(), self.socket.as_os_str()]
+    }
+
+    /// `ebpfstatctl --socket <socket> --json args`, asserted to succeed, its output parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        ctl_json_via(&self.via(), args)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ebpfstatd.log")).unwrap_or_default()
     }
@@ -190,10 +231,27 @@ impl ApiDaemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn stop(mut self) -> bool {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().is_ok_and(|s| s.success())
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM and wait; whether it exited cleanly.
+    pub fn stop(self) -> bool {
+        self.stop_logged().0
+    }
+
+    /// [`ApiDaemon::stop`], and its log including what it wrote while stopping.
+    pub fn stop_logged(mut self) -> (bool, String) {
+        self.signal(libc::SIGTERM);
+        let clean = self.child.wait().is_ok_and(|s| s.success());
+        (clean, self.log())
+    }
+
+    /// SIGKILL and wait: no chance to write what is buffered.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
     }
 }
 
@@ -202,6 +260,64 @@ impl Drop for ApiDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `ebpfstatctl via --json args` (`via`: `--socket <path>` or `--address <bus>`), as it ran.
+fn ctl_output(via: &[impl AsRef<OsStr>], args: &[&str]) -> Output {
+    Command::new(bin("ebpfstatctl"))
+        .args(via)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run ebpfstatctl")
+}
+
+/// `ebpfstatctl via --json args`, asserted to succeed, its output parsed.
+pub fn ctl_json_via(via: &[impl AsRef<OsStr>], args: &[&str]) -> Value {
+    let out = ctl_output(via, args);
+    assert!(
+        out.status.success(),
+        "ebpfstatctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The row for program `name` in a JSON array of program rows, if there is one.
+pub fn find_by_name<'a>(rows: &'a Value, name: &str) -> Option<&'a Value> {
+    rows.as_array()?.iter().find(|r| r["name"] == name)
+}
+
+/// The row for program `name` in a JSON array of program rows.
+pub fn by_name<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    assert!(rows.is_array(), "not an array of rows: {rows}");
+    find_by_name(rows, name).unwrap_or_else(|| panic!("{name} missing from {rows}"))
+}
+
+/// A proxy on a bus (the test bus, or the system bus's address).
+pub async fn proxy_on(address: &str) -> (zbus::Connection, Stats1Proxy<'static>) {
+    let conn = zbus::connection::Builder::address(address)
+        .build()
+        .await
+        .expect("connect to the bus");
+    let proxy = Stats1Proxy::new(&conn).await.expect("proxy");
+    (conn, proxy)
+}
+
+/// A peer-to-peer proxy over the daemon's private socket.
+pub async fn proxy_on_socket(socket: &Path) -> (zbus::Connection, Stats1Proxy<'static>) {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let conn = zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .build()
+        .await
+        .expect("p2p");
+    let proxy = Stats1Proxy::builder(&conn)
+        .path(ebpfstat_dbus::OBJECT_PATH)
+        .build()
+        .await
+        .expect("proxy");
+    (conn, proxy)
 }
 
 fn exists(db: &str, key: &str) -> bool {
@@ -240,7 +356,7 @@ pub fn public_ctl(dir: &Path) -> PathBuf {
 }
 
 /// Runs `ctl args` as `user` (with its groups).
-pub fn ctl_as(user: &str, ctl: &Path, args: &[&str]) -> std::process::Output {
+pub fn ctl_as(user: &str, ctl: &Path, args: &[&str]) -> Output {
     Command::new("setpriv")
         .args([
             &format!("--reuid={user}"),

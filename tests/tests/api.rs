@@ -2,36 +2,18 @@
 //! real programs with known run counts, `ebpfstatctl --json` and raw D-Bus calls.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_dbus::{Options, Stats1Proxy};
-use ebpfstat_tests::bus::{ApiDaemon, TestBus, ctl_as, ensure_user, open_tempdir, public_ctl};
+use ebpfstat_tests::bus::{
+    ApiDaemon, TestBus, by_name, ctl_as, ctl_json_via, ensure_user, open_tempdir, proxy_on,
+    proxy_on_socket, public_ctl,
+};
 use ebpfstat_tests::*;
-use serde_json::Value;
-
-fn ctl(args: &[&str]) -> Value {
-    let out = Command::new(bin("ebpfstatctl"))
-        .args(args)
-        .output()
-        .expect("run ebpfstatctl");
-    assert!(
-        out.status.success(),
-        "ebpfstatctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
+use ebpfstatd::store::wall_ns;
 
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
-}
-
-fn by_name<'a>(rows: &'a Value, name: &str) -> &'a Value {
-    rows.as_array()
-        .expect("array")
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {rows}"))
 }
 
 #[test]
@@ -50,9 +32,10 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
         ["--address", bus.address.as_str()],
         ["--socket", sock.as_str()],
     ] {
-        let top = ctl(&[
-            via[0], via[1], "--json", "top", "--window", "1m", "--sort", "runs", "-n", "1000",
-        ]);
+        let top = ctl_json_via(
+            &via,
+            &["top", "--window", "1m", "--sort", "runs", "-n", "1000"],
+        );
         assert_eq!(by_name(&top, p0)["run_cnt"], 7, "{via:?}");
         assert_eq!(by_name(&top, p1)["run_cnt"], 3, "{via:?}");
         let names: Vec<&str> = top
@@ -65,19 +48,12 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
         assert_eq!(names, vec![p0.as_str(), p1.as_str()], "sorted by runs");
 
         // Cumulative: since load, from the live counters.
-        let cum = ctl(&[
-            via[0],
-            via[1],
-            "--json",
-            "top",
-            "--cumulative",
-            "--sort",
-            "runs",
-            "-n",
-            "1000",
-        ]);
+        let cum = ctl_json_via(
+            &via,
+            &["top", "--cumulative", "--sort", "runs", "-n", "1000"],
+        );
         assert_eq!(by_name(&cum, p0)["run_cnt"], 7);
-        let list = ctl(&[via[0], via[1], "--json", "list"]);
+        let list = ctl_json_via(&via, &["list"]);
         let row = by_name(&list["programs"], p1);
         assert_eq!(row["run_cnt"], 3);
         assert_eq!(row["owners"][0]["pid"], std::process::id());
@@ -88,26 +64,18 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
                 .iter()
                 .any(|n| n == "shared_maps")
         );
-        let show = ctl(&[
-            via[0],
-            via[1],
-            "--json",
-            "show",
-            &fleet.programs[0].id.to_string(),
-        ]);
+        let show = ctl_json_via(&via, &["show", &fleet.programs[0].id.to_string()]);
         assert_eq!(show["program"]["run_cnt"], 7);
         assert_eq!(show["maps"].as_array().map(Vec::len), Some(2));
     }
     // Per interval: the window after more runs holds only those.
     sleep_ms(400);
-    let before = std::time::SystemTime::now();
+    let before = SystemTime::now();
     sleep_ms(300);
     fleet.drive(0, 4);
     sleep_ms(600);
     let since = humantime::format_rfc3339_nanos(before).to_string();
-    let top = ctl(&[
-        "--socket", &sock, "--json", "top", "--since", &since, "--sort", "runs", "-n", "1000",
-    ]);
+    let top = daemon.ctl_json(&["top", "--since", &since, "--sort", "runs", "-n", "1000"]);
     assert_eq!(by_name(&top, p0)["run_cnt"], 4);
     assert_eq!(by_name(&top, p1)["run_cnt"], 0);
     assert!(daemon.stop());
@@ -117,7 +85,6 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
 fn history_follows_a_program_across_unload_and_reload() {
     require_bpf!();
     let daemon = ApiDaemon::start(None, "200ms");
-    let sock = daemon.socket.to_str().expect("utf-8").to_owned();
     let mut fleet = Fleet::load(&format!("hr{}_", tag()), 0);
     let name = format!("reload{}", tag());
     fleet.add(&name, None);
@@ -133,9 +100,7 @@ fn history_follows_a_program_across_unload_and_reload() {
     sleep_ms(500);
     fleet.drive(0, 4);
     sleep_ms(600);
-    let h = ctl(&[
-        "--socket", &sock, "--json", "history", &name, "--since", "5m", "--step", "1s",
-    ]);
+    let h = daemon.ctl_json(&["history", &name, "--since", "5m", "--step", "1s"]);
     let series = h["info"]["series"].as_array().expect("series");
     assert_eq!(series.len(), 2, "two loads: {series:?}");
     assert_eq!(series.iter().filter(|s| s["alive"] == true).count(), 1);
@@ -153,9 +118,7 @@ fn history_follows_a_program_across_unload_and_reload() {
         .find(|s| s["alive"] == false)
         .expect("old series");
     let spec = format!("series:{}", old["series_id"]);
-    let h = ctl(&[
-        "--socket", &sock, "--json", "history", &spec, "--since", "5m", "--step", "1m",
-    ]);
+    let h = daemon.ctl_json(&["history", &spec, "--since", "5m", "--step", "1m"]);
     let runs: u64 = h["points"]
         .as_array()
         .expect("points")
@@ -198,31 +161,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn proxy_on(address: &str) -> (zbus::Connection, Stats1Proxy<'static>) {
-    let conn = zbus::connection::Builder::address(address)
-        .build()
-        .await
-        .expect("connect to the test bus");
-    let proxy = Stats1Proxy::new(&conn).await.expect("proxy");
-    (conn, proxy)
-}
-
-/// A peer-to-peer proxy over the daemon's private socket.
-async fn proxy_on_socket(socket: &std::path::Path) -> (zbus::Connection, Stats1Proxy<'static>) {
-    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
-    let conn = zbus::connection::Builder::unix_stream(stream)
-        .p2p()
-        .build()
-        .await
-        .expect("p2p");
-    let proxy = Stats1Proxy::builder(&conn)
-        .path(ebpfstat_dbus::OBJECT_PATH)
-        .build()
-        .await
-        .expect("proxy");
-    (conn, proxy)
-}
-
 fn error_name(e: &zbus::Error) -> String {
     match ebpfstat_dbus::error_name(e) {
         Some((name, _)) => name.to_owned(),
@@ -246,10 +184,7 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_sampling() {
     let address = bus.address.clone();
     runtime().block_on(async move {
         let (conn, p) = proxy_on(&address).await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("now")
-            .as_nanos() as i64;
+        let now = wall_ns(SystemTime::now());
         let hour = 3_600_000_000_000i64;
         let mut bad_option = Options::new();
         bad_option.insert("colour".into(), zbus::OwnedVariant::from(1u32));
@@ -435,10 +370,7 @@ fn a_flood_of_clients_does_not_delay_a_tick() {
             let socket = socket.clone();
             tasks.push(tokio::spawn(async move {
                 let (_conn, p) = proxy_on_socket(&socket).await;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("now")
-                    .as_nanos() as i64;
+                let now = wall_ns(SystemTime::now());
                 let mut ok = 0u32;
                 for q in 0..200u32 {
                     let r = match (c + q) % 3 {

@@ -1,61 +1,13 @@
 //! `ebpfstatd run` as a real process: real programs with known run counts, real signals, a
 //! real SQLite file read back afterwards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use ebpfstat_tests::bus::ApiDaemon;
 use ebpfstat_tests::*;
 use ebpfstatd::store::{ProgramRef, Store, StoreConfig, Tier};
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Runs the daemon on `db`, its log in `log_dir`.
-    fn spawn(db: &Path, log_dir: &Path, extra: &[&str]) -> Self {
-        let log = log_dir.join("ebpfstatd.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(bin("ebpfstatd"))
-            .arg("run")
-            .args(["--config", "/dev/null", "--bus", "none", "--socket", "none"])
-            .arg("--db")
-            .arg(db)
-            .args(["--interval", "100ms", "--flush-interval", "1s"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn ebpfstatd run");
-        Self { child, log }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// SIGTERM and wait; returns whether it exited cleanly.
-    fn stop(mut self) -> bool {
-        self.signal(libc::SIGTERM);
-        self.child.wait().expect("wait").success()
-    }
-
-    fn kill(mut self) {
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 fn open(db: &Path) -> Store {
     Store::open(StoreConfig::new(db)).expect("reopen store")
@@ -94,8 +46,8 @@ fn stored_history_matches_real_run_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("state/history.db");
     let fleet = Fleet::load(&format!("dh{}_", tag()), 2);
-    let daemon = Daemon::spawn(&db, dir.path(), &[]);
-    sleep_ms(600); // the daemon's baseline pass
+    // Started: its baseline pass is taken.
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
     fleet.drive(0, 10);
     sleep_ms(300);
     fleet.drive(0, 20);
@@ -103,12 +55,8 @@ fn stored_history_matches_real_run_counts() {
     sleep_ms(300);
     fleet.drive(0, 30);
     sleep_ms(300);
-    let log = daemon.log.clone();
-    assert!(
-        daemon.stop(),
-        "clean exit: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    let (clean, log) = daemon.stop_logged();
+    assert!(clean, "clean exit: {log}");
 
     let store = open(&db);
     assert_eq!(store.integrity_check().expect("check"), "ok");
@@ -123,8 +71,7 @@ fn sigkill_loses_at_most_the_flush_window_and_restart_recovers_the_counts() {
     let db = dir.path().join("history.db");
     let fleet = Fleet::load(&format!("dk{}_", tag()), 1);
     let name = fleet.programs[0].name.clone();
-    let daemon = Daemon::spawn(&db, dir.path(), &[]);
-    sleep_ms(600);
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
     fleet.drive(0, 7);
     sleep_ms(2500); // two flushes
     fleet.drive(0, 5);
@@ -141,8 +88,7 @@ fn sigkill_loses_at_most_the_flush_window_and_restart_recovers_the_counts() {
     drop(store);
 
     // The next run continues the series from its stored counters: the gap's runs are counted.
-    let daemon = Daemon::spawn(&db, dir.path(), &[]);
-    sleep_ms(800);
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
     assert!(daemon.stop());
     let store = open(&db);
     assert_eq!(stored_runs(&store, &name), (12, 12));
@@ -162,7 +108,7 @@ fn sigkill_at_any_moment_never_corrupts_the_database() {
     let db = dir.path().join("history.db");
     let fleet = Fleet::load(&format!("dc{}_", tag()), 20);
     for round in 0..6u64 {
-        let daemon = Daemon::spawn(&db, dir.path(), &["--flush-interval", "200ms"]);
+        let daemon = ApiDaemon::spawn_unserved(&db, "100ms", &["--flush-interval", "200ms"]);
         for i in 0..20 {
             fleet.drive(i, 1 + round);
         }
@@ -187,8 +133,7 @@ fn corrupt_database_is_moved_aside_and_logged_once() {
         b"this is not a database, just bytes on flash".repeat(100),
     )
     .expect("write");
-    let daemon = Daemon::spawn(&db, dir.path(), &[]);
-    sleep_ms(500);
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
     let log = daemon.log();
     assert!(daemon.stop());
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("unreadable")).collect();

@@ -9,13 +9,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::bus::{ApiDaemon, by_name};
 use ebpfstat_tests::*;
 use ebpfstatd::bpf::sys;
 use ebpfstatd::observer::{self, Probe};
 use ebpfstatd::sampler::stats::StatsSwitch;
 use ebpfstatd::sampler::{Sampler, SamplerConfig};
-use serde_json::Value;
 
 static TURN: Mutex<()> = Mutex::new(());
 
@@ -126,22 +125,6 @@ impl Load {
     }
 }
 
-fn ctl_json(daemon: &ApiDaemon, args: &[&str]) -> Value {
-    let out = Command::new(bin("ebpfstatctl"))
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("ebpfstatctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ok() {
@@ -166,7 +149,7 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
     // far over a 0.1 % budget.
     let load = Load::start(&fleet, 200);
     wait_for("duty-cycling", 15, || {
-        let st = ctl_json(&daemon, &["status"]);
+        let st = daemon.ctl_json(&["status"]);
         st["stats_state"]
             .as_str()
             .is_some_and(|s| s.starts_with("duty-cycled"))
@@ -178,16 +161,8 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
     let since = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
     std::thread::sleep(Duration::from_secs(5));
     let truth = (load.runs.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
-    let top = ctl_json(
-        &daemon,
-        &["top", "--since", &since, "--sort", "runs", "-n", "10000"],
-    );
-    let row = top
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["name"] == name.as_str())
-        .expect("our program");
+    let top = daemon.ctl_json(&["top", "--since", &since, "--sort", "runs", "-n", "10000"]);
+    let row = by_name(&top, &name);
     let rates = &row["rates"];
     assert_eq!(rates["estimated"], true, "{row}");
     let coverage = rates["coverage"].as_f64().expect("coverage");
@@ -199,13 +174,10 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
         "true {truth:.0}, extrapolated {est:.0}"
     );
     // The cost of stats stays near the budget: what they cost while on.
-    let st = ctl_json(&daemon, &["status"]);
+    let st = daemon.ctl_json(&["status"]);
     assert!(st["stats_cost_source"] == "measured", "{st}");
     // Stored: the raw history of the window carries its coverage.
-    let h = ctl_json(
-        &daemon,
-        &["history", &name, "--since", "20s", "--step", "1s"],
-    );
+    let h = daemon.ctl_json(&["history", &name, "--since", "20s", "--step", "1s"]);
     let partial = h["points"]
         .as_array()
         .expect("points")
@@ -218,7 +190,7 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
     // The load stops: stats are held all the time again.
     load.stop();
     wait_for("always-on again", 15, || {
-        let st = ctl_json(&daemon, &["status"]);
+        let st = daemon.ctl_json(&["status"]);
         st["stats_state"] == "enabled" && st["stats_coverage"].as_f64() == Some(1.0)
     });
     assert!(daemon.stop());
@@ -232,7 +204,7 @@ fn another_holder_of_stats_is_detected() {
     let daemon = ApiDaemon::start_with(None, "500ms", &["--stats-overhead-budget", "0.1%"]);
     let load = Load::start(&fleet, 200);
     wait_for("duty-cycling", 15, || {
-        ctl_json(&daemon, &["status"])["stats_state"]
+        daemon.ctl_json(&["status"])["stats_state"]
             .as_str()
             .is_some_and(|s| s.starts_with("duty-cycled"))
     });
@@ -243,13 +215,13 @@ fn another_holder_of_stats_is_detected() {
         .spawn()
         .expect("another holder");
     wait_for("the other holder to be seen", 15, || {
-        let st = ctl_json(&daemon, &["status"]);
+        let st = daemon.ctl_json(&["status"]);
         st["stats_state"] == "enabled-by-other-holder" && st["stats_other_holder"] == true
     });
     let _ = other.kill();
     let _ = other.wait();
     wait_for("duty-cycling again", 15, || {
-        ctl_json(&daemon, &["status"])["stats_state"]
+        daemon.ctl_json(&["status"])["stats_state"]
             .as_str()
             .is_some_and(|s| s.starts_with("duty-cycled"))
     });

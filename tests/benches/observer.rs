@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_tests::bus::{ApiDaemon, find_by_name};
-use ebpfstat_tests::{Fleet, is_root};
+use ebpfstat_tests::{Fleet, PacedLoad, is_root};
 use ebpfstatd::bpf::sys;
 use serde_json::Value;
 
@@ -33,19 +33,10 @@ fn busy(fleet: &Fleet) -> (f64, f64) {
 
 /// Runs the program at `rate` runs/s for `MEASURE`; returns the runs/s achieved.
 fn paced(fleet: &Fleet, rate: u32) -> f64 {
-    let prog = fleet.programs[0].prog.as_fd();
-    let packet = [0u8; 64];
-    let per_ms = rate / 1000;
-    let start = Instant::now();
-    let mut next = start;
-    let mut runs = 0u64;
-    while start.elapsed() < MEASURE {
-        sys::prog_test_run(prog, &packet, per_ms).expect("test run");
-        runs += u64::from(per_ms);
-        next += Duration::from_millis(1);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-    runs as f64 / start.elapsed().as_secs_f64()
+    let load = PacedLoad::start(fleet.programs[0].prog.as_fd(), rate / 1000);
+    std::thread::sleep(MEASURE);
+    let (runs, took) = load.stop();
+    runs as f64 / took.as_secs_f64()
 }
 
 /// The daemon's extrapolated runs/s of our program since `since`.

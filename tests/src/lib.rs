@@ -13,6 +13,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ebpfstatd::bpf::btf;
@@ -301,6 +304,66 @@ pub fn wait_for_runs(prog: BorrowedFd<'_>, expected: u64) {
             "program ran {runs} of {expected} times"
         );
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs a program at a steady pace with `BPF_PROG_TEST_RUN` on a thread of its own: `per_ms`
+/// runs every millisecond until stopped (or dropped), counting them.
+#[derive(Debug)]
+pub struct PacedLoad {
+    stop: Arc<AtomicBool>,
+    runs: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Duration>>,
+}
+
+impl PacedLoad {
+    pub fn start(prog: BorrowedFd<'_>, per_ms: u32) -> Self {
+        let prog = prog.try_clone_to_owned().expect("dup program fd");
+        let stop = Arc::new(AtomicBool::new(false));
+        let runs = Arc::new(AtomicU64::new(0));
+        let (s, r) = (Arc::clone(&stop), Arc::clone(&runs));
+        let thread = std::thread::spawn(move || {
+            let packet = [0u8; 64];
+            let start = Instant::now();
+            let mut next = start;
+            while !s.load(Ordering::Relaxed) {
+                sys::prog_test_run(prog.as_fd(), &packet, per_ms).expect("test run");
+                r.fetch_add(u64::from(per_ms), Ordering::Relaxed);
+                next += Duration::from_millis(1);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            start.elapsed()
+        });
+        Self {
+            stop,
+            runs,
+            thread: Some(thread),
+        }
+    }
+
+    /// The runs made so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// Stops it: the runs made, and for how long it ran.
+    pub fn stop(mut self) -> (u64, Duration) {
+        let took = self.halt();
+        (self.runs(), took)
+    }
+
+    fn halt(&mut self) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PacedLoad {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 

@@ -6,12 +6,10 @@
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ebpfstat_tests::bus::{ApiDaemon, by_name};
 use ebpfstat_tests::*;
-use ebpfstatd::bpf::sys;
 use ebpfstatd::observer::{self, Probe};
 use ebpfstatd::sampler::stats::StatsSwitch;
 use ebpfstatd::sampler::{Sampler, SamplerConfig};
@@ -86,45 +84,6 @@ fn the_overhead_estimate_is_runs_times_cost() {
     assert!((share - runs as f64 * 80.0 / elapsed).abs() < 1e-12);
 }
 
-/// Runs a program at a steady rate with BPF_PROG_TEST_RUN until stopped; counts the runs.
-struct Load {
-    stop: std::sync::Arc<AtomicBool>,
-    runs: std::sync::Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    /// `per_tick` runs every millisecond.
-    fn start(fleet: &Fleet, per_tick: u32) -> Self {
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let runs = std::sync::Arc::new(AtomicU64::new(0));
-        let prog = fleet.programs[0].prog.try_clone().expect("dup program fd");
-        let (s, r) = (stop.clone(), runs.clone());
-        let thread = std::thread::spawn(move || {
-            let packet = [0u8; 64];
-            let mut next = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                sys::prog_test_run(prog.as_fd(), &packet, per_tick).expect("test run");
-                r.fetch_add(u64::from(per_tick), Ordering::Relaxed);
-                next += Duration::from_millis(1);
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        });
-        Self {
-            stop,
-            runs,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ok() {
@@ -147,7 +106,7 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
     );
     // 200 000 runs a second (200 every millisecond): about 1.5 % of a core at ~75 ns a run,
     // far over a 0.1 % budget.
-    let load = Load::start(&fleet, 200);
+    let load = PacedLoad::start(fleet.programs[0].prog.as_fd(), 200);
     wait_for("duty-cycling", 15, || {
         let st = daemon.ctl_json(&["status"]);
         st["stats_state"]
@@ -156,11 +115,11 @@ fn a_tiny_budget_duty_cycles_extrapolates_and_recovers() {
     });
     // Let it settle, then compare the extrapolated rate with the true one over 5 s.
     std::thread::sleep(Duration::from_secs(2));
-    let before = load.runs.load(Ordering::Relaxed);
+    let before = load.runs();
     let t0 = Instant::now();
     let since = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
     std::thread::sleep(Duration::from_secs(5));
-    let truth = (load.runs.load(Ordering::Relaxed) - before) as f64 / t0.elapsed().as_secs_f64();
+    let truth = (load.runs() - before) as f64 / t0.elapsed().as_secs_f64();
     let top = daemon.ctl_json(&["top", "--since", &since, "--sort", "runs", "-n", "10000"]);
     let row = by_name(&top, &name);
     let rates = &row["rates"];
@@ -202,7 +161,7 @@ fn another_holder_of_stats_is_detected() {
     let _turn = turn();
     let fleet = Fleet::load_unheld(&format!("ho{}_", tag()), 1);
     let daemon = ApiDaemon::start_with(None, "500ms", &["--stats-overhead-budget", "0.1%"]);
-    let load = Load::start(&fleet, 200);
+    let load = PacedLoad::start(fleet.programs[0].prog.as_fd(), 200);
     wait_for("duty-cycling", 15, || {
         daemon.ctl_json(&["status"])["stats_state"]
             .as_str()

@@ -56,14 +56,7 @@ fn main() {
         let start = std::time::SystemTime::now() - Duration::from_secs(days * DAY + 60);
         let mut work = Workload::starting("bench", 500, 0.2, start);
         store.ingest(work.host.tick()).expect("ingest");
-        for _ in 0..days * DAY {
-            work.step();
-            store.ingest(work.host.tick()).expect("ingest");
-            if work.t.is_multiple_of(60) {
-                store.flush(work.host.wall()).expect("flush");
-            }
-        }
-        store.flush(work.host.wall()).expect("flush");
+        work.fill(&mut store, days * DAY, || {});
         work.host.wall() + Duration::from_secs(1)
     };
 

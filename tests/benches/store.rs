@@ -74,17 +74,11 @@ fn advance(
     path: &std::path::Path,
     wb: bool,
 ) {
-    for _ in 0..span.as_secs() {
-        work.step();
-        store.ingest(work.host.tick()).expect("ingest");
-        if work.t.is_multiple_of(60) {
-            store.flush(work.host.wall()).expect("flush");
-            if wb {
-                writeback(path);
-            }
+    work.fill(store, span.as_secs(), || {
+        if wb {
+            writeback(path);
         }
-    }
-    store.flush(work.host.wall()).expect("flush");
+    });
 }
 
 /// Raw-tier bytes per program-tick: its pages over the program-ticks it holds.

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use ebpfstatd::bpf::btf;
 use ebpfstatd::bpf::sys::{self, MapSpec, ProgSpec, SysError};
 pub use ebpfstatd::sampler::maps::memlock_of;
+use ebpfstatd::store::{SeriesRow, Store};
 
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
@@ -582,4 +583,14 @@ pub fn wait_until_freed(ids: &[u32]) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The series stored for the program named `name` (the newest, if it was loaded more than once).
+pub fn stored_series(store: &Store, name: &str) -> SeriesRow {
+    store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .find(|s| s.full_name == name)
+        .unwrap_or_else(|| panic!("no series {name} stored"))
 }

@@ -7,7 +7,16 @@ use std::time::{Duration, SystemTime};
 use ebpfstatd::sampler::ProgramMeta;
 use ebpfstatd::sampler::maps::MapMemory;
 use ebpfstatd::sampler::metrics::Counters;
-use ebpfstatd::store::{ProgramTick, StatsCode, Tick};
+use ebpfstatd::store::{ProgramTick, StatsCode, Store, Tick};
+
+/// 2026-01-01T00:00:00Z, where the simulated wall clocks start by default: hour-aligned, like
+/// the simulated boot clock, so the wall grid of a query lines up with the rollup buckets.
+pub const START_UNIX_SECS: u64 = 1_767_225_600;
+
+/// [`START_UNIX_SECS`] as a time.
+pub fn start() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(START_UNIX_SECS)
+}
 
 pub fn meta(id: u32, name: &str, load_boottime_ns: u64) -> Arc<ProgramMeta> {
     Arc::new(ProgramMeta {
@@ -140,14 +149,9 @@ pub struct Workload {
 
 impl Workload {
     /// `programs` programs named `prog<i>`, the first `busy_share` of them busy, from
-    /// 2026-01-01T00:00:00Z.
+    /// [`start`].
     pub fn new(boot: &str, programs: usize, busy_share: f64) -> Self {
-        Self::starting(
-            boot,
-            programs,
-            busy_share,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
-        )
+        Self::starting(boot, programs, busy_share, start())
     }
 
     /// The same, with the simulated clocks starting at `start`.
@@ -188,5 +192,19 @@ impl Workload {
             let rt = (cnt as f64 * b.mean_ns * (1.0 + 0.05 * self.rng.unit())).round() as u64;
             self.host.run(*idx, cnt, rt);
         }
+    }
+
+    /// Steps `secs` seconds, feeding `store` every tick and flushing it every 60 (calling
+    /// `after_flush` after each of those), then flushes what is left.
+    pub fn fill(&mut self, store: &mut Store, secs: u64, mut after_flush: impl FnMut()) {
+        for _ in 0..secs {
+            self.step();
+            store.ingest(self.host.tick()).expect("ingest");
+            if self.t.is_multiple_of(60) {
+                store.flush(self.host.wall()).expect("flush");
+                after_flush();
+            }
+        }
+        store.flush(self.host.wall()).expect("flush");
     }
 }

@@ -15,12 +15,7 @@ fn open(db: &Path) -> Store {
 
 /// Σ run_cnt stored for the program named `name`, and its last cumulative value.
 fn stored_runs(store: &Store, name: &str) -> (u64, u64) {
-    let series = store
-        .all_series()
-        .expect("series")
-        .into_iter()
-        .find(|s| s.full_name == name)
-        .unwrap_or_else(|| panic!("{name} not stored"));
+    let series = stored_series(store, name);
     let now = SystemTime::now();
     let h = store
         .history(

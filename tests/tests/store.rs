@@ -3,18 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_tests::synthetic::SimHost;
+use ebpfstat_tests::stored_series;
+use ebpfstat_tests::synthetic::{SimHost, start as t0};
 use ebpfstatd::store::{ProgramRef, Retention, SortKey, Store, StoreConfig, Tier};
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// 2026-01-01T00:00:00Z: hour-aligned, like the simulated boot clock, so the wall grid of a
-/// query lines up with the rollup buckets.
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
-}
 
 fn store_at(dir: &tempfile::TempDir, retention: Retention, cap: u64) -> Store {
     let mut cfg = StoreConfig::new(dir.path().join("history.db"));
@@ -32,16 +27,6 @@ fn bucket_of(t: SystemTime, width: Duration) -> SystemTime {
         .expect("after epoch")
         .as_secs();
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % width.as_secs())
-}
-
-fn series_id(store: &Store, name: &str) -> i64 {
-    store
-        .all_series()
-        .expect("series")
-        .into_iter()
-        .find(|s| s.full_name == name)
-        .unwrap_or_else(|| panic!("no series {name}"))
-        .series_id
 }
 
 #[test]
@@ -112,7 +97,7 @@ fn rollups_equal_raw_sums_exactly() {
 
     let end = host.wall() + Duration::from_secs(1);
     for (p, name) in names.iter().enumerate() {
-        let target = ProgramRef::Series(series_id(&store, name));
+        let target = ProgramRef::Series(stored_series(&store, name).series_id);
         for (tier, width, expected) in [(Tier::Min1, MIN, &by_min), (Tier::Hour1, HOUR, &by_hour)] {
             let h = store
                 .history(&target, t0(), end, width, Some(tier))
@@ -150,7 +135,7 @@ fn rollups_equal_raw_sums_exactly() {
         }
     }
     // The raw tier answers the last hour tick by tick.
-    let target = ProgramRef::Series(series_id(&store, "steady"));
+    let target = ProgramRef::Series(stored_series(&store, "steady").series_id);
     let from = bucket_of(host.wall() - HOUR, MIN);
     let raw = store
         .history(&target, from, end, step, Some(Tier::Raw))
@@ -209,7 +194,7 @@ fn retention_holds_over_simulated_days() {
         assert!(age + slack >= max_age, "{}: only {age:?} kept", span.tier);
     }
     // Four days in, the first day survives only as 1-hour rollups, and the totals are exact.
-    let target = ProgramRef::Series(series_id(&store, "prog0"));
+    let target = ProgramRef::Series(stored_series(&store, "prog0").series_id);
     let h = store
         .history(&target, now - 2 * DAY + HOUR, now, HOUR, None)
         .expect("history");
@@ -498,7 +483,7 @@ fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
     assert_eq!(store.status().expect("status").ticks_buffered, 0);
     let h = store
         .history(
-            &ProgramRef::Series(series_id(&store, "full0")),
+            &ProgramRef::Series(stored_series(&store, "full0").series_id),
             t0(),
             host.wall() + MIN,
             HOUR,

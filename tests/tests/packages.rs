@@ -29,6 +29,8 @@ fn ok_args(cmd: &str, args: &[&str]) -> String {
 }
 
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+const DENY_ALL: &[u8] =
+    b"#!/bin/sh\n# written by the ebpfstat package test; removed after it\nexit 101\n";
 
 /// Keeps the package's scripts from starting services while it exists: `deb-systemd-invoke`
 /// asks `policy-rc.d`, and 101 means "not now". On a host where systemd is PID 1 the postinst
@@ -50,8 +52,7 @@ impl NoServiceStarts {
         match file {
             Ok(mut f) => {
                 let guard = Self { ours: true };
-                f.write_all(b"#!/bin/sh\n# written by the ebpfstat package test; removed after it\nexit 101\n")
-                    .expect("write policy-rc.d");
+                f.write_all(DENY_ALL).expect("write policy-rc.d");
                 guard
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self { ours: false },

@@ -541,8 +541,8 @@ fn top_of_a_past_window_leaves_out_programs_born_after_it() {
         host.run(0, 5, 500);
         store.ingest(host.tick()).expect("ingest");
     }
-    store.flush(host.wall).expect("flush");
-    let window_end = host.wall;
+    store.flush(host.wall()).expect("flush");
+    let window_end = host.wall();
     host.advance(MIN);
     host.load(2, "after");
     store.ingest(host.tick()).expect("birth");
@@ -559,10 +559,10 @@ fn top_of_a_past_window_leaves_out_programs_born_after_it() {
     };
     // Born after the window: left out while only in memory, and once written.
     assert_eq!(names(&store, t0(), window_end), ["before"]);
-    store.flush(host.wall).expect("flush");
+    store.flush(host.wall()).expect("flush");
     assert_eq!(names(&store, t0(), window_end), ["before"]);
     // Its own window lists it.
-    let mut later = names(&store, window_end, host.wall + MIN);
+    let mut later = names(&store, window_end, host.wall() + MIN);
     later.sort();
     assert_eq!(later, ["after", "before"]);
 }

@@ -223,6 +223,11 @@ impl ApiDaemon {
         ctl_json_via(&self.via(), args)
     }
 
+    /// `ebpfstatctl --socket <socket> --json args`, as it ran (for calls expected to fail).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        ctl_output(&self.via(), args)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ebpfstatd.log")).unwrap_or_default()
     }

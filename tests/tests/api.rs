@@ -309,6 +309,23 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_sampling() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(passes(&p).await > before);
     });
+    // ebpfstatctl says what went wrong in words, from the named errors.
+    let long = "x".repeat(600);
+    for (args, want) in [
+        (
+            ["show", "no-such-program"],
+            "no such program: no loaded program matches \"no-such-program\"",
+        ),
+        (
+            ["show", long.as_str()],
+            "invalid argument: program is 600 bytes long; at most 512 are accepted",
+        ),
+    ] {
+        let out = daemon.ctl(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
     assert!(daemon.is_running(), "{}", daemon.log());
 }
 

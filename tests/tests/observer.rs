@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ebpfstat_tests::bus::{ApiDaemon, by_name};
+use ebpfstat_tests::bus::{self, ApiDaemon, by_name};
 use ebpfstat_tests::*;
 use ebpfstatd::observer::{self, Probe};
 use ebpfstatd::sampler::stats::StatsSwitch;
@@ -186,4 +186,29 @@ fn another_holder_of_stats_is_detected() {
     });
     load.stop();
     assert!(daemon.stop());
+}
+
+#[test]
+fn calibrate_over_the_api_measures_and_the_daemon_keeps_sampling() {
+    require_bpf!();
+    let _turn = turn();
+    let daemon = ApiDaemon::start_with(None, "200ms", &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (_conn, p) = bus::proxy_on_socket(&daemon.socket).await;
+        let (ns_per_run, spread_ns, source) = p.calibrate().await.expect("Calibrate");
+        assert_eq!(source, "measured");
+        assert!(ns_per_run > 5.0, "{ns_per_run}");
+        assert!(spread_ns >= 0.0, "{spread_ns}");
+        let passes = || async {
+            let st = p.status().await.expect("Status");
+            u64::try_from(st.get("passes").expect("passes")).expect("u64")
+        };
+        let before = passes().await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(passes().await > before, "sampling stopped after Calibrate");
+    });
 }

@@ -6,6 +6,9 @@
 //! options and status maps. The introspection XML (`org.ebpfstat.Stats1.xml`) and the system-bus
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
+pub mod defaults;
+pub mod time;
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +21,7 @@ pub const OBJECT_PATH: &str = "/org/ebpfstat/Stats1";
 /// Interface name.
 pub const INTERFACE: &str = "org.ebpfstat.Stats1";
 /// Default path of the daemon's private peer-to-peer socket (used when no bus is reachable).
-pub const DEFAULT_SOCKET: &str = "/run/ebpfstat/private";
+pub const DEFAULT_SOCKET: &str = defaults::SOCKET;
 /// Group whose members may call the API.
 pub const GROUP: &str = "ebpfstat";
 /// Introspection data of the interface, as served.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ebpfstat_dbus::{BUS_NAME, DEFAULT_SOCKET, GROUP, OBJECT_PATH, Stats1Proxy};
+use ebpfstat_dbus::{BUS_NAME, GROUP, OBJECT_PATH, Stats1Proxy, defaults};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -103,7 +103,7 @@ pub async fn connect(
         },
         Err(e) => e,
     };
-    let path = Path::new(DEFAULT_SOCKET);
+    let path = Path::new(defaults::SOCKET);
     match over_socket(path).await {
         Ok(p) => Ok(p),
         Err(e) if is_denied(&e) => Err(ConnectError::Denied),

@@ -3,6 +3,7 @@
 mod commands;
 mod connect;
 mod notes;
+mod render;
 mod units;
 
 use std::path::PathBuf;

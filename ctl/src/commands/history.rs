@@ -1,0 +1,129 @@
+//! `ebpfstatctl history`: one program (or every load of a name) over time.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Result, bail};
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+use serde_json::json;
+
+use super::explain;
+use crate::render::{estimated, print_json, stamp, table};
+use crate::{HistoryArgs, Metric, units};
+
+pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
+    let to = a.until.map_or_else(SystemTime::now, |w| w.0);
+    let (mut from, to) = (time::to_ns(a.since.0), time::to_ns(to));
+    if to <= from {
+        bail!("--until must be after --since");
+    }
+    let step = time::duration_ns(a.step);
+    let mut info = None;
+    let mut points = Vec::new();
+    // Pages of at most 2000 points; a generous bound keeps a typo from running for ever.
+    while points.len() < 200_000 {
+        let (i, mut page) = p
+            .history(&a.program, from, to, step, Options::new())
+            .await
+            .map_err(explain)?;
+        points.append(&mut page);
+        let next = i.next_from_ns;
+        info = Some(i);
+        if next == 0 || next <= from {
+            break;
+        }
+        from = next;
+    }
+    let Some(info) = info else {
+        bail!("no answer");
+    };
+    if json {
+        return print_json(&json!({ "info": info, "points": points }));
+    }
+    let names: Vec<String> = info
+        .series
+        .iter()
+        .map(|s| {
+            format!(
+                "{} (id {}{})",
+                s.full_name,
+                s.id,
+                if s.alive { "" } else { ", gone" }
+            )
+        })
+        .collect();
+    println!(
+        "{} · tier {} · step {}",
+        names.join(", "),
+        info.tier,
+        humantime::format_duration(Duration::from_nanos(info.step_ns))
+    );
+    let metric = |pt: &wire::HistoryPoint| -> f64 {
+        match (a.metric, a.cumulative) {
+            (Metric::Cpu, _) => pt.rates.est_cpu_pct,
+            (Metric::Runs, false) => pt.run_cnt as f64,
+            (Metric::Runs, true) => pt.cum_run_cnt as f64,
+            (Metric::Runtime, false) => pt.run_time_ns as f64,
+            (Metric::Runtime, true) => pt.cum_run_time_ns as f64,
+            (Metric::Avg, _) => pt.avg_ns_per_run.max(0.0),
+        }
+    };
+    let values: Vec<f64> = points.iter().map(metric).collect();
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(80usize)
+        .saturating_sub(2);
+    println!(
+        "{:?}{}: {}",
+        a.metric,
+        if a.cumulative { " (cumulative)" } else { "" },
+        units::sparkline(&units::downsample(&values, width))
+    );
+    let mut t = if a.cumulative {
+        table(
+            &["TIME", "SAMPLES", "RUNS SINCE LOAD", "RUN TIME SINCE LOAD"],
+            1,
+        )
+    } else {
+        table(
+            &[
+                "TIME",
+                "SAMPLES",
+                "RUNS",
+                "RUN TIME",
+                "AVG",
+                "CPU%",
+                "PEAK CPU%",
+            ],
+            1,
+        )
+    };
+    for pt in &points {
+        let row = if a.cumulative {
+            vec![
+                stamp(pt.start_ns),
+                pt.samples.to_string(),
+                units::count(pt.cum_run_cnt as f64),
+                units::ns(pt.cum_run_time_ns as f64),
+            ]
+        } else {
+            vec![
+                stamp(pt.start_ns),
+                pt.samples.to_string(),
+                units::count(pt.run_cnt as f64),
+                units::ns(pt.run_time_ns as f64),
+                units::ns(pt.avg_ns_per_run),
+                estimated(pt.rates.est_cpu_pct, pt.rates.estimated, units::pct),
+                units::pct(pt.peak_cpu_pct),
+            ]
+        };
+        t.add_row(row);
+    }
+    println!("{t}");
+    if points.iter().any(|p| p.frozen > 0) {
+        println!(
+            "some samples were taken while run-time stats were off: their zeros are not idleness"
+        );
+    }
+    Ok(())
+}

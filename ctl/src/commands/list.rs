@@ -1,0 +1,49 @@
+//! `ebpfstatctl list`: every program loaded now.
+
+use anyhow::Result;
+use ebpfstat_dbus::{Options, Stats1Proxy};
+
+use super::explain;
+use crate::notes::map_memory_notes;
+use crate::render::{estimated, footnotes, owners, print_json, stamp, table};
+use crate::units;
+
+pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
+    let snap = p.snapshot(Options::new()).await.map_err(explain)?;
+    if json {
+        return print_json(&snap);
+    }
+    println!(
+        "{} programs · stats {} · {}",
+        snap.programs.len(),
+        snap.stats_state,
+        stamp(snap.time_ns)
+    );
+    let mut t = table(
+        &[
+            "ID", "NAME", "TYPE", "RUNS", "RUNS/S", "AVG", "CPU%", "MAP MEM*", "OWNERS",
+        ],
+        3,
+    );
+    let mut codes = Vec::new();
+    // Duty-cycled: the last interval was observed in part; rates are scaled to all of it.
+    let partial = snap.coverage < 0.999;
+    let scale = 1.0 / snap.coverage.max(0.01);
+    for r in &snap.programs {
+        codes.extend(r.notes.iter().map(String::as_str));
+        t.add_row(vec![
+            r.id.to_string(),
+            r.full_name.clone(),
+            r.prog_type.clone(),
+            units::count(r.run_cnt as f64),
+            estimated(r.runs_per_sec * scale, partial, units::count),
+            units::ns(r.avg_ns_per_run),
+            estimated(r.cpu_pct * scale, partial, units::pct),
+            units::bytes(r.map_memory_bytes),
+            owners(&r.owners),
+        ]);
+    }
+    println!("{t}");
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The subcommands, one file each: a call (or a few) to the daemon, then a table or JSON
+//! (`crate::render`).
+
+mod history;
+mod list;
+mod maps;
+mod show;
+mod status;
+mod top;
+
+use anyhow::Result;
+use ebpfstat_dbus as wire;
+
+use crate::Cli;
+use crate::Command;
+use crate::connect::{self, ConnectError};
+
+/// A failed call in words a person can act on.
+fn explain(e: zbus::Error) -> anyhow::Error {
+    if connect::is_denied(&e) {
+        return ConnectError::Denied.into();
+    }
+    match wire::Error::from(e) {
+        wire::Error::NoSuchProgram(msg) => anyhow::anyhow!("no such program: {msg}"),
+        wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
+        wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
+        wire::Error::ZBus(e) => match wire::error_name(&e) {
+            Some((name, msg)) => anyhow::anyhow!("{name}: {msg}"),
+            None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),
+        },
+    }
+}
+
+pub async fn run(cli: &Cli) -> Result<()> {
+    let proxy = connect::connect(cli.address.as_deref(), cli.socket.as_ref()).await?;
+    match &cli.command {
+        Command::Top(a) => top::top(&proxy, a, cli.json).await,
+        Command::History(a) => history::history(&proxy, a, cli.json).await,
+        Command::List => list::list(&proxy, cli.json).await,
+        Command::Show { program } => show::show(&proxy, program, cli.json).await,
+        Command::Maps => maps::maps(&proxy, cli.json).await,
+        Command::Status => status::status(&proxy, cli.json).await,
+        Command::GenerateDocs { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,110 @@
+//! `ebpfstatctl show`: everything about one loaded program.
+
+use anyhow::Result;
+use ebpfstat_dbus::Stats1Proxy;
+
+use super::explain;
+use crate::notes::map_memory_notes;
+use crate::render::{footnotes, owners, print_json, render_maps, stamp, table};
+use crate::units;
+
+pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> {
+    let d = p.program(program).await.map_err(explain)?;
+    if json {
+        return print_json(&d);
+    }
+    let meaning = p.memlock_meaning().await.unwrap_or_default();
+    let r = &d.program;
+    let kv = [
+        ("id", r.id.to_string()),
+        ("name", r.name.clone()),
+        ("full name", r.full_name.clone()),
+        ("type", r.prog_type.clone()),
+        ("tag", r.tag.clone()),
+        ("loaded", stamp(r.load_time_ns)),
+        ("series", r.series_id.to_string()),
+        ("runs", units::count(r.run_cnt as f64)),
+        ("run time", units::ns(r.run_time_ns as f64)),
+        (
+            "now",
+            format!(
+                "{} runs/s, {} of a core, {} per run",
+                units::count(r.runs_per_sec),
+                units::pct(r.cpu_pct),
+                units::ns(r.avg_ns_per_run)
+            ),
+        ),
+        (
+            "map memory*",
+            format!(
+                "{} ({} own, {} shared)",
+                units::bytes(r.map_memory_bytes),
+                units::bytes(r.map_memory_own_bytes),
+                units::bytes(r.map_memory_shared_bytes)
+            ),
+        ),
+        ("program memory", units::bytes(d.prog_memlock_bytes)),
+        (
+            "instructions",
+            format!(
+                "{} verified, {} translated bytes, {} jited bytes",
+                d.verified_insns, d.xlated_size, d.jited_size
+            ),
+        ),
+        ("created by uid", d.created_by_uid.to_string()),
+        (
+            "btf id",
+            if d.btf_id == 0 {
+                "-".into()
+            } else {
+                d.btf_id.to_string()
+            },
+        ),
+        (
+            "owners",
+            if r.owners.is_empty() {
+                "-".into()
+            } else {
+                owners(&r.owners)
+            },
+        ),
+        (
+            "pins",
+            if d.pins.is_empty() {
+                "-".into()
+            } else {
+                d.pins.join(", ")
+            },
+        ),
+    ];
+    for (k, v) in kv {
+        println!("{k:>15}: {v}");
+    }
+    if !d.attach.is_empty() {
+        println!("\nattached");
+        let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
+        for a in &d.attach {
+            t.add_row(vec![
+                a.link_id.to_string(),
+                a.link_type.clone(),
+                a.attach_type.clone(),
+                a.target.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
+    println!("\nmaps");
+    render_maps(&d.maps);
+    if !d.notes.is_empty() {
+        println!("\nnotes");
+        for n in &d.notes {
+            println!("  {}: {}", n.code, n.text);
+        }
+    }
+    println!();
+    footnotes(&map_memory_notes(
+        &meaning,
+        r.notes.iter().map(String::as_str),
+    ));
+    Ok(())
+}

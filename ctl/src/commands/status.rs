@@ -1,0 +1,109 @@
+//! `ebpfstatctl status`: the daemon's health.
+
+use anyhow::Result;
+use ebpfstat_dbus::Stats1Proxy;
+use serde_json::{Value, json};
+
+use super::explain;
+use crate::render::{print_json, stamp};
+use crate::units;
+
+/// An `a{sv}` value as JSON (the status map holds only basic types).
+fn to_json(v: &zbus::OwnedVariant) -> Value {
+    if let Ok(s) = <&str>::try_from(v) {
+        return json!(s);
+    }
+    if let Ok(n) = u64::try_from(v) {
+        return json!(n);
+    }
+    if let Ok(n) = i64::try_from(v) {
+        return json!(n);
+    }
+    if let Ok(n) = u32::try_from(v) {
+        return json!(n);
+    }
+    if let Ok(n) = f64::try_from(v) {
+        return json!(n);
+    }
+    if let Ok(b) = bool::try_from(v) {
+        return json!(b);
+    }
+    Value::Null
+}
+
+pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
+    let st = p.status().await.map_err(explain)?;
+    let map: serde_json::Map<String, Value> =
+        st.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
+    if json {
+        return print_json(&map);
+    }
+    let get = |k: &str| map.get(k).cloned().unwrap_or(Value::Null);
+    let num = |k: &str| get(k).as_f64().unwrap_or(0.0);
+    let text = |k: &str| get(k).as_str().unwrap_or("-").to_owned();
+    println!("ebpfstatd {} · kernel {}", text("version"), text("kernel"));
+    println!("stats: {}", text("stats_state"));
+    println!(
+        "stats cost: {} per program run ({}); now {} of one core · mode {}{}",
+        units::ns(num("stats_cost_ns")),
+        text("stats_cost_source"),
+        units::pct(num("stats_overhead_pct")),
+        text("stats_mode"),
+        match get("stats_other_holder").as_bool() {
+            Some(true) => " · another process also holds stats on",
+            _ => "",
+        }
+    );
+    println!(
+        "sampling: every {} · {} passes, {} late, {} not stored · {} programs now",
+        units::ns(num("interval_ns")),
+        num("passes"),
+        num("late_passes"),
+        num("dropped_passes"),
+        num("programs")
+    );
+    println!(
+        "database: {} · {} of {} cap (used {}) + WAL {} · {} series",
+        text("db_path"),
+        units::bytes(num("db_bytes") as u64),
+        units::bytes(num("cap_bytes") as u64),
+        units::bytes(num("used_bytes") as u64),
+        units::bytes(num("wal_bytes") as u64),
+        num("series")
+    );
+    println!(
+        "writes: last flush {} · {} passes buffered, {} dropped{}",
+        stamp(num("last_flush_ns") as i64),
+        num("ticks_buffered"),
+        num("ticks_dropped"),
+        match text("last_error").as_str() {
+            "" | "-" => String::new(),
+            e => format!(" · last error: {e}"),
+        }
+    );
+    for tier in ["raw", "1m", "1h"] {
+        let k = |w: &str| format!("tier_{tier}_{w}");
+        println!(
+            "tier {tier:>3}: {} → {} ({})",
+            stamp(num(&k("oldest_ns")) as i64),
+            stamp(num(&k("newest_ns")) as i64),
+            units::bytes(num(&k("bytes")) as u64)
+        );
+    }
+    let uptime = num("uptime_ns").max(1.0);
+    println!(
+        "daemon: {} CPU over {} up ({} of a core) · RSS {} (peak {})",
+        units::ns(num("daemon_cpu_ns")),
+        units::ns(uptime),
+        units::pct(num("daemon_cpu_ns") * 100.0 / uptime),
+        units::bytes(num("daemon_rss_bytes") as u64),
+        units::bytes(num("daemon_peak_rss_bytes") as u64)
+    );
+    if num("clock_steps") > 0.0 {
+        println!(
+            "the wall clock stepped {} times; series stay ordered by boot time",
+            num("clock_steps")
+        );
+    }
+    Ok(())
+}

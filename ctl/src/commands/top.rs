@@ -1,0 +1,168 @@
+//! `ebpfstatctl top`: programs ranked by cost over a window, or since load.
+
+use std::io::IsTerminal;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+
+use super::explain;
+use crate::notes::map_memory_notes;
+use crate::render::{estimated, footnotes, print_json, table};
+use crate::{Sort, TopArgs, units};
+
+pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
+    loop {
+        let snap = p.snapshot(Options::new()).await.map_err(explain)?;
+        if a.cumulative {
+            top_cumulative(&snap, a, json)?;
+        } else {
+            let to = SystemTime::now();
+            let from = a.since.map_or(to - a.window, |w| w.0);
+            // Every program, for the cost of stats over all of them; the first n are shown.
+            let mut rows = p
+                .top(
+                    time::to_ns(from),
+                    time::to_ns(to) + 1,
+                    a.sort.wire(),
+                    ebpfstat_dbus::MAX_TOP_N,
+                    Options::new(),
+                )
+                .await
+                .map_err(explain)?;
+            let overhead_ns: f64 = rows.iter().map(|r| r.rates.stats_overhead_ns).sum();
+            rows.truncate(a.n as usize);
+            if a.watch && !json && std::io::stdout().is_terminal() {
+                print!("\x1b[2J\x1b[H");
+            }
+            if json {
+                print_json(&rows)?;
+            } else {
+                let span = to.duration_since(from).unwrap_or_default();
+                let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
+                println!(
+                    "top {} by {} over the last {window} (stats {})",
+                    rows.len(),
+                    a.sort.wire(),
+                    snap.stats_state
+                );
+                println!(
+                    "stats cost this host {} of one core over the last {window} ({} per program run)",
+                    units::pct(overhead_ns / span.as_secs_f64().max(1e-9) / 1e7),
+                    units::ns(snap.stats_cost_ns)
+                );
+                render_top(&rows, &snap);
+            }
+        }
+        if !a.watch {
+            return Ok(());
+        }
+        tokio::time::sleep(a.refresh).await;
+    }
+}
+
+fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) {
+    let mut t = table(
+        &[
+            "ID",
+            "NAME",
+            "TYPE",
+            "RUNS/S",
+            "AVG",
+            "CPU%",
+            "PEAK CPU%",
+            "MAP MEM*",
+        ],
+        3,
+    );
+    let mut codes = Vec::new();
+    for r in rows {
+        let live = snap.programs.iter().find(|p| p.series_id == r.series_id);
+        if let Some(l) = live {
+            codes.extend(l.notes.iter().map(String::as_str));
+        }
+        t.add_row(vec![
+            if r.alive {
+                r.id.to_string()
+            } else {
+                format!("{} (gone)", r.id)
+            },
+            r.full_name.clone(),
+            r.prog_type.clone(),
+            estimated(r.rates.est_runs_per_sec, r.rates.estimated, units::count),
+            units::ns(r.avg_ns_per_run),
+            estimated(r.rates.est_cpu_pct, r.rates.estimated, units::pct),
+            units::pct(r.peak_cpu_pct),
+            units::bytes(r.map_memory_bytes),
+        ]);
+    }
+    println!("{t}");
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    if rows.iter().any(|r| r.rates.estimated) {
+        println!(
+            "~ extrapolated: run-time stats were on for only part of the window (duty-cycled to \
+             bound their cost)"
+        );
+    }
+}
+
+fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> {
+    let now = snap.time_ns;
+    let since_load = |p: &wire::ProgramRow| (now - p.load_time_ns).max(1) as f64;
+    let mut rows: Vec<&wire::ProgramRow> = snap.programs.iter().collect();
+    let key = |p: &wire::ProgramRow| -> f64 {
+        match a.sort {
+            Sort::Runtime => p.run_time_ns as f64,
+            Sort::Runs => p.run_cnt as f64,
+            Sort::Avg => p.run_time_ns as f64 / (p.run_cnt.max(1)) as f64,
+            Sort::Cpu => p.run_time_ns as f64 / since_load(p),
+            Sort::Mapmem => p.map_memory_bytes as f64,
+        }
+    };
+    rows.sort_by(|x, y| key(y).total_cmp(&key(x)));
+    rows.truncate(a.n as usize);
+    if json {
+        return print_json(&rows);
+    }
+    println!(
+        "top {} by {} since each program was loaded (stats {})",
+        rows.len(),
+        a.sort.wire(),
+        snap.stats_state
+    );
+    let mut t = table(
+        &[
+            "ID",
+            "NAME",
+            "TYPE",
+            "RUNS",
+            "RUN TIME",
+            "AVG",
+            "CPU% SINCE LOAD",
+            "MAP MEM*",
+        ],
+        3,
+    );
+    let mut codes = Vec::new();
+    for p in &rows {
+        codes.extend(p.notes.iter().map(String::as_str));
+        let avg = if p.run_cnt > 0 {
+            p.run_time_ns as f64 / p.run_cnt as f64
+        } else {
+            -1.0
+        };
+        t.add_row(vec![
+            p.id.to_string(),
+            p.full_name.clone(),
+            p.prog_type.clone(),
+            units::count(p.run_cnt as f64),
+            units::ns(p.run_time_ns as f64),
+            units::ns(avg),
+            units::pct(p.run_time_ns as f64 * 100.0 / since_load(p)),
+            units::bytes(p.map_memory_bytes),
+        ]);
+    }
+    println!("{t}");
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    Ok(())
+}

@@ -5,15 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ebpfstat_dbus::defaults;
 use serde::{Deserialize, Deserializer};
 
-use crate::observer::{DEFAULT_BUDGET, Mode, parse_budget};
-use crate::sampler::DEFAULT_RESCAN_EVERY;
+use crate::observer::{Mode, parse_budget};
 use crate::service::Bus;
 use crate::units::parse_bytes;
-
-/// Where the packaged configuration lives; read when present and no `--config` is given.
-pub const DEFAULT_PATH: &str = "/etc/ebpfstat/ebpfstatd.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +40,12 @@ impl std::str::FromStr for Span {
             return Err("a duration of zero is not allowed".into());
         }
         Ok(Self(v))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&span_text(self.0))
     }
 }
 
@@ -95,11 +98,12 @@ impl<'de> Deserialize<'de> for Budget {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
     Warn,
+    #[default]
     Info,
     Debug,
     Trace,
@@ -180,7 +184,9 @@ impl Settings {
     pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
         let path = match explicit {
             Some(p) => p.to_owned(),
-            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None if Path::new(defaults::CONFIG_PATH).exists() => {
+                PathBuf::from(defaults::CONFIG_PATH)
+            }
             None => return Ok((Self::default(), None)),
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
@@ -228,34 +234,36 @@ pub struct Effective {
     pub stats_mode: Mode,
 }
 
+/// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
+/// one place the daemon's defaults are settled (the flags' help prints these too).
 impl From<Settings> for Effective {
     fn from(s: Settings) -> Self {
-        let span = |v: Option<Span>, d: u64| v.map_or(Duration::from_secs(d), |s| s.0);
-        let socket = s
-            .socket
-            .unwrap_or_else(|| PathBuf::from(ebpfstat_dbus::DEFAULT_SOCKET));
+        let span = |v: Option<Span>, d: Duration| v.map_or(d, |s| s.0);
+        let socket = s.socket.unwrap_or_else(|| PathBuf::from(defaults::SOCKET));
         Self {
-            interval: span(s.interval, 1),
-            db: s
-                .db
-                .unwrap_or_else(|| PathBuf::from("/var/lib/ebpfstat/history.db")),
-            flush_interval: span(s.flush_interval, 60),
-            raw_retention: span(s.raw_retention, 6 * 3600),
-            minute_retention: span(s.minute_retention, 7 * 86_400),
-            hour_retention: span(s.hour_retention, 90 * 86_400),
-            max_db_size: s.max_db_size.map_or(64 << 20, |s| s.0),
-            rescan_every: s.rescan_every.unwrap_or(DEFAULT_RESCAN_EVERY),
-            bus: s.bus.unwrap_or(Bus::System),
+            interval: span(s.interval, defaults::INTERVAL),
+            db: s.db.unwrap_or_else(|| PathBuf::from(defaults::DB_PATH)),
+            flush_interval: span(s.flush_interval, defaults::FLUSH_INTERVAL),
+            raw_retention: span(s.raw_retention, defaults::RAW_RETENTION),
+            minute_retention: span(s.minute_retention, defaults::MINUTE_RETENTION),
+            hour_retention: span(s.hour_retention, defaults::HOUR_RETENTION),
+            max_db_size: s.max_db_size.map_or(defaults::MAX_DB_BYTES, |s| s.0),
+            rescan_every: s.rescan_every.unwrap_or(defaults::RESCAN_EVERY),
+            bus: s.bus.unwrap_or_default(),
             socket: (socket.as_os_str() != "none").then_some(socket),
-            log_level: s.log_level.unwrap_or(LogLevel::Info),
+            log_level: s.log_level.unwrap_or_default(),
             // Budget mode (the default) takes its budget from its own key.
-            stats_mode: match s.stats_mode.map(|m| m.0) {
-                None | Some(Mode::Budget(_)) => {
-                    Mode::Budget(s.stats_overhead_budget.map_or(DEFAULT_BUDGET, |b| b.0))
-                }
-                Some(other) => other,
+            stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
+                Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
+                other => other,
             },
         }
+    }
+}
+
+impl Default for Effective {
+    fn default() -> Self {
+        Self::from(Settings::default())
     }
 }
 
@@ -285,41 +293,62 @@ pub fn size_text(b: u64) -> String {
     format!("{b}B")
 }
 
-impl std::fmt::Display for Effective {
-    /// The settings in the configuration file's syntax.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Effective {
+    /// Each setting as `(key, value)`, the value as the configuration file writes it (without
+    /// quotes); keys are the long flags' names with `_` for `-`.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
         let d = |v: Duration| span_text(v);
-        writeln!(f, "interval = \"{}\"", d(self.interval))?;
-        writeln!(f, "db = \"{}\"", self.db.display())?;
-        writeln!(f, "flush_interval = \"{}\"", d(self.flush_interval))?;
-        writeln!(f, "raw_retention = \"{}\"", d(self.raw_retention))?;
-        writeln!(f, "minute_retention = \"{}\"", d(self.minute_retention))?;
-        writeln!(f, "hour_retention = \"{}\"", d(self.hour_retention))?;
-        writeln!(f, "max_db_size = \"{}\"", size_text(self.max_db_size))?;
-        writeln!(f, "rescan_every = {}", self.rescan_every)?;
         let bus = match &self.bus {
             Bus::System => "system".to_owned(),
             Bus::Session => "session".to_owned(),
             Bus::None => "none".to_owned(),
             Bus::Address(a) => a.clone(),
         };
-        writeln!(f, "bus = \"{bus}\"")?;
         let socket = self
             .socket
             .as_ref()
             .map_or("none".to_owned(), |s| s.display().to_string());
-        writeln!(f, "socket = \"{socket}\"")?;
-        writeln!(f, "log_level = \"{}\"", self.log_level.as_str())?;
         let (mode, budget) = match self.stats_mode {
-            Mode::Always => ("always".to_owned(), DEFAULT_BUDGET),
+            Mode::Always => ("always".to_owned(), defaults::STATS_OVERHEAD_BUDGET),
             Mode::Budget(b) => ("budget".to_owned(), b),
-            Mode::Fixed(d) => (
-                format!("duty={}/1s", span_text(Duration::from_secs_f64(d))),
-                DEFAULT_BUDGET,
+            Mode::Fixed(duty) => (
+                format!("duty={}/1s", span_text(Duration::from_secs_f64(duty))),
+                defaults::STATS_OVERHEAD_BUDGET,
             ),
         };
-        writeln!(f, "stats_mode = \"{mode}\"")?;
-        write!(f, "stats_overhead_budget = \"{}%\"", budget * 100.0)
+        vec![
+            ("interval", d(self.interval)),
+            ("db", self.db.display().to_string()),
+            ("flush_interval", d(self.flush_interval)),
+            ("raw_retention", d(self.raw_retention)),
+            ("minute_retention", d(self.minute_retention)),
+            ("hour_retention", d(self.hour_retention)),
+            ("max_db_size", size_text(self.max_db_size)),
+            ("rescan_every", self.rescan_every.to_string()),
+            ("bus", bus),
+            ("socket", socket),
+            ("log_level", self.log_level.as_str().to_owned()),
+            ("stats_mode", mode),
+            ("stats_overhead_budget", format!("{}%", budget * 100.0)),
+        ]
+    }
+}
+
+impl std::fmt::Display for Effective {
+    /// The settings in the configuration file's syntax.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.entries().into_iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            // Numbers are TOML integers; everything else is a string.
+            if key == "rescan_every" {
+                write!(f, "{key} = {value}")?;
+            } else {
+                write!(f, "{key} = \"{value}\"")?;
+            }
+        }
+        Ok(())
     }
 }
 

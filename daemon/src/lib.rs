@@ -1,7 +1,8 @@
 //! ebpfstatd: samples the kernel's per-program eBPF statistics and keeps their history.
 //!
-//! The [`sampler`] produces plain values per pass; later layers (storage, the D-Bus API)
-//! consume them.
+//! The [`sampler`] produces plain values per pass; the [`service`] hands them to the history
+//! store (the `ebpfstat-store` crate) and serves the D-Bus [`api`], which asks the store;
+//! [`shared`] holds what links those threads. See docs/design.md for who may import whom.
 
 pub mod api;
 pub mod bpf;
@@ -9,5 +10,5 @@ pub mod config;
 pub mod observer;
 pub mod sampler;
 pub mod service;
-pub mod store;
+pub mod shared;
 pub mod units;

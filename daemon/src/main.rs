@@ -4,11 +4,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use ebpfstat_dbus::defaults;
+use ebpfstat_store::{Retention, StoreConfig};
 use ebpfstatd::config::{Budget, Effective, LogLevel, Settings, Size, Span, StatsMode};
-use ebpfstatd::sampler::{DEFAULT_RESCAN_EVERY, Pass, Sampler, SamplerConfig};
+use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
-use ebpfstatd::store::{Retention, StoreConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,47 +45,47 @@ fn size(s: &str) -> Result<Size, String> {
     ebpfstatd::units::parse_bytes(s).map(Size)
 }
 
-/// Flags of `run`; each overrides the same key of the configuration file.
+/// Flags of `run`; each overrides the same key of the configuration file. Their help ends in
+/// the default, taken from [`Effective::default`] when the command is built (see `command`).
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Time between passes [default: 1s].
+    /// Time between passes.
     #[arg(long)]
     interval: Option<Span>,
-    /// History database, created with its directory [default: /var/lib/ebpfstat/history.db].
+    /// History database, created with its directory.
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Write buffered samples at least this often; a crash loses at most this window
-    /// [default: 60s].
+    /// Write buffered samples at least this often; a crash loses at most this window.
     #[arg(long)]
     flush_interval: Option<Span>,
-    /// Age kept at full resolution [default: 6h].
+    /// Age kept at full resolution.
     #[arg(long)]
     raw_retention: Option<Span>,
-    /// Age kept as 1-minute rollups [default: 7d].
+    /// Age kept as 1-minute rollups.
     #[arg(long)]
     minute_retention: Option<Span>,
-    /// Age kept as 1-hour rollups [default: 90d].
+    /// Age kept as 1-hour rollups.
     #[arg(long)]
     hour_retention: Option<Span>,
-    /// Hard cap on the database file; the oldest data goes first [default: 64MiB].
+    /// Hard cap on the database file; the oldest data goes first.
     #[arg(long, value_parser = size)]
     max_db_size: Option<Size>,
-    /// Rescan owners, pins, links and map memory at least every this many passes [default: 30].
+    /// Rescan owners, pins, links and map memory at least every this many passes.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rescan_every: Option<u64>,
-    /// Bus to serve the API on: system, session, none, or a D-Bus address [default: system].
+    /// Bus to serve the API on: system, session, none, or a D-Bus address.
     #[arg(long)]
     bus: Option<service::Bus>,
-    /// Private socket serving the API without a bus, or "none" [default: /run/ebpfstat/private].
+    /// Private socket serving the API without a bus, or "none".
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// error, warn, info, debug or trace [default: info; RUST_LOG wins].
+    /// error, warn, info, debug or trace (RUST_LOG wins).
     #[arg(long)]
     log_level: Option<LogLevel>,
-    /// How run-time stats are held: always, budget, or duty=W/P [default: budget].
+    /// How run-time stats are held: always, budget, or duty=W/P.
     #[arg(long, value_parser = stats_mode)]
     stats_mode: Option<StatsMode>,
-    /// Most that stats may cost the host, as a share of one core [default: 1%].
+    /// Most that stats may cost the host, as a share of one core.
     #[arg(long, value_parser = budget)]
     stats_overhead_budget: Option<Budget>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
@@ -129,19 +130,37 @@ struct SampleArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
     /// Time between passes (e.g. `1s`, `250ms`).
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value_t = Span(defaults::INTERVAL))]
     interval: Span,
     /// Rescan owners, pins, links and map memory at least every this many passes.
     #[arg(
         long,
-        default_value_t = DEFAULT_RESCAN_EVERY,
+        default_value_t = defaults::RESCAN_EVERY,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     rescan_every: u64,
 }
 
+/// The command line, with each `run` flag's help ending in its default. The flags themselves
+/// have none: an absent flag leaves the configuration file's key in force.
+fn command() -> clap::Command {
+    let defaults = Effective::default().entries();
+    let with_defaults = |cmd: clap::Command| {
+        defaults.iter().fold(cmd, |cmd, (key, value)| {
+            cmd.mut_arg(*key, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {value}]"))
+            })
+        })
+    };
+    with_defaults(Cli::command()).mut_subcommand("run", with_defaults)
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Some(Command::Sample(args)) => sample(&args),
         Some(Command::GenerateDocs { dir }) => generate_docs(&dir),
@@ -159,7 +178,7 @@ fn main() -> std::process::ExitCode {
 
 fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+    let man = clap_mangen::Man::new(command()).section("8");
     let mut out = Vec::new();
     man.render(&mut out)?;
     std::fs::write(dir.join("ebpfstatd.8"), out)?;
@@ -194,13 +213,12 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
         return Ok(());
     }
     init_logging(eff.log_level);
-    let mut store = StoreConfig::new(&eff.db);
-    store.retention = Retention {
+    let retention = Retention {
         raw: eff.raw_retention,
         min1: eff.minute_retention,
         hour1: eff.hour_retention,
     };
-    store.max_bytes = eff.max_db_size;
+    let store = StoreConfig::new(&eff.db, retention, eff.max_db_size);
     service::run(ServiceConfig {
         interval: eff.interval,
         flush_interval: eff.flush_interval,

@@ -7,49 +7,17 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use serde::Serialize;
+use ebpfstat_dbus::defaults;
 
 use crate::bpf::sys::{self, ProgSpec, SysError};
-use crate::sampler::stats::StatsSwitch;
-
-/// Used when the cost cannot be measured: the difference measured on this machine kind
-/// (about 32 ns per run with stats off, 112 ns with stats on).
-pub const DEFAULT_COST_NS: f64 = 80.0;
-
-/// The budget of `budget` mode unless configured otherwise: 1 % of one core.
-pub const DEFAULT_BUDGET: f64 = 0.01;
+use crate::sampler::metrics::overhead_share;
+use crate::sampler::stats::{StatsCost, StatsSwitch};
 
 /// Least share of each interval with stats on, so rates stay measurable under any budget.
 pub const MIN_DUTY: f64 = 0.05;
 
 /// A packet big enough for a socket filter's test run (an Ethernet header and then some).
 const PACKET: [u8; 64] = [0; 64];
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatsCost {
-    /// Extra nanoseconds each program run pays while stats are on.
-    pub ns_per_run: f64,
-    /// Spread (max − min) of the rounds, ns.
-    pub spread_ns: f64,
-    pub rounds: u32,
-    /// `measured`, or why the default is used.
-    pub source: String,
-}
-
-impl StatsCost {
-    pub fn default_because(why: impl Into<String>) -> Self {
-        Self {
-            ns_per_run: DEFAULT_COST_NS,
-            spread_ns: 0.0,
-            rounds: 0,
-            source: format!("default ({})", why.into()),
-        }
-    }
-
-    pub fn measured(&self) -> bool {
-        self.source == "measured"
-    }
-}
 
 /// A trivial socket filter (`r0 = 0; exit`) used to time runs and to see whether counters move.
 #[derive(Debug)]
@@ -147,6 +115,13 @@ pub enum Mode {
     Fixed(f64),
 }
 
+/// Within the default budget.
+impl Default for Mode {
+    fn default() -> Self {
+        Self::Budget(defaults::STATS_OVERHEAD_BUDGET)
+    }
+}
+
 impl std::str::FromStr for Mode {
     type Err = String;
 
@@ -154,7 +129,7 @@ impl std::str::FromStr for Mode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "always" => Ok(Self::Always),
-            "budget" => Ok(Self::Budget(DEFAULT_BUDGET)),
+            "budget" => Ok(Self::default()),
             _ => {
                 let spec = s.strip_prefix("duty=").ok_or_else(|| {
                     format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")
@@ -190,14 +165,6 @@ pub fn parse_budget(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?}: between 0% and 100%"));
     }
     Ok(v / 100.0)
-}
-
-/// The share of one core stats cost over an interval: `runs` observed, ns each.
-pub fn overhead_share(runs: u64, cost_ns: f64, elapsed_ns: u64) -> f64 {
-    if elapsed_ns == 0 {
-        return 0.0;
-    }
-    runs as f64 * cost_ns / elapsed_ns as f64
 }
 
 /// The share of each interval to hold stats on next, from the last interval: `runs` observed
@@ -243,13 +210,6 @@ mod tests {
         assert_eq!(parse_budget(" 0.5 %"), Ok(0.005));
         assert!(parse_budget("1").is_err());
         assert!(parse_budget("150%").is_err());
-    }
-
-    #[test]
-    fn overhead_is_runs_times_cost() {
-        // A million runs a second at 80 ns: 8 % of one core.
-        let share = overhead_share(1_000_000, 80.0, 1_000_000_000);
-        assert!((share - 0.08).abs() < 1e-12);
     }
 
     #[test]

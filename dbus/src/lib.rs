@@ -20,8 +20,6 @@ pub const BUS_NAME: &str = "org.ebpfstat.Stats1";
 pub const OBJECT_PATH: &str = "/org/ebpfstat/Stats1";
 /// Interface name.
 pub const INTERFACE: &str = "org.ebpfstat.Stats1";
-/// Default path of the daemon's private peer-to-peer socket (used when no bus is reachable).
-pub const DEFAULT_SOCKET: &str = defaults::SOCKET;
 /// Group whose members may call the API.
 pub const GROUP: &str = "ebpfstat";
 /// Introspection data of the interface, as served.
@@ -297,25 +295,31 @@ pub trait Stats1 {
     /// source: `measured` or why a default is used).
     fn calibrate(&self) -> zbus::Result<(f64, f64, String)>;
 
-    #[zbus(property)]
+    // Properties: `const` ones never change while the daemon runs; `StatsState` and
+    // `DatabaseBytes` are signalled with `PropertiesChanged` when they change, so a caching
+    // proxy stays current; `StatsOverheadPct` changes every pass and is never signalled (not
+    // cached: each read asks the daemon).
+    #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> zbus::Result<String>;
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn kernel(&self) -> zbus::Result<String>;
+    /// The stats state of the newest pass (`unknown: no pass yet` before the first).
     #[zbus(property)]
     fn stats_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn memlock_meaning(&self) -> zbus::Result<String>;
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn interval_ns(&self) -> zbus::Result<u64>;
     /// Maximum ages of the raw, 1-minute and 1-hour tiers, ns.
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn retention_ns(&self) -> zbus::Result<(u64, u64, u64)>;
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn cap_bytes(&self) -> zbus::Result<u64>;
+    /// Size of the database file after the last flush.
     #[zbus(property)]
     fn database_bytes(&self) -> zbus::Result<u64>;
     /// What stats cost the host over the last interval, percent of one core.
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "false"))]
     fn stats_overhead_pct(&self) -> zbus::Result<f64>;
 }
 

@@ -8,10 +8,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ebpfstat_dbus::Options;
+use ebpfstat_dbus::time::to_ns;
+use ebpfstat_store::Store;
 use ebpfstat_tests::bus::{ApiDaemon, TestBus, open_tempdir, proxy_on};
 use ebpfstat_tests::synthetic::Workload;
-use ebpfstat_tests::{bin, is_root};
-use ebpfstatd::store::{Store, StoreConfig, wall_ns};
+use ebpfstat_tests::{bin, is_root, store_config};
 
 const DAY: u64 = 86_400;
 const RUNS: usize = 200;
@@ -51,7 +52,7 @@ fn main() {
     let dir = open_tempdir();
     let db = dir.path().join("history.db");
     let sim_end = {
-        let mut store = Store::open(StoreConfig::new(&db)).expect("open");
+        let mut store = Store::open(store_config(&db)).expect("open");
         // Ending now: the daemon applies retention against the real clock.
         let start = std::time::SystemTime::now() - Duration::from_secs(days * DAY + 60);
         let mut work = Workload::starting("bench", 500, 0.2, start);
@@ -63,7 +64,7 @@ fn main() {
     let bus = TestBus::start();
     let daemon = ApiDaemon::start_on(Some(&bus), "1s", Some(&db));
     let address = bus.address.clone();
-    let to = wall_ns(sim_end);
+    let to = to_ns(sim_end);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

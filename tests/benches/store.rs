@@ -9,8 +9,9 @@
 use std::fs::File;
 use std::time::{Duration, Instant};
 
+use ebpfstat_store::{ProgramRef, SortKey, Store, Tier};
+use ebpfstat_tests::store_config;
 use ebpfstat_tests::synthetic::Workload;
-use ebpfstatd::store::{ProgramRef, SortKey, Store, StoreConfig, Tier};
 
 const SEC: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -55,7 +56,7 @@ fn run(
 ) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("history.db");
-    let mut store = Store::open(StoreConfig::new(&path)).expect("open");
+    let mut store = Store::open(store_config(&path)).expect("open");
     let mut work = Workload::new(boot, programs, busy_share);
     store.ingest(work.host.tick()).expect("baseline");
     advance(&mut store, &mut work, span, &path, writeback_each_flush);

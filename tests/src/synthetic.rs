@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ebpfstatd::sampler::ProgramMeta;
-use ebpfstatd::sampler::maps::MapMemory;
-use ebpfstatd::sampler::metrics::Counters;
-use ebpfstatd::store::{ProgramTick, StatsCode, Store, Tick};
+use ebpfstat_store::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Store, Tick};
 
 /// 2026-01-01T00:00:00Z, where the simulated wall clocks start by default: hour-aligned, like
 /// the simulated boot clock, so the wall grid of a query lines up with the rollup buckets.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_tests::{built_package, ok, output, require_bpf, skip_or_fail};
-use ebpfstatd::store::{Store, StoreConfig};
+use ebpfstat_store::Store;
+use ebpfstat_tests::{built_package, ok, output, require_bpf, skip_or_fail, store_config};
 
 fn target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
@@ -306,8 +306,7 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
         journal.contains("SIGTERM: flushing and stopping"),
         "{journal}"
     );
-    let store =
-        Store::open(StoreConfig::new(dir.join("var/lib/ebpfstat/history.db"))).expect("open");
+    let store = Store::open(store_config(dir.join("var/lib/ebpfstat/history.db"))).expect("open");
     let newest = store.status().expect("status").tiers[0]
         .newest
         .expect("raw data");

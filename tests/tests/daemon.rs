@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use ebpfstat_store::{ProgramRef, Store, Tier};
 use ebpfstat_tests::bus::ApiDaemon;
 use ebpfstat_tests::*;
-use ebpfstatd::store::{ProgramRef, Store, StoreConfig, Tier};
 
 fn open(db: &Path) -> Store {
-    Store::open(StoreConfig::new(db)).expect("reopen store")
+    Store::open(store_config(db)).expect("reopen store")
 }
 
 /// Σ run_cnt stored for the program named `name`, and its last cumulative value.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ebpfstat_tests::bus::{self, ApiDaemon, by_name};
 use ebpfstat_tests::*;
 use ebpfstatd::observer::{self, Probe};
-use ebpfstatd::sampler::stats::StatsSwitch;
+use ebpfstatd::sampler::stats::{StatsCost, StatsSwitch};
 use ebpfstatd::sampler::{Sampler, SamplerConfig};
 
 static TURN: Mutex<()> = Mutex::new(());
@@ -49,7 +49,7 @@ fn the_overhead_estimate_is_runs_times_cost() {
     let _turn = turn();
     let fleet = Fleet::load(&format!("oh{}_", tag()), 2);
     let mut sampler = Sampler::new(SamplerConfig::default());
-    let cost = observer::StatsCost {
+    let cost = StatsCost {
         ns_per_run: 80.0,
         spread_ns: 0.0,
         rounds: 1,
@@ -211,4 +211,87 @@ fn calibrate_over_the_api_measures_and_the_daemon_keeps_sampling() {
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(passes().await > before, "sampling stopped after Calibrate");
     });
+}
+
+/// Polls `read` (up to `secs`) until it returns a value `ok` accepts; that value.
+async fn eventually<F: Future<Output = String>>(
+    what: &str,
+    secs: u64,
+    mut read: impl FnMut() -> F,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = read().await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn caching_proxies_never_read_a_stale_stats_state() {
+    require_bpf!();
+    let _turn = turn();
+    let fleet = Fleet::load_unheld(&format!("ps{}_", tag()), 1);
+    let test_bus = bus::TestBus::start();
+    let daemon = ApiDaemon::start_with(
+        Some(&test_bus),
+        "500ms",
+        &["--stats-mode", "budget", "--stats-overhead-budget", "0.1%"],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // zbus proxies cache properties and keep the cache current from PropertiesChanged
+        // alone: one on the bus, one on the private socket.
+        let (_bus_conn, on_bus) = bus::proxy_on(&test_bus.address).await;
+        let (_peer_conn, on_socket) = bus::proxy_on_socket(&daemon.socket).await;
+        for p in [&on_bus, &on_socket] {
+            assert_eq!(p.stats_state().await.expect("StatsState"), "enabled");
+            assert!(
+                p.cached_stats_state().expect("cache").is_some(),
+                "the proxy caches StatsState"
+            );
+        }
+        // The truth, from a method call (never cached): the state the newest pass reports.
+        let truth = || async {
+            let st = on_socket.status().await.expect("Status");
+            <&str>::try_from(st.get("stats_state").expect("stats_state"))
+                .expect("a string")
+                .to_owned()
+        };
+        let load = PacedLoad::start(fleet.programs[0].prog.as_fd(), 200);
+        eventually("the daemon to duty-cycle", 15, truth, |s| {
+            s.starts_with("duty-cycled")
+        })
+        .await;
+        for p in [&on_bus, &on_socket] {
+            let cached = || async { p.stats_state().await.expect("StatsState") };
+            eventually("the cached StatsState to follow", 2, cached, |s| {
+                s.starts_with("duty-cycled")
+            })
+            .await;
+        }
+        load.stop();
+        eventually("stats held all the time again", 15, truth, |s| {
+            s == "enabled"
+        })
+        .await;
+        for p in [&on_bus, &on_socket] {
+            let cached = || async { p.stats_state().await.expect("StatsState") };
+            eventually("the cached StatsState to come back", 2, cached, |s| {
+                s == "enabled"
+            })
+            .await;
+        }
+        // Fixed for the daemon's life, so cached as they are: the kernel and its memlock.
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("release");
+        assert_eq!(on_bus.kernel().await.expect("Kernel"), kernel.trim());
+    });
+    assert!(daemon.stop());
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ebpfstat_store::{ProgramRef, Store, Tier};
 use ebpfstat_tests::*;
-use ebpfstatd::store::{ProgramRef, Store, StoreConfig, Tier};
 
 fn check_config(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin("ebpfstatd"))
@@ -235,7 +235,7 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
     assert!(stopping > ready);
 
     // The passes buffered since the first one were written on SIGTERM.
-    let store = Store::open(StoreConfig::new(&db)).expect("open");
+    let store = Store::open(store_config(&db)).expect("open");
     let now = std::time::SystemTime::now();
     let all = store.all_series().expect("series");
     let first_tick_only = all.is_empty();

@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_tests::stored_series;
+use ebpfstat_store::{ProgramRef, Retention, SortKey, Store, StoreConfig, Tier};
 use ebpfstat_tests::synthetic::{SimHost, start as t0};
-use ebpfstatd::store::{ProgramRef, Retention, SortKey, Store, StoreConfig, Tier};
+use ebpfstat_tests::{default_retention, stored_series};
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn store_at(dir: &tempfile::TempDir, retention: Retention, cap: u64) -> Store {
-    let mut cfg = StoreConfig::new(dir.path().join("history.db"));
-    cfg.retention = retention;
-    cfg.max_bytes = cap;
-    Store::open(cfg).expect("open store")
+    Store::open(StoreConfig::new(
+        dir.path().join("history.db"),
+        retention,
+        cap,
+    ))
+    .expect("open store")
 }
 
 /// Expected sums per (program index, bucket start).
@@ -210,7 +212,7 @@ fn retention_holds_over_simulated_days() {
 fn byte_cap_is_a_ring_buffer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = 1 << 20;
-    let mut store = store_at(&dir, Retention::default(), cap);
+    let mut store = store_at(&dir, default_retention(), cap);
     let mut host = SimHost::new("boot-c", t0(), 10 * HOUR);
     for id in 0..50 {
         host.load(id, &format!("busy{id}"));
@@ -254,7 +256,7 @@ fn byte_cap_is_a_ring_buffer() {
 #[test]
 fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
     // A device that boots at 1970 until NTP sets the clock.
     let mut host = SimHost::new(
         "boot-1",
@@ -350,32 +352,14 @@ fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
 }
 
 #[test]
-fn corrupt_file_is_moved_aside() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("history.db");
-    std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
-    let store = Store::open(StoreConfig::new(&path)).expect("open replaces the file");
-    assert_eq!(store.integrity_check().expect("check"), "ok");
-    let aside: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("history.db.corrupt-"))
-        .collect();
-    assert_eq!(aside.len(), 1, "{aside:?}");
-    let kept = std::fs::read(dir.path().join(&aside[0])).expect("read aside");
-    assert_eq!(kept, vec![0x5a; 8192], "the damaged file is kept as it was");
-}
-
-#[test]
 fn queries_reject_bad_input_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
     let mut host = SimHost::new("boot-q", t0(), HOUR);
     host.load(1, "only");
     store.ingest(host.tick()).expect("ingest");
     let now = host.wall();
-    fn err<T>(r: Result<T, ebpfstatd::store::QueryError>) -> Option<String> {
+    fn err<T>(r: Result<T, ebpfstat_store::QueryError>) -> Option<String> {
         r.err().map(|e| e.to_string())
     }
     let e = err(store.history(&ProgramRef::ProgramId(99), now - HOUR, now, MIN, None));
@@ -400,107 +384,12 @@ fn queries_reject_bad_input_clearly() {
 }
 
 #[test]
-fn unwritable_directory_is_named() {
-    ebpfstat_tests::require_root!();
-    let ro = ebpfstat_tests::Tmpfs::mount("ro").expect("read-only tmpfs");
-    let path = ro.path().join("sub/history.db");
-    let err = Store::open(StoreConfig::new(&path)).expect_err("must fail");
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&ro.path().join("sub").display().to_string()),
-        "{msg}"
-    );
-    assert!(msg.contains("Read-only file system"), "{msg}");
-
-    let path = ro.path().join("history.db");
-    let msg = Store::open(StoreConfig::new(&path))
-        .expect_err("must fail")
-        .to_string();
-    assert_eq!(
-        msg,
-        format!(
-            "cannot use database directory {}: Read-only file system (os error 30)",
-            ro.path().display()
-        )
-    );
-}
-
-#[test]
-fn disk_full_keeps_samples_and_writes_them_when_space_returns() {
-    ebpfstat_tests::require_root!();
-    let fs = ebpfstat_tests::Tmpfs::mount("size=192k").expect("small tmpfs");
-    let mut cfg = StoreConfig::new(fs.path().join("history.db"));
-    cfg.max_buffered_ticks = 100_000;
-    let mut store = Store::open(cfg).expect("open");
-    let mut host = SimHost::new("boot-f", t0(), HOUR);
-    for id in 0..100 {
-        host.load(id, &format!("full{id}"));
-    }
-    store.ingest(host.tick()).expect("baseline");
-    let mut fed = 0u64;
-    let mut failed_at = None;
-    for i in 0..20_000u64 {
-        host.advance(Duration::from_secs(1));
-        for p in 0..100 {
-            let cnt = 1 + (i * 7 + p as u64 * 13) % 997;
-            host.run(p, cnt, cnt * 300 + i % 31);
-            if p == 0 {
-                fed += cnt;
-            }
-        }
-        store.ingest(host.tick()).expect("ingest keeps working");
-        if i % 60 == 59 {
-            match store.flush(host.wall()) {
-                Ok(()) => {}
-                Err(e) => {
-                    assert!(e.to_string().contains("disk"), "{e}");
-                    failed_at.get_or_insert(i);
-                    if i > failed_at.unwrap_or(i) + 600 {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let failed_at = failed_at.expect("the small filesystem filled up");
-    let status = store.status().expect("status");
-    assert!(status.ticks_buffered >= 600, "{status:?}");
-    assert!(
-        status
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("full")),
-        "{status:?}"
-    );
-    assert_eq!(status.ticks_dropped, 0);
-    eprintln!(
-        "disk filled after {failed_at} ticks; {} buffered",
-        status.ticks_buffered
-    );
-
-    fs.resize("64m").expect("grow tmpfs");
-    store.flush(host.wall()).expect("writes resume");
-    assert_eq!(store.status().expect("status").ticks_buffered, 0);
-    let h = store
-        .history(
-            &ProgramRef::Series(stored_series(&store, "full0").series_id),
-            t0(),
-            host.wall() + MIN,
-            HOUR,
-            Some(Tier::Raw),
-        )
-        .expect("history");
-    assert_eq!(h.points.iter().map(|p| p.run_cnt).sum::<u64>(), fed);
-    assert_eq!(store.integrity_check().expect("check"), "ok");
-}
-
-#[test]
 fn a_reopened_store_answers_before_its_first_tick() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut host = SimHost::new("boot-o", t0(), HOUR);
     host.load(1, "persisted");
     {
-        let mut store = store_at(&dir, Retention::default(), 64 << 20);
+        let mut store = store_at(&dir, default_retention(), 64 << 20);
         store.ingest(host.tick()).expect("baseline");
         for i in 0..3 * 3600 {
             host.advance(Duration::from_secs(1));
@@ -512,7 +401,7 @@ fn a_reopened_store_answers_before_its_first_tick() {
         }
         store.flush(host.wall()).expect("flush");
     }
-    let store = store_at(&dir, Retention::default(), 64 << 20);
+    let store = store_at(&dir, default_retention(), 64 << 20);
     for window in [10 * MIN, 2 * HOUR, DAY] {
         let top = store
             .top(
@@ -532,7 +421,7 @@ fn a_reopened_store_answers_before_its_first_tick() {
 #[test]
 fn top_of_a_past_window_leaves_out_programs_born_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = store_at(&dir, Retention::default(), 64 << 20);
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
     let mut host = SimHost::new("boot-t", t0(), HOUR);
     host.load(1, "before");
     store.ingest(host.tick()).expect("baseline");

@@ -2,14 +2,15 @@
 
 use std::time::SystemTime;
 
-use ebpfstat_dbus as wire;
+use ebpfstat_dbus::{self as wire, time::to_ns};
+use ebpfstat_store::{self as store, History, SeriesRow, TopRow};
 
 use crate::sampler::maps::MapSample;
 use crate::sampler::{Pass, ProgramSample};
-use crate::store::{self, History, SeriesRow, TopRow, wall_ns};
 
-fn ns(t: Option<SystemTime>) -> i64 {
-    t.map_or(0, wall_ns)
+/// An optional time on the wire: 0 when unknown.
+pub fn ns(t: Option<SystemTime>) -> i64 {
+    t.map_or(0, to_ns)
 }
 
 pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
@@ -32,7 +33,7 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         full_name: p.meta.full_name.clone(),
         prog_type: p.meta.prog_type.to_string(),
         tag: p.meta.tag.clone(),
-        load_time_ns: wall_ns(p.meta.load_time),
+        load_time_ns: to_ns(p.meta.load_time),
         run_cnt: p.counters.run_cnt,
         run_time_ns: p.counters.run_time_ns,
         interval_ns,
@@ -76,9 +77,9 @@ pub fn rates(r: &store::Rates) -> wire::Rates {
 /// `series_ids` has one entry per program of the pass, in its order (0 on the wire: none).
 pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>]) -> wire::Snapshot {
     wire::Snapshot {
-        time_ns: wall_ns(pass.time),
+        time_ns: to_ns(pass.time),
         stats_state: pass.stats_state.to_string(),
-        memlock_meaning: memlock_meaning(pass),
+        memlock_meaning: pass.kernel.memlock.as_str().to_owned(),
         online_cpus: pass.online_cpus,
         coverage: pass.coverage,
         stats_cost_ns: pass.stats_cost.ns_per_run,
@@ -89,13 +90,6 @@ pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>]) -> wire::Snapshot {
             .zip(series_ids)
             .map(|(p, id)| program_row(p, id.unwrap_or(0)))
             .collect(),
-    }
-}
-
-pub fn memlock_meaning(pass: &Pass) -> String {
-    match pass.kernel.memlock {
-        crate::sampler::host::MemlockMeaning::Estimate => "estimate".into(),
-        crate::sampler::host::MemlockMeaning::MaxSize => "max-size".into(),
     }
 }
 
@@ -196,8 +190,8 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
         .points
         .iter()
         .map(|p| wire::HistoryPoint {
-            start_ns: wall_ns(p.start),
-            end_ns: wall_ns(p.end),
+            start_ns: to_ns(p.start),
+            end_ns: to_ns(p.end),
             samples: p.samples,
             frozen: p.frozen,
             run_cnt: p.run_cnt,

@@ -4,39 +4,24 @@
 //! thread as a closure and awaited, so no query ever runs on the sampling thread.
 
 mod convert;
+mod properties;
 pub mod socket;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use ebpfstat_dbus::time::{self, duration_ns};
 use ebpfstat_dbus::{self as wire, Error, Options};
-use tokio::sync::{mpsc, oneshot};
+use ebpfstat_store::{ProgramRef, QueryError, SortKey, Store, Tier};
+use tokio::sync::oneshot;
 use zbus::{OwnedVariant, Str};
 
+pub use properties::signal_changes;
+
+use crate::observer::Mode;
 use crate::sampler::Pass;
-use crate::service::SamplerStats;
-use crate::store::{self, ProgramRef, QueryError, Retention, SortKey, Store, Tier};
-
-/// Work for the storage thread.
-pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
-
-/// State the API reads, shared with the sampling and storage threads.
-#[derive(Debug)]
-pub struct Shared {
-    pub jobs: mpsc::Sender<StoreJob>,
-    /// Requests to the sampling thread (calibration).
-    pub sampler_cmds: std::sync::mpsc::Sender<crate::service::SamplerCmd>,
-    /// The newest pass, set by the sampling thread.
-    pub latest: Mutex<Option<Arc<Pass>>>,
-    pub sampler: Arc<SamplerStats>,
-    pub interval: Duration,
-    pub retention: Retention,
-    pub cap_bytes: u64,
-    pub db_path: PathBuf,
-    pub started: Instant,
-    pub stats_mode: crate::observer::Mode,
-}
+use crate::shared::{SamplerCmd, Shared, StoreJob};
 
 /// The served object.
 #[derive(Debug, Clone)]
@@ -49,12 +34,19 @@ impl Stats1 {
         Self { shared }
     }
 
-    fn latest(&self) -> Result<Arc<Pass>, Error> {
-        self.shared
+    /// The newest pass, if there is one yet.
+    fn latest_pass(&self) -> Option<Arc<Pass>> {
+        // A thread that panicked while setting it left a whole `Option` behind: read it.
+        let latest = self
+            .shared
             .latest
             .lock()
-            .ok()
-            .and_then(|l| l.clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        latest.clone()
+    }
+
+    fn latest(&self) -> Result<Arc<Pass>, Error> {
+        self.latest_pass()
             .ok_or_else(|| Error::Unavailable("no sampling pass yet; try again in a second".into()))
     }
 
@@ -146,14 +138,6 @@ fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error>
     Ok(())
 }
 
-fn time_of(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
-}
-
 fn sort_key(s: &str) -> Result<SortKey, Error> {
     Ok(match s {
         "runtime" => SortKey::RunTime,
@@ -187,11 +171,11 @@ fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
     })
 }
 
-fn mode_text(mode: crate::observer::Mode) -> String {
+fn mode_text(mode: Mode) -> String {
     match mode {
-        crate::observer::Mode::Always => "always".into(),
-        crate::observer::Mode::Budget(b) => format!("budget {}% of one core", b * 100.0),
-        crate::observer::Mode::Fixed(d) => format!("duty {:.0}%", d * 100.0),
+        Mode::Always => "always".into(),
+        Mode::Budget(b) => format!("budget {}% of one core", b * 100.0),
+        Mode::Fixed(d) => format!("duty {:.0}%", d * 100.0),
     }
 }
 
@@ -207,7 +191,9 @@ fn own_usage() -> (u64, u64, u64) {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .unwrap_or(100)
+        .max(1);
     let ticks: u64 = [11, 12]
         .iter()
         .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
@@ -221,7 +207,11 @@ fn own_usage() -> (u64, u64, u64) {
             .unwrap_or(0)
             * 1024
     };
-    (ticks * 1_000_000_000 / hz, kib("VmRSS:"), kib("VmHWM:"))
+    (
+        ticks.saturating_mul(1_000_000_000) / hz,
+        kib("VmRSS:"),
+        kib("VmHWM:"),
+    )
 }
 
 #[zbus::interface(name = "org.ebpfstat.Stats1")]
@@ -263,7 +253,7 @@ impl Stats1 {
                 wire::MAX_TOP_N
             )));
         }
-        let (from, to) = (time_of(from_ns), time_of(to_ns));
+        let (from, to) = (time::from_ns(from_ns), time::from_ns(to_ns));
         let rows = self
             .with_store(move |s| s.top(from, to, key, n as usize))
             .await?
@@ -318,8 +308,8 @@ impl Stats1 {
             (to_ns, 0)
         };
         let (from, to, step) = (
-            time_of(from_ns),
-            time_of(end),
+            time::from_ns(from_ns),
+            time::from_ns(end),
             Duration::from_nanos(step_ns),
         );
         let h = self
@@ -409,9 +399,9 @@ impl Stats1 {
             .with_store(|s| s.status())
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
-        let latest = self.shared.latest.lock().ok().and_then(|l| l.clone());
+        let latest = self.latest_pass();
         let sampler = &self.shared.sampler;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (cpu_ns, rss, peak_rss) = own_usage();
         let mut m = Options::new();
         m.insert("version".into(), var(env!("CARGO_PKG_VERSION")));
@@ -435,19 +425,19 @@ impl Stats1 {
             }
             m.insert("kernel".into(), var(p.kernel.release.clone()));
             m.insert("stats_state".into(), var(p.stats_state.to_string()));
-            m.insert("memlock_meaning".into(), var(convert::memlock_meaning(p)));
+            m.insert("memlock_meaning".into(), var(p.kernel.memlock.as_str()));
             m.insert(
                 "programs".into(),
-                OwnedVariant::from(p.programs.len() as u32),
+                OwnedVariant::from(u32::try_from(p.programs.len()).unwrap_or(u32::MAX)),
             );
             m.insert(
                 "last_pass_ns".into(),
-                OwnedVariant::from(store::wall_ns(p.time)),
+                OwnedVariant::from(time::to_ns(p.time)),
             );
         }
         m.insert(
             "interval_ns".into(),
-            OwnedVariant::from(self.shared.interval.as_nanos() as u64),
+            OwnedVariant::from(duration_ns(self.shared.interval)),
         );
         m.insert("stats_mode".into(), var(mode_text(self.shared.stats_mode)));
         m.insert("passes".into(), OwnedVariant::from(load(&sampler.passes)));
@@ -461,7 +451,7 @@ impl Stats1 {
         );
         m.insert(
             "uptime_ns".into(),
-            OwnedVariant::from(self.shared.started.elapsed().as_nanos() as u64),
+            OwnedVariant::from(duration_ns(self.shared.started.elapsed())),
         );
         m.insert("daemon_cpu_ns".into(), OwnedVariant::from(cpu_ns));
         m.insert("daemon_rss_bytes".into(), OwnedVariant::from(rss));
@@ -480,19 +470,13 @@ impl Stats1 {
         m.insert("clock_steps".into(), OwnedVariant::from(st.clock_steps));
         m.insert(
             "last_flush_ns".into(),
-            OwnedVariant::from(st.last_flush.map_or(0, store::wall_ns)),
+            OwnedVariant::from(convert::ns(st.last_flush)),
         );
         m.insert("last_error".into(), var(st.last_error.unwrap_or_default()));
         for t in &st.tiers {
             let key = |what: &str| format!("tier_{}_{what}", t.tier);
-            m.insert(
-                key("oldest_ns"),
-                OwnedVariant::from(t.oldest.map_or(0, store::wall_ns)),
-            );
-            m.insert(
-                key("newest_ns"),
-                OwnedVariant::from(t.newest.map_or(0, store::wall_ns)),
-            );
+            m.insert(key("oldest_ns"), OwnedVariant::from(convert::ns(t.oldest)));
+            m.insert(key("newest_ns"), OwnedVariant::from(convert::ns(t.newest)));
             m.insert(key("bytes"), OwnedVariant::from(t.bytes));
         }
         Ok(m)
@@ -504,69 +488,70 @@ impl Stats1 {
         let gone = || Error::Unavailable("the sampler is not running".into());
         self.shared
             .sampler_cmds
-            .send(crate::service::SamplerCmd::Calibrate(tx))
+            .send(SamplerCmd::Calibrate(tx))
             .map_err(|_| gone())?;
         let cost = rx.await.map_err(|_| gone())?;
         Ok((cost.ns_per_run, cost.spread_ns, cost.source))
     }
 
-    #[zbus(property)]
+    /// Changes with every pass: never signalled (proxies do not cache it); read it when needed.
+    #[zbus(property(emits_changed_signal = "false"))]
     async fn stats_overhead_pct(&self) -> f64 {
-        self.latest()
-            .ok()
+        self.latest_pass()
             .and_then(|p| p.stats_overhead)
             .unwrap_or(0.0)
             * 100.0
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn version(&self) -> String {
         env!("CARGO_PKG_VERSION").to_owned()
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn kernel(&self) -> String {
-        self.latest()
-            .map(|p| p.kernel.release.clone())
-            .unwrap_or_default()
+        self.shared.kernel.release.clone()
     }
 
+    /// Signalled (`PropertiesChanged`) after a pass that changed it.
     #[zbus(property)]
     async fn stats_state(&self) -> String {
-        self.latest()
-            .map(|p| p.stats_state.to_string())
-            .unwrap_or_else(|_| "unknown: no pass yet".into())
+        self.shared
+            .published
+            .borrow()
+            .stats_state
+            .clone()
+            .unwrap_or_else(|| "unknown: no pass yet".into())
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn memlock_meaning(&self) -> String {
-        self.latest()
-            .map(|p| convert::memlock_meaning(&p))
-            .unwrap_or_default()
+        self.shared.kernel.memlock.as_str().to_owned()
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn interval_ns(&self) -> u64 {
-        self.shared.interval.as_nanos() as u64
+        duration_ns(self.shared.interval)
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn retention_ns(&self) -> (u64, u64, u64) {
         let r = self.shared.retention;
         (
-            r.raw.as_nanos() as u64,
-            r.min1.as_nanos() as u64,
-            r.hour1.as_nanos() as u64,
+            duration_ns(r.raw),
+            duration_ns(r.min1),
+            duration_ns(r.hour1),
         )
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     async fn cap_bytes(&self) -> u64 {
         self.shared.cap_bytes
     }
 
+    /// Signalled after a flush that changed it.
     #[zbus(property)]
     async fn database_bytes(&self) -> u64 {
-        std::fs::metadata(&self.shared.db_path).map_or(0, |m| m.len())
+        self.shared.published.borrow().database_bytes
     }
 }

@@ -131,11 +131,18 @@ pub async fn serve(listener: UnixListener, iface: Stats1) {
             let conn = zbus::connection::Builder::unix_stream(std_stream)
                 .server(guid)
                 .p2p()
-                .serve_at(ebpfstat_dbus::OBJECT_PATH, iface)
+                .serve_at(ebpfstat_dbus::OBJECT_PATH, iface.clone())
                 .build()
                 .await;
             match conn {
-                Ok(conn) => conn.closed().await,
+                Ok(conn) => {
+                    // The peer hears of property changes for as long as it is connected.
+                    let signals = super::signal_changes(conn.clone(), iface);
+                    tokio::select! {
+                        () = conn.closed() => {}
+                        () = signals => conn.closed().await,
+                    }
+                }
                 Err(e) => tracing::debug!("private socket: handshake failed: {e}"),
             }
         });

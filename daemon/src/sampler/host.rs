@@ -14,6 +14,16 @@ pub enum MemlockMeaning {
     MaxSize,
 }
 
+impl MemlockMeaning {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Estimate => "estimate",
+            Self::MaxSize => "max-size",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelInfo {
     pub release: String,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
+use ebpfstat_store::MapMemory;
 use serde::Serialize;
 
 use crate::bpf::names;
@@ -87,19 +88,6 @@ pub fn c_name(raw: &[libc::c_char; 16]) -> String {
         .map(|&c| c as u8)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Program map memory, in Inspektor Gadget's sense (the sum over its maps), split by sharing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MapMemory {
-    #[serde(rename = "map_memory_bytes")]
-    pub total: u64,
-    /// Maps used by this program alone.
-    #[serde(rename = "map_memory_own_bytes")]
-    pub own: u64,
-    /// Maps other live programs use too: counted again in each of them.
-    #[serde(rename = "map_memory_shared_bytes")]
-    pub shared: u64,
 }
 
 /// Sums the memory of `map_ids`; a map with more than one user is shared.

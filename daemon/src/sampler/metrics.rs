@@ -1,13 +1,7 @@
 //! The arithmetic of per-interval and since-load values: small pure functions.
 
+use ebpfstat_store::model::{Counters, avg_ns_per_run};
 use serde::Serialize;
-
-/// Cumulative counters as the kernel reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub run_time_ns: u64,
-    pub run_cnt: u64,
-}
 
 /// What happened between two passes, against the measured elapsed time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -33,10 +27,6 @@ pub struct SinceLoad {
     pub avg_ns_per_run: Option<f64>,
     /// Share of one core since load; a lower bound when stats were not on all along.
     pub cpu_pct_since_load: Option<f64>,
-}
-
-pub fn avg_ns_per_run(run_time_ns: u64, run_cnt: u64) -> Option<f64> {
-    (run_cnt > 0).then(|| run_time_ns as f64 / run_cnt as f64)
 }
 
 /// Share of one core, in percent, that `busy_ns` takes out of `elapsed_ns`.
@@ -71,6 +61,14 @@ pub fn interval(
         cpu_pct_all_cores: cpu / f64::from(online_cpus.max(1)),
         stats_overhead_ns: 0.0,
     })
+}
+
+/// The share of one core stats cost over an interval: `runs` observed, `cost_ns` each.
+pub fn overhead_share(runs: u64, cost_ns: f64, elapsed_ns: u64) -> f64 {
+    if elapsed_ns == 0 {
+        return 0.0;
+    }
+    runs as f64 * cost_ns / elapsed_ns as f64
 }
 
 pub fn since_load(now: Counters, load_boot_ns: u64, now_boot_ns: u64) -> SinceLoad {
@@ -126,6 +124,14 @@ mod tests {
         assert_eq!(interval(c(0, 0), c(10, 1), 0, 1), None);
         assert_eq!(interval(c(10, 5), c(5, 6), SEC, 1), None);
         assert_eq!(interval(c(10, 5), c(50, 4), SEC, 1), None);
+    }
+
+    #[test]
+    fn overhead_is_runs_times_cost() {
+        // A million runs a second at 80 ns: 8 % of one core.
+        let share = overhead_share(1_000_000, 80.0, SEC);
+        assert!((share - 0.08).abs() < 1e-12);
+        assert_eq!(overhead_share(5, 80.0, 0), 0.0);
     }
 
     #[test]

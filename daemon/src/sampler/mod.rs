@@ -26,18 +26,17 @@ use std::time::SystemTime;
 
 use aya_obj::generated::bpf_prog_info;
 
+use ebpfstat_dbus::defaults;
+use ebpfstat_store::model::{Counters, ProgramMeta};
+
 use crate::bpf::sys::{self, ObjKind, SysError};
 use crate::bpf::{btf, names};
 use context::Holders;
 use errors::ErrorLog;
 use host::KernelInfo;
 use maps::{MapEntry, MapSample};
-use metrics::Counters;
-pub use model::{Note, OwnerSummary, Pass, ProgramContext, ProgramMeta, ProgramSample};
-use stats::StatsSwitch;
-
-/// Passes between rescans unless configured otherwise.
-pub const DEFAULT_RESCAN_EVERY: u64 = 30;
+pub use model::{Note, OwnerSummary, Pass, ProgramContext, ProgramSample};
+use stats::{StatsCost, StatsSwitch};
 
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
@@ -49,7 +48,7 @@ pub struct SamplerConfig {
 impl Default for SamplerConfig {
     fn default() -> Self {
         Self {
-            rescan_every: DEFAULT_RESCAN_EVERY,
+            rescan_every: defaults::RESCAN_EVERY,
         }
     }
 }
@@ -80,7 +79,7 @@ pub struct Sampler {
     last_rescan: Option<u64>,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
-    cost: Arc<crate::observer::StatsCost>,
+    cost: Arc<StatsCost>,
     /// Coverage and state of the interval the next pass closes, when the caller duty-cycles.
     interval_state: Option<(f64, stats::StatsState)>,
     /// Whether another process was last seen holding stats on (None: not checked).
@@ -109,9 +108,7 @@ impl Sampler {
             last_rescan: None,
             rescan_next_pass: false,
             map_ids_buf: Vec::with_capacity(MAP_IDS_INLINE),
-            cost: Arc::new(crate::observer::StatsCost::default_because(
-                "not calibrated",
-            )),
+            cost: Arc::new(StatsCost::default_because("not calibrated")),
             interval_state: None,
             other_holder: None,
         }
@@ -122,11 +119,11 @@ impl Sampler {
         &mut self.stats
     }
 
-    pub fn set_cost(&mut self, cost: crate::observer::StatsCost) {
+    pub fn set_cost(&mut self, cost: StatsCost) {
         self.cost = Arc::new(cost);
     }
 
-    pub fn cost(&self) -> &crate::observer::StatsCost {
+    pub fn cost(&self) -> &StatsCost {
         &self.cost
     }
 
@@ -276,7 +273,7 @@ impl Sampler {
             coverage,
             stats_cost: Arc::clone(&self.cost),
             stats_other_holder: self.other_holder,
-            stats_overhead: elapsed_ns.map(|e| crate::observer::overhead_share(runs, cost, e)),
+            stats_overhead: elapsed_ns.map(|e| metrics::overhead_share(runs, cost, e)),
             runs,
             kernel: Arc::clone(&self.kernel),
             online_cpus: self.online_cpus,

@@ -4,50 +4,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::{Serialize, Serializer};
+use ebpfstat_store::model::{Counters, MapMemory, ProgramMeta, rfc3339};
+use serde::Serialize;
 
 use super::host::KernelInfo;
 use super::links::AttachPoint;
-use super::maps::{MapMemory, MapSample};
-use super::metrics::{Counters, Interval, SinceLoad};
+use super::maps::MapSample;
+use super::metrics::{Interval, SinceLoad};
 use super::owners::Owner;
-use super::stats::StatsState;
-
-/// Metadata fixed for the life of a loaded program, read once when it is first seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProgramMeta {
-    pub id: u32,
-    /// The kernel's name (at most 15 bytes).
-    pub name: String,
-    /// The main function's name from BTF when the kernel's name is cut short, else `name`.
-    pub full_name: String,
-    #[serde(rename = "type")]
-    pub prog_type: &'static str,
-    /// Hex SHA of the instructions, as bpftool prints it.
-    pub tag: String,
-    /// `CLOCK_BOOTTIME` nanoseconds at load: with the boot id and the id, the series key.
-    pub load_boottime_ns: u64,
-    #[serde(serialize_with = "rfc3339")]
-    pub load_time: SystemTime,
-    pub created_by_uid: u32,
-    pub verified_insns: u32,
-    pub jited_size: u32,
-    pub xlated_size: u32,
-    pub btf_id: Option<u32>,
-    /// The program's own `memlock` (instructions, JIT image), apart from its maps.
-    pub prog_memlock_bytes: Option<u64>,
-}
-
-impl ProgramMeta {
-    /// The name to show.
-    pub fn display_name(&self) -> &str {
-        &self.full_name
-    }
-}
-
-pub fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_nanos(*t))
-}
+use super::stats::{StatsCost, StatsState};
 
 /// A remark a reader needs to interpret a program's or map's numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,7 +78,7 @@ pub struct Pass {
     /// Share of the interval before this pass during which stats were on (1 unless duty-cycled).
     pub coverage: f64,
     /// What stats cost each program run, as calibrated.
-    pub stats_cost: Arc<crate::observer::StatsCost>,
+    pub stats_cost: Arc<StatsCost>,
     /// Share of one core that stats cost the host over the interval (runs × cost / time).
     pub stats_overhead: Option<f64>,
     /// Program runs over the interval, all programs together: what `stats_overhead` counts,

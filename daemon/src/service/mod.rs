@@ -5,25 +5,29 @@
 //! so a slow disk or a burst of queries delays only the store, never a tick.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use ebpfstat_store::{Store, StoreConfig, StoreError};
+use tokio::sync::{mpsc, watch};
 
 mod sampling;
+mod schedule;
 mod storage;
 
-pub use sampling::{SamplerCmd, Schedule};
+pub use sampling::Schedule;
 
-use crate::api::{self, Shared, Stats1, StoreJob};
+use crate::api::{self, Stats1};
 use crate::sampler::SamplerConfig;
-use crate::store::{Store, StoreConfig, StoreError, Tick};
+use crate::sampler::host::KernelInfo;
+use crate::shared::{Published, SamplerCmd, SamplerStats, Shared, StoreJob, StoreMsg};
 
 /// Which message bus to serve the API on (besides the private socket).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Bus {
+    #[default]
     System,
     Session,
     Address(String),
@@ -74,24 +78,6 @@ pub enum ServiceError {
     Socket(#[from] api::socket::SocketError),
 }
 
-/// Messages to the storage thread (queries travel on their own channel, behind these).
-#[derive(Debug)]
-pub enum StoreMsg {
-    Tick(Box<Tick>),
-    Flush,
-    Stop,
-}
-
-/// Counters shared with the sampling thread, for status and tests.
-#[derive(Debug, Default)]
-pub struct SamplerStats {
-    pub passes: AtomicU64,
-    /// Passes the store could not take (its queue was full).
-    pub dropped: AtomicU64,
-    /// Passes that started later than their slot by more than half an interval.
-    pub late: AtomicU64,
-}
-
 /// Runs until SIGTERM or SIGINT, then flushes and returns.
 pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     // Open the database before anything else: a bad path fails fast, touching nothing.
@@ -104,17 +90,22 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let (tx, rx) = mpsc::channel::<StoreMsg>(256);
     let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
     let (sampler_cmds, sampler_cmds_rx) = std_mpsc::channel::<SamplerCmd>();
+    let (published, _) = watch::channel(Published {
+        stats_state: None,
+        database_bytes: store.brief()?.file_bytes,
+    });
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
         sampler_cmds: sampler_cmds.clone(),
         latest: Mutex::new(None),
         sampler: Arc::new(SamplerStats::default()),
+        published,
         interval: cfg.interval,
         retention: cfg.store.retention,
         cap_bytes: cfg.store.max_bytes,
-        db_path: cfg.store.path.clone(),
         started: Instant::now(),
         stats_mode: cfg.stats_mode,
+        kernel: KernelInfo::current(),
     });
     let listener = match &cfg.socket {
         Some(path) => {
@@ -144,9 +135,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
     let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<()>();
+    let storage_shared = Arc::clone(&shared);
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx))
+        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx, &storage_shared))
         .map_err(|e| ServiceError::Thread("store", e))?;
 
     tracing::info!(
@@ -159,7 +151,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let iface = Stats1::new(Arc::clone(&shared));
     let bus = cfg.bus.clone();
     runtime.block_on(async move {
-        let _bus_conn = serve_bus(&bus, iface.clone()).await;
+        let bus_conn = serve_bus(&bus, iface.clone()).await;
+        if let Some(conn) = &bus_conn {
+            tokio::spawn(api::signal_changes(conn.clone(), iface.clone()));
+        }
         if let Some(listener) = listener {
             tokio::spawn(api::socket::serve(listener, iface));
         }

@@ -1,19 +1,21 @@
 //! The sampling thread: a pass per slot, the watchdog ping, calibration of what stats cost, and
 //! the duty cycle that keeps that cost within budget.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use ebpfstat_store::{ProgramTick, StatsCode, Tick};
+use tokio::sync::mpsc;
 
-use super::{StoreMsg, notify};
-use crate::api::Shared;
-use crate::observer::{self, Mode, Probe, StatsCost};
-use crate::sampler::stats::StatsState;
-use crate::sampler::{Sampler, SamplerConfig};
-use crate::store::Tick;
+use super::notify;
+use super::schedule::Slots;
+use crate::observer::{self, Mode, Probe};
+use crate::sampler::stats::{StatsCost, StatsState};
+use crate::sampler::{Pass, Sampler, SamplerConfig};
+use crate::shared::{SamplerCmd, Shared, StoreMsg};
 
 /// When and how the sampler runs.
 #[derive(Debug, Clone, Copy)]
@@ -23,14 +25,6 @@ pub struct Schedule {
     pub mode: Mode,
     /// Testing aid: stop sampling (and so pinging the watchdog) after this many passes.
     pub stall_after: Option<u64>,
-}
-
-/// Requests to the sampling thread.
-#[derive(Debug)]
-pub enum SamplerCmd {
-    Stop,
-    /// Measure again what stats cost; the answer goes back.
-    Calibrate(oneshot::Sender<StatsCost>),
 }
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
@@ -88,6 +82,14 @@ impl Loop<'_> {
         }
     }
 
+    /// Answers requests, and takes no more passes, until told to stop.
+    fn idle_until_stopped(&mut self) {
+        while !matches!(
+            self.wait(Instant::now() + Duration::from_secs(3600)),
+            Woken::Stop
+        ) {}
+    }
+
     /// Lets go of stats and says whether counters keep running anyway (another holder, or the
     /// sysctl).
     fn release_and_check(&mut self) -> bool {
@@ -107,8 +109,8 @@ pub fn sample_loop(
     shared: &Shared,
     cmds: &std_mpsc::Receiver<SamplerCmd>,
 ) {
-    let interval = schedule.interval;
     let stats = &shared.sampler;
+    let slots = Slots::new(schedule.interval);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut pinged: Option<Instant> = None;
     let probe = Probe::load()
@@ -126,12 +128,12 @@ pub fn sample_loop(
     let mut held_since = Instant::now();
     let mut held_for: Option<Duration> = None;
     let mut other_holder = false;
+    let mut state_text = String::new();
     let start = Instant::now();
-    let mut slot: u32 = 0;
+    let mut slot: u64 = 0;
     loop {
-        let due = start + interval * slot;
         let now = Instant::now();
-        if now > due + interval / 2 {
+        if slots.is_late(slot, now.saturating_duration_since(start)) {
             stats.late.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(on) = held_for.take() {
@@ -149,10 +151,12 @@ pub fn sample_loop(
         let pass = Arc::new(lp.sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
         let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
-        let tick = Box::new(Tick::from_pass(&pass));
-        if let Ok(mut latest) = shared.latest.lock() {
-            *latest = Some(pass);
-        }
+        let tick = Box::new(tick_of(&pass));
+        publish_state(shared, &pass.stats_state, &mut state_text);
+        *shared
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pass);
         if tx.try_send(StoreMsg::Tick(tick)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -165,10 +169,7 @@ pub fn sample_loop(
         let passes = stats.passes.load(Ordering::Relaxed);
         if schedule.stall_after == Some(passes) {
             tracing::warn!("testing aid: the sampler stalls now");
-            while !matches!(
-                lp.wait(Instant::now() + Duration::from_secs(3600)),
-                Woken::Stop
-            ) {}
+            lp.idle_until_stopped();
             return;
         }
 
@@ -178,9 +179,12 @@ pub fn sample_loop(
         let switch = lp.sampler.stats_switch();
         let holding = switch.held() || switch.reacquire();
         held_since = Instant::now();
-        let elapsed_so_far = start.elapsed();
-        slot = (elapsed_so_far.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
-        let next = start + interval * slot;
+        slot = slots.next_after(start.elapsed());
+        let Some(next) = slots.due(start, slot) else {
+            tracing::warn!("the next pass is due later than this clock can tell: no more passes");
+            lp.idle_until_stopped();
+            return;
+        };
         if holding && duty < 0.999 {
             let off_at = held_since + next.saturating_duration_since(held_since).mul_f64(duty);
             if let Woken::Stop = lp.wait(off_at) {
@@ -202,4 +206,41 @@ pub fn sample_loop(
             return;
         }
     }
+}
+
+/// What the store keeps of a pass.
+fn tick_of(pass: &Pass) -> Tick {
+    Tick {
+        boot_id: Arc::clone(&pass.boot_id),
+        boottime_ns: pass.boottime_ns,
+        wall: pass.time,
+        stats: StatsCode::from(&pass.stats_state),
+        complete: pass.errors.is_empty(),
+        coverage: pass.coverage,
+        stats_cost_ns: pass.stats_cost.ns_per_run,
+        programs: pass
+            .programs
+            .iter()
+            .map(|p| ProgramTick {
+                meta: Arc::clone(&p.meta),
+                counters: p.counters,
+                map_memory: p.context.map_memory,
+            })
+            .collect(),
+    }
+}
+
+/// Publishes a pass's stats state for the `StatsState` property and its `PropertiesChanged`;
+/// `text` is reused, so a state that did not change costs no allocation.
+fn publish_state(shared: &Shared, state: &StatsState, text: &mut String) {
+    text.clear();
+    // Formatting into a String cannot fail.
+    let _ = write!(text, "{state}");
+    shared.published.send_if_modified(|p| {
+        if p.stats_state.as_deref() == Some(text.as_str()) {
+            return false;
+        }
+        p.stats_state = Some(text.clone());
+        true
+    });
 }

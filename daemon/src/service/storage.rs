@@ -2,17 +2,18 @@
 
 use std::time::SystemTime;
 
+use ebpfstat_store::{Brief, Store, StoreError};
 use tokio::sync::mpsc;
 
-use super::{StoreMsg, notify};
-use crate::api::StoreJob;
-use crate::store::Store;
+use super::notify;
+use crate::shared::{Shared, StoreJob, StoreMsg};
 
 pub(super) fn store_loop(
     store: Store,
     rx: mpsc::Receiver<StoreMsg>,
     jobs: mpsc::Receiver<StoreJob>,
     stored: tokio::sync::oneshot::Sender<()>,
+    shared: &Shared,
 ) {
     // A tiny runtime of its own, only to wait on two queues at once; ticks go first.
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
@@ -22,7 +23,7 @@ pub(super) fn store_loop(
             return;
         }
     };
-    rt.block_on(store_queues(store, rx, jobs, stored));
+    rt.block_on(store_queues(store, rx, jobs, stored, shared));
 }
 
 async fn store_queues(
@@ -30,28 +31,32 @@ async fn store_queues(
     mut rx: mpsc::Receiver<StoreMsg>,
     mut jobs: mpsc::Receiver<StoreJob>,
     stored: tokio::sync::oneshot::Sender<()>,
+    shared: &Shared,
 ) {
-    let mut failing = false;
+    let mut flusher = Flusher {
+        failing: false,
+        stats: "",
+        shared,
+    };
     let mut first = Some(stored);
-    let mut stats = "";
     loop {
         tokio::select! {
             biased;
             msg = rx.recv() => match msg {
                 Some(StoreMsg::Tick(tick)) => {
-                    stats = tick.stats.label();
+                    flusher.stats = tick.stats.label();
                     if let Err(e) = store.ingest(&tick) {
                         tracing::error!("storing a pass failed: {e}");
                     }
                     // The first pass is written at once: readiness means it is on disk.
                     if let Some(ready) = first.take() {
-                        flush(&mut store, &mut failing, stats);
+                        flusher.flush(&mut store);
                         let _ = ready.send(());
                     }
                 }
-                Some(StoreMsg::Flush) => flush(&mut store, &mut failing, stats),
+                Some(StoreMsg::Flush) => flusher.flush(&mut store),
                 Some(StoreMsg::Stop) | None => {
-                    flush(&mut store, &mut failing, stats);
+                    flusher.flush(&mut store);
                     return;
                 }
             },
@@ -60,37 +65,71 @@ async fn store_queues(
     }
 }
 
-fn flush(store: &mut Store, failing: &mut bool, stats: &str) {
-    let result = store.flush(SystemTime::now());
-    match &result {
-        Ok(()) => {
-            if *failing {
-                tracing::info!("writes to {} work again", store.path().display());
-            }
-            *failing = false;
-        }
-        Err(e) => {
-            // Log the first failure of a run of them, not every retry.
-            if !*failing {
-                tracing::error!("writing history failed, keeping it in memory: {e}");
-            }
-            *failing = true;
-        }
-    }
-    let brief = store.brief();
-    let line = format!(
-        "{} programs · last pass {} · database {} of {} · stats {}{}",
-        brief.live_programs,
-        humantime::format_rfc3339_seconds(SystemTime::now()),
-        human_bytes(brief.file_bytes),
-        human_bytes(brief.cap_bytes),
-        stats,
+/// Flushes, and says how it went: in the log (once per run of failures), in the service
+/// status line, and in the published database size.
+struct Flusher<'a> {
+    failing: bool,
+    /// The newest tick's stats state, for the status line.
+    stats: &'static str,
+    shared: &'a Shared,
+}
+
+impl Flusher<'_> {
+    fn flush(&mut self, store: &mut Store) {
+        let result = store.flush(SystemTime::now());
         match &result {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!("writes to {} work again", store.path().display());
+                }
+                self.failing = false;
+            }
+            Err(e) => {
+                // Log the first failure of a run of them, not every retry.
+                if !self.failing {
+                    tracing::error!("writing history failed, keeping it in memory: {e}");
+                }
+                self.failing = true;
+            }
+        }
+        let brief = store.brief();
+        if let Ok(b) = &brief {
+            self.shared.published.send_if_modified(|p| {
+                let changed = p.database_bytes != b.file_bytes;
+                p.database_bytes = b.file_bytes;
+                changed
+            });
+        }
+        notify(&[sd_notify::NotifyState::Status(&status_line(
+            &brief, self.stats, &result,
+        ))]);
+    }
+}
+
+fn status_line(
+    brief: &Result<Brief, StoreError>,
+    stats: &str,
+    flushed: &Result<(), StoreError>,
+) -> String {
+    let (programs, database) = match brief {
+        Ok(b) => (
+            b.live_programs.to_string(),
+            format!(
+                "{} of {}",
+                human_bytes(b.file_bytes),
+                human_bytes(b.cap_bytes)
+            ),
+        ),
+        Err(e) => ("?".to_owned(), format!("unknown ({e})")),
+    };
+    format!(
+        "{programs} programs · last pass {} · database {database} · stats {stats}{}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        match flushed {
             Ok(()) => String::new(),
             Err(e) => format!(" · writes failing: {e}"),
         }
-    );
-    notify(&[sd_notify::NotifyState::Status(&line)]);
+    )
 }
 
 fn human_bytes(b: u64) -> String {

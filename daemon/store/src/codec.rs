@@ -6,9 +6,44 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A counter stored in a signed column: its two's-complement bits, so every `u64` round-trips
+/// exactly (counters never come near `i64::MAX` in practice; the encoding does not care).
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "bit-exact reinterpretation, undone by `bits`"
+)]
+pub(crate) const fn signed_bits(v: u64) -> i64 {
+    v as i64
+}
+
+/// The counter whose bits `signed_bits` stored.
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "bit-exact reinterpretation, undoes `signed_bits`"
+)]
+pub(crate) const fn bits(v: i64) -> u64 {
+    v as u64
+}
+
+/// A float prediction rounded to an integer (`as` saturates, and NaN is 0: the encoder and the
+/// decoder compute the same value either way).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "saturating by design, see above"
+)]
+fn round_i64(v: f64) -> i64 {
+    v.round() as i64
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt chunk payload: {0}")]
 pub struct CodecError(String);
+
+impl CodecError {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
 
 /// A column of signed integers with runs of zeros folded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +58,7 @@ impl Serialize for Column {
             if v == 0 {
                 let run = self.0[i..].iter().take_while(|&&x| x == 0).count();
                 folded.push(0);
-                folded.push(run as i64 - 1);
+                folded.push(i64::try_from(run - 1).unwrap_or(i64::MAX));
                 i += run;
             } else {
                 folded.push(v);
@@ -67,12 +102,21 @@ pub struct Packed(pub Vec<i64>);
 
 const BLOCK: usize = 16;
 
+/// The low 64 bits of a bit accumulator.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "keeping the low bits is the point"
+)]
+const fn low_u64(acc: u128) -> u64 {
+    acc as u64
+}
+
 fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+    bits((v << 1) ^ (v >> 63))
 }
 
 fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
+    signed_bits(u >> 1) ^ -signed_bits(u & 1)
 }
 
 impl Serialize for Packed {
@@ -85,22 +129,25 @@ impl Serialize for Packed {
                 .map(|&u| 64 - u.leading_zeros())
                 .max()
                 .unwrap_or(0);
-            bytes.push(width as u8);
+            // At most 64.
+            bytes.push(u8::try_from(width).unwrap_or(u8::MAX));
             let (mut acc, mut bits) = (0u128, 0u32);
             for u in zz {
                 acc |= u128::from(u) << bits;
                 bits += width;
                 while bits >= 8 {
-                    bytes.push(acc as u8);
+                    bytes.push(acc.to_le_bytes()[0]);
                     acc >>= 8;
                     bits -= 8;
                 }
             }
             if bits > 0 {
-                bytes.push(acc as u8);
+                bytes.push(acc.to_le_bytes()[0]);
             }
         }
-        (self.0.len() as u32, bytes).serialize(s)
+        let n = u32::try_from(self.0.len())
+            .map_err(|_| serde::ser::Error::custom("packed column too long"))?;
+        (n, bytes).serialize(s)
     }
 }
 
@@ -108,7 +155,7 @@ impl<'de> Deserialize<'de> for Packed {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let (n, bytes) = <(u32, Vec<u8>)>::deserialize(d)?;
-        let n = n as usize;
+        let n = usize::try_from(n).map_err(|_| D::Error::custom("packed column too long"))?;
         if n > 1 << 24 {
             return Err(D::Error::custom("packed column too long"));
         }
@@ -140,7 +187,7 @@ impl<'de> Deserialize<'de> for Packed {
                 } else {
                     (1u64 << width) - 1
                 };
-                out.push(unzigzag(acc as u64 & mask));
+                out.push(unzigzag(low_u64(acc) & mask));
                 acc >>= width;
                 bits -= width;
             }
@@ -244,8 +291,8 @@ impl Predictor {
     /// Predicted (runs, run time) for a tick with `runs` runs (the run time is predicted once
     /// the runs are known).
     fn predict(&self, runs: u64) -> (i64, i64) {
-        let c = self.cnt.map_or(0, |c| c.round() as i64);
-        let r = self.avg_ns.map_or(0, |a| (a * runs as f64).round() as i64);
+        let c = self.cnt.map_or(0, round_i64);
+        let r = self.avg_ns.map_or(0, |a| round_i64(a * runs as f64));
         (c, r)
     }
 
@@ -280,9 +327,10 @@ impl RawChunk {
                 .iter()
                 .take_while(|d| **d == Delta::default())
                 .count();
-            layout.push(busy as u32);
+            // Runs are bounded by a flush window's ticks, far below u32::MAX.
+            layout.push(u32::try_from(busy).unwrap_or(u32::MAX));
             if idle > 0 {
-                layout.push(idle as u32);
+                layout.push(u32::try_from(idle).unwrap_or(u32::MAX));
             }
             sampled.extend_from_slice(&deltas[i..i + busy]);
             i += busy + idle;
@@ -299,8 +347,8 @@ impl RawChunk {
         let mut p = Predictor::default();
         for d in sampled {
             let (pc, pr) = p.predict(d.cnt);
-            self.dcnt.0.push((d.cnt as i64).wrapping_sub(pc));
-            self.drt.0.push((d.rt as i64).wrapping_sub(pr));
+            self.dcnt.0.push(signed_bits(d.cnt).wrapping_sub(pc));
+            self.drt.0.push(signed_bits(d.rt).wrapping_sub(pr));
             p.learn(*d);
         }
         self
@@ -314,17 +362,18 @@ impl RawChunk {
         let mut p = Predictor::default();
         let (mut cnt, mut rt) = (Vec::new(), Vec::new());
         for (&rc, &rr) in self.dcnt.0.iter().zip(&self.drt.0) {
-            let c = p.predict(0).0.wrapping_add(rc) as u64;
-            let r = p.predict(c).1.wrapping_add(rr) as u64;
+            let c = bits(p.predict(0).0.wrapping_add(rc));
+            let r = bits(p.predict(c).1.wrapping_add(rr));
             p.learn(Delta { cnt: c, rt: r });
-            cnt.push(c as i64);
-            rt.push(r as i64);
+            cnt.push(c);
+            rt.push(r);
         }
         let total: u64 = self.layout.iter().map(|&n| u64::from(n)).sum();
         if total > 1 << 24 {
             return Err(CodecError("layout too long".into()));
         }
-        let mut out = Vec::with_capacity(total as usize);
+        let total = usize::try_from(total).map_err(|_| CodecError("layout too long".into()))?;
+        let mut out = Vec::with_capacity(total);
         let mut k = 0;
         for (i, &run) in self.layout.iter().enumerate() {
             if i % 2 == 0 {
@@ -333,14 +382,12 @@ impl RawChunk {
                         .get(k)
                         .zip(rt.get(k))
                         .ok_or_else(|| CodecError("layout longer than columns".into()))?;
-                    out.push(Delta {
-                        cnt: *c as u64,
-                        rt: *r as u64,
-                    });
+                    out.push(Delta { cnt: *c, rt: *r });
                     k += 1;
                 }
             } else {
-                out.resize(out.len() + run as usize, Delta::default());
+                let run = usize::try_from(run).map_err(|_| CodecError("run too long".into()))?;
+                out.resize(out.len() + run, Delta::default());
             }
         }
         Ok(out)
@@ -420,11 +467,11 @@ impl RollupChunk {
             index: dod_encode(buckets.iter().map(|b| b.index)),
             samples: col(|b| i64::from(b.samples)),
             frozen: col(|b| i64::from(b.frozen)),
-            cnt: col(|b| b.cnt as i64),
-            rt: col(|b| b.rt as i64),
-            peak_cnt_rate: col(|b| b.peak_cnt_rate as i64),
-            peak_rt_rate: col(|b| b.peak_rt_rate as i64),
-            covered: col(|b| b.covered as i64),
+            cnt: col(|b| signed_bits(b.cnt)),
+            rt: col(|b| signed_bits(b.rt)),
+            peak_cnt_rate: col(|b| signed_bits(b.peak_cnt_rate)),
+            peak_rt_rate: col(|b| signed_bits(b.peak_rt_rate)),
+            covered: col(|b| signed_bits(b.covered)),
         }
     }
 
@@ -442,18 +489,23 @@ impl RollupChunk {
         if cols.iter().any(|c| c.len() != index.len()) {
             return Err(CodecError("rollup columns differ in length".into()));
         }
-        Ok((0..index.len())
-            .map(|i| Bucket {
-                index: index[i],
-                samples: cols[0][i] as u32,
-                frozen: cols[1][i] as u32,
-                cnt: cols[2][i] as u64,
-                rt: cols[3][i] as u64,
-                peak_cnt_rate: cols[4][i] as u64,
-                peak_rt_rate: cols[5][i] as u64,
-                covered: cols[6][i] as u64,
+        let count = |v: i64| {
+            u32::try_from(v).map_err(|_| CodecError(format!("sample count {v} out of range")))
+        };
+        (0..index.len())
+            .map(|i| {
+                Ok(Bucket {
+                    index: index[i],
+                    samples: count(cols[0][i])?,
+                    frozen: count(cols[1][i])?,
+                    cnt: bits(cols[2][i]),
+                    rt: bits(cols[3][i]),
+                    peak_cnt_rate: bits(cols[4][i]),
+                    peak_rt_rate: bits(cols[5][i]),
+                    covered: bits(cols[6][i]),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

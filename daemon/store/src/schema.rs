@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use crate::error::StoreError;
 
 /// The schema this build writes. Older files are migrated forward; newer ones are refused.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -226,7 +226,9 @@ fn migrate(conn: &Connection) -> Result<(), OpenFailure> {
             "schema version {version} is newer than this ebpfstatd understands ({SCHEMA_VERSION})"
         )));
     }
-    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    let done = usize::try_from(version)
+        .map_err(|_| OpenFailure::Damaged(format!("schema version {version} is negative")))?;
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let next = v + 1;
         conn.execute_batch(&format!(
             "BEGIN; {sql}; PRAGMA user_version = {next}; COMMIT;"
@@ -255,7 +257,16 @@ fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
         let mut to = aside.as_os_str().to_owned();
         to.push(suffix);
         // The side files may not exist; a stale WAL must not be replayed into the new file.
-        let _ = std::fs::rename(&from, &to);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::MoveAside {
+                    path: PathBuf::from(from),
+                    source,
+                });
+            }
+        }
     }
     Ok(aside)
 }

@@ -1,34 +1,142 @@
-//! The flush transaction: everything buffered goes in one commit, or nothing does.
+//! What the next flush writes, and the flush transaction: everything buffered goes in one
+//! commit, or nothing does.
+
+use std::sync::Arc;
 
 use rusqlite::{Connection, Transaction, params};
 
-use super::StoreError;
-use super::codec::Bucket;
-use super::ingest::Pending;
-use crate::sampler::metrics::Counters;
+use crate::clock::Boot;
+use crate::codec::Bucket;
+use crate::error::StoreError;
+use crate::model::{Counters, MapMemory, ProgramMeta};
+
+/// A sealed raw segment.
+#[derive(Debug, Clone)]
+pub(crate) struct RawRow {
+    pub start_tick: u64,
+    pub series_id: i64,
+    pub base: Counters,
+    pub data: Vec<u8>,
+}
+
+/// A sealed tick window.
+#[derive(Debug, Clone)]
+pub(crate) struct TickRow {
+    pub first_tick: u64,
+    pub boot_seq: i64,
+    pub first_bt_us: u64,
+    pub last_bt_us: u64,
+    pub n: u64,
+    pub data: Vec<u8>,
+}
+
+/// A series born since the last flush.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSeries {
+    pub series_id: i64,
+    pub boot_seq: i64,
+    pub meta: Arc<ProgramMeta>,
+    pub first_tick: u64,
+    pub first_bt_ns: u64,
+    pub base: Counters,
+    pub map_memory: MapMemory,
+}
+
+/// A series ended since the last flush.
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesEnd {
+    pub series_id: i64,
+    pub end_tick: u64,
+    pub end_bt_ns: u64,
+    pub end: Counters,
+}
+
+/// Everything sealed and not yet committed.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub boots: Vec<Boot>,
+    pub series: Vec<NewSeries>,
+    pub ends: Vec<SeriesEnd>,
+    pub map_memory: Vec<(i64, MapMemory)>,
+    pub raws: Vec<RawRow>,
+    pub ticks: Vec<TickRow>,
+    /// The longest segment span, when it grew (queries look that far back for segments).
+    pub max_span: Option<u64>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.boots.is_empty()
+            && self.series.is_empty()
+            && self.ends.is_empty()
+            && self.map_memory.is_empty()
+            && self.raws.is_empty()
+            && self.ticks.is_empty()
+    }
+
+    /// Ticks in sealed windows.
+    pub fn sealed_ticks(&self) -> usize {
+        self.ticks
+            .iter()
+            .map(|t| usize::try_from(t.n).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Replaces the row of a boot written with the next flush.
+    pub fn save_boot(&mut self, boot: Boot) {
+        self.boots.retain(|b| b.seq != boot.seq);
+        self.boots.push(boot);
+    }
+
+    /// Drops the oldest sealed ticks (and their segments) while more than `max_ticks` ticks
+    /// (`open` of them not sealed yet) are buffered; returns how many were dropped. Series
+    /// births and ends are small and always kept.
+    pub fn bound(&mut self, max_ticks: usize, open: usize) -> u64 {
+        let mut dropped = 0;
+        while self.sealed_ticks().saturating_add(open) > max_ticks && !self.ticks.is_empty() {
+            let oldest = self.ticks.remove(0);
+            dropped += oldest.n;
+            let end = oldest.first_tick + oldest.n;
+            self.raws.retain(|r| r.start_tick >= end);
+        }
+        if dropped > 0 {
+            tracing::warn!("dropped {dropped} buffered ticks: writes keep failing");
+        }
+        dropped
+    }
+
+    fn clear_written(&mut self) {
+        self.boots.clear();
+        self.series.clear();
+        self.ends.clear();
+        self.map_memory.clear();
+        self.raws.clear();
+        self.ticks.clear();
+        self.max_span = None;
+    }
+}
 
 /// Writes and clears `pending`; on error nothing is written and `pending` is untouched.
-pub fn commit(
-    conn: &mut Connection,
-    pending: &mut Pending,
-    max_span: u64,
-) -> Result<(), StoreError> {
+pub(crate) fn commit(conn: &mut Connection, pending: &mut Pending) -> Result<(), StoreError> {
     if pending.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction()?;
     write_pending(&tx, pending)?;
     // Meta rows only when they change: each is a page rewritten per commit on flash.
-    if pending.max_span_changed {
-        set_meta(&tx, "max_span", max_span as i64)?;
+    if let Some(span) = pending.max_span {
+        set_meta(&tx, "max_span", span)?;
     }
     tx.commit()?;
-    pending.max_span_changed = false;
     pending.clear_written();
     Ok(())
 }
 
-pub fn set_meta(tx: &Transaction<'_>, key: &str, value: i64) -> Result<(), StoreError> {
+pub(crate) fn set_meta(
+    tx: &Transaction<'_>,
+    key: &str,
+    value: impl rusqlite::ToSql,
+) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
         .execute(params![key, value])?;
     Ok(())
@@ -63,7 +171,7 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
             s.series_id,
             s.boot_seq,
             m.id,
-            m.load_boottime_ns as i64,
+            m.load_boottime_ns,
             m.name,
             m.full_name,
             m.prog_type,
@@ -73,13 +181,13 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
             m.jited_size,
             m.xlated_size,
             m.verified_insns,
-            s.first_tick as i64,
-            s.first_bt_ns as i64,
-            s.base.run_cnt as i64,
-            s.base.run_time_ns as i64,
-            s.map_memory.total as i64,
-            s.map_memory.own as i64,
-            s.map_memory.shared as i64,
+            s.first_tick,
+            s.first_bt_ns,
+            s.base.run_cnt,
+            s.base.run_time_ns,
+            s.map_memory.total,
+            s.map_memory.own,
+            s.map_memory.shared,
         ])?;
     }
     for (id, mm) in &p.map_memory {
@@ -87,12 +195,7 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
             "UPDATE series SET map_mem = ?2, map_mem_own = ?3, map_mem_shared = ?4
              WHERE series_id = ?1",
         )?
-        .execute(params![
-            id,
-            mm.total as i64,
-            mm.own as i64,
-            mm.shared as i64
-        ])?;
+        .execute(params![id, mm.total, mm.own, mm.shared])?;
     }
     for r in &p.raws {
         tx.prepare_cached(
@@ -100,10 +203,10 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
              VALUES ((?1 << 32) | ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
-            r.start_tick as i64,
+            r.start_tick,
             r.series_id,
-            r.base.run_cnt as i64,
-            r.base.run_time_ns as i64,
+            r.base.run_cnt,
+            r.base.run_time_ns,
             r.data,
         ])?;
     }
@@ -113,11 +216,11 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
-            t.first_tick as i64,
+            t.first_tick,
             t.boot_seq,
-            t.first_bt_us as i64,
-            t.last_bt_us as i64,
-            t.n as i64,
+            t.first_bt_us,
+            t.last_bt_us,
+            t.n,
             t.data,
         ])?;
     }
@@ -129,17 +232,17 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
         )?
         .execute(params![
             e.series_id,
-            e.end_tick as i64,
-            e.end_bt_ns as i64,
-            e.end.run_cnt as i64,
-            e.end.run_time_ns as i64,
+            e.end_tick,
+            e.end_bt_ns,
+            e.end.run_cnt,
+            e.end.run_time_ns,
         ])?;
     }
     Ok(())
 }
 
 /// Inserts one rollup chunk row.
-pub fn insert_chunk(
+pub(crate) fn insert_chunk(
     tx: &Transaction<'_>,
     table: &str,
     key: (i64, i64, i64),
@@ -156,14 +259,14 @@ pub fn insert_chunk(
         key.0,
         key.1,
         key.2,
-        base.run_cnt as i64,
-        base.run_time_ns as i64,
+        base.run_cnt,
+        base.run_time_ns,
         summary.samples,
-        summary.cnt as i64,
-        summary.rt as i64,
-        summary.peak_cnt_rate as i64,
-        summary.peak_rt_rate as i64,
-        summary.covered as i64,
+        summary.cnt,
+        summary.rt,
+        summary.peak_cnt_rate,
+        summary.peak_rt_rate,
+        summary.covered,
         data,
     ])?;
     Ok(())

@@ -4,14 +4,16 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, SeriesRow, Tier, choose_tier,
-    validate_range,
+    History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, Reader, SeriesRow, Tier,
+    choose_tier, validate_range,
 };
-use crate::sampler::metrics::Counters;
-use crate::store::codec::{Bucket, Delta};
-use crate::store::maintain::{self, cumulative_before};
-use crate::store::read::{self, Segment};
-use crate::store::{Store, StoreError, wall_ns};
+use crate::clock::{signed, wall_ns};
+use crate::codec::{Bucket, Delta};
+use crate::error::StoreError;
+use crate::fold::{self, cumulative_before};
+use crate::model::{Counters, avg_ns_per_run};
+use crate::read;
+use crate::rows::{self, Segment};
 
 /// One tier value of one series: a tick or a bucket, on its boot's time line.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +25,7 @@ struct Slice {
     cum: Counters,
 }
 
-impl Store {
+impl Reader<'_> {
     fn raw_slices(
         &self,
         boot: i64,
@@ -42,7 +44,7 @@ impl Store {
         let refs: Vec<&Segment> = segs.iter().collect();
         let mut cum = cumulative_before(first_tick, &refs, s.total);
         let prev_bt = (start > 0).then(|| ticks[start - 1].bt_us);
-        let buckets = maintain::fold_ticks(
+        let buckets = fold::fold_ticks(
             &ticks[start..],
             prev_bt,
             s.life,
@@ -52,7 +54,7 @@ impl Store {
         Ok(buckets
             .into_iter()
             .map(|b| {
-                read::add(
+                rows::add(
                     &mut cum,
                     Delta {
                         cnt: b.cnt,
@@ -60,7 +62,7 @@ impl Store {
                     },
                 );
                 Slice {
-                    at_us: b.index as u64,
+                    at_us: fold::bucket_start(b.index, 1),
                     b,
                     cum,
                 }
@@ -79,20 +81,20 @@ impl Store {
     ) -> Result<Vec<Slice>, StoreError> {
         let mut out = Vec::new();
         for c in chunks {
-            let Some(row) = read::chunk(&self.conn, table, boot, c, s.series_id)? else {
+            let Some(row) = read::chunk(&self.db.conn, table, boot, c, s.series_id)? else {
                 continue;
             };
             let mut cum = row.base;
             for b in row.buckets()? {
-                read::add(
+                rows::add(
                     &mut cum,
                     Delta {
                         cnt: b.cnt,
                         rt: b.rt,
                     },
                 );
-                let at_us = b.index as u64 * width_us;
-                if at_us + width_us > lo && at_us <= hi {
+                let at_us = fold::bucket_start(b.index, width_us);
+                if at_us.saturating_add(width_us) > lo && at_us <= hi {
                     out.push(Slice { at_us, b, cum });
                 }
             }
@@ -120,7 +122,7 @@ impl Store {
             (lo, hi),
         )?;
         if span.rolled_end <= span.last {
-            let tail_lo = lo.max(span.rolled_end as u64 * span.chunk_us);
+            let tail_lo = lo.max(span.start_us(span.rolled_end));
             let finer = self.slices(span.finer, boot, s, tail_lo, hi)?;
             out.extend(fold_slices(&finer, span.bucket_us));
         }
@@ -168,7 +170,7 @@ impl Store {
             res * u32::try_from(n).unwrap_or(u32::MAX)
         };
         let span = to.duration_since(from).unwrap_or_default();
-        let n_points = span.as_nanos().div_ceil(step.as_nanos()) as u64;
+        let n_points = u64::try_from(span.as_nanos().div_ceil(step.as_nanos())).unwrap_or(u64::MAX);
         if n_points > MAX_POINTS {
             return Err(QueryError::InvalidArgument(format!(
                 "{n_points} points requested ({} at a {} step); at most {MAX_POINTS} per \
@@ -179,27 +181,26 @@ impl Store {
         }
         let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
         let from_ns = wall_ns(from);
-        let mut points: Vec<(Bucket, Option<Counters>)> =
-            vec![(Bucket::default(), None); n_points as usize];
-        let mut overhead = vec![0.0f64; n_points as usize];
+        // At most MAX_POINTS, checked above.
+        let n = usize::try_from(n_points).unwrap_or(0);
+        let mut points: Vec<(Bucket, Option<Counters>)> = vec![(Bucket::default(), None); n];
+        let mut overhead = vec![0.0f64; n];
         // Per series: cumulative at the end of each point it has data in.
         let mut cum_per_series: Vec<Vec<Option<Counters>>> = Vec::new();
         for s in &series {
-            let mut cums = vec![None; n_points as usize];
-            for (boot, lo, hi) in self.boot_ranges(from, to) {
+            let mut cums = vec![None; n];
+            for (boot, lo, hi) in self.boots.ranges(from, to) {
                 if boot != s.boot_seq {
                     continue;
                 }
-                let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
-                let cost = self.stats_cost_ns(boot);
+                let offset = self.boots.offset_ns(boot);
+                let cost = self.boots.stats_cost_ns(boot);
                 for sl in self.slices(tier, boot, s, lo, hi)? {
-                    let wall = (sl.at_us as i64)
-                        .saturating_mul(1000)
-                        .saturating_add(offset);
+                    let wall = signed(sl.at_us).saturating_mul(1000).saturating_add(offset);
                     let Some(k) = wall
                         .checked_sub(from_ns)
-                        .filter(|d| *d >= 0)
-                        .map(|d| (d as u64 / step_ns) as usize)
+                        .and_then(|d| u64::try_from(d).ok())
+                        .and_then(|d| usize::try_from(d / step_ns).ok())
                         .filter(|&k| k < points.len())
                     else {
                         continue;
@@ -229,7 +230,7 @@ impl Store {
             .into_iter()
             .enumerate()
             .map(|(k, (b, cum))| {
-                let start = from + Duration::from_nanos(step_ns * k as u64);
+                let start = from + Duration::from_nanos(step_ns.saturating_mul(k as u64));
                 let end = (start + Duration::from_nanos(step_ns)).min(to);
                 let width = end.duration_since(start).unwrap_or_default();
                 point(start, end, width, &b, cum.unwrap_or_default(), overhead[k])
@@ -262,17 +263,17 @@ impl Store {
 fn fold_slices(fine: &[Slice], width_us: u64) -> Vec<Slice> {
     let mut out: Vec<Slice> = Vec::new();
     for s in fine {
-        let index = s.at_us / width_us;
+        let index = fold::bucket_index(s.at_us, width_us);
         match out.last_mut() {
-            Some(last) if last.b.index == index as i64 => {
+            Some(last) if last.b.index == index => {
                 last.b.absorb(&s.b);
                 last.cum = s.cum;
             }
             _ => {
                 let mut b = s.b;
-                b.index = index as i64;
+                b.index = index;
                 out.push(Slice {
-                    at_us: index * width_us,
+                    at_us: fold::bucket_start(index, width_us),
                     b,
                     cum: s.cum,
                 });
@@ -299,7 +300,7 @@ fn point(
         run_time_ns: b.rt,
         cum_run_cnt: cum.run_cnt,
         cum_run_time_ns: cum.run_time_ns,
-        avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
+        avg_ns_per_run: avg_ns_per_run(b.rt, b.cnt),
         rates: Rates::of(b, width.as_secs_f64(), overhead_ns),
         peak_runs_per_sec: b.peak_cnt_rate,
         peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,

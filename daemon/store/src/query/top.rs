@@ -3,13 +3,17 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use super::{QueryError, Rates, SeriesRow, SortKey, Tier, TopRow, choose_tier, validate_range};
-use crate::store::codec::Bucket;
-use crate::store::maintain;
-use crate::store::read::{self, TickPoint};
-use crate::store::{Store, StoreError, wall_ns};
+use super::{
+    QueryError, Rates, Reader, SeriesRow, SortKey, Tier, TopRow, choose_tier, validate_range,
+};
+use crate::codec::Bucket;
+use crate::error::StoreError;
+use crate::fold;
+use crate::model::avg_ns_per_run;
+use crate::read;
+use crate::rows::TickPoint;
 
-impl Store {
+impl Reader<'_> {
     /// Top `n` programs over `[from, to)` by `key`, unloaded ones included.
     pub fn top(
         &self,
@@ -26,12 +30,12 @@ impl Store {
         let oldest = self.tier_oldest()?;
         let tier = choose_tier(&oldest, from, window);
         let mut rows = Vec::new();
-        for (boot, lo, hi) in self.boot_ranges(from, to) {
+        for (boot, lo, hi) in self.boots.ranges(from, to) {
             // Series alive at some point of the range.
-            let (lo_ns, hi_ns) = (lo * 1000, hi * 1000);
+            let (lo_ns, hi_ns) = (lo.saturating_mul(1000), hi.saturating_mul(1000));
             let series = self.series_where(
                 "boot_seq = ?1 AND first_bt_ns <= ?3 AND (end_bt_ns IS NULL OR end_bt_ns >= ?2)",
-                &[&boot, &(lo_ns as i64), &(hi_ns as i64)],
+                &[&boot, &lo_ns, &hi_ns],
                 |s| {
                     s.boot_seq == boot
                         && s.first_bt_ns <= hi_ns
@@ -47,11 +51,11 @@ impl Store {
                 (self.raw_sums(&ticks, lo, &series)?, raw_covered(&ticks))
             } else {
                 let sums = self.tier_sums(tier, boot, lo, hi, &series)?;
-                let oldest = oldest[tier as usize];
-                (sums, self.rollup_covered(tier, boot, (lo, hi), oldest))
+                let oldest = oldest[tier.index()];
+                (sums, self.rollup_covered(tier, boot, (lo, hi), oldest)?)
             };
             let secs = covered.as_secs_f64();
-            let cost = self.stats_cost_ns(boot);
+            let cost = self.boots.stats_cost_ns(boot);
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
                 rows.push(TopRow {
@@ -59,7 +63,7 @@ impl Store {
                     samples: b.samples,
                     run_cnt: b.cnt,
                     run_time_ns: b.rt,
-                    avg_ns_per_run: crate::sampler::metrics::avg_ns_per_run(b.rt, b.cnt),
+                    avg_ns_per_run: avg_ns_per_run(b.rt, b.cnt),
                     rates: Rates::of(&b, secs, b.cnt as f64 * cost),
                     peak_runs_per_sec: b.peak_cnt_rate,
                     peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
@@ -95,14 +99,16 @@ impl Store {
         boot: i64,
         (lo, hi): (u64, u64),
         oldest: Option<SystemTime>,
-    ) -> Duration {
-        let newest = self.newest_time();
-        let offset = self.boot(boot).map_or(0, |b| b.wall_offset_ns);
-        let to_bt = |t: SystemTime| (wall_ns(t) - offset).max(0) as u64 / 1000;
+    ) -> Result<Duration, StoreError> {
+        let newest = self.newest_time()?;
+        let to_bt = |t: SystemTime| self.boots.boottime_us(boot, t);
         let bucket = tier.bucket_us();
-        let start = oldest.map_or(lo, |o| lo.max(to_bt(o))).div_ceil(bucket) * bucket;
+        let start = oldest
+            .map_or(lo, |o| lo.max(to_bt(o)))
+            .div_ceil(bucket)
+            .saturating_mul(bucket);
         let end = newest.map_or(hi, |n| hi.min(to_bt(n)));
-        Duration::from_micros(end.saturating_sub(start))
+        Ok(Duration::from_micros(end.saturating_sub(start)))
     }
 
     /// Sums per series over `[lo, hi]` µs of `boot` from `tier`.
@@ -125,25 +131,25 @@ impl Store {
         if rolled > first {
             let (a, b) = (first, rolled - 1);
             let whole = |c: i64| {
-                let chunk_lo = c as u64 * width;
-                chunk_lo >= lo && chunk_lo + width <= hi
+                let chunk_lo = span.start_us(c);
+                chunk_lo >= lo && chunk_lo.saturating_add(width) <= hi
             };
             // Only the end chunks can stick out of the window: those are read bucket by
             // bucket, the ones inside by their summary columns, without their blobs.
             let (inner_a, inner_b) = (a + i64::from(!whole(a)), b - i64::from(!whole(b)));
             if inner_a <= inner_b {
                 for (id, summary) in
-                    read::chunk_sums_between(&self.conn, table, boot, inner_a, inner_b)?
+                    read::chunk_sums_between(&self.db.conn, table, boot, inner_a, inner_b)?
                 {
                     sums.entry(id).or_default().absorb(&summary);
                 }
             }
             let edges = if a == b { &[a][..] } else { &[a, b][..] };
             for &c in edges.iter().filter(|&&c| !whole(c)) {
-                for row in read::chunks_between(&self.conn, table, boot, c, c)? {
+                for row in read::chunks_between(&self.db.conn, table, boot, c, c)? {
                     let entry = sums.entry(row.series_id).or_default();
                     for bucket in row.buckets()? {
-                        let at = bucket.index as u64 * fine;
+                        let at = fold::bucket_start(bucket.index, fine);
                         if at >= lo && at <= hi {
                             entry.absorb(&bucket);
                         }
@@ -152,7 +158,7 @@ impl Store {
             }
         }
         if rolled <= last {
-            let tail_lo = lo.max(rolled as u64 * width);
+            let tail_lo = lo.max(span.start_us(rolled));
             for (id, b) in self.tier_sums(span.finer, boot, tail_lo, hi, series)? {
                 sums.entry(id).or_default().absorb(&b);
             }
@@ -173,7 +179,7 @@ impl Store {
         };
         let wanted: HashSet<i64> = series.iter().map(|s| s.series_id).collect();
         let segs = self.segments(ticks[start].tick, Some(&wanted))?;
-        let by_series = maintain::segments_by_series(&segs);
+        let by_series = fold::segments_by_series(&segs);
         let prev_bt = start.checked_sub(1).map(|i| ticks[i].bt_us);
         Ok(series
             .iter()
@@ -183,9 +189,8 @@ impl Store {
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
                 // One bucket as wide as time itself: the whole window.
-                let buckets =
-                    maintain::fold_ticks(&ticks[start..], prev_bt, s.life, segs, u64::MAX);
-                (s.series_id, maintain::summarise(&buckets))
+                let buckets = fold::fold_ticks(&ticks[start..], prev_bt, s.life, segs, u64::MAX);
+                (s.series_id, fold::summarise(&buckets))
             })
             .collect())
     }

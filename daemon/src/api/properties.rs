@@ -1,0 +1,38 @@
+//! `PropertiesChanged` for the properties that change while the daemon runs (`StatsState`,
+//! `DatabaseBytes`): the sampling and storage threads publish new values, and a task per
+//! connection signals each change to that connection's peers. The others are `const` or, for
+//! `StatsOverheadPct` which changes every pass, never signalled.
+
+use zbus::object_server::SignalEmitter;
+
+use super::Stats1;
+
+/// Signals changes of published properties on `conn` until the daemon stops publishing or the
+/// connection fails.
+pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
+    let mut rx = iface.shared.published.subscribe();
+    let mut last = rx.borrow_and_update().clone();
+    let emitter = match SignalEmitter::new(&conn, ebpfstat_dbus::OBJECT_PATH) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("cannot signal property changes: {e}");
+            return;
+        }
+    };
+    while rx.changed().await.is_ok() {
+        let now = rx.borrow_and_update().clone();
+        let mut sent = Ok(());
+        if now.stats_state != last.stats_state {
+            sent = iface.stats_state_changed(&emitter).await;
+        }
+        if sent.is_ok() && now.database_bytes != last.database_bytes {
+            sent = iface.database_bytes_changed(&emitter).await;
+        }
+        if let Err(e) = sent {
+            // The peer went away (its connection task ends too), or the bus did.
+            tracing::debug!("property change not signalled: {e}");
+            return;
+        }
+        last = now;
+    }
+}

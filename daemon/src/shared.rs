@@ -1,0 +1,74 @@
+//! What links the daemon's threads: the messages the sampling thread, the storage thread and
+//! the API send each other, and the state they share. Both sides import it; it imports
+//! neither, so the API and the service never import each other both ways.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ebpfstat_store::{Retention, Store, Tick};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::observer::Mode;
+use crate::sampler::Pass;
+use crate::sampler::host::KernelInfo;
+use crate::sampler::stats::StatsCost;
+
+/// Work for the storage thread: a query from the API, run there and answered on its own
+/// channel.
+pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// Messages to the storage thread (queries travel on their own channel, behind these).
+#[derive(Debug)]
+pub enum StoreMsg {
+    Tick(Box<Tick>),
+    Flush,
+    Stop,
+}
+
+/// Requests to the sampling thread.
+#[derive(Debug)]
+pub enum SamplerCmd {
+    Stop,
+    /// Measure again what stats cost; the answer goes back.
+    Calibrate(oneshot::Sender<StatsCost>),
+}
+
+/// Counters kept by the sampling thread, for status and tests.
+#[derive(Debug, Default)]
+pub struct SamplerStats {
+    pub passes: AtomicU64,
+    /// Passes the store could not take (its queue was full).
+    pub dropped: AtomicU64,
+    /// Passes that started later than their slot by more than half an interval.
+    pub late: AtomicU64,
+}
+
+/// D-Bus property values that change while the daemon runs. The threads that change them
+/// publish them here; each API connection signals `PropertiesChanged` when they do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Published {
+    /// The stats state of the newest pass.
+    pub stats_state: Option<String>,
+    /// Size of the database file after the last flush.
+    pub database_bytes: u64,
+}
+
+/// State the API reads, shared with the sampling and storage threads.
+#[derive(Debug)]
+pub struct Shared {
+    pub jobs: mpsc::Sender<StoreJob>,
+    /// Requests to the sampling thread (calibration).
+    pub sampler_cmds: std::sync::mpsc::Sender<SamplerCmd>,
+    /// The newest pass, set by the sampling thread.
+    pub latest: Mutex<Option<Arc<Pass>>>,
+    pub sampler: Arc<SamplerStats>,
+    pub published: watch::Sender<Published>,
+    pub interval: Duration,
+    pub retention: Retention,
+    pub cap_bytes: u64,
+    pub started: Instant,
+    pub stats_mode: Mode,
+    /// The running kernel: fixed for the daemon's life.
+    pub kernel: KernelInfo,
+}

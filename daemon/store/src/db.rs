@@ -1,0 +1,158 @@
+//! The database and what is known of its contents without reading them: the rollup
+//! positions, its size in pages, and the time each tier spans.
+
+use std::time::SystemTime;
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::clock::Boots;
+use crate::error::StoreError;
+use crate::model::opt_rfc3339;
+use crate::read;
+use crate::tier::Tier;
+
+/// Oldest and newest time held by a tier.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TierSpan {
+    pub tier: &'static str,
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub oldest: Option<SystemTime>,
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub newest: Option<SystemTime>,
+    pub rows: u64,
+    /// Pages the tier's tables occupy (raw: segments and tick time stamps).
+    pub bytes: u64,
+}
+
+/// The connection and the rollup positions (kept in `meta`).
+#[derive(Debug)]
+pub(crate) struct Db {
+    pub conn: Connection,
+    /// Ticks before this one are rolled into 1-minute chunks.
+    pub min1_done_tick: u64,
+    /// `(boot, 1-minute chunk)` from which 1-minute chunks are not rolled into hours yet.
+    pub hour1_done: (i64, i64),
+}
+
+impl Db {
+    /// Reads the rollup positions of an opened database.
+    pub fn new(conn: Connection) -> Result<Self, StoreError> {
+        let min1_done_tick = read::meta_count(&conn, "min1_done_tick")?;
+        let hour1_done = (
+            read::meta(&conn, "hour1_done_boot")?.unwrap_or(0),
+            read::meta(&conn, "hour1_done_chunk")?.unwrap_or(0),
+        );
+        Ok(Self {
+            conn,
+            min1_done_tick,
+            hour1_done,
+        })
+    }
+
+    /// Key `(boot, chunk)` from which `tier`'s chunks are not rolled into the next coarser
+    /// tier yet: retention and the cap keep them.
+    pub fn unrolled_from(&self, tier: Tier) -> (i64, i64) {
+        match tier {
+            Tier::Min1 => self.hour1_done,
+            Tier::Raw | Tier::Hour1 => (i64::MAX, i64::MAX),
+        }
+    }
+
+    pub fn pragma(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+    }
+
+    /// Pages in use (not free) times the page size.
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let pages = self
+            .pragma("page_count")?
+            .saturating_sub(self.pragma("freelist_count")?);
+        Ok(pages.saturating_mul(self.pragma("page_size")?))
+    }
+
+    /// On-disk bytes of tables (their pages, from SQLite's dbstat).
+    fn table_bytes(&self, tables: &[&str]) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        for t in tables {
+            let b: u64 = self.conn.query_row(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1",
+                [t],
+                |r| r.get(0),
+            )?;
+            total = total.saturating_add(b);
+        }
+        Ok(total)
+    }
+
+    /// Time spans and row counts per tier; with `bytes`, their on-disk size too (a page scan).
+    pub fn tier_spans(&self, boots: &Boots, bytes: bool) -> Result<Vec<TierSpan>, StoreError> {
+        let mut spans = Vec::new();
+        // Counting rows scans a table: only for status, never on the query path.
+        let count = |table: &str| {
+            if bytes {
+                format!("(SELECT count(*) FROM {table})")
+            } else {
+                "0".to_owned()
+            }
+        };
+        type Ends = (Option<i64>, Option<i64>, Option<i64>, Option<i64>, u64);
+        let raw: Ends = self.conn.query_row(
+            &format!(
+                "SELECT (SELECT boot_seq FROM ticks ORDER BY first_tick LIMIT 1),
+                        (SELECT first_bt_us FROM ticks ORDER BY first_tick LIMIT 1),
+                        (SELECT boot_seq FROM ticks ORDER BY first_tick DESC LIMIT 1),
+                        (SELECT last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1),
+                        {}",
+                count(Tier::Raw.table())
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        let at = |boot: Option<i64>, us: Option<i64>| {
+            boot.zip(us)
+                .and_then(|(b, us)| boots.wall_of(b, us.saturating_mul(1000)))
+        };
+        spans.push(TierSpan {
+            tier: Tier::Raw.as_str(),
+            oldest: at(raw.0, raw.1),
+            newest: at(raw.2, raw.3),
+            rows: raw.4,
+            bytes: if bytes {
+                self.table_bytes(&[Tier::Raw.table(), "ticks"])?
+            } else {
+                0
+            },
+        });
+        for tier in [Tier::Min1, Tier::Hour1] {
+            let table = tier.table();
+            let r: Ends = self.conn.query_row(
+                &format!(
+                    "SELECT (SELECT boot_seq FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
+                            (SELECT chunk FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
+                            (SELECT boot_seq FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
+                            (SELECT chunk FROM {table} ORDER BY boot_seq DESC, chunk DESC LIMIT 1),
+                            {}",
+                    count(table)
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            let w = i64::try_from(tier.chunk_us()).unwrap_or(i64::MAX);
+            spans.push(TierSpan {
+                tier: tier.as_str(),
+                oldest: at(r.0, r.1.map(|c| c.saturating_mul(w))),
+                newest: at(r.2, r.3.map(|c| c.saturating_add(1).saturating_mul(w))),
+                rows: r.4,
+                bytes: if bytes {
+                    self.table_bytes(&[table])?
+                } else {
+                    0
+                },
+            });
+        }
+        Ok(spans)
+    }
+}

@@ -1,0 +1,126 @@
+//! What one sampling pass hands to storage, as plain values defined here once: counters,
+//! program metadata, map memory, the stats state and the tick's clocks. The daemon builds them
+//! from its sampler's passes; tests and benchmarks build them with a simulated clock.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+
+/// Cumulative counters as the kernel reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+}
+
+/// Program map memory, in Inspektor Gadget's sense (the sum over its maps), split by sharing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MapMemory {
+    #[serde(rename = "map_memory_bytes")]
+    pub total: u64,
+    /// Maps used by this program alone.
+    #[serde(rename = "map_memory_own_bytes")]
+    pub own: u64,
+    /// Maps other live programs use too: counted again in each of them.
+    #[serde(rename = "map_memory_shared_bytes")]
+    pub shared: u64,
+}
+
+/// Metadata fixed for the life of a loaded program, read once when it is first seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgramMeta {
+    pub id: u32,
+    /// The kernel's name (at most 15 bytes).
+    pub name: String,
+    /// The main function's name from BTF when the kernel's name is cut short, else `name`.
+    pub full_name: String,
+    #[serde(rename = "type")]
+    pub prog_type: &'static str,
+    /// Hex SHA of the instructions, as bpftool prints it.
+    pub tag: String,
+    /// `CLOCK_BOOTTIME` nanoseconds at load: with the boot id and the id, the series key.
+    pub load_boottime_ns: u64,
+    #[serde(serialize_with = "rfc3339")]
+    pub load_time: SystemTime,
+    pub created_by_uid: u32,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+    pub xlated_size: u32,
+    pub btf_id: Option<u32>,
+    /// The program's own `memlock` (instructions, JIT image), apart from its maps.
+    pub prog_memlock_bytes: Option<u64>,
+}
+
+impl ProgramMeta {
+    /// The name to show.
+    pub fn display_name(&self) -> &str {
+        &self.full_name
+    }
+}
+
+/// A time as RFC 3339 with nanoseconds, for serde.
+pub fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_nanos(*t))
+}
+
+/// Optional times as RFC 3339 (absent: null).
+pub fn opt_rfc3339<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Stats state of a tick, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsCode {
+    Enabled = 0,
+    EnabledBySysctl = 1,
+    Unavailable = 2,
+    DutyCycled = 3,
+    EnabledByOther = 4,
+}
+
+impl StatsCode {
+    /// How the service status line names the state.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::EnabledBySysctl => "enabled by sysctl",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::DutyCycled => "duty-cycled",
+            Self::EnabledByOther => "enabled by another holder",
+        }
+    }
+}
+
+/// What the store needs of one program in one pass.
+#[derive(Debug, Clone)]
+pub struct ProgramTick {
+    pub meta: Arc<ProgramMeta>,
+    pub counters: Counters,
+    pub map_memory: MapMemory,
+}
+
+/// What the store needs of one pass.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub boot_id: Arc<str>,
+    pub boottime_ns: u64,
+    pub wall: SystemTime,
+    pub stats: StatsCode,
+    /// False when the pass could not read every program: missing programs are then not ended.
+    pub complete: bool,
+    /// Share of the interval with stats on (duty-cycling), 0..=1.
+    pub coverage: f64,
+    /// What stats cost each program run, ns (calibrated).
+    pub stats_cost_ns: f64,
+    pub programs: Vec<ProgramTick>,
+}
+
+/// Mean run time per run; `None` when the program did not run.
+pub fn avg_ns_per_run(run_time_ns: u64, run_cnt: u64) -> Option<f64> {
+    (run_cnt > 0).then(|| run_time_ns as f64 / run_cnt as f64)
+}

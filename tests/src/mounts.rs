@@ -1,0 +1,165 @@
+//! Filesystems and cgroups made for a test and removed after it: bpffs, tmpfs (disk full,
+//! read-only), a cgroup under the cgroup2 mount.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+use ebpfstatd::bpf::sys;
+
+/// A bpffs mounted on a temporary directory, unmounted (lazily) on drop.
+#[derive(Debug)]
+pub struct Bpffs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Bpffs {
+    pub fn mount() -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let target = c_path(dir.path());
+        // SAFETY: all pointers are NUL-terminated strings alive for the call; data is null.
+        let rc = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { dir })
+    }
+
+    pub fn pin(&self, fd: BorrowedFd<'_>, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        sys::obj_pin(fd, &c_path(&path)).expect("BPF_OBJ_PIN");
+        path
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let target = c_path(self.dir.path());
+        // SAFETY: `target` is a NUL-terminated path alive for the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A tmpfs of a given size on a temporary directory, for disk-full and read-only tests.
+#[derive(Debug)]
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `options` as for `mount -o`, e.g. `"size=256k"` or `"ro"`.
+    pub fn mount(options: &str) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let target = c_path(dir.path());
+        let data = CString::new(options).map_err(io::Error::other)?;
+        let flags = if options.split(',').any(|o| o == "ro") {
+            libc::MS_RDONLY
+        } else {
+            0
+        };
+        // SAFETY: all pointers are NUL-terminated strings alive for the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { dir })
+    }
+
+    /// Changes the size in place (`mount -o remount,size=…`).
+    pub fn resize(&self, size: &str) -> io::Result<()> {
+        let target = c_path(self.dir.path());
+        let data = CString::new(format!("size={size}")).map_err(io::Error::other)?;
+        // SAFETY: all pointers are NUL-terminated strings alive for the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_REMOUNT,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let target = c_path(self.dir.path());
+        // SAFETY: `target` is a NUL-terminated path alive for the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Skips (or under CI fails) a test that needs root for mounts.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            $crate::skip_or_fail(module_path!(), "needs root (mount)");
+            return;
+        }
+    };
+}
+
+fn c_path(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
+}
+
+/// A cgroup made for the test under the cgroup2 mount, removed on drop.
+#[derive(Debug)]
+pub struct TestCgroup {
+    pub path: PathBuf,
+    /// Path relative to the cgroup2 root, as the sampler reports it.
+    pub relative: String,
+    pub dir: std::fs::File,
+}
+
+impl TestCgroup {
+    pub fn create(name: &str) -> io::Result<Self> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let root = ebpfstatd::sampler::pins::mounts(&mountinfo)
+            .cgroup2
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 mount"))?;
+        let path = root.join(name);
+        std::fs::create_dir_all(&path)?;
+        let dir = std::fs::File::open(&path)?;
+        Ok(Self {
+            path,
+            relative: format!("/{name}"),
+            dir,
+        })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

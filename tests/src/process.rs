@@ -1,0 +1,96 @@
+//! Processes and the machine: running commands, finding built binaries and packages, root,
+//! fd limits, and skipping a test whose prerequisite is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A test whose prerequisite is missing: under `CI=true` a failure with a clear message;
+/// elsewhere a visible `SKIPPED` line (and the caller returns).
+pub fn skip_or_fail(test: &str, reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {reason}. Under CI=true a missing prerequisite is a failure, not a skip."
+    );
+    eprintln!("SKIPPED {test}: {reason}");
+}
+
+/// Runs a command to completion, capturing its output (a failure to start it panics).
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// Runs a command, asserts it succeeded and returns its stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `target/packages/`, where `packaging/build` puts the .deb and the .rpm.
+pub fn packages_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages")
+}
+
+/// The package built by `packaging/build` with this extension (`deb`, `rpm`), if there is one.
+pub fn built_package(ext: &str) -> Option<PathBuf> {
+    std::fs::read_dir(packages_dir()).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == ext))
+    })
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Raises the soft fd limit to the hard one: a thousand programs need a few thousand fds.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit/setrlimit to read and write.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Path of a workspace binary built next to the running test (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// This process's comm, as owners report it.
+pub fn own_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .expect("read comm")
+        .trim_end()
+        .to_owned()
+}
+
+/// A unique-enough short tag for names, so parallel tests and runs do not collide.
+pub fn tag() -> String {
+    format!("{:x}", std::process::id() % 0xfff)
+}

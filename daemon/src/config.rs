@@ -9,7 +9,6 @@ use ebpfstat_dbus::defaults;
 use serde::{Deserialize, Deserializer};
 
 use crate::observer::{Mode, parse_budget};
-use crate::service::Bus;
 use crate::units::parse_bytes;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +21,33 @@ pub enum ConfigError {
     },
     #[error("configuration {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+}
+
+/// Which message bus to serve the API on (besides the private socket).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Bus {
+    #[default]
+    System,
+    Session,
+    Address(String),
+    None,
+}
+
+impl std::str::FromStr for Bus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "system" => Self::System,
+            "session" => Self::Session,
+            "none" => Self::None,
+            a if a.contains(':') => Self::Address(a.to_owned()),
+            other => {
+                return Err(format!(
+                    "{other:?}: expected system, session, none or a D-Bus address (unix:path=...)"
+                ));
+            }
+        })
+    }
 }
 
 /// A duration written as text (`"1s"`, `"250ms"`, `"6h"`), longer than zero.

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ebpfstat_dbus::defaults;
 use ebpfstat_store::{Retention, StoreConfig};
-use ebpfstatd::config::{Budget, Effective, LogLevel, Settings, Size, Span, StatsMode};
+use ebpfstatd::config::{Budget, Bus, Effective, LogLevel, Settings, Size, Span, StatsMode};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
 
@@ -75,7 +75,7 @@ struct RunArgs {
     rescan_every: Option<u64>,
     /// Bus to serve the API on: system, session, none, or a D-Bus address.
     #[arg(long)]
-    bus: Option<service::Bus>,
+    bus: Option<Bus>,
     /// Private socket serving the API without a bus, or "none".
     #[arg(long)]
     socket: Option<PathBuf>,

@@ -20,36 +20,10 @@ mod storage;
 pub use sampling::Schedule;
 
 use crate::api::{self, Stats1};
+use crate::config::Bus;
 use crate::sampler::SamplerConfig;
 use crate::sampler::host::KernelInfo;
 use crate::shared::{Published, SamplerCmd, SamplerStats, Shared, StoreJob, StoreMsg};
-
-/// Which message bus to serve the API on (besides the private socket).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Bus {
-    #[default]
-    System,
-    Session,
-    Address(String),
-    None,
-}
-
-impl std::str::FromStr for Bus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "system" => Self::System,
-            "session" => Self::Session,
-            "none" => Self::None,
-            a if a.contains(':') => Self::Address(a.to_owned()),
-            other => {
-                return Err(format!(
-                    "{other:?}: expected system, session, none or a D-Bus address (unix:path=...)"
-                ));
-            }
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {

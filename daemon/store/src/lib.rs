@@ -19,6 +19,7 @@
 mod buffer;
 mod clock;
 mod codec;
+mod config;
 mod db;
 mod error;
 mod fold;
@@ -38,6 +39,7 @@ use serde::Serialize;
 
 use buffer::Buffer;
 use clock::Boots;
+pub use config::{DEFAULT_MAX_BUFFERED_TICKS, Retention, StoreConfig};
 use db::Db;
 pub use db::TierSpan;
 pub use error::{CodecError, QueryError, StoreError};
@@ -45,39 +47,6 @@ pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
 pub use query::{History, HistoryPoint, MAX_POINTS, ProgramRef, Rates, SeriesRow, SortKey, TopRow};
 pub use tier::{Tier, UnknownTier};
-
-/// Maximum age per tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub raw: Duration,
-    pub min1: Duration,
-    pub hour1: Duration,
-}
-
-/// Ticks held in memory while writes fail (disk full) unless configured otherwise: an hour at
-/// the default interval.
-pub const DEFAULT_MAX_BUFFERED_TICKS: usize = 3600;
-
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    pub path: PathBuf,
-    pub retention: Retention,
-    /// Hard cap on the database file; the oldest data goes first when it is reached.
-    pub max_bytes: u64,
-    /// Ticks held in memory while writes fail (disk full); older ones are dropped beyond it.
-    pub max_buffered_ticks: usize,
-}
-
-impl StoreConfig {
-    pub fn new(path: impl Into<PathBuf>, retention: Retention, max_bytes: u64) -> Self {
-        Self {
-            path: path.into(),
-            retention,
-            max_bytes,
-            max_buffered_ticks: DEFAULT_MAX_BUFFERED_TICKS,
-        }
-    }
-}
 
 /// Cheap figures for a status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::params;
 
-use crate::StoreConfig;
 use crate::buffer::Buffer;
 use crate::clock::{Boots, wall_ns};
 use crate::codec::{self, Bucket, RollupChunk};
+use crate::config::StoreConfig;
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::fold::{self, Life};

@@ -1,5 +1,15 @@
 //! Human units and small text graphics: pure functions.
 
+/// A non-negative float rounded to a whole number for display.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "float to integer `as` saturates (NaN is 0): right for a display"
+)]
+fn round_u64(v: f64) -> u64 {
+    v.round() as u64
+}
+
 /// `850ns`, `12.3µs`, `4.56ms`, `1.20s`, `3m05s`.
 pub fn ns(v: f64) -> String {
     if !v.is_finite() || v < 0.0 {
@@ -11,7 +21,7 @@ pub fn ns(v: f64) -> String {
         v if v < 1e9 => format!("{:.2}ms", v / 1e6),
         v if v < 60e9 => format!("{:.2}s", v / 1e9),
         v => {
-            let s = (v / 1e9).round() as u64;
+            let s = round_u64(v / 1e9);
             if s < 3600 {
                 format!("{}m{:02}s", s / 60, s % 60)
             } else {
@@ -64,7 +74,7 @@ pub fn sparkline(values: &[f64]) -> String {
             if max <= 0.0 || !v.is_finite() || v <= 0.0 {
                 ' '
             } else {
-                let i = ((v / max) * 7.0).round() as usize;
+                let i = usize::try_from(round_u64((v / max) * 7.0)).unwrap_or(7);
                 BLOCKS[i.min(7)]
             }
         })

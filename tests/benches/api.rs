@@ -19,8 +19,8 @@ const RUNS: usize = 200;
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-    (at(0.50), at(0.99))
+    let at = |percent: usize| v[(v.len() * percent / 100).min(v.len() - 1)];
+    (at(50), at(99))
 }
 
 async fn timed<F, Fut>(runs: usize, mut f: F) -> (f64, f64)
@@ -71,7 +71,7 @@ fn main() {
         .expect("runtime");
     let ((top50, top99), (hist50, hist99), points) = rt.block_on(async move {
         let (_conn, p) = proxy_on(&address).await;
-        let day = DAY as i64 * 1_000_000_000;
+        let day = i64::try_from(DAY).expect("a day") * 1_000_000_000;
         let top = timed(RUNS, || async {
             let rows = p
                 .top(to - day, to, "cpu", 10, Options::new())
@@ -87,7 +87,13 @@ fn main() {
             opts.insert("max_points".into(), zbus::OwnedVariant::from(20_000u32));
             let t = Instant::now();
             let (info, pts) = p
-                .history("series:1", to - days as i64 * day, to, 60_000_000_000, opts)
+                .history(
+                    "series:1",
+                    to - i64::try_from(days).expect("days") * day,
+                    to,
+                    60_000_000_000,
+                    opts,
+                )
                 .await
                 .expect("history");
             times.push(t.elapsed().as_secs_f64() * 1000.0);

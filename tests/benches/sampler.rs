@@ -7,7 +7,7 @@
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
-use ebpfstat_tests::{Fleet, bin, is_root};
+use ebpfstat_tests::{Fleet, bin, bus, is_root};
 use ebpfstatd::bpf::sys::{self, ObjKind};
 use ebpfstatd::sampler::{Sampler, SamplerConfig};
 
@@ -21,7 +21,8 @@ fn thread_cpu_ns() -> u64 {
     };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let secs = u64::try_from(ts.tv_sec).expect("a thread's CPU time is not negative");
+    secs * 1_000_000_000 + u64::try_from(ts.tv_nsec).expect("nanoseconds")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -74,9 +75,10 @@ fn child_usage(cmd: &mut Command) -> (f64, u64) {
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = bus::pid_of(&child);
     // SAFETY: `status` and `usage` are valid for writes; the pid is our own child.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(rc, child.id() as i32, "wait4");
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed"
@@ -84,7 +86,7 @@ fn child_usage(cmd: &mut Command) -> (f64, u64) {
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
     (
         tv(usage.ru_utime) + tv(usage.ru_stime),
-        usage.ru_maxrss as u64,
+        u64::try_from(usage.ru_maxrss).expect("a peak RSS"),
     )
 }
 

@@ -127,11 +127,12 @@ fn naive_bytes_per_program_tick(programs: usize, span: Duration) -> f64 {
                 work.step();
                 let tick = work.host.tick();
                 for (i, p) in tick.programs.iter().enumerate() {
+                    let int = |v: u64| i64::try_from(v).expect("fits a column");
                     stmt.execute((
-                        i as i64,
-                        work.t as i64,
-                        p.counters.run_cnt as i64,
-                        p.counters.run_time_ns as i64,
+                        i64::try_from(i).expect("index"),
+                        int(work.t),
+                        int(p.counters.run_cnt),
+                        int(p.counters.run_time_ns),
                     ))
                     .expect("insert");
                 }

@@ -238,7 +238,7 @@ impl ApiDaemon {
 
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        unsafe { libc::kill(pid_of(&self.child), sig) };
     }
 
     /// SIGTERM and wait; whether it exited cleanly.
@@ -373,4 +373,9 @@ pub fn ctl_as(user: &str, ctl: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("setpriv")
+}
+
+/// A child's pid as `kill(2)` takes it.
+pub fn pid_of(child: &Child) -> libc::pid_t {
+    libc::pid_t::try_from(child.id()).expect("a pid fits pid_t")
 }

@@ -68,7 +68,8 @@ impl Fleet {
 
     /// Loads and attaches one more filter.
     pub fn add(&mut self, name: &str, full_name: Option<&str>) -> &FilterProgram {
-        let own_map = array_map(name, 8, 4 + self.programs.len() as u32);
+        let entries = u32::try_from(4 + self.programs.len()).expect("a few programs");
+        let own_map = array_map(name, 8, entries);
         let prog = load_program(
             PROG_TYPE_SOCKET_FILTER,
             name,

@@ -47,7 +47,7 @@ macro_rules! require_bpf {
 
 // eBPF instruction encoding: opcode, dst | src << 4, 16-bit offset, 32-bit immediate.
 const fn insn(op: u8, dst: u8, src: u8, imm: i32) -> u64 {
-    (op as u64) | (((dst | (src << 4)) as u64) << 8) | ((imm as u32 as u64) << 32)
+    (op as u64) | (((dst | (src << 4)) as u64) << 8) | ((imm.cast_unsigned() as u64) << 32)
 }
 
 /// `r0 = imm`
@@ -211,7 +211,7 @@ pub fn attach_filter(socket: &UdpSocket, prog: BorrowedFd<'_>) -> io::Result<()>
             libc::SOL_SOCKET,
             libc::SO_ATTACH_BPF,
             std::ptr::from_ref(&fd).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            libc::socklen_t::try_from(size_of::<libc::c_int>()).map_err(io::Error::other)?,
         )
     };
     if rc == 0 {

@@ -15,6 +15,21 @@ pub fn start() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(START_UNIX_SECS)
 }
 
+/// A simulated duration in ns.
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).expect("a simulated clock within 584 years")
+}
+
+/// A simulated count or time, rounded (negative is 0).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "float to integer `as` saturates at 0 and u64::MAX, as a count should"
+)]
+fn round(v: f64) -> u64 {
+    v.round() as u64
+}
+
 pub fn meta(id: u32, name: &str, load_boottime_ns: u64) -> Arc<ProgramMeta> {
     Arc::new(ProgramMeta {
         id,
@@ -44,7 +59,7 @@ impl SimHost {
         Self {
             tick: Tick {
                 boot_id: boot_id.into(),
-                boottime_ns: boottime.as_nanos() as u64,
+                boottime_ns: ns(boottime),
                 wall,
                 stats: StatsCode::Enabled,
                 complete: true,
@@ -87,7 +102,7 @@ impl SimHost {
 
     /// Moves both clocks.
     pub fn advance(&mut self, d: Duration) {
-        self.tick.boottime_ns += d.as_nanos() as u64;
+        self.tick.boottime_ns += ns(d);
         self.tick.wall += d;
     }
 
@@ -99,7 +114,7 @@ impl SimHost {
     /// A reboot: new boot id, boot clock restarts, no programs.
     pub fn reboot(&mut self, boot_id: &str, boottime: Duration) {
         self.tick.boot_id = boot_id.into();
-        self.tick.boottime_ns = boottime.as_nanos() as u64;
+        self.tick.boottime_ns = ns(boottime);
         self.tick.programs.clear();
     }
 
@@ -155,10 +170,10 @@ impl Workload {
     pub fn starting(boot: &str, programs: usize, busy_share: f64, start: SystemTime) -> Self {
         let mut host = SimHost::new(boot, start, Duration::from_secs(36_000));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let n_busy = (programs as f64 * busy_share).round() as usize;
+        let n_busy = usize::try_from(round(programs as f64 * busy_share)).expect("count");
         let mut busy = Vec::new();
         for i in 0..programs {
-            let idx = host.load(i as u32 + 1, &format!("prog{i}"));
+            let idx = host.load(u32::try_from(i + 1).expect("id"), &format!("prog{i}"));
             if i < n_busy {
                 busy.push((
                     idx,
@@ -185,8 +200,8 @@ impl Workload {
         let t = self.t as f64;
         for (idx, b) in &self.busy {
             let rate = b.base_rate * (1.0 + 0.5 * (t * std::f64::consts::TAU / b.period_s).sin());
-            let cnt = (rate + rate.sqrt() * self.rng.unit()).max(0.0).round() as u64;
-            let rt = (cnt as f64 * b.mean_ns * (1.0 + 0.05 * self.rng.unit())).round() as u64;
+            let cnt = round(rate + rate.sqrt() * self.rng.unit());
+            let rt = round(cnt as f64 * b.mean_ns * (1.0 + 0.05 * self.rng.unit()));
             self.host.run(*idx, cnt, rt);
         }
     }

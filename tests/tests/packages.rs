@@ -152,7 +152,7 @@ fn run_installed_daemon() {
         .expect("run the installed daemon");
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(ebpfstat_tests::bus::pid_of(&child), libc::SIGTERM) };
     assert!(child.wait().expect("wait").success());
 }
 

@@ -229,7 +229,7 @@ fn cgroup_link_is_an_attach_point_and_its_holder_an_owner() {
     let id = prog_id(prog.as_fd());
     let link = ebpfstatd::bpf::sys::link_create(
         prog.as_fd(),
-        std::os::fd::AsRawFd::as_raw_fd(&cgroup.dir) as u32,
+        std::os::fd::AsRawFd::as_raw_fd(&cgroup.dir).cast_unsigned(),
         ATTACH_CGROUP_INET_INGRESS,
     )
     .expect("BPF_LINK_CREATE");

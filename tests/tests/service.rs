@@ -191,7 +191,7 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
     // 25 passes at 200 ms stall the sampler after 5 s; watch 3 s more.
     collect(&sock, started + Duration::from_secs(8), &mut log);
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
     collect(&sock, Instant::now() + Duration::from_secs(2), &mut log);
     assert!(child.wait().expect("wait").success());
 

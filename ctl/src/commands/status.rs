@@ -40,6 +40,8 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     }
     let get = |k: &str| map.get(k).cloned().unwrap_or(Value::Null);
     let num = |k: &str| get(k).as_f64().unwrap_or(0.0);
+    let count = |k: &str| get(k).as_u64().unwrap_or(0);
+    let time = |k: &str| get(k).as_i64().unwrap_or(0);
     let text = |k: &str| get(k).as_str().unwrap_or("-").to_owned();
     println!("ebpfstatd {} · kernel {}", text("version"), text("kernel"));
     println!("stats: {}", text("stats_state"));
@@ -65,15 +67,15 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     println!(
         "database: {} · {} of {} cap (used {}) + WAL {} · {} series",
         text("db_path"),
-        units::bytes(num("db_bytes") as u64),
-        units::bytes(num("cap_bytes") as u64),
-        units::bytes(num("used_bytes") as u64),
-        units::bytes(num("wal_bytes") as u64),
+        units::bytes(count("db_bytes")),
+        units::bytes(count("cap_bytes")),
+        units::bytes(count("used_bytes")),
+        units::bytes(count("wal_bytes")),
         num("series")
     );
     println!(
         "writes: last flush {} · {} passes buffered, {} dropped{}",
-        stamp(num("last_flush_ns") as i64),
+        stamp(time("last_flush_ns")),
         num("ticks_buffered"),
         num("ticks_dropped"),
         match text("last_error").as_str() {
@@ -85,9 +87,9 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         let k = |w: &str| format!("tier_{tier}_{w}");
         println!(
             "tier {tier:>3}: {} → {} ({})",
-            stamp(num(&k("oldest_ns")) as i64),
-            stamp(num(&k("newest_ns")) as i64),
-            units::bytes(num(&k("bytes")) as u64)
+            stamp(time(&k("oldest_ns"))),
+            stamp(time(&k("newest_ns"))),
+            units::bytes(count(&k("bytes")))
         );
     }
     let uptime = num("uptime_ns").max(1.0);
@@ -96,8 +98,8 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         units::ns(num("daemon_cpu_ns")),
         units::ns(uptime),
         units::pct(num("daemon_cpu_ns") * 100.0 / uptime),
-        units::bytes(num("daemon_rss_bytes") as u64),
-        units::bytes(num("daemon_peak_rss_bytes") as u64)
+        units::bytes(count("daemon_rss_bytes")),
+        units::bytes(count("daemon_peak_rss_bytes"))
     );
     if num("clock_steps") > 0.0 {
         println!(

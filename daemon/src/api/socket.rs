@@ -59,7 +59,7 @@ fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, u32, u32)> {
         uid: 0,
         gid: 0,
     };
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    let mut len = libc::socklen_t::try_from(size_of::<libc::ucred>()).map_err(io::Error::other)?;
     // SAFETY: `cred` and `len` are valid for writes of a ucred, as SO_PEERCRED requires.
     let rc = unsafe {
         libc::getsockopt(
@@ -73,7 +73,8 @@ fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, u32, u32)> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((cred.pid as u32, cred.uid, cred.gid))
+    // A peer's pid is never negative.
+    Ok((cred.pid.cast_unsigned(), cred.uid, cred.gid))
 }
 
 /// Whether a peer may call: root, or a member (primary or supplementary) of the group.

@@ -97,8 +97,11 @@ fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
 /// compiler (tests, and the daemon's own calibration program).
 pub fn func_btf(func_name: &str) -> Vec<u8> {
     let mut strings = vec![0u8];
+    // Offsets and sizes are u32 in BTF; a blob too large for them (it never is: one name) is
+    // sent with saturated fields and refused by the kernel.
+    let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut add_str = |s: &str| {
-        let off = strings.len() as u32;
+        let off = u32_of(strings.len());
         strings.extend_from_slice(s.as_bytes());
         strings.push(0);
         off
@@ -119,11 +122,11 @@ pub fn func_btf(func_name: &str) -> Vec<u8> {
     blob.extend(MAGIC.to_ne_bytes());
     blob.extend([1u8, 0]); // version 1, no flags
     for word in [
-        HEADER_LEN as u32,
+        u32_of(HEADER_LEN),
         0,
-        types.len() as u32,
-        types.len() as u32,
-        strings.len() as u32,
+        u32_of(types.len()),
+        u32_of(types.len()),
+        u32_of(strings.len()),
     ] {
         blob.extend(word.to_ne_bytes());
     }

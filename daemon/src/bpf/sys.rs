@@ -8,7 +8,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use aya_obj::generated::{bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
 
@@ -43,7 +43,8 @@ pub type SysResult<T> = Result<T, SysError>;
 /// # Safety
 /// `attr` must be the attribute layout the kernel expects for `cmd`, and every pointer it
 /// carries must be valid for the reads or writes that command performs, for the whole call.
-unsafe fn sys_bpf<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResult<i64> {
+unsafe fn sys_bpf<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResult<libc::c_long> {
+    let size = len32(size_of::<T>(), call)?;
     // SAFETY: upheld by the caller (layout and pointers); the size passed is that of `T`,
     // which the kernel treats as the length of the attribute union it may read.
     let ret = unsafe {
@@ -51,7 +52,7 @@ unsafe fn sys_bpf<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResul
             libc::SYS_bpf,
             cmd as libc::c_int,
             std::ptr::from_mut(attr).cast::<libc::c_void>(),
-            size_of::<T>() as libc::c_uint,
+            size,
         )
     };
     if ret < 0 {
@@ -64,9 +65,35 @@ unsafe fn sys_bpf<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResul
     }
 }
 
-fn owned_fd(raw: i64) -> OwnedFd {
+/// A length as the kernel's `u32` length fields take it; longer is an error, not a wrap.
+fn len32(len: usize, call: &'static str) -> SysResult<u32> {
+    u32::try_from(len).map_err(|_| SysError {
+        call,
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{len} bytes or entries is more than the kernel takes"),
+        ),
+    })
+}
+
+/// An fd as the kernel's `u32` fd fields take it: an open descriptor is never negative.
+fn fd32(fd: BorrowedFd<'_>) -> u32 {
+    fd.as_raw_fd().cast_unsigned()
+}
+
+/// Runs a `bpf()` command that returns a new descriptor, and owns it.
+///
+/// # Safety
+/// As for [`sys_bpf`].
+unsafe fn sys_bpf_fd<T>(cmd: bpf_cmd, attr: &mut T, call: &'static str) -> SysResult<OwnedFd> {
+    // SAFETY: upheld by the caller.
+    let raw = unsafe { sys_bpf(cmd, attr, call) }?;
+    let fd = RawFd::try_from(raw).map_err(|_| SysError {
+        call,
+        source: io::Error::other(format!("the kernel returned descriptor {raw}")),
+    })?;
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(raw as i32) }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[repr(C)]
@@ -128,7 +155,7 @@ pub fn fd_by_id(kind: ObjKind, id: u32) -> SysResult<OwnedFd> {
         ..IdAttr::default()
     };
     // SAFETY: GET_FD_BY_ID reads the id (and zero open flags) from `attr`; no pointers.
-    unsafe { sys_bpf(cmd, &mut attr, call) }.map(owned_fd)
+    unsafe { sys_bpf_fd(cmd, &mut attr, call) }
 }
 
 #[repr(C)]
@@ -145,8 +172,8 @@ struct InfoAttr {
 /// valid for writes of the lengths pre-set next to them.
 unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<()> {
     let mut attr = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: size_of::<T>() as u32,
+        bpf_fd: fd32(fd),
+        info_len: len32(size_of::<T>(), "BPF_OBJ_GET_INFO_BY_FD")?,
         info: std::ptr::from_mut(info) as u64,
     };
     // SAFETY: `attr.info` points at `info`, valid for `info_len` bytes; the caller vouches for
@@ -171,7 +198,7 @@ fn zeroed<T>() -> T {
 pub fn prog_info(fd: BorrowedFd<'_>, map_ids: &mut Vec<u32>) -> SysResult<bpf_prog_info> {
     loop {
         let mut info: bpf_prog_info = zeroed();
-        info.nr_map_ids = map_ids.len() as u32;
+        info.nr_map_ids = len32(map_ids.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
         info.map_ids = map_ids.as_mut_ptr() as u64;
         // SAFETY: `map_ids` points at a buffer of `nr_map_ids` u32 that outlives the call.
         unsafe { info_by_fd(fd, &mut info) }?;
@@ -197,7 +224,7 @@ pub fn prog_main_func_type_id(fd: BorrowedFd<'_>) -> SysResult<Option<u32>> {
     let mut first = [FuncInfo::default(); 1];
     let mut info: bpf_prog_info = zeroed();
     info.nr_func_info = 1;
-    info.func_info_rec_size = size_of::<FuncInfo>() as u32;
+    info.func_info_rec_size = len32(size_of::<FuncInfo>(), "BPF_OBJ_GET_INFO_BY_FD")?;
     info.func_info = first.as_mut_ptr() as u64;
     // SAFETY: `func_info` points at one record of `func_info_rec_size` bytes, alive for the call.
     unsafe { info_by_fd(fd, &mut info) }?;
@@ -220,7 +247,7 @@ pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_
     unsafe { info_by_fd(fd, &mut info) }?;
     use aya_obj::generated::bpf_link_type as T;
     let ptr = name_buf.as_mut_ptr() as u64;
-    let len = name_buf.len() as u32;
+    let len = len32(name_buf.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
     let wants_name = if info.type_ == T::BPF_LINK_TYPE_RAW_TRACEPOINT as u32 {
         let mut with: bpf_link_info = zeroed();
         with.__bindgen_anon_1.raw_tracepoint.tp_name = ptr;
@@ -252,7 +279,7 @@ pub fn btf_data(fd: BorrowedFd<'_>) -> SysResult<Vec<u8>> {
     let mut data = vec![0u8; info.btf_size as usize];
     let mut with: bpf_btf_info = zeroed();
     with.btf = data.as_mut_ptr() as u64;
-    with.btf_size = data.len() as u32;
+    with.btf_size = len32(data.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
     // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
     unsafe { info_by_fd(fd, &mut with) }?;
     data.truncate(with.btf_size as usize);
@@ -273,7 +300,7 @@ pub fn obj_get(path: &CStr) -> SysResult<OwnedFd> {
         file_flags: libc::O_RDONLY as u32,
     };
     // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
-    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr, "BPF_OBJ_GET") }.map(owned_fd)
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut attr, "BPF_OBJ_GET") }
 }
 
 /// Attributes for creating a map (`BPF_MAP_CREATE`).
@@ -319,7 +346,7 @@ pub fn map_create(spec: &MapSpec<'_>) -> SysResult<OwnedFd> {
         map_name: obj_name(spec.name),
     };
     // SAFETY: MAP_CREATE reads plain integers and an inline name from `attr`; no pointers.
-    unsafe { sys_bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }.map(owned_fd)
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }
 }
 
 /// A program to load (`BPF_PROG_LOAD`), with optional BTF function info.
@@ -358,7 +385,7 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
     let func_info: [u32; 2] = [0, spec.btf.map_or(0, |(_, id)| id)];
     let mut attr = ProgLoadAttr {
         prog_type: spec.prog_type,
-        insn_cnt: spec.insns.len() as u32,
+        insn_cnt: len32(spec.insns.len(), "BPF_PROG_LOAD")?,
         insns: spec.insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         log_level: 0,
@@ -369,7 +396,7 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         prog_name: obj_name(spec.name),
         prog_ifindex: 0,
         expected_attach_type: 0,
-        prog_btf_fd: spec.btf.map_or(0, |(fd, _)| fd.as_raw_fd() as u32),
+        prog_btf_fd: spec.btf.map_or(0, |(fd, _)| fd32(fd)),
         func_info_rec_size: if spec.btf.is_some() { 8 } else { 0 },
         func_info: if spec.btf.is_some() {
             func_info.as_ptr() as u64
@@ -380,7 +407,7 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         line_info_rec_size: 0,
     };
     // SAFETY: `insns`, `license` and `func_info` point at live buffers of the stated counts.
-    unsafe { sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr, "BPF_PROG_LOAD") }.map(owned_fd)
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr, "BPF_PROG_LOAD") }
 }
 
 /// Loads a BTF blob (`BPF_BTF_LOAD`).
@@ -398,13 +425,13 @@ pub fn btf_load(data: &[u8]) -> SysResult<OwnedFd> {
     let mut attr = BtfLoadAttr {
         btf: data.as_ptr() as u64,
         btf_log_buf: 0,
-        btf_size: data.len() as u32,
+        btf_size: len32(data.len(), "BPF_BTF_LOAD")?,
         btf_log_size: 0,
         btf_log_level: 0,
         btf_log_true_size: 0,
     };
     // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
-    unsafe { sys_bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }.map(owned_fd)
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }
 }
 
 /// Pins an object in bpffs (`BPF_OBJ_PIN`).
@@ -417,7 +444,7 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> SysResult<()> {
     }
     let mut attr = ObjPinAttr {
         pathname: path.as_ptr() as u64,
-        bpf_fd: fd.as_raw_fd() as u32,
+        bpf_fd: fd32(fd),
         file_flags: 0,
     };
     // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
@@ -435,13 +462,13 @@ pub fn link_create(prog: BorrowedFd<'_>, target: u32, attach_type: u32) -> SysRe
         flags: u32,
     }
     let mut attr = LinkCreateAttr {
-        prog_fd: prog.as_raw_fd() as u32,
+        prog_fd: fd32(prog),
         target_fd: target,
         attach_type,
         flags: 0,
     };
     // SAFETY: LINK_CREATE reads plain integers from `attr`; no pointers.
-    unsafe { sys_bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }.map(owned_fd)
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }
 }
 
 /// What one `BPF_PROG_TEST_RUN` measured.
@@ -470,9 +497,9 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> SysResul
         ctx_out: u64,
     }
     let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
+        prog_fd: fd32(prog),
         retval: 0,
-        data_size_in: data.len() as u32,
+        data_size_in: len32(data.len(), "BPF_PROG_TEST_RUN")?,
         data_size_out: 0,
         data_in: data.as_ptr() as u64,
         data_out: 0,

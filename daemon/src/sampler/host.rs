@@ -81,9 +81,11 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     if rc != 0 {
         return 0;
     }
-    (ts.tv_sec as u64)
+    // Neither field of a clock reading is negative; `c_long` is 32 bits on 32-bit targets.
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
         .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// Nanoseconds on `CLOCK_BOOTTIME`, the clock of a program's `load_time`.

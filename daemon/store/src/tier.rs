@@ -92,15 +92,15 @@ impl Tier {
 /// 1-minute chunks (hours) in one 1-hour chunk (a day).
 pub(crate) const MIN1_PER_HOUR1: i64 = {
     let n = Tier::Hour1.chunk_us() / Tier::Min1.chunk_us();
-    assert!(n <= i64::MAX as u64);
-    n as i64
+    assert!(n <= i64::MAX.cast_unsigned());
+    n.cast_signed()
 };
 
 /// 1-minute buckets in one 1-hour bucket.
 pub(crate) const MIN1_BUCKETS_PER_HOUR1: i64 = {
     let n = Tier::Hour1.bucket_us() / Tier::Min1.bucket_us();
-    assert!(n <= i64::MAX as u64);
-    n as i64
+    assert!(n <= i64::MAX.cast_unsigned());
+    n.cast_signed()
 };
 
 impl std::str::FromStr for Tier {

@@ -18,7 +18,7 @@ use ebpfstatd::service::{self, ServiceConfig};
     about = "eBPF program statistics with history"
 )]
 struct Cli {
-    /// Configuration file [default: /etc/ebpfstat/ebpfstatd.toml when it exists].
+    /// Configuration file.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration, print the settings in effect, and exit.
@@ -153,7 +153,15 @@ fn command() -> clap::Command {
             })
         })
     };
-    with_defaults(Cli::command()).mut_subcommand("run", with_defaults)
+    with_defaults(Cli::command())
+        .mut_subcommand("run", with_defaults)
+        .mut_arg("config", |arg| {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!(
+                "{help} [default: {} when it exists]",
+                defaults::CONFIG_PATH
+            ))
+        })
 }
 
 fn main() -> std::process::ExitCode {

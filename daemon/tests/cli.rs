@@ -34,3 +34,32 @@ fn bad_arguments_are_named() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn every_flag_of_run_says_its_default() {
+    // The defaults as the configuration settles them (`--check-config` prints the same).
+    let defaults = [
+        "[default: 1s]",
+        "[default: /var/lib/ebpfstat/history.db]",
+        "[default: 1m]",
+        "[default: 6h]",
+        "[default: 7d]",
+        "[default: 90d]",
+        "[default: 64MiB]",
+        "[default: 30]",
+        "[default: system]",
+        "[default: /run/ebpfstat/private]",
+        "[default: info]",
+        "[default: budget]",
+        "[default: 1%]",
+        "[default: /etc/ebpfstat/ebpfstatd.toml when it exists]",
+    ];
+    for args in [&["--help"][..], &["run", "--help"][..]] {
+        let out = ebpfstatd(args);
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for d in defaults {
+            assert_eq!(help.matches(d).count(), 1, "{args:?}: {d} in\n{help}");
+        }
+    }
+}

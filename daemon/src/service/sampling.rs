@@ -152,11 +152,12 @@ pub fn sample_loop(
         stats.passes.fetch_add(1, Ordering::Relaxed);
         let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
         let tick = Box::new(tick_of(&pass));
-        publish_state(shared, &pass.stats_state, &mut state_text);
+        // The pass first, then the signal: a client that reacts to it reads this pass.
         *shared
             .latest
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pass);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
+        publish_state(shared, &pass.stats_state, &mut state_text);
         if tx.try_send(StoreMsg::Tick(tick)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }

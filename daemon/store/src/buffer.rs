@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use crate::clock::Boot;
-use crate::codec::{self, Delta, RawChunk, TickChunk};
+use crate::codec::{self, CodecError, Delta, RawChunk, TickChunk};
 use crate::error::StoreError;
 use crate::model::{Counters, MapMemory, ProgramMeta, Tick};
 use crate::read;
@@ -28,13 +28,13 @@ struct OpenSegment {
 
 impl OpenSegment {
     /// The sealed form: trailing idle ticks are implicit.
-    fn seal(&self, series_id: i64) -> RawRow {
-        RawRow {
+    fn seal(&self, series_id: i64) -> Result<RawRow, CodecError> {
+        Ok(RawRow {
             start_tick: self.start_tick,
             series_id,
             base: self.base,
-            data: codec::to_bytes(&RawChunk::from_deltas(&self.deltas)),
-        }
+            data: codec::to_bytes(&RawChunk::from_deltas(&self.deltas))?,
+        })
     }
 }
 
@@ -164,7 +164,7 @@ impl Buffer {
     }
 
     /// Buffers one tick of boot `boot_seq`.
-    pub fn push(&mut self, tick: &Tick, boot_seq: i64) {
+    pub fn push(&mut self, tick: &Tick, boot_seq: i64) -> Result<(), CodecError> {
         let t = self.next_tick;
         self.next_tick += 1;
         if self.window.points.is_empty() {
@@ -213,8 +213,9 @@ impl Buffer {
             );
         }
         if tick.complete {
-            self.end_missing(t);
+            self.end_missing(t)?;
         }
+        Ok(())
     }
 
     /// The boot's row is written with the next flush.
@@ -223,58 +224,77 @@ impl Buffer {
     }
 
     /// Ends series not seen at tick `t` (their programs were unloaded); `u64::MAX` ends all.
-    pub fn end_missing(&mut self, t: u64) {
-        let pending = &mut self.pending;
-        self.live.retain(|_, live| {
-            if live.state.last_tick == t {
-                return true;
-            }
-            if let Some(seg) = &live.segment {
-                pending.raws.push(seg.seal(live.series_id));
-            }
-            pending.ends.push(live.end());
-            false
-        });
+    pub fn end_missing(&mut self, t: u64) -> Result<(), CodecError> {
+        let ended: Vec<(u32, u64)> = self
+            .live
+            .iter()
+            .filter(|(_, live)| live.state.last_tick != t)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in ended {
+            let Some(live) = self.live.get(&key) else {
+                continue;
+            };
+            // Sealed before it leaves the live set: a failure loses nothing.
+            let raw = live
+                .segment
+                .as_ref()
+                .map(|s| s.seal(live.series_id))
+                .transpose()?;
+            let end = live.end();
+            self.live.remove(&key);
+            self.pending.raws.extend(raw);
+            self.pending.ends.push(end);
+        }
+        Ok(())
     }
 
-    /// Seals the open window: one raw segment per program with activity, one tick row.
-    pub fn seal_window(&mut self) {
-        let window = std::mem::take(&mut self.window);
-        let (Some(first), Some(last)) = (window.points.first(), window.points.last()) else {
-            return;
+    /// Seals the open window: one raw segment per program with activity, one tick row. Every
+    /// row is encoded before anything moves, so a failure leaves the buffer as it was.
+    pub fn seal_window(&mut self) -> Result<(), CodecError> {
+        let w = &self.window;
+        let (Some(first), Some(last)) = (w.points.first(), w.points.last()) else {
+            return Ok(());
         };
-        for live in self.live.values_mut() {
-            if let Some(seg) = live.segment.take() {
-                let span = seg.deltas.len() as u64;
-                if span > self.max_span {
-                    self.max_span = span;
-                    self.pending.max_span = Some(span);
-                }
-                self.pending.raws.push(seg.seal(live.series_id));
-            }
-        }
         let mut states: Vec<(u32, u8)> = Vec::new();
-        for (i, p) in window.points.iter().enumerate() {
+        for (i, p) in w.points.iter().enumerate() {
             if states.last().is_none_or(|&(_, prev)| prev != p.state) {
                 // A window holds at most `max_buffered_ticks` ticks, far below u32::MAX.
                 states.push((u32::try_from(i).unwrap_or(u32::MAX), p.state));
             }
         }
         let chunk = TickChunk {
-            boottime_us: codec::dod_encode(window.points.iter().map(|p| signed_us(p.bt_us))),
+            boottime_us: codec::dod_encode(w.points.iter().map(|p| signed_us(p.bt_us))),
             states,
-            coverage_pm: codec::delta_encode(
-                window.points.iter().map(|p| i64::from(p.coverage_pm)),
-            ),
+            coverage_pm: codec::delta_encode(w.points.iter().map(|p| i64::from(p.coverage_pm))),
         };
-        self.pending.ticks.push(TickRow {
-            first_tick: window.start_tick,
-            boot_seq: window.boot_seq,
+        let row = TickRow {
+            first_tick: w.start_tick,
+            boot_seq: w.boot_seq,
             first_bt_us: first.bt_us,
             last_bt_us: last.bt_us,
-            n: window.points.len() as u64,
-            data: codec::to_bytes(&chunk),
-        });
+            n: w.points.len() as u64,
+            data: codec::to_bytes(&chunk)?,
+        };
+        let mut raws = Vec::new();
+        for live in self.live.values() {
+            if let Some(seg) = &live.segment {
+                raws.push((seg.deltas.len() as u64, seg.seal(live.series_id)?));
+            }
+        }
+        for live in self.live.values_mut() {
+            live.segment = None;
+        }
+        for (span, raw) in raws {
+            if span > self.max_span {
+                self.max_span = span;
+                self.pending.max_span = Some(span);
+            }
+            self.pending.raws.push(raw);
+        }
+        self.pending.ticks.push(row);
+        self.window = Window::default();
+        Ok(())
     }
 
     /// The rows for the next flush.

@@ -37,10 +37,14 @@ pub(crate) fn cumulative_before(tick: u64, segs: &[&Segment], total: Counters) -
     total
 }
 
-/// `value × 10⁶ / elapsed_us`: a per-second rate, saturating.
+/// `value × 10⁶ / elapsed_us`: a per-second rate, saturating at what an INTEGER column holds.
 fn per_second(value: u64, elapsed_us: u64) -> u64 {
-    u64::try_from(u128::from(value) * 1_000_000 / u128::from(elapsed_us)).unwrap_or(u64::MAX)
+    let rate = u128::from(value) * 1_000_000 / u128::from(elapsed_us);
+    u64::try_from(rate).map_or(MAX_STORED, |r| r.min(MAX_STORED))
 }
+
+/// The largest value a summary column stores (SQLite integers are signed 64-bit).
+const MAX_STORED: u64 = i64::MAX.cast_unsigned();
 
 /// Where bucket `index` of `width_us` starts (µs of boot time); indexes are never negative.
 pub(crate) fn bucket_start(index: i64, width_us: u64) -> u64 {

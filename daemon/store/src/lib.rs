@@ -149,20 +149,20 @@ impl Store {
         );
         if entered.rebooted {
             // A reboot seen while running: the old boot's series all end.
-            self.buffer.seal_window();
-            self.buffer.end_missing(u64::MAX);
+            self.buffer.seal_window()?;
+            self.buffer.end_missing(u64::MAX)?;
         }
         if let Some(boot) = entered.changed {
             self.buffer.save_boot(boot);
         }
-        self.buffer.push(tick, entered.seq);
+        self.buffer.push(tick, entered.seq)?;
         Ok(())
     }
 
     /// Writes everything buffered in one transaction, then runs rollups, retention and the
     /// cap. On failure (disk full) the data stays buffered, within `max_buffered_ticks`.
     pub fn flush(&mut self, now: SystemTime) -> Result<(), StoreError> {
-        self.buffer.seal_window();
+        self.buffer.seal_window()?;
         match write::commit(&mut self.db.conn, self.buffer.pending_mut()) {
             Ok(()) => {
                 self.last_flush = Some(now);

@@ -150,7 +150,7 @@ impl Maintenance<'_> {
                 continue;
             }
             let base = fold::cumulative_before(t0, segs, l.total);
-            let data = codec::to_bytes(&RollupChunk::from_buckets(&buckets));
+            let data = codec::to_bytes(&RollupChunk::from_buckets(&buckets))?;
             write::insert_chunk(
                 &tx,
                 Tier::Min1.table(),
@@ -191,7 +191,7 @@ impl Maintenance<'_> {
         }
         let tx = self.db.conn.transaction()?;
         for (series, (base, buckets)) in &per_series {
-            let data = codec::to_bytes(&RollupChunk::from_buckets(buckets));
+            let data = codec::to_bytes(&RollupChunk::from_buckets(buckets))?;
             write::insert_chunk(
                 &tx,
                 Tier::Hour1.table(),

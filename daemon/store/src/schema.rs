@@ -247,18 +247,16 @@ fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".corrupt-{stamp}"));
     let aside = PathBuf::from(aside);
-    std::fs::rename(path, &aside).map_err(|source| StoreError::MoveAside {
-        path: path.to_owned(),
-        source,
-    })?;
+    // The side files first: if one cannot move, nothing has, and the damaged file stays where
+    // it is. A stale WAL left beside a new database would be replayed into it.
     for suffix in ["-wal", "-shm"] {
         let mut from = path.as_os_str().to_owned();
         from.push(suffix);
         let mut to = aside.as_os_str().to_owned();
         to.push(suffix);
-        // The side files may not exist; a stale WAL must not be replayed into the new file.
         match std::fs::rename(&from, &to) {
             Ok(()) => {}
+            // The side files may not exist.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(StoreError::MoveAside {
@@ -268,5 +266,9 @@ fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
             }
         }
     }
+    std::fs::rename(path, &aside).map_err(|source| StoreError::MoveAside {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(aside)
 }

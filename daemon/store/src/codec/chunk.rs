@@ -284,11 +284,11 @@ mod tests {
         ];
         let chunk = RawChunk::from_deltas(&deltas);
         assert_eq!(chunk.layout, vec![0, 1, 2, 2, 1, 1]);
-        let back: RawChunk = from_bytes(&to_bytes(&chunk)).expect("decode");
+        let back: RawChunk = from_bytes(&to_bytes(&chunk).expect("encode")).expect("decode");
         assert_eq!(back.deltas().expect("deltas"), deltas);
 
         let idle = RawChunk::from_deltas(&[Delta::default(); 60]);
-        assert!(to_bytes(&idle).len() <= 8);
+        assert!(to_bytes(&idle).expect("encode").len() <= 8);
     }
 
     #[test]
@@ -306,7 +306,7 @@ mod tests {
             })
             .collect();
         let chunk = RollupChunk::from_buckets(&buckets);
-        let back: RollupChunk = from_bytes(&to_bytes(&chunk)).expect("decode");
+        let back: RollupChunk = from_bytes(&to_bytes(&chunk).expect("encode")).expect("decode");
         assert_eq!(back.buckets().expect("buckets"), buckets);
     }
 

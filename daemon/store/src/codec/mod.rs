@@ -239,9 +239,9 @@ pub fn delta_decode(column: &Column) -> Vec<i64> {
         .collect()
 }
 
-pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising plain integer columns into a Vec cannot fail.
-    postcard::to_allocvec(value).unwrap_or_default()
+/// A chunk as stored. Fails only for a column longer than a chunk can hold (`u32::MAX`).
+pub fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    postcard::to_allocvec(value).map_err(|e| CodecError(e.to_string()))
 }
 
 pub fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
@@ -255,13 +255,13 @@ mod tests {
     #[test]
     fn zero_runs_fold() {
         let c = Column(vec![0; 3600]);
-        let bytes = to_bytes(&c);
+        let bytes = to_bytes(&c).expect("encode");
         assert!(bytes.len() <= 4, "{} bytes", bytes.len());
         assert_eq!(from_bytes::<Column>(&bytes).expect("decode"), c);
 
         let mixed = Column(vec![5, 0, 0, -3, 0, 7, 0]);
         assert_eq!(
-            from_bytes::<Column>(&to_bytes(&mixed)).expect("decode"),
+            from_bytes::<Column>(&to_bytes(&mixed).expect("encode")).expect("decode"),
             mixed
         );
     }
@@ -280,15 +280,17 @@ mod tests {
             .collect();
         let p = Packed(values.clone());
         assert_eq!(
-            from_bytes::<Packed>(&to_bytes(&p)).expect("decode").0,
+            from_bytes::<Packed>(&to_bytes(&p).expect("encode"))
+                .expect("decode")
+                .0,
             values
         );
         // 16 values within ±100 take 8 bits each, plus the width byte.
         let small = Packed((0..16).map(|i| i * 6 - 48).collect());
         assert!(
-            to_bytes(&small).len() <= 2 + 1 + 16,
+            to_bytes(&small).expect("encode").len() <= 2 + 1 + 16,
             "{}",
-            to_bytes(&small).len()
+            to_bytes(&small).expect("encode").len()
         );
         assert!(
             from_bytes::<Packed>(&[3, 1, 64]).is_err(),

@@ -27,7 +27,7 @@ impl Reader<'_> {
         let id: i64 = r.get(0)?;
         let boot: i64 = r.get(1)?;
         let end_tick: Option<u64> = r.get(9)?;
-        let end_bt: Option<i64> = r.get(10)?;
+        let end_bt: Option<u64> = r.get(10)?;
         let base = read::counters(r, 11, 12)?;
         let end = read::opt_counters(r, 13, 14)?;
         let live = lives.get(&id);
@@ -45,7 +45,7 @@ impl Reader<'_> {
             first_seen: self.boots.wall_of(boot, first_bt),
             last_seen: match live {
                 Some(l) => self.boots.wall_of(boot, signed(l.last_bt_ns)),
-                None => end_bt.and_then(|e| self.boots.wall_of(boot, e)),
+                None => end_bt.and_then(|e| self.boots.wall_of(boot, signed(e))),
             },
             total: live.map(|l| l.last).or(end).unwrap_or(base),
             map_memory: match live {
@@ -57,11 +57,7 @@ impl Reader<'_> {
                 end: if live.is_some() { None } else { end_tick },
             },
             first_bt_ns,
-            end_bt_ns: if live.is_some() {
-                None
-            } else {
-                end_bt.and_then(|e| u64::try_from(e).ok())
-            },
+            end_bt_ns: if live.is_some() { None } else { end_bt },
         })
     }
 

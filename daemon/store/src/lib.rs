@@ -84,6 +84,8 @@ pub struct Store {
     buffer: Buffer,
     last_flush: Option<SystemTime>,
     last_error: Option<String>,
+    /// The failure of the last maintenance, logged once per run of identical failures.
+    maintenance_error: Option<String>,
     ticks_dropped: u64,
 }
 
@@ -126,6 +128,7 @@ impl Store {
             buffer,
             last_flush: None,
             last_error: None,
+            maintenance_error: None,
             ticks_dropped: 0,
         })
     }
@@ -175,12 +178,20 @@ impl Store {
             }
         }
         // The samples are safe; rollup, retention or cap trouble is reported, not fatal.
-        if let Err(e) = self.maintain(now) {
-            let text = e.to_string();
-            if self.last_error.as_deref() != Some(&text) {
-                tracing::warn!("history maintenance: {text}");
+        match self.maintain(now) {
+            Ok(()) => {
+                if self.maintenance_error.take().is_some() {
+                    tracing::info!("history maintenance works again");
+                }
             }
-            self.last_error = Some(text);
+            Err(e) => {
+                let text = e.to_string();
+                if self.maintenance_error.as_deref() != Some(&text) {
+                    tracing::warn!("history maintenance: {text}");
+                }
+                self.maintenance_error = Some(text.clone());
+                self.last_error = Some(text);
+            }
         }
         Ok(())
     }

@@ -279,4 +279,28 @@ fn a_failed_lookup_is_reported_not_read_as_nothing_to_do() {
         .expect("top of the last ten minutes");
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|r| r.run_cnt == 100), "{rows:?}");
+
+    // A program loaded now, idle: it has no raw segment and no rollup yet, so after a restart
+    // finding its last counters scans the 1-minute tier back to the broken entries.
+    host.load(99, "late_idle");
+    pass(&mut host, &mut store);
+    store.flush(host.wall()).expect("flush");
+    drop(store);
+    let mut store = Store::open(store_config(&path)).expect("reopen again");
+    // That recovery fails; sampling and storing go on (the series left open stay open, and a
+    // program still loaded starts a new series, its first pass a baseline).
+    for _ in 0..10 {
+        pass(&mut host, &mut store);
+    }
+    store.flush(host.wall()).expect("the passes are written");
+    let rows = store
+        .top(
+            host.wall() - 10 * MIN + Duration::from_secs(1),
+            host.wall() + Duration::from_secs(1),
+            SortKey::Runs,
+            100,
+        )
+        .expect("top of the last ten minutes");
+    let running: Vec<u64> = rows.iter().map(|r| r.run_cnt).filter(|&n| n > 0).collect();
+    assert_eq!(running, vec![90; 20], "{rows:?}");
 }

@@ -140,6 +140,9 @@ pub(crate) struct Buffer {
     max_span: u64,
     /// Set once the first tick ran recovery of series left open by a previous run.
     recovered: bool,
+    /// Series of this boot left open whose last counters could not be read: they continue,
+    /// from their next sample on (series id, map memory).
+    resume: HashMap<(u32, u64), (i64, MapMemory)>,
 }
 
 /// Share of an interval as per mille, clamped to `0..=1000`.
@@ -179,6 +182,27 @@ impl Buffer {
 
         for p in &tick.programs {
             let key = (p.meta.id, p.meta.load_boottime_ns);
+            // A series left open whose last counters could not be read continues from here.
+            if !self.resume.is_empty()
+                && !self.live.contains_key(&key)
+                && let Some((series_id, map_memory)) = self.resume.remove(&key)
+            {
+                let state = LiveState {
+                    last: p.counters,
+                    last_tick: t,
+                    last_bt_ns: tick.boottime_ns,
+                    map_memory,
+                };
+                let segment = None;
+                self.live.insert(
+                    key,
+                    Live {
+                        series_id,
+                        state,
+                        segment,
+                    },
+                );
+            }
             if let Some(live) = self.live.get_mut(&key) {
                 live.observe(t, tick.boottime_ns, p.counters);
                 if live.state.map_memory != p.map_memory {
@@ -307,26 +331,45 @@ impl Buffer {
         self.pending.bound(max_ticks, self.window.points.len())
     }
 
-    /// Whether series left open by a previous run were resolved.
+    /// Whether series left open by a previous run were looked at (resolved, or given up on).
     pub fn recovered(&self) -> bool {
         self.recovered
     }
 
     /// Series a previous run left open: those of this boot (`current`) continue from their
     /// last stored counters (activity during the gap lands in the first tick after it); those
-    /// of earlier boots end where their data ends.
+    /// of earlier boots end where their data ends. Everything is read before anything
+    /// changes. When the open series are known but their last counters cannot be read (a
+    /// damaged page), those of this boot still continue, from their first tick after the
+    /// restart (the gap's runs are lost, not invented), and those of earlier boots stay open;
+    /// the error is returned, and recovery is not tried again.
     pub fn recover(&mut self, conn: &Connection, current: Option<i64>) -> Result<(), StoreError> {
         let open = read::open_series(conn)?;
+        self.recovered = true;
         let ids: HashSet<i64> = open.iter().map(|s| s.series_id).collect();
-        let latest = read::latest_cumulative(conn, &ids)?;
-        // The last stored tick depends on the boot only; many series share a few boots.
-        let mut last_of_boot: HashMap<i64, Option<(u64, u64)>> = HashMap::new();
+        let lasts = read::latest_cumulative(conn, &ids).and_then(|latest| {
+            // The last stored tick depends on the boot only; many series share a few boots.
+            let mut last_of_boot: HashMap<i64, Option<(u64, u64)>> = HashMap::new();
+            for s in &open {
+                if let Entry::Vacant(e) = last_of_boot.entry(s.boot_seq) {
+                    e.insert(read::last_tick_of_boot(conn, s.boot_seq)?);
+                }
+            }
+            Ok((latest, last_of_boot))
+        });
+        let (latest, last_of_boot) = match lasts {
+            Ok(found) => found,
+            Err(e) => {
+                for s in open.into_iter().filter(|s| Some(s.boot_seq) == current) {
+                    self.resume
+                        .insert((s.prog_id, s.load_bt_ns), (s.series_id, s.map_memory));
+                }
+                return Err(e);
+            }
+        };
         for s in open {
             let last = latest.get(&s.series_id).copied().unwrap_or(s.base);
-            let last_of = match last_of_boot.entry(s.boot_seq) {
-                Entry::Occupied(e) => *e.get(),
-                Entry::Vacant(e) => *e.insert(read::last_tick_of_boot(conn, s.boot_seq)?),
-            };
+            let last_of = last_of_boot.get(&s.boot_seq).copied().flatten();
             let (last_tick, last_bt_us) = last_of.unwrap_or((s.first_tick, 0));
             let last_bt_ns = last_bt_us.saturating_mul(1000).max(s.first_bt_ns);
             let live = Live {
@@ -345,7 +388,6 @@ impl Buffer {
                 self.pending.ends.push(live.end());
             }
         }
-        self.recovered = true;
         Ok(())
     }
 

@@ -142,7 +142,15 @@ impl Store {
     pub fn ingest(&mut self, tick: &Tick) -> Result<(), StoreError> {
         if !self.buffer.recovered() {
             let current = self.boots.seq_of(&tick.boot_id);
-            self.buffer.recover(&self.db.conn, current)?;
+            if let Err(e) = self.buffer.recover(&self.db.conn, current) {
+                // Storing goes on (see `Buffer::recover`); the error is named once.
+                let text = format!("cannot resolve the series a previous run left open: {e}");
+                tracing::error!(
+                    "{text}; programs still loaded continue their series from their next pass \
+                     (the runs while ebpfstatd was down are not counted)"
+                );
+                self.last_error = Some(text);
+            }
         }
         let entered = self.boots.enter(
             &tick.boot_id,

@@ -221,6 +221,11 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
         return Ok(());
     }
     init_logging(eff.log_level);
+    // History is for root and group `ebpfstat`, through the API: whatever the caller's umask,
+    // what the daemon creates (database, WAL, directories) is 0600/0700, as under the unit
+    // (`UMask=0077`). The socket sets its own mode.
+    // SAFETY: umask(2) only sets this process's file mode creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     let retention = Retention {
         raw: eff.raw_retention,
         min1: eff.minute_retention,

@@ -30,26 +30,79 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
-/// Binds the socket (replacing a stale file) with mode 0660 and group `ebpfstat`.
-pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+/// The bound socket file: removed when dropped (the daemon's clean exit), if it is still ours.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    inode: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        // Another instance may have taken the path since (it was refused while we answered,
+        // but an administrator can remove the file): leave a file that is not ours.
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode);
+        if ours && let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(
+                "cannot remove the private socket {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Binds the socket with mode 0660 and group `ebpfstat`. A socket file left by a daemon that
+/// is gone is replaced; one a live daemon answers on is not (an error says so), nor is a
+/// file that is not a socket. A directory made for it is 0755, whatever the umask: the
+/// socket's own mode guards it.
+pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let err = |source| SocketError {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir).map_err(err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
     }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is there; remove it or choose another --socket",
+            )));
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "a running daemon answers on it; stop it, or give this one another --socket",
+                )));
+            }
+            // Nobody listens: a socket file left behind by a daemon that is gone.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!("removing the stale socket file {}", path.display());
+                std::fs::remove_file(path).map_err(err)?;
+            }
+            Err(e) => return Err(err(e)),
+        },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
     let listener = UnixListener::bind(path).map_err(err)?;
+    let inode = std::fs::symlink_metadata(path).map_err(err)?.ino();
+    let file = SocketFile {
+        path: path.to_owned(),
+        inode,
+    };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
     if let Some(gid) = group_id(ebpfstat_dbus::GROUP) {
         std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
     }
-    Ok(listener)
+    Ok((listener, file))
 }
 
 /// (pid, uid, gid) of the peer.

@@ -81,13 +81,15 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         stats_mode: cfg.stats_mode,
         kernel: KernelInfo::current(),
     });
-    let listener = match &cfg.socket {
+    let bound = match &cfg.socket {
         Some(path) => {
             let _guard = runtime.enter();
             Some(api::socket::bind(path)?)
         }
         None => None,
     };
+    // The socket file goes when `socket_file` does, at the end of a clean exit.
+    let (listener, socket_file) = bound.unzip();
     let sampler_tx = tx.clone();
     let sampler_shared = Arc::clone(&shared);
     let sampler_cfg = cfg.sampler.clone();
@@ -160,6 +162,7 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     });
     let _ = sampler.join();
     let _ = storage.join();
+    drop(socket_file);
     tracing::info!(
         "stopped after {} passes ({} not stored: queue full)",
         shared.sampler.passes.load(Ordering::Relaxed),

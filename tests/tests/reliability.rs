@@ -1,0 +1,144 @@
+//! Faults a device meets and what an adversary on the machine can do, reproduced for real
+//! against the real daemon: each test names what must hold.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ebpfstat_tests::bus::{ApiDaemon, ctl_json_via, open_tempdir};
+use ebpfstat_tests::*;
+
+/// `ebpfstatd run` on `db` and `socket`, no bus, as `sh -c` with `umask` first.
+fn daemon_command(umask: &str, db: &Path, socket: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(bin("ebpfstatd"))
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--bus",
+            "none",
+            "--interval",
+            "200ms",
+        ])
+        .arg("--db")
+        .arg(db)
+        .arg("--socket")
+        .arg(socket)
+        .args(extra)
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// Waits (up to 10 s) until a daemon answers `status` on `socket`.
+fn wait_answering(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let via = ["--socket".as_ref(), socket.as_os_str()];
+    while !Command::new(bin("ebpfstatctl"))
+        .args(via)
+        .args(["--json", "status"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no daemon answers on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn a_second_instance_leaves_a_live_socket_alone_and_sockets_go_on_exit() {
+    require_bpf!();
+    let first = ApiDaemon::start(None, "200ms");
+    let dir = open_tempdir();
+    // Another database, the same socket: refused, with the reason.
+    let out = output(&mut daemon_command(
+        "077",
+        &dir.path().join("other.db"),
+        &first.socket,
+        &[],
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&first.socket.display().to_string())
+            && err.contains("a running daemon answers on it"),
+        "{err}"
+    );
+    // The first still answers there.
+    let via = ["--socket".as_ref(), first.socket.as_os_str()];
+    assert!(ctl_json_via(&via, &["status"])["passes"].as_u64() > Some(0));
+    // A clean exit removes its socket.
+    let socket = first.socket.clone();
+    assert!(first.stop());
+    assert!(!socket.exists(), "{} left behind", socket.display());
+
+    // A socket file nobody answers on (its daemon was killed) is replaced.
+    let stale = dir.path().join("stale");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    assert!(stale.exists());
+    let mut child = daemon_command("077", &dir.path().join("h.db"), &stale, &[])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_answering(&stale);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+    assert!(!stale.exists());
+
+    // A file that is not a socket is not removed.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "keep me").expect("write");
+    let out = output(&mut daemon_command(
+        "077",
+        &dir.path().join("p.db"),
+        &plain,
+        &[],
+    ));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&plain).expect("read"), "keep me");
+}
+
+#[test]
+fn history_files_are_private_whatever_the_umask() {
+    require_bpf!();
+    let dir = open_tempdir();
+    let db = dir.path().join("state/sub/history.db");
+    let socket = dir.path().join("run/private");
+    let mut child = daemon_command("022", &db, &socket, &[])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_answering(&socket);
+    let wal = db.with_file_name("history.db-wal");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+    assert_eq!(mode(&dir.path().join("state/sub")), 0o700);
+    // The socket is for root and group `ebpfstat`; its directory lets them reach it.
+    assert_eq!(mode(&socket), 0o660);
+    assert_eq!(mode(&dir.path().join("run")), 0o755);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+}

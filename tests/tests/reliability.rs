@@ -142,3 +142,72 @@ fn history_files_are_private_whatever_the_umask() {
     unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
     assert!(child.wait().expect("wait").success());
 }
+
+#[test]
+fn long_strings_get_short_named_errors() {
+    require_bpf!();
+    let daemon = ApiDaemon::start(None, "200ms");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (_conn, p) = bus::proxy_on_socket(&daemon.socket).await;
+        let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+        let hour = 3_600_000_000_000i64;
+        let long = "x".repeat(512 << 10);
+        let options = |key: &str, value: &str| {
+            let mut o = ebpfstat_dbus::Options::new();
+            o.insert(
+                key.into(),
+                zbus::OwnedVariant::from(zbus::Str::from(value.to_owned())),
+            );
+            o
+        };
+        let cases: Vec<(&str, Result<(), zbus::Error>)> = vec![
+            (
+                "sort key",
+                p.top(now - hour, now, &long, 5, ebpfstat_dbus::Options::new())
+                    .await
+                    .map(drop),
+            ),
+            (
+                "program",
+                p.history(
+                    &long,
+                    now - hour,
+                    now,
+                    1_000_000_000,
+                    ebpfstat_dbus::Options::new(),
+                )
+                .await
+                .map(drop),
+            ),
+            ("program detail", p.program(&long).await.map(drop)),
+            (
+                "option name",
+                p.history("1", now - hour, now, 1_000_000_000, options(&long, "raw"))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "tier",
+                p.history("1", now - hour, now, 1_000_000_000, options("tier", &long))
+                    .await
+                    .map(drop),
+            ),
+        ];
+        for (what, result) in cases {
+            let e = result.expect_err(what);
+            let (name, message) = ebpfstat_dbus::error_name(&e).expect("a named error");
+            assert_eq!(name, "org.ebpfstat.Stats1.Error.InvalidArgument", "{what}");
+            assert!(
+                message.len() <= 200,
+                "{what}: a {}-byte reply",
+                message.len()
+            );
+        }
+        let st = p.status().await.expect("still answering");
+        assert!(u64::try_from(st.get("passes").expect("passes")).expect("u64") > 0);
+    });
+}

@@ -73,6 +73,27 @@ fn query_error(e: QueryError) -> Error {
     }
 }
 
+/// A caller's string as an error quotes it: whole when short, else its start and its length,
+/// so a reply never echoes what a caller sent at length.
+fn quoted(s: &str) -> String {
+    const SHOWN: usize = 40;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
+/// A string argument longer than `max` bytes is refused before anything else looks at it.
+fn bounded<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, Error> {
+    if s.len() > max {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes long; at most {max} are accepted",
+            s.len()
+        )));
+    }
+    Ok(s)
+}
+
 /// How a caller names a program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {
@@ -95,10 +116,9 @@ pub fn parse_spec(s: &str) -> Result<Spec, Error> {
         )));
     }
     if let Some(id) = s.strip_prefix("series:") {
-        return id
-            .parse()
-            .map(Spec::Series)
-            .map_err(|_| Error::InvalidArgument(format!("{s:?}: series:<id> needs a number")));
+        return id.parse().map(Spec::Series).map_err(|_| {
+            Error::InvalidArgument(format!("{}: series:<id> needs a number", quoted(s)))
+        });
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return s
@@ -120,7 +140,8 @@ fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error>
         let Some((_, sig)) = known.iter().find(|(k, _)| k == key) else {
             let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
             return Err(Error::InvalidArgument(format!(
-                "unknown option {key:?} (known: {})",
+                "unknown option {} (known: {})",
+                quoted(key),
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
@@ -131,7 +152,8 @@ fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error>
         let actual = value.value_signature().to_string();
         if actual != *sig {
             return Err(Error::InvalidArgument(format!(
-                "option {key:?} must have D-Bus type {sig}, not {actual}"
+                "option {} must have D-Bus type {sig}, not {actual}",
+                quoted(key)
             )));
         }
     }
@@ -139,7 +161,7 @@ fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error>
 }
 
 fn sort_key(s: &str) -> Result<SortKey, Error> {
-    Ok(match s {
+    Ok(match bounded("the sort key", s, 16)? {
         "runtime" => SortKey::RunTime,
         "runs" => SortKey::Runs,
         "avg" => SortKey::Avg,
@@ -147,7 +169,8 @@ fn sort_key(s: &str) -> Result<SortKey, Error> {
         "mapmem" => SortKey::MapMem,
         other => {
             return Err(Error::InvalidArgument(format!(
-                "unknown sort key {other:?} (one of runtime, runs, avg, cpu, mapmem)"
+                "unknown sort key {} (one of runtime, runs, avg, cpu, mapmem)",
+                quoted(other)
             )));
         }
     })
@@ -160,7 +183,10 @@ fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
         Spec::Series(id) => ProgramRef::Series(*id),
         Spec::Name(name) => {
             let newest = store.newest_named(name)?.ok_or_else(|| {
-                QueryError::NoSuchProgram(format!("no program named {name:?} was ever seen"))
+                QueryError::NoSuchProgram(format!(
+                    "no program named {} was ever seen",
+                    quoted(name)
+                ))
             })?;
             ProgramRef::Identity {
                 name: newest.full_name,
@@ -274,12 +300,16 @@ impl Stats1 {
         let spec = parse_spec(program)?;
         let tier = match options.get("tier") {
             None => None,
-            Some(v) => Some(
-                <&str>::try_from(v)
-                    .unwrap_or("")
-                    .parse::<Tier>()
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
-            ),
+            Some(v) => {
+                // `check_options` made sure it is a string.
+                let name = <&str>::try_from(v).unwrap_or("");
+                Some(name.parse::<Tier>().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "unknown tier {} (one of raw, 1m, 1h)",
+                        quoted(name)
+                    ))
+                })?)
+            }
         };
         let max_points = match options.get("max_points") {
             None => wire::DEFAULT_HISTORY_POINTS,
@@ -358,13 +388,15 @@ impl Stats1 {
             [one] => *one,
             [] => {
                 return Err(Error::NoSuchProgram(format!(
-                    "no loaded program matches {program:?}"
+                    "no loaded program matches {}",
+                    quoted(program)
                 )));
             }
             many => {
                 let ids: Vec<String> = many.iter().map(|p| p.meta.id.to_string()).collect();
                 return Err(Error::InvalidArgument(format!(
-                    "{program:?} names {} programs (ids {}): give an id",
+                    "{} names {} programs (ids {}): give an id",
+                    quoted(program),
                     many.len(),
                     ids.join(", ")
                 )));
@@ -553,5 +585,25 @@ impl Stats1 {
     #[zbus(property)]
     async fn database_bytes(&self) -> u64 {
         self.shared.published.borrow().database_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_quote_a_short_prefix() {
+        assert_eq!(quoted("cpu"), "\"cpu\"");
+        let long = "é".repeat(10_000);
+        let q = quoted(&long);
+        assert!(q.len() < 120 && q.ends_with("(20000 bytes)"), "{q}");
+        let e = sort_key(&"x".repeat(1 << 20)).expect_err("too long");
+        assert_eq!(
+            e,
+            Error::InvalidArgument(
+                "the sort key is 1048576 bytes long; at most 16 are accepted".into()
+            )
+        );
     }
 }

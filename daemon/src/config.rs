@@ -50,6 +50,61 @@ impl std::str::FromStr for Bus {
     }
 }
 
+/// The ranges settings may take (inclusive). Outside them the daemon would cost a small device
+/// too much (an interval of 1 ms took 70 % of a core), stop being useful (a week between
+/// passes), or be refused later by the kernel (a socket path longer than `sun_path`).
+pub mod ranges {
+    use std::time::Duration;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    const HOUR: u64 = 3_600_000;
+    const DAY: u64 = 24 * HOUR;
+
+    pub const INTERVAL: (Duration, Duration) = (ms(100), ms(HOUR));
+    pub const FLUSH_INTERVAL: (Duration, Duration) = (ms(100), ms(HOUR));
+    pub const RAW_RETENTION: (Duration, Duration) = (ms(60_000), ms(30 * DAY));
+    pub const MINUTE_RETENTION: (Duration, Duration) = (ms(HOUR), ms(365 * DAY));
+    pub const HOUR_RETENTION: (Duration, Duration) = (ms(DAY), ms(3650 * DAY));
+    pub const MAX_DB_SIZE: (u64, u64) = (1 << 20, 1 << 40);
+    pub const RESCAN_EVERY: (u64, u64) = (1, 1_000_000);
+}
+
+/// `sun_path` holds 108 bytes, the last a NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A setting outside its range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeError {
+    /// The file's key (the flag is `--` and the key with `-` for `_`).
+    pub key: &'static str,
+    pub value: String,
+    pub allowed: String,
+}
+
+impl std::fmt::Display for RangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} = {} is out of range: {}",
+            self.key, self.value, self.allowed
+        )
+    }
+}
+
+impl RangeError {
+    /// The same, as the command line says it.
+    pub fn as_flag(&self) -> String {
+        format!(
+            "--{} {} is out of range: {}",
+            self.key.replace('_', "-"),
+            self.value,
+            self.allowed
+        )
+    }
+}
+
 /// A duration written as text (`"1s"`, `"250ms"`, `"6h"`), longer than zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -197,13 +252,89 @@ impl Settings {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        if settings.rescan_every == Some(0) {
+        if let Some(e) = settings.out_of_range() {
+            // Name the line too, as the parser's own errors do.
+            let line = text.lines().position(|l| {
+                l.trim_start()
+                    .strip_prefix(e.key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                message: "rescan_every must be at least 1".into(),
+                message: match line {
+                    Some(n) => format!("line {}: {e}", n + 1),
+                    None => e.to_string(),
+                },
             });
         }
         Ok(settings)
+    }
+
+    /// The first setting outside the range it may take.
+    pub fn out_of_range(&self) -> Option<RangeError> {
+        let span = |key: &'static str, v: Option<Span>, (lo, hi): (Duration, Duration)| {
+            v.filter(|s| s.0 < lo || s.0 > hi).map(|s| RangeError {
+                key,
+                value: span_text(s.0),
+                allowed: format!("between {} and {}", span_text(lo), span_text(hi)),
+            })
+        };
+        let socket_too_long = self
+            .socket
+            .as_ref()
+            .filter(|p| p.as_os_str().len() > MAX_SOCKET_PATH)
+            .map(|p| RangeError {
+                key: "socket",
+                value: p.display().to_string(),
+                allowed: format!(
+                    "a path of at most {MAX_SOCKET_PATH} bytes (it is {})",
+                    p.as_os_str().len()
+                ),
+            });
+        span("interval", self.interval, ranges::INTERVAL)
+            .or_else(|| {
+                span(
+                    "flush_interval",
+                    self.flush_interval,
+                    ranges::FLUSH_INTERVAL,
+                )
+            })
+            .or_else(|| span("raw_retention", self.raw_retention, ranges::RAW_RETENTION))
+            .or_else(|| {
+                span(
+                    "minute_retention",
+                    self.minute_retention,
+                    ranges::MINUTE_RETENTION,
+                )
+            })
+            .or_else(|| {
+                span(
+                    "hour_retention",
+                    self.hour_retention,
+                    ranges::HOUR_RETENTION,
+                )
+            })
+            .or_else(|| {
+                let (lo, hi) = ranges::MAX_DB_SIZE;
+                self.max_db_size
+                    .filter(|s| s.0 < lo || s.0 > hi)
+                    .map(|s| RangeError {
+                        key: "max_db_size",
+                        value: size_text(s.0),
+                        allowed: format!("between {} and {}", size_text(lo), size_text(hi)),
+                    })
+            })
+            .or_else(|| {
+                let (lo, hi) = ranges::RESCAN_EVERY;
+                self.rescan_every
+                    .filter(|n| !(lo..=hi).contains(n))
+                    .map(|n| RangeError {
+                        key: "rescan_every",
+                        value: n.to_string(),
+                        allowed: format!("at least {lo} and at most {hi}"),
+                    })
+            })
+            .or(socket_too_long)
     }
 
     /// The file at `explicit`, or the default file when it exists, or nothing.
@@ -293,8 +424,12 @@ impl Default for Effective {
     }
 }
 
-/// A duration in the largest unit that divides it: `90d`, `6h`, `250ms`.
+/// A duration in the largest unit that divides it: `90d`, `6h`, `250ms` (below a millisecond,
+/// as humantime writes it: `1ns`).
 pub fn span_text(v: Duration) -> String {
+    if !v.subsec_nanos().is_multiple_of(1_000_000) {
+        return humantime::format_duration(v).to_string();
+    }
     let ms = v.as_millis();
     for (unit, n) in [
         ("d", 86_400_000),
@@ -311,7 +446,12 @@ pub fn span_text(v: Duration) -> String {
 
 /// A size in the largest binary unit that divides it: `64MiB`.
 pub fn size_text(b: u64) -> String {
-    for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+    for (unit, n) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
         if b >= n && b.is_multiple_of(n) {
             return format!("{}{unit}", b / n);
         }

@@ -212,7 +212,11 @@ fn init_logging(level: LogLevel) {
 fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow::Result<()> {
     // Configuration errors stop us before anything is opened.
     let (file, path) = Settings::load(config)?;
-    let eff = Effective::from(file.overlay(args.settings()));
+    let flags = args.settings();
+    if let Some(e) = flags.out_of_range() {
+        anyhow::bail!("{}", e.as_flag());
+    }
+    let eff = Effective::from(file.overlay(flags));
     if check {
         let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
             p.display().to_string()

@@ -13,9 +13,10 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
         other => {
             return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB or TiB)"
             ));
         }
     };

@@ -263,3 +263,96 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
         "the stored ticks span the run: {span:?}"
     );
 }
+
+#[test]
+fn settings_out_of_range_are_refused_with_the_range() {
+    for (flags, needle) in [
+        (
+            &["--interval", "1ms"][..],
+            "--interval 1ms is out of range: between 100ms and 1h",
+        ),
+        (&["--interval", "1ns"][..], "--interval 1ns is out of range"),
+        (
+            &["--interval", "100d"][..],
+            "--interval 100d is out of range",
+        ),
+        (
+            &["--interval", "500000000y"][..],
+            "is out of range: between 100ms and 1h",
+        ),
+        (
+            &["--flush-interval", "2h"][..],
+            "--flush-interval 2h is out of range",
+        ),
+        (
+            &["--raw-retention", "1s"][..],
+            "--raw-retention 1s is out of range: between 1m and 30d",
+        ),
+        (
+            &["--max-db-size", "0B"][..],
+            "--max-db-size 0B is out of range: between 1MiB and 1TiB",
+        ),
+    ] {
+        let mut args = vec!["--config", "/dev/null"];
+        args.extend_from_slice(flags);
+        let (ok, _, err) = check_config(&args);
+        assert!(!ok, "{flags:?} accepted");
+        assert!(err.contains(needle), "{flags:?}: {err}");
+    }
+    // In the file, with the line.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "db = \"/srv/h.db\"\n\ninterval = \"100d\"\n").expect("write");
+    let (ok, _, err) = check_config(&["--config", file.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert!(
+        err.contains("line 3: interval = 100d is out of range: between 100ms and 1h"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_interval_longer_than_the_watchdog_keeps_it_fed() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&notify).expect("bind NOTIFY_SOCKET");
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut child = Command::new(bin("ebpfstatd"))
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--bus",
+            "none",
+            "--socket",
+            "none",
+        ])
+        .arg("--db")
+        .arg(dir.path().join("history.db"))
+        .args(["--interval", "1h"])
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut log = Vec::new();
+    collect(&sock, started + Duration::from_secs(5), &mut log);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+    let pings: Vec<Instant> = log
+        .iter()
+        .filter(|(_, m)| m.trim_end() == "WATCHDOG=1")
+        .map(|(t, _)| *t)
+        .collect();
+    // One pass in all, yet a ping every WATCHDOG_USEC/2 = 1 s while it waits for the next.
+    assert!(pings.len() >= 4, "{} pings in 5 s", pings.len());
+    for pair in pings.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap <= Duration::from_millis(1500), "a gap of {gap:?}");
+    }
+}

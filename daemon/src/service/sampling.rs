@@ -37,6 +37,9 @@ struct Loop<'a> {
     sampler: Sampler,
     probe: Option<Probe>,
     cmds: &'a std_mpsc::Receiver<SamplerCmd>,
+    /// Half the systemd watchdog period, when there is a watchdog.
+    watchdog: Option<Duration>,
+    pinged: Option<Instant>,
 }
 
 enum Woken {
@@ -65,12 +68,40 @@ impl Loop<'_> {
         cost
     }
 
-    /// Waits until `until`, answering requests meanwhile.
+    /// Pings the watchdog when half its period has passed since the last ping.
+    fn feed_watchdog(&mut self) {
+        let now = Instant::now();
+        if let Some(period) = self.watchdog
+            && self
+                .pinged
+                .is_none_or(|p| now.saturating_duration_since(p) >= period)
+        {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            self.pinged = Some(now);
+        }
+    }
+
+    /// Waits until `until`, answering requests meanwhile; feeds the watchdog while it waits,
+    /// so an interval longer than the watchdog's period is no stall.
     fn wait(&mut self, until: Instant) -> Woken {
+        self.wait_feeding(until, true)
+    }
+
+    fn wait_feeding(&mut self, until: Instant, feed: bool) -> Woken {
         loop {
-            let left = until.saturating_duration_since(Instant::now());
+            if feed {
+                self.feed_watchdog();
+            }
+            let mut left = until.saturating_duration_since(Instant::now());
+            if let Some(period) = self.watchdog.filter(|_| feed) {
+                left = left.min(period);
+            }
             match self.cmds.recv_timeout(left) {
-                Err(std_mpsc::RecvTimeoutError::Timeout) => return Woken::Time,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() >= until {
+                        return Woken::Time;
+                    }
+                }
                 Ok(SamplerCmd::Calibrate(reply)) => {
                     let cost = self.calibrate();
                     let _ = reply.send(cost);
@@ -82,10 +113,11 @@ impl Loop<'_> {
         }
     }
 
-    /// Answers requests, and takes no more passes, until told to stop.
+    /// Answers requests, and takes no more passes, until told to stop. The watchdog is not
+    /// fed: a sampler that takes no passes has stalled.
     fn idle_until_stopped(&mut self) {
         while !matches!(
-            self.wait(Instant::now() + Duration::from_secs(3600)),
+            self.wait_feeding(Instant::now() + Duration::from_secs(3600), false),
             Woken::Stop
         ) {}
     }
@@ -111,8 +143,6 @@ pub fn sample_loop(
 ) {
     let stats = &shared.sampler;
     let slots = Slots::new(schedule.interval);
-    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut pinged: Option<Instant> = None;
     let probe = Probe::load()
         .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
         .ok();
@@ -120,6 +150,8 @@ pub fn sample_loop(
         sampler: Sampler::new(cfg),
         probe,
         cmds,
+        watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
+        pinged: None,
     };
     lp.calibrate();
     let mut duty = 1.0;
@@ -161,12 +193,7 @@ pub fn sample_loop(
         if tx.try_send(StoreMsg::Tick(tick)).is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(period) = watchdog
-            && pinged.is_none_or(|p| p.elapsed() >= period)
-        {
-            notify(&[sd_notify::NotifyState::Watchdog]);
-            pinged = Some(Instant::now());
-        }
+        lp.feed_watchdog();
         let passes = stats.passes.load(Ordering::Relaxed);
         if schedule.stall_after == Some(passes) {
             tracing::warn!("testing aid: the sampler stalls now");

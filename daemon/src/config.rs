@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ebpfstat_dbus::defaults;
+use ebpfstat_store::Retention;
 use serde::{Deserialize, Deserializer};
 
 use crate::observer::{Mode, parse_budget};
@@ -21,6 +22,9 @@ pub enum ConfigError {
     },
     #[error("configuration {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A command-line flag out of its range.
+    #[error("{0}")]
+    Flag(String),
 }
 
 /// Which message bus to serve the API on (besides the private socket).
@@ -459,7 +463,46 @@ pub fn size_text(b: u64) -> String {
     format!("{b}B")
 }
 
+/// Where the settings come from: the configuration file (the one given, else the default one
+/// when it exists) and the flags, which win over it. Kept for a reload.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub flags: Settings,
+}
+
+impl Sources {
+    /// Reads the file (again) and settles every setting; also which file was read.
+    pub fn resolve(&self) -> Result<(Effective, Option<PathBuf>), ConfigError> {
+        if let Some(e) = self.flags.out_of_range() {
+            return Err(ConfigError::Flag(e.as_flag()));
+        }
+        let (file, path) = Settings::load(self.file.as_deref())?;
+        Ok((Effective::from(file.overlay(self.flags.clone())), path))
+    }
+}
+
 impl Effective {
+    /// The three tiers' ages.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            raw: self.raw_retention,
+            min1: self.minute_retention,
+            hour1: self.hour_retention,
+        }
+    }
+
+    /// The settings that differ in `new`: `(key, value here, value there)`, as the file
+    /// writes them.
+    pub fn changes(&self, new: &Self) -> Vec<(&'static str, String, String)> {
+        self.entries()
+            .into_iter()
+            .zip(new.entries())
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|((key, old), (_, new))| (key, old, new))
+            .collect()
+    }
+
     /// Each setting as `(key, value)`, the value as the configuration file writes it (without
     /// quotes); keys are the long flags' names with `_` for `-`.
     pub fn entries(&self) -> Vec<(&'static str, String)> {

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ebpfstat_dbus::defaults;
-use ebpfstat_store::{Retention, StoreConfig};
-use ebpfstatd::config::{Budget, Bus, Effective, LogLevel, Settings, Size, Span, StatsMode};
+use ebpfstatd::config::{
+    Budget, Bus, Effective, LogLevel, Settings, Size, Sources, Span, StatsMode,
+};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
 
@@ -193,61 +194,70 @@ fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(level: LogLevel) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
+/// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).
+fn init_logging(level: LogLevel) -> service::SetLogLevel {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Under systemd the journal stamps each line already.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        fmt.without_time().init();
-    } else {
-        fmt.init();
-    }
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let stamped = (!journal).then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false)
+    });
+    let plain = journal.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false)
+            .without_time()
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stamped)
+        .with(plain)
+        .init();
+    Box::new(move |level: LogLevel| {
+        handle
+            .modify(|f| *f = EnvFilter::new(level.as_str()))
+            .map_err(|e| e.to_string())
+    })
 }
 
 fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow::Result<()> {
     // Configuration errors stop us before anything is opened.
-    let (file, path) = Settings::load(config)?;
-    let flags = args.settings();
-    if let Some(e) = flags.out_of_range() {
-        anyhow::bail!("{}", e.as_flag());
-    }
-    let eff = Effective::from(file.overlay(flags));
+    let sources = Sources {
+        file: config.map(ToOwned::to_owned),
+        flags: args.settings(),
+    };
+    let (settings, path) = sources.resolve()?;
     if check {
         let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
             p.display().to_string()
         });
-        println!("configuration ok: {from}\n{eff}");
+        println!("configuration ok: {from}\n{settings}");
         return Ok(());
     }
-    init_logging(eff.log_level);
+    let set_log_level = init_logging(settings.log_level);
     // History is for root and group `ebpfstat`, through the API: whatever the caller's umask,
     // what the daemon creates (database, WAL, directories) is 0600/0700, as under the unit
     // (`UMask=0077`). The socket sets its own mode.
     // SAFETY: umask(2) only sets this process's file mode creation mask; it cannot fail.
     unsafe { libc::umask(0o077) };
-    let retention = Retention {
-        raw: eff.raw_retention,
-        min1: eff.minute_retention,
-        hour1: eff.hour_retention,
-    };
-    let store = StoreConfig::new(&eff.db, retention, eff.max_db_size);
-    service::run(ServiceConfig {
-        interval: eff.interval,
-        flush_interval: eff.flush_interval,
-        sampler: SamplerConfig {
-            rescan_every: eff.rescan_every,
+    service::run(
+        ServiceConfig {
+            settings,
+            sources,
+            stall_after: args.debug_stall_after,
         },
-        store,
-        bus: eff.bus,
-        socket: eff.socket,
-        stats_mode: eff.stats_mode,
-        stall_after: args.debug_stall_after,
-    })
+        set_log_level,
+    )
     .map_err(Into::into)
 }
 

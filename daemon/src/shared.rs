@@ -26,12 +26,24 @@ pub enum StoreMsg {
     Stop,
 }
 
+/// What the sampling thread runs with, and a reload may change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerSettings {
+    pub interval: Duration,
+    /// How run-time stats are held: always, within a budget, or on a fixed duty cycle.
+    pub mode: Mode,
+    /// Rescan owners, pins, links and map memory at least every this many passes.
+    pub rescan_every: u64,
+}
+
 /// Requests to the sampling thread.
 #[derive(Debug)]
 pub enum SamplerCmd {
     Stop,
     /// Measure again what stats cost; the answer goes back.
     Calibrate(oneshot::Sender<StatsCost>),
+    /// Run with these settings from now on (a reload).
+    Configure(SamplerSettings),
 }
 
 /// Counters kept by the sampling thread, for status and tests.
@@ -44,14 +56,19 @@ pub struct SamplerStats {
     pub late: AtomicU64,
 }
 
-/// D-Bus property values that change while the daemon runs. The threads that change them
-/// publish them here; each API connection signals `PropertiesChanged` when they do.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What changes while the daemon runs and the API shows: the threads that change it (the
+/// sampler, the store, a reload) publish it here; each API connection signals
+/// `PropertiesChanged` for the properties among it when they change.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Published {
     /// The stats state of the newest pass.
     pub stats_state: Option<String>,
     /// Size of the database file after the last flush.
     pub database_bytes: u64,
+    pub interval: Duration,
+    pub retention: Retention,
+    pub cap_bytes: u64,
+    pub stats_mode: Mode,
 }
 
 /// State the API reads, shared with the sampling and storage threads.
@@ -64,11 +81,7 @@ pub struct Shared {
     pub latest: Mutex<Option<Arc<Pass>>>,
     pub sampler: Arc<SamplerStats>,
     pub published: watch::Sender<Published>,
-    pub interval: Duration,
-    pub retention: Retention,
-    pub cap_bytes: u64,
     pub started: Instant,
-    pub stats_mode: Mode,
     /// The running kernel: fixed for the daemon's life.
     pub kernel: KernelInfo,
 }

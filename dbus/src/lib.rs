@@ -295,10 +295,10 @@ pub trait Stats1 {
     /// source: `measured` or why a default is used).
     fn calibrate(&self) -> zbus::Result<(f64, f64, String)>;
 
-    // Properties: `const` ones never change while the daemon runs; `StatsState` and
-    // `DatabaseBytes` are signalled with `PropertiesChanged` when they change, so a caching
-    // proxy stays current; `StatsOverheadPct` changes every pass and is never signalled (not
-    // cached: each read asks the daemon).
+    // Properties: `const` ones never change while the daemon runs; the others but one are
+    // signalled with `PropertiesChanged` when they change, so a caching proxy stays current;
+    // `StatsOverheadPct` changes every pass and is never signalled (not cached: each read asks
+    // the daemon).
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property(emits_changed_signal = "const"))]
@@ -308,12 +308,13 @@ pub trait Stats1 {
     fn stats_state(&self) -> zbus::Result<String>;
     #[zbus(property(emits_changed_signal = "const"))]
     fn memlock_meaning(&self) -> zbus::Result<String>;
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled when a reload (SIGHUP) changes it, as are `RetentionNs` and `CapBytes`.
+    #[zbus(property)]
     fn interval_ns(&self) -> zbus::Result<u64>;
     /// Maximum ages of the raw, 1-minute and 1-hour tiers, ns.
-    #[zbus(property(emits_changed_signal = "const"))]
+    #[zbus(property)]
     fn retention_ns(&self) -> zbus::Result<(u64, u64, u64)>;
-    #[zbus(property(emits_changed_signal = "const"))]
+    #[zbus(property)]
     fn cap_bytes(&self) -> zbus::Result<u64>;
     /// Size of the database file after the last flush.
     #[zbus(property)]

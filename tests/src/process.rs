@@ -94,3 +94,30 @@ pub fn own_comm() -> String {
 pub fn tag() -> String {
     format!("{:x}", std::process::id() % 0xfff)
 }
+
+/// A child process that is killed and reaped when dropped, so a failing test leaves nothing
+/// running (a daemon holding stats on would disturb the tests after it).
+#[derive(Debug)]
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    /// Sends `sig` to the child.
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) on our own child, which is not reaped before `self` is dropped.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    /// SIGTERM, and whether it then exited with success.
+    pub fn stop(mut self) -> bool {
+        self.signal(libc::SIGTERM);
+        self.0.wait().is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -297,6 +297,20 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
     );
     assert!(after["series"].as_u64() >= st["series"].as_u64());
 
+    // `systemctl reload` reads the configuration again and writes what is buffered; the
+    // daemon goes on (same process).
+    let pid = c.show("MainPID");
+    let flushed = c.status_json()["last_flush_ns"].as_i64();
+    c.ok(&["systemctl", "reload", "ebpfstatd"]);
+    assert_eq!(c.show("MainPID"), pid, "reloaded in place");
+    assert_eq!(c.show("ActiveState"), "active");
+    assert!(
+        c.status_json()["last_flush_ns"].as_i64() > flushed,
+        "reload flushes"
+    );
+    let journal = c.ok(&["journalctl", "-u", "ebpfstatd", "--no-pager"]);
+    assert!(journal.contains("read again: nothing changed"), "{journal}");
+
     // `systemctl stop` writes what is buffered (flushes are a minute apart otherwise).
     std::thread::sleep(Duration::from_secs(3));
     let stopped_at = SystemTime::now();

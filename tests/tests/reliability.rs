@@ -91,14 +91,14 @@ fn a_second_instance_leaves_a_live_socket_alone_and_sockets_go_on_exit() {
     let stale = dir.path().join("stale");
     drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
     assert!(stale.exists());
-    let mut child = daemon_command("077", &dir.path().join("h.db"), &stale, &[])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = Reaped(
+        daemon_command("077", &dir.path().join("h.db"), &stale, &[])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     wait_answering(&stale);
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
-    assert!(child.wait().expect("wait").success());
+    assert!(child.stop());
     assert!(!stale.exists());
 
     // A file that is not a socket is not removed.
@@ -125,10 +125,12 @@ fn history_files_are_private_whatever_the_umask() {
     let dir = open_tempdir();
     let db = dir.path().join("state/sub/history.db");
     let socket = dir.path().join("run/private");
-    let mut child = daemon_command("022", &db, &socket, &[])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = Reaped(
+        daemon_command("022", &db, &socket, &[])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     wait_answering(&socket);
     let wal = db.with_file_name("history.db-wal");
     assert_eq!(mode(&db), 0o600);
@@ -138,9 +140,7 @@ fn history_files_are_private_whatever_the_umask() {
     // The socket is for root and group `ebpfstat`; its directory lets them reach it.
     assert_eq!(mode(&socket), 0o660);
     assert_eq!(mode(&dir.path().join("run")), 0o755);
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(bus::pid_of(&child), libc::SIGTERM) };
-    assert!(child.wait().expect("wait").success());
+    assert!(child.stop());
 }
 
 #[test]
@@ -210,4 +210,88 @@ fn long_strings_get_short_named_errors() {
         let st = p.status().await.expect("still answering");
         assert!(u64::try_from(st.get("passes").expect("passes")).expect("u64") > 0);
     });
+}
+
+/// The private socket's `status`, as JSON.
+fn status_on(socket: &Path) -> serde_json::Value {
+    ctl_json_via(&["--socket".as_ref(), socket.as_os_str()], &["status"])
+}
+
+/// Waits (up to `secs`) until `ok` holds of the daemon's log.
+fn wait_log(log: &Path, secs: u64, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if ok(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}; the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_what_it_can_flushes_and_keeps_running() {
+    require_bpf!();
+    let dir = open_tempdir();
+    let conf = dir.path().join("ebpfstatd.toml");
+    let socket = dir.path().join("private");
+    let db = dir.path().join("history.db");
+    let log = dir.path().join("log");
+    let settings = |interval: &str, cap: &str, db: &Path| {
+        format!(
+            "interval = \"{interval}\"\nmax_db_size = \"{cap}\"\nflush_interval = \"1h\"\n\
+             db = \"{}\"\nsocket = \"{}\"\nbus = \"none\"\n",
+            db.display(),
+            socket.display()
+        )
+    };
+    std::fs::write(&conf, settings("200ms", "64MiB", &db)).expect("write");
+    let child = Reaped(
+        Command::new(bin("ebpfstatd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn"),
+    );
+    wait_answering(&socket);
+    let first_flush = status_on(&socket)["last_flush_ns"].as_i64();
+
+    // Another interval and cap (applied now), another database (at the next start).
+    let other = dir.path().join("other.db");
+    std::fs::write(&conf, settings("500ms", "32MiB", &other)).expect("write");
+    child.signal(libc::SIGHUP);
+    let text = wait_log(&log, 10, "the reload to be logged", |t| {
+        t.contains("read again")
+    });
+    for said in [
+        "interval 200ms → 500ms",
+        "max_db_size 64MiB → 32MiB",
+        "needs a restart to take effect: db",
+    ] {
+        assert!(text.contains(said), "{said} missing from:\n{text}");
+    }
+    let st = status_on(&socket);
+    assert_eq!(st["interval_ns"].as_u64(), Some(500_000_000), "{st}");
+    assert_eq!(st["cap_bytes"].as_u64(), Some(32 << 20), "{st}");
+    assert_eq!(st["db_path"].as_str(), Some(db.to_str().expect("utf-8")));
+    // It flushed: what was buffered since the first pass is written (flush_interval is 1 h).
+    assert!(st["last_flush_ns"].as_i64() > first_flush, "{st}");
+    assert!(!other.exists(), "the database moves only at the next start");
+
+    // A configuration that does not parse changes nothing; the daemon runs on.
+    std::fs::write(&conf, "interval = \"soon\"\n").expect("write");
+    child.signal(libc::SIGHUP);
+    wait_log(&log, 10, "the refusal to be logged", |t| {
+        t.contains("configuration not reloaded")
+    });
+    let passes = status_on(&socket)["passes"].as_u64().unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(1200));
+    let st = status_on(&socket);
+    assert!(st["passes"].as_u64().unwrap_or(0) > passes, "{st}");
+    assert_eq!(st["interval_ns"].as_u64(), Some(500_000_000));
+    assert!(child.stop());
 }

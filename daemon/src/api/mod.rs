@@ -469,9 +469,12 @@ impl Stats1 {
         }
         m.insert(
             "interval_ns".into(),
-            OwnedVariant::from(duration_ns(self.shared.interval)),
+            OwnedVariant::from(duration_ns(self.shared.published.borrow().interval)),
         );
-        m.insert("stats_mode".into(), var(mode_text(self.shared.stats_mode)));
+        m.insert(
+            "stats_mode".into(),
+            var(mode_text(self.shared.published.borrow().stats_mode)),
+        );
         m.insert("passes".into(), OwnedVariant::from(load(&sampler.passes)));
         m.insert(
             "late_passes".into(),
@@ -561,14 +564,15 @@ impl Stats1 {
         self.shared.kernel.memlock.as_str().to_owned()
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled when a reload changes it, as are RetentionNs and CapBytes.
+    #[zbus(property)]
     async fn interval_ns(&self) -> u64 {
-        duration_ns(self.shared.interval)
+        duration_ns(self.shared.published.borrow().interval)
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    #[zbus(property)]
     async fn retention_ns(&self) -> (u64, u64, u64) {
-        let r = self.shared.retention;
+        let r = self.shared.published.borrow().retention;
         (
             duration_ns(r.raw),
             duration_ns(r.min1),
@@ -576,9 +580,9 @@ impl Stats1 {
         )
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    #[zbus(property)]
     async fn cap_bytes(&self) -> u64 {
-        self.shared.cap_bytes
+        self.shared.published.borrow().cap_bytes
     }
 
     /// Signalled after a flush that changed it.

@@ -1,7 +1,8 @@
 //! `PropertiesChanged` for the properties that change while the daemon runs (`StatsState`,
-//! `DatabaseBytes`): the sampling and storage threads publish new values, and a task per
-//! connection signals each change to that connection's peers. The others are `const` or, for
-//! `StatsOverheadPct` which changes every pass, never signalled.
+//! `DatabaseBytes`, and `IntervalNs`, `RetentionNs`, `CapBytes` on a reload): the threads that
+//! change them publish new values, and a task per connection signals each change to that
+//! connection's peers. The others are `const` or, for `StatsOverheadPct` which changes every
+//! pass, never signalled.
 
 use zbus::object_server::SignalEmitter;
 
@@ -27,6 +28,15 @@ pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
         }
         if sent.is_ok() && now.database_bytes != last.database_bytes {
             sent = iface.database_bytes_changed(&emitter).await;
+        }
+        if sent.is_ok() && now.interval != last.interval {
+            sent = iface.interval_ns_changed(&emitter).await;
+        }
+        if sent.is_ok() && now.retention != last.retention {
+            sent = iface.retention_ns_changed(&emitter).await;
+        }
+        if sent.is_ok() && now.cap_bytes != last.cap_bytes {
+            sent = iface.cap_bytes_changed(&emitter).await;
         }
         if let Err(e) = sent {
             // The peer went away (its connection task ends too), or the bus did.

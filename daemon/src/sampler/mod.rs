@@ -127,6 +127,11 @@ impl Sampler {
         &self.cost
     }
 
+    /// Rescan at least every `passes` passes from now on.
+    pub fn set_rescan_every(&mut self, passes: u64) {
+        self.cfg.rescan_every = passes;
+    }
+
     pub fn set_other_holder(&mut self, other: bool) {
         self.other_holder = Some(other);
     }

@@ -4,40 +4,51 @@
 //! The sampler never waits on anything else: it hands each pass to the store with `try_send`,
 //! so a slow disk or a burst of queries delays only the store, never a tick.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ebpfstat_store::{Store, StoreConfig, StoreError};
 use tokio::sync::{mpsc, watch};
 
+mod reload;
 mod sampling;
 mod schedule;
 mod storage;
 
-pub use sampling::Schedule;
+pub use reload::SetLogLevel;
 
 use crate::api::{self, Stats1};
-use crate::config::Bus;
-use crate::sampler::SamplerConfig;
+use crate::config::{Bus, Effective, Sources};
 use crate::sampler::host::KernelInfo;
-use crate::shared::{Published, SamplerCmd, SamplerStats, Shared, StoreJob, StoreMsg};
+use crate::shared::{
+    Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreJob, StoreMsg,
+};
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    pub interval: Duration,
-    pub flush_interval: Duration,
-    pub sampler: SamplerConfig,
-    pub store: StoreConfig,
-    pub bus: Bus,
-    /// The private socket, or `None` for none.
-    pub socket: Option<PathBuf>,
-    /// How run-time stats are held (always, within a budget, fixed duty cycle).
-    pub stats_mode: crate::observer::Mode,
+    /// The settings in effect.
+    pub settings: Effective,
+    /// Where they came from, to read them again on SIGHUP.
+    pub sources: Sources,
     /// Testing aid: the sampler stops after this many passes.
     pub stall_after: Option<u64>,
+}
+
+impl ServiceConfig {
+    fn sampler(&self) -> SamplerSettings {
+        sampler_settings(&self.settings)
+    }
+}
+
+/// The sampler's share of the settings.
+fn sampler_settings(e: &Effective) -> SamplerSettings {
+    SamplerSettings {
+        interval: e.interval,
+        mode: e.stats_mode,
+        rescan_every: e.rescan_every,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +63,16 @@ pub enum ServiceError {
     Socket(#[from] api::socket::SocketError),
 }
 
-/// Runs until SIGTERM or SIGINT, then flushes and returns.
-pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
+/// Runs until SIGTERM or SIGINT, then flushes and returns. SIGHUP reads the configuration
+/// again (see `reload`); `set_log_level` changes the log level then.
+pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), ServiceError> {
+    let settings = &cfg.settings;
     // Open the database before anything else: a bad path fails fast, touching nothing.
-    let store = Store::open(cfg.store.clone())?;
+    let store = Store::open(StoreConfig::new(
+        &settings.db,
+        settings.retention(),
+        settings.max_db_size,
+    ))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,6 +84,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let (published, _) = watch::channel(Published {
         stats_state: None,
         database_bytes: store.brief()?.file_bytes,
+        interval: settings.interval,
+        retention: settings.retention(),
+        cap_bytes: settings.max_db_size,
+        stats_mode: settings.stats_mode,
     });
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
@@ -74,14 +95,10 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         latest: Mutex::new(None),
         sampler: Arc::new(SamplerStats::default()),
         published,
-        interval: cfg.interval,
-        retention: cfg.store.retention,
-        cap_bytes: cfg.store.max_bytes,
         started: Instant::now(),
-        stats_mode: cfg.stats_mode,
         kernel: KernelInfo::current(),
     });
-    let bound = match &cfg.socket {
+    let bound = match &settings.socket {
         Some(path) => {
             let _guard = runtime.enter();
             Some(api::socket::bind(path)?)
@@ -92,18 +109,14 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
     let (listener, socket_file) = bound.unzip();
     let sampler_tx = tx.clone();
     let sampler_shared = Arc::clone(&shared);
-    let sampler_cfg = cfg.sampler.clone();
-    let schedule = Schedule {
-        interval: cfg.interval,
-        mode: cfg.stats_mode,
-        stall_after: cfg.stall_after,
-    };
+    let sampler_settings = cfg.sampler();
+    let stall_after = cfg.stall_after;
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
             sampling::sample_loop(
-                sampler_cfg,
-                schedule,
+                sampler_settings,
+                stall_after,
                 &sampler_tx,
                 &sampler_shared,
                 &sampler_cmds_rx,
@@ -119,13 +132,15 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
 
     tracing::info!(
         "sampling every {} into {} (flush every {})",
-        humantime::format_duration(cfg.interval),
-        cfg.store.path.display(),
-        humantime::format_duration(cfg.flush_interval)
+        humantime::format_duration(settings.interval),
+        settings.db.display(),
+        humantime::format_duration(settings.flush_interval)
     );
-    let flush_interval = cfg.flush_interval;
+    let (flush_interval, mut flush_every) = watch::channel(settings.flush_interval);
     let iface = Stats1::new(Arc::clone(&shared));
-    let bus = cfg.bus.clone();
+    let bus = settings.bus.clone();
+    let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
+    let reload_shared = Arc::clone(&shared);
     runtime.block_on(async move {
         let bus_conn = serve_bus(&bus, iface.clone()).await;
         if let Some(conn) = &bus_conn {
@@ -142,16 +157,29 @@ pub fn run(cfg: ServiceConfig) -> Result<(), ServiceError> {
         });
         let flush_tx = tx.clone();
         let flusher = tokio::spawn(async move {
-            let mut timer = tokio::time::interval(flush_interval);
-            timer.tick().await;
             loop {
+                let period = *flush_every.borrow_and_update();
+                let mut timer = tokio::time::interval(period);
                 timer.tick().await;
-                if flush_tx.send(StoreMsg::Flush).await.is_err() {
-                    break;
+                loop {
+                    tokio::select! {
+                        _ = timer.tick() => {
+                            if flush_tx.send(StoreMsg::Flush).await.is_err() {
+                                return;
+                            }
+                        }
+                        // A reload set another period: start again with it.
+                        changed = flush_every.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                    }
                 }
             }
         });
-        wait_for_signal().await;
+        run_until_stopped(&mut reloader, &reload_shared, &tx).await;
         notify(&[
             sd_notify::NotifyState::Stopping,
             sd_notify::NotifyState::Status("stopping: writing buffered history"),
@@ -196,18 +224,33 @@ async fn serve_bus(bus: &Bus, iface: Stats1) -> Option<zbus::Connection> {
     }
 }
 
-async fn wait_for_signal() {
+/// Serves signals until SIGTERM or SIGINT: SIGHUP reloads the configuration and flushes.
+async fn run_until_stopped(
+    reloader: &mut reload::Reloader,
+    shared: &Shared,
+    tx: &mpsc::Sender<StoreMsg>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stopping");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: flushing and stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: flushing and stopping"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: flushing and stopping");
+                return;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: flushing and stopping");
+                return;
+            }
+            _ = hup.recv() => reloader.reload(shared, tx).await,
+        }
     }
 }
 

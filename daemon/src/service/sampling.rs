@@ -12,20 +12,10 @@ use tokio::sync::mpsc;
 
 use super::notify;
 use super::schedule::Slots;
-use crate::observer::{self, Mode, Probe};
+use crate::observer::{self, Probe};
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
-use crate::shared::{SamplerCmd, Shared, StoreMsg};
-
-/// When and how the sampler runs.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    pub interval: Duration,
-    /// How run-time stats are held: always, within a budget, or on a fixed duty cycle.
-    pub mode: Mode,
-    /// Testing aid: stop sampling (and so pinging the watchdog) after this many passes.
-    pub stall_after: Option<u64>,
-}
+use crate::shared::{SamplerCmd, SamplerSettings, Shared, StoreMsg};
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
 const CALIBRATION_ROUNDS: u32 = 7;
@@ -37,6 +27,9 @@ struct Loop<'a> {
     sampler: Sampler,
     probe: Option<Probe>,
     cmds: &'a std_mpsc::Receiver<SamplerCmd>,
+    settings: SamplerSettings,
+    /// The interval changed (a reload): the schedule starts again from now.
+    rescheduled: bool,
     /// Half the systemd watchdog period, when there is a watchdog.
     watchdog: Option<Duration>,
     pinged: Option<Instant>,
@@ -89,6 +82,9 @@ impl Loop<'_> {
 
     fn wait_feeding(&mut self, until: Instant, feed: bool) -> Woken {
         loop {
+            if self.rescheduled {
+                return Woken::Time;
+            }
             if feed {
                 self.feed_watchdog();
             }
@@ -105,6 +101,11 @@ impl Loop<'_> {
                 Ok(SamplerCmd::Calibrate(reply)) => {
                     let cost = self.calibrate();
                     let _ = reply.send(cost);
+                }
+                Ok(SamplerCmd::Configure(new)) => {
+                    self.sampler.set_rescan_every(new.rescan_every);
+                    self.rescheduled |= new.interval != self.settings.interval;
+                    self.settings = new;
                 }
                 Ok(SamplerCmd::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                     return Woken::Stop;
@@ -135,21 +136,25 @@ impl Loop<'_> {
 /// It pings the systemd watchdog itself, at half its period: a stalled sampler stops the pings.
 /// Between passes it holds run-time stats on for the share of the interval the mode allows.
 pub fn sample_loop(
-    cfg: SamplerConfig,
-    schedule: Schedule,
+    settings: SamplerSettings,
+    stall_after: Option<u64>,
     tx: &mpsc::Sender<StoreMsg>,
     shared: &Shared,
     cmds: &std_mpsc::Receiver<SamplerCmd>,
 ) {
     let stats = &shared.sampler;
-    let slots = Slots::new(schedule.interval);
+    let mut slots = Slots::new(settings.interval);
     let probe = Probe::load()
         .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
         .ok();
     let mut lp = Loop {
-        sampler: Sampler::new(cfg),
+        sampler: Sampler::new(SamplerConfig {
+            rescan_every: settings.rescan_every,
+        }),
         probe,
         cmds,
+        settings,
+        rescheduled: false,
         watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
         pinged: None,
     };
@@ -161,9 +166,14 @@ pub fn sample_loop(
     let mut held_for: Option<Duration> = None;
     let mut other_holder = false;
     let mut state_text = String::new();
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut slot: u64 = 0;
     loop {
+        if std::mem::take(&mut lp.rescheduled) {
+            slots = Slots::new(lp.settings.interval);
+            start = Instant::now();
+            slot = 0;
+        }
         let now = Instant::now();
         if slots.is_late(slot, now.saturating_duration_since(start)) {
             stats.late.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +205,7 @@ pub fn sample_loop(
         }
         lp.feed_watchdog();
         let passes = stats.passes.load(Ordering::Relaxed);
-        if schedule.stall_after == Some(passes) {
+        if stall_after == Some(passes) {
             tracing::warn!("testing aid: the sampler stalls now");
             lp.idle_until_stopped();
             return;
@@ -203,7 +213,7 @@ pub fn sample_loop(
 
         // Stats on for the next interval, for as much of it as the mode allows.
         let cost = lp.sampler.cost().ns_per_run;
-        duty = observer::next_duty(schedule.mode, runs, coverage, elapsed, cost, duty);
+        duty = observer::next_duty(lp.settings.mode, runs, coverage, elapsed, cost, duty);
         let switch = lp.sampler.stats_switch();
         let holding = switch.held() || switch.reacquire();
         held_since = Instant::now();

@@ -210,6 +210,13 @@ impl Store {
         maintain::run(&mut self.db, &self.boots, &self.buffer, &self.cfg, now)
     }
 
+    /// Keeps each tier for `retention` and the file within `max_bytes` from the next flush on
+    /// (a configuration reload).
+    pub fn set_limits(&mut self, retention: Retention, max_bytes: u64) {
+        self.cfg.retention = retention;
+        self.cfg.max_bytes = max_bytes;
+    }
+
     /// The series of a program being sampled (kernel id, load time on CLOCK_BOOTTIME).
     pub fn series_id_of(&self, prog_id: u32, load_boottime_ns: u64) -> Option<i64> {
         self.buffer.series_id_of(prog_id, load_boottime_ns)

@@ -295,3 +295,48 @@ fn sighup_reloads_what_it_can_flushes_and_keeps_running() {
     assert_eq!(st["interval_ns"].as_u64(), Some(500_000_000));
     assert!(child.stop());
 }
+
+#[test]
+fn a_deleted_database_is_noticed_and_written_back_whole() {
+    require_bpf!();
+    let dir = open_tempdir();
+    let db = dir.path().join("history.db");
+    let fleet = Fleet::load(&format!("rm{}_", tag()), 1);
+    let name = fleet.programs[0].name.clone();
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
+    fleet.drive(0, 10);
+    // Flushed once a second: the runs are in the file when it goes.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::remove_file(&db).expect("rm history.db");
+    let _ = std::fs::remove_file(db.with_file_name("history.db-wal"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !db.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "never written back: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fleet.drive(0, 5);
+    std::thread::sleep(Duration::from_millis(300));
+    let (clean, log) = daemon.stop_logged();
+    assert!(clean, "{log}");
+    assert!(log.contains("was deleted while in use"), "{log}");
+    // Everything stored before and after is in the file at its path.
+    let store = ebpfstat_store::Store::open(store_config(&db)).expect("open");
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    let series = stored_series(&store, &name);
+    let now = std::time::SystemTime::now();
+    let h = store
+        .history(
+            &ebpfstat_store::ProgramRef::Series(series.series_id),
+            now - Duration::from_secs(600),
+            now + Duration::from_secs(60),
+            Duration::from_secs(60),
+            Some(ebpfstat_store::Tier::Raw),
+        )
+        .expect("history");
+    let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
+    assert_eq!(runs, 15, "the runs before the deletion and after it");
+}

@@ -1,6 +1,7 @@
 //! The database and what is known of its contents without reading them: the rollup
 //! positions, its size in pages, and the time each tier spans.
 
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use rusqlite::Connection;
@@ -10,7 +11,42 @@ use crate::clock::Boots;
 use crate::error::StoreError;
 use crate::model::opt_rfc3339;
 use crate::read;
+use crate::schema;
 use crate::tier::Tier;
+
+/// What [`Db::check_file`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileCheck {
+    Same,
+    /// The file had been deleted; it is back, whole.
+    Recreated,
+    /// The path names another file now; the open one is still written.
+    Replaced,
+}
+
+/// The inode `path` names, if it exists.
+fn inode_of(path: &Path) -> Result<Option<u64>, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(m.ino())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Size {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Directory {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
 
 /// Oldest and newest time held by a tier.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -29,6 +65,8 @@ pub struct TierSpan {
 #[derive(Debug)]
 pub(crate) struct Db {
     pub conn: Connection,
+    /// The inode of the open file, to notice when its path names it no more.
+    inode: u64,
     /// Ticks before this one are rolled into 1-minute chunks.
     pub min1_done_tick: u64,
     /// `(boot, 1-minute chunk)` from which 1-minute chunks are not rolled into hours yet.
@@ -36,8 +74,12 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    /// Reads the rollup positions of an opened database.
-    pub fn new(conn: Connection) -> Result<Self, StoreError> {
+    /// Reads the rollup positions of the database just opened at `path`.
+    pub fn new(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        let inode = inode_of(path)?.ok_or_else(|| StoreError::Size {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
         let min1_done_tick = read::meta_count(&conn, "min1_done_tick")?;
         let hour1_done = (
             read::meta(&conn, "hour1_done_boot")?.unwrap_or(0),
@@ -45,9 +87,60 @@ impl Db {
         );
         Ok(Self {
             conn,
+            inode,
             min1_done_tick,
             hour1_done,
         })
+    }
+
+    /// Whether `path` still names the open file. A file deleted while open lives on for this
+    /// connection alone (which SQLite no longer lets write) and would be gone at the next
+    /// start: it is written back at `path` whole (`VACUUM INTO`), and reopened. A path now
+    /// naming another file is left alone.
+    pub fn check_file(&mut self, path: &Path) -> Result<FileCheck, StoreError> {
+        match inode_of(path)? {
+            Some(i) if i == self.inode => return Ok(FileCheck::Same),
+            Some(_) => return Ok(FileCheck::Replaced),
+            None => {}
+        }
+        // SQLite refuses to write to a file that was unlinked, but reads it (and our WAL, also
+        // open) still: copy it all to a new file beside the path.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".recreating");
+        let partial = PathBuf::from(partial);
+        remove_if_there(&partial)?;
+        let target = partial.to_str().ok_or_else(|| StoreError::Open {
+            path: partial.clone(),
+            why: "the path is not UTF-8".into(),
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        // Close the old connection before the new file has a WAL: closing may remove a WAL by
+        // its path. Whatever WAL or shm is left at the path is the old one's, copied already.
+        let old = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
+        if let Err((_, e)) = old.close() {
+            tracing::warn!("closing the deleted database: {e}");
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            remove_if_there(Path::new(&side))?;
+        }
+        let live = match std::fs::rename(&partial, path) {
+            Ok(()) => path,
+            // Keep writing somewhere: the copy, where it is (the next check tries again).
+            Err(e) => {
+                tracing::error!(
+                    "cannot move {} to {}: {e}",
+                    partial.display(),
+                    path.display()
+                );
+                partial.as_path()
+            }
+        };
+        let (conn, _) = schema::open(live)?;
+        self.conn = conn;
+        self.inode = inode_of(live)?.unwrap_or(0);
+        Ok(FileCheck::Recreated)
     }
 
     /// Key `(boot, chunk)` from which `tier`'s chunks are not rolled into the next coarser

@@ -40,8 +40,8 @@ use serde::Serialize;
 use buffer::Buffer;
 use clock::Boots;
 pub use config::{DEFAULT_MAX_BUFFERED_TICKS, Retention, StoreConfig};
-use db::Db;
 pub use db::TierSpan;
+use db::{Db, FileCheck};
 pub use error::{CodecError, QueryError, StoreError};
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
@@ -86,6 +86,8 @@ pub struct Store {
     last_error: Option<String>,
     /// The failure of the last maintenance, logged once per run of identical failures.
     maintenance_error: Option<String>,
+    /// What is wrong with the database file itself (deleted, replaced), likewise.
+    file_error: Option<String>,
     ticks_dropped: u64,
 }
 
@@ -113,7 +115,7 @@ impl Store {
             );
         }
         let boots = Boots::new(read::boots(&conn)?);
-        let db = Db::new(conn)?;
+        let db = Db::new(conn, &cfg.path)?;
         // Ticks are numbered for good: never reuse a number a rollup already covers.
         let next_tick = read::next_tick(&db.conn)?.max(db.min1_done_tick);
         let buffer = Buffer::new(
@@ -129,6 +131,7 @@ impl Store {
             last_flush: None,
             last_error: None,
             maintenance_error: None,
+            file_error: None,
             ticks_dropped: 0,
         })
     }
@@ -185,6 +188,7 @@ impl Store {
                 return Err(e);
             }
         }
+        self.check_file();
         // The samples are safe; rollup, retention or cap trouble is reported, not fatal.
         match self.maintain(now) {
             Ok(()) => {
@@ -202,6 +206,41 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Notices a database file deleted (or replaced) while open, and says so loudly once; a
+    /// deleted one is written back whole.
+    fn check_file(&mut self) {
+        let path = &self.cfg.path;
+        let text = match self.db.check_file(path) {
+            Ok(FileCheck::Same) => {
+                self.file_error = None;
+                return;
+            }
+            Ok(FileCheck::Recreated) => {
+                tracing::error!(
+                    "the database {} was deleted while in use; it is written back from the \
+                     open copy, nothing lost",
+                    path.display()
+                );
+                self.file_error = None;
+                return;
+            }
+            Ok(FileCheck::Replaced) => format!(
+                "{} names another file now: history goes on in the file opened at start, \
+                 which the next start will not find",
+                path.display()
+            ),
+            Err(e) => format!(
+                "the database {} was deleted while in use and cannot be written back yet: {e}",
+                path.display()
+            ),
+        };
+        if self.file_error.as_deref() != Some(&text) {
+            tracing::error!("{text}");
+        }
+        self.last_error = Some(text.clone());
+        self.file_error = Some(text);
     }
 
     /// Rollups of completed periods, per-tier retention and the byte cap (run by every

@@ -230,6 +230,38 @@ fn init_logging(level: LogLevel) -> service::SetLogLevel {
     })
 }
 
+/// Raises the soft limit on open files to the hard one: systemd's default soft limit (1024) is
+/// meant for programs using `select(2)`, and sampling thousands of programs and maps needs more
+/// room than that beside the API's peers.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to write.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        tracing::warn!(
+            "cannot read the open-file limit: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let wanted = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `wanted` is a valid rlimit for setrlimit to read.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const wanted) } != 0 {
+            tracing::warn!(
+                "cannot raise the open-file limit from {}: {}",
+                lim.rlim_cur,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow::Result<()> {
     // Configuration errors stop us before anything is opened.
     let sources = Sources {
@@ -250,6 +282,7 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
     // (`UMask=0077`). The socket sets its own mode.
     // SAFETY: umask(2) only sets this process's file mode creation mask; it cannot fail.
     unsafe { libc::umask(0o077) };
+    raise_fd_limit();
     service::run(
         ServiceConfig {
             settings,

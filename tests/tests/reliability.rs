@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use ebpfstat_tests::bus::{ApiDaemon, ctl_json_via, open_tempdir};
 use ebpfstat_tests::*;
 
-/// `ebpfstatd run` on `db` and `socket`, no bus, as `sh -c` with `umask` first.
+/// `ebpfstatd run` on `db` and `socket`, no bus, as `sh -c` with `umask` first (and what else
+/// `umask` is followed by: `"077; ulimit -n 1024"`).
 fn daemon_command(umask: &str, db: &Path, socket: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -339,4 +340,133 @@ fn a_deleted_database_is_noticed_and_written_back_whole() {
         .expect("history");
     let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
     assert_eq!(runs, 15, "the runs before the deletion and after it");
+}
+
+/// A field of `/proc/<pid>/status`, in kB.
+fn proc_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("a number")
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count()
+}
+
+/// Whether the daemon closed `s` (a read sees the end, or a reset).
+fn closed_by_daemon(s: &mut std::os::unix::net::UnixStream) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::net::UnixStream;
+    require_bpf!();
+    let dir = open_tempdir();
+    let db = dir.path().join("history.db");
+    let socket = dir.path().join("private");
+    let fleet = Fleet::load(&format!("hp{}_", tag()), 20);
+    // systemd's default soft limit, and no room to raise it: only the caps protect sampling.
+    let child = Reaped(
+        daemon_command("077; ulimit -n 1024", &db, &socket, &[])
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+            .spawn()
+            .expect("spawn"),
+    );
+    let pid = child.0.id();
+    wait_answering(&socket);
+    let passes = || status_on(&socket)["passes"].as_u64().unwrap_or(0);
+
+    // A handshake line ending in a lone \n made zbus panic, and the release build abort.
+    let mut s = UnixStream::connect(&socket).expect("connect");
+    s.write_all(b"\n").expect("write");
+    assert!(closed_by_daemon(&mut s));
+    let before = passes();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(passes() > before, "the daemon died or stopped sampling");
+
+    // Authenticated peers declaring a 127 MiB message: turned away at the header.
+    let hwm = proc_kb(pid, "VmHWM:");
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let mut s = UnixStream::connect(&socket).expect("connect");
+        s.write_all(b"\0AUTH EXTERNAL 30\r\n").expect("auth");
+        let mut reply = String::new();
+        std::io::BufReader::new(&s)
+            .read_line(&mut reply)
+            .expect("reply");
+        assert!(reply.starts_with("OK "), "{reply}");
+        s.write_all(b"BEGIN\r\n").expect("begin");
+        let mut header = vec![b'l', 1, 0, 1];
+        header.extend((127u32 << 20).to_le_bytes());
+        header.extend(1u32.to_le_bytes());
+        header.extend(16u32.to_le_bytes());
+        s.write_all(&header).expect("header");
+        peers.push(s);
+    }
+    for s in &mut peers {
+        assert!(closed_by_daemon(s), "a peer declaring 127 MiB was served");
+    }
+    let grew = proc_kb(pid, "VmHWM:").saturating_sub(hwm);
+    assert!(grew < 16 << 10, "peak RSS grew by {grew} kB");
+
+    // 500 idle connections under a 1024-descriptor limit: at most the cap are held, each for
+    // the handshake timeout; sampling reads every program meanwhile.
+    let base_fds = open_fds(pid);
+    let flood: Vec<UnixStream> = (0..500)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = open_fds(pid) - base_fds;
+    assert!(
+        held <= 64 + 4,
+        "{held} descriptors held for {} peers",
+        flood.len()
+    );
+    fleet.drive(3, 7);
+    std::thread::sleep(Duration::from_secs(6));
+    // The handshake timeout let them all go; the API answers again.
+    assert!(
+        open_fds(pid) <= base_fds + 4,
+        "{} descriptors",
+        open_fds(pid)
+    );
+    let st = status_on(&socket);
+    assert!(st["programs"].as_u64() >= Some(20), "{st}");
+    assert!(child.stop());
+    drop(flood);
+    let store = ebpfstat_store::Store::open(store_config(&db)).expect("open");
+    let series = stored_series(&store, &fleet.programs[3].name);
+    let now = std::time::SystemTime::now();
+    let h = store
+        .history(
+            &ebpfstat_store::ProgramRef::Series(series.series_id),
+            now - Duration::from_secs(600),
+            now + Duration::from_secs(60),
+            Duration::from_secs(60),
+            Some(ebpfstat_store::Tier::Raw),
+        )
+        .expect("history");
+    let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
+    assert_eq!(
+        runs, 7,
+        "the runs made during the flood were seen and stored"
+    );
 }

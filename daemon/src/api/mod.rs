@@ -4,6 +4,7 @@
 //! thread as a closure and awaited, so no query ever runs on the sampling thread.
 
 mod convert;
+pub mod peer;
 mod properties;
 pub mod socket;
 

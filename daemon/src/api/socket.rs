@@ -2,14 +2,18 @@
 //! `/run/systemd/private`. Mode 0660, group `ebpfstat`; a peer must be root or in the group
 //! (checked again with `SO_PEERCRED`, in case the file mode was loosened).
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
 
 use super::Stats1;
+use super::peer::{Activity, PeerStream};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve the private socket {path}: {source}")]
@@ -149,20 +153,112 @@ fn allowed(pid: u32, uid: u32, gid: u32, group: Option<u32>) -> bool {
         .unwrap_or(false)
 }
 
-/// Accepts peers for as long as the runtime runs; each gets its own D-Bus connection.
+/// Most peers served at once, and most for one user: beyond them a peer is turned away at
+/// once, so connections cannot take the descriptors and memory sampling needs.
+pub const MAX_PEERS: usize = 64;
+pub const MAX_PEERS_PER_UID: usize = 16;
+/// A peer has this long to authenticate.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that sends nothing for this long is disconnected (it may connect again).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Peers being served, by user.
+#[derive(Debug, Default)]
+struct Peers {
+    total: usize,
+    by_uid: HashMap<u32, usize>,
+}
+
+/// A place among the peers, given back when dropped.
+#[derive(Debug)]
+struct PeerSlot {
+    peers: Arc<Mutex<Peers>>,
+    uid: u32,
+}
+
+impl PeerSlot {
+    /// A place for a peer of `uid`, if the caps leave one.
+    fn take(peers: &Arc<Mutex<Peers>>, uid: u32) -> Option<Self> {
+        let mut p = peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = p.by_uid.get(&uid).copied().unwrap_or(0);
+        if p.total >= MAX_PEERS || mine >= MAX_PEERS_PER_UID {
+            return None;
+        }
+        p.total += 1;
+        p.by_uid.insert(uid, mine + 1);
+        Some(Self {
+            peers: Arc::clone(peers),
+            uid,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut p = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        p.total = p.total.saturating_sub(1);
+        if let Some(n) = p.by_uid.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.by_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Counts what it is told and says so at most once a minute.
+#[derive(Debug)]
+struct Quiet {
+    what: &'static str,
+    count: u64,
+    said: Option<Instant>,
+}
+
+impl Quiet {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            count: 0,
+            said: None,
+        }
+    }
+
+    fn note(&mut self, detail: &dyn std::fmt::Display) {
+        self.count += 1;
+        if self
+            .said
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                "private socket: {} ({} since the last report): {detail}",
+                self.what,
+                self.count
+            );
+            self.count = 0;
+            self.said = Some(Instant::now());
+        }
+    }
+}
+
+/// Accepts peers for as long as the runtime runs; each gets its own D-Bus connection, within
+/// the caps on peers, the handshake and idle timeouts, and the limits of [`super::peer`].
 pub async fn serve(listener: UnixListener, iface: Stats1) {
     let group = group_id(ebpfstat_dbus::GROUP);
+    let peers = Arc::new(Mutex::new(Peers::default()));
+    let mut accept_failed = Quiet::new("accept failed");
+    let mut turned_away = Quiet::new("peers turned away, at their cap");
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
-                tracing::warn!("private socket: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                // Out of descriptors, say: wait, and do not say it ten times a second.
+                accept_failed.note(&e);
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
         };
-        match peer(&stream) {
-            Ok((pid, uid, gid)) if allowed(pid, uid, gid, group) => {}
+        let uid = match peer(&stream) {
+            Ok((pid, uid, gid)) if allowed(pid, uid, gid, group) => uid,
             Ok((pid, uid, _)) => {
                 tracing::debug!("private socket: refused pid {pid} uid {uid}");
                 continue;
@@ -171,34 +267,54 @@ pub async fn serve(listener: UnixListener, iface: Stats1) {
                 tracing::debug!("private socket: no peer credentials: {e}");
                 continue;
             }
+        };
+        let Some(slot) = PeerSlot::take(&peers, uid) else {
+            turned_away.note(&format_args!("uid {uid}"));
+            continue;
+        };
+        tokio::spawn(serve_peer(stream, uid, slot, iface.clone()));
+    }
+}
+
+/// One peer's connection, from its handshake to its end.
+async fn serve_peer(stream: tokio::net::UnixStream, uid: u32, _slot: PeerSlot, iface: Stats1) {
+    let activity = Activity::new();
+    let guarded = PeerStream::new(stream, Arc::clone(&activity));
+    let build = zbus::connection::Builder::socket(guarded)
+        .server(zbus::Guid::generate())
+        .p2p()
+        .user_id(uid)
+        .serve_at(ebpfstat_dbus::OBJECT_PATH, iface.clone())
+        .build();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, build).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!("private socket: handshake failed: {e}");
+            return;
         }
-        let iface = iface.clone();
-        tokio::spawn(async move {
-            let std_stream = match stream.into_std() {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!("private socket: {e}");
-                    return;
-                }
-            };
-            let guid = zbus::Guid::generate();
-            let conn = zbus::connection::Builder::unix_stream(std_stream)
-                .server(guid)
-                .p2p()
-                .serve_at(ebpfstat_dbus::OBJECT_PATH, iface.clone())
-                .build()
-                .await;
-            match conn {
-                Ok(conn) => {
-                    // The peer hears of property changes for as long as it is connected.
-                    let signals = super::signal_changes(conn.clone(), iface);
-                    tokio::select! {
-                        () = conn.closed() => {}
-                        () = signals => conn.closed().await,
-                    }
-                }
-                Err(e) => tracing::debug!("private socket: handshake failed: {e}"),
+        Err(_) => {
+            tracing::debug!("private socket: no handshake within {HANDSHAKE_TIMEOUT:?}");
+            return;
+        }
+    };
+    // The peer hears of property changes for as long as it is connected, and is let go when
+    // it has been silent for IDLE_TIMEOUT.
+    let signals = super::signal_changes(conn.clone(), iface);
+    let idle = async {
+        loop {
+            let left = IDLE_TIMEOUT.saturating_sub(activity.idle_for());
+            if left.is_zero() {
+                tracing::debug!(
+                    "private socket: uid {uid} idle for {IDLE_TIMEOUT:?}; disconnected"
+                );
+                return;
             }
-        });
+            tokio::time::sleep(left).await;
+        }
+    };
+    tokio::select! {
+        () = conn.closed() => {}
+        () = idle => {}
+        () = signals => conn.closed().await,
     }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bpf;
 pub mod config;
 pub mod observer;
+pub mod quiet;
 pub mod sampler;
 pub mod service;
 pub mod shared;

@@ -2,9 +2,9 @@
 //! the API send each other, and the state they share. Both sides import it; it imports
 //! neither, so the API and the service never import each other both ways.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_store::{Retention, Store, Tick};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -54,6 +54,12 @@ pub struct SamplerStats {
     pub dropped: AtomicU64,
     /// Passes that started later than their slot by more than half an interval.
     pub late: AtomicU64,
+    /// Passes that could not read the programs (out of descriptors, say): not stored.
+    pub failed: AtomicU64,
+    /// The newest failed pass: when, and why. Kept after passes succeed again.
+    pub last_failure: Mutex<Option<(SystemTime, String)>>,
+    /// Whether the newest pass failed.
+    pub failing: AtomicBool,
 }
 
 /// What changes while the daemon runs and the API shows: the threads that change it (the

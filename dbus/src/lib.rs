@@ -174,6 +174,9 @@ pub struct SeriesInfo {
 pub struct HistoryPoint {
     pub start_ns: i64,
     pub end_ns: i64,
+    /// The time the step's samples cover (each counts since the pass before it): the step
+    /// normally, the whole stall after a late or failed pass; rates are over it. 0: no data.
+    pub span_ns: u64,
     /// Passes in the step; 0 means no data, not zero activity.
     pub samples: u32,
     /// Passes taken while stats were unavailable (their zeros may be frozen counters).

@@ -236,7 +236,11 @@ impl ApiDaemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    fn signal(&self, sig: i32) {
+    pub fn pid(&self) -> libc::pid_t {
+        pid_of(&self.child)
+    }
+
+    pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(pid_of(&self.child), sig) };
     }

@@ -98,18 +98,35 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
             1,
         )
     };
+    let step_ns = info.step_ns.max(1);
+    let mut stalled = false;
     for pt in &points {
+        // A step whose samples cover much more than the step: a late pass, or failed ones.
+        let long = pt.span_ns > step_ns.saturating_add(step_ns / 2);
+        stalled |= long;
+        let samples = if long {
+            format!("{}*", pt.samples)
+        } else {
+            pt.samples.to_string()
+        };
+        if pt.samples == 0 {
+            // Nothing was seen in this step: no number is true, so none is shown.
+            let mut row = vec![stamp(pt.start_ns), "0".to_owned()];
+            row.resize(if a.cumulative { 4 } else { 7 }, "-".to_owned());
+            t.add_row(row);
+            continue;
+        }
         let row = if a.cumulative {
             vec![
                 stamp(pt.start_ns),
-                pt.samples.to_string(),
+                samples,
                 units::count(pt.cum_run_cnt as f64),
                 units::ns(pt.cum_run_time_ns as f64),
             ]
         } else {
             vec![
                 stamp(pt.start_ns),
-                pt.samples.to_string(),
+                samples,
                 units::count(pt.run_cnt as f64),
                 units::ns(pt.run_time_ns as f64),
                 units::ns(pt.avg_ns_per_run),
@@ -120,6 +137,12 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         t.add_row(row);
     }
     println!("{t}");
+    if stalled {
+        println!(
+            "* a pass came late or passes failed: the step's counts cover the time since the \
+             pass before (its CPU% is over that time)"
+        );
+    }
     if points.iter().any(|p| p.frozen > 0) {
         println!(
             "some samples were taken while run-time stats were off: their zeros are not idleness"

@@ -57,13 +57,25 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         }
     );
     println!(
-        "sampling: every {} · {} passes, {} late, {} not stored · {} programs now",
+        "sampling: every {} · {} passes, {} late, {} failed, {} not stored · {} programs now{}",
         units::ns(num("interval_ns")),
         num("passes"),
         num("late_passes"),
+        num("failed_passes"),
         num("dropped_passes"),
-        num("programs")
+        num("programs"),
+        match count("programs_unread") {
+            0 => String::new(),
+            n => format!(", {n} unreadable"),
+        }
     );
+    if time("last_failed_pass_ns") > 0 {
+        println!(
+            "last failed pass: {} · {}",
+            stamp(time("last_failed_pass_ns")),
+            text("last_failure")
+        );
+    }
     println!(
         "database: {} · {} of {} cap (used {}) + WAL {} · {} series",
         text("db_path"),

@@ -192,6 +192,7 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
         .map(|p| wire::HistoryPoint {
             start_ns: to_ns(p.start),
             end_ns: to_ns(p.end),
+            span_ns: p.span_ns,
             samples: p.samples,
             frozen: p.frozen,
             run_cnt: p.run_cnt,

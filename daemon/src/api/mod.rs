@@ -467,6 +467,7 @@ impl Stats1 {
                 "last_pass_ns".into(),
                 OwnedVariant::from(time::to_ns(p.time)),
             );
+            m.insert("programs_unread".into(), OwnedVariant::from(p.unread));
         }
         m.insert(
             "interval_ns".into(),
@@ -485,6 +486,18 @@ impl Stats1 {
             "dropped_passes".into(),
             OwnedVariant::from(load(&sampler.dropped)),
         );
+        m.insert(
+            "failed_passes".into(),
+            OwnedVariant::from(load(&sampler.failed)),
+        );
+        let failure = sampler
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let (failed_at, why) = failure.map_or((0, String::new()), |(t, why)| (time::to_ns(t), why));
+        m.insert("last_failed_pass_ns".into(), OwnedVariant::from(failed_at));
+        m.insert("last_failure".into(), var(why.clone()));
         m.insert(
             "uptime_ns".into(),
             OwnedVariant::from(duration_ns(self.shared.started.elapsed())),
@@ -508,7 +521,22 @@ impl Stats1 {
             "last_flush_ns".into(),
             OwnedVariant::from(convert::ns(st.last_flush)),
         );
-        m.insert("last_error".into(), var(st.last_error.unwrap_or_default()));
+        // What is wrong now: the newest pass failing, then the store's last write.
+        let now_wrong = [
+            sampler
+                .failing
+                .load(Ordering::Relaxed)
+                .then(|| format!("sampling: {why}")),
+            st.last_error,
+        ];
+        m.insert(
+            "last_error".into(),
+            var(now_wrong
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")),
+        );
         for t in &st.tiers {
             let key = |what: &str| format!("tier_{}_{what}", t.tier);
             m.insert(key("oldest_ns"), OwnedVariant::from(convert::ns(t.oldest)));

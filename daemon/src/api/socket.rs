@@ -14,6 +14,7 @@ use tokio::net::UnixListener;
 
 use super::Stats1;
 use super::peer::{Activity, PeerStream};
+use crate::quiet::Quiet;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve the private socket {path}: {source}")]
@@ -157,6 +158,9 @@ fn allowed(pid: u32, uid: u32, gid: u32, group: Option<u32>) -> bool {
 /// once, so connections cannot take the descriptors and memory sampling needs.
 pub const MAX_PEERS: usize = 64;
 pub const MAX_PEERS_PER_UID: usize = 16;
+/// Descriptors never given to peers, whatever the open-file limit: sampling opens one per
+/// program in turn, the rescan walks `/proc` and bpffs, SQLite keeps three.
+pub const FDS_KEPT: u64 = 64;
 /// A peer has this long to authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer that sends nothing for this long is disconnected (it may connect again).
@@ -181,7 +185,7 @@ impl PeerSlot {
     fn take(peers: &Arc<Mutex<Peers>>, uid: u32) -> Option<Self> {
         let mut p = peers.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = p.by_uid.get(&uid).copied().unwrap_or(0);
-        if p.total >= MAX_PEERS || mine >= MAX_PEERS_PER_UID {
+        if p.total >= peer_cap() || mine >= MAX_PEERS_PER_UID {
             return None;
         }
         p.total += 1;
@@ -206,38 +210,19 @@ impl Drop for PeerSlot {
     }
 }
 
-/// Counts what it is told and says so at most once a minute.
-#[derive(Debug)]
-struct Quiet {
-    what: &'static str,
-    count: u64,
-    said: Option<Instant>,
-}
-
-impl Quiet {
-    fn new(what: &'static str) -> Self {
-        Self {
-            what,
-            count: 0,
-            said: None,
-        }
+/// Peers allowed now: [`MAX_PEERS`], less when the open-file limit (which an administrator
+/// may lower at run time) leaves fewer than that above [`FDS_KEPT`].
+fn peer_cap() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to write.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return MAX_PEERS;
     }
-
-    fn note(&mut self, detail: &dyn std::fmt::Display) {
-        self.count += 1;
-        if self
-            .said
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-        {
-            tracing::warn!(
-                "private socket: {} ({} since the last report): {detail}",
-                self.what,
-                self.count
-            );
-            self.count = 0;
-            self.said = Some(Instant::now());
-        }
-    }
+    let room = lim.rlim_cur.saturating_sub(FDS_KEPT);
+    usize::try_from(room).map_or(MAX_PEERS, |r| r.min(MAX_PEERS))
 }
 
 /// Accepts peers for as long as the runtime runs; each gets its own D-Bus connection, within
@@ -245,14 +230,18 @@ impl Quiet {
 pub async fn serve(listener: UnixListener, iface: Stats1) {
     let group = group_id(ebpfstat_dbus::GROUP);
     let peers = Arc::new(Mutex::new(Peers::default()));
-    let mut accept_failed = Quiet::new("accept failed");
-    let mut turned_away = Quiet::new("peers turned away, at their cap");
+    let mut accept_failed = Quiet::default();
+    let mut turned_away = Quiet::default();
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
                 // Out of descriptors, say: wait, and do not say it ten times a second.
-                accept_failed.note(&e);
+                if let Some(n) = accept_failed.note(Instant::now()) {
+                    tracing::warn!(
+                        "private socket: accept failed ({n} since the last report): {e}"
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
@@ -269,7 +258,12 @@ pub async fn serve(listener: UnixListener, iface: Stats1) {
             }
         };
         let Some(slot) = PeerSlot::take(&peers, uid) else {
-            turned_away.note(&format_args!("uid {uid}"));
+            if let Some(n) = turned_away.note(Instant::now()) {
+                tracing::warn!(
+                    "private socket: {n} peers turned away at their cap since the last report \
+                     (the latest: uid {uid})"
+                );
+            }
             continue;
         };
         tokio::spawn(serve_peer(stream, uid, slot, iface.clone()));

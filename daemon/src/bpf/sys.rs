@@ -34,6 +34,15 @@ impl SysError {
     pub fn is_permission(&self) -> bool {
         matches!(self.errno(), Some(libc::EPERM | libc::EACCES))
     }
+
+    /// The process or the host ran out of something (descriptors, memory): every object
+    /// fails alike until it is given back, so a pass that meets it saw nothing it can trust.
+    pub fn is_exhaustion(&self) -> bool {
+        matches!(
+            self.errno(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+        )
+    }
 }
 
 pub type SysResult<T> = Result<T, SysError>;

@@ -7,6 +7,11 @@ use crate::bpf::sys::SysError;
 #[derive(Debug, Default)]
 pub struct ErrorLog {
     messages: Vec<String>,
+    /// Programs enumerated but not read (vanished ones are not counted).
+    pub unread: u32,
+    /// Why the pass cannot be trusted: the walk over programs stopped, or reads failed for
+    /// want of descriptors or memory. The first such failure.
+    pub failure: Option<String>,
     /// (object kind, call, errno) → (count, first id, message).
     folded: BTreeMap<(&'static str, &'static str, i32), (u32, u32, String)>,
 }
@@ -25,7 +30,19 @@ impl ErrorLog {
         self.messages.push(format!("{what}: {e}{}", hint(e)));
     }
 
+    /// The walk over programs stopped: programs after it were not seen.
+    pub fn walk_failed(&mut self, e: &SysError) {
+        self.fatal("cannot enumerate programs", e);
+        self.failure
+            .get_or_insert_with(|| format!("cannot enumerate programs: {e}"));
+    }
+
     pub fn per_program(&mut self, id: u32, e: &SysError) {
+        self.unread += 1;
+        if e.is_exhaustion() {
+            self.failure
+                .get_or_insert_with(|| format!("cannot read program {id}: {e}"));
+        }
         self.per_object("program", id, e);
     }
 

@@ -60,6 +60,9 @@ struct Tracked {
     map_ids: Vec<u32>,
     context: Arc<ProgramContext>,
     seen: u64,
+    /// Monotonic time of the pass that last read its counters: the next interval runs from
+    /// there, however many passes could not read it meanwhile.
+    read_ns: u64,
 }
 
 #[derive(Debug)]
@@ -160,13 +163,15 @@ impl Sampler {
         let mut maps_moved = false;
         // Programs loaded from one object share its BTF: fetch each once per pass.
         let mut btf_blobs = HashMap::new();
+        // Ids enumerated but not read (in increasing order): not unloaded, so kept.
+        let mut unread: Vec<u32> = Vec::new();
         let mut id = 0;
         loop {
             match sys::next_id(ObjKind::Prog, id) {
                 Ok(Some(next)) => id = next,
                 Ok(None) => break,
                 Err(e) => {
-                    errors.fatal("cannot enumerate programs", &e);
+                    errors.walk_failed(&e);
                     break;
                 }
             }
@@ -175,6 +180,7 @@ impl Sampler {
                 Err(e) if e.is_gone() => continue,
                 Err(e) => {
                     errors.per_program(id, &e);
+                    unread.push(id);
                     continue;
                 }
             };
@@ -185,6 +191,7 @@ impl Sampler {
                 Err(e) if e.is_gone() => continue,
                 Err(e) => {
                     errors.per_program(id, &e);
+                    unread.push(id);
                     continue;
                 }
             };
@@ -200,8 +207,8 @@ impl Sampler {
                         t.map_ids.clone_from(&self.map_ids_buf);
                         maps_moved = true;
                     }
-                    let interval = elapsed_ns
-                        .and_then(|e| metrics::interval(prev, counters, e, self.online_cpus));
+                    let since_read = monotonic_ns.saturating_sub(t.read_ns);
+                    let interval = metrics::interval(prev, counters, since_read, self.online_cpus);
                     (t, interval)
                 }
                 // First sight (or an id reused after the program it named was freed): baseline.
@@ -214,11 +221,13 @@ impl Sampler {
                         map_ids: self.map_ids_buf.clone(),
                         context: Arc::default(),
                         seen: seq,
+                        read_ns: monotonic_ns,
                     };
                     (entry.insert_entry(tracked).into_mut(), None)
                 }
             };
             t.seen = seq;
+            t.read_ns = monotonic_ns;
             programs.push(ProgramSample {
                 since_load: metrics::since_load(counters, t.meta.load_boottime_ns, boottime_ns),
                 meta: Arc::clone(&t.meta),
@@ -230,13 +239,21 @@ impl Sampler {
         }
 
         let before = self.progs.len();
-        self.progs.retain(|_, t| t.seen == seq);
+        // A pass that failed says nothing of what it did not see: nothing is forgotten.
+        if errors.failure.is_none() {
+            self.progs
+                .retain(|id, t| t.seen == seq || unread.binary_search(id).is_ok());
+        }
         let vanished = self.progs.len() != before;
 
         let periodic = self
             .last_rescan
             .is_none_or(|at| seq - at >= self.cfg.rescan_every.max(1));
-        if appeared || self.rescan_next_pass || periodic {
+        if errors.failure.is_some() {
+            // Out of descriptors, a rescan would replace what is known with failures: look
+            // again once passes read the programs.
+            self.rescan_next_pass = true;
+        } else if appeared || self.rescan_next_pass || periodic {
             // Loaders attach a moment after loading: look again on the next pass too.
             self.rescan_next_pass = appeared;
             self.last_rescan = Some(seq);
@@ -260,6 +277,8 @@ impl Sampler {
                 runs += i.delta_run_cnt;
             }
         }
+        let unread = errors.unread;
+        let failure = errors.failure.take();
         let (coverage, stats_state) = self
             .interval_state
             .take()
@@ -286,6 +305,8 @@ impl Sampler {
             maps: Arc::clone(&self.maps_snapshot),
             owners: Arc::clone(&self.owners_snapshot),
             errors: errors.into_messages(),
+            unread,
+            failure,
         }
     }
 

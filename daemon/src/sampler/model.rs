@@ -92,6 +92,19 @@ pub struct Pass {
     pub programs: Vec<ProgramSample>,
     pub maps: Arc<[Arc<MapSample>]>,
     pub owners: Arc<[OwnerSummary]>,
-    /// Failures that did not stop the pass (a program we could not read, a scan that failed).
+    /// Failures met during the pass (a program we could not read, a scan that failed).
     pub errors: Vec<String>,
+    /// Programs that exist but could not be read.
+    pub unread: u32,
+    /// Set when the pass cannot be trusted (the walk over programs stopped, or the process ran
+    /// out of descriptors or memory): it is counted as failed and not stored, so the next pass
+    /// that reads every program closes the whole time as one interval.
+    pub failure: Option<String>,
+}
+
+impl Pass {
+    /// Whether every program that exists was read: programs missing from it were unloaded.
+    pub fn read_all(&self) -> bool {
+        self.unread == 0 && self.failure.is_none()
+    }
 }

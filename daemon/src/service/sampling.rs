@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use super::notify;
 use super::schedule::Slots;
 use crate::observer::{self, Probe};
+use crate::quiet::Quiet;
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
-use crate::shared::{SamplerCmd, SamplerSettings, Shared, StoreMsg};
+use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg};
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
 const CALIBRATION_ROUNDS: u32 = 7;
@@ -168,6 +169,7 @@ pub fn sample_loop(
     let mut state_text = String::new();
     let mut start = Instant::now();
     let mut slot: u64 = 0;
+    let mut troubles = Troubles::default();
     loop {
         if std::mem::take(&mut lp.rescheduled) {
             slots = Slots::new(lp.settings.interval);
@@ -192,15 +194,20 @@ pub fn sample_loop(
         }
         let pass = Arc::new(lp.sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
+        troubles.note(&pass, stats);
         let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
-        let tick = Box::new(tick_of(&pass));
+        // A failed pass is not stored: the next pass that reads the programs closes the whole
+        // time as one interval, instead of history showing zeros for time nobody saw.
+        let tick = pass.failure.is_none().then(|| Box::new(tick_of(&pass)));
         // The pass first, then the signal: a client that reacts to it reads this pass.
         *shared
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
         publish_state(shared, &pass.stats_state, &mut state_text);
-        if tx.try_send(StoreMsg::Tick(tick)).is_err() {
+        if let Some(tick) = tick
+            && tx.try_send(StoreMsg::Tick(tick)).is_err()
+        {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         lp.feed_watchdog();
@@ -246,6 +253,61 @@ pub fn sample_loop(
     }
 }
 
+/// What went wrong in passes, said in the log at most once a minute per kind, and counted.
+#[derive(Default)]
+struct Troubles {
+    failed: Quiet,
+    incomplete: Quiet,
+    /// Failed passes in a row, and when the first of them was taken.
+    run: Option<(u64, Instant)>,
+}
+
+impl Troubles {
+    fn note(&mut self, pass: &Pass, stats: &SamplerStats) {
+        let now = Instant::now();
+        if let Some(why) = &pass.failure {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.failing.store(true, Ordering::Relaxed);
+            *stats
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((pass.time, why.clone()));
+            let run = self.run.get_or_insert((0, now));
+            run.0 += 1;
+            if let Some(n) = self.failed.note(now) {
+                tracing::warn!(
+                    "pass {} failed and is not stored ({n} failed since the last report): {why}",
+                    pass.seq
+                );
+            }
+            return;
+        }
+        stats.failing.store(false, Ordering::Relaxed);
+        if let Some((n, since)) = self.run.take() {
+            self.failed.reset();
+            tracing::info!(
+                "pass {} read every program again after {n} failed passes over {}: it stores \
+                 that time as one interval",
+                pass.seq,
+                humantime::format_duration(Duration::from_millis(
+                    u64::try_from(now.saturating_duration_since(since).as_millis())
+                        .unwrap_or(u64::MAX)
+                ))
+            );
+        }
+        if !pass.errors.is_empty()
+            && let Some(n) = self.incomplete.note(now)
+        {
+            tracing::warn!(
+                "pass {} met errors ({n} passes with errors since the last report): {}",
+                pass.seq,
+                pass.errors.join("; ")
+            );
+        }
+    }
+}
+
 /// What the store keeps of a pass.
 fn tick_of(pass: &Pass) -> Tick {
     Tick {
@@ -253,7 +315,7 @@ fn tick_of(pass: &Pass) -> Tick {
         boottime_ns: pass.boottime_ns,
         wall: pass.time,
         stats: StatsCode::from(&pass.stats_state),
-        complete: pass.errors.is_empty(),
+        complete: pass.read_all(),
         coverage: pass.coverage,
         stats_cost_ns: pass.stats_cost.ns_per_run,
         programs: pass

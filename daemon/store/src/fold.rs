@@ -92,6 +92,7 @@ pub(crate) fn fold_ticks(
             cnt: d.cnt,
             rt: d.rt,
             covered: u64::from(p.coverage_pm),
+            span_us: elapsed_us.unwrap_or(0),
             ..Bucket::default()
         };
         if let Some(e) = elapsed_us.filter(|&e| e > 0) {
@@ -192,6 +193,38 @@ mod tests {
         };
         assert_eq!(cumulative_before(3, &[&seg], total).run_cnt, 10);
         assert_eq!(cumulative_before(4, &[&seg], total), total);
+    }
+
+    #[test]
+    fn a_late_tick_spans_its_stall_and_its_peak_is_over_it() {
+        // A pass a second, then a 90 s stall: the late tick counts 450 runs made at 5/s.
+        let at: [u64; 5] = [1, 2, 3, 93, 94];
+        let ticks: Vec<TickPoint> = (1..).zip(at).map(|(t, s)| tick(t, s * 1_000_000)).collect();
+        let seg = Segment {
+            start_tick: 1,
+            series_id: 7,
+            base: Counters::default(),
+            deltas: [5, 5, 5, 450, 5]
+                .map(|cnt| Delta { cnt, rt: cnt * 100 })
+                .to_vec(),
+        };
+        let life = Life {
+            first: 0,
+            end: None,
+        };
+        let b = fold_ticks(&ticks, Some(0), life, &[&seg], 1_000_000);
+        let late = b
+            .iter()
+            .find(|b| b.index == 93)
+            .expect("the late tick's bucket");
+        assert_eq!(
+            (late.cnt, late.span_us, late.peak_cnt_rate),
+            (450, 90_000_000, 5)
+        );
+        assert!(b.iter().all(|b| b.peak_cnt_rate == 5));
+        // A minute holding the stall: its counts over the time they cover.
+        let m = fold_ticks(&ticks, Some(0), life, &[&seg], 60_000_000);
+        assert_eq!((m[1].cnt, m[1].span_us), (455, 91_000_000));
     }
 
     #[test]

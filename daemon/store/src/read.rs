@@ -373,6 +373,8 @@ pub(crate) fn chunk_sums_between(
                 peak_cnt_rate: r.get(5)?,
                 peak_rt_rate: r.get(6)?,
                 covered: r.get(7)?,
+                // Summaries serve windows (top), whose rates are over the window's time.
+                span_us: 0,
             },
         ))
     })?;

@@ -103,7 +103,6 @@ pub(crate) struct ChunkRow {
 
 impl ChunkRow {
     pub fn buckets(&self) -> Result<Vec<Bucket>, CodecError> {
-        let chunk: RollupChunk = codec::from_bytes(&self.data)?;
-        chunk.buckets()
+        RollupChunk::decode(&self.data)?.buckets()
     }
 }

@@ -179,6 +179,10 @@ pub struct Bucket {
     /// Σ of the samples' coverage (per mille): stats were on for `covered / samples / 1000` of
     /// the bucket's time; the counts are what was observed in that time.
     pub covered: u64,
+    /// Σ of the samples' measured intervals, µs: the time the counts cover. The bucket's width
+    /// normally; more when a pass came late (its interval is the whole stall); 0 when unknown
+    /// (rollups written before it was stored).
+    pub span_us: u64,
 }
 
 impl Bucket {
@@ -191,6 +195,7 @@ impl Bucket {
         self.peak_cnt_rate = self.peak_cnt_rate.max(other.peak_cnt_rate);
         self.peak_rt_rate = self.peak_rt_rate.max(other.peak_rt_rate);
         self.covered += other.covered;
+        self.span_us += other.span_us;
     }
 
     /// Share of the bucket's time with stats on (1 when fully covered or empty).
@@ -203,6 +208,11 @@ impl Bucket {
     }
 }
 
+/// Rollup spans are kept in tenths of a second: steady passes then give the same value in
+/// every bucket (a delta of 0, folded away), where microseconds would cost a byte of jitter per
+/// bucket and program.
+const SPAN_UNIT_US: u64 = 100_000;
+
 /// A rollup chunk: a program's buckets in one chunk period (an hour of minutes, a day of hours).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollupChunk {
@@ -214,6 +224,21 @@ pub struct RollupChunk {
     pub peak_cnt_rate: Column,
     pub peak_rt_rate: Column,
     pub covered: Column,
+    /// [`Bucket::span_us`] in [`SPAN_UNIT_US`]; absent from chunks written before it was kept.
+    pub span: Column,
+}
+
+/// A rollup chunk as written before spans were kept.
+#[derive(Debug, Deserialize)]
+struct RollupChunkV1 {
+    index: Column,
+    samples: Column,
+    frozen: Column,
+    cnt: Column,
+    rt: Column,
+    peak_cnt_rate: Column,
+    peak_rt_rate: Column,
+    covered: Column,
 }
 
 impl RollupChunk {
@@ -228,7 +253,28 @@ impl RollupChunk {
             peak_cnt_rate: col(|b| signed_bits(b.peak_cnt_rate)),
             peak_rt_rate: col(|b| signed_bits(b.peak_rt_rate)),
             covered: col(|b| signed_bits(b.covered)),
+            span: col(|b| signed_bits(b.span_us.saturating_add(SPAN_UNIT_US / 2) / SPAN_UNIT_US)),
         }
+    }
+
+    /// Decodes a stored chunk, of this layout or the one before spans.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        // postcard is positional: a chunk without spans ends where the span column would start.
+        super::from_bytes::<Self>(bytes).or_else(|e| {
+            let v1: RollupChunkV1 = super::from_bytes(bytes).map_err(|_| e)?;
+            let buckets = dod_decode(&v1.index).len();
+            Ok(Self {
+                index: v1.index,
+                samples: v1.samples,
+                frozen: v1.frozen,
+                cnt: v1.cnt,
+                rt: v1.rt,
+                peak_cnt_rate: v1.peak_cnt_rate,
+                peak_rt_rate: v1.peak_rt_rate,
+                covered: v1.covered,
+                span: Column(vec![0; buckets]),
+            })
+        })
     }
 
     pub fn buckets(&self) -> Result<Vec<Bucket>, CodecError> {
@@ -241,6 +287,7 @@ impl RollupChunk {
             delta_decode(&self.peak_cnt_rate),
             delta_decode(&self.peak_rt_rate),
             delta_decode(&self.covered),
+            delta_decode(&self.span),
         ];
         if cols.iter().any(|c| c.len() != index.len()) {
             return Err(CodecError("rollup columns differ in length".into()));
@@ -259,6 +306,7 @@ impl RollupChunk {
                     peak_cnt_rate: bits(cols[4][i]),
                     peak_rt_rate: bits(cols[5][i]),
                     covered: bits(cols[6][i]),
+                    span_us: bits(cols[7][i]).saturating_mul(SPAN_UNIT_US),
                 })
             })
             .collect()
@@ -303,11 +351,30 @@ mod tests {
                 peak_cnt_rate: 120,
                 peak_rt_rate: 99,
                 covered: 60_000 - i,
+                span_us: if i == 30 { 91_000_000 } else { 60_000_000 },
             })
             .collect();
         let chunk = RollupChunk::from_buckets(&buckets);
-        let back: RollupChunk = from_bytes(&to_bytes(&chunk).expect("encode")).expect("decode");
+        let bytes = to_bytes(&chunk).expect("encode");
+        let back = RollupChunk::decode(&bytes).expect("decode");
         assert_eq!(back.buckets().expect("buckets"), buckets);
+
+        // Steady spans cost nothing; the stall costs its two changes.
+        let spans = to_bytes(&chunk.span).expect("encode").len();
+        assert!(spans <= 12, "{spans} bytes of spans");
+
+        // A chunk written before spans: read with unknown spans.
+        let old = RollupChunk {
+            span: Column(Vec::new()),
+            ..chunk
+        };
+        let mut bytes = to_bytes(&old).expect("encode");
+        bytes.pop(); // the empty span column's length
+        let back = RollupChunk::decode(&bytes).expect("decode an old chunk");
+        let got = back.buckets().expect("buckets");
+        assert!(got.iter().all(|b| b.span_us == 0));
+        assert_eq!(got[5].cnt, buckets[5].cnt);
+        assert!(RollupChunk::decode(&bytes[..bytes.len() - 3]).is_err());
     }
 
     #[test]

@@ -291,9 +291,19 @@ fn point(
     cum: Counters,
     overhead_ns: f64,
 ) -> HistoryPoint {
+    // Counts are over the time their samples measured; the width stands in for rollups
+    // written before spans were kept.
+    let span = if b.span_us > 0 {
+        Duration::from_micros(b.span_us)
+    } else if b.samples > 0 {
+        width
+    } else {
+        Duration::ZERO
+    };
     HistoryPoint {
         start,
         end,
+        span_ns: u64::try_from(span.as_nanos()).unwrap_or(u64::MAX),
         samples: b.samples,
         frozen: b.frozen,
         run_cnt: b.cnt,
@@ -301,7 +311,7 @@ fn point(
         cum_run_cnt: cum.run_cnt,
         cum_run_time_ns: cum.run_time_ns,
         avg_ns_per_run: avg_ns_per_run(b.rt, b.cnt),
-        rates: Rates::of(b, width.as_secs_f64(), overhead_ns),
+        rates: Rates::of(b, span.as_secs_f64(), overhead_ns),
         peak_runs_per_sec: b.peak_cnt_rate,
         peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
     }

@@ -109,6 +109,10 @@ pub struct HistoryPoint {
     pub start: SystemTime,
     #[serde(serialize_with = "rfc3339")]
     pub end: SystemTime,
+    /// The time the step's samples cover: each sample counts what happened since the pass
+    /// before it. The step's width normally; the whole stall when a pass came late or passes
+    /// failed (rates are over this time); 0 with no samples.
+    pub span_ns: u64,
     /// Samples (passes) in the step; 0 means no data, not zero activity.
     pub samples: u32,
     /// Samples taken while stats were unavailable (their zeros may be frozen counters).

@@ -84,6 +84,11 @@ fn sigkill_loses_at_most_the_flush_window_and_restart_recovers_the_counts() {
 
     // The next run continues the series from its stored counters: the gap's runs are counted.
     let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
+    // It reopens the WAL left behind without a shared-memory index (none to dirty on flash).
+    let shm = format!("{}-shm", db.display());
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", daemon.pid())).expect("maps");
+    assert!(!maps.contains(&shm), "{shm} is mapped");
+    assert!(!Path::new(&shm).exists(), "{shm} exists");
     assert!(daemon.stop());
     let store = open(&db);
     assert_eq!(stored_runs(&store, &name), (12, 12));
@@ -135,6 +140,39 @@ fn corrupt_database_is_moved_aside_and_logged_once() {
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains(&db.display().to_string()) && lines[0].contains(".corrupt-"));
     assert_eq!(open(&db).integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn damaged_pages_are_one_error_line() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    let fleet = Fleet::load(&format!("dp{}_", tag()), 5);
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
+    for i in 0..5 {
+        fleet.drive(i, 3);
+    }
+    sleep_ms(1500);
+    assert!(daemon.stop());
+    // Garbage over three table pages: the integrity check lists one problem per page.
+    let mut bytes = std::fs::read(&db).expect("read");
+    assert!(bytes.len() >= 6 * 2048, "{} bytes", bytes.len());
+    for (i, b) in bytes.iter_mut().enumerate().take(5 * 2048).skip(2 * 2048) {
+        *b = u8::try_from(i * 7 % 251).expect("below 251");
+    }
+    std::fs::write(&db, bytes).expect("write");
+
+    let daemon = ApiDaemon::start_on(None, "100ms", Some(&db));
+    let (clean, log) = daemon.stop_logged();
+    assert!(clean, "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    // Every line of the log is a line of its own (a time stamp first), none a continuation.
+    assert!(log.lines().all(|l| l.starts_with("20")), "{log}");
+    assert!(
+        errors[0].contains("unreadable") && errors[0].contains("more)"),
+        "{log}"
+    );
 }
 
 #[test]

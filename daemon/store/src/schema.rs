@@ -191,6 +191,11 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
+    // Exclusive locking keeps the WAL index in heap memory instead of a shared-memory `-shm`
+    // file that every commit would dirty (flash writes); the daemon is the database's only
+    // user. It must come before the first read: a read of a file already in WAL mode (a
+    // restart) would otherwise open the shared-memory index.
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")?;
     let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     if fresh == 0 {
         // Only effective before the first table exists.
@@ -198,11 +203,8 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
             "PRAGMA page_size = {PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL;"
         ))?;
     }
-    // Exclusive locking keeps the WAL index in heap memory instead of a shared-memory file that
-    // every commit would dirty (flash writes); the daemon is the database's only user.
     conn.execute_batch(&format!(
-        "PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA journal_mode = WAL;
+        "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};
          PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
@@ -212,11 +214,26 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
     let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if check != "ok" {
         return Err(OpenFailure::Damaged(format!(
-            "integrity check failed: {check}"
+            "integrity check failed: {}",
+            first_problem(&check)
         )));
     }
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// The first problem `quick_check` lists, and how many more: one line for the log, where
+/// SQLite gives a line per damaged page (up to a hundred).
+fn first_problem(check: &str) -> String {
+    let mut problems = check
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("***"));
+    let first = problems.next().unwrap_or("no details");
+    match problems.count() {
+        0 => first.to_owned(),
+        more => format!("{first} (and {more} more)"),
+    }
 }
 
 fn migrate(conn: &Connection) -> Result<(), OpenFailure> {
@@ -271,4 +288,23 @@ fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
         source,
     })?;
     Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_problem;
+
+    #[test]
+    fn a_damaged_file_is_one_line() {
+        let check = "*** in database main ***\nTree 3 page 3: btreeInitPage() returns error code \
+                     11\nTree 4 page 4: btreeInitPage() returns error code 11\n";
+        assert_eq!(
+            first_problem(check),
+            "Tree 3 page 3: btreeInitPage() returns error code 11 (and 1 more)"
+        );
+        assert_eq!(
+            first_problem("row 7 missing from index x"),
+            "row 7 missing from index x"
+        );
+    }
 }

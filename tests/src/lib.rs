@@ -16,7 +16,7 @@ pub mod synthetic;
 
 pub use ebpfstatd::sampler::maps::memlock_of;
 pub use fleet::{FilterProgram, Fleet};
-pub use mounts::{Bpffs, TestCgroup, Tmpfs};
+pub use mounts::{Bpffs, MemoryCage, TestCgroup, Tmpfs};
 pub use process::*;
 pub use programs::*;
 pub use stores::{default_retention, store_config, stored_series};

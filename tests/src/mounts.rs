@@ -1,5 +1,5 @@
 //! Filesystems and cgroups made for a test and removed after it: bpffs, tmpfs (disk full,
-//! read-only), a cgroup under the cgroup2 mount.
+//! read-only), a cgroup under the cgroup2 mount, a memory cgroup with a limit.
 
 use std::ffi::CString;
 use std::io;
@@ -159,6 +159,92 @@ impl TestCgroup {
 }
 
 impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// A memory cgroup with a hard limit, for one process tree (a shell writes its pid into
+/// [`MemoryCage::procs`] and execs), removed on drop. cgroup v1's memory controller where it
+/// is mounted (as on this VM), else cgroup2's, under this process's own cgroup.
+#[derive(Debug)]
+pub struct MemoryCage {
+    pub path: PathBuf,
+    v1: bool,
+}
+
+impl MemoryCage {
+    pub fn create(name: &str, limit_bytes: u64) -> io::Result<Self> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        let v1 = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| PathBuf::from("/sys/fs/cgroup/memory").join(path.trim_start_matches('/')))
+        });
+        let (base, is_v1) = match v1 {
+            Some(p) if p.exists() => (p, true),
+            _ => {
+                let path = own
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .ok_or_else(|| io::Error::other("no cgroup2 path in /proc/self/cgroup"))?;
+                let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+                let root = ebpfstatd::sampler::pins::mounts(&mountinfo)
+                    .cgroup2
+                    .ok_or_else(|| io::Error::other("no memory cgroup mounted"))?;
+                (root.join(path.trim_start_matches('/')), false)
+            }
+        };
+        let path = base.join(name);
+        std::fs::create_dir(&path)?;
+        let cage = Self { path, v1: is_v1 };
+        let limit = if is_v1 {
+            "memory.limit_in_bytes"
+        } else {
+            "memory.max"
+        };
+        std::fs::write(cage.path.join(limit), limit_bytes.to_string())?;
+        Ok(cage)
+    }
+
+    /// The file a process writes its pid into to enter.
+    pub fn procs(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+
+    /// Times the kernel's OOM killer acted in the cgroup.
+    pub fn oom_kills(&self) -> io::Result<u64> {
+        let file = if self.v1 {
+            "memory.oom_control"
+        } else {
+            "memory.events"
+        };
+        let text = std::fs::read_to_string(self.path.join(file))?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The most memory the cgroup has held (page cache included).
+    pub fn peak_bytes(&self) -> io::Result<u64> {
+        let file = if self.v1 {
+            "memory.max_usage_in_bytes"
+        } else {
+            "memory.peak"
+        };
+        std::fs::read_to_string(self.path.join(file))?
+            .trim()
+            .parse()
+            .map_err(io::Error::other)
+    }
+}
+
+impl Drop for MemoryCage {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.path);
     }

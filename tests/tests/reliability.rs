@@ -156,7 +156,8 @@ fn long_strings_get_short_named_errors() {
         let (_conn, p) = bus::proxy_on_socket(&daemon.socket).await;
         let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
         let hour = 3_600_000_000_000i64;
-        let long = "x".repeat(512 << 10);
+        // As long as a message on the private socket may be (64 KiB, headers included).
+        let long = "x".repeat(60 << 10);
         let options = |key: &str, value: &str| {
             let mut o = ebpfstat_dbus::Options::new();
             o.insert(
@@ -208,6 +209,13 @@ fn long_strings_get_short_named_errors() {
                 message.len()
             );
         }
+        // Beyond the message limit a peer gets no reply at all: its connection is closed.
+        let (_c2, p2) = bus::proxy_on_socket(&daemon.socket).await;
+        let e = p2
+            .program(&"x".repeat(512 << 10))
+            .await
+            .expect_err("over the limit");
+        assert!(ebpfstat_dbus::error_name(&e).is_none(), "{e}");
         let st = p.status().await.expect("still answering");
         assert!(u64::try_from(st.get("passes").expect("passes")).expect("u64") > 0);
     });
@@ -383,9 +391,12 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
     let db = dir.path().join("history.db");
     let socket = dir.path().join("private");
     let fleet = Fleet::load(&format!("hp{}_", tag()), 20);
+    // The unit's memory limit, for real.
+    let cage = MemoryCage::create(&format!("ebpfstat-hp{}", tag()), 128 << 20).expect("cgroup");
     // systemd's default soft limit, and no room to raise it: only the caps protect sampling.
+    let prelude = format!("077; ulimit -n 1024; echo $$ > {}", cage.procs().display());
     let child = Reaped(
-        daemon_command("077; ulimit -n 1024", &db, &socket, &[])
+        daemon_command(&prelude, &db, &socket, &[])
             .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
             .spawn()
             .expect("spawn"),
@@ -426,6 +437,9 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
     }
     let grew = proc_kb(pid, "VmHWM:").saturating_sub(hwm);
     assert!(grew < 16 << 10, "peak RSS grew by {grew} kB");
+    assert_eq!(cage.oom_kills().expect("oom count"), 0);
+    let peak = cage.peak_bytes().expect("peak");
+    assert!(peak < 64 << 20, "the cgroup peaked at {peak} bytes");
 
     // 500 idle connections under a 1024-descriptor limit: at most the cap are held, each for
     // the handshake timeout; sampling reads every program meanwhile.
@@ -450,7 +464,9 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
     );
     let st = status_on(&socket);
     assert!(st["programs"].as_u64() >= Some(20), "{st}");
+    assert_eq!(st["failed_passes"].as_u64(), Some(0), "{st}");
     assert!(child.stop());
+    assert_eq!(cage.oom_kills().expect("oom count"), 0);
     drop(flood);
     let store = ebpfstat_store::Store::open(store_config(&db)).expect("open");
     let series = stored_series(&store, &fleet.programs[3].name);

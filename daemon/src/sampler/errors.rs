@@ -12,6 +12,8 @@ pub struct ErrorLog {
     /// Why the pass cannot be trusted: the walk over programs stopped, or reads failed for
     /// want of descriptors or memory. The first such failure.
     pub failure: Option<String>,
+    /// Reads failed for want of descriptors or memory.
+    pub exhausted: bool,
     /// (object kind, call, errno) → (count, first id, message).
     folded: BTreeMap<(&'static str, &'static str, i32), (u32, u32, String)>,
 }
@@ -40,6 +42,7 @@ impl ErrorLog {
     pub fn per_program(&mut self, id: u32, e: &SysError) {
         self.unread += 1;
         if e.is_exhaustion() {
+            self.exhausted = true;
             self.failure
                 .get_or_insert_with(|| format!("cannot read program {id}: {e}"));
         }

@@ -249,7 +249,7 @@ impl Sampler {
         let periodic = self
             .last_rescan
             .is_none_or(|at| seq - at >= self.cfg.rescan_every.max(1));
-        if errors.failure.is_some() {
+        if errors.exhausted {
             // Out of descriptors, a rescan would replace what is known with failures: look
             // again once passes read the programs.
             self.rescan_next_pass = true;

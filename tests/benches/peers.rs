@@ -1,7 +1,7 @@
 //! `peers` benchmark: what 500 local peers holding the private socket cost the daemon, against
 //! the same daemon with none, in the same run: CPU per pass and memory of the whole process,
 //! measured from outside (`/proc/<pid>`), with 1000 programs loaded. The peers belong to five
-//! users of group `ebpfstat` (created if missing), 100 each.
+//! users of group `ebpfstat` (created if missing), 100 each; a third window after they leave.
 //!
 //! Run as root: `cargo build --release --workspace && cargo bench -p ebpfstat-tests --bench peers`
 
@@ -191,6 +191,8 @@ fn main() {
         drop(h.stdin.take());
         h.wait().expect("helper");
     }
+    // The peers gone: what the daemon keeps of them.
+    let after = measure(pid, &rt, &p);
     let hwm = status_kb(pid, "VmHWM:");
     drop(p);
     assert!(d.stop());
@@ -202,36 +204,22 @@ fn main() {
         USERS.len()
     );
     println!(
-        "{:<28} {:>14} {:>14} {:>8}",
-        "measure", "no peers", "500 peers", "ratio"
+        "{:<28} {:>12} {:>12} {:>12} {:>8}",
+        "measure", "no peers", "500 peers", "after them", "ratio"
     );
-    let row = |k: &str, a: f64, b: f64, prec: usize| {
+    let row = |k: &str, f: &dyn Fn(&Window) -> f64, prec: usize| {
+        let (a, b, c) = (f(&quiet), f(&crowded), f(&after));
         println!(
-            "{k:<28} {a:>14.prec$} {b:>14.prec$} {:>8.2}",
+            "{k:<28} {a:>12.prec$} {b:>12.prec$} {c:>12.prec$} {:>8.2}",
             b / a.max(1e-9)
         );
     };
-    row(
-        "CPU ms per pass (process)",
-        quiet.cpu_ms_per_pass,
-        crowded.cpu_ms_per_pass,
-        3,
-    );
-    row("passes", quiet.passes as f64, crowded.passes as f64, 0);
-    row("late passes", quiet.late as f64, crowded.late as f64, 0);
-    row(
-        "failed passes",
-        quiet.failed as f64,
-        crowded.failed as f64,
-        0,
-    );
-    row(
-        "RSS MiB",
-        quiet.rss_kib as f64 / 1024.0,
-        crowded.rss_kib as f64 / 1024.0,
-        2,
-    );
-    row("open descriptors", quiet.fds as f64, crowded.fds as f64, 0);
+    row("CPU ms per pass (process)", &|w| w.cpu_ms_per_pass, 3);
+    row("passes", &|w| w.passes as f64, 0);
+    row("late passes", &|w| w.late as f64, 0);
+    row("failed passes", &|w| w.failed as f64, 0);
+    row("RSS MiB", &|w| w.rss_kib as f64 / 1024.0, 2);
+    row("open descriptors", &|w| w.fds as f64, 0);
     println!("peak RSS over the run: {:.2} MiB", hwm as f64 / 1024.0);
     println!(
         "peers: held={held} cpu_ms_per_pass_ratio={:.2} rss_ratio={:.2}",

@@ -1,5 +1,23 @@
 //! `ebpfstatctl`: ask ebpfstatd which eBPF programs cost CPU, now and over time.
 
+/// `println!` that hands back the error instead of panicking when stdout is gone (a pager
+/// quit, `| head -1`): `main` then ends quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` in the same way.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        write!(out, $($arg)*).and_then(|()| out.flush())
+    }};
+}
+
 mod commands;
 mod connect;
 mod notes;
@@ -174,11 +192,23 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head -1`): nothing is left to say to anyone.
+        Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ebpfstatctl: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn reader_gone(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == pipe
+    })
 }
 
 /// Man pages (`ebpfstatctl.1`, one per subcommand) and bash/zsh/fish completions.

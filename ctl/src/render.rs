@@ -1,6 +1,6 @@
 //! What every subcommand prints with: tables that line up, JSON, footnotes, owners, times.
 
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use comfy_table::{CellAlignment, Table, presets};
@@ -19,14 +19,7 @@ pub fn stamp(ns: i64) -> String {
 pub fn table(header: &[&str], right_from: usize) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
-    let tty = std::io::stdout().is_terminal();
-    t.set_header(header.iter().map(|h| {
-        if tty {
-            format!("\x1b[1m{h}\x1b[0m")
-        } else {
-            (*h).to_owned()
-        }
-    }));
+    t.set_header(header.iter().copied());
     for i in right_from..header.len() {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
@@ -35,17 +28,35 @@ pub fn table(header: &[&str], right_from: usize) -> Table {
     t
 }
 
+/// Prints a table; on a terminal its header is bold. The escape codes go around the laid-out
+/// header line, never into a cell, where they would count as width and misalign every column.
+pub fn print_table(t: &Table) -> io::Result<()> {
+    let text = t.to_string();
+    let (header, rows) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut out = io::stdout().lock();
+    if out.is_terminal() {
+        writeln!(out, "\x1b[1m{header}\x1b[0m")?;
+    } else {
+        writeln!(out, "{header}")?;
+    }
+    if !rows.is_empty() {
+        writeln!(out, "{rows}")?;
+    }
+    Ok(())
+}
+
 pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v).context("writing JSON")?;
     writeln!(out)?;
     Ok(())
 }
 
-pub fn footnotes(lines: &[String]) {
+pub fn footnotes(lines: &[String]) -> io::Result<()> {
     for (i, l) in lines.iter().enumerate() {
-        println!("{} {l}", "*".repeat(i + 1));
+        out!("{} {l}", "*".repeat(i + 1))?;
     }
+    Ok(())
 }
 
 pub fn owners(o: &[wire::Owner]) -> String {
@@ -70,7 +81,7 @@ pub fn estimated(v: f64, estimated: bool, show: fn(f64) -> String) -> String {
     }
 }
 
-pub fn render_maps(maps: &[wire::MapRow]) {
+pub fn render_maps(maps: &[wire::MapRow]) -> io::Result<()> {
     let mut t = table(
         &[
             "ID", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "FLAGS", "MEMORY*", "USERS",
@@ -90,5 +101,5 @@ pub fn render_maps(maps: &[wire::MapRow]) {
             m.used_by_programs.to_string(),
         ]);
     }
-    println!("{t}");
+    print_table(&t)
 }

@@ -4,7 +4,8 @@
 //! By concern: [`process`] (commands, binaries, packages, skipping), [`programs`] (loading and
 //! driving programs), [`fleet`] (filters on loopback sockets), [`mounts`] (bpffs, tmpfs,
 //! cgroups), [`bus`] (a real dbus-daemon and a real ebpfstatd on it), [`synthetic`] (a
-//! simulated host feeding a store) and [`stores`] (opening stores as the product does).
+//! simulated host feeding a store), [`stores`] (opening stores as the product does) and
+//! [`terminal`] (commands on a pseudo-terminal, as a person sees them).
 
 pub mod bus;
 pub mod fleet;
@@ -13,6 +14,7 @@ pub mod process;
 pub mod programs;
 pub mod stores;
 pub mod synthetic;
+pub mod terminal;
 
 pub use ebpfstatd::sampler::maps::memlock_of;
 pub use fleet::{FilterProgram, Fleet};

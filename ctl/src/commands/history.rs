@@ -7,7 +7,7 @@ use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
 use serde_json::json;
 
 use super::explain;
-use crate::render::{estimated, print_json, stamp, table};
+use crate::render::{estimated, print_json, print_table, stamp, table};
 use crate::{HistoryArgs, Metric, units};
 
 pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
@@ -51,12 +51,12 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
             )
         })
         .collect();
-    println!(
+    out!(
         "{} · tier {} · step {}",
         names.join(", "),
         info.tier,
         humantime::format_duration(Duration::from_nanos(info.step_ns))
-    );
+    )?;
     let metric = |pt: &wire::HistoryPoint| -> f64 {
         match (a.metric, a.cumulative) {
             (Metric::Cpu, _) => pt.rates.est_cpu_pct,
@@ -73,12 +73,12 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         .and_then(|c| c.parse().ok())
         .unwrap_or(80usize)
         .saturating_sub(2);
-    println!(
+    out!(
         "{:?}{}: {}",
         a.metric,
         if a.cumulative { " (cumulative)" } else { "" },
         units::sparkline(&units::downsample(&values, width))
-    );
+    )?;
     let mut t = if a.cumulative {
         table(
             &["TIME", "SAMPLES", "RUNS SINCE LOAD", "RUN TIME SINCE LOAD"],
@@ -136,17 +136,17 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         };
         t.add_row(row);
     }
-    println!("{t}");
+    print_table(&t)?;
     if stalled {
-        println!(
+        out!(
             "* a pass came late or passes failed: the step's counts cover the time since the \
              pass before (its CPU% is over that time)"
-        );
+        )?;
     }
     if points.iter().any(|p| p.frozen > 0) {
-        println!(
+        out!(
             "some samples were taken while run-time stats were off: their zeros are not idleness"
-        );
+        )?;
     }
     Ok(())
 }

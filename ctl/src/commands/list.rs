@@ -5,7 +5,7 @@ use ebpfstat_dbus::{Options, Stats1Proxy};
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{estimated, footnotes, owners, print_json, stamp, table};
+use crate::render::{estimated, footnotes, owners, print_json, print_table, stamp, table};
 use crate::units;
 
 pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
@@ -13,12 +13,12 @@ pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     if json {
         return print_json(&snap);
     }
-    println!(
+    out!(
         "{} programs · stats {} · {}",
         snap.programs.len(),
         snap.stats_state,
         stamp(snap.time_ns)
-    );
+    )?;
     let mut t = table(
         &[
             "ID", "NAME", "TYPE", "RUNS", "RUNS/S", "AVG", "CPU%", "MAP MEM*", "OWNERS",
@@ -43,7 +43,7 @@ pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             owners(&r.owners),
         ]);
     }
-    println!("{t}");
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    print_table(&t)?;
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
     Ok(())
 }

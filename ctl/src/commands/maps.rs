@@ -13,7 +13,7 @@ pub async fn maps(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         return print_json(&maps);
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
-    render_maps(&maps);
-    footnotes(&map_memory_notes(&meaning, []));
+    render_maps(&maps)?;
+    footnotes(&map_memory_notes(&meaning, []))?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use ebpfstat_dbus::Stats1Proxy;
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{footnotes, owners, print_json, render_maps, stamp, table};
+use crate::render::{footnotes, owners, print_json, print_table, render_maps, stamp, table};
 use crate::units;
 
 pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> {
@@ -78,10 +78,10 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         ),
     ];
     for (k, v) in kv {
-        println!("{k:>15}: {v}");
+        out!("{k:>15}: {v}")?;
     }
     if !d.attach.is_empty() {
-        println!("\nattached");
+        out!("\nattached")?;
         let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
         for a in &d.attach {
             t.add_row(vec![
@@ -91,20 +91,20 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
                 a.target.clone(),
             ]);
         }
-        println!("{t}");
+        print_table(&t)?;
     }
-    println!("\nmaps");
-    render_maps(&d.maps);
+    out!("\nmaps")?;
+    render_maps(&d.maps)?;
     if !d.notes.is_empty() {
-        println!("\nnotes");
+        out!("\nnotes")?;
         for n in &d.notes {
-            println!("  {}: {}", n.code, n.text);
+            out!("  {}: {}", n.code, n.text)?;
         }
     }
-    println!();
+    out!()?;
     footnotes(&map_memory_notes(
         &meaning,
         r.notes.iter().map(String::as_str),
-    ));
+    ))?;
     Ok(())
 }

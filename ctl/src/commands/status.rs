@@ -43,9 +43,9 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     let count = |k: &str| get(k).as_u64().unwrap_or(0);
     let time = |k: &str| get(k).as_i64().unwrap_or(0);
     let text = |k: &str| get(k).as_str().unwrap_or("-").to_owned();
-    println!("ebpfstatd {} · kernel {}", text("version"), text("kernel"));
-    println!("stats: {}", text("stats_state"));
-    println!(
+    out!("ebpfstatd {} · kernel {}", text("version"), text("kernel"))?;
+    out!("stats: {}", text("stats_state"))?;
+    out!(
         "stats cost: {} per program run ({}); now {} of one core · mode {}{}",
         units::ns(num("stats_cost_ns")),
         text("stats_cost_source"),
@@ -55,8 +55,8 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             Some(true) => " · another process also holds stats on",
             _ => "",
         }
-    );
-    println!(
+    )?;
+    out!(
         "sampling: every {} · {} passes, {} late, {} failed, {} not stored · {} programs now{}",
         units::ns(num("interval_ns")),
         num("passes"),
@@ -68,15 +68,15 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             0 => String::new(),
             n => format!(", {n} unreadable"),
         }
-    );
+    )?;
     if time("last_failed_pass_ns") > 0 {
-        println!(
+        out!(
             "last failed pass: {} · {}",
             stamp(time("last_failed_pass_ns")),
             text("last_failure")
-        );
+        )?;
     }
-    println!(
+    out!(
         "database: {} · {} of {} cap (used {}) + WAL {} · {} series",
         text("db_path"),
         units::bytes(count("db_bytes")),
@@ -84,8 +84,8 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         units::bytes(count("used_bytes")),
         units::bytes(count("wal_bytes")),
         num("series")
-    );
-    println!(
+    )?;
+    out!(
         "writes: last flush {} · {} passes buffered, {} dropped{}",
         stamp(time("last_flush_ns")),
         num("ticks_buffered"),
@@ -94,30 +94,30 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             "" | "-" => String::new(),
             e => format!(" · last error: {e}"),
         }
-    );
+    )?;
     for tier in ["raw", "1m", "1h"] {
         let k = |w: &str| format!("tier_{tier}_{w}");
-        println!(
+        out!(
             "tier {tier:>3}: {} → {} ({})",
             stamp(time(&k("oldest_ns"))),
             stamp(time(&k("newest_ns"))),
             units::bytes(count(&k("bytes")))
-        );
+        )?;
     }
     let uptime = num("uptime_ns").max(1.0);
-    println!(
+    out!(
         "daemon: {} CPU over {} up ({} of a core) · RSS {} (peak {})",
         units::ns(num("daemon_cpu_ns")),
         units::ns(uptime),
         units::pct(num("daemon_cpu_ns") * 100.0 / uptime),
         units::bytes(count("daemon_rss_bytes")),
         units::bytes(count("daemon_peak_rss_bytes"))
-    );
+    )?;
     if num("clock_steps") > 0.0 {
-        println!(
+        out!(
             "the wall clock stepped {} times; series stay ordered by boot time",
             num("clock_steps")
-        );
+        )?;
     }
     Ok(())
 }

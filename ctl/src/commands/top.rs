@@ -8,7 +8,7 @@ use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{estimated, footnotes, print_json, table};
+use crate::render::{estimated, footnotes, print_json, print_table, table};
 use crate::{Sort, TopArgs, units};
 
 pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
@@ -33,25 +33,25 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
             let overhead_ns: f64 = rows.iter().map(|r| r.rates.stats_overhead_ns).sum();
             rows.truncate(a.n as usize);
             if a.watch && !json && std::io::stdout().is_terminal() {
-                print!("\x1b[2J\x1b[H");
+                out_raw!("\x1b[2J\x1b[H")?;
             }
             if json {
                 print_json(&rows)?;
             } else {
                 let span = to.duration_since(from).unwrap_or_default();
                 let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
-                println!(
+                out!(
                     "top {} by {} over the last {window} (stats {})",
                     rows.len(),
                     a.sort.wire(),
                     snap.stats_state
-                );
-                println!(
+                )?;
+                out!(
                     "stats cost this host {} of one core over the last {window} ({} per program run)",
                     units::pct(overhead_ns / span.as_secs_f64().max(1e-9) / 1e7),
                     units::ns(snap.stats_cost_ns)
-                );
-                render_top(&rows, &snap);
+                )?;
+                render_top(&rows, &snap)?;
             }
         }
         if !a.watch {
@@ -61,7 +61,7 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     }
 }
 
-fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) {
+fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
     let mut t = table(
         &[
             "ID",
@@ -96,14 +96,15 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) {
             units::bytes(r.map_memory_bytes),
         ]);
     }
-    println!("{t}");
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    print_table(&t)?;
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
     if rows.iter().any(|r| r.rates.estimated) {
-        println!(
+        out!(
             "~ extrapolated: run-time stats were on for only part of the window (duty-cycled to \
              bound their cost)"
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> {
@@ -124,12 +125,12 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
     if json {
         return print_json(&rows);
     }
-    println!(
+    out!(
         "top {} by {} since each program was loaded (stats {})",
         rows.len(),
         a.sort.wire(),
         snap.stats_state
-    );
+    )?;
     let mut t = table(
         &[
             "ID",
@@ -162,7 +163,7 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             units::bytes(p.map_memory_bytes),
         ]);
     }
-    println!("{t}");
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes));
+    print_table(&t)?;
+    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
     Ok(())
 }

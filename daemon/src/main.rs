@@ -147,6 +147,8 @@ struct SampleArgs {
 fn command() -> clap::Command {
     let defaults = Effective::default().entries();
     let with_defaults = |cmd: clap::Command| {
+        // A flag given twice takes its last value, as a wrapper adding to a command line expects.
+        let cmd = cmd.args_override_self(true);
         defaults.iter().fold(cmd, |cmd, (key, value)| {
             cmd.mut_arg(*key, |arg| {
                 let help = arg.get_help().map(ToString::to_string).unwrap_or_default();

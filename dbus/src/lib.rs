@@ -137,6 +137,8 @@ pub struct TopRow {
     pub tag: String,
     /// Still loaded.
     pub alive: bool,
+    /// The time the program was observed in the window (ns): rates are over it.
+    pub span_ns: u64,
     /// Passes in the window; 0 means no data.
     pub samples: u32,
     pub run_cnt: u64,

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::bus::{self, ApiDaemon};
 use ebpfstat_tests::terminal::{assert_aligned, on_pty, visible};
 use ebpfstat_tests::*;
 
@@ -89,4 +89,168 @@ fn a_reader_that_goes_away_ends_each_command_quietly() {
         assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
         assert!(err.is_empty(), "{args:?}: {err}");
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn cumulative_views_are_since_load_in_every_field() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("cu{}_", tag()), 2);
+    let d = running(&fleet);
+    let rows = d.ctl_json(&["top", "--cumulative", "-n", "100"]);
+    for (i, p) in fleet.programs.iter().enumerate() {
+        let r = bus::by_name(&rows, &p.name);
+        let (cnt, rt) = (
+            r["run_cnt"].as_u64().expect("runs"),
+            r["run_time_ns"].as_u64().expect("run time"),
+        );
+        assert_eq!(cnt, 10 * (i as u64 + 1), "{r}");
+        let avg = r["avg_ns_per_run"].as_f64().expect("avg");
+        assert!((avg - rt as f64 / cnt as f64).abs() < 1e-6, "{r}");
+        assert!(r["cpu_pct"].as_f64().expect("cpu") > 0.0, "{r}");
+    }
+    // The cumulative chart climbs and stays; the per-step one is a spike.
+    let id = fleet.programs[1].id.to_string();
+    let chart = |cumulative: bool| {
+        let mut args = vec![
+            "history", &id, "--since", "30s", "--step", "1s", "--metric", "runs",
+        ];
+        if cumulative {
+            args.push("--cumulative");
+        }
+        let screen = visible(&ctl_on_pty(&d, &args));
+        screen
+            .lines()
+            .find(|l| l.starts_with("Runs"))
+            .expect("a chart line")
+            .to_owned()
+    };
+    let (steps, total) = (chart(false), chart(true));
+    assert_ne!(steps, total, "the cumulative chart is the per-step chart");
+    assert!(total.trim_end().ends_with('█'), "{total}");
+}
+
+#[test]
+fn cpu_is_one_number_in_top_and_history() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("cp{}_", tag()), 1);
+    let d = ApiDaemon::start(None, "200ms");
+    for _ in 0..10 {
+        fleet.drive(0, 50);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let id = fleet.programs[0].id;
+    let rt = runtime();
+    rt.block_on(async {
+        let (_c, p) = bus::proxy_on_socket(&d.socket).await;
+        let to = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now()) - 300_000_000;
+        let from = to - 3_000_000_000;
+        let opts = ebpfstat_dbus::Options::new;
+        let top = p.top(from, to, "cpu", 100, opts()).await.expect("top");
+        let row = top.iter().find(|r| r.id == id).expect("the program in top");
+        let step = u64::try_from(to - from).expect("positive");
+        let (_, points) = p
+            .history(&id.to_string(), from, to, step, opts())
+            .await
+            .expect("history");
+        assert_eq!(points.len(), 1);
+        let pt = &points[0];
+        assert_eq!((pt.run_cnt, pt.span_ns), (row.run_cnt, row.span_ns));
+        assert!(pt.run_cnt > 0 && pt.span_ns > 0);
+        for (h, t) in [
+            (pt.rates.cpu_pct, row.rates.cpu_pct),
+            (pt.rates.runs_per_sec, row.rates.runs_per_sec),
+            (pt.rates.stats_overhead_pct, row.rates.stats_overhead_pct),
+        ] {
+            assert!((h - t).abs() <= 1e-9 * t.abs().max(1.0), "{h} against {t}");
+        }
+    });
+}
+
+#[test]
+fn the_cost_line_agrees_with_the_rows_and_the_state_is_one() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("co{}_", tag()), 3);
+    let d = running(&fleet);
+    let rows = d.ctl_json(&["top", "-n", "10000"]);
+    let rows = rows.as_array().expect("rows");
+    let overhead: f64 = rows
+        .iter()
+        .map(|r| r["rates"]["stats_overhead_ns"].as_f64().expect("overhead"))
+        .sum();
+    let observed = rows
+        .iter()
+        .filter_map(|r| r["span_ns"].as_u64())
+        .max()
+        .expect("a span");
+    let expected = overhead / observed as f64 * 100.0;
+    let screen = visible(&ctl_on_pty(&d, &["top"]));
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("stats cost this host"))
+        .expect("the cost line");
+    // "stats cost this host 0.0012% of one core over the 2s observed (…)"
+    let shown: f64 = line
+        .split_whitespace()
+        .nth(4)
+        .and_then(|v| v.strip_suffix('%'))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a percentage in {line:?}"));
+    assert!(
+        (shown - expected).abs() <= expected * 0.5,
+        "{line:?} against {expected}% from the rows (uptime a few seconds, window 5 min)"
+    );
+    // One stats state, whichever view asks.
+    let status = d.ctl_json(&["status"]);
+    let list = d.ctl_json(&["list"]);
+    assert_eq!(status["stats_state"], list["stats_state"]);
+}
+
+#[test]
+fn an_unloaded_program_ends_at_the_first_pass_without_it() {
+    require_bpf!();
+    let mut fleet = Fleet::load(&format!("ul{}_", tag()), 2);
+    // Nothing is written for an hour: what queries see comes from memory.
+    let d = ApiDaemon::start_with(None, "200ms", &["--flush-interval", "1h"]);
+    fleet.drive(1, 5);
+    std::thread::sleep(Duration::from_millis(600));
+    let gone = fleet.programs.pop().expect("a program");
+    let (name, id) = (gone.name.clone(), gone.id);
+    drop(gone);
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = d.ctl_json(&["top", "--window", "2s", "-n", "10000"]);
+    assert!(
+        bus::find_by_name(&rows, &name).is_none(),
+        "{name} unloaded 3 s ago is in a 2 s window: {rows}"
+    );
+    let h = d.ctl_json(&[
+        "history",
+        &id.to_string(),
+        "--since",
+        "10s",
+        "--step",
+        "200ms",
+    ]);
+    let points = h["points"].as_array().expect("points");
+    let with_samples: Vec<i64> = points
+        .iter()
+        .filter(|p| p["samples"].as_u64() > Some(0))
+        .map(|p| p["start_ns"].as_i64().expect("start"))
+        .collect();
+    let last = *with_samples.last().expect("samples before the unload");
+    let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+    assert!(
+        now - last > 2_000_000_000,
+        "samples until {} ms ago",
+        (now - last) / 1_000_000
+    );
+    let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
+    assert_eq!(runs, 5);
 }

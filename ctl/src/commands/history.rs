@@ -57,14 +57,17 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         info.tier,
         humantime::format_duration(Duration::from_nanos(info.step_ns))
     )?;
+    // Cumulative: what the program had done since load at the end of each step (its CPU is
+    // its run time so far).
     let metric = |pt: &wire::HistoryPoint| -> f64 {
         match (a.metric, a.cumulative) {
-            (Metric::Cpu, _) => pt.rates.est_cpu_pct,
+            (Metric::Cpu, false) => pt.rates.est_cpu_pct,
             (Metric::Runs, false) => pt.run_cnt as f64,
-            (Metric::Runs, true) => pt.cum_run_cnt as f64,
             (Metric::Runtime, false) => pt.run_time_ns as f64,
-            (Metric::Runtime, true) => pt.cum_run_time_ns as f64,
-            (Metric::Avg, _) => pt.avg_ns_per_run.max(0.0),
+            (Metric::Avg, false) => pt.avg_ns_per_run.max(0.0),
+            (Metric::Runs, true) => pt.cum_run_cnt as f64,
+            (Metric::Cpu | Metric::Runtime, true) => pt.cum_run_time_ns as f64,
+            (Metric::Avg, true) => pt.cum_run_time_ns as f64 / pt.cum_run_cnt.max(1) as f64,
         }
     };
     let values: Vec<f64> = points.iter().map(metric).collect();

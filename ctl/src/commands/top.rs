@@ -31,6 +31,8 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                 .await
                 .map_err(explain)?;
             let overhead_ns: f64 = rows.iter().map(|r| r.rates.stats_overhead_ns).sum();
+            // The time the daemon observed in the window: the longest any program was seen.
+            let observed_ns = rows.iter().map(|r| r.span_ns).max().unwrap_or(0);
             rows.truncate(a.n as usize);
             if a.watch && !json && std::io::stdout().is_terminal() {
                 out_raw!("\x1b[2J\x1b[H")?;
@@ -46,9 +48,12 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                     a.sort.wire(),
                     snap.stats_state
                 )?;
+                let observed = Duration::from_secs(observed_ns / 1_000_000_000);
                 out!(
-                    "stats cost this host {} of one core over the last {window} ({} per program run)",
-                    units::pct(overhead_ns / span.as_secs_f64().max(1e-9) / 1e7),
+                    "stats cost this host {} of one core over the {} observed ({} per program \
+                     run)",
+                    units::pct(overhead_ns / (observed_ns as f64).max(1.0) * 100.0),
+                    humantime::format_duration(observed),
                     units::ns(snap.stats_cost_ns)
                 )?;
                 render_top(&rows, &snap)?;
@@ -123,6 +128,26 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
     rows.sort_by(|x, y| key(y).total_cmp(&key(x)));
     rows.truncate(a.n as usize);
     if json {
+        // Every field since load: the last interval's rates would mix two views in one row.
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "series_id": p.series_id,
+                    "id": p.id,
+                    "name": p.name,
+                    "full_name": p.full_name,
+                    "prog_type": p.prog_type,
+                    "load_time_ns": p.load_time_ns,
+                    "run_cnt": p.run_cnt,
+                    "run_time_ns": p.run_time_ns,
+                    "avg_ns_per_run": (p.run_cnt > 0)
+                        .then(|| p.run_time_ns as f64 / p.run_cnt as f64),
+                    "cpu_pct": p.run_time_ns as f64 * 100.0 / since_load(p),
+                    "map_memory_bytes": p.map_memory_bytes,
+                })
+            })
+            .collect();
         return print_json(&rows);
     }
     out!(

@@ -74,11 +74,12 @@ pub fn rates(r: &store::Rates) -> wire::Rates {
     }
 }
 
-/// `series_ids` has one entry per program of the pass, in its order (0 on the wire: none).
-pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>]) -> wire::Snapshot {
+/// `series_ids` has one entry per program of the pass, in its order (0 on the wire: none);
+/// `stats_state` is the state as every view shows it.
+pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>], stats_state: String) -> wire::Snapshot {
     wire::Snapshot {
         time_ns: to_ns(pass.time),
-        stats_state: pass.stats_state.to_string(),
+        stats_state,
         memlock_meaning: pass.kernel.memlock.as_str().to_owned(),
         online_cpus: pass.online_cpus,
         coverage: pass.coverage,
@@ -170,6 +171,7 @@ pub fn top_row(r: TopRow) -> wire::TopRow {
         prog_type: s.prog_type,
         tag: s.tag,
         alive: s.alive,
+        span_ns: r.span_ns,
         samples: r.samples,
         run_cnt: r.run_cnt,
         run_time_ns: r.run_time_ns,

@@ -46,6 +46,16 @@ impl Stats1 {
         latest.clone()
     }
 
+    /// The stats state every view shows (the sampler publishes it after each pass).
+    fn published_state(&self) -> String {
+        self.shared
+            .published
+            .borrow()
+            .stats_state
+            .clone()
+            .unwrap_or_else(|| "unknown: no pass yet".into())
+    }
+
     fn latest(&self) -> Result<Arc<Pass>, Error> {
         self.latest_pass()
             .ok_or_else(|| Error::Unavailable("no sampling pass yet; try again in a second".into()))
@@ -260,7 +270,7 @@ impl Stats1 {
                     .collect::<Vec<_>>()
             })
             .await?;
-        Ok(convert::snapshot(&pass, &ids))
+        Ok(convert::snapshot(&pass, &ids, self.published_state()))
     }
 
     #[zbus(out_args("rows"))]
@@ -457,7 +467,7 @@ impl Stats1 {
                 m.insert("stats_other_holder".into(), OwnedVariant::from(other));
             }
             m.insert("kernel".into(), var(p.kernel.release.clone()));
-            m.insert("stats_state".into(), var(p.stats_state.to_string()));
+            m.insert("stats_state".into(), var(self.published_state()));
             m.insert("memlock_meaning".into(), var(p.kernel.memlock.as_str()));
             m.insert(
                 "programs".into(),
@@ -580,12 +590,7 @@ impl Stats1 {
     /// Signalled (`PropertiesChanged`) after a pass that changed it.
     #[zbus(property)]
     async fn stats_state(&self) -> String {
-        self.shared
-            .published
-            .borrow()
-            .stats_state
-            .clone()
-            .unwrap_or_else(|| "unknown: no pass yet".into())
+        self.published_state()
     }
 
     #[zbus(property(emits_changed_signal = "const"))]

@@ -170,6 +170,7 @@ pub fn sample_loop(
     let mut start = Instant::now();
     let mut slot: u64 = 0;
     let mut troubles = Troubles::default();
+    let mut states = StateWindow::default();
     loop {
         if std::mem::take(&mut lp.rescheduled) {
             slots = Slots::new(lp.settings.interval);
@@ -204,7 +205,8 @@ pub fn sample_loop(
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
-        publish_state(shared, &pass.stats_state, &mut state_text);
+        states.describe(&pass.stats_state, pass.coverage, &mut state_text);
+        publish_state(shared, &state_text);
         if let Some(tick) = tick
             && tx.try_send(StoreMsg::Tick(tick)).is_err()
         {
@@ -330,17 +332,65 @@ fn tick_of(pass: &Pass) -> Tick {
     }
 }
 
-/// Publishes a pass's stats state for the `StatsState` property and its `PropertiesChanged`;
+/// The time the published stats state speaks of: a budget that duty-cycles some intervals and
+/// not others must not make the state flip from pass to pass.
+const STATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// The stats state as every view shows it (`status`, `Snapshot`, the `StatsState` property).
+/// Another holder, the sysctl or stats being unavailable are said at once; between our own
+/// states it says `duty-cycled` while any pass of the last [`STATE_WINDOW`] was, with the share
+/// of that time stats were on.
+#[derive(Default)]
+struct StateWindow {
+    /// When each recent pass was taken, and the share of its interval stats were on.
+    recent: std::collections::VecDeque<(Instant, f64)>,
+}
+
+impl StateWindow {
+    fn describe(&mut self, state: &StatsState, coverage: f64, text: &mut String) {
+        let now = Instant::now();
+        text.clear();
+        let ours = match state {
+            StatsState::DutyCycled { .. } => Some(coverage),
+            StatsState::Enabled => Some(1.0),
+            _ => None,
+        };
+        let Some(on) = ours else {
+            self.recent.clear();
+            // Formatting into a String cannot fail.
+            let _ = write!(text, "{state}");
+            return;
+        };
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) > STATE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, on));
+        let mean = self.recent.iter().map(|&(_, c)| c).sum::<f64>() / self.recent.len() as f64;
+        let _ = if mean < 0.999 {
+            write!(
+                text,
+                "duty-cycled: on {:.0}% of the time over the last {}",
+                mean * 100.0,
+                humantime::format_duration(STATE_WINDOW)
+            )
+        } else {
+            write!(text, "{state}")
+        };
+    }
+}
+
+/// Publishes the stats state for the `StatsState` property and its `PropertiesChanged`;
 /// `text` is reused, so a state that did not change costs no allocation.
-fn publish_state(shared: &Shared, state: &StatsState, text: &mut String) {
-    text.clear();
-    // Formatting into a String cannot fail.
-    let _ = write!(text, "{state}");
+fn publish_state(shared: &Shared, text: &str) {
     shared.published.send_if_modified(|p| {
-        if p.stats_state.as_deref() == Some(text.as_str()) {
+        if p.stats_state.as_deref() == Some(text) {
             return false;
         }
-        p.stats_state = Some(text.clone());
+        p.stats_state = Some(text.to_owned());
         true
     });
 }

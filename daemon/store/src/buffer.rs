@@ -420,6 +420,15 @@ impl Buffer {
     }
 
     /// Programs being sampled, by series.
+    /// Series ended in memory whose end is not written yet: (end tick, end boot time, counters).
+    pub fn pending_ends(&self) -> HashMap<i64, (u64, u64, Counters)> {
+        self.pending
+            .ends
+            .iter()
+            .map(|e| (e.series_id, (e.end_tick, e.end_bt_ns, e.end)))
+            .collect()
+    }
+
     pub fn live_by_series(&self) -> HashMap<i64, LiveState> {
         self.live.values().map(|l| (l.series_id, l.state)).collect()
     }

@@ -10,6 +10,7 @@ use crate::buffer::LiveState;
 use crate::clock::signed;
 use crate::error::QueryError;
 use crate::fold::Life;
+use crate::model::Counters;
 use crate::read;
 
 pub use super::types::{ProgramRef, SeriesRow};
@@ -22,14 +23,17 @@ impl Reader<'_> {
     fn series_from_row(
         &self,
         lives: &HashMap<i64, LiveState>,
+        ends: &HashMap<i64, (u64, u64, Counters)>,
         r: &Row<'_>,
     ) -> rusqlite::Result<SeriesRow> {
         let id: i64 = r.get(0)?;
         let boot: i64 = r.get(1)?;
-        let end_tick: Option<u64> = r.get(9)?;
-        let end_bt: Option<u64> = r.get(10)?;
         let base = read::counters(r, 11, 12)?;
-        let end = read::opt_counters(r, 13, 14)?;
+        // Ended in memory, not yet written: the series ends there for queries too.
+        let (end_tick, end_bt, end): (Option<u64>, Option<u64>, _) = match ends.get(&id) {
+            Some(&(tick, bt, counters)) => (Some(tick), Some(bt), Some(counters)),
+            None => (r.get(9)?, r.get(10)?, read::opt_counters(r, 13, 14)?),
+        };
         let live = lives.get(&id);
         let first_bt_ns: u64 = r.get(8)?;
         let first_bt = i64::try_from(first_bt_ns).unwrap_or(i64::MAX);
@@ -75,9 +79,10 @@ impl Reader<'_> {
         ))?;
         let mut rows = stmt.query(args)?;
         let lives = self.buffer.live_by_series();
+        let ends = self.buffer.pending_ends();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(self.series_from_row(&lives, r)?);
+            out.push(self.series_from_row(&lives, &ends, r)?);
         }
         for s in self.buffer.unwritten_series() {
             let m = s.meta;

@@ -42,6 +42,11 @@ impl Reader<'_> {
                         && s.end_bt_ns.is_none_or(|e| e >= lo_ns)
                 },
             )?;
+            // A series ended in memory before the window (its end not written yet) is not in it.
+            let series: Vec<SeriesRow> = series
+                .into_iter()
+                .filter(|s| s.end_bt_ns.is_none_or(|e| e >= lo_ns))
+                .collect();
             if series.is_empty() {
                 continue;
             }
@@ -54,12 +59,14 @@ impl Reader<'_> {
                 let oldest = oldest[tier.index()];
                 (sums, self.rollup_covered(tier, boot, (lo, hi), oldest)?)
             };
-            let secs = covered.as_secs_f64();
             let cost = self.boots.stats_cost_ns(boot);
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
+                let observed = observed_us(&s, &b, covered);
+                let secs = Duration::from_micros(observed).as_secs_f64();
                 rows.push(TopRow {
                     tier,
+                    span_ns: observed.saturating_mul(1000),
                     samples: b.samples,
                     run_cnt: b.cnt,
                     run_time_ns: b.rt,
@@ -78,7 +85,9 @@ impl Reader<'_> {
                 SortKey::Runs => r.rates.est_run_cnt as f64,
                 SortKey::Avg => r.avg_ns_per_run.unwrap_or(0.0),
                 SortKey::Cpu => r.rates.est_cpu_pct,
-                SortKey::MapMem => r.series.map_memory.total as f64,
+                // What programs hold now: an unloaded program holds nothing.
+                SortKey::MapMem if r.series.alive => r.series.map_memory.total as f64,
+                SortKey::MapMem => 0.0,
             }
         };
         rows.sort_by(|a, b| {
@@ -90,16 +99,16 @@ impl Reader<'_> {
         Ok(rows)
     }
 
-    /// The time rollup sums over `[lo, hi]` of `boot` actually cover, for rates: buckets start
-    /// on their boundaries, and nothing is known past the newest tick. `oldest` is the oldest
-    /// time the tier holds.
+    /// The span (µs of boot time) rollup sums over `[lo, hi]` of `boot` actually cover:
+    /// buckets start on their boundaries, and nothing is known past the newest tick. `oldest` is
+    /// the oldest time the tier holds.
     fn rollup_covered(
         &self,
         tier: Tier,
         boot: i64,
         (lo, hi): (u64, u64),
         oldest: Option<SystemTime>,
-    ) -> Result<Duration, StoreError> {
+    ) -> Result<(u64, u64), StoreError> {
         let newest = self.newest_time()?;
         let to_bt = |t: SystemTime| self.boots.boottime_us(boot, t);
         let bucket = tier.bucket_us();
@@ -108,7 +117,7 @@ impl Reader<'_> {
             .div_ceil(bucket)
             .saturating_mul(bucket);
         let end = newest.map_or(hi, |n| hi.min(to_bt(n)));
-        Ok(Duration::from_micros(end.saturating_sub(start)))
+        Ok((start, end.max(start)))
     }
 
     /// Sums per series over `[lo, hi]` µs of `boot` from `tier`.
@@ -196,11 +205,23 @@ impl Reader<'_> {
     }
 }
 
-/// The time raw sums over `ticks` (from `ticks_in`) cover: deltas reach back to the tick before
-/// the first in range, and nothing is known past the last.
-fn raw_covered(ticks: &[TickPoint]) -> Duration {
-    let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
-        return Duration::ZERO;
-    };
-    Duration::from_micros(last.bt_us.saturating_sub(first.bt_us))
+/// The span (µs of boot time) raw sums over `ticks` (from `ticks_in`) cover: deltas reach back
+/// to the tick before the first in range, and nothing is known past the last.
+fn raw_covered(ticks: &[TickPoint]) -> (u64, u64) {
+    match (ticks.first(), ticks.last()) {
+        (Some(first), Some(last)) => (first.bt_us, last.bt_us),
+        _ => (0, 0),
+    }
+}
+
+/// The time a series was observed in the window (µs), the denominator of its rates, as in
+/// history: the measured intervals of its samples (raw ticks), else the part of the covered
+/// span its life overlaps (rollup sums keep no per-sample intervals).
+fn observed_us(s: &SeriesRow, b: &Bucket, (start, end): (u64, u64)) -> u64 {
+    if b.span_us > 0 {
+        return b.span_us;
+    }
+    let born = s.first_bt_ns / 1000;
+    let ended = s.end_bt_ns.map_or(u64::MAX, |e| e / 1000);
+    end.min(ended).saturating_sub(start.max(born))
 }

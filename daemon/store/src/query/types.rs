@@ -152,6 +152,9 @@ pub struct TopRow {
     #[serde(flatten)]
     pub series: SeriesRow,
     pub tier: Tier,
+    /// The time the program was observed in the window: from its first sample there (or its
+    /// load) to its last (or its unload); its rates are over this time, as a history point's.
+    pub span_ns: u64,
     pub samples: u32,
     pub run_cnt: u64,
     pub run_time_ns: u64,

@@ -167,6 +167,10 @@ pub struct HistoryArgs {
     /// What the chart shows.
     #[arg(long, value_enum, default_value = "cpu")]
     pub metric: Metric,
+    /// Most points in one answer; a longer range says where to continue (`--since`).
+    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_HISTORY_POINTS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ebpfstat_dbus::MAX_HISTORY_POINTS)))]
+    pub max_points: u32,
 }
 
 fn main() -> ExitCode {

@@ -254,3 +254,89 @@ fn an_unloaded_program_ends_at_the_first_pass_without_it() {
     let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
     assert_eq!(runs, 5);
 }
+
+#[test]
+fn history_shows_only_when_the_program_was_seen() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("hc{}_", tag()), 1);
+    let d = running(&fleet);
+    let id = fleet.programs[0].id.to_string();
+    let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+    let seen = |h: &serde_json::Value| -> Vec<serde_json::Value> {
+        h["points"].as_array().expect("points").clone()
+    };
+    // 200 days asked, a few seconds seen: a point or two, nothing before or after.
+    let h = d.ctl_json(&["history", &id, "--since", "200d"]);
+    let points = seen(&h);
+    assert!((1..=2).contains(&points.len()), "{h}");
+    assert_eq!(h["info"]["next_from_ns"], 0);
+    let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
+    assert_eq!(runs, 10);
+    // Into the future: the last point ends at the newest sample, not later.
+    let h = d.ctl_json(&[
+        "history",
+        &id,
+        "--since",
+        "1m",
+        "--until",
+        "2099-01-01T00:00:00Z",
+        "--step",
+        "1s",
+    ]);
+    let last = seen(&h).last().cloned().expect("points");
+    assert!(
+        last["end_ns"].as_i64().expect("end") <= now + 2_000_000_000,
+        "{last}"
+    );
+    // A step finer than passes are taken is raised to the interval, and said so.
+    let h = d.ctl_json(&["history", &id, "--since", "1m", "--step", "1ns"]);
+    assert_eq!(
+        h["info"]["step_ns"].as_u64(),
+        Some(200_000_000),
+        "{}",
+        h["info"]
+    );
+    let screen = visible(&ctl_on_pty(
+        &d,
+        &["history", &id, "--since", "1m", "--step", "1ns"],
+    ));
+    assert!(screen.contains("step raised from 1ns"), "{screen}");
+    // Beyond the point limit: one page, and how to go on.
+    let screen = visible(&ctl_on_pty(
+        &d,
+        &[
+            "history",
+            &id,
+            "--since",
+            "1m",
+            "--step",
+            "200ms",
+            "--max-points",
+            "3",
+        ],
+    ));
+    assert!(
+        screen.contains("3 points shown; the range goes on: continue with --since"),
+        "{screen}"
+    );
+    let h = d.ctl_json(&[
+        "history",
+        &id,
+        "--since",
+        "1m",
+        "--step",
+        "200ms",
+        "--max-points",
+        "3",
+    ]);
+    assert_eq!(seen(&h).len(), 3);
+    assert!(
+        h["info"]["next_from_ns"].as_i64() > Some(0),
+        "{}",
+        h["info"]
+    );
+    // --since in the future is named as such.
+    let out = d.ctl(&["history", &id, "--since", "2099-01-01T00:00:00Z"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since is in the future"));
+}

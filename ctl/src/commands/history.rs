@@ -11,31 +11,24 @@ use crate::render::{estimated, print_json, print_table, stamp, table};
 use crate::{HistoryArgs, Metric, units};
 
 pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
-    let to = a.until.map_or_else(SystemTime::now, |w| w.0);
-    let (mut from, to) = (time::to_ns(a.since.0), time::to_ns(to));
-    if to <= from {
+    let now = SystemTime::now();
+    if a.since.0 > now {
+        bail!("--since is in the future; give a duration ago (6h) or a past time");
+    }
+    let to = a.until.map_or(now, |w| w.0);
+    if to <= a.since.0 {
         bail!("--until must be after --since");
     }
+    let (from, to) = (time::to_ns(a.since.0), time::to_ns(to));
     let step = time::duration_ns(a.step);
-    let mut info = None;
-    let mut points = Vec::new();
-    // Pages of at most 2000 points; a generous bound keeps a typo from running for ever.
-    while points.len() < 200_000 {
-        let (i, mut page) = p
-            .history(&a.program, from, to, step, Options::new())
-            .await
-            .map_err(explain)?;
-        points.append(&mut page);
-        let next = i.next_from_ns;
-        info = Some(i);
-        if next == 0 || next <= from {
-            break;
-        }
-        from = next;
-    }
-    let Some(info) = info else {
-        bail!("no answer");
-    };
+    // One page: the daemon clips the range to when the program was seen and says where to go
+    // on, so memory stays bounded whatever the range.
+    let mut options = Options::new();
+    options.insert("max_points".into(), zbus::OwnedVariant::from(a.max_points));
+    let (info, points) = p
+        .history(&a.program, from, to, step, options)
+        .await
+        .map_err(explain)?;
     if json {
         return print_json(&json!({ "info": info, "points": points }));
     }
@@ -51,12 +44,22 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
             )
         })
         .collect();
+    let shown_step = humantime::format_duration(Duration::from_nanos(info.step_ns));
     out!(
-        "{} · tier {} · step {}",
+        "{} · tier {} · step {shown_step}",
         names.join(", "),
         info.tier,
-        humantime::format_duration(Duration::from_nanos(info.step_ns))
     )?;
+    if info.step_ns > step {
+        out!(
+            "(step raised from {}: this tier, or the sampling interval, holds nothing finer)",
+            humantime::format_duration(a.step)
+        )?;
+    }
+    if points.is_empty() {
+        out!("no samples of it in that range")?;
+        return Ok(());
+    }
     // Cumulative: what the program had done since load at the end of each step (its CPU is
     // its run time so far).
     let metric = |pt: &wire::HistoryPoint| -> f64 {
@@ -140,6 +143,21 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         t.add_row(row);
     }
     print_table(&t)?;
+    if let Some(last) = points.last()
+        && u64::try_from(last.end_ns - last.start_ns).is_ok_and(|w| w < info.step_ns)
+    {
+        out!(
+            "the last step is partial: it ends at the newest sample ({})",
+            stamp(last.end_ns)
+        )?;
+    }
+    if info.next_from_ns > 0 {
+        out!(
+            "{} points shown; the range goes on: continue with --since {}",
+            points.len(),
+            stamp(info.next_from_ns)
+        )?;
+    }
     if stalled {
         out!(
             "* a pass came late or passes failed: the step's counts cover the time since the \

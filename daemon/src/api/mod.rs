@@ -340,26 +340,18 @@ impl Stats1 {
                 "to_ns ({to_ns}) must be after from_ns ({from_ns})"
             )));
         }
-        // Page: answer at most `max_points` steps and say where to continue.
-        let span = u64::from(max_points).saturating_mul(step_ns);
-        let page_end = from_ns.saturating_add(i64::try_from(span).unwrap_or(i64::MAX));
-        let (end, next) = if page_end < to_ns {
-            (page_end, page_end)
-        } else {
-            (to_ns, 0)
-        };
-        let (from, to, step) = (
-            time::from_ns(from_ns),
-            time::from_ns(end),
-            Duration::from_nanos(step_ns),
-        );
-        let h = self
+        // Never finer than passes are taken: finer steps would repeat the same samples.
+        let interval = duration_ns(self.shared.published.borrow().interval);
+        let step = Duration::from_nanos(step_ns.max(interval));
+        let range = (time::from_ns(from_ns), time::from_ns(to_ns));
+        let (h, next) = self
             .with_store(move |s| {
                 let target = program_ref(s, &spec)?;
-                s.history(&target, from, to, step, tier)
+                s.history_page(&target, range, step, tier, u64::from(max_points))
             })
             .await?
             .map_err(query_error)?;
+        let next = next.map_or(0, time::to_ns);
         Ok(convert::history(h, next))
     }
 

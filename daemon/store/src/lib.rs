@@ -323,6 +323,20 @@ impl Store {
         self.reader().history(target, from, to, step, tier)
     }
 
+    /// A page of history: `[from, to)` clipped to when `target` was seen, at most
+    /// `max_points` points; when cut, the time to continue from.
+    pub fn history_page(
+        &self,
+        target: &ProgramRef,
+        range: (SystemTime, SystemTime),
+        step: Duration,
+        tier: Option<Tier>,
+        max_points: u64,
+    ) -> Result<(History, Option<SystemTime>), QueryError> {
+        self.reader()
+            .history_page(target, range, step, tier, max_points)
+    }
+
     /// Top `n` programs over `[from, to)` by `key`, unloaded ones included.
     pub fn top(
         &self,

@@ -143,6 +143,66 @@ impl Reader<'_> {
         }
     }
 
+    /// A page of the history of `target`: `[from, to)` clipped to when it was seen (its first
+    /// sample to its last, or the newest tick while it is loaded), on the grid of `step` from
+    /// `from` (raised to the tier's resolution), at most `max_points` points; when cut, the
+    /// time to continue from.
+    pub fn history_page(
+        &self,
+        target: &ProgramRef,
+        (from, to): (SystemTime, SystemTime),
+        step: Duration,
+        tier: Option<Tier>,
+        max_points: u64,
+    ) -> Result<(History, Option<SystemTime>), QueryError> {
+        validate_range(from, to)?;
+        if step.is_zero() {
+            return Err(QueryError::InvalidArgument("step must be positive".into()));
+        }
+        let series = self.resolve(target)?;
+        let tier = match tier {
+            Some(t) => t,
+            None => choose_tier(&self.tier_oldest()?, from, step),
+        };
+        let step = raised(step, tier);
+        let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let newest = self.newest_time()?;
+        let seen_from = series.iter().filter_map(|s| s.first_seen).min();
+        let seen_to = series
+            .iter()
+            .filter_map(|s| if s.alive { newest } else { s.last_seen })
+            .max();
+        let empty = || History {
+            series: series.clone(),
+            tier,
+            step_ns,
+            points: Vec::new(),
+        };
+        let (Some(seen_from), Some(seen_to)) = (seen_from, seen_to) else {
+            return Ok((empty(), None));
+        };
+        // Whole steps before it was first seen are skipped; the grid stays where `from` put it.
+        let before = seen_from.duration_since(from).unwrap_or_default();
+        let skipped = u32::try_from(before.as_nanos() / u128::from(step_ns)).unwrap_or(u32::MAX);
+        let start = from + Duration::from_nanos(step_ns).saturating_mul(skipped);
+        // Up to its last sample, included: the last point ends there (partial when short).
+        let end = to.min(seen_to + Duration::from_nanos(1));
+        if end <= start {
+            return Ok((empty(), None));
+        }
+        let span = end.duration_since(start).unwrap_or_default();
+        let n = u64::try_from(span.as_nanos().div_ceil(u128::from(step_ns))).unwrap_or(u64::MAX);
+        let (end, next) = if n > max_points {
+            let cut = start
+                + Duration::from_nanos(step_ns)
+                    .saturating_mul(u32::try_from(max_points).unwrap_or(u32::MAX));
+            (cut, Some(cut))
+        } else {
+            (end, None)
+        };
+        Ok((self.history(target, start, end, step, Some(tier))?, next))
+    }
+
     /// History of `target` over `[from, to)` in points of `step`, from `tier` or else the
     /// finest tier covering `from`.
     pub fn history(
@@ -162,13 +222,7 @@ impl Reader<'_> {
             Some(t) => t,
             None => choose_tier(&self.tier_oldest()?, from, step),
         };
-        let res = tier.resolution();
-        let step = if res.is_zero() {
-            step
-        } else {
-            let n = step.as_nanos().div_ceil(res.as_nanos()).max(1);
-            res * u32::try_from(n).unwrap_or(u32::MAX)
-        };
+        let step = raised(step, tier);
         let span = to.duration_since(from).unwrap_or_default();
         let n_points = u64::try_from(span.as_nanos().div_ceil(step.as_nanos())).unwrap_or(u64::MAX);
         if n_points > MAX_POINTS {
@@ -256,6 +310,16 @@ impl Reader<'_> {
         }
         Ok(None)
     }
+}
+
+/// `step` raised to what `tier` resolves.
+fn raised(step: Duration, tier: Tier) -> Duration {
+    let res = tier.resolution();
+    if res.is_zero() {
+        return step;
+    }
+    let n = step.as_nanos().div_ceil(res.as_nanos()).max(1);
+    res * u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Folds finer slices into buckets of `width_us` (by their position), keeping the last

@@ -18,6 +18,7 @@ macro_rules! out_raw {
     }};
 }
 
+mod args;
 mod commands;
 mod connect;
 mod notes;
@@ -26,9 +27,10 @@ mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
+
+pub use args::{FilterArgs, HistoryArgs, Metric, Sort, TopArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,127 +52,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Sort {
-    Runtime,
-    Runs,
-    Avg,
-    Cpu,
-    Mapmem,
-}
-
-impl Sort {
-    pub fn wire(self) -> &'static str {
-        match self {
-            Self::Runtime => "runtime",
-            Self::Runs => "runs",
-            Self::Avg => "avg",
-            Self::Cpu => "cpu",
-            Self::Mapmem => "mapmem",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Metric {
-    Cpu,
-    Runs,
-    Runtime,
-    Avg,
-}
-
-/// A point in time: a duration ago (`6h`, `90m`) or an RFC 3339 time (`2026-11-25T10:00:00Z`).
-#[derive(Debug, Clone, Copy)]
-pub struct When(pub SystemTime);
-
-fn when(s: &str) -> Result<When, String> {
-    if let Ok(d) = humantime::parse_duration(s) {
-        return SystemTime::now()
-            .checked_sub(d)
-            .map(When)
-            .ok_or_else(|| format!("{s:?} reaches before 1970"));
-    }
-    humantime::parse_rfc3339_weak(s).map(When).map_err(|_| {
-        format!("{s:?} is neither a duration (6h, 90m) nor a time (2026-11-25T10:00:00Z)")
-    })
-}
-
-fn positive(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(d)
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Programs ranked by cost over a window (default: the last 5 minutes).
     Top(TopArgs),
     /// History of one program (an id, series:<id>, or a name: every load of it).
     History(HistoryArgs),
-    /// All programs loaded now.
-    List,
+    /// All programs loaded now, with their holders.
+    List(FilterArgs),
     /// Everything about one loaded program: metadata, maps, owners, attach points, notes.
     Show {
         /// Program id or name.
         program: String,
     },
-    /// Every map on the host.
-    Maps,
+    /// Every map on the host, with the programs using it and the processes holding it.
+    Maps(FilterArgs),
     /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
     Status,
     /// Write man pages and shell completions into a directory (for packaging).
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
-}
-
-#[derive(Debug, Args)]
-pub struct TopArgs {
-    /// Number of programs.
-    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub n: u32,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub sort: Sort,
-    /// Length of the window, ending now.
-    #[arg(long, default_value = "5m", value_parser = positive, conflicts_with = "since")]
-    pub window: Duration,
-    /// Start of the window (a duration ago or a time), ending now.
-    #[arg(long, value_parser = when)]
-    pub since: Option<When>,
-    /// Totals since each program was loaded, instead of the window.
-    #[arg(long)]
-    pub cumulative: bool,
-    /// Refresh until interrupted.
-    #[arg(long)]
-    pub watch: bool,
-    #[arg(long, default_value = "1s", value_parser = positive, requires = "watch")]
-    pub refresh: Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct HistoryArgs {
-    /// Program id, series:<id>, or name.
-    pub program: String,
-    /// Start (a duration ago or a time).
-    #[arg(long, default_value = "6h", value_parser = when)]
-    pub since: When,
-    /// End (a duration ago or a time); default now.
-    #[arg(long, value_parser = when)]
-    pub until: Option<When>,
-    /// Step between points.
-    #[arg(long, default_value = "1m", value_parser = positive)]
-    pub step: Duration,
-    /// Show cumulative values (since load) instead of per-step values.
-    #[arg(long)]
-    pub cumulative: bool,
-    /// What the chart shows.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub metric: Metric,
-    /// Most points in one answer; a longer range says where to continue (`--since`).
-    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_HISTORY_POINTS,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(ebpfstat_dbus::MAX_HISTORY_POINTS)))]
-    pub max_points: u32,
 }
 
 fn main() -> ExitCode {

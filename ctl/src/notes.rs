@@ -6,17 +6,33 @@ pub fn map_memory_notes<'a>(
     meaning: &str,
     codes: impl IntoIterator<Item = &'a str>,
 ) -> Vec<String> {
+    coded_notes(meaning, codes)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// The same, each with the code it explains (`None` for the first: what memory means), so a
+/// row can point at its own footnote.
+pub fn coded_notes<'a>(
+    meaning: &str,
+    codes: impl IntoIterator<Item = &'a str>,
+) -> Vec<(Option<&'static str>, String)> {
     let codes: std::collections::BTreeSet<&str> = codes.into_iter().collect();
-    let mut out = vec![match meaning {
-        "estimate" => {
-            "map memory: the kernel's estimate of what the maps use now (Linux ≥ 6.4)".to_owned()
-        }
-        _ => "map memory: the most the maps may use, from their declared sizes (Linux < 6.4)"
-            .to_owned(),
-    }];
-    let mut add = |code: &str, text: &str| {
+    let mut out = vec![(
+        None,
+        match meaning {
+            "estimate" => {
+                "map memory: the kernel's estimate of what the maps use now (Linux ≥ 6.4)"
+                    .to_owned()
+            }
+            _ => "map memory: the most the maps may use, from their declared sizes (Linux < 6.4)"
+                .to_owned(),
+        },
+    )];
+    let mut add = |code: &'static str, text: &str| {
         if codes.contains(code) {
-            out.push(text.to_owned());
+            out.push((Some(code), text.to_owned()));
         }
     };
     add(

@@ -28,6 +28,14 @@ pub fn table(header: &[&str], right_from: usize) -> Table {
     t
 }
 
+/// Text in the last column (holders) reads from the left.
+pub fn left_align_last(t: &mut Table) {
+    let last = t.column_count().saturating_sub(1);
+    if let Some(c) = t.column_mut(last) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+}
+
 /// Prints a table; on a terminal its header is bold. The escape codes go around the laid-out
 /// header line, never into a cell, where they would count as width and misalign every column.
 pub fn print_table(t: &Table) -> io::Result<()> {
@@ -81,13 +89,33 @@ pub fn estimated(v: f64, estimated: bool, show: fn(f64) -> String) -> String {
     }
 }
 
-pub fn render_maps(maps: &[wire::MapRow]) -> io::Result<()> {
+/// The maps table; with `meaning` (what memory means on this kernel), each row whose memory
+/// leaves something out points at its footnote, and the footnotes follow.
+pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<()> {
+    let notes = meaning.map(|m| {
+        crate::notes::coded_notes(
+            m,
+            maps.iter().flat_map(|r| r.notes.iter().map(String::as_str)),
+        )
+    });
+    let marker = |row: &wire::MapRow| -> String {
+        let Some(notes) = &notes else {
+            return String::new();
+        };
+        notes
+            .iter()
+            .enumerate()
+            .filter(|(_, (code, _))| code.is_some_and(|c| row.notes.iter().any(|n| n == c)))
+            .map(|(i, _)| format!(" {}", "*".repeat(i + 1)))
+            .collect()
+    };
     let mut t = table(
         &[
-            "ID", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "FLAGS", "MEMORY*", "USERS",
+            "ID", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "FLAGS", "MEMORY*", "PROGS", "HOLDERS",
         ],
         3,
     );
+    left_align_last(&mut t);
     for m in maps {
         t.add_row(vec![
             m.id.to_string(),
@@ -97,9 +125,15 @@ pub fn render_maps(maps: &[wire::MapRow]) -> io::Result<()> {
             m.value_size.to_string(),
             m.max_entries.to_string(),
             format!("{:#x}", m.flags),
-            units::bytes(m.memlock_bytes),
+            format!("{}{}", units::bytes(m.memlock_bytes), marker(m)),
             m.used_by_programs.to_string(),
+            owners(&m.owners),
         ]);
     }
-    print_table(&t)
+    print_table(&t)?;
+    if let Some(notes) = notes {
+        let lines: Vec<String> = notes.into_iter().map(|(_, text)| text).collect();
+        footnotes(&lines)?;
+    }
+    Ok(())
 }

@@ -19,6 +19,15 @@ pub const MIN_DUTY: f64 = 0.05;
 /// A packet big enough for a socket filter's test run (an Ethernet header and then some).
 const PACKET: [u8; 64] = [0; 64];
 
+/// The kernel name of the daemon's calibration probe.
+pub const PROBE_NAME: &str = "ebpfstat_probe";
+
+/// Whether a program is the daemon's own probe: by its name and type, so probes loaded by
+/// earlier runs of the daemon are recognised in history too.
+pub fn is_own(name: &str, prog_type: &str) -> bool {
+    name == PROBE_NAME && prog_type == "socket_filter"
+}
+
 /// A trivial socket filter (`r0 = 0; exit`) used to time runs and to see whether counters move.
 #[derive(Debug)]
 pub struct Probe {
@@ -32,7 +41,7 @@ impl Probe {
         let prog = sys::prog_load(&ProgSpec {
             prog_type: 1, // socket filter
             insns: &INSNS,
-            name: "ebpfstat_probe",
+            name: PROBE_NAME,
             btf: None,
         })?;
         Ok(Self { prog })

@@ -215,7 +215,12 @@ pub struct MapRow {
     pub max_entries: u32,
     pub flags: u32,
     pub memlock_bytes: u64,
+    /// Live programs using the map.
     pub used_by_programs: u32,
+    /// Processes holding it: a map fd, or a program using it.
+    pub owners: Vec<Owner>,
+    /// Codes of what its memory does not count (`perf_event_array`, `map_of_maps`).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
@@ -261,11 +266,12 @@ pub type Options = HashMap<String, OwnedVariant>;
     default_path = "/org/ebpfstat/Stats1"
 )]
 pub trait Stats1 {
-    /// The latest sampling pass. No options are defined yet.
+    /// The latest sampling pass. Options filter the programs: `name` (a glob), `type`,
+    /// `owner` (a pid or a command), `unit`, and `all` (the daemon's own probe too).
     fn snapshot(&self, options: Options) -> zbus::Result<Snapshot>;
 
     /// The top `n` programs over `[from_ns, to_ns)` sorted by `sort_by` (`runtime`, `runs`,
-    /// `avg`, `cpu`, `mapmem`). No options are defined yet.
+    /// `avg`, `cpu`, `mapmem`). Options filter as `snapshot`'s do.
     fn top(
         &self,
         from_ns: i64,
@@ -290,8 +296,9 @@ pub trait Stats1 {
     /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
     fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;
 
-    /// Every map on the host.
-    fn maps(&self) -> zbus::Result<Vec<MapRow>>;
+    /// Every map on the host; options filter as `snapshot`'s do (`name` and `type` are the
+    /// map's, `owner` and `unit` its holders').
+    fn maps(&self, options: Options) -> zbus::Result<Vec<MapRow>>;
 
     /// Daemon and store health; keys are documented in the README.
     fn status(&self) -> zbus::Result<Options>;

@@ -1,12 +1,13 @@
 //! Test kit: real eBPF programs in the real kernel, driven so their run counts are known
 //! exactly; the processes, mounts, buses and simulated hosts the end-to-end tests need.
 //!
-//! By concern: [`process`] (commands, binaries, packages, skipping), [`programs`] (loading and
+//! By concern: [`bpftrace`] (a real third-party loader), [`process`] (commands, binaries, packages, skipping), [`programs`] (loading and
 //! driving programs), [`fleet`] (filters on loopback sockets), [`mounts`] (bpffs, tmpfs,
 //! cgroups), [`bus`] (a real dbus-daemon and a real ebpfstatd on it), [`synthetic`] (a
 //! simulated host feeding a store), [`stores`] (opening stores as the product does) and
 //! [`terminal`] (commands on a pseudo-terminal, as a person sees them).
 
+pub mod bpftrace;
 pub mod bus;
 pub mod fleet;
 pub mod mounts;

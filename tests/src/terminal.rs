@@ -41,17 +41,15 @@ pub fn visible(text: &str) -> String {
     out
 }
 
-/// The lines of the table whose header line starts with `first_column` (after spaces): the
-/// header and every line after it up to the first blank line or footnote (`*`, `~`).
+/// The lines of the table whose header line starts with `first_column` (after its padding):
+/// the header and the rows after it. Every table line starts with a cell's padding space; the
+/// text after a table (footnotes, remarks) does not.
 pub fn table_lines<'a>(screen: &'a str, first_column: &str) -> Vec<&'a str> {
     let mut lines = screen
         .lines()
-        .skip_while(|l| !l.trim_start().starts_with(first_column));
+        .skip_while(|l| !(l.starts_with(' ') && l.trim_start().starts_with(first_column)));
     let mut out: Vec<&str> = lines.next().into_iter().collect();
-    out.extend(lines.take_while(|l| {
-        let t = l.trim_start();
-        !t.is_empty() && !t.starts_with('*') && !t.starts_with('~')
-    }));
+    out.extend(lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()));
     out
 }
 

@@ -340,3 +340,90 @@ fn history_shows_only_when_the_program_was_seen() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since is in the future"));
 }
+
+#[test]
+fn filters_holders_and_the_daemons_own_probe() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("fl{}_", tag()), 2);
+    let bt = bpftrace::Bpftrace::start(
+        "tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); printf(\"x\\n\"); }",
+        "sys_enter_getpp",
+        1,
+    );
+    let d = running(&fleet);
+    let pid = bt.pid().to_string();
+    // Programs of bpftrace only, by its command name or its pid; in top and in list.
+    for owner in ["bpftrace", pid.as_str()] {
+        let listed = d.ctl_json(&["list", "--owner", owner]);
+        let names: Vec<&str> = listed["programs"]
+            .as_array()
+            .expect("programs")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["sys_enter_getpp"], "--owner {owner}");
+    }
+    let top = d.ctl_json(&["top", "--owner", "bpftrace"]);
+    assert_eq!(top.as_array().map(Vec::len), Some(1), "{top}");
+    let by_glob = d.ctl_json(&[
+        "list",
+        "--name",
+        &format!("fl{}_*", tag()),
+        "--type",
+        "socket_filter",
+    ]);
+    assert_eq!(
+        by_glob["programs"].as_array().map(Vec::len),
+        Some(2),
+        "{by_glob}"
+    );
+    // The daemon's probe is not a workload: shown only when asked.
+    let name_of = |v: &serde_json::Value| -> Vec<String> {
+        v["programs"]
+            .as_array()
+            .expect("programs")
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(!name_of(&d.ctl_json(&["list"])).contains(&"ebpfstat_probe".to_owned()));
+    assert!(name_of(&d.ctl_json(&["list", "--all"])).contains(&"ebpfstat_probe".to_owned()));
+    let top = d.ctl_json(&["top", "-n", "10000"]);
+    assert!(bus::find_by_name(&top, "ebpfstat_probe").is_none(), "{top}");
+
+    // Maps: holders named, programs counted, the perf-event caveat on its own row.
+    let maps = d.ctl_json(&["maps", "--owner", "bpftrace"]);
+    let rows = maps.as_array().expect("maps");
+    let perf = rows
+        .iter()
+        .find(|m| m["map_type"] == "perf_event_array")
+        .expect("bpftrace's printf map");
+    assert_eq!(perf["notes"], serde_json::json!(["perf_event_array"]));
+    assert!(rows.iter().all(|m| {
+        m["owners"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["comm"] == "bpftrace"))
+    }));
+    let screen = visible(&ctl_on_pty(&d, &["maps", "--owner", "bpftrace"]));
+    assert_aligned(&screen, "ID", 120, rows.len());
+    let row = screen
+        .lines()
+        .find(|l| l.contains("perf_event_array"))
+        .expect("the row");
+    assert!(
+        row.contains("B **") && row.contains(&format!("bpftrace[{pid}]")),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("** perf_event_array maps count their fd slots"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} maps · ", rows.len())),
+        "{screen}"
+    );
+    // Holders in top, as `top ebpf` shows them.
+    let screen = visible(&ctl_on_pty(&d, &["top", "--owner", "bpftrace"]));
+    assert!(screen.contains(&format!("bpftrace[{pid}]")), "{screen}");
+    drop(bt);
+}

@@ -1,15 +1,17 @@
 //! `ebpfstatctl list`: every program loaded now.
 
 use anyhow::Result;
-use ebpfstat_dbus::{Options, Stats1Proxy};
+use ebpfstat_dbus::Stats1Proxy;
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{estimated, footnotes, owners, print_json, print_table, stamp, table};
-use crate::units;
+use crate::render::{
+    estimated, footnotes, left_align_last, owners, print_json, print_table, stamp, table,
+};
+use crate::{FilterArgs, units};
 
-pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
-    let snap = p.snapshot(Options::new()).await.map_err(explain)?;
+pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
+    let snap = p.snapshot(f.options()).await.map_err(explain)?;
     if json {
         return print_json(&snap);
     }
@@ -21,10 +23,11 @@ pub async fn list(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     )?;
     let mut t = table(
         &[
-            "ID", "NAME", "TYPE", "RUNS", "RUNS/S", "AVG", "CPU%", "MAP MEM*", "OWNERS",
+            "ID", "NAME", "TYPE", "RUNS", "RUNS/S", "AVG", "CPU%", "MAP MEM*", "HOLDERS",
         ],
         3,
     );
+    left_align_last(&mut t);
     let mut codes = Vec::new();
     // Duty-cycled: the last interval was observed in part; rates are scaled to all of it.
     let partial = snap.coverage < 0.999;

@@ -1,19 +1,25 @@
-//! `ebpfstatctl maps`: every map on the host.
+//! `ebpfstatctl maps`: every map on the host, who uses it and who holds it.
 
 use anyhow::Result;
 use ebpfstat_dbus::Stats1Proxy;
 
 use super::explain;
-use crate::notes::map_memory_notes;
-use crate::render::{footnotes, print_json, render_maps};
+use crate::FilterArgs;
+use crate::render::{print_json, render_maps};
+use crate::units;
 
-pub async fn maps(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
-    let maps = p.maps().await.map_err(explain)?;
+pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
+    let maps = p.maps(f.options()).await.map_err(explain)?;
     if json {
         return print_json(&maps);
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
-    render_maps(&maps)?;
-    footnotes(&map_memory_notes(&meaning, []))?;
+    render_maps(&maps, Some(&meaning))?;
+    let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
+    out!(
+        "{} maps · {} in all (each map once)",
+        maps.len(),
+        units::bytes(total)
+    )?;
     Ok(())
 }

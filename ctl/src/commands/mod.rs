@@ -36,9 +36,9 @@ pub async fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Top(a) => top::top(&proxy, a, cli.json).await,
         Command::History(a) => history::history(&proxy, a, cli.json).await,
-        Command::List => list::list(&proxy, cli.json).await,
+        Command::List(f) => list::list(&proxy, f, cli.json).await,
         Command::Show { program } => show::show(&proxy, program, cli.json).await,
-        Command::Maps => maps::maps(&proxy, cli.json).await,
+        Command::Maps(f) => maps::maps(&proxy, f, cli.json).await,
         Command::Status => status::status(&proxy, cli.json).await,
         Command::GenerateDocs { .. } => Ok(()),
     }

@@ -94,7 +94,7 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         print_table(&t)?;
     }
     out!("\nmaps")?;
-    render_maps(&d.maps)?;
+    render_maps(&d.maps, None)?;
     if !d.notes.is_empty() {
         out!("\nnotes")?;
         for n in &d.notes {

@@ -4,16 +4,18 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+use ebpfstat_dbus::{self as wire, Stats1Proxy, time};
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{estimated, footnotes, print_json, print_table, table};
+use crate::render::{
+    estimated, footnotes, left_align_last, owners, print_json, print_table, table,
+};
 use crate::{Sort, TopArgs, units};
 
 pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     loop {
-        let snap = p.snapshot(Options::new()).await.map_err(explain)?;
+        let snap = p.snapshot(a.filter.options()).await.map_err(explain)?;
         if a.cumulative {
             top_cumulative(&snap, a, json)?;
         } else {
@@ -26,7 +28,7 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                     time::to_ns(to) + 1,
                     a.sort.wire(),
                     ebpfstat_dbus::MAX_TOP_N,
-                    Options::new(),
+                    a.filter.options(),
                 )
                 .await
                 .map_err(explain)?;
@@ -77,9 +79,11 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
             "CPU%",
             "PEAK CPU%",
             "MAP MEM*",
+            "HOLDERS",
         ],
         3,
     );
+    left_align_last(&mut t);
     let mut codes = Vec::new();
     for r in rows {
         let live = snap.programs.iter().find(|p| p.series_id == r.series_id);
@@ -98,7 +102,13 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
             units::ns(r.avg_ns_per_run),
             estimated(r.rates.est_cpu_pct, r.rates.estimated, units::pct),
             units::pct(r.peak_cpu_pct),
-            units::bytes(r.map_memory_bytes),
+            // An unloaded program holds no memory now, and nobody holds it.
+            if r.alive {
+                units::bytes(r.map_memory_bytes)
+            } else {
+                "-".into()
+            },
+            live.map_or_else(|| "-".into(), |l| owners(&l.owners)),
         ]);
     }
     print_table(&t)?;
@@ -166,9 +176,11 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             "AVG",
             "CPU% SINCE LOAD",
             "MAP MEM*",
+            "HOLDERS",
         ],
         3,
     );
+    left_align_last(&mut t);
     let mut codes = Vec::new();
     for p in &rows {
         codes.extend(p.notes.iter().map(String::as_str));
@@ -186,6 +198,7 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             units::ns(avg),
             units::pct(p.run_time_ns as f64 * 100.0 / since_load(p)),
             units::bytes(p.map_memory_bytes),
+            owners(&p.owners),
         ]);
     }
     print_table(&t)?;

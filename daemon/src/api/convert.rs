@@ -5,7 +5,8 @@ use std::time::SystemTime;
 use ebpfstat_dbus::{self as wire, time::to_ns};
 use ebpfstat_store::{self as store, History, SeriesRow, TopRow};
 
-use crate::sampler::maps::MapSample;
+use crate::sampler::maps::{self, MapSample};
+use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
 
 /// An optional time on the wire: 0 when unknown.
@@ -45,15 +46,7 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         map_memory_bytes: ctx.map_memory.total,
         map_memory_own_bytes: ctx.map_memory.own,
         map_memory_shared_bytes: ctx.map_memory.shared,
-        owners: ctx
-            .owners
-            .iter()
-            .map(|o| wire::Owner {
-                pid: o.pid,
-                comm: o.comm.clone(),
-                unit: o.unit.clone().unwrap_or_default(),
-            })
-            .collect(),
+        owners: ctx.owners.iter().map(|o| owner(o)).collect(),
         notes: ctx.notes.iter().map(|n| n.code.to_owned()).collect(),
         stats_overhead_ns: p.interval.map_or(0.0, |i| i.stats_overhead_ns),
     }
@@ -74,9 +67,13 @@ pub fn rates(r: &store::Rates) -> wire::Rates {
     }
 }
 
-/// `series_ids` has one entry per program of the pass, in its order (0 on the wire: none);
+/// The pass with the programs `shown` (pass indexes) and their series (0 on the wire: none);
 /// `stats_state` is the state as every view shows it.
-pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>], stats_state: String) -> wire::Snapshot {
+pub fn snapshot(
+    pass: &Pass,
+    shown: &[(usize, Option<i64>)],
+    stats_state: String,
+) -> wire::Snapshot {
     wire::Snapshot {
         time_ns: to_ns(pass.time),
         stats_state,
@@ -85,12 +82,18 @@ pub fn snapshot(pass: &Pass, series_ids: &[Option<i64>], stats_state: String) ->
         coverage: pass.coverage,
         stats_cost_ns: pass.stats_cost.ns_per_run,
         stats_overhead_pct: pass.stats_overhead.unwrap_or(0.0) * 100.0,
-        programs: pass
-            .programs
+        programs: shown
             .iter()
-            .zip(series_ids)
-            .map(|(p, id)| program_row(p, id.unwrap_or(0)))
+            .filter_map(|&(i, id)| Some(program_row(pass.programs.get(i)?, id.unwrap_or(0))))
             .collect(),
+    }
+}
+
+fn owner(o: &Owner) -> wire::Owner {
+    wire::Owner {
+        pid: o.pid,
+        comm: o.comm.clone(),
+        unit: o.unit.clone().unwrap_or_default(),
     }
 }
 
@@ -105,6 +108,11 @@ pub fn map_row(m: &MapSample) -> wire::MapRow {
         flags: m.flags,
         memlock_bytes: m.memlock_bytes.unwrap_or(0),
         used_by_programs: m.used_by_programs,
+        owners: m.owners.iter().map(|o| owner(o)).collect(),
+        notes: maps::notes_of(m.map_type)
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
     }
 }
 

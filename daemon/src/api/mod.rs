@@ -3,10 +3,13 @@
 //! Handlers run on the async runtime; everything that reads the store is sent to the storage
 //! thread as a closure and awaited, so no query ever runs on the sampling thread.
 
+mod args;
 mod convert;
+mod filter;
 pub mod peer;
 mod properties;
 pub mod socket;
+mod usage;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,15 +17,17 @@ use std::time::Duration;
 
 use ebpfstat_dbus::time::{self, duration_ns};
 use ebpfstat_dbus::{self as wire, Error, Options};
-use ebpfstat_store::{ProgramRef, QueryError, SortKey, Store, Tier};
+use ebpfstat_store::{ProgramRef, Store, Tier};
 use tokio::sync::oneshot;
-use zbus::{OwnedVariant, Str};
+use zbus::OwnedVariant;
 
 pub use properties::signal_changes;
 
-use crate::observer::Mode;
 use crate::sampler::Pass;
 use crate::shared::{SamplerCmd, Shared, StoreJob};
+use args::{Spec, check_options, parse_spec, program_ref, query_error, quoted, sort_key};
+use filter::Filter;
+use usage::{mode_text, own_usage, var};
 
 /// The served object.
 #[derive(Debug, Clone)]
@@ -76,201 +81,35 @@ impl Stats1 {
     }
 }
 
-fn query_error(e: QueryError) -> Error {
-    match e {
-        QueryError::NoSuchProgram(m) => Error::NoSuchProgram(m),
-        QueryError::InvalidArgument(m) => Error::InvalidArgument(m),
-        QueryError::Store(e) => Error::Unavailable(format!("the history store failed: {e}")),
-    }
-}
-
-/// A caller's string as an error quotes it: whole when short, else its start and its length,
-/// so a reply never echoes what a caller sent at length.
-fn quoted(s: &str) -> String {
-    const SHOWN: usize = 40;
-    match s.char_indices().nth(SHOWN) {
-        None => format!("{s:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
-    }
-}
-
-/// A string argument longer than `max` bytes is refused before anything else looks at it.
-fn bounded<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, Error> {
-    if s.len() > max {
-        return Err(Error::InvalidArgument(format!(
-            "{what} is {} bytes long; at most {max} are accepted",
-            s.len()
-        )));
-    }
-    Ok(s)
-}
-
-/// How a caller names a program.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Spec {
-    Id(u32),
-    Series(i64),
-    Name(String),
-}
-
-pub fn parse_spec(s: &str) -> Result<Spec, Error> {
-    if s.is_empty() {
-        return Err(Error::InvalidArgument(
-            "program is empty: give an id, series:<id> or a name".into(),
-        ));
-    }
-    if s.len() > wire::MAX_PROGRAM_SPEC {
-        return Err(Error::InvalidArgument(format!(
-            "program is {} bytes long; at most {} are accepted",
-            s.len(),
-            wire::MAX_PROGRAM_SPEC
-        )));
-    }
-    if let Some(id) = s.strip_prefix("series:") {
-        return id.parse().map(Spec::Series).map_err(|_| {
-            Error::InvalidArgument(format!("{}: series:<id> needs a number", quoted(s)))
-        });
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse()
-            .map(Spec::Id)
-            .map_err(|_| Error::InvalidArgument(format!("{s}: program ids are 32-bit numbers")));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(
-            "program names have no control characters".into(),
-        ));
-    }
-    Ok(Spec::Name(s.to_owned()))
-}
-
-/// Reads the options a method knows; anything else is an error naming what is allowed.
-fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Error> {
-    for (key, value) in options {
-        let Some((_, sig)) = known.iter().find(|(k, _)| k == key) else {
-            let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
-            return Err(Error::InvalidArgument(format!(
-                "unknown option {} (known: {})",
-                quoted(key),
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        };
-        let actual = value.value_signature().to_string();
-        if actual != *sig {
-            return Err(Error::InvalidArgument(format!(
-                "option {} must have D-Bus type {sig}, not {actual}",
-                quoted(key)
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn sort_key(s: &str) -> Result<SortKey, Error> {
-    Ok(match bounded("the sort key", s, 16)? {
-        "runtime" => SortKey::RunTime,
-        "runs" => SortKey::Runs,
-        "avg" => SortKey::Avg,
-        "cpu" => SortKey::Cpu,
-        "mapmem" => SortKey::MapMem,
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "unknown sort key {} (one of runtime, runs, avg, cpu, mapmem)",
-                quoted(other)
-            )));
-        }
-    })
-}
-
-/// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load).
-fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
-    Ok(match spec {
-        Spec::Id(id) => ProgramRef::ProgramId(*id),
-        Spec::Series(id) => ProgramRef::Series(*id),
-        Spec::Name(name) => {
-            let newest = store.newest_named(name)?.ok_or_else(|| {
-                QueryError::NoSuchProgram(format!(
-                    "no program named {} was ever seen",
-                    quoted(name)
-                ))
-            })?;
-            ProgramRef::Identity {
-                name: newest.full_name,
-                prog_type: newest.prog_type,
-                tag: newest.tag,
-            }
-        }
-    })
-}
-
-fn mode_text(mode: Mode) -> String {
-    match mode {
-        Mode::Always => "always".into(),
-        Mode::Budget(b) => format!("budget {}% of one core", b * 100.0),
-        Mode::Fixed(d) => format!("duty {:.0}%", d * 100.0),
-    }
-}
-
-fn var(s: impl Into<String>) -> OwnedVariant {
-    OwnedVariant::from(Str::from(s.into()))
-}
-
-/// This process's CPU time (user + system) and resident memory.
-fn own_usage() -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-        .unwrap_or(100)
-        .max(1);
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    (
-        ticks.saturating_mul(1_000_000_000) / hz,
-        kib("VmRSS:"),
-        kib("VmHWM:"),
-    )
-}
-
 #[zbus::interface(name = "org.ebpfstat.Stats1")]
 impl Stats1 {
     #[zbus(out_args("snapshot"))]
     async fn snapshot(&self, options: Options) -> Result<wire::Snapshot, Error> {
-        check_options(&options, &[])?;
+        check_options(&options, &filter::KEYS)?;
+        let filter = Filter::from_options(&options)?;
         let pass = self.latest()?;
-        let keys: Vec<(u32, u64)> = pass
+        let keys: Vec<(usize, u32, u64)> = pass
             .programs
             .iter()
-            .map(|p| (p.meta.id, p.meta.load_boottime_ns))
+            .enumerate()
+            .filter(|(_, p)| {
+                filter.keeps(
+                    &p.meta.name,
+                    &p.meta.full_name,
+                    p.meta.prog_type,
+                    Some(&p.context.owners),
+                )
+            })
+            .map(|(i, p)| (i, p.meta.id, p.meta.load_boottime_ns))
             .collect();
-        // One per program, in the pass's order.
-        let ids = self
+        let shown = self
             .with_store(move |s| {
                 keys.iter()
-                    .map(|&(id, bt)| s.series_id_of(id, bt))
+                    .map(|&(i, id, bt)| (i, s.series_id_of(id, bt)))
                     .collect::<Vec<_>>()
             })
             .await?;
-        Ok(convert::snapshot(&pass, &ids, self.published_state()))
+        Ok(convert::snapshot(&pass, &shown, self.published_state()))
     }
 
     #[zbus(out_args("rows"))]
@@ -282,7 +121,8 @@ impl Stats1 {
         n: u32,
         options: Options,
     ) -> Result<Vec<wire::TopRow>, Error> {
-        check_options(&options, &[])?;
+        check_options(&options, &filter::KEYS)?;
+        let filter = Filter::from_options(&options)?;
         let key = sort_key(sort_by)?;
         if n == 0 || n > wire::MAX_TOP_N {
             return Err(Error::InvalidArgument(format!(
@@ -291,11 +131,36 @@ impl Stats1 {
             )));
         }
         let (from, to) = (time::from_ns(from_ns), time::from_ns(to_ns));
+        // Every row, ranked; the filter then keeps what was asked for, and the first `n`.
         let rows = self
-            .with_store(move |s| s.top(from, to, key, n as usize))
+            .with_store(move |s| s.top(from, to, key, usize::MAX))
             .await?
             .map_err(query_error)?;
-        Ok(rows.into_iter().map(convert::top_row).collect())
+        let pass = self.latest_pass();
+        let holders = |r: &ebpfstat_store::TopRow| {
+            let p = pass.as_ref()?;
+            r.series.alive.then_some(())?;
+            let sample = p.programs.iter().find(|s| s.meta.id == r.series.prog_id)?;
+            Some(sample.context.owners.clone())
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                let owners = if filter.needs_owners() {
+                    holders(r)
+                } else {
+                    None
+                };
+                filter.keeps(
+                    &r.series.name,
+                    &r.series.full_name,
+                    &r.series.prog_type,
+                    owners.as_deref(),
+                )
+            })
+            .take(n as usize)
+            .map(convert::top_row)
+            .collect())
     }
 
     #[zbus(out_args("info", "points"))]
@@ -419,11 +284,14 @@ impl Stats1 {
     }
 
     #[zbus(out_args("maps"))]
-    async fn maps(&self) -> Result<Vec<wire::MapRow>, Error> {
+    async fn maps(&self, options: Options) -> Result<Vec<wire::MapRow>, Error> {
+        check_options(&options, &filter::KEYS)?;
+        let filter = Filter::from_options(&options)?;
         Ok(self
             .latest()?
             .maps
             .iter()
+            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(&m.owners)))
             .map(|m| convert::map_row(m))
             .collect())
     }
@@ -615,25 +483,5 @@ impl Stats1 {
     #[zbus(property)]
     async fn database_bytes(&self) -> u64 {
         self.shared.published.borrow().database_bytes
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_quote_a_short_prefix() {
-        assert_eq!(quoted("cpu"), "\"cpu\"");
-        let long = "é".repeat(10_000);
-        let q = quoted(&long);
-        assert!(q.len() < 120 && q.ends_with("(20000 bytes)"), "{q}");
-        let e = sort_key(&"x".repeat(1 << 20)).expect_err("too long");
-        assert_eq!(
-            e,
-            Error::InvalidArgument(
-                "the sort key is 1048576 bytes long; at most 16 are accepted".into()
-            )
-        );
     }
 }

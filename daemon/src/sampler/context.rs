@@ -31,15 +31,35 @@ pub fn build(
     holders: &Holders,
 ) -> Built {
     let mut users: HashMap<u32, u32> = HashMap::new();
-    for (_, ids) in programs {
+    // Map id → pids holding it: its own fds, and the holders of the programs using it.
+    let mut holding: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    for (map, pids) in &holders.fds.maps {
+        holding.entry(*map).or_default().extend(pids);
+    }
+    for (prog, ids) in programs {
+        let prog_holders = holders
+            .fds
+            .progs
+            .get(prog)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for id in ids.iter() {
             *users.entry(*id).or_default() += 1;
+            holding.entry(*id).or_default().extend(prog_holders);
         }
     }
     for (id, entry) in maps.iter_mut() {
         let n = users.get(id).copied().unwrap_or(0);
-        if entry.sample.used_by_programs != n {
-            Arc::make_mut(&mut entry.sample).used_by_programs = n;
+        let owners: Vec<Arc<_>> = holding
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|pid| holders.fds.processes.get(pid).cloned())
+            .collect();
+        if entry.sample.used_by_programs != n || entry.sample.owners != owners {
+            let sample = Arc::make_mut(&mut entry.sample);
+            sample.used_by_programs = n;
+            sample.owners = owners;
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ebpfstat_store::MapMemory;
 use serde::Serialize;
 
+use super::owners::Owner;
 use crate::bpf::names;
 use crate::bpf::sys::{self, ObjKind, SysResult};
 
@@ -24,8 +25,19 @@ pub struct MapSample {
     pub memlock_bytes: Option<u64>,
     /// Number of live programs that use the map.
     pub used_by_programs: u32,
+    /// Processes holding the map: a map fd, or a program (or link) of a program using it.
+    pub owners: Vec<Arc<Owner>>,
     #[serde(skip)]
     pub type_id: u32,
+}
+
+/// Note codes (as on programs) for what a map's memory does not count.
+pub fn notes_of(map_type: &str) -> &'static [&'static str] {
+    match map_type {
+        "perf_event_array" => &["perf_event_array"],
+        "array_of_maps" | "hash_of_maps" => &["map_of_maps"],
+        _ => &[],
+    }
 }
 
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -76,6 +88,7 @@ pub fn read_map(id: u32) -> SysResult<MapSample> {
         flags: info.map_flags,
         memlock_bytes: memlock_of(&fd),
         used_by_programs: 0,
+        owners: Vec::new(),
         type_id: info.type_,
     })
 }
@@ -129,6 +142,7 @@ mod tests {
             flags: 0,
             memlock_bytes: Some(bytes),
             used_by_programs: users,
+            owners: Vec::new(),
             type_id: 2,
         };
         (

@@ -1,0 +1,153 @@
+//! The command line's own arguments: windows, times, sort keys and the filters the views share.
+
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, ValueEnum};
+use ebpfstat_dbus::Options;
+use zbus::{OwnedVariant, Str};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Sort {
+    Runtime,
+    Runs,
+    Avg,
+    Cpu,
+    Mapmem,
+}
+
+impl Sort {
+    pub fn wire(self) -> &'static str {
+        match self {
+            Self::Runtime => "runtime",
+            Self::Runs => "runs",
+            Self::Avg => "avg",
+            Self::Cpu => "cpu",
+            Self::Mapmem => "mapmem",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Metric {
+    Cpu,
+    Runs,
+    Runtime,
+    Avg,
+}
+
+/// A point in time: a duration ago (`6h`, `90m`) or an RFC 3339 time (`2026-11-25T10:00:00Z`).
+#[derive(Debug, Clone, Copy)]
+pub struct When(pub SystemTime);
+
+fn when(s: &str) -> Result<When, String> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return SystemTime::now()
+            .checked_sub(d)
+            .map(When)
+            .ok_or_else(|| format!("{s:?} reaches before 1970"));
+    }
+    humantime::parse_rfc3339_weak(s).map(When).map_err(|_| {
+        format!("{s:?} is neither a duration (6h, 90m) nor a time (2026-11-25T10:00:00Z)")
+    })
+}
+
+fn positive(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Number of programs.
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub n: u32,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub sort: Sort,
+    /// Length of the window, ending now.
+    #[arg(long, default_value = "5m", value_parser = positive, conflicts_with = "since")]
+    pub window: Duration,
+    /// Start of the window (a duration ago or a time), ending now.
+    #[arg(long, value_parser = when)]
+    pub since: Option<When>,
+    /// Totals since each program was loaded, instead of the window.
+    #[arg(long)]
+    pub cumulative: bool,
+    /// Refresh until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between refreshes with `--watch`.
+    #[arg(long, default_value = "1s", value_parser = positive, requires = "watch")]
+    pub refresh: Duration,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Program id, series:<id>, or name.
+    pub program: String,
+    /// Start (a duration ago or a time).
+    #[arg(long, default_value = "6h", value_parser = when)]
+    pub since: When,
+    /// End (a duration ago or a time); default now.
+    #[arg(long, value_parser = when)]
+    pub until: Option<When>,
+    /// Step between points.
+    #[arg(long, default_value = "1m", value_parser = positive)]
+    pub step: Duration,
+    /// Show cumulative values (since load) instead of per-step values.
+    #[arg(long)]
+    pub cumulative: bool,
+    /// What the chart shows.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub metric: Metric,
+    /// Most points in one answer; a longer range says where to continue (`--since`).
+    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_HISTORY_POINTS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ebpfstat_dbus::MAX_HISTORY_POINTS)))]
+    pub max_points: u32,
+}
+
+/// Which programs a view shows (combined with *and*); the daemon applies them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// Only programs (or maps) whose name matches this glob (`sys_enter_*`).
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Only this program (or map) type (`tracepoint`, `xdp`, `hash`...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub prog_type: Option<String>,
+    /// Only what this process holds: a pid or a command name (`bpftrace`).
+    #[arg(long, value_name = "PID|COMM")]
+    pub owner: Option<String>,
+    /// Only what processes of this systemd unit hold (a glob: `cilium*`).
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+    /// Show the daemon's own calibration probe too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl FilterArgs {
+    /// The D-Bus options carrying these filters.
+    pub fn options(&self) -> Options {
+        let mut o = Options::new();
+        let text = |v: &str| OwnedVariant::from(Str::from(v.to_owned()));
+        for (key, value) in [
+            ("name", &self.name),
+            ("type", &self.prog_type),
+            ("owner", &self.owner),
+            ("unit", &self.unit),
+        ] {
+            if let Some(v) = value {
+                o.insert(key.into(), text(v));
+            }
+        }
+        if self.all {
+            o.insert("all".into(), OwnedVariant::from(true));
+        }
+        o
+    }
+}

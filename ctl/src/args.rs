@@ -6,12 +6,18 @@ use clap::{Args, ValueEnum};
 use ebpfstat_dbus::Options;
 use zbus::{OwnedVariant, Str};
 
+/// What `top` ranks by.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Sort {
+    /// Total run time in the window: what each program cost the host there.
     Runtime,
+    /// Number of runs in the window.
     Runs,
+    /// Average cost per run, among programs with at least 100 runs (the others rank last).
     Avg,
+    /// Share of one core while each program was observed (a short-lived hot program ranks high).
     Cpu,
+    /// Map memory held now (unloaded programs hold none).
     Mapmem,
 }
 
@@ -25,13 +31,32 @@ impl Sort {
             Self::Mapmem => "mapmem",
         }
     }
+
+    /// The ranking in words, for a view's header.
+    pub fn meaning(self) -> String {
+        match self {
+            Self::Runtime => "run time in the window".into(),
+            Self::Runs => "runs in the window".into(),
+            Self::Avg => format!(
+                "average cost per run (of programs with at least {} runs)",
+                ebpfstat_dbus::MIN_RUNS_FOR_AVG
+            ),
+            Self::Cpu => "CPU% while observed".into(),
+            Self::Mapmem => "map memory held now".into(),
+        }
+    }
 }
 
+/// What the `history` chart shows.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Metric {
+    /// CPU% per step (with --cumulative: run time since load).
     Cpu,
+    /// Runs per step (since load).
     Runs,
+    /// Run time per step (since load).
     Runtime,
+    /// Average cost per run.
     Avg,
 }
 

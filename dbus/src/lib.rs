@@ -32,6 +32,8 @@ pub const MAX_TOP_N: u32 = 10_000;
 pub const MAX_HISTORY_POINTS: u32 = 20_000;
 pub const DEFAULT_HISTORY_POINTS: u32 = 2_000;
 pub const MAX_PROGRAM_SPEC: usize = 512;
+/// `Top` by `avg` ranks programs with at least this many runs in the window; the others last.
+pub const MIN_RUNS_FOR_AVG: u64 = 100;
 
 /// Named errors: `org.ebpfstat.Stats1.Error.<Variant>`, each with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, zbus::DBusError)]

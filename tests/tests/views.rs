@@ -427,3 +427,36 @@ fn filters_holders_and_the_daemons_own_probe() {
     assert!(screen.contains(&format!("bpftrace[{pid}]")), "{screen}");
     drop(bt);
 }
+
+#[test]
+fn ranking_by_average_needs_enough_runs() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("av{}_", tag()), 2);
+    let d = ApiDaemon::start(None, "200ms");
+    fleet.drive(0, 5);
+    fleet.drive(1, 150);
+    std::thread::sleep(Duration::from_millis(700));
+    for cumulative in [false, true] {
+        let mut args = vec!["top", "--sort", "avg", "-n", "10000"];
+        if cumulative {
+            args.push("--cumulative");
+        }
+        let rows = d.ctl_json(&args);
+        let at = |name: &str| {
+            rows.as_array()
+                .expect("rows")
+                .iter()
+                .position(|r| r["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {rows}"))
+        };
+        assert!(
+            at(&fleet.programs[1].name) < at(&fleet.programs[0].name),
+            "150 runs rank before 5: {rows}"
+        );
+        let screen = visible(&ctl_on_pty(&d, &args));
+        assert!(
+            screen.contains("of programs with at least 100 runs"),
+            "{screen}"
+        );
+    }
+}

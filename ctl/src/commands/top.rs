@@ -47,7 +47,7 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                 out!(
                     "top {} by {} over the last {window} (stats {})",
                     rows.len(),
-                    a.sort.wire(),
+                    a.sort.meaning(),
                     snap.stats_state
                 )?;
                 let observed = Duration::from_secs(observed_ns / 1_000_000_000);
@@ -130,7 +130,10 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
         match a.sort {
             Sort::Runtime => p.run_time_ns as f64,
             Sort::Runs => p.run_cnt as f64,
-            Sort::Avg => p.run_time_ns as f64 / (p.run_cnt.max(1)) as f64,
+            Sort::Avg if p.run_cnt >= ebpfstat_dbus::MIN_RUNS_FOR_AVG => {
+                p.run_time_ns as f64 / p.run_cnt as f64
+            }
+            Sort::Avg => -1.0 / (1.0 + p.run_cnt as f64),
             Sort::Cpu => p.run_time_ns as f64 / since_load(p),
             Sort::Mapmem => p.map_memory_bytes as f64,
         }
@@ -163,7 +166,7 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
     out!(
         "top {} by {} since each program was loaded (stats {})",
         rows.len(),
-        a.sort.wire(),
+        a.sort.meaning(),
         snap.stats_state
     )?;
     let mut t = table(

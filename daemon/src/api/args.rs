@@ -103,7 +103,9 @@ pub fn sort_key(s: &str) -> Result<SortKey, Error> {
     Ok(match bounded("the sort key", s, 16)? {
         "runtime" => SortKey::RunTime,
         "runs" => SortKey::Runs,
-        "avg" => SortKey::Avg,
+        "avg" => SortKey::Avg {
+            min_runs: wire::MIN_RUNS_FOR_AVG,
+        },
         "cpu" => SortKey::Cpu,
         "mapmem" => SortKey::MapMem,
         other => {

@@ -83,7 +83,11 @@ impl Reader<'_> {
             match key {
                 SortKey::RunTime => r.rates.est_run_time_ns as f64,
                 SortKey::Runs => r.rates.est_run_cnt as f64,
-                SortKey::Avg => r.avg_ns_per_run.unwrap_or(0.0),
+                // A handful of runs says little about a program's cost per run: those rank last.
+                SortKey::Avg { min_runs } if r.run_cnt >= min_runs => {
+                    r.avg_ns_per_run.unwrap_or(0.0)
+                }
+                SortKey::Avg { .. } => -1.0 / (1.0 + r.run_cnt as f64),
                 SortKey::Cpu => r.rates.est_cpu_pct,
                 // What programs hold now: an unloaded program holds nothing.
                 SortKey::MapMem if r.series.alive => r.series.map_memory.total as f64,

@@ -142,7 +142,11 @@ pub struct History {
 pub enum SortKey {
     RunTime,
     Runs,
-    Avg,
+    /// Average cost per run, among programs with at least `min_runs` runs in the window (a
+    /// handful of runs says little); the others rank last.
+    Avg {
+        min_runs: u64,
+    },
     Cpu,
     MapMem,
 }

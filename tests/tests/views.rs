@@ -460,3 +460,50 @@ fn ranking_by_average_needs_enough_runs() {
         );
     }
 }
+
+#[test]
+fn programs_are_found_by_any_unambiguous_start_of_their_name() {
+    require_bpf!();
+    let mut fleet = Fleet::load(&format!("nm{}_", tag()), 3);
+    let d = running(&fleet);
+    let (first, second) = (
+        fleet.programs[0].name.clone(),
+        fleet.programs[1].name.clone(),
+    );
+    let err = |args: &[&str]| {
+        let out = d.ctl(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The start of several names asks for more; a unique start is enough.
+    let common = &first[..first.len() - 1];
+    let e = err(&["show", common]);
+    assert!(
+        e.contains("is the start of 3 program names") && e.contains("give more"),
+        "{e}"
+    );
+    let shown = d.ctl_json(&["show", &first[..first.len()]]);
+    assert_eq!(shown["program"]["name"], first.as_str());
+    // A typo suggests the closest.
+    let typo = format!("{}x", &second[..second.len() - 1]);
+    let e = err(&["history", &typo]);
+    assert!(e.contains("did you mean") && e.contains(&second), "{e}");
+    // Unloaded: `show` points to its history, which still answers.
+    let gone = fleet.programs.pop().expect("a program");
+    let gone_name = gone.name.clone();
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(600));
+    let e = err(&["show", &gone_name]);
+    assert!(
+        e.contains("is not loaded now; its history remains: ebpfstatctl history"),
+        "{e}"
+    );
+    let h = d.ctl_json(&["history", &gone_name, "--since", "1m", "--step", "10s"]);
+    let runs: u64 = h["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p["run_cnt"].as_u64())
+        .sum();
+    assert_eq!(runs, 30);
+}

@@ -4,6 +4,8 @@
 use ebpfstat_dbus::{self as wire, Error, Options};
 use ebpfstat_store::{ProgramRef, QueryError, SortKey, Store};
 
+use super::names;
+
 pub fn query_error(e: QueryError) -> Error {
     match e {
         QueryError::NoSuchProgram(m) => Error::NoSuchProgram(m),
@@ -117,18 +119,27 @@ pub fn sort_key(s: &str) -> Result<SortKey, Error> {
     })
 }
 
-/// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load).
-pub fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, QueryError> {
+/// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load): a
+/// full or kernel name, or the start of one naming a single program.
+pub fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, Error> {
     Ok(match spec {
         Spec::Id(id) => ProgramRef::ProgramId(*id),
         Spec::Series(id) => ProgramRef::Series(*id),
         Spec::Name(name) => {
-            let newest = store.newest_named(name)?.ok_or_else(|| {
-                QueryError::NoSuchProgram(format!(
-                    "no program named {} was ever seen",
-                    quoted(name)
-                ))
-            })?;
+            let newest = match store.newest_named(name).map_err(query_error)? {
+                Some(s) => s,
+                None => {
+                    let known = store.known_names().map_err(query_error)?;
+                    let found = names::find(name, &known);
+                    let names::Found::One(full) = &found else {
+                        return Err(names::not_found(name, &found, "program was ever seen"));
+                    };
+                    store
+                        .newest_named(full)
+                        .map_err(query_error)?
+                        .ok_or_else(|| names::not_found(name, &found, "program was ever seen"))?
+                }
+            };
             ProgramRef::Identity {
                 name: newest.full_name,
                 prog_type: newest.prog_type,

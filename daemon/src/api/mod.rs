@@ -6,6 +6,7 @@
 mod args;
 mod convert;
 mod filter;
+mod names;
 pub mod peer;
 mod properties;
 pub mod socket;
@@ -49,6 +50,30 @@ impl Stats1 {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         latest.clone()
+    }
+
+    /// Why `name` names no loaded program: it was loaded once (its history remains), or it
+    /// is the start of several names, or nothing like it was ever seen.
+    async fn not_loaded(&self, name: &str, among_loaded: names::Found) -> Error {
+        let owned = name.to_owned();
+        let known = self
+            .with_store(|s| s.known_names())
+            .await
+            .and_then(|r| r.map_err(query_error));
+        let known = match known {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        match (names::find(&owned, &known), among_loaded) {
+            (_, several @ names::Found::Several(_)) => {
+                names::not_found(&owned, &several, "program")
+            }
+            (names::Found::One(full), _) => Error::NoSuchProgram(format!(
+                "{} is not loaded now; its history remains: ebpfstatctl history {full}",
+                quoted(&owned)
+            )),
+            (found, _) => names::not_found(&owned, &found, "program was ever seen"),
+        }
     }
 
     /// The stats state every view shows (the sampler publishes it after each pass).
@@ -213,9 +238,9 @@ impl Stats1 {
             .with_store(move |s| {
                 let target = program_ref(s, &spec)?;
                 s.history_page(&target, range, step, tier, u64::from(max_points))
+                    .map_err(query_error)
             })
-            .await?
-            .map_err(query_error)?;
+            .await??;
         let next = next.map_or(0, time::to_ns);
         Ok(convert::history(h, next))
     }
@@ -226,11 +251,28 @@ impl Stats1 {
         let pass = self.latest()?;
         let matches: Vec<_> = match &spec {
             Spec::Id(id) => pass.programs.iter().filter(|p| p.meta.id == *id).collect(),
-            Spec::Name(n) => pass
-                .programs
-                .iter()
-                .filter(|p| p.meta.full_name == *n || p.meta.name == *n)
-                .collect(),
+            Spec::Name(n) => {
+                let loaded: Vec<(String, String)> = pass
+                    .programs
+                    .iter()
+                    .map(|p| (p.meta.full_name.clone(), p.meta.name.clone()))
+                    .collect();
+                let exact = loaded.iter().any(|(f, k)| f == n || k == n);
+                let full = match names::find(n, &loaded) {
+                    names::Found::One(full) => full,
+                    found => return Err(self.not_loaded(n, found).await),
+                };
+                pass.programs
+                    .iter()
+                    .filter(|p| {
+                        if exact {
+                            p.meta.full_name == *n || p.meta.name == *n
+                        } else {
+                            p.meta.full_name == full
+                        }
+                    })
+                    .collect()
+            }
             Spec::Series(series) => {
                 let series = *series;
                 let key = self

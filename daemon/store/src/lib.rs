@@ -359,6 +359,11 @@ impl Store {
         self.reader().newest_named(name)
     }
 
+    /// Every (full name, kernel name) ever seen: what a caller may name.
+    pub fn known_names(&self) -> Result<Vec<(String, String)>, QueryError> {
+        self.reader().known_names()
+    }
+
     /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         self.reader().all_series()

@@ -177,6 +177,21 @@ impl Reader<'_> {
         Ok(newest(by_name))
     }
 
+    /// Every (full name, kernel name) ever seen, stored or not yet: what a caller may name.
+    pub fn known_names(&self) -> Result<Vec<(String, String)>, QueryError> {
+        let mut stmt = self
+            .db
+            .conn
+            .prepare_cached("SELECT DISTINCT full_name, name FROM series")?;
+        let mut names: std::collections::BTreeSet<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for s in self.buffer.unwritten_series() {
+            names.insert((s.meta.full_name.clone(), s.meta.name.clone()));
+        }
+        Ok(names.into_iter().collect())
+    }
+
     /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         let mut all = self.series_where("1", &[], |_| true)?;

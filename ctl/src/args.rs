@@ -89,6 +89,7 @@ pub struct TopArgs {
     /// Number of programs.
     #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub n: u32,
+    /// What to rank by.
     #[arg(long, value_enum, default_value = "cpu")]
     pub sort: Sort,
     /// Length of the window, ending now.

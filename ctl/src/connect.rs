@@ -24,6 +24,45 @@ pub enum ConnectError {
     Denied,
     #[error("cannot connect to {what}: {why}")]
     Explicit { what: String, why: String },
+    #[error(
+        "nothing answers on {path} ({why}): ebpfstatd is not running there. Start it with \
+         `systemctl start ebpfstatd`, or run `ebpfstatd --socket {path}` as root."
+    )]
+    NoDaemonAt { path: String, why: String },
+    #[error(
+        "ebpfstatd at {path} turned the connection away: it serves at most 64 clients at once, 16 \
+         per user. Close some, or use the system bus (drop --socket)."
+    )]
+    TurnedAway { path: String },
+}
+
+/// Why an explicit socket gave no connection: no daemon there, a full daemon, or else.
+fn socket_error(path: &Path, e: zbus::Error) -> ConnectError {
+    use std::io::ErrorKind as K;
+    if is_denied(&e) {
+        return ConnectError::Denied;
+    }
+    let shown = path.display().to_string();
+    match &e {
+        zbus::Error::InputOutput(io) if matches!(io.kind(), K::NotFound | K::ConnectionRefused) => {
+            ConnectError::NoDaemonAt {
+                path: shown,
+                why: io.to_string(),
+            }
+        }
+        zbus::Error::InputOutput(io)
+            if matches!(
+                io.kind(),
+                K::BrokenPipe | K::ConnectionReset | K::UnexpectedEof
+            ) =>
+        {
+            ConnectError::TurnedAway { path: shown }
+        }
+        _ => ConnectError::Explicit {
+            what: format!("socket {shown}"),
+            why: e.to_string(),
+        },
+    }
 }
 
 /// Whether a call failed for lack of permission, on the bus or the socket.
@@ -92,9 +131,7 @@ pub async fn connect(
             .map_err(|e| explicit(format!("bus {address}"), e));
     }
     if let Some(path) = socket {
-        return over_socket(path)
-            .await
-            .map_err(|e| explicit(format!("socket {}", path.display()), e));
+        return over_socket(path).await.map_err(|e| socket_error(path, e));
     }
     let bus_err = match bus_has_daemon().await {
         Ok(conn) => match over_bus(conn).await {

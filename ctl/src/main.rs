@@ -21,6 +21,7 @@ macro_rules! out_raw {
 mod args;
 mod commands;
 mod connect;
+mod help;
 mod notes;
 mod render;
 mod units;
@@ -40,13 +41,27 @@ pub use args::{FilterArgs, HistoryArgs, Metric, Sort, TopArgs};
 )]
 pub struct Cli {
     /// Print JSON instead of tables (fields: see the README).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+    /// Exact numbers (123456, 48213ns) instead of rounded ones (123k, 48.2µs); `show` is exact.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub exact: bool,
     /// D-Bus address of the bus the daemon is on (instead of the system bus).
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        help_heading = "Global options"
+    )]
     pub address: Option<String>,
     /// The daemon's private socket (instead of the system bus).
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "address")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "address",
+        help_heading = "Global options"
+    )]
     pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -55,22 +70,27 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Programs ranked by cost over a window (default: the last 5 minutes).
+    #[command(after_long_help = help::TOP)]
     Top(TopArgs),
     /// History of one program (an id, series:<id>, or a name: every load of it).
+    #[command(after_long_help = help::HISTORY)]
     History(HistoryArgs),
     /// All programs loaded now, with their holders.
+    #[command(after_long_help = help::LIST)]
     List(FilterArgs),
     /// Everything about one loaded program: metadata, maps, owners, attach points, notes.
+    #[command(after_long_help = help::SHOW)]
     Show {
         /// Program id or name.
         program: String,
     },
     /// Every map on the host, with the programs using it and the processes holding it.
+    #[command(after_long_help = help::MAPS)]
     Maps(FilterArgs),
     /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
+    #[command(after_long_help = help::STATUS)]
     Status,
-    /// Write man pages and shell completions into a directory (for packaging).
-    #[command(hide = true)]
+    /// Write man pages and shell completions into a directory (packaging installs them).
     GenerateDocs { dir: PathBuf },
 }
 
@@ -85,6 +105,7 @@ fn main() -> ExitCode {
             }
         };
     }
+    units::set_exact(cli.exact || matches!(cli.command, Command::Show { .. }));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,4 +1,18 @@
-//! Human units and small text graphics: pure functions.
+//! Human units and small text graphics: pure functions, but for one switch: `--exact` prints
+//! whole numbers as they are (as bpftool does) instead of rounded with a suffix.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static EXACT: AtomicBool = AtomicBool::new(false);
+
+/// Exact numbers from now on (`--exact`, and `show`).
+pub fn set_exact(on: bool) {
+    EXACT.store(on, Ordering::Relaxed);
+}
+
+fn exact() -> bool {
+    EXACT.load(Ordering::Relaxed)
+}
 
 /// A non-negative float rounded to a whole number for display.
 #[expect(
@@ -14,6 +28,9 @@ fn round_u64(v: f64) -> u64 {
 pub fn ns(v: f64) -> String {
     if !v.is_finite() || v < 0.0 {
         return "-".into();
+    }
+    if exact() {
+        return format!("{}ns", round_u64(v));
     }
     match v {
         v if v < 1e3 => format!("{v:.0}ns"),
@@ -33,6 +50,9 @@ pub fn ns(v: f64) -> String {
 
 /// `512B`, `4.0KiB`, `12.5MiB`, `1.20GiB`.
 pub fn bytes(v: u64) -> String {
+    if exact() {
+        return format!("{v}B");
+    }
     let f = v as f64;
     match v {
         v if v < 1 << 10 => format!("{v}B"),
@@ -46,6 +66,8 @@ pub fn bytes(v: u64) -> String {
 pub fn count(v: f64) -> String {
     match v {
         v if !v.is_finite() => "-".into(),
+        v if exact() && v.fract() == 0.0 => format!("{}", round_u64(v)),
+        v if exact() => format!("{v:.3}"),
         v if v < 1e3 => format!("{}", (v * 10.0).round() / 10.0),
         v if v < 1e6 => format!("{:.1}k", v / 1e3),
         v if v < 1e9 => format!("{:.2}M", v / 1e6),

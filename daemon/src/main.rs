@@ -22,8 +22,8 @@ struct Cli {
     /// Configuration file.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Check the configuration, print the settings in effect, and exit.
-    #[arg(long)]
+    /// Check the configuration (file and flags), print the settings in effect, and exit.
+    #[arg(long, global = true)]
     check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,

@@ -115,6 +115,11 @@ fn cumulative_views_are_since_load_in_every_field() {
         assert!((avg - rt as f64 / cnt as f64).abs() < 1e-6, "{r}");
         assert!(r["cpu_pct"].as_f64().expect("cpu") > 0.0, "{r}");
     }
+    // Exact on request: the run time as the kernel counts it, to the nanosecond.
+    let r = bus::by_name(&rows, &fleet.programs[1].name);
+    let exact = format!("{}ns", r["run_time_ns"].as_u64().expect("run time"));
+    let screen = visible(&ctl_on_pty(&d, &["--exact", "top", "--cumulative"]));
+    assert!(screen.contains(&exact), "{exact} in:\n{screen}");
     // The cumulative chart climbs and stays; the per-step one is a spike.
     let id = fleet.programs[1].id.to_string();
     let chart = |cumulative: bool| {
@@ -506,4 +511,21 @@ fn programs_are_found_by_any_unambiguous_start_of_their_name() {
         .filter_map(|p| p["run_cnt"].as_u64())
         .sum();
     assert_eq!(runs, 30);
+}
+
+#[test]
+fn status_reads_at_a_glance() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("st{}_", tag()), 2);
+    let d = running(&fleet);
+    let screen = visible(&ctl_on_pty(&d, &["status"]));
+    for said in [
+        "sampling: every 200ms",
+        " late, 0 failed, 0 not stored",
+        "used of the 64.0MiB cap (",
+        "series (one per load of a program) · ",
+        "daemon: ",
+    ] {
+        assert!(screen.contains(said), "{said:?} in:\n{screen}");
+    }
 }

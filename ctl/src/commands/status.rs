@@ -57,16 +57,15 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         }
     )?;
     out!(
-        "sampling: every {} · {} passes, {} late, {} failed, {} not stored · {} programs now{}",
-        units::ns(num("interval_ns")),
+        "sampling: every {} · {} passes, {} late, {} failed, {} not stored{}",
+        humantime::format_duration(std::time::Duration::from_nanos(count("interval_ns"))),
         num("passes"),
         num("late_passes"),
         num("failed_passes"),
         num("dropped_passes"),
-        num("programs"),
         match count("programs_unread") {
             0 => String::new(),
-            n => format!(", {n} unreadable"),
+            n => format!(" · {n} programs unreadable"),
         }
     )?;
     if time("last_failed_pass_ns") > 0 {
@@ -76,14 +75,20 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             text("last_failure")
         )?;
     }
+    let (used, cap) = (count("used_bytes"), count("cap_bytes"));
     out!(
-        "database: {} · {} of {} cap (used {}) + WAL {} · {} series",
-        text("db_path"),
+        "database: {} used of the {} cap ({}) · file {} + WAL {} · {}",
+        units::bytes(used),
+        units::bytes(cap),
+        units::pct(used as f64 * 100.0 / cap.max(1) as f64),
         units::bytes(count("db_bytes")),
-        units::bytes(count("cap_bytes")),
-        units::bytes(count("used_bytes")),
         units::bytes(count("wal_bytes")),
-        num("series")
+        text("db_path"),
+    )?;
+    out!(
+        "history: {} series (one per load of a program) · {} programs loaded now, the daemon's probe included",
+        num("series"),
+        num("programs")
     )?;
     out!(
         "writes: last flush {} · {} passes buffered, {} dropped{}",

@@ -1,0 +1,80 @@
+//! The long help of each subcommand (and so its man page): what each column means, and
+//! examples. Kept apart so the argument definitions stay readable.
+
+pub const TOP: &str = "\
+Columns:
+  ID          kernel program id (\"(gone)\": unloaded since)
+  NAME, TYPE  full name (from BTF when the kernel's 15 bytes cut it) and program type
+  RUNS/S      runs per second while the program was observed in the window
+  AVG         average run time per run
+  CPU%        run time over the time the program was observed, of one core (100% = one core);
+              `~` marks values extrapolated while stats were duty-cycled
+  PEAK CPU%   the highest one-pass CPU% in the window
+  MAP MEM*    memory of the maps the program uses (see the footnote; - once unloaded)
+  HOLDERS     processes holding the program: command[pid] and systemd unit
+
+Examples:
+  ebpfstatctl top                        the 10 costliest programs over the last 5 minutes
+  ebpfstatctl top --window 1h --sort runtime -n 20
+  ebpfstatctl top --owner bpftrace       only what bpftrace loaded
+  ebpfstatctl top --cumulative --sort runs
+  ebpfstatctl top --watch --refresh 2s";
+
+pub const HISTORY: &str = "\
+Columns:
+  TIME        start of the step
+  SAMPLES     passes in the step (0: nothing was seen; its values show as -); `*`: a pass came
+              late or passes failed, and the step's counts cover the whole gap
+  RUNS, RUN TIME, AVG  what the program did in the step
+  CPU%        run time over the time the step's samples cover, of one core
+  PEAK CPU%   the highest one-pass CPU% in the step
+Only the time the program was seen is shown: from its first sample to its last.
+
+Examples:
+  ebpfstatctl history sys_enter_openat              the last 6 hours at 1 minute
+  ebpfstatctl history 42 --since 1h --step 10s --metric runs
+  ebpfstatctl history cil_from --since 7d --step 1h   any unambiguous start of a name
+  ebpfstatctl history series:17 --cumulative";
+
+pub const LIST: &str = "\
+Columns:
+  ID, NAME, TYPE  as in top
+  RUNS        runs since the program was loaded
+  RUNS/S, AVG, CPU%  over the last interval between two passes
+  MAP MEM*    memory of the maps it uses
+  HOLDERS     processes holding it
+
+Examples:
+  ebpfstatctl list
+  ebpfstatctl list --type tracepoint --name 'sys_enter_*'
+  ebpfstatctl list --unit 'cilium*'";
+
+pub const MAPS: &str = "\
+Columns:
+  ID, NAME, TYPE, KEY, VALUE, ENTRIES, FLAGS  as the kernel reports them
+  MEMORY*     the map's memory (see the footnotes; extra stars point at caveats on that row)
+  PROGS       live programs using the map
+  HOLDERS     processes holding it: a map fd, or a program using it
+The last line totals the memory, each map once.
+
+Examples:
+  ebpfstatctl maps
+  ebpfstatctl maps --owner bpftrace
+  ebpfstatctl --exact maps --type hash";
+
+pub const SHOW: &str = "\
+Everything about one loaded program, with exact numbers: metadata, maps, holders, pins, attach
+points and the notes that apply. A program no longer loaded has a history instead.
+
+Examples:
+  ebpfstatctl show 42
+  ebpfstatctl show sys_enter_openat";
+
+pub const STATUS: &str = "\
+Lines: the stats state and what stats cost; sampling (passes, late, failed, not stored); the
+database against its cap; the series kept; writes; each tier's span; the daemon's own CPU and
+memory.
+
+Examples:
+  ebpfstatctl status
+  ebpfstatctl --json status";

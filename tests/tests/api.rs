@@ -314,7 +314,7 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_sampling() {
     for (args, want) in [
         (
             ["show", "no-such-program"],
-            "no such program: no loaded program matches \"no-such-program\"",
+            "no such program: no program was ever seen named \"no-such-program\"",
         ),
         (
             ["show", long.as_str()],

@@ -98,16 +98,10 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
             maps.iter().flat_map(|r| r.notes.iter().map(String::as_str)),
         )
     });
-    let marker = |row: &wire::MapRow| -> String {
-        let Some(notes) = &notes else {
-            return String::new();
-        };
+    let marker = |row: &wire::MapRow| {
         notes
-            .iter()
-            .enumerate()
-            .filter(|(_, (code, _))| code.is_some_and(|c| row.notes.iter().any(|n| n == c)))
-            .map(|(i, _)| format!(" {}", "*".repeat(i + 1)))
-            .collect()
+            .as_deref()
+            .map_or_else(String::new, |n| marks(&row.notes, n))
     };
     let mut t = table(
         &[
@@ -132,8 +126,23 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
     }
     print_table(&t)?;
     if let Some(notes) = notes {
-        let lines: Vec<String> = notes.into_iter().map(|(_, text)| text).collect();
-        footnotes(&lines)?;
+        print_notes(notes)?;
     }
     Ok(())
+}
+
+/// ` **`: the footnotes (by their stars) of the caveat codes a row carries.
+pub fn marks(codes: &[String], notes: &[(Option<&'static str>, String)]) -> String {
+    notes
+        .iter()
+        .enumerate()
+        .filter(|(_, (code, _))| code.is_some_and(|c| codes.iter().any(|n| n == c)))
+        .map(|(i, _)| format!(" {}", "*".repeat(i + 1)))
+        .collect()
+}
+
+/// The footnotes, each after its stars.
+pub fn print_notes(notes: Vec<(Option<&'static str>, String)>) -> io::Result<()> {
+    let lines: Vec<String> = notes.into_iter().map(|(_, text)| text).collect();
+    footnotes(&lines)
 }

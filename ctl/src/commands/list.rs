@@ -4,9 +4,9 @@ use anyhow::Result;
 use ebpfstat_dbus::Stats1Proxy;
 
 use super::explain;
-use crate::notes::map_memory_notes;
+use crate::notes::coded_notes;
 use crate::render::{
-    estimated, footnotes, left_align_last, owners, print_json, print_table, stamp, table,
+    estimated, left_align_last, marks, owners, print_json, print_notes, print_table, stamp, table,
 };
 use crate::{FilterArgs, units};
 
@@ -28,12 +28,16 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
         3,
     );
     left_align_last(&mut t);
-    let mut codes = Vec::new();
+    let notes = coded_notes(
+        &snap.memlock_meaning,
+        snap.programs
+            .iter()
+            .flat_map(|r| r.notes.iter().map(String::as_str)),
+    );
     // Duty-cycled: the last interval was observed in part; rates are scaled to all of it.
     let partial = snap.coverage < 0.999;
     let scale = 1.0 / snap.coverage.max(0.01);
     for r in &snap.programs {
-        codes.extend(r.notes.iter().map(String::as_str));
         t.add_row(vec![
             r.id.to_string(),
             r.full_name.clone(),
@@ -42,11 +46,15 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
             estimated(r.runs_per_sec * scale, partial, units::count),
             units::ns(r.avg_ns_per_run),
             estimated(r.cpu_pct * scale, partial, units::pct),
-            units::bytes(r.map_memory_bytes),
+            format!(
+                "{}{}",
+                units::bytes(r.map_memory_bytes),
+                marks(&r.notes, &notes)
+            ),
             owners(&r.owners),
         ]);
     }
     print_table(&t)?;
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
+    print_notes(notes)?;
     Ok(())
 }

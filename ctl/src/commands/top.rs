@@ -7,9 +7,9 @@ use anyhow::Result;
 use ebpfstat_dbus::{self as wire, Stats1Proxy, time};
 
 use super::explain;
-use crate::notes::map_memory_notes;
+use crate::notes::coded_notes;
 use crate::render::{
-    estimated, footnotes, left_align_last, owners, print_json, print_table, table,
+    estimated, left_align_last, marks, owners, print_json, print_notes, print_table, table,
 };
 use crate::{Sort, TopArgs, units};
 
@@ -84,12 +84,15 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
         3,
     );
     left_align_last(&mut t);
-    let mut codes = Vec::new();
+    let live = |r: &wire::TopRow| snap.programs.iter().find(|p| p.series_id == r.series_id);
+    let notes = coded_notes(
+        &snap.memlock_meaning,
+        rows.iter()
+            .filter_map(live)
+            .flat_map(|l| l.notes.iter().map(String::as_str)),
+    );
     for r in rows {
-        let live = snap.programs.iter().find(|p| p.series_id == r.series_id);
-        if let Some(l) = live {
-            codes.extend(l.notes.iter().map(String::as_str));
-        }
+        let live = live(r);
         t.add_row(vec![
             if r.alive {
                 r.id.to_string()
@@ -103,16 +106,21 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
             estimated(r.rates.est_cpu_pct, r.rates.estimated, units::pct),
             units::pct(r.peak_cpu_pct),
             // An unloaded program holds no memory now, and nobody holds it.
-            if r.alive {
-                units::bytes(r.map_memory_bytes)
-            } else {
-                "-".into()
+            match live {
+                Some(l) if r.alive => {
+                    format!(
+                        "{}{}",
+                        units::bytes(r.map_memory_bytes),
+                        marks(&l.notes, &notes)
+                    )
+                }
+                _ => "-".into(),
             },
             live.map_or_else(|| "-".into(), |l| owners(&l.owners)),
         ]);
     }
     print_table(&t)?;
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
+    print_notes(notes)?;
     if rows.iter().any(|r| r.rates.estimated) {
         out!(
             "~ extrapolated: run-time stats were on for only part of the window (duty-cycled to \
@@ -184,9 +192,11 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
         3,
     );
     left_align_last(&mut t);
-    let mut codes = Vec::new();
+    let notes = coded_notes(
+        &snap.memlock_meaning,
+        rows.iter().flat_map(|p| p.notes.iter().map(String::as_str)),
+    );
     for p in &rows {
-        codes.extend(p.notes.iter().map(String::as_str));
         let avg = if p.run_cnt > 0 {
             p.run_time_ns as f64 / p.run_cnt as f64
         } else {
@@ -200,11 +210,15 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             units::ns(p.run_time_ns as f64),
             units::ns(avg),
             units::pct(p.run_time_ns as f64 * 100.0 / since_load(p)),
-            units::bytes(p.map_memory_bytes),
+            format!(
+                "{}{}",
+                units::bytes(p.map_memory_bytes),
+                marks(&p.notes, &notes)
+            ),
             owners(&p.owners),
         ]);
     }
     print_table(&t)?;
-    footnotes(&map_memory_notes(&snap.memlock_meaning, codes))?;
+    print_notes(notes)?;
     Ok(())
 }

@@ -47,6 +47,13 @@ impl Probe {
         Ok(Self { prog })
     }
 
+    /// The probe's kernel id, so the sampler can leave it out of passes.
+    pub fn id(&self) -> Option<u32> {
+        sys::prog_info(self.prog.as_fd(), &mut Vec::new())
+            .ok()
+            .map(|i| i.id)
+    }
+
     /// The probe's run count, as the kernel reports it.
     pub fn runs(&self) -> Option<u64> {
         sys::prog_info(self.prog.as_fd(), &mut Vec::new())

@@ -87,6 +87,8 @@ pub struct Sampler {
     interval_state: Option<(f64, stats::StatsState)>,
     /// Whether another process was last seen holding stats on (None: not checked).
     other_holder: Option<bool>,
+    /// The daemon's own programs (its calibration probe): not a workload, never sampled.
+    own: Vec<u32>,
 }
 
 /// Map ids read in the same call as the counters; programs with more cost one extra call.
@@ -114,6 +116,7 @@ impl Sampler {
             cost: Arc::new(StatsCost::default_because("not calibrated")),
             interval_state: None,
             other_holder: None,
+            own: Vec::new(),
         }
     }
 
@@ -133,6 +136,11 @@ impl Sampler {
     /// Rescan at least every `passes` passes from now on.
     pub fn set_rescan_every(&mut self, passes: u64) {
         self.cfg.rescan_every = passes;
+    }
+
+    /// Programs of the daemon's own, left out of every pass.
+    pub fn set_own(&mut self, ids: Vec<u32>) {
+        self.own = ids;
     }
 
     pub fn set_other_holder(&mut self, other: bool) {
@@ -174,6 +182,9 @@ impl Sampler {
                     errors.walk_failed(&e);
                     break;
                 }
+            }
+            if self.own.contains(&id) {
+                continue;
             }
             let fd = match sys::fd_by_id(ObjKind::Prog, id) {
                 Ok(fd) => fd,

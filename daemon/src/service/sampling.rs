@@ -148,6 +148,7 @@ pub fn sample_loop(
     let probe = Probe::load()
         .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
         .ok();
+    let own: Vec<u32> = probe.as_ref().and_then(Probe::id).into_iter().collect();
     let mut lp = Loop {
         sampler: Sampler::new(SamplerConfig {
             rescan_every: settings.rescan_every,
@@ -159,6 +160,7 @@ pub fn sample_loop(
         watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
         pinged: None,
     };
+    lp.sampler.set_own(own);
     lp.calibrate();
     let mut duty = 1.0;
     // What the interval closed by the next pass looked like: when stats went on, how long

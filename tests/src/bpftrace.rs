@@ -18,9 +18,9 @@ pub struct Bpftrace {
     pub ids: Vec<u32>,
 }
 
-/// Mounts tracefs where bpftrace looks for tracepoints, unless it is there (this VM does not
-/// mount it at boot).
-fn ensure_tracefs() {
+/// Mounts tracefs where bpftrace (and the test kit) look for tracepoints, unless it is there
+/// (this VM does not mount it at boot).
+pub fn ensure_tracefs() {
     let events = std::path::Path::new("/sys/kernel/tracing/events");
     if !events.exists() {
         let status = Command::new("mount")

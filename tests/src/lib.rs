@@ -5,7 +5,8 @@
 //! driving programs), [`fleet`] (filters on loopback sockets), [`mounts`] (bpffs, tmpfs,
 //! cgroups), [`bus`] (a real dbus-daemon and a real ebpfstatd on it), [`synthetic`] (a
 //! simulated host feeding a store), [`stores`] (opening stores as the product does) and
-//! [`terminal`] (commands on a pseudo-terminal, as a person sees them).
+//! [`terminal`] (commands on a pseudo-terminal, as a person sees them), [`tracing`] (programs
+//! attached as tracers attach them, without links).
 
 pub mod bpftrace;
 pub mod bus;
@@ -16,6 +17,7 @@ pub mod programs;
 pub mod stores;
 pub mod synthetic;
 pub mod terminal;
+pub mod tracing;
 
 pub use ebpfstatd::sampler::maps::memlock_of;
 pub use fleet::{FilterProgram, Fleet};

@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ebpfstat_tests::tracing;
 use ebpfstat_tests::*;
 use ebpfstatd::sampler::{Pass, ProgramSample, Sampler, SamplerConfig};
 use serde_json::Value;
@@ -404,4 +405,68 @@ fn xdp_link_names_its_interface() {
     assert_eq!(a[0].link_type, "xdp");
     assert_eq!(a[0].target, "lo (ifindex 1)");
     drop(link);
+}
+
+/// Tracers attach without links: a tracepoint through a perf event, a raw tracepoint by
+/// `BPF_RAW_TRACEPOINT_OPEN`. Both are named, with the exact runs of the syscalls made.
+#[test]
+fn perf_event_and_raw_tracepoint_attachments_are_named() {
+    require_bpf!();
+    let tp = tracing::tracepoint(
+        "syscalls",
+        "sys_enter_ioprio_get",
+        &format!("tpio{}", tag()),
+    );
+    let raw = tracing::raw_tracepoint("task_rename", &format!("rawrn{}", tag()));
+    let mut sampler = sampler();
+    let base = sampler.pass();
+    let runs = |pass: &Pass, id: u32| find(pass, id).counters.run_cnt;
+    let (tp0, raw0) = (runs(&base, tp.id), runs(&base, raw.id));
+    // ioprio_get and renaming a thread: syscalls nothing else on this host makes while we do.
+    for _ in 0..7 {
+        // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0) reads our own priority; no memory passed.
+        unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
+    }
+    std::thread::spawn(|| {
+        for i in 0..5 {
+            let name = std::ffi::CString::new(format!("rename{i}")).expect("a name");
+            // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+        }
+    })
+    .join()
+    .expect("the renaming thread");
+    let pass = sampler.pass();
+    assert_eq!(runs(&pass, tp.id) - tp0, 7);
+    assert_eq!(runs(&pass, raw.id) - raw0, 5);
+
+    let attach = &find(&pass, tp.id).context.attach;
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert_eq!(
+        (
+            attach[0].link_type,
+            attach[0].attach_type,
+            attach[0].target.as_str()
+        ),
+        ("perf_event", Some("tracepoint"), "sys_enter_ioprio_get")
+    );
+    let attach = &find(&pass, raw.id).context.attach;
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert_eq!(attach[0].target, "task_rename", "{attach:?}");
+    assert!(
+        matches!(attach[0].link_type, "raw_tracepoint" | "perf_event"),
+        "{attach:?}"
+    );
+    // The holder is this process, through the perf event.
+    let owners = &find(&pass, tp.id).context.owners;
+    assert!(
+        owners.iter().any(|o| o.pid == std::process::id()),
+        "{owners:?}"
+    );
+    if !tracing::kprobes_available() {
+        eprintln!(
+            "kprobes: /sys/kernel/tracing/kprobe_events is missing on this kernel, so no kprobe \
+             or uprobe attachment is tested here"
+        );
+    }
 }

@@ -428,6 +428,14 @@ fn filters_holders_and_the_daemons_own_probe() {
         screen.contains(&format!("{} maps · ", rows.len())),
         "{screen}"
     );
+    // Where bpftrace attached it (a perf event, not a link), as `bpftool perf show` says.
+    let shown = d.ctl_json(&["show", "sys_enter_getpp"]);
+    assert_eq!(
+        shown["attach"],
+        serde_json::json!([{"link_id": 0, "link_type": "perf_event", "attach_type": "tracepoint",
+                             "target": "sys_enter_getppid"}]),
+        "{shown}"
+    );
     // Holders in top, as `top ebpf` shows them.
     let screen = visible(&ctl_on_pty(&d, &["top", "--owner", "bpftrace"]));
     assert!(screen.contains(&format!("bpftrace[{pid}]")), "{screen}");

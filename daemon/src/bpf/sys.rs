@@ -280,6 +280,53 @@ pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_
     }
 }
 
+/// What `BPF_TASK_FD_QUERY` says of a process's perf-event (or raw tracepoint) fd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdQuery {
+    pub prog_id: u32,
+    /// `BPF_FD_TYPE_*`: raw tracepoint, tracepoint, k(ret)probe, u(ret)probe.
+    pub fd_type: u32,
+    /// Tracepoint or function name, or the probed file.
+    pub name: String,
+    pub probe_offset: u64,
+    pub probe_addr: u64,
+}
+
+/// Asks the kernel which program fd `fd` of process `pid` runs, and where it is attached (as
+/// `bpftool perf` does). `Ok(None)` when the fd carries no program (`ENOENT`) or the process or
+/// fd went away (`ESRCH`, `EBADF`).
+pub fn task_fd_query(pid: u32, fd: u32) -> SysResult<Option<FdQuery>> {
+    let mut name = [0u8; 256];
+    let mut attr = aya_obj::generated::bpf_attr__bindgen_ty_13 {
+        pid,
+        fd,
+        flags: 0,
+        buf_len: len32(name.len(), "BPF_TASK_FD_QUERY")?,
+        buf: name.as_mut_ptr() as u64,
+        prog_id: 0,
+        fd_type: 0,
+        probe_offset: 0,
+        probe_addr: 0,
+    };
+    // SAFETY: the task_fd_query member of `bpf_attr`; `buf`/`buf_len` describe `name`, which
+    // outlives the call, and the kernel writes at most `buf_len` bytes there.
+    match unsafe { sys_bpf(bpf_cmd::BPF_TASK_FD_QUERY, &mut attr, "BPF_TASK_FD_QUERY") } {
+        Ok(_) => {}
+        Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ESRCH | libc::EBADF)) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(Some(FdQuery {
+        prog_id: attr.prog_id,
+        fd_type: attr.fd_type,
+        name: String::from_utf8_lossy(&name[..end]).into_owned(),
+        probe_offset: attr.probe_offset,
+        probe_addr: attr.probe_addr,
+    }))
+}
+
 /// The raw BTF blob of a BTF object.
 pub fn btf_data(fd: BorrowedFd<'_>) -> SysResult<Vec<u8>> {
     let mut info: bpf_btf_info = zeroed();

@@ -100,7 +100,14 @@ fn program_context(
         map_memory: maps::map_memory(map_ids, maps),
         owners,
         pins,
-        attach: holders.links.get(&id).cloned().unwrap_or_default(),
+        attach: holders
+            .links
+            .get(&id)
+            .into_iter()
+            .chain(holders.fds.perf.get(&id))
+            .flatten()
+            .cloned()
+            .collect(),
         notes: Vec::new(),
     };
     ctx.notes = notes(&ctx, maps);

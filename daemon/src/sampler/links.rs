@@ -19,6 +19,32 @@ pub struct AttachPoint {
     pub target: String,
 }
 
+/// An attachment through a perf-event fd (tracepoint, k/uprobe) or a legacy raw tracepoint
+/// fd, as `BPF_TASK_FD_QUERY` describes it: not a link, so it has no link id (0).
+pub fn perf_attach(q: &sys::FdQuery) -> AttachPoint {
+    let kind = match q.fd_type {
+        0 => "raw_tracepoint",
+        1 => "tracepoint",
+        2 => "kprobe",
+        3 => "kretprobe",
+        4 => "uprobe",
+        5 => "uretprobe",
+        _ => "perf_event",
+    };
+    let target = match q.fd_type {
+        // k(ret)probe: a function and offset, or a bare address.
+        2 | 3 if q.name.is_empty() => format!("{:#x}", q.probe_addr),
+        2..=5 if q.probe_offset != 0 => format!("{}+{:#x}", q.name, q.probe_offset),
+        _ => q.name.clone(),
+    };
+    AttachPoint {
+        link_id: 0,
+        link_type: "perf_event",
+        attach_type: Some(kind),
+        target,
+    }
+}
+
 /// Every link on the host, grouped by program id. A link that vanishes mid-walk is skipped.
 pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, SysError> {
     let mut by_prog: HashMap<u32, Vec<AttachPoint>> = HashMap::new();

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::links::{self, AttachPoint};
 use super::maps::fdinfo_value;
+use crate::bpf::sys;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
@@ -29,6 +31,9 @@ pub struct FdScan {
     pub progs: HashMap<u32, Vec<u32>>,
     /// Map id → pids holding a map fd.
     pub maps: HashMap<u32, Vec<u32>>,
+    /// Program id → where perf-event fds (tracepoints, k/uprobes) and legacy raw tracepoint
+    /// fds attach it: these are not links, so only their holders' fds tell.
+    pub perf: HashMap<u32, Vec<AttachPoint>>,
 }
 
 /// What a bpf fd's `/proc/*/fd` link says it is.
@@ -37,6 +42,8 @@ pub(super) enum BpfFd {
     Prog,
     Link,
     Map,
+    /// A perf event, or a raw tracepoint fd of kernels before links: may run a program.
+    Attach,
 }
 
 pub(super) fn classify(link_target: &[u8]) -> Option<BpfFd> {
@@ -47,6 +54,8 @@ pub(super) fn classify(link_target: &[u8]) -> Option<BpfFd> {
         Some(BpfFd::Link)
     } else if rest.starts_with(b"bpf-map") {
         Some(BpfFd::Map)
+    } else if rest.starts_with(b"[perf_event]") || rest.starts_with(b"bpf-raw-tracepoint") {
+        Some(BpfFd::Attach)
     } else {
         None
     }
@@ -87,12 +96,28 @@ pub fn scan(proc_root: &Path) -> FdScan {
             let Some(kind) = classify(target.as_os_str().as_bytes()) else {
                 continue;
             };
+            if let BpfFd::Attach = kind {
+                let Some(fd_no) = fd.file_name().to_str().and_then(|f| f.parse().ok()) else {
+                    continue;
+                };
+                // A perf event without a program (a profiler's counter) answers nothing.
+                if let Ok(Some(q)) = sys::task_fd_query(pid, fd_no) {
+                    push_unique(found.progs.entry(q.prog_id).or_default(), pid);
+                    let points = found.perf.entry(q.prog_id).or_default();
+                    let point = links::perf_attach(&q);
+                    if !points.contains(&point) {
+                        points.push(point);
+                    }
+                    holds_any = true;
+                }
+                continue;
+            }
             let info_path = pid_dir.join("fdinfo").join(fd.file_name());
             let Ok(info) = std::fs::read_to_string(info_path) else {
                 continue;
             };
             let (key, table) = match kind {
-                BpfFd::Prog | BpfFd::Link => ("prog_id:", &mut found.progs),
+                BpfFd::Prog | BpfFd::Link | BpfFd::Attach => ("prog_id:", &mut found.progs),
                 BpfFd::Map => ("map_id:", &mut found.maps),
             };
             if let Some(id) = fdinfo_value(&info, key).and_then(|v| u32::try_from(v).ok()) {
@@ -194,6 +219,10 @@ mod tests {
             Some(BpfFd::Link)
         ));
         assert!(matches!(classify(b"anon_inode:bpf-map"), Some(BpfFd::Map)));
+        assert!(matches!(
+            classify(b"anon_inode:[perf_event]"),
+            Some(BpfFd::Attach)
+        ));
         assert!(classify(b"anon_inode:[eventfd]").is_none());
         assert!(classify(b"/dev/null").is_none());
     }

@@ -108,7 +108,8 @@ fn pinned_prog_id(path: &Path) -> Option<u32> {
             .ok()
             .map(|i| i.id),
         BpfFd::Link => sys::link_info(fd.as_fd(), &mut []).ok().map(|i| i.prog_id),
-        BpfFd::Map => None,
+        // Perf events cannot be pinned.
+        BpfFd::Map | BpfFd::Attach => None,
     }
 }
 

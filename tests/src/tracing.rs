@@ -1,0 +1,123 @@
+//! Programs of the test kit's own attached the ways tracers attach them without links: a
+//! tracepoint through a perf event (`perf_event_open` + `PERF_EVENT_IOC_SET_BPF`, as bpftrace
+//! and bcc do) and a raw tracepoint (`BPF_RAW_TRACEPOINT_OPEN`).
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use crate::bpftrace::ensure_tracefs;
+use crate::programs::{load_program, prog_id};
+
+const PROG_TYPE_TRACEPOINT: u32 = 5;
+const PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
+// _IO('$', 0) and _IOW('$', 8, __u32): from linux/perf_event.h.
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// A program attached somewhere, held with what keeps it attached.
+#[derive(Debug)]
+pub struct Attached {
+    pub prog: OwnedFd,
+    pub id: u32,
+    /// The perf event, or the raw tracepoint's fd.
+    pub attachment: OwnedFd,
+}
+
+/// Attaches a new tracepoint program named `name` to `category:event` through a perf event.
+pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
+    ensure_tracefs();
+    let id_path = format!("/sys/kernel/tracing/events/{category}/{event}/id");
+    let tp_id: u64 = std::fs::read_to_string(&id_path)
+        .unwrap_or_else(|e| panic!("{id_path}: {e}"))
+        .trim()
+        .parse()
+        .expect("a tracepoint id");
+    let prog = load_program(PROG_TYPE_TRACEPOINT, name, None, &[], 0);
+    // perf_event_attr: type, size, config, sample_period; the rest zero (PERF_ATTR_SIZE_VER0 is
+    // 64 bytes; the kernel takes the size we give).
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(PERF_TYPE_TRACEPOINT) | (128u64 << 32);
+    attr[1] = tp_id;
+    attr[2] = 1;
+    // SAFETY: perf_event_open reads a perf_event_attr of the stated size (128 bytes) from
+    // `attr`, which is 128 bytes and alive for the call; pid -1 with cpu 0 is a system-wide
+    // event on CPU 0 (a tracepoint's program runs on every CPU).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1 as libc::pid_t,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "perf_event_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = i32::try_from(fd).expect("an fd");
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    let event = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ioctls on the perf event we own; SET_BPF takes the program fd as its argument.
+    let rc = unsafe {
+        libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd())
+            | libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0)
+    };
+    assert_eq!(rc, 0, "attaching: {}", std::io::Error::last_os_error());
+    let id = prog_id(prog.as_fd());
+    Attached {
+        prog,
+        id,
+        attachment: event,
+    }
+}
+
+/// Attaches a new raw tracepoint program named `name` to the raw tracepoint `tp`.
+pub fn raw_tracepoint(tp: &str, name: &str) -> Attached {
+    let prog = load_program(PROG_TYPE_RAW_TRACEPOINT, name, None, &[], 0);
+    let tp_name = std::ffi::CString::new(tp).expect("a name");
+    // bpf_attr.raw_tracepoint: { __u64 name; __u32 prog_fd; }
+    #[repr(C)]
+    struct Attr {
+        name: u64,
+        prog_fd: u32,
+    }
+    let mut attr = Attr {
+        name: tp_name.as_ptr() as u64,
+        prog_fd: prog.as_raw_fd().cast_unsigned(),
+    };
+    // SAFETY: BPF_RAW_TRACEPOINT_OPEN reads `name` (a NUL-terminated string alive for the call)
+    // and `prog_fd` from an attribute of the stated size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_RAW_TRACEPOINT_OPEN,
+            &raw mut attr,
+            size_of::<Attr>(),
+        )
+    };
+    assert!(
+        fd >= 0,
+        "BPF_RAW_TRACEPOINT_OPEN: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = i32::try_from(fd).expect("an fd");
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    let attachment = unsafe { OwnedFd::from_raw_fd(fd) };
+    let id = prog_id(prog.as_fd());
+    Attached {
+        prog,
+        id,
+        attachment,
+    }
+}
+
+/// Whether kprobes can be made here (`kprobe_events` in tracefs).
+pub fn kprobes_available() -> bool {
+    ensure_tracefs();
+    std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists()
+}

@@ -203,6 +203,28 @@ fn zeroed<T>() -> T {
     unsafe { std::mem::zeroed() }
 }
 
+/// As [`prog_info`], into a buffer kept from call to call: `map_ids` is grown when a program
+/// has more maps, never shrunk or zeroed (the kernel writes what it reports), and the number of
+/// map ids is returned with the info.
+pub fn prog_info_reusing(
+    fd: BorrowedFd<'_>,
+    map_ids: &mut Vec<u32>,
+) -> SysResult<(bpf_prog_info, usize)> {
+    loop {
+        let mut info: bpf_prog_info = zeroed();
+        info.nr_map_ids = len32(map_ids.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
+        info.map_ids = map_ids.as_mut_ptr() as u64;
+        // SAFETY: `map_ids` points at a buffer of `nr_map_ids` u32 that outlives the call.
+        unsafe { info_by_fd(fd, &mut info) }?;
+        let needed = info.nr_map_ids as usize;
+        if needed <= map_ids.len() {
+            info.map_ids = 0;
+            return Ok((info, needed));
+        }
+        map_ids.resize(needed, 0);
+    }
+}
+
 /// Program info and its map ids, read in one call when `map_ids` is large enough.
 pub fn prog_info(fd: BorrowedFd<'_>, map_ids: &mut Vec<u32>) -> SysResult<bpf_prog_info> {
     loop {

@@ -4,6 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use ebpfstat_store::idmap::IdMap;
+
 use super::links::AttachPoint;
 use super::maps::{self, MapEntry, MapSample};
 use super::model::{Note, OwnerSummary, ProgramContext};
@@ -27,7 +29,7 @@ pub struct Built {
 /// `programs` are (program id, map ids) of every live program.
 pub fn build(
     programs: &[(u32, &[u32])],
-    maps: &mut HashMap<u32, MapEntry>,
+    maps: &mut IdMap<u32, MapEntry>,
     holders: &Holders,
 ) -> Built {
     let mut users: HashMap<u32, u32> = HashMap::new();
@@ -81,7 +83,7 @@ pub fn build(
 fn program_context(
     id: u32,
     map_ids: &[u32],
-    maps: &HashMap<u32, MapEntry>,
+    maps: &IdMap<u32, MapEntry>,
     holders: &Holders,
 ) -> ProgramContext {
     let owners = holders
@@ -115,7 +117,7 @@ fn program_context(
 }
 
 /// The remarks a reader needs for this program's numbers; only those that apply.
-pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>) -> Vec<Note> {
+pub fn notes(ctx: &ProgramContext, maps: &IdMap<u32, MapEntry>) -> Vec<Note> {
     let mut notes = Vec::new();
     let of_type = |t: &str| -> Vec<u32> {
         ctx.map_ids
@@ -199,7 +201,7 @@ pub fn notes(ctx: &ProgramContext, maps: &HashMap<u32, MapEntry>) -> Vec<Note> {
 
 fn owner_summaries(
     programs: &[(u32, &[u32])],
-    maps: &HashMap<u32, MapEntry>,
+    maps: &IdMap<u32, MapEntry>,
     fds: &FdScan,
 ) -> Vec<OwnerSummary> {
     let prog_maps: HashMap<u32, &[u32]> = programs.iter().copied().collect();

@@ -1,8 +1,9 @@
 //! Maps: their shape and `memlock`, cached because map memory changes rarely.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
+
+use ebpfstat_store::idmap::IdMap;
 
 use ebpfstat_store::MapMemory;
 use serde::Serialize;
@@ -105,7 +106,7 @@ pub fn c_name(raw: &[libc::c_char; 16]) -> String {
 }
 
 /// Sums the memory of `map_ids`; a map with more than one user is shared.
-pub fn map_memory(map_ids: &[u32], maps: &HashMap<u32, MapEntry>) -> MapMemory {
+pub fn map_memory(map_ids: &[u32], maps: &IdMap<u32, MapEntry>) -> MapMemory {
     let mut mem = MapMemory::default();
     for id in map_ids {
         let Some(entry) = maps.get(id) else { continue };
@@ -156,7 +157,7 @@ mod tests {
 
     #[test]
     fn own_and_shared_split() {
-        let maps: HashMap<_, _> = [entry(1, 100, 1), entry(2, 40, 3), entry(3, 7, 1)]
+        let maps: IdMap<_, _> = [entry(1, 100, 1), entry(2, 40, 3), entry(3, 7, 1)]
             .into_iter()
             .collect();
         let m = map_memory(&[1, 2, 99], &maps);

@@ -27,6 +27,7 @@ use std::time::SystemTime;
 use aya_obj::generated::bpf_prog_info;
 
 use ebpfstat_dbus::defaults;
+use ebpfstat_store::idmap::IdMap;
 use ebpfstat_store::model::{Counters, ProgramMeta};
 
 use crate::bpf::sys::{self, ObjKind, SysError};
@@ -72,8 +73,8 @@ pub struct Sampler {
     kernel: Arc<KernelInfo>,
     boot_id: Arc<str>,
     online_cpus: u32,
-    progs: HashMap<u32, Tracked>,
-    maps: HashMap<u32, MapEntry>,
+    progs: IdMap<u32, Tracked>,
+    maps: IdMap<u32, MapEntry>,
     holders: Holders,
     maps_snapshot: Arc<[Arc<MapSample>]>,
     owners_snapshot: Arc<[OwnerSummary]>,
@@ -103,8 +104,8 @@ impl Sampler {
             boot_id: host::boot_id().into(),
             online_cpus: host::online_cpus(),
             cfg,
-            progs: HashMap::new(),
-            maps: HashMap::new(),
+            progs: IdMap::default(),
+            maps: IdMap::default(),
             holders: Holders::default(),
             maps_snapshot: Arc::new([]),
             owners_snapshot: Arc::new([]),
@@ -112,7 +113,7 @@ impl Sampler {
             last_monotonic_ns: None,
             last_rescan: None,
             rescan_next_pass: false,
-            map_ids_buf: Vec::with_capacity(MAP_IDS_INLINE),
+            map_ids_buf: vec![0; MAP_IDS_INLINE],
             cost: Arc::new(StatsCost::default_because("not calibrated")),
             interval_state: None,
             other_holder: None,
@@ -195,10 +196,8 @@ impl Sampler {
                     continue;
                 }
             };
-            self.map_ids_buf.clear();
-            self.map_ids_buf.resize(MAP_IDS_INLINE, 0);
-            let info = match sys::prog_info(fd.as_fd(), &mut self.map_ids_buf) {
-                Ok(info) => info,
+            let (info, n_maps) = match sys::prog_info_reusing(fd.as_fd(), &mut self.map_ids_buf) {
+                Ok(found) => found,
                 Err(e) if e.is_gone() => continue,
                 Err(e) => {
                     errors.per_program(id, &e);
@@ -214,8 +213,9 @@ impl Sampler {
                 Entry::Occupied(o) if o.get().meta.load_boottime_ns == info.load_time => {
                     let t = o.into_mut();
                     let prev = std::mem::replace(&mut t.counters, counters);
-                    if t.map_ids != self.map_ids_buf {
-                        t.map_ids.clone_from(&self.map_ids_buf);
+                    let map_ids = &self.map_ids_buf[..n_maps];
+                    if t.map_ids != map_ids {
+                        t.map_ids = map_ids.to_vec();
                         maps_moved = true;
                     }
                     let since_read = monotonic_ns.saturating_sub(t.read_ns);
@@ -229,7 +229,7 @@ impl Sampler {
                     let tracked = Tracked {
                         meta: Arc::new(meta),
                         counters,
-                        map_ids: self.map_ids_buf.clone(),
+                        map_ids: self.map_ids_buf[..n_maps].to_vec(),
                         context: Arc::default(),
                         seen: seq,
                         read_ns: monotonic_ns,

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 use crate::clock::Boot;
 use crate::codec::{self, CodecError, Delta, RawChunk, TickChunk};
 use crate::error::StoreError;
+use crate::idmap::IdMap;
 use crate::model::{Counters, MapMemory, ProgramMeta, Tick};
 use crate::read;
 use crate::rows::{Segment, TickPoint, decode_segment, decode_ticks};
@@ -131,7 +132,7 @@ pub(crate) struct Unwritten<'a> {
 /// Everything not yet written, and the programs being sampled.
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
-    live: HashMap<(u32, u64), Live>,
+    live: IdMap<(u32, u64), Live>,
     window: Window,
     pending: Pending,
     next_tick: u64,
@@ -142,7 +143,7 @@ pub(crate) struct Buffer {
     recovered: bool,
     /// Series of this boot left open whose last counters could not be read: they continue,
     /// from their next sample on (series id, map memory).
-    resume: HashMap<(u32, u64), (i64, MapMemory)>,
+    resume: IdMap<(u32, u64), (i64, MapMemory)>,
 }
 
 /// Share of an interval as per mille, clamped to `0..=1000`.

@@ -23,6 +23,7 @@ mod config;
 mod db;
 mod error;
 mod fold;
+pub mod idmap;
 mod maintain;
 pub mod model;
 mod query;

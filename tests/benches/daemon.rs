@@ -1,0 +1,188 @@
+//! `daemon` benchmark: what the running daemon costs a device, all of it (sampling, rescans,
+//! storage, roll-ups, the observer, the idle API), measured from outside the process over a
+//! minute, against the syscall floor measured in the same run: per program per pass, the CPU of
+//! `GET_NEXT_ID` + `GET_FD_BY_ID` + `GET_INFO_BY_FD` + `close`. Also its peak RSS and stripped
+//! size.
+//!
+//! Run as root: `cargo build --release --workspace && cargo bench -p ebpfstat-tests --bench daemon`
+//! (`-- --quick`: 20 s windows; `-- --scale`: 5000 programs too; `-- --hold N`: N programs and a
+//! daemon held for two minutes, for a profiler).
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::{Fleet, bin, is_root};
+use ebpfstatd::bpf::sys::{self, ObjKind};
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    u64::try_from(ts.tv_sec).expect("seconds") * 1_000_000_000
+        + u64::try_from(ts.tv_nsec).expect("nanoseconds")
+}
+
+/// The floor, per program: one walk of every program with the four calls a pass needs.
+fn floor_walk() -> f64 {
+    let start = thread_cpu_ns();
+    let mut n = 0u32;
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::next_id(ObjKind::Prog, id) {
+        id = next;
+        if let Ok(fd) = sys::fd_by_id(ObjKind::Prog, id)
+            && sys::prog_info(fd.as_fd(), &mut Vec::new()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    (thread_cpu_ns() - start) as f64 / f64::from(n.max(1))
+}
+
+/// CPU time of every thread of `pid`, ns (`/proc/<pid>/task/*/schedstat`).
+fn cpu_ns(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn status_kb(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("a value in kB")
+}
+
+struct Row {
+    programs: usize,
+    ns_per_program_tick: f64,
+    floor: f64,
+    passes: u64,
+    late: u64,
+    cpu_pct: f64,
+    hwm_kib: u64,
+}
+
+fn measure(programs: usize, window: Duration) -> Row {
+    let fleet = Fleet::load(&format!("dm{programs}_"), programs);
+    // Defaults but for where it keeps things: 1 s passes, 1 min flushes, budget mode.
+    let d = ApiDaemon::start_with(None, "1s", &["--flush-interval", "1m"]);
+    let pid = d.pid();
+    // Past the first rescans and the calibration.
+    std::thread::sleep(Duration::from_secs(5));
+    let count = |k: &str| d.ctl_json(&["status"])[k].as_u64().expect(k);
+    let (p0, l0, c0) = (count("passes"), count("late_passes"), cpu_ns(pid));
+    // Some programs run meanwhile, as on a device.
+    // The floor is measured meanwhile, a walk every step: the host's noise hits both alike.
+    let busy = programs / 5;
+    let step = Duration::from_millis(500);
+    let mut waited = Duration::ZERO;
+    let mut floors = Vec::new();
+    while waited < window {
+        for i in 0..busy {
+            fleet.drive(i, 1);
+        }
+        floors.push(floor_walk());
+        std::thread::sleep(step);
+        waited += step;
+    }
+    floors.sort_by(f64::total_cmp);
+    let floor = floors[floors.len() / 2];
+    let c1 = cpu_ns(pid);
+    let (p1, l1) = (count("passes"), count("late_passes"));
+    let hwm_kib = status_kb(pid, "VmHWM:");
+    assert!(d.stop());
+    let passes = p1 - p0;
+    let cpu = (c1 - c0) as f64;
+    Row {
+        programs,
+        ns_per_program_tick: cpu / passes.max(1) as f64 / programs as f64,
+        floor,
+        passes,
+        late: l1 - l0,
+        cpu_pct: cpu / window.as_nanos() as f64 * 100.0,
+        hwm_kib,
+    }
+}
+
+/// Size of a stripped copy of the release daemon.
+fn stripped_bytes() -> u64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("ebpfstatd");
+    std::fs::copy(bin("ebpfstatd"), &copy).expect("copy");
+    let ok = std::process::Command::new("strip")
+        .arg(&copy)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "strip (binutils) failed");
+    std::fs::metadata(&copy).expect("size").len()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("daemon benchmark: needs root (the daemon samples real programs); skipped");
+        return;
+    }
+    if let Some(n) = std::env::args().skip_while(|a| a != "--hold").nth(1) {
+        // For a profiler: N programs and a daemon, held for two minutes.
+        let n: usize = n.parse().expect("a number of programs");
+        let _fleet = Fleet::load("hold_", n);
+        let d = ApiDaemon::start_with(None, "1s", &["--flush-interval", "1m"]);
+        println!("daemon pid {}", d.pid());
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = std::env::args().any(|a| a == "--scale");
+    let window = Duration::from_secs(if quick { 20 } else { 60 });
+    let mut sizes = vec![300, 1000];
+    if scale {
+        sizes.push(5000);
+    }
+    let rows: Vec<Row> = sizes.into_iter().map(|n| measure(n, window)).collect();
+    println!(
+        "\ndaemon: release ebpfstatd run at 1 s (flush 1 min, budget mode, API idle), {} s \
+         measured from /proc after 5 s; 20 % of programs run every 0.5 s",
+        window.as_secs()
+    );
+    println!(
+        "{:>9} {:>16} {:>12} {:>8} {:>7} {:>5} {:>8} {:>10}",
+        "programs", "ns/program-tick", "floor ns", "ratio", "passes", "late", "CPU %", "VmHWM MiB"
+    );
+    for r in &rows {
+        println!(
+            "{:>9} {:>16.0} {:>12.0} {:>8.2} {:>7} {:>5} {:>8.3} {:>10.2}",
+            r.programs,
+            r.ns_per_program_tick,
+            r.floor,
+            r.ns_per_program_tick / r.floor,
+            r.passes,
+            r.late,
+            r.cpu_pct,
+            r.hwm_kib as f64 / 1024.0
+        );
+    }
+    let size = stripped_bytes();
+    println!(
+        "stripped ebpfstatd: {size} bytes ({:.2} MiB)",
+        size as f64 / 1048576.0
+    );
+    for r in &rows {
+        println!(
+            "daemon: programs={} ratio={:.2} hwm_mib={:.2}",
+            r.programs,
+            r.ns_per_program_tick / r.floor,
+            r.hwm_kib as f64 / 1024.0
+        );
+    }
+}

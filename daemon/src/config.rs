@@ -203,6 +203,18 @@ impl LogLevel {
         Self::Trace,
     ];
 
+    /// The level as a log filter.
+    pub fn filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            Self::Error => LevelFilter::ERROR,
+            Self::Warn => LevelFilter::WARN,
+            Self::Info => LevelFilter::INFO,
+            Self::Debug => LevelFilter::DEBUG,
+            Self::Trace => LevelFilter::TRACE,
+        }
+    }
+
     /// The one spelling of each level (serde's `lowercase` derives the same for the file).
     pub fn as_str(self) -> &'static str {
         match self {

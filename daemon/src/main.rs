@@ -197,12 +197,26 @@ fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).
+/// `RUST_LOG` takes `level` or `target=level` pairs: a `Targets` filter, which needs no regex
+/// engine (`EnvFilter`'s cost 140 KB of the binary for span-field matching a daemon never uses).
 fn init_logging(level: LogLevel) -> service::SetLogLevel {
+    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, fmt, reload};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+    use tracing_subscriber::{fmt, reload};
+    let of_level = |level: LogLevel| Targets::new().with_default(level.filter());
+    let from_env = std::env::var("RUST_LOG").ok().map(|v| {
+        let parsed = v.parse::<Targets>();
+        (v, parsed)
+    });
+    let (filter, ignored) = match from_env {
+        Some((_, Ok(targets))) => (targets, None),
+        Some((v, Err(e))) => (
+            of_level(level),
+            Some(format!("RUST_LOG={v:?} ignored: {e}")),
+        ),
+        None => (of_level(level), None),
+    };
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Under systemd the journal stamps each line already.
@@ -225,9 +239,12 @@ fn init_logging(level: LogLevel) -> service::SetLogLevel {
         .with(stamped)
         .with(plain)
         .init();
+    if let Some(why) = ignored {
+        tracing::warn!("{why}");
+    }
     Box::new(move |level: LogLevel| {
         handle
-            .modify(|f| *f = EnvFilter::new(level.as_str()))
+            .modify(|f| *f = of_level(level))
             .map_err(|e| e.to_string())
     })
 }

@@ -26,9 +26,11 @@ pub struct Built {
     pub owners: Arc<[OwnerSummary]>,
 }
 
-/// `programs` are (program id, map ids) of every live program.
+/// `programs` are (program id, map ids, current context) of every live program. A context that
+/// comes out the same is the current one again: a rescan of a quiet host allocates no new
+/// contexts and holds no second copy of them while the last pass is still published.
 pub fn build(
-    programs: &[(u32, &[u32])],
+    programs: &[(u32, &[u32], &Arc<ProgramContext>)],
     maps: &mut IdMap<u32, MapEntry>,
     holders: &Holders,
 ) -> Built {
@@ -38,7 +40,7 @@ pub fn build(
     for (map, pids) in &holders.fds.maps {
         holding.entry(*map).or_default().extend(pids);
     }
-    for (prog, ids) in programs {
+    for (prog, ids, _) in programs {
         let prog_holders = holders
             .fds
             .progs
@@ -67,7 +69,15 @@ pub fn build(
 
     let contexts = programs
         .iter()
-        .map(|&(id, map_ids)| (id, Arc::new(program_context(id, map_ids, maps, holders))))
+        .map(|&(id, map_ids, current)| {
+            let ctx = program_context(id, map_ids, maps, holders);
+            let ctx = if **current == ctx {
+                Arc::clone(current)
+            } else {
+                Arc::new(ctx)
+            };
+            (id, ctx)
+        })
         .collect();
 
     let mut map_list: Vec<Arc<MapSample>> = maps.values().map(|e| Arc::clone(&e.sample)).collect();
@@ -200,11 +210,11 @@ pub fn notes(ctx: &ProgramContext, maps: &IdMap<u32, MapEntry>) -> Vec<Note> {
 }
 
 fn owner_summaries(
-    programs: &[(u32, &[u32])],
+    programs: &[(u32, &[u32], &Arc<ProgramContext>)],
     maps: &IdMap<u32, MapEntry>,
     fds: &FdScan,
 ) -> Vec<OwnerSummary> {
-    let prog_maps: HashMap<u32, &[u32]> = programs.iter().copied().collect();
+    let prog_maps: HashMap<u32, &[u32]> = programs.iter().map(|&(id, m, _)| (id, m)).collect();
     let mut held: HashMap<u32, (BTreeSet<u32>, BTreeSet<u32>)> = HashMap::new();
     for (prog, pids) in &fds.progs {
         let Some(map_ids) = prog_maps.get(prog) else {

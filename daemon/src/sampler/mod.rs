@@ -384,10 +384,10 @@ impl Sampler {
         for id in missing {
             self.read_map(id, errors);
         }
-        let programs: Vec<(u32, &[u32])> = self
+        let programs: Vec<(u32, &[u32], &Arc<ProgramContext>)> = self
             .progs
             .iter()
-            .map(|(&id, t)| (id, t.map_ids.as_slice()))
+            .map(|(&id, t)| (id, t.map_ids.as_slice(), &t.context))
             .collect();
         let built = context::build(&programs, &mut self.maps, &self.holders);
         for (id, ctx) in built.contexts {

@@ -259,6 +259,7 @@ pub struct Settings {
     pub log_level: Option<LogLevel>,
     pub stats_mode: Option<StatsMode>,
     pub stats_overhead_budget: Option<Budget>,
+    pub sampler_budget: Option<Budget>,
 }
 
 impl Settings {
@@ -385,6 +386,7 @@ impl Settings {
             log_level: over.log_level.or(self.log_level),
             stats_mode: over.stats_mode.or(self.stats_mode),
             stats_overhead_budget: over.stats_overhead_budget.or(self.stats_overhead_budget),
+            sampler_budget: over.sampler_budget.or(self.sampler_budget),
         }
     }
 }
@@ -405,6 +407,8 @@ pub struct Effective {
     pub log_level: LogLevel,
     /// How stats are held; a budget mode carries the budget (share of one core).
     pub stats_mode: Mode,
+    /// Share of one core the passes may take before the interval stretches.
+    pub sampler_budget: f64,
 }
 
 /// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
@@ -425,6 +429,7 @@ impl From<Settings> for Effective {
             bus: s.bus.unwrap_or_default(),
             socket: (socket.as_os_str() != "none").then_some(socket),
             log_level: s.log_level.unwrap_or_default(),
+            sampler_budget: s.sampler_budget.map_or(defaults::SAMPLER_BUDGET, |b| b.0),
             // Budget mode (the default) takes its budget from its own key.
             stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
                 Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
@@ -551,6 +556,10 @@ impl Effective {
             ("log_level", self.log_level.as_str().to_owned()),
             ("stats_mode", mode),
             ("stats_overhead_budget", format!("{}%", budget * 100.0)),
+            (
+                "sampler_budget",
+                format!("{}%", self.sampler_budget * 100.0),
+            ),
         ]
     }
 }

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sample on a schedule and keep history (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Take sampling passes and print them (a debugging surface; stores nothing).
     Sample(SampleArgs),
     /// Write the man page into a directory (for packaging).
@@ -89,6 +89,9 @@ struct RunArgs {
     /// Most that stats may cost the host, as a share of one core.
     #[arg(long, value_parser = budget)]
     stats_overhead_budget: Option<Budget>,
+    /// Most of one core the sampler's passes may take; slower passes stretch the interval.
+    #[arg(long, value_parser = budget)]
+    sampler_budget: Option<Budget>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     debug_stall_after: Option<u64>,
@@ -118,6 +121,7 @@ impl RunArgs {
             log_level: self.log_level,
             stats_mode: self.stats_mode,
             stats_overhead_budget: self.stats_overhead_budget,
+            sampler_budget: self.sampler_budget,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct SamplerSettings {
     pub mode: Mode,
     /// Rescan owners, pins, links and map memory at least every this many passes.
     pub rescan_every: u64,
+    /// Share of one core the passes may take before the interval stretches.
+    pub sampler_budget: f64,
 }
 
 /// Requests to the sampling thread.
@@ -60,6 +62,10 @@ pub struct SamplerStats {
     pub last_failure: Mutex<Option<(SystemTime, String)>>,
     /// Whether the newest pass failed.
     pub failing: AtomicBool,
+    /// The interval in use: the configured one, or a multiple when passes were too slow.
+    pub pace_interval_ns: AtomicU64,
+    /// Mean time of the recent passes.
+    pub pass_ns: AtomicU64,
 }
 
 /// What changes while the daemon runs and the API shows: the threads that change it (the
@@ -75,6 +81,7 @@ pub struct Published {
     pub retention: Retention,
     pub cap_bytes: u64,
     pub stats_mode: Mode,
+    pub sampler_budget: f64,
 }
 
 /// State the API reads, shared with the sampling and storage threads.

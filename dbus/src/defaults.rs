@@ -28,3 +28,5 @@ pub const RESCAN_EVERY: u64 = 30;
 pub const SOCKET: &str = "/run/ebpfstat/private";
 /// The most that stats may cost the host in `budget` mode, as a share of one core.
 pub const STATS_OVERHEAD_BUDGET: f64 = 0.01;
+/// Share of one core the sampler's passes may take; slower passes stretch the interval.
+pub const SAMPLER_BUDGET: f64 = 0.5;

@@ -56,9 +56,29 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             _ => "",
         }
     )?;
+    let every = |k: &str| humantime::format_duration(std::time::Duration::from_nanos(count(k)));
+    let (configured, paced) = (count("interval_ns"), count("paced_interval_ns"));
+    // An older daemon does not pace: its interval is the configured one.
+    let pace = if paced > configured {
+        format!(
+            "every {} (stretched from {}: passes take {} on average, over the sampler budget \
+             of {} of one core)",
+            every("paced_interval_ns"),
+            every("interval_ns"),
+            units::ns(num("pass_ns")),
+            units::pct(num("sampler_budget_pct")),
+        )
+    } else if map.contains_key("pass_ns") {
+        format!(
+            "every {} · passes take {}",
+            every("interval_ns"),
+            units::ns(num("pass_ns"))
+        )
+    } else {
+        format!("every {}", every("interval_ns"))
+    };
     out!(
-        "sampling: every {} · {} passes, {} late, {} failed, {} not stored{}",
-        humantime::format_duration(std::time::Duration::from_nanos(count("interval_ns"))),
+        "sampling: {pace} · {} passes, {} late, {} failed, {} not stored{}",
         num("passes"),
         num("late_passes"),
         num("failed_passes"),

@@ -385,6 +385,16 @@ impl Stats1 {
             "interval_ns".into(),
             OwnedVariant::from(duration_ns(self.shared.published.borrow().interval)),
         );
+        // Passes slower than the sampler budget stretch the interval in use.
+        m.insert(
+            "paced_interval_ns".into(),
+            OwnedVariant::from(load(&sampler.pace_interval_ns)),
+        );
+        m.insert("pass_ns".into(), OwnedVariant::from(load(&sampler.pass_ns)));
+        m.insert(
+            "sampler_budget_pct".into(),
+            OwnedVariant::from(self.shared.published.borrow().sampler_budget * 100.0),
+        );
         m.insert(
             "stats_mode".into(),
             var(mode_text(self.shared.published.borrow().stats_mode)),

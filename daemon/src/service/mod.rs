@@ -12,6 +12,7 @@ use std::time::Instant;
 use ebpfstat_store::{Store, StoreConfig, StoreError};
 use tokio::sync::{mpsc, watch};
 
+mod pace;
 mod reload;
 mod sampling;
 mod schedule;
@@ -48,6 +49,7 @@ fn sampler_settings(e: &Effective) -> SamplerSettings {
         interval: e.interval,
         mode: e.stats_mode,
         rescan_every: e.rescan_every,
+        sampler_budget: e.sampler_budget,
     }
 }
 
@@ -88,6 +90,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         retention: settings.retention(),
         cap_bytes: settings.max_db_size,
         stats_mode: settings.stats_mode,
+        sampler_budget: settings.sampler_budget,
     });
     let shared = Arc::new(Shared {
         jobs: jobs_tx,

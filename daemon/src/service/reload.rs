@@ -125,6 +125,7 @@ impl Reloader {
             p.retention = retention;
             p.cap_bytes = cap;
             p.stats_mode = new.stats_mode;
+            p.sampler_budget = new.sampler_budget;
         });
         match (now.is_empty(), later.is_empty()) {
             (true, true) => tracing::info!("SIGHUP: {from} read again: nothing changed"),

@@ -11,7 +11,9 @@ use ebpfstat_store::{ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
 use super::notify;
+use super::pace::{Change, Pace};
 use super::schedule::Slots;
+use crate::config::span_text;
 use crate::observer::{self, Probe};
 use crate::quiet::Quiet;
 use crate::sampler::stats::{StatsCost, StatsState};
@@ -31,6 +33,7 @@ struct Loop<'a> {
     settings: SamplerSettings,
     /// The interval changed (a reload): the schedule starts again from now.
     rescheduled: bool,
+    pace: Pace,
     /// Half the systemd watchdog period, when there is a watchdog.
     watchdog: Option<Duration>,
     pinged: Option<Instant>,
@@ -60,6 +63,46 @@ impl Loop<'_> {
         );
         self.sampler.set_cost(cost.clone());
         cost
+    }
+
+    /// The interval passes keep: the configured one, stretched while passes are too slow.
+    fn paced_interval(&self) -> Duration {
+        self.settings.interval.saturating_mul(self.pace.factor())
+    }
+
+    /// Takes a pass's duration into the pace; says whether the interval changed.
+    fn pace_after(&mut self, took: Duration, stats: &SamplerStats) -> bool {
+        let (interval, budget) = (self.settings.interval, self.settings.sampler_budget);
+        let change = self.pace.after_pass(took, interval, budget);
+        stats
+            .pass_ns
+            .store(duration_ns(self.pace.mean_pass()), Ordering::Relaxed);
+        let Some(Change {
+            from,
+            to,
+            mean_pass,
+        }) = change
+        else {
+            return false;
+        };
+        let paced = self.paced_interval();
+        stats
+            .pace_interval_ns
+            .store(duration_ns(paced), Ordering::Relaxed);
+        let (mean, every) = (span_text(mean_pass), span_text(paced));
+        let share = format!("{}% of one core", budget * 100.0);
+        if to > from {
+            tracing::warn!(
+                "passes take {mean} on average, more than the sampler budget ({share}) allows \
+                 at {}: sampling every {every} until they are quicker",
+                span_text(interval)
+            );
+        } else if to == 1 {
+            tracing::info!("passes take {mean} on average again: back to sampling every {every}");
+        } else {
+            tracing::info!("passes take {mean} on average: sampling every {every} now");
+        }
+        true
     }
 
     /// Pings the watchdog when half its period has passed since the last ping.
@@ -105,7 +148,13 @@ impl Loop<'_> {
                 }
                 Ok(SamplerCmd::Configure(new)) => {
                     self.sampler.set_rescan_every(new.rescan_every);
-                    self.rescheduled |= new.interval != self.settings.interval;
+                    if new.interval != self.settings.interval
+                        || new.sampler_budget != self.settings.sampler_budget
+                    {
+                        // A new pace is judged afresh.
+                        self.pace.reset();
+                        self.rescheduled = true;
+                    }
                     self.settings = new;
                 }
                 Ok(SamplerCmd::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
@@ -145,6 +194,9 @@ pub fn sample_loop(
 ) {
     let stats = &shared.sampler;
     let mut slots = Slots::new(settings.interval);
+    stats
+        .pace_interval_ns
+        .store(duration_ns(settings.interval), Ordering::Relaxed);
     let probe = Probe::load()
         .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
         .ok();
@@ -157,6 +209,7 @@ pub fn sample_loop(
         cmds,
         settings,
         rescheduled: false,
+        pace: Pace::default(),
         watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
         pinged: None,
     };
@@ -175,7 +228,10 @@ pub fn sample_loop(
     let mut states = StateWindow::default();
     loop {
         if std::mem::take(&mut lp.rescheduled) {
-            slots = Slots::new(lp.settings.interval);
+            slots = Slots::new(lp.paced_interval());
+            stats
+                .pace_interval_ns
+                .store(duration_ns(lp.paced_interval()), Ordering::Relaxed);
             start = Instant::now();
             slot = 0;
         }
@@ -195,8 +251,14 @@ pub fn sample_loop(
             };
             lp.sampler.set_interval_state(coverage, state);
         }
+        let began = Instant::now();
         let pass = Arc::new(lp.sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
+        if lp.pace_after(began.elapsed(), stats) {
+            // The next pass is one new interval after this one began.
+            slots = Slots::new(lp.paced_interval());
+            start = began;
+        }
         troubles.note(&pass, stats);
         let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
         // A failed pass is not stored: the next pass that reads the programs closes the whole
@@ -395,4 +457,8 @@ fn publish_state(shared: &Shared, text: &str) {
         p.stats_state = Some(text.to_owned());
         true
     });
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -167,8 +167,27 @@ fn retention_holds_over_simulated_days() {
         host.load(id, &format!("prog{id}"));
     }
     let step = Duration::from_secs(30);
+    let per_hour = HOUR.as_secs() / 30;
     for i in 0..(4 * DAY).as_secs() / 30 {
         host.advance(step);
+        // Churn: ten programs live from the first hour to the second, then go.
+        if i == per_hour {
+            for k in 0..10 {
+                host.load(100 + k, &format!("churn{k}"));
+            }
+        }
+        if i == 2 * per_hour {
+            for _ in 0..10 {
+                host.unload(20);
+            }
+        }
+        if i == 24 * per_hour {
+            assert_eq!(
+                store.status().expect("status").series,
+                30,
+                "ended, still kept"
+            );
+        }
         for p in 0..4 {
             host.run(p, 10 + i % 5, 1000 + i % 77);
         }
@@ -180,6 +199,8 @@ fn retention_holds_over_simulated_days() {
     store.flush(host.wall()).expect("flush");
     let now = host.wall();
     let status = store.status().expect("status");
+    // Ended series age out with their data: the churned programs' last hour-rollup left.
+    assert_eq!(status.series, 20, "ended series outlived their data");
     for span in &status.tiers {
         let (max_age, slack) = match span.tier {
             "raw" => (retention.raw, 2 * MIN),

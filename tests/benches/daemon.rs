@@ -5,11 +5,12 @@
 //! size.
 //!
 //! Run as root: `cargo build --release --workspace && cargo bench -p ebpfstat-tests --bench daemon`
-//! (`-- --quick`: 20 s windows; `-- --scale`: 5000 programs too; `-- --hold N`: N programs and a
-//! daemon held for two minutes, for a profiler).
+//! (`-- --quick`: 20 s windows; `-- --scale`: 5000 programs too; `-- --churn`: RSS, series and
+//! `top --window 1h` latency before and after 3000 programs come and go; `-- --hold N`: N
+//! programs and a daemon held for two minutes, for a profiler).
 
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ebpfstat_tests::bus::ApiDaemon;
 use ebpfstat_tests::{Fleet, bin, is_root};
@@ -68,6 +69,9 @@ struct Row {
     late: u64,
     cpu_pct: f64,
     hwm_kib: u64,
+    /// Mean pass time and the interval in use, from status.
+    pass_ms: f64,
+    paced_s: f64,
 }
 
 fn measure(programs: usize, window: Duration) -> Row {
@@ -97,6 +101,7 @@ fn measure(programs: usize, window: Duration) -> Row {
     let floor = floors[floors.len() / 2];
     let c1 = cpu_ns(pid);
     let (p1, l1) = (count("passes"), count("late_passes"));
+    let (pass_ns, paced_ns) = (count("pass_ns"), count("paced_interval_ns"));
     let hwm_kib = status_kb(pid, "VmHWM:");
     assert!(d.stop());
     let passes = p1 - p0;
@@ -109,6 +114,8 @@ fn measure(programs: usize, window: Duration) -> Row {
         late: l1 - l0,
         cpu_pct: cpu / window.as_nanos() as f64 * 100.0,
         hwm_kib,
+        pass_ms: pass_ns as f64 / 1e6,
+        paced_s: paced_ns as f64 / 1e9,
     }
 }
 
@@ -142,6 +149,10 @@ fn main() {
         std::thread::sleep(Duration::from_secs(120));
         return;
     }
+    if std::env::args().any(|a| a == "--churn") {
+        churn();
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = std::env::args().any(|a| a == "--scale");
     let window = Duration::from_secs(if quick { 20 } else { 60 });
@@ -156,12 +167,21 @@ fn main() {
         window.as_secs()
     );
     println!(
-        "{:>9} {:>16} {:>12} {:>8} {:>7} {:>5} {:>8} {:>10}",
-        "programs", "ns/program-tick", "floor ns", "ratio", "passes", "late", "CPU %", "VmHWM MiB"
+        "{:>9} {:>16} {:>12} {:>8} {:>7} {:>5} {:>8} {:>10} {:>8} {:>6}",
+        "programs",
+        "ns/program-tick",
+        "floor ns",
+        "ratio",
+        "passes",
+        "late",
+        "CPU %",
+        "VmHWM MiB",
+        "pass ms",
+        "every"
     );
     for r in &rows {
         println!(
-            "{:>9} {:>16.0} {:>12.0} {:>8.2} {:>7} {:>5} {:>8.3} {:>10.2}",
+            "{:>9} {:>16.0} {:>12.0} {:>8.2} {:>7} {:>5} {:>8.3} {:>10.2} {:>8.2} {:>5}s",
             r.programs,
             r.ns_per_program_tick,
             r.floor,
@@ -169,7 +189,9 @@ fn main() {
             r.passes,
             r.late,
             r.cpu_pct,
-            r.hwm_kib as f64 / 1024.0
+            r.hwm_kib as f64 / 1024.0,
+            r.pass_ms,
+            r.paced_s
         );
     }
     let size = stripped_bytes();
@@ -183,6 +205,91 @@ fn main() {
             r.programs,
             r.ns_per_program_tick / r.floor,
             r.hwm_kib as f64 / 1024.0
+        );
+    }
+}
+
+/// Wall time of `ebpfstatctl top --window 1h`, the median of 7, from outside.
+fn top_latency_ms(d: &ApiDaemon) -> f64 {
+    let mut ms: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            let out = d.ctl(&["top", "--window", "1h", "-n", "20"]);
+            assert!(out.status.success(), "{out:?}");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+struct ChurnRow {
+    when: &'static str,
+    loaded: u64,
+    series: u64,
+    rss_kib: u64,
+    hwm_kib: u64,
+    top_ms: f64,
+}
+
+fn churn_row(when: &'static str, d: &ApiDaemon) -> ChurnRow {
+    let s = d.ctl_json(&["status"]);
+    let n = |k: &str| s[k].as_u64().expect(k);
+    ChurnRow {
+        when,
+        loaded: n("programs"),
+        series: n("series"),
+        rss_kib: status_kb(d.pid(), "VmRSS:"),
+        hwm_kib: status_kb(d.pid(), "VmHWM:"),
+        top_ms: top_latency_ms(d),
+    }
+}
+
+/// 300 programs stay; 3000 more come and go, 300 at a time, each batch sampled for 3 s.
+fn churn() {
+    let steady = Fleet::load("cs_", 300);
+    let d = ApiDaemon::start_with(None, "1s", &["--flush-interval", "1m"]);
+    let busy = |f: &Fleet| (0..f.programs.len()).step_by(5).for_each(|i| f.drive(i, 1));
+    for _ in 0..10 {
+        busy(&steady);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut rows = vec![churn_row("before", &d)];
+    for batch in 0..10 {
+        let come_and_go = Fleet::load(&format!("cg{batch}_"), 300);
+        for _ in 0..6 {
+            busy(&steady);
+            busy(&come_and_go);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if batch == 9 {
+            rows.push(churn_row("with the last 300", &d));
+        }
+    }
+    // Past the next rescan, so every ended program has left the sampler's and store's sets.
+    for _ in 0..70 {
+        busy(&steady);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    rows.push(churn_row("after", &d));
+    assert!(d.stop());
+    println!(
+        "\nchurn: release ebpfstatd at 1 s; 300 programs stay, 3000 come and go (10 batches of \
+         300, 3 s each); top latency = median of 7 `ebpfstatctl top --window 1h` from outside"
+    );
+    println!(
+        "{:<18} {:>8} {:>7} {:>10} {:>10} {:>8}",
+        "", "loaded", "series", "RSS MiB", "VmHWM MiB", "top ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<18} {:>8} {:>7} {:>10.2} {:>10.2} {:>8.1}",
+            r.when,
+            r.loaded,
+            r.series,
+            r.rss_kib as f64 / 1024.0,
+            r.hwm_kib as f64 / 1024.0,
+            r.top_ms
         );
     }
 }

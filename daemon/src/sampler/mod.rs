@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use aya_obj::generated::bpf_prog_info;
 
 use ebpfstat_dbus::defaults;
-use ebpfstat_store::idmap::IdMap;
+use ebpfstat_store::idmap::{self, IdMap};
 use ebpfstat_store::model::{Counters, ProgramMeta};
 
 use crate::bpf::sys::{self, ObjKind, SysError};
@@ -254,6 +254,7 @@ impl Sampler {
         if errors.failure.is_none() {
             self.progs
                 .retain(|id, t| t.seen == seq || unread.binary_search(id).is_ok());
+            idmap::shrink_after_removals(&mut self.progs);
         }
         let vanished = self.progs.len() != before;
 
@@ -355,6 +356,7 @@ impl Sampler {
             }
         }
         self.maps.retain(|_, m| m.seen_pass == seq);
+        idmap::shrink_after_removals(&mut self.maps);
     }
 
     /// (Re)reads map `id` into the cache as seen this pass; a map freed meanwhile is skipped.

@@ -103,6 +103,20 @@ impl Flusher<'_> {
         notify(&[sd_notify::NotifyState::Status(&status_line(
             &brief, self.stats, &result,
         ))]);
+        give_back_free_memory();
+    }
+}
+
+/// Returns the allocator's free pages to the system, once a flush. glibc keeps what threads
+/// freed in their arenas: after thousands of programs came and went, or a large query, the
+/// daemon would otherwise keep that peak resident (3.3 MB of 13.4 MB after 3000 programs came
+/// and went, in the daemon benchmark's churn run).
+fn give_back_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers and only releases pages glibc's allocator holds
+    // free; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -271,6 +271,7 @@ impl Buffer {
             self.pending.raws.extend(raw);
             self.pending.ends.push(end);
         }
+        crate::idmap::shrink_after_removals(&mut self.live);
         Ok(())
     }
 

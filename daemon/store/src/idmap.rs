@@ -49,6 +49,14 @@ impl Hasher for IdHasher {
 /// A `HashMap` for kernel-id keys.
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Gives back the room of entries that left, once most have: after thousands of short-lived
+/// programs, memory follows the programs loaded now, not the most ever loaded at once.
+pub fn shrink_after_removals<K: Eq + std::hash::Hash, V>(map: &mut IdMap<K, V>) {
+    if map.capacity() > 4 * map.len() + 64 {
+        map.shrink_to(2 * map.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,7 +208,7 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
          PRAGMA synchronous = NORMAL;
          PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};
          PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
-         PRAGMA cache_size = -1024;
+         PRAGMA cache_size = -512;
          PRAGMA temp_store = MEMORY;"
     ))?;
     let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;

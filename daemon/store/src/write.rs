@@ -105,14 +105,10 @@ impl Pending {
         dropped
     }
 
+    /// Empties what was written, room included: after a burst of programs that came and went,
+    /// a minute's rows are not kept allocated for the next.
     fn clear_written(&mut self) {
-        self.boots.clear();
-        self.series.clear();
-        self.ends.clear();
-        self.map_memory.clear();
-        self.raws.clear();
-        self.ticks.clear();
-        self.max_span = None;
+        *self = Self::default();
     }
 }
 

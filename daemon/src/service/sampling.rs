@@ -89,7 +89,8 @@ impl Loop<'_> {
         stats
             .pace_interval_ns
             .store(duration_ns(paced), Ordering::Relaxed);
-        let (mean, every) = (span_text(mean_pass), span_text(paced));
+        let mean = pass_text(mean_pass);
+        let every = humantime::format_duration(paced).to_string();
         let share = format!("{}% of one core", budget * 100.0);
         if to > from {
             tracing::warn!(
@@ -461,4 +462,16 @@ fn publish_state(shared: &Shared, text: &str) {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A pass time at a glance: `214µs`, `6.4ms`, `1.25s`.
+fn pass_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1}ms", s * 1e3)
+    } else {
+        format!("{s:.2}s")
+    }
 }

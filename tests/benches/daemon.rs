@@ -272,6 +272,19 @@ fn churn() {
         std::thread::sleep(Duration::from_millis(500));
     }
     rows.push(churn_row("after", &d));
+    for batch in 10..20 {
+        let come_and_go = Fleet::load(&format!("cg{batch}_"), 300);
+        for _ in 0..6 {
+            busy(&steady);
+            busy(&come_and_go);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    for _ in 0..70 {
+        busy(&steady);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    rows.push(churn_row("after 6000", &d));
     assert!(d.stop());
     println!(
         "\nchurn: release ebpfstatd at 1 s; 300 programs stay, 3000 come and go (10 batches of \

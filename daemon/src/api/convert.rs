@@ -148,7 +148,7 @@ pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDe
             .iter()
             .map(|n| wire::Note {
                 code: n.code.to_owned(),
-                text: n.text.clone(),
+                text: n.text(&ctx.pins),
             })
             .collect(),
     }

@@ -34,31 +34,24 @@ pub fn build(
     maps: &mut IdMap<u32, MapEntry>,
     holders: &Holders,
 ) -> Built {
-    let mut users: HashMap<u32, u32> = HashMap::new();
-    // Map id → pids holding it: its own fds, and the holders of the programs using it.
-    let mut holding: HashMap<u32, BTreeSet<u32>> = HashMap::new();
-    for (map, pids) in &holders.fds.maps {
-        holding.entry(*map).or_default().extend(pids);
-    }
+    let mut users: IdMap<u32, u32> = IdMap::default();
+    // Maps and the pids holding them: through their own fds, and through the programs using
+    // them.
+    let mut holding = holders.fds.maps.clone();
     for (prog, ids, _) in programs {
-        let prog_holders = holders
-            .fds
-            .progs
-            .get(prog)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
         for id in ids.iter() {
             *users.entry(*id).or_default() += 1;
-            holding.entry(*id).or_default().extend(prog_holders);
+            for pid in holders.fds.progs.of(*prog) {
+                holding.push(*id, pid);
+            }
         }
     }
+    holding.settle();
     for (id, entry) in maps.iter_mut() {
         let n = users.get(id).copied().unwrap_or(0);
         let owners: Vec<Arc<_>> = holding
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|pid| holders.fds.processes.get(pid).cloned())
+            .of(*id)
+            .filter_map(|pid| holders.fds.processes.get(&pid).cloned())
             .collect();
         if entry.sample.used_by_programs != n || entry.sample.owners != owners {
             let sample = Arc::make_mut(&mut entry.sample);
@@ -99,13 +92,9 @@ fn program_context(
     let owners = holders
         .fds
         .progs
-        .get(&id)
-        .map(|pids| {
-            pids.iter()
-                .filter_map(|pid| holders.fds.processes.get(pid).cloned())
-                .collect()
-        })
-        .unwrap_or_default();
+        .of(id)
+        .filter_map(|pid| holders.fds.processes.get(&pid).cloned())
+        .collect();
     let pins = holders.pins.get(&id).cloned().unwrap_or_default();
     let mut ctx = ProgramContext {
         map_ids: map_ids.to_vec(),
@@ -129,81 +118,35 @@ fn program_context(
 /// The remarks a reader needs for this program's numbers; only those that apply.
 pub fn notes(ctx: &ProgramContext, maps: &IdMap<u32, MapEntry>) -> Vec<Note> {
     let mut notes = Vec::new();
-    let of_type = |t: &str| -> Vec<u32> {
+    let of = |keep: &dyn Fn(&MapSample) -> bool| -> Box<[u32]> {
         ctx.map_ids
             .iter()
-            .filter(|id| maps.get(id).is_some_and(|m| m.sample.map_type == t))
+            .filter(|id| maps.get(id).is_some_and(|m| keep(&m.sample)))
             .copied()
             .collect()
     };
-    let list = |ids: &[u32]| {
-        ids.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let perf = of_type("perf_event_array");
-    if !perf.is_empty() {
-        notes.push(Note {
-            code: "perf_event_array",
-            text: format!(
-                "perf_event_array map {}: memory counts its perf-event fd slots, not the ring \
-                 buffers behind them",
-                list(&perf)
-            ),
-        });
-    }
-    let mut of_maps = of_type("array_of_maps");
-    of_maps.extend(of_type("hash_of_maps"));
-    if !of_maps.is_empty() {
-        notes.push(Note {
-            code: "map_of_maps",
-            text: format!(
-                "map-of-maps {}: memory counts the outer map's slots, not the inner maps",
-                list(&of_maps)
-            ),
-        });
-    }
-    let prog_arrays = of_type("prog_array");
-    if !prog_arrays.is_empty() {
-        notes.push(Note {
-            code: "tail_calls",
-            text: format!(
-                "uses prog_array map {}: programs it tail-calls run on its clock, so their time \
-                 is in this program's run time and their own run count stays 0",
-                list(&prog_arrays)
-            ),
-        });
-    }
-    let shared: Vec<u32> = ctx
-        .map_ids
-        .iter()
-        .filter(|id| maps.get(id).is_some_and(|m| m.sample.used_by_programs > 1))
-        .copied()
-        .collect();
-    if !shared.is_empty() {
-        notes.push(Note {
-            code: "shared_maps",
-            text: format!(
-                "map {} shared with other programs: counted in each program using it (the \
-                 per-owner total counts it once)",
-                list(&shared)
-            ),
-        });
+    let of_type = |t: &'static str| of(&|m: &MapSample| m.map_type == t);
+    for (code, ids) in [
+        ("perf_event_array", of_type("perf_event_array")),
+        (
+            "map_of_maps",
+            of(&|m: &MapSample| matches!(m.map_type, "array_of_maps" | "hash_of_maps")),
+        ),
+        ("tail_calls", of_type("prog_array")),
+        ("shared_maps", of(&|m: &MapSample| m.used_by_programs > 1)),
+    ] {
+        if !ids.is_empty() {
+            notes.push(Note { code, maps: ids });
+        }
     }
     if ctx.owners.is_empty() {
-        notes.push(if ctx.pins.is_empty() {
-            Note {
-                code: "no_holder",
-                text: "no process or pin holds this program: a kernel attachment keeps it \
-                       (tc, a socket, a legacy cgroup or XDP attach)"
-                    .to_owned(),
-            }
-        } else {
-            Note {
-                code: "pinned_only",
-                text: format!("held only by a pin: {}", ctx.pins.join(", ")),
-            }
+        notes.push(Note {
+            code: if ctx.pins.is_empty() {
+                "no_holder"
+            } else {
+                "pinned_only"
+            },
+            maps: Box::new([]),
         });
     }
     notes
@@ -216,20 +159,16 @@ fn owner_summaries(
 ) -> Vec<OwnerSummary> {
     let prog_maps: HashMap<u32, &[u32]> = programs.iter().map(|&(id, m, _)| (id, m)).collect();
     let mut held: HashMap<u32, (BTreeSet<u32>, BTreeSet<u32>)> = HashMap::new();
-    for (prog, pids) in &fds.progs {
-        let Some(map_ids) = prog_maps.get(prog) else {
+    for &(prog, pid) in fds.progs.pairs() {
+        let Some(map_ids) = prog_maps.get(&prog) else {
             continue;
         };
-        for pid in pids {
-            let (progs, maps_held) = held.entry(*pid).or_default();
-            progs.insert(*prog);
-            maps_held.extend(map_ids.iter().copied());
-        }
+        let (progs, maps_held) = held.entry(pid).or_default();
+        progs.insert(prog);
+        maps_held.extend(map_ids.iter().copied());
     }
-    for (map, pids) in &fds.maps {
-        for pid in pids {
-            held.entry(*pid).or_default().1.insert(*map);
-        }
+    for &(map, pid) in fds.maps.pairs() {
+        held.entry(pid).or_default().1.insert(map);
     }
     let mut out: Vec<OwnerSummary> = held
         .into_iter()

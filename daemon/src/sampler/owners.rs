@@ -27,10 +27,10 @@ pub struct Owner {
 #[derive(Debug, Default)]
 pub struct FdScan {
     pub processes: HashMap<u32, Arc<Owner>>,
-    /// Program id → pids holding it through a program fd or a link fd.
-    pub progs: HashMap<u32, Vec<u32>>,
-    /// Map id → pids holding a map fd.
-    pub maps: HashMap<u32, Vec<u32>>,
+    /// Program ids and the pids holding them through a program, link or perf-event fd.
+    pub progs: Holdings,
+    /// Map ids and the pids holding a map fd.
+    pub maps: Holdings,
     /// Program id → where perf-event fds (tracepoints, k/uprobes) and legacy raw tracepoint
     /// fds attach it: these are not links, so only their holders' fds tell.
     pub perf: HashMap<u32, Vec<AttachPoint>>,
@@ -61,9 +61,35 @@ pub(super) fn classify(link_target: &[u8]) -> Option<BpfFd> {
     }
 }
 
-fn push_unique(list: &mut Vec<u32>, pid: u32) {
-    if !list.contains(&pid) {
-        list.push(pid);
+/// Which processes hold which ids: (id, pid) pairs, sorted and unique. Eight bytes a holding,
+/// kept between rescans, where a map of pid lists cost an allocation per program.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Holdings(Vec<(u32, u32)>);
+
+impl Holdings {
+    pub fn push(&mut self, id: u32, pid: u32) {
+        self.0.push((id, pid));
+    }
+
+    /// Sorts and dedups what was pushed; lookups need it.
+    pub fn settle(&mut self) {
+        self.0.sort_unstable();
+        self.0.dedup();
+        self.0.shrink_to_fit();
+    }
+
+    /// The pids holding `id`, in order.
+    pub fn of(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        let start = self.0.partition_point(|&(i, _)| i < id);
+        self.0[start..]
+            .iter()
+            .take_while(move |&&(i, _)| i == id)
+            .map(|&(_, pid)| pid)
+    }
+
+    /// Every (id, pid), by id.
+    pub fn pairs(&self) -> &[(u32, u32)] {
+        &self.0
     }
 }
 
@@ -102,7 +128,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
                 };
                 // A perf event without a program (a profiler's counter) answers nothing.
                 if let Ok(Some(q)) = sys::task_fd_query(pid, fd_no) {
-                    push_unique(found.progs.entry(q.prog_id).or_default(), pid);
+                    found.progs.push(q.prog_id, pid);
                     let points = found.perf.entry(q.prog_id).or_default();
                     let point = links::perf_attach(&q);
                     if !points.contains(&point) {
@@ -121,7 +147,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
                 BpfFd::Map => ("map_id:", &mut found.maps),
             };
             if let Some(id) = fdinfo_value(&info, key).and_then(|v| u32::try_from(v).ok()) {
-                push_unique(table.entry(id).or_default(), pid);
+                table.push(id, pid);
                 holds_any = true;
             }
         }
@@ -131,6 +157,8 @@ pub fn scan(proc_root: &Path) -> FdScan {
                 .insert(pid, Arc::new(describe(&pid_dir, pid)));
         }
     }
+    found.progs.settle();
+    found.maps.settle();
     found
 }
 

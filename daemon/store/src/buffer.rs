@@ -53,7 +53,8 @@ pub(crate) struct LiveState {
 struct Live {
     series_id: i64,
     state: LiveState,
-    segment: Option<OpenSegment>,
+    /// Boxed: most programs are idle in a window, and the live map holds every program.
+    segment: Option<Box<OpenSegment>>,
 }
 
 impl Live {
@@ -73,12 +74,12 @@ impl Live {
                     seg.zeros_after = 0;
                 }
                 None => {
-                    self.segment = Some(OpenSegment {
+                    self.segment = Some(Box::new(OpenSegment {
                         start_tick: tick,
                         base: last,
                         deltas: vec![delta],
                         zeros_after: 0,
-                    });
+                    }));
                 }
             }
         } else if let Some(seg) = &mut self.segment {

@@ -69,6 +69,8 @@ struct Row {
     late: u64,
     cpu_pct: f64,
     hwm_kib: u64,
+    /// Lowest and highest ratio of the 10 s parts.
+    parts: (f64, f64),
     /// Mean pass time and the interval in use, from status.
     pass_ms: f64,
     paced_s: f64,
@@ -89,14 +91,29 @@ fn measure(programs: usize, window: Duration) -> Row {
     let step = Duration::from_millis(500);
     let mut waited = Duration::ZERO;
     let mut floors = Vec::new();
+    // The ratio in each 10 s part too (one pass a second): how much the host's noise moves it.
+    let mut parts = Vec::new();
+    let (mut part_cpu, mut part_floors, mut part_start) = (c0, Vec::new(), Instant::now());
     while waited < window {
         for i in 0..busy {
             fleet.drive(i, 1);
         }
-        floors.push(floor_walk());
+        let f = floor_walk();
+        floors.push(f);
+        part_floors.push(f);
         std::thread::sleep(step);
         waited += step;
+        if part_floors.len() == 20 {
+            let cpu = cpu_ns(pid);
+            part_floors.sort_by(f64::total_cmp);
+            let per_tick =
+                (cpu - part_cpu) as f64 / part_start.elapsed().as_secs_f64() / programs as f64;
+            parts.push(per_tick / part_floors[part_floors.len() / 2]);
+            (part_cpu, part_start) = (cpu, Instant::now());
+            part_floors.clear();
+        }
     }
+    parts.sort_by(f64::total_cmp);
     floors.sort_by(f64::total_cmp);
     let floor = floors[floors.len() / 2];
     let c1 = cpu_ns(pid);
@@ -114,6 +131,10 @@ fn measure(programs: usize, window: Duration) -> Row {
         late: l1 - l0,
         cpu_pct: cpu / window.as_nanos() as f64 * 100.0,
         hwm_kib,
+        parts: (
+            parts.first().copied().unwrap_or(f64::NAN),
+            parts.last().copied().unwrap_or(f64::NAN),
+        ),
         pass_ms: pass_ns as f64 / 1e6,
         paced_s: paced_ns as f64 / 1e9,
     }
@@ -167,11 +188,12 @@ fn main() {
         window.as_secs()
     );
     println!(
-        "{:>9} {:>16} {:>12} {:>8} {:>7} {:>5} {:>8} {:>10} {:>8} {:>6}",
+        "{:>9} {:>16} {:>12} {:>8} {:>11} {:>7} {:>5} {:>8} {:>10} {:>8} {:>6}",
         "programs",
         "ns/program-tick",
         "floor ns",
         "ratio",
+        "10 s parts",
         "passes",
         "late",
         "CPU %",
@@ -181,11 +203,12 @@ fn main() {
     );
     for r in &rows {
         println!(
-            "{:>9} {:>16.0} {:>12.0} {:>8.2} {:>7} {:>5} {:>8.3} {:>10.2} {:>8.2} {:>5}s",
+            "{:>9} {:>16.0} {:>12.0} {:>8.2} {:>11} {:>7} {:>5} {:>8.3} {:>10.2} {:>8.2} {:>5}s",
             r.programs,
             r.ns_per_program_tick,
             r.floor,
             r.ns_per_program_tick / r.floor,
+            format!("{:.2}–{:.2}", r.parts.0, r.parts.1),
             r.passes,
             r.late,
             r.cpu_pct,

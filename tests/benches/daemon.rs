@@ -268,7 +268,8 @@ fn churn_row(when: &'static str, d: &ApiDaemon) -> ChurnRow {
     }
 }
 
-/// 300 programs stay; 3000 more come and go, 300 at a time, each batch sampled for 3 s.
+/// 300 programs stay; 3000 more come and go, 300 at a time, each batch sampled for 3 s; then
+/// 3000 more, to show memory stays where the first churn left it.
 fn churn() {
     let steady = Fleet::load("cs_", 300);
     let d = ApiDaemon::start_with(None, "1s", &["--flush-interval", "1m"]);
@@ -310,7 +311,7 @@ fn churn() {
     rows.push(churn_row("after 6000", &d));
     assert!(d.stop());
     println!(
-        "\nchurn: release ebpfstatd at 1 s; 300 programs stay, 3000 come and go (10 batches of \
+        "\nchurn: release ebpfstatd at 1 s; 300 programs stay, 3000 come and go, then 3000 more (batches of \
          300, 3 s each); top latency = median of 7 `ebpfstatctl top --window 1h` from outside"
     );
     println!(

@@ -1,6 +1,7 @@
 //! Maps: their shape and `memlock`, cached because map memory changes rarely.
 
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 use std::sync::Arc;
 
 use ebpfstat_store::idmap::IdMap;
@@ -65,8 +66,28 @@ pub fn memlock_can_change(type_id: u32, flags: u32) -> bool {
 /// The `memlock:` value from `/proc/self/fdinfo/<fd>` of an fd we hold.
 pub fn memlock_of(fd: impl AsFd) -> Option<u64> {
     let path = format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd());
-    let text = std::fs::read_to_string(path).ok()?;
-    fdinfo_value(&text, "memlock:")
+    let mut buf = Vec::new();
+    let text = read_proc_text(Path::new(&path), &mut buf).ok()?;
+    fdinfo_value(text, "memlock:")
+}
+
+/// Reads a small `/proc` text file into `buf`, reused between calls: an open, reads until the
+/// end, a close. (`fs::read_to_string` first asks for the size, a `statx` per file that `/proc`
+/// answers with 0 anyway, and allocates; a rescan reads an fdinfo file per bpf fd on the host.)
+pub fn read_proc_text<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+    use std::io::Read;
+    buf.clear();
+    let mut file = std::fs::File::open(path)?;
+    let mut chunk = [0u8; 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The number after `key` in fdinfo text (`"memlock:\t4096"`).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::links::{self, AttachPoint};
-use super::maps::fdinfo_value;
+use super::maps::{fdinfo_value, read_proc_text};
 use crate::bpf::sys;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +99,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
     use std::os::unix::ffi::OsStrExt;
 
     let mut found = FdScan::default();
+    let mut fdinfo = Vec::new();
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return found;
     };
@@ -139,14 +140,14 @@ pub fn scan(proc_root: &Path) -> FdScan {
                 continue;
             }
             let info_path = pid_dir.join("fdinfo").join(fd.file_name());
-            let Ok(info) = std::fs::read_to_string(info_path) else {
+            let Ok(info) = read_proc_text(&info_path, &mut fdinfo) else {
                 continue;
             };
             let (key, table) = match kind {
                 BpfFd::Prog | BpfFd::Link | BpfFd::Attach => ("prog_id:", &mut found.progs),
                 BpfFd::Map => ("map_id:", &mut found.maps),
             };
-            if let Some(id) = fdinfo_value(&info, key).and_then(|v| u32::try_from(v).ok()) {
+            if let Some(id) = fdinfo_value(info, key).and_then(|v| u32::try_from(v).ok()) {
                 table.push(id, pid);
                 holds_any = true;
             }

@@ -5,6 +5,7 @@
 //! object (`prog_id:` for program and link fds, `map_id:` for map fds), which works everywhere.
 
 use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -112,15 +113,22 @@ pub fn scan(proc_root: &Path) -> FdScan {
             continue;
         };
         let pid_dir = entry.path();
-        let Ok(fds) = std::fs::read_dir(pid_dir.join("fd")) else {
+        let fd_dir_path = pid_dir.join("fd");
+        let Ok(fds) = std::fs::read_dir(&fd_dir_path) else {
+            continue;
+        };
+        // Links are read relative to the open directory: a path walk per fd through /proc
+        // was most of a rescan's kernel time.
+        let Ok(fd_dir) = std::fs::File::open(&fd_dir_path) else {
             continue;
         };
         let mut holds_any = false;
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
+            let mut link = [0u8; 64];
+            let Some(target) = link_at(fd_dir.as_fd(), fd.file_name().as_bytes(), &mut link) else {
                 continue;
             };
-            let Some(kind) = classify(target.as_os_str().as_bytes()) else {
+            let Some(kind) = classify(target) else {
                 continue;
             };
             if let BpfFd::Attach = kind {
@@ -161,6 +169,27 @@ pub fn scan(proc_root: &Path) -> FdScan {
     found.progs.settle();
     found.maps.settle();
     found
+}
+
+/// The start of what the symlink `name` in directory `dir` points to (as much as fits in
+/// `buf`: enough to tell a bpf fd); `None` if it cannot be read (the fd closed meanwhile).
+fn link_at<'b>(dir: BorrowedFd<'_>, name: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    // Fd names are decimal numbers: a NUL-terminated copy on the stack.
+    let mut cname = [0u8; 24];
+    cname.get_mut(..name.len())?.copy_from_slice(name);
+    let cname = std::ffi::CStr::from_bytes_until_nul(&cname).ok()?;
+    // SAFETY: `dir` is an open directory fd for the call's duration; `cname` is NUL-terminated;
+    // `buf` is writable for `buf.len()` bytes and readlinkat writes at most that many.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    buf.get(..n)
 }
 
 fn describe(pid_dir: &Path, pid: u32) -> Owner {

@@ -4,23 +4,13 @@
 use ebpfstat_dbus::{self as wire, Error, Options};
 use ebpfstat_store::{ProgramRef, QueryError, SortKey, Store};
 
-use super::names;
+use super::names::{self, quoted};
 
 pub fn query_error(e: QueryError) -> Error {
     match e {
         QueryError::NoSuchProgram(m) => Error::NoSuchProgram(m),
         QueryError::InvalidArgument(m) => Error::InvalidArgument(m),
         QueryError::Store(e) => Error::Unavailable(format!("the history store failed: {e}")),
-    }
-}
-
-/// A caller's string as an error quotes it: whole when short, else its start and its length,
-/// so a reply never echoes what a caller sent at length.
-pub fn quoted(s: &str) -> String {
-    const SHOWN: usize = 40;
-    match s.char_indices().nth(SHOWN) {
-        None => format!("{s:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
     }
 }
 

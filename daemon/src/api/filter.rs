@@ -5,7 +5,8 @@
 
 use ebpfstat_dbus::{Error, Options};
 
-use super::args::{bounded, quoted};
+use super::args::bounded;
+use super::names::quoted;
 use crate::observer;
 use crate::sampler::owners::Owner;
 

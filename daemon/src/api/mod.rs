@@ -26,8 +26,9 @@ pub use properties::signal_changes;
 
 use crate::sampler::Pass;
 use crate::shared::{SamplerCmd, Shared, StoreJob};
-use args::{Spec, check_options, parse_spec, program_ref, query_error, quoted, sort_key};
+use args::{Spec, check_options, parse_spec, program_ref, query_error, sort_key};
 use filter::Filter;
+use names::quoted;
 use usage::{mode_text, own_usage, var};
 
 /// The served object.

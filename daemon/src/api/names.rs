@@ -3,7 +3,15 @@
 
 use ebpfstat_dbus::Error;
 
-use super::args::quoted;
+/// A caller's string as an error quotes it: whole when short, else its start and its length,
+/// so a reply never echoes what a caller sent at length.
+pub fn quoted(s: &str) -> String {
+    const SHOWN: usize = 40;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
 
 /// What a name finds among (full name, kernel name) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod owners;
 pub mod pins;
+pub mod procfs;
 pub mod stats;
 
 mod context;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::links::{self, AttachPoint};
-use super::maps::{fdinfo_value, read_proc_text};
+use super::procfs::{fdinfo_value, read_proc_text};
 use crate::bpf::sys;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

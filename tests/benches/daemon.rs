@@ -13,19 +13,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ebpfstat_tests::bus::ApiDaemon;
-use ebpfstat_tests::{Fleet, bin, is_root};
+use ebpfstat_tests::{Fleet, bin, cpu_ns, is_root, status_kb, thread_cpu_ns};
 use ebpfstatd::bpf::sys::{self, ObjKind};
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    u64::try_from(ts.tv_sec).expect("seconds") * 1_000_000_000
-        + u64::try_from(ts.tv_nsec).expect("nanoseconds")
-}
 
 /// The floor, per program: one walk of every program with the four calls a pass needs.
 fn floor_walk() -> f64 {
@@ -41,24 +30,6 @@ fn floor_walk() -> f64 {
         }
     }
     (thread_cpu_ns() - start) as f64 / f64::from(n.max(1))
-}
-
-/// CPU time of every thread of `pid`, ns (`/proc/<pid>/task/*/schedstat`).
-fn cpu_ns(pid: i32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn status_kb(pid: i32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("a value in kB")
 }
 
 struct Row {
@@ -274,40 +245,34 @@ fn churn() {
     let steady = Fleet::load("cs_", 300);
     let d = ApiDaemon::start_with(None, "1s", &["--flush-interval", "1m"]);
     let busy = |f: &Fleet| (0..f.programs.len()).step_by(5).for_each(|i| f.drive(i, 1));
-    for _ in 0..10 {
-        busy(&steady);
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // `steps` half-seconds of the steady programs running, and of `also` if there are some.
+    let run_for = |steps: usize, also: Option<&Fleet>| {
+        for _ in 0..steps {
+            busy(&steady);
+            also.into_iter().for_each(busy);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // Batches of 300 that each live 3 s, measured as `during` while the last one lives; after
+    // them, past the next rescan, so every ended program has left the sampler's and store's sets.
+    let churn_batches = |batches: std::ops::Range<usize>, during: Option<&'static str>| {
+        let last = batches.end - 1;
+        let mut row = None;
+        for batch in batches {
+            let come_and_go = Fleet::load(&format!("cg{batch}_"), 300);
+            run_for(6, Some(&come_and_go));
+            if batch == last {
+                row = during.map(|label| churn_row(label, &d));
+            }
+        }
+        run_for(70, None);
+        row
+    };
+    run_for(10, None);
     let mut rows = vec![churn_row("before", &d)];
-    for batch in 0..10 {
-        let come_and_go = Fleet::load(&format!("cg{batch}_"), 300);
-        for _ in 0..6 {
-            busy(&steady);
-            busy(&come_and_go);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        if batch == 9 {
-            rows.push(churn_row("with the last 300", &d));
-        }
-    }
-    // Past the next rescan, so every ended program has left the sampler's and store's sets.
-    for _ in 0..70 {
-        busy(&steady);
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    rows.extend(churn_batches(0..10, Some("with the last 300")));
     rows.push(churn_row("after", &d));
-    for batch in 10..20 {
-        let come_and_go = Fleet::load(&format!("cg{batch}_"), 300);
-        for _ in 0..6 {
-            busy(&steady);
-            busy(&come_and_go);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    for _ in 0..70 {
-        busy(&steady);
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    churn_batches(10..20, None);
     rows.push(churn_row("after 6000", &d));
     assert!(d.stop());
     println!(

@@ -9,34 +9,15 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use ebpfstat_dbus::Stats1Proxy;
 use ebpfstat_tests::bus::{self, ApiDaemon};
-use ebpfstat_tests::{Fleet, is_root};
+use ebpfstat_tests::{Fleet, cpu_ns, is_root, status_kb};
 
 const WINDOW: Duration = Duration::from_secs(20);
 const PEERS: usize = 500;
-
-/// CPU time of every thread of `pid`, ns (`/proc/<pid>/task/*/schedstat`, first field):
-/// finer than the clock ticks of `/proc/<pid>/stat`.
-fn cpu_ns(pid: i32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn status_kb(pid: i32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("a value in kB")
-}
 
 fn fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -159,14 +140,7 @@ fn main() {
     let mut helpers: Vec<Child> = USERS
         .iter()
         .map(|user| {
-            Command::new("setpriv")
-                .args([
-                    &format!("--reuid={user}"),
-                    &format!("--regid={user}"),
-                    "--init-groups",
-                    "--",
-                ])
-                .arg(&exe)
+            bus::as_user(user, &exe)
                 .arg("--hold-peers")
                 .arg(&d.socket)
                 .arg(per_user.to_string())

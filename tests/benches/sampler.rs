@@ -7,23 +7,12 @@
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
-use ebpfstat_tests::{Fleet, bin, bus, is_root};
+use ebpfstat_tests::{Fleet, bin, bus, is_root, thread_cpu_ns};
 use ebpfstatd::bpf::sys::{self, ObjKind};
 use ebpfstatd::sampler::{Sampler, SamplerConfig};
 
 const PASSES: usize = 41;
 const BPFTOOL_RUNS: usize = 21;
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    let secs = u64::try_from(ts.tv_sec).expect("a thread's CPU time is not negative");
-    secs * 1_000_000_000 + u64::try_from(ts.tv_nsec).expect("nanoseconds")
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

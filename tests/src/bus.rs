@@ -292,6 +292,16 @@ pub fn ctl_json_via(via: &[impl AsRef<OsStr>], args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// The runs in the points of a JSON history answer, summed.
+pub fn history_runs(history: &Value) -> u64 {
+    history["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p["run_cnt"].as_u64())
+        .sum()
+}
+
 /// The row for program `name` in a JSON array of program rows, if there is one.
 pub fn find_by_name<'a>(rows: &'a Value, name: &str) -> Option<&'a Value> {
     rows.as_array()?.iter().find(|r| r["name"] == name)
@@ -364,19 +374,22 @@ pub fn public_ctl(dir: &Path) -> PathBuf {
     path
 }
 
+/// A command running `program` as `user` (with its groups), through util-linux `setpriv`.
+pub fn as_user(user: &str, program: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={user}"),
+        &format!("--regid={user}"),
+        "--init-groups",
+        "--",
+    ])
+    .arg(program);
+    cmd
+}
+
 /// Runs `ctl args` as `user` (with its groups).
 pub fn ctl_as(user: &str, ctl: &Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={user}"),
-            &format!("--regid={user}"),
-            "--init-groups",
-            "--",
-        ])
-        .arg(ctl)
-        .args(args)
-        .output()
-        .expect("setpriv")
+    as_user(user, ctl).args(args).output().expect("setpriv")
 }
 
 /// A child's pid as `kill(2)` takes it.

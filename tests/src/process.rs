@@ -121,3 +121,35 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// CPU time of the calling thread, ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let secs = u64::try_from(ts.tv_sec).expect("a thread's CPU time is not negative");
+    secs * 1_000_000_000 + u64::try_from(ts.tv_nsec).expect("nanoseconds")
+}
+
+/// CPU time of every thread of `pid`, ns (`/proc/<pid>/task/*/schedstat`, first field):
+/// finer than the clock ticks of `/proc/<pid>/stat`.
+pub fn cpu_ns(pid: impl std::fmt::Display) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A field of `/proc/<pid>/status` in kB (`"VmHWM:"`, `"VmRSS:"`).
+pub fn status_kb(pid: impl std::fmt::Display, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("a value in kB")
+}

@@ -54,14 +54,7 @@ pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
             PERF_FLAG_FD_CLOEXEC,
         )
     };
-    assert!(
-        fd >= 0,
-        "perf_event_open: {}",
-        std::io::Error::last_os_error()
-    );
-    let fd = i32::try_from(fd).expect("an fd");
-    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-    let event = unsafe { OwnedFd::from_raw_fd(fd) };
+    let event = returned_fd(fd, "perf_event_open");
     // SAFETY: ioctls on the perf event we own; SET_BPF takes the program fd as its argument.
     let rc = unsafe {
         libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd())
@@ -100,20 +93,21 @@ pub fn raw_tracepoint(tp: &str, name: &str) -> Attached {
             size_of::<Attr>(),
         )
     };
-    assert!(
-        fd >= 0,
-        "BPF_RAW_TRACEPOINT_OPEN: {}",
-        std::io::Error::last_os_error()
-    );
-    let fd = i32::try_from(fd).expect("an fd");
-    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-    let attachment = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attachment = returned_fd(fd, "BPF_RAW_TRACEPOINT_OPEN");
     let id = prog_id(prog.as_fd());
     Attached {
         prog,
         id,
         attachment,
     }
+}
+
+/// The descriptor a syscall (`what`) just returned, owned; its error if it failed.
+fn returned_fd(ret: libc::c_long, what: &str) -> OwnedFd {
+    assert!(ret >= 0, "{what}: {}", std::io::Error::last_os_error());
+    let fd = i32::try_from(ret).expect("an fd");
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// Whether kprobes can be made here (`kprobe_events` in tracefs).

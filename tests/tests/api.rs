@@ -105,7 +105,7 @@ fn history_follows_a_program_across_unload_and_reload() {
     assert_eq!(series.len(), 2, "two loads: {series:?}");
     assert_eq!(series.iter().filter(|s| s["alive"] == true).count(), 1);
     let points = h["points"].as_array().expect("points");
-    let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
+    let runs = bus::history_runs(&h);
     assert_eq!(runs, 9);
     assert_eq!(
         points.last().and_then(|p| p["cum_run_cnt"].as_u64()),
@@ -119,12 +119,7 @@ fn history_follows_a_program_across_unload_and_reload() {
         .expect("old series");
     let spec = format!("series:{}", old["series_id"]);
     let h = daemon.ctl_json(&["history", &spec, "--since", "5m", "--step", "1m"]);
-    let runs: u64 = h["points"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .filter_map(|p| p["run_cnt"].as_u64())
-        .sum();
+    let runs = bus::history_runs(&h);
     assert_eq!(runs, 5);
 }
 

@@ -350,16 +350,6 @@ fn a_deleted_database_is_noticed_and_written_back_whole() {
     assert_eq!(runs, 15, "the runs before the deletion and after it");
 }
 
-/// A field of `/proc/<pid>/status`, in kB.
-fn proc_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("a number")
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")
@@ -414,7 +404,7 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
     assert!(passes() > before, "the daemon died or stopped sampling");
 
     // Authenticated peers declaring a 127 MiB message: turned away at the header.
-    let hwm = proc_kb(pid, "VmHWM:");
+    let hwm = status_kb(pid, "VmHWM:");
     let mut peers = Vec::new();
     for _ in 0..3 {
         let mut s = UnixStream::connect(&socket).expect("connect");
@@ -435,7 +425,7 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
     for s in &mut peers {
         assert!(closed_by_daemon(s), "a peer declaring 127 MiB was served");
     }
-    let grew = proc_kb(pid, "VmHWM:").saturating_sub(hwm);
+    let grew = status_kb(pid, "VmHWM:").saturating_sub(hwm);
     assert!(grew < 16 << 10, "peak RSS grew by {grew} kB");
     assert_eq!(cage.oom_kills().expect("oom count"), 0);
     let peak = cage.peak_bytes().expect("peak");

@@ -256,7 +256,7 @@ fn an_unloaded_program_ends_at_the_first_pass_without_it() {
         "samples until {} ms ago",
         (now - last) / 1_000_000
     );
-    let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
+    let runs = bus::history_runs(&h);
     assert_eq!(runs, 5);
 }
 
@@ -275,7 +275,7 @@ fn history_shows_only_when_the_program_was_seen() {
     let points = seen(&h);
     assert!((1..=2).contains(&points.len()), "{h}");
     assert_eq!(h["info"]["next_from_ns"], 0);
-    let runs: u64 = points.iter().filter_map(|p| p["run_cnt"].as_u64()).sum();
+    let runs = bus::history_runs(&h);
     assert_eq!(runs, 10);
     // Into the future: the last point ends at the newest sample, not later.
     let h = d.ctl_json(&[
@@ -520,12 +520,7 @@ fn programs_are_found_by_any_unambiguous_start_of_their_name() {
         "{e}"
     );
     let h = d.ctl_json(&["history", &gone_name, "--since", "1m", "--step", "10s"]);
-    let runs: u64 = h["points"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .filter_map(|p| p["run_cnt"].as_u64())
-        .sum();
+    let runs = bus::history_runs(&h);
     assert_eq!(runs, 30);
 }
 

@@ -221,27 +221,17 @@ pub fn prog_info_reusing(
             info.map_ids = 0;
             return Ok((info, needed));
         }
+        // More maps than the buffer holds: grow and ask again (rare).
         map_ids.resize(needed, 0);
     }
 }
 
-/// Program info and its map ids, read in one call when `map_ids` is large enough.
+/// Program info and its map ids (`map_ids` ends up holding exactly them), read in one call
+/// when `map_ids` is large enough.
 pub fn prog_info(fd: BorrowedFd<'_>, map_ids: &mut Vec<u32>) -> SysResult<bpf_prog_info> {
-    loop {
-        let mut info: bpf_prog_info = zeroed();
-        info.nr_map_ids = len32(map_ids.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
-        info.map_ids = map_ids.as_mut_ptr() as u64;
-        // SAFETY: `map_ids` points at a buffer of `nr_map_ids` u32 that outlives the call.
-        unsafe { info_by_fd(fd, &mut info) }?;
-        let needed = info.nr_map_ids as usize;
-        if needed <= map_ids.len() {
-            map_ids.truncate(needed);
-            info.map_ids = 0;
-            return Ok(info);
-        }
-        // More maps than the buffer holds: grow and ask again (rare).
-        map_ids.resize(needed, 0);
-    }
+    let (info, n) = prog_info_reusing(fd, map_ids)?;
+    map_ids.truncate(n);
+    Ok(info)
 }
 
 /// The BTF type id of the program's main function (first `func_info` record), if it has BTF.

@@ -155,16 +155,7 @@ impl Reader<'_> {
         tier: Option<Tier>,
         max_points: u64,
     ) -> Result<(History, Option<SystemTime>), QueryError> {
-        validate_range(from, to)?;
-        if step.is_zero() {
-            return Err(QueryError::InvalidArgument("step must be positive".into()));
-        }
-        let series = self.resolve(target)?;
-        let tier = match tier {
-            Some(t) => t,
-            None => choose_tier(&self.tier_oldest()?, from, step),
-        };
-        let step = raised(step, tier);
+        let (series, tier, step) = self.plan(target, (from, to), step, tier)?;
         let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
         let newest = self.newest_time()?;
         let seen_from = series.iter().filter_map(|s| s.first_seen).min();
@@ -200,7 +191,28 @@ impl Reader<'_> {
         } else {
             (end, None)
         };
-        Ok((self.history(target, start, end, step, Some(tier))?, next))
+        Ok((self.points_of(series, tier, step, start, end)?, next))
+    }
+
+    /// What a history query needs first: its range checked, its series, the tier (given, or
+    /// the finest covering `from`) and the step raised to that tier's resolution.
+    fn plan(
+        &self,
+        target: &ProgramRef,
+        (from, to): (SystemTime, SystemTime),
+        step: Duration,
+        tier: Option<Tier>,
+    ) -> Result<(Vec<SeriesRow>, Tier, Duration), QueryError> {
+        validate_range(from, to)?;
+        if step.is_zero() {
+            return Err(QueryError::InvalidArgument("step must be positive".into()));
+        }
+        let series = self.resolve(target)?;
+        let tier = match tier {
+            Some(t) => t,
+            None => choose_tier(&self.tier_oldest()?, from, step),
+        };
+        Ok((series, tier, raised(step, tier)))
     }
 
     /// History of `target` over `[from, to)` in points of `step`, from `tier` or else the
@@ -213,16 +225,19 @@ impl Reader<'_> {
         step: Duration,
         tier: Option<Tier>,
     ) -> Result<History, QueryError> {
-        validate_range(from, to)?;
-        if step.is_zero() {
-            return Err(QueryError::InvalidArgument("step must be positive".into()));
-        }
-        let series = self.resolve(target)?;
-        let tier = match tier {
-            Some(t) => t,
-            None => choose_tier(&self.tier_oldest()?, from, step),
-        };
-        let step = raised(step, tier);
+        let (series, tier, step) = self.plan(target, (from, to), step, tier)?;
+        self.points_of(series, tier, step, from, to)
+    }
+
+    /// The points of `series` over `[from, to)` at `step` from `tier`.
+    fn points_of(
+        &self,
+        series: Vec<SeriesRow>,
+        tier: Tier,
+        step: Duration,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<History, QueryError> {
         let span = to.duration_since(from).unwrap_or_default();
         let n_points = u64::try_from(span.as_nanos().div_ceil(step.as_nanos())).unwrap_or(u64::MAX);
         if n_points > MAX_POINTS {

@@ -7,7 +7,7 @@
 //! Run as root: `cargo build --release --workspace && cargo bench -p ebpfstat-tests --bench daemon`
 //! (`-- --quick`: 20 s windows; `-- --scale`: 5000 programs too; `-- --churn`: RSS, series and
 //! `top --window 1h` latency before and after 3000 programs come and go; `-- --hold N`: N
-//! programs and a daemon held for two minutes, for a profiler).
+//! programs and a daemon held for two minutes, for a profiler; `-- --only N`: one row, N programs).
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -151,6 +151,9 @@ fn main() {
     let mut sizes = vec![300, 1000];
     if scale {
         sizes.push(5000);
+    }
+    if let Some(n) = std::env::args().skip_while(|a| a != "--only").nth(1) {
+        sizes = vec![n.parse().expect("a number of programs")];
     }
     let rows: Vec<Row> = sizes.into_iter().map(|n| measure(n, window)).collect();
     println!(

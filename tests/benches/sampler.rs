@@ -3,13 +3,14 @@
 //! `ebpfstatd sample` with 1000 programs loaded.
 //!
 //! Run as root: `cargo build --release -p ebpfstatd && cargo bench -p ebpfstat-tests --bench sampler`
+//! (`-- --rescan`: only the table of what a rescan's parts cost).
 
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
 use ebpfstat_tests::{Fleet, bin, bus, is_root, thread_cpu_ns};
 use ebpfstatd::bpf::sys::{self, ObjKind};
-use ebpfstatd::sampler::{Sampler, SamplerConfig};
+use ebpfstatd::sampler::{Sampler, SamplerConfig, links, owners, pins};
 
 const PASSES: usize = 41;
 const BPFTOOL_RUNS: usize = 21;
@@ -124,6 +125,46 @@ fn measure(n: usize) -> Row {
     }
 }
 
+/// What one rescan's parts cost with `n` programs held by this process: median CPU µs of
+/// each of `PASSES` calls. A rescan runs every `rescan_every` passes and when programs appear.
+fn rescan_parts(n: usize) -> Vec<(&'static str, f64)> {
+    let _fleet = Fleet::load(&format!("rs{n}_"), n);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mounts = pins::mounts(&mountinfo);
+    let us = |v: Vec<f64>| median(v) / 1000.0;
+    let proc_root = std::path::Path::new("/proc");
+    let pass_with = |rescan_every| {
+        let mut sampler = Sampler::new(SamplerConfig { rescan_every });
+        sampler.pass();
+        sampler.pass();
+        us(cpu_runs(PASSES, || {
+            std::hint::black_box(sampler.pass());
+        }))
+    };
+    let whole = pass_with(1) - pass_with(u64::MAX);
+    vec![
+        ("whole (pass diff)", whole),
+        (
+            "owners (/proc/*/fd)",
+            us(cpu_runs(PASSES, || {
+                std::hint::black_box(owners::scan(proc_root));
+            })),
+        ),
+        (
+            "pins (bpffs)",
+            us(cpu_runs(PASSES, || {
+                std::hint::black_box(pins::scan(&mounts.bpffs));
+            })),
+        ),
+        (
+            "links",
+            us(cpu_runs(PASSES, || {
+                std::hint::black_box(links::scan(mounts.cgroup2.as_deref()).ok());
+            })),
+        ),
+    ]
+}
+
 fn which(tool: &str) -> bool {
     Command::new(tool)
         .arg("version")
@@ -142,6 +183,10 @@ fn main() {
         return;
     }
     ebpfstat_tests::raise_fd_limit();
+    if std::env::args().any(|a| a == "--rescan") {
+        print_rescan_parts();
+        return;
+    }
     let rows: Vec<Row> = [100, 1000].into_iter().map(measure).collect();
 
     let rss_kib = {
@@ -188,4 +233,14 @@ fn main() {
         rss_kib as f64 / 1024.0
     );
     println!("targets: ≤ 1.5x the floor, ≥ 5x cheaper than bpftool");
+    print_rescan_parts();
+}
+
+fn print_rescan_parts() {
+    let n = 300;
+    let parts = rescan_parts(n);
+    println!("\nrescan parts with {n} programs held here: median CPU µs of {PASSES} calls");
+    for (part, us) in &parts {
+        println!("{part:>20} | {us:>9.1}");
+    }
 }

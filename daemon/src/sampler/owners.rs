@@ -5,14 +5,15 @@
 //! object (`prog_id:` for program and link fds, `map_id:` for map fds), which works everywhere.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::links::{self, AttachPoint};
-use super::procfs::{fdinfo_value, read_proc_text};
+use super::procfs::{self, fdinfo_value};
 use crate::bpf::sys;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,90 +101,127 @@ pub fn scan(proc_root: &Path) -> FdScan {
     use std::os::unix::ffi::OsStrExt;
 
     let mut found = FdScan::default();
-    let mut fdinfo = Vec::new();
-    let Ok(entries) = std::fs::read_dir(proc_root) else {
+    let Ok(root) = CString::new(proc_root.as_os_str().as_bytes()) else {
         return found;
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
+    let Ok(proc_dir) = procfs::open_dir(None, &root) else {
+        return found;
+    };
+    let (mut pids, mut bufs) = (Vec::new(), Buffers::default());
+    let mut holders = Vec::new();
+    // A listing cut short keeps what it found: the next rescan looks again.
+    let listed = procfs::each_entry(proc_dir.as_fd(), &mut pids, |name| {
+        let Some(pid) = name.to_str().ok().and_then(|s| s.parse::<u32>().ok()) else {
+            return;
         };
-        let pid_dir = entry.path();
-        let fd_dir_path = pid_dir.join("fd");
-        let Ok(fds) = std::fs::read_dir(&fd_dir_path) else {
-            continue;
-        };
-        // Links are read relative to the open directory: a path walk per fd through /proc
-        // was most of a rescan's kernel time.
-        let Ok(fd_dir) = std::fs::File::open(&fd_dir_path) else {
-            continue;
-        };
-        let mut holds_any = false;
-        for fd in fds.flatten() {
-            let mut link = [0u8; 64];
-            let Some(target) = link_at(fd_dir.as_fd(), fd.file_name().as_bytes(), &mut link) else {
-                continue;
-            };
-            let Some(kind) = classify(target) else {
-                continue;
-            };
-            if let BpfFd::Attach = kind {
-                let Some(fd_no) = fd.file_name().to_str().and_then(|f| f.parse().ok()) else {
-                    continue;
-                };
-                // A perf event without a program (a profiler's counter) answers nothing.
-                if let Ok(Some(q)) = sys::task_fd_query(pid, fd_no) {
-                    found.progs.push(q.prog_id, pid);
-                    let points = found.perf.entry(q.prog_id).or_default();
-                    let point = links::perf_attach(&q);
-                    if !points.contains(&point) {
-                        points.push(point);
-                    }
-                    holds_any = true;
-                }
-                continue;
-            }
-            let info_path = pid_dir.join("fdinfo").join(fd.file_name());
-            let Ok(info) = read_proc_text(&info_path, &mut fdinfo) else {
-                continue;
-            };
-            let (key, table) = match kind {
-                BpfFd::Prog | BpfFd::Link | BpfFd::Attach => ("prog_id:", &mut found.progs),
-                BpfFd::Map => ("map_id:", &mut found.maps),
-            };
-            if let Some(id) = fdinfo_value(info, key).and_then(|v| u32::try_from(v).ok()) {
-                table.push(id, pid);
-                holds_any = true;
-            }
+        if scan_process(proc_dir.as_fd(), pid, &mut bufs, &mut found) {
+            holders.push(pid);
         }
-        if holds_any {
-            found
-                .processes
-                .insert(pid, Arc::new(describe(&pid_dir, pid)));
-        }
+    });
+    if let Err(e) = listed {
+        tracing::debug!("listing {} stopped: {e}", proc_root.display());
+    }
+    for pid in holders {
+        let owner = describe(&proc_root.join(pid.to_string()), pid);
+        found.processes.insert(pid, Arc::new(owner));
     }
     found.progs.settle();
     found.maps.settle();
     found
 }
 
+/// Buffers one scan reuses for every process.
+#[derive(Default)]
+struct Buffers {
+    fds: Vec<u8>,
+    fdinfo: Vec<u8>,
+}
+
+/// Records the bpf objects process `pid` holds; says whether it holds any. Every open is
+/// relative to an open directory: a path walk through `/proc` per fd was most of a rescan's
+/// kernel time.
+fn scan_process(
+    proc_dir: BorrowedFd<'_>,
+    pid: u32,
+    bufs: &mut Buffers,
+    found: &mut FdScan,
+) -> bool {
+    let mut path = [0u8; 32];
+    let Some(fd_path) = pid_path(pid, "fd", &mut path) else {
+        return false;
+    };
+    let Ok(fd_dir) = procfs::open_dir(Some(proc_dir), fd_path) else {
+        return false;
+    };
+    // Opened at the first bpf fd that needs its fdinfo.
+    let mut info_dir: Option<OwnedFd> = None;
+    let mut holds_any = false;
+    let Buffers { fds, fdinfo } = bufs;
+    // A process that exits meanwhile ends its listing early: what it held is gone too.
+    let _exited = procfs::each_entry(fd_dir.as_fd(), fds, |name| {
+        let mut link = [0u8; 64];
+        let Some(kind) = link_at(fd_dir.as_fd(), name, &mut link).and_then(classify) else {
+            return;
+        };
+        if let BpfFd::Attach = kind {
+            let Some(fd_no) = name.to_str().ok().and_then(|f| f.parse().ok()) else {
+                return;
+            };
+            // A perf event without a program (a profiler's counter) answers nothing.
+            if let Ok(Some(q)) = sys::task_fd_query(pid, fd_no) {
+                found.progs.push(q.prog_id, pid);
+                let points = found.perf.entry(q.prog_id).or_default();
+                let point = links::perf_attach(&q);
+                if !points.contains(&point) {
+                    points.push(point);
+                }
+                holds_any = true;
+            }
+            return;
+        }
+        if info_dir.is_none() {
+            let mut path = [0u8; 32];
+            info_dir = pid_path(pid, "fdinfo", &mut path)
+                .and_then(|p| procfs::open_dir(Some(proc_dir), p).ok());
+        }
+        let Some(dir) = &info_dir else {
+            return;
+        };
+        let Ok(info) =
+            procfs::open_at(dir.as_fd(), name).and_then(|f| procfs::read_text(f, fdinfo))
+        else {
+            return;
+        };
+        let (key, table) = match kind {
+            BpfFd::Prog | BpfFd::Link | BpfFd::Attach => ("prog_id:", &mut found.progs),
+            BpfFd::Map => ("map_id:", &mut found.maps),
+        };
+        if let Some(id) = fdinfo_value(info, key).and_then(|v| u32::try_from(v).ok()) {
+            table.push(id, pid);
+            holds_any = true;
+        }
+    });
+    holds_any
+}
+
+/// `"<pid>/<leaf>"`, NUL-terminated in `buf`.
+fn pid_path<'b>(pid: u32, leaf: &str, buf: &'b mut [u8; 32]) -> Option<&'b CStr> {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{pid}/{leaf}\0").ok()?;
+    let end = usize::try_from(cursor.position()).ok()?;
+    CStr::from_bytes_with_nul(buf.get(..end)?).ok()
+}
+
 /// The start of what the symlink `name` in directory `dir` points to (as much as fits in
 /// `buf`: enough to tell a bpf fd); `None` if it cannot be read (the fd closed meanwhile).
-fn link_at<'b>(dir: BorrowedFd<'_>, name: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
-    // Fd names are decimal numbers: a NUL-terminated copy on the stack.
-    let mut cname = [0u8; 24];
-    cname.get_mut(..name.len())?.copy_from_slice(name);
-    let cname = std::ffi::CStr::from_bytes_until_nul(&cname).ok()?;
-    // SAFETY: `dir` is an open directory fd for the call's duration; `cname` is NUL-terminated;
+fn link_at<'b>(dir: BorrowedFd<'_>, name: &CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    // SAFETY: `dir` is an open directory fd for the call's duration; `name` is NUL-terminated;
     // `buf` is writable for `buf.len()` bytes and readlinkat writes at most that many.
     let n = unsafe {
         libc::readlinkat(
             dir.as_raw_fd(),
-            cname.as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
@@ -264,6 +302,15 @@ mod tests {
         assert_eq!(cgroup_path(hybrid), Some("/system.slice/b.service"));
         assert_eq!(cgroup_path("9:name=systemd:/\n0::/\n"), Some("/"));
         assert_eq!(cgroup_path("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn pid_paths() {
+        let mut buf = [0u8; 32];
+        assert_eq!(
+            pid_path(4_294_967_295, "fdinfo", &mut buf),
+            Some(c"4294967295/fdinfo")
+        );
     }
 
     #[test]

@@ -1,24 +1,117 @@
 //! Reading `/proc` text: fdinfo files of bpf objects, for map memory and for who holds what.
 
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 /// Reads a small `/proc` text file into `buf`, reused between calls: an open, reads until the
 /// end, a close. (`fs::read_to_string` first asks for the size, a `statx` per file that `/proc`
 /// answers with 0 anyway, and allocates; a rescan reads an fdinfo file per bpf fd on the host.)
 pub fn read_proc_text<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+    read_text(std::fs::File::open(path)?, buf)
+}
+
+/// Opens the directory `path` (relative to `dir`, or absolute) for reading its entries and for
+/// `*at` calls relative to it.
+pub fn open_dir(dir: Option<BorrowedFd<'_>>, path: &CStr) -> std::io::Result<OwnedFd> {
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `path` is NUL-terminated; `at` is an open fd borrowed for the call or AT_FDCWD.
+    let fd = unsafe {
+        libc::openat(
+            at,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the file `name` in directory `dir` read-only.
+pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<std::fs::File> {
+    // SAFETY: `name` is NUL-terminated; `dir` is an open fd borrowed for the call.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this fd and nothing else owns it.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Reads the small `/proc` text file open as `file` to its end into `buf`.
+pub fn read_text(mut file: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<&str> {
     use std::io::Read;
     buf.clear();
-    let mut file = std::fs::File::open(path)?;
     let mut chunk = [0u8; 1024];
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Calls `each` with every entry name of the open directory `dir` but `.` and `..`, as
+/// `getdents64` returns them into `buf` (reused; its capacity is the batch size). `std::fs::read_dir`
+/// opens by path and allocates per entry; a rescan lists every process's fds.
+pub fn each_entry(
+    dir: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(&CStr),
+) -> std::io::Result<()> {
+    buf.clear();
+    buf.reserve(DIR_BATCH);
+    buf.resize(buf.capacity(), 0);
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes and getdents64 writes at most that
+        // many; `dir` is an open directory fd borrowed for the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = usize::try_from(n).map_err(|_| std::io::ErrorKind::InvalidData)?;
+        if n == 0 {
+            return Ok(());
+        }
+        for name in dirents(buf.get(..n).unwrap_or_default()) {
+            if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                each(name);
+            }
+        }
+    }
+}
+
+const DIR_BATCH: usize = 8192;
+
+/// The names in a `getdents64` batch: records of d_ino (8 bytes), d_off (8), d_reclen (2),
+/// d_type (1) and a NUL-terminated name, padded to d_reclen. A malformed record ends the batch.
+fn dirents(batch: &[u8]) -> impl Iterator<Item = &CStr> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        let reclen = usize::from(u16::from_ne_bytes(rest.get(16..18)?.try_into().ok()?));
+        let record = rest.get(..reclen)?;
+        rest = rest.get(reclen..)?;
+        CStr::from_bytes_until_nul(record.get(19..)?).ok()
+    })
 }
 
 /// The number after `key` in fdinfo text (`"memlock:\t4096"`).
@@ -30,6 +123,8 @@ pub fn fdinfo_value(text: &str, key: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     #[test]
@@ -39,6 +134,37 @@ mod tests {
         assert_eq!(fdinfo_value(text, "memlock:"), Some(4096));
         assert_eq!(fdinfo_value(text, "map_id:"), Some(17));
         assert_eq!(fdinfo_value(text, "prog_id:"), None);
+    }
+
+    #[test]
+    fn lists_a_directory_like_read_dir() {
+        let dir = open_dir(None, c"/proc/self/fd").expect("fd dir");
+        let mut names = Vec::new();
+        let mut buf = Vec::new();
+        each_entry(dir.as_fd(), &mut buf, |n| {
+            names.push(n.to_str().expect("utf-8").to_owned())
+        })
+        .expect("list");
+        assert!(names.contains(&dir.as_raw_fd().to_string()), "{names:?}");
+        assert!(names.contains(&"0".to_owned()) || names.contains(&"1".to_owned()));
+        assert!(!names.iter().any(|n| n == "." || n == ".."));
+    }
+
+    #[test]
+    fn a_malformed_batch_ends_without_panic() {
+        let mut rec = vec![0u8; 24];
+        rec[16..18].copy_from_slice(&24u16.to_ne_bytes());
+        rec[19..22].copy_from_slice(b"abc");
+        let names: Vec<_> = dirents(&rec).collect();
+        assert_eq!(names, [c"abc"]);
+        // A length past the end, a zero length, a name without its NUL.
+        rec[16..18].copy_from_slice(&200u16.to_ne_bytes());
+        assert_eq!(dirents(&rec).count(), 0);
+        rec[16..18].copy_from_slice(&0u16.to_ne_bytes());
+        assert_eq!(dirents(&rec).count(), 0);
+        let mut unterminated = vec![b'x'; 24];
+        unterminated[16..18].copy_from_slice(&24u16.to_ne_bytes());
+        assert_eq!(dirents(&unterminated).count(), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_store::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Store, Tick};
+use ebpfstat_store::{Counters, MapMemory, ProgramMeta, StatsCode, Store, Tick};
 
 /// 2026-01-01T00:00:00Z, where the simulated wall clocks start by default: hour-aligned, like
 /// the simulated boot clock, so the wall grid of a query lines up with the rollup buckets.
@@ -66,6 +66,7 @@ impl SimHost {
                 coverage: 1.0,
                 stats_cost_ns: 80.0,
                 programs: Vec::new(),
+                metas: Arc::default(),
             },
         }
     }
@@ -77,20 +78,20 @@ impl SimHost {
 
     /// Loads a program now; returns its index.
     pub fn load(&mut self, id: u32, name: &str) -> usize {
-        self.tick.programs.push(ProgramTick {
-            meta: meta(id, name, self.tick.boottime_ns),
-            counters: Counters::default(),
-            map_memory: MapMemory {
+        self.tick.push_program(
+            meta(id, name, self.tick.boottime_ns),
+            Counters::default(),
+            MapMemory {
                 total: 4096,
                 own: 4096,
                 shared: 0,
             },
-        });
+        );
         self.tick.programs.len() - 1
     }
 
     pub fn unload(&mut self, index: usize) {
-        self.tick.programs.remove(index);
+        self.tick.remove_program(index);
     }
 
     /// Program `index` runs `cnt` times for `rt` ns in total.
@@ -115,7 +116,7 @@ impl SimHost {
     pub fn reboot(&mut self, boot_id: &str, boottime: Duration) {
         self.tick.boot_id = boot_id.into();
         self.tick.boottime_ns = ns(boottime);
-        self.tick.programs.clear();
+        self.tick.clear_programs();
     }
 
     /// The pass as the store sees it, at the current clocks.

@@ -58,6 +58,9 @@ impl Default for SamplerConfig {
 #[derive(Debug)]
 struct Tracked {
     meta: Arc<ProgramMeta>,
+    /// The meta's load time, kept here: a pass compares it for every program, and a look
+    /// through `meta` was a cache miss each.
+    load_boottime_ns: u64,
     counters: Counters,
     map_ids: Vec<u32>,
     context: Arc<ProgramContext>,
@@ -211,7 +214,7 @@ impl Sampler {
                 run_cnt: info.run_cnt,
             };
             let (t, interval) = match self.progs.entry(id) {
-                Entry::Occupied(o) if o.get().meta.load_boottime_ns == info.load_time => {
+                Entry::Occupied(o) if o.get().load_boottime_ns == info.load_time => {
                     let t = o.into_mut();
                     let prev = std::mem::replace(&mut t.counters, counters);
                     let map_ids = &self.map_ids_buf[..n_maps];
@@ -228,6 +231,7 @@ impl Sampler {
                     let meta = read_meta(fd.as_fd(), &info, boottime_ns, time, &mut btf_blobs);
                     appeared = true;
                     let tracked = Tracked {
+                        load_boottime_ns: meta.load_boottime_ns,
                         meta: Arc::new(meta),
                         counters,
                         map_ids: self.map_ids_buf[..n_maps].to_vec(),
@@ -241,7 +245,7 @@ impl Sampler {
             t.seen = seq;
             t.read_ns = monotonic_ns;
             programs.push(ProgramSample {
-                since_load: metrics::since_load(counters, t.meta.load_boottime_ns, boottime_ns),
+                since_load: metrics::since_load(counters, t.load_boottime_ns, boottime_ns),
                 meta: Arc::clone(&t.meta),
                 counters,
                 recursion_misses: info.recursion_misses,

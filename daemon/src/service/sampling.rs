@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use ebpfstat_store::{ProgramTick, StatsCode, Tick};
+use ebpfstat_store::{ProgramMeta, ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
 use super::notify;
@@ -227,6 +227,7 @@ pub fn sample_loop(
     let mut slot: u64 = 0;
     let mut troubles = Troubles::default();
     let mut states = StateWindow::default();
+    let mut metas = Arc::default();
     loop {
         if std::mem::take(&mut lp.rescheduled) {
             slots = Slots::new(lp.paced_interval());
@@ -264,7 +265,10 @@ pub fn sample_loop(
         let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
         // A failed pass is not stored: the next pass that reads the programs closes the whole
         // time as one interval, instead of history showing zeros for time nobody saw.
-        let tick = pass.failure.is_none().then(|| Box::new(tick_of(&pass)));
+        let tick = pass
+            .failure
+            .is_none()
+            .then(|| Box::new(tick_of(&pass, &mut metas)));
         // The pass first, then the signal: a client that reacts to it reads this pass.
         *shared
             .latest
@@ -375,8 +379,17 @@ impl Troubles {
     }
 }
 
-/// What the store keeps of a pass.
-fn tick_of(pass: &Pass) -> Tick {
+/// What the store keeps of a pass. `metas` is the last tick's metadata list, reused while the
+/// pass read the same programs.
+fn tick_of(pass: &Pass, metas: &mut Arc<Vec<Arc<ProgramMeta>>>) -> Tick {
+    let same = metas.len() == pass.programs.len()
+        && metas
+            .iter()
+            .zip(&pass.programs)
+            .all(|(m, p)| Arc::ptr_eq(m, &p.meta));
+    if !same {
+        *metas = Arc::new(pass.programs.iter().map(|p| Arc::clone(&p.meta)).collect());
+    }
     Tick {
         boot_id: Arc::clone(&pass.boot_id),
         boottime_ns: pass.boottime_ns,
@@ -389,11 +402,13 @@ fn tick_of(pass: &Pass) -> Tick {
             .programs
             .iter()
             .map(|p| ProgramTick {
-                meta: Arc::clone(&p.meta),
+                id: p.meta.id,
+                load_boottime_ns: p.meta.load_boottime_ns,
                 counters: p.counters,
                 map_memory: p.context.map_memory,
             })
             .collect(),
+        metas: Arc::clone(metas),
     }
 }
 

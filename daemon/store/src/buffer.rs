@@ -182,8 +182,8 @@ impl Buffer {
             coverage_pm: per_mille(tick.coverage),
         });
 
-        for p in &tick.programs {
-            let key = (p.meta.id, p.meta.load_boottime_ns);
+        for (index, p) in tick.programs.iter().enumerate() {
+            let key = (p.id, p.load_boottime_ns);
             // A series left open whose last counters could not be read continues from here.
             if !self.resume.is_empty()
                 && !self.live.contains_key(&key)
@@ -213,12 +213,16 @@ impl Buffer {
                 }
                 continue;
             }
+            let Some(meta) = tick.meta_of(index) else {
+                tracing::warn!("program {} came without its metadata: not stored", p.id);
+                continue;
+            };
             let series_id = self.next_series_id;
             self.next_series_id += 1;
             self.pending.series.push(NewSeries {
                 series_id,
                 boot_seq,
-                meta: Arc::clone(&p.meta),
+                meta: Arc::clone(meta),
                 first_tick: t,
                 first_bt_ns: tick.boottime_ns,
                 base: p.counters,

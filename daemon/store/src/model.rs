@@ -96,10 +96,12 @@ impl StatsCode {
     }
 }
 
-/// What the store needs of one program in one pass.
-#[derive(Debug, Clone)]
+/// What the store needs of one program in one pass. Its metadata is the tick's `metas` entry
+/// at the same index.
+#[derive(Debug, Clone, Copy)]
 pub struct ProgramTick {
-    pub meta: Arc<ProgramMeta>,
+    pub id: u32,
+    pub load_boottime_ns: u64,
     pub counters: Counters,
     pub map_memory: MapMemory,
 }
@@ -117,7 +119,55 @@ pub struct Tick {
     pub coverage: f64,
     /// What stats cost each program run, ns (calibrated).
     pub stats_cost_ns: f64,
+    /// One reading per program the pass read.
     pub programs: Vec<ProgramTick>,
+    /// Their metadata, index for index, shared between ticks while the same programs are read:
+    /// a pass of an unchanged host hands over one reference, not one per program (a reference
+    /// counted per program per pass on two threads cost a cache miss each).
+    pub metas: Arc<Vec<Arc<ProgramMeta>>>,
+}
+
+impl Tick {
+    /// The metadata of `programs[index]`; `None` if `metas` does not line up with it.
+    pub fn meta_of(&self, index: usize) -> Option<&Arc<ProgramMeta>> {
+        let p = self.programs.get(index)?;
+        self.metas
+            .get(index)
+            .filter(|m| m.id == p.id && m.load_boottime_ns == p.load_boottime_ns)
+    }
+
+    /// Adds a program's reading with its metadata.
+    pub fn push_program(
+        &mut self,
+        meta: Arc<ProgramMeta>,
+        counters: Counters,
+        map_memory: MapMemory,
+    ) {
+        self.programs.push(ProgramTick {
+            id: meta.id,
+            load_boottime_ns: meta.load_boottime_ns,
+            counters,
+            map_memory,
+        });
+        Arc::make_mut(&mut self.metas).push(meta);
+    }
+
+    /// Removes program `index` and its metadata.
+    pub fn remove_program(&mut self, index: usize) {
+        if index < self.programs.len() {
+            self.programs.remove(index);
+        }
+        let metas = Arc::make_mut(&mut self.metas);
+        if index < metas.len() {
+            metas.remove(index);
+        }
+    }
+
+    /// Removes every program.
+    pub fn clear_programs(&mut self) {
+        self.programs.clear();
+        Arc::make_mut(&mut self.metas).clear();
+    }
 }
 
 /// Mean run time per run; `None` when the program did not run.

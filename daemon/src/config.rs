@@ -73,6 +73,7 @@ pub mod ranges {
     pub const HOUR_RETENTION: (Duration, Duration) = (ms(DAY), ms(3650 * DAY));
     pub const MAX_DB_SIZE: (u64, u64) = (1 << 20, 1 << 40);
     pub const RESCAN_EVERY: (u64, u64) = (1, 1_000_000);
+    pub const TEXTFILE_INTERVAL: (Duration, Duration) = (ms(1000), ms(HOUR));
 }
 
 /// `sun_path` holds 108 bytes, the last a NUL.
@@ -260,6 +261,10 @@ pub struct Settings {
     pub stats_mode: Option<StatsMode>,
     pub stats_overhead_budget: Option<Budget>,
     pub sampler_budget: Option<Budget>,
+    /// A `.prom` file for node_exporter's textfile collector, rewritten every
+    /// `textfile_interval`; "none" (the default) writes none.
+    pub textfile: Option<PathBuf>,
+    pub textfile_interval: Option<Span>,
 }
 
 impl Settings {
@@ -351,7 +356,28 @@ impl Settings {
                         allowed: format!("at least {lo} and at most {hi}"),
                     })
             })
+            .or_else(|| {
+                span(
+                    "textfile_interval",
+                    self.textfile_interval,
+                    ranges::TEXTFILE_INTERVAL,
+                )
+            })
             .or(socket_too_long)
+            .or_else(|| self.textfile_not_prom())
+    }
+
+    /// node_exporter reads only `*.prom` files, by absolute path.
+    fn textfile_not_prom(&self) -> Option<RangeError> {
+        let path = self.textfile.as_ref().filter(|p| p.as_os_str() != "none")?;
+        let fits = path.is_absolute() && path.extension().is_some_and(|e| e == "prom");
+        (!fits).then(|| RangeError {
+            key: "textfile",
+            value: path.display().to_string(),
+            allowed: "an absolute path ending in .prom (node_exporter's textfile collector \
+                      reads only those), or \"none\""
+                .to_owned(),
+        })
     }
 
     /// The file at `explicit`, or the default file when it exists, or nothing.
@@ -387,6 +413,8 @@ impl Settings {
             stats_mode: over.stats_mode.or(self.stats_mode),
             stats_overhead_budget: over.stats_overhead_budget.or(self.stats_overhead_budget),
             sampler_budget: over.sampler_budget.or(self.sampler_budget),
+            textfile: over.textfile.or(self.textfile),
+            textfile_interval: over.textfile_interval.or(self.textfile_interval),
         }
     }
 }
@@ -409,6 +437,8 @@ pub struct Effective {
     pub stats_mode: Mode,
     /// Share of one core the passes may take before the interval stretches.
     pub sampler_budget: f64,
+    pub textfile: Option<PathBuf>,
+    pub textfile_interval: Duration,
 }
 
 /// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
@@ -430,6 +460,8 @@ impl From<Settings> for Effective {
             socket: (socket.as_os_str() != "none").then_some(socket),
             log_level: s.log_level.unwrap_or_default(),
             sampler_budget: s.sampler_budget.map_or(defaults::SAMPLER_BUDGET, |b| b.0),
+            textfile: s.textfile.filter(|p| p.as_os_str() != "none"),
+            textfile_interval: span(s.textfile_interval, defaults::TEXTFILE_INTERVAL),
             // Budget mode (the default) takes its budget from its own key.
             stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
                 Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
@@ -560,6 +592,13 @@ impl Effective {
                 "sampler_budget",
                 format!("{}%", self.sampler_budget * 100.0),
             ),
+            (
+                "textfile",
+                self.textfile
+                    .as_ref()
+                    .map_or("none".to_owned(), |p| p.display().to_string()),
+            ),
+            ("textfile_interval", d(self.textfile_interval)),
         ]
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bpf;
 pub mod config;
+pub mod export;
 pub mod observer;
 pub mod quiet;
 pub mod sampler;

@@ -92,6 +92,12 @@ struct RunArgs {
     /// Most of one core the sampler's passes may take; slower passes stretch the interval.
     #[arg(long, value_parser = budget)]
     sampler_budget: Option<Budget>,
+    /// A .prom file for node_exporter's textfile collector, or "none".
+    #[arg(long)]
+    textfile: Option<PathBuf>,
+    /// How often the textfile is rewritten.
+    #[arg(long)]
+    textfile_interval: Option<Span>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     debug_stall_after: Option<u64>,
@@ -122,6 +128,8 @@ impl RunArgs {
             stats_mode: self.stats_mode,
             stats_overhead_budget: self.stats_overhead_budget,
             sampler_budget: self.sampler_budget,
+            textfile: self.textfile.clone(),
+            textfile_interval: self.textfile_interval,
         }
     }
 }

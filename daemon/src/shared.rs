@@ -68,6 +68,15 @@ pub struct SamplerStats {
     pub pass_ns: AtomicU64,
 }
 
+/// How the exports fare, for status.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// When the textfile was last written (ns since the epoch; 0: not yet).
+    pub textfile_written_ns: AtomicU64,
+    /// Why the newest write of the textfile failed; empty when it succeeded.
+    pub textfile_error: Mutex<String>,
+}
+
 /// What changes while the daemon runs and the API shows: the threads that change it (the
 /// sampler, the store, a reload) publish it here; each API connection signals
 /// `PropertiesChanged` for the properties among it when they change.
@@ -93,6 +102,7 @@ pub struct Shared {
     /// The newest pass, set by the sampling thread.
     pub latest: Mutex<Option<Arc<Pass>>>,
     pub sampler: Arc<SamplerStats>,
+    pub exports: ExportStats,
     pub published: watch::Sender<Published>,
     pub started: Instant,
     /// The running kernel: fixed for the daemon's life.

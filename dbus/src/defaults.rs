@@ -30,3 +30,5 @@ pub const SOCKET: &str = "/run/ebpfstat/private";
 pub const STATS_OVERHEAD_BUDGET: f64 = 0.01;
 /// Share of one core the sampler's passes may take; slower passes stretch the interval.
 pub const SAMPLER_BUDGET: f64 = 0.5;
+/// How often the node_exporter textfile is rewritten, when one is configured.
+pub const TEXTFILE_INTERVAL: Duration = Duration::from_secs(15);

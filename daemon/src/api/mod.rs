@@ -25,11 +25,12 @@ use zbus::OwnedVariant;
 pub use properties::signal_changes;
 
 use crate::sampler::Pass;
+use crate::sampler::procfs::own_usage;
 use crate::shared::{SamplerCmd, Shared, StoreJob};
 use args::{Spec, check_options, parse_spec, program_ref, query_error, sort_key};
 use filter::Filter;
 use names::quoted;
-use usage::{mode_text, own_usage, var};
+use usage::{mode_text, var};
 
 /// The served object.
 #[derive(Debug, Clone)]
@@ -444,13 +445,26 @@ impl Stats1 {
             "last_flush_ns".into(),
             OwnedVariant::from(convert::ns(st.last_flush)),
         );
-        // What is wrong now: the newest pass failing, then the store's last write.
+        let textfile_error = self
+            .shared
+            .exports
+            .textfile_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        m.insert(
+            "textfile_written_ns".into(),
+            OwnedVariant::from(load(&self.shared.exports.textfile_written_ns)),
+        );
+        m.insert("textfile_error".into(), var(textfile_error.clone()));
+        // What is wrong now: the newest pass failing, the store's last write, the textfile.
         let now_wrong = [
             sampler
                 .failing
                 .load(Ordering::Relaxed)
                 .then(|| format!("sampling: {why}")),
             st.last_error,
+            (!textfile_error.is_empty()).then_some(textfile_error),
         ];
         m.insert(
             "last_error".into(),

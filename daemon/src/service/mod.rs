@@ -22,9 +22,10 @@ pub use reload::SetLogLevel;
 
 use crate::api::{self, Stats1};
 use crate::config::{Bus, Effective, Sources};
+use crate::export;
 use crate::sampler::host::KernelInfo;
 use crate::shared::{
-    Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreJob, StoreMsg,
+    ExportStats, Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreJob, StoreMsg,
 };
 
 #[derive(Debug, Clone)]
@@ -97,6 +98,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         sampler_cmds: sampler_cmds.clone(),
         latest: Mutex::new(None),
         sampler: Arc::new(SamplerStats::default()),
+        exports: ExportStats::default(),
         published,
         started: Instant::now(),
         kernel: KernelInfo::current(),
@@ -142,6 +144,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
     let (flush_interval, mut flush_every) = watch::channel(settings.flush_interval);
     let iface = Stats1::new(Arc::clone(&shared));
     let bus = settings.bus.clone();
+    let (textfile, textfile_interval) = (settings.textfile.clone(), settings.textfile_interval);
     let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
     let reload_shared = Arc::clone(&shared);
     runtime.block_on(async move {
@@ -151,6 +154,13 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         }
         if let Some(listener) = listener {
             tokio::spawn(api::socket::serve(listener, iface));
+        }
+        if let Some(path) = &textfile {
+            tokio::spawn(export::textfile::keep_writing(
+                path.clone(),
+                textfile_interval,
+                Arc::clone(&reload_shared),
+            ));
         }
         // Ready once the API is served (above) and the first pass is stored.
         tokio::spawn(async move {

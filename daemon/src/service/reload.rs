@@ -16,7 +16,7 @@ use crate::shared::{SamplerCmd, Shared, StoreJob, StoreMsg};
 pub type SetLogLevel = Box<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
 
 /// Settings only a new start can change.
-const AT_RESTART: [&str; 3] = ["db", "bus", "socket"];
+const AT_RESTART: [&str; 5] = ["db", "bus", "socket", "textfile", "textfile_interval"];
 
 pub(super) struct Reloader {
     cfg: ServiceConfig,
@@ -91,6 +91,8 @@ impl Reloader {
         new.db.clone_from(&old.db);
         new.bus = old.bus.clone();
         new.socket.clone_from(&old.socket);
+        new.textfile.clone_from(&old.textfile);
+        new.textfile_interval = old.textfile_interval;
 
         if new.log_level != old.log_level {
             if std::env::var_os("RUST_LOG").is_some() {

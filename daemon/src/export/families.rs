@@ -1,0 +1,197 @@
+//! The metric families the daemon exports, and the live exposition of the newest pass (the
+//! textfile and scrapes). Names follow Prometheus' conventions: the `ebpfstat_` prefix, base
+//! units, `_total` on counters, `_info` for metadata. The README documents each family.
+
+use ebpfstat_store::StatsCode;
+
+use super::text::{Encoder, Family, Format, Value};
+use crate::sampler::{Pass, ProgramSample};
+
+pub const PROGRAM_INFO: Family = Family::info(
+    "ebpfstat_program",
+    "A loaded eBPF program: its tag and the first process holding it (owner, systemd unit).",
+);
+pub const RUNS: Family = Family::counter(
+    "ebpfstat_program_runs",
+    "Runs since the program was loaded, counted while run-time stats are on.",
+);
+pub const RUN_TIME: Family = Family::counter(
+    "ebpfstat_program_run_time_seconds",
+    "Time spent running since the program was loaded, counted while run-time stats are on.",
+)
+.in_unit("seconds");
+pub const RECURSION_MISSES: Family = Family::counter(
+    "ebpfstat_program_recursion_misses",
+    "Runs the kernel skipped because the program was already running on that CPU.",
+);
+pub const MAP_MEMORY: Family = Family::gauge(
+    "ebpfstat_program_map_memory_bytes",
+    "Memory of the maps the program uses (a map shared by several programs counts in each).",
+)
+.in_unit("bytes");
+pub const STATS_COVERAGE: Family = Family::gauge(
+    "ebpfstat_stats_coverage_ratio",
+    "Share of the last interval during which run-time stats were on (below 1: duty-cycled).",
+)
+.in_unit("ratio");
+pub const STATS_OVERHEAD: Family = Family::gauge(
+    "ebpfstat_stats_overhead_ratio",
+    "Share of one core that run-time stats cost the host over the last interval.",
+)
+.in_unit("ratio");
+pub const STATS_COST: Family = Family::gauge(
+    "ebpfstat_stats_cost_seconds",
+    "What run-time stats add to each program run, as calibrated.",
+)
+.in_unit("seconds");
+pub const STATS_STATE: Family = Family::gauge(
+    "ebpfstat_stats_state",
+    "1 for the state run-time stats are in (enabled, duty_cycled, enabled_by_sysctl, \
+     enabled_by_other, unavailable).",
+);
+pub const DAEMON_CPU: Family = Family::counter(
+    "ebpfstat_daemon_cpu_seconds",
+    "CPU time (user and system) the daemon has used.",
+)
+.in_unit("seconds");
+pub const DAEMON_RSS: Family = Family::gauge(
+    "ebpfstat_daemon_resident_bytes",
+    "The daemon's resident memory.",
+)
+.in_unit("bytes");
+pub const DATABASE: Family = Family::gauge(
+    "ebpfstat_database_bytes",
+    "Size of the history database file after the last flush.",
+)
+.in_unit("bytes");
+pub const DATABASE_CAP: Family = Family::gauge(
+    "ebpfstat_database_cap_bytes",
+    "The hard cap on the history database's size.",
+)
+.in_unit("bytes");
+pub const PASSES: Family = Family::counter("ebpfstat_passes", "Sampling passes taken.");
+pub const PASSES_LATE: Family = Family::counter(
+    "ebpfstat_passes_late",
+    "Passes that started more than half an interval after their slot.",
+);
+pub const PASSES_DROPPED: Family = Family::counter(
+    "ebpfstat_passes_dropped",
+    "Passes the history store could not take (its queue was full).",
+);
+pub const PASSES_FAILED: Family = Family::counter(
+    "ebpfstat_passes_failed",
+    "Passes that could not read the programs: not stored.",
+);
+
+/// The daemon's own figures, as `Status()` reports them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DaemonFigures {
+    pub cpu_ns: u64,
+    pub rss_bytes: u64,
+    pub database_bytes: u64,
+    pub cap_bytes: u64,
+    pub passes: u64,
+    pub late: u64,
+    pub dropped: u64,
+    pub failed: u64,
+}
+
+/// The stable word for a stats state, as a label value.
+pub fn state_code(code: StatsCode) -> &'static str {
+    match code {
+        StatsCode::Enabled => "enabled",
+        StatsCode::EnabledBySysctl => "enabled_by_sysctl",
+        StatsCode::Unavailable => "unavailable",
+        StatsCode::DutyCycled => "duty_cycled",
+        StatsCode::EnabledByOther => "enabled_by_other",
+    }
+}
+
+/// The labels every per-program series carries: the kernel id (a reload is a new series, as
+/// its counters restart), the full name and the type.
+pub fn program_labels<'a>(
+    id: &'a str,
+    name: &'a str,
+    prog_type: &'a str,
+) -> [(&'a str, &'a str); 3] {
+    [("id", id), ("name", name), ("type", prog_type)]
+}
+
+/// The newest pass and the daemon's figures, without time stamps (the engine stamps a scrape;
+/// node_exporter rejects stamped samples).
+pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &DaemonFigures) {
+    let mut e = Encoder::new(out, format);
+    if let Some(pass) = pass {
+        let ids: Vec<String> = pass
+            .programs
+            .iter()
+            .map(|p| p.meta.id.to_string())
+            .collect();
+        let per_program =
+            |e: &mut Encoder<'_>, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
+                e.family(f);
+                for (p, id) in pass.programs.iter().zip(&ids) {
+                    let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
+                    e.sample(f, &labels, value(p), None);
+                }
+            };
+        e.family(&PROGRAM_INFO);
+        for (p, id) in pass.programs.iter().zip(&ids) {
+            let owner = p.context.owners.first();
+            let comm = owner.map_or("", |o| o.comm.as_str());
+            let unit = owner.and_then(|o| o.unit.as_deref()).unwrap_or("");
+            let [id, name, prog_type] = program_labels(id, &p.meta.full_name, p.meta.prog_type);
+            let labels = [
+                id,
+                name,
+                prog_type,
+                ("tag", &p.meta.tag),
+                ("owner", comm),
+                ("unit", unit),
+            ];
+            e.sample(&PROGRAM_INFO, &labels, Value::Int(1), None);
+        }
+        per_program(&mut e, &RUNS, &|p| Value::Int(p.counters.run_cnt));
+        per_program(&mut e, &RUN_TIME, &|p| {
+            Value::Float(p.counters.run_time_ns as f64 / 1e9)
+        });
+        per_program(&mut e, &RECURSION_MISSES, &|p| {
+            Value::Int(p.recursion_misses)
+        });
+        per_program(&mut e, &MAP_MEMORY, &|p| {
+            Value::Int(p.context.map_memory.total)
+        });
+
+        e.family(&STATS_COVERAGE);
+        e.sample(&STATS_COVERAGE, &[], Value::Float(pass.coverage), None);
+        if let Some(share) = pass.stats_overhead {
+            e.family(&STATS_OVERHEAD);
+            e.sample(&STATS_OVERHEAD, &[], Value::Float(share), None);
+        }
+        e.family(&STATS_COST);
+        e.sample(
+            &STATS_COST,
+            &[],
+            Value::Float(pass.stats_cost.ns_per_run / 1e9),
+            None,
+        );
+        e.family(&STATS_STATE);
+        let state = state_code(StatsCode::from(&pass.stats_state));
+        e.sample(&STATS_STATE, &[("state", state)], Value::Int(1), None);
+    }
+    let figures = [
+        (&DAEMON_CPU, Value::Float(daemon.cpu_ns as f64 / 1e9)),
+        (&DAEMON_RSS, Value::Int(daemon.rss_bytes)),
+        (&DATABASE, Value::Int(daemon.database_bytes)),
+        (&DATABASE_CAP, Value::Int(daemon.cap_bytes)),
+        (&PASSES, Value::Int(daemon.passes)),
+        (&PASSES_LATE, Value::Int(daemon.late)),
+        (&PASSES_DROPPED, Value::Int(daemon.dropped)),
+        (&PASSES_FAILED, Value::Int(daemon.failed)),
+    ];
+    for (f, v) in figures {
+        e.family(f);
+        e.sample(f, &[], v, None);
+    }
+    e.finish();
+}

@@ -1,0 +1,44 @@
+//! What leaves the device for fleet engines (Prometheus, VictoriaMetrics, node_exporter): the
+//! exposition formats, the metric families, the node_exporter textfile and history exports.
+//! Below the API and the service, above the sampler: it reads passes and shared state only.
+
+pub mod families;
+pub mod history;
+pub mod text;
+pub mod textfile;
+
+use std::sync::atomic::Ordering;
+
+use crate::sampler::Pass;
+use crate::sampler::procfs::own_usage;
+use crate::shared::Shared;
+use families::DaemonFigures;
+use text::Format;
+
+/// The live exposition: the newest pass and the daemon's own figures.
+pub fn live_text(shared: &Shared, format: Format) -> String {
+    let pass: Option<std::sync::Arc<Pass>> = shared
+        .latest
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let (cpu_ns, rss_bytes, _) = own_usage();
+    let (database_bytes, cap_bytes) = {
+        let p = shared.published.borrow();
+        (p.database_bytes, p.cap_bytes)
+    };
+    let s = &shared.sampler;
+    let figures = DaemonFigures {
+        cpu_ns,
+        rss_bytes,
+        database_bytes,
+        cap_bytes,
+        passes: s.passes.load(Ordering::Relaxed),
+        late: s.late.load(Ordering::Relaxed),
+        dropped: s.dropped.load(Ordering::Relaxed),
+        failed: s.failed.load(Ordering::Relaxed),
+    };
+    let mut out = String::with_capacity(512 + pass.as_ref().map_or(0, |p| p.programs.len() * 640));
+    families::live(&mut out, format, pass.as_deref(), &figures);
+    out
+}

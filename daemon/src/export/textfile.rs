@@ -1,0 +1,118 @@
+//! The node_exporter textfile: the live exposition rewritten every period, atomically (a
+//! temporary file in the same directory, then a rename), so the collector never reads half a
+//! file. A failed write is said in status and, at most once a minute, in the log; sampling
+//! goes on.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ebpfstat_dbus::time::to_ns;
+
+use super::live_text;
+use super::text::Format;
+use crate::quiet::Quiet;
+use crate::shared::Shared;
+
+/// Rewrites `path` every `period` until the runtime stops.
+pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) {
+    let mut timer = tokio::time::interval(period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = Quiet::default();
+    loop {
+        timer.tick().await;
+        // No pass yet: nothing worth a file (node_exporter would show an empty device).
+        if shared
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+        {
+            continue;
+        }
+        let text = live_text(&shared, Format::Prometheus);
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || write_atomically(&target, &text)).await;
+        let outcome = match written {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let mut error = shared
+            .exports
+            .textfile_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Ok(()) => {
+                error.clear();
+                shared.exports.textfile_written_ns.store(
+                    u64::try_from(to_ns(std::time::SystemTime::now())).unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+            }
+            Err(e) => {
+                *error = format!("cannot write the textfile {}: {e}", path.display());
+                if let Some(n) = quiet.note(Instant::now()) {
+                    tracing::warn!("{} ({n} failed writes since the last report)", *error);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `text` to `path` through a temporary file beside it (not `*.prom`, which the
+/// collector would read) and a rename. No fsync: after a crash the file is rewritten within a
+/// period, and a device's flash is spared a sync every period.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    // Readable by node_exporter, which runs as its own user; the service's umask would hide it.
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            f.write_all(text.as_bytes())
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        // What was left half-written goes; if it cannot, the next write replaces it.
+        let _cleanup = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ebpfstat.prom");
+        write_atomically(&path, "a 1\n").expect("first");
+        write_atomically(&path, "b 2\n").expect("second");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "b 2\n");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["ebpfstat.prom"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error() {
+        let err = write_atomically(Path::new("/nonexistent-dir/x.prom"), "a 1\n")
+            .expect_err("no directory");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+}

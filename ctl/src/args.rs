@@ -136,6 +136,37 @@ pub struct HistoryArgs {
     pub max_points: u32,
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// OpenMetrics text with time stamps, ending in `# EOF`.
+    Openmetrics,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Start (a duration ago or a time).
+    #[arg(long, default_value = "1h", value_parser = when)]
+    pub since: When,
+    /// End (a duration ago or a time); default now.
+    #[arg(long, value_parser = when)]
+    pub until: Option<When>,
+    /// Step between points (never finer than the sampling interval).
+    #[arg(long, default_value = "1m", value_parser = positive)]
+    pub step: Duration,
+    #[arg(long, value_enum, default_value = "openmetrics")]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Most points the daemon puts in one page (each page is one call).
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(ebpfstat_dbus::MAX_HISTORY_POINTS)))]
+    pub page_points: u32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
 /// Which programs a view shows (combined with *and*); the daemon applies them.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FilterArgs {

@@ -78,3 +78,17 @@ memory.
 Examples:
   ebpfstatctl status
   ebpfstatctl --json status";
+
+pub const EXPORT: &str = "\
+Writes the runs and run-time counters of every stored program (or those the filters keep)
+over the range, one sample per step, as OpenMetrics with time stamps. Counters are the
+program's values since load, as a live scrape reads them, and each series starts with its
+value at the start of the range: the last value minus the first is the stored runs.
+
+The daemon sends it a page at a time and this writes each page as it comes: memory stays
+bounded on both sides, whatever the range.
+
+Examples:
+  ebpfstatctl export --since 7d --step 1m > ebpfstat.om
+  promtool tsdb create-blocks-from openmetrics ebpfstat.om /var/lib/prometheus/metrics2
+  curl --data-binary @ebpfstat.om http://vm:8428/api/v1/import/prometheus";

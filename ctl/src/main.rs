@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-pub use args::{FilterArgs, HistoryArgs, Metric, Sort, TopArgs};
+pub use args::{ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, Sort, TopArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +87,10 @@ pub enum Command {
     /// Every map on the host, with the programs using it and the processes holding it.
     #[command(after_long_help = help::MAPS)]
     Maps(FilterArgs),
+    /// Stored history as OpenMetrics with time stamps, for backfill into Prometheus or
+    /// VictoriaMetrics.
+    #[command(after_long_help = help::EXPORT)]
+    Export(ExportArgs),
     /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
     #[command(after_long_help = help::STATUS)]
     Status,

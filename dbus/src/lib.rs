@@ -295,6 +295,20 @@ pub trait Stats1 {
         options: Options,
     ) -> zbus::Result<(HistoryInfo, Vec<HistoryPoint>)>;
 
+    /// Stored history as OpenMetrics text with time stamps, for backfill into Prometheus
+    /// (`promtool tsdb create-blocks-from openmetrics`) or VictoriaMetrics: the runs and run
+    /// time counters (cumulative since load) of every stored program over `[from_ns, to_ns)`
+    /// at `step_ns`, a page per call. Options filter as `snapshot`'s do; `max_points` (u,
+    /// default 10000, at most 20000) bounds a page; `cursor` (s) continues from the `next` a
+    /// page returned. An empty `next`: the export is complete (its text ends with `# EOF`).
+    fn export(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: u64,
+        options: Options,
+    ) -> zbus::Result<(String, String)>;
+
     /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
     fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;
 

@@ -10,6 +10,7 @@
 
 pub mod bpftrace;
 pub mod bus;
+pub mod engines;
 pub mod fleet;
 pub mod mounts;
 pub mod process;

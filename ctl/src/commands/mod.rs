@@ -1,6 +1,7 @@
 //! The subcommands, one file each: a call (or a few) to the daemon, then a table or JSON
 //! (`crate::render`).
 
+mod export;
 mod history;
 mod list;
 mod maps;
@@ -40,6 +41,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Show { program } => show::show(&proxy, program, cli.json).await,
         Command::Maps(f) => maps::maps(&proxy, f, cli.json).await,
         Command::Status => status::status(&proxy, cli.json).await,
+        Command::Export(a) => export::export(&proxy, a).await,
         Command::GenerateDocs { .. } => Ok(()),
     }
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod convert;
+mod export;
 mod filter;
 mod names;
 pub mod peer;
@@ -245,6 +246,17 @@ impl Stats1 {
             .await??;
         let next = next.map_or(0, time::to_ns);
         Ok(convert::history(h, next))
+    }
+
+    #[zbus(out_args("text", "next"))]
+    async fn export(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: u64,
+        options: Options,
+    ) -> Result<(String, String), Error> {
+        self.export_page(from_ns, to_ns, step_ns, options).await
     }
 
     #[zbus(out_args("detail"))]

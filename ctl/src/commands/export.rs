@@ -1,0 +1,53 @@
+//! `ebpfstatctl export`: stored history as OpenMetrics, a page per call, each written as it
+//! comes.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use ebpfstat_dbus::{Stats1Proxy, time};
+use zbus::{OwnedVariant, Str};
+
+use super::explain;
+use crate::{ExportArgs, ExportFormat};
+
+pub async fn export(p: &Stats1Proxy<'_>, a: &ExportArgs) -> Result<()> {
+    let ExportFormat::Openmetrics = a.format;
+    let now = SystemTime::now();
+    if a.since.0 > now {
+        bail!("--since is in the future; give a duration ago (7d) or a past time");
+    }
+    let to = a.until.map_or(now, |w| w.0);
+    if to <= a.since.0 {
+        bail!("--until must be after --since");
+    }
+    let (from, to) = (time::to_ns(a.since.0), time::to_ns(to));
+    let step = time::duration_ns(a.step);
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut cursor = String::new();
+    loop {
+        let mut options = a.filter.options();
+        options.insert("max_points".into(), OwnedVariant::from(a.page_points));
+        if !cursor.is_empty() {
+            options.insert(
+                "cursor".into(),
+                OwnedVariant::from(Str::from(cursor.clone())),
+            );
+        }
+        let (text, next) = p.export(from, to, step, options).await.map_err(explain)?;
+        out.write_all(text.as_bytes())
+            .context("cannot write the export")?;
+        if next.is_empty() {
+            break;
+        }
+        cursor = next;
+    }
+    out.flush().context("cannot write the export")?;
+    Ok(())
+}

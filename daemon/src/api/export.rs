@@ -1,0 +1,132 @@
+//! `Export()`: stored history as OpenMetrics with time stamps, a page per call (the text
+//! itself is made in `crate::export::history`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ebpfstat_dbus::time::{self, duration_ns};
+use ebpfstat_dbus::{self as wire, Error, Options};
+use ebpfstat_store::ProgramRef;
+
+use super::Stats1;
+use super::args::{check_options, query_error};
+use super::filter::{self, Filter};
+use crate::export::history::{self, Cursor, Point, Series};
+
+/// Points in a page unless `max_points` says otherwise: about a megabyte of text.
+pub const DEFAULT_EXPORT_POINTS: u32 = 10_000;
+/// Steps per program an export may span: 10 years at a minute is 5.3 million.
+pub const MAX_EXPORT_STEPS: u64 = 10_000_000;
+
+impl Stats1 {
+    pub(super) async fn export_page(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: u64,
+        options: Options,
+    ) -> Result<(String, String), Error> {
+        let mut keys = filter::KEYS.to_vec();
+        keys.extend([("cursor", "s"), ("max_points", "u")]);
+        check_options(&options, &keys)?;
+        let filter = Filter::from_options(&options)?;
+        let at = match options.get("cursor") {
+            None => Cursor::start(from_ns),
+            Some(v) => <&str>::try_from(v)
+                .unwrap_or("")
+                .parse()
+                .map_err(Error::InvalidArgument)?,
+        };
+        let max_points = match options.get("max_points") {
+            None => DEFAULT_EXPORT_POINTS,
+            Some(v) => u32::try_from(v).unwrap_or(0),
+        };
+        if max_points == 0 || max_points > wire::MAX_HISTORY_POINTS {
+            return Err(Error::InvalidArgument(format!(
+                "max_points is {max_points}; it must be between 1 and {}",
+                wire::MAX_HISTORY_POINTS
+            )));
+        }
+        if to_ns <= from_ns {
+            return Err(Error::InvalidArgument(format!(
+                "to_ns ({to_ns}) must be after from_ns ({from_ns})"
+            )));
+        }
+        if step_ns == 0 {
+            return Err(Error::InvalidArgument("step_ns must be positive".into()));
+        }
+        // Never finer than passes are taken.
+        let interval = duration_ns(self.shared.published.borrow().interval);
+        let step_ns = step_ns.max(interval);
+        let steps = to_ns.abs_diff(from_ns) / step_ns;
+        if steps > MAX_EXPORT_STEPS {
+            return Err(Error::InvalidArgument(format!(
+                "that range at a step of {} is {steps} steps per program; an export spans at \
+                 most {MAX_EXPORT_STEPS} (a larger step, or a shorter range)",
+                humantime::format_duration(Duration::from_nanos(step_ns))
+            )));
+        }
+        // Holders of the live programs, for the owner and unit filters.
+        let owners: HashMap<u32, _> = match (filter.needs_owners(), self.latest_pass()) {
+            (true, Some(p)) => p
+                .programs
+                .iter()
+                .map(|s| (s.meta.id, s.context.owners.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let (from, to) = (time::from_ns(from_ns), time::from_ns(to_ns));
+        let step = Duration::from_nanos(step_ns);
+        let (text, next) = self
+            .with_store(move |s| {
+                let all = match s.all_series() {
+                    Ok(all) => all,
+                    Err(e) => return Err(query_error(e)),
+                };
+                let mut series: Vec<Series> = all
+                    .into_iter()
+                    .filter(|r| r.first_seen.is_none_or(|f| f < to))
+                    .filter(|r| r.alive || r.last_seen.is_none_or(|l| l >= from))
+                    .filter(|r| {
+                        let held = r.alive.then(|| owners.get(&r.prog_id)).flatten();
+                        filter.keeps(&r.name, &r.full_name, &r.prog_type, held.map(Vec::as_slice))
+                    })
+                    .map(|r| Series {
+                        series_id: r.series_id,
+                        prog_id: r.prog_id,
+                        full_name: r.full_name,
+                        prog_type: r.prog_type,
+                    })
+                    .collect();
+                series.sort_by_key(|s| s.series_id);
+                history::page(
+                    &series,
+                    (from_ns, to_ns),
+                    at,
+                    u64::from(max_points),
+                    |id, from, max| {
+                        let range = (time::from_ns(from), to);
+                        let (h, next) = s
+                            .history_page(&ProgramRef::Series(id), range, step, None, max)
+                            .map_err(query_error)?;
+                        let points = h
+                            .points
+                            .iter()
+                            .map(|p| Point {
+                                start_ns: time::to_ns(p.start),
+                                end_ns: time::to_ns(p.end),
+                                samples: p.samples,
+                                run_cnt: p.run_cnt,
+                                run_time_ns: p.run_time_ns,
+                                cum_run_cnt: p.cum_run_cnt,
+                                cum_run_time_ns: p.cum_run_time_ns,
+                            })
+                            .collect();
+                        Ok::<_, Error>((points, next.map(time::to_ns)))
+                    },
+                )
+            })
+            .await??;
+        Ok((text, next.map_or_else(String::new, |c| c.to_string())))
+    }
+}

@@ -1,0 +1,272 @@
+//! Fleet export end to end, with real engines on 127.0.0.1: the node_exporter textfile read by
+//! a real node_exporter and scraped by a real Prometheus; history exported as OpenMetrics,
+//! imported with `promtool tsdb create-blocks-from openmetrics` into a real Prometheus and
+//! into a real VictoriaMetrics. Real programs driven to known run counts throughout.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ebpfstat_tests::bus::{ApiDaemon, history_runs, open_tempdir};
+use ebpfstat_tests::engines::{Engine, engines_available, get, post};
+use ebpfstat_tests::*;
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// Polls `f` until it returns true, for at most `limit`.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        sleep_ms(250);
+    }
+}
+
+#[test]
+fn the_textfile_reaches_prometheus_through_node_exporter() {
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let prefix = format!("ft{}_", tag());
+    let fleet = Fleet::load(&prefix, 2);
+    fleet.drive(0, 7);
+    fleet.drive(1, 3);
+    let dir = open_tempdir();
+    let textfile = dir.path().join("ebpfstat.prom");
+    let daemon = ApiDaemon::start_with(
+        None,
+        "200ms",
+        &[
+            "--textfile",
+            textfile.to_str().expect("utf-8"),
+            "--textfile-interval",
+            "1s",
+        ],
+    );
+    let node = Engine::node_exporter(dir.path());
+    let prom = Engine::prometheus(&[node.port], None);
+    let runs = format!("ebpfstat_program_runs_total{{name=~\"{prefix}.*\"}}");
+    let (p0, p1) = (&fleet.programs[0].name, &fleet.programs[1].name);
+    let want = vec![(p0.clone(), 7.0), (p1.clone(), 3.0)];
+    eventually(Duration::from_secs(30), "Prometheus has the runs", || {
+        prom.values_by_name(&runs, None) == want
+    });
+    // More runs reach it too, at the next rewrite and scrape.
+    fleet.drive(0, 5);
+    let want = vec![(p0.clone(), 12.0), (p1.clone(), 3.0)];
+    eventually(
+        Duration::from_secs(30),
+        "Prometheus has the new runs",
+        || prom.values_by_name(&runs, None) == want,
+    );
+    // The metadata joins on id: owner is this test process, the holder of the programs.
+    let info = prom.query(&format!("ebpfstat_program_info{{name=\"{p0}\"}}"), None);
+    let comm = std::fs::read_to_string("/proc/self/comm").expect("comm");
+    assert_eq!(info[0]["metric"]["owner"], comm.trim_end(), "{info}");
+    assert_eq!(info[0]["metric"]["type"], "socket_filter");
+    assert_eq!(
+        info[0]["metric"]["id"],
+        fleet.programs[0].id.to_string().as_str()
+    );
+    let state = prom.query("ebpfstat_stats_state", None);
+    assert_eq!(state.as_array().map(Vec::len), Some(1), "{state}");
+    let passes = prom.query("ebpfstat_passes_total", None);
+    assert!(
+        passes[0]["value"][1].as_str().is_some_and(|v| v != "0"),
+        "{passes}"
+    );
+    // node_exporter read the file without complaint.
+    let (_, metrics) = get(node.port, "/metrics").expect("node metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("node_textfile_scrape_error 0"),
+        "{metrics}"
+    );
+    assert!(daemon.stop());
+}
+
+#[test]
+fn an_unwritable_textfile_is_reported_and_sampling_goes_on() {
+    require_bpf!();
+    let daemon = ApiDaemon::start_with(
+        None,
+        "200ms",
+        &[
+            "--textfile",
+            "/nonexistent-dir/ebpfstat.prom",
+            "--textfile-interval",
+            "1s",
+        ],
+    );
+    let mut status = daemon.ctl_json(&["status"]);
+    eventually(Duration::from_secs(10), "status names the textfile", || {
+        status = daemon.ctl_json(&["status"]);
+        status["textfile_error"] != ""
+    });
+    let error = status["textfile_error"].as_str().expect("text");
+    assert!(
+        error.starts_with("cannot write the textfile /nonexistent-dir/ebpfstat.prom: ")
+            && error.contains("No such file or directory"),
+        "{error}"
+    );
+    assert!(status["last_error"].as_str().expect("text").contains(error));
+    let passes = status["passes"].as_u64().expect("passes");
+    sleep_ms(1000);
+    assert!(
+        daemon.ctl_json(&["status"])["passes"]
+            .as_u64()
+            .expect("passes")
+            > passes
+    );
+    assert!(daemon.log().contains("cannot write the textfile"));
+    assert!(daemon.stop());
+
+    // A path node_exporter would not read is refused before anything starts.
+    let out = std::process::Command::new(bin("ebpfstatd"))
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--textfile",
+            "/tmp/ebpfstat.txt",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("textfile") && err.contains("ending in .prom"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exported_history_backfills_prometheus_and_victoria_metrics() {
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let prefix = format!("fb{}_", tag());
+    let fleet = Fleet::load(&prefix, 3);
+    let daemon = ApiDaemon::start(None, "200ms");
+    let since = SystemTime::now() - Duration::from_secs(1);
+    // Runs in different seconds, so the export has several steps with data.
+    for (round, counts) in [[7, 0, 1], [2, 3, 0], [0, 4, 5]].iter().enumerate() {
+        for (i, &n) in counts.iter().enumerate() {
+            fleet.drive(i, n);
+        }
+        if round < 2 {
+            sleep_ms(1100);
+        }
+    }
+    // Stored (flushed every second), then the range ends.
+    sleep_ms(2500);
+    let until = SystemTime::now();
+    let (from, to) = (
+        humantime::format_rfc3339_nanos(since).to_string(),
+        humantime::format_rfc3339_nanos(until).to_string(),
+    );
+    let mut stored = Vec::new();
+    for p in &fleet.programs {
+        let h = daemon.ctl_json(&[
+            "history", &p.name, "--since", &from, "--until", &to, "--step", "1s",
+        ]);
+        stored.push((p.name.clone(), history_runs(&h) as f64));
+    }
+    assert_eq!(
+        stored.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [9.0, 7.0, 6.0]
+    );
+
+    let dir = open_tempdir();
+    let export = |file: &str, page: &str| {
+        let path = dir.path().join(file);
+        let out = daemon.ctl(&[
+            "export",
+            "--since",
+            &from,
+            "--until",
+            &to,
+            "--step",
+            "1s",
+            "--name",
+            &format!("{prefix}*"),
+            "--page-points",
+            page,
+            "-o",
+            path.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(path).expect("export")
+    };
+    let whole = export("whole.om", "20000");
+    assert!(whole.ends_with("# EOF\n"), "{whole}");
+    assert_eq!(whole.matches("# EOF").count(), 1);
+    // Small pages join into the same text.
+    assert_eq!(export("paged.om", "2"), whole);
+
+    // Last minus first value of each series over the range: the runs stored in it.
+    let at = secs(until) + 1.0;
+    let increase = format!(
+        "max_over_time(ebpfstat_program_runs_total{{name=~\"{prefix}.*\"}}[1h]) - \
+         min_over_time(ebpfstat_program_runs_total{{name=~\"{prefix}.*\"}}[1h])"
+    );
+
+    let blocks = dir.path().join("tsdb");
+    let out = output(
+        std::process::Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(dir.path().join("whole.om"))
+            .arg(&blocks),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prom = Engine::prometheus(&[], Some(blocks));
+    assert_eq!(prom.values_by_name(&increase, Some(at)), stored);
+
+    let vm = Engine::victoria_metrics();
+    let (status, body) =
+        post(vm.port, "/api/v1/import/prometheus", whole.as_bytes()).expect("import");
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    get(vm.port, "/internal/force_flush").expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = vm.values_by_name(&increase, Some(at));
+        if got == stored {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "VictoriaMetrics: {got:?}, stored {stored:?}; all: {}; at {at}; {}",
+            vm.query("ebpfstat_program_runs_total", None),
+            vm.log()
+                .lines()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        sleep_ms(250);
+    }
+
+    // An absurd range is refused in words.
+    let out = daemon.ctl(&["export", "--since", "1970-01-02T00:00:00Z", "--step", "1s"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("steps per program"), "{err}");
+    assert!(daemon.stop());
+}

@@ -265,6 +265,9 @@ pub struct Settings {
     /// `textfile_interval`; "none" (the default) writes none.
     pub textfile: Option<PathBuf>,
     pub textfile_interval: Option<Span>,
+    /// `host:port` to serve `/metrics` on, or "none" (the default). Under systemd, enable
+    /// `ebpfstatd-metrics.socket` instead: the service itself opens no IP socket.
+    pub metrics_listen: Option<String>,
 }
 
 impl Settings {
@@ -365,6 +368,15 @@ impl Settings {
             })
             .or(socket_too_long)
             .or_else(|| self.textfile_not_prom())
+            .or_else(|| {
+                let v = self.metrics_listen.as_deref().filter(|v| *v != "none")?;
+                v.parse::<std::net::SocketAddr>().err().map(|_| RangeError {
+                    key: "metrics_listen",
+                    value: v.to_owned(),
+                    allowed: "an address and port (127.0.0.1:9435, [::1]:9435), or \"none\""
+                        .to_owned(),
+                })
+            })
     }
 
     /// node_exporter reads only `*.prom` files, by absolute path.
@@ -415,6 +427,7 @@ impl Settings {
             sampler_budget: over.sampler_budget.or(self.sampler_budget),
             textfile: over.textfile.or(self.textfile),
             textfile_interval: over.textfile_interval.or(self.textfile_interval),
+            metrics_listen: over.metrics_listen.or(self.metrics_listen),
         }
     }
 }
@@ -439,6 +452,7 @@ pub struct Effective {
     pub sampler_budget: f64,
     pub textfile: Option<PathBuf>,
     pub textfile_interval: Duration,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
@@ -462,6 +476,8 @@ impl From<Settings> for Effective {
             sampler_budget: s.sampler_budget.map_or(defaults::SAMPLER_BUDGET, |b| b.0),
             textfile: s.textfile.filter(|p| p.as_os_str() != "none"),
             textfile_interval: span(s.textfile_interval, defaults::TEXTFILE_INTERVAL),
+            // Checked by `out_of_range` when the settings were read.
+            metrics_listen: s.metrics_listen.and_then(|v| v.parse().ok()),
             // Budget mode (the default) takes its budget from its own key.
             stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
                 Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
@@ -599,6 +615,11 @@ impl Effective {
                     .map_or("none".to_owned(), |p| p.display().to_string()),
             ),
             ("textfile_interval", d(self.textfile_interval)),
+            (
+                "metrics_listen",
+                self.metrics_listen
+                    .map_or("none".to_owned(), |a| a.to_string()),
+            ),
         ]
     }
 }

@@ -98,6 +98,9 @@ struct RunArgs {
     /// How often the textfile is rewritten.
     #[arg(long)]
     textfile_interval: Option<Span>,
+    /// Serve /metrics on this address (host:port), or "none".
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     debug_stall_after: Option<u64>,
@@ -130,6 +133,7 @@ impl RunArgs {
             sampler_budget: self.sampler_budget,
             textfile: self.textfile.clone(),
             textfile_interval: self.textfile_interval,
+            metrics_listen: self.metrics_listen.clone(),
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct ExportStats {
     pub textfile_written_ns: AtomicU64,
     /// Why the newest write of the textfile failed; empty when it succeeded.
     pub textfile_error: Mutex<String>,
+    /// Where `/metrics` is served.
+    pub metrics_addresses: Mutex<Vec<String>>,
+    /// Why it could not be served on the configured address; empty when it is.
+    pub metrics_error: Mutex<String>,
 }
 
 /// What changes while the daemon runs and the API shows: the threads that change it (the

@@ -328,4 +328,37 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
         stopped_at.duration_since(newest).unwrap_or_default() < Duration::from_secs(3),
         "the last passes before the stop were written"
     );
+    drop(store);
+
+    // /metrics through socket activation: systemd opens the socket (on a free port here) and
+    // passes it; the service's own sandbox stays AF_UNIX-only with IPAddressDeny=any.
+    let port = ebpfstat_tests::engines::free_port();
+    let dropin = dir.join("etc/systemd/system/ebpfstatd-metrics.socket.d");
+    std::fs::create_dir_all(&dropin).expect("drop-in dir");
+    std::fs::write(
+        dropin.join("port.conf"),
+        format!("[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"),
+    )
+    .expect("drop-in");
+    c.ok(&["systemctl", "daemon-reload"]);
+    c.ok(&["systemctl", "enable", "--now", "ebpfstatd-metrics.socket"]);
+    c.ok(&["systemctl", "start", "ebpfstatd"]);
+    c.wait_active();
+    assert_eq!(c.show("RestrictAddressFamilies"), "AF_UNIX");
+    assert_eq!(
+        c.status_json()["metrics_listen"],
+        format!("127.0.0.1:{port}").as_str()
+    );
+    // The container shares the host's network: scrape it from here.
+    let (code, body) = ebpfstat_tests::engines::get(port, "/metrics").expect("scrape");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("# TYPE ebpfstat_passes_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ebpfstat_stats_state{state=\"enabled\"} 1"),
+        "{body}"
+    );
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_tests::bus::{ApiDaemon, history_runs, open_tempdir};
-use ebpfstat_tests::engines::{Engine, engines_available, get, post};
+use ebpfstat_tests::engines::{Engine, engines_available, free_port, get, post};
 use ebpfstat_tests::*;
 
 fn sleep_ms(ms: u64) {
@@ -89,6 +89,78 @@ fn the_textfile_reaches_prometheus_through_node_exporter() {
         metrics.contains("node_textfile_scrape_error 0"),
         "{metrics}"
     );
+    assert!(daemon.stop());
+}
+
+#[test]
+fn prometheus_scrapes_the_endpoint() {
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let prefix = format!("fs{}_", tag());
+    let fleet = Fleet::load(&prefix, 2);
+    fleet.drive(0, 4);
+    fleet.drive(1, 9);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let daemon = ApiDaemon::start_with(None, "200ms", &["--metrics-listen", &addr]);
+    assert_eq!(
+        daemon.ctl_json(&["status"])["metrics_listen"],
+        addr.as_str()
+    );
+    let prom = Engine::prometheus(&[port], None);
+    let runs = format!("ebpfstat_program_runs_total{{name=~\"{prefix}.*\"}}");
+    let (p0, p1) = (&fleet.programs[0].name, &fleet.programs[1].name);
+    let want = vec![(p0.clone(), 4.0), (p1.clone(), 9.0)];
+    eventually(
+        Duration::from_secs(30),
+        "Prometheus scraped the runs",
+        || prom.values_by_name(&runs, None) == want,
+    );
+    // Prometheus asked for OpenMetrics and was understood: its scrape is healthy.
+    let up = prom.query("up", None);
+    assert_eq!(up[0]["value"][1], "1", "{up}");
+    let info = prom.query(&format!("ebpfstat_program_info{{name=\"{p1}\"}}"), None);
+    assert_eq!(info[0]["metric"]["type"], "socket_filter", "{info}");
+
+    // Idle connections take a slot for at most a few seconds, then scrapes are answered.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() >= 8, "{}", idle.len());
+    let passes = daemon.ctl_json(&["status"])["passes"]
+        .as_u64()
+        .expect("passes");
+    sleep_ms(3000);
+    let (status, body) = get(port, "/metrics").expect("a scrape after the idle ones");
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains(&format!("name=\"{p0}\",type=\"socket_filter\"}} 4\n")),
+        "{body}"
+    );
+    assert!(
+        daemon.ctl_json(&["status"])["passes"]
+            .as_u64()
+            .expect("passes")
+            > passes
+    );
+    drop(idle);
+    assert_eq!(get(port, "/nope").expect("404").0, 404);
+    assert_eq!(post(port, "/metrics", b"x").expect("405").0, 405);
+
+    // An address in use: said in status, and the daemon samples on.
+    let second = ApiDaemon::start_with(None, "200ms", &["--metrics-listen", &addr]);
+    let status = second.ctl_json(&["status"]);
+    let error = status["metrics_error"].as_str().expect("text");
+    assert!(
+        error.starts_with(&format!("cannot serve /metrics on {addr}: "))
+            && error.contains("in use"),
+        "{error}"
+    );
+    assert_eq!(status["metrics_listen"], "");
+    assert!(second.stop());
     assert!(daemon.stop());
 }
 

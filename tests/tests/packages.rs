@@ -83,6 +83,7 @@ const FILES: &[&str] = &[
     "/usr/bin/ebpfstatd",
     "/usr/bin/ebpfstatctl",
     "/usr/lib/systemd/system/ebpfstatd.service",
+    "/usr/lib/systemd/system/ebpfstatd-metrics.socket",
     "/usr/lib/sysusers.d/ebpfstat.conf",
     "/usr/share/dbus-1/system.d/org.ebpfstat.Stats1.conf",
     "/usr/share/dbus-1/interfaces/org.ebpfstat.Stats1.xml",

@@ -469,6 +469,21 @@ impl Stats1 {
             OwnedVariant::from(load(&self.shared.exports.textfile_written_ns)),
         );
         m.insert("textfile_error".into(), var(textfile_error.clone()));
+        let exports = &self.shared.exports;
+        let (served, metrics_error) = (
+            exports
+                .metrics_addresses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .join(" "),
+            exports
+                .metrics_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        );
+        m.insert("metrics_listen".into(), var(served));
+        m.insert("metrics_error".into(), var(metrics_error.clone()));
         // What is wrong now: the newest pass failing, the store's last write, the textfile.
         let now_wrong = [
             sampler
@@ -477,6 +492,7 @@ impl Stats1 {
                 .then(|| format!("sampling: {why}")),
             st.last_error,
             (!textfile_error.is_empty()).then_some(textfile_error),
+            (!metrics_error.is_empty()).then_some(metrics_error),
         ];
         m.insert(
             "last_error".into(),

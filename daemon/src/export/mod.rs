@@ -4,6 +4,7 @@
 
 pub mod families;
 pub mod history;
+pub mod http;
 pub mod text;
 pub mod textfile;
 

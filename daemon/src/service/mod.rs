@@ -145,6 +145,11 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
     let iface = Stats1::new(Arc::clone(&shared));
     let bus = settings.bus.clone();
     let (textfile, textfile_interval) = (settings.textfile.clone(), settings.textfile_interval);
+    let (metrics, metrics_error) = export::http::listeners(settings.metrics_listen);
+    if let Some(e) = &metrics_error {
+        tracing::error!("{e}; sampling goes on without it");
+        *lock(&shared.exports.metrics_error) = e.clone();
+    }
     let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
     let reload_shared = Arc::clone(&shared);
     runtime.block_on(async move {
@@ -154,6 +159,20 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         }
         if let Some(listener) = listener {
             tokio::spawn(api::socket::serve(listener, iface));
+        }
+        for listener in metrics {
+            let served = listener
+                .set_nonblocking(true)
+                .and_then(|()| listener.local_addr())
+                .and_then(|addr| Ok((tokio::net::TcpListener::from_std(listener)?, addr)));
+            match served {
+                Ok((l, addr)) => {
+                    tracing::info!("serving /metrics on {addr}");
+                    lock(&reload_shared.exports.metrics_addresses).push(addr.to_string());
+                    tokio::spawn(export::http::serve(l, Arc::clone(&reload_shared)));
+                }
+                Err(e) => tracing::error!("cannot serve /metrics: {e}"),
+            }
         }
         if let Some(path) = &textfile {
             tokio::spawn(export::textfile::keep_writing(
@@ -210,6 +229,10 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         shared.sampler.dropped.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Takes the well-known name on the chosen bus; without a bus the private socket still serves.

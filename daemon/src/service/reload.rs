@@ -16,7 +16,14 @@ use crate::shared::{SamplerCmd, Shared, StoreJob, StoreMsg};
 pub type SetLogLevel = Box<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
 
 /// Settings only a new start can change.
-const AT_RESTART: [&str; 5] = ["db", "bus", "socket", "textfile", "textfile_interval"];
+const AT_RESTART: [&str; 6] = [
+    "db",
+    "bus",
+    "socket",
+    "textfile",
+    "textfile_interval",
+    "metrics_listen",
+];
 
 pub(super) struct Reloader {
     cfg: ServiceConfig,
@@ -93,6 +100,7 @@ impl Reloader {
         new.socket.clone_from(&old.socket);
         new.textfile.clone_from(&old.textfile);
         new.textfile_interval = old.textfile_interval;
+        new.metrics_listen = old.metrics_listen;
 
         if new.log_level != old.log_level {
             if std::env::var_os("RUST_LOG").is_some() {

@@ -1,0 +1,238 @@
+//! The scrape endpoint: `GET /metrics` answered with the live exposition, in OpenMetrics when
+//! the scraper's `Accept` asks for it (Prometheus does), else in the Prometheus text format.
+//! Only as much HTTP/1.x as a scrape needs: one request per connection, bounded in size, time
+//! and number of connections, so a stuck or hostile client costs a slot for a few seconds and
+//! never the sampler.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::live_text;
+use super::text::Format;
+use crate::quiet::Quiet;
+use crate::shared::Shared;
+
+/// Connections served at once; more are closed at once (a scraper retries at its next scrape).
+pub const MAX_CONNECTIONS: usize = 8;
+/// A request's head: a scrape's is a few hundred bytes.
+pub const MAX_HEAD: usize = 8192;
+/// Time a client has to send its request: an idle connection gives its slot back after it.
+pub const REQUEST_TIME: Duration = Duration::from_secs(2);
+/// Time a connection may take from accept to the last byte of the answer.
+pub const CONNECTION_TIME: Duration = Duration::from_secs(10);
+
+/// What a request asked for, or why it gets an error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Metrics(Format),
+    /// The HTTP status and its reason.
+    Error(u16, &'static str),
+}
+
+/// Reads a request head (`head` up to and without the blank line).
+pub fn parse(head: &[u8]) -> Asked {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return Asked::Error(400, "Bad Request");
+    };
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (first.next(), first.next(), first.next(), first.next())
+    else {
+        return Asked::Error(400, "Bad Request");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Asked::Error(505, "HTTP Version Not Supported");
+    }
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path != "/metrics" {
+        return Asked::Error(404, "Not Found");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Asked::Error(405, "Method Not Allowed");
+    }
+    let accept = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("accept"))
+        .map_or("", |(_, v)| v);
+    let format = if accept.contains("application/openmetrics-text") {
+        Format::OpenMetrics
+    } else {
+        Format::Prometheus
+    };
+    Asked::Metrics(format)
+}
+
+/// Serves `listener` until the runtime stops.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failing = Quiet::default();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, say: wait a little rather than spin.
+                if let Some(n) = failing.note(Instant::now()) {
+                    tracing::warn!("the metrics endpoint cannot accept ({n} times): {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue; // all slots busy: dropping the stream closes it
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _slot = slot;
+            // A client too slow to send or read in time loses its connection.
+            let _late = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared)).await;
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut buf = vec![0u8; MAX_HEAD];
+    let Ok(head) = tokio::time::timeout(REQUEST_TIME, read_head(&mut stream, &mut buf)).await
+    else {
+        return respond(&mut stream, 408, "Request Timeout", "", b"").await;
+    };
+    let Some(end) = head? else {
+        return respond(&mut stream, 431, "Request Header Fields Too Large", "", b"").await;
+    };
+    let head = buf.get(..end).unwrap_or_default();
+    let is_head = head.starts_with(b"HEAD ");
+    match parse(head) {
+        Asked::Metrics(format) => {
+            let body = live_text(shared, format);
+            let body = if is_head { "" } else { body.as_str() };
+            respond(
+                &mut stream,
+                200,
+                "OK",
+                format.content_type(),
+                body.as_bytes(),
+            )
+            .await
+        }
+        Asked::Error(code, reason) => respond(&mut stream, code, reason, "", b"").await,
+    }
+}
+
+/// Reads until the blank line ending a request head; its length, or `None` when `buf` fills
+/// first. A client that closes first ends it too (the length read so far).
+async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    let mut n = 0;
+    loop {
+        let Some(room) = buf.get_mut(n..).filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let got = stream.read(room).await?;
+        if got == 0 {
+            return Ok(Some(n));
+        }
+        n += got;
+        if let Some(end) = buf
+            .get(..n)
+            .and_then(|b| b.windows(4).position(|w| w == b"\r\n\r\n"))
+        {
+            return Ok(Some(end));
+        }
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let content_type = if content_type.is_empty() {
+        "text/plain; charset=utf-8"
+    } else {
+        content_type
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
+
+/// The listening sockets for `/metrics`: those systemd passes (socket activation, so the
+/// service itself may open no IP socket) and `configured`, bound now. A failure to bind is
+/// returned with the sockets that could be had: the daemon samples on without it.
+pub fn listeners(
+    configured: Option<std::net::SocketAddr>,
+) -> (Vec<std::net::TcpListener>, Option<String>) {
+    use std::os::fd::FromRawFd as _;
+    let mut found = Vec::new();
+    let mut error = None;
+    match sd_notify::listen_fds() {
+        Ok(fds) => {
+            for fd in fds {
+                // SAFETY: systemd passed this fd to this process (LISTEN_PID names it): it was
+                // open at exec, and nothing here has taken or closed it (this runs once, at
+                // start), so the listener becomes its only owner.
+                let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+                match listener.local_addr() {
+                    Ok(_) => found.push(listener),
+                    Err(e) => {
+                        tracing::warn!("passed fd {fd} is not a TCP socket ({e}): not served")
+                    }
+                }
+            }
+        }
+        Err(e) => error = Some(format!("the sockets systemd passed are unusable: {e}")),
+    }
+    if let Some(addr) = configured {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => found.push(l),
+            Err(e) => error = Some(format!("cannot serve /metrics on {addr}: {e}")),
+        }
+    }
+    (found, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrapes_and_their_format() {
+        let prometheus = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(parse(prometheus), Asked::Metrics(Format::OpenMetrics));
+        assert_eq!(
+            parse(b"GET /metrics?x=1 HTTP/1.0\r\nACCEPT: text/plain"),
+            Asked::Metrics(Format::Prometheus)
+        );
+        assert_eq!(
+            parse(b"HEAD /metrics HTTP/1.1"),
+            Asked::Metrics(Format::Prometheus)
+        );
+    }
+
+    #[test]
+    fn everything_else_is_an_error() {
+        assert_eq!(parse(b"GET / HTTP/1.1"), Asked::Error(404, "Not Found"));
+        assert_eq!(
+            parse(b"POST /metrics HTTP/1.1"),
+            Asked::Error(405, "Method Not Allowed")
+        );
+        assert_eq!(parse(b"GET /metrics"), Asked::Error(400, "Bad Request"));
+        assert_eq!(
+            parse(b"GET /metrics HTTP/2.0"),
+            Asked::Error(505, "HTTP Version Not Supported")
+        );
+        assert_eq!(parse(b"\xff\xfe"), Asked::Error(400, "Bad Request"));
+        assert_eq!(parse(b""), Asked::Error(400, "Bad Request"));
+    }
+}

@@ -160,7 +160,7 @@ pub struct ExportArgs {
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
     /// Most points the daemon puts in one page (each page is one call).
-    #[arg(long, default_value_t = 10_000,
+    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_EXPORT_POINTS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(ebpfstat_dbus::MAX_HISTORY_POINTS)))]
     pub page_points: u32,
     #[command(flatten)]

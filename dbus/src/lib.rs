@@ -31,6 +31,8 @@ pub const POLICY_CONF: &str = include_str!("../org.ebpfstat.Stats1.conf");
 pub const MAX_TOP_N: u32 = 10_000;
 pub const MAX_HISTORY_POINTS: u32 = 20_000;
 pub const DEFAULT_HISTORY_POINTS: u32 = 2_000;
+/// Points in an `Export()` page unless `max_points` says otherwise: ~200 KB of text.
+pub const DEFAULT_EXPORT_POINTS: u32 = 2_000;
 pub const MAX_PROGRAM_SPEC: usize = 512;
 /// `Top` by `avg` ranks programs with at least this many runs in the window; the others last.
 pub const MIN_RUNS_FOR_AVG: u64 = 100;
@@ -299,7 +301,7 @@ pub trait Stats1 {
     /// (`promtool tsdb create-blocks-from openmetrics`) or VictoriaMetrics: the runs and run
     /// time counters (cumulative since load) of every stored program over `[from_ns, to_ns)`
     /// at `step_ns`, a page per call. Options filter as `snapshot`'s do; `max_points` (u,
-    /// default 10000, at most 20000) bounds a page; `cursor` (s) continues from the `next` a
+    /// default 2000, at most 20000) bounds a page; `cursor` (s) continues from the `next` a
     /// page returned. An empty `next`: the export is complete (its text ends with `# EOF`).
     fn export(
         &self,

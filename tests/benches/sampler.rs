@@ -8,7 +8,7 @@
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
-use ebpfstat_tests::{Fleet, bin, bus, is_root, thread_cpu_ns};
+use ebpfstat_tests::{Fleet, bin, child_usage, is_root, thread_cpu_ns};
 use ebpfstatd::bpf::sys::{self, ObjKind};
 use ebpfstatd::sampler::{Sampler, SamplerConfig, links, owners, pins};
 
@@ -49,35 +49,6 @@ fn floor_pass() -> usize {
         }
     }
     n
-}
-
-/// Spawns a command to completion and returns its (user+sys CPU ns, peak RSS KiB).
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also returns this child's own rusage"
-)]
-fn child_usage(cmd: &mut Command) -> (f64, u64) {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = bus::pid_of(&child);
-    // SAFETY: `status` and `usage` are valid for writes; the pid is our own child.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child failed"
-    );
-    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
-    (
-        tv(usage.ru_utime) + tv(usage.ru_stime),
-        u64::try_from(usage.ru_maxrss).expect("a peak RSS"),
-    )
 }
 
 struct Row {

@@ -2,7 +2,7 @@
 //! fd limits, and skipping a test whose prerequisite is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A test whose prerequisite is missing: under `CI=true` a failure with a clear message;
 /// elsewhere a visible `SKIPPED` line (and the caller returns).
@@ -152,4 +152,33 @@ pub fn status_kb(pid: impl std::fmt::Display, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("a value in kB")
+}
+
+/// Spawns a command to completion and returns its (user+sys CPU ns, peak RSS KiB).
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also returns this child's own rusage"
+)]
+pub fn child_usage(cmd: &mut Command) -> (f64, u64) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = crate::bus::pid_of(&child);
+    // SAFETY: `status` and `usage` are valid for writes; the pid is our own child.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed"
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    (
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        u64::try_from(usage.ru_maxrss).expect("a peak RSS"),
+    )
 }

@@ -13,8 +13,6 @@ use super::args::{check_options, query_error};
 use super::filter::{self, Filter};
 use crate::export::history::{self, Cursor, Point, Series};
 
-/// Points in a page unless `max_points` says otherwise: about a megabyte of text.
-pub const DEFAULT_EXPORT_POINTS: u32 = 10_000;
 /// Steps per program an export may span: 10 years at a minute is 5.3 million.
 pub const MAX_EXPORT_STEPS: u64 = 10_000_000;
 
@@ -38,7 +36,7 @@ impl Stats1 {
                 .map_err(Error::InvalidArgument)?,
         };
         let max_points = match options.get("max_points") {
-            None => DEFAULT_EXPORT_POINTS,
+            None => wire::DEFAULT_EXPORT_POINTS,
             Some(v) => u32::try_from(v).unwrap_or(0),
         };
         if max_points == 0 || max_points > wire::MAX_HISTORY_POINTS {

@@ -21,8 +21,24 @@ use ebpfstat_tests::{Fleet, bin, child_usage, cpu_ns, is_root, status_kb, store_
 
 const DAY: u64 = 86_400;
 
-/// One scrape as Prometheus makes it: (wall time, body bytes).
-fn scrape(port: u16) -> (Duration, usize) {
+/// Bytes of `data` once `gzip -6` compressed it (what a scraper asking for gzip would get).
+fn gzipped(data: &[u8]) -> usize {
+    let mut gz = Command::new("gzip")
+        .arg("-6")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = gz.stdin.take().expect("stdin");
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).expect("feed gzip"));
+    let out = gz.wait_with_output().expect("gzip output");
+    writer.join().expect("writer");
+    out.stdout.len()
+}
+
+/// One scrape as Prometheus makes it: (wall time, body).
+fn scrape(port: u16) -> (Duration, Vec<u8>) {
     let start = Instant::now();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.write_all(
@@ -36,11 +52,12 @@ fn scrape(port: u16) -> (Duration, usize) {
         "{}",
         String::from_utf8_lossy(&reply[..64.min(reply.len())])
     );
+    let took = start.elapsed();
     let body = reply
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map_or(0, |p| reply.len() - p - 4);
-    (start.elapsed(), body)
+        .map_or_else(Vec::new, |p| reply[p + 4..].to_vec());
+    (took, body)
 }
 
 /// The value `num`/`den` of the way up the sorted values.
@@ -70,11 +87,11 @@ fn scrapes(window: Duration) {
     let (p0, l0, c1) = (count("passes"), count("late_passes"), cpu_ns(pid));
     let started = Instant::now();
     let mut latencies = Vec::new();
-    let mut bytes = 0;
+    let mut body = Vec::new();
     while started.elapsed() < window {
-        let (took, size) = scrape(port);
+        let (took, got) = scrape(port);
         latencies.push(took.as_secs_f64() * 1e3);
-        bytes = size;
+        body = got;
         std::thread::sleep(Duration::from_secs(1).saturating_sub(took));
     }
     let elapsed = started.elapsed();
@@ -83,15 +100,17 @@ fn scrapes(window: Duration) {
     let hwm = status_kb(pid, "VmHWM:");
     assert!(d.stop());
     let n = latencies.len();
+    let (bytes, gz) = (body.len(), gzipped(&body));
     println!(
         "\nfleet: scrapes of /metrics (OpenMetrics) with {programs} programs, release daemon at 1 s, \
          one a second for {} s",
         window.as_secs()
     );
     println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>9} {:>11} {:>13} {:>6} {:>5} {:>10}",
+        "{:>8} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11} {:>13} {:>6} {:>5} {:>10}",
         "scrapes",
         "bytes",
+        "gzip",
         "median ms",
         "p99 ms",
         "max ms",
@@ -107,7 +126,7 @@ fn scrapes(window: Duration) {
         percentile(&mut latencies, 1, 1),
     );
     println!(
-        "{n:>8} {bytes:>10} {median:>10.2} {p99:>10.2} {max:>9.2} {idle_cpu:>11.3} {scraping_cpu:>13.3} {:>6} {:>5} {:>10.2}",
+        "{n:>8} {bytes:>10} {gz:>9} {median:>10.2} {p99:>10.2} {max:>9.2} {idle_cpu:>11.3} {scraping_cpu:>13.3} {:>6} {:>5} {:>10.2}",
         p1 - p0,
         l1 - l0,
         hwm as f64 / 1024.0

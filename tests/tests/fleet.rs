@@ -335,6 +335,26 @@ fn exported_history_backfills_prometheus_and_victoria_metrics() {
         sleep_ms(250);
     }
 
+    // A reader that goes away ends the export quietly; the daemon samples on.
+    let passes = daemon.ctl_json(&["status"])["passes"]
+        .as_u64()
+        .expect("passes");
+    let piped = output(std::process::Command::new("bash").arg("-c").arg(format!(
+        "{} --socket {} export --since {from} --until {to} --step 1s --page-points 1 | head -c 10 \
+         >/dev/null; exit ${{PIPESTATUS[0]}}",
+        bin("ebpfstatctl").display(),
+        daemon.socket.display()
+    )));
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(piped.stderr.is_empty(), "{piped:?}");
+    sleep_ms(500);
+    assert!(
+        daemon.ctl_json(&["status"])["passes"]
+            .as_u64()
+            .expect("passes")
+            > passes
+    );
+
     // An absurd range is refused in words.
     let out = daemon.ctl(&["export", "--since", "1970-01-02T00:00:00Z", "--step", "1s"]);
     assert!(!out.status.success());

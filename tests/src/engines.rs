@@ -188,6 +188,15 @@ pub fn get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
     )
 }
 
+/// `HEAD path`: (status, body, which should be empty).
+pub fn head(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    request(
+        port,
+        &format!("HEAD {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
+        &[],
+    )
+}
+
 /// `POST path` with `body`.
 pub fn post(port: u16, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let head = format!(

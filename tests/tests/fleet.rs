@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_tests::bus::{ApiDaemon, history_runs, open_tempdir};
-use ebpfstat_tests::engines::{Engine, engines_available, free_port, get, post};
+use ebpfstat_tests::engines::{Engine, engines_available, free_port, get, head, post};
 use ebpfstat_tests::*;
 
 fn sleep_ms(ms: u64) {
@@ -148,6 +148,7 @@ fn prometheus_scrapes_the_endpoint() {
     );
     drop(idle);
     assert_eq!(get(port, "/nope").expect("404").0, 404);
+    assert_eq!(head(port, "/metrics").expect("HEAD"), (200, Vec::new()));
     assert_eq!(post(port, "/metrics", b"x").expect("405").0, 405);
 
     // An address in use: said in status, and the daemon samples on.

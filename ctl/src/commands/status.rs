@@ -106,7 +106,7 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         text("db_path"),
     )?;
     out!(
-        "history: {} series (one per load of a program) · {} programs loaded now, the daemon's probe included",
+        "history: {} series (one per load of a program) · {} programs loaded now",
         num("series"),
         num("programs")
     )?;
@@ -128,6 +128,26 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             stamp(time(&k("newest_ns"))),
             units::bytes(count(&k("bytes")))
         )?;
+    }
+    let mut export = Vec::new();
+    match text("metrics_listen").as_str() {
+        "" | "-" => {}
+        at => export.push(format!("/metrics on {at}")),
+    }
+    if time("textfile_written_ns") > 0 {
+        export.push(format!(
+            "textfile written {}",
+            stamp(time("textfile_written_ns"))
+        ));
+    }
+    for key in ["metrics_error", "textfile_error"] {
+        match text(key).as_str() {
+            "" | "-" => {}
+            e => export.push(format!("ERROR {e}")),
+        }
+    }
+    if !export.is_empty() {
+        out!("export: {}", export.join(" · "))?;
     }
     let uptime = num("uptime_ns").max(1.0);
     out!(

@@ -99,27 +99,28 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_HEAD];
     let Ok(head) = tokio::time::timeout(REQUEST_TIME, read_head(&mut stream, &mut buf)).await
     else {
-        return respond(&mut stream, 408, "Request Timeout", "", b"").await;
+        return error(&mut stream, 408, "Request Timeout").await;
     };
     let Some(end) = head? else {
-        return respond(&mut stream, 431, "Request Header Fields Too Large", "", b"").await;
+        return error(&mut stream, 431, "Request Header Fields Too Large").await;
     };
     let head = buf.get(..end).unwrap_or_default();
     let is_head = head.starts_with(b"HEAD ");
     match parse(head) {
         Asked::Metrics(format) => {
             let body = live_text(shared, format);
-            let body = if is_head { "" } else { body.as_str() };
-            respond(
-                &mut stream,
-                200,
-                "OK",
-                format.content_type(),
-                body.as_bytes(),
-            )
-            .await
+            let head = Head {
+                content_type: format.content_type(),
+                length: body.len(),
+            };
+            let body = if is_head {
+                b"".as_slice()
+            } else {
+                body.as_bytes()
+            };
+            respond_with(&mut stream, 200, "OK", head, body).await
         }
-        Asked::Error(code, reason) => respond(&mut stream, code, reason, "", b"").await,
+        Asked::Error(code, reason) => error(&mut stream, code, reason).await,
     }
 }
 
@@ -145,22 +146,32 @@ async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<Op
     }
 }
 
-async fn respond(
+/// What the head of an answer says of its body (a `HEAD` answer says it and sends none).
+struct Head {
+    content_type: &'static str,
+    length: usize,
+}
+
+/// An error status, without a body.
+async fn error(stream: &mut TcpStream, code: u16, reason: &str) -> std::io::Result<()> {
+    let head = Head {
+        content_type: "text/plain; charset=utf-8",
+        length: 0,
+    };
+    respond_with(stream, code, reason, head, b"").await
+}
+
+async fn respond_with(
     stream: &mut TcpStream,
     code: u16,
     reason: &str,
-    content_type: &str,
+    head: Head,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let content_type = if content_type.is_empty() {
-        "text/plain; charset=utf-8"
-    } else {
-        content_type
-    };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
-        body.len()
+        head.content_type, head.length
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;

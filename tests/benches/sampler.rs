@@ -114,11 +114,17 @@ fn rescan_parts(n: usize) -> Vec<(&'static str, f64)> {
     };
     let whole = pass_with(1) - pass_with(u64::MAX);
     vec![
-        ("whole (pass diff)", whole),
+        ("periodic rescan, mean", whole),
         (
             "owners (/proc/*/fd)",
             us(cpu_runs(PASSES, || {
                 std::hint::black_box(owners::scan(proc_root));
+            })),
+        ),
+        (
+            "owners check (pids)",
+            us(cpu_runs(PASSES, || {
+                std::hint::black_box(owners::Processes::now(proc_root));
             })),
         ),
         (

@@ -85,6 +85,8 @@ pub struct Sampler {
     seq: u64,
     last_monotonic_ns: Option<u64>,
     last_rescan: Option<u64>,
+    /// The pass of the last scan of every process's fds.
+    last_owners_scan: Option<u64>,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
     cost: Arc<StatsCost>,
@@ -95,6 +97,10 @@ pub struct Sampler {
     /// The daemon's own programs (its calibration probe): not a workload, never sampled.
     own: Vec<u32>,
 }
+
+/// A periodic rescan reads every process's fds at least every this many periods, even when no
+/// process came or went.
+const OWNERS_EVERY: u64 = 10;
 
 /// Map ids read in the same call as the counters; programs with more cost one extra call.
 const MAP_IDS_INLINE: usize = 64;
@@ -116,6 +122,7 @@ impl Sampler {
             seq: 0,
             last_monotonic_ns: None,
             last_rescan: None,
+            last_owners_scan: None,
             rescan_next_pass: false,
             map_ids_buf: vec![0; MAP_IDS_INLINE],
             cost: Arc::new(StatsCost::default_because("not calibrated")),
@@ -271,10 +278,11 @@ impl Sampler {
             // again once passes read the programs.
             self.rescan_next_pass = true;
         } else if appeared || self.rescan_next_pass || periodic {
+            let owners = appeared || self.rescan_next_pass || self.owners_stale(seq);
             // Loaders attach a moment after loading: look again on the next pass too.
             self.rescan_next_pass = appeared;
             self.last_rescan = Some(seq);
-            self.rescan(&mut errors);
+            self.rescan(&mut errors, owners);
             maps_moved = true;
         }
         if maps_moved || vanished {
@@ -327,21 +335,32 @@ impl Sampler {
         }
     }
 
-    /// Re-reads what changes rarely: process fds, pins, links, the map list and the memory of
-    /// maps whose usage can move.
-    fn rescan(&mut self, errors: &mut ErrorLog) {
+    /// Whether a periodic rescan must read every process's fds again: processes came or went
+    /// since the last time (or it cannot tell), or that was [`OWNERS_EVERY`] periods ago. An
+    /// existing process that takes a program fd (passed to it, or opened by id) without any
+    /// process starting or ending is seen at the latest then.
+    fn owners_stale(&self, seq: u64) -> bool {
+        let forced = self.cfg.rescan_every.max(1).saturating_mul(OWNERS_EVERY);
+        self.last_owners_scan.is_none_or(|at| seq - at >= forced)
+            || owners::Processes::now(Path::new("/proc")) != Some(self.holders.fds.seen)
+    }
+
+    /// Re-reads what changes rarely: pins, links, the map list and the memory of maps whose
+    /// usage can move, and with `owners` every process's fds.
+    fn rescan(&mut self, errors: &mut ErrorLog, owners: bool) {
         let seq = self.seq;
         self.online_cpus = host::online_cpus();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mounts = pins::mounts(&mountinfo);
-        self.holders = Holders {
-            fds: owners::scan(Path::new("/proc")),
-            pins: pins::scan(&mounts.bpffs),
-            links: links::scan(mounts.cgroup2.as_deref()).unwrap_or_else(|e| {
-                errors.fatal("cannot enumerate links", &e);
-                HashMap::new()
-            }),
-        };
+        if owners {
+            self.holders.fds = owners::scan(Path::new("/proc"));
+            self.last_owners_scan = Some(seq);
+        }
+        self.holders.pins = pins::scan(&mounts.bpffs);
+        self.holders.links = links::scan(mounts.cgroup2.as_deref()).unwrap_or_else(|e| {
+            errors.fatal("cannot enumerate links", &e);
+            HashMap::new()
+        });
 
         let mut id = 0;
         loop {

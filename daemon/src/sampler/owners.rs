@@ -36,6 +36,44 @@ pub struct FdScan {
     /// Program id → where perf-event fds (tracepoints, k/uprobes) and legacy raw tracepoint
     /// fds attach it: these are not links, so only their holders' fds tell.
     pub perf: HashMap<u32, Vec<AttachPoint>>,
+    /// The processes there were, as [`Processes`] sums them.
+    pub seen: Processes,
+}
+
+/// The set of processes under `/proc`, summed so that two listings compare in one step: a
+/// count and an order-independent sum of mixed pids. Holders rarely change unless processes
+/// come or go, and the fd tables are most of a rescan: comparing this first spares them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Processes {
+    count: u32,
+    sum: u64,
+}
+
+impl Processes {
+    fn add(&mut self, pid: u32) {
+        // splitmix64's finaliser: neighbouring pids spread over all bits.
+        let mut z = u64::from(pid).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.sum = self.sum.wrapping_add(z ^ (z >> 31));
+        self.count = self.count.wrapping_add(1);
+    }
+
+    /// The processes under `proc_root` now; `None` if it cannot be listed.
+    pub fn now(proc_root: &Path) -> Option<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let root = CString::new(proc_root.as_os_str().as_bytes()).ok()?;
+        let dir = procfs::open_dir(None, &root).ok()?;
+        let mut seen = Self::default();
+        let mut buf = Vec::new();
+        procfs::each_entry(dir.as_fd(), &mut buf, |name| {
+            if let Some(pid) = name.to_str().ok().and_then(|s| s.parse().ok()) {
+                seen.add(pid);
+            }
+        })
+        .ok()?;
+        Some(seen)
+    }
 }
 
 /// What a bpf fd's `/proc/*/fd` link says it is.
@@ -114,6 +152,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
         let Some(pid) = name.to_str().ok().and_then(|s| s.parse::<u32>().ok()) else {
             return;
         };
+        found.seen.add(pid);
         if scan_process(proc_dir.as_fd(), pid, &mut bufs, &mut found) {
             holders.push(pid);
         }
@@ -302,6 +341,21 @@ mod tests {
         assert_eq!(cgroup_path(hybrid), Some("/system.slice/b.service"));
         assert_eq!(cgroup_path("9:name=systemd:/\n0::/\n"), Some("/"));
         assert_eq!(cgroup_path("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn process_sets_compare_regardless_of_order() {
+        let set = |pids: &[u32]| {
+            let mut p = Processes::default();
+            pids.iter().for_each(|&pid| p.add(pid));
+            p
+        };
+        assert_eq!(set(&[1, 2, 300]), set(&[300, 1, 2]));
+        assert_ne!(set(&[1, 2, 300]), set(&[1, 2, 301]));
+        assert_ne!(set(&[1, 2]), set(&[1, 2, 3]));
+        let here = Processes::now(Path::new("/proc")).expect("list /proc");
+        assert!(here.count > 0);
+        assert!(scan(Path::new("/proc")).seen.count > 0);
     }
 
     #[test]

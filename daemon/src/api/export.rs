@@ -32,8 +32,8 @@ impl Stats1 {
             None => Cursor::start(from_ns),
             Some(v) => <&str>::try_from(v)
                 .unwrap_or("")
-                .parse()
-                .map_err(Error::InvalidArgument)?,
+                .parse::<Cursor>()
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         };
         let max_points = match options.get("max_points") {
             None => wire::DEFAULT_EXPORT_POINTS,
@@ -52,6 +52,12 @@ impl Stats1 {
         }
         if step_ns == 0 {
             return Err(Error::InvalidArgument("step_ns must be positive".into()));
+        }
+        if !(from_ns..to_ns).contains(&at.from_ns()) {
+            return Err(Error::InvalidArgument(format!(
+                "the cursor continues at {} ns, outside the range asked for",
+                at.from_ns()
+            )));
         }
         // Never finer than passes are taken.
         let interval = duration_ns(self.shared.published.borrow().interval);
@@ -90,6 +96,7 @@ impl Stats1 {
                         filter.keeps(&r.name, &r.full_name, &r.prog_type, held.map(Vec::as_slice))
                     })
                     .map(|r| Series {
+                        first_seen_ns: r.first_seen.map_or(0, time::to_ns),
                         series_id: r.series_id,
                         prog_id: r.prog_id,
                         full_name: r.full_name,

@@ -23,6 +23,10 @@ pub struct Series {
     pub prog_id: u32,
     pub full_name: String,
     pub prog_type: String,
+    /// When it was first sampled (ns since the epoch; 0: unknown). Its first sample is never
+    /// stamped earlier: a program of the same id and name in the boot before may have been
+    /// sampled inside the same step, and an engine takes a series' samples in time order.
+    pub first_seen_ns: i64,
 }
 
 /// One step of a series' stored history.
@@ -39,13 +43,20 @@ pub struct Point {
 }
 
 /// Where a page continues: the family, the series (`None`: the family's start, its header
-/// not yet written), and the time from which that series continues.
+/// not yet written), the time from which that series continues, and the time (ms) of the
+/// series' last sample written (`None`: none yet, so its first value is still to come).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     family: usize,
     series_id: Option<i64>,
     from_ns: i64,
+    last_ms: Option<i64>,
 }
+
+/// A cursor that no export returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cursor {0:?} is not one an export returned")]
+pub struct BadCursor(pub String);
 
 impl Cursor {
     /// The start of an export of `[from_ns, …)`.
@@ -54,40 +65,58 @@ impl Cursor {
             family: 0,
             series_id: None,
             from_ns,
+            last_ms: None,
         }
+    }
+
+    /// Where the export continues: within `[from_ns, to_ns)` for an export of that range.
+    pub fn from_ns(&self) -> i64 {
+        self.from_ns
     }
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let series = self.series_id.map_or("-".to_owned(), |s| s.to_string());
-        write!(f, "{}:{series}:{}", self.family, self.from_ns)
+        let text = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            self.family,
+            text(self.series_id),
+            self.from_ns,
+            text(self.last_ms)
+        )
     }
 }
 
 impl FromStr for Cursor {
-    type Err = String;
+    type Err = BadCursor;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("cursor {s:?} is not one an export returned");
+    fn from_str(s: &str) -> Result<Self, BadCursor> {
+        let bad = || BadCursor(s.chars().take(40).collect());
         let mut parts = s.split(':');
-        let (Some(family), Some(series), Some(from), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(family), Some(series), Some(from), Some(last), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(bad());
         };
         let family: usize = family.parse().map_err(|_| bad())?;
         if family >= FAMILIES.len() {
             return Err(bad());
         }
-        let series_id = match series {
-            "-" => None,
-            id => Some(id.parse().map_err(|_| bad())?),
+        let optional = |v: &str| match v {
+            "-" => Ok(None),
+            n => n.parse().map(Some).map_err(|_| bad()),
         };
         Ok(Self {
             family,
-            series_id,
+            series_id: optional(series)?,
             from_ns: from.parse().map_err(|_| bad())?,
+            last_ms: optional(last)?,
         })
     }
 }
@@ -113,15 +142,16 @@ pub fn page<E>(
         }
         let start = at.series_id.unwrap_or(i64::MIN);
         for s in series.iter().filter(|s| s.series_id >= start) {
-            let from = if Some(s.series_id) == at.series_id {
-                at.from_ns
+            let (from, mut last_ms) = if Some(s.series_id) == at.series_id {
+                (at.from_ns, at.last_ms)
             } else {
-                from_ns
+                (from_ns, None)
             };
             if left == 0 {
                 let next = Cursor {
                     series_id: Some(s.series_id),
                     from_ns: from,
+                    last_ms,
                     ..at
                 };
                 return Ok((out, Some(next)));
@@ -131,11 +161,20 @@ pub fn page<E>(
             let id = s.prog_id.to_string();
             let labels = program_labels(&id, &s.full_name, &s.prog_type);
             let runs = at.family == 0;
-            write_points(&mut e, (family, runs), &labels, &points, from == from_ns);
+            let mut w = SeriesWriter {
+                e: &mut e,
+                family,
+                runs,
+                labels: &labels,
+                not_before_ns: s.first_seen_ns,
+                last_ms: &mut last_ms,
+            };
+            w.write(&points);
             if let Some(next_from) = more.filter(|&t| t < to_ns) {
                 let next = Cursor {
                     series_id: Some(s.series_id),
                     from_ns: next_from,
+                    last_ms,
                     ..at
                 };
                 return Ok((out, Some(next)));
@@ -145,39 +184,54 @@ pub fn page<E>(
             family: at.family + 1,
             series_id: None,
             from_ns,
+            last_ms: None,
         };
     }
     e.finish();
     Ok((out, None))
 }
 
-/// A series' points of one family (runs, or run time); `first` adds the value at the start
-/// of its first step.
-fn write_points(
-    e: &mut Encoder<'_>,
-    (family, runs): (&Family, bool),
-    labels: &[(&str, &str)],
-    points: &[Point],
-    first: bool,
-) {
-    let value = |cum: u64, step: u64| -> Value {
-        if runs {
-            Value::Int(cum.saturating_sub(step))
-        } else {
-            Value::Float(cum.saturating_sub(step) as f64 / 1e9)
+/// Writes a series' points of one family (runs, or run time).
+struct SeriesWriter<'a, 'e> {
+    e: &'a mut Encoder<'e>,
+    family: &'a Family,
+    runs: bool,
+    labels: &'a [(&'a str, &'a str)],
+    not_before_ns: i64,
+    /// The time (ms) of the series' last sample written: before it, the series' first
+    /// sample is its value at the start of its first step with data; after it, a sample in
+    /// the same millisecond (a partial last step ending just after a full one) is left out,
+    /// as engines refuse two values at one time.
+    last_ms: &'a mut Option<i64>,
+}
+
+impl SeriesWriter<'_, '_> {
+    fn write(&mut self, points: &[Point]) {
+        for p in points.iter().filter(|p| p.samples > 0) {
+            let (cum, step) = if self.runs {
+                (p.cum_run_cnt, p.run_cnt)
+            } else {
+                (p.cum_run_time_ns, p.run_time_ns)
+            };
+            if self.last_ms.is_none() {
+                self.sample(cum.saturating_sub(step), p.start_ns.max(self.not_before_ns));
+            }
+            self.sample(cum, p.end_ns);
         }
-    };
-    let mut first = first;
-    for p in points.iter().filter(|p| p.samples > 0) {
-        let (cum, step) = if runs {
-            (p.cum_run_cnt, p.run_cnt)
+    }
+
+    fn sample(&mut self, v: u64, at_ns: i64) {
+        let ms = at_ns.div_euclid(1_000_000);
+        if self.last_ms.is_some_and(|last| ms <= last) {
+            return;
+        }
+        *self.last_ms = Some(ms);
+        let value = if self.runs {
+            Value::Int(v)
         } else {
-            (p.cum_run_time_ns, p.run_time_ns)
+            Value::Float(v as f64 / 1e9)
         };
-        if std::mem::take(&mut first) {
-            e.sample(family, labels, value(cum, step), Some(p.start_ns));
-        }
-        e.sample(family, labels, value(cum, 0), Some(p.end_ns));
+        self.e.sample(self.family, self.labels, value, Some(at_ns));
     }
 }
 
@@ -191,6 +245,7 @@ mod tests {
             prog_id: u32::try_from(id).expect("small") + 100,
             full_name: format!("p{id}"),
             prog_type: "socket_filter".into(),
+            first_seen_ns: 0,
         }
     }
 
@@ -260,9 +315,95 @@ mod tests {
         assert!(pages > 10, "{pages}");
     }
 
+    type Fetched = Result<(Vec<Point>, Option<i64>), String>;
+
+    /// Points a second apart from 0, the first `empty` without data, one run each.
+    fn with_empty(empty: i64) -> impl FnMut(i64, i64, u64) -> Fetched {
+        move |_, from, max| {
+            let all: Vec<Point> = (0..10)
+                .map(|i| Point {
+                    start_ns: i * 1_000_000_000,
+                    end_ns: (i + 1) * 1_000_000_000,
+                    samples: u32::from(i >= empty),
+                    run_cnt: u64::from(i >= empty),
+                    run_time_ns: 0,
+                    cum_run_cnt: 100 + u64::try_from((i + 1 - empty).max(0)).expect("small"),
+                    cum_run_time_ns: 0,
+                })
+                .filter(|p| p.start_ns >= from)
+                .collect();
+            let take = usize::try_from(max).expect("small").min(all.len());
+            Ok((all[..take].to_vec(), all.get(take).map(|p| p.start_ns)))
+        }
+    }
+
+    #[test]
+    fn the_first_value_survives_empty_steps_at_a_page_end() {
+        let range = (0, 10_000_000_000);
+        let (whole, _) =
+            page(&[series(1)], range, Cursor::start(0), 100, with_empty(4)).expect("whole");
+        let mut joined = String::new();
+        let mut at = Some(Cursor::start(0));
+        while let Some(c) = at {
+            let (text, next) = page(&[series(1)], range, c, 3, with_empty(4)).expect("page");
+            joined.push_str(&text);
+            at = next;
+        }
+        assert_eq!(joined, whole);
+        let runs: Vec<&str> = whole
+            .lines()
+            .filter(|l| l.starts_with("ebpfstat_program_runs_total"))
+            .collect();
+        // The value at the start of the first step with data (4 s), then one a step.
+        assert!(runs[0].ends_with(" 100 4.000"), "{}", runs[0]);
+        assert!(runs[6].ends_with(" 106 10.000"), "{}", runs[6]);
+        assert_eq!(runs.len(), 7);
+    }
+
+    #[test]
+    fn a_sample_in_the_same_millisecond_is_left_out_and_none_before_first_seen() {
+        let mut out = String::new();
+        let mut e = Encoder::new(&mut out, Format::OpenMetrics);
+        let mut last = None;
+        let point = |start_ns, end_ns, cum| Point {
+            start_ns,
+            end_ns,
+            samples: 1,
+            run_cnt: 1,
+            run_time_ns: 0,
+            cum_run_cnt: cum,
+            cum_run_time_ns: 0,
+        };
+        SeriesWriter {
+            e: &mut e,
+            family: &RUNS,
+            runs: true,
+            labels: &[],
+            not_before_ns: 500_000_000,
+            last_ms: &mut last,
+        }
+        .write(&[
+            point(0, 1_000_000_000, 5),
+            point(1_000_000_000, 1_000_000_001, 6),
+        ]);
+        assert_eq!(
+            out,
+            "ebpfstat_program_runs_total 4 0.500\nebpfstat_program_runs_total 5 1.000\n"
+        );
+    }
+
     #[test]
     fn bad_cursors_are_refused() {
-        for bad in ["", "x", "0:1", "9:-:0", "0:1:2:3", "0:a:0"] {
+        for bad in [
+            "",
+            "x",
+            "0:1",
+            "0:1:2",
+            "9:-:0:-",
+            "0:1:2:3:4",
+            "0:a:0:-",
+            "0:1:2:x",
+        ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }
     }

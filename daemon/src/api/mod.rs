@@ -361,7 +361,7 @@ impl Stats1 {
         let latest = self.latest_pass();
         let sampler = &self.shared.sampler;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (cpu_ns, rss, peak_rss) = own_usage();
+        let usage = own_usage();
         let mut m = Options::new();
         m.insert("version".into(), var(env!("CARGO_PKG_VERSION")));
         if let Some(p) = &latest {
@@ -438,9 +438,15 @@ impl Stats1 {
             "uptime_ns".into(),
             OwnedVariant::from(duration_ns(self.shared.started.elapsed())),
         );
-        m.insert("daemon_cpu_ns".into(), OwnedVariant::from(cpu_ns));
-        m.insert("daemon_rss_bytes".into(), OwnedVariant::from(rss));
-        m.insert("daemon_peak_rss_bytes".into(), OwnedVariant::from(peak_rss));
+        // Unreadable (out of descriptors, say): left out rather than said to be 0.
+        if let Ok(u) = usage {
+            m.insert("daemon_cpu_ns".into(), OwnedVariant::from(u.cpu_ns));
+            m.insert("daemon_rss_bytes".into(), OwnedVariant::from(u.rss_bytes));
+            m.insert(
+                "daemon_peak_rss_bytes".into(),
+                OwnedVariant::from(u.peak_rss_bytes),
+            );
+        }
         m.insert("db_path".into(), var(st.path.display().to_string()));
         m.insert("db_bytes".into(), OwnedVariant::from(st.file_bytes));
         m.insert("wal_bytes".into(), OwnedVariant::from(st.wal_bytes));

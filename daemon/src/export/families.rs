@@ -83,11 +83,12 @@ pub const PASSES_FAILED: Family = Family::counter(
     "Passes that could not read the programs: not stored.",
 );
 
-/// The daemon's own figures, as `Status()` reports them.
+/// The daemon's own figures, as `Status()` reports them (CPU and memory: `None` when they
+/// could not be read, and then left out rather than exported as 0).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DaemonFigures {
-    pub cpu_ns: u64,
-    pub rss_bytes: u64,
+    pub cpu_ns: Option<u64>,
+    pub rss_bytes: Option<u64>,
     pub database_bytes: u64,
     pub cap_bytes: u64,
     pub passes: u64,
@@ -180,8 +181,16 @@ pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &Daem
         e.sample(&STATS_STATE, &[("state", state)], Value::Int(1), None);
     }
     let figures = [
-        (&DAEMON_CPU, Value::Float(daemon.cpu_ns as f64 / 1e9)),
-        (&DAEMON_RSS, Value::Int(daemon.rss_bytes)),
+        daemon
+            .cpu_ns
+            .map(|ns| (&DAEMON_CPU, Value::Float(ns as f64 / 1e9))),
+        daemon.rss_bytes.map(|b| (&DAEMON_RSS, Value::Int(b))),
+    ];
+    for (f, v) in figures.into_iter().flatten() {
+        e.family(f);
+        e.sample(f, &[], v, None);
+    }
+    let figures = [
         (&DATABASE, Value::Int(daemon.database_bytes)),
         (&DATABASE_CAP, Value::Int(daemon.cap_bytes)),
         (&PASSES, Value::Int(daemon.passes)),

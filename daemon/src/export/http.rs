@@ -187,18 +187,25 @@ pub fn listeners(
     use std::os::fd::FromRawFd as _;
     let mut found = Vec::new();
     let mut error = None;
-    match sd_notify::listen_fds() {
+    // The fds become owned below: take them once in the process's life.
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let first = !TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
+    let passed = if first {
+        sd_notify::listen_fds().map(Iterator::collect::<Vec<_>>)
+    } else {
+        Ok(Vec::new())
+    };
+    match passed {
         Ok(fds) => {
             for fd in fds {
                 // SAFETY: systemd passed this fd to this process (LISTEN_PID names it): it was
-                // open at exec, and nothing here has taken or closed it (this runs once, at
-                // start), so the listener becomes its only owner.
+                // open at exec, nothing here has taken or closed it, and `TAKEN` lets this
+                // happen once, so the listener becomes its only owner.
                 let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-                match listener.local_addr() {
-                    Ok(_) => found.push(listener),
-                    Err(e) => {
-                        tracing::warn!("passed fd {fd} is not a TCP socket ({e}): not served")
-                    }
+                if listener.local_addr().is_ok() && is_listening(&listener) {
+                    found.push(listener);
+                } else {
+                    tracing::warn!("passed fd {fd} is not a listening TCP socket: not served");
                 }
             }
         }
@@ -211,6 +218,26 @@ pub fn listeners(
         }
     }
     (found, error)
+}
+
+/// Whether `l` is a listening stream socket (`SO_ACCEPTCONN`): a UDP socket would make
+/// `accept` fail for ever.
+fn is_listening(l: &std::net::TcpListener) -> bool {
+    use std::os::fd::AsRawFd as _;
+    let mut on: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: `l` is an open socket for the call; `on` and `len` are valid for writes and
+    // `len` says how many bytes `on` holds.
+    let rc = unsafe {
+        libc::getsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&raw mut on).cast(),
+            &raw mut len,
+        )
+    };
+    rc == 0 && on != 0
 }
 
 #[cfg(test)]
@@ -229,6 +256,12 @@ mod tests {
             parse(b"HEAD /metrics HTTP/1.1"),
             Asked::Metrics(Format::Prometheus)
         );
+    }
+
+    #[test]
+    fn only_listening_sockets_are_served() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        assert!(is_listening(&l));
     }
 
     #[test]

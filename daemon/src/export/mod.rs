@@ -23,15 +23,15 @@ pub fn live_text(shared: &Shared, format: Format) -> String {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let (cpu_ns, rss_bytes, _) = own_usage();
+    let usage = own_usage().ok();
     let (database_bytes, cap_bytes) = {
         let p = shared.published.borrow();
         (p.database_bytes, p.cap_bytes)
     };
     let s = &shared.sampler;
     let figures = DaemonFigures {
-        cpu_ns,
-        rss_bytes,
+        cpu_ns: usage.map(|u| u.cpu_ns),
+        rss_bytes: usage.map(|u| u.rss_bytes),
         database_bytes,
         cap_bytes,
         passes: s.passes.load(Ordering::Relaxed),

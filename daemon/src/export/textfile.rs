@@ -4,7 +4,7 @@
 //! goes on.
 
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,8 +75,20 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    // Readable by node_exporter, which runs as its own user; the service's umask would hide it.
-    let result = std::fs::File::create(&tmp)
+    // A leftover (or a link someone else put there) goes first; the new file is created, never
+    // opened through a link, so a writer of that directory cannot aim the daemon elsewhere.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        // Readable by node_exporter, which runs as its own user; the service's umask would
+        // hide it.
+        .mode(0o644)
+        .open(&tmp)
         .and_then(|mut f| {
             f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
             f.write_all(text.as_bytes())
@@ -107,6 +119,18 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["ebpfstat.prom"]);
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_temporary_file_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").expect("victim");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".ebpfstat.prom.tmp")).expect("link");
+        let path = dir.path().join("ebpfstat.prom");
+        write_atomically(&path, "a 1\n").expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "a 1\n");
     }
 
     #[test]

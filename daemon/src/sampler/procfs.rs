@@ -121,35 +121,50 @@ pub fn fdinfo_value(text: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// This process's CPU time (user + system) and resident memory.
-pub fn own_usage() -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// This process's CPU time (user + system) and resident memory, now and at its peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnUsage {
+    pub cpu_ns: u64,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+/// Reads [`OwnUsage`] from `/proc/self`; an error rather than zeros when it cannot (out of
+/// descriptors, say): a CPU counter that drops to 0 reads as a restart to an engine.
+pub fn own_usage() -> std::io::Result<OwnUsage> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut buf = Vec::new();
+    let stat = read_proc_text(Path::new("/proc/self/stat"), &mut buf)?;
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
+        .ok_or_else(|| bad("/proc/self/stat without a command"))?;
+    let tick = |i: usize| -> std::io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| bad("/proc/self/stat without CPU times"))
+    };
+    let ticks = tick(11)?.saturating_add(tick(12)?);
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .unwrap_or(100)
         .max(1);
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
+    let mut buf = Vec::new();
+    let status = read_proc_text(Path::new("/proc/self/status"), &mut buf)?;
+    let bytes = |key: &str| -> std::io::Result<u64> {
         status
             .lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+            .map(|kib| kib.saturating_mul(1024))
+            .ok_or_else(|| bad("/proc/self/status without memory sizes"))
     };
-    (
-        ticks.saturating_mul(1_000_000_000) / hz,
-        kib("VmRSS:"),
-        kib("VmHWM:"),
-    )
+    Ok(OwnUsage {
+        cpu_ns: ticks.saturating_mul(1_000_000_000) / hz,
+        rss_bytes: bytes("VmRSS:")?,
+        peak_rss_bytes: bytes("VmHWM:")?,
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +211,12 @@ mod tests {
         let mut unterminated = vec![b'x'; 24];
         unterminated[16..18].copy_from_slice(&24u16.to_ne_bytes());
         assert_eq!(dirents(&unterminated).count(), 0);
+    }
+
+    #[test]
+    fn own_usage_is_read() {
+        let u = own_usage().expect("usage");
+        assert!(u.rss_bytes > 0 && u.peak_rss_bytes >= u.rss_bytes, "{u:?}");
     }
 
     #[test]

@@ -335,10 +335,10 @@ impl Sampler {
         }
     }
 
-    /// Whether a periodic rescan must read every process's fds again: processes came or went
-    /// since the last time (or it cannot tell), or that was [`OWNERS_EVERY`] periods ago. An
-    /// existing process that takes a program fd (passed to it, or opened by id) without any
-    /// process starting or ending is seen at the latest then.
+    /// Whether a periodic rescan must read every process's fds again: processes (not kernel
+    /// threads) came or went since the last time, or it cannot tell, or the last scan was
+    /// incomplete, or that was [`OWNERS_EVERY`] periods ago. An existing process that takes or
+    /// closes a program fd without any process starting or ending is seen at the latest then.
     fn owners_stale(&self, seq: u64) -> bool {
         let forced = self.cfg.rescan_every.max(1).saturating_mul(OWNERS_EVERY);
         self.last_owners_scan.is_none_or(|at| seq - at >= forced)

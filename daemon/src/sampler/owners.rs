@@ -38,6 +38,9 @@ pub struct FdScan {
     pub perf: HashMap<u32, Vec<AttachPoint>>,
     /// The processes there were, as [`Processes`] sums them.
     pub seen: Processes,
+    /// False when a fd table could not be read for another reason than its process ending
+    /// (out of descriptors, say): the scan is not to be trusted until the next one.
+    pub complete: bool,
 }
 
 /// The set of processes under `/proc`, summed so that two listings compare in one step: a
@@ -61,19 +64,45 @@ impl Processes {
 
     /// The processes under `proc_root` now; `None` if it cannot be listed.
     pub fn now(proc_root: &Path) -> Option<Self> {
-        use std::os::unix::ffi::OsStrExt;
-        let root = CString::new(proc_root.as_os_str().as_bytes()).ok()?;
-        let dir = procfs::open_dir(None, &root).ok()?;
+        let dir = open_root(proc_root).ok()?;
         let mut seen = Self::default();
         let mut buf = Vec::new();
-        procfs::each_entry(dir.as_fd(), &mut buf, |name| {
-            if let Some(pid) = name.to_str().ok().and_then(|s| s.parse().ok()) {
+        each_process(dir.as_fd(), &mut buf, |pid, user| {
+            if user {
                 seen.add(pid);
             }
         })
         .ok()?;
         Some(seen)
     }
+}
+
+fn open_root(proc_root: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = CString::new(proc_root.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    procfs::open_dir(None, &root)
+}
+
+/// Calls `each(pid, user)` for every process listed in the open `/proc` directory; `user` is
+/// false for kernel threads, which hold no fds and come and go with the kernel's work
+/// (their `exe` link does not resolve).
+fn each_process(
+    proc_dir: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(u32, bool),
+) -> std::io::Result<()> {
+    procfs::each_entry(proc_dir, buf, |name| {
+        let Some(pid) = name.to_str().ok().and_then(|s| s.parse::<u32>().ok()) else {
+            return;
+        };
+        let mut path = [0u8; 32];
+        let mut link = [0u8; 8];
+        let user = pid_path(pid, "exe", &mut path)
+            .and_then(|exe| link_at(proc_dir, exe, &mut link))
+            .is_some();
+        each(pid, user);
+    })
 }
 
 /// What a bpf fd's `/proc/*/fd` link says it is.
@@ -136,22 +165,21 @@ impl Holdings {
 /// Scans every process's fd table under `proc_root` (normally `/proc`). Processes that exit
 /// mid-scan or whose fds we may not read are skipped.
 pub fn scan(proc_root: &Path) -> FdScan {
-    use std::os::unix::ffi::OsStrExt;
-
-    let mut found = FdScan::default();
-    let Ok(root) = CString::new(proc_root.as_os_str().as_bytes()) else {
-        return found;
+    let mut found = FdScan {
+        complete: true,
+        ..FdScan::default()
     };
-    let Ok(proc_dir) = procfs::open_dir(None, &root) else {
+    let Ok(proc_dir) = open_root(proc_root) else {
+        found.complete = false;
         return found;
     };
     let (mut pids, mut bufs) = (Vec::new(), Buffers::default());
     let mut holders = Vec::new();
     // A listing cut short keeps what it found: the next rescan looks again.
-    let listed = procfs::each_entry(proc_dir.as_fd(), &mut pids, |name| {
-        let Some(pid) = name.to_str().ok().and_then(|s| s.parse::<u32>().ok()) else {
+    let listed = each_process(proc_dir.as_fd(), &mut pids, |pid, user| {
+        if !user {
             return;
-        };
+        }
         found.seen.add(pid);
         if scan_process(proc_dir.as_fd(), pid, &mut bufs, &mut found) {
             holders.push(pid);
@@ -159,6 +187,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
     });
     if let Err(e) = listed {
         tracing::debug!("listing {} stopped: {e}", proc_root.display());
+        found.complete = false;
     }
     for pid in holders {
         let owner = describe(&proc_root.join(pid.to_string()), pid);
@@ -189,8 +218,14 @@ fn scan_process(
     let Some(fd_path) = pid_path(pid, "fd", &mut path) else {
         return false;
     };
-    let Ok(fd_dir) = procfs::open_dir(Some(proc_dir), fd_path) else {
-        return false;
+    let fd_dir = match procfs::open_dir(Some(proc_dir), fd_path) {
+        Ok(d) => d,
+        Err(e) => {
+            // Gone meanwhile is no news; anything else leaves this scan incomplete.
+            let gone = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH));
+            found.complete &= gone;
+            return false;
+        }
     };
     // Opened at the first bpf fd that needs its fdinfo.
     let mut info_dir: Option<OwnedFd> = None;

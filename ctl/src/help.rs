@@ -83,7 +83,8 @@ pub const EXPORT: &str = "\
 Writes the runs and run-time counters of every stored program (or those the filters keep)
 over the range, one sample per step, as OpenMetrics with time stamps. Counters are the
 program's values since load, as a live scrape reads them, and each series starts with its
-value at the start of the range: the last value minus the first is the stored runs.
+value at the start of its first step with data: the last value minus the first is the stored
+runs.
 
 The daemon sends it a page at a time and this writes each page as it comes: memory stays
 bounded on both sides, whatever the range.

@@ -105,6 +105,9 @@ pub struct Shared {
     pub sampler_cmds: std::sync::mpsc::Sender<SamplerCmd>,
     /// The newest pass, set by the sampling thread.
     pub latest: Mutex<Option<Arc<Pass>>>,
+    /// The newest pass that read every program, which exports show: a failed pass would make
+    /// every program's series vanish from one scrape.
+    pub exported: Mutex<Option<Arc<Pass>>>,
     pub sampler: Arc<SamplerStats>,
     pub exports: ExportStats,
     pub published: watch::Sender<Published>,

@@ -16,6 +16,11 @@ use super::text::{Encoder, Family, Format, Value};
 /// The families an export writes, in order (a family's samples may not interleave another's).
 const FAMILIES: [Family; 2] = [RUNS, RUN_TIME];
 
+/// Series read in one page, whatever the point budget: each read scans the ticks of its range
+/// on the storage thread, so a coarse step over many programs (one point each) must not make
+/// one call read them all.
+pub const MAX_SERIES_PER_PAGE: usize = 64;
+
 /// A stored series to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
@@ -135,6 +140,7 @@ pub fn page<E>(
     let mut out = String::new();
     let mut e = Encoder::new(&mut out, Format::OpenMetrics);
     let mut left = budget.max(1);
+    let mut reads = 0;
     let mut at = at;
     while let Some(family) = FAMILIES.get(at.family) {
         if at.series_id.is_none() {
@@ -147,7 +153,7 @@ pub fn page<E>(
             } else {
                 (from_ns, None)
             };
-            if left == 0 {
+            if left == 0 || reads == MAX_SERIES_PER_PAGE {
                 let next = Cursor {
                     series_id: Some(s.series_id),
                     from_ns: from,
@@ -157,6 +163,7 @@ pub fn page<E>(
                 return Ok((out, Some(next)));
             }
             let (points, more) = fetch(s.series_id, from, left)?;
+            reads += 1;
             left = left.saturating_sub(points.len() as u64);
             let id = s.prog_id.to_string();
             let labels = program_labels(&id, &s.full_name, &s.prog_type);
@@ -390,6 +397,16 @@ mod tests {
             out,
             "ebpfstat_program_runs_total 4 0.500\nebpfstat_program_runs_total 5 1.000\n"
         );
+    }
+
+    #[test]
+    fn a_page_reads_a_bounded_number_of_series() {
+        let all: Vec<Series> = (1..=200).map(series).collect();
+        let range = (0, 10_000_000_000);
+        let (whole, _) = page(&all, range, Cursor::start(0), u64::MAX, store).expect("page");
+        assert!(!whole.contains("# EOF"));
+        let names = whole.lines().filter(|l| l.ends_with(" 0.000")).count();
+        assert_eq!(names, MAX_SERIES_PER_PAGE);
     }
 
     #[test]

@@ -16,10 +16,10 @@ use crate::shared::Shared;
 use families::DaemonFigures;
 use text::Format;
 
-/// The live exposition: the newest pass and the daemon's own figures.
+/// The live exposition: the newest pass that read every program, and the daemon's own figures.
 pub fn live_text(shared: &Shared, format: Format) -> String {
     let pass: Option<std::sync::Arc<Pass>> = shared
-        .latest
+        .exported
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();

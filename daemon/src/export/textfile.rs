@@ -26,7 +26,7 @@ pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) 
         timer.tick().await;
         // No pass yet: nothing worth a file (node_exporter would show an empty device).
         if shared
-            .latest
+            .exported
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_none()

@@ -97,6 +97,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         jobs: jobs_tx,
         sampler_cmds: sampler_cmds.clone(),
         latest: Mutex::new(None),
+        exported: Mutex::new(None),
         sampler: Arc::new(SamplerStats::default()),
         exports: ExportStats::default(),
         published,

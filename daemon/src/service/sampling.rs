@@ -274,6 +274,12 @@ pub fn sample_loop(
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
+        if pass.failure.is_none() {
+            *shared
+                .exported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
+        }
         states.describe(&pass.stats_state, pass.coverage, &mut state_text);
         publish_state(shared, &state_text);
         if let Some(tick) = tick

@@ -14,6 +14,12 @@ use crate::sampler::Pass;
 use crate::sampler::host::KernelInfo;
 use crate::sampler::stats::StatsCost;
 
+/// Locks `m`; a thread that panicked while holding it left a whole value behind (every value
+/// here is replaced whole, never half-updated), so it is read anyway.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Work for the storage thread: a query from the API, run there and answered on its own
 /// channel.
 pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;

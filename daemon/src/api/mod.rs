@@ -27,7 +27,7 @@ pub use properties::signal_changes;
 
 use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
-use crate::shared::{SamplerCmd, Shared, StoreJob};
+use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
 use args::{Spec, check_options, parse_spec, program_ref, query_error, sort_key};
 use filter::Filter;
 use names::quoted;
@@ -47,11 +47,7 @@ impl Stats1 {
     /// The newest pass, if there is one yet.
     fn latest_pass(&self) -> Option<Arc<Pass>> {
         // A thread that panicked while setting it left a whole `Option` behind: read it.
-        let latest = self
-            .shared
-            .latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let latest = lock(&self.shared.latest);
         latest.clone()
     }
 
@@ -426,11 +422,7 @@ impl Stats1 {
             "failed_passes".into(),
             OwnedVariant::from(load(&sampler.failed)),
         );
-        let failure = sampler
-            .last_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let failure = lock(&sampler.last_failure).clone();
         let (failed_at, why) = failure.map_or((0, String::new()), |(t, why)| (time::to_ns(t), why));
         m.insert("last_failed_pass_ns".into(), OwnedVariant::from(failed_at));
         m.insert("last_failure".into(), var(why.clone()));
@@ -463,13 +455,7 @@ impl Stats1 {
             "last_flush_ns".into(),
             OwnedVariant::from(convert::ns(st.last_flush)),
         );
-        let textfile_error = self
-            .shared
-            .exports
-            .textfile_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let textfile_error = lock(&self.shared.exports.textfile_error).clone();
         m.insert(
             "textfile_written_ns".into(),
             OwnedVariant::from(load(&self.shared.exports.textfile_written_ns)),
@@ -477,16 +463,8 @@ impl Stats1 {
         m.insert("textfile_error".into(), var(textfile_error.clone()));
         let exports = &self.shared.exports;
         let (served, metrics_error) = (
-            exports
-                .metrics_addresses
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .join(" "),
-            exports
-                .metrics_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            lock(&exports.metrics_addresses).join(" "),
+            lock(&exports.metrics_error).clone(),
         );
         m.insert("metrics_listen".into(), var(served));
         m.insert("metrics_error".into(), var(metrics_error.clone()));

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
@@ -15,6 +15,7 @@ use tokio::net::UnixListener;
 use super::Stats1;
 use super::peer::{Activity, PeerStream};
 use crate::quiet::Quiet;
+use crate::shared::lock;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve the private socket {path}: {source}")]
@@ -183,7 +184,7 @@ struct PeerSlot {
 impl PeerSlot {
     /// A place for a peer of `uid`, if the caps leave one.
     fn take(peers: &Arc<Mutex<Peers>>, uid: u32) -> Option<Self> {
-        let mut p = peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = lock(peers);
         let mine = p.by_uid.get(&uid).copied().unwrap_or(0);
         if p.total >= peer_cap() || mine >= MAX_PEERS_PER_UID {
             return None;
@@ -199,7 +200,7 @@ impl PeerSlot {
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
-        let mut p = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = lock(&self.peers);
         p.total = p.total.saturating_sub(1);
         if let Some(n) = p.by_uid.get_mut(&self.uid) {
             *n = n.saturating_sub(1);

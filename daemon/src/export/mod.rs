@@ -12,17 +12,13 @@ use std::sync::atomic::Ordering;
 
 use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
-use crate::shared::Shared;
+use crate::shared::{Shared, lock};
 use families::DaemonFigures;
 use text::Format;
 
 /// The live exposition: the newest pass that read every program, and the daemon's own figures.
 pub fn live_text(shared: &Shared, format: Format) -> String {
-    let pass: Option<std::sync::Arc<Pass>> = shared
-        .exported
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let pass: Option<std::sync::Arc<Pass>> = lock(&shared.exported).clone();
     let usage = own_usage().ok();
     let (database_bytes, cap_bytes) = {
         let p = shared.published.borrow();

@@ -15,7 +15,7 @@ use ebpfstat_dbus::time::to_ns;
 use super::live_text;
 use super::text::Format;
 use crate::quiet::Quiet;
-use crate::shared::Shared;
+use crate::shared::{Shared, lock};
 
 /// Rewrites `path` every `period` until the runtime stops.
 pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) {
@@ -25,12 +25,7 @@ pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) 
     loop {
         timer.tick().await;
         // No pass yet: nothing worth a file (node_exporter would show an empty device).
-        if shared
-            .exported
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_none()
-        {
+        if lock(&shared.exported).is_none() {
             continue;
         }
         let text = live_text(&shared, Format::Prometheus);
@@ -40,11 +35,7 @@ pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) 
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        let mut error = shared
-            .exports
-            .textfile_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut error = lock(&shared.exports.textfile_error);
         match outcome {
             Ok(()) => {
                 error.clear();

@@ -26,6 +26,7 @@ use crate::export;
 use crate::sampler::host::KernelInfo;
 use crate::shared::{
     ExportStats, Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreJob, StoreMsg,
+    lock,
 };
 
 #[derive(Debug, Clone)]
@@ -230,10 +231,6 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         shared.sampler.dropped.load(Ordering::Relaxed)
     );
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Takes the well-known name on the chosen bus; without a bus the private socket still serves.

@@ -18,7 +18,7 @@ use crate::observer::{self, Probe};
 use crate::quiet::Quiet;
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
-use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg};
+use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock};
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
 const CALIBRATION_ROUNDS: u32 = 7;
@@ -270,15 +270,9 @@ pub fn sample_loop(
             .is_none()
             .then(|| Box::new(tick_of(&pass, &mut metas)));
         // The pass first, then the signal: a client that reacts to it reads this pass.
-        *shared
-            .latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
+        *lock(&shared.latest) = Some(Arc::clone(&pass));
         if pass.failure.is_none() {
-            *shared
-                .exported
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&pass));
+            *lock(&shared.exported) = Some(Arc::clone(&pass));
         }
         states.describe(&pass.stats_state, pass.coverage, &mut state_text);
         publish_state(shared, &state_text);
@@ -345,11 +339,7 @@ impl Troubles {
         if let Some(why) = &pass.failure {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             stats.failing.store(true, Ordering::Relaxed);
-            *stats
-                .last_failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((pass.time, why.clone()));
+            *lock(&stats.last_failure) = Some((pass.time, why.clone()));
             let run = self.run.get_or_insert((0, now));
             run.0 += 1;
             if let Some(n) = self.failed.note(now) {

@@ -59,12 +59,25 @@ pub fn parse(head: &[u8]) -> Asked {
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("accept"))
         .map_or("", |(_, v)| v);
-    let format = if accept.contains("application/openmetrics-text") {
+    Asked::Metrics(format_for(accept))
+}
+
+/// OpenMetrics when `accept` names it without refusing it (`q=0`), else the Prometheus format.
+fn format_for(accept: &str) -> Format {
+    let wanted = accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        parts.next() == Some("application/openmetrics-text")
+            && !parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            })
+    });
+    if wanted {
         Format::OpenMetrics
     } else {
         Format::Prometheus
-    };
-    Asked::Metrics(format)
+    }
 }
 
 /// Serves `listener` until the runtime stops.
@@ -168,8 +181,14 @@ async fn respond_with(
     head: Head,
     body: &[u8],
 ) -> std::io::Result<()> {
+    // A method other than these gets 405, which names what is allowed.
+    let allow = if code == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
          Connection: close\r\n\r\n",
         head.content_type, head.length
     );
@@ -186,7 +205,7 @@ pub fn listeners(
 ) -> (Vec<std::net::TcpListener>, Option<String>) {
     use std::os::fd::FromRawFd as _;
     let mut found = Vec::new();
-    let mut error = None;
+    let mut errors = Vec::new();
     // The fds become owned below: take them once in the process's life.
     static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let first = !TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
@@ -209,15 +228,15 @@ pub fn listeners(
                 }
             }
         }
-        Err(e) => error = Some(format!("the sockets systemd passed are unusable: {e}")),
+        Err(e) => errors.push(format!("the sockets systemd passed are unusable: {e}")),
     }
     if let Some(addr) = configured {
         match std::net::TcpListener::bind(addr) {
             Ok(l) => found.push(l),
-            Err(e) => error = Some(format!("cannot serve /metrics on {addr}: {e}")),
+            Err(e) => errors.push(format!("cannot serve /metrics on {addr}: {e}")),
         }
     }
-    (found, error)
+    (found, (!errors.is_empty()).then(|| errors.join("; ")))
 }
 
 /// Whether `l` is a listening stream socket (`SO_ACCEPTCONN`): a UDP socket would make
@@ -262,6 +281,19 @@ mod tests {
     fn only_listening_sockets_are_served() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         assert!(is_listening(&l));
+    }
+
+    #[test]
+    fn openmetrics_only_when_not_refused() {
+        assert_eq!(
+            format_for("application/openmetrics-text;q=0"),
+            Format::Prometheus
+        );
+        assert_eq!(
+            format_for("text/plain;q=0.5, application/openmetrics-text; version=1.0.0; q=0.75"),
+            Format::OpenMetrics
+        );
+        assert_eq!(format_for("*/*"), Format::Prometheus);
     }
 
     #[test]

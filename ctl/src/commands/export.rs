@@ -2,26 +2,17 @@
 //! comes.
 
 use std::io::Write;
-use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ebpfstat_dbus::{Stats1Proxy, time};
 use zbus::{OwnedVariant, Str};
 
-use super::explain;
+use super::{explain, range_ns};
 use crate::{ExportArgs, ExportFormat};
 
 pub async fn export(p: &Stats1Proxy<'_>, a: &ExportArgs) -> Result<()> {
     let ExportFormat::Openmetrics = a.format;
-    let now = SystemTime::now();
-    if a.since.0 > now {
-        bail!("--since is in the future; give a duration ago (7d) or a past time");
-    }
-    let to = a.until.map_or(now, |w| w.0);
-    if to <= a.since.0 {
-        bail!("--until must be after --since");
-    }
-    let (from, to) = (time::to_ns(a.since.0), time::to_ns(to));
+    let (from, to) = range_ns(a.since, a.until, "7d")?;
     let step = time::duration_ns(a.step);
     let mut out: Box<dyn Write> = match &a.output {
         Some(path) => Box::new(std::io::BufWriter::new(

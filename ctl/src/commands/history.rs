@@ -1,25 +1,17 @@
 //! `ebpfstatctl history`: one program (or every load of a name) over time.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
 use serde_json::json;
 
-use super::explain;
+use super::{explain, range_ns};
 use crate::render::{estimated, print_json, print_table, stamp, table};
 use crate::{HistoryArgs, Metric, units};
 
 pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
-    let now = SystemTime::now();
-    if a.since.0 > now {
-        bail!("--since is in the future; give a duration ago (6h) or a past time");
-    }
-    let to = a.until.map_or(now, |w| w.0);
-    if to <= a.since.0 {
-        bail!("--until must be after --since");
-    }
-    let (from, to) = (time::to_ns(a.since.0), time::to_ns(to));
+    let (from, to) = range_ns(a.since, a.until, "6h")?;
     let step = time::duration_ns(a.step);
     // One page: the daemon clips the range to when the program was seen and says where to go
     // on, so memory stays bounded whatever the range.

@@ -16,6 +16,24 @@ use crate::Cli;
 use crate::Command;
 use crate::connect::{self, ConnectError};
 
+/// `[since, until or now)` in ns, checked: `--since` in the past (`example` is a duration to
+/// suggest), `--until` after it.
+fn range_ns(
+    since: crate::args::When,
+    until: Option<crate::args::When>,
+    example: &str,
+) -> Result<(i64, i64)> {
+    let now = std::time::SystemTime::now();
+    if since.0 > now {
+        anyhow::bail!("--since is in the future; give a duration ago ({example}) or a past time");
+    }
+    let to = until.map_or(now, |w| w.0);
+    if to <= since.0 {
+        anyhow::bail!("--until must be after --since");
+    }
+    Ok((wire::time::to_ns(since.0), wire::time::to_ns(to)))
+}
+
 /// A failed call in words a person can act on.
 fn explain(e: zbus::Error) -> anyhow::Error {
     if connect::is_denied(&e) {

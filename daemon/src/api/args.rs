@@ -25,6 +25,36 @@ pub fn bounded<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, Error>
     Ok(s)
 }
 
+/// `max_points` of a paged answer: `default` when absent, else between 1 and
+/// [`wire::MAX_HISTORY_POINTS`].
+pub fn max_points(options: &Options, default: u32) -> Result<u32, Error> {
+    let n = match options.get("max_points") {
+        None => default,
+        // `check_options` made sure it is a `u`.
+        Some(v) => u32::try_from(v).unwrap_or(0),
+    };
+    if n == 0 || n > wire::MAX_HISTORY_POINTS {
+        return Err(Error::InvalidArgument(format!(
+            "max_points is {n}; it must be between 1 and {}",
+            wire::MAX_HISTORY_POINTS
+        )));
+    }
+    Ok(n)
+}
+
+/// A range `[from_ns, to_ns)` walked at `step_ns`: the step positive, the range not empty.
+pub fn check_range(from_ns: i64, to_ns: i64, step_ns: u64) -> Result<(), Error> {
+    if step_ns == 0 {
+        return Err(Error::InvalidArgument("step_ns must be positive".into()));
+    }
+    if to_ns <= from_ns {
+        return Err(Error::InvalidArgument(format!(
+            "to_ns ({to_ns}) must be after from_ns ({from_ns})"
+        )));
+    }
+    Ok(())
+}
+
 /// How a caller names a program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {

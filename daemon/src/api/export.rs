@@ -9,7 +9,7 @@ use ebpfstat_dbus::{self as wire, Error, Options};
 use ebpfstat_store::ProgramRef;
 
 use super::Stats1;
-use super::args::{check_options, query_error};
+use super::args::{check_options, check_range, max_points, query_error};
 use super::filter::{self, Filter};
 use crate::export::history::{self, Cursor, Point, Series};
 
@@ -35,24 +35,8 @@ impl Stats1 {
                 .parse::<Cursor>()
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         };
-        let max_points = match options.get("max_points") {
-            None => wire::DEFAULT_EXPORT_POINTS,
-            Some(v) => u32::try_from(v).unwrap_or(0),
-        };
-        if max_points == 0 || max_points > wire::MAX_HISTORY_POINTS {
-            return Err(Error::InvalidArgument(format!(
-                "max_points is {max_points}; it must be between 1 and {}",
-                wire::MAX_HISTORY_POINTS
-            )));
-        }
-        if to_ns <= from_ns {
-            return Err(Error::InvalidArgument(format!(
-                "to_ns ({to_ns}) must be after from_ns ({from_ns})"
-            )));
-        }
-        if step_ns == 0 {
-            return Err(Error::InvalidArgument("step_ns must be positive".into()));
-        }
+        let max_points = max_points(&options, wire::DEFAULT_EXPORT_POINTS)?;
+        check_range(from_ns, to_ns, step_ns)?;
         if !(from_ns..to_ns).contains(&at.from_ns()) {
             return Err(Error::InvalidArgument(format!(
                 "the cursor continues at {} ns, outside the range asked for",

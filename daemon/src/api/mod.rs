@@ -28,7 +28,9 @@ pub use properties::signal_changes;
 use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
 use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
-use args::{Spec, check_options, parse_spec, program_ref, query_error, sort_key};
+use args::{
+    Spec, check_options, check_range, max_points, parse_spec, program_ref, query_error, sort_key,
+};
 use filter::Filter;
 use names::quoted;
 use usage::{mode_text, var};
@@ -211,24 +213,8 @@ impl Stats1 {
                 })?)
             }
         };
-        let max_points = match options.get("max_points") {
-            None => wire::DEFAULT_HISTORY_POINTS,
-            Some(v) => u32::try_from(v).unwrap_or(0),
-        };
-        if max_points == 0 || max_points > wire::MAX_HISTORY_POINTS {
-            return Err(Error::InvalidArgument(format!(
-                "max_points is {max_points}; it must be between 1 and {}",
-                wire::MAX_HISTORY_POINTS
-            )));
-        }
-        if step_ns == 0 {
-            return Err(Error::InvalidArgument("step_ns must be positive".into()));
-        }
-        if to_ns <= from_ns {
-            return Err(Error::InvalidArgument(format!(
-                "to_ns ({to_ns}) must be after from_ns ({from_ns})"
-            )));
-        }
+        let max_points = max_points(&options, wire::DEFAULT_HISTORY_POINTS)?;
+        check_range(from_ns, to_ns, step_ns)?;
         // Never finer than passes are taken: finer steps would repeat the same samples.
         let interval = duration_ns(self.shared.published.borrow().interval);
         let step = Duration::from_nanos(step_ns.max(interval));

@@ -92,21 +92,24 @@ pub struct TopArgs {
     /// What to rank by.
     #[arg(long, value_enum, default_value = "cpu")]
     pub sort: Sort,
-    /// Length of the window, ending now.
-    #[arg(long, default_value = "5m", value_parser = positive, conflicts_with = "since")]
-    pub window: Duration,
+    /// Length of the window, ending now [default: 5m; on a terminal, the last interval].
+    #[arg(long, value_parser = positive, conflicts_with = "since")]
+    pub window: Option<Duration>,
     /// Start of the window (a duration ago or a time), ending now.
     #[arg(long, value_parser = when)]
     pub since: Option<When>,
     /// Totals since each program was loaded, instead of the window.
     #[arg(long)]
     pub cumulative: bool,
-    /// Refresh until interrupted.
+    /// Print the table once, even on a terminal (which otherwise gets the interactive view).
+    #[arg(long, conflicts_with = "watch")]
+    pub once: bool,
+    /// Print the table again and again until interrupted (the interactive view on a terminal).
     #[arg(long)]
     pub watch: bool,
-    /// Time between refreshes with `--watch`.
-    #[arg(long, default_value = "1s", value_parser = positive, requires = "watch")]
-    pub refresh: Duration,
+    /// Time between refreshes [default: 1s with --watch; the daemon's interval on a terminal].
+    #[arg(long, value_parser = positive)]
+    pub refresh: Option<Duration>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

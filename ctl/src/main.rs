@@ -22,6 +22,7 @@ mod args;
 mod commands;
 mod connect;
 mod help;
+mod live;
 mod notes;
 mod render;
 mod units;

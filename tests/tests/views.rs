@@ -22,7 +22,15 @@ fn running(fleet: &Fleet) -> ApiDaemon {
 fn ctl_on_pty(d: &ApiDaemon, args: &[&str]) -> String {
     let socket = d.socket.to_str().expect("utf-8");
     let mut all = vec!["--socket", socket];
-    all.extend_from_slice(args);
+    // On a terminal `top` is the interactive view (tested in tests/top.rs); these check the
+    // table it prints once.
+    match args.split_first() {
+        Some((&"top", rest)) => {
+            all.extend(["top", "--once"]);
+            all.extend_from_slice(rest);
+        }
+        _ => all.extend_from_slice(args),
+    }
     let (text, code) = on_pty(&bin("ebpfstatctl"), &all, 120);
     assert_eq!(code, 0, "ebpfstatctl {args:?}:\n{text}");
     text

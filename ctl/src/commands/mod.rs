@@ -35,7 +35,7 @@ fn range_ns(
 }
 
 /// A failed call in words a person can act on.
-fn explain(e: zbus::Error) -> anyhow::Error {
+pub(crate) fn explain(e: zbus::Error) -> anyhow::Error {
     if connect::is_denied(&e) {
         return ConnectError::Denied.into();
     }
@@ -53,7 +53,7 @@ fn explain(e: zbus::Error) -> anyhow::Error {
 pub async fn run(cli: &Cli) -> Result<()> {
     let proxy = connect::connect(cli.address.as_deref(), cli.socket.as_ref()).await?;
     match &cli.command {
-        Command::Top(a) => top::top(&proxy, a, cli.json).await,
+        Command::Top(a) => top::top(proxy, a, cli).await,
         Command::History(a) => history::history(&proxy, a, cli.json).await,
         Command::List(f) => list::list(&proxy, f, cli.json).await,
         Command::Show { program } => show::show(&proxy, program, cli.json).await,

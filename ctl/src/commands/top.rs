@@ -11,16 +11,35 @@ use crate::notes::coded_notes;
 use crate::render::{
     estimated, left_align_last, marks, owners, print_json, print_notes, print_table, table,
 };
-use crate::{Sort, TopArgs, units};
+use crate::{Cli, Sort, TopArgs, live, units};
 
-pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
+/// The window of the printed table.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+
+/// The interactive view when a person is at a terminal (stdin and stdout), else the table.
+pub async fn top(p: Stats1Proxy<'static>, a: &TopArgs, cli: &Cli) -> Result<()> {
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if terminal && !cli.json && !a.once {
+        let target = live::Target {
+            address: cli.address.clone(),
+            socket: cli.socket.clone(),
+            filter: a.filter.options(),
+        };
+        return live::run(p, a, target).await;
+    }
+    plain(&p, a, cli.json).await
+}
+
+async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     loop {
         let snap = p.snapshot(a.filter.options()).await.map_err(explain)?;
         if a.cumulative {
             top_cumulative(&snap, a, json)?;
         } else {
             let to = SystemTime::now();
-            let from = a.since.map_or(to - a.window, |w| w.0);
+            let from = a
+                .since
+                .map_or(to - a.window.unwrap_or(DEFAULT_WINDOW), |w| w.0);
             // Every program, for the cost of stats over all of them; the first n are shown.
             let mut rows = p
                 .top(
@@ -64,7 +83,7 @@ pub async fn top(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
         if !a.watch {
             return Ok(());
         }
-        tokio::time::sleep(a.refresh).await;
+        tokio::time::sleep(a.refresh.unwrap_or(Duration::from_secs(1))).await;
     }
 }
 

@@ -1,0 +1,344 @@
+//! The view's state and what each key does to it; drawing and fetching are elsewhere. Keys
+//! give back what to ask the daemon next, so this is tested without a terminal.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::chart::{FIRST_SPAN, SPANS};
+use super::fetch::{ChartData, TableData};
+use super::model::{self, Row, Sorting, Window};
+
+/// What a key (or an answer) asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    Quit,
+    /// Ask for the table again now (the window changed).
+    FetchTable,
+    /// Ask for the chart now (opened, or its span changed).
+    FetchChart,
+}
+
+/// The chart of one program.
+#[derive(Debug)]
+pub struct ChartView {
+    /// The row it was opened from (its name, id and series).
+    pub row: Row,
+    pub span: usize,
+    pub data: Option<Box<ChartData>>,
+    /// When the shown data was asked for.
+    pub fetched: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub window: Window,
+    pub sorting: Sorting,
+    /// The filter in force, and the text being typed after `/` (shown live).
+    pub filter: String,
+    pub typing: Option<String>,
+    pub paused: bool,
+    pub help: bool,
+    pub data: Option<TableData>,
+    /// The table as shown: filtered and sorted.
+    pub rows: Vec<Row>,
+    pub selected: usize,
+    /// Rows that fit on the screen, from the last draw (for page keys).
+    pub page: usize,
+    /// Why the last call failed, while it does.
+    pub trouble: Option<String>,
+    /// When the data shown was fetched.
+    pub fetched_at: Option<SystemTime>,
+    pub chart: Option<ChartView>,
+    /// Steps the chart area can show, from the last draw.
+    pub chart_points: u32,
+}
+
+impl App {
+    pub fn new(window: Window, sorting: Sorting) -> Self {
+        Self {
+            window,
+            sorting,
+            filter: String::new(),
+            typing: None,
+            paused: false,
+            help: false,
+            data: None,
+            rows: Vec::new(),
+            selected: 0,
+            page: 10,
+            trouble: None,
+            fetched_at: None,
+            chart: None,
+            chart_points: 120,
+        }
+    }
+
+    /// The filter shown and applied: the one being typed, else the one in force.
+    pub fn active_filter(&self) -> &str {
+        self.typing.as_deref().unwrap_or(&self.filter)
+    }
+
+    /// Rebuilds the shown rows from the last data, keeping the selected program selected.
+    pub fn rebuild(&mut self) {
+        let keep = self.rows.get(self.selected).map(|r| r.series_id);
+        let Some(data) = &self.data else { return };
+        let mut rows = model::rows(&data.snap, self.window, data.top.as_deref());
+        let filter = self.active_filter().to_owned();
+        rows.retain(|r| model::matches(r, &filter));
+        self.sorting.apply(&mut rows);
+        self.rows = rows;
+        self.selected = keep
+            .and_then(|id| self.rows.iter().position(|r| r.series_id == id))
+            .unwrap_or(self.selected)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Programs in the data before the typed filter.
+    pub fn total(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| match &d.top {
+            Some(top) => top.len(),
+            None => d.snap.programs.len(),
+        })
+    }
+
+    pub fn table_answer(&mut self, r: Result<TableData, String>) {
+        match r {
+            Ok(d) => {
+                self.data = Some(d);
+                self.trouble = None;
+                self.fetched_at = Some(SystemTime::now());
+                self.rebuild();
+            }
+            Err(e) => self.trouble = Some(e),
+        }
+    }
+
+    pub fn chart_answer(&mut self, r: Result<Box<ChartData>, String>) {
+        match r {
+            Ok(d) => {
+                self.trouble = None;
+                if let Some(c) = &mut self.chart
+                    && c.row.series_id == d.series_id
+                    && SPANS[c.span] == d.span
+                {
+                    c.data = Some(d);
+                }
+            }
+            Err(e) => self.trouble = Some(e),
+        }
+    }
+
+    /// Whether the open chart is due again: a step of its answer (at least `interval`) passed.
+    pub fn chart_due(&self, interval: Duration) -> bool {
+        let Some(c) = &self.chart else { return false };
+        let step = c
+            .data
+            .as_ref()
+            .map_or(Duration::ZERO, |d| Duration::from_nanos(d.info.step_ns));
+        c.fetched.is_none_or(|t| t.elapsed() >= step.max(interval))
+    }
+
+    pub fn key(&mut self, k: KeyEvent) -> Effect {
+        if k.kind == KeyEventKind::Release {
+            return Effect::None;
+        }
+        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
+            return Effect::Quit;
+        }
+        if self.help {
+            // Any key closes the help.
+            self.help = false;
+            return Effect::None;
+        }
+        if self.typing.is_some() {
+            self.type_filter(k.code);
+            return Effect::None;
+        }
+        match k.code {
+            KeyCode::Char('?' | 'h') => {
+                self.help = true;
+                Effect::None
+            }
+            KeyCode::Char('p' | ' ') => {
+                self.paused = !self.paused;
+                Effect::None
+            }
+            _ if self.chart.is_some() => self.chart_key(k.code),
+            _ => self.table_key(k.code),
+        }
+    }
+
+    fn type_filter(&mut self, code: KeyCode) {
+        let Some(text) = &mut self.typing else { return };
+        match code {
+            KeyCode::Enter => {
+                self.filter = self.typing.take().unwrap_or_default();
+            }
+            KeyCode::Esc => self.typing = None,
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && text.chars().count() < 64 => text.push(c),
+            _ => return,
+        }
+        self.rebuild();
+    }
+
+    fn table_key(&mut self, code: KeyCode) -> Effect {
+        let last = self.rows.len().saturating_sub(1);
+        match code {
+            KeyCode::Char('q') => return Effect::Quit,
+            KeyCode::Esc if !self.filter.is_empty() => self.filter.clear(),
+            KeyCode::Esc => return Effect::Quit,
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(last),
+            KeyCode::PageUp => self.selected = self.selected.saturating_sub(self.page.max(1)),
+            KeyCode::PageDown => self.selected = (self.selected + self.page.max(1)).min(last),
+            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => self.selected = last,
+            KeyCode::Char('/') => self.typing = Some(self.filter.clone()),
+            KeyCode::Char('w') => {
+                self.window = self.window.next();
+                self.rebuild();
+                return Effect::FetchTable;
+            }
+            KeyCode::Char('>' | 's') | KeyCode::Right => self.sorting = self.sorting.step(true),
+            KeyCode::Char('<') | KeyCode::Left => self.sorting = self.sorting.step(false),
+            KeyCode::Char('r') => self.sorting.reversed = !self.sorting.reversed,
+            KeyCode::Enter => {
+                let Some(row) = self.rows.get(self.selected) else {
+                    return Effect::None;
+                };
+                self.chart = Some(ChartView {
+                    row: row.clone(),
+                    span: FIRST_SPAN,
+                    data: None,
+                    fetched: None,
+                });
+                return Effect::FetchChart;
+            }
+            _ => return Effect::None,
+        }
+        self.rebuild();
+        Effect::None
+    }
+
+    fn chart_key(&mut self, code: KeyCode) -> Effect {
+        let Some(c) = &mut self.chart else {
+            return Effect::None;
+        };
+        let n = SPANS.len();
+        match code {
+            KeyCode::Char('q') | KeyCode::Esc | KeyCode::Backspace => {
+                self.chart = None;
+                return Effect::FetchTable;
+            }
+            KeyCode::Char('w') | KeyCode::Right | KeyCode::Char('>') => c.span = (c.span + 1) % n,
+            KeyCode::Char('W') | KeyCode::Left | KeyCode::Char('<') => {
+                c.span = (c.span + n - 1) % n;
+            }
+            _ => return Effect::None,
+        }
+        c.data = None;
+        c.fetched = None;
+        Effect::FetchChart
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::model::Column;
+
+    fn press(app: &mut App, code: KeyCode) -> Effect {
+        app.key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn app_with(names: &[&str]) -> App {
+        let mut app = App::new(
+            Window::Interval,
+            Sorting {
+                column: Column::Name,
+                reversed: false,
+            },
+        );
+        app.rows = names
+            .iter()
+            .zip(1u32..)
+            .map(|(n, id)| Row {
+                series_id: i64::from(id),
+                id,
+                name: (*n).into(),
+                prog_type: "kprobe".into(),
+                alive: true,
+                avg_ns: None,
+                avg_load_ns: None,
+                runs_per_sec: 0.0,
+                cpu_pct: 0.0,
+                estimated: false,
+                map_memory: None,
+                owner: String::new(),
+            })
+            .collect();
+        app
+    }
+
+    #[test]
+    fn q_and_esc_leave_the_chart_first_then_the_view() {
+        let mut app = app_with(&["a", "b"]);
+        press(&mut app, KeyCode::Down);
+        assert_eq!(press(&mut app, KeyCode::Enter), Effect::FetchChart);
+        assert_eq!(app.chart.as_ref().map(|c| c.row.id), Some(2));
+        assert_eq!(press(&mut app, KeyCode::Char('w')), Effect::FetchChart);
+        assert_eq!(app.chart.as_ref().map(|c| c.span), Some(FIRST_SPAN + 1));
+        assert_eq!(press(&mut app, KeyCode::Esc), Effect::FetchTable);
+        assert!(app.chart.is_none());
+        assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::Quit);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(app.key(ctrl_c), Effect::Quit);
+    }
+
+    #[test]
+    fn typing_a_filter_edits_it_and_esc_gives_the_old_one_back() {
+        let mut app = app_with(&["a"]);
+        press(&mut app, KeyCode::Char('/'));
+        for c in "xdpq".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        // `q` while typing is text, not quit.
+        assert_eq!(app.active_filter(), "xdpq");
+        press(&mut app, KeyCode::Backspace);
+        press(&mut app, KeyCode::Enter);
+        assert_eq!((app.filter.as_str(), app.typing.is_none()), ("xdp", true));
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Char('z'));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.filter, "xdp");
+        // Esc with a filter in force clears it; the next one leaves.
+        assert_eq!(press(&mut app, KeyCode::Esc), Effect::None);
+        assert_eq!(app.filter, "");
+        assert_eq!(press(&mut app, KeyCode::Esc), Effect::Quit);
+    }
+
+    #[test]
+    fn selection_stays_inside_the_rows_and_help_swallows_one_key() {
+        let mut app = app_with(&["a", "b", "c"]);
+        press(&mut app, KeyCode::End);
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.selected, 2);
+        press(&mut app, KeyCode::PageUp);
+        assert_eq!(app.selected, 0);
+        press(&mut app, KeyCode::Char('?'));
+        assert!(app.help);
+        assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::None);
+        assert!(!app.help);
+        assert_eq!(press(&mut app, KeyCode::Char('w')), Effect::FetchTable);
+        assert_eq!(app.window, model::WINDOWS[1]);
+        press(&mut app, KeyCode::Char('r'));
+        assert!(app.sorting.reversed);
+        press(&mut app, KeyCode::Char('>'));
+        assert_eq!(app.sorting.column, Column::Type);
+    }
+}

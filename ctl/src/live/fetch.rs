@@ -1,0 +1,246 @@
+//! The view's only way to the daemon: a task that owns the connection and answers typed
+//! requests over a channel, one at a time. It connects again after the daemon went away, and
+//! bounds every call, so a stalled daemon never freezes the keys.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+use tokio::sync::mpsc;
+
+use super::chart::{self, Span};
+use super::model::Window;
+use crate::connect;
+
+/// Longest wait for one answer before the view says the daemon does not answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub enum Request {
+    Table {
+        window: Window,
+    },
+    Chart {
+        /// The program's full name (every load of it) and the series picked in the table.
+        name: String,
+        series_id: i64,
+        /// Kernel id, when loaded now (for its maps, owners and attach points).
+        id: Option<u32>,
+        span: Span,
+        points: u32,
+    },
+}
+
+/// What the table needs from one refresh.
+#[derive(Debug)]
+pub struct TableData {
+    pub snap: wire::Snapshot,
+    /// The window's ranking; `None` for windows the snapshot answers alone.
+    pub top: Option<Vec<wire::TopRow>>,
+    pub interval: Duration,
+}
+
+#[derive(Debug)]
+pub struct ChartData {
+    pub series_id: i64,
+    pub span: Span,
+    pub now_ns: i64,
+    pub from_ns: i64,
+    pub info: wire::HistoryInfo,
+    pub points: Vec<wire::HistoryPoint>,
+    /// Maps, owners and attach points, when the program is loaded.
+    pub detail: Option<wire::ProgramDetail>,
+}
+
+#[derive(Debug)]
+pub enum Reply {
+    Table(Result<TableData, String>),
+    Chart(Result<Box<ChartData>, String>),
+}
+
+/// Where the daemon is, as the command line said.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub address: Option<String>,
+    pub socket: Option<PathBuf>,
+    pub filter: Options,
+}
+
+/// Runs until the view drops its sender.
+pub async fn serve(
+    target: Target,
+    first: Stats1Proxy<'static>,
+    mut requests: mpsc::Receiver<Request>,
+    replies: mpsc::UnboundedSender<Reply>,
+) {
+    let mut proxy = Some(first);
+    while let Some(request) = requests.recv().await {
+        let p = match proxy.take() {
+            Some(p) => p,
+            None => match connect::connect(target.address.as_deref(), target.socket.as_ref()).await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let why = e.to_string();
+                    let reply = match request {
+                        Request::Table { .. } => Reply::Table(Err(why)),
+                        Request::Chart { .. } => Reply::Chart(Err(why)),
+                    };
+                    if replies.send(reply).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let (reply, keep) = match request {
+            Request::Table { window } => {
+                let r = bounded(table(&p, &target.filter, window)).await;
+                let keep = keeps_connection(&r);
+                (Reply::Table(r.map_err(say)), keep)
+            }
+            Request::Chart {
+                name,
+                series_id,
+                id,
+                span,
+                points,
+            } => {
+                let r = bounded(chart(&p, &name, series_id, id, span, points)).await;
+                let keep = keeps_connection(&r);
+                (Reply::Chart(r.map(Box::new).map_err(say)), keep)
+            }
+        };
+        // After a failure that may be the connection's, the next request connects anew (to a
+        // restarted daemon, or its socket again).
+        if keep {
+            proxy = Some(p);
+        }
+        if replies.send(reply).is_err() {
+            return;
+        }
+    }
+}
+
+async fn bounded<T>(call: impl Future<Output = Result<T, zbus::Error>>) -> Result<T, zbus::Error> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(zbus::Error::Failure(format!(
+                "ebpfstatd did not answer within {}",
+                humantime::format_duration(CALL_TIMEOUT)
+            )))
+        })
+}
+
+/// An answer, or the daemon's own refusal of an argument: the connection is fine.
+fn keeps_connection<T>(r: &Result<T, zbus::Error>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(e) => matches!(
+            wire::Error::from(e.clone()),
+            wire::Error::NoSuchProgram(_) | wire::Error::InvalidArgument(_)
+        ),
+    }
+}
+
+fn say(e: zbus::Error) -> String {
+    format!("{:#}", crate::commands::explain(e))
+}
+
+async fn table(
+    p: &Stats1Proxy<'static>,
+    filter: &Options,
+    window: Window,
+) -> Result<TableData, zbus::Error> {
+    let snap = p.snapshot(filter.clone()).await?;
+    let interval = Duration::from_nanos(p.interval_ns().await?);
+    let top = match window {
+        Window::Last(d) => {
+            let to = snap.time_ns.saturating_add(1);
+            let from = to.saturating_sub(time::duration_ns(d).try_into().unwrap_or(i64::MAX));
+            Some(
+                p.top(from, to, "cpu", wire::MAX_TOP_N, filter.clone())
+                    .await?,
+            )
+        }
+        Window::Interval | Window::SinceLoad => None,
+    };
+    Ok(TableData {
+        snap,
+        top,
+        interval,
+    })
+}
+
+async fn chart(
+    p: &Stats1Proxy<'static>,
+    name: &str,
+    series_id: i64,
+    id: Option<u32>,
+    span: Span,
+    points: u32,
+) -> Result<ChartData, zbus::Error> {
+    let now_ns = time::to_ns(std::time::SystemTime::now());
+    let mut options = Options::new();
+    options.insert("max_points".into(), zbus::OwnedVariant::from(points));
+    // Every load of the name, so reloads show; a different program of the same name (another
+    // tag loaded later) falls back to the picked load alone.
+    let mut spec = name.to_owned();
+    let first_seen = match span {
+        Span::All => {
+            let (retain_raw, retain_1m, retain_1h) = p.retention_ns().await?;
+            let longest = retain_raw.max(retain_1m).max(retain_1h);
+            let from = now_ns.saturating_sub(i64::try_from(longest).unwrap_or(i64::MAX));
+            let len = u64::try_from(now_ns + 1 - from).unwrap_or(u64::MAX);
+            let mut one = Options::new();
+            one.insert("max_points".into(), zbus::OwnedVariant::from(1u32));
+            let (info, _) = p.history(&spec, from, now_ns + 1, len, one.clone()).await?;
+            let info = if info.series.iter().any(|s| s.series_id == series_id) {
+                info
+            } else {
+                spec = format!("series:{series_id}");
+                p.history(&spec, from, now_ns + 1, len, one).await?.0
+            };
+            info.series
+                .iter()
+                .map(|s| s.first_seen_ns)
+                .filter(|t| *t > 0)
+                .min()
+        }
+        Span::Last(_) => None,
+    };
+    let (from_ns, to_ns, step) = chart::range(span, now_ns, first_seen.unwrap_or(now_ns), points);
+    let (mut info, mut pts) = p
+        .history(&spec, from_ns, to_ns, step, options.clone())
+        .await?;
+    if !info.series.iter().any(|s| s.series_id == series_id) {
+        (info, pts) = p
+            .history(
+                &format!("series:{series_id}"),
+                from_ns,
+                to_ns,
+                step,
+                options,
+            )
+            .await?;
+    }
+    let detail = match id {
+        Some(id) => match p.program(&id.to_string()).await {
+            Ok(d) if d.program.series_id == series_id => Some(d),
+            Ok(_) => None,
+            Err(e) if matches!(wire::Error::from(e.clone()), wire::Error::NoSuchProgram(_)) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    Ok(ChartData {
+        series_id,
+        span,
+        now_ns,
+        from_ns,
+        info,
+        points: pts,
+        detail,
+    })
+}

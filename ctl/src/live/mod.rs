@@ -1,0 +1,208 @@
+//! `ebpfstatctl top` on a terminal: a full-screen view refreshed at the daemon's interval,
+//! with keys to sort, filter, pick the window, and charts of one program from stored history.
+//!
+//! One loop owns the screen and the state (`app`); keys come from a thread blocked on the
+//! terminal, answers from the task that owns the D-Bus connection (`fetch`), one request at a
+//! time. The terminal is given back on every way out: `q`, a signal, an error, a panic.
+
+mod app;
+mod chart;
+mod chart_view;
+mod fetch;
+mod model;
+mod screen;
+mod table_view;
+
+use std::io;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use ebpfstat_dbus::Stats1Proxy;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::{cursor, execute};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use self::app::{App, Effect};
+use self::chart::SPANS;
+pub use self::fetch::Target;
+use self::fetch::{Reply, Request};
+use self::model::{Column, Sorting, Window};
+use crate::{Sort, TopArgs};
+
+/// Refreshes until the daemon's interval is known.
+const FIRST_REFRESH: Duration = Duration::from_secs(1);
+
+/// Gives the terminal back: cooked mode, the main screen, a cursor.
+fn restore() {
+    let raw = terminal::disable_raw_mode();
+    let screen = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+    if let Err(e) = raw.and(screen) {
+        eprintln!("ebpfstatctl: could not restore the terminal ({e}); `reset` will");
+    }
+}
+
+/// The full screen while it lives; the terminal as it was once dropped.
+struct Screen(DefaultTerminal);
+
+impl Screen {
+    fn open() -> Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        let screen = Self(ratatui::Terminal::new(
+            ratatui::backend::CrosstermBackend::new(io::stdout()),
+        )?);
+        // From here on, dropping `screen` gives the terminal back.
+        terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+        Ok(screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+fn first_window(a: &TopArgs) -> Window {
+    if a.cumulative {
+        return Window::SinceLoad;
+    }
+    if let Some(since) = a.since {
+        let d = SystemTime::now()
+            .duration_since(since.0)
+            .unwrap_or_default();
+        return Window::Last(d.max(Duration::from_secs(1)));
+    }
+    a.window.map_or(Window::Interval, Window::Last)
+}
+
+fn first_sorting(s: Sort) -> Sorting {
+    let column = match s {
+        // Run time and CPU rank alike within one window.
+        Sort::Runtime | Sort::Cpu => Column::Cpu,
+        Sort::Runs => Column::RunsPerSec,
+        Sort::Avg => Column::Avg,
+        Sort::Mapmem => Column::MapMem,
+    };
+    Sorting {
+        column,
+        reversed: false,
+    }
+}
+
+pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Result<()> {
+    let mut app = App::new(first_window(a), first_sorting(a.sort));
+    let (request_tx, request_rx) = mpsc::channel::<Request>(1);
+    let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
+    let fetcher = tokio::spawn(fetch::serve(target, proxy, request_rx, reply_tx));
+    let mut terms = signal(SignalKind::terminate())?;
+    let mut hangups = signal(SignalKind::hangup())?;
+    let mut interrupts = signal(SignalKind::interrupt())?;
+
+    let mut screen = Screen::open()?;
+    let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
+    // Blocked on the terminal; it ends with the process (nothing to join).
+    std::thread::spawn(move || {
+        while let Ok(ev) = event::read() {
+            if key_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut period = a.refresh.unwrap_or(FIRST_REFRESH);
+    let mut refresh = tokio::time::interval(period);
+    refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut in_flight = false;
+    let mut wanted = Effect::FetchTable;
+    loop {
+        screen.0.draw(|f| {
+            if app.chart.is_some() {
+                chart_view::draw(f, &mut app);
+            } else {
+                table_view::draw(f, &mut app);
+            }
+            if app.help {
+                screen::help(f);
+            }
+        })?;
+        let effect = tokio::select! {
+            ev = keys.recv() => match ev {
+                Some(Event::Key(k)) => app.key(k),
+                // A resize is drawn at the loop's top.
+                Some(_) => Effect::None,
+                None => Effect::Quit,
+            },
+            Some(reply) = replies.recv() => {
+                in_flight = false;
+                match reply {
+                    Reply::Table(r) => {
+                        if let (Ok(d), None) = (&r, a.refresh)
+                            && d.interval != period
+                            && !d.interval.is_zero()
+                        {
+                            period = d.interval;
+                            refresh = tokio::time::interval(period);
+                            refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                            refresh.reset();
+                        }
+                        app.table_answer(r);
+                    }
+                    Reply::Chart(r) => app.chart_answer(r),
+                }
+                Effect::None
+            }
+            _ = refresh.tick() => match (&app.chart, app.paused) {
+                (_, true) => Effect::None,
+                (Some(_), false) if app.chart_due(period) => Effect::FetchChart,
+                (Some(_), false) => Effect::None,
+                (None, false) => Effect::FetchTable,
+            },
+            _ = clock.tick() => Effect::None,
+            _ = terms.recv() => Effect::Quit,
+            _ = hangups.recv() => Effect::Quit,
+            _ = interrupts.recv() => Effect::Quit,
+        };
+        match effect {
+            Effect::Quit => break,
+            Effect::None => {}
+            e => wanted = e,
+        }
+        if !in_flight && wanted != Effect::None {
+            let request = match wanted {
+                Effect::FetchChart => app.chart.as_mut().map(|c| {
+                    c.fetched = Some(Instant::now());
+                    Request::Chart {
+                        name: c.row.name.clone(),
+                        series_id: c.row.series_id,
+                        id: c.row.alive.then_some(c.row.id),
+                        span: SPANS[c.span],
+                        points: app.chart_points,
+                    }
+                }),
+                _ => Some(Request::Table { window: app.window }),
+            };
+            wanted = Effect::None;
+            if let Some(r) = request {
+                in_flight = true;
+                request_tx
+                    .send(r)
+                    .await
+                    .context("the connection task ended")?;
+            }
+        }
+    }
+    drop(screen);
+    fetcher.abort();
+    Ok(())
+}

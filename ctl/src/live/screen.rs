@@ -1,0 +1,163 @@
+//! What both screens share: the top line (state, cost, clock), the key line at the bottom, the
+//! help box, and cutting text to a width with a visible mark.
+
+use std::time::SystemTime;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Wrap;
+use ratatui::widgets::{Block, Clear, Paragraph};
+use unicode_width::UnicodeWidthStr;
+
+use super::app::App;
+use crate::units;
+
+/// `text` in at most `width` columns: cut with `…` when longer, so a cut never looks whole.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// `08:01:02 UTC`: the wall clock, as the daemon's times are kept.
+pub fn clock(t: SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", text.get(11..19).unwrap_or(&text))
+}
+
+/// The top line: the stats state and what stats cost the host, and the clock at the right.
+pub fn top_line(f: &mut Frame, area: Rect, app: &App) {
+    let mut left = vec![Span::styled(
+        "ebpfstat top",
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    if let Some(d) = &app.data {
+        left.push(Span::raw(format!(
+            " · stats {} · they cost {} of a core ({}/run)",
+            d.snap.stats_state,
+            units::pct(d.snap.stats_overhead_pct),
+            units::ns(d.snap.stats_cost_ns),
+        )));
+    }
+    let now = clock(SystemTime::now());
+    let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(13)]).areas(area);
+    let left = Line::from(left);
+    let shown = fit(&left.to_string(), usize::from(l.width));
+    f.render_widget(
+        Paragraph::new(if shown == left.to_string() {
+            left
+        } else {
+            Line::raw(shown)
+        }),
+        l,
+    );
+    f.render_widget(Paragraph::new(now).right_aligned(), r);
+}
+
+/// The second line: what is shown, or why the daemon gave nothing (in red, with the age of
+/// what is still shown).
+pub fn status_line(f: &mut Frame, area: Rect, app: &App, what: String) {
+    let width = usize::from(area.width);
+    let line = match &app.trouble {
+        Some(why) => {
+            let age = app.fetched_at.map_or("nothing shown yet".to_owned(), |t| {
+                format!("shown: {}", clock(t))
+            });
+            Line::styled(
+                fit(&format!("{why} · retrying · {age}"), width),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )
+        }
+        None if app.paused => Line::from(vec![
+            Span::styled("PAUSED ", Style::new().add_modifier(Modifier::REVERSED)),
+            Span::raw(fit(&what, width.saturating_sub(7))),
+        ]),
+        None => Line::raw(fit(&what, width)),
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+/// The key line.
+pub fn key_line(f: &mut Frame, area: Rect, keys: &str) {
+    f.render_widget(
+        Paragraph::new(fit(keys, usize::from(area.width)))
+            .style(Style::new().add_modifier(Modifier::REVERSED)),
+        area,
+    );
+}
+
+const HELP: &str = "\
+Table
+  ↑ ↓ j k  PgUp PgDn  Home End   select a program
+  Enter        charts of the selected program
+  / text       filter by name, type or owner (Enter keeps it, Esc drops it)
+  w            window: last interval, 1m, 5m, 1h, 1d, since load
+  ← → < > s    sort by the previous / next column
+  r            reverse the sort
+Charts
+  w → / W ←    longer / shorter span: 1m 5m 1h 6h 1d 7d all
+  Esc q        back to the table
+Anywhere
+  p space      pause (the daemon is not asked while paused)
+  ? h          this help (any key closes it)
+  q Esc        leave (Esc first drops a filter); Ctrl-C leaves from anywhere
+
+AVG is the average cost of one run in the window; AVG LOAD since the program
+was loaded. CPU% is of one core. ~ marks values extrapolated from part of the
+window (stats duty-cycled). Dim rows with (unloaded) were in the window but are
+gone.";
+
+/// The help box over the middle of the screen.
+pub fn help(f: &mut Frame) {
+    let area = f.area();
+    let lines = u16::try_from(HELP.lines().count()).unwrap_or(u16::MAX);
+    let width = area.width.min(84);
+    let height = area.height.min(lines.saturating_add(2));
+    let x = area.x + (area.width - width) / 2;
+    let y = area.y + (area.height - height) / 2;
+    let r = Rect::new(x, y, width, height);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(HELP)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" keys (any key closes) ")),
+        r,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_is_marked_and_fits_in_columns() {
+        assert_eq!(fit("sys_enter_openat", 16), "sys_enter_openat");
+        assert_eq!(fit("sys_enter_openat", 8), "sys_ent…");
+        assert_eq!(fit("µµµµ", 3), "µµ…");
+        assert_eq!(fit("abc", 0), "");
+        assert_eq!(fit("abc", 1), "…");
+    }
+
+    #[test]
+    fn the_clock_is_the_time_of_day_in_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(3600 + 62);
+        assert_eq!(clock(t), "01:01:02 UTC");
+    }
+}

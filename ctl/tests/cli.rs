@@ -37,7 +37,10 @@ fn a_missing_daemon_says_how_to_start_it() {
 #[test]
 fn man_pages_and_completions_are_generated() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ctl(&["generate-docs", dir.path().to_str().expect("utf-8")]);
+    let out = Command::new(env!("CARGO_BIN_EXE_ebpfstatctl-docs"))
+        .arg(dir.path())
+        .output()
+        .expect("run ebpfstatctl-docs");
     assert!(out.status.success());
     for f in [
         "man/ebpfstatctl.1",

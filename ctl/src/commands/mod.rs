@@ -60,6 +60,5 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Maps(f) => maps::maps(&proxy, f, cli.json).await,
         Command::Status => status::status(&proxy, cli.json).await,
         Command::Export(a) => export::export(&proxy, a).await,
-        Command::GenerateDocs { .. } => Ok(()),
     }
 }

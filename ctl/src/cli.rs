@@ -1,0 +1,73 @@
+//! The command line: global options and the subcommands. Kept apart from `main` so the man
+//! pages and completions are generated from it by `ebpfstatctl-docs`, a binary that is built for
+//! packaging and not shipped (their generators would add ~80 KB to `ebpfstatctl`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::{ExportArgs, FilterArgs, HistoryArgs, TopArgs};
+use crate::help;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ebpfstatctl",
+    version,
+    about = "Query ebpfstatd: which eBPF programs cost CPU, now and over time"
+)]
+pub struct Cli {
+    /// Print JSON instead of tables (fields: see the README).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    /// Exact numbers (123456, 48213ns) instead of rounded ones (123k, 48.2µs); `show` is exact.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub exact: bool,
+    /// D-Bus address of the bus the daemon is on (instead of the system bus).
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        help_heading = "Global options"
+    )]
+    pub address: Option<String>,
+    /// The daemon's private socket (instead of the system bus).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "address",
+        help_heading = "Global options"
+    )]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Programs ranked by cost over a window (default: the last 5 minutes).
+    #[command(after_long_help = help::TOP)]
+    Top(TopArgs),
+    /// History of one program (an id, series:<id>, or a name: every load of it).
+    #[command(after_long_help = help::HISTORY)]
+    History(HistoryArgs),
+    /// All programs loaded now, with their holders.
+    #[command(after_long_help = help::LIST)]
+    List(FilterArgs),
+    /// Everything about one loaded program: metadata, maps, owners, attach points, notes.
+    #[command(after_long_help = help::SHOW)]
+    Show {
+        /// Program id or name.
+        program: String,
+    },
+    /// Every map on the host, with the programs using it and the processes holding it.
+    #[command(after_long_help = help::MAPS)]
+    Maps(FilterArgs),
+    /// Stored history as OpenMetrics with time stamps, for backfill into Prometheus or
+    /// VictoriaMetrics.
+    #[command(after_long_help = help::EXPORT)]
+    Export(ExportArgs),
+    /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
+    #[command(after_long_help = help::STATUS)]
+    Status,
+}

@@ -124,6 +124,11 @@ impl ApiDaemon {
         Self::launch(bus, interval, None, extra)
     }
 
+    /// On `db` (an existing database), with extra flags.
+    pub fn start_on_with(bus: Option<&TestBus>, interval: &str, db: &Path, extra: &[&str]) -> Self {
+        Self::launch(bus, interval, Some(db), extra)
+    }
+
     /// With `db`, on an existing database.
     pub fn start_on(bus: Option<&TestBus>, interval: &str, db: Option<&Path>) -> Self {
         Self::launch(bus, interval, db, &[])
@@ -255,6 +260,21 @@ impl ApiDaemon {
         self.signal(libc::SIGTERM);
         let clean = self.child.wait().is_ok_and(|s| s.success());
         (clean, self.log())
+    }
+
+    /// SIGTERM and wait, keeping its directory (socket path, database) for [`Self::start_again`].
+    pub fn stop_in_place(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+
+    /// After [`Self::stop_in_place`]: the daemon again, on the same database and socket.
+    pub fn start_again(&mut self, interval: &str) {
+        self.child = Self::command(None, interval, &self.db, &self.socket, &[])
+            .stderr(Self::log_file(&self.dir))
+            .spawn()
+            .expect("spawn ebpfstatd");
+        self.wait_until_answering();
     }
 
     /// SIGKILL and wait: no chance to write what is buffered.

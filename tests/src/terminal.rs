@@ -1,7 +1,7 @@
 //! What a person sees: a command run on a pseudo-terminal (util-linux `script`, Essential on
 //! Debian), and checks of what it printed as a terminal shows it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs `program args` on a pseudo-terminal of `cols` columns; its output as the terminal got
@@ -72,4 +72,143 @@ pub fn assert_aligned(screen: &str, first_column: &str, cols: usize, rows: usize
         "{} columns on a {cols}-column terminal:\n{screen}",
         widths[0]
     );
+}
+
+/// A real terminal a test types into and reads, as a person would: a detached tmux session
+/// running `sh` (prompt `PROMPT`), killed when dropped. Each gets its own tmux server socket,
+/// so tests running side by side never see each other's sessions.
+#[derive(Debug)]
+pub struct Tmux {
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The shell prompt in a [`Tmux`] pane: its return means the program before it has ended.
+pub const PROMPT: &str = "tmux-test$ ";
+
+impl Tmux {
+    /// Whether tmux is here; if not, `test` is skipped (or fails under CI=true).
+    pub fn available(test: &str) -> bool {
+        let here = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !here {
+            crate::skip_or_fail(
+                test,
+                "tmux is not installed (`bash tests/setup` installs it)",
+            );
+        }
+        here
+    }
+
+    pub fn start(cols: u16, rows: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Self {
+            socket: dir.path().join("tmux"),
+            _dir: dir,
+        };
+        let (c, r) = (cols.to_string(), rows.to_string());
+        let shell = format!("exec env PS1='{PROMPT}' sh");
+        t.run(&["new-session", "-d", "-s", "t", "-x", &c, "-y", &r, &shell])
+            .status()
+            .expect("tmux new-session")
+            .success()
+            .then_some(())
+            .expect("tmux started");
+        // Resizes from the test, not from a client (there is none).
+        t.tmux(&["set-option", "-g", "window-size", "manual"]);
+        t.wait_for("the prompt", |s| s.contains(PROMPT.trim_end()));
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args);
+        c
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = self.run(args).output().expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` and Enter.
+    pub fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+        self.tmux(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    /// Presses keys by tmux's names (`q`, `Enter`, `Escape`, `Down`, `C-c`) or literal
+    /// characters.
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// The screen as shown (no escapes), one line per row.
+    pub fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen with its colours and attributes (SGR escapes).
+    pub fn screen_styled(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-e", "-t", "t"])
+    }
+
+    /// Whether the pane is on the alternate screen (a full-screen program holds it).
+    pub fn alternate_on(&self) -> bool {
+        self.tmux(&["display-message", "-p", "-t", "t", "#{alternate_on}"])
+            .trim()
+            == "1"
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let (c, r) = (cols.to_string(), rows.to_string());
+        self.tmux(&["resize-window", "-t", "t", "-x", &c, "-y", &r]);
+    }
+
+    /// The pid of the program running in the pane's shell (the newest child of the shell).
+    pub fn foreground_pid(&self) -> i32 {
+        let shell = self.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+        let out = Command::new("pgrep")
+            .args(["-n", "-P", shell.trim()])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("a program under the pane's shell {shell}"))
+    }
+
+    /// Polls the screen until `ok` holds (10 s at most, else fails showing the screen).
+    pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 10 s for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]).output();
+    }
 }

@@ -24,12 +24,11 @@ fn ctl_on_pty(d: &ApiDaemon, args: &[&str]) -> String {
     let mut all = vec!["--socket", socket];
     // On a terminal `top` is the interactive view (tested in tests/top.rs); these check the
     // table it prints once.
-    match args.split_first() {
-        Some((&"top", rest)) => {
-            all.extend(["top", "--once"]);
-            all.extend_from_slice(rest);
+    for a in args {
+        all.push(a);
+        if *a == "top" {
+            all.push("--once");
         }
-        _ => all.extend_from_slice(args),
     }
     let (text, code) = on_pty(&bin("ebpfstatctl"), &all, 120);
     assert_eq!(code, 0, "ebpfstatctl {args:?}:\n{text}");

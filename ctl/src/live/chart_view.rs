@@ -77,24 +77,24 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     screen::key_line(f, keys, KEYS);
 }
 
-/// The program, the span and what the answer came from.
+/// The program, the span and what the answer came from (the type is in the side panel).
 fn what(c: &ChartView) -> String {
     let mut s = format!(
-        "{} · id {} · {} · {}",
+        "{} (id {}) · {}",
         c.row.name,
         c.row.id,
-        c.row.prog_type,
         SPANS[c.span].label()
     );
     if let Some(d) = &c.data {
         s.push_str(&format!(
-            " · step {} · tier {}",
+            " · step {} ({})",
             humantime::format_duration(Duration::from_nanos(d.info.step_ns)),
             d.info.tier
         ));
-        let marks = chart::reloads(&d.info.series, d.from_ns, d.now_ns).len();
-        if marks > 0 {
-            s.push_str(&format!(" · {marks} reload(s) marked │"));
+        match chart::reloads(&d.info.series, d.from_ns, d.now_ns).len() {
+            0 => {}
+            1 => s.push_str(" · 1 reload marked │"),
+            n => s.push_str(&format!(" · {n} reloads marked │")),
         }
     }
     s
@@ -171,6 +171,12 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
     let head = |s: &str| Line::styled(format!(" {s}"), Style::new().add_modifier(Modifier::BOLD));
     let item = |s: String| Line::raw(format!(" {}", fit(&s, w.saturating_sub(1))));
     let mut out = Vec::new();
+    let runs: u64 = d.points.iter().map(|p| p.run_cnt).sum();
+    let run_time: u64 = d.points.iter().map(|p| p.run_time_ns).sum();
+    // Exact: the count a person can check against what they drove.
+    out.push(head("in this span"));
+    out.push(item(format!("runs {runs}")));
+    out.push(item(format!("run time {}", units::ns(run_time as f64))));
     let loads = d.info.series.len();
     out.push(head("loads"));
     out.push(item(format!(
@@ -182,6 +188,8 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
         out.push(item("owners or attach points".into()));
         return out;
     };
+    out.push(head("program"));
+    out.push(item(p.program.prog_type.clone()));
     out.push(item(format!("tag {}", p.program.tag)));
     out.push(item(format!(
         "{} insns, jited {}",

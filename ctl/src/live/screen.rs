@@ -77,11 +77,12 @@ pub fn status_line(f: &mut Frame, area: Rect, app: &App, what: String) {
     let width = usize::from(area.width);
     let line = match &app.trouble {
         Some(why) => {
+            // First what is done about it, then why: the why can be long (paths).
             let age = app.fetched_at.map_or("nothing shown yet".to_owned(), |t| {
-                format!("shown: {}", clock(t))
+                format!("showing {}", clock(t))
             });
             Line::styled(
-                fit(&format!("{why} · retrying · {age}"), width),
+                fit(&format!("retrying · {age} · {why}"), width),
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             )
         }

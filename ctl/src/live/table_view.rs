@@ -13,7 +13,7 @@ use super::screen::{self, fit};
 use crate::units;
 
 const KEYS: &str =
-    "q quit  ? help  ↑↓ select  Enter chart  / filter  w window  ←→ sort  r reverse  p pause";
+    "q quit ? help ↑↓ select Enter chart / filter w window ←→ sort r reverse p pause";
 
 /// Widths of the fixed columns; NAME and OWNER share what is left (NAME gets more).
 fn fixed(c: Column) -> u16 {
@@ -26,28 +26,49 @@ fn fixed(c: Column) -> u16 {
     }
 }
 
-/// Below this width TYPE is left out (the chart view and the filter still have it), so names
-/// keep room in 80 columns.
-const TYPE_FROM: u16 = 100;
+/// Columns left out, in this order, while NAME and OWNER would get less than their minimum:
+/// a cell is never cut without a mark, and a column is dropped whole rather than squeezed.
+const DROPPED_FIRST: [Column; 5] = [
+    Column::Type,
+    Column::AvgLoad,
+    Column::MapMem,
+    Column::Owner,
+    Column::Avg,
+];
+/// NAME and OWNER at least (a 15-character kernel name, `comm[pid]`-like owners).
+const MIN_NAME: u16 = 15;
+const MIN_OWNER: u16 = 12;
 
 /// The columns shown in `total` columns and their widths (one space between columns).
 pub fn layout(total: u16) -> Vec<(Column, u16)> {
-    let shown: Vec<Column> = COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| *c != Column::Type || total >= TYPE_FROM)
-        .collect();
+    let mut shown: Vec<Column> = COLUMNS.to_vec();
+    for drop in DROPPED_FIRST {
+        let gaps = u16::try_from(shown.len() - 1).unwrap_or(0);
+        let used = shown.iter().map(|c| fixed(*c)).sum::<u16>() + gaps;
+        let need = MIN_NAME
+            + if shown.contains(&Column::Owner) {
+                MIN_OWNER
+            } else {
+                0
+            };
+        // TYPE only where names still get three fifths of a roomy line (100 columns).
+        if used + need <= total && (drop != Column::Type || total >= 100) {
+            break;
+        }
+        shown.retain(|c| *c != drop);
+    }
     let gaps = u16::try_from(shown.len() - 1).unwrap_or(0);
     let used: u16 = shown.iter().map(|c| fixed(*c)).sum::<u16>() + gaps;
     let left = total.saturating_sub(used);
-    // Half each in 80 columns (owners read `comm[pid]`); wider, NAME gets three fifths.
-    let name = if total < TYPE_FROM {
-        left / 2 + left % 2
-    } else {
-        left * 3 / 5
+    let with_owner = shown.contains(&Column::Owner);
+    let name = match (with_owner, total < 100) {
+        (false, _) => left,
+        // Half each in 80 columns (owners read `comm[pid]`); wider, NAME gets three fifths.
+        (true, true) => left / 2 + left % 2,
+        (true, false) => left * 3 / 5,
     }
-    .max(8);
-    let owner = left.saturating_sub(name).max(6);
+    .max(MIN_NAME.min(left));
+    let owner = left.saturating_sub(name);
     shown
         .into_iter()
         .map(|c| {
@@ -189,22 +210,36 @@ fn draw_table(f: &mut Frame, area: Rect, app: &mut App) {
 mod tests {
     use super::*;
 
+    fn width(l: &[(Column, u16)], col: Column) -> Option<u16> {
+        l.iter().find(|(c, _)| *c == col).map(|(_, w)| *w)
+    }
+
     #[test]
-    fn columns_fill_80_and_wider_terminals_exactly() {
-        for total in [80u16, 99, 100, 132, 200] {
+    fn columns_fill_the_line_exactly_and_drop_whole_when_narrow() {
+        for total in [40u16, 60, 70, 80, 99, 100, 132, 200] {
             let l = layout(total);
-            let sum: u16 =
-                l.iter().map(|(_, w)| w).sum::<u16>() + u16::try_from(l.len() - 1).unwrap_or(0);
-            assert_eq!(sum, total, "{l:?}");
-            let width = |col| l.iter().find(|(c, _)| *c == col).map(|(_, w)| *w);
-            assert!(width(Column::Name) >= width(Column::Owner), "{l:?}");
-            assert_eq!(width(Column::Type).is_some(), total >= TYPE_FROM);
+            let gaps = u16::try_from(l.len() - 1).unwrap_or(0);
+            assert_eq!(l.iter().map(|(_, w)| w).sum::<u16>() + gaps, total, "{l:?}");
+            assert!(width(&l, Column::Name) >= Some(MIN_NAME), "{total}: {l:?}");
+            if let Some(owner) = width(&l, Column::Owner) {
+                assert!(owner >= MIN_OWNER, "{total}: {l:?}");
+            }
+            assert_eq!(width(&l, Column::Type).is_some(), total >= 100, "{total}");
         }
-        // 80 columns keep room for a 16-character kernel name and `bpftrace[1234]`-like owners.
-        let l = layout(80);
-        assert_eq!((l[1], l[7]), ((Column::Name, 15), (Column::Owner, 14)));
-        // Narrower than the fixed columns: NAME and OWNER keep a minimum (ratatui cuts the right).
-        let l = layout(40);
-        assert_eq!((l[1].1, l[7].1), (8, 6));
+        assert_eq!(layout(80).len(), 8);
+        assert_eq!(width(&layout(80), Column::Name), Some(15));
+        // 60 columns: no AVG LOAD, no MAP MEM.
+        let l: Vec<Column> = layout(60).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(
+            l,
+            [
+                Column::Id,
+                Column::Name,
+                Column::Avg,
+                Column::RunsPerSec,
+                Column::Cpu,
+                Column::Owner
+            ]
+        );
     }
 }

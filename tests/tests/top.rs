@@ -1,0 +1,294 @@
+//! The interactive `ebpfstatctl top` as a person uses it: typed into a real terminal (tmux),
+//! read off the screen, against a real daemon sampling real programs driven to known counts.
+
+use std::time::Duration;
+
+use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::terminal::{PROMPT, Tmux};
+use ebpfstat_tests::*;
+
+/// The screen's line showing `name` (the first).
+fn line_of<'a>(screen: &'a str, name: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("{name} on the screen:\n{screen}"))
+}
+
+/// Row positions of `names` on the screen, top to bottom.
+fn order(screen: &str, names: &[String]) -> Vec<usize> {
+    let mut at: Vec<(usize, usize)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let row = screen
+                .lines()
+                .position(|l| l.split_whitespace().any(|w| w == n))
+                .unwrap_or_else(|| panic!("{n} on the screen:\n{screen}"));
+            (row, i)
+        })
+        .collect();
+    at.sort_unstable();
+    at.into_iter().map(|(_, i)| i).collect()
+}
+
+fn command(d: &ApiDaemon, args: &str) -> String {
+    format!(
+        "{} --socket {} top {args}",
+        bin("ebpfstatctl").display(),
+        d.socket.display()
+    )
+}
+
+/// The shell is back, in cooked mode, on the main screen: the terminal was given back.
+fn assert_terminal_restored(t: &Tmux) {
+    let prompt = PROMPT.trim_end();
+    let s = t.wait_for("the prompt after the view", |s| {
+        s.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(prompt))
+            && s.lines().filter(|l| l.starts_with(prompt)).count() >= 2
+    });
+    assert!(!t.alternate_on(), "still on the alternate screen:\n{s}");
+    // Whether stty shows raw mode's mark (`-icanon`), then a word the command line itself does
+    // not contain.
+    t.type_line("echo \"$(stty -a | grep -c -e -icanon)raw\"");
+    let s = t.wait_for("stty's answer", |s| {
+        s.contains("0raw") || s.contains("1raw")
+    });
+    assert!(s.contains("0raw"), "the terminal is left raw:\n{s}");
+}
+
+#[test]
+fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
+    require_bpf!();
+    if !Tmux::available(module_path!()) {
+        return;
+    }
+    let prefix = format!("tv{}_", tag());
+    let names: Vec<String> = (0..3).map(|i| format!("{prefix}{i}")).collect();
+    let mut fleet = Fleet::load(&prefix, 3);
+    let d = ApiDaemon::start(None, "200ms");
+    for (i, runs) in [10, 200, 3000].into_iter().enumerate() {
+        fleet.drive(i, runs);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // Program 0 is loaded again with the same code: a reload of the same program.
+    let old_id = fleet.programs.remove(0).id;
+    std::thread::sleep(Duration::from_millis(800));
+    fleet.add(&names[0], None);
+    let new_id = fleet.programs[2].id;
+    fleet.drive(2, 5);
+    std::thread::sleep(Duration::from_millis(800));
+
+    let t = Tmux::start(80, 24);
+    t.type_line(&command(&d, &format!("--window 1m --name '{prefix}*'")));
+    let s = t.wait_for("four rows", |s| s.contains("4 of 4 programs"));
+    assert!(t.alternate_on());
+    // Header: the stats state and their cost, a clock; the window; the key line at the bottom.
+    assert!(
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("stats enabled") && l.ends_with(" UTC")),
+        "{s}"
+    );
+    assert!(
+        line_of(&s, "of 4 programs").starts_with("last 1m · sort CPU%↓"),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("q quit ? help")),
+        "{s}"
+    );
+    // The first load of program 0 is gone: dim, and said in words.
+    assert!(
+        line_of(&s, &old_id.to_string()).ends_with("(unloaded)"),
+        "{s}"
+    );
+    assert!(line_of(&s, &new_id.to_string()).contains(&names[0]), "{s}");
+    let styled = t.screen_styled();
+    let dim_line = styled
+        .lines()
+        .find(|l| l.contains(&old_id.to_string()))
+        .expect("row");
+    assert!(
+        dim_line.contains("\x1b[2m"),
+        "the unloaded row is dim: {dim_line:?}"
+    );
+
+    // Sort by RUNS/S (the column left of CPU%): 3000 > 200 > 10 runs; `r` reverses.
+    t.keys(&["<"]);
+    let s = t.wait_for("the RUNS/S sort", |s| s.contains("sort RUNS/S↓"));
+    assert!(s.contains("RUNS/S▼"), "{s}");
+    let live = [names[2].clone(), names[1].clone()];
+    assert_eq!(order(&s, &live), [0, 1], "{s}");
+    t.keys(&["r"]);
+    let s = t.wait_for("the reversed sort", |s| s.contains("sort RUNS/S↑"));
+    assert_eq!(order(&s, &live), [1, 0], "{s}");
+    t.keys(&["r"]);
+
+    // A typed filter narrows the rows; Esc drops it.
+    t.keys(&["/"]);
+    t.keys(&["-l", &names[1]]);
+    let s = t.wait_for("the filter as typed", |s| s.contains("1 of 4 programs"));
+    assert!(s.contains(&format!("filter: {}▏", names[1])), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the filter kept", |s| {
+        s.contains(&format!("filter: {}", names[1])) && !s.contains('▏')
+    });
+    assert!(!s.contains(&names[2]), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("all rows again", |s| {
+        s.contains("4 of 4 programs") && !s.contains("filter:")
+    });
+
+    // The window, pause and help.
+    t.keys(&["w"]);
+    t.wait_for("the 5m window", |s| s.contains("last 5m · sort"));
+    t.keys(&["p"]);
+    t.wait_for("paused", |s| s.contains("PAUSED"));
+    t.keys(&["p", "?"]);
+    t.wait_for("the help", |s| {
+        s.contains("keys (any key closes)") && !s.contains("PAUSED")
+    });
+    t.keys(&["x"]);
+    t.wait_for("the help closed", |s| !s.contains("keys (any key closes)"));
+
+    // Enter on the top row (3000 runs): its charts from stored history, its maps and owner.
+    t.keys(&["Home", "Enter"]);
+    let s = t.wait_for("the chart", |s| {
+        s.contains("average per run") && s.contains("runs 3000")
+    });
+    assert!(line_of(&s, &names[2]).contains(") · last 1h · step"), "{s}");
+    assert!(s.contains("socket_filter"), "{s}");
+    for title in [
+        "runs/s: now",
+        "average per run: now",
+        "CPU % of one core: now",
+    ] {
+        assert!(s.contains(title), "{title}:\n{s}");
+    }
+    assert!(
+        s.contains("-1h") && s.contains("-30m") && s.contains("now"),
+        "{s}"
+    );
+    // Its own map and the shared one; the test process holds it.
+    assert!(s.contains("maps (2,"), "{s}");
+    assert!(
+        s.contains(&format!("{}[{}]", own_comm(), std::process::id())) || s.contains(&own_comm()),
+        "{s}"
+    );
+    // Shorter spans: 5m, then 1m.
+    t.keys(&["W", "W"]);
+    let s = t.wait_for("the 1m span", |s| {
+        s.contains("· last 1m · step") && s.contains("-1m")
+    });
+    assert!(
+        s.contains("runs 3000"),
+        "every run of it was in the last minute:\n{s}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("the table again", |s| s.contains("of 4 programs"));
+
+    // The reloaded program's chart marks its reload.
+    t.keys(&["/"]);
+    t.keys(&["-l", &names[0]]);
+    t.keys(&["Enter"]);
+    t.wait_for("program 0's rows", |s| s.contains("2 of 4 programs"));
+    let s = t.screen();
+    let alive_row = s
+        .lines()
+        .position(|l| l.contains(&new_id.to_string()))
+        .expect("row");
+    let header_row = s
+        .lines()
+        .position(|l| l.trim_start().starts_with("ID "))
+        .expect("header");
+    t.keys(&["Home"]);
+    for _ in 0..(alive_row - header_row - 1) {
+        t.keys(&["Down"]);
+    }
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the reload", |s| {
+        s.contains("1 reload marked") && s.contains("2 stored, 1 loaded now")
+    });
+    assert!(s.contains(&format!("(id {new_id})")), "{s}");
+
+    // q leaves the chart, then the view; the shell gets its terminal back.
+    t.keys(&["q", "q"]);
+    assert_terminal_restored(&t);
+}
+
+#[test]
+fn resizes_redraw_a_lost_daemon_is_said_and_retried_and_sigterm_restores_the_terminal() {
+    require_bpf!();
+    if !Tmux::available(module_path!()) {
+        return;
+    }
+    let prefix = format!("tr{}_", tag());
+    let fleet = Fleet::load(&prefix, 2);
+    let mut d = ApiDaemon::start(None, "200ms");
+    fleet.drive(0, 50);
+    std::thread::sleep(Duration::from_millis(600));
+    let t = Tmux::start(80, 24);
+    t.type_line(&command(&d, &format!("--name '{prefix}*'")));
+    t.wait_for("the rows", |s| s.contains("2 of 2 programs loaded"));
+
+    // Each size: one header, one top line, the key line last, nothing wider than the screen;
+    // TYPE only where there is room.
+    for (cols, rows) in [(132u16, 40u16), (60, 14), (80, 24)] {
+        t.resize(cols, rows);
+        let s = t.wait_for("the new size", |s| {
+            s.lines().count() == usize::from(rows)
+                && s.lines().last().is_some_and(|l| l.starts_with("q quit"))
+                && s.lines().any(|l| l.contains("of 2 programs"))
+        });
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with("ID "))
+                .count(),
+            1,
+            "{s}"
+        );
+        assert_eq!(
+            lines.iter().filter(|l| l.ends_with(" UTC")).count(),
+            1,
+            "{s}"
+        );
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= usize::from(cols)),
+            "{s}"
+        );
+        assert_eq!(lines[2].contains("TYPE"), cols >= 100, "{s}");
+        for i in 0..2 {
+            assert!(s.contains(&format!("{prefix}{i}")), "{cols}x{rows}:\n{s}");
+        }
+    }
+
+    // The daemon goes away: the view says so and keeps the last rows; it comes back: so does
+    // the view, on its own.
+    d.stop_in_place();
+    let s = t.wait_for("the daemon's absence", |s| {
+        s.lines()
+            .any(|l| l.starts_with("retrying · showing") && l.contains("nothing answers on"))
+    });
+    assert!(
+        s.contains(&format!("{prefix}0")),
+        "the last rows stay:\n{s}"
+    );
+    d.start_again("200ms");
+    t.wait_for("the daemon back", |s| {
+        !s.contains("retrying") && s.contains("2 of 2 programs")
+    });
+
+    // SIGTERM: the view leaves and gives the terminal back.
+    let pid = t.foreground_pid();
+    // SAFETY: kill(2) on the ebpfstatctl this test started in its own tmux.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_terminal_restored(&t);
+}

@@ -50,7 +50,7 @@ const VIEWS: [View; 5] = [
         label: "table, last 1d",
         args: "--window 1d",
         keys: &[],
-        shown: "last 1day · sort",
+        shown: "last 1day, ranked every 1m · sort",
     },
     View {
         label: "chart, last 1h",

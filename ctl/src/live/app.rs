@@ -50,6 +50,8 @@ pub struct App {
     pub trouble: Option<String>,
     /// When the data shown was fetched.
     pub fetched_at: Option<SystemTime>,
+    /// When the shown ranking of the window (Top) was fetched.
+    pub ranked_at: Option<Instant>,
     pub chart: Option<ChartView>,
     /// Steps the chart area can show, from the last draw.
     pub chart_points: u32,
@@ -70,6 +72,7 @@ impl App {
             page: 10,
             trouble: None,
             fetched_at: None,
+            ranked_at: None,
             chart: None,
             chart_points: 120,
         }
@@ -103,9 +106,33 @@ impl App {
         })
     }
 
+    /// Whether the next table request should rank the window again (see
+    /// [`model::rank_period`]); windows the snapshot answers need no ranking.
+    pub fn rank_due(&self, interval: Duration) -> bool {
+        let Window::Last(d) = self.window else {
+            return false;
+        };
+        let ranked = self
+            .data
+            .as_ref()
+            .is_some_and(|data| data.window == self.window && data.top.is_some());
+        match (ranked, self.ranked_at) {
+            (true, Some(t)) => t.elapsed() >= model::rank_period(d, interval),
+            _ => true,
+        }
+    }
+
     pub fn table_answer(&mut self, r: Result<TableData, String>) {
         match r {
-            Ok(d) => {
+            Ok(mut d) => {
+                if d.top.is_some() {
+                    self.ranked_at = Some(Instant::now());
+                } else if let Some(old) = self.data.take()
+                    && old.window == d.window
+                {
+                    // The same window between rankings: the last ranking with a new snapshot.
+                    d.top = old.top;
+                }
                 self.data = Some(d);
                 self.trouble = None;
                 self.fetched_at = Some(SystemTime::now());

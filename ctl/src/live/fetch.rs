@@ -19,6 +19,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Request {
     Table {
         window: Window,
+        /// Ask for the window's ranking (Top) too; else the snapshot alone.
+        rank: bool,
     },
     Chart {
         /// The program's full name (every load of it) and the series picked in the table.
@@ -34,6 +36,7 @@ pub enum Request {
 /// What the table needs from one refresh.
 #[derive(Debug)]
 pub struct TableData {
+    pub window: Window,
     pub snap: wire::Snapshot,
     /// The window's ranking; `None` for windows the snapshot answers alone.
     pub top: Option<Vec<wire::TopRow>>,
@@ -94,8 +97,8 @@ pub async fn serve(
             },
         };
         let (reply, keep) = match request {
-            Request::Table { window } => {
-                let r = bounded(table(&p, &target.filter, window)).await;
+            Request::Table { window, rank } => {
+                let r = bounded(table(&p, &target.filter, window, rank)).await;
                 let keep = keeps_connection(&r);
                 (Reply::Table(r.map_err(say)), keep)
             }
@@ -152,11 +155,12 @@ async fn table(
     p: &Stats1Proxy<'static>,
     filter: &Options,
     window: Window,
+    rank: bool,
 ) -> Result<TableData, zbus::Error> {
     let snap = p.snapshot(filter.clone()).await?;
     let interval = Duration::from_nanos(p.interval_ns().await?);
     let top = match window {
-        Window::Last(d) => {
+        Window::Last(d) if rank => {
             let to = snap.time_ns.saturating_add(1);
             let from = to.saturating_sub(time::duration_ns(d).try_into().unwrap_or(i64::MAX));
             Some(
@@ -164,9 +168,10 @@ async fn table(
                     .await?,
             )
         }
-        Window::Interval | Window::SinceLoad => None,
+        _ => None,
     };
     Ok(TableData {
+        window,
         snap,
         top,
         interval,

@@ -190,7 +190,10 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                         points: app.chart_points,
                     }
                 }),
-                _ => Some(Request::Table { window: app.window }),
+                _ => Some(Request::Table {
+                    window: app.window,
+                    rank: app.rank_due(period),
+                }),
             };
             wanted = Effect::None;
             if let Some(r) = request {

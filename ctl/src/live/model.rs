@@ -44,6 +44,16 @@ impl Window {
     }
 }
 
+/// How often a window's ranking is asked for again: a day's ranking moves little in a second,
+/// and each asks the daemon to read its stored tiers. The daemon's interval at least; a minute
+/// at most (what a day's window gets).
+pub fn rank_period(window: Duration, interval: Duration) -> Duration {
+    // Whole seconds: a 5-minute window is ranked every interval, not every 208 ms.
+    Duration::from_secs((window / 1440).as_secs())
+        .min(Duration::from_secs(60))
+        .max(interval)
+}
+
 /// One line of the table: a program loaded now, or one that was in the window and is gone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -347,6 +357,19 @@ mod tests {
         assert!(matches(&r, "tracep"));
         assert!(matches(&r, "bpftrace"));
         assert!(!matches(&r, "xdp"));
+    }
+
+    #[test]
+    fn long_windows_are_ranked_less_often() {
+        let s = Duration::from_secs;
+        assert_eq!(rank_period(s(60), s(1)), s(1));
+        assert_eq!(
+            rank_period(s(300), Duration::from_millis(200)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(rank_period(s(3600), s(1)), s(2));
+        assert_eq!(rank_period(s(86_400), s(1)), s(60));
+        assert_eq!(rank_period(s(86_400), s(120)), s(120));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Cell, Row as TableRow, Table, TableState};
 
 use super::app::App;
-use super::model::{COLUMNS, Column, Row, Window};
+use super::model::{self, COLUMNS, Column, Row, Window};
 use super::screen::{self, fit};
 use crate::units;
 
@@ -132,9 +132,18 @@ fn what(app: &App) -> String {
     } else {
         "↑"
     };
+    let mut window = app.window.label();
+    if let (Window::Last(d), Some(data)) = (app.window, &app.data) {
+        let every = model::rank_period(d, data.interval);
+        if every > data.interval {
+            window.push_str(&format!(
+                ", ranked every {}",
+                humantime::format_duration(every)
+            ));
+        }
+    }
     let mut s = format!(
-        "{} · sort {}{arrow} · {} of {} programs",
-        app.window.label(),
+        "{window} · sort {}{arrow} · {} of {} programs",
         app.sorting.column.title(),
         app.rows.len(),
         app.total()

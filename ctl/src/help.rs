@@ -2,6 +2,12 @@
 //! examples. Kept apart so the argument definitions stay readable.
 
 pub const TOP: &str = "\
+On a terminal (standard input and output), top is an interactive view refreshed at the daemon's
+interval: w picks the window (last interval, 1m, 5m, 1h, 1d, since load), < > sort, r reverses,
+/ filters, p pauses, Enter charts the selected program from stored history (1m to all that is
+retained; reloads marked), ? lists every key, q leaves. Its table adds AVG LOAD (average since
+load), MAP MEM and OWNER. Piped, with --json or --once, top prints the table below.
+
 Columns:
   ID          kernel program id (\"(gone)\": unloaded since)
   NAME, TYPE  full name (from BTF when the kernel's 15 bytes cut it) and program type
@@ -14,7 +20,8 @@ Columns:
   HOLDERS     processes holding the program: command[pid] and systemd unit
 
 Examples:
-  ebpfstatctl top                        the 10 costliest programs over the last 5 minutes
+  ebpfstatctl top                        the interactive view (on a terminal)
+  ebpfstatctl top --once                 the 10 costliest programs over the last 5 minutes
   ebpfstatctl top --window 1h --sort runtime -n 20
   ebpfstatctl top --owner bpftrace       only what bpftrace loaded
   ebpfstatctl top --cumulative --sort runs

@@ -45,7 +45,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Programs ranked by cost over a window (default: the last 5 minutes).
+    /// Programs ranked by cost: on a terminal an interactive view, else a table over a window
+    /// (default: the last 5 minutes).
     #[command(after_long_help = help::TOP)]
     Top(TopArgs),
     /// History of one program (an id, series:<id>, or a name: every load of it).

@@ -15,6 +15,18 @@ fn line_of<'a>(screen: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{name} on the screen:\n{screen}"))
 }
 
+/// The table row whose ID column is `id` (a whole word, below the header: an id's digits can
+/// appear in the clock or a figure above it).
+fn row_of(screen: &str, id: u32) -> &str {
+    let id = id.to_string();
+    screen
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("ID"))
+        .skip(1)
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+        .unwrap_or_else(|| panic!("a row of id {id}:\n{screen}"))
+}
+
 /// Row positions of `names` on the screen, top to bottom.
 fn order(screen: &str, names: &[String]) -> Vec<usize> {
     let mut at: Vec<(usize, usize)> = names
@@ -104,15 +116,12 @@ fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
         "{s}"
     );
     // The first load of program 0 is gone: dim, and said in words.
-    assert!(
-        line_of(&s, &old_id.to_string()).ends_with("(unloaded)"),
-        "{s}"
-    );
-    assert!(line_of(&s, &new_id.to_string()).contains(&names[0]), "{s}");
+    assert!(row_of(&s, old_id).ends_with("(unloaded)"), "{s}");
+    assert!(row_of(&s, new_id).contains(&names[0]), "{s}");
     let styled = t.screen_styled();
     let dim_line = styled
         .lines()
-        .find(|l| l.contains(&old_id.to_string()))
+        .find(|l| l.contains(&format!(" {old_id} ")) && l.contains("(unloaded)"))
         .expect("row");
     assert!(
         dim_line.contains("\x1b[2m"),
@@ -150,12 +159,14 @@ fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
     t.wait_for("the 5m window", |s| s.contains("last 5m · sort"));
     t.keys(&["p"]);
     t.wait_for("paused", |s| s.contains("PAUSED"));
-    t.keys(&["p", "?"]);
-    t.wait_for("the help", |s| {
-        s.contains("keys (any key closes)") && !s.contains("PAUSED")
-    });
+    t.keys(&["p"]);
+    t.wait_for("unpaused", |s| !s.contains("PAUSED"));
+    t.keys(&["?"]);
+    t.wait_for("the help", |s| s.contains("keys (any key closes)"));
     t.keys(&["x"]);
-    t.wait_for("the help closed", |s| !s.contains("keys (any key closes)"));
+    t.wait_for("the help closed", |s| {
+        !s.contains("keys (any key closes)") && s.contains("last 5m · sort")
+    });
 
     // Enter on the top row (3000 runs): its charts from stored history, its maps and owner.
     t.keys(&["Home", "Enter"]);
@@ -198,20 +209,11 @@ fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
     t.keys(&["-l", &names[0]]);
     t.keys(&["Enter"]);
     t.wait_for("program 0's rows", |s| s.contains("2 of 4 programs"));
-    let s = t.screen();
-    let alive_row = s
-        .lines()
-        .position(|l| l.contains(&new_id.to_string()))
-        .expect("row");
-    let header_row = s
-        .lines()
-        .position(|l| l.trim_start().starts_with("ID "))
-        .expect("header");
-    t.keys(&["Home"]);
-    for _ in 0..(alive_row - header_row - 1) {
-        t.keys(&["Down"]);
-    }
-    t.keys(&["Enter"]);
+    // Sorted by ID (five columns left of RUNS/S), the new load is the last row.
+    t.keys(&["<", "<", "<", "<", "<"]);
+    let s = t.wait_for("the ID sort", |s| s.contains("sort ID↑"));
+    assert!(row_of(&s, old_id).ends_with("(unloaded)"), "{s}");
+    t.keys(&["End", "Enter"]);
     let s = t.wait_for("the reload", |s| {
         s.contains("1 reload marked") && s.contains("2 stored, 1 loaded now")
     });

@@ -46,6 +46,10 @@ pub struct App {
     pub selected: usize,
     /// Rows that fit on the screen, from the last draw (for page keys).
     pub page: usize,
+    /// The table's scroll position, kept between draws.
+    pub table_state: ratatui::widgets::TableState,
+    /// Time between refreshes: the daemon's interval, or `--refresh`.
+    pub period: Duration,
     /// Why the last call failed, while it does.
     pub trouble: Option<String>,
     /// When the data shown was fetched.
@@ -70,6 +74,8 @@ impl App {
             rows: Vec::new(),
             selected: 0,
             page: 10,
+            table_state: ratatui::widgets::TableState::default(),
+            period: Duration::from_secs(1),
             trouble: None,
             fetched_at: None,
             ranked_at: None,
@@ -87,6 +93,12 @@ impl App {
     pub fn rebuild(&mut self) {
         let keep = self.rows.get(self.selected).map(|r| r.series_id);
         let Some(data) = &self.data else { return };
+        if self.window != data.window && matches!(self.window, Window::Last(_)) {
+            // Another window's numbers must not show under this one's name: nothing until it
+            // is answered.
+            self.rows.clear();
+            return;
+        }
         let mut rows = model::rows(&data.snap, self.window, data.top.as_deref());
         let filter = self.active_filter().to_owned();
         rows.retain(|r| model::matches(r, &filter));
@@ -108,7 +120,7 @@ impl App {
 
     /// Whether the next table request should rank the window again (see
     /// [`model::rank_period`]); windows the snapshot answers need no ranking.
-    pub fn rank_due(&self, interval: Duration) -> bool {
+    pub fn rank_due(&self) -> bool {
         let Window::Last(d) = self.window else {
             return false;
         };
@@ -117,7 +129,7 @@ impl App {
             .as_ref()
             .is_some_and(|data| data.window == self.window && data.top.is_some());
         match (ranked, self.ranked_at) {
-            (true, Some(t)) => t.elapsed() >= model::rank_period(d, interval),
+            (true, Some(t)) => t.elapsed() >= model::rank_period(d, self.period),
             _ => true,
         }
     }
@@ -158,21 +170,30 @@ impl App {
     }
 
     /// Whether the open chart is due again: a step of its answer (at least `interval`) passed.
-    pub fn chart_due(&self, interval: Duration) -> bool {
+    pub fn chart_due(&self) -> bool {
         let Some(c) = &self.chart else { return false };
         let step = c
             .data
             .as_ref()
             .map_or(Duration::ZERO, |d| Duration::from_nanos(d.info.step_ns));
-        c.fetched.is_none_or(|t| t.elapsed() >= step.max(interval))
+        c.fetched
+            .is_none_or(|t| t.elapsed() >= step.max(self.period))
     }
 
     pub fn key(&mut self, k: KeyEvent) -> Effect {
         if k.kind == KeyEventKind::Release {
             return Effect::None;
         }
-        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
-            return Effect::Quit;
+        let ctrl_or_alt = k
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if ctrl_or_alt {
+            // Ctrl-C leaves; other chords mean nothing here (Ctrl-W is not `w`).
+            return if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+                Effect::Quit
+            } else {
+                Effect::None
+            };
         }
         if self.help {
             // Any key closes the help.
@@ -325,6 +346,9 @@ mod tests {
         assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(app.key(ctrl_c), Effect::Quit);
+        let ctrl_w = KeyEvent::new(KeyCode::Char('w'), KeyModifiers::CONTROL);
+        assert_eq!(app.key(ctrl_w), Effect::None);
+        assert_eq!(app.window, Window::Interval);
     }
 
     #[test]

@@ -122,6 +122,19 @@ pub fn peak(segments: &[Vec<(f64, f64)>]) -> f64 {
         .max(1e-9)
 }
 
+/// Whether the name's loads are not one program's reloads: the picked load is missing, or
+/// another load overlaps it in time (two tools running one script, systemd's per-unit filters).
+/// Those are other programs, not to be summed into its chart.
+pub fn not_one_program(series: &[wire::SeriesInfo], picked: i64, now_ns: i64) -> bool {
+    let end = |s: &wire::SeriesInfo| if s.alive { now_ns } else { s.last_seen_ns };
+    let Some(p) = series.iter().find(|s| s.series_id == picked) else {
+        return true;
+    };
+    series
+        .iter()
+        .any(|s| s.series_id != picked && s.first_seen_ns < end(p) && p.first_seen_ns < end(s))
+}
+
 /// Where the program was loaded again inside the chart: the first sample of every series but
 /// the oldest, in seconds relative to `now_ns`, if at or after `from_ns`.
 pub fn reloads(series: &[wire::SeriesInfo], from_ns: i64, now_ns: i64) -> Vec<f64> {
@@ -227,5 +240,11 @@ mod tests {
         let all = [series(900 * S), series(100 * S), series(950 * S), series(0)];
         assert_eq!(reloads(&all, 920 * S, now), vec![-50.0]);
         assert_eq!(reloads(&all, 0, now), vec![-100.0, -50.0]);
+        // One after the other: one program. Side by side: not.
+        assert!(!not_one_program(&all[..3], 950 * S, now));
+        assert!(not_one_program(&all[..3], 7, now));
+        let mut alive = series(900 * S + S / 2);
+        alive.alive = true;
+        assert!(not_one_program(&[series(900 * S), alive], 900 * S, now));
     }
 }

@@ -66,7 +66,14 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         Some(d) => {
             draw_charts(f, charts, d);
             if beside {
-                f.render_widget(Paragraph::new(details_text(d, details.width)), details);
+                let mut lines = details_text(d, details.width);
+                let room = usize::from(details.height);
+                if lines.len() > room && room > 0 {
+                    let more = lines.len() - (room - 1);
+                    lines.truncate(room - 1);
+                    lines.push(Line::raw(format!(" … {more} more lines")));
+                }
+                f.render_widget(Paragraph::new(lines), details);
             }
         }
         None => f.render_widget(

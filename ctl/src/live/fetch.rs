@@ -80,11 +80,21 @@ pub async fn serve(
     while let Some(request) = requests.recv().await {
         let p = match proxy.take() {
             Some(p) => p,
-            None => match connect::connect(target.address.as_deref(), target.socket.as_ref()).await
+            None => match tokio::time::timeout(
+                CALL_TIMEOUT,
+                connect::connect(target.address.as_deref(), target.socket.as_ref()),
+            )
+            .await
             {
-                Ok(p) => p,
-                Err(e) => {
-                    let why = e.to_string();
+                Ok(Ok(p)) => p,
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!(
+                            "connecting to ebpfstatd took more than {}",
+                            humantime::format_duration(CALL_TIMEOUT)
+                        ),
+                    };
                     let reply = match request {
                         Request::Table { .. } => Reply::Table(Err(why)),
                         Request::Chart { .. } => Reply::Chart(Err(why)),
@@ -189,8 +199,8 @@ async fn chart(
     let now_ns = time::to_ns(std::time::SystemTime::now());
     let mut options = Options::new();
     options.insert("max_points".into(), zbus::OwnedVariant::from(points));
-    // Every load of the name, so reloads show; a different program of the same name (another
-    // tag loaded later) falls back to the picked load alone.
+    // Every load of the name, so reloads show; when the name means other programs too (another
+    // tag loaded later, or loads side by side), the picked load alone.
     let mut spec = name.to_owned();
     let first_seen = match span {
         Span::All => {
@@ -201,7 +211,7 @@ async fn chart(
             let mut one = Options::new();
             one.insert("max_points".into(), zbus::OwnedVariant::from(1u32));
             let (info, _) = p.history(&spec, from, now_ns + 1, len, one.clone()).await?;
-            let info = if info.series.iter().any(|s| s.series_id == series_id) {
+            let info = if !chart::not_one_program(&info.series, series_id, now_ns) {
                 info
             } else {
                 spec = format!("series:{series_id}");
@@ -219,7 +229,7 @@ async fn chart(
     let (mut info, mut pts) = p
         .history(&spec, from_ns, to_ns, step, options.clone())
         .await?;
-    if !info.series.iter().any(|s| s.series_id == series_id) {
+    if chart::not_one_program(&info.series, series_id, now_ns) {
         (info, pts) = p
             .history(
                 &format!("series:{series_id}"),

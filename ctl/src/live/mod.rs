@@ -79,7 +79,8 @@ fn first_window(a: &TopArgs) -> Window {
         let d = SystemTime::now()
             .duration_since(since.0)
             .unwrap_or_default();
-        return Window::Last(d.max(Duration::from_secs(1)));
+        // Whole seconds, ending now (the view's windows slide).
+        return Window::Last(Duration::from_secs(d.as_secs().max(1)));
     }
     a.window.map_or(Window::Interval, Window::Last)
 }
@@ -119,6 +120,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
     });
 
     let mut period = a.refresh.unwrap_or(FIRST_REFRESH);
+    app.period = period;
     let mut refresh = tokio::time::interval(period);
     refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -152,6 +154,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                             && !d.interval.is_zero()
                         {
                             period = d.interval;
+                            app.period = period;
                             refresh = tokio::time::interval(period);
                             refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
                             refresh.reset();
@@ -164,7 +167,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
             }
             _ = refresh.tick() => match (&app.chart, app.paused) {
                 (_, true) => Effect::None,
-                (Some(_), false) if app.chart_due(period) => Effect::FetchChart,
+                (Some(_), false) if app.chart_due() => Effect::FetchChart,
                 (Some(_), false) => Effect::None,
                 (None, false) => Effect::FetchTable,
             },
@@ -192,7 +195,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                 }),
                 _ => Some(Request::Table {
                     window: app.window,
-                    rank: app.rank_due(period),
+                    rank: app.rank_due(),
                 }),
             };
             wanted = Effect::None;

@@ -201,7 +201,9 @@ fn owner(p: &wire::ProgramRow) -> String {
 /// The rows of a window: from the snapshot alone (last interval, since load), or from a Top
 /// answer joined with the snapshot (owners, map memory, since-load average) by series.
 pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>) -> Vec<Row> {
-    let live = |series_id: i64| snap.programs.iter().find(|p| p.series_id == series_id);
+    let by_series: std::collections::HashMap<i64, &wire::ProgramRow> =
+        snap.programs.iter().map(|p| (p.series_id, p)).collect();
+    let live = |series_id: i64| by_series.get(&series_id).copied();
     let from_snapshot = |p: &wire::ProgramRow, since_load: bool| {
         let observed_ns = (snap.time_ns - p.load_time_ns).max(1) as f64;
         let (avg_ns, runs_per_sec, cpu_pct) = if since_load {

@@ -7,7 +7,6 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Wrap;
 use ratatui::widgets::{Block, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
@@ -55,6 +54,12 @@ pub fn top_line(f: &mut Frame, area: Rect, app: &App) {
             units::pct(d.snap.stats_overhead_pct),
             units::ns(d.snap.stats_cost_ns),
         )));
+    }
+    // The chart view does not ask for the table: say how old these figures are once stale.
+    if let Some(t) = app.fetched_at
+        && t.elapsed().unwrap_or_default() > app.period * 3
+    {
+        left.push(Span::raw(format!(" (as of {})", clock(t))));
     }
     let now = clock(SystemTime::now());
     let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(13)]).areas(area);
@@ -104,6 +109,7 @@ pub fn key_line(f: &mut Frame, area: Rect, keys: &str) {
     );
 }
 
+/// Lines of at most 76 columns: the box fits 80 without wrapping.
 const HELP: &str = "\
 Table
   ↑ ↓ j k  PgUp PgDn  Home End   select a program
@@ -116,29 +122,42 @@ Charts
   w → / W ←    longer / shorter span: 1m 5m 1h 6h 1d 7d all
   Esc q        back to the table
 Anywhere
-  p space      pause (the daemon is not asked while paused)
+  p space      pause the refresh (keys that change the view still ask)
   ? h          this help (any key closes it)
   q Esc        leave (Esc first drops a filter); Ctrl-C leaves from anywhere
 
-AVG is the average cost of one run in the window; AVG LOAD since the program
-was loaded. CPU% is of one core. ~ marks values extrapolated from part of the
-window (stats duty-cycled). Dim rows with (unloaded) were in the window but are
-gone.";
+AVG: average cost of one run in the window; AVG LOAD: since the program
+was loaded. CPU% is of one core. ~: extrapolated from part of the window
+(stats duty-cycled). Since load counts only runs while stats were on.
+Dim rows marked (unloaded) were in the window and are gone.";
 
-/// The help box over the middle of the screen.
+/// The help box over the middle of the screen; when the screen is too short, its last line
+/// says so.
 pub fn help(f: &mut Frame) {
     let area = f.area();
-    let lines = u16::try_from(HELP.lines().count()).unwrap_or(u16::MAX);
-    let width = area.width.min(84);
-    let height = area.height.min(lines.saturating_add(2));
+    let all: Vec<&str> = HELP.lines().collect();
+    let width = area.width.min(80);
+    let height = area
+        .height
+        .min(u16::try_from(all.len() + 2).unwrap_or(u16::MAX));
+    let room = usize::from(height.saturating_sub(2));
+    let inner = usize::from(width.saturating_sub(2));
+    let mut lines: Vec<Line> = all
+        .iter()
+        .take(room)
+        .map(|l| Line::raw(fit(l, inner)))
+        .collect();
+    if room < all.len()
+        && let Some(last) = lines.last_mut()
+    {
+        *last = Line::raw(fit("… (a taller terminal shows the rest)", inner));
+    }
     let x = area.x + (area.width - width) / 2;
     let y = area.y + (area.height - height) / 2;
     let r = Rect::new(x, y, width, height);
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(HELP)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" keys (any key closes) ")),
+        Paragraph::new(lines).block(Block::bordered().title(" keys (any key closes) ")),
         r,
     );
 }
@@ -154,6 +173,13 @@ mod tests {
         assert_eq!(fit("µµµµ", 3), "µµ…");
         assert_eq!(fit("abc", 0), "");
         assert_eq!(fit("abc", 1), "…");
+    }
+
+    #[test]
+    fn help_lines_fit_an_80_column_box() {
+        for l in HELP.lines() {
+            assert!(l.width() <= 76, "{l:?} is {} columns", l.width());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Row as TableRow, Table, TableState};
+use ratatui::widgets::{Cell, Row as TableRow, Table};
 
 use super::app::App;
 use super::model::{self, COLUMNS, Column, Row, Window};
@@ -20,8 +20,10 @@ fn fixed(c: Column) -> u16 {
     match c {
         Column::Id => 7,
         Column::Type => 10,
-        Column::Avg | Column::RunsPerSec | Column::Cpu => 7,
-        Column::AvgLoad | Column::MapMem => 8,
+        // `~0.0040%`, `AVG LOAD▼`: the widest a value or a sorted header gets.
+        Column::Avg | Column::RunsPerSec => 7,
+        Column::Cpu | Column::MapMem => 8,
+        Column::AvgLoad => 9,
         Column::Name | Column::Owner => 0,
     }
 }
@@ -37,7 +39,7 @@ const DROPPED_FIRST: [Column; 5] = [
 ];
 /// NAME and OWNER at least (a 15-character kernel name, `comm[pid]`-like owners).
 const MIN_NAME: u16 = 15;
-const MIN_OWNER: u16 = 12;
+const MIN_OWNER: u16 = 11;
 
 /// The columns shown in `total` columns and their widths (one space between columns).
 pub fn layout(total: u16) -> Vec<(Column, u16)> {
@@ -133,9 +135,9 @@ fn what(app: &App) -> String {
         "↑"
     };
     let mut window = app.window.label();
-    if let (Window::Last(d), Some(data)) = (app.window, &app.data) {
-        let every = model::rank_period(d, data.interval);
-        if every > data.interval {
+    if let (Window::Last(d), Some(_)) = (app.window, &app.data) {
+        let every = model::rank_period(d, app.period);
+        if every > app.period {
             window.push_str(&format!(
                 ", ranked every {}",
                 humantime::format_duration(every)
@@ -194,12 +196,15 @@ fn draw_table(f: &mut Frame, area: Rect, app: &mut App) {
         .header(TableRow::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
     app.page = usize::from(area.height.saturating_sub(1));
-    let mut state =
-        TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected));
-    f.render_stateful_widget(table, area, &mut state);
+    app.table_state
+        .select((!app.rows.is_empty()).then_some(app.selected));
+    f.render_stateful_widget(table, area, &mut app.table_state);
     if app.rows.is_empty() {
+        let asking = app.data.as_ref().is_some_and(|d| d.window != app.window);
         let msg = if app.data.is_none() {
             "waiting for the daemon's first answer…"
+        } else if asking {
+            "asking the daemon for this window…"
         } else if app.active_filter().is_empty() {
             "no programs in this window"
         } else {

@@ -47,19 +47,24 @@ pub fn top_line(f: &mut Frame, area: Rect, app: &App) {
         "ebpfstat top",
         Style::new().add_modifier(Modifier::BOLD),
     )];
-    if let Some(d) = &app.data {
-        left.push(Span::raw(format!(
-            " · stats {} · they cost {} of a core ({}/run)",
+    // The chart view does not ask for the table: once these figures are stale, their time
+    // replaces the cost (which changes every pass).
+    let stale = app
+        .fetched_at
+        .filter(|t| t.elapsed().unwrap_or_default() > app.period * 3);
+    match (&app.data, stale) {
+        (Some(d), Some(t)) => left.push(Span::raw(format!(
+            " · stats {} as of {}",
+            d.snap.stats_state,
+            clock(t)
+        ))),
+        (Some(d), None) => left.push(Span::raw(format!(
+            " · stats {} · cost {} of a core, {}/run",
             d.snap.stats_state,
             units::pct(d.snap.stats_overhead_pct),
             units::ns(d.snap.stats_cost_ns),
-        )));
-    }
-    // The chart view does not ask for the table: say how old these figures are once stale.
-    if let Some(t) = app.fetched_at
-        && t.elapsed().unwrap_or_default() > app.period * 3
-    {
-        left.push(Span::raw(format!(" (as of {})", clock(t))));
+        ))),
+        (None, _) => {}
     }
     let now = clock(SystemTime::now());
     let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(13)]).areas(area);

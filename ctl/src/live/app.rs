@@ -374,6 +374,31 @@ mod tests {
     }
 
     #[test]
+    fn a_new_window_shows_nothing_until_answered_and_keeps_a_ranking_between_rankings() {
+        use crate::live::model::tests::{program, snapshot};
+        let mut app = app_with(&[]);
+        let data = |window, top: Option<Vec<ebpfstat_dbus::TopRow>>| TableData {
+            window,
+            snap: snapshot(vec![program(5, 2000, 1_000_000)]),
+            top,
+            interval: Duration::from_secs(1),
+        };
+        app.table_answer(Ok(data(Window::Interval, None)));
+        assert_eq!(app.rows.len(), 1);
+        assert!(!app.rank_due(), "the last interval needs no ranking");
+        // `w`: the last interval's rates must not show as the last minute's.
+        assert_eq!(press(&mut app, KeyCode::Char('w')), Effect::FetchTable);
+        assert!(app.rows.is_empty());
+        assert!(app.rank_due());
+        app.table_answer(Ok(data(model::WINDOWS[1], Some(Vec::new()))));
+        assert!(app.rows.is_empty(), "the ranking of the minute is empty");
+        assert!(!app.rank_due(), "ranked just now");
+        // A snapshot alone for the same window keeps the ranking it had.
+        app.table_answer(Ok(data(model::WINDOWS[1], None)));
+        assert!(app.data.as_ref().is_some_and(|d| d.top.is_some()));
+    }
+
+    #[test]
     fn selection_stays_inside_the_rows_and_help_swallows_one_key() {
         let mut app = app_with(&["a", "b", "c"]);
         press(&mut app, KeyCode::End);

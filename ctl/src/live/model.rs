@@ -269,7 +269,7 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn row(id: u32, name: &str, cpu: f64, avg: Option<f64>) -> Row {
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(WINDOWS[2].label(), "last 5m");
     }
 
-    fn program(series_id: i64, run_cnt: u64, run_time_ns: u64) -> wire::ProgramRow {
+    pub(crate) fn program(series_id: i64, run_cnt: u64, run_time_ns: u64) -> wire::ProgramRow {
         wire::ProgramRow {
             series_id,
             id: 7,
@@ -415,7 +415,7 @@ mod tests {
         }
     }
 
-    fn snapshot(programs: Vec<wire::ProgramRow>) -> wire::Snapshot {
+    pub(crate) fn snapshot(programs: Vec<wire::ProgramRow>) -> wire::Snapshot {
         wire::Snapshot {
             time_ns: 11_000_000_000,
             stats_state: "on".into(),

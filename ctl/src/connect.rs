@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ebpfstat_dbus::{BUS_NAME, GROUP, OBJECT_PATH, Stats1Proxy, defaults};
+use ebpfstat_dbus::{self as wire, BUS_NAME, GROUP, OBJECT_PATH, Stats1Proxy, defaults};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -149,5 +149,21 @@ pub async fn connect(
             socket: path.display().to_string(),
             sock: e.to_string(),
         }),
+    }
+}
+
+/// A failed call in words a person can act on.
+pub fn explain(e: zbus::Error) -> anyhow::Error {
+    if is_denied(&e) {
+        return ConnectError::Denied.into();
+    }
+    match wire::Error::from(e) {
+        wire::Error::NoSuchProgram(msg) => anyhow::anyhow!("no such program: {msg}"),
+        wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
+        wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
+        wire::Error::ZBus(e) => match wire::error_name(&e) {
+            Some((name, msg)) => anyhow::anyhow!("{name}: {msg}"),
+            None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),
+        },
     }
 }

@@ -14,7 +14,7 @@ use ebpfstat_dbus as wire;
 
 use crate::Cli;
 use crate::Command;
-use crate::connect::{self, ConnectError};
+use crate::connect::{self, explain};
 
 /// `[since, until or now)` in ns, checked: `--since` in the past (`example` is a duration to
 /// suggest), `--until` after it.
@@ -32,22 +32,6 @@ fn range_ns(
         anyhow::bail!("--until must be after --since");
     }
     Ok((wire::time::to_ns(since.0), wire::time::to_ns(to)))
-}
-
-/// A failed call in words a person can act on.
-pub(crate) fn explain(e: zbus::Error) -> anyhow::Error {
-    if connect::is_denied(&e) {
-        return ConnectError::Denied.into();
-    }
-    match wire::Error::from(e) {
-        wire::Error::NoSuchProgram(msg) => anyhow::anyhow!("no such program: {msg}"),
-        wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
-        wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
-        wire::Error::ZBus(e) => match wire::error_name(&e) {
-            Some((name, msg)) => anyhow::anyhow!("{name}: {msg}"),
-            None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),
-        },
-    }
 }
 
 pub async fn run(cli: &Cli) -> Result<()> {

@@ -158,7 +158,7 @@ fn keeps_connection<T>(r: &Result<T, zbus::Error>) -> bool {
 }
 
 fn say(e: zbus::Error) -> String {
-    format!("{:#}", crate::commands::explain(e))
+    format!("{:#}", connect::explain(e))
 }
 
 async fn table(

@@ -139,6 +139,26 @@ pub struct HistoryArgs {
     pub max_points: u32,
 }
 
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Program name (full or kernel name, or a unique start of one).
+    pub program: String,
+    /// The older version: a tag (or a unique start of one) or series:<id> [default: the second
+    /// newest version].
+    #[arg(long)]
+    pub before: Option<String>,
+    /// The newer version, likewise [default: the newest version].
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Runs each version needs before it is judged.
+    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS)]
+    pub min_runs: u32,
+    /// Seconds each version must have been observed before it is judged.
+    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_COMPARE_MIN_SECONDS,
+          value_parser = clap::value_parser!(u32).range(0..=31_536_000))]
+    pub min_seconds: u32,
+}
+
 /// What `export` writes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {

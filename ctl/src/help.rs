@@ -27,6 +27,25 @@ Examples:
   ebpfstatctl top --cumulative --sort runs
   ebpfstatctl top --watch --refresh 2s";
 
+pub const COMPARE: &str = "\
+A program's identity across reloads is its name and type; each tag (a hash of its code) is a
+version. Cost per run is compared on per-step averages from stored history: the change is the
+Hodges-Lehmann estimate with its Mann-Whitney 95 % interval (distribution-free, robust to
+outlier steps), called significant only when the interval lies beyond +/-5 % and 10 ns per
+run (two loads of the same code differ by a few ns). A version is judged once it ran
+--min-runs times over --min-seconds.
+
+Rows:
+  avg per run*     median of the per-step averages; CHANGE is the estimate and its interval
+  runs/s, CPU%     over the time each version was observed
+  map memory       held by the version's newest load (now, or when it was unloaded)
+  verified insns, jited size   the code's size as the verifier and the JIT saw it
+
+Examples:
+  ebpfstatctl compare sys_enter_openat                the two newest versions
+  ebpfstatctl compare my_filter --before 1a2b --after 9f8e
+  ebpfstatctl compare my_filter --after series:42 --json";
+
 pub const HISTORY: &str = "\
 Columns:
   TIME        start of the step

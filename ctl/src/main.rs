@@ -32,7 +32,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, Sort, TopArgs};
+pub use args::{
+    CompareArgs, ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, Sort, TopArgs,
+};
 pub use cli::{Cli, Command};
 
 fn main() -> ExitCode {

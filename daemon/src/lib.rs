@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bpf;
+pub mod compare;
 pub mod config;
 pub mod export;
 pub mod observer;

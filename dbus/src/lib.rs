@@ -34,6 +34,9 @@ pub const DEFAULT_HISTORY_POINTS: u32 = 2_000;
 /// Points in an `Export()` page unless `max_points` says otherwise: ~200 KB of text.
 pub const DEFAULT_EXPORT_POINTS: u32 = 2_000;
 pub const MAX_PROGRAM_SPEC: usize = 512;
+/// What a version needs to be judged by `Compare`, unless its options say otherwise.
+pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
+pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
 /// `Top` by `avg` ranks programs with at least this many runs in the window; the others last.
 pub const MIN_RUNS_FOR_AVG: u64 = 100;
 
@@ -260,6 +263,53 @@ pub struct ProgramDetail {
     pub notes: Vec<Note>,
 }
 
+/// One version of a program: its loads (series) with one tag, as a comparison sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct VersionInfo {
+    pub tag: String,
+    /// Its loads, oldest first.
+    pub series: Vec<i64>,
+    /// ns since the epoch.
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    /// The time its samples cover, ns.
+    pub observed_ns: u64,
+    pub runs: u64,
+    pub run_time_ns: u64,
+    /// Steps in which it ran: the samples of the comparison.
+    pub steps: u32,
+    /// Median of the per-step averages, ns; −1 with no step.
+    pub median_ns_per_run: f64,
+    pub runs_per_sec: f64,
+    /// Of one core.
+    pub cpu_pct: f64,
+    /// Held by its newest load (now, or when it was unloaded).
+    pub map_memory_bytes: u64,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+}
+
+/// Two versions of a program compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Comparison {
+    pub full_name: String,
+    pub prog_type: String,
+    pub before: VersionInfo,
+    pub after: VersionInfo,
+    /// The step of the per-step averages, ns.
+    pub step_ns: u64,
+    /// Both ran enough to judge; if not, `verdict` says what is missing.
+    pub judged: bool,
+    /// `after / before` of cost per run (Hodges–Lehmann) and its 95 % interval; 0 if not judged.
+    pub ratio: f64,
+    pub ratio_low: f64,
+    pub ratio_high: f64,
+    /// The interval lies beyond ±5 % and 10 ns per run.
+    pub significant: bool,
+    /// In words, e.g. "sys_enter: new version (tag 1a2b…) 35 % slower per run (95 % CI 30–40 %)".
+    pub verdict: String,
+}
+
 /// Options and status maps.
 pub type Options = HashMap<String, OwnedVariant>;
 
@@ -310,6 +360,19 @@ pub trait Stats1 {
         step_ns: u64,
         options: Options,
     ) -> zbus::Result<(String, String)>;
+
+    /// Two versions of `program` (a name; its loads with one tag are a version) compared: cost
+    /// per run with a 95 % interval, runs/s, CPU %, map memory, code size. `before` and `after`
+    /// are tags (a unique start of one), `series:<id>`, or empty: the two newest versions.
+    /// Options: `min_runs` (u, default 1000) and `min_seconds` (u, default 60) each version
+    /// needs to be judged.
+    fn compare(
+        &self,
+        program: &str,
+        before: &str,
+        after: &str,
+        options: Options,
+    ) -> zbus::Result<Comparison>;
 
     /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
     fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;

@@ -109,6 +109,39 @@ pub fn load_program(
     .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
 }
 
+/// A socket filter of `extra` additions (`r0 += 1`) before `return 0`: a version whose cost per
+/// run grows with `extra` (each addition one instruction, its tag different for each count).
+pub fn costly_filter(name: &str, extra: usize) -> OwnedFd {
+    let mut insns = vec![mov_r0(0)];
+    // BPF_ALU64 | BPF_ADD | BPF_K: r0 += 1.
+    insns.extend(std::iter::repeat_n(insn(0x07, 0, 0, 1), extra));
+    insns.extend([mov_r0(0), EXIT]);
+    sys::prog_load(&ProgSpec {
+        prog_type: PROG_TYPE_SOCKET_FILTER,
+        insns: &insns,
+        name,
+        btf: None,
+    })
+    .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
+}
+
+/// The kernel's mean ns per run of `prog` over `repeat` runs (`BPF_PROG_TEST_RUN`), the
+/// median of `rounds` such measurements.
+pub fn test_run_ns(prog: BorrowedFd<'_>, repeat: u32, rounds: usize) -> f64 {
+    let packet = [0u8; 64];
+    let mut v: Vec<f64> = (0..rounds)
+        .map(|_| {
+            f64::from(
+                sys::prog_test_run(prog, &packet, repeat)
+                    .expect("test run")
+                    .duration_ns,
+            )
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// The kernel's id of a program or map fd we hold.
 pub fn prog_id(fd: BorrowedFd<'_>) -> u32 {
     prog_counters(fd).0

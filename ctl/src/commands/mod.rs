@@ -1,6 +1,7 @@
 //! The subcommands, one file each: a call (or a few) to the daemon, then a table or JSON
 //! (`crate::render`).
 
+mod compare;
 mod export;
 mod history;
 mod list;
@@ -44,5 +45,6 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Maps(f) => maps::maps(&proxy, f, cli.json).await,
         Command::Status => status::status(&proxy, cli.json).await,
         Command::Export(a) => export::export(&proxy, a).await,
+        Command::Compare(a) => compare::compare(&proxy, a, cli.json).await,
     }
 }

@@ -4,6 +4,7 @@
 //! thread as a closure and awaited, so no query ever runs on the sampling thread.
 
 mod args;
+mod compare;
 mod convert;
 mod export;
 mod filter;
@@ -239,6 +240,17 @@ impl Stats1 {
         options: Options,
     ) -> Result<(String, String), Error> {
         self.export_page(from_ns, to_ns, step_ns, options).await
+    }
+
+    #[zbus(out_args("comparison"))]
+    async fn compare(
+        &self,
+        program: &str,
+        before: &str,
+        after: &str,
+        options: Options,
+    ) -> Result<wire::Comparison, Error> {
+        self.compare_versions(program, before, after, options).await
     }
 
     #[zbus(out_args("detail"))]

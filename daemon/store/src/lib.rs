@@ -365,6 +365,16 @@ impl Store {
         self.reader().known_names()
     }
 
+    /// The versions of one program (loads of one full name and type, grouped by tag), oldest
+    /// first.
+    pub fn versions(
+        &self,
+        full_name: &str,
+        prog_type: &str,
+    ) -> Result<Vec<Vec<SeriesRow>>, QueryError> {
+        self.reader().versions(full_name, prog_type)
+    }
+
     /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         self.reader().all_series()

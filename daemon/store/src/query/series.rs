@@ -17,7 +17,7 @@ pub use super::types::{ProgramRef, SeriesRow};
 
 const SERIES_COLUMNS: &str = "series_id, boot_seq, prog_id, name, full_name, type, tag, \
     first_tick, first_bt_ns, end_tick, end_bt_ns, base_cnt, base_rt, end_cnt, end_rt, map_mem, \
-    map_mem_own, map_mem_shared";
+    map_mem_own, map_mem_shared, verified_insns, jited_size";
 
 impl Reader<'_> {
     fn series_from_row(
@@ -45,6 +45,8 @@ impl Reader<'_> {
             full_name: r.get(4)?,
             prog_type: r.get(5)?,
             tag: r.get(6)?,
+            verified_insns: r.get(18)?,
+            jited_size: r.get(19)?,
             alive: live.is_some(),
             first_seen: self.boots.wall_of(boot, first_bt),
             last_seen: match live {
@@ -97,6 +99,8 @@ impl Reader<'_> {
                 full_name: m.full_name.clone(),
                 prog_type: m.prog_type.to_string(),
                 tag: m.tag.clone(),
+                verified_insns: m.verified_insns,
+                jited_size: m.jited_size,
                 alive: live.is_some(),
                 first_seen: self.boots.wall_of(s.boot_seq, signed(s.first_bt_ns)),
                 last_seen: live.and_then(|l| self.boots.wall_of(s.boot_seq, signed(l.last_bt_ns))),
@@ -190,6 +194,29 @@ impl Reader<'_> {
             names.insert((s.meta.full_name.clone(), s.meta.name.clone()));
         }
         Ok(names.into_iter().collect())
+    }
+
+    /// The versions of one program (its loads under one full name and type, grouped by tag),
+    /// oldest first (by first sample); each version's loads oldest first.
+    pub fn versions(
+        &self,
+        full_name: &str,
+        prog_type: &str,
+    ) -> Result<Vec<Vec<SeriesRow>>, QueryError> {
+        let mut all = self.series_where(
+            "full_name = ?1 AND type = ?2",
+            &[&full_name, &prog_type],
+            |s| s.full_name == full_name && s.prog_type == prog_type,
+        )?;
+        all.sort_by_key(|s| (s.first_seen, s.series_id));
+        let mut versions: Vec<Vec<SeriesRow>> = Vec::new();
+        for s in all {
+            match versions.iter_mut().find(|v| v[0].tag == s.tag) {
+                Some(v) => v.push(s),
+                None => versions.push(vec![s]),
+            }
+        }
+        Ok(versions)
     }
 
     /// Every series known, newest first (for listing).

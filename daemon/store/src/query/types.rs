@@ -35,6 +35,9 @@ pub struct SeriesRow {
     #[serde(rename = "type")]
     pub prog_type: String,
     pub tag: String,
+    /// The code's size as the verifier and the JIT saw it (one version's loads share them).
+    pub verified_insns: u32,
+    pub jited_size: u32,
     pub alive: bool,
     #[serde(serialize_with = "opt_rfc3339")]
     pub first_seen: Option<SystemTime>,

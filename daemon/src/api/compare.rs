@@ -1,0 +1,76 @@
+//! `Compare()`: two versions of a program (the maths is `crate::compare`).
+
+use std::time::Duration;
+
+use ebpfstat_dbus::{self as wire, Error, Options};
+
+use super::Stats1;
+use super::args::{bounded, check_options, parse_spec, program_ref, query_error};
+use crate::compare::{self, CompareError, Needs, Pick};
+
+/// A caller's `min_seconds` is at most a year.
+const MAX_MIN_SECONDS: u32 = 365 * 86_400;
+
+fn option_u32(options: &Options, key: &str, default: u32) -> u32 {
+    // `check_options` made sure it is a `u`.
+    options
+        .get(key)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(default)
+}
+
+impl Stats1 {
+    pub(super) async fn compare_versions(
+        &self,
+        program: &str,
+        before: &str,
+        after: &str,
+        options: Options,
+    ) -> Result<wire::Comparison, Error> {
+        check_options(&options, &[("min_runs", "u"), ("min_seconds", "u")])?;
+        let min_seconds = option_u32(&options, "min_seconds", wire::DEFAULT_COMPARE_MIN_SECONDS);
+        if min_seconds > MAX_MIN_SECONDS {
+            return Err(Error::InvalidArgument(format!(
+                "min_seconds {min_seconds} is more than a year ({MAX_MIN_SECONDS})"
+            )));
+        }
+        let needs = Needs {
+            min_runs: u64::from(option_u32(
+                &options,
+                "min_runs",
+                wire::DEFAULT_COMPARE_MIN_RUNS,
+            )),
+            min_observed: Duration::from_secs(u64::from(min_seconds)),
+        };
+        let spec = parse_spec(program)?;
+        let pick = |s: &str, what: &str, default: Pick| {
+            Pick::parse(bounded(what, s, 64)?, default)
+                .map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+        };
+        let before = pick(before, "before", Pick::Newest(1))?;
+        let after = pick(after, "after", Pick::Newest(0))?;
+        let interval = self.shared.published.borrow().interval;
+        self.with_store(move |s| {
+            let target = program_ref(s, &spec)?;
+            let one = s
+                .resolve(&target)
+                .map_err(query_error)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NoSuchProgram("no stored series".into()))?;
+            compare::compare(
+                s,
+                &one.full_name,
+                &one.prog_type,
+                (&before, &after),
+                &needs,
+                interval,
+            )
+            .map_err(|e| match e {
+                CompareError::Query(q) => query_error(q),
+                CompareError::NoVersion(m) => Error::InvalidArgument(m),
+            })
+        })
+        .await?
+    }
+}

@@ -1,0 +1,169 @@
+//! Version comparison with real programs: two versions under one name, driven with
+//! `BPF_PROG_TEST_RUN` at a steady pace, compared by the daemon from its stored history.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::*;
+
+/// One load of a version, driven.
+struct Driven {
+    tag: String,
+    /// Runs and run time the kernel counted while it was driven.
+    runs: u64,
+    run_time_ns: u64,
+    /// `BPF_PROG_TEST_RUN`'s own ns per run of it, with stats on (their accounting included).
+    test_run_ns: f64,
+}
+
+/// Loads `extra` additions under `name` and runs it for `secs` at 20 runs per ms, each run
+/// seen by the daemon (a pass before and after); unloaded when it returns (the next version
+/// replaces it). Its cost is measured with `BPF_PROG_TEST_RUN` on a twin under another name,
+/// so those runs are not the version's.
+fn run_version(name: &str, extra: usize, secs: u64) -> Driven {
+    let prog = costly_filter(name, extra);
+    let pass = Duration::from_millis(500);
+    std::thread::sleep(pass);
+    let (_, c0, t0) = prog_counters(prog.as_fd());
+    let load = PacedLoad::start(prog.as_fd(), 20);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (runs, _) = load.stop();
+    let (_, c1, t1) = prog_counters(prog.as_fd());
+    assert_eq!((c0, c1 - c0), (0, runs), "every TEST_RUN run is counted");
+    std::thread::sleep(pass);
+    let tag = ebpfstatd::bpf::sys::prog_info(prog.as_fd(), &mut Vec::new())
+        .expect("info")
+        .tag;
+    drop(prog);
+    let twin = costly_filter("cmp_twin", extra);
+    Driven {
+        tag: hex(&tag),
+        runs,
+        run_time_ns: t1 - t0,
+        test_run_ns: test_run_ns(twin.as_fd(), 20_000, 9),
+    }
+}
+
+/// ns per run over the loads of one version, as the kernel counted them.
+fn per_run(loads: &[&Driven]) -> f64 {
+    let runs: u64 = loads.iter().map(|d| d.runs).sum();
+    let time: u64 = loads.iter().map(|d| d.run_time_ns).sum();
+    time as f64 / runs as f64
+}
+
+fn ratio_of(c: &serde_json::Value) -> (f64, f64, f64) {
+    (
+        c["ratio"].as_f64().expect("ratio"),
+        c["ratio_low"].as_f64().expect("low"),
+        c["ratio_high"].as_f64().expect("high"),
+    )
+}
+
+fn hex(tag: &[u8; 8]) -> String {
+    tag.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
+    require_bpf!();
+    let name = format!("cmp{}", tag());
+    let _stats = Fleet::load(&format!("cs{}_", tag()), 0);
+    let d = ApiDaemon::start(None, "200ms");
+    let a = run_version(&name, 0, 4);
+    // The same code again: a reload of the same version, not a new one.
+    let a2 = run_version(&name, 0, 2);
+    assert_eq!(a.tag, a2.tag);
+    let b = run_version(&name, 300, 4);
+    // Written (flushes every second in tests).
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The two newest versions: a (two loads) before b.
+    let c = d.ctl_json(&["compare", &name, "--min-seconds", "2"]);
+    let truth = per_run(&[&b]) / per_run(&[&a, &a2]);
+    eprintln!(
+        "{c:#}\ncounted: {:.1} and {:.1} ns per run, ratio {truth:.3}; TEST_RUN {} and {} ns, \
+         ratio {:.3}",
+        per_run(&[&a, &a2]),
+        per_run(&[&b]),
+        a.test_run_ns,
+        b.test_run_ns,
+        b.test_run_ns / a.test_run_ns
+    );
+    assert_eq!(c["before"]["tag"], a.tag.as_str(), "{c}");
+    assert_eq!(c["after"]["tag"], b.tag.as_str(), "{c}");
+    assert_eq!(
+        c["before"]["series"].as_array().map(Vec::len),
+        Some(2),
+        "{c}"
+    );
+    assert_eq!(c["before"]["runs"].as_u64(), Some(a.runs + a2.runs), "{c}");
+    assert_eq!(c["after"]["runs"].as_u64(), Some(b.runs), "{c}");
+    assert_eq!(
+        (&c["judged"], &c["significant"]),
+        (&true.into(), &true.into()),
+        "{c}"
+    );
+    let (ratio, low, high) = ratio_of(&c);
+    assert!(low <= ratio && ratio <= high && low > 1.05, "{c}");
+    // The interval holds the ratio of the kernel's own counts of the two versions.
+    assert!(
+        low <= truth && truth <= high,
+        "{truth} outside [{low}, {high}]"
+    );
+    assert!(
+        c["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("% slower per run (95 % CI")),
+        "{c}"
+    );
+    assert_eq!(
+        c["after"]["verified_insns"].as_u64(),
+        c["before"]["verified_insns"].as_u64().map(|v| v + 300),
+        "{c}"
+    );
+
+    // One more instruction (a new tag) that costs next to nothing: no significant change.
+    let n = run_version(&name, 1, 4);
+    assert_ne!(n.tag, a.tag);
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = d.ctl_json(&[
+        "compare",
+        &name,
+        "--before",
+        &a.tag[..8],
+        "--after",
+        &n.tag,
+        "--min-seconds",
+        "2",
+    ]);
+    eprintln!("{c:#}");
+    assert_eq!(
+        (&c["judged"], &c["significant"]),
+        (&true.into(), &false.into()),
+        "{c}"
+    );
+    assert!(
+        c["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("no significant change per run")),
+        "{c}"
+    );
+
+    // Not enough yet: said, not judged.
+    let c = d.ctl_json(&["compare", &name, "--min-runs", "100000000"]);
+    assert_eq!(c["judged"], false, "{c}");
+    assert!(
+        c["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("not enough to judge yet") && v.contains("100000000")),
+        "{c}"
+    );
+    // A name with one version has nothing to compare; a bad tag is named.
+    let out = d.ctl(&["compare", &name, "--before", "ffffffffffffffff"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no version with tag ffffffffffffffff"),
+        "{err}"
+    );
+}

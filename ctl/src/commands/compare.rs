@@ -116,8 +116,9 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
     }
     print_table(&t)?;
     out!(
-        "* median of per-step averages ({} steps, {} and {}); the change is the Hodges–Lehmann \
-         estimate with its Mann–Whitney 95 % interval, called significant beyond ±5 % and 10 ns",
+        "* median of per-step averages (steps of {}: {} before, {} after); the change is the \
+         Hodges–Lehmann estimate with its Mann–Whitney 95 % interval, called significant beyond \
+         ±5 % and 10 ns",
         humantime::format_duration(Duration::from_nanos(c.step_ns)),
         b.steps,
         n.steps

@@ -64,7 +64,7 @@ pub enum Metric {
 #[derive(Debug, Clone, Copy)]
 pub struct When(pub SystemTime);
 
-fn when(s: &str) -> Result<When, String> {
+pub fn when(s: &str) -> Result<When, String> {
     if let Ok(d) = humantime::parse_duration(s) {
         return SystemTime::now()
             .checked_sub(d)

@@ -72,6 +72,12 @@ pub enum Command {
     /// interval, runs/s, CPU%, map memory, code size.
     #[command(after_long_help = help::COMPARE)]
     Compare(CompareArgs),
+    /// What the daemon concluded: each new version of a program compared with the one before.
+    Events {
+        /// From (a duration ago or a time).
+        #[arg(long, default_value = "7d", value_parser = crate::args::when)]
+        since: crate::args::When,
+    },
     /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
     #[command(after_long_help = help::STATUS)]
     Status,

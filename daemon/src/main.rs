@@ -101,6 +101,12 @@ struct RunArgs {
     /// Serve /metrics on this address (host:port), or "none".
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Runs a new version of a program needs before it is compared with the one before.
+    #[arg(long, value_name = "N")]
+    compare_min_runs: Option<u64>,
+    /// Time a new version must have been seen before it is compared.
+    #[arg(long, value_name = "DURATION")]
+    compare_min_time: Option<Span>,
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     debug_stall_after: Option<u64>,
@@ -134,6 +140,8 @@ impl RunArgs {
             textfile: self.textfile.clone(),
             textfile_interval: self.textfile_interval,
             metrics_listen: self.metrics_listen.clone(),
+            compare_min_runs: self.compare_min_runs,
+            compare_min_time: self.compare_min_time,
         }
     }
 }

@@ -120,4 +120,6 @@ pub struct Shared {
     pub started: Instant,
     /// The running kernel: fixed for the daemon's life.
     pub kernel: KernelInfo,
+    /// New versions compared by the storage thread, for the API to signal on each connection.
+    pub versions: tokio::sync::broadcast::Sender<ebpfstat_dbus::Comparison>,
 }

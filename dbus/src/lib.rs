@@ -310,6 +310,25 @@ pub struct Comparison {
     pub verdict: String,
 }
 
+/// Something the daemon concluded, kept (a bounded ring) so a client that was away can catch
+/// up: `kind` `version` is a new version compared with the one before (`tag` after
+/// `before_tag`; the rest as in [`Comparison`], `text` its verdict).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Event {
+    pub time_ns: i64,
+    pub kind: String,
+    pub program: String,
+    pub prog_type: String,
+    pub tag: String,
+    pub before_tag: String,
+    pub judged: bool,
+    pub significant: bool,
+    pub ratio: f64,
+    pub ratio_low: f64,
+    pub ratio_high: f64,
+    pub text: String,
+}
+
 /// Options and status maps.
 pub type Options = HashMap<String, OwnedVariant>;
 
@@ -373,6 +392,15 @@ pub trait Stats1 {
         after: &str,
         options: Options,
     ) -> zbus::Result<Comparison>;
+
+    /// Events kept since `since_ns` (ns since the epoch), oldest first: at most the newest
+    /// 1000 the daemon keeps. No options yet.
+    fn events(&self, since_ns: i64, options: Options) -> zbus::Result<Vec<Event>>;
+
+    /// A new version of a program was compared with the one before, once it had run enough
+    /// (`compare_min_runs` over `compare_min_time`): kept as an event too.
+    #[zbus(signal)]
+    fn version_compared(&self, comparison: Comparison) -> zbus::Result<()>;
 
     /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
     fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;

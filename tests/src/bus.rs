@@ -268,9 +268,10 @@ impl ApiDaemon {
         let _ = self.child.wait();
     }
 
-    /// After [`Self::stop_in_place`]: the daemon again, on the same database and socket.
-    pub fn start_again(&mut self, interval: &str) {
-        self.child = Self::command(None, interval, &self.db, &self.socket, &[])
+    /// After [`Self::stop_in_place`]: the daemon again, on the same database and socket (no
+    /// bus), with `extra` flags.
+    pub fn start_again(&mut self, interval: &str, extra: &[&str]) {
+        self.child = Self::command(None, interval, &self.db, &self.socket, extra)
             .stderr(Self::log_file(&self.dir))
             .spawn()
             .expect("spawn ebpfstatd");

@@ -4,7 +4,7 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use ebpfstat_tests::bus::ApiDaemon;
+use ebpfstat_tests::bus::{self, ApiDaemon};
 use ebpfstat_tests::*;
 
 /// One load of a version, driven.
@@ -166,4 +166,105 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
         !out.status.success() && err.contains("no version with tag ffffffffffffffff"),
         "{err}"
     );
+}
+
+/// Collects the `VersionCompared` signals of program `name` on the bus at `address`, on a
+/// thread of its own (the daemon compares every program on the host; other tests' too).
+fn listen(
+    address: &str,
+    name: &str,
+) -> std::sync::Arc<std::sync::Mutex<Vec<ebpfstat_dbus::Comparison>>> {
+    use zbus::export::futures_core::Stream;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (into, address, name) = (
+        std::sync::Arc::clone(&got),
+        address.to_owned(),
+        name.to_owned(),
+    );
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (_conn, p) = bus::proxy_on(&address).await;
+            let mut signals = p.receive_version_compared().await.expect("subscribe");
+            ready_tx.send(()).expect("ready");
+            while let Some(s) =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut signals).poll_next(cx)).await
+            {
+                let c = s.args().expect("args").comparison().clone();
+                if c.full_name == name {
+                    into.lock().expect("lock").push(c);
+                }
+            }
+        });
+    });
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("subscribed");
+    got
+}
+
+#[test]
+fn a_new_version_is_compared_on_its_own_signalled_once_and_kept_across_a_restart() {
+    require_bpf!();
+    let bus = bus::TestBus::start();
+    let name = format!("auto{}", tag());
+    let _stats = Fleet::load(&format!("ca{}_", tag()), 0);
+    let thresholds = ["--compare-min-runs", "1000", "--compare-min-time", "2s"];
+    let mut d = ApiDaemon::start_with(Some(&bus), "200ms", &thresholds);
+    let signals = listen(&bus.address, &name);
+    let a = run_version(&name, 0, 3);
+    assert!(
+        signals.lock().expect("lock").is_empty(),
+        "one version: nothing to compare"
+    );
+    // Long enough to be judged while it is loaded (flushes, and checks, every second).
+    let b = run_version(&name, 300, 5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while signals.lock().expect("lock").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let got = signals.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "exactly one signal: {got:?}");
+    let c = &got[0];
+    assert_eq!(
+        (c.before.tag.as_str(), c.after.tag.as_str()),
+        (a.tag.as_str(), b.tag.as_str())
+    );
+    assert!(c.judged && c.significant && c.ratio > 1.05, "{c:?}");
+    assert!(
+        c.verdict.contains("% slower per run (95 % CI"),
+        "{}",
+        c.verdict
+    );
+    assert!(d.log().contains(&c.verdict), "the verdict is logged too");
+
+    // Kept: listed by `events`, and not concluded again after a restart that sees b again.
+    let events = d.ctl_json(&["events", "--since", "1h"]);
+    let mine: Vec<&serde_json::Value> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["program"] == name.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{events}");
+    assert_eq!(mine[0]["tag"], b.tag.as_str());
+    assert_eq!(mine[0]["text"], c.verdict.as_str());
+    d.stop_in_place();
+    d.start_again("200ms", &thresholds);
+    let b_again = run_version(&name, 300, 3);
+    assert_eq!(b_again.tag, b.tag);
+    std::thread::sleep(Duration::from_secs(2));
+    let events = d.ctl_json(&["events", "--since", "1h"]);
+    let count = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["program"] == name.as_str())
+        .count();
+    assert_eq!(count, 1, "{events}");
 }

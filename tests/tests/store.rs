@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use ebpfstat_store::{ProgramRef, Retention, SortKey, Store, StoreConfig, Tier};
 use ebpfstat_tests::synthetic::{SimHost, start as t0};
-use ebpfstat_tests::{default_retention, stored_series};
+use ebpfstat_tests::{default_retention, store_config, stored_series};
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -475,4 +475,40 @@ fn top_of_a_past_window_leaves_out_programs_born_after_it() {
     let mut later = names(&store, window_end, host.wall() + MIN);
     later.sort();
     assert_eq!(later, ["after", "before"]);
+}
+
+#[test]
+fn events_are_a_bounded_ring_kept_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.db");
+    let event = |i: u64| ebpfstat_store::Event {
+        time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + i),
+        kind: "version".into(),
+        program: format!("p{i}"),
+        prog_type: "kprobe".into(),
+        tag: format!("{i:016x}"),
+        before_tag: "00".into(),
+        judged: true,
+        significant: i.is_multiple_of(2),
+        ratio: 1.5,
+        ratio_low: 1.4,
+        ratio_high: 1.6,
+        text: format!("p{i}: new version"),
+    };
+    {
+        let mut store = Store::open(store_config(&db)).expect("open");
+        let extra = 5;
+        for i in 0..u64::try_from(ebpfstat_store::MAX_EVENTS).expect("positive") + extra {
+            store.record_event(&event(i)).expect("record");
+        }
+    }
+    let store = Store::open(store_config(&db)).expect("reopen");
+    let kept = store.events(SystemTime::UNIX_EPOCH, 5000).expect("events");
+    assert_eq!(kept.len(), 1000);
+    assert_eq!(kept[0], event(5), "the oldest five are gone");
+    assert_eq!(kept[999].program, "p1004");
+    assert_eq!(store.compared_versions().expect("compared").len(), 1000);
+    // Since a time: only what came at or after it.
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + 1000);
+    assert_eq!(store.events(since, 5000).expect("events").len(), 5);
 }

@@ -283,7 +283,7 @@ fn resizes_redraw_a_lost_daemon_is_said_and_retried_and_sigterm_restores_the_ter
         s.contains(&format!("{prefix}0")),
         "the last rows stay:\n{s}"
     );
-    d.start_again("200ms");
+    d.start_again("200ms", &[]);
     t.wait_for("the daemon back", |s| {
         !s.contains("retrying") && s.contains("2 of 2 programs")
     });

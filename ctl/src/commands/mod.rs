@@ -2,6 +2,7 @@
 //! (`crate::render`).
 
 mod compare;
+mod events;
 mod export;
 mod history;
 mod list;
@@ -46,5 +47,6 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Status => status::status(&proxy, cli.json).await,
         Command::Export(a) => export::export(&proxy, a).await,
         Command::Compare(a) => compare::compare(&proxy, a, cli.json).await,
+        Command::Events { since } => events::events(&proxy, *since, cli.json).await,
     }
 }

@@ -68,6 +68,9 @@ impl Stats1 {
             )
             .map_err(|e| match e {
                 CompareError::Query(q) => query_error(q),
+                CompareError::Store(e) => {
+                    Error::Unavailable(format!("the history store failed: {e}"))
+                }
                 CompareError::NoVersion(m) => Error::InvalidArgument(m),
             })
         })

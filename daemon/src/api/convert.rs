@@ -223,3 +223,21 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
     };
     (info, points)
 }
+
+/// A kept event on the wire.
+pub fn event(e: store::Event) -> wire::Event {
+    wire::Event {
+        time_ns: to_ns(e.time),
+        kind: e.kind,
+        program: e.program,
+        prog_type: e.prog_type,
+        tag: e.tag,
+        before_tag: e.before_tag,
+        judged: e.judged,
+        significant: e.significant,
+        ratio: e.ratio,
+        ratio_low: e.ratio_low,
+        ratio_high: e.ratio_high,
+        text: e.text,
+    }
+}

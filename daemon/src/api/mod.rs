@@ -253,6 +253,28 @@ impl Stats1 {
         self.compare_versions(program, before, after, options).await
     }
 
+    #[zbus(out_args("events"))]
+    async fn events(&self, since_ns: i64, options: Options) -> Result<Vec<wire::Event>, Error> {
+        check_options(&options, &[])?;
+        let since = time::from_ns(since_ns);
+        let events = self
+            .with_store(move |s| {
+                let limit = u32::try_from(ebpfstat_store::MAX_EVENTS).unwrap_or(u32::MAX);
+                s.events(since, limit)
+            })
+            .await?
+            .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
+        Ok(events.into_iter().map(convert::event).collect())
+    }
+
+    /// Signalled when a new version of a program was compared with the one before, once it
+    /// had run enough (compare_min_runs over compare_min_time); kept as an event too.
+    #[zbus(signal)]
+    pub async fn version_compared(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        comparison: wire::Comparison,
+    ) -> zbus::Result<()>;
+
     #[zbus(out_args("detail"))]
     async fn program(&self, program: &str) -> Result<wire::ProgramDetail, Error> {
         let spec = parse_spec(program)?;

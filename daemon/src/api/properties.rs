@@ -12,6 +12,7 @@ use super::Stats1;
 /// connection fails.
 pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
     let mut rx = iface.shared.published.subscribe();
+    let mut versions = iface.shared.versions.subscribe();
     let mut last = rx.borrow_and_update().clone();
     let emitter = match SignalEmitter::new(&conn, ebpfstat_dbus::OBJECT_PATH) {
         Ok(e) => e,
@@ -20,7 +21,24 @@ pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
             return;
         }
     };
-    while rx.changed().await.is_ok() {
+    loop {
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            compared = versions.recv() => {
+                use tokio::sync::broadcast::error::RecvError;
+                let sent = match compared {
+                    Ok(c) => Stats1::version_compared(&emitter, c).await,
+                    // Missed while this connection lagged: kept as events all the same.
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Err(RecvError::Closed) => return,
+                };
+                if let Err(e) = sent {
+                    tracing::debug!("version comparison not signalled: {e}");
+                    return;
+                }
+                continue;
+            }
+        }
         let now = rx.borrow_and_update().clone();
         let mut sent = Ok(());
         if now.stats_state != last.stats_state {

@@ -4,15 +4,18 @@
 
 pub mod stats;
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use ebpfstat_dbus::{self as wire, time};
-use ebpfstat_store::{History, ProgramRef, QueryError, SeriesRow, Store};
+use ebpfstat_store::{Event, History, ProgramRef, QueryError, SeriesRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Fewer than two versions, or a pick that names none.
     #[error("{0}")]
     NoVersion(String),
@@ -222,6 +225,58 @@ pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift) -> String {
             less(s.high),
             less(s.low)
         )
+    }
+}
+
+/// The comparisons to conclude now: each program loaded now whose newest version is not
+/// settled (compared already, or the only one) and has run enough, against the version before
+/// it. When only the version before ran too little, that is the conclusion (not judged).
+/// `settled` gains every (program, type, tag) concluded or alone.
+pub fn due(
+    store: &Store,
+    needs: &Needs,
+    interval: Duration,
+    settled: &mut HashSet<(String, String, String)>,
+) -> Result<Vec<wire::Comparison>, CompareError> {
+    let mut out = Vec::new();
+    let mut looked = HashSet::new();
+    for s in store.all_series()?.into_iter().filter(|s| s.alive) {
+        let key = (s.full_name.clone(), s.prog_type.clone(), s.tag.clone());
+        if settled.contains(&key) || !looked.insert(key.clone()) {
+            continue;
+        }
+        let versions = store.versions(&s.full_name, &s.prog_type)?;
+        let newest = versions.last().map(|v| v[0].tag.as_str());
+        if versions.len() < 2 || newest != Some(s.tag.as_str()) {
+            // Alone (a new tag later is a new key), or older code loaded beside newer.
+            settled.insert(key);
+            continue;
+        }
+        let picks = (&Pick::Newest(1), &Pick::Newest(0));
+        let c = compare(store, &s.full_name, &s.prog_type, picks, needs, interval)?;
+        if c.judged || short_of(&c.after, needs).is_none() {
+            settled.insert(key);
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The event a comparison is kept as.
+pub fn event_of(c: &wire::Comparison, time: SystemTime) -> Event {
+    Event {
+        time,
+        kind: "version".into(),
+        program: c.full_name.clone(),
+        prog_type: c.prog_type.clone(),
+        tag: c.after.tag.clone(),
+        before_tag: c.before.tag.clone(),
+        judged: c.judged,
+        significant: c.significant,
+        ratio: c.ratio,
+        ratio_low: c.ratio_low,
+        ratio_high: c.ratio_high,
+        text: c.verdict.clone(),
     }
 }
 

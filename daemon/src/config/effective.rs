@@ -30,6 +30,8 @@ pub struct Effective {
     pub textfile: Option<PathBuf>,
     pub textfile_interval: Duration,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub compare_min_runs: u64,
+    pub compare_min_time: Duration,
 }
 
 /// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
@@ -55,6 +57,13 @@ impl From<Settings> for Effective {
             textfile_interval: span(s.textfile_interval, defaults::TEXTFILE_INTERVAL),
             // Checked by `out_of_range` when the settings were read.
             metrics_listen: s.metrics_listen.and_then(|v| v.parse().ok()),
+            compare_min_runs: s
+                .compare_min_runs
+                .unwrap_or(u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS)),
+            compare_min_time: span(
+                s.compare_min_time,
+                Duration::from_secs(u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_SECONDS)),
+            ),
             // Budget mode (the default) takes its budget from its own key.
             stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
                 Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
@@ -143,6 +152,8 @@ impl Effective {
                 self.metrics_listen
                     .map_or("none".to_owned(), |a| a.to_string()),
             ),
+            ("compare_min_runs", self.compare_min_runs.to_string()),
+            ("compare_min_time", d(self.compare_min_time)),
         ]
     }
 }
@@ -155,7 +166,7 @@ impl std::fmt::Display for Effective {
                 writeln!(f)?;
             }
             // Numbers are TOML integers; everything else is a string.
-            if key == "rescan_every" {
+            if key == "rescan_every" || key == "compare_min_runs" {
                 write!(f, "{key} = {value}")?;
             } else {
                 write!(f, "{key} = \"{value}\"")?;

@@ -76,6 +76,8 @@ pub mod ranges {
     pub const MAX_DB_SIZE: (u64, u64) = (1 << 20, 1 << 40);
     pub const RESCAN_EVERY: (u64, u64) = (1, 1_000_000);
     pub const TEXTFILE_INTERVAL: (Duration, Duration) = (ms(1000), ms(HOUR));
+    pub const COMPARE_MIN_TIME: (Duration, Duration) = (ms(1000), ms(30 * DAY));
+    pub const COMPARE_MIN_RUNS: (u64, u64) = (1, 1_000_000_000_000);
 }
 
 /// `sun_path` holds 108 bytes, the last a NUL.
@@ -137,6 +139,10 @@ pub struct Settings {
     /// `host:port` to serve `/metrics` on, or "none" (the default). Under systemd, enable
     /// `ebpfstatd-metrics.socket` instead: the service itself opens no IP socket.
     pub metrics_listen: Option<String>,
+    /// A new version of a program is compared with the one before once it has run this many
+    /// times, over at least `compare_min_time`.
+    pub compare_min_runs: Option<u64>,
+    pub compare_min_time: Option<Span>,
 }
 
 impl Settings {
@@ -235,6 +241,23 @@ impl Settings {
                     ranges::TEXTFILE_INTERVAL,
                 )
             })
+            .or_else(|| {
+                span(
+                    "compare_min_time",
+                    self.compare_min_time,
+                    ranges::COMPARE_MIN_TIME,
+                )
+            })
+            .or_else(|| {
+                let (lo, hi) = ranges::COMPARE_MIN_RUNS;
+                self.compare_min_runs
+                    .filter(|n| !(lo..=hi).contains(n))
+                    .map(|n| RangeError {
+                        key: "compare_min_runs",
+                        value: n.to_string(),
+                        allowed: format!("at least {lo} and at most {hi}"),
+                    })
+            })
             .or(socket_too_long)
             .or_else(|| self.textfile_not_prom())
             .or_else(|| {
@@ -297,6 +320,8 @@ impl Settings {
             textfile: over.textfile.or(self.textfile),
             textfile_interval: over.textfile_interval.or(self.textfile_interval),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            compare_min_runs: over.compare_min_runs.or(self.compare_min_runs),
+            compare_min_time: over.compare_min_time.or(self.compare_min_time),
         }
     }
 }

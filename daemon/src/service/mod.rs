@@ -104,6 +104,9 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         published,
         started: Instant::now(),
         kernel: KernelInfo::current(),
+        // A few: new versions are rare; a connection that lags misses the oldest (it can ask
+        // `Events`).
+        versions: tokio::sync::broadcast::channel(16).0,
     });
     let bound = match &settings.socket {
         Some(path) => {
@@ -132,9 +135,13 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         .map_err(|e| ServiceError::Thread("sampler", e))?;
     let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<()>();
     let storage_shared = Arc::clone(&shared);
+    let needs = crate::compare::Needs {
+        min_runs: settings.compare_min_runs,
+        min_observed: settings.compare_min_time,
+    };
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx, &storage_shared))
+        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx, &storage_shared, needs))
         .map_err(|e| ServiceError::Thread("store", e))?;
 
     tracing::info!(

@@ -16,13 +16,15 @@ use crate::shared::{SamplerCmd, Shared, StoreJob, StoreMsg};
 pub type SetLogLevel = Box<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
 
 /// Settings only a new start can change.
-const AT_RESTART: [&str; 6] = [
+const AT_RESTART: [&str; 8] = [
     "db",
     "bus",
     "socket",
     "textfile",
     "textfile_interval",
     "metrics_listen",
+    "compare_min_runs",
+    "compare_min_time",
 ];
 
 pub(super) struct Reloader {
@@ -101,6 +103,8 @@ impl Reloader {
         new.textfile.clone_from(&old.textfile);
         new.textfile_interval = old.textfile_interval;
         new.metrics_listen = old.metrics_listen;
+        new.compare_min_runs = old.compare_min_runs;
+        new.compare_min_time = old.compare_min_time;
 
         if new.log_level != old.log_level {
             if std::env::var_os("RUST_LOG").is_some() {

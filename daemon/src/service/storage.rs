@@ -2,10 +2,13 @@
 
 use std::time::SystemTime;
 
+use std::collections::HashSet;
+
 use ebpfstat_store::{Brief, Store, StoreError};
 use tokio::sync::mpsc;
 
 use super::notify;
+use crate::compare::{self, Needs};
 use crate::shared::{Shared, StoreJob, StoreMsg};
 
 pub(super) fn store_loop(
@@ -14,6 +17,7 @@ pub(super) fn store_loop(
     jobs: mpsc::Receiver<StoreJob>,
     stored: tokio::sync::oneshot::Sender<()>,
     shared: &Shared,
+    needs: Needs,
 ) {
     // A tiny runtime of its own, only to wait on two queues at once; ticks go first.
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
@@ -23,7 +27,7 @@ pub(super) fn store_loop(
             return;
         }
     };
-    rt.block_on(store_queues(store, rx, jobs, stored, shared));
+    rt.block_on(store_queues(store, rx, jobs, stored, shared, needs));
 }
 
 async fn store_queues(
@@ -32,11 +36,14 @@ async fn store_queues(
     mut jobs: mpsc::Receiver<StoreJob>,
     stored: tokio::sync::oneshot::Sender<()>,
     shared: &Shared,
+    needs: Needs,
 ) {
+    let interval = shared.published.borrow().interval;
     let mut flusher = Flusher {
         failing: false,
         stats: "",
         shared,
+        versions: Versions::new(&store, needs, interval),
     };
     let mut first = Some(stored);
     loop {
@@ -72,6 +79,7 @@ struct Flusher<'a> {
     /// The newest tick's stats state, for the status line.
     stats: &'static str,
     shared: &'a Shared,
+    versions: Versions,
 }
 
 impl Flusher<'_> {
@@ -103,7 +111,65 @@ impl Flusher<'_> {
         notify(&[sd_notify::NotifyState::Status(&status_line(
             &brief, self.stats, &result,
         ))]);
+        if result.is_ok() {
+            self.versions.conclude(store, self.shared);
+        }
         give_back_free_memory();
+    }
+}
+
+/// New versions of programs, compared with the one before once they ran enough: an event in
+/// the store, a log line, and a signal (through `Shared::versions`). What was concluded is
+/// remembered (in the store too), so a restart does not conclude it again.
+struct Versions {
+    needs: Needs,
+    interval: std::time::Duration,
+    settled: HashSet<(String, String, String)>,
+    /// The last failure, logged once per run of identical failures.
+    failing: Option<String>,
+}
+
+impl Versions {
+    fn new(store: &Store, needs: Needs, interval: std::time::Duration) -> Self {
+        let (settled, failing) = match store.compared_versions() {
+            Ok(v) => (v.into_iter().collect(), None),
+            Err(e) => {
+                tracing::warn!("cannot read the versions already compared: {e}");
+                (HashSet::new(), Some(e.to_string()))
+            }
+        };
+        Self {
+            needs,
+            interval,
+            settled,
+            failing,
+        }
+    }
+
+    fn conclude(&mut self, store: &mut Store, shared: &Shared) {
+        let found = compare::due(store, &self.needs, self.interval, &mut self.settled);
+        let found = match found {
+            Ok(found) => {
+                self.failing = None;
+                found
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.failing.as_ref() != Some(&e) {
+                    tracing::warn!("comparing new versions failed: {e}");
+                }
+                self.failing = Some(e);
+                return;
+            }
+        };
+        for c in found {
+            tracing::info!("{}", c.verdict);
+            if let Err(e) = store.record_event(&compare::event_of(&c, SystemTime::now())) {
+                tracing::warn!("keeping the comparison of {} failed: {e}", c.full_name);
+            }
+            // No receiver (no connection yet) is not an error: the event is stored.
+            let _ = shared.versions.send(c);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::StoreError;
 
 /// The schema this build writes. Older files are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// SQLite page size for new files. Measured on the `store` benchmark: 1 KiB pages leave ~20 %
 /// of each page empty around ~300-byte segments (1.23 bytes/program-tick), 4 KiB pages make
@@ -106,6 +106,22 @@ const MIGRATIONS: &[&str] = &[
          data BLOB NOT NULL,
          UNIQUE (boot_seq, chunk, series_id)
      );",
+    // 1 → 2: what the daemon concluded (a version compared), a bounded ring.
+    "CREATE TABLE events (
+         event_id INTEGER PRIMARY KEY,
+         time_ns INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         program TEXT NOT NULL,
+         type TEXT NOT NULL,
+         tag TEXT NOT NULL,
+         before_tag TEXT NOT NULL,
+         judged INTEGER NOT NULL,
+         significant INTEGER NOT NULL,
+         ratio REAL NOT NULL,
+         ratio_low REAL NOT NULL,
+         ratio_high REAL NOT NULL,
+         text TEXT NOT NULL
+     )",
 ];
 
 /// What opening found.

@@ -1,0 +1,29 @@
+//! `ebpfstatctl events`: what the daemon concluded (new versions compared), oldest first.
+
+use anyhow::Result;
+use ebpfstat_dbus::{Options, Stats1Proxy, time};
+
+use super::explain;
+use crate::args::When;
+use crate::render::{left_align_last, print_json, print_table, stamp, table};
+
+pub async fn events(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> {
+    let events = p
+        .events(time::to_ns(since.0), Options::new())
+        .await
+        .map_err(explain)?;
+    if json {
+        return print_json(&events);
+    }
+    if events.is_empty() {
+        out!("no events since {}", stamp(time::to_ns(since.0)))?;
+        return Ok(());
+    }
+    let mut t = table(&["TIME", "KIND", "WHAT"], 3);
+    left_align_last(&mut t);
+    for e in &events {
+        t.add_row(vec![stamp(e.time_ns), e.kind.clone(), e.text.clone()]);
+    }
+    print_table(&t)?;
+    Ok(())
+}

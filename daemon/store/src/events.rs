@@ -1,0 +1,107 @@
+//! What the daemon concluded, kept beside the history: a bounded ring of events (a new version
+//! of a program compared with the one before), so a client that was away can catch up and a
+//! restart does not conclude the same thing twice.
+
+use std::time::SystemTime;
+
+use rusqlite::params;
+
+use crate::Store;
+use crate::clock::signed;
+use crate::error::StoreError;
+
+/// Events kept; older ones are dropped as new ones come (a few hundred bytes each).
+pub const MAX_EVENTS: i64 = 1000;
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub time: SystemTime,
+    /// `version`: a new version compared with the one before it.
+    pub kind: String,
+    pub program: String,
+    pub prog_type: String,
+    pub tag: String,
+    pub before_tag: String,
+    pub judged: bool,
+    pub significant: bool,
+    pub ratio: f64,
+    pub ratio_low: f64,
+    pub ratio_high: f64,
+    pub text: String,
+}
+
+fn wall_ns(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+        signed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    })
+}
+
+impl Store {
+    /// Keeps `e` (written at once: events are rare) and drops the oldest beyond
+    /// [`MAX_EVENTS`].
+    pub fn record_event(&mut self, e: &Event) -> Result<(), StoreError> {
+        let conn = &self.db.conn;
+        conn.execute(
+            "INSERT INTO events (time_ns, kind, program, type, tag, before_tag, judged, \
+             significant, ratio, ratio_low, ratio_high, text) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                wall_ns(e.time),
+                e.kind,
+                e.program,
+                e.prog_type,
+                e.tag,
+                e.before_tag,
+                e.judged,
+                e.significant,
+                e.ratio,
+                e.ratio_low,
+                e.ratio_high,
+                e.text
+            ],
+        )?;
+        conn.execute(
+            "DELETE FROM events WHERE event_id <= (SELECT max(event_id) FROM events) - ?1",
+            [MAX_EVENTS],
+        )?;
+        Ok(())
+    }
+
+    /// Events at or after `since`, oldest first, at most `limit`.
+    pub fn events(&self, since: SystemTime, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self.db.conn.prepare_cached(
+            "SELECT time_ns, kind, program, type, tag, before_tag, judged, significant, ratio, \
+             ratio_low, ratio_high, text FROM events WHERE time_ns >= ?1 \
+             ORDER BY event_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![wall_ns(since), limit], |r| {
+            let ns: i64 = r.get(0)?;
+            Ok(Event {
+                time: SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0)),
+                kind: r.get(1)?,
+                program: r.get(2)?,
+                prog_type: r.get(3)?,
+                tag: r.get(4)?,
+                before_tag: r.get(5)?,
+                judged: r.get(6)?,
+                significant: r.get(7)?,
+                ratio: r.get(8)?,
+                ratio_low: r.get(9)?,
+                ratio_high: r.get(10)?,
+                text: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (program, type, tag) of every version already compared: not concluded again.
+    pub fn compared_versions(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self.db.conn.prepare_cached(
+            "SELECT DISTINCT program, type, tag FROM events WHERE kind = 'version'",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,195 +1,15 @@
 //! The `ebpfstatd` binary: argument parsing and the edges of the process.
 
+mod cli;
+
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use ebpfstat_dbus::defaults;
-use ebpfstatd::config::{
-    Budget, Bus, Effective, LogLevel, Settings, Size, Sources, Span, StatsMode,
-};
+use clap::FromArgMatches;
+use cli::{Cli, Command, RunArgs, SampleArgs, command};
+use ebpfstatd::config::{LogLevel, Sources};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ebpfstatd",
-    version,
-    about = "eBPF program statistics with history"
-)]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Check the configuration (file and flags), print the settings in effect, and exit.
-    #[arg(long, global = true)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Sample on a schedule and keep history (the default).
-    Run(Box<RunArgs>),
-    /// Take sampling passes and print them (a debugging surface; stores nothing).
-    Sample(SampleArgs),
-    /// Write the man page into a directory (for packaging).
-    #[command(hide = true)]
-    GenerateDocs { dir: PathBuf },
-}
-
-fn size(s: &str) -> Result<Size, String> {
-    ebpfstatd::units::parse_bytes(s).map(Size)
-}
-
-/// Flags of `run`; each overrides the same key of the configuration file. Their help ends in
-/// the default, taken from [`Effective::default`] when the command is built (see `command`).
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// Time between passes.
-    #[arg(long)]
-    interval: Option<Span>,
-    /// History database, created with its directory.
-    #[arg(long)]
-    db: Option<PathBuf>,
-    /// Write buffered samples at least this often; a crash loses at most this window.
-    #[arg(long)]
-    flush_interval: Option<Span>,
-    /// Age kept at full resolution.
-    #[arg(long)]
-    raw_retention: Option<Span>,
-    /// Age kept as 1-minute rollups.
-    #[arg(long)]
-    minute_retention: Option<Span>,
-    /// Age kept as 1-hour rollups.
-    #[arg(long)]
-    hour_retention: Option<Span>,
-    /// Hard cap on the database file; the oldest data goes first.
-    #[arg(long, value_parser = size)]
-    max_db_size: Option<Size>,
-    /// Rescan owners, pins, links and map memory at least every this many passes.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    rescan_every: Option<u64>,
-    /// Bus to serve the API on: system, session, none, or a D-Bus address.
-    #[arg(long)]
-    bus: Option<Bus>,
-    /// Private socket serving the API without a bus, or "none".
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// error, warn, info, debug or trace (RUST_LOG wins).
-    #[arg(long)]
-    log_level: Option<LogLevel>,
-    /// How run-time stats are held: always, budget, or duty=W/P.
-    #[arg(long, value_parser = stats_mode)]
-    stats_mode: Option<StatsMode>,
-    /// Most that stats may cost the host, as a share of one core.
-    #[arg(long, value_parser = budget)]
-    stats_overhead_budget: Option<Budget>,
-    /// Most of one core the sampler's passes may take; slower passes stretch the interval.
-    #[arg(long, value_parser = budget)]
-    sampler_budget: Option<Budget>,
-    /// A .prom file for node_exporter's textfile collector, or "none".
-    #[arg(long)]
-    textfile: Option<PathBuf>,
-    /// How often the textfile is rewritten.
-    #[arg(long)]
-    textfile_interval: Option<Span>,
-    /// Serve /metrics on this address (host:port), or "none".
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<String>,
-    /// Runs a new version of a program needs before it is compared with the one before.
-    #[arg(long, value_name = "N")]
-    compare_min_runs: Option<u64>,
-    /// Time a new version must have been seen before it is compared.
-    #[arg(long, value_name = "DURATION")]
-    compare_min_time: Option<Span>,
-    /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
-    #[arg(long, hide = true)]
-    debug_stall_after: Option<u64>,
-}
-
-fn stats_mode(s: &str) -> Result<StatsMode, String> {
-    s.parse().map(StatsMode)
-}
-
-fn budget(s: &str) -> Result<Budget, String> {
-    ebpfstatd::observer::parse_budget(s).map(Budget)
-}
-
-impl RunArgs {
-    fn settings(&self) -> Settings {
-        Settings {
-            interval: self.interval,
-            db: self.db.clone(),
-            flush_interval: self.flush_interval,
-            raw_retention: self.raw_retention,
-            minute_retention: self.minute_retention,
-            hour_retention: self.hour_retention,
-            max_db_size: self.max_db_size,
-            rescan_every: self.rescan_every,
-            bus: self.bus.clone(),
-            socket: self.socket.clone(),
-            log_level: self.log_level,
-            stats_mode: self.stats_mode,
-            stats_overhead_budget: self.stats_overhead_budget,
-            sampler_budget: self.sampler_budget,
-            textfile: self.textfile.clone(),
-            textfile_interval: self.textfile_interval,
-            metrics_listen: self.metrics_listen.clone(),
-            compare_min_runs: self.compare_min_runs,
-            compare_min_time: self.compare_min_time,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-struct SampleArgs {
-    /// One JSON object per pass, one per line.
-    #[arg(long)]
-    json: bool,
-    /// Number of passes.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    count: u64,
-    /// Time between passes (e.g. `1s`, `250ms`).
-    #[arg(long, default_value_t = Span(defaults::INTERVAL))]
-    interval: Span,
-    /// Rescan owners, pins, links and map memory at least every this many passes.
-    #[arg(
-        long,
-        default_value_t = defaults::RESCAN_EVERY,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    rescan_every: u64,
-}
-
-/// The command line, with each `run` flag's help ending in its default. The flags themselves
-/// have none: an absent flag leaves the configuration file's key in force.
-fn command() -> clap::Command {
-    let defaults = Effective::default().entries();
-    let with_defaults = |cmd: clap::Command| {
-        // A flag given twice takes its last value, as a wrapper adding to a command line expects.
-        let cmd = cmd.args_override_self(true);
-        defaults.iter().fold(cmd, |cmd, (key, value)| {
-            cmd.mut_arg(*key, |arg| {
-                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-                arg.help(format!("{help} [default: {value}]"))
-            })
-        })
-    };
-    with_defaults(Cli::command())
-        .mut_subcommand("run", with_defaults)
-        .mut_arg("config", |arg| {
-            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-            arg.help(format!(
-                "{help} [default: {} when it exists]",
-                defaults::CONFIG_PATH
-            ))
-        })
-}
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
@@ -198,7 +18,6 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Some(Command::Sample(args)) => sample(&args),
-        Some(Command::GenerateDocs { dir }) => generate_docs(&dir),
         Some(Command::Run(args)) => run(cli.config.as_deref(), cli.check_config, &args),
         None => run(cli.config.as_deref(), cli.check_config, &cli.run),
     };
@@ -209,15 +28,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let man = clap_mangen::Man::new(command()).section("8");
-    let mut out = Vec::new();
-    man.render(&mut out)?;
-    std::fs::write(dir.join("ebpfstatd.8"), out)?;
-    Ok(())
 }
 
 /// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).

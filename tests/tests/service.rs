@@ -56,7 +56,7 @@ fn the_shipped_file_documents_exactly_the_defaults() {
         .filter(|l| l.contains(" = "))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(keys.lines().count(), 17, "{keys}");
+    assert_eq!(keys.lines().count(), 19, "{keys}");
     std::fs::write(&uncommented, keys).expect("write");
     let (ok, all_keys, err) = check_config(&["--config", uncommented.to_str().expect("utf-8")]);
     assert!(ok, "{err}");

@@ -75,7 +75,7 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
             String::new(),
         ],
         [
-            "avg per run*".into(),
+            "per run (median step)*".into(),
             units::ns(b.median_ns_per_run),
             units::ns(n.median_ns_per_run),
             avg_change,

@@ -99,23 +99,40 @@ fn choose(versions: &[Vec<SeriesRow>], pick: &Pick) -> Result<Vec<SeriesRow>, St
     }
 }
 
-/// One version's stored steps over its whole life, at a step giving at most
-/// [`stats::MAX_STEPS`] of them (never finer than `interval`).
-fn steps_of(store: &Store, loads: &[SeriesRow], interval: Duration) -> Result<History, QueryError> {
-    let first = loads.iter().filter_map(|s| s.first_seen).min();
-    let last = loads.iter().filter_map(|s| s.last_seen).max();
-    let (Some(from), Some(last)) = (first, last) else {
-        return Ok(History {
-            series: loads.to_vec(),
-            tier: ebpfstat_store::Tier::Raw,
-            step_ns: 0,
-            points: Vec::new(),
-        });
-    };
-    let to = last + Duration::from_nanos(1);
-    let span = to.duration_since(from).unwrap_or_default();
-    let steps = u32::try_from(stats::MAX_STEPS).unwrap_or(u32::MAX);
-    let step = (span / steps).max(interval).max(Duration::from_millis(1));
+/// Where a version's loads start (its newest load's first sample) and end (its last sample).
+fn life(loads: &[SeriesRow]) -> Option<(SystemTime, SystemTime)> {
+    let newest = loads.iter().max_by_key(|s| (s.first_seen, s.series_id))?;
+    let start = newest.first_seen?;
+    let end = loads.iter().filter_map(|s| s.last_seen).max()?;
+    Some((start, end.max(start)))
+}
+
+/// The windows compared: the last stretch of the version before and the first stretch of the
+/// one after (its newest load), of one length (the shorter life), so both are read at one
+/// step and their per-step averages are alike. `None` when either has no sample yet.
+fn windows(
+    before: &[SeriesRow],
+    after: &[SeriesRow],
+) -> Option<((SystemTime, SystemTime), (SystemTime, SystemTime))> {
+    let (b_start, b_end) = life(before)?;
+    let (a_start, a_end) = life(after)?;
+    let before_first = before.iter().filter_map(|s| s.first_seen).min()?;
+    let b_len = b_end.duration_since(before_first).unwrap_or_default();
+    let a_len = a_end.duration_since(a_start).unwrap_or_default();
+    let len = b_len.min(a_len).max(Duration::from_millis(1));
+    let from = b_end.checked_sub(len).unwrap_or(b_start).max(before_first);
+    Some(((from, b_end + NS), (a_start, a_start + len + NS)))
+}
+
+const NS: Duration = Duration::from_nanos(1);
+
+/// The stored steps of `loads` over `(from, to)` at `step`.
+fn steps_of(
+    store: &Store,
+    loads: &[SeriesRow],
+    (from, to): (SystemTime, SystemTime),
+    step: Duration,
+) -> Result<History, QueryError> {
     let target = match loads {
         [one] => ProgramRef::Series(one.series_id),
         _ => ProgramRef::Identity {
@@ -141,7 +158,13 @@ fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
         .collect();
     let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
     let run_time_ns: u64 = h.points.iter().map(|p| p.run_time_ns).sum();
-    let observed_ns: u64 = h.points.iter().map(|p| p.span_ns).sum();
+    // Wall time with samples, each step once: loads running side by side add their spans.
+    let observed_ns: u64 = h
+        .points
+        .iter()
+        .filter(|p| p.samples > 0)
+        .map(|p| p.span_ns.min(h.step_ns))
+        .sum();
     let mut sorted = averages.clone();
     sorted.sort_by(f64::total_cmp);
     let median = match sorted.len() {
@@ -197,17 +220,18 @@ fn short_tag(tag: &str) -> &str {
     tag.get(..8).unwrap_or(tag)
 }
 
-/// The verdict in words.
-pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift) -> String {
+/// The verdict in words; `effect` is the smallest change that counts (relative).
+pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift, effect: f64) -> String {
     let pct = |r: f64| (r - 1.0) * 100.0;
     let tag = short_tag(after_tag);
     if !s.significant {
         return format!(
             "{name}: new version (tag {tag}…) no significant change per run ({:+.0} %, 95 % CI \
-             {:+.0} to {:+.0} %)",
+             {:+.0} to {:+.0} %; changes within ±{:.0} % are not called)",
             pct(s.ratio),
             pct(s.low),
-            pct(s.high)
+            pct(s.high),
+            effect * 100.0
         );
     }
     if s.ratio >= 1.0 {
@@ -228,38 +252,113 @@ pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift) -> String {
     }
 }
 
-/// The comparisons to conclude now: each program loaded now whose newest version is not
-/// settled (compared already, or the only one) and has run enough, against the version before
-/// it. When only the version before ran too little, that is the conclusion (not judged).
-/// `settled` gains every (program, type, tag) concluded or alone.
+/// Most comparisons concluded in one round (after one flush): a fleet reloaded at once is
+/// worked through over several flushes, and signalled at a pace connections keep up with.
+pub const MAX_PER_ROUND: usize = 64;
+
+/// What one round concluded, and what failed (one line per program; the rest go on).
+#[derive(Debug, Default)]
+pub struct Round {
+    pub concluded: Vec<wire::Comparison>,
+    pub failed: Vec<String>,
+}
+
+/// What to do with one version in a round.
+enum Outcome {
+    Conclude(Box<wire::Comparison>),
+    /// Nothing to conclude, ever: concluded already, alone, or older code.
+    Settle,
+    /// Not enough yet.
+    Wait,
+}
+
+/// Whether the loads of a version have run enough, by their counters alone (cheap: no
+/// history read). Runs before the daemon first saw a load count too, so this may say yes a
+/// little early; the comparison itself then decides.
+fn ran_enough(loads: &[&SeriesRow], needs: &Needs) -> bool {
+    let runs: u64 = loads.iter().map(|s| s.total.run_cnt).sum();
+    let seen = loads
+        .iter()
+        .filter_map(|s| s.last_seen?.duration_since(s.first_seen?).ok())
+        .max()
+        .unwrap_or_default();
+    runs >= needs.min_runs && seen >= needs.min_observed
+}
+
+/// The comparisons to conclude now: each program loaded now whose newest version (the one with
+/// the newest load) has not been concluded on (`store.is_concluded`) and has run enough,
+/// against the version before it. When only the version before ran too little, that is the
+/// conclusion (not judged). `settled` caches what needs no more look (concluded, or a
+/// program's only version) for the programs loaded now; a version concluded is recorded by
+/// the caller.
 pub fn due(
     store: &Store,
     needs: &Needs,
     interval: Duration,
     settled: &mut HashSet<(String, String, String)>,
-) -> Result<Vec<wire::Comparison>, CompareError> {
-    let mut out = Vec::new();
-    let mut looked = HashSet::new();
-    for s in store.all_series()?.into_iter().filter(|s| s.alive) {
-        let key = (s.full_name.clone(), s.prog_type.clone(), s.tag.clone());
-        if settled.contains(&key) || !looked.insert(key.clone()) {
+) -> Result<Round, CompareError> {
+    let mut round = Round::default();
+    let all = store.all_series()?;
+    let alive: Vec<&SeriesRow> = all.iter().filter(|s| s.alive).collect();
+    let keys: HashSet<(String, String, String)> = alive
+        .iter()
+        .map(|s| (s.full_name.clone(), s.prog_type.clone(), s.tag.clone()))
+        .collect();
+    // Only what is loaded now is worth remembering.
+    settled.retain(|k| keys.contains(k));
+    for key in keys {
+        if round.concluded.len() >= MAX_PER_ROUND {
+            break;
+        }
+        if settled.contains(&key) {
             continue;
         }
-        let versions = store.versions(&s.full_name, &s.prog_type)?;
-        let newest = versions.last().map(|v| v[0].tag.as_str());
-        if versions.len() < 2 || newest != Some(s.tag.as_str()) {
-            // Alone (a new tag later is a new key), or older code loaded beside newer.
-            settled.insert(key);
+        let (name, prog_type, tag) = (&key.0, &key.1, &key.2);
+        let loads: Vec<&SeriesRow> = alive
+            .iter()
+            .copied()
+            .filter(|s| s.full_name == *name && s.prog_type == *prog_type && s.tag == *tag)
+            .collect();
+        if !ran_enough(&loads, needs) {
             continue;
         }
-        let picks = (&Pick::Newest(1), &Pick::Newest(0));
-        let c = compare(store, &s.full_name, &s.prog_type, picks, needs, interval)?;
-        if c.judged || short_of(&c.after, needs).is_none() {
-            settled.insert(key);
-            out.push(c);
+        let result = (|| -> Result<Outcome, CompareError> {
+            if store.is_concluded(name, prog_type, tag)? {
+                return Ok(Outcome::Settle);
+            }
+            let versions = store.versions(name, prog_type)?;
+            if versions.len() < 2 || versions.last().map(|v| v[0].tag.as_str()) != Some(tag) {
+                // Alone, or older code loaded beside newer: nothing to conclude.
+                return Ok(Outcome::Settle);
+            }
+            let picks = (&Pick::Newest(1), &Pick::Newest(0));
+            let c = compare(store, name, prog_type, picks, needs, interval)?;
+            Ok(if c.judged || short_of(&c.after, needs).is_none() {
+                Outcome::Conclude(Box::new(c))
+            } else {
+                Outcome::Wait
+            })
+        })();
+        match result {
+            Ok(Outcome::Conclude(c)) => {
+                settled.insert(key);
+                round.concluded.push(*c);
+            }
+            Ok(Outcome::Settle) => {
+                settled.insert(key);
+            }
+            Ok(Outcome::Wait) => {}
+            Err(e) => {
+                // Settled for this daemon's life: a program that cannot be compared is not
+                // tried again every flush.
+                round
+                    .failed
+                    .push(format!("{name} ({prog_type}, tag {tag}): {e}"));
+                settled.insert(key);
+            }
         }
     }
-    Ok(out)
+    Ok(round)
 }
 
 /// The event a comparison is kept as.
@@ -300,18 +399,52 @@ pub fn compare(
                 .unwrap_or_default()
         )));
     }
-    let b_loads = choose(&versions, before).map_err(CompareError::NoVersion)?;
     let a_loads = choose(&versions, after).map_err(CompareError::NoVersion)?;
-    let (b, b_avgs) = version(&b_loads, &steps_of(store, &b_loads, interval)?);
-    let a_history = steps_of(store, &a_loads, interval)?;
+    // By default, the version just before `after`.
+    let before = match (before, after) {
+        (Pick::Newest(1), after) if *after != Pick::Newest(0) => {
+            let at = versions.iter().position(|v| v[0].tag == a_loads[0].tag);
+            match at {
+                Some(i) if i > 0 => Pick::Tag(versions[i - 1][0].tag.clone()),
+                _ => {
+                    return Err(CompareError::NoVersion(format!(
+                        "no version before {} to compare it with",
+                        a_loads[0].tag
+                    )));
+                }
+            }
+        }
+        (b, _) => b.clone(),
+    };
+    let b_loads = choose(&versions, &before).map_err(CompareError::NoVersion)?;
+    let empty = || History {
+        series: Vec::new(),
+        tier: ebpfstat_store::Tier::Raw,
+        step_ns: 0,
+        points: Vec::new(),
+    };
+    let (b_history, a_history) = match windows(&b_loads, &a_loads) {
+        Some((b_window, a_window)) => {
+            let len = a_window.1.duration_since(a_window.0).unwrap_or_default();
+            let steps = u32::try_from(stats::MAX_STEPS).unwrap_or(u32::MAX);
+            let step = (len / steps).max(interval).max(Duration::from_millis(1));
+            let b_history = steps_of(store, &b_loads, b_window, step)?;
+            // One step for both: the before side's tier may have raised it.
+            let step = step.max(Duration::from_nanos(b_history.step_ns));
+            (b_history, steps_of(store, &a_loads, a_window, step)?)
+        }
+        None => (empty(), empty()),
+    };
+    let (b, b_avgs) = version(&b_loads, &b_history);
     let (a, a_avgs) = version(&a_loads, &a_history);
     let short = short_of(&b, needs).or_else(|| short_of(&a, needs));
+    let effect = stats::min_effect(b.median_ns_per_run);
     let shift = short
         .is_none()
-        .then(|| stats::shift(&b_avgs, &a_avgs, stats::min_effect(b.median_ns_per_run)))
+        .then(|| stats::shift(&b_avgs, &a_avgs, effect))
         .flatten();
     let (judged, verdict_text) = match (&short, &shift) {
-        (_, Some(s)) => (true, verdict(full_name, &a.tag, s)),
+        (_, Some(s)) => (true, verdict(full_name, &a.tag, s, effect)),
         (Some(why), None) => (
             false,
             format!("{full_name}: not enough to judge yet: {why}"),
@@ -370,16 +503,17 @@ mod tests {
             significant,
         };
         assert_eq!(
-            verdict("f", "1a2b3c4d5e6f7a8b", &s(1.35, 1.30, 1.40, true)),
+            verdict("f", "1a2b3c4d5e6f7a8b", &s(1.35, 1.30, 1.40, true), 0.05),
             "f: new version (tag 1a2b3c4d…) 35 % slower per run (95 % CI 30–40 %)"
         );
         assert_eq!(
-            verdict("f", "00", &s(0.8, 0.75, 0.85, true)),
+            verdict("f", "00", &s(0.8, 0.75, 0.85, true), 0.05),
             "f: new version (tag 00…) 20 % faster per run (95 % CI 15–25 %)"
         );
         assert_eq!(
-            verdict("f", "00", &s(1.01, 0.98, 1.04, false)),
-            "f: new version (tag 00…) no significant change per run (+1 %, 95 % CI -2 to +4 %)"
+            verdict("f", "00", &s(1.15, 1.10, 1.20, false), 0.25),
+            "f: new version (tag 00…) no significant change per run (+15 %, 95 % CI +10 to +20 %; \
+             changes within ±25 % are not called)"
         );
     }
 }

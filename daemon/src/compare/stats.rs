@@ -76,9 +76,12 @@ pub fn shift(before: &[f64], after: &[f64], effect: f64) -> Option<Shift> {
         clippy::cast_sign_loss,
         reason = "a rank between 0 and n1·n2/2, floored; clamped to the differences' range"
     )]
-    let k = ((n1 * n2 / 2.0 - reach).floor().max(0.0) as usize).min(n - 1);
+    // Moses: the interval runs from the K-th to the (n1·n2 − K + 1)-th difference (1-based),
+    // K = n1·n2/2 − z·sd rounded; 0-based, from K − 1.
+    let k = ((n1 * n2 / 2.0 - reach - 0.5).floor().max(0.0) as usize).min(n - 1);
     let (low, high) = (diffs[k].exp(), diffs[n - 1 - k].exp());
-    let significant = low > 1.0 + effect || high < 1.0 / (1.0 + effect);
+    // Symmetric in percent: +5 % slower or 5 % faster.
+    let significant = low > 1.0 + effect || high < 1.0 - effect;
     Some(Shift {
         ratio: median.exp(),
         low,

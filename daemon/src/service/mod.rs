@@ -104,9 +104,9 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         published,
         started: Instant::now(),
         kernel: KernelInfo::current(),
-        // A few: new versions are rare; a connection that lags misses the oldest (it can ask
-        // `Events`).
-        versions: tokio::sync::broadcast::channel(16).0,
+        // One round's worth (`due` concludes at most that many per flush); a connection that
+        // lags further misses the oldest, which `Events` still has.
+        versions: tokio::sync::broadcast::channel(crate::compare::MAX_PER_ROUND).0,
     });
     let bound = match &settings.socket {
         Some(path) => {

@@ -38,12 +38,11 @@ async fn store_queues(
     shared: &Shared,
     needs: Needs,
 ) {
-    let interval = shared.published.borrow().interval;
     let mut flusher = Flusher {
         failing: false,
         stats: "",
         shared,
-        versions: Versions::new(&store, needs, interval),
+        versions: Versions::new(needs),
     };
     let mut first = Some(stored);
     loop {
@@ -119,39 +118,32 @@ impl Flusher<'_> {
 }
 
 /// New versions of programs, compared with the one before once they ran enough: an event in
-/// the store, a log line, and a signal (through `Shared::versions`). What was concluded is
-/// remembered (in the store too), so a restart does not conclude it again.
+/// the store (which marks the version concluded, across restarts), a log line, and a signal
+/// (through `Shared::versions`).
 struct Versions {
     needs: Needs,
-    interval: std::time::Duration,
+    /// What needs no more look among the programs loaded now (see `compare::due`).
     settled: HashSet<(String, String, String)>,
     /// The last failure, logged once per run of identical failures.
     failing: Option<String>,
 }
 
 impl Versions {
-    fn new(store: &Store, needs: Needs, interval: std::time::Duration) -> Self {
-        let (settled, failing) = match store.compared_versions() {
-            Ok(v) => (v.into_iter().collect(), None),
-            Err(e) => {
-                tracing::warn!("cannot read the versions already compared: {e}");
-                (HashSet::new(), Some(e.to_string()))
-            }
-        };
+    fn new(needs: Needs) -> Self {
         Self {
             needs,
-            interval,
-            settled,
-            failing,
+            settled: HashSet::new(),
+            failing: None,
         }
     }
 
     fn conclude(&mut self, store: &mut Store, shared: &Shared) {
-        let found = compare::due(store, &self.needs, self.interval, &mut self.settled);
-        let found = match found {
-            Ok(found) => {
+        // Read each time: a reload may change it.
+        let interval = shared.published.borrow().interval;
+        let round = match compare::due(store, &self.needs, interval, &mut self.settled) {
+            Ok(round) => {
                 self.failing = None;
-                found
+                round
             }
             Err(e) => {
                 let e = e.to_string();
@@ -162,7 +154,11 @@ impl Versions {
                 return;
             }
         };
-        for c in found {
+        for why in &round.failed {
+            // Once each: a failed version is settled and not tried again.
+            tracing::warn!("comparing a new version failed: {why}");
+        }
+        for c in round.concluded {
             tracing::info!("{}", c.verdict);
             if let Err(e) = store.record_event(&compare::event_of(&c, SystemTime::now())) {
                 tracing::warn!("keeping the comparison of {} failed: {e}", c.full_name);

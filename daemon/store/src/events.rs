@@ -39,9 +39,23 @@ fn wall_ns(t: SystemTime) -> i64 {
 
 impl Store {
     /// Keeps `e` (written at once: events are rare) and drops the oldest beyond
-    /// [`MAX_EVENTS`].
+    /// [`MAX_EVENTS`]. A `version` event also marks its version concluded (kept apart from
+    /// the ring, for as long as the version has a stored load).
     pub fn record_event(&mut self, e: &Event) -> Result<(), StoreError> {
         let conn = &self.db.conn;
+        if e.kind == "version" {
+            conn.execute(
+                "INSERT OR IGNORE INTO concluded (program, type, tag) VALUES (?1, ?2, ?3)",
+                params![e.program, e.prog_type, e.tag],
+            )?;
+            // Versions whose loads retention removed are forgotten.
+            conn.execute(
+                "DELETE FROM concluded WHERE NOT EXISTS (SELECT 1 FROM series s \
+                 WHERE s.full_name = concluded.program AND s.type = concluded.type \
+                 AND s.tag = concluded.tag)",
+                [],
+            )?;
+        }
         conn.execute(
             "INSERT INTO events (time_ns, kind, program, type, tag, before_tag, judged, \
              significant, ratio, ratio_low, ratio_high, text) \
@@ -96,12 +110,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// (program, type, tag) of every version already compared: not concluded again.
-    pub fn compared_versions(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Whether this version of the program was concluded on (compared with the one before).
+    pub fn is_concluded(
+        &self,
+        program: &str,
+        prog_type: &str,
+        tag: &str,
+    ) -> Result<bool, StoreError> {
         let mut stmt = self.db.conn.prepare_cached(
-            "SELECT DISTINCT program, type, tag FROM events WHERE kind = 'version'",
+            "SELECT 1 FROM concluded WHERE program = ?1 AND type = ?2 AND tag = ?3",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(stmt.exists(params![program, prog_type, tag])?)
     }
 }

@@ -121,7 +121,13 @@ const MIGRATIONS: &[&str] = &[
          ratio_low REAL NOT NULL,
          ratio_high REAL NOT NULL,
          text TEXT NOT NULL
-     )",
+     );
+     CREATE TABLE concluded (
+         program TEXT NOT NULL,
+         type TEXT NOT NULL,
+         tag TEXT NOT NULL,
+         PRIMARY KEY (program, type, tag)
+     ) WITHOUT ROWID",
 ];
 
 /// What opening found.

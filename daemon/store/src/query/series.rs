@@ -197,7 +197,9 @@ impl Reader<'_> {
     }
 
     /// The versions of one program (its loads under one full name and type, grouped by tag),
-    /// oldest first (by first sample); each version's loads oldest first.
+    /// ordered by their newest load's first sample: the last is the version loaded last (code
+    /// loaded again after a newer one counts as newer: a rollback is a new version too). Each
+    /// version's loads oldest first.
     pub fn versions(
         &self,
         full_name: &str,
@@ -216,6 +218,7 @@ impl Reader<'_> {
                 None => versions.push(vec![s]),
             }
         }
+        versions.sort_by_key(|v| v.last().map(|s| (s.first_seen, s.series_id)));
         Ok(versions)
     }
 

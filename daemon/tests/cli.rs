@@ -37,29 +37,32 @@ fn bad_arguments_are_named() {
 
 #[test]
 fn every_flag_of_run_says_its_default() {
-    // The defaults as the configuration settles them (`--check-config` prints the same).
+    // The defaults as the configuration settles them (`--check-config` prints the same), and
+    // how many flags have each.
     let defaults = [
-        "[default: 1s]",
-        "[default: /var/lib/ebpfstat/history.db]",
-        "[default: 1m]",
-        "[default: 6h]",
-        "[default: 7d]",
-        "[default: 90d]",
-        "[default: 64MiB]",
-        "[default: 30]",
-        "[default: system]",
-        "[default: /run/ebpfstat/private]",
-        "[default: info]",
-        "[default: budget]",
-        "[default: 1%]",
-        "[default: /etc/ebpfstat/ebpfstatd.toml when it exists]",
+        ("[default: 1s]", 1),
+        ("[default: /var/lib/ebpfstat/history.db]", 1),
+        // flush_interval and compare_min_time.
+        ("[default: 1m]", 2),
+        ("[default: 6h]", 1),
+        ("[default: 7d]", 1),
+        ("[default: 90d]", 1),
+        ("[default: 64MiB]", 1),
+        ("[default: 30]", 1),
+        ("[default: system]", 1),
+        ("[default: /run/ebpfstat/private]", 1),
+        ("[default: info]", 1),
+        ("[default: budget]", 1),
+        ("[default: 1%]", 1),
+        ("[default: 1000]", 1),
+        ("[default: /etc/ebpfstat/ebpfstatd.toml when it exists]", 1),
     ];
     for args in [&["--help"][..], &["run", "--help"][..]] {
         let out = ebpfstatd(args);
         assert!(out.status.success(), "{args:?}");
         let help = String::from_utf8_lossy(&out.stdout);
-        for d in defaults {
-            assert_eq!(help.matches(d).count(), 1, "{args:?}: {d} in\n{help}");
+        for (d, n) in defaults {
+            assert_eq!(help.matches(d).count(), n, "{args:?}: {d} in\n{help}");
         }
     }
 }

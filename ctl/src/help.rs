@@ -31,7 +31,7 @@ pub const COMPARE: &str = "\
 A program's identity across reloads is its name and type; each tag (a hash of its code) is a
 version. Cost per run is compared on per-step averages from stored history: the change is the
 Hodges-Lehmann estimate with its Mann-Whitney 95 % interval (distribution-free, robust to
-outlier steps), called significant only when the interval lies beyond +/-5 % and 10 ns per
+outlier steps), called significant only when the interval lies beyond +/-5 % and 15 ns per
 run (two loads of the same code differ by a few ns). A version is judged once it ran
 --min-runs times over --min-seconds.
 

@@ -304,7 +304,7 @@ pub struct Comparison {
     pub ratio: f64,
     pub ratio_low: f64,
     pub ratio_high: f64,
-    /// The interval lies beyond ±5 % and 10 ns per run.
+    /// The interval lies beyond ±5 % and 15 ns per run.
     pub significant: bool,
     /// In words, e.g. "sys_enter: new version (tag 1a2b…) 35 % slower per run (95 % CI 30–40 %)".
     pub verdict: String,

@@ -81,7 +81,7 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     // The same code again: a reload of the same version, not a new one.
     let a2 = run_version(&name, 0, 2);
     assert_eq!(a.tag, a2.tag);
-    let b = run_version(&name, 300, 4);
+    let b = run_version(&name, 600, 4);
     // Written (flushes every second in tests).
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -133,7 +133,7 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     );
     assert_eq!(
         c["after"]["verified_insns"].as_u64(),
-        c["before"]["verified_insns"].as_u64().map(|v| v + 300),
+        c["before"]["verified_insns"].as_u64().map(|v| v + 600),
         "{c}"
     );
 
@@ -240,7 +240,7 @@ fn a_new_version_is_compared_on_its_own_signalled_once_and_kept_across_a_restart
         "one version: nothing to compare"
     );
     // Long enough to be judged while it is loaded (flushes, and checks, every second).
-    let b = run_version(&name, 300, 5);
+    let b = run_version(&name, 600, 5);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while signals.lock().expect("lock").is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -274,7 +274,7 @@ fn a_new_version_is_compared_on_its_own_signalled_once_and_kept_across_a_restart
     assert_eq!(mine[0]["text"], c.verdict.as_str());
     d.stop_in_place();
     d.start_again("200ms", &thresholds);
-    let b_again = run_version(&name, 300, 3);
+    let b_again = run_version(&name, 600, 3);
     assert_eq!(b_again.tag, b.tag);
     std::thread::sleep(Duration::from_secs(2));
     let events = d.ctl_json(&["events", "--since", "1h"]);

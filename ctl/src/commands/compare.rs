@@ -118,7 +118,7 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
     out!(
         "* median of per-step averages (steps of {}: {} before, {} after); the change is the \
          Hodges–Lehmann estimate with its Mann–Whitney 95 % interval, called significant beyond \
-         ±5 % and 10 ns",
+         ±5 % and 15 ns",
         humantime::format_duration(Duration::from_nanos(c.step_ns)),
         b.steps,
         n.steps

@@ -158,13 +158,23 @@ fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
         .collect();
     let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
     let run_time_ns: u64 = h.points.iter().map(|p| p.run_time_ns).sum();
-    // Wall time with samples, each step once: loads running side by side add their spans.
-    let observed_ns: u64 = h
-        .points
+    // The time the samples cover, at most the wall time from the first step with samples to
+    // the last: loads running side by side each add their spans to a step. (Capping each step
+    // at its length instead would drop the stalls a late pass covers.)
+    let sampled: Vec<&ebpfstat_store::HistoryPoint> =
+        h.points.iter().filter(|p| p.samples > 0).collect();
+    let covered_ns = match (sampled.first(), sampled.last()) {
+        (Some(first), Some(last)) => last
+            .end
+            .duration_since(first.start)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        _ => 0,
+    };
+    let observed_ns = sampled
         .iter()
-        .filter(|p| p.samples > 0)
-        .map(|p| p.span_ns.min(h.step_ns))
-        .sum();
+        .map(|p| p.span_ns)
+        .sum::<u64>()
+        .min(covered_ns);
     let mut sorted = averages.clone();
     sorted.sort_by(f64::total_cmp);
     let median = match sorted.len() {

@@ -36,8 +36,8 @@ run (two loads of the same code differ by a few ns). A version is judged once it
 --min-runs times over --min-seconds.
 
 Rows:
-  per run (median step)*  median of the per-step averages; CHANGE is the estimate and its
-                   interval
+  per run*         median of the per-step averages; CHANGE is the Hodges-Lehmann estimate
+                   (its interval is in the verdict line)
   runs/s, CPU%     over the time each version was observed
   map memory       held by the version's newest load (now, or when it was unloaded)
   verified insns, jited size   the code's size as the verifier and the JIT saw it

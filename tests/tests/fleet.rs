@@ -239,9 +239,10 @@ fn exported_history_backfills_prometheus_and_victoria_metrics() {
             sleep_ms(1100);
         }
     }
-    // Stored (flushed every second), then the range ends.
+    // Stored (flushed every second), then the range ends a second before now: a pass taken
+    // just before `until` may not be stored yet, and one export would see it and the next not.
     sleep_ms(2500);
-    let until = SystemTime::now();
+    let until = SystemTime::now() - Duration::from_secs(1);
     let (from, to) = (
         humantime::format_rfc3339_nanos(since).to_string(),
         humantime::format_rfc3339_nanos(until).to_string(),

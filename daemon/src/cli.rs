@@ -135,6 +135,7 @@ impl RunArgs {
             metrics_listen: self.metrics_listen.clone(),
             compare_min_runs: self.compare_min_runs,
             compare_min_time: self.compare_min_time,
+            alert: None,
         }
     }
 }

@@ -4,11 +4,13 @@
 //! store (the `ebpfstat-store` crate) and serves the D-Bus [`api`], which asks the store;
 //! [`shared`] holds what links those threads. See docs/design.md for who may import whom.
 
+pub mod alerts;
 pub mod api;
 pub mod bpf;
 pub mod compare;
 pub mod config;
 pub mod export;
+pub mod glob;
 pub mod observer;
 pub mod quiet;
 pub mod sampler;

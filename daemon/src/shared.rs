@@ -28,6 +28,8 @@ pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
 #[derive(Debug)]
 pub enum StoreMsg {
     Tick(Box<Tick>),
+    /// Alerts raised or cleared by a pass, to record.
+    Alerts(Vec<ebpfstat_store::AlertRecord>),
     Flush,
     Stop,
 }
@@ -52,6 +54,8 @@ pub enum SamplerCmd {
     Calibrate(oneshot::Sender<StatsCost>),
     /// Run with these settings from now on (a reload).
     Configure(SamplerSettings),
+    /// Judge these alert rules from now on (a reload).
+    Alerts(Vec<crate::alerts::Rule>),
 }
 
 /// Counters kept by the sampling thread, for status and tests.
@@ -72,6 +76,8 @@ pub struct SamplerStats {
     pub pace_interval_ns: AtomicU64,
     /// Mean time of the recent passes.
     pub pass_ns: AtomicU64,
+    /// Alert rules judged after each pass.
+    pub alert_rules: AtomicU64,
 }
 
 /// How the exports fare, for status.
@@ -122,4 +128,8 @@ pub struct Shared {
     pub kernel: KernelInfo,
     /// New versions compared by the storage thread, for the API to signal on each connection.
     pub versions: tokio::sync::broadcast::Sender<ebpfstat_dbus::Comparison>,
+    /// The alerts raised now, with their newest values (set by the sampling thread).
+    pub alerts: Mutex<Vec<ebpfstat_dbus::Alert>>,
+    /// Alerts raised and cleared, for the API to signal on each connection.
+    pub alert_changes: tokio::sync::broadcast::Sender<ebpfstat_dbus::Alert>,
 }

@@ -329,6 +329,31 @@ pub struct Event {
     pub text: String,
 }
 
+/// An alert of a rule in the configuration (`[[alert]]`): raised when a value stayed above
+/// the rule's threshold for its `for`, cleared when it came back to its clear level (or the
+/// program was unloaded, or a reload changed the rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Alert {
+    pub rule: String,
+    /// `cpu_pct`, `avg_ns`, `runs_per_sec`, `map_memory`, `total_cpu_pct`, `stats_overhead_pct`.
+    pub metric: String,
+    /// `raised` or `cleared`.
+    pub state: String,
+    /// 0 for a host-wide rule.
+    pub program_id: u32,
+    /// Full name; empty for a host-wide rule.
+    pub program: String,
+    pub prog_type: String,
+    /// The newest value (for a change: the value that made it).
+    pub value: f64,
+    pub threshold: f64,
+    pub clear: f64,
+    /// When it was raised, and when this was said; ns since the epoch.
+    pub since_ns: i64,
+    pub time_ns: i64,
+    pub text: String,
+}
+
 /// Options and status maps.
 pub type Options = HashMap<String, OwnedVariant>;
 
@@ -401,6 +426,17 @@ pub trait Stats1 {
     /// (`compare_min_runs` over `compare_min_time`): kept as an event too.
     #[zbus(signal)]
     fn version_compared(&self, comparison: Comparison) -> zbus::Result<()>;
+
+    /// The alerts raised now, with their newest values, and the changes (raised, cleared) kept
+    /// since `since_ns` (ns since the epoch; at most the newest 1000 the daemon keeps), oldest
+    /// first. No options yet.
+    fn alerts(&self, since_ns: i64, options: Options) -> zbus::Result<(Vec<Alert>, Vec<Alert>)>;
+
+    /// An alert was raised or cleared: at most 100 a pass (the rest are counted in the log and
+    /// listed by `Alerts`); a rule raising again soon after clearing waits twice as long each
+    /// time.
+    #[zbus(signal)]
+    fn alert_changed(&self, alert: Alert) -> zbus::Result<()>;
 
     /// Metadata, maps, owners, pins, attach points and notes of a loaded program.
     fn program(&self, program: &str) -> zbus::Result<ProgramDetail>;

@@ -13,6 +13,7 @@ use super::Stats1;
 pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
     let mut rx = iface.shared.published.subscribe();
     let mut versions = iface.shared.versions.subscribe();
+    let mut alerts = iface.shared.alert_changes.subscribe();
     let mut last = rx.borrow_and_update().clone();
     let emitter = match SignalEmitter::new(&conn, ebpfstat_dbus::OBJECT_PATH) {
         Ok(e) => e,
@@ -34,6 +35,20 @@ pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
                 };
                 if let Err(e) = sent {
                     tracing::debug!("version comparison not signalled: {e}");
+                    return;
+                }
+                continue;
+            }
+            changed = alerts.recv() => {
+                use tokio::sync::broadcast::error::RecvError;
+                let sent = match changed {
+                    Ok(a) => Stats1::alert_changed(&emitter, a).await,
+                    // Missed while this connection lagged: `Alerts` lists them all the same.
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Err(RecvError::Closed) => return,
+                };
+                if let Err(e) = sent {
+                    tracing::debug!("alert change not signalled: {e}");
                     return;
                 }
                 continue;

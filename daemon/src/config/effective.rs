@@ -7,6 +7,7 @@ use ebpfstat_dbus::defaults;
 use ebpfstat_store::Retention;
 
 use super::{Bus, LogLevel, Settings, Span, size_text, span_text};
+use crate::alerts::Rule;
 use crate::observer::Mode;
 
 /// Everything the daemon runs with, defaults filled in.
@@ -32,6 +33,7 @@ pub struct Effective {
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub compare_min_runs: u64,
     pub compare_min_time: Duration,
+    pub alerts: Vec<Rule>,
 }
 
 /// Every setting filled in from [`ebpfstat_dbus::defaults`] and the types' own defaults: the
@@ -64,6 +66,7 @@ impl From<Settings> for Effective {
                 s.compare_min_time,
                 Duration::from_secs(u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_SECONDS)),
             ),
+            alerts: s.alert.unwrap_or_default(),
             // Budget mode (the default) takes its budget from its own key.
             stats_mode: match s.stats_mode.map_or_else(Mode::default, |m| m.0) {
                 Mode::Budget(b) => Mode::Budget(s.stats_overhead_budget.map_or(b, |b| b.0)),
@@ -92,12 +95,21 @@ impl Effective {
     /// The settings that differ in `new`: `(key, value here, value there)`, as the file
     /// writes them.
     pub fn changes(&self, new: &Self) -> Vec<(&'static str, String, String)> {
-        self.entries()
+        let mut changes: Vec<_> = self
+            .entries()
             .into_iter()
             .zip(new.entries())
             .filter(|(a, b)| a.1 != b.1)
             .map(|((key, old), (_, new))| (key, old, new))
-            .collect()
+            .collect();
+        if self.alerts != new.alerts {
+            let names = |rules: &[Rule]| {
+                let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+                format!("[{}]", names.join(", "))
+            };
+            changes.push(("alert", names(&self.alerts), names(&new.alerts)));
+        }
+        changes
     }
 
     /// Each setting as `(key, value)`, the value as the configuration file writes it (without
@@ -171,6 +183,10 @@ impl std::fmt::Display for Effective {
             } else {
                 write!(f, "{key} = \"{value}\"")?;
             }
+        }
+        // Tables come after every key.
+        for rule in &self.alerts {
+            write!(f, "\n\n{rule}")?;
         }
         Ok(())
     }

@@ -8,6 +8,9 @@ use std::time::Duration;
 use ebpfstat_dbus::defaults;
 use serde::Deserialize;
 
+use crate::alerts::Rule;
+use crate::alerts::rules::{MAX_RULES, first_repeat};
+
 mod effective;
 mod values;
 
@@ -143,6 +146,8 @@ pub struct Settings {
     /// times, over at least `compare_min_time`.
     pub compare_min_runs: Option<u64>,
     pub compare_min_time: Option<Span>,
+    /// Alert rules (`[[alert]]` tables); none by default. Only the file sets them.
+    pub alert: Option<Vec<Rule>>,
 }
 
 impl Settings {
@@ -152,6 +157,12 @@ impl Settings {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        if let Some(message) = settings.bad_rules(text) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            });
+        }
         if let Some(e) = settings.out_of_range() {
             // Name the line too, as the parser's own errors do.
             let line = text.lines().position(|l| {
@@ -168,6 +179,35 @@ impl Settings {
             });
         }
         Ok(settings)
+    }
+
+    /// What is wrong with the alert rules taken together (each rule was checked as it was
+    /// parsed), naming the line.
+    fn bad_rules(&self, text: &str) -> Option<String> {
+        let rules = self.alert.as_deref()?;
+        if rules.len() > MAX_RULES {
+            return Some(format!(
+                "{} alert rules: at most {MAX_RULES} (each is judged against every program \
+                 after each pass)",
+                rules.len()
+            ));
+        }
+        let i = first_repeat(rules)?;
+        let name = &rules[i].name;
+        // The line of the repeat: the second `name = "..."` with that name.
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| {
+                l.split_once('=').is_some_and(|(k, v)| {
+                    k.trim() == "name" && v.trim().trim_matches(['"', '\'']) == name
+                })
+            })
+            .nth(1)
+            .map_or(String::new(), |(n, _)| format!("line {}: ", n + 1));
+        Some(format!(
+            "{line}alert name {name:?} is used twice: each rule needs a name of its own"
+        ))
     }
 
     /// The first setting outside the range it may take.
@@ -322,6 +362,7 @@ impl Settings {
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
             compare_min_runs: over.compare_min_runs.or(self.compare_min_runs),
             compare_min_time: over.compare_min_time.or(self.compare_min_time),
+            alert: over.alert.or(self.alert),
         }
     }
 }
@@ -423,6 +464,28 @@ mod tests {
         let back = Effective::from(parse(&text).expect("parses"));
         assert_eq!(back, e);
         assert_eq!(span_text(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn alert_rules_print_back_and_repeats_are_named_with_their_line() {
+        let text = "interval = \"2s\"\n\n[[alert]]\nname = \"hot\"\nmetric = \"cpu_pct\"\n\
+                    threshold = 5\nfor = \"3s\"\n\n[[alert]]\nname = \"hot\"\n\
+                    metric = \"avg_ns\"\nthreshold = 900\n";
+        let e = parse(text).expect_err("repeated name");
+        assert!(
+            e.contains("line 10") && e.contains("\"hot\" is used twice"),
+            "{e}"
+        );
+        let one = parse(&text.replace(
+            "name = \"hot\"\nmetric = \"avg",
+            "name = \"slow\"\nmetric = \"avg",
+        ))
+        .expect("valid");
+        let e = Effective::from(one);
+        assert_eq!(e.alerts.len(), 2);
+        let printed = e.to_string();
+        assert!(printed.contains("[[alert]]\nname = \"slow\""), "{printed}");
+        assert_eq!(Effective::from(parse(&printed).expect("parses back")), e);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod storage;
 
 pub use reload::SetLogLevel;
 
+use crate::alerts;
 use crate::api::{self, Stats1};
 use crate::config::{Bus, Effective, Sources};
 use crate::export;
@@ -107,7 +108,16 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         // One round's worth (`due` concludes at most that many per flush); a connection that
         // lags further misses the oldest, which `Events` still has.
         versions: tokio::sync::broadcast::channel(crate::compare::MAX_PER_ROUND).0,
+        alerts: Mutex::new(Vec::new()),
+        // Two passes' worth of what a pass may say one by one.
+        alert_changes: tokio::sync::broadcast::channel(2 * alerts::MAX_SAID_PER_PASS).0,
     });
+    // Alerts raised when the daemon stopped carry on, or are cleared on the first pass.
+    let open = store.open_alerts()?;
+    if !open.is_empty() {
+        tracing::info!("{} alerts were raised when the daemon stopped", open.len());
+    }
+    let alerting = alerts::Alerting::new(settings.alerts.clone(), alerts::restored(open));
     let bound = match &settings.socket {
         Some(path) => {
             let _guard = runtime.enter();
@@ -126,6 +136,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         .spawn(move || {
             sampling::sample_loop(
                 sampler_settings,
+                alerting,
                 stall_after,
                 &sampler_tx,
                 &sampler_shared,

@@ -113,6 +113,14 @@ impl Reloader {
                 tracing::warn!("SIGHUP: the log level stays: {e}");
             }
         }
+        if new.alerts != old.alerts
+            && shared
+                .sampler_cmds
+                .send(SamplerCmd::Alerts(new.alerts.clone()))
+                .is_err()
+        {
+            tracing::warn!("SIGHUP: the sampler is stopping; alert rules not changed");
+        }
         let sampler = sampler_settings(&new);
         if sampler != sampler_settings(old)
             && shared

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::notify;
 use super::pace::{Change, Pace};
 use super::schedule::Slots;
+use crate::alerts::Alerting;
 use crate::config::span_text;
 use crate::observer::{self, Probe};
 use crate::quiet::Quiet;
@@ -28,6 +29,10 @@ const HOLDER_CHECK_EVERY: u64 = 30;
 
 struct Loop<'a> {
     sampler: Sampler,
+    alerting: Alerting,
+    /// Where alert changes are recorded.
+    tx: &'a mpsc::Sender<StoreMsg>,
+    shared: &'a Shared,
     probe: Option<Probe>,
     cmds: &'a std_mpsc::Receiver<SamplerCmd>,
     settings: SamplerSettings,
@@ -158,6 +163,9 @@ impl Loop<'_> {
                     }
                     self.settings = new;
                 }
+                Ok(SamplerCmd::Alerts(rules)) => {
+                    self.alerting.set_rules(rules, self.shared, self.tx);
+                }
                 Ok(SamplerCmd::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                     return Woken::Stop;
                 }
@@ -188,6 +196,7 @@ impl Loop<'_> {
 /// Between passes it holds run-time stats on for the share of the interval the mode allows.
 pub fn sample_loop(
     settings: SamplerSettings,
+    alerting: Alerting,
     stall_after: Option<u64>,
     tx: &mpsc::Sender<StoreMsg>,
     shared: &Shared,
@@ -206,6 +215,9 @@ pub fn sample_loop(
         sampler: Sampler::new(SamplerConfig {
             rescan_every: settings.rescan_every,
         }),
+        alerting,
+        tx,
+        shared,
         probe,
         cmds,
         settings,
@@ -215,6 +227,7 @@ pub fn sample_loop(
         pinged: None,
     };
     lp.sampler.set_own(own);
+    lp.alerting.publish_rule_count(shared);
     lp.calibrate();
     let mut duty = 1.0;
     // What the interval closed by the next pass looked like: when stats went on, how long
@@ -281,6 +294,7 @@ pub fn sample_loop(
         {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        lp.alerting.after_pass(&pass, shared, tx);
         lp.feed_watchdog();
         let passes = stats.passes.load(Ordering::Relaxed);
         if stall_after == Some(passes) {

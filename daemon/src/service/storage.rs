@@ -60,6 +60,11 @@ async fn store_queues(
                         let _ = ready.send(());
                     }
                 }
+                Some(StoreMsg::Alerts(records)) => {
+                    if let Err(e) = store.record_alerts(&records) {
+                        tracing::warn!("recording {} alert changes failed: {e}", records.len());
+                    }
+                }
                 Some(StoreMsg::Flush) => flusher.flush(&mut store),
                 Some(StoreMsg::Stop) | None => {
                     flusher.flush(&mut store);

@@ -31,7 +31,7 @@ pub struct Event {
     pub text: String,
 }
 
-fn wall_ns(t: SystemTime) -> i64 {
+pub(crate) fn wall_ns(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
         signed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     })

@@ -16,6 +16,7 @@
 //! then `maintain` (rollups, retention, cap) and `query`, which both build on all of these and
 //! not on each other. Only [`Store`] and the types of its answers are public.
 
+pub mod alerts;
 mod buffer;
 mod clock;
 mod codec;
@@ -39,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+pub use alerts::{AlertRecord, MAX_ALERTS};
 use buffer::Buffer;
 use clock::Boots;
 pub use config::{DEFAULT_MAX_BUFFERED_TICKS, Retention, StoreConfig};

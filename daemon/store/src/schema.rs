@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::StoreError;
 
 /// The schema this build writes. Older files are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// SQLite page size for new files. Measured on the `store` benchmark: 1 KiB pages leave ~20 %
 /// of each page empty around ~300-byte segments (1.23 bytes/program-tick), 4 KiB pages make
@@ -128,6 +128,22 @@ const MIGRATIONS: &[&str] = &[
          tag TEXT NOT NULL,
          PRIMARY KEY (program, type, tag)
      ) WITHOUT ROWID",
+    // 2 → 3: alerts raised and cleared, a bounded ring of their own.
+    "CREATE TABLE alerts (
+         alert_id INTEGER PRIMARY KEY,
+         time_ns INTEGER NOT NULL,
+         rule TEXT NOT NULL,
+         metric TEXT NOT NULL,
+         state TEXT NOT NULL,
+         prog_id INTEGER NOT NULL,
+         program TEXT NOT NULL,
+         type TEXT NOT NULL,
+         value REAL NOT NULL,
+         threshold REAL NOT NULL,
+         clear REAL NOT NULL,
+         since_ns INTEGER NOT NULL,
+         text TEXT NOT NULL
+     )",
 ];
 
 /// What opening found.

@@ -1,0 +1,370 @@
+//! Alert rules as the configuration file writes them (`[[alert]]` tables): parsed, checked
+//! (a rule that cannot mean anything is an error naming its line), and written back.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::units::parse_bytes;
+
+/// Rules one file may hold: each is matched against every program after each pass.
+pub const MAX_RULES: usize = 256;
+/// The longest `for` a rule may hold before it raises.
+pub const MAX_HOLD: Duration = Duration::from_secs(86_400);
+const MAX_NAME: usize = 64;
+const MAX_PATTERN: usize = 256;
+
+/// What a rule watches. Per program: the last interval's values. Host-wide: one value for the
+/// whole host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Share of one core the program took over the last interval, percent.
+    CpuPct,
+    /// Average run time per run over the last interval, ns (an interval without runs: 0).
+    AvgNs,
+    RunsPerSec,
+    /// Memory of the program's maps, bytes.
+    MapMemory,
+    /// Share of one core all matched programs took together over the last interval, percent.
+    TotalCpuPct,
+    /// Share of one core run-time stats cost the host over the last interval, percent.
+    StatsOverheadPct,
+}
+
+impl Metric {
+    pub const ALL: [Self; 6] = [
+        Self::CpuPct,
+        Self::AvgNs,
+        Self::RunsPerSec,
+        Self::MapMemory,
+        Self::TotalCpuPct,
+        Self::StatsOverheadPct,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CpuPct => "cpu_pct",
+            Self::AvgNs => "avg_ns",
+            Self::RunsPerSec => "runs_per_sec",
+            Self::MapMemory => "map_memory",
+            Self::TotalCpuPct => "total_cpu_pct",
+            Self::StatsOverheadPct => "stats_overhead_pct",
+        }
+    }
+
+    /// One value for the host, not one per program.
+    pub fn host_wide(self) -> bool {
+        matches!(self, Self::TotalCpuPct | Self::StatsOverheadPct)
+    }
+
+    /// A value as people read it: `7.25%`, `1.2µs`, `350/s`, `64.0MiB`.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => format!("{v:.4}%"),
+            Self::AvgNs => format!("{v:.0}ns"),
+            Self::RunsPerSec => format!("{v:.1}/s"),
+            Self::MapMemory => format!("{v:.0}B"),
+        }
+    }
+}
+
+/// One rule, checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawRule")]
+pub struct Rule {
+    pub name: String,
+    pub metric: Metric,
+    /// Raised when the value is above this...
+    pub threshold: f64,
+    /// ...for this long (zero: on the first pass above it)...
+    pub hold: Duration,
+    /// ...and cleared when it is at or below this (at most `threshold`).
+    pub clear: f64,
+    /// A glob on the program's full or kernel name.
+    pub program: Option<String>,
+    /// A program type, in bpftool's spelling (`tracepoint`).
+    pub prog_type: Option<String>,
+    /// A glob on the systemd unit of a process holding the program.
+    pub unit: Option<String>,
+}
+
+/// A number, or for `map_memory` a size (`"64MiB"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Level {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    metric: Metric,
+    threshold: Level,
+    clear: Option<Level>,
+    #[serde(rename = "for")]
+    hold: Option<String>,
+    program: Option<String>,
+    #[serde(rename = "type")]
+    prog_type: Option<String>,
+    unit: Option<String>,
+}
+
+fn level(metric: Metric, key: &str, v: &Level) -> Result<f64, String> {
+    let n = match v {
+        Level::Number(n) => *n,
+        Level::Text(t) if metric == Metric::MapMemory => {
+            parse_bytes(t).map_err(|e| format!("{key} {t:?}: {e}"))? as f64
+        }
+        Level::Text(t) => {
+            return Err(format!("{key} {t:?}: {} takes a number", metric.as_str()));
+        }
+    };
+    if !n.is_finite() {
+        return Err(format!("{key} {n} is not a number"));
+    }
+    if n < 0.0 {
+        return Err(format!("{key} {n} is negative: values are never below 0"));
+    }
+    Ok(n)
+}
+
+fn pattern(key: &str, p: Option<String>) -> Result<Option<String>, String> {
+    let Some(p) = p else { return Ok(None) };
+    if p.is_empty() {
+        return Err(format!(
+            "{key} is empty: leave it out to match every program"
+        ));
+    }
+    if p.len() > MAX_PATTERN {
+        return Err(format!("{key} is longer than {MAX_PATTERN} bytes"));
+    }
+    if let Some(c) = p
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\') || c.is_control())
+    {
+        return Err(format!(
+            "{key} {p:?}: {c:?} is not supported; a glob here has only * (any run of \
+             characters) and ? (any one)"
+        ));
+    }
+    Ok(Some(p))
+}
+
+/// The program types this kernel's bindings name.
+fn known_types() -> Vec<&'static str> {
+    (0..64)
+        .map(crate::bpf::names::prog_type)
+        .filter(|t| !t.starts_with("unknown"))
+        .collect()
+}
+
+impl TryFrom<RawRule> for Rule {
+    type Error = String;
+
+    fn try_from(r: RawRule) -> Result<Self, String> {
+        let name = r.name;
+        let bad_name = name.is_empty()
+            || name.len() > MAX_NAME
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+        if bad_name {
+            return Err(format!(
+                "alert name {name:?}: 1 to {MAX_NAME} letters, digits, _ - . or :"
+            ));
+        }
+        let at = |e: String| format!("alert {name:?}: {e}");
+        let threshold = level(r.metric, "threshold", &r.threshold).map_err(at)?;
+        let clear = match &r.clear {
+            Some(c) => level(r.metric, "clear", c).map_err(at)?,
+            None => threshold,
+        };
+        if clear > threshold {
+            return Err(at(format!(
+                "clear {clear} is above threshold {threshold}: an alert clears at or below a \
+                 level no higher than the one that raises it"
+            )));
+        }
+        let hold = match r.hold.as_deref() {
+            None => Duration::ZERO,
+            Some(s) => humantime::parse_duration(s).map_err(|e| {
+                at(format!(
+                    "for {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"0s\""
+                ))
+            })?,
+        };
+        if hold > MAX_HOLD {
+            return Err(at(format!("for {} is longer than a day", span(hold))));
+        }
+        let program = pattern("program", r.program).map_err(at)?;
+        let unit = pattern("unit", r.unit).map_err(at)?;
+        if let Some(t) = &r.prog_type
+            && !known_types().contains(&t.as_str())
+        {
+            return Err(at(format!(
+                "type {t:?} is not a program type; one of {}",
+                known_types().join(", ")
+            )));
+        }
+        if r.metric == Metric::StatsOverheadPct
+            && (program.is_some() || r.prog_type.is_some() || unit.is_some())
+        {
+            return Err(at(
+                "stats_overhead_pct is the host's: program, type and unit do not apply".into(),
+            ));
+        }
+        Ok(Self {
+            name,
+            metric: r.metric,
+            threshold,
+            hold,
+            clear,
+            program,
+            prog_type: r.prog_type,
+            unit,
+        })
+    }
+}
+
+fn span(d: Duration) -> String {
+    crate::config::span_text(d)
+}
+
+/// Rule names are unique: they name alerts in signals, logs and events. Returns the index of
+/// the first repeated name.
+pub fn first_repeat(rules: &[Rule]) -> Option<usize> {
+    (1..rules.len()).find(|&i| rules[..i].iter().any(|r| r.name == rules[i].name))
+}
+
+impl std::fmt::Display for Rule {
+    /// The rule as a `[[alert]]` table that parses back to it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "[[alert]]")?;
+        writeln!(f, "name = \"{}\"", self.name)?;
+        writeln!(f, "metric = \"{}\"", self.metric.as_str())?;
+        writeln!(f, "threshold = {:?}", self.threshold)?;
+        writeln!(f, "clear = {:?}", self.clear)?;
+        write!(f, "for = \"{}\"", span_or_zero(self.hold))?;
+        for (key, v) in [
+            ("program", &self.program),
+            ("type", &self.prog_type),
+            ("unit", &self.unit),
+        ] {
+            if let Some(v) = v {
+                write!(f, "\n{key} = \"{v}\"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn span_or_zero(d: Duration) -> String {
+    if d.is_zero() { "0s".into() } else { span(d) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        alert: Vec<Rule>,
+    }
+
+    fn parse(text: &str) -> Result<Vec<Rule>, String> {
+        toml::from_str::<File>(text)
+            .map(|f| f.alert)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_rule_and_its_defaults() {
+        let rules = parse(
+            "[[alert]]\nname = \"hot\"\nmetric = \"cpu_pct\"\nthreshold = 5\nclear = 4.5\n\
+             for = \"30s\"\nprogram = \"sys_*\"\ntype = \"tracepoint\"\nunit = \"falco*\"\n\
+             [[alert]]\nname = \"maps\"\nmetric = \"map_memory\"\nthreshold = \"64MiB\"\n",
+        )
+        .expect("valid");
+        assert_eq!(rules[0].threshold, 5.0);
+        assert_eq!(rules[0].clear, 4.5);
+        assert_eq!(rules[0].hold, Duration::from_secs(30));
+        assert_eq!(rules[0].prog_type.as_deref(), Some("tracepoint"));
+        assert_eq!(rules[1].threshold, 64.0 * 1024.0 * 1024.0);
+        assert_eq!(rules[1].clear, rules[1].threshold);
+        assert_eq!(rules[1].hold, Duration::ZERO);
+        // Written back, each parses to itself.
+        let text: Vec<String> = rules.iter().map(Rule::to_string).collect();
+        assert_eq!(parse(&text.join("\n")).expect("parses back"), rules);
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong_and_where() {
+        let rule = |body: &str| format!("\n[[alert]]\nname = \"r\"\n{body}\n");
+        for (body, says) in [
+            ("metric = \"cpu\"\nthreshold = 1", "unknown variant `cpu`"),
+            ("metric = \"cpu_pct\"\nthreshold = -1", "negative"),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nclear = 2",
+                "above threshold",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nprogram = \"a[b\"",
+                "'['",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nprogram = \"\"",
+                "empty",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\ntype = \"tracepont\"",
+                "tracepoint",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nfor = \"soon\"",
+                "not a duration",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nfor = \"2d\"",
+                "longer than a day",
+            ),
+            ("metric = \"cpu_pct\"\nthreshold = \"5%\"", "takes a number"),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nabove = 2",
+                "unknown field `above`",
+            ),
+            ("metric = \"cpu_pct\"\nthreshold = nan", "not a number"),
+            (
+                "metric = \"stats_overhead_pct\"\nthreshold = 1\nprogram = \"x\"",
+                "do not apply",
+            ),
+        ] {
+            let e = parse(&rule(body)).expect_err(body);
+            assert!(e.contains(says), "{body}: {e}");
+            // The line of the bad value, or of the table when the rule as a whole is wrong.
+            let line = e
+                .split("at line ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            assert!(line.is_some_and(|n| (2..=6).contains(&n)), "{body}: {e}");
+        }
+        let e = parse("[[alert]]\nname = \"a b\"\nmetric = \"avg_ns\"\nthreshold = 1\n")
+            .expect_err("bad name");
+        assert!(e.contains("letters, digits"), "{e}");
+    }
+
+    #[test]
+    fn repeated_names_are_found() {
+        let rules = parse(
+            "[[alert]]\nname = \"a\"\nmetric = \"avg_ns\"\nthreshold = 1\n\
+             [[alert]]\nname = \"b\"\nmetric = \"avg_ns\"\nthreshold = 1\n\
+             [[alert]]\nname = \"a\"\nmetric = \"avg_ns\"\nthreshold = 1\n",
+        )
+        .expect("each is valid");
+        assert_eq!(first_repeat(&rules), Some(2));
+        assert_eq!(first_repeat(&rules[..2]), None);
+    }
+}

@@ -1,0 +1,301 @@
+//! The evaluator on made-up passes: holding, hysteresis, flapping, unloads, selectors,
+//! host-wide rules, restarts and reloads.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::eval::{Evaluator, Moment, Rates, Restored, State, Subject, Why};
+use super::rules::{Metric, Rule};
+use crate::sampler::model::ProgramContext;
+use crate::sampler::owners::Owner;
+
+const T0: u64 = 1_800_000_000;
+
+fn rule(name: &str, metric: Metric, threshold: f64, clear: f64, hold_s: u64) -> Rule {
+    Rule {
+        name: name.into(),
+        metric,
+        threshold,
+        hold: Duration::from_secs(hold_s),
+        clear,
+        program: None,
+        prog_type: None,
+        unit: None,
+    }
+}
+
+fn at(s: u64) -> Moment {
+    Moment {
+        mono: Duration::from_secs(s),
+        wall: SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + s),
+        elapsed: Duration::from_secs(1),
+        complete: true,
+    }
+}
+
+struct Prog {
+    id: u32,
+    name: &'static str,
+    prog_type: &'static str,
+    context: Arc<ProgramContext>,
+}
+
+fn prog(id: u32, name: &'static str) -> Prog {
+    Prog {
+        id,
+        name,
+        prog_type: "tracepoint",
+        context: Arc::new(ProgramContext::default()),
+    }
+}
+
+fn subject(p: &Prog, cpu_pct: f64) -> Subject<'_> {
+    Subject {
+        id: p.id,
+        name: p.name,
+        full_name: p.name,
+        prog_type: p.prog_type,
+        load_time: SystemTime::UNIX_EPOCH + Duration::from_secs(T0 - 100),
+        context: &p.context,
+        interval: Some(Rates {
+            cpu_pct,
+            avg_ns: 100.0,
+            runs_per_sec: 10.0,
+        }),
+    }
+}
+
+#[test]
+fn raises_once_after_holding_and_clears_below_the_clear_level() {
+    let p = prog(7, "hot");
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 4.0, 3)], vec![]);
+    let mut raised = Vec::new();
+    for s in 1..=10 {
+        for c in ev.evaluate(&[subject(&p, 6.0)], None, &at(s)) {
+            raised.push((s, c));
+        }
+    }
+    // Above since second 0 (the first value covers the second before it): raised at 3 s.
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let (s, c) = &raised[0];
+    assert_eq!(
+        (*s, c.state, c.prog_id, c.value),
+        (3, State::Raised, 7, 6.0)
+    );
+    assert_eq!(ev.active(SystemTime::now()).len(), 1);
+    // Between the clear level and the threshold: still raised.
+    assert!(ev.evaluate(&[subject(&p, 4.5)], None, &at(11)).is_empty());
+    let cleared = ev.evaluate(&[subject(&p, 3.9)], None, &at(12));
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(
+        (cleared[0].state, cleared[0].why),
+        (State::Cleared, Why::Crossed)
+    );
+    assert_eq!(cleared[0].since, at(3).wall);
+    assert!(ev.active(SystemTime::now()).is_empty());
+}
+
+#[test]
+fn a_dip_before_the_hold_starts_it_again() {
+    let p = prog(1, "p");
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let values = [6.0, 6.0, 1.0, 6.0, 6.0, 1.0, 6.0, 6.0, 6.0];
+    let changes: Vec<u64> = (1..)
+        .zip(values)
+        .filter(|&(s, v)| !ev.evaluate(&[subject(&p, v)], None, &at(s)).is_empty())
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(changes, vec![9]);
+}
+
+#[test]
+fn flapping_is_bounded() {
+    // Above for 4 s, below for 2 s, for an hour: without backoff, 600 raises and 600 clears.
+    let p = prog(1, "flappy");
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let mut raises = 0;
+    let mut clears = 0;
+    let mut in_30s = 0;
+    for s in 1..=3600 {
+        let v = if s % 6 < 4 { 9.0 } else { 1.0 };
+        for c in ev.evaluate(&[subject(&p, v)], None, &at(s)) {
+            match c.state {
+                State::Raised => raises += 1,
+                State::Cleared => clears += 1,
+            }
+            if s <= 30 {
+                in_30s += 1;
+            }
+        }
+    }
+    // Each raise must hold twice as long as the one before; 4 s above never holds 6 s.
+    assert_eq!((raises, clears), (1, 1));
+    assert_eq!(in_30s, 2);
+    // Slower flapping (60 s above, 60 s below) is cut down too: holds of 3, 6, 12, 24, 48 s
+    // fit in 60 s; then 96 s does not.
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let mut raises = 0;
+    for s in 1..=3000 {
+        let v = if (s / 60) % 2 == 0 { 9.0 } else { 1.0 };
+        raises += ev
+            .evaluate(&[subject(&p, v)], None, &at(s))
+            .iter()
+            .filter(|c| c.state == State::Raised)
+            .count();
+    }
+    assert_eq!(raises, 5);
+}
+
+#[test]
+fn an_unloaded_program_clears_its_alerts() {
+    let (a, b) = (prog(1, "a"), prog(2, "b"));
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 1.0, 1.0, 0)], vec![]);
+    let raised = ev.evaluate(&[subject(&a, 2.0), subject(&b, 2.0)], None, &at(1));
+    assert_eq!(raised.len(), 2);
+    // An incomplete pass says nothing of the missing program.
+    let mut partial = at(2);
+    partial.complete = false;
+    assert!(ev.evaluate(&[subject(&a, 2.0)], None, &partial).is_empty());
+    let gone = ev.evaluate(&[subject(&a, 2.0)], None, &at(3));
+    assert_eq!(gone.len(), 1);
+    assert_eq!((gone[0].prog_id, gone[0].why), (2, Why::Unloaded));
+}
+
+#[test]
+fn selectors_pick_programs_and_skip_the_probe() {
+    let mut falco = prog(1, "sys_enter_open");
+    falco.context = Arc::new(ProgramContext {
+        owners: vec![Arc::new(Owner {
+            pid: 10,
+            comm: "falco".into(),
+            unit: Some("falco.service".into()),
+            cgroup: None,
+        })],
+        ..ProgramContext::default()
+    });
+    let other = prog(2, "sys_enter_read");
+    let mut filter = prog(3, "sys_enter_x");
+    filter.prog_type = "socket_filter";
+    let probe = Prog {
+        prog_type: "socket_filter",
+        ..prog(4, crate::observer::PROBE_NAME)
+    };
+    let mut by_unit = rule("unit", Metric::CpuPct, 1.0, 1.0, 0);
+    by_unit.unit = Some("falco*".into());
+    let mut by_name = rule("name", Metric::CpuPct, 1.0, 1.0, 0);
+    by_name.program = Some("sys_enter_*".into());
+    by_name.prog_type = Some("tracepoint".into());
+    let all = rule("all", Metric::CpuPct, 1.0, 1.0, 0);
+    let mut ev = Evaluator::new(vec![by_unit, by_name, all], vec![]);
+    let subjects = [
+        subject(&falco, 2.0),
+        subject(&other, 2.0),
+        subject(&filter, 2.0),
+        subject(&probe, 2.0),
+    ];
+    let mut got: Vec<(String, u32)> = ev
+        .evaluate(&subjects, None, &at(1))
+        .into_iter()
+        .map(|c| (c.rule, c.prog_id))
+        .collect();
+    got.sort();
+    let want = [
+        ("all", 1),
+        ("all", 2),
+        ("all", 3),
+        ("name", 1),
+        ("name", 2),
+        ("unit", 1),
+    ];
+    assert_eq!(got, want.map(|(r, i)| (r.to_owned(), i)));
+}
+
+#[test]
+fn host_wide_rules_take_one_value() {
+    let (a, b) = (prog(1, "a"), prog(2, "b"));
+    let mut ev = Evaluator::new(
+        vec![
+            rule("total", Metric::TotalCpuPct, 5.0, 5.0, 0),
+            rule("stats", Metric::StatsOverheadPct, 1.0, 0.5, 0),
+        ],
+        vec![],
+    );
+    let c = ev.evaluate(&[subject(&a, 3.0), subject(&b, 3.0)], Some(0.2), &at(1));
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].rule.as_str(), c[0].prog_id, c[0].value),
+        ("total", 0, 6.0)
+    );
+    let c = ev.evaluate(&[subject(&a, 3.0)], Some(2.0), &at(2));
+    let got: Vec<(&str, State)> = c.iter().map(|c| (c.rule.as_str(), c.state)).collect();
+    assert_eq!(got, [("total", State::Cleared), ("stats", State::Raised)]);
+}
+
+#[test]
+fn alerts_raised_before_a_restart_carry_on_or_clear() {
+    let (a, b) = (prog(1, "a"), prog(2, "b"));
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 - 10);
+    let restored = |id, program: &str, rule: &str| Restored {
+        rule: rule.into(),
+        prog_id: id,
+        program: program.into(),
+        prog_type: "tracepoint".into(),
+        value: 9.0,
+        since,
+    };
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 5.0, 4.0, 3)],
+        vec![
+            restored(1, "a", "cpu"),
+            restored(2, "b", "cpu"),
+            restored(9, "gone", "cpu"),
+            restored(1, "a", "removed"),
+        ],
+    );
+    // The first pass has no values yet: nothing is judged.
+    let mut first = at(0);
+    first.elapsed = Duration::ZERO;
+    assert!(
+        ev.evaluate(&[subject(&a, 9.0), subject(&b, 1.0)], None, &first)
+            .is_empty()
+    );
+    let c = ev.evaluate(&[subject(&a, 9.0), subject(&b, 1.0)], None, &at(1));
+    let mut got: Vec<(u32, &str, Why)> = c
+        .iter()
+        .map(|c| (c.prog_id, c.rule.as_str(), c.why))
+        .collect();
+    got.sort_by_key(|g| (g.0, g.1.to_owned()));
+    assert_eq!(
+        got,
+        [
+            (1, "removed", Why::GoneAfterRestart),
+            (2, "cpu", Why::Crossed),
+            (9, "cpu", Why::GoneAfterRestart),
+        ]
+    );
+    assert!(c.iter().all(|c| c.state == State::Cleared));
+    // `a` is still above: raised as before, since the time it was first raised, no new signal.
+    let active = ev.active(SystemTime::now());
+    assert_eq!(active.len(), 1);
+    assert_eq!((active[0].prog_id, active[0].since), (1, since));
+}
+
+#[test]
+fn a_reload_keeps_unchanged_rules_and_clears_the_others() {
+    let p = prog(1, "p");
+    let keep = rule("keep", Metric::CpuPct, 1.0, 1.0, 0);
+    let change = rule("change", Metric::CpuPct, 1.0, 1.0, 0);
+    let mut ev = Evaluator::new(vec![change.clone(), keep.clone()], vec![]);
+    assert_eq!(ev.evaluate(&[subject(&p, 2.0)], None, &at(1)).len(), 2);
+    let changed = Rule {
+        threshold: 3.0,
+        clear: 3.0,
+        ..change
+    };
+    let c = ev.set_rules(vec![keep, changed], &at(2));
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].rule.as_str(), c[0].why), ("change", Why::RuleChanged));
+    // The kept rule stays raised without a new signal; the changed one judges afresh.
+    assert!(ev.evaluate(&[subject(&p, 2.0)], None, &at(3)).is_empty());
+    assert_eq!(ev.active(SystemTime::now()).len(), 1);
+}

@@ -78,6 +78,14 @@ pub enum Command {
         #[arg(long, default_value = "7d", value_parser = crate::args::when)]
         since: crate::args::When,
     },
+    /// The alerts raised now (rules in the daemon's configuration), and those raised and
+    /// cleared since `--since`.
+    #[command(after_long_help = help::ALERTS)]
+    Alerts {
+        /// From (a duration ago or a time).
+        #[arg(long, default_value = "1d", value_parser = crate::args::when)]
+        since: crate::args::When,
+    },
     /// Daemon health: stats state, database size against its cap, tiers, own CPU and memory.
     #[command(after_long_help = help::STATUS)]
     Status,

@@ -97,6 +97,19 @@ Examples:
   ebpfstatctl show 42
   ebpfstatctl show sys_enter_openat";
 
+pub const ALERTS: &str = "\
+Rules live in the daemon's configuration file, as [[alert]] tables (see the README): a
+metric (cpu_pct, avg_ns, runs_per_sec, map_memory per program; total_cpu_pct and
+stats_overhead_pct for the host), a threshold it must stay above for `for`, and the level
+at or below which it clears. The daemon judges them after each pass; this lists what is
+raised now with its newest value, then what was raised and cleared (the daemon keeps the
+newest 1000 changes, across restarts).
+
+Examples:
+  ebpfstatctl alerts
+  ebpfstatctl alerts --since 7d
+  ebpfstatctl --json alerts --since 1h";
+
 pub const STATUS: &str = "\
 Lines: the stats state and what stats cost; sampling (passes, late, failed, not stored); the
 database against its cap; the series kept; writes; each tier's span; the daemon's own CPU and

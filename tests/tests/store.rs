@@ -517,3 +517,92 @@ fn events_are_a_bounded_ring_kept_across_a_reopen() {
     let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + 1000);
     assert_eq!(store.events(since, 5000).expect("events").len(), 5);
 }
+
+#[test]
+fn alerts_are_a_ring_of_their_own_and_say_what_was_raised_at_a_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.db");
+    let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + s);
+    let alert = |i: u64, rule: &str, prog_id: u32, state: &str| ebpfstat_store::AlertRecord {
+        time: t(i),
+        rule: rule.into(),
+        metric: "cpu_pct".into(),
+        state: state.into(),
+        prog_id,
+        program: format!("p{prog_id}"),
+        prog_type: "tracepoint".into(),
+        value: 7.5,
+        threshold: 5.0,
+        clear: 4.0,
+        since: t(i),
+        text: format!("alert {rule} {state}"),
+    };
+    {
+        let mut store = Store::open(store_config(&db)).expect("open");
+        store
+            .record_event(&ebpfstat_store::Event {
+                time: t(0),
+                kind: "version".into(),
+                program: "v".into(),
+                prog_type: "kprobe".into(),
+                tag: "aa".into(),
+                before_tag: "bb".into(),
+                judged: false,
+                significant: false,
+                ratio: 0.0,
+                ratio_low: 0.0,
+                ratio_high: 0.0,
+                text: "v: not judged".into(),
+            })
+            .expect("event");
+        // 1100 changes of a flapping rule, in passes of 10, then two raised at the stop.
+        let flapping: Vec<_> = (0..1100)
+            .map(|i| alert(i, "flap", 3, if i % 2 == 0 { "raised" } else { "cleared" }))
+            .collect();
+        for pass in flapping.chunks(10) {
+            store.record_alerts(pass).expect("record");
+        }
+        store
+            .record_alerts(&[
+                alert(2000, "hot", 1, "raised"),
+                alert(2000, "hot", 2, "raised"),
+            ])
+            .expect("record");
+        store
+            .record_alerts(&[alert(2001, "hot", 2, "cleared")])
+            .expect("record");
+    }
+    // An older file (schema 2, no alerts table) is migrated forward.
+    let old = dir.path().join("old.db");
+    drop(Store::open(store_config(&old)).expect("open"));
+    {
+        let conn = rusqlite::Connection::open(&old).expect("open");
+        conn.execute_batch("DROP TABLE alerts; PRAGMA user_version = 2;")
+            .expect("make it schema 2");
+    }
+    let mut migrated = Store::open(store_config(&old)).expect("migrates");
+    migrated
+        .record_alerts(&[alert(1, "hot", 1, "raised")])
+        .expect("the new table is there");
+
+    let store = Store::open(store_config(&db)).expect("reopen");
+    let kept = store
+        .alerts_since(SystemTime::UNIX_EPOCH, 5000)
+        .expect("alerts");
+    assert_eq!(kept.len(), 1000);
+    assert_eq!(kept[999].text, "alert hot cleared");
+    assert_eq!(kept[0].time, t(103), "the oldest 103 are gone");
+    // The flapping rule did not push the version event out of its own ring.
+    assert_eq!(
+        store
+            .events(SystemTime::UNIX_EPOCH, 10)
+            .expect("events")
+            .len(),
+        1
+    );
+    let open = store.open_alerts().expect("open alerts");
+    let open: Vec<(&str, u32)> = open.iter().map(|a| (a.rule.as_str(), a.prog_id)).collect();
+    // flap's newest record (i = 1099) cleared it; hot on program 2 was cleared too.
+    assert_eq!(open, [("hot", 1)]);
+    assert_eq!(store.alerts_since(t(2000), 10).expect("since").len(), 3);
+}

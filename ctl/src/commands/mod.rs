@@ -1,6 +1,7 @@
 //! The subcommands, one file each: a call (or a few) to the daemon, then a table or JSON
 //! (`crate::render`).
 
+mod alerts;
 mod compare;
 mod events;
 mod export;
@@ -48,5 +49,6 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Export(a) => export::export(&proxy, a).await,
         Command::Compare(a) => compare::compare(&proxy, a, cli.json).await,
         Command::Events { since } => events::events(&proxy, *since, cli.json).await,
+        Command::Alerts { since } => alerts::alerts(&proxy, *since, cli.json).await,
     }
 }

@@ -95,6 +95,14 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
             text("last_failure")
         )?;
     }
+    // An older daemon has no alerts.
+    if map.contains_key("alert_rules") {
+        out!(
+            "alerts: {} raised now · {} rules",
+            count("alerts_active"),
+            count("alert_rules")
+        )?;
+    }
     let (used, cap) = (count("used_bytes"), count("cap_bytes"));
     out!(
         "database: {} used of the {} cap ({}) · file {} + WAL {} · {}",

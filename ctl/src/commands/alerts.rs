@@ -1,0 +1,87 @@
+//! `ebpfstatctl alerts`: the alerts raised now, then what was raised and cleared since
+//! `--since`, oldest first.
+
+use anyhow::Result;
+use ebpfstat_dbus::{Alert, Options, Stats1Proxy, time};
+use serde::Serialize;
+
+use super::explain;
+use crate::args::When;
+use crate::render::{left_align_last, print_json, print_table, stamp, table};
+use crate::units;
+
+#[derive(Serialize)]
+struct Answer {
+    active: Vec<Alert>,
+    changes: Vec<Alert>,
+}
+
+/// A value in its metric's unit.
+fn show(metric: &str, v: f64) -> String {
+    match metric {
+        "avg_ns" => units::ns(v),
+        "runs_per_sec" => format!("{}/s", units::count(v)),
+        "map_memory" => units::bytes(v as u64),
+        _ => units::pct(v),
+    }
+}
+
+fn subject(a: &Alert) -> String {
+    if a.program_id == 0 {
+        "(host)".into()
+    } else {
+        format!("{} ({})", a.program, a.program_id)
+    }
+}
+
+pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> {
+    let (active, changes) = p
+        .alerts(time::to_ns(since.0), Options::new())
+        .await
+        .map_err(explain)?;
+    if json {
+        return print_json(&Answer { active, changes });
+    }
+    if active.is_empty() {
+        out!("no alert raised now")?;
+    } else {
+        out!(
+            "{} raised now:",
+            match active.len() {
+                1 => "1 alert".to_owned(),
+                n => format!("{n} alerts"),
+            }
+        )?;
+        let mut t = table(
+            &["RULE", "PROGRAM (ID)", "METRIC", "NOW", "ABOVE", "SINCE"],
+            3,
+        );
+        for a in &active {
+            t.add_row(vec![
+                a.rule.clone(),
+                subject(a),
+                a.metric.clone(),
+                show(&a.metric, a.value),
+                show(&a.metric, a.threshold),
+                stamp(a.since_ns),
+            ]);
+        }
+        print_table(&t)?;
+    }
+    out!()?;
+    if changes.is_empty() {
+        out!(
+            "no alert raised or cleared since {}",
+            stamp(time::to_ns(since.0))
+        )?;
+        return Ok(());
+    }
+    out!("raised and cleared since {}:", stamp(time::to_ns(since.0)))?;
+    let mut t = table(&["TIME", "WHAT"], 2);
+    left_align_last(&mut t);
+    for a in &changes {
+        t.add_row(vec![stamp(a.time_ns), a.text.clone()]);
+    }
+    print_table(&t)?;
+    Ok(())
+}

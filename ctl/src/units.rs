@@ -53,11 +53,15 @@ pub fn bytes(v: u64) -> String {
     if exact() {
         return format!("{v}B");
     }
-    let f = v as f64;
-    match v {
-        v if v < 1 << 10 => format!("{v}B"),
-        v if v < 1 << 20 => format!("{:.1}KiB", f / 1024.0),
-        v if v < 1 << 30 => format!("{:.1}MiB", f / 1048576.0),
+    bytes_f64(v as f64)
+}
+
+/// The same, for a size carried as a float (an alert's value).
+pub fn bytes_f64(f: f64) -> String {
+    match f {
+        f if f < 1024.0 => format!("{f:.0}B"),
+        f if f < 1048576.0 => format!("{:.1}KiB", f / 1024.0),
+        f if f < 1073741824.0 => format!("{:.1}MiB", f / 1048576.0),
         _ => format!("{:.2}GiB", f / 1073741824.0),
     }
 }

@@ -36,6 +36,18 @@ pub fn left_align_last(t: &mut Table) {
     }
 }
 
+/// On a terminal, long text in a table wraps within the terminal's width instead of running
+/// past it (sentences such as events and alerts); piped, lines stay whole for tools.
+pub fn wrap_to_terminal(t: &mut Table) {
+    if !io::stdout().is_terminal() {
+        return;
+    }
+    if let Ok((cols, _)) = ratatui::crossterm::terminal::size() {
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        t.set_width(cols);
+    }
+}
+
 /// Prints a table; on a terminal its header is bold. The escape codes go around the laid-out
 /// header line, never into a cell, where they would count as width and misalign every column.
 pub fn print_table(t: &Table) -> io::Result<()> {

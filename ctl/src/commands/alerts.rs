@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::explain;
 use crate::args::When;
-use crate::render::{left_align_last, print_json, print_table, stamp, table};
+use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap_to_terminal};
 use crate::units;
 
 #[derive(Serialize)]
@@ -79,6 +79,7 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
     out!("raised and cleared since {}:", stamp(time::to_ns(since.0)))?;
     let mut t = table(&["TIME", "WHAT"], 2);
     left_align_last(&mut t);
+    wrap_to_terminal(&mut t);
     for a in &changes {
         t.add_row(vec![stamp(a.time_ns), a.text.clone()]);
     }

@@ -5,7 +5,7 @@ use ebpfstat_dbus::{Options, Stats1Proxy, time};
 
 use super::explain;
 use crate::args::When;
-use crate::render::{left_align_last, print_json, print_table, stamp, table};
+use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap_to_terminal};
 
 pub async fn events(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> {
     let events = p
@@ -21,6 +21,7 @@ pub async fn events(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
     }
     let mut t = table(&["TIME", "KIND", "WHAT"], 3);
     left_align_last(&mut t);
+    wrap_to_terminal(&mut t);
     for e in &events {
         t.add_row(vec![stamp(e.time_ns), e.kind.clone(), e.text.clone()]);
     }

@@ -245,6 +245,11 @@ impl Evaluator {
         &self.rules
     }
 
+    /// Alerts from before a restart wait for their first pass.
+    pub fn restoring(&self) -> bool {
+        !self.restored.is_empty()
+    }
+
     /// Nothing to judge: no rule, and nothing raised or restored.
     pub fn idle(&self) -> bool {
         self.rules.is_empty() && self.restored.is_empty() && self.keys.is_empty()

@@ -184,11 +184,14 @@ impl Alerting {
                 }),
             })
             .collect();
+        let restoring = self.evaluator.restoring();
         let changes =
             self.evaluator
                 .evaluate(&subjects, pass.stats_overhead.map(|s| s * 100.0), &now);
         self.last = Some(now);
-        self.say(&changes, shared, tx);
+        // Alerts restored silently are listed from the pass that restored them.
+        let restored = restoring && !self.evaluator.restoring();
+        self.say(&changes, restored, shared, tx);
     }
 
     /// New rules from a reload.
@@ -201,7 +204,7 @@ impl Alerting {
         });
         let changes = self.evaluator.set_rules(rules, &now);
         self.publish_rule_count(shared);
-        self.say(&changes, shared, tx);
+        self.say(&changes, false, shared, tx);
     }
 
     /// For `status`.
@@ -213,7 +216,13 @@ impl Alerting {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn say(&mut self, changes: &[Change], shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
+    fn say(
+        &mut self,
+        changes: &[Change],
+        restored: bool,
+        shared: &Shared,
+        tx: &mpsc::Sender<StoreMsg>,
+    ) {
         let (said, over) = changes.split_at(changes.len().min(MAX_SAID_PER_PASS));
         let mut records = Vec::with_capacity(said.len());
         for c in said {
@@ -247,7 +256,7 @@ impl Alerting {
                  (they were logged and signalled)"
             );
         }
-        if !changes.is_empty() || !lock(&shared.alerts).is_empty() {
+        if restored || !changes.is_empty() || !lock(&shared.alerts).is_empty() {
             let active = self.evaluator.active(SystemTime::now());
             *lock(&shared.alerts) = active.iter().map(wire_of).collect();
         }

@@ -146,17 +146,58 @@ pub struct Settings {
     /// times, over at least `compare_min_time`.
     pub compare_min_runs: Option<u64>,
     pub compare_min_time: Option<Span>,
-    /// Alert rules (`[[alert]]` tables); none by default. Only the file sets them.
+    /// Alert rules (`[[alert]]` tables); none by default. Only the file sets them. Read apart
+    /// (see [`Settings::parse`]), so an error names the rule's own line.
+    #[serde(default, deserialize_with = "read_apart")]
     pub alert: Option<Vec<Rule>>,
+}
+
+/// Skips `alert` in the first reading of the file.
+fn read_apart<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Rule>>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(None)
+}
+
+/// The second reading: only the rules, each with where it starts. (Read with the rest, an
+/// error inside any rule is reported at the first `[[alert]]`.)
+#[derive(Deserialize)]
+struct Tables {
+    alert: Option<Vec<toml::Spanned<toml::Table>>>,
 }
 
 impl Settings {
     /// Parses file text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let settings: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+            message,
+        };
+        let mut settings: Self =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let tables: Tables =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        if let Some(tables) = tables.alert {
+            let rules = tables.into_iter().map(|t| {
+                let start = t.span().start;
+                let line = text.get(..start).map_or(0, |s| s.matches('\n').count()) + 1;
+                let table = t.into_inner();
+                let named = match table.get("name").and_then(toml::Value::as_str) {
+                    Some(name) => format!("alert {name:?}"),
+                    None => "[[alert]]".to_owned(),
+                };
+                toml::Value::Table(table).try_into::<Rule>().map_err(|e| {
+                    let e = e.to_string();
+                    let e = e.trim_end();
+                    // The rule's own checks name it already.
+                    invalid(if e.starts_with("alert ") {
+                        format!("line {line}: {e}")
+                    } else {
+                        format!("line {line}: {named}: {e}")
+                    })
+                })
+            });
+            settings.alert = Some(rules.collect::<Result<_, _>>()?);
+        }
         if let Some(message) = settings.bad_rules(text) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),

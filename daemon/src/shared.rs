@@ -76,8 +76,6 @@ pub struct SamplerStats {
     pub pace_interval_ns: AtomicU64,
     /// Mean time of the recent passes.
     pub pass_ns: AtomicU64,
-    /// Alert rules judged after each pass.
-    pub alert_rules: AtomicU64,
 }
 
 /// How the exports fare, for status.
@@ -128,8 +126,9 @@ pub struct Shared {
     pub kernel: KernelInfo,
     /// New versions compared by the storage thread, for the API to signal on each connection.
     pub versions: tokio::sync::broadcast::Sender<ebpfstat_dbus::Comparison>,
-    /// The alerts raised now, with their newest values (set by the sampling thread).
-    pub alerts: Mutex<Vec<ebpfstat_dbus::Alert>>,
+    /// The alert rules and every alert's state: judged by the sampling thread after each
+    /// pass, listed by the API.
+    pub alerts: Mutex<crate::alerts::Evaluator>,
     /// Alerts raised and cleared, for the API to signal on each connection.
     pub alert_changes: tokio::sync::broadcast::Sender<ebpfstat_dbus::Alert>,
 }

@@ -1,22 +1,21 @@
-//! Rules judged against each pass: which programs each rule covers (cached per program until
-//! its holders change), and one small state machine per (rule, program): quiet → pending
-//! (above the threshold, not yet for long enough) → raised → cleared (at or below the clear
-//! level). Pure: it is given the pass's values and the time, and returns what changed.
+//! Rules judged against each pass: which rules cover each program (kept per program until its
+//! holders change), and a state machine ([`super::key`]) per (rule, program) that is not
+//! quiet. Pure: it is given the pass's values and the time, and returns what changed.
+//!
+//! What it costs: a quiet (rule, program) holds nothing but its rule's index in the program's
+//! list; a pass walks each program's list once, in order, next to the keys it holds (no
+//! lookups); changes beyond the caller's limit are counted, not built.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+pub use super::key::{FLAP_MEMORY, MAX_BACKOFF, Moment, State};
+use super::key::{Key, Phase};
 use super::rules::{Metric, Rule};
 use crate::glob::glob;
 use crate::observer;
 use crate::sampler::model::ProgramContext;
-
-/// A key that raised again within this long of its previous raise must hold twice as long as
-/// the time before (see [`Evaluator`]); after it, the key starts afresh.
-pub const FLAP_MEMORY: Duration = Duration::from_secs(3600);
-/// The longest a backed-off raise waits (unless the rule's own `for` is longer).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// One program as a pass saw it.
 #[derive(Debug, Clone)]
@@ -39,38 +38,13 @@ pub struct Rates {
     pub runs_per_sec: f64,
 }
 
-/// When a pass was taken.
-#[derive(Debug, Clone, Copy)]
-pub struct Moment {
-    /// Monotonic: what `for` is measured on.
-    pub mono: Duration,
-    pub wall: SystemTime,
-    /// The interval the pass's values cover (0 on the first pass).
-    pub elapsed: Duration,
-    /// Whether the pass read every program: only then are missing ones unloaded.
-    pub complete: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Raised,
-    Cleared,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Raised => "raised",
-            Self::Cleared => "cleared",
-        }
-    }
-}
-
 /// Why an alert was cleared, when not because its value came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     Crossed,
     Unloaded,
+    /// The program's holders changed and the rule (by `unit`) no longer covers it.
+    Unmatched,
     RuleChanged,
     /// Raised before a restart, and the program or rule is not there any more.
     GoneAfterRestart,
@@ -107,136 +81,162 @@ pub struct Restored {
     pub since: SystemTime,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    Quiet,
-    Pending { since: Duration },
-    Raised { since: SystemTime },
+/// What one pass (or reload) changed: the first changes up to the limit, and how many more.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub changes: Vec<Change>,
+    pub more: usize,
 }
 
-#[derive(Debug)]
-struct Key {
-    phase: Phase,
-    program: String,
-    prog_type: String,
+impl Judged {
+    fn push(&mut self, limit: usize, make: impl FnOnce() -> Change) {
+        if self.changes.len() < limit {
+            self.changes.push(make());
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// What a change is about, besides its rule and key.
+struct About<'a> {
+    prog_id: u32,
+    program: &'a str,
+    prog_type: &'a str,
+}
+
+const HOST: About<'static> = About {
+    prog_id: 0,
+    program: "",
+    prog_type: "",
+};
+
+fn change(
+    rule: &Rule,
+    about: &About<'_>,
     value: f64,
-    /// Raises within [`FLAP_MEMORY`] of each other, and the newest one.
-    raises: u32,
-    last_raise: Option<Duration>,
-    seen: u64,
-}
-
-impl Key {
-    fn new(program: &str, prog_type: &str) -> Self {
-        Self {
-            phase: Phase::Quiet,
-            program: program.to_owned(),
-            prog_type: prog_type.to_owned(),
-            value: 0.0,
-            raises: 0,
-            last_raise: None,
-            seen: 0,
-        }
-    }
-
-    /// How long the value must stay above the threshold: the rule's `for`, doubled for each
-    /// raise within the flap memory (at least one interval each), so a program flapping across
-    /// the threshold raises at most about log2(T / for) times in T.
-    fn hold(&self, rule: &Rule, now: &Moment) -> Duration {
-        let recent = self
-            .last_raise
-            .is_some_and(|t| now.mono.saturating_sub(t) < FLAP_MEMORY);
-        if !recent || self.raises == 0 {
-            return rule.hold;
-        }
-        let base = rule.hold.max(now.elapsed).max(Duration::from_millis(100));
-        let factor = 1u32 << self.raises.min(16);
-        base.saturating_mul(factor).min(MAX_BACKOFF.max(rule.hold))
-    }
-
-    /// Takes this pass's value; says whether the alert was raised or cleared.
-    fn step(&mut self, rule: &Rule, value: f64, now: &Moment) -> Option<State> {
-        self.value = value;
-        match self.phase {
-            Phase::Quiet | Phase::Pending { .. } if value <= rule.threshold => {
-                self.phase = Phase::Quiet;
-                None
-            }
-            Phase::Quiet | Phase::Pending { .. } => {
-                // The value covers the interval before the pass: it has been above since then.
-                let since = match self.phase {
-                    Phase::Pending { since } => since,
-                    _ => now.mono.saturating_sub(now.elapsed),
-                };
-                self.phase = Phase::Pending { since };
-                if now.mono.saturating_sub(since) < self.hold(rule, now) {
-                    return None;
-                }
-                let recent = self
-                    .last_raise
-                    .is_some_and(|t| now.mono.saturating_sub(t) < FLAP_MEMORY);
-                self.raises = if recent { self.raises + 1 } else { 1 };
-                self.last_raise = Some(now.mono);
-                self.phase = Phase::Raised { since: now.wall };
-                Some(State::Raised)
-            }
-            Phase::Raised { .. } if value <= rule.clear => {
-                self.phase = Phase::Quiet;
-                Some(State::Cleared)
-            }
-            Phase::Raised { .. } => None,
-        }
-    }
-
-    /// Nothing worth keeping: quiet, and no raise it must remember.
-    fn idle(&self, now: &Moment) -> bool {
-        matches!(self.phase, Phase::Quiet)
-            && self
-                .last_raise
-                .is_none_or(|t| now.mono.saturating_sub(t) >= FLAP_MEMORY)
+    state: State,
+    why: Why,
+    since: SystemTime,
+    now: SystemTime,
+) -> Change {
+    Change {
+        rule: rule.name.clone(),
+        metric: rule.metric,
+        state,
+        why,
+        prog_id: about.prog_id,
+        program: about.program.to_owned(),
+        prog_type: about.prog_type.to_owned(),
+        value,
+        threshold: rule.threshold,
+        clear: rule.clear,
+        since,
+        time: now,
     }
 }
 
-/// The rules a program falls under, until its holders change.
+/// A program, the rules covering it, and its keys that are not quiet.
 #[derive(Debug)]
 struct Covered {
     context: Arc<ProgramContext>,
+    full_name: Box<str>,
+    prog_type: Box<str>,
+    /// Indices of the rules covering it, ascending; recomputed when its holders change.
     rules: Vec<u16>,
+    /// By rule index, ascending.
+    keys: Vec<(u16, Key)>,
+    /// The pass that last saw it; 0: its rules are to be computed again.
     seen: u64,
 }
 
-/// Judges every rule on each pass. Costs one glob match per (rule, program) when a program
-/// appears or its holders change, then one comparison per (covered rule, program) a pass.
-#[derive(Debug, Default)]
-pub struct Evaluator {
-    rules: Vec<Rule>,
-    keys: HashMap<(u16, u32), Key>,
-    covered: HashMap<u32, Covered>,
-    restored: Vec<Restored>,
-    passes: u64,
+impl Covered {
+    fn about(&self, prog_id: u32) -> About<'_> {
+        About {
+            prog_id,
+            program: &self.full_name,
+            prog_type: &self.prog_type,
+        }
+    }
 }
 
-fn covers(rule: &Rule, s: &Subject<'_>) -> bool {
-    if rule.metric == Metric::StatsOverheadPct || observer::is_own(s.name, s.prog_type) {
+fn covers(rule: &Rule, name: &str, full_name: &str, prog_type: &str, ctx: &ProgramContext) -> bool {
+    if rule.metric == Metric::StatsOverheadPct || observer::is_own(name, prog_type) {
         return false;
     }
     rule.program
         .as_deref()
-        .is_none_or(|p| glob(p, s.full_name) || glob(p, s.name))
-        && rule.prog_type.as_deref().is_none_or(|t| t == s.prog_type)
+        .is_none_or(|p| glob(p, full_name) || glob(p, name))
+        && rule.prog_type.as_deref().is_none_or(|t| t == prog_type)
         && rule.unit.as_deref().is_none_or(|u| {
-            s.context
-                .owners
+            ctx.owners
                 .iter()
                 .any(|o| o.unit.as_deref().is_some_and(|ou| glob(u, ou)))
         })
 }
 
+/// Puts `key` at its place in `keys` (by rule index), in place of one there (a restored raise
+/// wins over the pending state the first pass may have left).
+fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
+    match keys.binary_search_by_key(&i, |k| k.0) {
+        Ok(at) => keys[at].1 = key,
+        Err(at) => keys.insert(at, (i, key)),
+    }
+}
+
+/// Steps the keys of the covered rules in `rules` (ascending, as `keys`) with `value_of`'s
+/// value for each; a key is made only when a value is above its rule's threshold.
+fn step_keys(
+    rules: &[Rule],
+    covered: &[u16],
+    keys: &mut Vec<(u16, Key)>,
+    mut value_of: impl FnMut(u16, &Rule) -> Option<f64>,
+    now: &Moment,
+    mut said: impl FnMut(&Rule, f64, State, SystemTime),
+) {
+    let mut k = 0;
+    for &i in covered {
+        let rule = &rules[usize::from(i)];
+        let Some(value) = value_of(i, rule) else {
+            continue;
+        };
+        while keys.get(k).is_some_and(|(j, _)| *j < i) {
+            k += 1;
+        }
+        if keys.get(k).is_none_or(|(j, _)| *j != i) {
+            if value <= rule.threshold {
+                continue;
+            }
+            keys.insert(k, (i, Key::new()));
+        }
+        let key = &mut keys[k].1;
+        if let Some((state, since)) = key.step(rule, value, now) {
+            said(rule, key.value, state, since);
+        }
+        k += 1;
+    }
+    keys.retain(|(_, key)| !key.idle(now));
+}
+
+/// Judges every rule on each pass.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    rules: Vec<Rule>,
+    programs: HashMap<u32, Covered>,
+    /// Keys of host-wide rules.
+    host: Vec<(u16, Key)>,
+    restored: Vec<Restored>,
+    passes: u64,
+    /// Changes returned one by one each pass; the rest are counted.
+    limit: usize,
+}
+
 impl Evaluator {
-    pub fn new(rules: Vec<Rule>, restored: Vec<Restored>) -> Self {
+    pub fn new(rules: Vec<Rule>, restored: Vec<Restored>, limit: usize) -> Self {
         Self {
             rules,
             restored,
+            limit,
             ..Self::default()
         }
     }
@@ -252,40 +252,10 @@ impl Evaluator {
 
     /// Nothing to judge: no rule, and nothing raised or restored.
     pub fn idle(&self) -> bool {
-        self.rules.is_empty() && self.restored.is_empty() && self.keys.is_empty()
-    }
-
-    /// New rules (a reload). Alerts of rules kept unchanged carry on; those of rules changed or
-    /// removed are cleared.
-    pub fn set_rules(&mut self, rules: Vec<Rule>, now: &Moment) -> Vec<Change> {
-        let mut changes = Vec::new();
-        let old = std::mem::take(&mut self.keys);
-        for ((i, id), key) in old {
-            let Some(rule) = self.rules.get(usize::from(i)) else {
-                continue;
-            };
-            match rules.iter().position(|r| r == rule).map(u16::try_from) {
-                Some(Ok(j)) => {
-                    self.keys.insert((j, id), key);
-                }
-                _ => {
-                    if let Phase::Raised { since } = key.phase {
-                        changes.push(change(
-                            rule,
-                            id,
-                            &key,
-                            State::Cleared,
-                            Why::RuleChanged,
-                            since,
-                            now,
-                        ));
-                    }
-                }
-            }
-        }
-        self.rules = rules;
-        self.covered.clear();
-        changes
+        self.rules.is_empty()
+            && self.restored.is_empty()
+            && self.host.is_empty()
+            && self.programs.values().all(|c| c.keys.is_empty())
     }
 
     /// Judges one pass; returns the alerts raised and cleared by it.
@@ -294,206 +264,313 @@ impl Evaluator {
         programs: &[Subject<'_>],
         stats_overhead_pct: Option<f64>,
         now: &Moment,
-    ) -> Vec<Change> {
+    ) -> Judged {
         self.passes += 1;
         let seq = self.passes;
-        let mut changes = Vec::new();
-        let mut totals: HashMap<u16, f64> = HashMap::new();
-        self.restore(programs, now, &mut changes);
+        let limit = self.limit;
+        let mut out = Judged::default();
+        let mut pending = self.take_restored(now, &mut out);
+        let rules = &self.rules;
+        let mut totals = vec![0.0; rules.len()];
         for s in programs {
-            let covered = self.covered.entry(s.id).or_insert_with(|| Covered {
+            let c = self.programs.entry(s.id).or_insert_with(|| Covered {
                 context: Arc::clone(s.context),
+                full_name: s.full_name.into(),
+                prog_type: s.prog_type.into(),
                 rules: Vec::new(),
+                keys: Vec::new(),
                 seen: 0,
             });
-            if covered.seen == 0 || !Arc::ptr_eq(&covered.context, s.context) {
-                covered.context = Arc::clone(s.context);
-                covered.rules = (0..self.rules.len())
-                    .filter(|&i| covers(&self.rules[i], s))
+            if c.seen == 0 || !Arc::ptr_eq(&c.context, s.context) {
+                c.context = Arc::clone(s.context);
+                c.rules = (0..rules.len())
+                    .filter(|&i| covers(&rules[i], s.name, s.full_name, s.prog_type, s.context))
                     .filter_map(|i| u16::try_from(i).ok())
                     .collect();
-            }
-            covered.seen = seq;
-            let Some(rates) = s.interval else {
-                // Still loaded: its alerts stay as they are.
-                for &i in &covered.rules {
-                    if let Some(key) = self.keys.get_mut(&(i, s.id)) {
-                        key.seen = seq;
+                let mut keys = std::mem::take(&mut c.keys);
+                keys.retain(|(i, key)| {
+                    let kept = c.rules.binary_search(i).is_ok();
+                    if let (false, Some(since)) = (kept, key.raised_since()) {
+                        let rule = &rules[usize::from(*i)];
+                        out.push(limit, || {
+                            let a = c.about(s.id);
+                            change(
+                                rule,
+                                &a,
+                                key.value,
+                                State::Cleared,
+                                Why::Unmatched,
+                                since,
+                                now.wall,
+                            )
+                        });
                     }
-                }
-                continue;
-            };
-            for &i in &covered.rules {
-                let rule = &self.rules[usize::from(i)];
-                let value = match rule.metric {
-                    Metric::CpuPct => rates.cpu_pct,
-                    Metric::AvgNs => rates.avg_ns,
-                    Metric::RunsPerSec => rates.runs_per_sec,
-                    Metric::MapMemory => s.context.map_memory.total as f64,
-                    Metric::TotalCpuPct => {
-                        *totals.entry(i).or_default() += rates.cpu_pct;
+                    kept
+                });
+                c.keys = keys;
+            }
+            c.seen = seq;
+            if !pending.is_empty() {
+                for &i in &c.rules {
+                    let Some(r) = pending.remove(&(i, s.id)) else {
                         continue;
+                    };
+                    if r.program == s.full_name && s.load_time <= r.since {
+                        put_key(&mut c.keys, i, Key::restored(r.value, r.since, now));
+                    } else {
+                        pending.insert((i, s.id), r);
                     }
-                    Metric::StatsOverheadPct => continue,
-                };
-                let key = self
-                    .keys
-                    .entry((i, s.id))
-                    .or_insert_with(|| Key::new(s.full_name, s.prog_type));
-                key.seen = seq;
-                let before = key.phase;
-                if let Some(state) = key.step(rule, value, now) {
-                    let since = raised_since(before, key.phase, now);
-                    changes.push(change(rule, s.id, key, state, Why::Crossed, since, now));
+                }
+            }
+            let Some(rates) = s.interval else { continue };
+            let about = About {
+                prog_id: s.id,
+                program: s.full_name,
+                prog_type: s.prog_type,
+            };
+            let map_memory = c.context.map_memory.total as f64;
+            step_keys(
+                rules,
+                &c.rules,
+                &mut c.keys,
+                |i, rule| match rule.metric {
+                    Metric::CpuPct => Some(rates.cpu_pct),
+                    Metric::AvgNs => Some(rates.avg_ns),
+                    Metric::RunsPerSec => Some(rates.runs_per_sec),
+                    Metric::MapMemory => Some(map_memory),
+                    Metric::TotalCpuPct => {
+                        totals[usize::from(i)] += rates.cpu_pct;
+                        None
+                    }
+                    Metric::StatsOverheadPct => None,
+                },
+                now,
+                |rule, value, state, since| {
+                    out.push(limit, || {
+                        change(rule, &about, value, state, Why::Crossed, since, now.wall)
+                    });
+                },
+            );
+        }
+        if !now.elapsed.is_zero() {
+            self.host_wide(&totals, stats_overhead_pct, &mut pending, now, &mut out);
+        }
+        for ((i, _), r) in pending {
+            let rule = &self.rules[usize::from(i)];
+            out.push(limit, || gone(rule, &r, now));
+        }
+        self.forget(seq, now, &mut out);
+        out
+    }
+
+    /// On the first pass with values, the alerts from before a restart, by (rule, program);
+    /// those of rules no longer configured are cleared at once.
+    fn take_restored(&mut self, now: &Moment, out: &mut Judged) -> HashMap<(u16, u32), Restored> {
+        let mut pending = HashMap::new();
+        if self.restored.is_empty() || now.elapsed.is_zero() {
+            return pending;
+        }
+        for r in std::mem::take(&mut self.restored) {
+            let index = self.rules.iter().position(|x| x.name == r.rule);
+            match index.and_then(|i| u16::try_from(i).ok()) {
+                Some(i) => {
+                    pending.insert((i, r.prog_id), r);
+                }
+                None => {
+                    let rule = placeholder(&r.rule);
+                    out.push(self.limit, || gone(&rule, &r, now));
                 }
             }
         }
-        if now.elapsed > Duration::ZERO {
-            self.host_wide(&totals, stats_overhead_pct, seq, now, &mut changes);
-        }
-        self.forget(seq, now, &mut changes);
-        changes
+        pending
     }
 
     fn host_wide(
         &mut self,
-        totals: &HashMap<u16, f64>,
+        totals: &[f64],
         stats_overhead_pct: Option<f64>,
-        seq: u64,
+        pending: &mut HashMap<(u16, u32), Restored>,
         now: &Moment,
-        changes: &mut Vec<Change>,
+        out: &mut Judged,
     ) {
-        for (i, rule) in self.rules.iter().enumerate() {
-            let Ok(i) = u16::try_from(i) else { break };
-            let value = match rule.metric {
-                Metric::TotalCpuPct => totals.get(&i).copied().unwrap_or(0.0),
-                Metric::StatsOverheadPct => match stats_overhead_pct {
-                    Some(v) => v,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            let key = self.keys.entry((i, 0)).or_insert_with(|| Key::new("", ""));
-            key.seen = seq;
-            let before = key.phase;
-            if let Some(state) = key.step(rule, value, now) {
-                let since = raised_since(before, key.phase, now);
-                changes.push(change(rule, 0, key, state, Why::Crossed, since, now));
+        let host_rules: Vec<u16> = (0..self.rules.len())
+            .filter(|&i| self.rules[i].metric.host_wide())
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect();
+        for &i in &host_rules {
+            if let Some(r) = pending.remove(&(i, 0)) {
+                put_key(&mut self.host, i, Key::restored(r.value, r.since, now));
             }
         }
+        let limit = self.limit;
+        step_keys(
+            &self.rules,
+            &host_rules,
+            &mut self.host,
+            |i, rule| match rule.metric {
+                Metric::TotalCpuPct => totals.get(usize::from(i)).copied(),
+                _ => stats_overhead_pct,
+            },
+            now,
+            |rule, value, state, since| {
+                out.push(limit, || {
+                    change(rule, &HOST, value, state, Why::Crossed, since, now.wall)
+                });
+            },
+        );
     }
 
-    /// Alerts raised before a restart, on the first pass with values: raised again, silently,
-    /// when the rule and the same load of the program are still there (this pass then judges
-    /// them as usual); cleared when not.
-    fn restore(&mut self, programs: &[Subject<'_>], now: &Moment, out: &mut Vec<Change>) {
-        if self.restored.is_empty() || now.elapsed.is_zero() {
+    /// Drops the programs gone, clearing their alerts (only a pass that read every program
+    /// knows which are gone).
+    fn forget(&mut self, seq: u64, now: &Moment, out: &mut Judged) {
+        if !now.complete {
             return;
         }
-        for r in std::mem::take(&mut self.restored) {
-            let index = self.rules.iter().position(|x| x.name == r.rule);
-            let same_load = r.prog_id == 0
-                || programs.iter().any(|s| {
-                    s.id == r.prog_id && s.full_name == r.program && s.load_time <= r.since
-                });
-            let mut key = Key::new(&r.program, &r.prog_type);
-            key.value = r.value;
-            let kept = index
-                .filter(|_| same_load)
-                .and_then(|i| u16::try_from(i).ok())
-                .filter(|&i| r.prog_id != 0 || self.rules[usize::from(i)].metric.host_wide());
-            match kept {
-                Some(i) => {
-                    key.phase = Phase::Raised { since: r.since };
-                    key.raises = 1;
-                    key.last_raise = Some(now.mono);
-                    self.keys.insert((i, r.prog_id), key);
+        let (rules, limit) = (&self.rules, self.limit);
+        self.programs.retain(|&id, c| {
+            if c.seen == seq {
+                return true;
+            }
+            for (i, key) in &c.keys {
+                if let (Some(since), Some(rule)) = (key.raised_since(), rules.get(usize::from(*i)))
+                {
+                    out.push(limit, || {
+                        let a = c.about(id);
+                        change(
+                            rule,
+                            &a,
+                            key.value,
+                            State::Cleared,
+                            Why::Unloaded,
+                            since,
+                            now.wall,
+                        )
+                    });
                 }
-                None => {
-                    let rule = index
-                        .and_then(|i| self.rules.get(i).cloned())
-                        .unwrap_or_else(|| placeholder(&r.rule));
-                    out.push(change(
-                        &rule,
-                        r.prog_id,
-                        &key,
-                        State::Cleared,
-                        Why::GoneAfterRestart,
-                        r.since,
-                        now,
-                    ));
+            }
+            false
+        });
+    }
+
+    /// New rules (a reload). Alerts of rules kept unchanged carry on; those of rules changed or
+    /// removed are cleared. Which rules cover each program is computed again on the next pass.
+    pub fn set_rules(&mut self, rules: Vec<Rule>, now: &Moment) -> Judged {
+        let mut out = Judged::default();
+        let old = std::mem::replace(&mut self.rules, rules);
+        let to: Vec<Option<u16>> = old
+            .iter()
+            .map(|r| {
+                let j = self.rules.iter().position(|n| n == r)?;
+                u16::try_from(j).ok()
+            })
+            .collect();
+        let limit = self.limit;
+        let mut carry = |keys: &mut Vec<(u16, Key)>, about: &About<'_>| {
+            let mut kept: Vec<(u16, Key)> = Vec::with_capacity(keys.len());
+            for (i, key) in keys.drain(..) {
+                match to.get(usize::from(i)).copied().flatten() {
+                    Some(j) => kept.push((j, key)),
+                    None => {
+                        if let (Some(since), Some(rule)) =
+                            (key.raised_since(), old.get(usize::from(i)))
+                        {
+                            out.push(limit, || {
+                                change(
+                                    rule,
+                                    about,
+                                    key.value,
+                                    State::Cleared,
+                                    Why::RuleChanged,
+                                    since,
+                                    now.wall,
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+            kept.sort_by_key(|k| k.0);
+            *keys = kept;
+        };
+        for (&id, c) in &mut self.programs {
+            let mut keys = std::mem::take(&mut c.keys);
+            carry(&mut keys, &c.about(id));
+            c.keys = keys;
+            c.seen = 0;
+        }
+        carry(&mut self.host, &HOST);
+        out
+    }
+
+    /// The alerts raised now with their newest values, by rule then program: at most `limit`
+    /// of them, and how many there are.
+    pub fn active(&self, now: SystemTime, limit: usize) -> (Vec<Change>, usize) {
+        let mut raised: Vec<(&Rule, About<'_>, &Key)> = Vec::new();
+        let rule = |i: u16| self.rules.get(usize::from(i));
+        for (&id, c) in &self.programs {
+            for (i, key) in &c.keys {
+                if let (Phase::Raised { .. }, Some(r)) = (key.phase, rule(*i)) {
+                    raised.push((r, c.about(id), key));
                 }
             }
         }
-    }
-
-    /// Drops the keys of programs gone (clearing their alerts) and keys with nothing to keep.
-    fn forget(&mut self, seq: u64, now: &Moment, changes: &mut Vec<Change>) {
-        if now.complete {
-            let rules = &self.rules;
-            self.keys.retain(|&(i, id), key| {
-                if key.seen == seq || id == 0 {
-                    return !key.idle(now);
-                }
-                if let (Phase::Raised { since }, Some(rule)) =
-                    (key.phase, rules.get(usize::from(i)))
-                {
-                    changes.push(change(
-                        rule,
-                        id,
-                        key,
-                        State::Cleared,
-                        Why::Unloaded,
-                        since,
-                        now,
-                    ));
-                }
-                false
-            });
-            self.covered.retain(|_, c| c.seen == seq);
-        } else {
-            self.keys.retain(|_, key| !key.idle(now));
+        for (i, key) in &self.host {
+            if let (Phase::Raised { .. }, Some(r)) = (key.phase, rule(*i)) {
+                raised.push((r, HOST, key));
+            }
         }
-    }
-
-    /// The alerts raised now, with their newest values.
-    pub fn active(&self, now: SystemTime) -> Vec<Change> {
-        let mut out: Vec<Change> = self
-            .keys
-            .iter()
-            .filter_map(|(&(i, id), key)| {
-                let Phase::Raised { since } = key.phase else {
-                    return None;
-                };
-                let rule = self.rules.get(usize::from(i))?;
-                let at = Moment {
-                    mono: Duration::ZERO,
-                    wall: now,
-                    elapsed: Duration::ZERO,
-                    complete: true,
-                };
+        let total = raised.len();
+        raised.sort_unstable_by(|a, b| (&a.0.name, a.1.prog_id).cmp(&(&b.0.name, b.1.prog_id)));
+        let list = raised
+            .into_iter()
+            .take(limit)
+            .filter_map(|(r, about, key)| {
+                let since = key.raised_since()?;
                 Some(change(
-                    rule,
-                    id,
-                    key,
+                    r,
+                    &about,
+                    key.value,
                     State::Raised,
                     Why::Crossed,
                     since,
-                    &at,
+                    now,
                 ))
             })
             .collect();
-        out.sort_by(|a, b| (&a.rule, a.prog_id).cmp(&(&b.rule, b.prog_id)));
-        out
+        (list, total)
+    }
+
+    /// How many alerts are raised now.
+    pub fn raised(&self) -> usize {
+        let raised = |keys: &[(u16, Key)]| {
+            keys.iter()
+                .filter(|(_, k)| k.raised_since().is_some())
+                .count()
+        };
+        self.programs
+            .values()
+            .map(|c| raised(&c.keys))
+            .sum::<usize>()
+            + raised(&self.host)
     }
 }
 
-/// When the alert a step raised or cleared was raised.
-fn raised_since(before: Phase, after: Phase, now: &Moment) -> SystemTime {
-    match (after, before) {
-        (Phase::Raised { since }, _) | (_, Phase::Raised { since }) => since,
-        _ => now.wall,
-    }
+/// The clearing of an alert raised before a restart whose program or rule is gone.
+fn gone(rule: &Rule, r: &Restored, now: &Moment) -> Change {
+    let about = About {
+        prog_id: r.prog_id,
+        program: &r.program,
+        prog_type: &r.prog_type,
+    };
+    change(
+        rule,
+        &about,
+        r.value,
+        State::Cleared,
+        Why::GoneAfterRestart,
+        r.since,
+        now.wall,
+    )
 }
 
 /// A rule no longer configured, to word the clearing of its alerts.
@@ -502,35 +579,10 @@ fn placeholder(name: &str) -> Rule {
         name: name.to_owned(),
         metric: Metric::CpuPct,
         threshold: 0.0,
-        hold: Duration::ZERO,
+        hold: std::time::Duration::ZERO,
         clear: 0.0,
         program: None,
         prog_type: None,
         unit: None,
-    }
-}
-
-fn change(
-    rule: &Rule,
-    prog_id: u32,
-    key: &Key,
-    state: State,
-    why: Why,
-    since: SystemTime,
-    now: &Moment,
-) -> Change {
-    Change {
-        rule: rule.name.clone(),
-        metric: rule.metric,
-        state,
-        why,
-        prog_id,
-        program: key.program.clone(),
-        prog_type: key.prog_type.clone(),
-        value: key.value,
-        threshold: rule.threshold,
-        clear: rule.clear,
-        since,
-        time: now.wall,
     }
 }

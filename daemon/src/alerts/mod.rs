@@ -8,6 +8,7 @@
 //! said one by one; the rest are counted in one log line, and `Alerts` lists every alert raised.
 
 pub mod eval;
+mod key;
 pub mod rules;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +17,7 @@ use ebpfstat_dbus::{self as wire, time::to_ns};
 use ebpfstat_store::AlertRecord;
 use tokio::sync::mpsc;
 
-pub use eval::{Change, Evaluator, Moment, Rates, Restored, State, Subject, Why};
+pub use eval::{Change, Evaluator, Judged, Moment, Rates, Restored, State, Subject, Why};
 pub use rules::{Metric, Rule};
 
 use crate::quiet::Quiet;
@@ -58,6 +59,10 @@ pub fn text(c: &Change) -> String {
             "alert {} cleared: {subject} was unloaded (raised {})",
             c.rule,
             after()
+        ),
+        (State::Cleared, Why::Unmatched) => format!(
+            "alert {} cleared: {subject}: its holders changed and the rule no longer covers it",
+            c.rule
         ),
         (State::Cleared, Why::RuleChanged) => format!(
             "alert {} cleared: {subject}: a reload changed or removed the rule",
@@ -136,10 +141,14 @@ pub fn restored(open: Vec<AlertRecord>) -> Vec<Restored> {
         .collect()
 }
 
-/// The sampling thread's side: the evaluator and how its changes are said.
-#[derive(Debug)]
+/// Active alerts an `Alerts()` reply lists at most (by rule, then program); `status` counts
+/// them all.
+pub const MAX_LISTED: usize = 1000;
+
+/// The sampling thread's side: judging each pass (the evaluator is in [`Shared::alerts`], for
+/// the API to list what is raised) and saying what changed.
+#[derive(Debug, Default)]
 pub struct Alerting {
-    evaluator: Evaluator,
     /// The newest pass's time, for a reload between passes.
     last: Option<Moment>,
     over: Quiet,
@@ -147,18 +156,9 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    pub fn new(rules: Vec<Rule>, restored: Vec<Restored>) -> Self {
-        Self {
-            evaluator: Evaluator::new(rules, restored),
-            last: None,
-            over: Quiet::default(),
-            lost: Quiet::default(),
-        }
-    }
-
     /// Judges the pass (a failed pass is not judged: its values are not trusted).
     pub fn after_pass(&mut self, pass: &Pass, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
-        if pass.failure.is_some() || self.evaluator.idle() {
+        if pass.failure.is_some() {
             return;
         }
         let now = Moment {
@@ -167,31 +167,32 @@ impl Alerting {
             elapsed: Duration::from_nanos(pass.elapsed_ns.unwrap_or(0)),
             complete: pass.read_all(),
         };
-        let subjects: Vec<Subject<'_>> = pass
-            .programs
-            .iter()
-            .map(|p| Subject {
-                id: p.meta.id,
-                name: &p.meta.name,
-                full_name: &p.meta.full_name,
-                prog_type: p.meta.prog_type,
-                load_time: p.meta.load_time,
-                context: &p.context,
-                interval: p.interval.map(|i| Rates {
-                    cpu_pct: i.cpu_pct,
-                    avg_ns: i.avg_ns_per_run.unwrap_or(0.0),
-                    runs_per_sec: i.runs_per_sec,
-                }),
-            })
-            .collect();
-        let restoring = self.evaluator.restoring();
-        let changes =
-            self.evaluator
-                .evaluate(&subjects, pass.stats_overhead.map(|s| s * 100.0), &now);
+        let judged = {
+            let mut evaluator = lock(&shared.alerts);
+            if evaluator.idle() {
+                return;
+            }
+            let subjects: Vec<Subject<'_>> = pass
+                .programs
+                .iter()
+                .map(|p| Subject {
+                    id: p.meta.id,
+                    name: &p.meta.name,
+                    full_name: &p.meta.full_name,
+                    prog_type: p.meta.prog_type,
+                    load_time: p.meta.load_time,
+                    context: &p.context,
+                    interval: p.interval.map(|i| Rates {
+                        cpu_pct: i.cpu_pct,
+                        avg_ns: i.avg_ns_per_run.unwrap_or(0.0),
+                        runs_per_sec: i.runs_per_sec,
+                    }),
+                })
+                .collect();
+            evaluator.evaluate(&subjects, pass.stats_overhead.map(|s| s * 100.0), &now)
+        };
         self.last = Some(now);
-        // Alerts restored silently are listed from the pass that restored them.
-        let restored = restoring && !self.evaluator.restoring();
-        self.say(&changes, restored, shared, tx);
+        self.say(&judged, shared, tx);
     }
 
     /// New rules from a reload.
@@ -202,30 +203,14 @@ impl Alerting {
             elapsed: Duration::ZERO,
             complete: false,
         });
-        let changes = self.evaluator.set_rules(rules, &now);
-        self.publish_rule_count(shared);
-        self.say(&changes, false, shared, tx);
+        let judged = lock(&shared.alerts).set_rules(rules, &now);
+        self.say(&judged, shared, tx);
     }
 
-    /// For `status`.
-    pub fn publish_rule_count(&self, shared: &Shared) {
-        let n = u64::try_from(self.evaluator.rules().len()).unwrap_or(u64::MAX);
-        shared
-            .sampler
-            .alert_rules
-            .store(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn say(
-        &mut self,
-        changes: &[Change],
-        restored: bool,
-        shared: &Shared,
-        tx: &mpsc::Sender<StoreMsg>,
-    ) {
-        let (said, over) = changes.split_at(changes.len().min(MAX_SAID_PER_PASS));
-        let mut records = Vec::with_capacity(said.len());
-        for c in said {
+    /// Logs, signals and records what changed.
+    fn say(&mut self, judged: &Judged, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
+        let mut records = Vec::with_capacity(judged.changes.len());
+        for c in &judged.changes {
             let line = text(c);
             match c.state {
                 State::Raised => tracing::warn!("{line}"),
@@ -237,14 +222,14 @@ impl Alerting {
             let _ = shared.alert_changes.send(alert);
             records.push(record_of(c, line));
         }
-        if !over.is_empty()
+        if judged.more > 0
             && let Some(n) = self.over.note(Instant::now())
         {
             tracing::warn!(
                 "{} more alerts changed in one pass than the {MAX_SAID_PER_PASS} said one by \
                  one ({n} passes with more since the last report): `ebpfstatctl alerts` lists \
-                 every alert raised now",
-                over.len()
+                 the alerts raised now",
+                judged.more
             );
         }
         if !records.is_empty()
@@ -255,10 +240,6 @@ impl Alerting {
                 "the store's queue is full: alert changes of {n} passes were not recorded \
                  (they were logged and signalled)"
             );
-        }
-        if restored || !changes.is_empty() || !lock(&shared.alerts).is_empty() {
-            let active = self.evaluator.active(SystemTime::now());
-            *lock(&shared.alerts) = active.iter().map(wire_of).collect();
         }
     }
 }

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::eval::{Evaluator, Moment, Rates, Restored, State, Subject, Why};
+use super::eval::{Change, Evaluator, Moment, Rates, Restored, State, Subject, Why};
 use super::rules::{Metric, Rule};
 use crate::sampler::model::ProgramContext;
 use crate::sampler::owners::Owner;
 
 const T0: u64 = 1_800_000_000;
+
+fn judge(ev: &mut Evaluator, s: &[Subject<'_>], overhead: Option<f64>, at: &Moment) -> Vec<Change> {
+    ev.evaluate(s, overhead, at).changes
+}
 
 fn rule(name: &str, metric: Metric, threshold: f64, clear: f64, hold_s: u64) -> Rule {
     Rule {
@@ -68,10 +72,14 @@ fn subject(p: &Prog, cpu_pct: f64) -> Subject<'_> {
 #[test]
 fn raises_once_after_holding_and_clears_below_the_clear_level() {
     let p = prog(7, "hot");
-    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 4.0, 3)], vec![]);
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 5.0, 4.0, 3)],
+        vec![],
+        usize::MAX,
+    );
     let mut raised = Vec::new();
     for s in 1..=10 {
-        for c in ev.evaluate(&[subject(&p, 6.0)], None, &at(s)) {
+        for c in judge(&mut ev, &[subject(&p, 6.0)], None, &at(s)) {
             raised.push((s, c));
         }
     }
@@ -82,27 +90,31 @@ fn raises_once_after_holding_and_clears_below_the_clear_level() {
         (*s, c.state, c.prog_id, c.value),
         (3, State::Raised, 7, 6.0)
     );
-    assert_eq!(ev.active(SystemTime::now()).len(), 1);
+    assert_eq!(ev.active(SystemTime::now(), 1000).0.len(), 1);
     // Between the clear level and the threshold: still raised.
-    assert!(ev.evaluate(&[subject(&p, 4.5)], None, &at(11)).is_empty());
-    let cleared = ev.evaluate(&[subject(&p, 3.9)], None, &at(12));
+    assert!(judge(&mut ev, &[subject(&p, 4.5)], None, &at(11)).is_empty());
+    let cleared = judge(&mut ev, &[subject(&p, 3.9)], None, &at(12));
     assert_eq!(cleared.len(), 1);
     assert_eq!(
         (cleared[0].state, cleared[0].why),
         (State::Cleared, Why::Crossed)
     );
     assert_eq!(cleared[0].since, at(3).wall);
-    assert!(ev.active(SystemTime::now()).is_empty());
+    assert!(ev.active(SystemTime::now(), 1000).0.is_empty());
 }
 
 #[test]
 fn a_dip_before_the_hold_starts_it_again() {
     let p = prog(1, "p");
-    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)],
+        vec![],
+        usize::MAX,
+    );
     let values = [6.0, 6.0, 1.0, 6.0, 6.0, 1.0, 6.0, 6.0, 6.0];
     let changes: Vec<u64> = (1..)
         .zip(values)
-        .filter(|&(s, v)| !ev.evaluate(&[subject(&p, v)], None, &at(s)).is_empty())
+        .filter(|&(s, v)| !judge(&mut ev, &[subject(&p, v)], None, &at(s)).is_empty())
         .map(|(s, _)| s)
         .collect();
     assert_eq!(changes, vec![9]);
@@ -112,13 +124,17 @@ fn a_dip_before_the_hold_starts_it_again() {
 fn flapping_is_bounded() {
     // Above for 4 s, below for 2 s, for an hour: without backoff, 600 raises and 600 clears.
     let p = prog(1, "flappy");
-    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)],
+        vec![],
+        usize::MAX,
+    );
     let mut raises = 0;
     let mut clears = 0;
     let mut in_30s = 0;
     for s in 1..=3600 {
         let v = if s % 6 < 4 { 9.0 } else { 1.0 };
-        for c in ev.evaluate(&[subject(&p, v)], None, &at(s)) {
+        for c in judge(&mut ev, &[subject(&p, v)], None, &at(s)) {
             match c.state {
                 State::Raised => raises += 1,
                 State::Cleared => clears += 1,
@@ -133,12 +149,17 @@ fn flapping_is_bounded() {
     assert_eq!(in_30s, 2);
     // Slower flapping (60 s above, 60 s below) is cut down too: holds of 3, 6, 12, 24, 48 s
     // fit in 60 s; then 96 s does not.
-    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)], vec![]);
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 5.0, 5.0, 3)],
+        vec![],
+        usize::MAX,
+    );
     let mut raises = 0;
     for s in 1..=3000 {
         let v = if (s / 60) % 2 == 0 { 9.0 } else { 1.0 };
         raises += ev
             .evaluate(&[subject(&p, v)], None, &at(s))
+            .changes
             .iter()
             .filter(|c| c.state == State::Raised)
             .count();
@@ -149,14 +170,18 @@ fn flapping_is_bounded() {
 #[test]
 fn an_unloaded_program_clears_its_alerts() {
     let (a, b) = (prog(1, "a"), prog(2, "b"));
-    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 1.0, 1.0, 0)], vec![]);
-    let raised = ev.evaluate(&[subject(&a, 2.0), subject(&b, 2.0)], None, &at(1));
+    let mut ev = Evaluator::new(
+        vec![rule("cpu", Metric::CpuPct, 1.0, 1.0, 0)],
+        vec![],
+        usize::MAX,
+    );
+    let raised = judge(&mut ev, &[subject(&a, 2.0), subject(&b, 2.0)], None, &at(1));
     assert_eq!(raised.len(), 2);
     // An incomplete pass says nothing of the missing program.
     let mut partial = at(2);
     partial.complete = false;
-    assert!(ev.evaluate(&[subject(&a, 2.0)], None, &partial).is_empty());
-    let gone = ev.evaluate(&[subject(&a, 2.0)], None, &at(3));
+    assert!(judge(&mut ev, &[subject(&a, 2.0)], None, &partial).is_empty());
+    let gone = judge(&mut ev, &[subject(&a, 2.0)], None, &at(3));
     assert_eq!(gone.len(), 1);
     assert_eq!((gone[0].prog_id, gone[0].why), (2, Why::Unloaded));
 }
@@ -186,7 +211,7 @@ fn selectors_pick_programs_and_skip_the_probe() {
     by_name.program = Some("sys_enter_*".into());
     by_name.prog_type = Some("tracepoint".into());
     let all = rule("all", Metric::CpuPct, 1.0, 1.0, 0);
-    let mut ev = Evaluator::new(vec![by_unit, by_name, all], vec![]);
+    let mut ev = Evaluator::new(vec![by_unit, by_name, all], vec![], usize::MAX);
     let subjects = [
         subject(&falco, 2.0),
         subject(&other, 2.0),
@@ -195,6 +220,7 @@ fn selectors_pick_programs_and_skip_the_probe() {
     ];
     let mut got: Vec<(String, u32)> = ev
         .evaluate(&subjects, None, &at(1))
+        .changes
         .into_iter()
         .map(|c| (c.rule, c.prog_id))
         .collect();
@@ -219,14 +245,20 @@ fn host_wide_rules_take_one_value() {
             rule("stats", Metric::StatsOverheadPct, 1.0, 0.5, 0),
         ],
         vec![],
+        usize::MAX,
     );
-    let c = ev.evaluate(&[subject(&a, 3.0), subject(&b, 3.0)], Some(0.2), &at(1));
+    let c = judge(
+        &mut ev,
+        &[subject(&a, 3.0), subject(&b, 3.0)],
+        Some(0.2),
+        &at(1),
+    );
     assert_eq!(c.len(), 1);
     assert_eq!(
         (c[0].rule.as_str(), c[0].prog_id, c[0].value),
         ("total", 0, 6.0)
     );
-    let c = ev.evaluate(&[subject(&a, 3.0)], Some(2.0), &at(2));
+    let c = judge(&mut ev, &[subject(&a, 3.0)], Some(2.0), &at(2));
     let got: Vec<(&str, State)> = c.iter().map(|c| (c.rule.as_str(), c.state)).collect();
     assert_eq!(got, [("total", State::Cleared), ("stats", State::Raised)]);
 }
@@ -251,15 +283,13 @@ fn alerts_raised_before_a_restart_carry_on_or_clear() {
             restored(9, "gone", "cpu"),
             restored(1, "a", "removed"),
         ],
+        usize::MAX,
     );
     // The first pass has no values yet: nothing is judged.
     let mut first = at(0);
     first.elapsed = Duration::ZERO;
-    assert!(
-        ev.evaluate(&[subject(&a, 9.0), subject(&b, 1.0)], None, &first)
-            .is_empty()
-    );
-    let c = ev.evaluate(&[subject(&a, 9.0), subject(&b, 1.0)], None, &at(1));
+    assert!(judge(&mut ev, &[subject(&a, 9.0), subject(&b, 1.0)], None, &first).is_empty());
+    let c = judge(&mut ev, &[subject(&a, 9.0), subject(&b, 1.0)], None, &at(1));
     let mut got: Vec<(u32, &str, Why)> = c
         .iter()
         .map(|c| (c.prog_id, c.rule.as_str(), c.why))
@@ -275,7 +305,7 @@ fn alerts_raised_before_a_restart_carry_on_or_clear() {
     );
     assert!(c.iter().all(|c| c.state == State::Cleared));
     // `a` is still above: raised as before, since the time it was first raised, no new signal.
-    let active = ev.active(SystemTime::now());
+    let active = ev.active(SystemTime::now(), 1000).0;
     assert_eq!(active.len(), 1);
     assert_eq!((active[0].prog_id, active[0].since), (1, since));
 }
@@ -285,17 +315,58 @@ fn a_reload_keeps_unchanged_rules_and_clears_the_others() {
     let p = prog(1, "p");
     let keep = rule("keep", Metric::CpuPct, 1.0, 1.0, 0);
     let change = rule("change", Metric::CpuPct, 1.0, 1.0, 0);
-    let mut ev = Evaluator::new(vec![change.clone(), keep.clone()], vec![]);
-    assert_eq!(ev.evaluate(&[subject(&p, 2.0)], None, &at(1)).len(), 2);
+    let mut ev = Evaluator::new(vec![change.clone(), keep.clone()], vec![], usize::MAX);
+    assert_eq!(judge(&mut ev, &[subject(&p, 2.0)], None, &at(1)).len(), 2);
     let changed = Rule {
         threshold: 3.0,
         clear: 3.0,
         ..change
     };
-    let c = ev.set_rules(vec![keep, changed], &at(2));
+    let c = ev.set_rules(vec![keep, changed], &at(2)).changes;
     assert_eq!(c.len(), 1);
     assert_eq!((c[0].rule.as_str(), c[0].why), ("change", Why::RuleChanged));
     // The kept rule stays raised without a new signal; the changed one judges afresh.
-    assert!(ev.evaluate(&[subject(&p, 2.0)], None, &at(3)).is_empty());
-    assert_eq!(ev.active(SystemTime::now()).len(), 1);
+    assert!(judge(&mut ev, &[subject(&p, 2.0)], None, &at(3)).is_empty());
+    assert_eq!(ev.active(SystemTime::now(), 1000).0.len(), 1);
+}
+
+#[test]
+fn changes_past_the_limit_are_counted_not_built() {
+    let progs: Vec<Prog> = (1..=250).map(|i| prog(i, "many")).collect();
+    let subjects: Vec<Subject<'_>> = progs.iter().map(|p| subject(p, 2.0)).collect();
+    let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 1.0, 1.0, 0)], vec![], 100);
+    let j = ev.evaluate(&subjects, None, &at(1));
+    assert_eq!((j.changes.len(), j.more), (100, 150));
+    let (listed, total) = ev.active(SystemTime::now(), 10);
+    assert_eq!((listed.len(), total, ev.raised()), (10, 250, 250));
+    // Listed by rule, then program.
+    assert_eq!(
+        listed.iter().map(|c| c.prog_id).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_program_whose_holders_change_out_of_a_unit_rule_is_cleared() {
+    let holder = |unit: &str| {
+        Arc::new(ProgramContext {
+            owners: vec![Arc::new(Owner {
+                pid: 10,
+                comm: "agent".into(),
+                unit: Some(unit.into()),
+                cgroup: None,
+            })],
+            ..ProgramContext::default()
+        })
+    };
+    let mut p = prog(1, "p");
+    p.context = holder("falco.service");
+    let mut by_unit = rule("falco", Metric::CpuPct, 1.0, 1.0, 0);
+    by_unit.unit = Some("falco*".into());
+    let mut ev = Evaluator::new(vec![by_unit], vec![], usize::MAX);
+    assert_eq!(judge(&mut ev, &[subject(&p, 2.0)], None, &at(1)).len(), 1);
+    p.context = holder("cilium.service");
+    let c = judge(&mut ev, &[subject(&p, 2.0)], None, &at(2));
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].state, c[0].why), (State::Cleared, Why::Unmatched));
 }

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 pub use properties::signal_changes;
 
+use crate::alerts;
 use crate::sampler::Pass;
 use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
 use args::{
@@ -287,13 +288,11 @@ impl Stats1 {
             })
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
-        let active = lock(&self.shared.alerts).clone();
+        let (active, _) =
+            lock(&self.shared.alerts).active(std::time::SystemTime::now(), alerts::MAX_LISTED);
         Ok((
-            active,
-            changes
-                .into_iter()
-                .map(crate::alerts::wire_of_record)
-                .collect(),
+            active.iter().map(alerts::wire_of).collect(),
+            changes.into_iter().map(alerts::wire_of_record).collect(),
         ))
     }
 

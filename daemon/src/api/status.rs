@@ -155,14 +155,13 @@ impl Stats1 {
             m.insert(key("newest_ns"), OwnedVariant::from(convert::ns(t.newest)));
             m.insert(key("bytes"), OwnedVariant::from(t.bytes));
         }
-        m.insert(
-            "alerts_active".into(),
-            OwnedVariant::from(u32::try_from(lock(&self.shared.alerts).len()).unwrap_or(u32::MAX)),
-        );
-        m.insert(
-            "alert_rules".into(),
-            OwnedVariant::from(load(&sampler.alert_rules)),
-        );
+        let (raised, rules) = {
+            let alerts = lock(&self.shared.alerts);
+            (alerts.raised(), alerts.rules().len())
+        };
+        let count = |n: usize| OwnedVariant::from(u32::try_from(n).unwrap_or(u32::MAX));
+        m.insert("alerts_active".into(), count(raised));
+        m.insert("alert_rules".into(), count(rules));
         Ok(m)
     }
 }

@@ -95,6 +95,16 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         stats_mode: settings.stats_mode,
         sampler_budget: settings.sampler_budget,
     });
+    // Alerts raised when the daemon stopped carry on, or are cleared on the first pass.
+    let open = store.open_alerts()?;
+    if !open.is_empty() {
+        tracing::info!("{} alerts were raised when the daemon stopped", open.len());
+    }
+    let evaluator = alerts::Evaluator::new(
+        settings.alerts.clone(),
+        alerts::restored(open),
+        alerts::MAX_SAID_PER_PASS,
+    );
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
         sampler_cmds: sampler_cmds.clone(),
@@ -108,16 +118,11 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         // One round's worth (`due` concludes at most that many per flush); a connection that
         // lags further misses the oldest, which `Events` still has.
         versions: tokio::sync::broadcast::channel(crate::compare::MAX_PER_ROUND).0,
-        alerts: Mutex::new(Vec::new()),
+        alerts: Mutex::new(evaluator),
         // Two passes' worth of what a pass may say one by one.
         alert_changes: tokio::sync::broadcast::channel(2 * alerts::MAX_SAID_PER_PASS).0,
     });
-    // Alerts raised when the daemon stopped carry on, or are cleared on the first pass.
-    let open = store.open_alerts()?;
-    if !open.is_empty() {
-        tracing::info!("{} alerts were raised when the daemon stopped", open.len());
-    }
-    let alerting = alerts::Alerting::new(settings.alerts.clone(), alerts::restored(open));
+
     let bound = match &settings.socket {
         Some(path) => {
             let _guard = runtime.enter();
@@ -136,7 +141,6 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         .spawn(move || {
             sampling::sample_loop(
                 sampler_settings,
-                alerting,
                 stall_after,
                 &sampler_tx,
                 &sampler_shared,

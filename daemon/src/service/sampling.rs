@@ -196,7 +196,6 @@ impl Loop<'_> {
 /// Between passes it holds run-time stats on for the share of the interval the mode allows.
 pub fn sample_loop(
     settings: SamplerSettings,
-    alerting: Alerting,
     stall_after: Option<u64>,
     tx: &mpsc::Sender<StoreMsg>,
     shared: &Shared,
@@ -215,7 +214,7 @@ pub fn sample_loop(
         sampler: Sampler::new(SamplerConfig {
             rescan_every: settings.rescan_every,
         }),
-        alerting,
+        alerting: Alerting::default(),
         tx,
         shared,
         probe,
@@ -227,7 +226,6 @@ pub fn sample_loop(
         pinged: None,
     };
     lp.sampler.set_own(own);
-    lp.alerting.publish_rule_count(shared);
     lp.calibrate();
     let mut duty = 1.0;
     // What the interval closed by the next pass looked like: when stats went on, how long

@@ -1,0 +1,139 @@
+//! One alert's state machine, for one (rule, program): quiet → pending (above the threshold,
+//! not yet for long enough) → raised → quiet again (at or below the clear level).
+
+use std::time::{Duration, SystemTime};
+
+use super::rules::Rule;
+
+/// A key that raised again within this long of its previous raise must hold twice as long as
+/// the time before; after it, the key starts afresh.
+pub const FLAP_MEMORY: Duration = Duration::from_secs(3600);
+/// The longest a backed-off raise waits (unless the rule's own `for` is longer).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// When a pass was taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    /// Monotonic: what `for` is measured on.
+    pub mono: Duration,
+    pub wall: SystemTime,
+    /// The interval the pass's values cover (0 on the first pass).
+    pub elapsed: Duration,
+    /// Whether the pass read every program: only then are missing ones unloaded.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Raised,
+    Cleared,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raised => "raised",
+            Self::Cleared => "cleared",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Phase {
+    Quiet,
+    Pending { since: Duration },
+    Raised { since: SystemTime },
+}
+
+/// Small on purpose: there may be one per (rule, program) raised.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Key {
+    pub phase: Phase,
+    /// The newest value.
+    pub value: f64,
+    /// Raises within [`FLAP_MEMORY`] of each other, and the newest one.
+    raises: u32,
+    last_raise: Option<Duration>,
+}
+
+impl Key {
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::Quiet,
+            value: 0.0,
+            raises: 0,
+            last_raise: None,
+        }
+    }
+
+    /// Raised before a restart: raised still, from then; counted as one raise.
+    pub fn restored(value: f64, since: SystemTime, now: &Moment) -> Self {
+        Self {
+            phase: Phase::Raised { since },
+            value,
+            raises: 1,
+            last_raise: Some(now.mono),
+        }
+    }
+
+    pub fn raised_since(&self) -> Option<SystemTime> {
+        match self.phase {
+            Phase::Raised { since } => Some(since),
+            _ => None,
+        }
+    }
+
+    fn recent(&self, now: &Moment) -> bool {
+        self.last_raise
+            .is_some_and(|t| now.mono.saturating_sub(t) < FLAP_MEMORY)
+    }
+
+    /// How long the value must stay above the threshold: the rule's `for`, doubled for each
+    /// raise within the flap memory (at least one interval each), so a program flapping across
+    /// the threshold raises at most about log2(T / for) times in T.
+    fn hold(&self, rule: &Rule, now: &Moment) -> Duration {
+        if !self.recent(now) || self.raises == 0 {
+            return rule.hold;
+        }
+        let base = rule.hold.max(now.elapsed).max(Duration::from_millis(100));
+        base.saturating_mul(1u32 << self.raises.min(16))
+            .min(MAX_BACKOFF.max(rule.hold))
+    }
+
+    /// Takes this pass's value; says whether the alert was raised or cleared, and since when
+    /// it was raised.
+    pub fn step(&mut self, rule: &Rule, value: f64, now: &Moment) -> Option<(State, SystemTime)> {
+        self.value = value;
+        match self.phase {
+            Phase::Quiet | Phase::Pending { .. } if value <= rule.threshold => {
+                self.phase = Phase::Quiet;
+                None
+            }
+            Phase::Quiet | Phase::Pending { .. } => {
+                // The value covers the interval before the pass: it has been above since then.
+                let since = match self.phase {
+                    Phase::Pending { since } => since,
+                    _ => now.mono.saturating_sub(now.elapsed),
+                };
+                self.phase = Phase::Pending { since };
+                if now.mono.saturating_sub(since) < self.hold(rule, now) {
+                    return None;
+                }
+                self.raises = if self.recent(now) { self.raises + 1 } else { 1 };
+                self.last_raise = Some(now.mono);
+                self.phase = Phase::Raised { since: now.wall };
+                Some((State::Raised, now.wall))
+            }
+            Phase::Raised { since } if value <= rule.clear => {
+                self.phase = Phase::Quiet;
+                Some((State::Cleared, since))
+            }
+            Phase::Raised { .. } => None,
+        }
+    }
+
+    /// Nothing worth keeping: quiet, and no raise it must remember.
+    pub fn idle(&self, now: &Moment) -> bool {
+        self.phase == Phase::Quiet && !self.recent(now)
+    }
+}

@@ -336,3 +336,56 @@ fn the_shipped_examples_are_valid_rules() {
     assert!(passed, "{examples}\n{said}");
     assert!(said.matches("[[alert]]").count() >= 3, "{said}");
 }
+
+#[test]
+fn a_reload_keeps_unchanged_rules_and_clears_the_alerts_of_changed_ones() {
+    require_bpf!();
+    let name = format!("alrel{}", tag());
+    let dir = bus::open_tempdir();
+    let both = |threshold: &str| {
+        format!(
+            "{}\n{}",
+            rule("kept", &name, "0s"),
+            rule("edited", &name, "0s").replace("threshold = 0.05", threshold)
+        )
+    };
+    let cfg = config(dir.path(), &both("threshold = 0.05"));
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &cfg]);
+    let prog = costly_filter(&name, 600);
+    let _load = PacedLoad::start(prog.as_fd(), 20);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.ctl_json(&["status"])["alerts_active"].as_u64() != Some(2) {
+        assert!(Instant::now() < deadline, "both raised");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `edited` now needs 500 % of a core: its alert is cleared by the reload, `kept`'s stays.
+    config(dir.path(), &both("threshold = 500"));
+    d.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("alert edited cleared") {
+        assert!(
+            Instant::now() < deadline,
+            "cleared by the reload:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (kept, kept_changes) = listed(&d, "kept");
+    let (edited, edited_changes) = listed(&d, "edited");
+    assert_eq!((kept.len(), kept_changes.len()), (1, 1), "{kept_changes:?}");
+    assert!(edited.is_empty(), "{edited:?}");
+    assert_eq!(edited_changes.len(), 2);
+    assert!(
+        edited_changes[1]["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("a reload changed or removed the rule")),
+        "{edited_changes:?}"
+    );
+    assert!(
+        d.log()
+            .contains("alert 2 rules → 2 rules (changed: edited)"),
+        "{}",
+        d.log()
+    );
+}

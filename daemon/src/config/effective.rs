@@ -103,11 +103,11 @@ impl Effective {
             .map(|((key, old), (_, new))| (key, old, new))
             .collect();
         if self.alerts != new.alerts {
-            let names = |rules: &[Rule]| {
-                let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-                format!("[{}]", names.join(", "))
-            };
-            changes.push(("alert", names(&self.alerts), names(&new.alerts)));
+            changes.push((
+                "alert",
+                format!("{} rules", self.alerts.len()),
+                rule_changes(&self.alerts, &new.alerts),
+            ));
         }
         changes
     }
@@ -168,6 +168,39 @@ impl Effective {
             ("compare_min_time", d(self.compare_min_time)),
         ]
     }
+}
+
+/// `3 rules (added: a; changed: b; removed: c)`.
+fn rule_changes(old: &[Rule], new: &[Rule]) -> String {
+    let named = |rules: &[Rule], name: &str| rules.iter().find(|r| r.name == name).cloned();
+    let mut parts = Vec::new();
+    let mut list = |what: &str, names: Vec<&str>| {
+        if !names.is_empty() {
+            parts.push(format!("{what}: {}", names.join(", ")));
+        }
+    };
+    list(
+        "added",
+        new.iter()
+            .filter(|r| named(old, &r.name).is_none())
+            .map(|r| r.name.as_str())
+            .collect(),
+    );
+    list(
+        "changed",
+        new.iter()
+            .filter(|r| named(old, &r.name).is_some_and(|o| o != **r))
+            .map(|r| r.name.as_str())
+            .collect(),
+    );
+    list(
+        "removed",
+        old.iter()
+            .filter(|r| named(new, &r.name).is_none())
+            .map(|r| r.name.as_str())
+            .collect(),
+    );
+    format!("{} rules ({})", new.len(), parts.join("; "))
 }
 
 impl std::fmt::Display for Effective {

@@ -1,6 +1,6 @@
 //! SIGHUP (`systemctl reload`): the configuration is read again; what can change while the
 //! daemon runs changes now (sampling interval, stats mode and budget, rescans, flush interval,
-//! retention, the byte cap, the log level), what cannot (the database, the bus, the socket)
+//! retention, the byte cap, the log level, the alert rules), what cannot (the database, the bus, the socket)
 //! is logged as waiting for the next start; everything buffered is written. A configuration
 //! that does not parse changes nothing.
 

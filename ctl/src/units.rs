@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ebpfstat_dbus::units;
+
 static EXACT: AtomicBool = AtomicBool::new(false);
 
 /// Exact numbers from now on (`--exact`, and `show`).
@@ -14,81 +16,32 @@ fn exact() -> bool {
     EXACT.load(Ordering::Relaxed)
 }
 
-/// A non-negative float rounded to a whole number for display.
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "float to integer `as` saturates (NaN is 0): right for a display"
-)]
-fn round_u64(v: f64) -> u64 {
-    v.round() as u64
-}
-
-/// `850ns`, `12.3µs`, `4.56ms`, `1.20s`, `3m05s`.
+/// `850ns`, `12.3µs`, `4.56ms`, `1.20s`, `3m05s`; whole ns with `--exact`.
 pub fn ns(v: f64) -> String {
-    if !v.is_finite() || v < 0.0 {
-        return "-".into();
+    if exact() && v.is_finite() && v >= 0.0 {
+        return format!("{}ns", units::round_u64(v));
     }
-    if exact() {
-        return format!("{}ns", round_u64(v));
-    }
-    match v {
-        v if v < 1e3 => format!("{v:.0}ns"),
-        v if v < 1e6 => format!("{:.1}µs", v / 1e3),
-        v if v < 1e9 => format!("{:.2}ms", v / 1e6),
-        v if v < 60e9 => format!("{:.2}s", v / 1e9),
-        v => {
-            let s = round_u64(v / 1e9);
-            if s < 3600 {
-                format!("{}m{:02}s", s / 60, s % 60)
-            } else {
-                format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-            }
-        }
-    }
+    units::ns(v)
 }
 
-/// `512B`, `4.0KiB`, `12.5MiB`, `1.20GiB`.
+/// `512B`, `4.0KiB`, `12.5MiB`, `1.20GiB`; whole bytes with `--exact`.
 pub fn bytes(v: u64) -> String {
     if exact() {
         return format!("{v}B");
     }
-    bytes_f64(v as f64)
+    units::bytes(v as f64)
 }
 
-/// The same, for a size carried as a float (an alert's value).
-pub fn bytes_f64(f: f64) -> String {
-    match f {
-        f if f < 1024.0 => format!("{f:.0}B"),
-        f if f < 1048576.0 => format!("{:.1}KiB", f / 1024.0),
-        f if f < 1073741824.0 => format!("{:.1}MiB", f / 1048576.0),
-        _ => format!("{:.2}GiB", f / 1073741824.0),
-    }
-}
-
-/// Counts with SI suffixes: `950`, `12.3k`, `4.56M`, `1.23G`.
+/// Counts with SI suffixes: `950`, `12.3k`, `4.56M`, `1.23G`; as they are with `--exact`.
 pub fn count(v: f64) -> String {
     match v {
-        v if !v.is_finite() => "-".into(),
-        v if exact() && v.fract() == 0.0 => format!("{}", round_u64(v)),
-        v if exact() => format!("{v:.3}"),
-        v if v < 1e3 => format!("{}", (v * 10.0).round() / 10.0),
-        v if v < 1e6 => format!("{:.1}k", v / 1e3),
-        v if v < 1e9 => format!("{:.2}M", v / 1e6),
-        v => format!("{:.2}G", v / 1e9),
+        v if exact() && v.is_finite() && v.fract() == 0.0 => format!("{}", units::round_u64(v)),
+        v if exact() && v.is_finite() => format!("{v:.3}"),
+        v => units::count(v),
     }
 }
 
-/// Percent with a precision that keeps small values visible: `0.004%`, `1.25%`, `87%`.
-pub fn pct(v: f64) -> String {
-    match v {
-        v if !v.is_finite() => "-".into(),
-        0.0 => "0%".into(),
-        v if v < 0.01 => format!("{v:.4}%"),
-        v if v < 10.0 => format!("{v:.2}%"),
-        v => format!("{v:.0}%"),
-    }
-}
+pub use units::pct;
 
 /// A one-line chart of `values` (scaled to their maximum), one block per value.
 pub fn sparkline(values: &[f64]) -> String {
@@ -100,7 +53,7 @@ pub fn sparkline(values: &[f64]) -> String {
             if max <= 0.0 || !v.is_finite() || v <= 0.0 {
                 ' '
             } else {
-                let i = usize::try_from(round_u64((v / max) * 7.0)).unwrap_or(7);
+                let i = usize::try_from(units::round_u64((v / max) * 7.0)).unwrap_or(7);
                 BLOCKS[i.min(7)]
             }
         })

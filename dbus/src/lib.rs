@@ -8,6 +8,7 @@
 
 pub mod defaults;
 pub mod time;
+pub mod units;
 
 use std::collections::HashMap;
 

@@ -21,7 +21,7 @@ fn show(metric: &str, v: f64) -> String {
     match metric {
         "avg_ns" => units::ns(v),
         "runs_per_sec" => format!("{}/s", units::count(v)),
-        "map_memory" => units::bytes_f64(v),
+        "map_memory" => ebpfstat_dbus::units::bytes(v),
         _ => units::pct(v),
     }
 }

@@ -58,13 +58,15 @@ impl Metric {
         matches!(self, Self::TotalCpuPct | Self::StatsOverheadPct)
     }
 
-    /// A value as people read it: `7.25%`, `1.2µs`, `350/s`, `64.0MiB`.
+    /// A value as people read it, as `ebpfstatctl` writes it: `7.25%`, `1.2µs`, `350/s`,
+    /// `64.0MiB`.
     pub fn show(self, v: f64) -> String {
+        use ebpfstat_dbus::units;
         match self {
-            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => format!("{v:.4}%"),
-            Self::AvgNs => format!("{v:.0}ns"),
-            Self::RunsPerSec => format!("{v:.1}/s"),
-            Self::MapMemory => format!("{v:.0}B"),
+            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => units::pct(v),
+            Self::AvgNs => units::ns(v),
+            Self::RunsPerSec => format!("{}/s", units::count(v)),
+            Self::MapMemory => units::bytes(v),
         }
     }
 }

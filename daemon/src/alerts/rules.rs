@@ -232,7 +232,7 @@ impl TryFrom<RawRule> for Rule {
 }
 
 fn span(d: Duration) -> String {
-    crate::config::span_text(d)
+    humantime::format_duration(d).to_string()
 }
 
 /// Rule names are unique: they name alerts in signals, logs and events. Returns the index of

@@ -12,6 +12,7 @@ use std::time::Instant;
 use ebpfstat_store::{Store, StoreConfig, StoreError};
 use tokio::sync::{mpsc, watch};
 
+mod alerting;
 mod pace;
 mod reload;
 mod sampling;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use ebpfstat_store::{ProgramMeta, ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
+use super::alerting::Alerting;
 use super::notify;
 use super::pace::{Change, Pace};
 use super::schedule::Slots;
-use crate::alerts::Alerting;
 use crate::config::span_text;
 use crate::observer::{self, Probe};
 use crate::quiet::Quiet;

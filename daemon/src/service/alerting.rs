@@ -1,0 +1,112 @@
+//! The sampling thread's side of alerts: each pass judged by the evaluator in
+//! [`Shared::alerts`], and what changed said: logged, signalled, recorded.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::alerts::{
+    Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text, wire_of,
+};
+use crate::quiet::Quiet;
+use crate::sampler::Pass;
+use crate::shared::{Shared, StoreMsg, lock};
+
+/// The sampling thread's side: judging each pass (the evaluator is in [`Shared::alerts`], for
+/// the API to list what is raised) and saying what changed.
+#[derive(Debug, Default)]
+pub struct Alerting {
+    /// The newest pass's time, for a reload between passes.
+    last: Option<Moment>,
+    over: Quiet,
+    lost: Quiet,
+}
+
+impl Alerting {
+    /// Judges the pass (a failed pass is not judged: its values are not trusted).
+    pub fn after_pass(&mut self, pass: &Pass, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
+        if pass.failure.is_some() {
+            return;
+        }
+        let now = Moment {
+            mono: Duration::from_nanos(pass.monotonic_ns),
+            wall: pass.time,
+            elapsed: Duration::from_nanos(pass.elapsed_ns.unwrap_or(0)),
+            complete: pass.read_all(),
+        };
+        let judged = {
+            let mut evaluator = lock(&shared.alerts);
+            if evaluator.idle() {
+                return;
+            }
+            let subjects: Vec<Subject<'_>> = pass
+                .programs
+                .iter()
+                .map(|p| Subject {
+                    id: p.meta.id,
+                    name: &p.meta.name,
+                    full_name: &p.meta.full_name,
+                    prog_type: p.meta.prog_type,
+                    load_time: p.meta.load_time,
+                    context: &p.context,
+                    interval: p.interval.map(|i| Rates {
+                        cpu_pct: i.cpu_pct,
+                        avg_ns: i.avg_ns_per_run.unwrap_or(0.0),
+                        runs_per_sec: i.runs_per_sec,
+                    }),
+                })
+                .collect();
+            evaluator.evaluate(&subjects, pass.stats_overhead.map(|s| s * 100.0), &now)
+        };
+        self.last = Some(now);
+        self.say(&judged, shared, tx);
+    }
+
+    /// New rules from a reload.
+    pub fn set_rules(&mut self, rules: Vec<Rule>, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
+        let now = self.last.unwrap_or(Moment {
+            mono: Duration::ZERO,
+            wall: SystemTime::now(),
+            elapsed: Duration::ZERO,
+            complete: false,
+        });
+        let judged = lock(&shared.alerts).set_rules(rules, &now);
+        self.say(&judged, shared, tx);
+    }
+
+    /// Logs, signals and records what changed.
+    fn say(&mut self, judged: &Judged, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
+        let mut records = Vec::with_capacity(judged.changes.len());
+        for c in &judged.changes {
+            let line = text(c);
+            match c.state {
+                State::Raised => tracing::warn!("{line}"),
+                State::Cleared => tracing::info!("{line}"),
+            }
+            let mut alert = wire_of(c);
+            alert.text.clone_from(&line);
+            // No receiver (no connection yet) is not an error: the record is stored.
+            let _ = shared.alert_changes.send(alert);
+            records.push(record_of(c, line));
+        }
+        if judged.more > 0
+            && let Some(n) = self.over.note(Instant::now())
+        {
+            tracing::warn!(
+                "{} more alerts changed in one pass than the {MAX_SAID_PER_PASS} said one by \
+                 one ({n} passes with more since the last report): `ebpfstatctl alerts` lists \
+                 the alerts raised now",
+                judged.more
+            );
+        }
+        if !records.is_empty()
+            && tx.try_send(StoreMsg::Alerts(records)).is_err()
+            && let Some(n) = self.lost.note(Instant::now())
+        {
+            tracing::warn!(
+                "the store's queue is full: alert changes of {n} passes were not recorded \
+                 (they were logged and signalled)"
+            );
+        }
+    }
+}

@@ -269,7 +269,7 @@ fn bad_rules_are_named_with_their_line_and_the_daemon_does_not_start() {
         (
             "[[alert]]\nname = \"m\"\nmetric = \"cpu_percent\"\nthreshold = 1\n",
             "unknown variant `cpu_percent`",
-            12,
+            14,
         ),
         (
             "[[alert]]\nname = \"n\"\nmetric = \"avg_ns\"\nthreshold = -5\n",

@@ -162,7 +162,13 @@ fn read_apart<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Rule>
 /// error inside any rule is reported at the first `[[alert]]`.)
 #[derive(Deserialize)]
 struct Tables {
-    alert: Option<Vec<toml::Spanned<toml::Table>>>,
+    alert: Option<Vec<toml::Spanned<serde::de::IgnoredAny>>>,
+}
+
+/// One `[[alert]]` table, read alone.
+#[derive(Deserialize)]
+struct OneRule {
+    alert: Vec<Rule>,
 }
 
 impl Settings {
@@ -177,24 +183,48 @@ impl Settings {
         let tables: Tables =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         if let Some(tables) = tables.alert {
-            let rules = tables.into_iter().map(|t| {
-                let start = t.span().start;
-                let line = text.get(..start).map_or(0, |s| s.matches('\n').count()) + 1;
-                let table = t.into_inner();
-                let named = match table.get("name").and_then(toml::Value::as_str) {
-                    Some(name) => format!("alert {name:?}"),
-                    None => "[[alert]]".to_owned(),
-                };
-                toml::Value::Table(table).try_into::<Rule>().map_err(|e| {
-                    let e = e.to_string();
-                    let e = e.trim_end();
-                    // The rule's own checks name it already.
-                    invalid(if e.starts_with("alert ") {
-                        format!("line {line}: {e}")
-                    } else {
-                        format!("line {line}: {named}: {e}")
+            let rules = tables.iter().map(|t| {
+                // Each table read alone, from the start of its `[[alert]]` line: an error's
+                // place in it is its place in the file, less the lines before.
+                let from = text
+                    .get(..t.span().start)
+                    .and_then(|s| s.rfind('\n'))
+                    .map_or(0, |n| n + 1);
+                let before = text.get(..from).map_or(0, |s| s.matches('\n').count());
+                // Up to the next table's header (the span covers only this one's).
+                let rest = text.get(from..).unwrap_or_default();
+                let len = rest
+                    .match_indices('\n')
+                    .map(|(n, _)| n + 1)
+                    .find(|&n| rest[n..].trim_start().starts_with('['))
+                    .unwrap_or(rest.len());
+                let table = &rest[..len];
+                toml::from_str::<OneRule>(table)
+                    .map_err(|e| {
+                        let at = e.span().map_or(0, |s| s.start);
+                        let line =
+                            before + table.get(..at).map_or(0, |s| s.matches('\n').count()) + 1;
+                        let named = table
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once('=')?;
+                                (k.trim() == "name").then(|| v.trim().trim_matches('"'))
+                            })
+                            .map_or("[[alert]]".to_owned(), |n| format!("alert {n:?}"));
+                        let message = e.message().trim_end();
+                        // The rule's own checks name it already.
+                        invalid(if message.starts_with("alert ") {
+                            format!("line {line}: {message}")
+                        } else {
+                            format!("line {line}: {named}: {message}")
+                        })
                     })
-                })
+                    .and_then(|one| {
+                        one.alert
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| invalid("an empty [[alert]] table".to_owned()))
+                    })
             });
             settings.alert = Some(rules.collect::<Result<_, _>>()?);
         }

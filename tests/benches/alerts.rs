@@ -94,13 +94,12 @@ fn time_evaluate(rules: Vec<Rule>, pass: &ebpfstatd::sampler::Pass, passes: u32)
         mono: Duration::from_secs(u64::from(s) + 10),
         wall: SystemTime::now(),
         elapsed: Duration::from_secs(1),
-        complete: true,
     };
-    let judged = ev.evaluate(&subjects, Some(0.01), &at(0));
+    let judged = ev.evaluate(&subjects, &[], Some(0.01), &at(0));
     let first = judged.changes.len() + judged.more;
     let start = Instant::now();
     for s in 1..=passes {
-        std::hint::black_box(ev.evaluate(&subjects, Some(0.01), &at(s)));
+        std::hint::black_box(ev.evaluate(&subjects, &[], Some(0.01), &at(s)));
     }
     (start.elapsed().as_nanos() as f64 / f64::from(passes), first)
 }

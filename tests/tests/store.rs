@@ -519,7 +519,7 @@ fn events_are_a_bounded_ring_kept_across_a_reopen() {
 }
 
 #[test]
-fn alerts_are_a_ring_of_their_own_and_say_what_was_raised_at_a_stop() {
+fn alerts_are_a_ring_of_their_own_and_those_raised_are_kept_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("h.db");
     let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + s);
@@ -577,7 +577,7 @@ fn alerts_are_a_ring_of_their_own_and_say_what_was_raised_at_a_stop() {
     drop(Store::open(store_config(&old)).expect("open"));
     {
         let conn = rusqlite::Connection::open(&old).expect("open");
-        conn.execute_batch("DROP TABLE alerts; PRAGMA user_version = 2;")
+        conn.execute_batch("DROP TABLE alerts; DROP TABLE open_alerts; PRAGMA user_version = 2;")
             .expect("make it schema 2");
     }
     let mut migrated = Store::open(store_config(&old)).expect("migrates");
@@ -600,9 +600,21 @@ fn alerts_are_a_ring_of_their_own_and_say_what_was_raised_at_a_stop() {
             .len(),
         1
     );
-    let open = store.open_alerts().expect("open alerts");
-    let open: Vec<(&str, u32)> = open.iter().map(|a| (a.rule.as_str(), a.prog_id)).collect();
-    // flap's newest record (i = 1099) cleared it; hot on program 2 was cleared too.
-    assert_eq!(open, [("hot", 1)]);
     assert_eq!(store.alerts_since(t(2000), 10).expect("since").len(), 3);
+    // The alerts raised now are a list of their own, replaced whole, kept across a reopen.
+    assert!(store.open_alerts().expect("open").is_empty());
+    let mut store = store;
+    store
+        .save_open_alerts(&[
+            alert(2000, "hot", 1, "raised"),
+            alert(2000, "hot", 2, "raised"),
+        ])
+        .expect("save");
+    store
+        .save_open_alerts(&[alert(2000, "hot", 1, "raised")])
+        .expect("save");
+    drop(store);
+    let store = Store::open(store_config(&db)).expect("reopen");
+    let open = store.open_alerts().expect("open alerts");
+    assert_eq!(open, [alert(2000, "hot", 1, "raised")]);
 }

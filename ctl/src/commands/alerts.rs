@@ -10,6 +10,9 @@ use crate::args::When;
 use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap_to_terminal};
 use crate::units;
 
+/// The most alerts raised an `Alerts()` answer lists.
+const LISTED: usize = 1000;
+
 #[derive(Serialize)]
 struct Answer {
     active: Vec<Alert>,
@@ -49,6 +52,10 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
             "{} raised now:",
             match active.len() {
                 1 => "1 alert".to_owned(),
+                n if n >= LISTED => format!(
+                    "the first {n} (the most the daemon lists; `ebpfstatctl status` counts \
+                     them all) of the alerts"
+                ),
                 n => format!("{n} alerts"),
             }
         )?;

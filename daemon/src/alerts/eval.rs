@@ -48,6 +48,8 @@ pub enum Why {
     RuleChanged,
     /// Raised before a restart, and the program or rule is not there any more.
     GoneAfterRestart,
+    /// Not a change: an alert listed while it is raised (`Evaluator::active`).
+    Still,
 }
 
 /// An alert raised or cleared, or (in [`Evaluator::active`]) one raised now.
@@ -74,6 +76,10 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Restored {
     pub rule: String,
+    /// The rule as it was: an alert is restored only under the same rule.
+    pub metric: String,
+    pub threshold: f64,
+    pub clear: f64,
     pub prog_id: u32,
     pub program: String,
     pub prog_type: String,
@@ -89,6 +95,10 @@ pub struct Judged {
 }
 
 impl Judged {
+    fn changed(&self) -> bool {
+        !self.changes.is_empty() || self.more > 0
+    }
+
     fn push(&mut self, limit: usize, make: impl FnOnce() -> Change) {
         if self.changes.len() < limit {
             self.changes.push(make());
@@ -229,6 +239,9 @@ pub struct Evaluator {
     passes: u64,
     /// Changes returned one by one each pass; the rest are counted.
     limit: usize,
+    /// Counts every change of what is raised, so the store rewrites its list of open alerts
+    /// only when it changed.
+    generation: u64,
 }
 
 impl Evaluator {
@@ -258,10 +271,13 @@ impl Evaluator {
             && self.programs.values().all(|c| c.keys.is_empty())
     }
 
-    /// Judges one pass; returns the alerts raised and cleared by it.
+    /// Judges one pass; returns the alerts raised and cleared by it. `unread` (ascending): the
+    /// programs that exist but the pass could not read; every other program not in `programs`
+    /// was unloaded.
     pub fn evaluate(
         &mut self,
         programs: &[Subject<'_>],
+        unread: &[u32],
         stats_overhead_pct: Option<f64>,
         now: &Moment,
     ) -> Judged {
@@ -359,8 +375,16 @@ impl Evaluator {
             let rule = &self.rules[usize::from(i)];
             out.push(limit, || gone(rule, &r, now));
         }
-        self.forget(seq, now, &mut out);
+        self.forget(seq, unread, now, &mut out);
+        if out.changed() {
+            self.generation += 1;
+        }
         out
+    }
+
+    /// Changes when what is raised changes (a raise, a clear, a reload, a restore).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// On the first pass with values, the alerts from before a restart, by (rule, program);
@@ -371,7 +395,13 @@ impl Evaluator {
             return pending;
         }
         for r in std::mem::take(&mut self.restored) {
-            let index = self.rules.iter().position(|x| x.name == r.rule);
+            let index = self.rules.iter().position(|x| {
+                x.name == r.rule
+                    && x.metric.as_str() == r.metric
+                    && x.threshold == r.threshold
+                    && x.clear == r.clear
+                    && x.metric.host_wide() == (r.prog_id == 0)
+            });
             match index.and_then(|i| u16::try_from(i).ok()) {
                 Some(i) => {
                     pending.insert((i, r.prog_id), r);
@@ -420,15 +450,12 @@ impl Evaluator {
         );
     }
 
-    /// Drops the programs gone, clearing their alerts (only a pass that read every program
-    /// knows which are gone).
-    fn forget(&mut self, seq: u64, now: &Moment, out: &mut Judged) {
-        if !now.complete {
-            return;
-        }
+    /// Drops the programs gone, clearing their alerts; a program the pass could not read is
+    /// not gone.
+    fn forget(&mut self, seq: u64, unread: &[u32], now: &Moment, out: &mut Judged) {
         let (rules, limit) = (&self.rules, self.limit);
         self.programs.retain(|&id, c| {
-            if c.seen == seq {
+            if c.seen == seq || unread.binary_search(&id).is_ok() {
                 return true;
             }
             for (i, key) in &c.keys {
@@ -499,6 +526,11 @@ impl Evaluator {
             c.seen = 0;
         }
         carry(&mut self.host, &HOST);
+        if self.rules.is_empty() {
+            // Nothing more to judge: what was kept per program goes (its alerts were cleared).
+            self.programs.clear();
+        }
+        self.generation += 1;
         out
     }
 
@@ -531,7 +563,7 @@ impl Evaluator {
                     &about,
                     key.value,
                     State::Raised,
-                    Why::Crossed,
+                    Why::Still,
                     since,
                     now,
                 ))

@@ -19,8 +19,6 @@ pub struct Moment {
     pub wall: SystemTime,
     /// The interval the pass's values cover (0 on the first pass).
     pub elapsed: Duration,
-    /// Whether the pass read every program: only then are missing ones unloaded.
-    pub complete: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +114,10 @@ impl Key {
                     _ => now.mono.saturating_sub(now.elapsed),
                 };
                 self.phase = Phase::Pending { since };
-                if now.mono.saturating_sub(since) < self.hold(rule, now) {
+                // Passes land on their slots give or take a little: half an interval of slack
+                // keeps `for = "3s"` at 1 s from waiting a fourth pass when the third is early.
+                let held = now.mono.saturating_sub(since) + now.elapsed / 2;
+                if held < self.hold(rule, now) {
                     return None;
                 }
                 self.raises = if self.recent(now) { self.raises + 1 } else { 1 };

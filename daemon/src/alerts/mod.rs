@@ -5,7 +5,7 @@
 //!
 //! A flood is bounded twice: a rule that raises again soon after it cleared must hold twice as
 //! long each time ([`eval::FLAP_MEMORY`]), and at most [`MAX_SAID_PER_PASS`] changes a pass are
-//! said one by one; the rest are counted in one log line, and `Alerts` lists every alert raised.
+//! said one by one; the rest are counted in one log line, and `Alerts` lists the alerts raised.
 
 pub mod eval;
 mod key;
@@ -35,6 +35,16 @@ pub fn text(c: &Change) -> String {
         humantime::format_duration(Duration::from_secs(raised.as_secs())).to_string()
     };
     match (c.state, c.why) {
+        (State::Raised, Why::Still) => format!(
+            "alert {} raised since {}: {subject}: {} now {} (raised above {}, clears at or \
+             below {})",
+            c.rule,
+            humantime::format_rfc3339_seconds(c.since),
+            m.as_str(),
+            m.show(c.value),
+            m.show(c.threshold),
+            m.show(c.clear)
+        ),
         (State::Raised, _) => format!(
             "alert {} raised: {subject}: {} {} above {}",
             c.rule,
@@ -42,7 +52,7 @@ pub fn text(c: &Change) -> String {
             m.show(c.value),
             m.show(c.threshold)
         ),
-        (State::Cleared, Why::Crossed) => format!(
+        (State::Cleared, Why::Crossed | Why::Still) => format!(
             "alert {} cleared: {subject}: {} {} at or below {} (raised {})",
             c.rule,
             m.as_str(),
@@ -127,6 +137,9 @@ pub fn restored(open: Vec<AlertRecord>) -> Vec<Restored> {
     open.into_iter()
         .map(|r| Restored {
             rule: r.rule,
+            metric: r.metric,
+            threshold: r.threshold,
+            clear: r.clear,
             prog_id: r.prog_id,
             program: r.program,
             prog_type: r.prog_type,

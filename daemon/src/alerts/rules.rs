@@ -145,7 +145,7 @@ fn pattern(key: &str, p: Option<String>) -> Result<Option<String>, String> {
     }
     if let Some(c) = p
         .chars()
-        .find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\') || c.is_control())
+        .find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\' | '"') || c.is_control())
     {
         return Err(format!(
             "{key} {p:?}: {c:?} is not supported; a glob here has only * (any run of \

@@ -12,7 +12,7 @@ use crate::sampler::owners::Owner;
 const T0: u64 = 1_800_000_000;
 
 fn judge(ev: &mut Evaluator, s: &[Subject<'_>], overhead: Option<f64>, at: &Moment) -> Vec<Change> {
-    ev.evaluate(s, overhead, at).changes
+    ev.evaluate(s, &[], overhead, at).changes
 }
 
 fn rule(name: &str, metric: Metric, threshold: f64, clear: f64, hold_s: u64) -> Rule {
@@ -33,7 +33,6 @@ fn at(s: u64) -> Moment {
         mono: Duration::from_secs(s),
         wall: SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + s),
         elapsed: Duration::from_secs(1),
-        complete: true,
     }
 }
 
@@ -158,7 +157,7 @@ fn flapping_is_bounded() {
     for s in 1..=3000 {
         let v = if (s / 60) % 2 == 0 { 9.0 } else { 1.0 };
         raises += ev
-            .evaluate(&[subject(&p, v)], None, &at(s))
+            .evaluate(&[subject(&p, v)], &[], None, &at(s))
             .changes
             .iter()
             .filter(|c| c.state == State::Raised)
@@ -177,10 +176,9 @@ fn an_unloaded_program_clears_its_alerts() {
     );
     let raised = judge(&mut ev, &[subject(&a, 2.0), subject(&b, 2.0)], None, &at(1));
     assert_eq!(raised.len(), 2);
-    // An incomplete pass says nothing of the missing program.
-    let mut partial = at(2);
-    partial.complete = false;
-    assert!(judge(&mut ev, &[subject(&a, 2.0)], None, &partial).is_empty());
+    // A program the pass could not read is not unloaded.
+    let partial = ev.evaluate(&[subject(&a, 2.0)], &[2], None, &at(2));
+    assert!(partial.changes.is_empty());
     let gone = judge(&mut ev, &[subject(&a, 2.0)], None, &at(3));
     assert_eq!(gone.len(), 1);
     assert_eq!((gone[0].prog_id, gone[0].why), (2, Why::Unloaded));
@@ -219,7 +217,7 @@ fn selectors_pick_programs_and_skip_the_probe() {
         subject(&probe, 2.0),
     ];
     let mut got: Vec<(String, u32)> = ev
-        .evaluate(&subjects, None, &at(1))
+        .evaluate(&subjects, &[], None, &at(1))
         .changes
         .into_iter()
         .map(|c| (c.rule, c.prog_id))
@@ -265,10 +263,13 @@ fn host_wide_rules_take_one_value() {
 
 #[test]
 fn alerts_raised_before_a_restart_carry_on_or_clear() {
-    let (a, b) = (prog(1, "a"), prog(2, "b"));
+    let (a, b, c) = (prog(1, "a"), prog(2, "b"), prog(3, "c"));
     let since = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 - 10);
     let restored = |id, program: &str, rule: &str| Restored {
         rule: rule.into(),
+        metric: "cpu_pct".into(),
+        threshold: 5.0,
+        clear: 4.0,
         prog_id: id,
         program: program.into(),
         prog_type: "tracepoint".into(),
@@ -282,14 +283,20 @@ fn alerts_raised_before_a_restart_carry_on_or_clear() {
             restored(2, "b", "cpu"),
             restored(9, "gone", "cpu"),
             restored(1, "a", "removed"),
+            // Raised under another threshold: not the same rule.
+            Restored {
+                threshold: 6.0,
+                ..restored(3, "c", "cpu")
+            },
         ],
         usize::MAX,
     );
     // The first pass has no values yet: nothing is judged.
     let mut first = at(0);
     first.elapsed = Duration::ZERO;
-    assert!(judge(&mut ev, &[subject(&a, 9.0), subject(&b, 1.0)], None, &first).is_empty());
-    let c = judge(&mut ev, &[subject(&a, 9.0), subject(&b, 1.0)], None, &at(1));
+    let pass = [subject(&a, 9.0), subject(&b, 1.0), subject(&c, 9.0)];
+    assert!(judge(&mut ev, &pass, None, &first).is_empty());
+    let c = judge(&mut ev, &pass, None, &at(1));
     let mut got: Vec<(u32, &str, Why)> = c
         .iter()
         .map(|c| (c.prog_id, c.rule.as_str(), c.why))
@@ -300,6 +307,7 @@ fn alerts_raised_before_a_restart_carry_on_or_clear() {
         [
             (1, "removed", Why::GoneAfterRestart),
             (2, "cpu", Why::Crossed),
+            (3, "cpu", Why::GoneAfterRestart),
             (9, "cpu", Why::GoneAfterRestart),
         ]
     );
@@ -335,7 +343,7 @@ fn changes_past_the_limit_are_counted_not_built() {
     let progs: Vec<Prog> = (1..=250).map(|i| prog(i, "many")).collect();
     let subjects: Vec<Subject<'_>> = progs.iter().map(|p| subject(p, 2.0)).collect();
     let mut ev = Evaluator::new(vec![rule("cpu", Metric::CpuPct, 1.0, 1.0, 0)], vec![], 100);
-    let j = ev.evaluate(&subjects, None, &at(1));
+    let j = ev.evaluate(&subjects, &[], None, &at(1));
     assert_eq!((j.changes.len(), j.more), (100, 150));
     let (listed, total) = ev.active(SystemTime::now(), 10);
     assert_eq!((listed.len(), total, ev.raised()), (10, 250, 250));

@@ -200,6 +200,9 @@ fn rule_changes(old: &[Rule], new: &[Rule]) -> String {
             .map(|r| r.name.as_str())
             .collect(),
     );
+    if parts.is_empty() {
+        parts.push("reordered".to_owned());
+    }
     format!("{} rules ({})", new.len(), parts.join("; "))
 }
 

@@ -9,8 +9,9 @@ use ebpfstat_dbus::defaults;
 use serde::Deserialize;
 
 use crate::alerts::Rule;
-use crate::alerts::rules::{MAX_RULES, first_repeat};
+use crate::alerts::rules::first_repeat;
 
+mod alert_tables;
 mod effective;
 mod values;
 
@@ -158,19 +159,6 @@ fn read_apart<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Rule>
     Ok(None)
 }
 
-/// The second reading: only the rules, each with where it starts. (Read with the rest, an
-/// error inside any rule is reported at the first `[[alert]]`.)
-#[derive(Deserialize)]
-struct Tables {
-    alert: Option<Vec<toml::Spanned<serde::de::IgnoredAny>>>,
-}
-
-/// One `[[alert]]` table, read alone.
-#[derive(Deserialize)]
-struct OneRule {
-    alert: Vec<Rule>,
-}
-
 impl Settings {
     /// Parses file text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
@@ -180,54 +168,7 @@ impl Settings {
         };
         let mut settings: Self =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
-        let tables: Tables =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
-        if let Some(tables) = tables.alert {
-            let rules = tables.iter().map(|t| {
-                // Each table read alone, from the start of its `[[alert]]` line: an error's
-                // place in it is its place in the file, less the lines before.
-                let from = text
-                    .get(..t.span().start)
-                    .and_then(|s| s.rfind('\n'))
-                    .map_or(0, |n| n + 1);
-                let before = text.get(..from).map_or(0, |s| s.matches('\n').count());
-                // Up to the next table's header (the span covers only this one's).
-                let rest = text.get(from..).unwrap_or_default();
-                let len = rest
-                    .match_indices('\n')
-                    .map(|(n, _)| n + 1)
-                    .find(|&n| rest[n..].trim_start().starts_with('['))
-                    .unwrap_or(rest.len());
-                let table = &rest[..len];
-                toml::from_str::<OneRule>(table)
-                    .map_err(|e| {
-                        let at = e.span().map_or(0, |s| s.start);
-                        let line =
-                            before + table.get(..at).map_or(0, |s| s.matches('\n').count()) + 1;
-                        let named = table
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once('=')?;
-                                (k.trim() == "name").then(|| v.trim().trim_matches('"'))
-                            })
-                            .map_or("[[alert]]".to_owned(), |n| format!("alert {n:?}"));
-                        let message = e.message().trim_end();
-                        // The rule's own checks name it already.
-                        invalid(if message.starts_with("alert ") {
-                            format!("line {line}: {message}")
-                        } else {
-                            format!("line {line}: {named}: {message}")
-                        })
-                    })
-                    .and_then(|one| {
-                        one.alert
-                            .into_iter()
-                            .next()
-                            .ok_or_else(|| invalid("an empty [[alert]] table".to_owned()))
-                    })
-            });
-            settings.alert = Some(rules.collect::<Result<_, _>>()?);
-        }
+        settings.alert = alert_tables::read(text).map_err(invalid)?;
         if let Some(message) = settings.bad_rules(text) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -256,13 +197,6 @@ impl Settings {
     /// parsed), naming the line.
     fn bad_rules(&self, text: &str) -> Option<String> {
         let rules = self.alert.as_deref()?;
-        if rules.len() > MAX_RULES {
-            return Some(format!(
-                "{} alert rules: at most {MAX_RULES} (each is judged against every program \
-                 after each pass)",
-                rules.len()
-            ));
-        }
         let i = first_repeat(rules)?;
         let name = &rules[i].name;
         // The line of the repeat: the second `name = "..."` with that name.

@@ -302,6 +302,7 @@ impl Sampler {
                 runs += i.delta_run_cnt;
             }
         }
+        let unread_ids = std::mem::take(&mut unread);
         let unread = errors.unread;
         let failure = errors.failure.take();
         let (coverage, stats_state) = self
@@ -331,6 +332,7 @@ impl Sampler {
             owners: Arc::clone(&self.owners_snapshot),
             errors: errors.into_messages(),
             unread,
+            unread_ids: unread_ids.into(),
             failure,
         }
     }

@@ -132,6 +132,9 @@ pub struct Pass {
     pub errors: Vec<String>,
     /// Programs that exist but could not be read.
     pub unread: u32,
+    /// Their ids, ascending: programs missing from `programs` but not here were unloaded.
+    #[serde(skip)]
+    pub unread_ids: Box<[u32]>,
     /// Set when the pass cannot be trusted (the walk over programs stopped, or the process ran
     /// out of descriptors or memory): it is counted as failed and not stored, so the next pass
     /// that reads every program closes the whole time as one interval.

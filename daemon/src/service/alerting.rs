@@ -32,7 +32,6 @@ impl Alerting {
             mono: Duration::from_nanos(pass.monotonic_ns),
             wall: pass.time,
             elapsed: Duration::from_nanos(pass.elapsed_ns.unwrap_or(0)),
-            complete: pass.read_all(),
         };
         let judged = {
             let mut evaluator = lock(&shared.alerts);
@@ -56,7 +55,12 @@ impl Alerting {
                     }),
                 })
                 .collect();
-            evaluator.evaluate(&subjects, pass.stats_overhead.map(|s| s * 100.0), &now)
+            evaluator.evaluate(
+                &subjects,
+                &pass.unread_ids,
+                pass.stats_overhead.map(|s| s * 100.0),
+                &now,
+            )
         };
         self.last = Some(now);
         self.say(&judged, shared, tx);
@@ -68,7 +72,6 @@ impl Alerting {
             mono: Duration::ZERO,
             wall: SystemTime::now(),
             elapsed: Duration::ZERO,
-            complete: false,
         });
         let judged = lock(&shared.alerts).set_rules(rules, &now);
         self.say(&judged, shared, tx);

@@ -8,8 +8,9 @@ use ebpfstat_store::{Brief, Store, StoreError};
 use tokio::sync::mpsc;
 
 use super::notify;
+use crate::alerts;
 use crate::compare::{self, Needs};
-use crate::shared::{Shared, StoreJob, StoreMsg};
+use crate::shared::{Shared, StoreJob, StoreMsg, lock};
 
 pub(super) fn store_loop(
     store: Store,
@@ -43,6 +44,7 @@ async fn store_queues(
         stats: "",
         shared,
         versions: Versions::new(needs),
+        alerts_saved: 0,
     };
     let mut first = Some(stored);
     loop {
@@ -84,6 +86,8 @@ struct Flusher<'a> {
     stats: &'static str,
     shared: &'a Shared,
     versions: Versions,
+    /// The evaluator's generation whose alerts raised are saved (see `save_alerts`).
+    alerts_saved: u64,
 }
 
 impl Flusher<'_> {
@@ -117,8 +121,33 @@ impl Flusher<'_> {
         ))]);
         if result.is_ok() {
             self.versions.conclude(store, self.shared);
+            self.save_alerts(store);
         }
         give_back_free_memory();
+    }
+}
+
+impl Flusher<'_> {
+    /// Saves the alerts raised now when they changed since the last flush: what a restart
+    /// carries on (the ring of changes may miss some: at most 100 a pass are recorded).
+    fn save_alerts(&mut self, store: &mut Store) {
+        let (generation, raised) = {
+            let evaluator = lock(&self.shared.alerts);
+            let generation = evaluator.generation();
+            if generation == self.alerts_saved {
+                return;
+            }
+            let (raised, _) = evaluator.active(SystemTime::now(), alerts::MAX_LISTED);
+            (generation, raised)
+        };
+        let records: Vec<_> = raised
+            .iter()
+            .map(|c| alerts::record_of(c, alerts::text(c)))
+            .collect();
+        match store.save_open_alerts(&records) {
+            Ok(()) => self.alerts_saved = generation,
+            Err(e) => tracing::warn!("saving the alerts raised now failed: {e}"),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Alerts raised and cleared, kept beside the history in a bounded ring of their own (a
-//! flapping rule cannot push out the version events), so a client that was away can catch up
-//! and a restart knows which alerts were raised when it stopped.
+//! flapping rule cannot push out the version events), so a client that was away can catch up;
+//! and the alerts raised now, so a restart carries them on.
 
 use std::time::{Duration, SystemTime};
 
@@ -108,12 +108,41 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The alerts whose newest record raised them: raised when the daemon stopped.
+    /// Replaces the list of alerts raised now (at most a bounded number, chosen by the caller),
+    /// read back by [`Store::open_alerts`] when the daemon starts again.
+    pub fn save_open_alerts(&mut self, raised: &[AlertRecord]) -> Result<(), StoreError> {
+        let tx = self.db.conn.transaction()?;
+        tx.execute("DELETE FROM open_alerts", [])?;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO open_alerts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12)"
+            ))?;
+            for a in raised {
+                insert.execute(params![
+                    wall_ns(a.time),
+                    a.rule,
+                    a.metric,
+                    a.state,
+                    a.prog_id,
+                    a.program,
+                    a.prog_type,
+                    a.value,
+                    a.threshold,
+                    a.clear,
+                    wall_ns(a.since),
+                    a.text
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The alerts raised when the list was last saved (at the last flush, and at a stop).
     pub fn open_alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
         let mut stmt = self.db.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM alerts a WHERE state = 'raised' AND alert_id = \
-             (SELECT max(alert_id) FROM alerts b WHERE b.rule = a.rule AND b.prog_id = a.prog_id) \
-             ORDER BY alert_id"
+            "SELECT {COLUMNS} FROM open_alerts ORDER BY rule, prog_id"
         ))?;
         let rows = stmt.query_map([], record)?;
         Ok(rows.collect::<Result<_, _>>()?)

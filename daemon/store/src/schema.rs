@@ -128,7 +128,7 @@ const MIGRATIONS: &[&str] = &[
          tag TEXT NOT NULL,
          PRIMARY KEY (program, type, tag)
      ) WITHOUT ROWID",
-    // 2 → 3: alerts raised and cleared, a bounded ring of their own.
+    // 2 → 3: alerts raised and cleared (a bounded ring of their own), and those raised now.
     "CREATE TABLE alerts (
          alert_id INTEGER PRIMARY KEY,
          time_ns INTEGER NOT NULL,
@@ -143,6 +143,21 @@ const MIGRATIONS: &[&str] = &[
          clear REAL NOT NULL,
          since_ns INTEGER NOT NULL,
          text TEXT NOT NULL
+     );
+     CREATE TABLE open_alerts (
+         rule TEXT NOT NULL,
+         prog_id INTEGER NOT NULL,
+         time_ns INTEGER NOT NULL,
+         metric TEXT NOT NULL,
+         state TEXT NOT NULL,
+         program TEXT NOT NULL,
+         type TEXT NOT NULL,
+         value REAL NOT NULL,
+         threshold REAL NOT NULL,
+         clear REAL NOT NULL,
+         since_ns INTEGER NOT NULL,
+         text TEXT NOT NULL,
+         PRIMARY KEY (rule, prog_id)
      )",
 ];
 

@@ -36,12 +36,23 @@ pub fn packages_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages")
 }
 
-/// The package built by `packaging/build` with this extension (`deb`, `rpm`), if there is one.
+/// The amd64 package built by `packaging/build` with this extension (`deb`, `rpm`), if there
+/// is one.
 pub fn built_package(ext: &str) -> Option<PathBuf> {
+    built_package_for(ext, if ext == "rpm" { "x86_64" } else { "amd64" })
+}
+
+/// The package with this extension for this architecture, as its file name spells it (`arm64`,
+/// `armhf` for a .deb; `aarch64`, `armv7hl` for an .rpm), if there is one.
+pub fn built_package_for(ext: &str, arch: &str) -> Option<PathBuf> {
+    let tail = match ext {
+        "rpm" => format!(".{arch}.rpm"),
+        _ => format!("_{arch}.{ext}"),
+    };
     std::fs::read_dir(packages_dir()).ok().and_then(|d| {
         d.flatten()
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == ext))
+            .find(|p| p.to_string_lossy().ends_with(&tail))
     })
 }
 

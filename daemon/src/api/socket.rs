@@ -161,7 +161,7 @@ pub const MAX_PEERS: usize = 64;
 pub const MAX_PEERS_PER_UID: usize = 16;
 /// Descriptors never given to peers, whatever the open-file limit: sampling opens one per
 /// program in turn, the rescan walks `/proc` and bpffs, SQLite keeps three.
-pub const FDS_KEPT: u64 = 64;
+pub const FDS_KEPT: libc::rlim_t = 64;
 /// A peer has this long to authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer that sends nothing for this long is disconnected (it may connect again).

@@ -534,32 +534,38 @@ impl Evaluator {
         out
     }
 
-    /// The alerts raised now with their newest values, by rule then program: at most `limit`
-    /// of them, and how many there are.
+    /// The alerts raised now with their newest values, by rule (in the configuration's order)
+    /// then program id: at most `limit` of them, and how many there are.
     pub fn active(&self, now: SystemTime, limit: usize) -> (Vec<Change>, usize) {
-        let mut raised: Vec<(&Rule, About<'_>, &Key)> = Vec::new();
-        let rule = |i: u16| self.rules.get(usize::from(i));
+        // Plain (rule, program) pairs first, so only the ones listed cost strings: this runs
+        // under the lock the sampling thread judges passes with.
+        let mut raised: Vec<(u16, u32, Option<&Covered>, &Key)> = Vec::new();
         for (&id, c) in &self.programs {
             for (i, key) in &c.keys {
-                if let (Phase::Raised { .. }, Some(r)) = (key.phase, rule(*i)) {
-                    raised.push((r, c.about(id), key));
+                if matches!(key.phase, Phase::Raised { .. }) {
+                    raised.push((*i, id, Some(c), key));
                 }
             }
         }
         for (i, key) in &self.host {
-            if let (Phase::Raised { .. }, Some(r)) = (key.phase, rule(*i)) {
-                raised.push((r, HOST, key));
+            if matches!(key.phase, Phase::Raised { .. }) {
+                raised.push((*i, 0, None, key));
             }
         }
         let total = raised.len();
-        raised.sort_unstable_by(|a, b| (&a.0.name, a.1.prog_id).cmp(&(&b.0.name, b.1.prog_id)));
+        if raised.len() > limit {
+            raised.select_nth_unstable_by_key(limit, |e| (e.0, e.1));
+            raised.truncate(limit);
+        }
+        raised.sort_unstable_by_key(|e| (e.0, e.1));
         let list = raised
             .into_iter()
-            .take(limit)
-            .filter_map(|(r, about, key)| {
+            .filter_map(|(i, id, c, key)| {
+                let rule = self.rules.get(usize::from(i))?;
                 let since = key.raised_since()?;
+                let about = c.map_or(HOST, |c| c.about(id));
                 Some(change(
-                    r,
+                    rule,
                     &about,
                     key.value,
                     State::Raised,

@@ -57,6 +57,28 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
+/// Writes `a` with `insert`, a statement over [`COLUMNS`] in their order.
+fn insert_record(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    a: &AlertRecord,
+) -> rusqlite::Result<()> {
+    insert.execute(params![
+        wall_ns(a.time),
+        a.rule,
+        a.metric,
+        a.state,
+        a.prog_id,
+        a.program,
+        a.prog_type,
+        a.value,
+        a.threshold,
+        a.clear,
+        wall_ns(a.since),
+        a.text
+    ])?;
+    Ok(())
+}
+
 impl Store {
     /// Keeps `records` (written at once, in one transaction) and drops the oldest beyond
     /// [`MAX_ALERTS`].
@@ -71,20 +93,7 @@ impl Store {
                  ?11, ?12)"
             ))?;
             for a in records {
-                insert.execute(params![
-                    wall_ns(a.time),
-                    a.rule,
-                    a.metric,
-                    a.state,
-                    a.prog_id,
-                    a.program,
-                    a.prog_type,
-                    a.value,
-                    a.threshold,
-                    a.clear,
-                    wall_ns(a.since),
-                    a.text
-                ])?;
+                insert_record(&mut insert, a)?;
             }
             tx.execute(
                 "DELETE FROM alerts WHERE alert_id <= (SELECT max(alert_id) FROM alerts) - ?1",
@@ -119,20 +128,7 @@ impl Store {
                  ?7, ?8, ?9, ?10, ?11, ?12)"
             ))?;
             for a in raised {
-                insert.execute(params![
-                    wall_ns(a.time),
-                    a.rule,
-                    a.metric,
-                    a.state,
-                    a.prog_id,
-                    a.program,
-                    a.prog_type,
-                    a.value,
-                    a.threshold,
-                    a.clear,
-                    wall_ns(a.since),
-                    a.text
-                ])?;
+                insert_record(&mut insert, a)?;
             }
         }
         tx.commit()?;

@@ -151,11 +151,32 @@ impl ApiDaemon {
         }
     }
 
+    /// On `db` (an existing database), with extra flags and `env` added to its environment.
+    pub fn start_on_with_env(
+        interval: &str,
+        db: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::launch_with(None, interval, Some(db), extra, env)
+    }
+
     fn launch(bus: Option<&TestBus>, interval: &str, db: Option<&Path>, extra: &[&str]) -> Self {
+        Self::launch_with(bus, interval, db, extra, &[])
+    }
+
+    fn launch_with(
+        bus: Option<&TestBus>,
+        interval: &str,
+        db: Option<&Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = open_tempdir();
         let socket = dir.path().join("run/private");
         let db = db.map_or_else(|| dir.path().join("history.db"), Path::to_owned);
         let child = Self::command(bus, interval, &db, &socket, extra)
+            .envs(env.iter().copied())
             .stderr(Self::log_file(&dir))
             .spawn()
             .expect("spawn ebpfstatd");

@@ -101,6 +101,11 @@ impl SimHost {
         c.run_time_ns += rt;
     }
 
+    /// The share of the next intervals with stats on (duty-cycling), 0..=1.
+    pub fn set_coverage(&mut self, coverage: f64) {
+        self.tick.coverage = coverage;
+    }
+
     /// Moves both clocks.
     pub fn advance(&mut self, d: Duration) {
         self.tick.boottime_ns += ns(d);

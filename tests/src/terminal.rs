@@ -7,6 +7,16 @@ use std::process::Command;
 /// Runs `program args` on a pseudo-terminal of `cols` columns; its output as the terminal got
 /// it (escape codes included, `\r\n` made `\n`) and its exit status.
 pub fn on_pty(program: &Path, args: &[&str], cols: u16) -> (String, i32) {
+    on_pty_with(program, args, cols, &[])
+}
+
+/// [`on_pty`] with `env` added to the command's environment.
+pub fn on_pty_with(
+    program: &Path,
+    args: &[&str],
+    cols: u16,
+    env: &[(&str, &str)],
+) -> (String, i32) {
     let quoted: Vec<String> = std::iter::once(program.to_string_lossy().into_owned())
         .chain(args.iter().map(|a| (*a).to_owned()))
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
@@ -16,6 +26,7 @@ pub fn on_pty(program: &Path, args: &[&str], cols: u16) -> (String, i32) {
         .arg(format!("stty cols {cols} rows 60; {}", quoted.join(" ")))
         .arg("/dev/null")
         .env("TERM", "xterm")
+        .envs(env.iter().copied())
         .output()
         .expect("run script");
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");

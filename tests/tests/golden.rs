@@ -14,7 +14,7 @@ use std::time::Duration;
 use ebpfstat_store::Store;
 use ebpfstat_tests::bus::ApiDaemon;
 use ebpfstat_tests::synthetic::{SimHost, start};
-use ebpfstat_tests::terminal::{on_pty_with, visible};
+use ebpfstat_tests::terminal::{Tmux, on_pty_with, visible};
 use ebpfstat_tests::*;
 
 /// The frozen wall clock: 30 s after the workload's last pass.
@@ -383,19 +383,27 @@ fn live_views_show_what_they_showed() {
     check("live.txt", &transcript);
 }
 
-/// `text` with the calibrated cost of stats per run (measured on this host, or a default while
-/// another process holds stats on) written `<cost>`.
+/// `text` with the calibrated cost of stats (measured on this host, or a default while another
+/// process holds stats on) and what it cost the host now written `<cost>`: in the tables'
+/// lines (`(84ns per program run)`) and the interactive view's (`cost 0% of a core, 84ns/run`).
 fn cost_masked(text: &str) -> String {
-    const TAIL: &str = " per program run)";
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        match (line.rfind('('), line.find(TAIL)) {
-            (Some(open), Some(end)) if open < end => {
-                out.push_str(&line[..=open]);
+        let span = match (line.rfind('('), line.find(" per program run)")) {
+            (Some(open), Some(end)) if open < end => Some((open + 1, end)),
+            _ => line
+                .find("cost ")
+                .zip(line.find("/run"))
+                .filter(|(a, b)| a < b)
+                .map(|(a, b)| (a + "cost ".len(), b)),
+        };
+        match span {
+            Some((from, to)) => {
+                out.push_str(&line[..from]);
                 out.push_str("<cost>");
-                out.push_str(&line[end..]);
+                out.push_str(&line[to..]);
             }
-            _ => out.push_str(line),
+            None => out.push_str(line),
         }
     }
     out
@@ -440,3 +448,41 @@ const LIVE: &[&[&str]] = &[
     &["status"],
     &["--json", "list", "--name", "goldlive*"],
 ];
+
+/// The interactive `top` on a real terminal (tmux) over the fixed store: the table over the
+/// last hour, then the chart of its first row.
+#[test]
+fn the_interactive_view_shows_what_it_showed() {
+    require_bpf!();
+    let Some(lib) = faketime_lib() else {
+        skip_or_fail(module_path!(), "needs libfaketime (apt install faketime)");
+        return;
+    };
+    if !Tmux::available(module_path!()) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    golden_store(&db);
+    let env = frozen(&lib);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = ApiDaemon::start_on_with_env("10s", &db, &[], &pairs);
+    let t = Tmux::start(120, 30);
+    let assignments: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
+    t.type_line(&format!(
+        "{} {} --socket {} top --name 'golden*' --window 1h",
+        assignments.join(" "),
+        bin("ebpfstatctl").display(),
+        d.socket.display()
+    ));
+    let table = t.wait_for("the table", |s| s.contains("golden_busy_handler"));
+    t.keys(&["Home", "Enter"]);
+    let chart = t.wait_for("the chart", |s| {
+        s.contains("average per run") && s.contains("in this span")
+    });
+    t.keys(&["q"]);
+    check(
+        "interactive.txt",
+        &cost_masked(&format!("{table}\n---- Enter ----\n{chart}")),
+    );
+}

@@ -4,7 +4,8 @@ use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use comfy_table::{CellAlignment, Table, presets};
-use ebpfstat_dbus::{self as wire, time};
+use ebpfstat_dbus::{self as wire};
+use ebpfstat_numbers::WallNs;
 
 use crate::units;
 
@@ -13,7 +14,7 @@ pub fn stamp(ns: i64) -> String {
     if ns <= 0 {
         return "-".into();
     }
-    humantime::format_rfc3339_seconds(time::from_ns(ns)).to_string()
+    humantime::format_rfc3339_seconds(WallNs::from_ns(ns).time()).to_string()
 }
 
 pub fn table(header: &[&str], right_from: usize) -> Table {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ebpfstat_dbus::units;
+use ebpfstat_numbers::text as units;
 
 static EXACT: AtomicBool = AtomicBool::new(false);
 

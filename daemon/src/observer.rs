@@ -10,8 +10,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use ebpfstat_dbus::defaults;
 
 use crate::bpf::sys::{self, ProgSpec, SysError};
-use crate::sampler::metrics::overhead_share;
 use crate::sampler::stats::{StatsCost, StatsSwitch};
+use ebpfstat_numbers::rates::overhead_share;
 
 /// Least share of each interval with stats on, so rates stay measurable under any budget.
 pub const MIN_DUTY: f64 = 0.05;
@@ -201,7 +201,7 @@ pub fn next_duty(
                 return current;
             }
             // What stats would cost if they were on all the time at this rate.
-            let full = overhead_share(runs, cost_ns, elapsed_ns) / coverage;
+            let full = overhead_share(runs, cost_ns, elapsed_ns).0 / coverage;
             if full <= budget {
                 1.0
             } else {

@@ -7,8 +7,6 @@
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
 pub mod defaults;
-pub mod time;
-pub mod units;
 
 use std::collections::HashMap;
 
@@ -38,8 +36,8 @@ pub const MAX_PROGRAM_SPEC: usize = 512;
 /// What a version needs to be judged by `Compare`, unless its options say otherwise.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
-/// `Top` by `avg` ranks programs with at least this many runs in the window; the others last.
-pub const MIN_RUNS_FOR_AVG: u64 = 100;
+/// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
+pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey};
 
 /// Named errors: `org.ebpfstat.Stats1.Error.<Variant>`, each with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, zbus::DBusError)]

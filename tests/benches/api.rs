@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ebpfstat_dbus::Options;
-use ebpfstat_dbus::time::to_ns;
+use ebpfstat_numbers::WallNs;
 use ebpfstat_store::Store;
 use ebpfstat_tests::bus::{ApiDaemon, TestBus, open_tempdir, proxy_on};
 use ebpfstat_tests::synthetic::Workload;
@@ -64,7 +64,7 @@ fn main() {
     let bus = TestBus::start();
     let daemon = ApiDaemon::start_on(Some(&bus), "1s", Some(&db));
     let address = bus.address.clone();
-    let to = to_ns(sim_end);
+    let to = WallNs::of(sim_end).ns();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_dbus::time::to_ns;
 use ebpfstat_dbus::{Options, Stats1Proxy};
+use ebpfstat_numbers::WallNs;
 use ebpfstat_tests::bus::{
     ApiDaemon, TestBus, by_name, ctl_as, ctl_json_via, ensure_user, open_tempdir, proxy_on,
     proxy_on_socket, public_ctl,
@@ -179,7 +179,7 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_sampling() {
     let address = bus.address.clone();
     runtime().block_on(async move {
         let (conn, p) = proxy_on(&address).await;
-        let now = to_ns(SystemTime::now());
+        let now = WallNs::of(SystemTime::now()).ns();
         let hour = 3_600_000_000_000i64;
         let mut bad_option = Options::new();
         bad_option.insert("colour".into(), zbus::OwnedVariant::from(1u32));
@@ -387,7 +387,7 @@ fn a_flood_of_clients_does_not_delay_a_tick() {
             let socket = socket.clone();
             tasks.push(tokio::spawn(async move {
                 let (_conn, p) = proxy_on_socket(&socket).await;
-                let now = to_ns(SystemTime::now());
+                let now = WallNs::of(SystemTime::now()).ns();
                 let mut ok = 0u32;
                 for q in 0..each {
                     let r = match (c + q) % 3 {

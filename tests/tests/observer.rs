@@ -80,7 +80,7 @@ fn the_overhead_estimate_is_runs_times_cost() {
         .collect();
     assert_eq!(ours, vec![40, 7]);
     let elapsed = pass.elapsed_ns.expect("elapsed") as f64;
-    let share = pass.stats_overhead.expect("overhead");
+    let share = pass.stats_overhead.expect("overhead").0;
     assert!((share - runs as f64 * 80.0 / elapsed).abs() < 1e-12);
 }
 

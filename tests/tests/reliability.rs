@@ -154,7 +154,7 @@ fn long_strings_get_short_named_errors() {
         .expect("runtime");
     rt.block_on(async {
         let (_conn, p) = bus::proxy_on_socket(&daemon.socket).await;
-        let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+        let now = ebpfstat_numbers::WallNs::of(std::time::SystemTime::now()).ns();
         let hour = 3_600_000_000_000i64;
         // As long as a message on the private socket may be (64 KiB, headers included).
         let long = "x".repeat(60 << 10);

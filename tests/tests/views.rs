@@ -162,7 +162,7 @@ fn cpu_is_one_number_in_top_and_history() {
     let rt = runtime();
     rt.block_on(async {
         let (_c, p) = bus::proxy_on_socket(&d.socket).await;
-        let to = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now()) - 300_000_000;
+        let to = ebpfstat_numbers::WallNs::of(std::time::SystemTime::now()).ns() - 300_000_000;
         let from = to - 3_000_000_000;
         let opts = ebpfstat_dbus::Options::new;
         let top = p.top(from, to, "cpu", 100, opts()).await.expect("top");
@@ -257,7 +257,7 @@ fn an_unloaded_program_ends_at_the_first_pass_without_it() {
         .map(|p| p["start_ns"].as_i64().expect("start"))
         .collect();
     let last = *with_samples.last().expect("samples before the unload");
-    let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+    let now = ebpfstat_numbers::WallNs::of(std::time::SystemTime::now()).ns();
     assert!(
         now - last > 2_000_000_000,
         "samples until {} ms ago",
@@ -273,7 +273,7 @@ fn history_shows_only_when_the_program_was_seen() {
     let fleet = Fleet::load(&format!("hc{}_", tag()), 1);
     let d = running(&fleet);
     let id = fleet.programs[0].id.to_string();
-    let now = ebpfstat_dbus::time::to_ns(std::time::SystemTime::now());
+    let now = ebpfstat_numbers::WallNs::of(std::time::SystemTime::now()).ns();
     let seen = |h: &serde_json::Value| -> Vec<serde_json::Value> {
         h["points"].as_array().expect("points").clone()
     };

@@ -2,7 +2,8 @@
 //! `--since`, oldest first.
 
 use anyhow::Result;
-use ebpfstat_dbus::{Alert, Options, Stats1Proxy, time};
+use ebpfstat_dbus::{Alert, Options, Stats1Proxy};
+use ebpfstat_numbers::WallNs;
 use serde::Serialize;
 
 use super::explain;
@@ -24,7 +25,7 @@ fn show(metric: &str, v: f64) -> String {
     match metric {
         "avg_ns" => units::ns(v),
         "runs_per_sec" => format!("{}/s", units::count(v)),
-        "map_memory" => ebpfstat_dbus::units::bytes(v),
+        "map_memory" => ebpfstat_numbers::text::bytes(v),
         _ => units::pct(v),
     }
 }
@@ -39,7 +40,7 @@ fn subject(a: &Alert) -> String {
 
 pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> {
     let (active, changes) = p
-        .alerts(time::to_ns(since.0), Options::new())
+        .alerts(WallNs::of(since.0).ns(), Options::new())
         .await
         .map_err(explain)?;
     if json {
@@ -79,11 +80,14 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
     if changes.is_empty() {
         out!(
             "no alert raised or cleared since {}",
-            stamp(time::to_ns(since.0))
+            stamp(WallNs::of(since.0).ns())
         )?;
         return Ok(());
     }
-    out!("raised and cleared since {}:", stamp(time::to_ns(since.0)))?;
+    out!(
+        "raised and cleared since {}:",
+        stamp(WallNs::of(since.0).ns())
+    )?;
     let mut t = table(&["TIME", "WHAT"], 2);
     left_align_last(&mut t);
     wrap_to_terminal(&mut t);

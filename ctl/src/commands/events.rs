@@ -1,7 +1,8 @@
 //! `ebpfstatctl events`: what the daemon concluded (new versions compared), oldest first.
 
 use anyhow::Result;
-use ebpfstat_dbus::{Options, Stats1Proxy, time};
+use ebpfstat_dbus::{Options, Stats1Proxy};
+use ebpfstat_numbers::WallNs;
 
 use super::explain;
 use crate::args::When;
@@ -9,14 +10,14 @@ use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap
 
 pub async fn events(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> {
     let events = p
-        .events(time::to_ns(since.0), Options::new())
+        .events(WallNs::of(since.0).ns(), Options::new())
         .await
         .map_err(explain)?;
     if json {
         return print_json(&events);
     }
     if events.is_empty() {
-        out!("no events since {}", stamp(time::to_ns(since.0)))?;
+        out!("no events since {}", stamp(WallNs::of(since.0).ns()))?;
         return Ok(());
     }
     let mut t = table(&["TIME", "KIND", "WHAT"], 3);

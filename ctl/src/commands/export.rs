@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use ebpfstat_dbus::{Stats1Proxy, time};
+use ebpfstat_dbus::Stats1Proxy;
+use ebpfstat_numbers::time;
 use zbus::{OwnedVariant, Str};
 
 use super::{explain, range_ns};

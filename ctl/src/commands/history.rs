@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
+use ebpfstat_numbers::time;
 use serde_json::json;
 
 use super::{explain, range_ns};

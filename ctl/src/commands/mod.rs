@@ -13,7 +13,7 @@ mod status;
 mod top;
 
 use anyhow::Result;
-use ebpfstat_dbus as wire;
+use ebpfstat_numbers::WallNs;
 
 use crate::Cli;
 use crate::Command;
@@ -34,7 +34,7 @@ fn range_ns(
     if to <= since.0 {
         anyhow::bail!("--until must be after --since");
     }
-    Ok((wire::time::to_ns(since.0), wire::time::to_ns(to)))
+    Ok((WallNs::of(since.0).ns(), WallNs::of(to).ns()))
 }
 
 pub async fn run(cli: &Cli) -> Result<()> {

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Stats1Proxy, time};
+use ebpfstat_dbus::{self as wire, Stats1Proxy};
+use ebpfstat_numbers::WallNs;
 
 use super::explain;
 use crate::notes::coded_notes;
@@ -43,8 +44,8 @@ async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
             // Every program, for the cost of stats over all of them; the first n are shown.
             let mut rows = p
                 .top(
-                    time::to_ns(from),
-                    time::to_ns(to) + 1,
+                    WallNs::of(from).ns(),
+                    WallNs::of(to).ns() + 1,
                     a.sort.wire(),
                     ebpfstat_dbus::MAX_TOP_N,
                     a.filter.options(),

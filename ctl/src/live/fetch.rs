@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ebpfstat_dbus::{self as wire, Options, Stats1Proxy, time};
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
+use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::time;
 use tokio::sync::mpsc;
 
 use super::chart::{self, Span};
@@ -196,7 +198,7 @@ async fn chart(
     span: Span,
     points: u32,
 ) -> Result<ChartData, zbus::Error> {
-    let now_ns = time::to_ns(std::time::SystemTime::now());
+    let now_ns = WallNs::of(std::time::SystemTime::now()).ns();
     let mut options = Options::new();
     options.insert("max_points".into(), zbus::OwnedVariant::from(points));
     // Every load of the name, so reloads show; when the name means other programs too (another

@@ -13,7 +13,8 @@ pub mod rules;
 
 use std::time::Duration;
 
-use ebpfstat_dbus::{self as wire, time::to_ns};
+use ebpfstat_dbus as wire;
+use ebpfstat_numbers::WallNs;
 use ebpfstat_store::AlertRecord;
 
 pub use eval::{Change, Evaluator, Judged, Moment, Rates, Restored, State, Subject, Why};
@@ -92,8 +93,8 @@ pub fn wire_of(c: &Change) -> wire::Alert {
         value: c.value,
         threshold: c.threshold,
         clear: c.clear,
-        since_ns: to_ns(c.since),
-        time_ns: to_ns(c.time),
+        since_ns: WallNs::of(c.since).ns(),
+        time_ns: WallNs::of(c.time).ns(),
         text: text(c),
     }
 }
@@ -109,8 +110,8 @@ pub fn wire_of_record(r: AlertRecord) -> wire::Alert {
         value: r.value,
         threshold: r.threshold,
         clear: r.clear,
-        since_ns: to_ns(r.since),
-        time_ns: to_ns(r.time),
+        since_ns: WallNs::of(r.since).ns(),
+        time_ns: WallNs::of(r.time).ns(),
         text: r.text,
     }
 }

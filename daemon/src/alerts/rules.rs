@@ -61,7 +61,7 @@ impl Metric {
     /// A value as people read it, as `ebpfstatctl` writes it: `7.25%`, `1.2µs`, `350/s`,
     /// `64.0MiB`.
     pub fn show(self, v: f64) -> String {
-        use ebpfstat_dbus::units;
+        use ebpfstat_numbers::text as units;
         match self {
             Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => units::pct(v),
             Self::AvgNs => units::ns(v),

@@ -125,9 +125,7 @@ pub fn sort_key(s: &str) -> Result<SortKey, Error> {
     Ok(match bounded("the sort key", s, 16)? {
         "runtime" => SortKey::RunTime,
         "runs" => SortKey::Runs,
-        "avg" => SortKey::Avg {
-            min_runs: wire::MIN_RUNS_FOR_AVG,
-        },
+        "avg" => SortKey::Avg,
         "cpu" => SortKey::Cpu,
         "mapmem" => SortKey::MapMem,
         other => {

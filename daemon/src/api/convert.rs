@@ -2,7 +2,8 @@
 
 use std::time::SystemTime;
 
-use ebpfstat_dbus::{self as wire, time::to_ns};
+use ebpfstat_dbus as wire;
+use ebpfstat_numbers::WallNs;
 use ebpfstat_store::{self as store, History, SeriesRow, TopRow};
 
 use crate::sampler::maps::{self, MapSample};
@@ -11,7 +12,7 @@ use crate::sampler::{Pass, ProgramSample};
 
 /// An optional time on the wire: 0 when unknown.
 pub fn ns(t: Option<SystemTime>) -> i64 {
-    t.map_or(0, to_ns)
+    t.map_or(0, |t| WallNs::of(t).ns())
 }
 
 pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
@@ -34,7 +35,7 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         full_name: p.meta.full_name.clone(),
         prog_type: p.meta.prog_type.to_string(),
         tag: p.meta.tag.clone(),
-        load_time_ns: to_ns(p.meta.load_time),
+        load_time_ns: WallNs::of(p.meta.load_time).ns(),
         run_cnt: p.counters.run_cnt,
         run_time_ns: p.counters.run_time_ns,
         interval_ns,
@@ -75,13 +76,13 @@ pub fn snapshot(
     stats_state: String,
 ) -> wire::Snapshot {
     wire::Snapshot {
-        time_ns: to_ns(pass.time),
+        time_ns: WallNs::of(pass.time).ns(),
         stats_state,
         memlock_meaning: pass.kernel.memlock.as_str().to_owned(),
         online_cpus: pass.online_cpus,
         coverage: pass.coverage,
         stats_cost_ns: pass.stats_cost.ns_per_run,
-        stats_overhead_pct: pass.stats_overhead.unwrap_or(0.0) * 100.0,
+        stats_overhead_pct: pass.stats_overhead.unwrap_or_default().percent(),
         programs: shown
             .iter()
             .filter_map(|&(i, id)| Some(program_row(pass.programs.get(i)?, id.unwrap_or(0))))
@@ -200,8 +201,8 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
         .points
         .iter()
         .map(|p| wire::HistoryPoint {
-            start_ns: to_ns(p.start),
-            end_ns: to_ns(p.end),
+            start_ns: WallNs::of(p.start).ns(),
+            end_ns: WallNs::of(p.end).ns(),
             span_ns: p.span_ns,
             samples: p.samples,
             frozen: p.frozen,
@@ -227,7 +228,7 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
 /// A kept event on the wire.
 pub fn event(e: store::Event) -> wire::Event {
     wire::Event {
-        time_ns: to_ns(e.time),
+        time_ns: WallNs::of(e.time).ns(),
         kind: e.kind,
         program: e.program,
         prog_type: e.prog_type,

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ebpfstat_dbus::time::{self, duration_ns};
 use ebpfstat_dbus::{self as wire, Error, Options};
+use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::ProgramRef;
 
 use super::Stats1;
@@ -63,7 +64,10 @@ impl Stats1 {
                 .collect(),
             _ => HashMap::new(),
         };
-        let (from, to) = (time::from_ns(from_ns), time::from_ns(to_ns));
+        let (from, to) = (
+            WallNs::from_ns(from_ns).time(),
+            WallNs::from_ns(to_ns).time(),
+        );
         let step = Duration::from_nanos(step_ns);
         let (text, next) = self
             .with_store(move |s| {
@@ -80,7 +84,7 @@ impl Stats1 {
                         filter.keeps(&r.name, &r.full_name, &r.prog_type, held.map(Vec::as_slice))
                     })
                     .map(|r| Series {
-                        first_seen_ns: r.first_seen.map_or(0, time::to_ns),
+                        first_seen_ns: r.first_seen.map_or(0, |t| WallNs::of(t).ns()),
                         series_id: r.series_id,
                         prog_id: r.prog_id,
                         full_name: r.full_name,
@@ -94,7 +98,7 @@ impl Stats1 {
                     at,
                     u64::from(max_points),
                     |id, from, max| {
-                        let range = (time::from_ns(from), to);
+                        let range = (WallNs::from_ns(from).time(), to);
                         let (h, next) = s
                             .history_page(&ProgramRef::Series(id), range, step, None, max)
                             .map_err(query_error)?;
@@ -102,8 +106,8 @@ impl Stats1 {
                             .points
                             .iter()
                             .map(|p| Point {
-                                start_ns: time::to_ns(p.start),
-                                end_ns: time::to_ns(p.end),
+                                start_ns: WallNs::of(p.start).ns(),
+                                end_ns: WallNs::of(p.end).ns(),
                                 samples: p.samples,
                                 run_cnt: p.run_cnt,
                                 run_time_ns: p.run_time_ns,
@@ -111,7 +115,7 @@ impl Stats1 {
                                 cum_run_time_ns: p.cum_run_time_ns,
                             })
                             .collect();
-                        Ok::<_, Error>((points, next.map(time::to_ns)))
+                        Ok::<_, Error>((points, next.map(|t| WallNs::of(t).ns())))
                     },
                 )
             })

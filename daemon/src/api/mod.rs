@@ -18,8 +18,9 @@ mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebpfstat_dbus::time::{self, duration_ns};
 use ebpfstat_dbus::{self as wire, Error, Options};
+use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{ProgramRef, Store, Tier};
 use tokio::sync::oneshot;
 
@@ -155,7 +156,10 @@ impl Stats1 {
                 wire::MAX_TOP_N
             )));
         }
-        let (from, to) = (time::from_ns(from_ns), time::from_ns(to_ns));
+        let (from, to) = (
+            WallNs::from_ns(from_ns).time(),
+            WallNs::from_ns(to_ns).time(),
+        );
         // Every row, ranked; the filter then keeps what was asked for, and the first `n`.
         let rows = self
             .with_store(move |s| s.top(from, to, key, usize::MAX))
@@ -217,7 +221,10 @@ impl Stats1 {
         // Never finer than passes are taken: finer steps would repeat the same samples.
         let interval = duration_ns(self.shared.published.borrow().interval);
         let step = Duration::from_nanos(step_ns.max(interval));
-        let range = (time::from_ns(from_ns), time::from_ns(to_ns));
+        let range = (
+            WallNs::from_ns(from_ns).time(),
+            WallNs::from_ns(to_ns).time(),
+        );
         let (h, next) = self
             .with_store(move |s| {
                 let target = program_ref(s, &spec)?;
@@ -225,7 +232,7 @@ impl Stats1 {
                     .map_err(query_error)
             })
             .await??;
-        let next = next.map_or(0, time::to_ns);
+        let next = next.map_or(0, |t| WallNs::of(t).ns());
         Ok(convert::history(h, next))
     }
 
@@ -254,7 +261,7 @@ impl Stats1 {
     #[zbus(out_args("events"))]
     async fn events(&self, since_ns: i64, options: Options) -> Result<Vec<wire::Event>, Error> {
         check_options(&options, &[])?;
-        let since = time::from_ns(since_ns);
+        let since = WallNs::from_ns(since_ns).time();
         let events = self
             .with_store(move |s| {
                 let limit = u32::try_from(ebpfstat_store::MAX_EVENTS).unwrap_or(u32::MAX);
@@ -280,7 +287,7 @@ impl Stats1 {
         options: Options,
     ) -> Result<(Vec<wire::Alert>, Vec<wire::Alert>), Error> {
         check_options(&options, &[])?;
-        let since = time::from_ns(since_ns);
+        let since = WallNs::from_ns(since_ns).time();
         let changes = self
             .with_store(move |s| {
                 let limit = u32::try_from(ebpfstat_store::MAX_ALERTS).unwrap_or(u32::MAX);
@@ -418,8 +425,8 @@ impl Stats1 {
     async fn stats_overhead_pct(&self) -> f64 {
         self.latest_pass()
             .and_then(|p| p.stats_overhead)
-            .unwrap_or(0.0)
-            * 100.0
+            .unwrap_or_default()
+            .percent()
     }
 
     #[zbus(property(emits_changed_signal = "const"))]

@@ -2,8 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ebpfstat_dbus::time::{self, duration_ns};
 use ebpfstat_dbus::{Error, Options};
+use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::time::duration_ns;
 use zbus::OwnedVariant;
 
 use super::usage::{mode_text, var};
@@ -36,7 +37,7 @@ impl Stats1 {
             m.insert("stats_coverage".into(), OwnedVariant::from(p.coverage));
             m.insert(
                 "stats_overhead_pct".into(),
-                OwnedVariant::from(p.stats_overhead.unwrap_or(0.0) * 100.0),
+                OwnedVariant::from(p.stats_overhead.unwrap_or_default().percent()),
             );
             if let Some(other) = p.stats_other_holder {
                 m.insert("stats_other_holder".into(), OwnedVariant::from(other));
@@ -50,7 +51,7 @@ impl Stats1 {
             );
             m.insert(
                 "last_pass_ns".into(),
-                OwnedVariant::from(time::to_ns(p.time)),
+                OwnedVariant::from(WallNs::of(p.time).ns()),
             );
             m.insert("programs_unread".into(), OwnedVariant::from(p.unread));
         }
@@ -86,7 +87,8 @@ impl Stats1 {
             OwnedVariant::from(load(&sampler.failed)),
         );
         let failure = lock(&sampler.last_failure).clone();
-        let (failed_at, why) = failure.map_or((0, String::new()), |(t, why)| (time::to_ns(t), why));
+        let (failed_at, why) =
+            failure.map_or((0, String::new()), |(t, why)| (WallNs::of(t).ns(), why));
         m.insert("last_failed_pass_ns".into(), OwnedVariant::from(failed_at));
         m.insert("last_failure".into(), var(why.clone()));
         m.insert(

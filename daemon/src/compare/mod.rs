@@ -7,7 +7,8 @@ pub mod stats;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_dbus::{self as wire, time};
+use ebpfstat_dbus as wire;
+use ebpfstat_numbers::WallNs;
 use ebpfstat_store::{Event, History, ProgramRef, QueryError, SeriesRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +146,7 @@ fn steps_of(
 }
 
 fn wall_ns(t: Option<SystemTime>) -> i64 {
-    t.map_or(0, time::to_ns)
+    t.map_or(0, |t| WallNs::of(t).ns())
 }
 
 /// A version's facts and its per-step averages (the comparison's samples).

@@ -167,7 +167,7 @@ pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &Daem
         e.sample(&STATS_COVERAGE, &[], Value::Float(pass.coverage), None);
         if let Some(share) = pass.stats_overhead {
             e.family(&STATS_OVERHEAD);
-            e.sample(&STATS_OVERHEAD, &[], Value::Float(share), None);
+            e.sample(&STATS_OVERHEAD, &[], Value::Float(share.0), None);
         }
         e.family(&STATS_COST);
         e.sample(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ebpfstat_dbus::time::to_ns;
+use ebpfstat_numbers::WallNs;
 
 use super::live_text;
 use super::text::Format;
@@ -40,7 +40,7 @@ pub async fn keep_writing(path: PathBuf, period: Duration, shared: Arc<Shared>) 
             Ok(()) => {
                 error.clear();
                 shared.exports.textfile_written_ns.store(
-                    u64::try_from(to_ns(std::time::SystemTime::now())).unwrap_or(0),
+                    u64::try_from(WallNs::of(std::time::SystemTime::now()).ns()).unwrap_or(0),
                     Ordering::Relaxed,
                 );
             }

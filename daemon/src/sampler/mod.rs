@@ -8,7 +8,6 @@
 pub mod host;
 pub mod links;
 pub mod maps;
-pub mod metrics;
 pub mod model;
 pub mod owners;
 pub mod pins;
@@ -28,6 +27,7 @@ use std::time::SystemTime;
 use aya_obj::generated::bpf_prog_info;
 
 use ebpfstat_dbus::defaults;
+use ebpfstat_numbers::rates;
 use ebpfstat_store::idmap::{self, IdMap};
 use ebpfstat_store::model::{Counters, ProgramMeta};
 
@@ -230,7 +230,13 @@ impl Sampler {
                         maps_moved = true;
                     }
                     let since_read = monotonic_ns.saturating_sub(t.read_ns);
-                    let interval = metrics::interval(prev, counters, since_read, self.online_cpus);
+                    let interval = rates::interval(
+                        prev,
+                        counters,
+                        since_read,
+                        self.online_cpus,
+                        self.cost.ns_per_run,
+                    );
                     (t, interval)
                 }
                 // First sight (or an id reused after the program it named was freed): baseline.
@@ -252,7 +258,11 @@ impl Sampler {
             t.seen = seq;
             t.read_ns = monotonic_ns;
             programs.push(ProgramSample {
-                since_load: metrics::since_load(counters, t.load_boottime_ns, boottime_ns),
+                since_load: rates::since_load(
+                    counters,
+                    i128::from(t.load_boottime_ns),
+                    i128::from(boottime_ns),
+                ),
                 meta: Arc::clone(&t.meta),
                 counters,
                 recursion_misses: info.recursion_misses,
@@ -295,13 +305,10 @@ impl Sampler {
         }
 
         let cost = self.cost.ns_per_run;
-        let mut runs = 0;
-        for p in &mut programs {
-            if let Some(i) = &mut p.interval {
-                i.stats_overhead_ns = i.delta_run_cnt as f64 * cost;
-                runs += i.delta_run_cnt;
-            }
-        }
+        let runs = programs
+            .iter()
+            .filter_map(|p| p.interval.map(|i| i.delta_run_cnt))
+            .sum();
         let unread_ids = std::mem::take(&mut unread);
         let unread = errors.unread;
         let failure = errors.failure.take();
@@ -323,7 +330,7 @@ impl Sampler {
             coverage,
             stats_cost: Arc::clone(&self.cost),
             stats_other_holder: self.other_holder,
-            stats_overhead: elapsed_ns.map(|e| metrics::overhead_share(runs, cost, e)),
+            stats_overhead: elapsed_ns.map(|e| rates::overhead_share(runs, cost, e)),
             runs,
             kernel: Arc::clone(&self.kernel),
             online_cpus: self.online_cpus,

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::host::KernelInfo;
 use super::links::AttachPoint;
 use super::maps::MapSample;
-use super::metrics::{Interval, SinceLoad};
 use super::owners::Owner;
 use super::stats::{StatsCost, StatsState};
+use ebpfstat_numbers::{Interval, Share, SinceLoad};
 
 /// A remark a reader needs to interpret a program's or map's numbers. Kept as its code and the
 /// maps it is about, and worded when asked: thousands of programs hold no copies of sentences.
@@ -116,7 +116,7 @@ pub struct Pass {
     /// What stats cost each program run, as calibrated.
     pub stats_cost: Arc<StatsCost>,
     /// Share of one core that stats cost the host over the interval (runs × cost / time).
-    pub stats_overhead: Option<f64>,
+    pub stats_overhead: Option<Share>,
     /// Program runs over the interval, all programs together: what `stats_overhead` counts,
     /// kept for the duty cycle so it is summed once.
     #[serde(skip)]

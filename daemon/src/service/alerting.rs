@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use ebpfstat_numbers::Share;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
@@ -58,7 +59,7 @@ impl Alerting {
             evaluator.evaluate(
                 &subjects,
                 &pass.unread_ids,
-                pass.stats_overhead.map(|s| s * 100.0),
+                pass.stats_overhead.map(Share::percent),
                 &now,
             )
         };

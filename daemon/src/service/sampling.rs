@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{ProgramMeta, ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
@@ -481,10 +482,6 @@ fn publish_state(shared: &Shared, text: &str) {
         p.stats_state = Some(text.to_owned());
         true
     });
-}
-
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A pass time at a glance: `214µs`, `6.4ms`, `1.25s`.

@@ -137,11 +137,7 @@ fn ask(db: &Path) -> Result<(), String> {
         say(format!("{s:?}"))?;
     }
     for (from, to) in [(0, SECONDS), (SECONDS - 600, SECONDS), (600, 660)] {
-        for key in [
-            SortKey::RunTime,
-            SortKey::Avg { min_runs: 100 },
-            SortKey::MapMem,
-        ] {
+        for key in [SortKey::RunTime, SortKey::Avg, SortKey::MapMem] {
             let top = store
                 .top(at(from), at(to), key, 10)
                 .map_err(|e| e.to_string())?;

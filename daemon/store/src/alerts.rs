@@ -2,13 +2,14 @@
 //! flapping rule cannot push out the version events), so a client that was away can catch up;
 //! and the alerts raised now, so a restart carries them on.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use ebpfstat_numbers::WallNs;
 use rusqlite::params;
 
 use crate::Store;
+use crate::clock::wall_ns;
 use crate::error::StoreError;
-use crate::events::wall_ns;
 
 /// Alert records kept; older ones are dropped as new ones come (about 250 bytes each).
 pub const MAX_ALERTS: i64 = 1000;
@@ -34,7 +35,7 @@ pub struct AlertRecord {
 }
 
 fn time_of(ns: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+    WallNs::from_ns(ns).time()
 }
 
 const COLUMNS: &str =

@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use ebpfstat_numbers::time::{ns_of_us, us_of_ns};
 use rusqlite::Connection;
 
 use crate::clock::Boot;
@@ -177,7 +178,7 @@ impl Buffer {
             self.window.start_tick = t;
         }
         self.window.points.push(WindowPoint {
-            bt_us: tick.boottime_ns / 1000,
+            bt_us: us_of_ns(tick.boottime_ns),
             state: tick.stats as u8,
             coverage_pm: per_mille(tick.coverage),
         });
@@ -378,7 +379,7 @@ impl Buffer {
             let last = latest.get(&s.series_id).copied().unwrap_or(s.base);
             let last_of = last_of_boot.get(&s.boot_seq).copied().flatten();
             let (last_tick, last_bt_us) = last_of.unwrap_or((s.first_tick, 0));
-            let last_bt_ns = last_bt_us.saturating_mul(1000).max(s.first_bt_ns);
+            let last_bt_ns = ns_of_us(last_bt_us).max(s.first_bt_ns);
             let live = Live {
                 series_id: s.series_id,
                 state: LiveState {

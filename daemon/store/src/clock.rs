@@ -2,7 +2,11 @@
 //! (wall = boottime + offset), moved when the wall clock steps, so series stay ordered however
 //! the wall clock moves.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+use ebpfstat_numbers::WallNs;
+pub(crate) use ebpfstat_numbers::time::signed;
+use ebpfstat_numbers::time::{ns_of_us, us_of_ns};
 
 /// Wall-clock anchor of one boot (the latest anchor wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +25,7 @@ const CLOCK_STEP_NS: i64 = 2_000_000_000;
 /// Nanoseconds since the epoch (negative before it) of a wall-clock time, saturating: the
 /// store's own arithmetic on wall times (anchors, cutoffs).
 pub(crate) fn wall_ns(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
-}
-
-/// A non-negative nanosecond count as `i64`, saturating.
-pub(crate) fn signed(ns: u64) -> i64 {
-    i64::try_from(ns).unwrap_or(i64::MAX)
+    WallNs::of(t).ns()
 }
 
 /// The boots known, and which one is being sampled.
@@ -81,19 +77,23 @@ impl Boots {
         self.get(seq).map_or(0, |b| b.wall_offset_ns)
     }
 
-    /// Wall-clock time of a boottime instant in boot `seq`.
+    /// Wall-clock time of a boottime instant in boot `seq` (`None` for an unknown boot, or
+    /// beyond the ±292 years a wall time holds).
     pub fn wall_of(&self, seq: i64, bt_ns: i64) -> Option<SystemTime> {
         let boot = self.get(seq)?;
         let wall_ns = bt_ns.checked_add(boot.wall_offset_ns)?;
-        u64::try_from(wall_ns)
-            .ok()
-            .map(|ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns))
+        Some(WallNs::from_ns(wall_ns).time())
+    }
+
+    /// Wall-clock time of a stored boottime instant (µs) in boot `seq`.
+    pub fn wall_of_us(&self, seq: i64, bt_us: u64) -> Option<SystemTime> {
+        self.wall_of(seq, signed(ns_of_us(bt_us)))
     }
 
     /// Boot time (µs) of a wall-clock time in boot `seq`, clamped at the boot's start.
     pub fn boottime_us(&self, seq: i64, t: SystemTime) -> u64 {
         let bt_ns = wall_ns(t).saturating_sub(self.offset_ns(seq)).max(0);
-        bt_ns.unsigned_abs() / 1000
+        us_of_ns(bt_ns.unsigned_abs())
     }
 
     /// What stats cost each run in boot `seq`, ns (its latest calibration).
@@ -118,7 +118,11 @@ impl Boots {
                     return None;
                 }
                 let lo = f.saturating_sub(b.wall_offset_ns).max(0);
-                Some((b.seq, lo.unsigned_abs() / 1000, hi.unsigned_abs() / 1000))
+                Some((
+                    b.seq,
+                    us_of_ns(lo.unsigned_abs()),
+                    us_of_ns(hi.unsigned_abs()),
+                ))
             })
             .collect()
     }
@@ -196,6 +200,8 @@ fn picoseconds(ns: f64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn at(secs: u64) -> SystemTime {

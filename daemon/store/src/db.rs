@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use ebpfstat_numbers::time::ns_of_us_signed;
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -206,7 +207,7 @@ impl Db {
         )?;
         let at = |boot: Option<i64>, us: Option<i64>| {
             boot.zip(us)
-                .and_then(|(b, us)| boots.wall_of(b, us.saturating_mul(1000)))
+                .and_then(|(b, us)| boots.wall_of(b, ns_of_us_signed(us)))
         };
         spans.push(TierSpan {
             tier: Tier::Raw.as_str(),

@@ -4,10 +4,11 @@
 
 use std::time::SystemTime;
 
+use ebpfstat_numbers::WallNs;
 use rusqlite::params;
 
 use crate::Store;
-use crate::clock::signed;
+use crate::clock::wall_ns;
 use crate::error::StoreError;
 
 /// Events kept; older ones are dropped as new ones come (a few hundred bytes each).
@@ -29,12 +30,6 @@ pub struct Event {
     pub ratio_low: f64,
     pub ratio_high: f64,
     pub text: String,
-}
-
-pub(crate) fn wall_ns(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
-        signed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    })
 }
 
 impl Store {
@@ -92,8 +87,7 @@ impl Store {
         let rows = stmt.query_map(params![wall_ns(since), limit], |r| {
             let ns: i64 = r.get(0)?;
             Ok(Event {
-                time: SystemTime::UNIX_EPOCH
-                    + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0)),
+                time: WallNs::from_ns(ns).time(),
                 kind: r.get(1)?,
                 program: r.get(2)?,
                 prog_type: r.get(3)?,

@@ -16,6 +16,8 @@ use crate::model::Counters;
 use crate::read;
 use crate::tier::{MIN1_BUCKETS_PER_HOUR1, MIN1_PER_HOUR1, Tier};
 use crate::write;
+use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::time::{ns_of_us_signed, us_of_ns_signed};
 
 /// A series as the rollups need it.
 #[derive(Debug, Clone, Copy)]
@@ -211,8 +213,7 @@ impl Maintenance<'_> {
     /// Deletes what is older than each tier's age (never what is not rolled up yet).
     fn retire(&mut self, now: SystemTime) -> Result<(), StoreError> {
         let now_ns = wall_ns(now);
-        let age =
-            |d: Duration| now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let age = |d: Duration| WallNs::from_ns(now_ns).minus(d).ns();
         let ret = self.cfg.retention;
         self.delete_raw_before_wall(age(ret.raw))?;
         for (tier, cutoff) in [(Tier::Min1, age(ret.min1)), (Tier::Hour1, age(ret.hour1))] {
@@ -225,7 +226,7 @@ impl Maintenance<'_> {
                 tier.table()
             ))?;
             for boot in self.boots.iter() {
-                let cut_us = cutoff.saturating_sub(boot.wall_offset_ns) / 1000;
+                let cut_us = us_of_ns_signed(cutoff.saturating_sub(boot.wall_offset_ns));
                 // Chunks that end before the cutoff.
                 let chunk_cut = cut_us.div_euclid(chunk_us);
                 delete.execute(params![boot.seq, chunk_cut, limit.0, limit.1])?;
@@ -256,9 +257,7 @@ impl Maintenance<'_> {
                 let end = r.get::<_, u64>(0)? + r.get::<_, u64>(1)?;
                 let boot: i64 = r.get(2)?;
                 let last_bt_us: i64 = r.get(3)?;
-                let wall = last_bt_us
-                    .saturating_mul(1000)
-                    .saturating_add(self.boots.offset_ns(boot));
+                let wall = ns_of_us_signed(last_bt_us).saturating_add(self.boots.offset_ns(boot));
                 if wall >= cutoff_wall_ns || end > self.db.min1_done_tick {
                     break;
                 }

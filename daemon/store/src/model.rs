@@ -7,12 +7,7 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
-/// Cumulative counters as the kernel reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub run_time_ns: u64,
-    pub run_cnt: u64,
-}
+pub use ebpfstat_numbers::Counters;
 
 /// Program map memory, in Inspektor Gadget's sense (the sum over its maps), split by sharing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -168,9 +163,4 @@ impl Tick {
         self.programs.clear();
         Arc::make_mut(&mut self.metas).clear();
     }
-}
-
-/// Mean run time per run; `None` when the program did not run.
-pub fn avg_ns_per_run(run_time_ns: u64, run_cnt: u64) -> Option<f64> {
-    (run_cnt > 0).then(|| run_time_ns as f64 / run_cnt as f64)
 }

@@ -7,11 +7,14 @@ use super::{
     History, HistoryPoint, MAX_POINTS, ProgramRef, QueryError, Rates, Reader, SeriesRow, Tier,
     choose_tier, validate_range,
 };
+use ebpfstat_numbers::rates::{Totals, avg_ns_per_run, cpu_pct_of_rate, overhead_ns};
+use ebpfstat_numbers::time::ns_of_us;
+
 use crate::clock::{signed, wall_ns};
 use crate::codec::{Bucket, Delta};
 use crate::error::StoreError;
 use crate::fold::{self, cumulative_before};
-use crate::model::{Counters, avg_ns_per_run};
+use crate::model::Counters;
 use crate::read;
 use crate::rows::{self, Segment};
 
@@ -265,7 +268,7 @@ impl Reader<'_> {
                 let offset = self.boots.offset_ns(boot);
                 let cost = self.boots.stats_cost_ns(boot);
                 for sl in self.slices(tier, boot, s, lo, hi)? {
-                    let wall = signed(sl.at_us).saturating_mul(1000).saturating_add(offset);
+                    let wall = signed(ns_of_us(sl.at_us)).saturating_add(offset);
                     let Some(k) = wall
                         .checked_sub(from_ns)
                         .and_then(|d| u64::try_from(d).ok())
@@ -275,7 +278,7 @@ impl Reader<'_> {
                         continue;
                     };
                     points[k].0.absorb(&sl.b);
-                    overhead[k] += sl.b.cnt as f64 * cost;
+                    overhead[k] += overhead_ns(sl.b.cnt, cost);
                     cums[k] = Some(sl.cum);
                 }
             }
@@ -390,8 +393,14 @@ fn point(
         cum_run_cnt: cum.run_cnt,
         cum_run_time_ns: cum.run_time_ns,
         avg_ns_per_run: avg_ns_per_run(b.rt, b.cnt),
-        rates: Rates::of(b, span.as_secs_f64(), overhead_ns),
+        rates: Rates::over(&Totals {
+            run_cnt: b.cnt,
+            run_time_ns: b.rt,
+            coverage: b.coverage(),
+            observed: span,
+            stats_overhead_ns: overhead_ns,
+        }),
         peak_runs_per_sec: b.peak_cnt_rate,
-        peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
+        peak_cpu_pct: cpu_pct_of_rate(b.peak_rt_rate as f64),
     }
 }

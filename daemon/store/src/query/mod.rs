@@ -44,10 +44,7 @@ impl Reader<'_> {
             // Everything is written: the newest stored tick.
             None => read::last_tick_of_boot(&self.db.conn, boot)?.map(|(_, bt)| bt),
         };
-        Ok(bt.and_then(|bt| {
-            self.boots
-                .wall_of(boot, crate::clock::signed(bt.saturating_mul(1000)))
-        }))
+        Ok(bt.and_then(|bt| self.boots.wall_of_us(boot, bt)))
     }
 
     /// Ticks of `boot` in `[lo, hi]` µs, preceded by the tick before `lo` when there is one.
@@ -102,10 +99,10 @@ impl Reader<'_> {
     /// Oldest wall time each tier can answer for.
     fn tier_oldest(&self) -> Result<[Option<SystemTime>; 3], StoreError> {
         let spans = self.db.tier_spans(self.boots, false)?;
-        let pending_oldest = self.buffer.oldest_tick().and_then(|(b, us)| {
-            self.boots
-                .wall_of(b, crate::clock::signed(us.saturating_mul(1000)))
-        });
+        let pending_oldest = self
+            .buffer
+            .oldest_tick()
+            .and_then(|(b, us)| self.boots.wall_of_us(b, us));
         let raw = spans[0].oldest.or(pending_oldest);
         let min1 = spans[1].oldest.or(raw);
         let hour1 = spans[2].oldest.or(min1);

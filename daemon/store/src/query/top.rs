@@ -9,7 +9,10 @@ use super::{
 use crate::codec::Bucket;
 use crate::error::StoreError;
 use crate::fold;
-use crate::model::avg_ns_per_run;
+use ebpfstat_numbers::rank;
+use ebpfstat_numbers::rates::{Totals, avg_ns_per_run, cpu_pct_of_rate, overhead_ns};
+use ebpfstat_numbers::time::{ns_of_us, us_of_ns};
+
 use crate::read;
 use crate::rows::TickPoint;
 
@@ -32,7 +35,7 @@ impl Reader<'_> {
         let mut rows = Vec::new();
         for (boot, lo, hi) in self.boots.ranges(from, to) {
             // Series alive at some point of the range.
-            let (lo_ns, hi_ns) = (lo.saturating_mul(1000), hi.saturating_mul(1000));
+            let (lo_ns, hi_ns) = (ns_of_us(lo), ns_of_us(hi));
             let series = self.series_where(
                 "boot_seq = ?1 AND first_bt_ns <= ?3 AND (end_bt_ns IS NULL OR end_bt_ns >= ?2)",
                 &[&boot, &lo_ns, &hi_ns],
@@ -63,43 +66,27 @@ impl Reader<'_> {
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
                 let observed = observed_us(&s, &b, covered);
-                let secs = Duration::from_micros(observed).as_secs_f64();
                 rows.push(TopRow {
                     tier,
-                    span_ns: observed.saturating_mul(1000),
+                    span_ns: ns_of_us(observed),
                     samples: b.samples,
                     run_cnt: b.cnt,
                     run_time_ns: b.rt,
                     avg_ns_per_run: avg_ns_per_run(b.rt, b.cnt),
-                    rates: Rates::of(&b, secs, b.cnt as f64 * cost),
+                    rates: Rates::over(&Totals {
+                        run_cnt: b.cnt,
+                        run_time_ns: b.rt,
+                        coverage: b.coverage(),
+                        observed: Duration::from_micros(observed),
+                        stats_overhead_ns: overhead_ns(b.cnt, cost),
+                    }),
                     peak_runs_per_sec: b.peak_cnt_rate,
-                    peak_cpu_pct: b.peak_rt_rate as f64 / 1e7,
+                    peak_cpu_pct: cpu_pct_of_rate(b.peak_rt_rate as f64),
                     series: s,
                 });
             }
         }
-        // Extrapolated values, so programs seen under different duty cycles compare fairly.
-        let sort_value = |r: &TopRow| -> f64 {
-            match key {
-                SortKey::RunTime => r.rates.est_run_time_ns as f64,
-                SortKey::Runs => r.rates.est_run_cnt as f64,
-                // A handful of runs says little about a program's cost per run: those rank last.
-                SortKey::Avg { min_runs } if r.run_cnt >= min_runs => {
-                    r.avg_ns_per_run.unwrap_or(0.0)
-                }
-                SortKey::Avg { .. } => -1.0 / (1.0 + r.run_cnt as f64),
-                SortKey::Cpu => r.rates.est_cpu_pct,
-                // What programs hold now: an unloaded program holds nothing.
-                SortKey::MapMem if r.series.alive => r.series.map_memory.total as f64,
-                SortKey::MapMem => 0.0,
-            }
-        };
-        rows.sort_by(|a, b| {
-            sort_value(b)
-                .total_cmp(&sort_value(a))
-                .then(a.series.series_id.cmp(&b.series.series_id))
-        });
-        rows.truncate(n);
+        rank::rank(&mut rows, key, n, TopRow::ranked, |r| r.series.series_id);
         Ok(rows)
     }
 
@@ -225,7 +212,7 @@ fn observed_us(s: &SeriesRow, b: &Bucket, (start, end): (u64, u64)) -> u64 {
     if b.span_us > 0 {
         return b.span_us;
     }
-    let born = s.first_bt_ns / 1000;
-    let ended = s.end_bt_ns.map_or(u64::MAX, |e| e / 1000);
+    let born = us_of_ns(s.first_bt_ns);
+    let ended = s.end_bt_ns.map_or(u64::MAX, us_of_ns);
     end.min(ended).saturating_sub(start.max(born))
 }

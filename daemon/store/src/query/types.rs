@@ -2,9 +2,9 @@
 
 use std::time::SystemTime;
 
+use ebpfstat_numbers::rank::Ranked;
 use serde::Serialize;
 
-use crate::codec::Bucket;
 use crate::fold::Life;
 use crate::model::{Counters, MapMemory, opt_rfc3339, rfc3339};
 use crate::tier::Tier;
@@ -55,56 +55,7 @@ pub struct SeriesRow {
     pub(crate) end_bt_ns: Option<u64>,
 }
 
-/// Rates of a bucket over its time: as observed, and extrapolated to the whole time when stats
-/// were on for only part of it (duty-cycling); and what stats cost while on.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rates {
-    pub runs_per_sec: f64,
-    /// Of one core (100 = one core busy).
-    pub cpu_pct: f64,
-    /// Share of the time stats were on (1: everything was observed).
-    pub coverage: f64,
-    /// True when the `est_*` values are extrapolated from partial coverage.
-    pub estimated: bool,
-    pub est_run_cnt: u64,
-    pub est_run_time_ns: u64,
-    pub est_runs_per_sec: f64,
-    pub est_cpu_pct: f64,
-    /// What stats cost the observed runs: runs × calibrated cost per run.
-    pub stats_overhead_ns: f64,
-    /// The same as a share of one core over the time, percent.
-    pub stats_overhead_pct: f64,
-}
-
-/// A non-negative float rounded to a count (`as` saturates; NaN is 0).
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "float to integer `as` saturates, which is what a count wants"
-)]
-fn round_count(v: f64) -> u64 {
-    v.round() as u64
-}
-
-impl Rates {
-    pub(crate) fn of(b: &Bucket, secs: f64, stats_overhead_ns: f64) -> Self {
-        let per_sec = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
-        let coverage = b.coverage();
-        let scale = if coverage > 0.0 { 1.0 / coverage } else { 0.0 };
-        Self {
-            runs_per_sec: per_sec(b.cnt as f64),
-            cpu_pct: per_sec(b.rt as f64) / 1e7,
-            coverage,
-            estimated: coverage < 0.999,
-            est_run_cnt: round_count(b.cnt as f64 * scale),
-            est_run_time_ns: round_count(b.rt as f64 * scale),
-            est_runs_per_sec: per_sec(b.cnt as f64 * scale),
-            est_cpu_pct: per_sec(b.rt as f64 * scale) / 1e7,
-            stats_overhead_ns,
-            stats_overhead_pct: per_sec(stats_overhead_ns) / 1e7,
-        }
-    }
-}
+pub use ebpfstat_numbers::Rates;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPoint {
@@ -140,19 +91,7 @@ pub struct History {
     pub points: Vec<HistoryPoint>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SortKey {
-    RunTime,
-    Runs,
-    /// Average cost per run, among programs with at least `min_runs` runs in the window (a
-    /// handful of runs says little); the others rank last.
-    Avg {
-        min_runs: u64,
-    },
-    Cpu,
-    MapMem,
-}
+pub use ebpfstat_numbers::SortKey;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopRow {
@@ -170,4 +109,19 @@ pub struct TopRow {
     pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
+}
+
+impl TopRow {
+    /// What the row is ranked on: values extrapolated to the whole window, so programs seen
+    /// under different duty cycles compare fairly; map memory held now.
+    pub(crate) fn ranked(&self) -> Ranked {
+        Ranked {
+            run_time_ns: self.rates.est_run_time_ns as f64,
+            runs: self.rates.est_run_cnt as f64,
+            observed_runs: self.run_cnt,
+            avg_ns_per_run: self.avg_ns_per_run,
+            cpu_pct: self.rates.est_cpu_pct,
+            map_memory: self.series.alive.then_some(self.series.map_memory.total),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! How numbers are written for people: the client's tables and the daemon's own sentences
-//! (alerts) use these, so a number reads the same wherever it is shown.
+//! (alerts, its log) use these, so a number reads the same wherever it is shown. Machines get
+//! the numbers themselves (JSON, D-Bus, metrics), never these texts.
 
 /// A non-negative float rounded to a whole number for display.
 #[expect(

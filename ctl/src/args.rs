@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use ebpfstat_dbus::Options;
+use ebpfstat_dbus::{Options, SortKey};
 use zbus::{OwnedVariant, Str};
 
 /// What `top` ranks by.
@@ -22,27 +22,14 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub fn wire(self) -> &'static str {
+    /// The key the daemon ranks by.
+    pub fn key(self) -> SortKey {
         match self {
-            Self::Runtime => "runtime",
-            Self::Runs => "runs",
-            Self::Avg => "avg",
-            Self::Cpu => "cpu",
-            Self::Mapmem => "mapmem",
-        }
-    }
-
-    /// The ranking in words, for a view's header.
-    pub fn meaning(self) -> String {
-        match self {
-            Self::Runtime => "run time in the window".into(),
-            Self::Runs => "runs in the window".into(),
-            Self::Avg => format!(
-                "average cost per run (of programs with at least {} runs)",
-                ebpfstat_dbus::MIN_RUNS_FOR_AVG
-            ),
-            Self::Cpu => "CPU% while observed".into(),
-            Self::Mapmem => "map memory held now".into(),
+            Self::Runtime => SortKey::RunTime,
+            Self::Runs => SortKey::Runs,
+            Self::Avg => SortKey::Avg,
+            Self::Cpu => SortKey::Cpu,
+            Self::Mapmem => SortKey::MapMem,
         }
     }
 }

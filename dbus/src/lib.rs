@@ -37,7 +37,7 @@ pub const MAX_PROGRAM_SPEC: usize = 512;
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
-pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey};
+pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey, UnknownSortKey};
 
 /// Named errors: `org.ebpfstat.Stats1.Error.<Variant>`, each with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, zbus::DBusError)]
@@ -92,6 +92,12 @@ pub struct ProgramRow {
     pub notes: Vec<String>,
     /// What stats cost this program's runs in the last interval, ns.
     pub stats_overhead_ns: f64,
+    /// Since the program was loaded (on the boot clock, which no wall-clock step moves): its
+    /// average cost per run (negative when it never ran), runs per second and share of one
+    /// core (100 = one core busy); lower bounds when stats were not on all along.
+    pub avg_ns_per_run_since_load: f64,
+    pub runs_per_sec_since_load: f64,
+    pub cpu_pct_since_load: f64,
 }
 
 /// The latest sampling pass.
@@ -159,6 +165,19 @@ pub struct TopRow {
     pub map_memory_shared_bytes: u64,
     /// Resolution the answer came from: `raw`, `1m` or `1h`.
     pub tier: String,
+}
+
+/// What a `Top` answer adds up to, over every program that matched its filters (not only the
+/// `n` returned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct TopInfo {
+    /// Programs that matched.
+    pub programs: u64,
+    /// The time the daemon observed in the window: the longest any of them was seen (ns).
+    pub observed_ns: u64,
+    /// What stats cost all of them over that time: ns, and percent of one core.
+    pub stats_overhead_ns: f64,
+    pub stats_overhead_pct: f64,
 }
 
 /// A stored series (one load of one program).
@@ -364,11 +383,14 @@ pub type Options = HashMap<String, OwnedVariant>;
 )]
 pub trait Stats1 {
     /// The latest sampling pass. Options filter the programs: `name` (a glob), `type`,
-    /// `owner` (a pid or a command), `unit`, and `all` (the daemon's own probe too).
+    /// `owner` (a pid or a command), `unit`, and `all` (the daemon's own probe too); with
+    /// `sort_by` (s: a [`SortKey`]) the programs come ranked by their values since load, and
+    /// `n` (u, at most [`MAX_TOP_N`]) keeps the first `n`.
     fn snapshot(&self, options: Options) -> zbus::Result<Snapshot>;
 
     /// The top `n` programs over `[from_ns, to_ns)` sorted by `sort_by` (`runtime`, `runs`,
-    /// `avg`, `cpu`, `mapmem`). Options filter as `snapshot`'s do.
+    /// `avg`, `cpu`, `mapmem`), and what every program that matched adds up to. Options filter
+    /// as `snapshot`'s do.
     fn top(
         &self,
         from_ns: i64,
@@ -376,7 +398,7 @@ pub trait Stats1 {
         sort_by: &str,
         n: u32,
         options: Options,
-    ) -> zbus::Result<Vec<TopRow>>;
+    ) -> zbus::Result<(TopInfo, Vec<TopRow>)>;
 
     /// History of `program` (a kernel id in this boot, `series:<id>`, or a name: every load of
     /// it) over `[from_ns, to_ns)` at `step_ns`. Options: `tier` (s: `raw`, `1m`, `1h`),

@@ -15,5 +15,5 @@ pub mod text;
 pub mod time;
 
 pub use rank::{MIN_RUNS_FOR_AVG, SortKey};
-pub use rates::{Counters, Interval, Rates, Share, SinceLoad};
+pub use rates::{Counters, Interval, Overall, Rates, Share, SinceLoad};
 pub use time::WallNs;

@@ -220,6 +220,31 @@ impl Rates {
     }
 }
 
+/// What a ranking over a window adds up to, over every program it matched (not only those
+/// shown): the time observed (the longest any of them was seen) and what stats cost them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Overall {
+    pub programs: u64,
+    pub observed_ns: u64,
+    pub stats_overhead_ns: f64,
+    /// Of one core over the time observed, percent.
+    pub stats_overhead_pct: f64,
+}
+
+impl Overall {
+    /// Over `(observed_ns, stats_overhead_ns)` of each program.
+    pub fn of(programs: impl IntoIterator<Item = (u64, f64)>) -> Self {
+        let mut o = Self::default();
+        for (observed_ns, overhead_ns) in programs {
+            o.programs += 1;
+            o.observed_ns = o.observed_ns.max(observed_ns);
+            o.stats_overhead_ns += overhead_ns;
+        }
+        o.stats_overhead_pct = o.stats_overhead_ns / (o.observed_ns as f64).max(1.0) * 100.0;
+        o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +332,17 @@ mod tests {
         assert!((r.stats_overhead_pct - 0.0004).abs() < 1e-12);
         let none = Rates::over(&Totals::default());
         assert_eq!((none.runs_per_sec, none.est_run_cnt), (0.0, 0));
+    }
+
+    #[test]
+    fn overall_is_the_longest_observed_and_the_sum_of_costs() {
+        let o = Overall::of([(2 * SEC, 1e6), (SEC, 3e6)]);
+        assert_eq!(
+            (o.programs, o.observed_ns, o.stats_overhead_ns),
+            (2, 2 * SEC, 4e6)
+        );
+        assert!((o.stats_overhead_pct - 0.2).abs() < 1e-12);
+        assert_eq!(Overall::of([]).stats_overhead_pct, 0.0);
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn main() {
         let (_conn, p) = proxy_on(&address).await;
         let day = i64::try_from(DAY).expect("a day") * 1_000_000_000;
         let top = timed(RUNS, || async {
-            let rows = p
+            let (_, rows) = p
                 .top(to - day, to, "cpu", 10, Options::new())
                 .await
                 .expect("top");

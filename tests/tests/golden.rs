@@ -447,6 +447,19 @@ const LIVE: &[&[&str]] = &[
     &["maps", "--name", "goldlive*"],
     &["status"],
     &["--json", "list", "--name", "goldlive*"],
+    &["top", "--once", "--cumulative", "--name", "goldlive*"],
+    &[
+        "top",
+        "--once",
+        "--cumulative",
+        "--name",
+        "goldlive*",
+        "--sort",
+        "runs",
+        "-n",
+        "1",
+    ],
+    &["--json", "top", "--cumulative", "--name", "goldlive*"],
 ];
 
 /// The interactive `top` on a real terminal (tmux) over the fixed store: the table over the

@@ -165,7 +165,7 @@ fn cpu_is_one_number_in_top_and_history() {
         let to = ebpfstat_numbers::WallNs::of(std::time::SystemTime::now()).ns() - 300_000_000;
         let from = to - 3_000_000_000;
         let opts = ebpfstat_dbus::Options::new;
-        let top = p.top(from, to, "cpu", 100, opts()).await.expect("top");
+        let (_, top) = p.top(from, to, "cpu", 100, opts()).await.expect("top");
         let row = top.iter().find(|r| r.id == id).expect("the program in top");
         let step = u64::try_from(to - from).expect("positive");
         let (_, points) = p

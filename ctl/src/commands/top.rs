@@ -4,15 +4,16 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Stats1Proxy};
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
+use zbus::Str;
 
 use super::explain;
 use crate::notes::coded_notes;
 use crate::render::{
     estimated, left_align_last, marks, owners, print_json, print_notes, print_table, table,
 };
-use crate::{Cli, Sort, TopArgs, live, units};
+use crate::{Cli, TopArgs, live, units};
 
 /// The window of the printed table.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
@@ -33,29 +34,25 @@ pub async fn top(p: Stats1Proxy<'static>, a: &TopArgs, cli: &Cli) -> Result<()> 
 
 async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     loop {
-        let snap = p.snapshot(a.filter.options()).await.map_err(explain)?;
         if a.cumulative {
+            let snap = p.snapshot(since_load_options(a)).await.map_err(explain)?;
             top_cumulative(&snap, a, json)?;
         } else {
+            let snap = p.snapshot(a.filter.options()).await.map_err(explain)?;
             let to = SystemTime::now();
             let from = a
                 .since
                 .map_or(to - a.window.unwrap_or(DEFAULT_WINDOW), |w| w.0);
-            // Every program, for the cost of stats over all of them; the first n are shown.
-            let mut rows = p
+            let (info, rows) = p
                 .top(
                     WallNs::of(from).ns(),
                     WallNs::of(to).ns() + 1,
-                    a.sort.wire(),
-                    ebpfstat_dbus::MAX_TOP_N,
+                    a.sort.key().as_str(),
+                    a.n,
                     a.filter.options(),
                 )
                 .await
                 .map_err(explain)?;
-            let overhead_ns: f64 = rows.iter().map(|r| r.rates.stats_overhead_ns).sum();
-            // The time the daemon observed in the window: the longest any program was seen.
-            let observed_ns = rows.iter().map(|r| r.span_ns).max().unwrap_or(0);
-            rows.truncate(a.n as usize);
             if a.watch && !json && std::io::stdout().is_terminal() {
                 out_raw!("\x1b[2J\x1b[H")?;
             }
@@ -63,21 +60,7 @@ async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                 print_json(&rows)?;
             } else {
                 let span = to.duration_since(from).unwrap_or_default();
-                let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
-                out!(
-                    "top {} by {} over the last {window} (stats {})",
-                    rows.len(),
-                    a.sort.meaning(),
-                    snap.stats_state
-                )?;
-                let observed = Duration::from_secs(observed_ns / 1_000_000_000);
-                out!(
-                    "stats cost this host {} of one core over the {} observed ({} per program \
-                     run)",
-                    units::pct(overhead_ns / (observed_ns as f64).max(1.0) * 100.0),
-                    humantime::format_duration(observed),
-                    units::ns(snap.stats_cost_ns)
-                )?;
+                print_header(&rows, &info, span, a, &snap)?;
                 render_top(&rows, &snap)?;
             }
         }
@@ -86,6 +69,38 @@ async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
         }
         tokio::time::sleep(a.refresh.unwrap_or(Duration::from_secs(1))).await;
     }
+}
+
+/// The filters, and the ranking since load the daemon makes of the snapshot.
+fn since_load_options(a: &TopArgs) -> Options {
+    let mut o = a.filter.options();
+    o.insert("sort_by".into(), Str::from(a.sort.key().as_str()).into());
+    o.insert("n".into(), a.n.into());
+    o
+}
+
+fn print_header(
+    rows: &[wire::TopRow],
+    info: &wire::TopInfo,
+    span: Duration,
+    a: &TopArgs,
+    snap: &wire::Snapshot,
+) -> Result<()> {
+    let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
+    out!(
+        "top {} by {} over the last {window} (stats {})",
+        rows.len(),
+        a.sort.key().meaning(),
+        snap.stats_state
+    )?;
+    let observed = Duration::from_secs(info.observed_ns / 1_000_000_000);
+    out!(
+        "stats cost this host {} of one core over the {} observed ({} per program run)",
+        units::pct(info.stats_overhead_pct),
+        humantime::format_duration(observed),
+        units::ns(snap.stats_cost_ns)
+    )?;
+    Ok(())
 }
 
 fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
@@ -151,23 +166,8 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
 }
 
 fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> {
-    let now = snap.time_ns;
-    let since_load = |p: &wire::ProgramRow| (now - p.load_time_ns).max(1) as f64;
-    let mut rows: Vec<&wire::ProgramRow> = snap.programs.iter().collect();
-    let key = |p: &wire::ProgramRow| -> f64 {
-        match a.sort {
-            Sort::Runtime => p.run_time_ns as f64,
-            Sort::Runs => p.run_cnt as f64,
-            Sort::Avg if p.run_cnt >= ebpfstat_dbus::MIN_RUNS_FOR_AVG => {
-                p.run_time_ns as f64 / p.run_cnt as f64
-            }
-            Sort::Avg => -1.0 / (1.0 + p.run_cnt as f64),
-            Sort::Cpu => p.run_time_ns as f64 / since_load(p),
-            Sort::Mapmem => p.map_memory_bytes as f64,
-        }
-    };
-    rows.sort_by(|x, y| key(y).total_cmp(&key(x)));
-    rows.truncate(a.n as usize);
+    // The daemon ranked them since load and kept the first n.
+    let rows = &snap.programs;
     if json {
         // Every field since load: the last interval's rates would mix two views in one row.
         let rows: Vec<serde_json::Value> = rows
@@ -182,9 +182,9 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
                     "load_time_ns": p.load_time_ns,
                     "run_cnt": p.run_cnt,
                     "run_time_ns": p.run_time_ns,
-                    "avg_ns_per_run": (p.run_cnt > 0)
-                        .then(|| p.run_time_ns as f64 / p.run_cnt as f64),
-                    "cpu_pct": p.run_time_ns as f64 * 100.0 / since_load(p),
+                    "avg_ns_per_run": (p.avg_ns_per_run_since_load >= 0.0)
+                        .then_some(p.avg_ns_per_run_since_load),
+                    "cpu_pct": p.cpu_pct_since_load,
                     "map_memory_bytes": p.map_memory_bytes,
                 })
             })
@@ -194,7 +194,7 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
     out!(
         "top {} by {} since each program was loaded (stats {})",
         rows.len(),
-        a.sort.meaning(),
+        a.sort.key().meaning(),
         snap.stats_state
     )?;
     let mut t = table(
@@ -216,20 +216,15 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
         &snap.memlock_meaning,
         rows.iter().flat_map(|p| p.notes.iter().map(String::as_str)),
     );
-    for p in &rows {
-        let avg = if p.run_cnt > 0 {
-            p.run_time_ns as f64 / p.run_cnt as f64
-        } else {
-            -1.0
-        };
+    for p in rows {
         t.add_row(vec![
             p.id.to_string(),
             p.full_name.clone(),
             p.prog_type.clone(),
             units::count(p.run_cnt as f64),
             units::ns(p.run_time_ns as f64),
-            units::ns(avg),
-            units::pct(p.run_time_ns as f64 * 100.0 / since_load(p)),
+            units::ns(p.avg_ns_per_run_since_load),
+            units::pct(p.cpu_pct_since_load),
             format!(
                 "{}{}",
                 units::bytes(p.map_memory_bytes),

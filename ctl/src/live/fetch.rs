@@ -177,7 +177,8 @@ async fn table(
             let from = to.saturating_sub(time::duration_ns(d).try_into().unwrap_or(i64::MAX));
             Some(
                 p.top(from, to, "cpu", wire::MAX_TOP_N, filter.clone())
-                    .await?,
+                    .await?
+                    .1,
             )
         }
         _ => None,

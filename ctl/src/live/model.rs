@@ -190,8 +190,9 @@ pub fn matches(row: &Row, filter: &str) -> bool {
         .any(|field| field.to_lowercase().contains(&needle))
 }
 
-fn avg(run_time_ns: u64, run_cnt: u64) -> Option<f64> {
-    (run_cnt > 0).then(|| run_time_ns as f64 / run_cnt as f64)
+/// A wire average (negative: the program did not run) as an option.
+fn avg(avg_ns_per_run: f64) -> Option<f64> {
+    (avg_ns_per_run >= 0.0).then_some(avg_ns_per_run)
 }
 
 fn owner(p: &wire::ProgramRow) -> String {
@@ -205,19 +206,14 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
         snap.programs.iter().map(|p| (p.series_id, p)).collect();
     let live = |series_id: i64| by_series.get(&series_id).copied();
     let from_snapshot = |p: &wire::ProgramRow, since_load: bool| {
-        let observed_ns = (snap.time_ns - p.load_time_ns).max(1) as f64;
         let (avg_ns, runs_per_sec, cpu_pct) = if since_load {
             (
-                avg(p.run_time_ns, p.run_cnt),
-                p.run_cnt as f64 * 1e9 / observed_ns,
-                p.run_time_ns as f64 * 100.0 / observed_ns,
+                avg(p.avg_ns_per_run_since_load),
+                p.runs_per_sec_since_load,
+                p.cpu_pct_since_load,
             )
         } else {
-            (
-                (p.avg_ns_per_run >= 0.0).then_some(p.avg_ns_per_run),
-                p.runs_per_sec,
-                p.cpu_pct,
-            )
+            (avg(p.avg_ns_per_run), p.runs_per_sec, p.cpu_pct)
         };
         Row {
             series_id: p.series_id,
@@ -226,7 +222,7 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
             prog_type: p.prog_type.clone(),
             alive: true,
             avg_ns,
-            avg_load_ns: avg(p.run_time_ns, p.run_cnt),
+            avg_load_ns: avg(p.avg_ns_per_run_since_load),
             runs_per_sec,
             cpu_pct,
             estimated: !since_load && snap.coverage < 1.0,
@@ -245,8 +241,8 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
                     name: t.full_name.clone(),
                     prog_type: t.prog_type.clone(),
                     alive: t.alive,
-                    avg_ns: (t.avg_ns_per_run >= 0.0).then_some(t.avg_ns_per_run),
-                    avg_load_ns: l.and_then(|l| avg(l.run_time_ns, l.run_cnt)),
+                    avg_ns: avg(t.avg_ns_per_run),
+                    avg_load_ns: l.and_then(|l| avg(l.avg_ns_per_run_since_load)),
                     runs_per_sec: t.rates.est_runs_per_sec,
                     cpu_pct: t.rates.est_cpu_pct,
                     estimated: t.rates.estimated,
@@ -412,6 +408,14 @@ pub(crate) mod tests {
             }],
             notes: Vec::new(),
             stats_overhead_ns: 0.0,
+            // As the daemon says them for a program loaded 10 s before the snapshot.
+            avg_ns_per_run_since_load: if run_cnt > 0 {
+                run_time_ns as f64 / run_cnt as f64
+            } else {
+                -1.0
+            },
+            runs_per_sec_since_load: run_cnt as f64 / 10.0,
+            cpu_pct_since_load: run_time_ns as f64 * 100.0 / 10e9,
         }
     }
 
@@ -429,7 +433,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn since_load_rates_are_totals_over_the_time_loaded() {
+    fn since_load_rows_show_the_daemons_values_since_load() {
         // 10 s loaded, 2000 runs taking 1 ms in all.
         let snap = snapshot(vec![program(5, 2000, 1_000_000)]);
         let r = &rows(&snap, Window::SinceLoad, None)[0];

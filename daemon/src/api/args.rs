@@ -122,19 +122,9 @@ pub fn check_options(options: &Options, known: &[(&str, &str)]) -> Result<(), Er
 }
 
 pub fn sort_key(s: &str) -> Result<SortKey, Error> {
-    Ok(match bounded("the sort key", s, 16)? {
-        "runtime" => SortKey::RunTime,
-        "runs" => SortKey::Runs,
-        "avg" => SortKey::Avg,
-        "cpu" => SortKey::Cpu,
-        "mapmem" => SortKey::MapMem,
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "unknown sort key {} (one of runtime, runs, avg, cpu, mapmem)",
-                quoted(other)
-            )));
-        }
-    })
+    bounded("the sort key", s, 16)?
+        .parse()
+        .map_err(|e: wire::UnknownSortKey| Error::InvalidArgument(e.to_string()))
 }
 
 /// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load): a

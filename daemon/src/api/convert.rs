@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use ebpfstat_dbus as wire;
-use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::{Overall, WallNs};
 use ebpfstat_store::{self as store, History, SeriesRow, TopRow};
 
 use crate::sampler::maps::{self, MapSample};
@@ -50,6 +50,19 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         owners: ctx.owners.iter().map(|o| owner(o)).collect(),
         notes: ctx.notes.iter().map(|n| n.code.to_owned()).collect(),
         stats_overhead_ns: p.interval.map_or(0.0, |i| i.stats_overhead_ns),
+        avg_ns_per_run_since_load: p.since_load.avg_ns_per_run.unwrap_or(-1.0),
+        runs_per_sec_since_load: p.since_load.runs_per_sec.unwrap_or(0.0),
+        cpu_pct_since_load: p.since_load.cpu_pct_since_load.unwrap_or(0.0),
+    }
+}
+
+/// What a ranking adds up to, on the wire.
+pub fn top_info(o: &Overall) -> wire::TopInfo {
+    wire::TopInfo {
+        programs: o.programs,
+        observed_ns: o.observed_ns,
+        stats_overhead_ns: o.stats_overhead_ns,
+        stats_overhead_pct: o.stats_overhead_pct,
     }
 }
 

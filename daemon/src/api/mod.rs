@@ -18,8 +18,9 @@ mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebpfstat_dbus::{self as wire, Error, Options};
+use ebpfstat_dbus::{self as wire, Error, Options, SortKey};
 use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::rank;
 use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{ProgramRef, Store, Tier};
 use tokio::sync::oneshot;
@@ -28,6 +29,7 @@ pub use properties::signal_changes;
 
 use crate::alerts;
 use crate::sampler::Pass;
+use crate::sampler::owners::Owner;
 use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
 use args::{
     Spec, check_options, check_range, max_points, parse_spec, program_ref, query_error, sort_key,
@@ -107,14 +109,55 @@ impl Stats1 {
     }
 }
 
+/// The options that rank a snapshot's programs by their values since load.
+const RANKING_KEYS: [(&str, &str); 2] = [("sort_by", "s"), ("n", "u")];
+
+/// The ranking a snapshot's options ask for: `sort_by`, and `n` (every program if absent).
+fn since_load_ranking(options: &Options) -> Result<Option<(SortKey, usize)>, Error> {
+    // `check_options` made sure of their types.
+    let n = options.get("n").map(|v| u32::try_from(v).unwrap_or(0));
+    match (options.get("sort_by"), n) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Error::InvalidArgument(
+            "option \"n\" needs \"sort_by\"".into(),
+        )),
+        (Some(v), n) => {
+            let key = sort_key(<&str>::try_from(v).unwrap_or(""))?;
+            Ok(Some((key, n.map_or(Ok(usize::MAX), top_n)?)))
+        }
+    }
+}
+
+/// `n` of a ranking, checked.
+fn top_n(n: u32) -> Result<usize, Error> {
+    if n == 0 || n > wire::MAX_TOP_N {
+        return Err(Error::InvalidArgument(format!(
+            "n is {n}; it must be between 1 and {}",
+            wire::MAX_TOP_N
+        )));
+    }
+    usize::try_from(n).map_err(|_| Error::InvalidArgument(format!("n is {n}: too many")))
+}
+
+/// The holders of a stored program that is loaded now, as the newest pass found them.
+fn holders(pass: Option<&Pass>, r: &ebpfstat_store::TopRow) -> Option<Vec<Arc<Owner>>> {
+    r.series.alive.then_some(())?;
+    let sample = pass?
+        .programs
+        .iter()
+        .find(|s| s.meta.id == r.series.prog_id)?;
+    Some(sample.context.owners.clone())
+}
+
 #[zbus::interface(name = "org.ebpfstat.Stats1")]
 impl Stats1 {
     #[zbus(out_args("snapshot"))]
     async fn snapshot(&self, options: Options) -> Result<wire::Snapshot, Error> {
-        check_options(&options, &filter::KEYS)?;
+        check_options(&options, &[&filter::KEYS[..], &RANKING_KEYS].concat())?;
         let filter = Filter::from_options(&options)?;
+        let ranking = since_load_ranking(&options)?;
         let pass = self.latest()?;
-        let keys: Vec<(usize, u32, u64)> = pass
+        let mut keys: Vec<(usize, u32, u64)> = pass
             .programs
             .iter()
             .enumerate()
@@ -128,6 +171,10 @@ impl Stats1 {
             })
             .map(|(i, p)| (i, p.meta.id, p.meta.load_boottime_ns))
             .collect();
+        if let Some((key, n)) = ranking {
+            let ranked = |k: &(usize, u32, u64)| pass.programs[k.0].ranked_since_load();
+            rank::rank(&mut keys, key, n, ranked, |k| i64::from(k.1));
+        }
         let shown = self
             .with_store(move |s| {
                 keys.iter()
@@ -138,7 +185,7 @@ impl Stats1 {
         Ok(convert::snapshot(&pass, &shown, self.published_state()))
     }
 
-    #[zbus(out_args("rows"))]
+    #[zbus(out_args("info", "rows"))]
     async fn top(
         &self,
         from_ns: i64,
@@ -146,50 +193,37 @@ impl Stats1 {
         sort_by: &str,
         n: u32,
         options: Options,
-    ) -> Result<Vec<wire::TopRow>, Error> {
+    ) -> Result<(wire::TopInfo, Vec<wire::TopRow>), Error> {
         check_options(&options, &filter::KEYS)?;
         let filter = Filter::from_options(&options)?;
         let key = sort_key(sort_by)?;
-        if n == 0 || n > wire::MAX_TOP_N {
-            return Err(Error::InvalidArgument(format!(
-                "n is {n}; it must be between 1 and {}",
-                wire::MAX_TOP_N
-            )));
-        }
+        let n = top_n(n)?;
         let (from, to) = (
             WallNs::from_ns(from_ns).time(),
             WallNs::from_ns(to_ns).time(),
         );
-        // Every row, ranked; the filter then keeps what was asked for, and the first `n`.
-        let rows = self
-            .with_store(move |s| s.top(from, to, key, usize::MAX))
+        let pass = self.latest_pass();
+        // The filter keeps rows before they are ranked: only the first `n` are ordered.
+        let keep = move |r: &ebpfstat_store::TopRow| {
+            let owners = filter
+                .needs_owners()
+                .then(|| holders(pass.as_deref(), r))
+                .flatten();
+            filter.keeps(
+                &r.series.name,
+                &r.series.full_name,
+                &r.series.prog_type,
+                owners.as_deref(),
+            )
+        };
+        let ranking = self
+            .with_store(move |s| s.ranking(from, to, (key, n), &keep))
             .await?
             .map_err(query_error)?;
-        let pass = self.latest_pass();
-        let holders = |r: &ebpfstat_store::TopRow| {
-            let p = pass.as_ref()?;
-            r.series.alive.then_some(())?;
-            let sample = p.programs.iter().find(|s| s.meta.id == r.series.prog_id)?;
-            Some(sample.context.owners.clone())
-        };
-        Ok(rows
-            .into_iter()
-            .filter(|r| {
-                let owners = if filter.needs_owners() {
-                    holders(r)
-                } else {
-                    None
-                };
-                filter.keeps(
-                    &r.series.name,
-                    &r.series.full_name,
-                    &r.series.prog_type,
-                    owners.as_deref(),
-                )
-            })
-            .take(n as usize)
-            .map(convert::top_row)
-            .collect())
+        Ok((
+            convert::top_info(&ranking.overall),
+            ranking.rows.into_iter().map(convert::top_row).collect(),
+        ))
     }
 
     #[zbus(out_args("info", "points"))]

@@ -12,6 +12,7 @@ use super::links::AttachPoint;
 use super::maps::MapSample;
 use super::owners::Owner;
 use super::stats::{StatsCost, StatsState};
+use ebpfstat_numbers::rank::Ranked;
 use ebpfstat_numbers::{Interval, Share, SinceLoad};
 
 /// A remark a reader needs to interpret a program's or map's numbers. Kept as its code and the
@@ -87,6 +88,21 @@ pub struct ProgramSample {
     /// Absent on the pass a program is first seen: that pass is its baseline.
     #[serde(flatten)]
     pub interval: Option<Interval>,
+}
+
+impl ProgramSample {
+    /// What the program is ranked on since it was loaded: its counters, average and share of
+    /// one core since load, and the map memory it holds.
+    pub fn ranked_since_load(&self) -> Ranked {
+        Ranked {
+            run_time_ns: self.counters.run_time_ns as f64,
+            runs: self.counters.run_cnt as f64,
+            observed_runs: self.counters.run_cnt,
+            avg_ns_per_run: self.since_load.avg_ns_per_run,
+            cpu_pct: self.since_load.cpu_pct_since_load.unwrap_or(0.0),
+            map_memory: Some(self.context.map_memory.total),
+        }
+    }
 }
 
 /// Map memory of one process, each map counted once however many of its programs use it.

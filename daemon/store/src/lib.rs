@@ -50,7 +50,9 @@ pub use error::{CodecError, QueryError, StoreError};
 pub use events::{Event, MAX_EVENTS};
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
-pub use query::{History, HistoryPoint, MAX_POINTS, ProgramRef, Rates, SeriesRow, SortKey, TopRow};
+pub use query::{
+    History, HistoryPoint, MAX_POINTS, ProgramRef, Ranking, Rates, SeriesRow, SortKey, TopRow,
+};
 pub use tier::{Tier, UnknownTier};
 
 /// Cheap figures for a status line.
@@ -350,7 +352,19 @@ impl Store {
         key: SortKey,
         n: usize,
     ) -> Result<Vec<TopRow>, QueryError> {
-        self.reader().top(from, to, key, n)
+        Ok(self.ranking(from, to, (key, n), &|_| true)?.rows)
+    }
+
+    /// The programs over `[from, to)` that `keep` keeps: the first `n` by `key`, and what all
+    /// of them add up to (the time observed, what stats cost them).
+    pub fn ranking(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+        (key, n): (SortKey, usize),
+        keep: &dyn Fn(&TopRow) -> bool,
+    ) -> Result<Ranking, QueryError> {
+        self.reader().ranking(from, to, (key, n), keep)
     }
 
     /// The stored series `target` names (several for an identity across reloads).

@@ -11,7 +11,7 @@ mod types;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-pub use types::{History, HistoryPoint, ProgramRef, Rates, SeriesRow, SortKey, TopRow};
+pub use types::{History, HistoryPoint, ProgramRef, Ranking, Rates, SeriesRow, SortKey, TopRow};
 
 use crate::buffer::Buffer;
 use crate::clock::Boots;

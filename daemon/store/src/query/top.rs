@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    QueryError, Rates, Reader, SeriesRow, SortKey, Tier, TopRow, choose_tier, validate_range,
+    QueryError, Ranking, Rates, Reader, SeriesRow, SortKey, Tier, TopRow, choose_tier,
+    validate_range,
 };
 use crate::codec::Bucket;
 use crate::error::StoreError;
 use crate::fold;
+use ebpfstat_numbers::Overall;
 use ebpfstat_numbers::rank;
 use ebpfstat_numbers::rates::{Totals, avg_ns_per_run, cpu_pct_of_rate, overhead_ns};
 use ebpfstat_numbers::time::{ns_of_us, us_of_ns};
@@ -17,14 +19,15 @@ use crate::read;
 use crate::rows::TickPoint;
 
 impl Reader<'_> {
-    /// Top `n` programs over `[from, to)` by `key`, unloaded ones included.
-    pub fn top(
+    /// The programs over `[from, to)` that `keep` keeps, unloaded ones included: what they
+    /// add up to, and the first `n` by `key`.
+    pub fn ranking(
         &self,
         from: SystemTime,
         to: SystemTime,
-        key: SortKey,
-        n: usize,
-    ) -> Result<Vec<TopRow>, QueryError> {
+        (key, n): (SortKey, usize),
+        keep: &dyn Fn(&TopRow) -> bool,
+    ) -> Result<Ranking, QueryError> {
         validate_range(from, to)?;
         if n == 0 {
             return Err(QueryError::InvalidArgument("n must be at least 1".into()));
@@ -86,8 +89,10 @@ impl Reader<'_> {
                 });
             }
         }
+        rows.retain(|r| keep(r));
+        let overall = Overall::of(rows.iter().map(|r| (r.span_ns, r.rates.stats_overhead_ns)));
         rank::rank(&mut rows, key, n, TopRow::ranked, |r| r.series.series_id);
-        Ok(rows)
+        Ok(Ranking { overall, rows })
     }
 
     /// The span (µs of boot time) rollup sums over `[lo, hi]` of `boot` actually cover:

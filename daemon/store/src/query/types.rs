@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use ebpfstat_numbers::Overall;
 use ebpfstat_numbers::rank::Ranked;
 use serde::Serialize;
 
@@ -109,6 +110,13 @@ pub struct TopRow {
     pub rates: Rates,
     pub peak_runs_per_sec: u64,
     pub peak_cpu_pct: f64,
+}
+
+/// A window's programs ranked: the first `n` and what all of them add up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub overall: Overall,
+    pub rows: Vec<TopRow>,
 }
 
 impl TopRow {

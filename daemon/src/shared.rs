@@ -125,10 +125,10 @@ pub struct Shared {
     /// The running kernel: fixed for the daemon's life.
     pub kernel: KernelInfo,
     /// New versions compared by the storage thread, for the API to signal on each connection.
-    pub versions: tokio::sync::broadcast::Sender<ebpfstat_dbus::Comparison>,
+    pub versions: tokio::sync::broadcast::Sender<crate::compare::Comparison>,
     /// The alert rules and every alert's state: judged by the sampling thread after each
     /// pass, listed by the API.
     pub alerts: Mutex<crate::alerts::Evaluator>,
     /// Alerts raised and cleared, for the API to signal on each connection.
-    pub alert_changes: tokio::sync::broadcast::Sender<ebpfstat_dbus::Alert>,
+    pub alert_changes: tokio::sync::broadcast::Sender<ebpfstat_store::AlertRecord>,
 }

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use ebpfstat_store::AlertRecord;
+
 pub use super::key::{FLAP_MEMORY, MAX_BACKOFF, Moment, State};
 use super::key::{Key, Phase};
 use super::rules::{Metric, Rule};
@@ -70,21 +72,6 @@ pub struct Change {
     /// When it was raised.
     pub since: SystemTime,
     pub time: SystemTime,
-}
-
-/// An alert that was raised when the daemon stopped, as the store kept it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Restored {
-    pub rule: String,
-    /// The rule as it was: an alert is restored only under the same rule.
-    pub metric: String,
-    pub threshold: f64,
-    pub clear: f64,
-    pub prog_id: u32,
-    pub program: String,
-    pub prog_type: String,
-    pub value: f64,
-    pub since: SystemTime,
 }
 
 /// What one pass (or reload) changed: the first changes up to the limit, and how many more.
@@ -235,7 +222,9 @@ pub struct Evaluator {
     programs: HashMap<u32, Covered>,
     /// Keys of host-wide rules.
     host: Vec<(u16, Key)>,
-    restored: Vec<Restored>,
+    /// Alerts raised when the daemon stopped, as the store kept them: each carries on only
+    /// under the same rule (name, metric, threshold, clear).
+    restored: Vec<AlertRecord>,
     passes: u64,
     /// Changes returned one by one each pass; the rest are counted.
     limit: usize,
@@ -245,7 +234,7 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    pub fn new(rules: Vec<Rule>, restored: Vec<Restored>, limit: usize) -> Self {
+    pub fn new(rules: Vec<Rule>, restored: Vec<AlertRecord>, limit: usize) -> Self {
         Self {
             rules,
             restored,
@@ -389,7 +378,11 @@ impl Evaluator {
 
     /// On the first pass with values, the alerts from before a restart, by (rule, program);
     /// those of rules no longer configured are cleared at once.
-    fn take_restored(&mut self, now: &Moment, out: &mut Judged) -> HashMap<(u16, u32), Restored> {
+    fn take_restored(
+        &mut self,
+        now: &Moment,
+        out: &mut Judged,
+    ) -> HashMap<(u16, u32), AlertRecord> {
         let mut pending = HashMap::new();
         if self.restored.is_empty() || now.elapsed.is_zero() {
             return pending;
@@ -419,7 +412,7 @@ impl Evaluator {
         &mut self,
         totals: &[f64],
         stats_overhead_pct: Option<f64>,
-        pending: &mut HashMap<(u16, u32), Restored>,
+        pending: &mut HashMap<(u16, u32), AlertRecord>,
         now: &Moment,
         out: &mut Judged,
     ) {
@@ -594,7 +587,7 @@ impl Evaluator {
 }
 
 /// The clearing of an alert raised before a restart whose program or rule is gone.
-fn gone(rule: &Rule, r: &Restored, now: &Moment) -> Change {
+fn gone(rule: &Rule, r: &AlertRecord, now: &Moment) -> Change {
     let about = About {
         prog_id: r.prog_id,
         program: &r.program,

@@ -13,11 +13,9 @@ pub mod rules;
 
 use std::time::Duration;
 
-use ebpfstat_dbus as wire;
-use ebpfstat_numbers::WallNs;
 use ebpfstat_store::AlertRecord;
 
-pub use eval::{Change, Evaluator, Judged, Moment, Rates, Restored, State, Subject, Why};
+pub use eval::{Change, Evaluator, Judged, Moment, Rates, State, Subject, Why};
 pub use rules::{Metric, Rule};
 
 /// Changes said one by one per pass (signal, log line, stored record).
@@ -82,40 +80,7 @@ pub fn text(c: &Change) -> String {
     }
 }
 
-pub fn wire_of(c: &Change) -> wire::Alert {
-    wire::Alert {
-        rule: c.rule.clone(),
-        metric: c.metric.as_str().to_owned(),
-        state: c.state.as_str().to_owned(),
-        program_id: c.prog_id,
-        program: c.program.clone(),
-        prog_type: c.prog_type.clone(),
-        value: c.value,
-        threshold: c.threshold,
-        clear: c.clear,
-        since_ns: WallNs::of(c.since).ns(),
-        time_ns: WallNs::of(c.time).ns(),
-        text: text(c),
-    }
-}
-
-pub fn wire_of_record(r: AlertRecord) -> wire::Alert {
-    wire::Alert {
-        rule: r.rule,
-        metric: r.metric,
-        state: r.state,
-        program_id: r.prog_id,
-        program: r.program,
-        prog_type: r.prog_type,
-        value: r.value,
-        threshold: r.threshold,
-        clear: r.clear,
-        since_ns: WallNs::of(r.since).ns(),
-        time_ns: WallNs::of(r.time).ns(),
-        text: r.text,
-    }
-}
-
+/// A change as it is said (logged, signalled, listed) and kept.
 pub fn record_of(c: &Change, text: String) -> AlertRecord {
     AlertRecord {
         time: c.time,
@@ -131,23 +96,6 @@ pub fn record_of(c: &Change, text: String) -> AlertRecord {
         since: c.since,
         text,
     }
-}
-
-/// What the store said was raised when the daemon stopped.
-pub fn restored(open: Vec<AlertRecord>) -> Vec<Restored> {
-    open.into_iter()
-        .map(|r| Restored {
-            rule: r.rule,
-            metric: r.metric,
-            threshold: r.threshold,
-            clear: r.clear,
-            prog_id: r.prog_id,
-            program: r.program,
-            prog_type: r.prog_type,
-            value: r.value,
-            since: r.since,
-        })
-        .collect()
 }
 
 /// Active alerts an `Alerts()` reply lists at most (by rule, then program); `status` counts

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::eval::{Change, Evaluator, Moment, Rates, Restored, State, Subject, Why};
+use super::eval::{Change, Evaluator, Moment, Rates, State, Subject, Why};
 use super::rules::{Metric, Rule};
 use crate::sampler::model::ProgramContext;
 use crate::sampler::owners::Owner;
+use ebpfstat_store::AlertRecord;
 
 const T0: u64 = 1_800_000_000;
 
@@ -265,16 +266,19 @@ fn host_wide_rules_take_one_value() {
 fn alerts_raised_before_a_restart_carry_on_or_clear() {
     let (a, b, c) = (prog(1, "a"), prog(2, "b"), prog(3, "c"));
     let since = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 - 10);
-    let restored = |id, program: &str, rule: &str| Restored {
+    let restored = |id, program: &str, rule: &str| AlertRecord {
+        time: since,
         rule: rule.into(),
         metric: "cpu_pct".into(),
-        threshold: 5.0,
-        clear: 4.0,
+        state: "raised".into(),
         prog_id: id,
         program: program.into(),
         prog_type: "tracepoint".into(),
         value: 9.0,
+        threshold: 5.0,
+        clear: 4.0,
         since,
+        text: String::new(),
     };
     let mut ev = Evaluator::new(
         vec![rule("cpu", Metric::CpuPct, 5.0, 4.0, 3)],
@@ -284,7 +288,7 @@ fn alerts_raised_before_a_restart_carry_on_or_clear() {
             restored(9, "gone", "cpu"),
             restored(1, "a", "removed"),
             // Raised under another threshold: not the same rule.
-            Restored {
+            AlertRecord {
                 threshold: 6.0,
                 ..restored(3, "c", "cpu")
             },

@@ -66,6 +66,7 @@ impl Stats1 {
                 &needs,
                 interval,
             )
+            .map(|c| super::convert::comparison(&c))
             .map_err(|e| match e {
                 CompareError::Query(q) => query_error(q),
                 CompareError::Store(e) => {

@@ -4,15 +4,16 @@ use std::time::SystemTime;
 
 use ebpfstat_dbus as wire;
 use ebpfstat_numbers::{Overall, WallNs};
-use ebpfstat_store::{self as store, History, SeriesRow, TopRow};
+use ebpfstat_store::{self as store, AlertRecord, History, SeriesRow, TopRow};
 
+use crate::compare;
 use crate::sampler::maps::{self, MapSample};
 use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
 
 /// An optional time on the wire: 0 when unknown.
 pub fn ns(t: Option<SystemTime>) -> i64 {
-    t.map_or(0, |t| WallNs::of(t).ns())
+    WallNs::of_known(t).ns()
 }
 
 pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
@@ -253,5 +254,60 @@ pub fn event(e: store::Event) -> wire::Event {
         ratio_low: e.ratio_low,
         ratio_high: e.ratio_high,
         text: e.text,
+    }
+}
+
+fn version(v: &compare::Version) -> wire::VersionInfo {
+    wire::VersionInfo {
+        tag: v.tag.clone(),
+        series: v.series.clone(),
+        first_seen_ns: WallNs::of_known(v.first_seen).ns(),
+        last_seen_ns: WallNs::of_known(v.last_seen).ns(),
+        observed_ns: v.observed_ns,
+        runs: v.runs,
+        run_time_ns: v.run_time_ns,
+        steps: v.steps,
+        median_ns_per_run: v.median_ns_per_run.unwrap_or(-1.0),
+        runs_per_sec: v.runs_per_sec,
+        cpu_pct: v.cpu_pct,
+        map_memory_bytes: v.map_memory_bytes,
+        verified_insns: v.verified_insns,
+        jited_size: v.jited_size,
+    }
+}
+
+/// Two versions compared, on the wire (ratios 0 when not judged).
+pub fn comparison(c: &compare::Comparison) -> wire::Comparison {
+    let s = c.shift.unwrap_or_default();
+    wire::Comparison {
+        full_name: c.full_name.clone(),
+        prog_type: c.prog_type.clone(),
+        before: version(&c.before),
+        after: version(&c.after),
+        step_ns: c.step_ns,
+        judged: c.shift.is_some(),
+        ratio: s.ratio,
+        ratio_low: s.low,
+        ratio_high: s.high,
+        significant: s.significant,
+        verdict: c.verdict.clone(),
+    }
+}
+
+/// An alert raised or cleared (or raised now), on the wire.
+pub fn alert(r: AlertRecord) -> wire::Alert {
+    wire::Alert {
+        rule: r.rule,
+        metric: r.metric,
+        state: r.state,
+        program_id: r.prog_id,
+        program: r.program,
+        prog_type: r.prog_type,
+        value: r.value,
+        threshold: r.threshold,
+        clear: r.clear,
+        since_ns: WallNs::of(r.since).ns(),
+        time_ns: WallNs::of(r.time).ns(),
+        text: r.text,
     }
 }

@@ -332,8 +332,11 @@ impl Stats1 {
         let (active, _) =
             lock(&self.shared.alerts).active(std::time::SystemTime::now(), alerts::MAX_LISTED);
         Ok((
-            active.iter().map(alerts::wire_of).collect(),
-            changes.into_iter().map(alerts::wire_of_record).collect(),
+            active
+                .iter()
+                .map(|c| convert::alert(alerts::record_of(c, alerts::text(c))))
+                .collect(),
+            changes.into_iter().map(convert::alert).collect(),
         ))
     }
 

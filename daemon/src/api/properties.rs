@@ -6,7 +6,7 @@
 
 use zbus::object_server::SignalEmitter;
 
-use super::Stats1;
+use super::{Stats1, convert};
 
 /// Signals changes of published properties on `conn` until the daemon stops publishing or the
 /// connection fails.
@@ -28,7 +28,7 @@ pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
             compared = versions.recv() => {
                 use tokio::sync::broadcast::error::RecvError;
                 let sent = match compared {
-                    Ok(c) => Stats1::version_compared(&emitter, c).await,
+                    Ok(c) => Stats1::version_compared(&emitter, convert::comparison(&c)).await,
                     // Missed while this connection lagged: kept as events all the same.
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => return,
@@ -42,7 +42,7 @@ pub async fn signal_changes(conn: zbus::Connection, iface: Stats1) {
             changed = alerts.recv() => {
                 use tokio::sync::broadcast::error::RecvError;
                 let sent = match changed {
-                    Ok(a) => Stats1::alert_changed(&emitter, a).await,
+                    Ok(a) => Stats1::alert_changed(&emitter, convert::alert(a)).await,
                     // Missed while this connection lagged: `Alerts` lists them all the same.
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => return,

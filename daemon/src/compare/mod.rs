@@ -7,8 +7,8 @@ pub mod stats;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_dbus as wire;
-use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::rates::{cpu_pct, per_sec};
+use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{Event, History, ProgramRef, QueryError, SeriesRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,47 @@ pub enum CompareError {
     /// Fewer than two versions, or a pick that names none.
     #[error("{0}")]
     NoVersion(String),
+}
+
+/// One version as compared: its loads (series with one tag) and what they did in the stretch
+/// compared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub tag: String,
+    /// Its loads, oldest first.
+    pub series: Vec<i64>,
+    pub first_seen: Option<SystemTime>,
+    pub last_seen: Option<SystemTime>,
+    /// The time its samples cover, ns.
+    pub observed_ns: u64,
+    pub runs: u64,
+    pub run_time_ns: u64,
+    /// Steps in which it ran: the samples of the comparison.
+    pub steps: u32,
+    /// Median of the per-step averages; `None` with no step.
+    pub median_ns_per_run: Option<f64>,
+    pub runs_per_sec: f64,
+    /// Of one core.
+    pub cpu_pct: f64,
+    /// Held by its newest load (now, or when it was unloaded).
+    pub map_memory_bytes: u64,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+}
+
+/// Two versions of a program compared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub full_name: String,
+    pub prog_type: String,
+    pub before: Version,
+    pub after: Version,
+    /// The step of the per-step averages, ns.
+    pub step_ns: u64,
+    /// The change in cost per run, when both ran enough to judge.
+    pub shift: Option<stats::Shift>,
+    /// In words: the change, or what is missing to judge it.
+    pub verdict: String,
 }
 
 /// What a version needs to be judged.
@@ -145,12 +186,8 @@ fn steps_of(
     store.history(&target, from, to, step, None)
 }
 
-fn wall_ns(t: Option<SystemTime>) -> i64 {
-    t.map_or(0, |t| WallNs::of(t).ns())
-}
-
 /// A version's facts and its per-step averages (the comparison's samples).
-fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
+fn version(loads: &[SeriesRow], h: &History) -> (Version, Vec<f64>) {
     let averages: Vec<f64> = h
         .points
         .iter()
@@ -165,10 +202,7 @@ fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
     let sampled: Vec<&ebpfstat_store::HistoryPoint> =
         h.points.iter().filter(|p| p.samples > 0).collect();
     let covered_ns = match (sampled.first(), sampled.last()) {
-        (Some(first), Some(last)) => last
-            .end
-            .duration_since(first.start)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        (Some(first), Some(last)) => last.end.duration_since(first.start).map_or(0, duration_ns),
         _ => 0,
     };
     let observed_ns = sampled
@@ -179,27 +213,27 @@ fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
     let mut sorted = averages.clone();
     sorted.sort_by(f64::total_cmp);
     let median = match sorted.len() {
-        0 => -1.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     };
     let newest = loads
         .iter()
         .max_by_key(|s| s.series_id)
         .unwrap_or(&loads[0]);
-    let per_s = |v: u64| v as f64 * 1e9 / observed_ns.max(1) as f64;
-    let info = wire::VersionInfo {
+    let observed = observed_ns.max(1) as f64;
+    let info = Version {
         tag: loads[0].tag.clone(),
         series: loads.iter().map(|s| s.series_id).collect(),
-        first_seen_ns: wall_ns(loads.iter().filter_map(|s| s.first_seen).min()),
-        last_seen_ns: wall_ns(loads.iter().filter_map(|s| s.last_seen).max()),
+        first_seen: loads.iter().filter_map(|s| s.first_seen).min(),
+        last_seen: loads.iter().filter_map(|s| s.last_seen).max(),
         observed_ns,
         runs,
         run_time_ns,
         steps: u32::try_from(averages.len()).unwrap_or(u32::MAX),
         median_ns_per_run: median,
-        runs_per_sec: per_s(runs),
-        cpu_pct: per_s(run_time_ns) / 1e9 * 100.0,
+        runs_per_sec: per_sec(runs as f64, observed),
+        cpu_pct: cpu_pct(run_time_ns as f64, observed),
         map_memory_bytes: newest.map_memory.total,
         verified_insns: newest.verified_insns,
         jited_size: newest.jited_size,
@@ -208,7 +242,7 @@ fn version(loads: &[SeriesRow], h: &History) -> (wire::VersionInfo, Vec<f64>) {
 }
 
 /// Why a version cannot be judged yet, if it cannot.
-fn short_of(v: &wire::VersionInfo, needs: &Needs) -> Option<String> {
+fn short_of(v: &Version, needs: &Needs) -> Option<String> {
     let observed = Duration::from_nanos(v.observed_ns);
     let enough = v.runs >= needs.min_runs
         && observed >= needs.min_observed
@@ -270,13 +304,13 @@ pub const MAX_PER_ROUND: usize = 64;
 /// What one round concluded, and what failed (one line per program; the rest go on).
 #[derive(Debug, Default)]
 pub struct Round {
-    pub concluded: Vec<wire::Comparison>,
+    pub concluded: Vec<Comparison>,
     pub failed: Vec<String>,
 }
 
 /// What to do with one version in a round.
 enum Outcome {
-    Conclude(Box<wire::Comparison>),
+    Conclude(Box<Comparison>),
     /// Nothing to conclude, ever: concluded already, alone, or older code.
     Settle,
     /// Not enough yet.
@@ -344,11 +378,13 @@ pub fn due(
             }
             let picks = (&Pick::Newest(1), &Pick::Newest(0));
             let c = compare(store, name, prog_type, picks, needs, interval)?;
-            Ok(if c.judged || short_of(&c.after, needs).is_none() {
-                Outcome::Conclude(Box::new(c))
-            } else {
-                Outcome::Wait
-            })
+            Ok(
+                if c.shift.is_some() || short_of(&c.after, needs).is_none() {
+                    Outcome::Conclude(Box::new(c))
+                } else {
+                    Outcome::Wait
+                },
+            )
         })();
         match result {
             Ok(Outcome::Conclude(c)) => {
@@ -373,7 +409,8 @@ pub fn due(
 }
 
 /// The event a comparison is kept as.
-pub fn event_of(c: &wire::Comparison, time: SystemTime) -> Event {
+pub fn event_of(c: &Comparison, time: SystemTime) -> Event {
+    let s = c.shift.unwrap_or_default();
     Event {
         time,
         kind: "version".into(),
@@ -381,11 +418,11 @@ pub fn event_of(c: &wire::Comparison, time: SystemTime) -> Event {
         prog_type: c.prog_type.clone(),
         tag: c.after.tag.clone(),
         before_tag: c.before.tag.clone(),
-        judged: c.judged,
-        significant: c.significant,
-        ratio: c.ratio,
-        ratio_low: c.ratio_low,
-        ratio_high: c.ratio_high,
+        judged: c.shift.is_some(),
+        significant: s.significant,
+        ratio: s.ratio,
+        ratio_low: s.low,
+        ratio_high: s.high,
         text: c.verdict.clone(),
     }
 }
@@ -398,7 +435,7 @@ pub fn compare(
     (before, after): (&Pick, &Pick),
     needs: &Needs,
     interval: Duration,
-) -> Result<wire::Comparison, CompareError> {
+) -> Result<Comparison, CompareError> {
     let versions = store.versions(full_name, prog_type)?;
     if versions.len() < 2 && matches!((before, after), (Pick::Newest(_), Pick::Newest(_))) {
         return Err(CompareError::NoVersion(format!(
@@ -449,39 +486,23 @@ pub fn compare(
     let (b, b_avgs) = version(&b_loads, &b_history);
     let (a, a_avgs) = version(&a_loads, &a_history);
     let short = short_of(&b, needs).or_else(|| short_of(&a, needs));
-    let effect = stats::min_effect(b.median_ns_per_run);
+    let effect = stats::min_effect(b.median_ns_per_run.unwrap_or(-1.0));
     let shift = short
         .is_none()
         .then(|| stats::shift(&b_avgs, &a_avgs, effect))
         .flatten();
-    let (judged, verdict_text) = match (&short, &shift) {
-        (_, Some(s)) => (true, verdict(full_name, &a.tag, s, effect)),
-        (Some(why), None) => (
-            false,
-            format!("{full_name}: not enough to judge yet: {why}"),
-        ),
-        (None, None) => (
-            false,
-            format!("{full_name}: too few steps with runs to judge"),
-        ),
+    let verdict_text = match (&short, &shift) {
+        (_, Some(s)) => verdict(full_name, &a.tag, s, effect),
+        (Some(why), None) => format!("{full_name}: not enough to judge yet: {why}"),
+        (None, None) => format!("{full_name}: too few steps with runs to judge"),
     };
-    let s = shift.unwrap_or(stats::Shift {
-        ratio: 0.0,
-        low: 0.0,
-        high: 0.0,
-        significant: false,
-    });
-    Ok(wire::Comparison {
+    Ok(Comparison {
         full_name: full_name.to_owned(),
         prog_type: prog_type.to_owned(),
         before: b,
         after: a,
         step_ns: a_history.step_ns,
-        judged,
-        ratio: s.ratio,
-        ratio_low: s.low,
-        ratio_high: s.high,
-        significant: s.significant,
+        shift,
         verdict: verdict_text,
     })
 }

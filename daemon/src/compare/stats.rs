@@ -24,7 +24,7 @@ pub const MIN_EFFECT_NS: f64 = 15.0;
 const Z95: f64 = 1.959_964;
 
 /// `after / before` of cost per run, with its 95 % interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Shift {
     pub ratio: f64,
     pub low: f64,

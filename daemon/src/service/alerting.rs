@@ -7,7 +7,7 @@ use ebpfstat_numbers::Share;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text, wire_of,
+    Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text,
 };
 use crate::quiet::Quiet;
 use crate::sampler::Pass;
@@ -82,16 +82,14 @@ impl Alerting {
     fn say(&mut self, judged: &Judged, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
         let mut records = Vec::with_capacity(judged.changes.len());
         for c in &judged.changes {
-            let line = text(c);
+            let record = record_of(c, text(c));
             match c.state {
-                State::Raised => tracing::warn!("{line}"),
-                State::Cleared => tracing::info!("{line}"),
+                State::Raised => tracing::warn!("{}", record.text),
+                State::Cleared => tracing::info!("{}", record.text),
             }
-            let mut alert = wire_of(c);
-            alert.text.clone_from(&line);
             // No receiver (no connection yet) is not an error: the record is stored.
-            let _ = shared.alert_changes.send(alert);
-            records.push(record_of(c, line));
+            let _ = shared.alert_changes.send(record.clone());
+            records.push(record);
         }
         if judged.more > 0
             && let Some(n) = self.over.note(Instant::now())

@@ -101,11 +101,8 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
     if !open.is_empty() {
         tracing::info!("{} alerts were raised when the daemon stopped", open.len());
     }
-    let evaluator = alerts::Evaluator::new(
-        settings.alerts.clone(),
-        alerts::restored(open),
-        alerts::MAX_SAID_PER_PASS,
-    );
+    let evaluator =
+        alerts::Evaluator::new(settings.alerts.clone(), open, alerts::MAX_SAID_PER_PASS);
     let shared = Arc::new(Shared {
         jobs: jobs_tx,
         sampler_cmds: sampler_cmds.clone(),

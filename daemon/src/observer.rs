@@ -11,6 +11,7 @@ use ebpfstat_dbus::defaults;
 
 use crate::bpf::sys::{self, ProgSpec, SysError};
 use crate::sampler::stats::{StatsCost, StatsSwitch};
+use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::overhead_share;
 
 /// Least share of each interval with stats on, so rates stay measurable under any budget.
@@ -180,7 +181,7 @@ pub fn parse_budget(s: &str) -> Result<f64, String> {
     if !(v > 0.0 && v <= 100.0) {
         return Err(format!("{s:?}: between 0% and 100%"));
     }
-    Ok(v / 100.0)
+    Ok(Share::from_percent(v).0)
 }
 
 /// The share of each interval to hold stats on next, from the last interval: `runs` observed

@@ -34,6 +34,11 @@ impl Share {
     }
 }
 
+/// A ratio of two values (after / before) as a change in percent: 1.35 is +35 %.
+pub fn change_pct(ratio: f64) -> f64 {
+    (ratio - 1.0) * 100.0
+}
+
 /// Runs (or any count) per second over `elapsed_ns`; 0 over no time.
 pub fn per_sec(count: f64, elapsed_ns: f64) -> f64 {
     if elapsed_ns > 0.0 {

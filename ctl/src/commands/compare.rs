@@ -11,13 +11,14 @@ use super::explain;
 use crate::CompareArgs;
 use crate::render::{print_json, print_table, stamp, table};
 use crate::units;
+use ebpfstat_numbers::rates::change_pct;
 
 /// `+35 %` of `after` against `before`; `-` when there is no `before`.
 fn change(before: f64, after: f64) -> String {
     if before <= 0.0 || !before.is_finite() || !after.is_finite() || after < 0.0 {
         return "-".into();
     }
-    format!("{:+.0} %", (after / before - 1.0) * 100.0)
+    format!("{:+.0} %", change_pct(after / before))
 }
 
 fn signed(v: i64) -> String {

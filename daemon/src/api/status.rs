@@ -11,6 +11,7 @@ use super::usage::{mode_text, var};
 use super::{Stats1, convert};
 use crate::sampler::procfs::own_usage;
 use crate::shared::lock;
+use ebpfstat_numbers::Share;
 
 impl Stats1 {
     pub(super) async fn status_map(&self) -> Result<Options, Error> {
@@ -67,7 +68,7 @@ impl Stats1 {
         m.insert("pass_ns".into(), OwnedVariant::from(load(&sampler.pass_ns)));
         m.insert(
             "sampler_budget_pct".into(),
-            OwnedVariant::from(self.shared.published.borrow().sampler_budget * 100.0),
+            OwnedVariant::from(Share(self.shared.published.borrow().sampler_budget).percent()),
         );
         m.insert(
             "stats_mode".into(),

@@ -3,12 +3,13 @@
 use zbus::{OwnedVariant, Str};
 
 use crate::observer::Mode;
+use ebpfstat_numbers::Share;
 
 pub fn mode_text(mode: Mode) -> String {
     match mode {
         Mode::Always => "always".into(),
-        Mode::Budget(b) => format!("budget {}% of one core", b * 100.0),
-        Mode::Fixed(d) => format!("duty {:.0}%", d * 100.0),
+        Mode::Budget(b) => format!("budget {}% of one core", Share(b).percent()),
+        Mode::Fixed(d) => format!("duty {:.0}%", Share(d).percent()),
     }
 }
 

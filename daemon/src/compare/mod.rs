@@ -7,7 +7,8 @@ pub mod stats;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use ebpfstat_numbers::rates::{cpu_pct, per_sec};
+use ebpfstat_numbers::Share;
+use ebpfstat_numbers::rates::{change_pct, cpu_pct, per_sec};
 use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{Event, History, ProgramRef, QueryError, SeriesRow, Store, StoreError};
 
@@ -267,7 +268,7 @@ fn short_tag(tag: &str) -> &str {
 
 /// The verdict in words; `effect` is the smallest change that counts (relative).
 pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift, effect: f64) -> String {
-    let pct = |r: f64| (r - 1.0) * 100.0;
+    let pct = change_pct;
     let tag = short_tag(after_tag);
     if !s.significant {
         return format!(
@@ -276,7 +277,7 @@ pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift, effect: f64) -> St
             pct(s.ratio),
             pct(s.low),
             pct(s.high),
-            effect * 100.0
+            Share(effect).percent()
         );
     }
     if s.ratio >= 1.0 {
@@ -287,7 +288,7 @@ pub fn verdict(name: &str, after_tag: &str, s: &stats::Shift, effect: f64) -> St
             pct(s.high)
         )
     } else {
-        let less = |r: f64| (1.0 - r) * 100.0;
+        let less = |r: f64| -change_pct(r);
         format!(
             "{name}: new version (tag {tag}…) {:.0} % faster per run (95 % CI {:.0}–{:.0} %)",
             less(s.ratio),

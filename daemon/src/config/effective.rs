@@ -9,6 +9,7 @@ use ebpfstat_store::Retention;
 use super::{Bus, LogLevel, Settings, Span, size_text, span_text};
 use crate::alerts::Rule;
 use crate::observer::Mode;
+use ebpfstat_numbers::Share;
 
 /// Everything the daemon runs with, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,10 +148,13 @@ impl Effective {
             ("socket", socket),
             ("log_level", self.log_level.as_str().to_owned()),
             ("stats_mode", mode),
-            ("stats_overhead_budget", format!("{}%", budget * 100.0)),
+            (
+                "stats_overhead_budget",
+                format!("{}%", Share(budget).percent()),
+            ),
             (
                 "sampler_budget",
-                format!("{}%", self.sampler_budget * 100.0),
+                format!("{}%", Share(self.sampler_budget).percent()),
             ),
             (
                 "textfile",

@@ -8,6 +8,7 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use ebpfstat_numbers::Share;
 use ebpfstat_store::StatsCode;
 use serde::{Serialize, Serializer};
 
@@ -32,7 +33,11 @@ impl fmt::Display for StatsState {
             Self::Enabled => f.write_str("enabled"),
             Self::EnabledBySysctl => f.write_str("enabled-by-sysctl"),
             Self::DutyCycled { duty } => {
-                write!(f, "duty-cycled: on {:.0}% of each interval", duty * 100.0)
+                write!(
+                    f,
+                    "duty-cycled: on {:.0}% of each interval",
+                    Share(*duty).percent()
+                )
             }
             Self::EnabledByOther => f.write_str("enabled-by-other-holder"),
             Self::Unavailable(why) => write!(f, "unavailable: {why}"),

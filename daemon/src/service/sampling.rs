@@ -21,6 +21,7 @@ use crate::quiet::Quiet;
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
 use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock};
+use ebpfstat_numbers::Share;
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
 const CALIBRATION_ROUNDS: u32 = 7;
@@ -97,7 +98,7 @@ impl Loop<'_> {
             .store(duration_ns(paced), Ordering::Relaxed);
         let mean = pass_text(mean_pass);
         let every = humantime::format_duration(paced).to_string();
-        let share = format!("{}% of one core", budget * 100.0);
+        let share = format!("{}% of one core", Share(budget).percent());
         if to > from {
             tracing::warn!(
                 "passes take {mean} on average, more than the sampler budget ({share}) allows \
@@ -463,7 +464,7 @@ impl StateWindow {
             write!(
                 text,
                 "duty-cycled: on {:.0}% of the time over the last {}",
-                mean * 100.0,
+                Share(mean).percent(),
                 humantime::format_duration(STATE_WINDOW)
             )
         } else {

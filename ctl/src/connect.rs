@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ebpfstat_dbus::{self as wire, BUS_NAME, GROUP, OBJECT_PATH, Stats1Proxy, defaults};
+use ebpfstat_dbus::{self as wire, BUS_NAME, GROUP, OBJECT_PATH, Stats1Proxy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -140,7 +140,7 @@ pub async fn connect(
         },
         Err(e) => e,
     };
-    let path = Path::new(defaults::SOCKET);
+    let path = Path::new(ebpfstat_dbus::SOCKET);
     match over_socket(path).await {
         Ok(p) => Ok(p),
         Err(e) if is_denied(&e) => Err(ConnectError::Denied),

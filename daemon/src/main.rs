@@ -119,7 +119,7 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
     // Configuration errors stop us before anything is opened.
     let sources = Sources {
         file: config.map(ToOwned::to_owned),
-        flags: args.settings(),
+        flags: args.settings.clone(),
     };
     let (settings, path) = sources.resolve()?;
     if check {

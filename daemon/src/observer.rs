@@ -7,11 +7,8 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use ebpfstat_dbus::defaults;
-
 use crate::bpf::sys::{self, ProgSpec, SysError};
 use crate::sampler::stats::{StatsCost, StatsSwitch};
-use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::overhead_share;
 
 /// Least share of each interval with stats on, so rates stay measurable under any budget.
@@ -132,58 +129,6 @@ pub enum Mode {
     Fixed(f64),
 }
 
-/// Within the default budget.
-impl Default for Mode {
-    fn default() -> Self {
-        Self::Budget(defaults::STATS_OVERHEAD_BUDGET)
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-
-    /// `always`, `budget`, or `duty=W/P` (e.g. `duty=200ms/1s`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "always" => Ok(Self::Always),
-            "budget" => Ok(Self::default()),
-            _ => {
-                let spec = s.strip_prefix("duty=").ok_or_else(|| {
-                    format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")
-                })?;
-                let (w, p) = spec
-                    .split_once('/')
-                    .ok_or_else(|| format!("{s:?}: duty=W/P needs a window and a period"))?;
-                let parse = |v: &str| {
-                    humantime::parse_duration(v).map_err(|e| format!("{s:?}: {v:?}: {e}"))
-                };
-                let (w, p) = (parse(w)?, parse(p)?);
-                if p.is_zero() || w > p {
-                    return Err(format!("{s:?}: the window must be at most the period"));
-                }
-                Ok(Self::Fixed(
-                    (w.as_secs_f64() / p.as_secs_f64()).max(MIN_DUTY),
-                ))
-            }
-        }
-    }
-}
-
-/// `"1%"`, `"0.5%"` → a share of one core.
-pub fn parse_budget(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| format!("{s:?}: a percentage of one core, e.g. \"1%\""))?
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: a percentage of one core, e.g. \"1%\""))?;
-    if !(v > 0.0 && v <= 100.0) {
-        return Err(format!("{s:?}: between 0% and 100%"));
-    }
-    Ok(Share::from_percent(v).0)
-}
-
 /// The share of each interval to hold stats on next, from the last interval: `runs` observed
 /// with stats on for `coverage` of `elapsed_ns`.
 pub fn next_duty(
@@ -215,19 +160,6 @@ pub fn next_duty(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn modes_and_budgets_parse() {
-        assert_eq!("always".parse::<Mode>(), Ok(Mode::Always));
-        assert_eq!("budget".parse::<Mode>(), Ok(Mode::Budget(0.01)));
-        assert_eq!("duty=200ms/1s".parse::<Mode>(), Ok(Mode::Fixed(0.2)));
-        assert!("duty=2s/1s".parse::<Mode>().is_err());
-        assert!("sometimes".parse::<Mode>().is_err());
-        assert_eq!(parse_budget("1%"), Ok(0.01));
-        assert_eq!(parse_budget(" 0.5 %"), Ok(0.005));
-        assert!(parse_budget("1").is_err());
-        assert!(parse_budget("150%").is_err());
-    }
 
     #[test]
     fn duty_follows_the_budget_and_comes_back() {

@@ -6,8 +6,6 @@
 //! options and status maps. The introspection XML (`org.ebpfstat.Stats1.xml`) and the system-bus
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
-pub mod defaults;
-
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +17,9 @@ pub const BUS_NAME: &str = "org.ebpfstat.Stats1";
 pub const OBJECT_PATH: &str = "/org/ebpfstat/Stats1";
 /// Interface name.
 pub const INTERFACE: &str = "org.ebpfstat.Stats1";
+/// The daemon's private peer-to-peer socket, where it serves the API when no bus is reachable
+/// (unless its configuration moves or disables it).
+pub const SOCKET: &str = "/run/ebpfstat/private";
 /// Group whose members may call the API.
 pub const GROUP: &str = "ebpfstat";
 /// Introspection data of the interface, as served.

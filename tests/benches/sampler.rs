@@ -61,7 +61,9 @@ struct Row {
 
 fn measure(n: usize) -> Row {
     let fleet = Fleet::load(&format!("bn{n}_"), n);
-    let mut sampler = Sampler::new(SamplerConfig::default());
+    let mut sampler = Sampler::new(SamplerConfig {
+        rescan_every: ebpfstatd::config::Effective::default().rescan_every,
+    });
     // Warm-up: first sight reads metadata, maps and owners.
     let on_host = sampler.pass().programs.len();
     sampler.pass();

@@ -2,21 +2,17 @@
 
 use std::path::PathBuf;
 
-use ebpfstat_dbus::defaults;
 use ebpfstat_store::{Retention, SeriesRow, Store, StoreConfig};
+use ebpfstatd::config::Effective;
 
 /// The retention the daemon keeps by default.
 pub fn default_retention() -> Retention {
-    Retention {
-        raw: defaults::RAW_RETENTION,
-        min1: defaults::MINUTE_RETENTION,
-        hour1: defaults::HOUR_RETENTION,
-    }
+    Effective::default().retention()
 }
 
 /// A store at `path` configured as the daemon's defaults configure it.
 pub fn store_config(path: impl Into<PathBuf>) -> StoreConfig {
-    StoreConfig::new(path, default_retention(), defaults::MAX_DB_BYTES)
+    StoreConfig::new(path, default_retention(), Effective::default().max_db_size)
 }
 
 /// The series stored for the program named `name` (the newest, if it was loaded more than once).

@@ -48,7 +48,9 @@ fn the_overhead_estimate_is_runs_times_cost() {
     require_bpf!();
     let _turn = turn();
     let fleet = Fleet::load(&format!("oh{}_", tag()), 2);
-    let mut sampler = Sampler::new(SamplerConfig::default());
+    let mut sampler = Sampler::new(SamplerConfig {
+        rescan_every: ebpfstatd::config::Effective::default().rescan_every,
+    });
     let cost = StatsCost {
         ns_per_run: 80.0,
         spread_ns: 0.0,

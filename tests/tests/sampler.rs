@@ -12,7 +12,9 @@ use ebpfstatd::sampler::{Pass, ProgramSample, Sampler, SamplerConfig};
 use serde_json::Value;
 
 fn sampler() -> Sampler {
-    Sampler::new(SamplerConfig::default())
+    Sampler::new(SamplerConfig {
+        rescan_every: ebpfstatd::config::Effective::default().rescan_every,
+    })
 }
 
 fn find(pass: &Pass, id: u32) -> &ProgramSample {

@@ -57,7 +57,11 @@ fn the_shipped_file_documents_exactly_the_defaults() {
         .filter(|l| !l.starts_with(' ') && l.contains(" = "))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(keys.lines().count(), 19, "{keys}");
+    assert_eq!(
+        keys.lines().count(),
+        ebpfstatd::config::defs().len(),
+        "{keys}"
+    );
     std::fs::write(&uncommented, keys).expect("write");
     let (ok, all_keys, err) = check_config(&["--config", uncommented.to_str().expect("utf-8")]);
     assert!(ok, "{err}");

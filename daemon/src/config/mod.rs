@@ -3,20 +3,19 @@
 //! that name the key, the line and what is allowed.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ebpfstat_dbus::defaults;
 use serde::Deserialize;
 
 use crate::alerts::Rule;
 use crate::alerts::rules::first_repeat;
 
 mod alert_tables;
+mod defs;
 mod effective;
 mod values;
 
-pub use effective::Effective;
-pub use values::{Budget, LogLevel, Size, Span, StatsMode, size_text, span_text};
+pub use defs::{CONFIG_PATH, Def, Effective, Reload, Settings, defs};
+pub use values::{Budget, LogLevel, Size, Span, StatsMode, Value, size_text, span_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,33 +59,6 @@ impl std::str::FromStr for Bus {
     }
 }
 
-/// The ranges settings may take (inclusive). Outside them the daemon would cost a small device
-/// too much (an interval of 1 ms took 70 % of a core), stop being useful (a week between
-/// passes), or be refused later by the kernel (a socket path longer than `sun_path`).
-pub mod ranges {
-    use std::time::Duration;
-
-    const fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-    const HOUR: u64 = 3_600_000;
-    const DAY: u64 = 24 * HOUR;
-
-    pub const INTERVAL: (Duration, Duration) = (ms(100), ms(HOUR));
-    pub const FLUSH_INTERVAL: (Duration, Duration) = (ms(100), ms(HOUR));
-    pub const RAW_RETENTION: (Duration, Duration) = (ms(60_000), ms(30 * DAY));
-    pub const MINUTE_RETENTION: (Duration, Duration) = (ms(HOUR), ms(365 * DAY));
-    pub const HOUR_RETENTION: (Duration, Duration) = (ms(DAY), ms(3650 * DAY));
-    pub const MAX_DB_SIZE: (u64, u64) = (1 << 20, 1 << 40);
-    pub const RESCAN_EVERY: (u64, u64) = (1, 1_000_000);
-    pub const TEXTFILE_INTERVAL: (Duration, Duration) = (ms(1000), ms(HOUR));
-    pub const COMPARE_MIN_TIME: (Duration, Duration) = (ms(1000), ms(30 * DAY));
-    pub const COMPARE_MIN_RUNS: (u64, u64) = (1, 1_000_000_000_000);
-}
-
-/// `sun_path` holds 108 bytes, the last a NUL.
-const MAX_SOCKET_PATH: usize = 107;
-
 /// A setting outside its range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeError {
@@ -118,43 +90,10 @@ impl RangeError {
     }
 }
 
-/// The file's keys; the same names as the long flags, with `_` for `-`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    pub interval: Option<Span>,
-    pub db: Option<PathBuf>,
-    pub flush_interval: Option<Span>,
-    pub raw_retention: Option<Span>,
-    pub minute_retention: Option<Span>,
-    pub hour_retention: Option<Span>,
-    pub max_db_size: Option<Size>,
-    pub rescan_every: Option<u64>,
-    pub bus: Option<Bus>,
-    pub socket: Option<PathBuf>,
-    pub log_level: Option<LogLevel>,
-    pub stats_mode: Option<StatsMode>,
-    pub stats_overhead_budget: Option<Budget>,
-    pub sampler_budget: Option<Budget>,
-    /// A `.prom` file for node_exporter's textfile collector, rewritten every
-    /// `textfile_interval`; "none" (the default) writes none.
-    pub textfile: Option<PathBuf>,
-    pub textfile_interval: Option<Span>,
-    /// `host:port` to serve `/metrics` on, or "none" (the default). Under systemd, enable
-    /// `ebpfstatd-metrics.socket` instead: the service itself opens no IP socket.
-    pub metrics_listen: Option<String>,
-    /// A new version of a program is compared with the one before once it has run this many
-    /// times, over at least `compare_min_time`.
-    pub compare_min_runs: Option<u64>,
-    pub compare_min_time: Option<Span>,
-    /// Alert rules (`[[alert]]` tables); none by default. Only the file sets them. Read apart
-    /// (see [`Settings::parse`]), so an error names the rule's own line.
-    #[serde(default, deserialize_with = "read_apart")]
-    pub alert: Option<Vec<Rule>>,
-}
-
 /// Skips `alert` in the first reading of the file.
-fn read_apart<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Rule>>, D::Error> {
+pub(super) fn read_apart<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Rule>>, D::Error> {
     serde::de::IgnoredAny::deserialize(d)?;
     Ok(None)
 }
@@ -215,127 +154,11 @@ impl Settings {
         ))
     }
 
-    /// The first setting outside the range it may take.
-    pub fn out_of_range(&self) -> Option<RangeError> {
-        let span = |key: &'static str, v: Option<Span>, (lo, hi): (Duration, Duration)| {
-            v.filter(|s| s.0 < lo || s.0 > hi).map(|s| RangeError {
-                key,
-                value: span_text(s.0),
-                allowed: format!("between {} and {}", span_text(lo), span_text(hi)),
-            })
-        };
-        let socket_too_long = self
-            .socket
-            .as_ref()
-            .filter(|p| p.as_os_str().len() > MAX_SOCKET_PATH)
-            .map(|p| RangeError {
-                key: "socket",
-                value: p.display().to_string(),
-                allowed: format!(
-                    "a path of at most {MAX_SOCKET_PATH} bytes (it is {})",
-                    p.as_os_str().len()
-                ),
-            });
-        span("interval", self.interval, ranges::INTERVAL)
-            .or_else(|| {
-                span(
-                    "flush_interval",
-                    self.flush_interval,
-                    ranges::FLUSH_INTERVAL,
-                )
-            })
-            .or_else(|| span("raw_retention", self.raw_retention, ranges::RAW_RETENTION))
-            .or_else(|| {
-                span(
-                    "minute_retention",
-                    self.minute_retention,
-                    ranges::MINUTE_RETENTION,
-                )
-            })
-            .or_else(|| {
-                span(
-                    "hour_retention",
-                    self.hour_retention,
-                    ranges::HOUR_RETENTION,
-                )
-            })
-            .or_else(|| {
-                let (lo, hi) = ranges::MAX_DB_SIZE;
-                self.max_db_size
-                    .filter(|s| s.0 < lo || s.0 > hi)
-                    .map(|s| RangeError {
-                        key: "max_db_size",
-                        value: size_text(s.0),
-                        allowed: format!("between {} and {}", size_text(lo), size_text(hi)),
-                    })
-            })
-            .or_else(|| {
-                let (lo, hi) = ranges::RESCAN_EVERY;
-                self.rescan_every
-                    .filter(|n| !(lo..=hi).contains(n))
-                    .map(|n| RangeError {
-                        key: "rescan_every",
-                        value: n.to_string(),
-                        allowed: format!("at least {lo} and at most {hi}"),
-                    })
-            })
-            .or_else(|| {
-                span(
-                    "textfile_interval",
-                    self.textfile_interval,
-                    ranges::TEXTFILE_INTERVAL,
-                )
-            })
-            .or_else(|| {
-                span(
-                    "compare_min_time",
-                    self.compare_min_time,
-                    ranges::COMPARE_MIN_TIME,
-                )
-            })
-            .or_else(|| {
-                let (lo, hi) = ranges::COMPARE_MIN_RUNS;
-                self.compare_min_runs
-                    .filter(|n| !(lo..=hi).contains(n))
-                    .map(|n| RangeError {
-                        key: "compare_min_runs",
-                        value: n.to_string(),
-                        allowed: format!("at least {lo} and at most {hi}"),
-                    })
-            })
-            .or(socket_too_long)
-            .or_else(|| self.textfile_not_prom())
-            .or_else(|| {
-                let v = self.metrics_listen.as_deref().filter(|v| *v != "none")?;
-                v.parse::<std::net::SocketAddr>().err().map(|_| RangeError {
-                    key: "metrics_listen",
-                    value: v.to_owned(),
-                    allowed: "an address and port (127.0.0.1:9435, [::1]:9435), or \"none\""
-                        .to_owned(),
-                })
-            })
-    }
-
-    /// node_exporter reads only `*.prom` files, by absolute path.
-    fn textfile_not_prom(&self) -> Option<RangeError> {
-        let path = self.textfile.as_ref().filter(|p| p.as_os_str() != "none")?;
-        let fits = path.is_absolute() && path.extension().is_some_and(|e| e == "prom");
-        (!fits).then(|| RangeError {
-            key: "textfile",
-            value: path.display().to_string(),
-            allowed: "an absolute path ending in .prom (node_exporter's textfile collector \
-                      reads only those), or \"none\""
-                .to_owned(),
-        })
-    }
-
     /// The file at `explicit`, or the default file when it exists, or nothing.
     pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
         let path = match explicit {
             Some(p) => p.to_owned(),
-            None if Path::new(defaults::CONFIG_PATH).exists() => {
-                PathBuf::from(defaults::CONFIG_PATH)
-            }
+            None if Path::new(CONFIG_PATH).exists() => PathBuf::from(CONFIG_PATH),
             None => return Ok((Self::default(), None)),
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
@@ -343,32 +166,6 @@ impl Settings {
             source,
         })?;
         Ok((Self::parse(&text, &path)?, Some(path)))
-    }
-
-    /// Keys set in `over` replace those here (flags over the file).
-    pub fn overlay(self, over: Self) -> Self {
-        Self {
-            interval: over.interval.or(self.interval),
-            db: over.db.or(self.db),
-            flush_interval: over.flush_interval.or(self.flush_interval),
-            raw_retention: over.raw_retention.or(self.raw_retention),
-            minute_retention: over.minute_retention.or(self.minute_retention),
-            hour_retention: over.hour_retention.or(self.hour_retention),
-            max_db_size: over.max_db_size.or(self.max_db_size),
-            rescan_every: over.rescan_every.or(self.rescan_every),
-            bus: over.bus.or(self.bus),
-            socket: over.socket.or(self.socket),
-            log_level: over.log_level.or(self.log_level),
-            stats_mode: over.stats_mode.or(self.stats_mode),
-            stats_overhead_budget: over.stats_overhead_budget.or(self.stats_overhead_budget),
-            sampler_budget: over.sampler_budget.or(self.sampler_budget),
-            textfile: over.textfile.or(self.textfile),
-            textfile_interval: over.textfile_interval.or(self.textfile_interval),
-            metrics_listen: over.metrics_listen.or(self.metrics_listen),
-            compare_min_runs: over.compare_min_runs.or(self.compare_min_runs),
-            compare_min_time: over.compare_min_time.or(self.compare_min_time),
-            alert: over.alert.or(self.alert),
-        }
     }
 }
 
@@ -393,6 +190,8 @@ impl Sources {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Settings, String> {

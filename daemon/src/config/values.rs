@@ -1,20 +1,47 @@
 //! The values settings take, as the file and the flags write them (durations, sizes, shares,
-//! levels), and how the daemon writes them back.
+//! levels, paths or "none"), read once by one parser for both, and written back the same way.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use ebpfstat_numbers::Share;
 use serde::{Deserialize, Deserializer};
 
 use super::Bus;
-use crate::observer::{Mode, parse_budget};
+use crate::observer::{MIN_DUTY, Mode};
 use crate::units::parse_bytes;
+
+/// A kind of setting value: read from text (the file's string, or a flag), settled into what
+/// the daemon uses (`Out`), and written back as the file would write it.
+pub trait Value: Clone {
+    /// What the daemon runs with.
+    type Out: Clone + PartialEq + std::fmt::Debug;
+    /// The file writes it as a TOML string (else as a bare number).
+    const QUOTED: bool = true;
+    fn settle(self) -> Self::Out;
+    fn text(v: &Self::Out) -> String;
+}
+
+/// Deserializes any [`Value`] from the file's string (numbers are read as themselves).
+macro_rules! from_file_string {
+    ($($t:ty),+) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
+from_file_string!(Span, Size, Budget, StatsMode, Bus, Address);
 
 /// A duration written as text (`"1s"`, `"250ms"`, `"6h"`), longer than zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
-/// Shared by the file and the flags, so both accept and reject the same text.
-impl std::str::FromStr for Span {
+impl FromStr for Span {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
@@ -28,16 +55,19 @@ impl std::str::FromStr for Span {
     }
 }
 
-impl std::fmt::Display for Span {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&span_text(self.0))
+impl Value for Span {
+    type Out = Duration;
+    fn settle(self) -> Duration {
+        self.0
+    }
+    fn text(v: &Duration) -> String {
+        span_text(*v)
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&span_text(self.0))
     }
 }
 
@@ -45,28 +75,42 @@ impl<'de> Deserialize<'de> for Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_bytes(&s).map(Size).map_err(serde::de::Error::custom)
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_bytes(s).map(Self)
     }
 }
 
-impl<'de> Deserialize<'de> for Bus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+impl Value for Size {
+    type Out = u64;
+    fn settle(self) -> u64 {
+        self.0
+    }
+    fn text(v: &u64) -> String {
+        size_text(*v)
     }
 }
 
-/// `always`, `budget` or `duty=W/P`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StatsMode(pub Mode);
+/// A count, written as a TOML integer.
+impl Value for u64 {
+    type Out = u64;
+    const QUOTED: bool = false;
+    fn settle(self) -> u64 {
+        self
+    }
+    fn text(v: &u64) -> String {
+        v.to_string()
+    }
+}
 
-impl<'de> Deserialize<'de> for StatsMode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map(StatsMode).map_err(serde::de::Error::custom)
+impl Value for PathBuf {
+    type Out = PathBuf;
+    fn settle(self) -> PathBuf {
+        self
+    }
+    fn text(v: &PathBuf) -> String {
+        v.display().to_string()
     }
 }
 
@@ -74,12 +118,110 @@ impl<'de> Deserialize<'de> for StatsMode {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget(pub f64);
 
-impl<'de> Deserialize<'de> for Budget {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_budget(&s)
-            .map(Budget)
-            .map_err(serde::de::Error::custom)
+impl FromStr for Budget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: a percentage of one core, e.g. \"1%\"");
+        let v: f64 = s
+            .trim()
+            .strip_suffix('%')
+            .ok_or_else(bad)?
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        if !(v > 0.0 && v <= 100.0) {
+            return Err(format!("{s:?}: between 0% and 100%"));
+        }
+        Ok(Self(Share::from_percent(v).0))
+    }
+}
+
+impl Value for Budget {
+    type Out = f64;
+    fn settle(self) -> f64 {
+        self.0
+    }
+    fn text(v: &f64) -> String {
+        format!("{}%", Share(*v).percent())
+    }
+}
+
+/// How run-time stats are held: `always`, `budget` (within `stats_overhead_budget`), or
+/// `duty=W/P` (on a fixed share of each interval).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StatsMode {
+    Always,
+    Budget,
+    /// The share of each interval.
+    Duty(f64),
+}
+
+impl StatsMode {
+    /// The mode the observer runs, with the budget that `budget` mode keeps to.
+    pub fn with_budget(self, budget: f64) -> Mode {
+        match self {
+            Self::Always => Mode::Always,
+            Self::Budget => Mode::Budget(budget),
+            Self::Duty(d) => Mode::Fixed(d),
+        }
+    }
+}
+
+impl FromStr for StatsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Self::Always),
+            "budget" => Ok(Self::Budget),
+            _ => {
+                let spec = s.strip_prefix("duty=").ok_or_else(|| {
+                    format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")
+                })?;
+                let (w, p) = spec
+                    .split_once('/')
+                    .ok_or_else(|| format!("{s:?}: duty=W/P needs a window and a period"))?;
+                let parse = |v: &str| {
+                    humantime::parse_duration(v).map_err(|e| format!("{s:?}: {v:?}: {e}"))
+                };
+                let (w, p) = (parse(w)?, parse(p)?);
+                if p.is_zero() || w > p {
+                    return Err(format!("{s:?}: the window must be at most the period"));
+                }
+                Ok(Self::Duty(
+                    (w.as_secs_f64() / p.as_secs_f64()).max(MIN_DUTY),
+                ))
+            }
+        }
+    }
+}
+
+impl Value for StatsMode {
+    type Out = Self;
+    fn settle(self) -> Self {
+        self
+    }
+    fn text(v: &Self) -> String {
+        match v {
+            Self::Always => "always".to_owned(),
+            Self::Budget => "budget".to_owned(),
+            Self::Duty(d) => format!("duty={}/1s", span_text(Duration::from_secs_f64(*d))),
+        }
+    }
+}
+
+impl Value for Bus {
+    type Out = Self;
+    fn settle(self) -> Self {
+        self
+    }
+    fn text(v: &Self) -> String {
+        match v {
+            Self::System => "system".to_owned(),
+            Self::Session => "session".to_owned(),
+            Self::None => "none".to_owned(),
+            Self::Address(a) => a.clone(),
+        }
     }
 }
 
@@ -127,8 +269,7 @@ impl LogLevel {
     }
 }
 
-/// For the `--log-level` flag.
-impl std::str::FromStr for LogLevel {
+impl FromStr for LogLevel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
@@ -139,6 +280,71 @@ impl std::str::FromStr for LogLevel {
                 let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
                 format!("{s:?}: one of {}", names.join(", "))
             })
+    }
+}
+
+impl Value for LogLevel {
+    type Out = Self;
+    fn settle(self) -> Self {
+        self
+    }
+    fn text(v: &Self) -> String {
+        v.as_str().to_owned()
+    }
+}
+
+/// An address and port to listen on (`127.0.0.1:9435`, `[::1]:9435`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address(pub SocketAddr);
+
+impl FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(Self).map_err(|_| {
+            format!("{s:?}: an address and port (127.0.0.1:9435, [::1]:9435), or \"none\"")
+        })
+    }
+}
+
+impl Value for Address {
+    type Out = SocketAddr;
+    fn settle(self) -> SocketAddr {
+        self.0
+    }
+    fn text(v: &SocketAddr) -> String {
+        v.to_string()
+    }
+}
+
+/// A value, or `"none"`: nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maybe<T>(pub Option<T>);
+
+impl<T: Value + FromStr<Err: std::fmt::Display>> FromStr for Maybe<T> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "none" {
+            return Ok(Self(None));
+        }
+        s.parse().map(|v| Self(Some(v))).map_err(|e| e.to_string())
+    }
+}
+
+impl<'de, T: Value + FromStr<Err: std::fmt::Display>> Deserialize<'de> for Maybe<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<T: Value> Value for Maybe<T> {
+    type Out = Option<T::Out>;
+    fn settle(self) -> Self::Out {
+        self.0.map(T::settle)
+    }
+    fn text(v: &Self::Out) -> String {
+        v.as_ref().map_or_else(|| "none".to_owned(), T::text)
     }
 }
 
@@ -175,4 +381,36 @@ pub fn size_text(b: u64) -> String {
         }
     }
     format!("{b}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_budgets_parse() {
+        assert_eq!("always".parse::<StatsMode>(), Ok(StatsMode::Always));
+        assert_eq!("budget".parse::<StatsMode>(), Ok(StatsMode::Budget));
+        assert_eq!(
+            "duty=200ms/1s".parse::<StatsMode>(),
+            Ok(StatsMode::Duty(0.2))
+        );
+        assert!("duty=2s/1s".parse::<StatsMode>().is_err());
+        assert!("sometimes".parse::<StatsMode>().is_err());
+        assert_eq!("1%".parse::<Budget>(), Ok(Budget(0.01)));
+        assert_eq!(" 0.5 %".parse::<Budget>(), Ok(Budget(0.005)));
+        assert!("1".parse::<Budget>().is_err());
+        assert!("150%".parse::<Budget>().is_err());
+        assert_eq!(StatsMode::Budget.with_budget(0.02), Mode::Budget(0.02));
+    }
+
+    #[test]
+    fn none_is_nothing_and_prints_back() {
+        let m: Maybe<PathBuf> = "none".parse().expect("none");
+        assert_eq!(m.clone().settle(), None);
+        assert_eq!(Maybe::<PathBuf>::text(&m.settle()), "none");
+        let a: Maybe<Address> = "127.0.0.1:9435".parse().expect("address");
+        assert_eq!(Maybe::<Address>::text(&a.settle()), "127.0.0.1:9435");
+        assert!("localhost".parse::<Maybe<Address>>().is_err());
+    }
 }

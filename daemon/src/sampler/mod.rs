@@ -26,7 +26,6 @@ use std::time::SystemTime;
 
 use aya_obj::generated::bpf_prog_info;
 
-use ebpfstat_dbus::defaults;
 use ebpfstat_numbers::rates;
 use ebpfstat_store::idmap::{self, IdMap};
 use ebpfstat_store::model::{Counters, ProgramMeta};
@@ -45,14 +44,6 @@ pub struct SamplerConfig {
     /// Rescan owners, pins, links and map memory at least every this many passes (and right
     /// after new programs appear).
     pub rescan_every: u64,
-}
-
-impl Default for SamplerConfig {
-    fn default() -> Self {
-        Self {
-            rescan_every: defaults::RESCAN_EVERY,
-        }
-    }
 }
 
 #[derive(Debug)]

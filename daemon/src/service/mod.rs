@@ -51,7 +51,7 @@ impl ServiceConfig {
 fn sampler_settings(e: &Effective) -> SamplerSettings {
     SamplerSettings {
         interval: e.interval,
-        mode: e.stats_mode,
+        mode: e.mode(),
         rescan_every: e.rescan_every,
         sampler_budget: e.sampler_budget,
     }
@@ -93,7 +93,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         interval: settings.interval,
         retention: settings.retention(),
         cap_bytes: settings.max_db_size,
-        stats_mode: settings.stats_mode,
+        stats_mode: settings.mode(),
         sampler_budget: settings.sampler_budget,
     });
     // Alerts raised when the daemon stopped carry on, or are cleared on the first pass.

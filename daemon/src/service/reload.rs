@@ -9,23 +9,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{ServiceConfig, notify, sampler_settings};
-use crate::config::{Effective, LogLevel};
+use crate::config::{Effective, LogLevel, Reload, defs};
 use crate::shared::{SamplerCmd, Shared, StoreJob, StoreMsg};
 
 /// Sets the log level (the logging is set up by the binary).
 pub type SetLogLevel = Box<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
-
-/// Settings only a new start can change.
-const AT_RESTART: [&str; 8] = [
-    "db",
-    "bus",
-    "socket",
-    "textfile",
-    "textfile_interval",
-    "metrics_listen",
-    "compare_min_runs",
-    "compare_min_time",
-];
 
 pub(super) struct Reloader {
     cfg: ServiceConfig,
@@ -86,25 +74,23 @@ impl Reloader {
 
     async fn apply(&mut self, mut new: Effective, from: &str, shared: &Shared) {
         let old = &self.cfg.settings;
+        let at_restart: Vec<&str> = defs()
+            .into_iter()
+            .filter(|d| d.reload == Reload::AtRestart)
+            .map(|d| d.key)
+            .collect();
         let mut now = Vec::new();
         let mut later = Vec::new();
         for (key, was, is) in old.changes(&new) {
             let change = format!("{key} {was} → {is}");
-            if AT_RESTART.contains(&key) {
+            if at_restart.contains(&key) {
                 later.push(change);
             } else {
                 now.push(change);
             }
         }
         // What waits for a restart stays as it is until then.
-        new.db.clone_from(&old.db);
-        new.bus = old.bus.clone();
-        new.socket.clone_from(&old.socket);
-        new.textfile.clone_from(&old.textfile);
-        new.textfile_interval = old.textfile_interval;
-        new.metrics_listen = old.metrics_listen;
-        new.compare_min_runs = old.compare_min_runs;
-        new.compare_min_time = old.compare_min_time;
+        new.keep_until_restart(old);
 
         if new.log_level != old.log_level {
             if std::env::var_os("RUST_LOG").is_some() {
@@ -146,7 +132,7 @@ impl Reloader {
             p.interval = new.interval;
             p.retention = retention;
             p.cap_bytes = cap;
-            p.stats_mode = new.stats_mode;
+            p.stats_mode = new.mode();
             p.sampler_budget = new.sampler_budget;
         });
         match (now.is_empty(), later.is_empty()) {

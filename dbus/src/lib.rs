@@ -6,6 +6,8 @@
 //! options and status maps. The introspection XML (`org.ebpfstat.Stats1.xml`) and the system-bus
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
+mod status;
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,8 @@ pub const MAX_PROGRAM_SPEC: usize = 512;
 /// What a version needs to be judged by `Compare`, unless its options say otherwise.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
+pub use status::{Status, StatusError};
+
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
 pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey, UnknownSortKey};
 

@@ -249,7 +249,7 @@ fn main() {
     row("naive / ebpfstat", format!("{:.0}x", naive / avg.max(1e-9)));
     for t in &status.tiers {
         row(
-            &format!("tier {} rows / bytes", t.tier),
+            &format!("tier {} rows / bytes", t.tier.as_str()),
             format!("{} / {}", t.rows, t.bytes),
         );
     }

@@ -88,7 +88,7 @@ fn rollups_equal_raw_sums_exactly() {
     store.flush(host.wall()).expect("flush");
 
     let status = store.status().expect("status");
-    let spans: BTreeMap<&str, _> = status.tiers.iter().map(|t| (t.tier, t)).collect();
+    let spans: BTreeMap<&str, _> = status.tiers.iter().map(|t| (t.tier.as_str(), t)).collect();
     assert!(spans["1h"].rows > 0, "a full day rolled into 1-hour chunks");
     assert!(spans["1m"].rows > 0);
     let raw_oldest = spans["raw"].oldest.expect("raw data");
@@ -202,7 +202,7 @@ fn retention_holds_over_simulated_days() {
     // Ended series age out with their data: the churned programs' last hour-rollup left.
     assert_eq!(status.series, 20, "ended series outlived their data");
     for span in &status.tiers {
-        let (max_age, slack) = match span.tier {
+        let (max_age, slack) = match span.tier.as_str() {
             "raw" => (retention.raw, 2 * MIN),
             "1m" => (retention.min1, HOUR),
             _ => (retention.hour1, DAY),
@@ -212,9 +212,13 @@ fn retention_holds_over_simulated_days() {
         assert!(
             age <= max_age + slack,
             "{}: oldest is {age:?} old",
-            span.tier
+            span.tier.as_str()
         );
-        assert!(age + slack >= max_age, "{}: only {age:?} kept", span.tier);
+        assert!(
+            age + slack >= max_age,
+            "{}: only {age:?} kept",
+            span.tier.as_str()
+        );
     }
     // Four days in, the first day survives only as 1-hour rollups, and the totals are exact.
     let target = ProgramRef::Series(stored_series(&store, "prog0").series_id);

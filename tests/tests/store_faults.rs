@@ -240,7 +240,12 @@ fn a_failed_lookup_is_reported_not_read_as_nothing_to_do() {
     store.flush(host.wall()).expect("flush");
     let status = store.status().expect("status");
     assert_eq!(status.last_error, None);
-    assert!(status.tiers.iter().any(|t| t.tier == "1h" && t.rows > 0));
+    assert!(
+        status
+            .tiers
+            .iter()
+            .any(|t| t.tier.as_str() == "1h" && t.rows > 0)
+    );
     drop(store);
 
     // Where the next day's roll-up starts is looked up in the 1-minute tier's key index, at

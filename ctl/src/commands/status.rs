@@ -1,7 +1,9 @@
 //! `ebpfstatctl status`: the daemon's health.
 
 use anyhow::Result;
-use ebpfstat_dbus::Stats1Proxy;
+use std::time::Duration;
+
+use ebpfstat_dbus::{Stats1Proxy, Status};
 use serde_json::{Value, json};
 
 use super::explain;
@@ -32,145 +34,165 @@ fn to_json(v: &zbus::OwnedVariant) -> Value {
 }
 
 pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
-    let st = p.status().await.map_err(explain)?;
-    let map: serde_json::Map<String, Value> =
-        st.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
+    let map = p.status().await.map_err(explain)?;
     if json {
+        let map: serde_json::Map<String, Value> =
+            map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
         return print_json(&map);
     }
-    let get = |k: &str| map.get(k).cloned().unwrap_or(Value::Null);
-    let num = |k: &str| get(k).as_f64().unwrap_or(0.0);
-    let count = |k: &str| get(k).as_u64().unwrap_or(0);
-    let time = |k: &str| get(k).as_i64().unwrap_or(0);
-    let text = |k: &str| get(k).as_str().unwrap_or("-").to_owned();
-    out!("ebpfstatd {} · kernel {}", text("version"), text("kernel"))?;
-    out!("stats: {}", text("stats_state"))?;
+    let st = Status::from_map(&map)?;
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    out!("ebpfstatd {} · kernel {}", st.version, text(&st.kernel))?;
+    out!("stats: {}", text(&st.stats_state))?;
     out!(
         "stats cost: {} per program run ({}); now {} of one core · mode {}{}",
-        units::ns(num("stats_cost_ns")),
-        text("stats_cost_source"),
-        units::pct(num("stats_overhead_pct")),
-        text("stats_mode"),
-        match get("stats_other_holder").as_bool() {
+        units::ns(st.stats_cost_ns.unwrap_or(0.0)),
+        text(&st.stats_cost_source),
+        units::pct(st.stats_overhead_pct.unwrap_or(0.0)),
+        st.stats_mode,
+        match st.stats_other_holder {
             Some(true) => " · another process also holds stats on",
             _ => "",
         }
     )?;
-    let every = |k: &str| humantime::format_duration(std::time::Duration::from_nanos(count(k)));
-    let (configured, paced) = (count("interval_ns"), count("paced_interval_ns"));
+    sampling(&st)?;
+    if let (Some(active), Some(rules)) = (st.alerts_active, st.alert_rules) {
+        out!("alerts: {active} raised now · {rules} rules")?;
+    }
+    storage(&st)?;
+    exports(&st)?;
+    out!(
+        "daemon: {} CPU over {} up ({} of a core) · RSS {} (peak {})",
+        units::ns(st.daemon_cpu_ns.unwrap_or(0) as f64),
+        units::ns(st.uptime_ns.max(1) as f64),
+        units::pct(st.daemon_cpu_pct.unwrap_or(0.0)),
+        units::bytes(st.daemon_rss_bytes.unwrap_or(0)),
+        units::bytes(st.daemon_peak_rss_bytes.unwrap_or(0))
+    )?;
+    if st.clock_steps > 0 {
+        out!(
+            "the wall clock stepped {} times; series stay ordered by boot time",
+            st.clock_steps
+        )?;
+    }
+    Ok(())
+}
+
+/// The schedule, its pace, and how passes went.
+fn sampling(st: &Status) -> Result<()> {
+    let every = |ns: u64| humantime::format_duration(Duration::from_nanos(ns));
+    let configured = st.interval_ns;
     // An older daemon does not pace: its interval is the configured one.
-    let pace = if paced > configured {
-        format!(
+    let pace = match (st.paced_interval_ns, st.pass_ns) {
+        (Some(paced), Some(pass)) if paced > configured => format!(
             "every {} (stretched from {}: passes take {} on average, over the sampler budget \
              of {} of one core)",
-            every("paced_interval_ns"),
-            every("interval_ns"),
-            units::ns(num("pass_ns")),
-            units::pct(num("sampler_budget_pct")),
-        )
-    } else if map.contains_key("pass_ns") {
-        format!(
+            every(paced),
+            every(configured),
+            units::ns(pass as f64),
+            units::pct(st.sampler_budget_pct),
+        ),
+        (_, Some(pass)) => format!(
             "every {} · passes take {}",
-            every("interval_ns"),
-            units::ns(num("pass_ns"))
-        )
-    } else {
-        format!("every {}", every("interval_ns"))
+            every(configured),
+            units::ns(pass as f64)
+        ),
+        (_, None) => format!("every {}", every(configured)),
     };
     out!(
         "sampling: {pace} · {} passes, {} late, {} failed, {} not stored{}",
-        num("passes"),
-        num("late_passes"),
-        num("failed_passes"),
-        num("dropped_passes"),
-        match count("programs_unread") {
+        st.passes,
+        st.late_passes,
+        st.failed_passes,
+        st.dropped_passes,
+        match st.programs_unread.unwrap_or(0) {
             0 => String::new(),
             n => format!(" · {n} programs unreadable"),
         }
     )?;
-    if time("last_failed_pass_ns") > 0 {
+    if st.last_failed_pass_ns > 0 {
         out!(
             "last failed pass: {} · {}",
-            stamp(time("last_failed_pass_ns")),
-            text("last_failure")
+            stamp(st.last_failed_pass_ns),
+            st.last_failure
         )?;
     }
-    // An older daemon has no alerts.
-    if map.contains_key("alert_rules") {
-        out!(
-            "alerts: {} raised now · {} rules",
-            count("alerts_active"),
-            count("alert_rules")
-        )?;
-    }
-    let (used, cap) = (count("used_bytes"), count("cap_bytes"));
+    Ok(())
+}
+
+/// The database against its cap, what is buffered, each tier's span.
+fn storage(st: &Status) -> Result<()> {
     out!(
         "database: {} used of the {} cap ({}) · file {} + WAL {} · {}",
-        units::bytes(used),
-        units::bytes(cap),
-        units::pct(used as f64 * 100.0 / cap.max(1) as f64),
-        units::bytes(count("db_bytes")),
-        units::bytes(count("wal_bytes")),
-        text("db_path"),
+        units::bytes(st.used_bytes),
+        units::bytes(st.cap_bytes),
+        units::pct(st.used_pct.unwrap_or(0.0)),
+        units::bytes(st.db_bytes),
+        units::bytes(st.wal_bytes),
+        st.db_path,
     )?;
     out!(
         "history: {} series (one per load of a program) · {} programs loaded now",
-        num("series"),
-        num("programs")
+        st.series,
+        st.programs.unwrap_or(0)
     )?;
     out!(
         "writes: last flush {} · {} passes buffered, {} dropped{}",
-        stamp(time("last_flush_ns")),
-        num("ticks_buffered"),
-        num("ticks_dropped"),
-        match text("last_error").as_str() {
-            "" | "-" => String::new(),
+        stamp(st.last_flush_ns),
+        st.ticks_buffered,
+        st.ticks_dropped,
+        match st.last_error.as_str() {
+            "" => String::new(),
             e => format!(" · last error: {e}"),
         }
     )?;
-    for tier in ["raw", "1m", "1h"] {
-        let k = |w: &str| format!("tier_{tier}_{w}");
+    for (tier, oldest, newest, bytes) in [
+        (
+            "raw",
+            st.tier_raw_oldest_ns,
+            st.tier_raw_newest_ns,
+            st.tier_raw_bytes,
+        ),
+        (
+            "1m",
+            st.tier_1m_oldest_ns,
+            st.tier_1m_newest_ns,
+            st.tier_1m_bytes,
+        ),
+        (
+            "1h",
+            st.tier_1h_oldest_ns,
+            st.tier_1h_newest_ns,
+            st.tier_1h_bytes,
+        ),
+    ] {
         out!(
             "tier {tier:>3}: {} → {} ({})",
-            stamp(time(&k("oldest_ns"))),
-            stamp(time(&k("newest_ns"))),
-            units::bytes(count(&k("bytes")))
+            stamp(oldest),
+            stamp(newest),
+            units::bytes(bytes)
         )?;
     }
+    Ok(())
+}
+
+/// Where the numbers leave for fleet engines, and what failed there.
+fn exports(st: &Status) -> Result<()> {
     let mut export = Vec::new();
-    match text("metrics_listen").as_str() {
-        "" | "-" => {}
-        at => export.push(format!("/metrics on {at}")),
+    if !st.metrics_listen.is_empty() {
+        export.push(format!("/metrics on {}", st.metrics_listen));
     }
-    if time("textfile_written_ns") > 0 {
-        export.push(format!(
-            "textfile written {}",
-            stamp(time("textfile_written_ns"))
-        ));
+    if st.textfile_written_ns > 0 {
+        let at = i64::try_from(st.textfile_written_ns).unwrap_or(i64::MAX);
+        export.push(format!("textfile written {}", stamp(at)));
     }
-    for key in ["metrics_error", "textfile_error"] {
-        match text(key).as_str() {
-            "" | "-" => {}
-            e => export.push(format!("ERROR {e}")),
+    for e in [&st.metrics_error, &st.textfile_error] {
+        if !e.is_empty() {
+            export.push(format!("ERROR {e}"));
         }
     }
     if !export.is_empty() {
         out!("export: {}", export.join(" · "))?;
-    }
-    let uptime = num("uptime_ns").max(1.0);
-    out!(
-        "daemon: {} CPU over {} up ({} of a core) · RSS {} (peak {})",
-        units::ns(num("daemon_cpu_ns")),
-        units::ns(uptime),
-        units::pct(num("daemon_cpu_ns") * 100.0 / uptime),
-        units::bytes(count("daemon_rss_bytes")),
-        units::bytes(count("daemon_peak_rss_bytes"))
-    )?;
-    if num("clock_steps") > 0.0 {
-        out!(
-            "the wall clock stepped {} times; series stay ordered by boot time",
-            num("clock_steps")
-        )?;
     }
     Ok(())
 }

@@ -442,7 +442,7 @@ impl Stats1 {
 
     #[zbus(out_args("status"))]
     async fn status(&self) -> Result<Options, Error> {
-        self.status_map().await
+        Ok(self.health().await?.to_map())
     }
 
     #[zbus(out_args("ns_per_run", "spread_ns", "source"))]

@@ -1,170 +1,143 @@
-//! `Status()`: daemon and store health as a map; the keys are documented in the README.
+//! `Status()`: daemon and store health, as the API crate's typed [`Status`] (sent as its map;
+//! the keys are in `ebpfstat_dbus::Status`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ebpfstat_dbus::{Error, Options};
-use ebpfstat_numbers::WallNs;
+use ebpfstat_dbus::{Error, Status};
+use ebpfstat_numbers::rates::cpu_pct;
 use ebpfstat_numbers::time::duration_ns;
-use zbus::OwnedVariant;
+use ebpfstat_numbers::{Share, WallNs};
+use ebpfstat_store::{StoreStatus, Tier};
 
-use super::usage::{mode_text, var};
+use super::usage::mode_text;
 use super::{Stats1, convert};
+use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
 use crate::shared::lock;
-use ebpfstat_numbers::Share;
 
 impl Stats1 {
-    pub(super) async fn status_map(&self) -> Result<Options, Error> {
+    pub(super) async fn health(&self) -> Result<Status, Error> {
         let st = self
             .with_store(|s| s.status())
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
-        let latest = self.latest_pass();
-        let sampler = &self.shared.sampler;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let usage = own_usage();
-        let mut m = Options::new();
-        m.insert("version".into(), var(env!("CARGO_PKG_VERSION")));
-        if let Some(p) = &latest {
-            m.insert(
-                "stats_cost_ns".into(),
-                OwnedVariant::from(p.stats_cost.ns_per_run),
-            );
-            m.insert(
-                "stats_cost_spread_ns".into(),
-                OwnedVariant::from(p.stats_cost.spread_ns),
-            );
-            m.insert("stats_cost_source".into(), var(p.stats_cost.source.clone()));
-            m.insert("stats_coverage".into(), OwnedVariant::from(p.coverage));
-            m.insert(
-                "stats_overhead_pct".into(),
-                OwnedVariant::from(p.stats_overhead.unwrap_or_default().percent()),
-            );
-            if let Some(other) = p.stats_other_holder {
-                m.insert("stats_other_holder".into(), OwnedVariant::from(other));
-            }
-            m.insert("kernel".into(), var(p.kernel.release.clone()));
-            m.insert("stats_state".into(), var(self.published_state()));
-            m.insert("memlock_meaning".into(), var(p.kernel.memlock.as_str()));
-            m.insert(
-                "programs".into(),
-                OwnedVariant::from(u32::try_from(p.programs.len()).unwrap_or(u32::MAX)),
-            );
-            m.insert(
-                "last_pass_ns".into(),
-                OwnedVariant::from(WallNs::of(p.time).ns()),
-            );
-            m.insert("programs_unread".into(), OwnedVariant::from(p.unread));
+        let mut status = Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_ns: duration_ns(self.shared.started.elapsed()),
+            ..Status::default()
+        };
+        if let Some(p) = self.latest_pass() {
+            self.pass_status(&p, &mut status);
         }
-        m.insert(
-            "interval_ns".into(),
-            OwnedVariant::from(duration_ns(self.shared.published.borrow().interval)),
-        );
-        // Passes slower than the sampler budget stretch the interval in use.
-        m.insert(
-            "paced_interval_ns".into(),
-            OwnedVariant::from(load(&sampler.pace_interval_ns)),
-        );
-        m.insert("pass_ns".into(), OwnedVariant::from(load(&sampler.pass_ns)));
-        m.insert(
-            "sampler_budget_pct".into(),
-            OwnedVariant::from(Share(self.shared.published.borrow().sampler_budget).percent()),
-        );
-        m.insert(
-            "stats_mode".into(),
-            var(mode_text(self.shared.published.borrow().stats_mode)),
-        );
-        m.insert("passes".into(), OwnedVariant::from(load(&sampler.passes)));
-        m.insert(
-            "late_passes".into(),
-            OwnedVariant::from(load(&sampler.late)),
-        );
-        m.insert(
-            "dropped_passes".into(),
-            OwnedVariant::from(load(&sampler.dropped)),
-        );
-        m.insert(
-            "failed_passes".into(),
-            OwnedVariant::from(load(&sampler.failed)),
-        );
-        let failure = lock(&sampler.last_failure).clone();
-        let (failed_at, why) =
-            failure.map_or((0, String::new()), |(t, why)| (WallNs::of(t).ns(), why));
-        m.insert("last_failed_pass_ns".into(), OwnedVariant::from(failed_at));
-        m.insert("last_failure".into(), var(why.clone()));
-        m.insert(
-            "uptime_ns".into(),
-            OwnedVariant::from(duration_ns(self.shared.started.elapsed())),
-        );
+        self.sampler_status(&mut status);
+        store_status(st, &mut status);
+        self.export_status(&mut status);
         // Unreadable (out of descriptors, say): left out rather than said to be 0.
-        if let Ok(u) = usage {
-            m.insert("daemon_cpu_ns".into(), OwnedVariant::from(u.cpu_ns));
-            m.insert("daemon_rss_bytes".into(), OwnedVariant::from(u.rss_bytes));
-            m.insert(
-                "daemon_peak_rss_bytes".into(),
-                OwnedVariant::from(u.peak_rss_bytes),
-            );
-        }
-        m.insert("db_path".into(), var(st.path.display().to_string()));
-        m.insert("db_bytes".into(), OwnedVariant::from(st.file_bytes));
-        m.insert("wal_bytes".into(), OwnedVariant::from(st.wal_bytes));
-        m.insert("used_bytes".into(), OwnedVariant::from(st.used_bytes));
-        m.insert("cap_bytes".into(), OwnedVariant::from(st.cap_bytes));
-        m.insert("series".into(), OwnedVariant::from(st.series));
-        m.insert(
-            "ticks_buffered".into(),
-            OwnedVariant::from(st.ticks_buffered as u64),
-        );
-        m.insert("ticks_dropped".into(), OwnedVariant::from(st.ticks_dropped));
-        m.insert("clock_steps".into(), OwnedVariant::from(st.clock_steps));
-        m.insert(
-            "last_flush_ns".into(),
-            OwnedVariant::from(convert::ns(st.last_flush)),
-        );
-        let textfile_error = lock(&self.shared.exports.textfile_error).clone();
-        m.insert(
-            "textfile_written_ns".into(),
-            OwnedVariant::from(load(&self.shared.exports.textfile_written_ns)),
-        );
-        m.insert("textfile_error".into(), var(textfile_error.clone()));
-        let exports = &self.shared.exports;
-        let (served, metrics_error) = (
-            lock(&exports.metrics_addresses).join(" "),
-            lock(&exports.metrics_error).clone(),
-        );
-        m.insert("metrics_listen".into(), var(served));
-        m.insert("metrics_error".into(), var(metrics_error.clone()));
-        // What is wrong now: the newest pass failing, the store's last write, the textfile.
-        let now_wrong = [
-            sampler
-                .failing
-                .load(Ordering::Relaxed)
-                .then(|| format!("sampling: {why}")),
-            st.last_error,
-            (!textfile_error.is_empty()).then_some(textfile_error),
-            (!metrics_error.is_empty()).then_some(metrics_error),
-        ];
-        m.insert(
-            "last_error".into(),
-            var(now_wrong
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ")),
-        );
-        for t in &st.tiers {
-            let key = |what: &str| format!("tier_{}_{what}", t.tier);
-            m.insert(key("oldest_ns"), OwnedVariant::from(convert::ns(t.oldest)));
-            m.insert(key("newest_ns"), OwnedVariant::from(convert::ns(t.newest)));
-            m.insert(key("bytes"), OwnedVariant::from(t.bytes));
+        if let Ok(u) = own_usage() {
+            status.daemon_cpu_ns = Some(u.cpu_ns);
+            status.daemon_cpu_pct = Some(cpu_pct(u.cpu_ns as f64, status.uptime_ns as f64));
+            status.daemon_rss_bytes = Some(u.rss_bytes);
+            status.daemon_peak_rss_bytes = Some(u.peak_rss_bytes);
         }
         let (raised, rules) = {
             let alerts = lock(&self.shared.alerts);
             (alerts.raised(), alerts.rules().len())
         };
-        let count = |n: usize| OwnedVariant::from(u32::try_from(n).unwrap_or(u32::MAX));
-        m.insert("alerts_active".into(), count(raised));
-        m.insert("alert_rules".into(), count(rules));
-        Ok(m)
+        status.alerts_active = Some(u32::try_from(raised).unwrap_or(u32::MAX));
+        status.alert_rules = Some(u32::try_from(rules).unwrap_or(u32::MAX));
+        Ok(status)
+    }
+
+    fn pass_status(&self, p: &Pass, s: &mut Status) {
+        s.stats_cost_ns = Some(p.stats_cost.ns_per_run);
+        s.stats_cost_spread_ns = Some(p.stats_cost.spread_ns);
+        s.stats_cost_source = Some(p.stats_cost.source.clone());
+        s.stats_coverage = Some(p.coverage);
+        s.stats_overhead_pct = Some(p.stats_overhead.unwrap_or_default().percent());
+        s.stats_other_holder = p.stats_other_holder;
+        s.kernel = Some(p.kernel.release.clone());
+        s.stats_state = Some(self.published_state());
+        s.memlock_meaning = Some(p.kernel.memlock.as_str().to_owned());
+        s.programs = Some(u32::try_from(p.programs.len()).unwrap_or(u32::MAX));
+        s.last_pass_ns = Some(WallNs::of(p.time).ns());
+        s.programs_unread = Some(p.unread);
+    }
+
+    fn sampler_status(&self, s: &mut Status) {
+        let sampler = &self.shared.sampler;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let published = self.shared.published.borrow();
+        s.interval_ns = duration_ns(published.interval);
+        // Passes slower than the sampler budget stretch the interval in use.
+        s.paced_interval_ns = Some(load(&sampler.pace_interval_ns));
+        s.pass_ns = Some(load(&sampler.pass_ns));
+        s.sampler_budget_pct = Share(published.sampler_budget).percent();
+        s.stats_mode = mode_text(published.stats_mode);
+        s.passes = load(&sampler.passes);
+        s.late_passes = load(&sampler.late);
+        s.dropped_passes = load(&sampler.dropped);
+        s.failed_passes = load(&sampler.failed);
+        if let Some((t, why)) = lock(&sampler.last_failure).clone() {
+            s.last_failed_pass_ns = WallNs::of(t).ns();
+            s.last_failure = why;
+        }
+    }
+
+    fn export_status(&self, s: &mut Status) {
+        let exports = &self.shared.exports;
+        s.textfile_written_ns = exports.textfile_written_ns.load(Ordering::Relaxed);
+        s.textfile_error = lock(&exports.textfile_error).clone();
+        s.metrics_listen = lock(&exports.metrics_addresses).join(" ");
+        s.metrics_error = lock(&exports.metrics_error).clone();
+        // What is wrong now: the newest pass failing, the store's last write, the exports.
+        let failing = self.shared.sampler.failing.load(Ordering::Relaxed);
+        let now_wrong = [
+            failing.then(|| format!("sampling: {}", s.last_failure)),
+            (!s.last_error.is_empty()).then(|| s.last_error.clone()),
+            (!s.textfile_error.is_empty()).then(|| s.textfile_error.clone()),
+            (!s.metrics_error.is_empty()).then(|| s.metrics_error.clone()),
+        ];
+        s.last_error = now_wrong
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+}
+
+/// The store's part: the file against its cap, what is buffered, each tier's span.
+fn store_status(st: StoreStatus, s: &mut Status) {
+    s.db_path = st.path.display().to_string();
+    s.db_bytes = st.file_bytes;
+    s.wal_bytes = st.wal_bytes;
+    s.used_bytes = st.used_bytes;
+    s.cap_bytes = st.cap_bytes;
+    s.used_pct = Some(Share(st.used_bytes as f64 / st.cap_bytes.max(1) as f64).percent());
+    s.series = st.series;
+    s.ticks_buffered = u64::try_from(st.ticks_buffered).unwrap_or(u64::MAX);
+    s.ticks_dropped = st.ticks_dropped;
+    s.clock_steps = st.clock_steps;
+    s.last_flush_ns = convert::ns(st.last_flush);
+    s.last_error = st.last_error.unwrap_or_default();
+    for t in &st.tiers {
+        let (oldest, newest) = (convert::ns(t.oldest), convert::ns(t.newest));
+        let (o, n, b) = match t.tier {
+            Tier::Raw => (
+                &mut s.tier_raw_oldest_ns,
+                &mut s.tier_raw_newest_ns,
+                &mut s.tier_raw_bytes,
+            ),
+            Tier::Min1 => (
+                &mut s.tier_1m_oldest_ns,
+                &mut s.tier_1m_newest_ns,
+                &mut s.tier_1m_bytes,
+            ),
+            Tier::Hour1 => (
+                &mut s.tier_1h_oldest_ns,
+                &mut s.tier_1h_newest_ns,
+                &mut s.tier_1h_bytes,
+            ),
+        };
+        (*o, *n, *b) = (oldest, newest, t.bytes);
     }
 }

@@ -1,6 +1,4 @@
-//! The `Status()` map's helpers: the mode in words, strings as variants.
-
-use zbus::{OwnedVariant, Str};
+//! How stats are held, in words (`Status()`'s `stats_mode`).
 
 use crate::observer::Mode;
 use ebpfstat_numbers::Share;
@@ -11,8 +9,4 @@ pub fn mode_text(mode: Mode) -> String {
         Mode::Budget(b) => format!("budget {}% of one core", Share(b).percent()),
         Mode::Fixed(d) => format!("duty {:.0}%", Share(d).percent()),
     }
-}
-
-pub fn var(s: impl Into<String>) -> OwnedVariant {
-    OwnedVariant::from(Str::from(s.into()))
 }

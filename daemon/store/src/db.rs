@@ -50,9 +50,9 @@ fn remove_if_there(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Oldest and newest time held by a tier.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TierSpan {
-    pub tier: &'static str,
+    pub tier: Tier,
     #[serde(serialize_with = "opt_rfc3339")]
     pub oldest: Option<SystemTime>,
     #[serde(serialize_with = "opt_rfc3339")]
@@ -210,7 +210,7 @@ impl Db {
                 .and_then(|(b, us)| boots.wall_of(b, ns_of_us_signed(us)))
         };
         spans.push(TierSpan {
-            tier: Tier::Raw.as_str(),
+            tier: Tier::Raw,
             oldest: at(raw.0, raw.1),
             newest: at(raw.2, raw.3),
             rows: raw.4,
@@ -236,7 +236,7 @@ impl Db {
             )?;
             let w = i64::try_from(tier.chunk_us()).unwrap_or(i64::MAX);
             spans.push(TierSpan {
-                tier: tier.as_str(),
+                tier,
                 oldest: at(r.0, r.1.map(|c| c.saturating_mul(w))),
                 newest: at(r.2, r.3.map(|c| c.saturating_add(1).saturating_mul(w))),
                 rows: r.4,

@@ -1,6 +1,8 @@
 //! Footnotes on map memory: what the number means on this kernel, and the caveats that apply
 //! to the rows shown (only those).
 
+use ebpfstat_dbus::{MemlockMeaning, NoteCode};
+
 /// Footnote lines for rows carrying these note codes, on a kernel whose memlock is `meaning`.
 pub fn map_memory_notes<'a>(
     meaning: &str,
@@ -13,46 +15,22 @@ pub fn map_memory_notes<'a>(
 }
 
 /// The same, each with the code it explains (`None` for the first: what memory means), so a
-/// row can point at its own footnote.
+/// row can point at its own footnote. The words are the API crate's.
 pub fn coded_notes<'a>(
     meaning: &str,
     codes: impl IntoIterator<Item = &'a str>,
 ) -> Vec<(Option<&'static str>, String)> {
     let codes: std::collections::BTreeSet<&str> = codes.into_iter().collect();
-    let mut out = vec![(
-        None,
-        match meaning {
-            "estimate" => {
-                "map memory: the kernel's estimate of what the maps use now (Linux ≥ 6.4)"
-                    .to_owned()
-            }
-            _ => "map memory: the most the maps may use, from their declared sizes (Linux < 6.4)"
-                .to_owned(),
-        },
-    )];
-    let mut add = |code: &'static str, text: &str| {
-        if codes.contains(code) {
-            out.push((Some(code), text.to_owned()));
+    // A kernel the daemon cannot tell about is read as the older, bounding kind.
+    let meaning = meaning.parse().unwrap_or(MemlockMeaning::MaxSize);
+    let mut out = vec![(None, meaning.footnote().to_owned())];
+    for code in NoteCode::ALL {
+        if let Some(text) = code.footnote()
+            && codes.contains(code.as_str())
+        {
+            out.push((Some(code.as_str()), text.to_owned()));
         }
-    };
-    add(
-        "shared_maps",
-        "shared maps are counted in every program using them; `ebpfstatctl show` gives per-owner \
-         totals that count each map once",
-    );
-    add(
-        "perf_event_array",
-        "perf_event_array maps count their fd slots, not the perf ring buffers behind them",
-    );
-    add(
-        "map_of_maps",
-        "array_of_maps/hash_of_maps count the outer map, not the inner maps",
-    );
-    add(
-        "tail_calls",
-        "programs using a prog_array carry the run time of the programs they tail-call (those \
-         show 0 runs)",
-    );
+    }
     out
 }
 

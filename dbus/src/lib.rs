@@ -7,6 +7,7 @@
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
 mod status;
+mod words;
 
 use std::collections::HashMap;
 
@@ -40,6 +41,7 @@ pub const MAX_PROGRAM_SPEC: usize = 512;
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
 pub use status::{Status, StatusError};
+pub use words::{AlertMetric, AlertState, MemlockMeaning, NoteCode, StatsState, Tier, UnknownWord};
 
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
 pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey, UnknownSortKey};
@@ -379,6 +381,52 @@ pub struct Alert {
 
 /// Options and status maps.
 pub type Options = HashMap<String, OwnedVariant>;
+
+// The words in the wire types, typed: `None` is a word this client does not know.
+
+impl ProgramRow {
+    pub fn note_codes(&self) -> impl Iterator<Item = NoteCode> + '_ {
+        self.notes.iter().filter_map(|n| n.parse().ok())
+    }
+}
+
+impl MapRow {
+    pub fn note_codes(&self) -> impl Iterator<Item = NoteCode> + '_ {
+        self.notes.iter().filter_map(|n| n.parse().ok())
+    }
+}
+
+impl Snapshot {
+    pub fn memlock(&self) -> Option<MemlockMeaning> {
+        self.memlock_meaning.parse().ok()
+    }
+
+    pub fn stats(&self) -> Option<StatsState> {
+        StatsState::of(&self.stats_state)
+    }
+}
+
+impl TopRow {
+    pub fn tier(&self) -> Option<Tier> {
+        self.tier.parse().ok()
+    }
+}
+
+impl HistoryInfo {
+    pub fn tier(&self) -> Option<Tier> {
+        self.tier.parse().ok()
+    }
+}
+
+impl Alert {
+    pub fn metric(&self) -> Option<AlertMetric> {
+        self.metric.parse().ok()
+    }
+
+    pub fn state(&self) -> Option<AlertState> {
+        self.state.parse().ok()
+    }
+}
 
 /// Client side of `org.ebpfstat.Stats1`.
 #[zbus::proxy(

@@ -65,3 +65,38 @@ pub fn pct(v: f64) -> String {
         v => format!("{v:.0}%"),
     }
 }
+
+/// What a value measures, for writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Percent (of one core).
+    Percent,
+    Nanos,
+    PerSecond,
+    Bytes,
+}
+
+/// A value in its unit, as people read it: `7.25%`, `1.2µs`, `350/s`, `64.0MiB`.
+pub fn quantity(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Percent => pct(v),
+        Unit::Nanos => ns(v),
+        Unit::PerSecond => format!("{}/s", count(v)),
+        Unit::Bytes => bytes(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_in_their_units() {
+        assert_eq!(quantity(Unit::Percent, 7.25), "7.25%");
+        assert_eq!(quantity(Unit::Nanos, 1234.0), "1.2µs");
+        assert_eq!(quantity(Unit::PerSecond, 350.0), "350/s");
+        assert_eq!(quantity(Unit::Bytes, 64.0 * 1048576.0), "64.0MiB");
+        assert_eq!(ns(185e9), "3m05s");
+        assert_eq!(pct(0.004), "0.0040%");
+    }
+}

@@ -447,7 +447,16 @@ const LIVE: &[&[&str]] = &[
     &["maps", "--name", "goldlive*"],
     &["status"],
     &["--json", "list", "--name", "goldlive*"],
-    &["top", "--once", "--cumulative", "--name", "goldlive*"],
+    // By runs: the programs' run counts are set, their run times are the kernel's.
+    &[
+        "top",
+        "--once",
+        "--cumulative",
+        "--name",
+        "goldlive*",
+        "--sort",
+        "runs",
+    ],
     &[
         "top",
         "--once",
@@ -459,7 +468,15 @@ const LIVE: &[&[&str]] = &[
         "-n",
         "1",
     ],
-    &["--json", "top", "--cumulative", "--name", "goldlive*"],
+    &[
+        "--json",
+        "top",
+        "--cumulative",
+        "--name",
+        "goldlive*",
+        "--sort",
+        "runs",
+    ],
 ];
 
 /// The interactive `top` on a real terminal (tmux) over the fixed store: the table over the

@@ -25,7 +25,7 @@ fn find(pass: &Pass, id: u32) -> &ProgramSample {
 }
 
 fn note_codes(p: &ProgramSample) -> Vec<&str> {
-    p.context.notes.iter().map(|n| n.code).collect()
+    p.context.notes.iter().map(|n| n.code.as_str()).collect()
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn pinned_and_kernel_held_programs_say_so() {
         .context
         .notes
         .iter()
-        .find(|n| n.code == "pinned_only")
+        .find(|n| n.code.as_str() == "pinned_only")
         .expect("pinned_only note");
     assert!(
         note.text(&p.context.pins)

@@ -2,8 +2,9 @@
 //! `--since`, oldest first.
 
 use anyhow::Result;
-use ebpfstat_dbus::{Alert, Options, Stats1Proxy};
+use ebpfstat_dbus::{Alert, AlertMetric, Options, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
+use ebpfstat_numbers::text::Unit;
 use serde::Serialize;
 
 use super::explain;
@@ -20,13 +21,15 @@ struct Answer {
     changes: Vec<Alert>,
 }
 
-/// A value in its metric's unit.
-fn show(metric: &str, v: f64) -> String {
-    match metric {
-        "avg_ns" => units::ns(v),
-        "runs_per_sec" => format!("{}/s", units::count(v)),
-        "map_memory" => ebpfstat_numbers::text::bytes(v),
-        _ => units::pct(v),
+/// A value in its metric's unit (as it came, for a metric this client does not know); exact
+/// with `--exact`.
+fn show(a: &Alert, v: f64) -> String {
+    match a.metric().map(AlertMetric::unit) {
+        Some(Unit::Percent) => units::pct(v),
+        Some(Unit::Nanos) => units::ns(v),
+        Some(Unit::PerSecond) => format!("{}/s", units::count(v)),
+        Some(Unit::Bytes) => ebpfstat_numbers::text::bytes(v),
+        None => v.to_string(),
     }
 }
 
@@ -69,8 +72,8 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
                 a.rule.clone(),
                 subject(a),
                 a.metric.clone(),
-                show(&a.metric, a.value),
-                show(&a.metric, a.threshold),
+                show(a, a.value),
+                show(a, a.threshold),
                 stamp(a.since_ns),
             ]);
         }

@@ -21,20 +21,8 @@ pub struct Moment {
     pub elapsed: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Raised,
-    Cleared,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Raised => "raised",
-            Self::Cleared => "cleared",
-        }
-    }
-}
+/// Raised or cleared: the API's words.
+pub use ebpfstat_dbus::AlertState as State;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Phase {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ebpfstat_store::AlertRecord;
 
 pub use eval::{Change, Evaluator, Judged, Moment, Rates, State, Subject, Why};
-pub use rules::{Metric, Rule};
+pub use rules::{Metric, Rule, show};
 
 /// Changes said one by one per pass (signal, log line, stored record).
 pub const MAX_SAID_PER_PASS: usize = 100;
@@ -40,23 +40,23 @@ pub fn text(c: &Change) -> String {
             c.rule,
             humantime::format_rfc3339_seconds(c.since),
             m.as_str(),
-            m.show(c.value),
-            m.show(c.threshold),
-            m.show(c.clear)
+            show(m, c.value),
+            show(m, c.threshold),
+            show(m, c.clear)
         ),
         (State::Raised, _) => format!(
             "alert {} raised: {subject}: {} {} above {}",
             c.rule,
             m.as_str(),
-            m.show(c.value),
-            m.show(c.threshold)
+            show(m, c.value),
+            show(m, c.threshold)
         ),
         (State::Cleared, Why::Crossed | Why::Still) => format!(
             "alert {} cleared: {subject}: {} {} at or below {} (raised {})",
             c.rule,
             m.as_str(),
-            m.show(c.value),
-            m.show(c.clear),
+            show(m, c.value),
+            show(m, c.clear),
             after()
         ),
         (State::Cleared, Why::Unloaded) => format!(

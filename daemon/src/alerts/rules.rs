@@ -14,61 +14,12 @@ pub const MAX_HOLD: Duration = Duration::from_secs(86_400);
 const MAX_NAME: usize = 64;
 const MAX_PATTERN: usize = 256;
 
-/// What a rule watches. Per program: the last interval's values. Host-wide: one value for the
-/// whole host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Share of one core the program took over the last interval, percent.
-    CpuPct,
-    /// Average run time per run over the last interval, ns (an interval without runs: 0).
-    AvgNs,
-    RunsPerSec,
-    /// Memory of the program's maps, bytes.
-    MapMemory,
-    /// Share of one core all matched programs took together over the last interval, percent.
-    TotalCpuPct,
-    /// Share of one core run-time stats cost the host over the last interval, percent.
-    StatsOverheadPct,
-}
+/// What a rule watches: its words, units and which are host-wide are the API's.
+pub use ebpfstat_dbus::AlertMetric as Metric;
 
-impl Metric {
-    pub const ALL: [Self; 6] = [
-        Self::CpuPct,
-        Self::AvgNs,
-        Self::RunsPerSec,
-        Self::MapMemory,
-        Self::TotalCpuPct,
-        Self::StatsOverheadPct,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CpuPct => "cpu_pct",
-            Self::AvgNs => "avg_ns",
-            Self::RunsPerSec => "runs_per_sec",
-            Self::MapMemory => "map_memory",
-            Self::TotalCpuPct => "total_cpu_pct",
-            Self::StatsOverheadPct => "stats_overhead_pct",
-        }
-    }
-
-    /// One value for the host, not one per program.
-    pub fn host_wide(self) -> bool {
-        matches!(self, Self::TotalCpuPct | Self::StatsOverheadPct)
-    }
-
-    /// A value as people read it, as `ebpfstatctl` writes it: `7.25%`, `1.2µs`, `350/s`,
-    /// `64.0MiB`.
-    pub fn show(self, v: f64) -> String {
-        use ebpfstat_numbers::text as units;
-        match self {
-            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => units::pct(v),
-            Self::AvgNs => units::ns(v),
-            Self::RunsPerSec => format!("{}/s", units::count(v)),
-            Self::MapMemory => units::bytes(v),
-        }
-    }
+/// A value as people read it, in its metric's unit, as `ebpfstatctl` writes it.
+pub fn show(metric: Metric, v: f64) -> String {
+    ebpfstat_numbers::text::quantity(metric.unit(), v)
 }
 
 /// One rule, checked.

@@ -11,6 +11,24 @@ use crate::sampler::maps::{self, MapSample};
 use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
 
+/// A store's tier as the API names it.
+pub fn tier(t: store::Tier) -> wire::Tier {
+    match t {
+        store::Tier::Raw => wire::Tier::Raw,
+        store::Tier::Min1 => wire::Tier::Min1,
+        store::Tier::Hour1 => wire::Tier::Hour1,
+    }
+}
+
+/// The store's tier the API names.
+pub fn store_tier(t: wire::Tier) -> store::Tier {
+    match t {
+        wire::Tier::Raw => store::Tier::Raw,
+        wire::Tier::Min1 => store::Tier::Min1,
+        wire::Tier::Hour1 => store::Tier::Hour1,
+    }
+}
+
 /// An optional time on the wire: 0 when unknown.
 pub fn ns(t: Option<SystemTime>) -> i64 {
     WallNs::of_known(t).ns()
@@ -49,7 +67,11 @@ pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
         map_memory_own_bytes: ctx.map_memory.own,
         map_memory_shared_bytes: ctx.map_memory.shared,
         owners: ctx.owners.iter().map(|o| owner(o)).collect(),
-        notes: ctx.notes.iter().map(|n| n.code.to_owned()).collect(),
+        notes: ctx
+            .notes
+            .iter()
+            .map(|n| n.code.as_str().to_owned())
+            .collect(),
         stats_overhead_ns: p.interval.map_or(0.0, |i| i.stats_overhead_ns),
         avg_ns_per_run_since_load: p.since_load.avg_ns_per_run.unwrap_or(-1.0),
         runs_per_sec_since_load: p.since_load.runs_per_sec.unwrap_or(0.0),
@@ -126,7 +148,7 @@ pub fn map_row(m: &MapSample) -> wire::MapRow {
         owners: m.owners.iter().map(|o| owner(o)).collect(),
         notes: maps::notes_of(m.map_type)
             .iter()
-            .map(|c| (*c).to_owned())
+            .map(|c| c.as_str().to_owned())
             .collect(),
     }
 }
@@ -162,7 +184,7 @@ pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDe
             .notes
             .iter()
             .map(|n| wire::Note {
-                code: n.code.to_owned(),
+                code: n.code.as_str().to_owned(),
                 text: n.text(&ctx.pins),
             })
             .collect(),
@@ -205,7 +227,7 @@ pub fn top_row(r: TopRow) -> wire::TopRow {
         map_memory_bytes: s.map_memory.total,
         map_memory_own_bytes: s.map_memory.own,
         map_memory_shared_bytes: s.map_memory.shared,
-        tier: r.tier.as_str().to_owned(),
+        tier: tier(r.tier).as_str().to_owned(),
     }
 }
 
@@ -232,7 +254,7 @@ pub fn history(h: History, next_from_ns: i64) -> (wire::HistoryInfo, Vec<wire::H
         .collect();
     let info = wire::HistoryInfo {
         series: h.series.into_iter().map(series).collect(),
-        tier: h.tier.as_str().to_owned(),
+        tier: tier(h.tier).as_str().to_owned(),
         step_ns: h.step_ns,
         next_from_ns,
     };

@@ -22,7 +22,7 @@ use ebpfstat_dbus::{self as wire, Error, Options, SortKey};
 use ebpfstat_numbers::WallNs;
 use ebpfstat_numbers::rank;
 use ebpfstat_numbers::time::duration_ns;
-use ebpfstat_store::{ProgramRef, Store, Tier};
+use ebpfstat_store::{ProgramRef, Store};
 use tokio::sync::oneshot;
 
 pub use properties::signal_changes;
@@ -32,7 +32,8 @@ use crate::sampler::Pass;
 use crate::sampler::owners::Owner;
 use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
 use args::{
-    Spec, check_options, check_range, max_points, parse_spec, program_ref, query_error, sort_key,
+    Spec, bounded, check_options, check_range, max_points, parse_spec, program_ref, query_error,
+    sort_key,
 };
 use filter::Filter;
 use names::quoted;
@@ -242,12 +243,10 @@ impl Stats1 {
             Some(v) => {
                 // `check_options` made sure it is a string.
                 let name = <&str>::try_from(v).unwrap_or("");
-                Some(name.parse::<Tier>().map_err(|_| {
-                    Error::InvalidArgument(format!(
-                        "unknown tier {} (one of raw, 1m, 1h)",
-                        quoted(name)
-                    ))
-                })?)
+                let tier = bounded("the tier", name, 16)?
+                    .parse::<wire::Tier>()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                Some(convert::store_tier(tier))
             }
         };
         let max_points = max_points(&options, wire::DEFAULT_HISTORY_POINTS)?;

@@ -1,6 +1,7 @@
 //! What the rare rescans feed: per-program contexts (map memory, holders, attach points,
 //! notes), map sharing and per-owner totals.
 
+use ebpfstat_dbus::NoteCode;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -127,13 +128,16 @@ pub fn notes(ctx: &ProgramContext, maps: &IdMap<u32, MapEntry>) -> Vec<Note> {
     };
     let of_type = |t: &'static str| of(&|m: &MapSample| m.map_type == t);
     for (code, ids) in [
-        ("perf_event_array", of_type("perf_event_array")),
+        (NoteCode::PerfEventArray, of_type("perf_event_array")),
         (
-            "map_of_maps",
+            NoteCode::MapOfMaps,
             of(&|m: &MapSample| matches!(m.map_type, "array_of_maps" | "hash_of_maps")),
         ),
-        ("tail_calls", of_type("prog_array")),
-        ("shared_maps", of(&|m: &MapSample| m.used_by_programs > 1)),
+        (NoteCode::TailCalls, of_type("prog_array")),
+        (
+            NoteCode::SharedMaps,
+            of(&|m: &MapSample| m.used_by_programs > 1),
+        ),
     ] {
         if !ids.is_empty() {
             notes.push(Note { code, maps: ids });
@@ -142,9 +146,9 @@ pub fn notes(ctx: &ProgramContext, maps: &IdMap<u32, MapEntry>) -> Vec<Note> {
     if ctx.owners.is_empty() {
         notes.push(Note {
             code: if ctx.pins.is_empty() {
-                "no_holder"
+                NoteCode::NoHolder
             } else {
-                "pinned_only"
+                NoteCode::PinnedOnly
             },
             maps: Box::new([]),
         });

@@ -1,5 +1,6 @@
 //! Maps: their shape and `memlock`, cached because map memory changes rarely.
 
+use ebpfstat_dbus::NoteCode;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,11 +35,11 @@ pub struct MapSample {
     pub type_id: u32,
 }
 
-/// Note codes (as on programs) for what a map's memory does not count.
-pub fn notes_of(map_type: &str) -> &'static [&'static str] {
+/// Notes (as on programs) for what a map's memory does not count.
+pub fn notes_of(map_type: &str) -> &'static [NoteCode] {
     match map_type {
-        "perf_event_array" => &["perf_event_array"],
-        "array_of_maps" | "hash_of_maps" => &["map_of_maps"],
+        "perf_event_array" => &[NoteCode::PerfEventArray],
+        "array_of_maps" | "hash_of_maps" => &[NoteCode::MapOfMaps],
         _ => &[],
     }
 }

@@ -12,6 +12,7 @@ use super::links::AttachPoint;
 use super::maps::MapSample;
 use super::owners::Owner;
 use super::stats::{StatsCost, StatsState};
+use ebpfstat_dbus::NoteCode;
 use ebpfstat_numbers::rank::Ranked;
 use ebpfstat_numbers::{Interval, Share, SinceLoad};
 
@@ -20,7 +21,7 @@ use ebpfstat_numbers::{Interval, Share, SinceLoad};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Note {
     /// Stable code for machines and for footnotes (`shared_maps`, `perf_event_array`, ...).
-    pub code: &'static str,
+    pub code: NoteCode,
     /// The maps the note is about (none for notes about holders).
     pub maps: Box<[u32]>,
 }
@@ -28,34 +29,7 @@ pub struct Note {
 impl Note {
     /// The note in words; `pins` are the program's (named by `pinned_only`).
     pub fn text(&self, pins: &[String]) -> String {
-        let maps = self
-            .maps
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        match self.code {
-            "perf_event_array" => format!(
-                "perf_event_array map {maps}: memory counts its perf-event fd slots, not the \
-                 ring buffers behind them"
-            ),
-            "map_of_maps" => format!(
-                "map-of-maps {maps}: memory counts the outer map's slots, not the inner maps"
-            ),
-            "tail_calls" => format!(
-                "uses prog_array map {maps}: programs it tail-calls run on its clock, so their \
-                 time is in this program's run time and their own run count stays 0"
-            ),
-            "shared_maps" => format!(
-                "map {maps} shared with other programs: counted in each program using it (the \
-                 per-owner total counts it once)"
-            ),
-            "no_holder" => "no process or pin holds this program: a kernel attachment keeps it \
-                            (tc, a socket, a legacy cgroup or XDP attach)"
-                .to_owned(),
-            "pinned_only" => format!("held only by a pin: {}", pins.join(", ")),
-            other => other.to_owned(),
-        }
+        self.code.detail(&self.maps, pins)
     }
 }
 

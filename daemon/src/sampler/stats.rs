@@ -8,6 +8,7 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use ebpfstat_dbus::StatsState as Word;
 use ebpfstat_numbers::Share;
 use ebpfstat_store::StatsCode;
 use serde::{Serialize, Serializer};
@@ -30,17 +31,16 @@ pub enum StatsState {
 impl fmt::Display for StatsState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Enabled => f.write_str("enabled"),
-            Self::EnabledBySysctl => f.write_str("enabled-by-sysctl"),
-            Self::DutyCycled { duty } => {
-                write!(
-                    f,
-                    "duty-cycled: on {:.0}% of each interval",
-                    Share(*duty).percent()
-                )
-            }
-            Self::EnabledByOther => f.write_str("enabled-by-other-holder"),
-            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+            Self::Enabled => write!(f, "{}", Word::Enabled),
+            Self::EnabledBySysctl => write!(f, "{}", Word::EnabledBySysctl),
+            Self::DutyCycled { duty } => write!(
+                f,
+                "{}: on {:.0}% of each interval",
+                Word::DutyCycled,
+                Share(*duty).percent()
+            ),
+            Self::EnabledByOther => write!(f, "{}", Word::EnabledByOther),
+            Self::Unavailable(why) => write!(f, "{}: {why}", Word::Unavailable),
         }
     }
 }

@@ -463,7 +463,8 @@ impl StateWindow {
         let _ = if mean < 0.999 {
             write!(
                 text,
-                "duty-cycled: on {:.0}% of the time over the last {}",
+                "{}: on {:.0}% of the time over the last {}",
+                ebpfstat_dbus::StatsState::DutyCycled,
                 Share(mean).percent(),
                 humantime::format_duration(STATE_WINDOW)
             )

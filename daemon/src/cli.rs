@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// Testing aid: the sampler stops after this many passes (the watchdog then fires).
     #[arg(long, hide = true)]
     pub debug_stall_after: Option<u64>,
+    /// Testing aid: the sampler panics after this many passes (the daemon then ends).
+    #[arg(long, hide = true)]
+    pub debug_panic_after: Option<u64>,
 }
 
 #[derive(Debug, Args)]

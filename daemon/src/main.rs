@@ -9,7 +9,7 @@ use clap::FromArgMatches;
 use cli::{Cli, Command, RunArgs, SampleArgs, command};
 use ebpfstatd::config::{LogLevel, Sources};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
-use ebpfstatd::service::{self, ServiceConfig};
+use ebpfstatd::service::{self, ServiceConfig, TestingAids};
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
@@ -140,7 +140,10 @@ fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow:
         ServiceConfig {
             settings,
             sources,
-            stall_after: args.debug_stall_after,
+            aids: TestingAids {
+                stall_after: args.debug_stall_after,
+                panic_after: args.debug_panic_after,
+            },
         },
         set_log_level,
     )

@@ -101,6 +101,15 @@ impl SimHost {
         c.run_time_ns += rt;
     }
 
+    /// Program `index`'s full name learnt late (the daemon read its BTF only now): its
+    /// metadata is handed over again with the name.
+    pub fn rename(&mut self, index: usize, full_name: &str) {
+        let metas = Arc::make_mut(&mut self.tick.metas);
+        let mut meta = (*metas[index]).clone();
+        meta.full_name = full_name.to_owned();
+        metas[index] = Arc::new(meta);
+    }
+
     /// The share of the next intervals with stats on (duty-cycling), 0..=1.
     pub fn set_coverage(&mut self, coverage: f64) {
         self.tick.coverage = coverage;

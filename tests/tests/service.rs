@@ -361,3 +361,35 @@ fn an_interval_longer_than_the_watchdog_keeps_it_fed() {
         assert!(gap <= Duration::from_millis(1500), "a gap of {gap:?}");
     }
 }
+
+#[test]
+fn a_thread_that_panics_ends_the_daemon_with_an_error_naming_it() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(bin("ebpfstatd"))
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--bus",
+            "none",
+            "--socket",
+            "none",
+        ])
+        .arg("--db")
+        .arg(dir.path().join("history.db"))
+        .args(["--interval", "100ms", "--debug-panic-after", "3"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exited cleanly:\n{err}");
+    assert!(
+        err.contains("the sampler thread panicked")
+            && err.contains("testing aid: the sampler panics after 3 passes"),
+        "{err}"
+    );
+    // What was buffered before is written on the way out.
+    let store =
+        Store::open(store_config(dir.path().join("history.db"))).expect("open");
+    assert!(store.status().expect("status").tiers[0].newest.is_some());
+}

@@ -622,3 +622,51 @@ fn alerts_are_a_ring_of_their_own_and_those_raised_are_kept_apart() {
     let open = store.open_alerts().expect("open alerts");
     assert_eq!(open, [alert(2000, "hot", 1, "raised")]);
 }
+
+#[test]
+fn a_full_name_learnt_late_names_the_whole_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
+    let mut host = SimHost::new("boot-a", t0(), Duration::from_secs(100));
+    // One written before its name is learnt; one renamed before it is first written.
+    let early = host.load(1, "cut_to_15_bytes");
+    store.ingest(host.tick()).expect("ingest");
+    store.flush(host.wall()).expect("flush");
+    let late = host.load(2, "cut_too_15_byte");
+    for s in 0..5 {
+        host.advance(Duration::from_secs(1));
+        host.run(early, 10, 1000);
+        host.run(late, 10, 1000);
+        store.ingest(host.tick()).expect("ingest");
+        if s == 1 {
+            host.rename(early, "cut_to_15_bytes_and_more");
+            host.rename(late, "cut_too_15_bytes_of_it");
+        }
+    }
+    store.flush(host.wall()).expect("flush");
+    // The first tick of each is its baseline.
+    for (full, want) in [
+        ("cut_to_15_bytes_and_more", 50),
+        ("cut_too_15_bytes_of_it", 40),
+    ] {
+        let s = stored_series(&store, full);
+        let h = store
+            .history(
+                &ProgramRef::Series(s.series_id),
+                t0(),
+                host.wall() + Duration::from_secs(1),
+                Duration::from_secs(60),
+                None,
+            )
+            .expect("history");
+        let runs: u64 = h.points.iter().map(|p| p.run_cnt).sum();
+        assert_eq!(runs, want, "{full}: every run under the full name");
+    }
+    let names: Vec<String> = store
+        .all_series()
+        .expect("series")
+        .into_iter()
+        .map(|s| s.full_name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}

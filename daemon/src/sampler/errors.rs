@@ -49,6 +49,17 @@ impl ErrorLog {
         self.per_object("program", id, e);
     }
 
+    /// A program's full name could not be read from its BTF (it is asked again next pass).
+    pub fn per_name(&mut self, id: u32, e: &SysError) {
+        self.per_object("program name", id, e);
+    }
+
+    /// A scan (holders, pins) that could not read everything: said once per pass, with the
+    /// first reason.
+    pub fn incomplete(&mut self, what: &str, why: &str) {
+        self.messages.push(format!("{what}: incomplete: {why}"));
+    }
+
     pub fn per_map(&mut self, id: u32, e: &SysError) {
         self.per_object("map", id, e);
     }

@@ -59,6 +59,9 @@ struct Tracked {
     /// Monotonic time of the pass that last read its counters: the next interval runs from
     /// there, however many passes could not read it meanwhile.
     read_ns: u64,
+    /// Its full name could not be read from BTF yet: each pass asks again, so a passing
+    /// failure (out of descriptors) never leaves the kernel's 15 bytes as its name.
+    name_pending: bool,
 }
 
 #[derive(Debug)]
@@ -214,6 +217,9 @@ impl Sampler {
             let (t, interval) = match self.progs.entry(id) {
                 Entry::Occupied(o) if o.get().load_boottime_ns == info.load_time => {
                     let t = o.into_mut();
+                    if t.name_pending {
+                        t.retry_name(fd.as_fd(), &info, &mut btf_blobs, &mut errors);
+                    }
                     let prev = std::mem::replace(&mut t.counters, counters);
                     let map_ids = &self.map_ids_buf[..n_maps];
                     if t.map_ids != map_ids {
@@ -232,7 +238,11 @@ impl Sampler {
                 }
                 // First sight (or an id reused after the program it named was freed): baseline.
                 entry => {
-                    let meta = read_meta(fd.as_fd(), &info, boottime_ns, time, &mut btf_blobs);
+                    let (meta, name) =
+                        read_meta(fd.as_fd(), &info, boottime_ns, time, &mut btf_blobs);
+                    if let Err(e) = &name {
+                        errors.per_name(id, e);
+                    }
                     appeared = true;
                     let tracked = Tracked {
                         load_boottime_ns: meta.load_boottime_ns,
@@ -242,6 +252,7 @@ impl Sampler {
                         context: Arc::default(),
                         seen: seq,
                         read_ns: monotonic_ns,
+                        name_pending: name.is_err(),
                     };
                     (entry.insert_entry(tracked).into_mut(), None)
                 }
@@ -355,8 +366,18 @@ impl Sampler {
         if owners {
             self.holders.fds = owners::scan(Path::new("/proc"));
             self.last_owners_scan = Some(seq);
+            if let Some(why) = &self.holders.fds.why {
+                errors.incomplete("holders", why);
+            }
         }
-        self.holders.pins = pins::scan(&mounts.bpffs);
+        let pinned = pins::scan(&mounts.bpffs);
+        if let Some(why) = &pinned.why {
+            errors.incomplete(
+                "pins",
+                &format!("{} entries unreadable (first {why})", pinned.unread),
+            );
+        }
+        self.holders.pins = pinned.pins;
         self.holders.links = links::scan(mounts.cgroup2.as_deref()).unwrap_or_else(|e| {
             errors.fatal("cannot enumerate links", &e);
             HashMap::new()
@@ -426,20 +447,21 @@ impl Sampler {
     }
 }
 
+/// The program's metadata; its full name is its kernel name until BTF is read, and the
+/// result says whether it was (an error: ask again next pass).
 fn read_meta(
     fd: BorrowedFd<'_>,
     info: &bpf_prog_info,
     now_boot_ns: u64,
     now: SystemTime,
     btf_blobs: &mut HashMap<u32, Vec<u8>>,
-) -> ProgramMeta {
+) -> (ProgramMeta, Result<(), SysError>) {
     let name = maps::c_name(&info.name);
-    // 15 bytes is the most the kernel keeps: the name may be cut, BTF has it whole.
-    let full_name = (name.len() == 15 && info.btf_id != 0)
-        .then(|| btf_func_name(fd, info.btf_id, btf_blobs).ok().flatten())
-        .flatten()
-        .unwrap_or_else(|| name.clone());
-    ProgramMeta {
+    let (full_name, read) = match full_name_of(fd, info, btf_blobs) {
+        Ok(full) => (full.unwrap_or_else(|| name.clone()), Ok(())),
+        Err(e) => (name.clone(), Err(e)),
+    };
+    let meta = ProgramMeta {
         id: info.id,
         full_name,
         name,
@@ -453,6 +475,44 @@ fn read_meta(
         xlated_size: info.xlated_prog_len,
         btf_id: (info.btf_id != 0).then_some(info.btf_id),
         prog_memlock_bytes: maps::memlock_of(fd),
+    };
+    (meta, read)
+}
+
+/// The full name when the kernel's may be cut short (15 bytes is the most it keeps) and BTF
+/// has it whole; `None` when the kernel's name is the whole name.
+fn full_name_of(
+    fd: BorrowedFd<'_>,
+    info: &bpf_prog_info,
+    btf_blobs: &mut HashMap<u32, Vec<u8>>,
+) -> Result<Option<String>, SysError> {
+    if maps::c_name(&info.name).len() < 15 || info.btf_id == 0 {
+        return Ok(None);
+    }
+    btf_func_name(fd, info.btf_id, btf_blobs)
+}
+
+impl Tracked {
+    /// Asks BTF for the full name again; once read, the program's metadata carries it (a new
+    /// metadata, so the store learns the name too).
+    fn retry_name(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        info: &bpf_prog_info,
+        btf_blobs: &mut HashMap<u32, Vec<u8>>,
+        errors: &mut ErrorLog,
+    ) {
+        match full_name_of(fd, info, btf_blobs) {
+            Ok(full) => {
+                self.name_pending = false;
+                if let Some(full) = full.filter(|f| *f != self.meta.full_name) {
+                    let mut meta = (*self.meta).clone();
+                    meta.full_name = full;
+                    self.meta = Arc::new(meta);
+                }
+            }
+            Err(e) => errors.per_name(info.id, &e),
+        }
     }
 }
 

@@ -41,6 +41,21 @@ pub struct FdScan {
     /// False when a fd table could not be read for another reason than its process ending
     /// (out of descriptors, say): the scan is not to be trusted until the next one.
     pub complete: bool,
+    /// Why it is not complete: the first failure.
+    pub why: Option<String>,
+}
+
+impl FdScan {
+    /// Marks the scan incomplete, keeping the first reason.
+    fn incomplete(&mut self, why: impl FnOnce() -> String) {
+        self.complete = false;
+        self.why.get_or_insert_with(why);
+    }
+}
+
+/// A process ended while it was being read: no news.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
 }
 
 /// The set of processes under `/proc`, summed so that two listings compare in one step: a
@@ -169,9 +184,12 @@ pub fn scan(proc_root: &Path) -> FdScan {
         complete: true,
         ..FdScan::default()
     };
-    let Ok(proc_dir) = open_root(proc_root) else {
-        found.complete = false;
-        return found;
+    let proc_dir = match open_root(proc_root) {
+        Ok(d) => d,
+        Err(e) => {
+            found.incomplete(|| format!("cannot open {}: {e}", proc_root.display()));
+            return found;
+        }
     };
     let (mut pids, mut bufs) = (Vec::new(), Buffers::default());
     let mut holders = Vec::new();
@@ -186,8 +204,7 @@ pub fn scan(proc_root: &Path) -> FdScan {
         }
     });
     if let Err(e) = listed {
-        tracing::debug!("listing {} stopped: {e}", proc_root.display());
-        found.complete = false;
+        found.incomplete(|| format!("listing {} stopped: {e}", proc_root.display()));
     }
     for pid in holders {
         let owner = describe(&proc_root.join(pid.to_string()), pid);
@@ -220,10 +237,10 @@ fn scan_process(
     };
     let fd_dir = match procfs::open_dir(Some(proc_dir), fd_path) {
         Ok(d) => d,
+        // Gone meanwhile is no news; anything else leaves this scan incomplete.
+        Err(e) if gone(&e) => return false,
         Err(e) => {
-            // Gone meanwhile is no news; anything else leaves this scan incomplete.
-            let gone = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH));
-            found.complete &= gone;
+            found.incomplete(|| format!("cannot read the fds of process {pid}: {e}"));
             return false;
         }
     };
@@ -255,8 +272,16 @@ fn scan_process(
         }
         if info_dir.is_none() {
             let mut path = [0u8; 32];
-            info_dir = pid_path(pid, "fdinfo", &mut path)
-                .and_then(|p| procfs::open_dir(Some(proc_dir), p).ok());
+            info_dir = match pid_path(pid, "fdinfo", &mut path)
+                .map(|p| procfs::open_dir(Some(proc_dir), p))
+            {
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) if !gone(&e) => {
+                    found.incomplete(|| format!("cannot read the fdinfo of process {pid}: {e}"));
+                    None
+                }
+                _ => None,
+            };
         }
         let Some(dir) = &info_dir else {
             return;

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::owners::{BpfFd, classify};
-use crate::bpf::sys;
+use crate::bpf::sys::{self, SysError};
 
 /// Bound on files visited per scan, so a huge bpffs cannot stall a pass.
 const MAX_ENTRIES: usize = 10_000;
@@ -64,19 +64,44 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Program id → pin paths (a pinned link counts for the program it links).
-pub fn scan(bpffs: &[PathBuf]) -> HashMap<u32, Vec<String>> {
-    let mut pins: HashMap<u32, Vec<String>> = HashMap::new();
-    let mut budget = MAX_ENTRIES;
-    for root in bpffs {
-        walk(root, 0, &mut budget, &mut pins);
-    }
-    pins
+/// What a scan of bpffs found: program id → pin paths (a pinned link counts for the program
+/// it links), and what it could not read.
+#[derive(Debug, Default)]
+pub struct PinScan {
+    pub pins: HashMap<u32, Vec<String>>,
+    /// Entries that could not be read (removed meanwhile is not counted), and the first
+    /// reason.
+    pub unread: u32,
+    pub why: Option<String>,
 }
 
-fn walk(dir: &Path, depth: usize, budget: &mut usize, pins: &mut HashMap<u32, Vec<String>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+impl PinScan {
+    fn failed(&mut self, path: &Path, e: &dyn std::fmt::Display) {
+        self.unread += 1;
+        self.why
+            .get_or_insert_with(|| format!("{}: {e}", path.display()));
+    }
+}
+
+pub fn scan(bpffs: &[PathBuf]) -> PinScan {
+    let mut found = PinScan::default();
+    let mut budget = MAX_ENTRIES;
+    for root in bpffs {
+        walk(root, 0, &mut budget, &mut found);
+    }
+    found
+}
+
+/// Removed meanwhile: no news.
+fn gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
+}
+
+fn walk(dir: &Path, depth: usize, budget: &mut usize, found: &mut PinScan) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return,
+        Err(e) => return found.failed(dir, &e),
     };
     for entry in entries.flatten() {
         if *budget == 0 {
@@ -87,29 +112,41 @@ fn walk(dir: &Path, depth: usize, budget: &mut usize, pins: &mut HashMap<u32, Ve
         let path = entry.path();
         if ft.is_dir() {
             if depth < MAX_DEPTH {
-                walk(&path, depth + 1, budget, pins);
+                walk(&path, depth + 1, budget, found);
             }
-        } else if ft.is_file()
-            && let Some(prog_id) = pinned_prog_id(&path)
-        {
-            pins.entry(prog_id)
-                .or_default()
-                .push(path.to_string_lossy().into_owned());
+        } else if ft.is_file() {
+            match pinned_prog_id(&path) {
+                Ok(Some(prog_id)) => found
+                    .pins
+                    .entry(prog_id)
+                    .or_default()
+                    .push(path.to_string_lossy().into_owned()),
+                Ok(None) => {}
+                Err(e) => found.failed(&path, &e),
+            }
         }
     }
 }
 
-fn pinned_prog_id(path: &Path) -> Option<u32> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let fd = sys::obj_get(&c_path).ok()?;
-    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-    match classify(target.as_os_str().as_bytes())? {
-        BpfFd::Prog => sys::prog_info(fd.as_fd(), &mut Vec::new())
-            .ok()
-            .map(|i| i.id),
-        BpfFd::Link => sys::link_info(fd.as_fd(), &mut []).ok().map(|i| i.prog_id),
-        // Perf events cannot be pinned.
-        BpfFd::Map | BpfFd::Attach => None,
+/// The program a pin holds (directly, or through a link); `None` for a pinned map, or a pin
+/// removed meanwhile.
+fn pinned_prog_id(path: &Path) -> Result<Option<u32>, SysError> {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return Ok(None);
+    };
+    let fd = match sys::obj_get(&c_path) {
+        Ok(fd) => fd,
+        Err(e) if e.is_gone() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return Ok(None);
+    };
+    match classify(target.as_os_str().as_bytes()) {
+        Some(BpfFd::Prog) => Ok(Some(sys::prog_info(fd.as_fd(), &mut Vec::new())?.id)),
+        Some(BpfFd::Link) => Ok(Some(sys::link_info(fd.as_fd(), &mut [])?.prog_id)),
+        // Maps are pinned too; perf events cannot be.
+        Some(BpfFd::Map | BpfFd::Attach) | None => Ok(None),
     }
 }
 

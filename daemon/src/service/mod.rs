@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ebpfstat_store::{Store, StoreConfig, StoreError};
 use tokio::sync::{mpsc, watch};
@@ -37,8 +37,15 @@ pub struct ServiceConfig {
     pub settings: Effective,
     /// Where they came from, to read them again on SIGHUP.
     pub sources: Sources,
-    /// Testing aid: the sampler stops after this many passes.
+    pub aids: TestingAids,
+}
+
+/// Testing aids (hidden flags): the sampler stalls (stops feeding the watchdog), or panics,
+/// after this many passes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestingAids {
     pub stall_after: Option<u64>,
+    pub panic_after: Option<u64>,
 }
 
 impl ServiceConfig {
@@ -67,10 +74,33 @@ pub enum ServiceError {
     Thread(&'static str, std::io::Error),
     #[error(transparent)]
     Socket(#[from] api::socket::SocketError),
+    #[error("the {0} thread panicked: {1}")]
+    Panicked(&'static str, String),
+}
+
+/// The threads of the running daemon, and how to reach them.
+struct Running {
+    shared: Arc<Shared>,
+    /// Ticks and flushes to the store (queries go through `shared.jobs`).
+    tx: mpsc::Sender<StoreMsg>,
+    sampler: std::thread::JoinHandle<()>,
+    storage: std::thread::JoinHandle<()>,
+    /// Fires once the first pass is stored: the daemon is ready.
+    stored: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// The channels between the threads: the store's sender for ticks, and the receiving end
+/// each thread owns.
+struct Ends {
+    tx: mpsc::Sender<StoreMsg>,
+    rx: mpsc::Receiver<StoreMsg>,
+    jobs: mpsc::Receiver<StoreJob>,
+    cmds: std_mpsc::Receiver<SamplerCmd>,
 }
 
 /// Runs until SIGTERM or SIGINT, then flushes and returns. SIGHUP reads the configuration
-/// again (see `reload`); `set_log_level` changes the log level then.
+/// again (see `reload`); `set_log_level` changes the log level then. A thread that panics
+/// ends the daemon with an error naming it (systemd restarts it).
 pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), ServiceError> {
     let settings = &cfg.settings;
     // Open the database before anything else: a bad path fails fast, touching nothing.
@@ -83,6 +113,37 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         .enable_all()
         .build()
         .map_err(ServiceError::Runtime)?;
+    let (shared, ends) = share(&store, settings)?;
+    let bound = match &settings.socket {
+        Some(path) => {
+            let _guard = runtime.enter();
+            Some(api::socket::bind(path)?)
+        }
+        None => None,
+    };
+    // The socket file goes when `socket_file` does, at the end of a clean exit.
+    let (listener, socket_file) = bound.unzip();
+    let mut running = start_threads(&cfg, shared, store, ends)?;
+    tracing::info!(
+        "sampling every {} into {} (flush every {})",
+        humantime::format_duration(settings.interval),
+        settings.db.display(),
+        humantime::format_duration(settings.flush_interval)
+    );
+    let shared = Arc::clone(&running.shared);
+    runtime.block_on(serve(&cfg, set_log_level, listener, &mut running));
+    let ended = join(running);
+    drop(socket_file);
+    tracing::info!(
+        "stopped after {} passes ({} not stored: queue full)",
+        shared.sampler.passes.load(Ordering::Relaxed),
+        shared.sampler.dropped.load(Ordering::Relaxed)
+    );
+    ended
+}
+
+/// The channels between the threads and the state they share; the threads are not started.
+fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceError> {
     // Ticks have a deep queue of their own (4 minutes at 1 s) so queries never push one out.
     let (tx, rx) = mpsc::channel::<StoreMsg>(256);
     let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
@@ -103,9 +164,9 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
     }
     let evaluator =
         alerts::Evaluator::new(settings.alerts.clone(), open, alerts::MAX_SAID_PER_PASS);
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         jobs: jobs_tx,
-        sampler_cmds: sampler_cmds.clone(),
+        sampler_cmds,
         latest: Mutex::new(None),
         exported: Mutex::new(None),
         sampler: Arc::new(SamplerStats::default()),
@@ -119,138 +180,161 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         alerts: Mutex::new(evaluator),
         // Two passes' worth of what a pass may say one by one.
         alert_changes: tokio::sync::broadcast::channel(2 * alerts::MAX_SAID_PER_PASS).0,
-    });
-
-    let bound = match &settings.socket {
-        Some(path) => {
-            let _guard = runtime.enter();
-            Some(api::socket::bind(path)?)
-        }
-        None => None,
     };
-    // The socket file goes when `socket_file` does, at the end of a clean exit.
-    let (listener, socket_file) = bound.unzip();
-    let sampler_tx = tx.clone();
-    let sampler_shared = Arc::clone(&shared);
-    let sampler_settings = cfg.sampler();
-    let stall_after = cfg.stall_after;
+    let ends = Ends {
+        tx,
+        rx,
+        jobs: jobs_rx,
+        cmds: sampler_cmds_rx,
+    };
+    Ok((shared, ends))
+}
+
+/// Starts the sampling thread and the storage thread (which takes the store).
+fn start_threads(
+    cfg: &ServiceConfig,
+    shared: Shared,
+    store: Store,
+    ends: Ends,
+) -> Result<Running, ServiceError> {
+    let shared = Arc::new(shared);
+    let Ends { tx, rx, jobs, cmds } = ends;
+    let (sampler_shared, sampler_tx) = (Arc::clone(&shared), tx.clone());
+    let (settings, aids) = (cfg.sampler(), cfg.aids);
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
-            sampling::sample_loop(
-                sampler_settings,
-                stall_after,
-                &sampler_tx,
-                &sampler_shared,
-                &sampler_cmds_rx,
-            )
+            sampling::sample_loop(settings, aids, &sampler_tx, &sampler_shared, &cmds);
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
-    let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stored_tx, stored) = tokio::sync::oneshot::channel::<()>();
     let storage_shared = Arc::clone(&shared);
     let needs = crate::compare::Needs {
-        min_runs: settings.compare_min_runs,
-        min_observed: settings.compare_min_time,
+        min_runs: cfg.settings.compare_min_runs,
+        min_observed: cfg.settings.compare_min_time,
     };
     let storage = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || storage::store_loop(store, rx, jobs_rx, stored_tx, &storage_shared, needs))
+        .spawn(move || storage::store_loop(store, rx, jobs, stored_tx, &storage_shared, needs))
         .map_err(|e| ServiceError::Thread("store", e))?;
+    Ok(Running {
+        shared,
+        tx,
+        sampler,
+        storage,
+        stored: Some(stored),
+    })
+}
 
-    tracing::info!(
-        "sampling every {} into {} (flush every {})",
-        humantime::format_duration(settings.interval),
-        settings.db.display(),
-        humantime::format_duration(settings.flush_interval)
-    );
-    let (flush_interval, mut flush_every) = watch::channel(settings.flush_interval);
-    let iface = Stats1::new(Arc::clone(&shared));
-    let bus = settings.bus.clone();
-    let (textfile, textfile_interval) = (settings.textfile.clone(), settings.textfile_interval);
+/// Waits for both threads; one that panicked is an error naming it and what it said.
+fn join(running: Running) -> Result<(), ServiceError> {
+    let panicked = |name: &'static str, p: Box<dyn std::any::Any + Send>| {
+        let said = p
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        tracing::error!("the {name} thread panicked: {said}");
+        ServiceError::Panicked(name, said)
+    };
+    let sampler = running.sampler.join().map_err(|p| panicked("sampler", p));
+    let storage = running.storage.join().map_err(|p| panicked("store", p));
+    sampler.and(storage)
+}
+
+/// The async side, until a signal stops the daemon or a thread ends: the bus, the private
+/// socket, `/metrics`, the textfile, the flush timer, readiness, reloads; then the stop.
+async fn serve(
+    cfg: &ServiceConfig,
+    set_log_level: SetLogLevel,
+    listener: Option<tokio::net::UnixListener>,
+    running: &mut Running,
+) {
+    let shared = &Arc::clone(&running.shared);
+    let settings = &cfg.settings;
+    let iface = Stats1::new(Arc::clone(shared));
+    let bus_conn = serve_bus(&settings.bus, iface.clone()).await;
+    if let Some(conn) = &bus_conn {
+        tokio::spawn(api::signal_changes(conn.clone(), iface.clone()));
+    }
+    if let Some(listener) = listener {
+        tokio::spawn(api::socket::serve(listener, iface));
+    }
+    serve_exports(settings, shared);
+    let (flush_interval, flush_every) = watch::channel(settings.flush_interval);
+    let flusher = tokio::spawn(flush_every_period(flush_every, running.tx.clone()));
+    let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
+    // Ready once the API is served (above) and the first pass is stored.
+    if let Some(stored) = running.stored.take() {
+        tokio::spawn(async move {
+            if stored.await.is_ok() {
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        });
+    }
+    run_until_stopped(&mut reloader, running).await;
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: writing buffered history"),
+    ]);
+    flusher.abort();
+    let _ = shared.sampler_cmds.send(SamplerCmd::Stop);
+    let _ = running.tx.send(StoreMsg::Stop).await;
+}
+
+/// `/metrics` on each configured address, and the textfile.
+fn serve_exports(settings: &Effective, shared: &Arc<Shared>) {
     let (metrics, metrics_error) = export::http::listeners(settings.metrics_listen);
     if let Some(e) = &metrics_error {
         tracing::error!("{e}; sampling goes on without it");
         *lock(&shared.exports.metrics_error) = e.clone();
     }
-    let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
-    let reload_shared = Arc::clone(&shared);
-    runtime.block_on(async move {
-        let bus_conn = serve_bus(&bus, iface.clone()).await;
-        if let Some(conn) = &bus_conn {
-            tokio::spawn(api::signal_changes(conn.clone(), iface.clone()));
-        }
-        if let Some(listener) = listener {
-            tokio::spawn(api::socket::serve(listener, iface));
-        }
-        for listener in metrics {
-            let served = listener
-                .set_nonblocking(true)
-                .and_then(|()| listener.local_addr())
-                .and_then(|addr| Ok((tokio::net::TcpListener::from_std(listener)?, addr)));
-            match served {
-                Ok((l, addr)) => {
-                    tracing::info!("serving /metrics on {addr}");
-                    lock(&reload_shared.exports.metrics_addresses).push(addr.to_string());
-                    tokio::spawn(export::http::serve(l, Arc::clone(&reload_shared)));
-                }
-                Err(e) => tracing::error!("cannot serve /metrics: {e}"),
+    for listener in metrics {
+        let served = listener
+            .set_nonblocking(true)
+            .and_then(|()| listener.local_addr())
+            .and_then(|addr| Ok((tokio::net::TcpListener::from_std(listener)?, addr)));
+        match served {
+            Ok((l, addr)) => {
+                tracing::info!("serving /metrics on {addr}");
+                lock(&shared.exports.metrics_addresses).push(addr.to_string());
+                tokio::spawn(export::http::serve(l, Arc::clone(shared)));
             }
+            Err(e) => tracing::error!("cannot serve /metrics: {e}"),
         }
-        if let Some(path) = &textfile {
-            tokio::spawn(export::textfile::keep_writing(
-                path.clone(),
-                textfile_interval,
-                Arc::clone(&reload_shared),
-            ));
-        }
-        // Ready once the API is served (above) and the first pass is stored.
-        tokio::spawn(async move {
-            if stored_rx.await.is_ok() {
-                notify(&[sd_notify::NotifyState::Ready]);
-            }
-        });
-        let flush_tx = tx.clone();
-        let flusher = tokio::spawn(async move {
-            loop {
-                let period = *flush_every.borrow_and_update();
-                let mut timer = tokio::time::interval(period);
-                timer.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = timer.tick() => {
-                            if flush_tx.send(StoreMsg::Flush).await.is_err() {
-                                return;
-                            }
-                        }
-                        // A reload set another period: start again with it.
-                        changed = flush_every.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                            break;
-                        }
+    }
+    if let Some(path) = &settings.textfile {
+        tokio::spawn(export::textfile::keep_writing(
+            path.clone(),
+            settings.textfile_interval,
+            Arc::clone(shared),
+        ));
+    }
+}
+
+/// Asks the store to flush every period (a reload may change it).
+async fn flush_every_period(mut every: watch::Receiver<Duration>, tx: mpsc::Sender<StoreMsg>) {
+    loop {
+        let period = *every.borrow_and_update();
+        let mut timer = tokio::time::interval(period);
+        timer.tick().await;
+        loop {
+            tokio::select! {
+                _ = timer.tick() => {
+                    if tx.send(StoreMsg::Flush).await.is_err() {
+                        return;
                     }
                 }
+                // A reload set another period: start again with it.
+                changed = every.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
             }
-        });
-        run_until_stopped(&mut reloader, &reload_shared, &tx).await;
-        notify(&[
-            sd_notify::NotifyState::Stopping,
-            sd_notify::NotifyState::Status("stopping: writing buffered history"),
-        ]);
-        flusher.abort();
-        let _ = sampler_cmds.send(SamplerCmd::Stop);
-        let _ = tx.send(StoreMsg::Stop).await;
-    });
-    let _ = sampler.join();
-    let _ = storage.join();
-    drop(socket_file);
-    tracing::info!(
-        "stopped after {} passes ({} not stored: queue full)",
-        shared.sampler.passes.load(Ordering::Relaxed),
-        shared.sampler.dropped.load(Ordering::Relaxed)
-    );
-    Ok(())
+        }
+    }
 }
 
 /// Takes the well-known name on the chosen bus; without a bus the private socket still serves.
@@ -278,12 +362,9 @@ async fn serve_bus(bus: &Bus, iface: Stats1) -> Option<zbus::Connection> {
     }
 }
 
-/// Serves signals until SIGTERM or SIGINT: SIGHUP reloads the configuration and flushes.
-async fn run_until_stopped(
-    reloader: &mut reload::Reloader,
-    shared: &Shared,
-    tx: &mpsc::Sender<StoreMsg>,
-) {
+/// Serves signals until SIGTERM or SIGINT, or until a thread ended (it panicked: the daemon
+/// stops, and says why): SIGHUP reloads the configuration and flushes.
+async fn run_until_stopped(reloader: &mut reload::Reloader, running: &Running) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -293,6 +374,7 @@ async fn run_until_stopped(
         tracing::error!("cannot install signal handlers; stopping");
         return;
     };
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = term.recv() => {
@@ -303,7 +385,13 @@ async fn run_until_stopped(
                 tracing::info!("SIGINT: flushing and stopping");
                 return;
             }
-            _ = hup.recv() => reloader.reload(shared, tx).await,
+            _ = hup.recv() => reloader.reload(&running.shared, &running.tx).await,
+            _ = check.tick() => {
+                if running.sampler.is_finished() || running.storage.is_finished() {
+                    tracing::error!("a thread of the daemon ended; stopping");
+                    return;
+                }
+            }
         }
     }
 }

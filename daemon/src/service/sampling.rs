@@ -11,6 +11,7 @@ use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::{ProgramMeta, ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
+use super::TestingAids;
 use super::alerting::Alerting;
 use super::notify;
 use super::pace::{Change, Pace};
@@ -198,7 +199,7 @@ impl Loop<'_> {
 /// Between passes it holds run-time stats on for the share of the interval the mode allows.
 pub fn sample_loop(
     settings: SamplerSettings,
-    stall_after: Option<u64>,
+    aids: TestingAids,
     tx: &mpsc::Sender<StoreMsg>,
     shared: &Shared,
     cmds: &std_mpsc::Receiver<SamplerCmd>,
@@ -297,7 +298,11 @@ pub fn sample_loop(
         lp.alerting.after_pass(&pass, shared, tx);
         lp.feed_watchdog();
         let passes = stats.passes.load(Ordering::Relaxed);
-        if stall_after == Some(passes) {
+        assert!(
+            aids.panic_after != Some(passes),
+            "testing aid: the sampler panics after {passes} passes"
+        );
+        if aids.stall_after == Some(passes) {
             tracing::warn!("testing aid: the sampler stalls now");
             lp.idle_until_stopped();
             return;

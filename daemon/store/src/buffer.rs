@@ -53,6 +53,9 @@ pub(crate) struct LiveState {
 #[derive(Debug, Clone)]
 struct Live {
     series_id: i64,
+    /// Its metadata as last handed over (`None` for a series resumed from a previous run
+    /// until a tick brings it): a new full name is written when it changes.
+    meta: Option<Arc<ProgramMeta>>,
     state: LiveState,
     /// Boxed: most programs are idle in a window, and the live map holds every program.
     segment: Option<Box<OpenSegment>>,
@@ -146,6 +149,31 @@ pub(crate) struct Buffer {
     /// Series of this boot left open whose last counters could not be read: they continue,
     /// from their next sample on (series id, map memory).
     resume: IdMap<(u32, u64), (i64, MapMemory)>,
+    /// The metadata of the newest tick: while a tick hands over the same, no program's
+    /// metadata changed.
+    metas: Option<Arc<Vec<Arc<ProgramMeta>>>>,
+}
+
+/// Takes `meta` as `live`'s metadata; a full name that changed (the daemon could read it from
+/// BTF only after the program was first seen) is written with the next flush, so a series is
+/// named by its full name however late it was learnt.
+fn renamed(live: &mut Live, meta: &Arc<ProgramMeta>, pending: &mut Pending) {
+    if live.meta.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta)) {
+        return;
+    }
+    let old = live.meta.replace(Arc::clone(meta));
+    if old.is_some_and(|m| m.full_name != meta.full_name) {
+        match pending
+            .series
+            .iter_mut()
+            .find(|s| s.series_id == live.series_id)
+        {
+            Some(unwritten) => unwritten.meta = Arc::clone(meta),
+            None => pending
+                .renames
+                .push((live.series_id, meta.full_name.clone())),
+        }
+    }
 }
 
 /// Share of an interval as per mille, clamped to `0..=1000`.
@@ -183,6 +211,13 @@ impl Buffer {
             coverage_pm: per_mille(tick.coverage),
         });
 
+        let metas_changed = !self
+            .metas
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, &tick.metas));
+        if metas_changed {
+            self.metas = Some(Arc::clone(&tick.metas));
+        }
         for (index, p) in tick.programs.iter().enumerate() {
             let key = (p.id, p.load_boottime_ns);
             // A series left open whose last counters could not be read continues from here.
@@ -201,12 +236,16 @@ impl Buffer {
                     key,
                     Live {
                         series_id,
+                        meta: None,
                         state,
                         segment,
                     },
                 );
             }
             if let Some(live) = self.live.get_mut(&key) {
+                if metas_changed && let Some(meta) = tick.meta_of(index) {
+                    renamed(live, meta, &mut self.pending);
+                }
                 live.observe(t, tick.boottime_ns, p.counters);
                 if live.state.map_memory != p.map_memory {
                     live.state.map_memory = p.map_memory;
@@ -233,6 +272,7 @@ impl Buffer {
                 key,
                 Live {
                     series_id,
+                    meta: Some(Arc::clone(meta)),
                     state: LiveState {
                         last: p.counters,
                         last_tick: t,
@@ -382,6 +422,7 @@ impl Buffer {
             let last_bt_ns = ns_of_us(last_bt_us).max(s.first_bt_ns);
             let live = Live {
                 series_id: s.series_id,
+                meta: None,
                 state: LiveState {
                     last,
                     last_tick,

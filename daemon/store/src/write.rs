@@ -58,6 +58,8 @@ pub(crate) struct Pending {
     pub series: Vec<NewSeries>,
     pub ends: Vec<SeriesEnd>,
     pub map_memory: Vec<(i64, MapMemory)>,
+    /// Series whose full name became known after they were born (series id, full name).
+    pub renames: Vec<(i64, String)>,
     pub raws: Vec<RawRow>,
     pub ticks: Vec<TickRow>,
     /// The longest segment span, when it grew (queries look that far back for segments).
@@ -70,6 +72,7 @@ impl Pending {
             && self.series.is_empty()
             && self.ends.is_empty()
             && self.map_memory.is_empty()
+            && self.renames.is_empty()
             && self.raws.is_empty()
             && self.ticks.is_empty()
     }
@@ -185,6 +188,10 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
             s.map_memory.own,
             s.map_memory.shared,
         ])?;
+    }
+    for (id, full_name) in &p.renames {
+        tx.prepare_cached("UPDATE series SET full_name = ?2 WHERE series_id = ?1")?
+            .execute(params![id, full_name])?;
     }
     for (id, mm) in &p.map_memory {
         tx.prepare_cached(

@@ -389,7 +389,6 @@ fn a_thread_that_panics_ends_the_daemon_with_an_error_naming_it() {
         "{err}"
     );
     // What was buffered before is written on the way out.
-    let store =
-        Store::open(store_config(dir.path().join("history.db"))).expect("open");
+    let store = Store::open(store_config(dir.path().join("history.db"))).expect("open");
     assert!(store.status().expect("status").tiers[0].newest.is_some());
 }

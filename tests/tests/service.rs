@@ -171,6 +171,8 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
         .expect("timeout");
     let db = dir.path().join("history.db");
     let socket = dir.path().join("private");
+    // A program of its own, loaded all along: other tests' programs come and go.
+    let fleet = Fleet::load(&format!("sdn{}_", tag()), 1);
     let started = Instant::now();
     let mut child = Command::new(bin("ebpfstatd"))
         .args(["run", "--config", "/dev/null", "--bus", "none", "--socket"])
@@ -245,9 +247,10 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
     let all = store.all_series().expect("series");
     let first_tick_only = all.is_empty();
     if !first_tick_only {
+        let ours = stored_series(&store, &fleet.programs[0].name);
         let h = store
             .history(
-                &ProgramRef::Series(all[0].series_id),
+                &ProgramRef::Series(ours.series_id),
                 now - Duration::from_secs(60),
                 now,
                 Duration::from_secs(1),

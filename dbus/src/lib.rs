@@ -37,6 +37,10 @@ pub const DEFAULT_HISTORY_POINTS: u32 = 2_000;
 /// Points in an `Export()` page unless `max_points` says otherwise: ~200 KB of text.
 pub const DEFAULT_EXPORT_POINTS: u32 = 2_000;
 pub const MAX_PROGRAM_SPEC: usize = 512;
+/// `Compare` calls a change in cost per run significant only when its whole 95 % interval lies
+/// beyond this share (5 %) and this many ns per run.
+pub const COMPARE_MIN_EFFECT: f64 = 0.05;
+pub const COMPARE_MIN_EFFECT_NS: f64 = 15.0;
 /// What a version needs to be judged by `Compare`, unless its options say otherwise.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;

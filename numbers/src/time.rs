@@ -78,6 +78,11 @@ pub fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Nanoseconds as seconds (what Prometheus and OpenMetrics count time in).
+pub fn secs_of_ns(ns: f64) -> f64 {
+    ns / 1e9
+}
+
 /// A non-negative count of nanoseconds as `i64`, saturating (292 years).
 pub fn signed(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)

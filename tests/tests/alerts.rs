@@ -103,6 +103,10 @@ fn listed(d: &ApiDaemon, rule: &str) -> (Vec<serde_json::Value>, Vec<serde_json:
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn a_cpu_alert_is_raised_once_after_its_hold_cleared_and_kept_across_a_restart() {
     require_bpf!();
     let bus = bus::TestBus::start();

@@ -69,6 +69,10 @@ fn hex(tag: &[u8; 8]) -> String {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     require_bpf!();
     let _alone = ONE_AT_A_TIME

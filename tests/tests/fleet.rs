@@ -221,6 +221,10 @@ fn an_unwritable_textfile_is_reported_and_sampling_goes_on() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn exported_history_backfills_prometheus_and_victoria_metrics() {
     require_bpf!();
     if !engines_available(module_path!()) {

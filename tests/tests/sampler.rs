@@ -29,6 +29,10 @@ fn note_codes(p: &ProgramSample) -> Vec<&str> {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn exact_run_counts_names_maps_and_memory() {
     require_bpf!();
     let prefix = format!("ex{}_", tag());

@@ -162,6 +162,10 @@ fn collect(sock: &UnixDatagram, until: Instant, log: &mut Vec<(Instant, String)>
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn sd_notify_ready_status_watchdog_and_stopping() {
     require_bpf!();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -32,6 +32,10 @@ fn bucket_of(t: SystemTime, width: Duration) -> SystemTime {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn rollups_equal_raw_sums_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let retention = Retention {
@@ -279,6 +283,10 @@ fn byte_cap_is_a_ring_buffer() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn clock_steps_and_reboots_keep_series_ordered_and_separate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = store_at(&dir, default_retention(), 64 << 20);
@@ -523,6 +531,10 @@ fn events_are_a_bounded_ring_kept_across_a_reopen() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn alerts_are_a_ring_of_their_own_and_those_raised_are_kept_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("h.db");

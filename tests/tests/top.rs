@@ -73,6 +73,10 @@ fn assert_terminal_restored(t: &Tmux) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
     require_bpf!();
     if !Tmux::available(module_path!()) {

@@ -354,6 +354,10 @@ fn history_shows_only_when_the_program_was_seen() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
 fn filters_holders_and_the_daemons_own_probe() {
     require_bpf!();
     let fleet = Fleet::load(&format!("fl{}_", tag()), 2);

@@ -11,6 +11,7 @@ use super::explain;
 use crate::CompareArgs;
 use crate::render::{print_json, print_table, stamp, table};
 use crate::units;
+use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::change_pct;
 
 /// `+35 %` of `after` against `before`; `-` when there is no `before`.
@@ -42,9 +43,28 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
         return print_json(&c);
     }
     out!("{}", c.verdict)?;
-    let (b, n) = (&c.before, &c.after);
     let mut t = table(&["", "BEFORE", "AFTER", "CHANGE"], 1);
-    // The interval is in the verdict above: the table stays within 80 columns.
+    for r in rows(&c) {
+        t.add_row(r);
+    }
+    print_table(&t)?;
+    out!(
+        "* cost per run: the median of per-step averages (steps of {}: {} before, {} after); its \
+         change is the Hodges–Lehmann estimate, with its Mann–Whitney 95 % interval in the first \
+         line, called significant beyond ±{} % and {} ns",
+        humantime::format_duration(Duration::from_nanos(c.step_ns)),
+        c.before.steps,
+        c.after.steps,
+        Share(wire::COMPARE_MIN_EFFECT).percent(),
+        wire::COMPARE_MIN_EFFECT_NS,
+    )?;
+    Ok(())
+}
+
+/// The two versions side by side. The interval is in the verdict above: the table stays
+/// within 80 columns.
+fn rows(c: &wire::Comparison) -> Vec<[String; 4]> {
+    let (b, n) = (&c.before, &c.after);
     let avg_change = if c.judged {
         change(1.0, c.ratio)
     } else {
@@ -53,81 +73,41 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
     let observed = |v: &wire::VersionInfo| {
         humantime::format_duration(Duration::from_secs(v.observed_ns / 1_000_000_000)).to_string()
     };
-    let rows: Vec<[String; 4]> = vec![
-        ["tag".into(), b.tag.clone(), n.tag.clone(), String::new()],
-        [
-            "loads".into(),
-            b.series.len().to_string(),
-            n.series.len().to_string(),
-            String::new(),
-        ],
-        [
-            "first seen".into(),
-            stamp(b.first_seen_ns),
-            stamp(n.first_seen_ns),
-            String::new(),
-        ],
-        [
-            "last seen".into(),
-            stamp(b.last_seen_ns),
-            stamp(n.last_seen_ns),
-            String::new(),
-        ],
-        ["observed".into(), observed(b), observed(n), String::new()],
-        [
-            "runs".into(),
-            units::count(b.runs as f64),
-            units::count(n.runs as f64),
-            String::new(),
-        ],
-        [
-            "per run*".into(),
-            units::ns(b.median_ns_per_run),
-            units::ns(n.median_ns_per_run),
-            avg_change,
-        ],
-        [
-            "runs/s".into(),
-            units::count(b.runs_per_sec),
-            units::count(n.runs_per_sec),
+    let both = |what: &str, f: &dyn Fn(&wire::VersionInfo) -> String, change: String| {
+        [what.to_owned(), f(b), f(n), change]
+    };
+    vec![
+        both("tag", &|v| v.tag.clone(), String::new()),
+        both("loads", &|v| v.series.len().to_string(), String::new()),
+        both("first seen", &|v| stamp(v.first_seen_ns), String::new()),
+        both("last seen", &|v| stamp(v.last_seen_ns), String::new()),
+        both("observed", &observed, String::new()),
+        both("runs", &|v| units::count(v.runs as f64), String::new()),
+        both("per run*", &|v| units::ns(v.median_ns_per_run), avg_change),
+        both(
+            "runs/s",
+            &|v| units::count(v.runs_per_sec),
             change(b.runs_per_sec, n.runs_per_sec),
-        ],
-        [
-            "CPU%".into(),
-            units::pct(b.cpu_pct),
-            units::pct(n.cpu_pct),
+        ),
+        both(
+            "CPU%",
+            &|v| units::pct(v.cpu_pct),
             change(b.cpu_pct, n.cpu_pct),
-        ],
-        [
-            "map memory".into(),
-            units::bytes(b.map_memory_bytes),
-            units::bytes(n.map_memory_bytes),
+        ),
+        both(
+            "map memory",
+            &|v| units::bytes(v.map_memory_bytes),
             change(b.map_memory_bytes as f64, n.map_memory_bytes as f64),
-        ],
-        [
-            "verified insns".into(),
-            b.verified_insns.to_string(),
-            n.verified_insns.to_string(),
+        ),
+        both(
+            "verified insns",
+            &|v| v.verified_insns.to_string(),
             signed(i64::from(n.verified_insns) - i64::from(b.verified_insns)),
-        ],
-        [
-            "jited size".into(),
-            units::bytes(u64::from(b.jited_size)),
-            units::bytes(u64::from(n.jited_size)),
+        ),
+        both(
+            "jited size",
+            &|v| units::bytes(u64::from(v.jited_size)),
             signed(i64::from(n.jited_size) - i64::from(b.jited_size)),
-        ],
-    ];
-    for r in rows {
-        t.add_row(r);
-    }
-    print_table(&t)?;
-    out!(
-        "* cost per run: the median of per-step averages (steps of {}: {} before, {} after); its \
-         change is the Hodges–Lehmann estimate, with its Mann–Whitney 95 % interval in the first \
-         line, called significant beyond ±5 % and 15 ns",
-        humantime::format_duration(Duration::from_nanos(c.step_ns)),
-        b.steps,
-        n.steps
-    )?;
-    Ok(())
+        ),
+    ]
 }

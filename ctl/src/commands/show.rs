@@ -1,7 +1,7 @@
 //! `ebpfstatctl show`: everything about one loaded program.
 
 use anyhow::Result;
-use ebpfstat_dbus::Stats1Proxy;
+use ebpfstat_dbus::{self as wire, Stats1Proxy};
 
 use super::explain;
 use crate::notes::map_memory_notes;
@@ -14,8 +14,47 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         return print_json(&d);
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
+    for (k, v) in facts(&d) {
+        out!("{k:>15}: {v}")?;
+    }
+    if !d.attach.is_empty() {
+        out!("\nattached")?;
+        let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
+        for a in &d.attach {
+            t.add_row(vec![
+                a.link_id.to_string(),
+                a.link_type.clone(),
+                a.attach_type.clone(),
+                a.target.clone(),
+            ]);
+        }
+        print_table(&t)?;
+    }
+    out!("\nmaps")?;
+    render_maps(&d.maps, None)?;
+    if !d.notes.is_empty() {
+        out!("\nnotes")?;
+        for n in &d.notes {
+            out!("  {}: {}", n.code, n.text)?;
+        }
+    }
+    out!()?;
+    footnotes(&map_memory_notes(
+        &meaning,
+        d.program.notes.iter().map(String::as_str),
+    ))?;
+    Ok(())
+}
+
+/// `-` for nothing.
+fn or_dash(empty: bool, shown: impl FnOnce() -> String) -> String {
+    if empty { "-".into() } else { shown() }
+}
+
+/// The program's facts, one `name: value` line each.
+fn facts(d: &wire::ProgramDetail) -> [(&'static str, String); 17] {
     let r = &d.program;
-    let kv = [
+    [
         ("id", r.id.to_string()),
         ("name", r.name.clone()),
         ("full name", r.full_name.clone()),
@@ -52,59 +91,8 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
             ),
         ),
         ("created by uid", d.created_by_uid.to_string()),
-        (
-            "btf id",
-            if d.btf_id == 0 {
-                "-".into()
-            } else {
-                d.btf_id.to_string()
-            },
-        ),
-        (
-            "owners",
-            if r.owners.is_empty() {
-                "-".into()
-            } else {
-                owners(&r.owners)
-            },
-        ),
-        (
-            "pins",
-            if d.pins.is_empty() {
-                "-".into()
-            } else {
-                d.pins.join(", ")
-            },
-        ),
-    ];
-    for (k, v) in kv {
-        out!("{k:>15}: {v}")?;
-    }
-    if !d.attach.is_empty() {
-        out!("\nattached")?;
-        let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
-        for a in &d.attach {
-            t.add_row(vec![
-                a.link_id.to_string(),
-                a.link_type.clone(),
-                a.attach_type.clone(),
-                a.target.clone(),
-            ]);
-        }
-        print_table(&t)?;
-    }
-    out!("\nmaps")?;
-    render_maps(&d.maps, None)?;
-    if !d.notes.is_empty() {
-        out!("\nnotes")?;
-        for n in &d.notes {
-            out!("  {}: {}", n.code, n.text)?;
-        }
-    }
-    out!()?;
-    footnotes(&map_memory_notes(
-        &meaning,
-        r.notes.iter().map(String::as_str),
-    ))?;
-    Ok(())
+        ("btf id", or_dash(d.btf_id == 0, || d.btf_id.to_string())),
+        ("owners", or_dash(r.owners.is_empty(), || owners(&r.owners))),
+        ("pins", or_dash(d.pins.is_empty(), || d.pins.join(", "))),
+    ]
 }

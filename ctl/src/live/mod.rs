@@ -109,35 +109,15 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
     let mut interrupts = signal(SignalKind::interrupt())?;
 
     let mut screen = Screen::open()?;
-    let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
-    // Blocked on the terminal; it ends with the process (nothing to join).
-    std::thread::spawn(move || {
-        while let Ok(ev) = event::read() {
-            if key_tx.send(ev).is_err() {
-                break;
-            }
-        }
-    });
-
-    let mut period = a.refresh.unwrap_or(FIRST_REFRESH);
-    app.period = period;
-    let mut refresh = tokio::time::interval(period);
-    refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut keys = read_keys();
+    let mut refresh = Refresh::new(a.refresh);
+    app.period = refresh.period;
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut in_flight = false;
     let mut wanted = Effect::FetchTable;
     loop {
-        screen.0.draw(|f| {
-            if app.chart.is_some() {
-                chart_view::draw(f, &mut app);
-            } else {
-                table_view::draw(f, &mut app);
-            }
-            if app.help {
-                screen::help(f);
-            }
-        })?;
+        draw(&mut screen, &mut app)?;
         let effect = tokio::select! {
             ev = keys.recv() => match ev {
                 Some(Event::Key(k)) => app.key(k),
@@ -149,15 +129,8 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                 in_flight = false;
                 match reply {
                     Reply::Table(r) => {
-                        if let (Ok(d), None) = (&r, a.refresh)
-                            && d.interval != period
-                            && !d.interval.is_zero()
-                        {
-                            period = d.interval;
-                            app.period = period;
-                            refresh = tokio::time::interval(period);
-                            refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                            refresh.reset();
+                        if let Ok(d) = &r {
+                            refresh.follow(d.interval, &mut app);
                         }
                         app.table_answer(r);
                     }
@@ -165,7 +138,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                 }
                 Effect::None
             }
-            _ = refresh.tick() => match (&app.chart, app.paused) {
+            _ = refresh.timer.tick() => match (&app.chart, app.paused) {
                 (_, true) => Effect::None,
                 (Some(_), false) if app.chart_due() => Effect::FetchChart,
                 (Some(_), false) => Effect::None,
@@ -181,34 +154,103 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
             Effect::None => {}
             e => wanted = e,
         }
-        if !in_flight && wanted != Effect::None {
-            let request = match wanted {
-                Effect::FetchChart => app.chart.as_mut().map(|c| {
-                    c.fetched = Some(Instant::now());
-                    Request::Chart {
-                        name: c.row.name.clone(),
-                        series_id: c.row.series_id,
-                        id: c.row.alive.then_some(c.row.id),
-                        span: SPANS[c.span],
-                        points: app.chart_points,
-                    }
-                }),
-                _ => Some(Request::Table {
-                    window: app.window,
-                    rank: app.rank_due(),
-                }),
-            };
-            wanted = Effect::None;
-            if let Some(r) = request {
-                in_flight = true;
-                request_tx
-                    .send(r)
-                    .await
-                    .context("the connection task ended")?;
-            }
+        // One request at a time: a wanted one waits for the answer in flight.
+        if !in_flight
+            && wanted != Effect::None
+            && let Some(r) = request(&mut app, std::mem::replace(&mut wanted, Effect::None))
+        {
+            in_flight = true;
+            request_tx
+                .send(r)
+                .await
+                .context("the connection task ended")?;
         }
     }
     drop(screen);
     fetcher.abort();
     Ok(())
+}
+
+fn draw(screen: &mut Screen, app: &mut App) -> Result<()> {
+    screen.0.draw(|f| {
+        if app.chart.is_some() {
+            chart_view::draw(f, app);
+        } else {
+            table_view::draw(f, app);
+        }
+        if app.help {
+            screen::help(f);
+        }
+    })?;
+    Ok(())
+}
+
+/// Keys from a thread blocked on the terminal; it ends with the process (nothing to join).
+fn read_keys() -> mpsc::UnboundedReceiver<Event> {
+    let (key_tx, keys) = mpsc::unbounded_channel::<Event>();
+    std::thread::spawn(move || {
+        while let Ok(ev) = event::read() {
+            if key_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    keys
+}
+
+/// How often the view asks again: `--refresh`, else the daemon's interval once it says it.
+struct Refresh {
+    period: Duration,
+    given: bool,
+    timer: tokio::time::Interval,
+}
+
+impl Refresh {
+    fn new(given: Option<Duration>) -> Self {
+        let period = given.unwrap_or(FIRST_REFRESH);
+        let mut timer = tokio::time::interval(period);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            period,
+            given: given.is_some(),
+            timer,
+        }
+    }
+
+    /// The daemon's interval, unless `--refresh` was given.
+    fn follow(&mut self, interval: Duration, app: &mut App) {
+        if self.given || interval == self.period || interval.is_zero() {
+            return;
+        }
+        self.period = interval;
+        app.period = interval;
+        self.timer = tokio::time::interval(interval);
+        self.timer
+            .set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.timer.reset();
+    }
+}
+
+/// What to ask the daemon for what is wanted.
+fn request(app: &mut App, wanted: Effect) -> Option<Request> {
+    match wanted {
+        Effect::None | Effect::Quit => None,
+        Effect::FetchChart => {
+            let points = app.chart_points;
+            app.chart.as_mut().map(|c| {
+                c.fetched = Some(Instant::now());
+                Request::Chart {
+                    name: c.row.name.clone(),
+                    series_id: c.row.series_id,
+                    id: c.row.alive.then_some(c.row.id),
+                    span: SPANS[c.span],
+                    points,
+                }
+            })
+        }
+        _ => Some(Request::Table {
+            window: app.window,
+            rank: app.rank_due(),
+        }),
+    }
 }

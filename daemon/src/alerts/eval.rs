@@ -148,6 +148,56 @@ struct Covered {
 }
 
 impl Covered {
+    /// The rules covering the program again (its holders changed, or it is new); the alerts
+    /// of rules that no longer cover it are cleared.
+    fn cover(
+        &mut self,
+        s: &Subject<'_>,
+        rules: &[Rule],
+        now: &Moment,
+        (limit, out): (usize, &mut Judged),
+    ) {
+        self.context = Arc::clone(s.context);
+        self.rules = (0..rules.len())
+            .filter(|&i| covers(&rules[i], s.name, s.full_name, s.prog_type, s.context))
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect();
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.retain(|(i, key)| {
+            let kept = self.rules.binary_search(i).is_ok();
+            if let (false, Some(since)) = (kept, key.raised_since()) {
+                let rule = &rules[usize::from(*i)];
+                out.push(limit, || {
+                    let a = self.about(s.id);
+                    let why = Why::Unmatched;
+                    change(rule, &a, key.value, State::Cleared, why, since, now.wall)
+                });
+            }
+            kept
+        });
+        self.keys = keys;
+    }
+
+    /// The alerts raised before a restart that carry on for this program: the same program
+    /// (name, and loaded before it was raised) under a rule covering it.
+    fn restore(
+        &mut self,
+        s: &Subject<'_>,
+        pending: &mut HashMap<(u16, u32), AlertRecord>,
+        now: &Moment,
+    ) {
+        for &i in &self.rules {
+            let Some(r) = pending.remove(&(i, s.id)) else {
+                continue;
+            };
+            if r.program == s.full_name && s.load_time <= r.since {
+                put_key(&mut self.keys, i, Key::restored(r.value, r.since, now));
+            } else {
+                pending.insert((i, s.id), r);
+            }
+        }
+    }
+
     fn about(&self, prog_id: u32) -> About<'_> {
         About {
             prog_id,
@@ -287,45 +337,11 @@ impl Evaluator {
                 seen: 0,
             });
             if c.seen == 0 || !Arc::ptr_eq(&c.context, s.context) {
-                c.context = Arc::clone(s.context);
-                c.rules = (0..rules.len())
-                    .filter(|&i| covers(&rules[i], s.name, s.full_name, s.prog_type, s.context))
-                    .filter_map(|i| u16::try_from(i).ok())
-                    .collect();
-                let mut keys = std::mem::take(&mut c.keys);
-                keys.retain(|(i, key)| {
-                    let kept = c.rules.binary_search(i).is_ok();
-                    if let (false, Some(since)) = (kept, key.raised_since()) {
-                        let rule = &rules[usize::from(*i)];
-                        out.push(limit, || {
-                            let a = c.about(s.id);
-                            change(
-                                rule,
-                                &a,
-                                key.value,
-                                State::Cleared,
-                                Why::Unmatched,
-                                since,
-                                now.wall,
-                            )
-                        });
-                    }
-                    kept
-                });
-                c.keys = keys;
+                c.cover(s, rules, now, (limit, &mut out));
             }
             c.seen = seq;
             if !pending.is_empty() {
-                for &i in &c.rules {
-                    let Some(r) = pending.remove(&(i, s.id)) else {
-                        continue;
-                    };
-                    if r.program == s.full_name && s.load_time <= r.since {
-                        put_key(&mut c.keys, i, Key::restored(r.value, r.since, now));
-                    } else {
-                        pending.insert((i, s.id), r);
-                    }
-                }
+                c.restore(s, &mut pending, now);
             }
             let Some(rates) = s.interval else { continue };
             let about = About {

@@ -17,9 +17,8 @@ pub const MIN_STEPS: usize = 8;
 /// Samples kept per side (the newest): the pairwise differences grow as their product.
 pub const MAX_STEPS: usize = 400;
 /// A change must be at least this (5 %) beyond its interval's reach to be called significant,
-pub const MIN_EFFECT: f64 = 0.05;
-/// and at least this many ns per run.
-pub const MIN_EFFECT_NS: f64 = 15.0;
+/// and at least this many ns per run (the API's, so a client can say it).
+pub use ebpfstat_dbus::{COMPARE_MIN_EFFECT as MIN_EFFECT, COMPARE_MIN_EFFECT_NS as MIN_EFFECT_NS};
 /// The normal quantile of a two-sided 95 % interval.
 const Z95: f64 = 1.959_964;
 

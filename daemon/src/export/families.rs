@@ -2,6 +2,7 @@
 //! textfile and scrapes). Names follow Prometheus' conventions: the `ebpfstat_` prefix, base
 //! units, `_total` on counters, `_info` for metadata. The README documents each family.
 
+use ebpfstat_numbers::time::secs_of_ns;
 use ebpfstat_store::StatsCode;
 
 use super::text::{Encoder, Family, Format, Value};
@@ -123,67 +124,73 @@ pub fn program_labels<'a>(
 pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &DaemonFigures) {
     let mut e = Encoder::new(out, format);
     if let Some(pass) = pass {
-        let ids: Vec<String> = pass
-            .programs
-            .iter()
-            .map(|p| p.meta.id.to_string())
-            .collect();
-        let per_program =
-            |e: &mut Encoder<'_>, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
-                e.family(f);
-                for (p, id) in pass.programs.iter().zip(&ids) {
-                    let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
-                    e.sample(f, &labels, value(p), None);
-                }
-            };
-        e.family(&PROGRAM_INFO);
-        for (p, id) in pass.programs.iter().zip(&ids) {
-            let owner = p.context.owners.first();
-            let comm = owner.map_or("", |o| o.comm.as_str());
-            let unit = owner.and_then(|o| o.unit.as_deref()).unwrap_or("");
-            let [id, name, prog_type] = program_labels(id, &p.meta.full_name, p.meta.prog_type);
-            let labels = [
-                id,
-                name,
-                prog_type,
-                ("tag", &p.meta.tag),
-                ("owner", comm),
-                ("unit", unit),
-            ];
-            e.sample(&PROGRAM_INFO, &labels, Value::Int(1), None);
-        }
-        per_program(&mut e, &RUNS, &|p| Value::Int(p.counters.run_cnt));
-        per_program(&mut e, &RUN_TIME, &|p| {
-            Value::Float(p.counters.run_time_ns as f64 / 1e9)
-        });
-        per_program(&mut e, &RECURSION_MISSES, &|p| {
-            Value::Int(p.recursion_misses)
-        });
-        per_program(&mut e, &MAP_MEMORY, &|p| {
-            Value::Int(p.context.map_memory.total)
-        });
-
-        e.family(&STATS_COVERAGE);
-        e.sample(&STATS_COVERAGE, &[], Value::Float(pass.coverage), None);
-        if let Some(share) = pass.stats_overhead {
-            e.family(&STATS_OVERHEAD);
-            e.sample(&STATS_OVERHEAD, &[], Value::Float(share.0), None);
-        }
-        e.family(&STATS_COST);
-        e.sample(
-            &STATS_COST,
-            &[],
-            Value::Float(pass.stats_cost.ns_per_run / 1e9),
-            None,
-        );
-        e.family(&STATS_STATE);
-        let state = state_code(StatsCode::from(&pass.stats_state));
-        e.sample(&STATS_STATE, &[("state", state)], Value::Int(1), None);
+        program_families(&mut e, pass);
+        stats_families(&mut e, pass);
     }
+    daemon_families(&mut e, daemon);
+    e.finish();
+}
+
+/// Each program: what it is, and its counters and map memory.
+fn program_families(e: &mut Encoder<'_>, pass: &Pass) {
+    let ids: Vec<String> = pass
+        .programs
+        .iter()
+        .map(|p| p.meta.id.to_string())
+        .collect();
+    let per_program = |e: &mut Encoder<'_>, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
+        e.family(f);
+        for (p, id) in pass.programs.iter().zip(&ids) {
+            let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
+            e.sample(f, &labels, value(p), None);
+        }
+    };
+    e.family(&PROGRAM_INFO);
+    for (p, id) in pass.programs.iter().zip(&ids) {
+        let owner = p.context.owners.first();
+        let comm = owner.map_or("", |o| o.comm.as_str());
+        let unit = owner.and_then(|o| o.unit.as_deref()).unwrap_or("");
+        let [id, name, prog_type] = program_labels(id, &p.meta.full_name, p.meta.prog_type);
+        let labels = [
+            id,
+            name,
+            prog_type,
+            ("tag", &p.meta.tag),
+            ("owner", comm),
+            ("unit", unit),
+        ];
+        e.sample(&PROGRAM_INFO, &labels, Value::Int(1), None);
+    }
+    per_program(e, &RUNS, &|p| Value::Int(p.counters.run_cnt));
+    per_program(e, &RUN_TIME, &|p| {
+        Value::Float(secs_of_ns(p.counters.run_time_ns as f64))
+    });
+    per_program(e, &RECURSION_MISSES, &|p| Value::Int(p.recursion_misses));
+    per_program(e, &MAP_MEMORY, &|p| Value::Int(p.context.map_memory.total));
+}
+
+/// What run-time stats cover, cost, and their state.
+fn stats_families(e: &mut Encoder<'_>, pass: &Pass) {
+    e.family(&STATS_COVERAGE);
+    e.sample(&STATS_COVERAGE, &[], Value::Float(pass.coverage), None);
+    if let Some(share) = pass.stats_overhead {
+        e.family(&STATS_OVERHEAD);
+        e.sample(&STATS_OVERHEAD, &[], Value::Float(share.0), None);
+    }
+    e.family(&STATS_COST);
+    let cost = secs_of_ns(pass.stats_cost.ns_per_run);
+    e.sample(&STATS_COST, &[], Value::Float(cost), None);
+    e.family(&STATS_STATE);
+    let state = state_code(StatsCode::from(&pass.stats_state));
+    e.sample(&STATS_STATE, &[("state", state)], Value::Int(1), None);
+}
+
+/// The daemon's own figures: CPU, memory, the database, its passes.
+fn daemon_families(e: &mut Encoder<'_>, daemon: &DaemonFigures) {
     let figures = [
         daemon
             .cpu_ns
-            .map(|ns| (&DAEMON_CPU, Value::Float(ns as f64 / 1e9))),
+            .map(|ns| (&DAEMON_CPU, Value::Float(secs_of_ns(ns as f64)))),
         daemon.rss_bytes.map(|b| (&DAEMON_RSS, Value::Int(b))),
     ];
     for (f, v) in figures.into_iter().flatten() {
@@ -202,5 +209,4 @@ pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &Daem
         e.family(f);
         e.sample(f, &[], v, None);
     }
-    e.finish();
 }

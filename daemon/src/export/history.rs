@@ -7,6 +7,7 @@
 //! the start of its first step, so the last value minus the first (and `increase()` over the
 //! imported range) is exactly the stored runs.
 
+use ebpfstat_numbers::time::secs_of_ns;
 use std::fmt;
 use std::str::FromStr;
 
@@ -236,7 +237,7 @@ impl SeriesWriter<'_, '_> {
         let value = if self.runs {
             Value::Int(v)
         } else {
-            Value::Float(v as f64 / 1e9)
+            Value::Float(secs_of_ns(v as f64))
         };
         self.e.sample(self.family, self.labels, value, Some(at_ns));
     }

@@ -64,6 +64,53 @@ struct Tracked {
     name_pending: bool,
 }
 
+/// The clocks a pass is taken at.
+#[derive(Debug, Clone, Copy)]
+struct Clocks {
+    monotonic_ns: u64,
+    boottime_ns: u64,
+    wall: SystemTime,
+}
+
+impl Clocks {
+    fn now() -> Self {
+        Self {
+            monotonic_ns: host::monotonic_ns(),
+            boottime_ns: host::boottime_ns(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// What one pass's walk over the programs gathers.
+struct Walk {
+    now: Clocks,
+    errors: ErrorLog,
+    programs: Vec<ProgramSample>,
+    /// New programs were seen: their holders and maps are read at once.
+    appeared: bool,
+    /// Some program's maps changed: contexts are rebuilt.
+    maps_moved: bool,
+    /// Programs loaded from one object share its BTF: each is fetched once per pass.
+    btf_blobs: HashMap<u32, Vec<u8>>,
+    /// Ids enumerated but not read (in increasing order): not unloaded, so kept.
+    unread: Vec<u32>,
+}
+
+impl Walk {
+    fn new(now: Clocks, programs: usize) -> Self {
+        Self {
+            now,
+            errors: ErrorLog::default(),
+            programs: Vec::with_capacity(programs),
+            appeared: false,
+            maps_moved: false,
+            btf_blobs: HashMap::new(),
+            unread: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Sampler {
     cfg: SamplerConfig,
@@ -162,158 +209,156 @@ impl Sampler {
     /// One pass over every program on the host.
     pub fn pass(&mut self) -> Pass {
         self.seq += 1;
-        let seq = self.seq;
-        let monotonic_ns = host::monotonic_ns();
-        let boottime_ns = host::boottime_ns();
-        let time = SystemTime::now();
+        let now = Clocks::now();
         let elapsed_ns = self
             .last_monotonic_ns
-            .map(|prev| monotonic_ns.saturating_sub(prev));
-        self.last_monotonic_ns = Some(monotonic_ns);
+            .map(|prev| now.monotonic_ns.saturating_sub(prev));
+        self.last_monotonic_ns = Some(now.monotonic_ns);
+        let mut w = Walk::new(now, self.progs.len());
+        self.walk(&mut w);
+        self.settle(&mut w);
+        self.finish(w, elapsed_ns)
+    }
 
-        let mut errors = ErrorLog::default();
-        let mut programs = Vec::with_capacity(self.progs.len());
-        let mut appeared = false;
-        let mut maps_moved = false;
-        // Programs loaded from one object share its BTF: fetch each once per pass.
-        let mut btf_blobs = HashMap::new();
-        // Ids enumerated but not read (in increasing order): not unloaded, so kept.
-        let mut unread: Vec<u32> = Vec::new();
+    /// Reads every program the kernel lists, in id order.
+    fn walk(&mut self, w: &mut Walk) {
         let mut id = 0;
         loop {
             match sys::next_id(ObjKind::Prog, id) {
                 Ok(Some(next)) => id = next,
                 Ok(None) => break,
                 Err(e) => {
-                    errors.walk_failed(&e);
+                    w.errors.walk_failed(&e);
                     break;
                 }
             }
-            if self.own.contains(&id) {
-                continue;
+            if !self.own.contains(&id) {
+                self.read_program(id, w);
             }
-            let fd = match sys::fd_by_id(ObjKind::Prog, id) {
-                Ok(fd) => fd,
-                Err(e) if e.is_gone() => continue,
-                Err(e) => {
-                    errors.per_program(id, &e);
-                    unread.push(id);
-                    continue;
-                }
-            };
-            let (info, n_maps) = match sys::prog_info_reusing(fd.as_fd(), &mut self.map_ids_buf) {
-                Ok(found) => found,
-                Err(e) if e.is_gone() => continue,
-                Err(e) => {
-                    errors.per_program(id, &e);
-                    unread.push(id);
-                    continue;
-                }
-            };
-            let counters = Counters {
-                run_time_ns: info.run_time_ns,
-                run_cnt: info.run_cnt,
-            };
-            let (t, interval) = match self.progs.entry(id) {
-                Entry::Occupied(o) if o.get().load_boottime_ns == info.load_time => {
-                    let t = o.into_mut();
-                    if t.name_pending {
-                        t.retry_name(fd.as_fd(), &info, &mut btf_blobs, &mut errors);
-                    }
-                    let prev = std::mem::replace(&mut t.counters, counters);
-                    let map_ids = &self.map_ids_buf[..n_maps];
-                    if t.map_ids != map_ids {
-                        t.map_ids = map_ids.to_vec();
-                        maps_moved = true;
-                    }
-                    let since_read = monotonic_ns.saturating_sub(t.read_ns);
-                    let interval = rates::interval(
-                        prev,
-                        counters,
-                        since_read,
-                        self.online_cpus,
-                        self.cost.ns_per_run,
-                    );
-                    (t, interval)
-                }
-                // First sight (or an id reused after the program it named was freed): baseline.
-                entry => {
-                    let (meta, name) =
-                        read_meta(fd.as_fd(), &info, boottime_ns, time, &mut btf_blobs);
-                    if let Err(e) = &name {
-                        errors.per_name(id, e);
-                    }
-                    appeared = true;
-                    let tracked = Tracked {
-                        load_boottime_ns: meta.load_boottime_ns,
-                        meta: Arc::new(meta),
-                        counters,
-                        map_ids: self.map_ids_buf[..n_maps].to_vec(),
-                        context: Arc::default(),
-                        seen: seq,
-                        read_ns: monotonic_ns,
-                        name_pending: name.is_err(),
-                    };
-                    (entry.insert_entry(tracked).into_mut(), None)
-                }
-            };
-            t.seen = seq;
-            t.read_ns = monotonic_ns;
-            programs.push(ProgramSample {
-                since_load: rates::since_load(
-                    counters,
-                    i128::from(t.load_boottime_ns),
-                    i128::from(boottime_ns),
-                ),
-                meta: Arc::clone(&t.meta),
-                counters,
-                recursion_misses: info.recursion_misses,
-                context: Arc::clone(&t.context),
-                interval,
-            });
         }
+    }
 
+    /// Reads program `id`: its counters always, its metadata the first time it is seen. A
+    /// program freed meanwhile is skipped; one that cannot be read is kept, as unread.
+    fn read_program(&mut self, id: u32, w: &mut Walk) {
+        let read = sys::fd_by_id(ObjKind::Prog, id).and_then(|fd| {
+            let (info, n_maps) = sys::prog_info_reusing(fd.as_fd(), &mut self.map_ids_buf)?;
+            Ok((fd, info, n_maps))
+        });
+        let (fd, info, n_maps) = match read {
+            Ok(found) => found,
+            Err(e) if e.is_gone() => return,
+            Err(e) => {
+                w.errors.per_program(id, &e);
+                w.unread.push(id);
+                return;
+            }
+        };
+        let counters = Counters {
+            run_time_ns: info.run_time_ns,
+            run_cnt: info.run_cnt,
+        };
+        let (seq, now) = (self.seq, w.now);
+        let (t, interval) = match self.progs.entry(id) {
+            Entry::Occupied(o) if o.get().load_boottime_ns == info.load_time => {
+                let t = o.into_mut();
+                if t.name_pending {
+                    t.retry_name(fd.as_fd(), &info, &mut w.btf_blobs, &mut w.errors);
+                }
+                let prev = std::mem::replace(&mut t.counters, counters);
+                let map_ids = &self.map_ids_buf[..n_maps];
+                if t.map_ids != map_ids {
+                    t.map_ids = map_ids.to_vec();
+                    w.maps_moved = true;
+                }
+                let since_read = now.monotonic_ns.saturating_sub(t.read_ns);
+                let (cpus, cost) = (self.online_cpus, self.cost.ns_per_run);
+                let interval = rates::interval(prev, counters, since_read, cpus, cost);
+                (t, interval)
+            }
+            // First sight (or an id reused after the program it named was freed): baseline.
+            entry => {
+                let (meta, name) = read_meta(fd.as_fd(), &info, now, &mut w.btf_blobs);
+                if let Err(e) = &name {
+                    w.errors.per_name(id, e);
+                }
+                w.appeared = true;
+                let tracked = Tracked {
+                    load_boottime_ns: meta.load_boottime_ns,
+                    meta: Arc::new(meta),
+                    counters,
+                    map_ids: self.map_ids_buf[..n_maps].to_vec(),
+                    context: Arc::default(),
+                    seen: seq,
+                    read_ns: now.monotonic_ns,
+                    name_pending: name.is_err(),
+                };
+                (entry.insert_entry(tracked).into_mut(), None)
+            }
+        };
+        t.seen = seq;
+        t.read_ns = now.monotonic_ns;
+        w.programs.push(ProgramSample {
+            since_load: rates::since_load(
+                counters,
+                i128::from(t.load_boottime_ns),
+                i128::from(now.boottime_ns),
+            ),
+            meta: Arc::clone(&t.meta),
+            counters,
+            recursion_misses: info.recursion_misses,
+            context: Arc::clone(&t.context),
+            interval,
+        });
+    }
+
+    /// After the walk: programs no longer there are forgotten, what changes rarely is read
+    /// again when due, and the programs' contexts follow what moved.
+    fn settle(&mut self, w: &mut Walk) {
+        let seq = self.seq;
         let before = self.progs.len();
         // A pass that failed says nothing of what it did not see: nothing is forgotten.
-        if errors.failure.is_none() {
+        if w.errors.failure.is_none() {
+            let unread = &w.unread;
             self.progs
                 .retain(|id, t| t.seen == seq || unread.binary_search(id).is_ok());
             idmap::shrink_after_removals(&mut self.progs);
         }
         let vanished = self.progs.len() != before;
-
         let periodic = self
             .last_rescan
             .is_none_or(|at| seq - at >= self.cfg.rescan_every.max(1));
-        if errors.exhausted {
+        if w.errors.exhausted {
             // Out of descriptors, a rescan would replace what is known with failures: look
             // again once passes read the programs.
             self.rescan_next_pass = true;
-        } else if appeared || self.rescan_next_pass || periodic {
-            let owners = appeared || self.rescan_next_pass || self.owners_stale(seq);
+        } else if w.appeared || self.rescan_next_pass || periodic {
+            let owners = w.appeared || self.rescan_next_pass || self.owners_stale(seq);
             // Loaders attach a moment after loading: look again on the next pass too.
-            self.rescan_next_pass = appeared;
+            self.rescan_next_pass = w.appeared;
             self.last_rescan = Some(seq);
-            self.rescan(&mut errors, owners);
-            maps_moved = true;
+            self.rescan(&mut w.errors, owners);
+            w.maps_moved = true;
         }
-        if maps_moved || vanished {
-            self.rebuild_contexts(&mut errors);
-            for sample in &mut programs {
+        if w.maps_moved || vanished {
+            self.rebuild_contexts(&mut w.errors);
+            for sample in &mut w.programs {
                 if let Some(t) = self.progs.get(&sample.meta.id) {
                     sample.context = Arc::clone(&t.context);
                 }
             }
         }
+    }
 
+    /// The pass, from what the walk read.
+    fn finish(&mut self, mut w: Walk, elapsed_ns: Option<u64>) -> Pass {
         let cost = self.cost.ns_per_run;
-        let runs = programs
+        let runs = w
+            .programs
             .iter()
             .filter_map(|p| p.interval.map(|i| i.delta_run_cnt))
             .sum();
-        let unread_ids = std::mem::take(&mut unread);
-        let unread = errors.unread;
-        let failure = errors.failure.take();
+        let failure = w.errors.failure.take();
         let (coverage, stats_state) = self
             .interval_state
             .take()
@@ -322,11 +367,11 @@ impl Sampler {
             self.other_holder = Some(true);
         }
         Pass {
-            seq,
+            seq: self.seq,
             boot_id: Arc::clone(&self.boot_id),
-            time,
-            monotonic_ns,
-            boottime_ns,
+            time: w.now.wall,
+            monotonic_ns: w.now.monotonic_ns,
+            boottime_ns: w.now.boottime_ns,
             elapsed_ns,
             stats_state,
             coverage,
@@ -336,12 +381,12 @@ impl Sampler {
             runs,
             kernel: Arc::clone(&self.kernel),
             online_cpus: self.online_cpus,
-            programs,
+            programs: w.programs,
             maps: Arc::clone(&self.maps_snapshot),
             owners: Arc::clone(&self.owners_snapshot),
-            errors: errors.into_messages(),
-            unread,
-            unread_ids: unread_ids.into(),
+            unread: w.errors.unread,
+            errors: w.errors.into_messages(),
+            unread_ids: w.unread.into(),
             failure,
         }
     }
@@ -452,8 +497,7 @@ impl Sampler {
 fn read_meta(
     fd: BorrowedFd<'_>,
     info: &bpf_prog_info,
-    now_boot_ns: u64,
-    now: SystemTime,
+    now: Clocks,
     btf_blobs: &mut HashMap<u32, Vec<u8>>,
 ) -> (ProgramMeta, Result<(), SysError>) {
     let name = maps::c_name(&info.name);
@@ -468,7 +512,7 @@ fn read_meta(
         prog_type: names::prog_type(info.type_),
         tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
         load_boottime_ns: info.load_time,
-        load_time: host::wall_of_boottime(info.load_time, now_boot_ns, now),
+        load_time: host::wall_of_boottime(info.load_time, now.boottime_ns, now.wall),
         created_by_uid: info.created_by_uid,
         verified_insns: info.verified_insns,
         jited_size: info.jited_prog_len,

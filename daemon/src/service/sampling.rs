@@ -194,6 +194,34 @@ impl Loop<'_> {
     }
 }
 
+/// Where the fixed-rate schedule stands: slot `slot` is due `slot × interval` after `start`.
+struct Schedule {
+    slots: Slots,
+    start: Instant,
+    slot: u64,
+}
+
+/// How stats were held over the interval the next pass closes: since when, for how long (when
+/// they were let go early), and whether someone else kept them on meanwhile; the duty of the
+/// next interval.
+struct Holding {
+    duty: f64,
+    since: Instant,
+    held_for: Option<Duration>,
+    other_holder: bool,
+}
+
+/// What the loop keeps from pass to pass besides [`Loop`].
+struct Cycle {
+    schedule: Schedule,
+    holding: Holding,
+    troubles: Troubles,
+    states: StateWindow,
+    state_text: String,
+    /// The metadata handed to the store with the last tick (shared while unchanged).
+    metas: Arc<Vec<Arc<ProgramMeta>>>,
+}
+
 /// Takes a pass at every slot of a fixed-rate schedule; slots missed by a slow pass are skipped.
 /// It pings the systemd watchdog itself, at half its period: a stalled sampler stops the pings.
 /// Between passes it holds run-time stats on for the share of the interval the mode allows.
@@ -204,100 +232,29 @@ pub fn sample_loop(
     shared: &Shared,
     cmds: &std_mpsc::Receiver<SamplerCmd>,
 ) {
-    let stats = &shared.sampler;
-    let mut slots = Slots::new(settings.interval);
-    stats
-        .pace_interval_ns
-        .store(duration_ns(settings.interval), Ordering::Relaxed);
-    let probe = Probe::load()
-        .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
-        .ok();
-    let own: Vec<u32> = probe.as_ref().and_then(Probe::id).into_iter().collect();
-    let mut lp = Loop {
-        sampler: Sampler::new(SamplerConfig {
-            rescan_every: settings.rescan_every,
-        }),
-        alerting: Alerting::default(),
-        tx,
-        shared,
-        probe,
-        cmds,
-        settings,
-        rescheduled: false,
-        pace: Pace::default(),
-        watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
-        pinged: None,
+    let mut lp = Loop::start(settings, tx, shared, cmds);
+    let now = Instant::now();
+    let mut c = Cycle {
+        schedule: Schedule {
+            slots: Slots::new(settings.interval),
+            start: now,
+            slot: 0,
+        },
+        holding: Holding {
+            duty: 1.0,
+            since: now,
+            held_for: None,
+            other_holder: false,
+        },
+        troubles: Troubles::default(),
+        states: StateWindow::default(),
+        state_text: String::new(),
+        metas: Arc::default(),
     };
-    lp.sampler.set_own(own);
-    lp.calibrate();
-    let mut duty = 1.0;
-    // What the interval closed by the next pass looked like: when stats went on, how long
-    // they stayed on, and whether someone else kept them on meanwhile.
-    let mut held_since = Instant::now();
-    let mut held_for: Option<Duration> = None;
-    let mut other_holder = false;
-    let mut state_text = String::new();
-    let mut start = Instant::now();
-    let mut slot: u64 = 0;
-    let mut troubles = Troubles::default();
-    let mut states = StateWindow::default();
-    let mut metas = Arc::default();
     loop {
-        if std::mem::take(&mut lp.rescheduled) {
-            slots = Slots::new(lp.paced_interval());
-            stats
-                .pace_interval_ns
-                .store(duration_ns(lp.paced_interval()), Ordering::Relaxed);
-            start = Instant::now();
-            slot = 0;
-        }
-        let now = Instant::now();
-        if slots.is_late(slot, now.saturating_duration_since(start)) {
-            stats.late.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(on) = held_for.take() {
-            let span = now
-                .saturating_duration_since(held_since)
-                .max(Duration::from_nanos(1));
-            let (coverage, state) = if other_holder {
-                (1.0, StatsState::EnabledByOther)
-            } else {
-                let c = (on.as_secs_f64() / span.as_secs_f64()).min(1.0);
-                (c, StatsState::DutyCycled { duty: c })
-            };
-            lp.sampler.set_interval_state(coverage, state);
-        }
-        let began = Instant::now();
-        let pass = Arc::new(lp.sampler.pass());
-        stats.passes.fetch_add(1, Ordering::Relaxed);
-        if lp.pace_after(began.elapsed(), stats) {
-            // The next pass is one new interval after this one began.
-            slots = Slots::new(lp.paced_interval());
-            start = began;
-        }
-        troubles.note(&pass, stats);
-        let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
-        // A failed pass is not stored: the next pass that reads the programs closes the whole
-        // time as one interval, instead of history showing zeros for time nobody saw.
-        let tick = pass
-            .failure
-            .is_none()
-            .then(|| Box::new(tick_of(&pass, &mut metas)));
-        // The pass first, then the signal: a client that reacts to it reads this pass.
-        *lock(&shared.latest) = Some(Arc::clone(&pass));
-        if pass.failure.is_none() {
-            *lock(&shared.exported) = Some(Arc::clone(&pass));
-        }
-        states.describe(&pass.stats_state, pass.coverage, &mut state_text);
-        publish_state(shared, &state_text);
-        if let Some(tick) = tick
-            && tx.try_send(StoreMsg::Tick(tick)).is_err()
-        {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        lp.alerting.after_pass(&pass, shared, tx);
-        lp.feed_watchdog();
-        let passes = stats.passes.load(Ordering::Relaxed);
+        let pass = lp.take_pass(&mut c);
+        lp.hand_over(&pass, &mut c);
+        let passes = shared.sampler.passes.load(Ordering::Relaxed);
         assert!(
             aids.panic_after != Some(passes),
             "testing aid: the sampler panics after {passes} passes"
@@ -307,39 +264,155 @@ pub fn sample_loop(
             lp.idle_until_stopped();
             return;
         }
-
-        // Stats on for the next interval, for as much of it as the mode allows.
-        let cost = lp.sampler.cost().ns_per_run;
-        duty = observer::next_duty(lp.settings.mode, runs, coverage, elapsed, cost, duty);
-        let switch = lp.sampler.stats_switch();
-        let holding = switch.held() || switch.reacquire();
-        held_since = Instant::now();
-        slot = slots.next_after(start.elapsed());
-        let Some(next) = slots.due(start, slot) else {
-            tracing::warn!("the next pass is due later than this clock can tell: no more passes");
-            lp.idle_until_stopped();
+        if let Woken::Stop = lp.hold_until_next(&pass, passes, &mut c) {
             return;
+        }
+    }
+}
+
+impl<'a> Loop<'a> {
+    /// The sampler with the daemon's probe loaded (and left out of passes), stats calibrated.
+    fn start(
+        settings: SamplerSettings,
+        tx: &'a mpsc::Sender<StoreMsg>,
+        shared: &'a Shared,
+        cmds: &'a std_mpsc::Receiver<SamplerCmd>,
+    ) -> Self {
+        shared
+            .sampler
+            .pace_interval_ns
+            .store(duration_ns(settings.interval), Ordering::Relaxed);
+        let probe = Probe::load()
+            .inspect_err(|e| tracing::warn!("cannot load the calibration probe: {e}"))
+            .ok();
+        let own: Vec<u32> = probe.as_ref().and_then(Probe::id).into_iter().collect();
+        let mut lp = Self {
+            sampler: Sampler::new(SamplerConfig {
+                rescan_every: settings.rescan_every,
+            }),
+            alerting: Alerting::default(),
+            tx,
+            shared,
+            probe,
+            cmds,
+            settings,
+            rescheduled: false,
+            pace: Pace::default(),
+            watchdog: sd_notify::watchdog_enabled().map(|d| d / 2),
+            pinged: None,
         };
-        if holding && duty < 0.999 {
-            let off_at = held_since + next.saturating_duration_since(held_since).mul_f64(duty);
-            if let Woken::Stop = lp.wait(off_at) {
-                return;
+        lp.sampler.set_own(own);
+        lp.calibrate();
+        lp
+    }
+
+    /// The pass of this slot: late or not, over an interval held as [`Holding`] says; its
+    /// duration paces the interval.
+    fn take_pass(&mut self, c: &mut Cycle) -> Arc<Pass> {
+        let stats = &self.shared.sampler;
+        let sch = &mut c.schedule;
+        if std::mem::take(&mut self.rescheduled) {
+            sch.slots = Slots::new(self.paced_interval());
+            stats
+                .pace_interval_ns
+                .store(duration_ns(self.paced_interval()), Ordering::Relaxed);
+            sch.start = Instant::now();
+            sch.slot = 0;
+        }
+        let now = Instant::now();
+        if sch
+            .slots
+            .is_late(sch.slot, now.saturating_duration_since(sch.start))
+        {
+            stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+        let h = &mut c.holding;
+        if let Some(on) = h.held_for.take() {
+            let span = now
+                .saturating_duration_since(h.since)
+                .max(Duration::from_nanos(1));
+            let (coverage, state) = if h.other_holder {
+                (1.0, StatsState::EnabledByOther)
+            } else {
+                let c = (on.as_secs_f64() / span.as_secs_f64()).min(1.0);
+                (c, StatsState::DutyCycled { duty: c })
+            };
+            self.sampler.set_interval_state(coverage, state);
+        }
+        let began = Instant::now();
+        let pass = Arc::new(self.sampler.pass());
+        stats.passes.fetch_add(1, Ordering::Relaxed);
+        if self.pace_after(began.elapsed(), stats) {
+            // The next pass is one new interval after this one began.
+            sch.slots = Slots::new(self.paced_interval());
+            sch.start = began;
+        }
+        pass
+    }
+
+    /// Publishes the pass (for the API), hands it to the store, judges alerts, feeds the
+    /// watchdog.
+    fn hand_over(&mut self, pass: &Arc<Pass>, c: &mut Cycle) {
+        let shared = self.shared;
+        c.troubles.note(pass, &shared.sampler);
+        // A failed pass is not stored: the next pass that reads the programs closes the whole
+        // time as one interval, instead of history showing zeros for time nobody saw.
+        let tick = pass
+            .failure
+            .is_none()
+            .then(|| Box::new(tick_of(pass, &mut c.metas)));
+        // The pass first, then the signal: a client that reacts to it reads this pass.
+        *lock(&shared.latest) = Some(Arc::clone(pass));
+        if pass.failure.is_none() {
+            *lock(&shared.exported) = Some(Arc::clone(pass));
+        }
+        c.states
+            .describe(&pass.stats_state, pass.coverage, &mut c.state_text);
+        publish_state(shared, &c.state_text);
+        if let Some(tick) = tick
+            && self.tx.try_send(StoreMsg::Tick(tick)).is_err()
+        {
+            shared.sampler.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.alerting.after_pass(pass, shared, self.tx);
+        self.feed_watchdog();
+    }
+
+    /// Holds stats on for as much of the next interval as the mode allows, then waits for the
+    /// next slot.
+    fn hold_until_next(&mut self, pass: &Pass, passes: u64, c: &mut Cycle) -> Woken {
+        let (runs, coverage, elapsed) = (pass.runs, pass.coverage, pass.elapsed_ns.unwrap_or(0));
+        let cost = self.sampler.cost().ns_per_run;
+        let h = &mut c.holding;
+        h.duty = observer::next_duty(self.settings.mode, runs, coverage, elapsed, cost, h.duty);
+        let switch = self.sampler.stats_switch();
+        let holding = switch.held() || switch.reacquire();
+        h.since = Instant::now();
+        let sch = &mut c.schedule;
+        sch.slot = sch.slots.next_after(sch.start.elapsed());
+        let Some(next) = sch.slots.due(sch.start, sch.slot) else {
+            tracing::warn!("the next pass is due later than this clock can tell: no more passes");
+            self.idle_until_stopped();
+            return Woken::Stop;
+        };
+        if holding && h.duty < 0.999 {
+            let off_at = h.since + next.saturating_duration_since(h.since).mul_f64(h.duty);
+            if let Woken::Stop = self.wait(off_at) {
+                return Woken::Stop;
             }
-            held_for = Some(Instant::now().saturating_duration_since(held_since));
-            other_holder = lp.release_and_check();
-            if other_holder {
+            h.held_for = Some(Instant::now().saturating_duration_since(h.since));
+            h.other_holder = self.release_and_check();
+            if h.other_holder {
                 // Counters run anyway: holding costs nothing more, and keeps counting ours.
-                lp.sampler.stats_switch().reacquire();
+                self.sampler.stats_switch().reacquire();
             }
         } else if holding && passes.is_multiple_of(HOLDER_CHECK_EVERY) {
             // Held all along: look, for a moment, whether anyone else holds stats too.
-            let other = lp.release_and_check();
-            lp.sampler.stats_switch().reacquire();
-            lp.sampler.set_other_holder(other);
+            let other = self.release_and_check();
+            self.sampler.stats_switch().reacquire();
+            self.sampler.set_other_holder(other);
         }
-        if let Woken::Stop = lp.wait(next) {
-            return;
-        }
+        self.wait(next)
     }
 }
 

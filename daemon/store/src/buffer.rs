@@ -12,7 +12,7 @@ use crate::clock::Boot;
 use crate::codec::{self, CodecError, Delta, RawChunk, TickChunk};
 use crate::error::StoreError;
 use crate::idmap::IdMap;
-use crate::model::{Counters, MapMemory, ProgramMeta, Tick};
+use crate::model::{Counters, MapMemory, ProgramMeta, ProgramTick, Tick};
 use crate::read;
 use crate::rows::{Segment, TickPoint, decode_segment, decode_ticks};
 use crate::write::{NewSeries, Pending, RawRow, SeriesEnd, TickRow};
@@ -220,27 +220,8 @@ impl Buffer {
         }
         for (index, p) in tick.programs.iter().enumerate() {
             let key = (p.id, p.load_boottime_ns);
-            // A series left open whose last counters could not be read continues from here.
-            if !self.resume.is_empty()
-                && !self.live.contains_key(&key)
-                && let Some((series_id, map_memory)) = self.resume.remove(&key)
-            {
-                let state = LiveState {
-                    last: p.counters,
-                    last_tick: t,
-                    last_bt_ns: tick.boottime_ns,
-                    map_memory,
-                };
-                let segment = None;
-                self.live.insert(
-                    key,
-                    Live {
-                        series_id,
-                        meta: None,
-                        state,
-                        segment,
-                    },
-                );
+            if !self.resume.is_empty() {
+                self.resume(key, p.counters, (t, tick.boottime_ns));
             }
             if let Some(live) = self.live.get_mut(&key) {
                 if metas_changed && let Some(meta) = tick.meta_of(index) {
@@ -257,36 +238,70 @@ impl Buffer {
                 tracing::warn!("program {} came without its metadata: not stored", p.id);
                 continue;
             };
-            let series_id = self.next_series_id;
-            self.next_series_id += 1;
-            self.pending.series.push(NewSeries {
-                series_id,
-                boot_seq,
-                meta: Arc::clone(meta),
-                first_tick: t,
-                first_bt_ns: tick.boottime_ns,
-                base: p.counters,
-                map_memory: p.map_memory,
-            });
-            self.live.insert(
-                key,
-                Live {
-                    series_id,
-                    meta: Some(Arc::clone(meta)),
-                    state: LiveState {
-                        last: p.counters,
-                        last_tick: t,
-                        last_bt_ns: tick.boottime_ns,
-                        map_memory: p.map_memory,
-                    },
-                    segment: None,
-                },
-            );
+            self.born(meta, p, boot_seq, (t, tick.boottime_ns));
         }
         if tick.complete {
             self.end_missing(t)?;
         }
         Ok(())
+    }
+
+    /// A series left open whose last counters could not be read continues from tick `t` at
+    /// boot time `bt_ns`, with these counters.
+    fn resume(&mut self, key: (u32, u64), counters: Counters, (t, bt_ns): (u64, u64)) {
+        if self.live.contains_key(&key) {
+            return;
+        }
+        let Some((series_id, map_memory)) = self.resume.remove(&key) else {
+            return;
+        };
+        let state = LiveState {
+            last: counters,
+            last_tick: t,
+            last_bt_ns: bt_ns,
+            map_memory,
+        };
+        let live = Live {
+            series_id,
+            meta: None,
+            state,
+            segment: None,
+        };
+        self.live.insert(key, live);
+    }
+
+    /// A new series for the program `p` first seen at tick `t`, boot time `bt_ns`.
+    fn born(
+        &mut self,
+        meta: &Arc<ProgramMeta>,
+        p: &ProgramTick,
+        boot_seq: i64,
+        (t, bt_ns): (u64, u64),
+    ) {
+        let series_id = self.next_series_id;
+        self.next_series_id += 1;
+        self.pending.series.push(NewSeries {
+            series_id,
+            boot_seq,
+            meta: Arc::clone(meta),
+            first_tick: t,
+            first_bt_ns: bt_ns,
+            base: p.counters,
+            map_memory: p.map_memory,
+        });
+        let state = LiveState {
+            last: p.counters,
+            last_tick: t,
+            last_bt_ns: bt_ns,
+            map_memory: p.map_memory,
+        };
+        let live = Live {
+            series_id,
+            meta: Some(Arc::clone(meta)),
+            state,
+            segment: None,
+        };
+        self.live.insert((p.id, p.load_boottime_ns), live);
     }
 
     /// The boot's row is written with the next flush.

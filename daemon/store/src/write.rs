@@ -158,36 +158,7 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
         ])?;
     }
     for s in &p.series {
-        let m = &s.meta;
-        tx.prepare_cached(
-            "INSERT INTO series (series_id, boot_seq, prog_id, load_bt_ns, name, full_name, type,
-                 tag, created_by_uid, btf_id, jited_size, xlated_size, verified_insns, first_tick,
-                 first_bt_ns, base_cnt, base_rt, map_mem, map_mem_own, map_mem_shared)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20)",
-        )?
-        .execute(params![
-            s.series_id,
-            s.boot_seq,
-            m.id,
-            m.load_boottime_ns,
-            m.name,
-            m.full_name,
-            m.prog_type,
-            m.tag,
-            m.created_by_uid,
-            m.btf_id,
-            m.jited_size,
-            m.xlated_size,
-            m.verified_insns,
-            s.first_tick,
-            s.first_bt_ns,
-            s.base.run_cnt,
-            s.base.run_time_ns,
-            s.map_memory.total,
-            s.map_memory.own,
-            s.map_memory.shared,
-        ])?;
+        insert_series(tx, s)?;
     }
     for (id, full_name) in &p.renames {
         tx.prepare_cached("UPDATE series SET full_name = ?2 WHERE series_id = ?1")?
@@ -200,6 +171,60 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
         )?
         .execute(params![id, mm.total, mm.own, mm.shared])?;
     }
+    write_samples(tx, p)?;
+    // Ends last: a series born and ended within one flush is inserted first.
+    for e in &p.ends {
+        tx.prepare_cached(
+            "UPDATE series SET end_tick = ?2, end_bt_ns = ?3, end_cnt = ?4, end_rt = ?5
+             WHERE series_id = ?1",
+        )?
+        .execute(params![
+            e.series_id,
+            e.end_tick,
+            e.end_bt_ns,
+            e.end.run_cnt,
+            e.end.run_time_ns,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_series(tx: &Transaction<'_>, s: &NewSeries) -> Result<(), StoreError> {
+    let m = &s.meta;
+    tx.prepare_cached(
+        "INSERT INTO series (series_id, boot_seq, prog_id, load_bt_ns, name, full_name, type,
+             tag, created_by_uid, btf_id, jited_size, xlated_size, verified_insns, first_tick,
+             first_bt_ns, base_cnt, base_rt, map_mem, map_mem_own, map_mem_shared)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18, ?19, ?20)",
+    )?
+    .execute(params![
+        s.series_id,
+        s.boot_seq,
+        m.id,
+        m.load_boottime_ns,
+        m.name,
+        m.full_name,
+        m.prog_type,
+        m.tag,
+        m.created_by_uid,
+        m.btf_id,
+        m.jited_size,
+        m.xlated_size,
+        m.verified_insns,
+        s.first_tick,
+        s.first_bt_ns,
+        s.base.run_cnt,
+        s.base.run_time_ns,
+        s.map_memory.total,
+        s.map_memory.own,
+        s.map_memory.shared,
+    ])?;
+    Ok(())
+}
+
+/// The sealed raw segments and tick windows.
+fn write_samples(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
     for r in &p.raws {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO raw (key, base_cnt, base_rt, data)
@@ -225,20 +250,6 @@ fn write_pending(tx: &Transaction<'_>, p: &Pending) -> Result<(), StoreError> {
             t.last_bt_us,
             t.n,
             t.data,
-        ])?;
-    }
-    // Ends last: a series born and ended within one flush is inserted first.
-    for e in &p.ends {
-        tx.prepare_cached(
-            "UPDATE series SET end_tick = ?2, end_bt_ns = ?3, end_cnt = ?4, end_rt = ?5
-             WHERE series_id = ?1",
-        )?
-        .execute(params![
-            e.series_id,
-            e.end_tick,
-            e.end_bt_ns,
-            e.end.run_cnt,
-            e.end.run_time_ns,
         ])?;
     }
     Ok(())

@@ -1,19 +1,26 @@
 //! ebpfstatd: samples the kernel's per-program eBPF statistics and keeps their history.
 //!
 //! The [`sampler`] produces plain values per pass; the [`service`] hands them to the history
-//! store (the `ebpfstat-store` crate) and serves the D-Bus [`api`], which asks the store;
-//! [`shared`] holds what links those threads. See docs/design.md for who may import whom.
+//! store (the `ebpfstat-store` crate) and serves the D-Bus API (`api`), which asks the store;
+//! `shared` holds what links those threads. See docs/design.md for who may import whom.
+//!
+//! What is public is what the binary (`main.rs`: flags, configuration, the service, `sample`)
+//! and the test kit and benchmarks need (the sampler's parts, the raw `bpf()` reads, the
+//! observer, alert evaluation); the rest stays inside.
 
 pub mod alerts;
-pub mod api;
+mod api;
 pub mod bpf;
-pub mod compare;
+mod compare;
 pub mod config;
-pub mod export;
-pub mod glob;
+mod export;
+mod glob;
 pub mod observer;
-pub mod quiet;
+mod quiet;
 pub mod sampler;
 pub mod service;
-pub mod shared;
-pub mod units;
+mod shared;
+mod units;
+
+/// The private socket's limits on peers, for the tests that hold the daemon to them.
+pub use api::socket::{MAX_PEERS_PER_UID, group_id};

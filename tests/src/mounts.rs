@@ -6,8 +6,6 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
-use ebpfstatd::bpf::sys;
-
 /// A bpffs mounted on a temporary directory, unmounted (lazily) on drop.
 #[derive(Debug)]
 pub struct Bpffs {
@@ -36,7 +34,7 @@ impl Bpffs {
 
     pub fn pin(&self, fd: BorrowedFd<'_>, name: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        sys::obj_pin(fd, &c_path(&path)).expect("BPF_OBJ_PIN");
+        crate::kernel::obj_pin(fd, &c_path(&path)).expect("BPF_OBJ_PIN");
         path
     }
 }

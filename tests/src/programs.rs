@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ebpfstatd::bpf::btf;
-use ebpfstatd::bpf::sys::{self, MapSpec, ProgSpec, SysError};
+use ebpfstatd::bpf::sys::{self, ProgSpec, SysError};
 
-use crate::{is_root, skip_or_fail};
+use crate::{is_root, kernel, skip_or_fail};
 
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
@@ -73,15 +73,8 @@ fn load_trivial() -> Result<OwnedFd, SysError> {
 }
 
 pub fn array_map(name: &str, value_size: u32, max_entries: u32) -> OwnedFd {
-    sys::map_create(&MapSpec {
-        map_type: MAP_TYPE_ARRAY,
-        key_size: 4,
-        value_size,
-        max_entries,
-        flags: 0,
-        name,
-    })
-    .unwrap_or_else(|e| panic!("creating map {name}: {e}"))
+    kernel::map_create(MAP_TYPE_ARRAY, (4, value_size, max_entries), name)
+        .unwrap_or_else(|e| panic!("creating map {name}: {e}"))
 }
 
 /// Loads a program of `prog_type` returning `ret`, referencing `maps`; when `full_name` is
@@ -96,7 +89,7 @@ pub fn load_program(
     let mut insns: Vec<u64> = maps.iter().flat_map(|m| ld_map_fd(*m)).collect();
     insns.extend([mov_r0(ret), EXIT]);
     let btf_fd = full_name.map(|f| {
-        sys::btf_load(&btf::func_btf(f)).unwrap_or_else(|e| panic!("loading BTF for {f}: {e}"))
+        kernel::btf_load(&btf::func_btf(f)).unwrap_or_else(|e| panic!("loading BTF for {f}: {e}"))
     });
     sys::prog_load(&ProgSpec {
         prog_type,

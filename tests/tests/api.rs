@@ -344,10 +344,7 @@ fn callers_outside_root_and_the_group_are_denied() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let meta = std::fs::metadata(&daemon.socket).expect("socket");
         assert_eq!(meta.permissions().mode() & 0o777, 0o660);
-        assert_eq!(
-            Some(meta.gid()),
-            ebpfstatd::api::socket::group_id("ebpfstat")
-        );
+        assert_eq!(Some(meta.gid()), ebpfstatd::group_id("ebpfstat"));
     }
     for via in [
         ["--address", bus.address.as_str()],
@@ -383,7 +380,7 @@ fn a_flood_of_clients_does_not_delay_a_tick() {
     // One fewer clients than one user may hold open at once (the cap turns more away): the
     // daemon may not yet have seen the last `ebpfstatctl status` of the start-up wait go, and
     // would count it. 10 000 queries in all.
-    let clients = u32::try_from(ebpfstatd::api::socket::MAX_PEERS_PER_UID - 1).expect("fits");
+    let clients = u32::try_from(ebpfstatd::MAX_PEERS_PER_UID - 1).expect("fits");
     let each = 10_000 / clients;
     let (late, dropped, passes, queries) = rt.block_on(async move {
         let mut tasks = Vec::new();

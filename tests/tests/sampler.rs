@@ -237,7 +237,7 @@ fn cgroup_link_is_an_attach_point_and_its_holder_an_owner() {
     let cgroup = TestCgroup::create(&format!("ebpfstat-test-{t}")).expect("test cgroup");
     let prog = load_program(PROG_TYPE_CGROUP_SKB, &format!("cg{t}"), None, &[], 1);
     let id = prog_id(prog.as_fd());
-    let link = ebpfstatd::bpf::sys::link_create(
+    let link = kernel::link_create(
         prog.as_fd(),
         std::os::fd::AsRawFd::as_raw_fd(&cgroup.dir).cast_unsigned(),
         ATTACH_CGROUP_INET_INGRESS,
@@ -404,8 +404,7 @@ fn xdp_link_names_its_interface() {
     // XDP_PASS on loopback: traffic is unaffected while the link exists.
     let prog = load_program(PROG_TYPE_XDP, &format!("xdp{}", tag()), None, &[], 2);
     let id = prog_id(prog.as_fd());
-    let link =
-        ebpfstatd::bpf::sys::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("XDP link on lo");
+    let link = kernel::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("XDP link on lo");
     let pass = sampler().pass();
     let s = find(&pass, id);
     assert_eq!(s.meta.prog_type, "xdp");

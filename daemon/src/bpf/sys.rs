@@ -371,17 +371,6 @@ pub fn obj_get(path: &CStr) -> SysResult<OwnedFd> {
     unsafe { sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut attr, "BPF_OBJ_GET") }
 }
 
-/// Attributes for creating a map (`BPF_MAP_CREATE`).
-#[derive(Debug, Clone)]
-pub struct MapSpec<'a> {
-    pub map_type: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-    pub flags: u32,
-    pub name: &'a str,
-}
-
 fn obj_name(name: &str) -> [u8; 16] {
     // The kernel keeps 15 bytes and a NUL; longer names are cut, as libbpf does.
     let mut out = [0u8; 16];
@@ -389,32 +378,6 @@ fn obj_name(name: &str) -> [u8; 16] {
     let n = bytes.len().min(15);
     out[..n].copy_from_slice(&bytes[..n]);
     out
-}
-
-pub fn map_create(spec: &MapSpec<'_>) -> SysResult<OwnedFd> {
-    #[repr(C)]
-    struct MapCreateAttr {
-        map_type: u32,
-        key_size: u32,
-        value_size: u32,
-        max_entries: u32,
-        map_flags: u32,
-        inner_map_fd: u32,
-        numa_node: u32,
-        map_name: [u8; 16],
-    }
-    let mut attr = MapCreateAttr {
-        map_type: spec.map_type,
-        key_size: spec.key_size,
-        value_size: spec.value_size,
-        max_entries: spec.max_entries,
-        map_flags: spec.flags,
-        inner_map_fd: 0,
-        numa_node: 0,
-        map_name: obj_name(spec.name),
-    };
-    // SAFETY: MAP_CREATE reads plain integers and an inline name from `attr`; no pointers.
-    unsafe { sys_bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }
 }
 
 /// A program to load (`BPF_PROG_LOAD`), with optional BTF function info.
@@ -476,67 +439,6 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
     };
     // SAFETY: `insns`, `license` and `func_info` point at live buffers of the stated counts.
     unsafe { sys_bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr, "BPF_PROG_LOAD") }
-}
-
-/// Loads a BTF blob (`BPF_BTF_LOAD`).
-pub fn btf_load(data: &[u8]) -> SysResult<OwnedFd> {
-    #[repr(C)]
-    struct BtfLoadAttr {
-        btf: u64,
-        btf_log_buf: u64,
-        btf_size: u32,
-        btf_log_size: u32,
-        btf_log_level: u32,
-        // Named so the struct has no padding: the kernel rejects non-zero unused bytes.
-        btf_log_true_size: u32,
-    }
-    let mut attr = BtfLoadAttr {
-        btf: data.as_ptr() as u64,
-        btf_log_buf: 0,
-        btf_size: len32(data.len(), "BPF_BTF_LOAD")?,
-        btf_log_size: 0,
-        btf_log_level: 0,
-        btf_log_true_size: 0,
-    };
-    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
-    unsafe { sys_bpf_fd(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }
-}
-
-/// Pins an object in bpffs (`BPF_OBJ_PIN`).
-pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> SysResult<()> {
-    #[repr(C)]
-    struct ObjPinAttr {
-        pathname: u64,
-        bpf_fd: u32,
-        file_flags: u32,
-    }
-    let mut attr = ObjPinAttr {
-        pathname: path.as_ptr() as u64,
-        bpf_fd: fd32(fd),
-        file_flags: 0,
-    };
-    // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
-    unsafe { sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr, "BPF_OBJ_PIN") }.map(drop)
-}
-
-/// Attaches a program through a link (`BPF_LINK_CREATE`) to `target` (a cgroup dir fd, an
-/// ifindex as fd-less targets use, ...).
-pub fn link_create(prog: BorrowedFd<'_>, target: u32, attach_type: u32) -> SysResult<OwnedFd> {
-    #[repr(C)]
-    struct LinkCreateAttr {
-        prog_fd: u32,
-        target_fd: u32,
-        attach_type: u32,
-        flags: u32,
-    }
-    let mut attr = LinkCreateAttr {
-        prog_fd: fd32(prog),
-        target_fd: target,
-        attach_type,
-        flags: 0,
-    };
-    // SAFETY: LINK_CREATE reads plain integers from `attr`; no pointers.
-    unsafe { sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }
 }
 
 /// What one `BPF_PROG_TEST_RUN` measured.

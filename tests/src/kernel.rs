@@ -1,0 +1,152 @@
+//! The kernel writes only tests make: creating maps, loading BTF, pinning objects, creating
+//! links. The daemon reads the kernel and never makes these (its one program, the calibration
+//! probe, it loads itself); they live here so they do not ship inside it. Command numbers and
+//! attribute layouts are the kernel's ABI (`include/uapi/linux/bpf.h`).
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_OBJ_PIN: libc::c_int = 6;
+const BPF_BTF_LOAD: libc::c_int = 18;
+const BPF_LINK_CREATE: libc::c_int = 28;
+
+/// Runs one `bpf()` command with `attr` as its argument.
+///
+/// # Safety
+/// `attr` must be the layout the kernel expects for `cmd`, and every pointer in it valid for
+/// what the command reads, for the whole call.
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: upheld by the caller; the size passed is that of `T`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr).cast::<libc::c_void>(),
+            size_of::<T>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A command that returns a new descriptor, owned.
+///
+/// # Safety
+/// As for [`bpf`].
+unsafe fn bpf_fd<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<OwnedFd> {
+    // SAFETY: upheld by the caller.
+    let raw = unsafe { bpf(cmd, attr) }?;
+    let fd = i32::try_from(raw).map_err(|_| io::Error::other("a descriptor out of range"))?;
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fd32(fd: BorrowedFd<'_>) -> u32 {
+    fd.as_raw_fd().cast_unsigned()
+}
+
+/// The kernel keeps 15 bytes of a name and a NUL; longer names are cut, as libbpf does.
+fn obj_name(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = name.len().min(15);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
+/// A map (`BPF_MAP_CREATE`).
+pub fn map_create(
+    map_type: u32,
+    (key_size, value_size, max_entries): (u32, u32, u32),
+    name: &str,
+) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        inner_map_fd: u32,
+        numa_node: u32,
+        map_name: [u8; 16],
+    }
+    let mut attr = Attr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags: 0,
+        inner_map_fd: 0,
+        numa_node: 0,
+        map_name: obj_name(name),
+    };
+    // SAFETY: MAP_CREATE reads plain integers and an inline name; no pointers.
+    unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }
+}
+
+/// A BTF blob (`BPF_BTF_LOAD`).
+pub fn btf_load(data: &[u8]) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        btf: u64,
+        btf_log_buf: u64,
+        btf_size: u32,
+        btf_log_size: u32,
+        btf_log_level: u32,
+        // Named so the struct has no padding: the kernel rejects non-zero unused bytes.
+        btf_log_true_size: u32,
+    }
+    let mut attr = Attr {
+        btf: data.as_ptr() as u64,
+        btf_log_buf: 0,
+        btf_size: u32::try_from(data.len()).map_err(io::Error::other)?,
+        btf_log_size: 0,
+        btf_log_level: 0,
+        btf_log_true_size: 0,
+    };
+    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
+    unsafe { bpf_fd(BPF_BTF_LOAD, &mut attr) }
+}
+
+/// Pins an object in bpffs (`BPF_OBJ_PIN`).
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = Attr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd32(fd),
+        file_flags: 0,
+    };
+    // SAFETY: `pathname` points at a NUL-terminated string alive for the call.
+    unsafe { bpf(BPF_OBJ_PIN, &mut attr) }.map(drop)
+}
+
+/// Attaches a program through a link (`BPF_LINK_CREATE`) to `target` (a cgroup dir fd, an
+/// ifindex as fd-less targets take it, ...).
+pub fn link_create(prog: BorrowedFd<'_>, target: u32, attach_type: u32) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        prog_fd: u32,
+        target_fd: u32,
+        attach_type: u32,
+        flags: u32,
+    }
+    let mut attr = Attr {
+        prog_fd: fd32(prog),
+        target_fd: target,
+        attach_type,
+        flags: 0,
+    };
+    // SAFETY: LINK_CREATE reads plain integers; no pointers.
+    unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }
+}

@@ -86,10 +86,10 @@ impl Stats1 {
         };
         let max_points = max_points(options, wire::DEFAULT_EXPORT_POINTS)?;
         check_range(from_ns, to_ns, step_ns)?;
-        if !(from_ns..to_ns).contains(&at.from_ns()) {
+        if !(from_ns..to_ns).contains(&at.continues_at_ns()) {
             return Err(Error::InvalidArgument(format!(
                 "the cursor continues at {} ns, outside the range asked for",
-                at.from_ns()
+                at.continues_at_ns()
             )));
         }
         let interval = duration_ns(self.shared.published.borrow().interval);

@@ -76,7 +76,7 @@ impl Cursor {
     }
 
     /// Where the export continues: within `[from_ns, to_ns)` for an export of that range.
-    pub fn from_ns(&self) -> i64 {
+    pub fn continues_at_ns(&self) -> i64 {
         self.from_ns
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_store::{Retention, Store, Tick};
-use tokio::sync::{mpsc, oneshot, watch};
+use ebpfstat_store::{Retention, Tick};
+use tokio::sync::{oneshot, watch};
 
 use crate::observer::Mode;
 use crate::sampler::Pass;
@@ -20,11 +20,8 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Work for the storage thread: a query from the API, run there and answered on its own
-/// channel.
-pub type StoreJob = Box<dyn FnOnce(&mut Store) + Send>;
-
-/// Messages to the storage thread (queries travel on their own channel, behind these).
+/// Messages to the storage thread (the API's questions travel on their own channel, behind
+/// these).
 #[derive(Debug)]
 pub enum StoreMsg {
     Tick(Box<Tick>),
@@ -110,7 +107,6 @@ pub struct Published {
 /// State the API reads, shared with the sampling and storage threads.
 #[derive(Debug)]
 pub struct Shared {
-    pub jobs: mpsc::Sender<StoreJob>,
     /// Requests to the sampling thread (calibration).
     pub sampler_cmds: std::sync::mpsc::Sender<SamplerCmd>,
     /// The newest pass, set by the sampling thread.

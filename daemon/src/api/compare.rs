@@ -5,8 +5,9 @@ use std::time::Duration;
 use ebpfstat_dbus::{self as wire, Error, Options};
 
 use super::Stats1;
-use super::args::{bounded, check_options, parse_spec, program_ref, query_error};
-use crate::compare::{self, CompareError, Needs, Pick};
+use super::args::{bounded, check_options, parse_spec};
+use super::queries::{CompareAsk, Query};
+use crate::compare::{Needs, Pick};
 
 /// A caller's `min_seconds` is at most a year.
 const MAX_MIN_SECONDS: u32 = 365 * 86_400;
@@ -50,31 +51,13 @@ impl Stats1 {
         let before = pick(before, "before", Pick::Newest(1))?;
         let after = pick(after, "after", Pick::Newest(0))?;
         let interval = self.shared.published.borrow().interval;
-        self.with_store(move |s| {
-            let target = program_ref(s, &spec)?;
-            let one = s
-                .resolve(&target)
-                .map_err(query_error)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::NoSuchProgram("no stored series".into()))?;
-            compare::compare(
-                s,
-                &one.full_name,
-                &one.prog_type,
-                (&before, &after),
-                &needs,
-                interval,
-            )
-            .map(|c| super::convert::comparison(&c))
-            .map_err(|e| match e {
-                CompareError::Query(q) => query_error(q),
-                CompareError::Store(e) => {
-                    Error::Unavailable(format!("the history store failed: {e}"))
-                }
-                CompareError::NoVersion(m) => Error::InvalidArgument(m),
-            })
-        })
-        .await?
+        let ask = CompareAsk {
+            spec,
+            before,
+            after,
+            needs,
+            interval,
+        };
+        self.ask(|r| Query::Compare(ask, r)).await?
     }
 }

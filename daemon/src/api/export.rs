@@ -13,14 +13,19 @@ use ebpfstat_store::{ProgramRef, Store};
 use super::Stats1;
 use super::args::{check_options, check_range, max_points, query_error};
 use super::filter::{self, Filter};
+use super::queries::Query;
 use crate::export::history::{self, Cursor, Point, Series};
 use crate::sampler::owners::Owner;
 
 /// Steps per program an export may span: 10 years at a minute is 5.3 million.
 pub const MAX_EXPORT_STEPS: u64 = 10_000_000;
 
+/// The holders of the programs loaded now, by id (for the owner and unit filters).
+pub type ExportOwners = HashMap<u32, Vec<Arc<Owner>>>;
+
 /// An export page asked for, checked.
-struct Asked {
+#[derive(Debug)]
+pub struct Asked {
     filter: Filter,
     at: Cursor,
     max_points: u32,
@@ -39,29 +44,15 @@ impl Stats1 {
     ) -> Result<(String, String), Error> {
         let asked = self.asked(from_ns, to_ns, step_ns, &options)?;
         // Holders of the live programs, for the owner and unit filters.
-        let owners: HashMap<u32, Vec<Arc<Owner>>> =
-            match (asked.filter.needs_owners(), self.latest_pass()) {
-                (true, Some(p)) => p
-                    .programs
-                    .iter()
-                    .map(|s| (s.meta.id, s.context.owners.clone()))
-                    .collect(),
-                _ => HashMap::new(),
-            };
-        let (text, next) = self
-            .with_store(move |s| {
-                let series = exported_series(s, &asked, &owners)?;
-                let to = WallNs::from_ns(asked.range.1).time();
-                let step = Duration::from_nanos(asked.step_ns);
-                history::page(
-                    &series,
-                    asked.range,
-                    asked.at,
-                    u64::from(asked.max_points),
-                    |id, from, max| points(s, id, (WallNs::from_ns(from).time(), to), step, max),
-                )
-            })
-            .await??;
+        let owners: ExportOwners = match (asked.filter.needs_owners(), self.latest_pass()) {
+            (true, Some(p)) => p
+                .programs
+                .iter()
+                .map(|s| (s.meta.id, s.context.owners.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let (text, next) = self.ask(|r| Query::Export(asked, owners, r)).await??;
         Ok((text, next.map_or_else(String::new, |c| c.to_string())))
     }
 
@@ -110,6 +101,24 @@ impl Stats1 {
             step_ns,
         })
     }
+}
+
+/// One page of the export, on the storage thread.
+pub fn export_page(
+    s: &Store,
+    asked: &Asked,
+    owners: &ExportOwners,
+) -> Result<(String, Option<Cursor>), Error> {
+    let series = exported_series(s, asked, owners)?;
+    let to = WallNs::from_ns(asked.range.1).time();
+    let step = Duration::from_nanos(asked.step_ns);
+    history::page(
+        &series,
+        asked.range,
+        asked.at,
+        u64::from(asked.max_points),
+        |id, from, max| points(s, id, (WallNs::from_ns(from).time(), to), step, max),
+    )
 }
 
 /// The stored series seen in the range that the filter keeps, in series order.

@@ -11,6 +11,7 @@ mod filter;
 mod names;
 pub mod peer;
 mod properties;
+pub mod queries;
 pub mod socket;
 mod status;
 mod usage;
@@ -22,31 +23,33 @@ use ebpfstat_dbus::{self as wire, Error, Options, SortKey};
 use ebpfstat_numbers::WallNs;
 use ebpfstat_numbers::rank;
 use ebpfstat_numbers::time::duration_ns;
-use ebpfstat_store::{ProgramRef, Store};
-use tokio::sync::oneshot;
+use ebpfstat_store::ProgramRef;
+use tokio::sync::{mpsc, oneshot};
 
 pub use properties::signal_changes;
 
 use crate::alerts;
 use crate::sampler::Pass;
 use crate::sampler::owners::Owner;
-use crate::shared::{SamplerCmd, Shared, StoreJob, lock};
+use crate::shared::{SamplerCmd, Shared, lock};
 use args::{
-    Spec, bounded, check_options, check_range, max_points, parse_spec, program_ref, query_error,
-    sort_key,
+    Spec, bounded, check_options, check_range, max_points, parse_spec, query_error, sort_key,
 };
 use filter::Filter;
 use names::quoted;
+use queries::{HistoryAsk, Query};
 
 /// The served object.
 #[derive(Debug, Clone)]
 pub struct Stats1 {
     shared: Arc<Shared>,
+    /// Questions for the storage thread.
+    store: mpsc::Sender<Query>,
 }
 
 impl Stats1 {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub fn new(shared: Arc<Shared>, store: mpsc::Sender<Query>) -> Self {
+        Self { shared, store }
     }
 
     /// The newest pass, if there is one yet.
@@ -61,7 +64,7 @@ impl Stats1 {
     async fn not_loaded(&self, name: &str, among_loaded: names::Found) -> Error {
         let owned = name.to_owned();
         let known = self
-            .with_store(|s| s.known_names())
+            .ask(Query::KnownNames)
             .await
             .and_then(|r| r.map_err(query_error));
         let known = match known {
@@ -95,17 +98,11 @@ impl Stats1 {
             .ok_or_else(|| Error::Unavailable("no sampling pass yet; try again in a second".into()))
     }
 
-    /// Runs `f` on the storage thread and returns its result.
-    async fn with_store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> T + Send + 'static,
-    ) -> Result<T, Error> {
+    /// Asks the storage thread `query` (made with the channel its answer comes back on).
+    async fn ask<T>(&self, query: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        let job: StoreJob = Box::new(move |s| {
-            let _ = tx.send(f(s));
-        });
         let gone = || Error::Unavailable("the history store is shutting down".into());
-        self.shared.jobs.send(job).await.map_err(|_| gone())?;
+        self.store.send(query(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 }
@@ -176,13 +173,7 @@ impl Stats1 {
             let ranked = |k: &(usize, u32, u64)| pass.programs[k.0].ranked_since_load();
             rank::rank(&mut keys, key, n, ranked, |k| i64::from(k.1));
         }
-        let shown = self
-            .with_store(move |s| {
-                keys.iter()
-                    .map(|&(i, id, bt)| (i, s.series_id_of(id, bt)))
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+        let shown = self.ask(|r| Query::SeriesIds(keys, r)).await?;
         Ok(convert::snapshot(&pass, &shown, self.published_state()))
     }
 
@@ -218,7 +209,12 @@ impl Stats1 {
             )
         };
         let ranking = self
-            .with_store(move |s| s.ranking(from, to, (key, n), &keep))
+            .ask(|reply| Query::Ranking {
+                range: (from, to),
+                rank: (key, n),
+                keep: Box::new(keep),
+                reply,
+            })
             .await?
             .map_err(query_error)?;
         Ok((
@@ -258,13 +254,14 @@ impl Stats1 {
             WallNs::from_ns(from_ns).time(),
             WallNs::from_ns(to_ns).time(),
         );
-        let (h, next) = self
-            .with_store(move |s| {
-                let target = program_ref(s, &spec)?;
-                s.history_page(&target, range, step, tier, u64::from(max_points))
-                    .map_err(query_error)
-            })
-            .await??;
+        let ask = HistoryAsk {
+            spec,
+            range,
+            step,
+            tier,
+            max_points,
+        };
+        let (h, next) = self.ask(|r| Query::History(ask, r)).await??;
         let next = next.map_or(0, |t| WallNs::of(t).ns());
         Ok(convert::history(h, next))
     }
@@ -296,10 +293,7 @@ impl Stats1 {
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let events = self
-            .with_store(move |s| {
-                let limit = u32::try_from(ebpfstat_store::MAX_EVENTS).unwrap_or(u32::MAX);
-                s.events(since, limit)
-            })
+            .ask(|r| Query::Events(since, r))
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
         Ok(events.into_iter().map(convert::event).collect())
@@ -322,10 +316,7 @@ impl Stats1 {
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let changes = self
-            .with_store(move |s| {
-                let limit = u32::try_from(ebpfstat_store::MAX_ALERTS).unwrap_or(u32::MAX);
-                s.alerts_since(since, limit)
-            })
+            .ask(|r| Query::Alerts(since, r))
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
         let (active, _) =
@@ -377,7 +368,7 @@ impl Stats1 {
             Spec::Series(series) => {
                 let series = *series;
                 let key = self
-                    .with_store(move |s| s.resolve(&ProgramRef::Series(series)))
+                    .ask(|r| Query::Resolve(ProgramRef::Series(series), r))
                     .await?
                     .map_err(query_error)?;
                 let Some(row) = key.first() else {
@@ -418,9 +409,7 @@ impl Stats1 {
             Spec::Series(series) => series,
             Spec::Id(_) | Spec::Name(_) => {
                 let key = (p.meta.id, p.meta.load_boottime_ns);
-                self.with_store(move |s| s.series_id_of(key.0, key.1))
-                    .await?
-                    .unwrap_or(0)
+                self.ask(|r| Query::SeriesIdOf(key, r)).await?.unwrap_or(0)
             }
         };
         Ok(convert::detail(&pass, p, series))

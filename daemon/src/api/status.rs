@@ -9,6 +9,7 @@ use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_numbers::{Share, WallNs};
 use ebpfstat_store::{StoreStatus, Tier};
 
+use super::queries::Query;
 use super::usage::mode_text;
 use super::{Stats1, convert};
 use crate::sampler::Pass;
@@ -18,7 +19,7 @@ use crate::shared::lock;
 impl Stats1 {
     pub(super) async fn health(&self) -> Result<Status, Error> {
         let st = self
-            .with_store(|s| s.status())
+            .ask(Query::Status)
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
         let mut status = Status {

@@ -22,13 +22,13 @@ mod storage;
 pub use reload::SetLogLevel;
 
 use crate::alerts;
+use crate::api::queries::Query;
 use crate::api::{self, Stats1};
 use crate::config::{Bus, Effective, Sources};
 use crate::export;
 use crate::sampler::host::KernelInfo;
 use crate::shared::{
-    ExportStats, Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreJob, StoreMsg,
-    lock,
+    ExportStats, Published, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock,
 };
 
 #[derive(Debug, Clone)]
@@ -81,8 +81,10 @@ pub enum ServiceError {
 /// The threads of the running daemon, and how to reach them.
 struct Running {
     shared: Arc<Shared>,
-    /// Ticks and flushes to the store (queries go through `shared.jobs`).
+    /// Ticks and flushes to the store.
     tx: mpsc::Sender<StoreMsg>,
+    /// The API's questions to the store.
+    queries: mpsc::Sender<Query>,
     sampler: std::thread::JoinHandle<()>,
     storage: std::thread::JoinHandle<()>,
     /// Fires once the first pass is stored: the daemon is ready.
@@ -94,7 +96,8 @@ struct Running {
 struct Ends {
     tx: mpsc::Sender<StoreMsg>,
     rx: mpsc::Receiver<StoreMsg>,
-    jobs: mpsc::Receiver<StoreJob>,
+    queries: mpsc::Sender<Query>,
+    jobs: mpsc::Receiver<Query>,
     cmds: std_mpsc::Receiver<SamplerCmd>,
 }
 
@@ -146,7 +149,7 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
 fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceError> {
     // Ticks have a deep queue of their own (4 minutes at 1 s) so queries never push one out.
     let (tx, rx) = mpsc::channel::<StoreMsg>(256);
-    let (jobs_tx, jobs_rx) = mpsc::channel::<StoreJob>(64);
+    let (queries, jobs_rx) = mpsc::channel::<Query>(64);
     let (sampler_cmds, sampler_cmds_rx) = std_mpsc::channel::<SamplerCmd>();
     let (published, _) = watch::channel(Published {
         stats_state: None,
@@ -165,7 +168,6 @@ fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceE
     let evaluator =
         alerts::Evaluator::new(settings.alerts.clone(), open, alerts::MAX_SAID_PER_PASS);
     let shared = Shared {
-        jobs: jobs_tx,
         sampler_cmds,
         latest: Mutex::new(None),
         exported: Mutex::new(None),
@@ -184,6 +186,7 @@ fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceE
     let ends = Ends {
         tx,
         rx,
+        queries,
         jobs: jobs_rx,
         cmds: sampler_cmds_rx,
     };
@@ -198,7 +201,13 @@ fn start_threads(
     ends: Ends,
 ) -> Result<Running, ServiceError> {
     let shared = Arc::new(shared);
-    let Ends { tx, rx, jobs, cmds } = ends;
+    let Ends {
+        tx,
+        rx,
+        queries,
+        jobs,
+        cmds,
+    } = ends;
     let (sampler_shared, sampler_tx) = (Arc::clone(&shared), tx.clone());
     let (settings, aids) = (cfg.sampler(), cfg.aids);
     let sampler = std::thread::Builder::new()
@@ -220,6 +229,7 @@ fn start_threads(
     Ok(Running {
         shared,
         tx,
+        queries,
         sampler,
         storage,
         stored: Some(stored),
@@ -252,7 +262,7 @@ async fn serve(
 ) {
     let shared = &Arc::clone(&running.shared);
     let settings = &cfg.settings;
-    let iface = Stats1::new(Arc::clone(shared));
+    let iface = Stats1::new(Arc::clone(shared), running.queries.clone());
     let bus_conn = serve_bus(&settings.bus, iface.clone()).await;
     if let Some(conn) = &bus_conn {
         tokio::spawn(api::signal_changes(conn.clone(), iface.clone()));
@@ -263,7 +273,12 @@ async fn serve(
     serve_exports(settings, shared);
     let (flush_interval, flush_every) = watch::channel(settings.flush_interval);
     let flusher = tokio::spawn(flush_every_period(flush_every, running.tx.clone()));
-    let mut reloader = reload::Reloader::new(cfg.clone(), set_log_level, flush_interval);
+    let mut reloader = reload::Reloader::new(
+        cfg.clone(),
+        set_log_level,
+        flush_interval,
+        running.queries.clone(),
+    );
     // Ready once the API is served (above) and the first pass is stored.
     if let Some(stored) = running.stored.take() {
         tokio::spawn(async move {

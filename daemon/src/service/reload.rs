@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{ServiceConfig, notify, sampler_settings};
+use crate::api::queries::Query;
 use crate::config::{Effective, LogLevel, Reload, defs};
-use crate::shared::{SamplerCmd, Shared, StoreJob, StoreMsg};
+use crate::shared::{SamplerCmd, Shared, StoreMsg};
 
 /// Sets the log level (the logging is set up by the binary).
 pub type SetLogLevel = Box<dyn Fn(LogLevel) -> Result<(), String> + Send + Sync>;
@@ -19,6 +20,8 @@ pub(super) struct Reloader {
     cfg: ServiceConfig,
     set_log_level: SetLogLevel,
     flush_interval: watch::Sender<Duration>,
+    /// Where the store's new limits go.
+    store: mpsc::Sender<Query>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -32,11 +35,13 @@ impl Reloader {
         cfg: ServiceConfig,
         set_log_level: SetLogLevel,
         flush_interval: watch::Sender<Duration>,
+        store: mpsc::Sender<Query>,
     ) -> Self {
         Self {
             cfg,
             set_log_level,
             flush_interval,
+            store,
         }
     }
 
@@ -48,11 +53,8 @@ impl Reloader {
         // Whatever else happens, what is buffered is written, before READY=1: the store takes
         // its messages before its jobs, so this job runs once the flush is done.
         let (flushed, done) = oneshot::channel();
-        let after_flush: StoreJob = Box::new(move |_| {
-            let _ = flushed.send(());
-        });
         if tx.send(StoreMsg::Flush).await.is_err()
-            || shared.jobs.send(after_flush).await.is_err()
+            || self.store.send(Query::Done(flushed)).await.is_err()
             || done.await.is_err()
         {
             tracing::warn!("SIGHUP: the store is stopping; nothing reloaded");
@@ -117,11 +119,14 @@ impl Reloader {
             tracing::warn!("SIGHUP: the sampler is stopping");
         }
         let (retention, cap) = (new.retention(), new.max_db_size);
-        if retention != old.retention() || cap != old.max_db_size {
-            let job = Box::new(move |s: &mut ebpfstat_store::Store| s.set_limits(retention, cap));
-            if shared.jobs.send(job).await.is_err() {
-                tracing::warn!("SIGHUP: the store is stopping");
-            }
+        if (retention != old.retention() || cap != old.max_db_size)
+            && self
+                .store
+                .send(Query::SetLimits(retention, cap))
+                .await
+                .is_err()
+        {
+            tracing::warn!("SIGHUP: the store is stopping");
         }
         self.flush_interval.send_if_modified(|p| {
             let changed = *p != new.flush_interval;

@@ -9,13 +9,14 @@ use tokio::sync::mpsc;
 
 use super::notify;
 use crate::alerts;
+use crate::api::queries::Query;
 use crate::compare::{self, Needs};
-use crate::shared::{Shared, StoreJob, StoreMsg, lock};
+use crate::shared::{Shared, StoreMsg, lock};
 
 pub(super) fn store_loop(
     store: Store,
     rx: mpsc::Receiver<StoreMsg>,
-    jobs: mpsc::Receiver<StoreJob>,
+    jobs: mpsc::Receiver<Query>,
     stored: tokio::sync::oneshot::Sender<()>,
     shared: &Shared,
     needs: Needs,
@@ -34,7 +35,7 @@ pub(super) fn store_loop(
 async fn store_queues(
     mut store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
-    mut jobs: mpsc::Receiver<StoreJob>,
+    mut jobs: mpsc::Receiver<Query>,
     stored: tokio::sync::oneshot::Sender<()>,
     shared: &Shared,
     needs: Needs,
@@ -73,7 +74,7 @@ async fn store_queues(
                     return;
                 }
             },
-            Some(job) = jobs.recv() => job(&mut store),
+            Some(query) = jobs.recv() => query.answer(&mut store),
         }
     }
 }

@@ -6,9 +6,12 @@
 //! reads as its default (a number 0, an empty text, `None` where absence means something); a
 //! key of another type is an error naming it; keys this crate does not know are left out.
 
+use std::collections::HashMap;
+
 use zbus::{OwnedVariant, Str};
 
-use crate::Options;
+/// The dictionary on the wire (the crate's `Options`).
+type Options = HashMap<String, OwnedVariant>;
 
 /// A key of the status map with a value of the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,7 +121,7 @@ status! {
     version: String,
     /// The kernel's release; from the newest pass (absent before the first).
     kernel: Option<String>,
-    /// The stats state every view shows (see [`crate::StatsState`]).
+    /// The stats state every view shows (its first word is a `StatsState`).
     stats_state: Option<String>,
     /// What stats cost a program run (ns), its spread, and where the figure comes from.
     stats_cost_ns: Option<f64>,

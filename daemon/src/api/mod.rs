@@ -9,6 +9,7 @@ mod convert;
 mod export;
 mod filter;
 mod names;
+mod page;
 pub mod peer;
 mod properties;
 pub mod queries;

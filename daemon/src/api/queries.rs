@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::args::{Spec, program_ref, query_error};
 use super::convert;
-use super::export::{Asked, ExportOwners, export_page};
+use super::page::{Asked, ExportOwners, export_page};
 use crate::compare::{self, CompareError, Needs, Pick};
 use crate::export::history::Cursor;
 

@@ -5,21 +5,30 @@ mod cli;
 use std::io::Write;
 
 use anyhow::Context;
-use clap::FromArgMatches;
-use cli::{Cli, Command, RunArgs, SampleArgs, command};
+use cli::{Asked, RunArgs, SampleArgs};
 use ebpfstatd::config::{LogLevel, Sources};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig, TestingAids};
 
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::from_arg_matches(&command().get_matches()) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
+    let asked = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(asked) => asked,
+        Err(cli::Refused(why)) => {
+            eprintln!("ebpfstatd: {why}\n\nFor more information, try '--help'.");
+            return std::process::ExitCode::from(2);
+        }
     };
-    let result = match cli.command {
-        Some(Command::Sample(args)) => sample(&args),
-        Some(Command::Run(args)) => run(cli.config.as_deref(), cli.check_config, &args),
-        None => run(cli.config.as_deref(), cli.check_config, &cli.run),
+    let result = match asked {
+        Asked::Help(command) => {
+            print!("{}", cli::help(command));
+            Ok(())
+        }
+        Asked::Version => {
+            println!("ebpfstatd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Asked::Sample(args) => sample(&args),
+        Asked::Run(args) => run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -115,14 +124,14 @@ fn raise_fd_limit() {
     }
 }
 
-fn run(config: Option<&std::path::Path>, check: bool, args: &RunArgs) -> anyhow::Result<()> {
+fn run(args: &RunArgs) -> anyhow::Result<()> {
     // Configuration errors stop us before anything is opened.
     let sources = Sources {
-        file: config.map(ToOwned::to_owned),
+        file: args.config.clone(),
         flags: args.settings.clone(),
     };
     let (settings, path) = sources.resolve()?;
-    if check {
+    if args.check_config {
         let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
             p.display().to_string()
         });

@@ -28,6 +28,8 @@ pub enum Reload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Def {
     pub key: &'static str,
+    /// What the flag's value is called in its help (`--interval <INTERVAL>`).
+    pub value_name: String,
     pub doc: &'static str,
     /// The default, as the file writes it.
     pub default: String,
@@ -107,6 +109,13 @@ impl<V: Value> Check<V> for Only<V::Out> {
     }
 }
 
+/// The name a flag's value goes by: the one given, else the key in capitals.
+fn value_name<const N: usize>(key: &str, given: [&str; N]) -> String {
+    given
+        .first()
+        .map_or_else(|| key.to_ascii_uppercase(), |&n| n.to_owned())
+}
+
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -142,24 +151,20 @@ fn prom_file(p: &Option<PathBuf>) -> Result<(), String> {
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])+
-        $(#[arg($($arg:tt)*)])?
-        $key:ident: $ty:ty = $default:expr, $check:expr, $reload:ident;
+        $key:ident $(<$value_name:literal>)?: $ty:ty = $default:expr, $check:expr, $reload:ident;
     )+) => {
-        /// The file's keys, and the flags of `run` (each overrides the same key of the file;
-        /// the help of each ends in its default, added when the command is built). Every key
-        /// is optional: an absent one is the default.
-        #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+        /// The file's keys, and the flags of `run` (each overrides the same key of the file).
+        /// Every key is optional: an absent one is the default.
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct Settings {
             $(
                 $(#[doc = $doc])+
-                #[arg(long $(, $($arg)*)?)]
                 pub $key: Option<$ty>,
             )+
             /// Alert rules (`[[alert]]` tables); none by default. Only the file sets them. Read
             /// apart (see `Settings::parse`), so an error names the rule's own line.
             #[serde(default, deserialize_with = "super::read_apart")]
-            #[arg(skip)]
             pub alert: Option<Vec<Rule>>,
         }
 
@@ -177,6 +182,22 @@ macro_rules! settings {
                 Self {
                     $( $key: over.$key.or(self.$key), )+
                     alert: over.alert.or(self.alert),
+                }
+            }
+
+            /// Sets the key `key` (the file's spelling) from a flag's `value`; `None` when no
+            /// setting has that key.
+            pub fn set(&mut self, key: &str, value: &str) -> Option<Result<(), String>> {
+                match key {
+                    $(
+                        stringify!($key) => Some(
+                            value
+                                .parse::<$ty>()
+                                .map(|v| self.$key = Some(v))
+                                .map_err(|e| e.to_string()),
+                        ),
+                    )+
+                    _ => None,
                 }
             }
 
@@ -238,6 +259,7 @@ macro_rules! settings {
             vec![$(
                 Def {
                     key: stringify!($key),
+                    value_name: value_name(stringify!($key), [$($value_name)?]),
                     doc: concat!($($doc, "\n"),+),
                     default: <$ty as Value>::text(&defaults.$key),
                     range: Check::<$ty>::describe(&$check),
@@ -285,15 +307,12 @@ settings! {
     /// How often the textfile is rewritten.
     textfile_interval: Span = ms(15_000), Between(ms(1000), ms(HOUR)), AtRestart;
     /// Serve /metrics on this address (host:port), or "none".
-    #[arg(value_name = "ADDR")]
-    metrics_listen: Maybe<Address> = None, Any, AtRestart;
+    metrics_listen <"ADDR">: Maybe<Address> = None, Any, AtRestart;
     /// Runs a new version of a program needs before it is compared with the one before.
-    #[arg(value_name = "N")]
-    compare_min_runs: u64 = u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS),
+    compare_min_runs <"N">: u64 = u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS),
         Count(1, 1_000_000_000_000), AtRestart;
     /// Time a new version must have been seen before it is compared.
-    #[arg(value_name = "DURATION")]
-    compare_min_time: Span =
+    compare_min_time <"DURATION">: Span =
         Duration::from_secs(u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_SECONDS)),
         Between(ms(1000), ms(30 * DAY)), AtRestart;
 }

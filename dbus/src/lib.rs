@@ -523,7 +523,8 @@ pub trait Stats1 {
     /// map's, `owner` and `unit` its holders').
     fn maps(&self, options: Options) -> zbus::Result<Vec<MapRow>>;
 
-    /// Daemon and store health; keys are documented in the README.
+    /// Daemon and store health: the keys of [`Status`] (docs/dbus.md); read it with
+    /// `Status::from_map`.
     fn status(&self) -> zbus::Result<Options>;
 
     /// Measures again what run-time stats cost per program run; returns (ns per run, spread ns,

@@ -83,7 +83,7 @@ words!(
 
 words!(
     /// How run-time statistics stand: the first word of the state text every view shows
-    /// (`duty-cycled: on 12% of each interval`, `unavailable: <why>`).
+    /// (`duty-cycled: on 12% of the time over the last 10s`, `unavailable: <why>`).
     StatsState, "stats state" {
         /// The daemon's own hold keeps counters running.
         Enabled = "enabled",

@@ -336,7 +336,10 @@ impl Evaluator {
                 keys: Vec::new(),
                 seen: 0,
             });
-            if c.seen == 0 || !Arc::ptr_eq(&c.context, s.context) {
+            // Its holders changed, or its full name came late (read from BTF after it was
+            // first seen): the rules covering it are found again.
+            if c.seen == 0 || !Arc::ptr_eq(&c.context, s.context) || *c.full_name != *s.full_name {
+                c.full_name = s.full_name.into();
                 c.cover(s, rules, now, (limit, &mut out));
             }
             c.seen = seq;

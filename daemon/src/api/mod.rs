@@ -1,7 +1,8 @@
 //! The D-Bus object `org.ebpfstat.Stats1`, served on the system bus and on a private socket.
 //!
-//! Handlers run on the async runtime; everything that reads the store is sent to the storage
-//! thread as a closure and awaited, so no query ever runs on the sampling thread.
+//! Handlers run on the async runtime; everything that reads the store is asked of the storage
+//! thread as a typed [`queries::Query`] and awaited, so no query ever runs on the sampling
+//! thread.
 
 mod args;
 mod compare;
@@ -17,6 +18,7 @@ pub mod socket;
 mod status;
 mod usage;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,16 +140,6 @@ fn top_n(n: u32) -> Result<usize, Error> {
     usize::try_from(n).map_err(|_| Error::InvalidArgument(format!("n is {n}: too many")))
 }
 
-/// The holders of a stored program that is loaded now, as the newest pass found them.
-fn holders(pass: Option<&Pass>, r: &ebpfstat_store::TopRow) -> Option<Vec<Arc<Owner>>> {
-    r.series.alive.then_some(())?;
-    let sample = pass?
-        .programs
-        .iter()
-        .find(|s| s.meta.id == r.series.prog_id)?;
-    Some(sample.context.owners.clone())
-}
-
 #[zbus::interface(name = "org.ebpfstat.Stats1")]
 impl Stats1 {
     #[zbus(out_args("snapshot"))]
@@ -195,18 +187,29 @@ impl Stats1 {
             WallNs::from_ns(from_ns).time(),
             WallNs::from_ns(to_ns).time(),
         );
-        let pass = self.latest_pass();
+        // Holders of the programs loaded now, by id, when the filter asks about holders.
+        let held: HashMap<u32, Vec<Arc<Owner>>> = match (filter.needs_owners(), self.latest_pass())
+        {
+            (true, Some(p)) => p
+                .programs
+                .iter()
+                .map(|s| (s.meta.id, s.context.owners.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
         // The filter keeps rows before they are ranked: only the first `n` are ordered.
         let keep = move |r: &ebpfstat_store::TopRow| {
-            let owners = filter
-                .needs_owners()
-                .then(|| holders(pass.as_deref(), r))
-                .flatten();
+            let owners = r
+                .series
+                .alive
+                .then(|| held.get(&r.series.prog_id))
+                .flatten()
+                .map(Vec::as_slice);
             filter.keeps(
                 &r.series.name,
                 &r.series.full_name,
                 &r.series.prog_type,
-                owners.as_deref(),
+                owners,
             )
         };
         let ranking = self
@@ -240,7 +243,7 @@ impl Stats1 {
             Some(v) => {
                 // `check_options` made sure it is a string.
                 let name = <&str>::try_from(v).unwrap_or("");
-                let tier = bounded("the tier", name, 16)?
+                let tier = bounded("the tier", name, 64)?
                     .parse::<wire::Tier>()
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 Some(convert::store_tier(tier))

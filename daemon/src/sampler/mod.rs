@@ -59,9 +59,35 @@ struct Tracked {
     /// Monotonic time of the pass that last read its counters: the next interval runs from
     /// there, however many passes could not read it meanwhile.
     read_ns: u64,
-    /// Its full name could not be read from BTF yet: each pass asks again, so a passing
-    /// failure (out of descriptors) never leaves the kernel's 15 bytes as its name.
-    name_pending: bool,
+    /// Its full name could not be read from BTF yet: asked again, so a passing failure (out
+    /// of descriptors) never leaves the kernel's 15 bytes as its name.
+    name_pending: Option<NameRetry>,
+}
+
+/// When to ask BTF for a full name again: the next pass first, then twice as far each time up
+/// to [`NameRetry::MAX_GAP`] passes, so a failure that lasts costs little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NameRetry {
+    /// The pass to ask at.
+    at: u64,
+    gap: u64,
+}
+
+impl NameRetry {
+    const MAX_GAP: u64 = 64;
+
+    fn first(seq: u64) -> Self {
+        Self {
+            at: seq + 1,
+            gap: 1,
+        }
+    }
+
+    #[must_use]
+    fn later(self, seq: u64) -> Self {
+        let gap = (self.gap * 2).min(Self::MAX_GAP);
+        Self { at: seq + gap, gap }
+    }
 }
 
 /// The clocks a pass is taken at.
@@ -262,8 +288,8 @@ impl Sampler {
         let (t, interval) = match self.progs.entry(id) {
             Entry::Occupied(o) if o.get().load_boottime_ns == info.load_time => {
                 let t = o.into_mut();
-                if t.name_pending {
-                    t.retry_name(fd.as_fd(), &info, &mut w.btf_blobs, &mut w.errors);
+                if t.name_pending.is_some_and(|r| seq >= r.at) {
+                    t.retry_name(fd.as_fd(), &info, (seq, &mut w.btf_blobs), &mut w.errors);
                 }
                 let prev = std::mem::replace(&mut t.counters, counters);
                 let map_ids = &self.map_ids_buf[..n_maps];
@@ -291,7 +317,7 @@ impl Sampler {
                     context: Arc::default(),
                     seen: seq,
                     read_ns: now.monotonic_ns,
-                    name_pending: name.is_err(),
+                    name_pending: name.is_err().then(|| NameRetry::first(seq)),
                 };
                 (entry.insert_entry(tracked).into_mut(), None)
             }
@@ -398,6 +424,7 @@ impl Sampler {
     fn owners_stale(&self, seq: u64) -> bool {
         let forced = self.cfg.rescan_every.max(1).saturating_mul(OWNERS_EVERY);
         self.last_owners_scan.is_none_or(|at| seq - at >= forced)
+            || !self.holders.fds.complete
             || owners::Processes::now(Path::new("/proc")) != Some(self.holders.fds.seen)
     }
 
@@ -406,7 +433,10 @@ impl Sampler {
     fn rescan(&mut self, errors: &mut ErrorLog, owners: bool) {
         let seq = self.seq;
         self.online_cpus = host::online_cpus();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_else(|e| {
+            errors.incomplete("pins", &format!("cannot read /proc/self/mountinfo: {e}"));
+            String::new()
+        });
         let mounts = pins::mounts(&mountinfo);
         if owners {
             self.holders.fds = owners::scan(Path::new("/proc"));
@@ -543,19 +573,22 @@ impl Tracked {
         &mut self,
         fd: BorrowedFd<'_>,
         info: &bpf_prog_info,
-        btf_blobs: &mut HashMap<u32, Vec<u8>>,
+        (seq, btf_blobs): (u64, &mut HashMap<u32, Vec<u8>>),
         errors: &mut ErrorLog,
     ) {
         match full_name_of(fd, info, btf_blobs) {
             Ok(full) => {
-                self.name_pending = false;
+                self.name_pending = None;
                 if let Some(full) = full.filter(|f| *f != self.meta.full_name) {
                     let mut meta = (*self.meta).clone();
                     meta.full_name = full;
                     self.meta = Arc::new(meta);
                 }
             }
-            Err(e) => errors.per_name(info.id, &e),
+            Err(e) => {
+                errors.per_name(info.id, &e);
+                self.name_pending = self.name_pending.map(|r| r.later(seq));
+            }
         }
     }
 }
@@ -579,4 +612,20 @@ fn btf_func_name(
         }
     };
     Ok(btf::type_name(data, type_id).ok().filter(|n| !n.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NameRetry;
+
+    #[test]
+    fn a_name_is_asked_again_ever_less_often_up_to_a_bound() {
+        let mut r = NameRetry::first(10);
+        let mut asked = vec![r.at];
+        for _ in 0..9 {
+            r = r.later(r.at);
+            asked.push(r.at);
+        }
+        assert_eq!(asked, [11, 13, 17, 25, 41, 73, 137, 201, 265, 329]);
+    }
 }

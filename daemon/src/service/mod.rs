@@ -1,5 +1,5 @@
-//! The running daemon: a sampling thread, a storage thread, and the async side (signals,
-//! flush timer; the API later) on a small tokio runtime.
+//! The running daemon: a sampling thread, a storage thread, and the async side (signals, the
+//! flush timer, the API, the exports) on a small tokio runtime.
 //!
 //! The sampler never waits on anything else: it hands each pass to the store with `try_send`,
 //! so a slow disk or a burst of queries delays only the store, never a tick.
@@ -76,6 +76,8 @@ pub enum ServiceError {
     Socket(#[from] api::socket::SocketError),
     #[error("the {0} thread panicked: {1}")]
     Panicked(&'static str, String),
+    #[error("the {0} thread ended before the daemon was stopped")]
+    Ended(&'static str),
 }
 
 /// The threads of the running daemon, and how to reach them.
@@ -134,8 +136,8 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         humantime::format_duration(settings.flush_interval)
     );
     let shared = Arc::clone(&running.shared);
-    runtime.block_on(serve(&cfg, set_log_level, listener, &mut running));
-    let ended = join(running);
+    let stopped = runtime.block_on(serve(&cfg, set_log_level, listener, &mut running));
+    let ended = join(running).and(stopped);
     drop(socket_file);
     tracing::info!(
         "stopped after {} passes ({} not stored: queue full)",
@@ -259,7 +261,7 @@ async fn serve(
     set_log_level: SetLogLevel,
     listener: Option<tokio::net::UnixListener>,
     running: &mut Running,
-) {
+) -> Result<(), ServiceError> {
     let shared = &Arc::clone(&running.shared);
     let settings = &cfg.settings;
     let iface = Stats1::new(Arc::clone(shared), running.queries.clone());
@@ -287,7 +289,7 @@ async fn serve(
             }
         });
     }
-    run_until_stopped(&mut reloader, running).await;
+    let stopped = run_until_stopped(&mut reloader, running).await;
     notify(&[
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("stopping: writing buffered history"),
@@ -295,6 +297,7 @@ async fn serve(
     flusher.abort();
     let _ = shared.sampler_cmds.send(SamplerCmd::Stop);
     let _ = running.tx.send(StoreMsg::Stop).await;
+    stopped
 }
 
 /// `/metrics` on each configured address, and the textfile.
@@ -377,9 +380,12 @@ async fn serve_bus(bus: &Bus, iface: Stats1) -> Option<zbus::Connection> {
     }
 }
 
-/// Serves signals until SIGTERM or SIGINT, or until a thread ended (it panicked: the daemon
-/// stops, and says why): SIGHUP reloads the configuration and flushes.
-async fn run_until_stopped(reloader: &mut reload::Reloader, running: &Running) {
+/// Serves signals until SIGTERM or SIGINT, or until a thread ended before it was told to (the
+/// daemon stops, with an error): SIGHUP reloads the configuration and flushes.
+async fn run_until_stopped(
+    reloader: &mut reload::Reloader,
+    running: &Running,
+) -> Result<(), ServiceError> {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -387,24 +393,27 @@ async fn run_until_stopped(reloader: &mut reload::Reloader, running: &Running) {
         signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stopping");
-        return;
+        return Ok(());
     };
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = term.recv() => {
                 tracing::info!("SIGTERM: flushing and stopping");
-                return;
+                return Ok(());
             }
             _ = int.recv() => {
                 tracing::info!("SIGINT: flushing and stopping");
-                return;
+                return Ok(());
             }
             _ = hup.recv() => reloader.reload(&running.shared, &running.tx).await,
             _ = check.tick() => {
-                if running.sampler.is_finished() || running.storage.is_finished() {
-                    tracing::error!("a thread of the daemon ended; stopping");
-                    return;
+                let ended = [("sampler", &running.sampler), ("store", &running.storage)]
+                    .into_iter()
+                    .find(|(_, t)| t.is_finished());
+                if let Some((name, _)) = ended {
+                    tracing::error!("the {name} thread ended; stopping");
+                    return Err(ServiceError::Ended(name));
                 }
             }
         }

@@ -162,7 +162,9 @@ fn renamed(live: &mut Live, meta: &Arc<ProgramMeta>, pending: &mut Pending) {
         return;
     }
     let old = live.meta.replace(Arc::clone(meta));
-    if old.is_some_and(|m| m.full_name != meta.full_name) {
+    // A series resumed from a previous run has no metadata in memory: its stored name may be
+    // the kernel's 15 bytes, so the name is written (the same name again costs one update).
+    if old.is_none_or(|m| m.full_name != meta.full_name) {
         match pending
             .series
             .iter_mut()

@@ -17,6 +17,9 @@ use ebpfstat_tests::synthetic::{SimHost, start};
 use ebpfstat_tests::terminal::{Tmux, on_pty_with, visible};
 use ebpfstat_tests::*;
 
+/// The environment that freezes the wall clock for a program started with it.
+type FrozenEnv = Vec<(&'static str, String)>;
+
 /// The frozen wall clock: 30 s after the workload's last pass.
 const NOW: &str = "2026-01-01 02:00:30";
 /// Seconds of simulated history.
@@ -39,7 +42,7 @@ fn faketime_lib() -> Option<PathBuf> {
 }
 
 /// The environment that freezes the wall clock at [`NOW`] (UTC).
-fn frozen(lib: &Path) -> Vec<(&'static str, String)> {
+fn frozen(lib: &Path) -> FrozenEnv {
     vec![
         ("LD_PRELOAD", lib.display().to_string()),
         ("FAKETIME", NOW.to_owned()),
@@ -322,21 +325,31 @@ const SCREENS: &[&[&str]] = &[
     &["--json", "events", "--since", "2025-12-31T00:00:00Z"],
 ];
 
-#[test]
-fn every_command_shows_what_it_showed() {
-    require_bpf!();
+/// A daemon serving the fixed store with the wall clock frozen, and the environment that freezes
+/// it for a client; `None` (the test skipped, or failed under CI) without libfaketime. The live
+/// host's programs are filtered out of what is asked (`--name golden*`), and its passes are
+/// stamped with the frozen time, after every window asked about but those ending now.
+fn frozen_daemon(test: &str) -> Option<(FrozenEnv, ApiDaemon, tempfile::TempDir)> {
     let Some(lib) = faketime_lib() else {
-        skip_or_fail(module_path!(), "needs libfaketime (apt install faketime)");
-        return;
+        skip_or_fail(test, "needs libfaketime (apt install faketime)");
+        return None;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("history.db");
     golden_store(&db);
     let env = frozen(&lib);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = ApiDaemon::start_on_with_env("10s", &db, &[], &pairs);
+    Some((env, d, dir))
+}
+
+#[test]
+fn every_command_shows_what_it_showed() {
+    require_bpf!();
+    let Some((env, d, _dir)) = frozen_daemon(module_path!()) else {
+        return;
+    };
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    // The live host's programs are filtered out (`--name golden*`), and its passes are stamped
-    // with the frozen time, after every window asked about but those ending now.
-    let d = ApiDaemon::start_on_with_env("10s", &db, &[], &env);
     let socket = d.socket.to_str().expect("utf-8").to_owned();
     let mut transcript = String::new();
     for args in SCREENS {
@@ -484,19 +497,12 @@ const LIVE: &[&[&str]] = &[
 #[test]
 fn the_interactive_view_shows_what_it_showed() {
     require_bpf!();
-    let Some(lib) = faketime_lib() else {
-        skip_or_fail(module_path!(), "needs libfaketime (apt install faketime)");
-        return;
-    };
     if !Tmux::available(module_path!()) {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("history.db");
-    golden_store(&db);
-    let env = frozen(&lib);
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = ApiDaemon::start_on_with_env("10s", &db, &[], &pairs);
+    let Some((env, d, _dir)) = frozen_daemon(module_path!()) else {
+        return;
+    };
     let t = Tmux::start(120, 30);
     let assignments: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
     t.type_line(&format!(

@@ -1,7 +1,5 @@
 //! From the sampler's and the store's values to the wire types of the D-Bus API.
 
-use std::time::SystemTime;
-
 use ebpfstat_dbus as wire;
 use ebpfstat_numbers::{Overall, WallNs};
 use ebpfstat_store::{self as store, AlertRecord, History, SeriesRow, TopRow};
@@ -27,11 +25,6 @@ pub fn store_tier(t: wire::Tier) -> store::Tier {
         wire::Tier::Min1 => store::Tier::Min1,
         wire::Tier::Hour1 => store::Tier::Hour1,
     }
-}
-
-/// An optional time on the wire: 0 when unknown.
-pub fn ns(t: Option<SystemTime>) -> i64 {
-    WallNs::of_known(t).ns()
 }
 
 pub fn program_row(p: &ProgramSample, series_id: i64) -> wire::ProgramRow {
@@ -201,8 +194,8 @@ pub fn series(s: SeriesRow) -> wire::SeriesInfo {
         prog_type: s.prog_type,
         tag: s.tag,
         alive: s.alive,
-        first_seen_ns: ns(s.first_seen),
-        last_seen_ns: ns(s.last_seen),
+        first_seen_ns: WallNs::of_known(s.first_seen).ns(),
+        last_seen_ns: WallNs::of_known(s.last_seen).ns(),
     }
 }
 

@@ -9,9 +9,9 @@ use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_numbers::{Share, WallNs};
 use ebpfstat_store::{StoreStatus, Tier};
 
+use super::Stats1;
 use super::queries::Query;
 use super::usage::mode_text;
-use super::{Stats1, convert};
 use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
 use crate::shared::lock;
@@ -118,10 +118,13 @@ fn store_status(st: StoreStatus, s: &mut Status) {
     s.ticks_buffered = u64::try_from(st.ticks_buffered).unwrap_or(u64::MAX);
     s.ticks_dropped = st.ticks_dropped;
     s.clock_steps = st.clock_steps;
-    s.last_flush_ns = convert::ns(st.last_flush);
+    s.last_flush_ns = WallNs::of_known(st.last_flush).ns();
     s.last_error = st.last_error.unwrap_or_default();
     for t in &st.tiers {
-        let (oldest, newest) = (convert::ns(t.oldest), convert::ns(t.newest));
+        let (oldest, newest) = (
+            WallNs::of_known(t.oldest).ns(),
+            WallNs::of_known(t.newest).ns(),
+        );
         let (o, n, b) = match t.tier {
             Tier::Raw => (
                 &mut s.tier_raw_oldest_ns,

@@ -330,12 +330,17 @@ fn link_at<'b>(dir: BorrowedFd<'_>, name: &CStr, buf: &'b mut [u8]) -> Option<&'
 }
 
 fn describe(pid_dir: &Path, pid: u32) -> Owner {
-    let comm = std::fs::read_to_string(pid_dir.join("comm"))
-        .map(|s| s.trim_end().to_owned())
+    // Read as bytes: a comm or cgroup path that is not UTF-8 (any byte but NUL goes) is shown
+    // with U+FFFD in place of the stray bytes, not read as an error and dropped.
+    let comm = std::fs::read(pid_dir.join("comm"))
+        .map(|b| {
+            let text = String::from_utf8_lossy(&b);
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        })
         .unwrap_or_default();
-    let cgroup = std::fs::read_to_string(pid_dir.join("cgroup"))
+    let cgroup = std::fs::read(pid_dir.join("cgroup"))
         .ok()
-        .and_then(|text| cgroup_path(&text).map(str::to_owned));
+        .and_then(|b| cgroup_path(&String::from_utf8_lossy(&b)).map(str::to_owned));
     Owner {
         pid,
         comm,

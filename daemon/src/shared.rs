@@ -122,9 +122,9 @@ pub struct Shared {
     pub kernel: KernelInfo,
     /// New versions compared by the storage thread, for the API to signal on each connection.
     pub versions: tokio::sync::broadcast::Sender<crate::compare::Comparison>,
-    /// The alert rules and every alert's state: judged by the sampling thread after each
-    /// pass, listed by the API.
-    pub alerts: Mutex<crate::alerts::Evaluator>,
+    /// The alerts raised now, as the sampling thread last published them (it judges passes
+    /// with the rules on its own): the lock is held only to swap or clone the `Arc`.
+    pub alerts: Mutex<Arc<crate::alerts::Raised>>,
     /// Alerts raised and cleared, for the API to signal on each connection.
     pub alert_changes: tokio::sync::broadcast::Sender<ebpfstat_store::AlertRecord>,
 }

@@ -15,7 +15,6 @@ use ebpfstat_store::AlertRecord;
 pub use super::key::{FLAP_MEMORY, MAX_BACKOFF, Moment, State};
 use super::key::{Key, Phase};
 use super::rules::{Metric, Rule};
-use crate::glob::glob;
 use crate::observer;
 use crate::sampler::model::ProgramContext;
 
@@ -72,6 +71,20 @@ pub struct Change {
     /// When it was raised.
     pub since: SystemTime,
     pub time: SystemTime,
+}
+
+/// What is raised now, as the sampling thread last judged it: published after each pass that
+/// has alerts raised (or changed them), so that a reader never waits for a pass to be judged.
+#[derive(Debug, Default)]
+pub struct Raised {
+    /// The evaluator's generation it was taken at (see [`Evaluator::generation`]).
+    pub generation: u64,
+    /// Rules configured.
+    pub rules: usize,
+    /// At most `MAX_LISTED` of the alerts raised, by rule then program id.
+    pub active: Vec<Change>,
+    /// How many are raised.
+    pub total: usize,
 }
 
 /// What one pass (or reload) changed: the first changes up to the limit, and how many more.
@@ -139,7 +152,10 @@ struct Covered {
     context: Arc<ProgramContext>,
     full_name: Box<str>,
     prog_type: Box<str>,
-    /// Indices of the rules covering it, ascending; recomputed when its holders change.
+    /// Indices of the rules its name and type fit, ascending; found again only when its
+    /// name changes (globs are matched once per program, not once per pass).
+    named: Vec<u16>,
+    /// Those of `named` its holders fit too; recomputed when its holders change.
     rules: Vec<u16>,
     /// By rule index, ascending.
     keys: Vec<(u16, Key)>,
@@ -157,10 +173,19 @@ impl Covered {
         now: &Moment,
         (limit, out): (usize, &mut Judged),
     ) {
+        if self.seen == 0 || *self.full_name != *s.full_name {
+            self.full_name = s.full_name.into();
+            self.named = (0..rules.len())
+                .filter(|&i| named(&rules[i], s.name, s.full_name, s.prog_type))
+                .filter_map(|i| u16::try_from(i).ok())
+                .collect();
+        }
         self.context = Arc::clone(s.context);
-        self.rules = (0..rules.len())
-            .filter(|&i| covers(&rules[i], s.name, s.full_name, s.prog_type, s.context))
-            .filter_map(|i| u16::try_from(i).ok())
+        self.rules = self
+            .named
+            .iter()
+            .copied()
+            .filter(|&i| held(&rules[usize::from(i)], s.context))
             .collect();
         let mut keys = std::mem::take(&mut self.keys);
         keys.retain(|(i, key)| {
@@ -207,19 +232,24 @@ impl Covered {
     }
 }
 
-fn covers(rule: &Rule, name: &str, full_name: &str, prog_type: &str, ctx: &ProgramContext) -> bool {
+/// Whether a rule's program glob and type fit a program.
+fn named(rule: &Rule, name: &str, full_name: &str, prog_type: &str) -> bool {
     if rule.metric == Metric::StatsOverheadPct || observer::is_own(name, prog_type) {
         return false;
     }
     rule.program
-        .as_deref()
-        .is_none_or(|p| glob(p, full_name) || glob(p, name))
+        .as_ref()
+        .is_none_or(|p| p.matches(full_name) || p.matches(name))
         && rule.prog_type.as_deref().is_none_or(|t| t == prog_type)
-        && rule.unit.as_deref().is_none_or(|u| {
-            ctx.owners
-                .iter()
-                .any(|o| o.unit.as_deref().is_some_and(|ou| glob(u, ou)))
-        })
+}
+
+/// Whether a rule's unit glob fits one of a program's holders.
+fn held(rule: &Rule, ctx: &ProgramContext) -> bool {
+    rule.unit.as_ref().is_none_or(|u| {
+        ctx.owners
+            .iter()
+            .any(|o| o.unit.as_deref().is_some_and(|ou| u.matches(ou)))
+    })
 }
 
 /// Puts `key` at its place in `keys` (by rule index), in place of one there (a restored raise
@@ -332,6 +362,7 @@ impl Evaluator {
                 context: Arc::clone(s.context),
                 full_name: s.full_name.into(),
                 prog_type: s.prog_type.into(),
+                named: Vec::new(),
                 rules: Vec::new(),
                 keys: Vec::new(),
                 seen: 0,
@@ -339,7 +370,6 @@ impl Evaluator {
             // Its holders changed, or its full name came late (read from BTF after it was
             // first seen): the rules covering it are found again.
             if c.seen == 0 || !Arc::ptr_eq(&c.context, s.context) || *c.full_name != *s.full_name {
-                c.full_name = s.full_name.into();
                 c.cover(s, rules, now, (limit, &mut out));
             }
             c.seen = seq;
@@ -588,6 +618,17 @@ impl Evaluator {
             })
             .collect();
         (list, total)
+    }
+
+    /// What is raised now, for the API and the store to read without this evaluator's lock.
+    pub fn raised_now(&self, now: SystemTime) -> Raised {
+        let (active, total) = self.active(now, super::MAX_LISTED);
+        Raised {
+            generation: self.generation,
+            rules: self.rules.len(),
+            active,
+            total,
+        }
     }
 
     /// How many alerts are raised now.

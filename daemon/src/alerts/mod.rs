@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ebpfstat_store::AlertRecord;
 
-pub use eval::{Change, Evaluator, Judged, Moment, Rates, State, Subject, Why};
+pub use eval::{Change, Evaluator, Judged, Moment, Raised, Rates, State, Subject, Why};
 pub use rules::{Metric, Rule, show};
 
 /// Changes said one by one per pass (signal, log line, stored record).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::glob::Glob;
 use crate::units::parse_bytes;
 
 /// Rules one file may hold: each is matched against every program after each pass.
@@ -35,11 +36,11 @@ pub struct Rule {
     /// ...and cleared when it is at or below this (at most `threshold`).
     pub clear: f64,
     /// A glob on the program's full or kernel name.
-    pub program: Option<String>,
+    pub program: Option<Glob>,
     /// A program type, in bpftool's spelling (`tracepoint`).
     pub prog_type: Option<String>,
     /// A glob on the systemd unit of a process holding the program.
-    pub unit: Option<String>,
+    pub unit: Option<Glob>,
 }
 
 /// A number, or for `map_memory` a size (`"64MiB"`).
@@ -154,6 +155,10 @@ impl TryFrom<RawRule> for Rule {
         }
         let program = pattern("program", r.program).map_err(at)?;
         let unit = pattern("unit", r.unit).map_err(at)?;
+        let (program, unit) = (
+            program.as_deref().map(Glob::new),
+            unit.as_deref().map(Glob::new),
+        );
         if let Some(t) = &r.prog_type
             && !known_types().contains(&t.as_str())
         {
@@ -202,9 +207,9 @@ impl std::fmt::Display for Rule {
         writeln!(f, "clear = {:?}", self.clear)?;
         write!(f, "for = \"{}\"", span_or_zero(self.hold))?;
         for (key, v) in [
-            ("program", &self.program),
-            ("type", &self.prog_type),
-            ("unit", &self.unit),
+            ("program", self.program.as_ref().map(Glob::as_str)),
+            ("type", self.prog_type.as_deref()),
+            ("unit", self.unit.as_ref().map(Glob::as_str)),
         ] {
             if let Some(v) = v {
                 write!(f, "\n{key} = \"{v}\"")?;

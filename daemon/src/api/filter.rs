@@ -7,7 +7,7 @@ use ebpfstat_dbus::{Error, Options};
 
 use super::args::bounded;
 use super::names::quoted;
-use crate::glob::glob;
+use crate::glob::Glob;
 use crate::observer;
 use crate::sampler::owners::Owner;
 
@@ -23,10 +23,10 @@ pub const KEYS: [(&str, &str); 5] = [
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filter {
     all: bool,
-    name: Option<String>,
+    name: Option<Glob>,
     prog_type: Option<String>,
     owner: Option<OwnerSel>,
-    unit: Option<String>,
+    unit: Option<Glob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +62,10 @@ impl Filter {
         }
         Ok(Self {
             all: options.get("all").and_then(|v| bool::try_from(v).ok()) == Some(true),
-            name: text(options, "name")?,
+            name: text(options, "name")?.as_deref().map(Glob::new),
             prog_type: text(options, "type")?,
             owner,
-            unit: text(options, "unit")?,
+            unit: text(options, "unit")?.as_deref().map(Glob::new),
         })
     }
 
@@ -86,8 +86,8 @@ impl Filter {
             return false;
         }
         if let Some(p) = &self.name
-            && !glob(p, full_name)
-            && !glob(p, name)
+            && !p.matches(full_name)
+            && !p.matches(name)
         {
             return false;
         }
@@ -107,9 +107,11 @@ impl Filter {
             })
         });
         let unit_ok = self.unit.as_ref().is_none_or(|u| {
-            owners
-                .iter()
-                .any(|o| o.unit.as_deref().is_some_and(|ou| ou == u || glob(u, ou)))
+            owners.iter().any(|o| {
+                o.unit
+                    .as_deref()
+                    .is_some_and(|ou| ou == u.as_str() || u.matches(ou))
+            })
         });
         owner_ok && unit_ok
     }
@@ -147,7 +149,7 @@ mod tests {
         assert!(by_comm.keeps("p", "p", "tracepoint", Some(&owners)));
         assert!(!by_comm.keeps("p", "p", "tracepoint", None));
         let by_unit = Filter {
-            unit: Some("session-*".into()),
+            unit: Some(Glob::new("session-*")),
             ..Filter::default()
         };
         assert!(by_unit.keeps("p", "p", "tracepoint", Some(&owners)));

@@ -323,10 +323,10 @@ impl Stats1 {
             .ask(|r| Query::Alerts(since, r))
             .await?
             .map_err(|e| Error::Unavailable(format!("the history store failed: {e}")))?;
-        let (active, _) =
-            lock(&self.shared.alerts).active(std::time::SystemTime::now(), alerts::MAX_LISTED);
+        let raised = Arc::clone(&lock(&self.shared.alerts));
         Ok((
-            active
+            raised
+                .active
                 .iter()
                 .map(|c| convert::alert(alerts::record_of(c, alerts::text(c))))
                 .collect(),

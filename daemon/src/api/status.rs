@@ -42,7 +42,7 @@ impl Stats1 {
         }
         let (raised, rules) = {
             let alerts = lock(&self.shared.alerts);
-            (alerts.raised(), alerts.rules().len())
+            (alerts.total, alerts.rules)
         };
         status.alerts_active = Some(u32::try_from(raised).unwrap_or(u32::MAX));
         status.alert_rules = Some(u32::try_from(rules).unwrap_or(u32::MAX));

@@ -1,13 +1,14 @@
 //! The sampling thread's side of alerts: each pass judged by the evaluator in
 //! [`Shared::alerts`], and what changed said: logged, signalled, recorded.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_numbers::Share;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text,
+    Evaluator, Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text,
 };
 use crate::quiet::Quiet;
 use crate::sampler::Pass;
@@ -15,8 +16,11 @@ use crate::shared::{Shared, StoreMsg, lock};
 
 /// The sampling thread's side: judging each pass (the evaluator is in [`Shared::alerts`], for
 /// the API to list what is raised) and saying what changed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Alerting {
+    /// The rules and every alert's state: this thread's alone (the API reads
+    /// [`Shared::alerts`], what it publishes).
+    evaluator: Evaluator,
     /// The newest pass's time, for a reload between passes.
     last: Option<Moment>,
     over: Quiet,
@@ -24,6 +28,30 @@ pub struct Alerting {
 }
 
 impl Alerting {
+    pub fn new(evaluator: Evaluator, shared: &Shared) -> Self {
+        let mut alerting = Self {
+            evaluator,
+            last: None,
+            over: Quiet::default(),
+            lost: Quiet::default(),
+        };
+        alerting.publish(shared, SystemTime::now(), true);
+        alerting
+    }
+
+    /// Publishes what is raised now when it may have changed: every pass with alerts raised
+    /// (their values move), and whenever the evaluator's generation moved.
+    fn publish(&mut self, shared: &Shared, now: SystemTime, always: bool) {
+        let stale = {
+            let seen = lock(&shared.alerts);
+            seen.total > 0 || seen.generation != self.evaluator.generation()
+        };
+        if always || stale {
+            let raised = Arc::new(self.evaluator.raised_now(now));
+            *lock(&shared.alerts) = raised;
+        }
+    }
+
     /// Judges the pass (a failed pass is not judged: its values are not trusted).
     pub fn after_pass(&mut self, pass: &Pass, shared: &Shared, tx: &mpsc::Sender<StoreMsg>) {
         if pass.failure.is_some() {
@@ -34,11 +62,10 @@ impl Alerting {
             wall: pass.time,
             elapsed: Duration::from_nanos(pass.elapsed_ns.unwrap_or(0)),
         };
+        if self.evaluator.idle() {
+            return;
+        }
         let judged = {
-            let mut evaluator = lock(&shared.alerts);
-            if evaluator.idle() {
-                return;
-            }
             let subjects: Vec<Subject<'_>> = pass
                 .programs
                 .iter()
@@ -56,7 +83,7 @@ impl Alerting {
                     }),
                 })
                 .collect();
-            evaluator.evaluate(
+            self.evaluator.evaluate(
                 &subjects,
                 &pass.unread_ids,
                 pass.stats_overhead.map(Share::percent),
@@ -64,6 +91,7 @@ impl Alerting {
             )
         };
         self.last = Some(now);
+        self.publish(shared, now.wall, false);
         self.say(&judged, shared, tx);
     }
 
@@ -74,7 +102,8 @@ impl Alerting {
             wall: SystemTime::now(),
             elapsed: Duration::ZERO,
         });
-        let judged = lock(&shared.alerts).set_rules(rules, &now);
+        let judged = self.evaluator.set_rules(rules, &now);
+        self.publish(shared, now.wall, true);
         self.say(&judged, shared, tx);
     }
 

@@ -19,6 +19,8 @@ mod sampling;
 mod schedule;
 mod storage;
 
+use alerting::Alerting;
+
 pub use reload::SetLogLevel;
 
 use crate::alerts;
@@ -94,13 +96,14 @@ struct Running {
 }
 
 /// The channels between the threads: the store's sender for ticks, and the receiving end
-/// each thread owns.
+/// each thread owns; and the alert evaluator, which the sampling thread owns.
 struct Ends {
     tx: mpsc::Sender<StoreMsg>,
     rx: mpsc::Receiver<StoreMsg>,
     queries: mpsc::Sender<Query>,
     jobs: mpsc::Receiver<Query>,
     cmds: std_mpsc::Receiver<SamplerCmd>,
+    evaluator: alerts::Evaluator,
 }
 
 /// Runs until SIGTERM or SIGINT, then flushes and returns. SIGHUP reads the configuration
@@ -181,7 +184,7 @@ fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceE
         // One round's worth (`due` concludes at most that many per flush); a connection that
         // lags further misses the oldest, which `Events` still has.
         versions: tokio::sync::broadcast::channel(crate::compare::MAX_PER_ROUND).0,
-        alerts: Mutex::new(evaluator),
+        alerts: Mutex::default(),
         // Two passes' worth of what a pass may say one by one.
         alert_changes: tokio::sync::broadcast::channel(2 * alerts::MAX_SAID_PER_PASS).0,
     };
@@ -191,6 +194,7 @@ fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceE
         queries,
         jobs: jobs_rx,
         cmds: sampler_cmds_rx,
+        evaluator,
     };
     Ok((shared, ends))
 }
@@ -209,13 +213,21 @@ fn start_threads(
         queries,
         jobs,
         cmds,
+        evaluator,
     } = ends;
     let (sampler_shared, sampler_tx) = (Arc::clone(&shared), tx.clone());
     let (settings, aids) = (cfg.sampler(), cfg.aids);
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
-            sampling::sample_loop(settings, aids, &sampler_tx, &sampler_shared, &cmds);
+            let alerting = Alerting::new(evaluator, &sampler_shared);
+            sampling::sample_loop(
+                settings,
+                aids,
+                alerting,
+                (&sampler_tx, &sampler_shared),
+                &cmds,
+            );
         })
         .map_err(|e| ServiceError::Thread("sampler", e))?;
     let (stored_tx, stored) = tokio::sync::oneshot::channel::<()>();

@@ -228,11 +228,11 @@ struct Cycle {
 pub fn sample_loop(
     settings: SamplerSettings,
     aids: TestingAids,
-    tx: &mpsc::Sender<StoreMsg>,
-    shared: &Shared,
+    alerting: Alerting,
+    (tx, shared): (&mpsc::Sender<StoreMsg>, &Shared),
     cmds: &std_mpsc::Receiver<SamplerCmd>,
 ) {
-    let mut lp = Loop::start(settings, tx, shared, cmds);
+    let mut lp = Loop::start(settings, alerting, (tx, shared), cmds);
     let now = Instant::now();
     let mut c = Cycle {
         schedule: Schedule {
@@ -274,8 +274,8 @@ impl<'a> Loop<'a> {
     /// The sampler with the daemon's probe loaded (and left out of passes), stats calibrated.
     fn start(
         settings: SamplerSettings,
-        tx: &'a mpsc::Sender<StoreMsg>,
-        shared: &'a Shared,
+        alerting: Alerting,
+        (tx, shared): (&'a mpsc::Sender<StoreMsg>, &'a Shared),
         cmds: &'a std_mpsc::Receiver<SamplerCmd>,
     ) -> Self {
         shared
@@ -290,7 +290,7 @@ impl<'a> Loop<'a> {
             sampler: Sampler::new(SamplerConfig {
                 rescan_every: settings.rescan_every,
             }),
-            alerting: Alerting::default(),
+            alerting,
             tx,
             shared,
             probe,

@@ -1,5 +1,6 @@
 //! The storage thread: ticks before queries, flushes, the service status line.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use std::collections::HashSet;
@@ -132,16 +133,13 @@ impl Flusher<'_> {
     /// Saves the alerts raised now when they changed since the last flush: what a restart
     /// carries on (the ring of changes may miss some: at most 100 a pass are recorded).
     fn save_alerts(&mut self, store: &mut Store) {
-        let (generation, raised) = {
-            let evaluator = lock(&self.shared.alerts);
-            let generation = evaluator.generation();
-            if generation == self.alerts_saved {
-                return;
-            }
-            let (raised, _) = evaluator.active(SystemTime::now(), alerts::MAX_LISTED);
-            (generation, raised)
-        };
+        let raised = Arc::clone(&lock(&self.shared.alerts));
+        let generation = raised.generation;
+        if generation == self.alerts_saved {
+            return;
+        }
         let records: Vec<_> = raised
+            .active
             .iter()
             .map(|c| alerts::record_of(c, alerts::text(c)))
             .collect();

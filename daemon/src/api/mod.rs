@@ -66,15 +66,15 @@ impl Stats1 {
     /// is the start of several names, or nothing like it was ever seen.
     async fn not_loaded(&self, name: &str, among_loaded: names::Found) -> Error {
         let owned = name.to_owned();
-        let known = self
-            .ask(Query::KnownNames)
+        let found = self
+            .ask(|r| Query::FindName(owned.clone(), r))
             .await
             .and_then(|r| r.map_err(query_error));
-        let known = match known {
-            Ok(k) => k,
+        let found = match found {
+            Ok(f) => f,
             Err(e) => return e,
         };
-        match (names::find(&owned, &known), among_loaded) {
+        match (found, among_loaded) {
             (_, several @ names::Found::Several(_)) => {
                 names::not_found(&owned, &several, "program")
             }

@@ -40,16 +40,50 @@ pub fn find(name: &str, known: &[(String, String)]) -> Found {
         [] => {}
         many => return Found::Several(many.iter().map(|s| (*s).clone()).collect()),
     }
-    // Typos: the nearest few by edit distance, if near enough to be what was meant.
-    let most = (name.chars().count() / 3).max(2);
-    let mut near: Vec<(usize, &String)> = known
-        .iter()
-        .map(|(f, _)| (strsim::levenshtein(name, f), f))
-        .filter(|(d, _)| *d <= most)
-        .collect();
+    Found::Nothing(typos(name, known))
+}
+
+/// Names longer than this get no typo suggestions: nobody mistypes 65 characters, and edit
+/// distance costs the product of the two lengths.
+pub const MAX_TYPO_LEN: usize = 64;
+
+/// Edit-distance cells one suggestion may compute (name length × candidate length, summed):
+/// a few milliseconds, however many names are stored.
+pub const TYPO_BUDGET: usize = 1 << 21;
+
+/// The nearest few known full names by edit distance, if near enough to be what was meant.
+/// Bounded: only names of about the same length are compared, and at most [`TYPO_BUDGET`]
+/// cells; past it, the nearest among those compared.
+fn typos(name: &str, known: &[(String, String)]) -> Vec<String> {
+    let len = name.chars().count();
+    if len > MAX_TYPO_LEN {
+        return Vec::new();
+    }
+    let most = (len / 3).max(2);
+    let mut spent = 0usize;
+    let mut near: Vec<(usize, &String)> = Vec::new();
+    for (f, _) in known {
+        // Each of a name's chars is at least one byte and at most four: a cheap length window
+        // before counting chars.
+        if f.len() > 4 * (len + most) || f.len() + most < len {
+            continue;
+        }
+        let flen = f.chars().count();
+        if flen.abs_diff(len) > most {
+            continue;
+        }
+        spent += len.max(1) * flen.max(1);
+        if spent > TYPO_BUDGET {
+            break;
+        }
+        let d = strsim::levenshtein(name, f);
+        if d <= most {
+            near.push((d, f));
+        }
+    }
     near.sort();
     near.dedup_by(|a, b| a.1 == b.1);
-    Found::Nothing(near.into_iter().take(3).map(|(_, f)| f.clone()).collect())
+    near.into_iter().take(3).map(|(_, f)| f.clone()).collect()
 }
 
 /// The error for a name that found several programs or none.
@@ -84,6 +118,31 @@ pub fn not_found(name: &str, found: &Found, what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_search_is_bounded_whatever_is_stored() {
+        // 16 k stored names of 480 bytes, and the adversary's 512-byte name: no distance is
+        // computed for a name that long; a short one compares at most the budget.
+        let long: Vec<(String, String)> = (0..16_000)
+            .map(|i| (format!("{i:05}{}", "a".repeat(475)), "k".into()))
+            .collect();
+        let hostile = format!("{}{}b", "a".repeat(300), "Z".repeat(211));
+        assert_eq!(find(&hostile, &long), Found::Nothing(Vec::new()));
+        let same_len: Vec<(String, String)> = (0..100_000)
+            .map(|i| (format!("prog_{i:06}_x"), "k".into()))
+            .collect();
+        let cells_each = 13 * 13;
+        assert!(
+            same_len.len() * cells_each > TYPO_BUDGET,
+            "the budget is reached"
+        );
+        match find("prog_000001_y", &same_len) {
+            Found::Nothing(near) => {
+                assert_eq!(near.first().map(String::as_str), Some("prog_000001_x"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn known() -> Vec<(String, String)> {
         [
@@ -130,6 +189,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(find("nginx", &k), Found::Nothing(Vec::new()));
+        // Near in length only: a 3-letter name is never compared with a 17-letter one.
+        assert_eq!(find("cix", &k), Found::Nothing(Vec::new()));
         let e = not_found("sys_enter_open", &find("sys_enter_open", &k), "program");
         assert!(e.to_string().contains("give more of the name"), "{e}");
     }

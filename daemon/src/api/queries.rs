@@ -46,8 +46,9 @@ pub struct CompareAsk {
 
 /// A question for the storage thread, and where its answer goes.
 pub enum Query {
-    /// Every full and kernel name ever stored.
-    KnownNames(Reply<Result<Vec<(String, String)>, QueryError>>),
+    /// What a name finds among every full and kernel name ever stored (found here, so the
+    /// names never travel and the search never runs on the API's thread).
+    FindName(String, Reply<Result<super::names::Found, QueryError>>),
     /// The series of programs `(index, id, load time)` of a pass.
     SeriesIds(Vec<(usize, u32, u64)>, Reply<Vec<(usize, Option<i64>)>>),
     SeriesIdOf((u32, u64), Reply<Option<i64>>),
@@ -82,7 +83,7 @@ pub enum Query {
 impl std::fmt::Debug for Query {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::KnownNames(_) => "KnownNames",
+            Self::FindName(..) => "FindName",
             Self::SeriesIds(..) => "SeriesIds",
             Self::SeriesIdOf(..) => "SeriesIdOf",
             Self::Resolve(..) => "Resolve",
@@ -104,7 +105,12 @@ impl Query {
     /// away) is dropped.
     pub fn answer(self, s: &mut Store) {
         match self {
-            Self::KnownNames(r) => drop(r.send(s.known_names())),
+            Self::FindName(name, r) => {
+                let found = s
+                    .known_names()
+                    .map(|known| super::names::find(&name, &known));
+                drop(r.send(found));
+            }
             Self::SeriesIds(keys, r) => {
                 let ids = keys
                     .iter()

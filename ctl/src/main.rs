@@ -1,15 +1,24 @@
 //! `ebpfstatctl`: ask ebpfstatd which eBPF programs cost CPU, now and over time.
 
 /// `println!` that hands back the error instead of panicking when stdout is gone (a pager
-/// quit, `| head -1`): `main` then ends quietly.
+/// quit, `| head -1`): `main` then ends quietly. The line is made `render::visible` (text from
+/// the daemon may hold terminal controls), so a line break is a second `out!`.
 macro_rules! out {
+    () => {
+        out!("")
+    };
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            crate::render::visible(&format!($($arg)*))
+        )
     }};
 }
 
-/// `print!` in the same way.
+/// `print!` as is, for this program's own escape codes (clearing the screen), never for text
+/// from the daemon.
 macro_rules! out_raw {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -55,7 +64,8 @@ fn main() -> ExitCode {
         // The reader went away (`| head -1`): nothing is left to say to anyone.
         Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ebpfstatctl: {e:#}");
+            // A daemon's error may quote what it was given or found (names, paths).
+            eprintln!("ebpfstatctl: {}", render::visible_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

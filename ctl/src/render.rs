@@ -1,5 +1,7 @@
-//! What every subcommand prints with: tables that line up, JSON, footnotes, owners, times.
+//! What every subcommand prints with: tables that line up, JSON, footnotes, owners, times;
+//! and [`visible`], which every text line and table cell goes through on its way to a terminal.
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
@@ -17,7 +19,67 @@ pub fn stamp(ns: i64) -> String {
     humantime::format_rfc3339_seconds(WallNs::from_ns(ns).time()).to_string()
 }
 
-pub fn table(header: &[&str], right_from: usize) -> Table {
+/// Whether a character acts on a terminal instead of showing: C0 controls (ESC among them),
+/// DEL and C1 controls; or reorders the text after it: bidi overrides and isolates.
+fn hostile(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\x1f' | '\x7f'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Whether `s`, which starts with a backslash, starts `\xNN`: a byte as systemd writes it in
+/// unit and cgroup names (`\x2d` for `-`), which reads the same in this escaping.
+fn escaped_byte(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 4 && b[1] == b'x' && b[2].is_ascii_hexdigit() && b[3].is_ascii_hexdigit()
+}
+
+/// Text as a terminal may be given it. Names, owners, units, cgroups, errors: whatever the
+/// daemon sends comes from the kernel or other processes (a comm is anything a process writes),
+/// and raw it could clear the screen or fake lines. So ESC is written `\e`, the other C0
+/// controls and DEL `\xNN` (`\x07`, `\x0a`), C1 controls and bidi overrides and isolates
+/// `\u{…}` (`\u{9b}`, `\u{202e}`), and a backslash is doubled unless it already starts a `\xNN`
+/// (as in systemd's `\x2d`, kept so a unit name can be copied): on screen, a backslash always
+/// starts an escape. Plain text comes back as it was, without a copy.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c == '\\' || hostile(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, c) in text.char_indices() {
+        match c {
+            '\x1b' => out.push_str("\\e"),
+            '\\' if escaped_byte(&text[i..]) => out.push('\\'),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' || c == '\x7f' => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if hostile(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`visible`], but line breaks stay: for error messages, whose own wording may take two lines.
+pub fn visible_lines(text: &str) -> String {
+    text.split('\n').map(visible).collect::<Vec<_>>().join("\n")
+}
+
+/// A table whose cells are made [`visible`] as they are added: comfy-table then lays out the
+/// escaped text, so columns line up with what the terminal shows.
+pub struct Grid(Table);
+
+impl Grid {
+    pub fn add_row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        let cells: Vec<String> = cells
+            .into_iter()
+            .map(|c| visible(c.as_ref()).into_owned())
+            .collect();
+        self.0.add_row(cells);
+    }
+}
+
+pub fn table(header: &[&str], right_from: usize) -> Grid {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
     t.set_header(header.iter().copied());
@@ -26,11 +88,11 @@ pub fn table(header: &[&str], right_from: usize) -> Table {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    t
+    Grid(t)
 }
 
 /// Text in the last column (holders) reads from the left.
-pub fn left_align_last(t: &mut Table) {
+pub fn left_align_last(Grid(t): &mut Grid) {
     let last = t.column_count().saturating_sub(1);
     if let Some(c) = t.column_mut(last) {
         c.set_cell_alignment(CellAlignment::Left);
@@ -39,7 +101,7 @@ pub fn left_align_last(t: &mut Table) {
 
 /// On a terminal, long text in a table wraps within the terminal's width instead of running
 /// past it (sentences such as events and alerts); piped, lines stay whole for tools.
-pub fn wrap_to_terminal(t: &mut Table) {
+pub fn wrap_to_terminal(Grid(t): &mut Grid) {
     if !io::stdout().is_terminal() {
         return;
     }
@@ -51,7 +113,7 @@ pub fn wrap_to_terminal(t: &mut Table) {
 
 /// Prints a table; on a terminal its header is bold. The escape codes go around the laid-out
 /// header line, never into a cell, where they would count as width and misalign every column.
-pub fn print_table(t: &Table) -> io::Result<()> {
+pub fn print_table(Grid(t): &Grid) -> io::Result<()> {
     let text = t.to_string();
     let (header, rows) = text.split_once('\n').unwrap_or((&text, ""));
     let mut out = io::stdout().lock();
@@ -158,4 +220,88 @@ pub fn marks(codes: &[String], notes: &[(Option<&'static str>, String)]) -> Stri
 pub fn print_notes(notes: Vec<(Option<&'static str>, String)>) -> io::Result<()> {
     let lines: Vec<String> = notes.into_iter().map(|(_, text)| text).collect();
     footnotes(&lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_are_escaped() {
+        // A comm a process can give itself (14 bytes): clear the screen, red, bell.
+        assert_eq!(visible("\x1b[2J\x1b[31mPWN\x07"), r"\e[2J\e[31mPWN\x07");
+        assert_eq!(visible("a\tb\nc\rd\0\x7f"), r"a\x09b\x0ac\x0dd\x00\x7f");
+        // C1: U+009B is a one-character CSI on terminals that take 8-bit controls.
+        assert_eq!(visible("\u{85}\u{9b}2J"), r"\u{85}\u{9b}2J");
+        // Bidi overrides and isolates reorder what follows them on the line.
+        assert_eq!(
+            visible("x\u{202a}\u{202e}\u{2066}\u{2069}y"),
+            r"x\u{202a}\u{202e}\u{2066}\u{2069}y"
+        );
+    }
+
+    #[test]
+    fn plain_text_is_unchanged_and_not_copied() {
+        for text in [
+            "sys_enter_openat",
+            "bpftrace[12] foo.service",
+            "µs ▂▃ ~0.0040%",
+            "",
+            "\u{fffd}",
+        ] {
+            assert!(
+                matches!(visible(text), Cow::Borrowed(t) if t == text),
+                "{text:?}"
+            );
+        }
+        // Neighbours of the escaped ranges show as they are.
+        assert_eq!(
+            visible("\u{a0}\u{2029}\u{202f}\u{2065}\u{206a}"),
+            "\u{a0}\u{2029}\u{202f}\u{2065}\u{206a}"
+        );
+    }
+
+    #[test]
+    fn a_backslash_on_screen_always_starts_an_escape() {
+        // systemd's own byte escapes stay, so a unit name can be copied to systemctl.
+        assert_eq!(
+            visible(r"system-getty\x2dx.slice/a\x2Db.service"),
+            r"system-getty\x2dx.slice/a\x2Db.service"
+        );
+        // Anything else that would read as an escape is a literal backslash, doubled.
+        assert_eq!(visible(r"\e[2J"), r"\\e[2J");
+        assert_eq!(
+            visible(r"\u{202e} \\ \x \xg1 end\"),
+            r"\\u{202e} \\\\ \\x \\xg1 end\\"
+        );
+    }
+
+    #[test]
+    fn error_messages_keep_their_line_breaks_only() {
+        assert_eq!(
+            visible_lines("not running.\nStart it: \x1b]0;x\x07"),
+            "not running.\nStart it: \\e]0;x\\x07"
+        );
+    }
+
+    #[test]
+    fn a_table_lays_out_the_escaped_cells() {
+        let mut t = table(&["ID", "NAME", "HOLDERS"], 3);
+        t.add_row(["1", "plain", "sshd[1]"]);
+        t.add_row(["22", "\x1b[2J\x1b[31mPWN\x07", "\u{202e}evil[2]"]);
+        let Grid(t) = t;
+        let text = t.to_string();
+        assert!(!text.contains(['\x1b', '\x07', '\u{202e}']), "{text}");
+        // The holders column starts where its header does: the escaped name was measured.
+        let at = |line: &str, what: &str| line.find(what).map(|b| line[..b].chars().count());
+        let lines: Vec<&str> = text.lines().collect();
+        let column = at(lines[0], "HOLDERS");
+        assert_eq!(at(lines[1], "sshd[1]"), column, "{text}");
+        assert_eq!(at(lines[2], r"\u{202e}evil[2]"), column, "{text}");
+        assert_eq!(
+            at(lines[2], r"\e[2J\e[31mPWN\x07"),
+            at(lines[0], "NAME"),
+            "{text}"
+        );
+    }
 }

@@ -18,7 +18,8 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         out!("{k:>15}: {v}")?;
     }
     if !d.attach.is_empty() {
-        out!("\nattached")?;
+        out!()?;
+        out!("attached")?;
         let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
         for a in &d.attach {
             t.add_row(vec![
@@ -30,10 +31,12 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         }
         print_table(&t)?;
     }
-    out!("\nmaps")?;
+    out!()?;
+    out!("maps")?;
     render_maps(&d.maps, None)?;
     if !d.notes.is_empty() {
-        out!("\nnotes")?;
+        out!()?;
+        out!("notes")?;
         for n in &d.notes {
             out!("  {}: {}", n.code, n.text)?;
         }

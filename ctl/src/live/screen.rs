@@ -14,9 +14,12 @@ use super::app::App;
 use crate::units;
 
 /// `text` in at most `width` columns: cut with `…` when longer, so a cut never looks whole.
+/// Every text of the view passes here, so here it is made `render::visible` (escaped first:
+/// the escapes are what is measured and cut).
 pub fn fit(text: &str, width: usize) -> String {
+    let text = crate::render::visible(text);
     if text.width() <= width {
-        return text.to_owned();
+        return text.into_owned();
     }
     if width == 0 {
         return String::new();
@@ -178,6 +181,13 @@ mod tests {
         assert_eq!(fit("µµµµ", 3), "µµ…");
         assert_eq!(fit("abc", 0), "");
         assert_eq!(fit("abc", 1), "…");
+    }
+
+    #[test]
+    fn controls_are_shown_escaped_and_measured_so() {
+        assert_eq!(fit("\x1b[2J\x07", 12), "\\e[2J\\x07");
+        assert_eq!(fit("\x1b[2J\x07", 6), "\\e[2J…");
+        assert_eq!(fit("a\u{202e}b", 3), "a\\…");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use ebpfstatd::config::{CONFIG_PATH, Effective, Settings, Span, defs};
+use ebpfstatd::config::{CONFIG_PATH, Effective, Settings, Shown, Span, defs};
 
 pub const ABOUT: &str = "eBPF program statistics with history";
 
@@ -159,8 +159,27 @@ pub struct SampleArgs {
 pub struct Refused(pub String);
 
 impl From<lexopt::Error> for Refused {
+    /// lexopt's own words, but with what it quotes of the command line [`Shown`].
     fn from(e: lexopt::Error) -> Self {
-        Self(e.to_string())
+        use lexopt::Error as E;
+        Self(match e {
+            E::UnexpectedOption(o) => format!("invalid option '{}'", Shown(&o)),
+            E::UnexpectedArgument(v) => {
+                format!("unexpected argument {:?}", Shown(&v.to_string_lossy()))
+            }
+            E::UnexpectedValue { option, value } => format!(
+                "unexpected argument for option '{}': {:?}",
+                Shown(&option),
+                Shown(&value.to_string_lossy())
+            ),
+            E::NonUnicodeValue(v) => {
+                format!(
+                    "argument is invalid unicode: {:?}",
+                    Shown(&v.to_string_lossy())
+                )
+            }
+            other => other.to_string(),
+        })
     }
 }
 
@@ -184,7 +203,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Asked, Refused>
                         sample = Some(sample_defaults());
                         "sample"
                     }
-                    _ => return Err(Refused(format!("unknown command {v:?} (run, sample)"))),
+                    _ => {
+                        let v = v.to_string_lossy();
+                        return Err(Refused(format!(
+                            "unknown command {:?} (run, sample)",
+                            Shown(&v)
+                        )));
+                    }
                 });
             }
             Long(flag) => {
@@ -205,23 +230,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Asked, Refused>
 
 /// The value of `--flag`, as text.
 fn text(flag: &str, p: &mut lexopt::Parser) -> Result<String, Refused> {
-    p.value()?
-        .into_string()
-        .map_err(|v| Refused(format!("--{flag} {v:?}: not UTF-8")))
+    p.value()?.into_string().map_err(|v| {
+        let v = v.to_string_lossy();
+        Refused(format!("--{} {:?}: not UTF-8", Shown(flag), Shown(&v)))
+    })
 }
 
 fn run_flag(run: &mut RunArgs, flag: &str, p: &mut lexopt::Parser) -> Result<(), Refused> {
     let value = text(flag, p)?;
     let count = |v: &str| {
         v.parse::<u64>()
-            .map_err(|e| Refused(format!("--{flag} {v}: {e}")))
+            .map_err(|e| Refused(format!("--{flag} {}: {e}", Shown(v))))
     };
     match flag {
         "debug-stall-after" => run.debug_stall_after = Some(count(&value)?),
         "debug-panic-after" => run.debug_panic_after = Some(count(&value)?),
         _ => match run.settings.set(&flag.replace('-', "_"), &value) {
-            Some(set) => set.map_err(|e| Refused(format!("--{flag} {value}: {e}")))?,
-            None => return Err(Refused(format!("unknown flag --{flag}"))),
+            Some(set) => set.map_err(|e| Refused(format!("--{flag} {}: {e}", Shown(&value))))?,
+            None => return Err(Refused(format!("unknown flag --{}", Shown(flag)))),
         },
     }
     Ok(())
@@ -240,8 +266,8 @@ fn sample_defaults() -> SampleArgs {
 fn sample_flag(s: &mut SampleArgs, flag: &str, p: &mut lexopt::Parser) -> Result<(), Refused> {
     let at_least_one = |v: String| match v.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
-        Ok(_) => Err(Refused(format!("--{flag} {v}: at least 1"))),
-        Err(e) => Err(Refused(format!("--{flag} {v}: {e}"))),
+        Ok(_) => Err(Refused(format!("--{flag} {}: at least 1", Shown(&v)))),
+        Err(e) => Err(Refused(format!("--{flag} {}: {e}", Shown(&v)))),
     };
     match flag {
         "json" => s.json = true,
@@ -251,9 +277,14 @@ fn sample_flag(s: &mut SampleArgs, flag: &str, p: &mut lexopt::Parser) -> Result
             let v = text(flag, p)?;
             s.interval = v
                 .parse()
-                .map_err(|e| Refused(format!("--interval {v}: {e}")))?;
+                .map_err(|e| Refused(format!("--interval {}: {e}", Shown(&v))))?;
         }
-        _ => return Err(Refused(format!("unknown flag --{flag} for sample"))),
+        _ => {
+            return Err(Refused(format!(
+                "unknown flag --{} for sample",
+                Shown(flag)
+            )));
+        }
     }
     Ok(())
 }
@@ -291,4 +322,40 @@ pub fn help(command: Option<&str>) -> String {
         out.push_str(&format!("      {named}\n          {}{default}\n", f.help));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(args: &[&str]) -> String {
+        match parse(args.iter().map(OsString::from)) {
+            Err(Refused(why)) => why,
+            Ok(asked) => panic!("{args:?} was taken: {asked:?}"),
+        }
+    }
+
+    #[test]
+    fn a_long_argument_is_quoted_by_its_start_and_length() {
+        let long = "x".repeat(100_000);
+        let flag = format!("--{long}");
+        for args in [
+            &["run", "--interval", &long][..],
+            &["run", &flag, "1"],
+            &["run", "--debug-stall-after", &long],
+            &["sample", "--count", &long],
+            &["sample", "--interval", &long],
+            &["sample", &flag],
+            &[&long],
+            &["run", &long],
+        ] {
+            let why = refused(args);
+            assert!(
+                why.len() < 400 && why.contains("… (100000 bytes)"),
+                "{} bytes: {}",
+                why.len(),
+                why.get(..400).unwrap_or(&why)
+            );
+        }
+    }
 }

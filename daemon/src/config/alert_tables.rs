@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::{Shown, toml_error};
 use crate::alerts::Rule;
 use crate::alerts::rules::MAX_RULES;
 
@@ -22,7 +23,7 @@ struct Rules {
 /// The rules in `text` (a whole configuration file); `None` without any. The error is the
 /// message to show, with its line.
 pub(super) fn read(text: &str) -> Result<Option<Vec<Rule>>, String> {
-    let tables: Tables = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+    let tables: Tables = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
     let Some(tables) = tables.alert else {
         return Ok(None);
     };
@@ -45,8 +46,7 @@ pub(super) fn read(text: &str) -> Result<Option<Vec<Rule>>, String> {
         let rest = text.get(from..).unwrap_or_default();
         if !rest.trim_start().starts_with("[[") {
             // Not `[[alert]]` tables: read them all at once, where the parser places errors.
-            let all: Rules =
-                toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+            let all: Rules = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
             return Ok(Some(all.alert));
         }
         // Up to the next table's header (the span covers only this one's).
@@ -69,7 +69,7 @@ pub(super) fn read(text: &str) -> Result<Option<Vec<Rule>>, String> {
                     let (k, v) = l.split_once('=')?;
                     (k.trim() == "name").then(|| v.trim().trim_matches('"'))
                 })
-                .map_or("[[alert]]".to_owned(), |n| format!("alert {n:?}"));
+                .map_or("[[alert]]".to_owned(), |n| format!("alert {:?}", Shown(n)));
             format!("line {line}: {named}: {message}")
         })?;
         rules.push(one.alert.pop().ok_or("an empty [[alert]] table")?);

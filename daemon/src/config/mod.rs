@@ -15,7 +15,7 @@ mod effective;
 mod values;
 
 pub use defs::{CONFIG_PATH, Def, Effective, Reload, Settings, defs};
-pub use values::{Budget, LogLevel, Size, Span, StatsMode, Value, size_text, span_text};
+pub use values::{Budget, LogLevel, Shown, Size, Span, StatsMode, Value, size_text, span_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -52,7 +52,8 @@ impl std::str::FromStr for Bus {
             a if a.contains(':') => Self::Address(a.to_owned()),
             other => {
                 return Err(format!(
-                    "{other:?}: expected system, session, none or a D-Bus address (unix:path=...)"
+                    "{:?}: expected system, session, none or a D-Bus address (unix:path=...)",
+                    Shown(other)
                 ));
             }
         })
@@ -73,7 +74,9 @@ impl std::fmt::Display for RangeError {
         write!(
             f,
             "{} = {} is out of range: {}",
-            self.key, self.value, self.allowed
+            self.key,
+            Shown(&self.value),
+            self.allowed
         )
     }
 }
@@ -84,9 +87,30 @@ impl RangeError {
         format!(
             "--{} {} is out of range: {}",
             self.key.replace('_', "-"),
-            self.value,
+            Shown(&self.value),
             self.allowed
         )
+    }
+}
+
+/// A parser's error as `line L, column C: key: what` (the key when the error is in its
+/// value). Not the parser's own rendering, which repeats the line and underlines the value: a
+/// value may be a whole file's worth.
+pub(super) fn toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim_end();
+    let Some(at) = e.span().map(|s| s.start) else {
+        return message.to_owned();
+    };
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let start = before.rsplit('\n').next().unwrap_or("");
+    let column = start.chars().count() + 1;
+    match start.split_once('=') {
+        Some((key, _)) => format!(
+            "line {line}, column {column}: {}: {message}",
+            Shown(key.trim())
+        ),
+        None => format!("line {line}, column {column}: {message}"),
     }
 }
 
@@ -105,8 +129,7 @@ impl Settings {
             path: path.to_owned(),
             message,
         };
-        let mut settings: Self =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let mut settings: Self = toml::from_str(text).map_err(|e| invalid(toml_error(&e, text)))?;
         settings.alert = alert_tables::read(text).map_err(invalid)?;
         if let Some(message) = settings.bad_rules(text) {
             return Err(ConfigError::Invalid {
@@ -150,7 +173,8 @@ impl Settings {
             .nth(1)
             .map_or(String::new(), |(n, _)| format!("line {}: ", n + 1));
         Some(format!(
-            "{line}alert name {name:?} is used twice: each rule needs a name of its own"
+            "{line}alert name {:?} is used twice: each rule needs a name of its own",
+            Shown(name)
         ))
     }
 
@@ -255,6 +279,30 @@ mod tests {
         assert!(e.contains("rescan_every"), "{e}");
         let e = parse("interval = 5\n").expect_err("wrong type");
         assert!(e.contains("interval") && e.contains("string"), "{e}");
+    }
+
+    #[test]
+    fn errors_quote_a_long_value_by_its_start_and_length() {
+        let long = "x".repeat(100_000);
+        for key in [
+            "interval",
+            "max_db_size",
+            "log_level",
+            "bus",
+            "stats_mode",
+            "stats_overhead_budget",
+            "metrics_listen",
+            "textfile",
+            "socket",
+        ] {
+            let e = parse(&format!("{key} = \"/{long}\"\n")).expect_err(key);
+            assert!(
+                e.len() < 600 && e.contains(key) && e.contains("… (100001 bytes)"),
+                "{key}: {} bytes: {}",
+                e.len(),
+                e.get(..600).unwrap_or(&e)
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,10 @@ impl FromStr for Span {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let v = humantime::parse_duration(s).map_err(|e| {
-            format!("{s:?} is not a duration ({e}); write e.g. \"1s\", \"250ms\", \"6h\", \"7d\"")
+            format!(
+                "{:?} is not a duration ({e}); write e.g. \"1s\", \"250ms\", \"6h\", \"7d\"",
+                Shown(s)
+            )
         })?;
         if v.is_zero() {
             return Err("a duration of zero is not allowed".into());
@@ -78,6 +81,13 @@ pub struct Size(pub u64);
 impl FromStr for Size {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        // parse_bytes quotes what it cannot read whole; no size is this long.
+        if s.len() > SHOWN_CHARS {
+            return Err(format!(
+                "{:?} is not a size (expected e.g. 64MiB)",
+                Shown(s)
+            ));
+        }
         parse_bytes(s).map(Self)
     }
 }
@@ -104,6 +114,18 @@ impl Value for u64 {
     }
 }
 
+/// A switch, written as a TOML boolean.
+impl Value for bool {
+    type Out = bool;
+    const QUOTED: bool = false;
+    fn settle(self) -> bool {
+        self
+    }
+    fn text(v: &bool) -> String {
+        v.to_string()
+    }
+}
+
 impl Value for PathBuf {
     type Out = PathBuf;
     fn settle(self) -> PathBuf {
@@ -121,7 +143,7 @@ pub struct Budget(pub f64);
 impl FromStr for Budget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: a percentage of one core, e.g. \"1%\"");
+        let bad = || format!("{:?}: a percentage of one core, e.g. \"1%\"", Shown(s));
         let v: f64 = s
             .trim()
             .strip_suffix('%')
@@ -130,7 +152,7 @@ impl FromStr for Budget {
             .parse()
             .map_err(|_| bad())?;
         if !(v > 0.0 && v <= 100.0) {
-            return Err(format!("{s:?}: between 0% and 100%"));
+            return Err(format!("{:?}: between 0% and 100%", Shown(s)));
         }
         Ok(Self(Share::from_percent(v).0))
     }
@@ -175,14 +197,15 @@ impl FromStr for StatsMode {
             "always" => Ok(Self::Always),
             "budget" => Ok(Self::Budget),
             _ => {
-                let spec = s.strip_prefix("duty=").ok_or_else(|| {
+                let s = Shown(s);
+                let spec = s.0.strip_prefix("duty=").ok_or_else(|| {
                     format!("{s:?}: one of always, budget, duty=W/P (e.g. duty=200ms/1s)")
                 })?;
                 let (w, p) = spec
                     .split_once('/')
                     .ok_or_else(|| format!("{s:?}: duty=W/P needs a window and a period"))?;
                 let parse = |v: &str| {
-                    humantime::parse_duration(v).map_err(|e| format!("{s:?}: {v:?}: {e}"))
+                    humantime::parse_duration(v).map_err(|e| format!("{s:?}: {:?}: {e}", Shown(v)))
                 };
                 let (w, p) = (parse(w)?, parse(p)?);
                 if p.is_zero() || w > p {
@@ -225,8 +248,7 @@ impl Value for Bus {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogLevel {
     Error,
     Warn,
@@ -257,7 +279,7 @@ impl LogLevel {
         }
     }
 
-    /// The one spelling of each level (serde's `lowercase` derives the same for the file).
+    /// The one spelling of each level.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
@@ -278,8 +300,19 @@ impl FromStr for LogLevel {
             .find(|l| l.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
-                format!("{s:?}: one of {}", names.join(", "))
+                format!("{:?}: one of {}", Shown(s), names.join(", "))
             })
+    }
+}
+
+/// Read by its one spelling, refused in serde's words, with the value [`Shown`] (serde's
+/// derived reading would quote it whole).
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const NAMES: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::unknown_variant(&Shown(&s).to_string(), &NAMES))
     }
 }
 
@@ -301,7 +334,10 @@ impl FromStr for Address {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         s.parse().map(Self).map_err(|_| {
-            format!("{s:?}: an address and port (127.0.0.1:9435, [::1]:9435), or \"none\"")
+            format!(
+                "{:?}: an address and port (127.0.0.1:9435, [::1]:9435), or \"none\"",
+                Shown(s)
+            )
         })
     }
 }
@@ -345,6 +381,54 @@ impl<T: Value> Value for Maybe<T> {
     }
     fn text(v: &Self::Out) -> String {
         v.as_ref().map_or_else(|| "none".to_owned(), T::text)
+    }
+}
+
+/// Characters of a value an error message quotes: a value may be a whole file's worth.
+pub const SHOWN_CHARS: usize = 64;
+
+/// A value as an error message quotes it (the one place that decides how): control characters
+/// escaped, so a NUL or a terminal's escape sequence is seen rather than acted on, and only its
+/// first [`SHOWN_CHARS`] characters, then `… (N bytes)`. `{}` writes it bare, `{:?}` quoted.
+#[derive(Clone, Copy)]
+pub struct Shown<'a>(pub &'a str);
+
+impl<'a> Shown<'a> {
+    /// The part quoted, and the whole length when that is not all of it.
+    fn head(self) -> (&'a str, Option<usize>) {
+        match self.0.char_indices().nth(SHOWN_CHARS) {
+            Some((cut, _)) => (&self.0[..cut], Some(self.0.len())),
+            None => (self.0, None),
+        }
+    }
+
+    fn rest(f: &mut std::fmt::Formatter<'_>, len: Option<usize>) -> std::fmt::Result {
+        match len {
+            Some(n) => write!(f, "… ({n} bytes)"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (head, len) = self.head();
+        for c in head.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Self::rest(f, len)
+    }
+}
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (head, len) = self.head();
+        write!(f, "{head:?}")?;
+        Self::rest(f, len)
     }
 }
 
@@ -402,6 +486,20 @@ mod tests {
         assert!("1".parse::<Budget>().is_err());
         assert!("150%".parse::<Budget>().is_err());
         assert_eq!(StatsMode::Budget.with_budget(0.02), Mode::Budget(0.02));
+    }
+
+    #[test]
+    fn a_value_is_shown_escaped_and_cut() {
+        assert_eq!(Shown("1s").to_string(), "1s");
+        assert_eq!(format!("{:?}", Shown("1s")), "\"1s\"");
+        assert_eq!(Shown("/a\0b\x1b[2J").to_string(), "/a\\0b\\u{1b}[2J");
+        let long = "é".repeat(1000);
+        let head = "é".repeat(SHOWN_CHARS);
+        assert_eq!(Shown(&long).to_string(), format!("{head}… (2000 bytes)"));
+        assert_eq!(
+            format!("{:?}", Shown(&long)),
+            format!("\"{head}\"… (2000 bytes)")
+        );
     }
 
     #[test]

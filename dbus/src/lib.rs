@@ -62,6 +62,9 @@ pub enum Error {
     InvalidArgument(String),
     /// The data is not available (no pass yet, the store failed, ...).
     Unavailable(String),
+    /// The caller has as many calls in flight as one caller may: wait for an answer, then
+    /// call again.
+    Busy(String),
 }
 
 /// A process holding a program.

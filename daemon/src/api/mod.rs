@@ -16,6 +16,7 @@ mod properties;
 pub mod queries;
 pub mod socket;
 mod status;
+mod turns;
 mod usage;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use ebpfstat_numbers::rank;
 use ebpfstat_numbers::time::duration_ns;
 use ebpfstat_store::ProgramRef;
 use tokio::sync::{mpsc, oneshot};
+use zbus::message::Header;
 
 pub use properties::signal_changes;
 
@@ -48,11 +50,17 @@ pub struct Stats1 {
     shared: Arc<Shared>,
     /// Questions for the storage thread.
     store: mpsc::Sender<Query>,
+    /// Calls being answered per bus sender.
+    turns: Arc<turns::Turns>,
 }
 
 impl Stats1 {
     pub fn new(shared: Arc<Shared>, store: mpsc::Sender<Query>) -> Self {
-        Self { shared, store }
+        Self {
+            shared,
+            store,
+            turns: Arc::default(),
+        }
     }
 
     /// The newest pass, if there is one yet.
@@ -143,7 +151,12 @@ fn top_n(n: u32) -> Result<usize, Error> {
 #[zbus::interface(name = "org.ebpfstat.Stats1")]
 impl Stats1 {
     #[zbus(out_args("snapshot"))]
-    async fn snapshot(&self, options: Options) -> Result<wire::Snapshot, Error> {
+    async fn snapshot(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        options: Options,
+    ) -> Result<wire::Snapshot, Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &[&filter::KEYS[..], &RANKING_KEYS].concat())?;
         let filter = Filter::from_options(&options)?;
         let ranking = since_load_ranking(&options)?;
@@ -173,12 +186,14 @@ impl Stats1 {
     #[zbus(out_args("info", "rows"))]
     async fn top(
         &self,
+        #[zbus(header)] hdr: Header<'_>,
         from_ns: i64,
         to_ns: i64,
         sort_by: &str,
         n: u32,
         options: Options,
     ) -> Result<(wire::TopInfo, Vec<wire::TopRow>), Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &filter::KEYS)?;
         let filter = Filter::from_options(&options)?;
         let key = sort_key(sort_by)?;
@@ -230,12 +245,14 @@ impl Stats1 {
     #[zbus(out_args("info", "points"))]
     async fn history(
         &self,
+        #[zbus(header)] hdr: Header<'_>,
         program: &str,
         from_ns: i64,
         to_ns: i64,
         step_ns: u64,
         options: Options,
     ) -> Result<(wire::HistoryInfo, Vec<wire::HistoryPoint>), Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &[("tier", "s"), ("max_points", "u")])?;
         let spec = parse_spec(program)?;
         let tier = match options.get("tier") {
@@ -273,27 +290,37 @@ impl Stats1 {
     #[zbus(out_args("text", "next"))]
     async fn export(
         &self,
+        #[zbus(header)] hdr: Header<'_>,
         from_ns: i64,
         to_ns: i64,
         step_ns: u64,
         options: Options,
     ) -> Result<(String, String), Error> {
+        let _turn = self.turns.take(&hdr)?;
         self.export_page(from_ns, to_ns, step_ns, options).await
     }
 
     #[zbus(out_args("comparison"))]
     async fn compare(
         &self,
+        #[zbus(header)] hdr: Header<'_>,
         program: &str,
         before: &str,
         after: &str,
         options: Options,
     ) -> Result<wire::Comparison, Error> {
+        let _turn = self.turns.take(&hdr)?;
         self.compare_versions(program, before, after, options).await
     }
 
     #[zbus(out_args("events"))]
-    async fn events(&self, since_ns: i64, options: Options) -> Result<Vec<wire::Event>, Error> {
+    async fn events(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        since_ns: i64,
+        options: Options,
+    ) -> Result<Vec<wire::Event>, Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let events = self
@@ -314,9 +341,11 @@ impl Stats1 {
     #[zbus(out_args("active", "changes"))]
     async fn alerts(
         &self,
+        #[zbus(header)] hdr: Header<'_>,
         since_ns: i64,
         options: Options,
     ) -> Result<(Vec<wire::Alert>, Vec<wire::Alert>), Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let changes = self
@@ -342,7 +371,12 @@ impl Stats1 {
     ) -> zbus::Result<()>;
 
     #[zbus(out_args("detail"))]
-    async fn program(&self, program: &str) -> Result<wire::ProgramDetail, Error> {
+    async fn program(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        program: &str,
+    ) -> Result<wire::ProgramDetail, Error> {
+        let _turn = self.turns.take(&hdr)?;
         let spec = parse_spec(program)?;
         let pass = self.latest()?;
         let matches: Vec<_> = match &spec {
@@ -420,7 +454,12 @@ impl Stats1 {
     }
 
     #[zbus(out_args("maps"))]
-    async fn maps(&self, options: Options) -> Result<Vec<wire::MapRow>, Error> {
+    async fn maps(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        options: Options,
+    ) -> Result<Vec<wire::MapRow>, Error> {
+        let _turn = self.turns.take(&hdr)?;
         check_options(&options, &filter::KEYS)?;
         let filter = Filter::from_options(&options)?;
         Ok(self
@@ -433,12 +472,17 @@ impl Stats1 {
     }
 
     #[zbus(out_args("status"))]
-    async fn status(&self) -> Result<Options, Error> {
+    async fn status(&self, #[zbus(header)] hdr: Header<'_>) -> Result<Options, Error> {
+        let _turn = self.turns.take(&hdr)?;
         Ok(self.health().await?.to_map())
     }
 
     #[zbus(out_args("ns_per_run", "spread_ns", "source"))]
-    async fn calibrate(&self) -> Result<(f64, f64, String), Error> {
+    async fn calibrate(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(f64, f64, String), Error> {
+        let _turn = self.turns.take(&hdr)?;
         let (tx, rx) = oneshot::channel();
         let gone = || Error::Unavailable("the sampler is not running".into());
         self.shared

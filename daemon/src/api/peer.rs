@@ -8,15 +8,21 @@
 //! [`MAX_MESSAGE`] bytes. A peer that breaks a limit loses its connection, and nothing was
 //! allocated for it.
 
+use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use zbus::connection::socket::{ReadHalf, Socket, Split, WriteHalf};
+use zbus::message::{Message, Type};
+
+use crate::shared::lock;
 
 /// The authentication lines, up to `BEGIN`: about a hundred bytes in practice.
 pub const MAX_HANDSHAKE: usize = 4096;
@@ -27,6 +33,11 @@ pub const MAX_MESSAGE: u64 = 64 << 10;
 
 /// D-Bus's fixed primary header.
 const PRIMARY_HEADER: usize = 16;
+
+/// The primary header's message type of a method call, and the flag of one that wants no
+/// reply.
+const METHOD_CALL: u8 = 1;
+const NO_REPLY_EXPECTED: u8 = 0x1;
 
 /// Why a peer's bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,8 +65,8 @@ enum Phase {
         bytes: [u8; PRIMARY_HEADER],
         got: usize,
     },
-    /// The rest of a message.
-    Body { left: u64 },
+    /// The rest of a message; `call`: it is a method call that expects a reply.
+    Body { left: u64, call: bool },
 }
 
 /// The shape of what a peer sends, followed byte by byte (pure: no I/O).
@@ -92,8 +103,10 @@ fn message_len(h: &[u8; PRIMARY_HEADER]) -> Result<u64, Refused> {
 }
 
 impl Shape {
-    /// Follows `bytes`, the next ones the peer sent.
-    pub fn follow(&mut self, mut bytes: &[u8]) -> Result<(), Refused> {
+    /// Follows `bytes`, the next ones the peer sent; how many method calls expecting a reply
+    /// they completed.
+    pub fn follow(&mut self, mut bytes: &[u8]) -> Result<usize, Refused> {
+        let mut calls = 0;
         while let Some(&first) = bytes.first() {
             match &mut self.phase {
                 Phase::Handshake { seen, line, last } => {
@@ -130,25 +143,148 @@ impl Shape {
                         if len > MAX_MESSAGE {
                             return Err(Refused::LongMessage(len));
                         }
+                        let call = header[1] == METHOD_CALL && header[2] & NO_REPLY_EXPECTED == 0;
                         self.phase = Phase::Body {
                             left: len - PRIMARY_HEADER as u64,
+                            call,
                         };
+                        calls += self.end_of_message();
                     }
                 }
-                Phase::Body { left } => {
+                Phase::Body { left, .. } => {
                     let take = usize::try_from(*left).map_or(bytes.len(), |l| l.min(bytes.len()));
                     *left -= take as u64;
                     bytes = &bytes[take..];
-                    if *left == 0 {
-                        self.phase = Phase::Header {
-                            bytes: [0; PRIMARY_HEADER],
-                            got: 0,
-                        };
-                    }
+                    calls += self.end_of_message();
                 }
             }
         }
-        Ok(())
+        Ok(calls)
+    }
+
+    /// At a message's last byte, the next header; 1 if the message was a call to answer.
+    fn end_of_message(&mut self) -> usize {
+        let Phase::Body { left: 0, call } = self.phase else {
+            return 0;
+        };
+        self.phase = Phase::Header {
+            bytes: [0; PRIMARY_HEADER],
+            got: 0,
+        };
+        usize::from(call)
+    }
+
+    /// The most bytes the next read may take: up to the end of the message being read, so a
+    /// read never takes a message after it (which would dispatch a call beyond the limits);
+    /// in the handshake, fewer than the smallest message.
+    pub fn next_read(&self) -> usize {
+        match &self.phase {
+            Phase::Handshake { .. } => PRIMARY_HEADER,
+            Phase::Header { got, .. } => PRIMARY_HEADER - got,
+            Phase::Body { left, .. } => usize::try_from(*left).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether the next byte opens a message.
+    pub fn between_messages(&self) -> bool {
+        matches!(self.phase, Phase::Header { got: 0, .. })
+    }
+}
+
+/// Calls a peer may have read and not yet answered: past it, nothing more is read from it
+/// until an answer is written (a peer that does not read its answers stops itself).
+pub const MAX_CALLS_PER_PEER: usize = 4;
+/// The same, over all of one user's connections.
+pub const MAX_CALLS_PER_USER: usize = 8;
+/// The same, over every peer: what answers waiting to be read may hold is at most this many
+/// answers.
+pub const MAX_CALLS: usize = 32;
+/// A peer that takes none of an answer's bytes for this long is let go.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// The calls read and not yet answered over every peer, by user, and a wake-up for readers
+/// waiting for room when one is answered.
+#[derive(Debug, Default)]
+pub struct Load {
+    all: AtomicUsize,
+    by_uid: Mutex<HashMap<u32, Arc<AtomicUsize>>>,
+    answered: Notify,
+}
+
+/// One connection's share of the [`Load`], and what the daemon knows of it.
+#[derive(Debug)]
+pub struct Flow {
+    load: Arc<Load>,
+    user: Arc<AtomicUsize>,
+    calls: AtomicUsize,
+    ended: AtomicBool,
+    stalled: Notify,
+}
+
+impl Flow {
+    pub fn new(load: &Arc<Load>, uid: u32) -> Arc<Self> {
+        let user = Arc::clone(lock(&load.by_uid).entry(uid).or_default());
+        Arc::new(Self {
+            load: Arc::clone(load),
+            user,
+            calls: AtomicUsize::new(0),
+            ended: AtomicBool::new(false),
+            stalled: Notify::new(),
+        })
+    }
+
+    fn room(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+            || (self.calls.load(Ordering::Acquire) < MAX_CALLS_PER_PEER
+                && self.user.load(Ordering::Acquire) < MAX_CALLS_PER_USER
+                && self.load.all.load(Ordering::Acquire) < MAX_CALLS)
+    }
+
+    /// Waits until the peer may send another call (or its connection ended).
+    async fn wait_for_room(&self) {
+        loop {
+            let answered = self.load.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if self.room() {
+                return;
+            }
+            answered.await;
+        }
+    }
+
+    fn called(&self, n: usize) {
+        self.calls.fetch_add(n, Ordering::AcqRel);
+        self.user.fetch_add(n, Ordering::AcqRel);
+        self.load.all.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// One call answered (its reply or error written whole).
+    fn answered(&self) {
+        let took = self
+            .calls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if took.is_ok() {
+            self.release(1);
+        }
+    }
+
+    fn release(&self, n: usize) {
+        self.user.fetch_sub(n, Ordering::AcqRel);
+        self.load.all.fetch_sub(n, Ordering::AcqRel);
+        self.load.answered.notify_waiters();
+    }
+
+    /// The connection ended: its calls no longer count, and its reader stops waiting.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let left = self.calls.swap(0, Ordering::AcqRel);
+        self.release(left);
+    }
+
+    /// Resolves when an answer to this peer stalled for [`WRITE_STALL`].
+    pub async fn stalled(&self) {
+        self.stalled.notified().await;
     }
 }
 
@@ -173,8 +309,8 @@ impl Activity {
     }
 
     /// How long since the peer last sent anything.
-    pub fn idle_for(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.since.elapsed().saturating_sub(last)
     }
 }
@@ -187,15 +323,16 @@ pub struct PeerStream {
 }
 
 impl PeerStream {
-    pub fn new(stream: UnixStream, activity: Arc<Activity>) -> Self {
+    pub fn new(stream: UnixStream, activity: Arc<Activity>, flow: Arc<Flow>) -> Self {
         let (read, write) = stream.into_split();
         Self {
             read: CheckedRead {
                 inner: read,
                 shape: Shape::default(),
                 activity,
+                flow: Arc::clone(&flow),
             },
-            write: PlainWrite { inner: write },
+            write: PlainWrite { inner: write, flow },
         }
     }
 }
@@ -214,15 +351,25 @@ pub struct CheckedRead {
     inner: OwnedReadHalf,
     shape: Shape,
     activity: Arc<Activity>,
+    flow: Arc<Flow>,
 }
 
 #[async_trait::async_trait]
 impl ReadHalf for CheckedRead {
     async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-        let n = self.inner.read(buf).await?;
-        self.shape
+        if self.shape.between_messages() {
+            self.flow.wait_for_room().await;
+            if self.flow.ended.load(Ordering::Acquire) {
+                return Ok((0, Vec::new()));
+            }
+        }
+        let most = self.shape.next_read().min(buf.len());
+        let n = self.inner.read(&mut buf[..most]).await?;
+        let calls = self
+            .shape
             .follow(&buf[..n])
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.flow.called(calls);
         if n > 0 {
             self.activity.touch();
         }
@@ -235,6 +382,7 @@ impl ReadHalf for CheckedRead {
 #[derive(Debug)]
 pub struct PlainWrite {
     inner: OwnedWriteHalf,
+    flow: Arc<Flow>,
 }
 
 #[async_trait::async_trait]
@@ -246,7 +394,34 @@ impl WriteHalf for PlainWrite {
                 "no descriptors are passed on the private socket",
             ));
         }
-        self.inner.write(buffer).await
+        // Let go (it stalled, or its connection ended): the answers queued behind go at once,
+        // with what they hold.
+        if self.flow.ended.load(Ordering::Acquire) {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        match tokio::time::timeout(WRITE_STALL, self.inner.write(buffer)).await {
+            Ok(written) => written,
+            Err(_) => {
+                self.flow.stalled.notify_one();
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the peer read nothing of an answer",
+                ))
+            }
+        }
+    }
+
+    /// As zbus's own, and an answer written whole makes room for the peer's next call.
+    async fn send_message(&mut self, msg: &Message) -> zbus::Result<()> {
+        let data = msg.data();
+        let mut pos = 0;
+        while pos < data.len() {
+            pos += self.sendmsg(&data[pos..], &[]).await?;
+        }
+        if matches!(msg.message_type(), Type::MethodReturn | Type::Error) {
+            self.flow.answered();
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> std::io::Result<()> {
@@ -304,6 +479,38 @@ mod tests {
     }
 
     #[test]
+    fn calls_expecting_a_reply_are_counted_and_reads_stop_at_each_message() {
+        let mut shape = Shape::default();
+        assert_eq!(shape.next_read(), PRIMARY_HEADER);
+        assert_eq!(shape.follow(&handshake()), Ok(0));
+        assert!(shape.between_messages());
+        let call = |flags: u8, kind: u8| {
+            let mut m = header(b'l', 8, 8);
+            m[1] = kind;
+            m[2] = flags;
+            m.extend([0u8; 16]);
+            m
+        };
+        // A call, a call wanting no reply, a signal: one to answer.
+        let mut bytes = call(0, METHOD_CALL);
+        bytes.extend(call(NO_REPLY_EXPECTED, METHOD_CALL));
+        bytes.extend(call(0, 4));
+        assert_eq!(shape.follow(&bytes), Ok(1));
+        // Read as the stream reads: never past the end of the message being read.
+        let mut shape = Shape::default();
+        shape.follow(&handshake()).expect("handshake");
+        let mut at = 0;
+        let mut counted = Vec::new();
+        while at < bytes.len() {
+            let n = shape.next_read().min(bytes.len() - at);
+            counted.push(shape.follow(&bytes[at..at + n]).expect("well formed"));
+            at += n;
+        }
+        // Header, body; header, body; header, body.
+        assert_eq!(counted, [0, 1, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn a_huge_declared_body_is_refused_at_its_header() {
         let mut shape = Shape::default();
         shape.follow(&handshake()).expect("handshake");
@@ -314,7 +521,7 @@ mod tests {
         );
         let mut shape = Shape::default();
         shape.follow(&handshake()).expect("handshake");
-        assert_eq!(shape.follow(b"X\0\0\0"), Ok(()));
+        assert_eq!(shape.follow(b"X\0\0\0"), Ok(0));
         assert_eq!(shape.follow(&[0u8; 12]), Err(Refused::NotAMessage(b'X')));
     }
 

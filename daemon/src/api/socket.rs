@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixListener;
 
 use super::Stats1;
-use super::peer::{Activity, PeerStream};
+use super::peer::{Activity, Flow, Load, PeerStream, WRITE_STALL};
 use crate::quiet::Quiet;
 use crate::shared::lock;
 
@@ -231,6 +231,8 @@ fn peer_cap() -> usize {
 pub async fn serve(listener: UnixListener, iface: Stats1) {
     let group = group_id(ebpfstat_dbus::GROUP);
     let peers = Arc::new(Mutex::new(Peers::default()));
+    let load = Arc::new(Load::default());
+    let stalls = Arc::new(Mutex::new(Quiet::default()));
     let mut accept_failed = Quiet::default();
     let mut turned_away = Quiet::default();
     loop {
@@ -267,14 +269,38 @@ pub async fn serve(listener: UnixListener, iface: Stats1) {
             }
             continue;
         };
-        tokio::spawn(serve_peer(stream, uid, slot, iface.clone()));
+        let flow = Flow::new(&load, uid);
+        let peer = Peer {
+            uid,
+            _slot: slot,
+            flow,
+            stalls: Arc::clone(&stalls),
+        };
+        tokio::spawn(serve_peer(stream, peer, iface.clone()));
+    }
+}
+
+/// A peer being served: its place among the peers and its calls in flight, given back when
+/// it goes.
+struct Peer {
+    uid: u32,
+    _slot: PeerSlot,
+    flow: Arc<Flow>,
+    /// Peers let go for not reading their answers, said at most once a minute.
+    stalls: Arc<Mutex<Quiet>>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.flow.end();
     }
 }
 
 /// One peer's connection, from its handshake to its end.
-async fn serve_peer(stream: tokio::net::UnixStream, uid: u32, _slot: PeerSlot, iface: Stats1) {
+async fn serve_peer(stream: tokio::net::UnixStream, peer: Peer, iface: Stats1) {
+    let uid = peer.uid;
     let activity = Activity::new();
-    let guarded = PeerStream::new(stream, Arc::clone(&activity));
+    let guarded = PeerStream::new(stream, Arc::clone(&activity), Arc::clone(&peer.flow));
     let build = zbus::connection::Builder::socket(guarded)
         .server(zbus::Guid::generate())
         .p2p()
@@ -311,5 +337,13 @@ async fn serve_peer(stream: tokio::net::UnixStream, uid: u32, _slot: PeerSlot, i
         () = conn.closed() => {}
         () = idle => {}
         () = signals => conn.closed().await,
+        () = peer.flow.stalled() => {
+            if let Some(n) = lock(&peer.stalls).note(Instant::now()) {
+                tracing::warn!(
+                    "private socket: {n} peers let go since the last report for reading none \
+                     of an answer for {WRITE_STALL:?} (the latest: uid {uid})"
+                );
+            }
+        }
     }
 }

@@ -200,3 +200,32 @@ fn unusable_database_path_fails_before_sampling() {
         "{err}"
     );
 }
+
+/// `ebpfstatd --check-config` on a file holding `text`: whether it passed, and its stderr.
+fn check_config(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ebpfstatd.toml");
+    std::fs::write(&file, text).expect("write");
+    let out = Command::new(bin("ebpfstatd"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()
+        .expect("run ebpfstatd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_refuses_paths_the_daemon_could_not_use() {
+    // A NUL byte passed, then broke every Status (no D-Bus string may hold one).
+    let (ok, err) = check_config("textfile = \"/var/lib/node/a\\u0000b.prom\"\n");
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("line 1: textfile = /var/lib/node/a\\0b.prom is out of range")
+            && err.contains("without NUL bytes"),
+        "{err}"
+    );
+}

@@ -5,7 +5,8 @@
 //! checks, the settings in effect ([`Effective`]) and how they print, what a reload applies,
 //! and the list a test holds the shipped file and the documentation against ([`defs`]).
 
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -125,26 +126,44 @@ const DAY: u64 = 24 * HOUR;
 /// `sun_path` holds 108 bytes, the last a NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
+/// What every path setting must be: the daemon opens it, and a NUL byte would end it at the
+/// system call (and no D-Bus string, such as `Status`'s, may hold one).
+fn usable_path(p: &Path) -> Result<(), String> {
+    if p.as_os_str().as_bytes().contains(&0) {
+        return Err("a path without NUL bytes".to_owned());
+    }
+    Ok(())
+}
+
+#[expect(clippy::ptr_arg, reason = "a check takes the setting's own kind")]
+fn database_path(p: &PathBuf) -> Result<(), String> {
+    usable_path(p)
+}
+
 fn socket_fits(p: &Option<PathBuf>) -> Result<(), String> {
-    match p {
-        Some(p) if p.as_os_str().len() > MAX_SOCKET_PATH => Err(format!(
+    let Some(p) = p else { return Ok(()) };
+    usable_path(p)?;
+    if p.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(format!(
             "a path of at most {MAX_SOCKET_PATH} bytes (it is {})",
             p.as_os_str().len()
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// node_exporter reads only `*.prom` files, by absolute path.
 fn prom_file(p: &Option<PathBuf>) -> Result<(), String> {
-    match p {
-        Some(p) if !(p.is_absolute() && p.extension().is_some_and(|e| e == "prom")) => Err(
+    let Some(p) = p else { return Ok(()) };
+    usable_path(p)?;
+    if !(p.is_absolute() && p.extension().is_some_and(|e| e == "prom")) {
+        return Err(
             "an absolute path ending in .prom (node_exporter's textfile collector reads only \
              those), or \"none\""
                 .to_owned(),
-        ),
-        _ => Ok(()),
+        );
     }
+    Ok(())
 }
 
 /// Defines every setting, once: see the module's documentation.
@@ -275,7 +294,8 @@ settings! {
     /// Time between passes.
     interval: Span = ms(1000), Between(ms(100), ms(HOUR)), Now;
     /// History database, created with its directory.
-    db: PathBuf = PathBuf::from("/var/lib/ebpfstat/history.db"), Any, AtRestart;
+    db: PathBuf = PathBuf::from("/var/lib/ebpfstat/history.db"),
+        Only("a path without NUL bytes", database_path), AtRestart;
     /// Write buffered samples at least this often; a crash loses at most this window.
     flush_interval: Span = ms(60_000), Between(ms(100), ms(HOUR)), Now;
     /// Age kept at full resolution.
@@ -335,8 +355,6 @@ impl Effective {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     fn read(relative: &str) -> String {

@@ -306,6 +306,19 @@ mod tests {
     }
 
     #[test]
+    fn a_path_with_a_nul_byte_is_refused() {
+        for key in ["db", "textfile", "socket"] {
+            let e = parse(&format!("{key} = \"/var/lib/a\\u0000b.prom\"\n")).expect_err(key);
+            assert!(
+                e.contains(&format!(
+                    "line 1: {key} = /var/lib/a\\0b.prom is out of range"
+                )) && e.contains("without NUL bytes"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn printed_settings_parse_back() {
         let e = Effective::from(Settings::default());
         let text = e.to_string();

@@ -228,4 +228,11 @@ fn check_config_refuses_paths_the_daemon_could_not_use() {
             && err.contains("without NUL bytes"),
         "{err}"
     );
+    // A relative database landed wherever the daemon was started.
+    let (ok, err) = check_config("db = \"history.db\"\n");
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("line 1: db = history.db is out of range: an absolute path"),
+        "{err}"
+    );
 }

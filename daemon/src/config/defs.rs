@@ -135,14 +135,27 @@ fn usable_path(p: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A path the daemon creates: absolute, as a relative one would land wherever it was started.
+fn absolute_path(p: &Path) -> Result<(), String> {
+    usable_path(p)?;
+    if !p.is_absolute() {
+        return Err(
+            "an absolute path (a relative one would depend on the directory ebpfstatd is \
+             started in)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 #[expect(clippy::ptr_arg, reason = "a check takes the setting's own kind")]
 fn database_path(p: &PathBuf) -> Result<(), String> {
-    usable_path(p)
+    absolute_path(p)
 }
 
 fn socket_fits(p: &Option<PathBuf>) -> Result<(), String> {
     let Some(p) = p else { return Ok(()) };
-    usable_path(p)?;
+    absolute_path(p)?;
     if p.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(format!(
             "a path of at most {MAX_SOCKET_PATH} bytes (it is {})",
@@ -295,7 +308,7 @@ settings! {
     interval: Span = ms(1000), Between(ms(100), ms(HOUR)), Now;
     /// History database, created with its directory.
     db: PathBuf = PathBuf::from("/var/lib/ebpfstat/history.db"),
-        Only("a path without NUL bytes", database_path), AtRestart;
+        Only("an absolute path", database_path), AtRestart;
     /// Write buffered samples at least this often; a crash loses at most this window.
     flush_interval: Span = ms(60_000), Between(ms(100), ms(HOUR)), Now;
     /// Age kept at full resolution.
@@ -312,7 +325,7 @@ settings! {
     bus: Bus = Bus::System, Any, AtRestart;
     /// Private socket serving the API without a bus, or "none".
     socket: Maybe<PathBuf> = Some(PathBuf::from(ebpfstat_dbus::SOCKET)),
-        Only("a path of at most 107 bytes", socket_fits), AtRestart;
+        Only("an absolute path of at most 107 bytes", socket_fits), AtRestart;
     /// error, warn, info, debug or trace (RUST_LOG wins).
     log_level: LogLevel = LogLevel::Info, Any, Now;
     /// How run-time stats are held: always, budget, or duty=W/P.

@@ -319,6 +319,32 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_path_is_refused_where_the_daemon_creates_it() {
+        for key in ["db", "socket", "textfile"] {
+            let e = parse(&format!("\n{key} = \"state/h.prom\"\n")).expect_err(key);
+            assert!(
+                e.contains(&format!(
+                    "line 2: {key} = state/h.prom is out of range: an absolute path"
+                )),
+                "{e}"
+            );
+        }
+        let mut flags = Settings::default();
+        assert_eq!(flags.set("db", "history.db"), Some(Ok(())));
+        let e = Sources {
+            file: Some(PathBuf::from("/dev/null")),
+            flags,
+        }
+        .resolve()
+        .expect_err("relative --db");
+        assert!(
+            e.to_string()
+                .starts_with("--db history.db is out of range: an absolute path"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn printed_settings_parse_back() {
         let e = Effective::from(Settings::default());
         let text = e.to_string();

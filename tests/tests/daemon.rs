@@ -236,3 +236,18 @@ fn check_config_refuses_paths_the_daemon_could_not_use() {
         "{err}"
     );
 }
+
+#[test]
+fn check_config_refuses_metrics_beyond_loopback_unless_meant() {
+    let (ok, err) = check_config("metrics_listen = \"0.0.0.0:80\"\n");
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("metrics_listen = \"0.0.0.0:80\" is not a loopback address")
+            && err.contains("set metrics_public = true"),
+        "{err}"
+    );
+    let (ok, err) = check_config("metrics_listen = \"0.0.0.0:80\"\nmetrics_public = true\n");
+    assert!(ok, "{err}");
+    let (ok, err) = check_config("metrics_listen = \"127.0.0.1:9435\"\n");
+    assert!(ok, "{err}");
+}

@@ -341,6 +341,8 @@ settings! {
     textfile_interval: Span = ms(15_000), Between(ms(1000), ms(HOUR)), AtRestart;
     /// Serve /metrics on this address (host:port), or "none".
     metrics_listen <"ADDR">: Maybe<Address> = None, Any, AtRestart;
+    /// Let metrics_listen be an address beyond loopback (anyone reaching it reads /metrics).
+    metrics_public <"BOOL">: bool = false, Any, AtRestart;
     /// Runs a new version of a program needs before it is compared with the one before.
     compare_min_runs <"N">: u64 = u64::from(ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS),
         Count(1, 1_000_000_000_000), AtRestart;

@@ -208,8 +208,34 @@ impl Sources {
             return Err(ConfigError::Flag(e.as_flag()));
         }
         let (file, path) = Settings::load(self.file.as_deref())?;
-        Ok((Effective::from(file.overlay(self.flags.clone())), path))
+        let settings = Effective::from(file.overlay(self.flags.clone()));
+        if let Some(message) = exposure(&settings) {
+            let by_flags =
+                self.flags.metrics_listen.is_some() || self.flags.metrics_public.is_some();
+            return Err(match path {
+                Some(path) if !by_flags => ConfigError::Invalid { path, message },
+                _ => ConfigError::Flag(message),
+            });
+        }
+        Ok((settings, path))
     }
+}
+
+/// Why `/metrics` may not be served where `metrics_listen` says: it names every program, its
+/// tag, the processes holding it and their units, which the API keeps to group `ebpfstat`, to
+/// anyone who connects; beyond loopback that must be meant (`metrics_public`).
+fn exposure(e: &Effective) -> Option<String> {
+    let addr = e.metrics_listen?;
+    if e.metrics_public || addr.ip().to_canonical().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "metrics_listen = \"{addr}\" is not a loopback address: anyone who reaches it would read \
+         every program's name and tag and the processes and units holding it (the API keeps \
+         them to group ebpfstat). Listen on 127.0.0.1 or [::1] (and let a proxy or the \
+         ebpfstatd-metrics.socket unit carry it further), or set metrics_public = true \
+         (--metrics-public true) if that is meant"
+    ))
 }
 
 #[cfg(test)]
@@ -342,6 +368,49 @@ mod tests {
                 .starts_with("--db history.db is out of range: an absolute path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn metrics_beyond_loopback_must_be_meant() {
+        let resolve = |flags: &[(&str, &str)]| {
+            let mut settings = Settings::default();
+            for (key, value) in flags {
+                assert_eq!(settings.set(key, value), Some(Ok(())), "{key}");
+            }
+            Sources {
+                file: Some(PathBuf::from("/dev/null")),
+                flags: settings,
+            }
+            .resolve()
+            .map(drop)
+            .map_err(|e| e.to_string())
+        };
+        for loopback in [
+            "127.0.0.1:9435",
+            "127.3.2.1:80",
+            "[::1]:9435",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert_eq!(
+                resolve(&[("metrics_listen", loopback)]),
+                Ok(()),
+                "{loopback}"
+            );
+        }
+        for public in [
+            "0.0.0.0:80",
+            "[::]:9435",
+            "10.0.0.5:9435",
+            "[::ffff:10.0.0.5]:80",
+        ] {
+            let e = resolve(&[("metrics_listen", public)]).expect_err(public);
+            assert!(
+                e.contains("is not a loopback address") && e.contains("metrics_public = true"),
+                "{e}"
+            );
+            let meant = [("metrics_listen", public), ("metrics_public", "true")];
+            assert_eq!(resolve(&meant), Ok(()), "{public}");
+        }
     }
 
     #[test]

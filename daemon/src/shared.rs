@@ -63,6 +63,8 @@ pub struct SamplerStats {
     pub dropped: AtomicU64,
     /// Passes that started later than their slot by more than half an interval.
     pub late: AtomicU64,
+    /// Slots skipped: a pass (with what follows it: storing, alerts) ran past them.
+    pub missed: AtomicU64,
     /// Passes that could not read the programs (out of descriptors, say): not stored.
     pub failed: AtomicU64,
     /// The newest failed pass: when, and why. Kept after passes succeed again.
@@ -71,7 +73,7 @@ pub struct SamplerStats {
     pub failing: AtomicBool,
     /// The interval in use: the configured one, or a multiple when passes were too slow.
     pub pace_interval_ns: AtomicU64,
-    /// Mean time of the recent passes.
+    /// Mean time of the recent passes, from reading the programs to judging their alerts.
     pub pass_ns: AtomicU64,
 }
 
@@ -86,6 +88,10 @@ pub struct ExportStats {
     pub metrics_addresses: Mutex<Vec<String>>,
     /// Why it could not be served on the configured address; empty when it is.
     pub metrics_error: Mutex<String>,
+    /// `/metrics` connections closed at once: every place was answering a request.
+    pub metrics_refused: AtomicU64,
+    /// `/metrics` connections let go before sending their request, to make room for new ones.
+    pub metrics_evicted: AtomicU64,
 }
 
 /// What changes while the daemon runs and the API shows: the threads that change it (the

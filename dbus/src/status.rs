@@ -150,6 +150,8 @@ status! {
     sampler_budget_pct: f64,
     passes: u64,
     late_passes: u64,
+    /// Slots no pass was taken at: a pass ran past them (slow passes, a stalled machine).
+    missed_passes: u64,
     dropped_passes: u64,
     failed_passes: u64,
     /// The newest failed pass (0: none) and why it failed.
@@ -190,6 +192,10 @@ status! {
     /// Where `/metrics` is served (empty: nowhere), and its error.
     metrics_listen: String,
     metrics_error: String,
+    /// `/metrics` connections refused (every place answering a request), and connections let
+    /// go before sending a request to make room for new ones.
+    metrics_refused: u64,
+    metrics_evicted: u64,
     /// What is wrong now, if anything.
     last_error: String,
     /// Alerts raised now, and the rules.

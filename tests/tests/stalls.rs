@@ -63,10 +63,12 @@ fn a_stall_is_one_late_pass_whose_interval_is_the_stall() {
     let fleet = Fleet::load(&format!("st{}_", tag()), 1);
     let d = ApiDaemon::start(None, "1s");
     let late = |d: &ApiDaemon| u(&d.ctl_json(&["status"]), "late_passes");
-    let mut late_before = 0;
+    let missed = |d: &ApiDaemon| u(&d.ctl_json(&["status"]), "missed_passes");
+    let (mut late_before, mut missed_before) = (0, 0);
     let runs = driven_at_5_per_sec(&fleet, || {
         std::thread::sleep(Duration::from_secs(3));
         late_before = late(&d);
+        missed_before = missed(&d);
         d.signal(libc::SIGSTOP);
         std::thread::sleep(Duration::from_secs(20));
         d.signal(libc::SIGCONT);
@@ -77,6 +79,13 @@ fn a_stall_is_one_late_pass_whose_interval_is_the_stall() {
         late(&d),
         late_before + 1,
         "the pass after the stall is late"
+    );
+    // The 19 or so slots the stall ran past are counted (a busy machine may stretch the
+    // sleeps, never shorten them).
+    let skipped = missed(&d) - missed_before;
+    assert!(
+        (18..=30).contains(&skipped),
+        "{skipped} slots missed in a 20 s stall"
     );
 
     let points = points(&d, fleet.programs[0].id, "60s");

@@ -543,7 +543,7 @@ fn status_reads_at_a_glance() {
     let screen = visible(&ctl_on_pty(&d, &["status"]));
     for said in [
         "sampling: every 200ms",
-        " late, 0 failed, 0 not stored",
+        " missed, 0 failed, 0 not stored",
         "used of the 64.0MiB cap (",
         "series (one per load of a program) · ",
         "daemon: ",

@@ -100,9 +100,10 @@ fn sampling(st: &Status) -> Result<()> {
         (_, None) => format!("every {}", every(configured)),
     };
     out!(
-        "sampling: {pace} · {} passes, {} late, {} failed, {} not stored{}",
+        "sampling: {pace} · {} passes, {} late, {} missed, {} failed, {} not stored{}",
         st.passes,
         st.late_passes,
+        st.missed_passes,
         st.failed_passes,
         st.dropped_passes,
         match st.programs_unread.unwrap_or(0) {
@@ -181,6 +182,12 @@ fn exports(st: &Status) -> Result<()> {
     let mut export = Vec::new();
     if !st.metrics_listen.is_empty() {
         export.push(format!("/metrics on {}", st.metrics_listen));
+    }
+    if st.metrics_refused + st.metrics_evicted > 0 {
+        export.push(format!(
+            "/metrics refused {} connections, let {} go before their request",
+            st.metrics_refused, st.metrics_evicted
+        ));
     }
     if st.textfile_written_ns > 0 {
         let at = i64::try_from(st.textfile_written_ns).unwrap_or(i64::MAX);

@@ -76,6 +76,7 @@ impl Stats1 {
         s.stats_mode = mode_text(published.stats_mode);
         s.passes = load(&sampler.passes);
         s.late_passes = load(&sampler.late);
+        s.missed_passes = load(&sampler.missed);
         s.dropped_passes = load(&sampler.dropped);
         s.failed_passes = load(&sampler.failed);
         if let Some((t, why)) = lock(&sampler.last_failure).clone() {
@@ -90,6 +91,8 @@ impl Stats1 {
         s.textfile_error = lock(&exports.textfile_error).clone();
         s.metrics_listen = lock(&exports.metrics_addresses).join(" ");
         s.metrics_error = lock(&exports.metrics_error).clone();
+        s.metrics_refused = exports.metrics_refused.load(Ordering::Relaxed);
+        s.metrics_evicted = exports.metrics_evicted.load(Ordering::Relaxed);
         // What is wrong now: the newest pass failing, the store's last write, the exports.
         let failing = self.shared.sampler.failing.load(Ordering::Relaxed);
         let now_wrong = [

@@ -252,8 +252,10 @@ pub fn sample_loop(
         metas: Arc::default(),
     };
     loop {
+        let began = Instant::now();
         let pass = lp.take_pass(&mut c);
         lp.hand_over(&pass, &mut c);
+        lp.paced(began, &mut c);
         let passes = shared.sampler.passes.load(Ordering::Relaxed);
         assert!(
             aids.panic_after != Some(passes),
@@ -339,15 +341,22 @@ impl<'a> Loop<'a> {
             };
             self.sampler.set_interval_state(coverage, state);
         }
-        let began = Instant::now();
         let pass = Arc::new(self.sampler.pass());
         stats.passes.fetch_add(1, Ordering::Relaxed);
-        if self.pace_after(began.elapsed(), stats) {
-            // The next pass is one new interval after this one began.
+        pass
+    }
+
+    /// Paces by the whole pass, from `began` (before the programs were read) to now (its
+    /// alerts judged).
+    fn paced(&mut self, began: Instant, c: &mut Cycle) {
+        if self.pace_after(began.elapsed(), &self.shared.sampler) {
+            // The next pass is one new interval after this one began: slot 0 of a new
+            // schedule.
+            let sch = &mut c.schedule;
             sch.slots = Slots::new(self.paced_interval());
             sch.start = began;
+            sch.slot = 0;
         }
-        pass
     }
 
     /// Publishes the pass (for the API), hands it to the store, judges alerts, feeds the
@@ -389,7 +398,14 @@ impl<'a> Loop<'a> {
         let holding = switch.held() || switch.reacquire();
         h.since = Instant::now();
         let sch = &mut c.schedule;
-        sch.slot = sch.slots.next_after(sch.start.elapsed());
+        let next = sch.slots.next_after(sch.start.elapsed());
+        // Every slot between this pass's and the next one had no pass.
+        let missed = next.saturating_sub(sch.slot).saturating_sub(1);
+        self.shared
+            .sampler
+            .missed
+            .fetch_add(missed, Ordering::Relaxed);
+        sch.slot = next;
         let Some(next) = sch.slots.due(sch.start, sch.slot) else {
             tracing::warn!("the next pass is due later than this clock can tell: no more passes");
             self.idle_until_stopped();

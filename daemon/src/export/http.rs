@@ -4,17 +4,18 @@
 //! and number of connections, so a stuck or hostile client costs a slot for a few seconds and
 //! never the sampler.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use super::live_text;
 use super::text::Format;
 use crate::quiet::Quiet;
-use crate::shared::Shared;
+use crate::shared::{Shared, lock};
 
 /// Connections served at once; more are closed at once (a scraper retries at its next scrape).
 pub const MAX_CONNECTIONS: usize = 8;
@@ -80,10 +81,85 @@ fn format_for(accept: &str) -> Format {
     }
 }
 
+/// One connection being served: whether it still waits for its request, and how it is told
+/// to make room.
+#[derive(Debug, Default)]
+struct Conn {
+    waiting: AtomicBool,
+    evict: Notify,
+}
+
+/// The connections being served, oldest first. When all [`MAX_CONNECTIONS`] are taken, a new
+/// one takes the place of the oldest still waiting for its request: a client that sends its
+/// request at once (a scraper) always gets in, and one that trickles it (slowloris) holds a
+/// place only until the next connection comes.
+#[derive(Debug, Default)]
+struct Slots {
+    conns: Mutex<Vec<(u64, Arc<Conn>)>>,
+    next: AtomicU64,
+}
+
+/// A place among the [`Slots`], given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+/// What taking a place did.
+enum Taken {
+    Free(Slot),
+    /// The oldest connection waiting for its request was let go for it.
+    Evicted(Slot),
+    /// Every place holds a request being answered.
+    Full,
+}
+
+impl Slots {
+    fn take(self: &Arc<Self>) -> Taken {
+        let mut conns = lock(&self.conns);
+        let mut evicted = false;
+        if conns.len() >= MAX_CONNECTIONS {
+            let Some(at) = conns
+                .iter()
+                .position(|(_, c)| c.waiting.load(Ordering::Acquire))
+            else {
+                return Taken::Full;
+            };
+            let (_, old) = conns.remove(at);
+            old.evict.notify_one();
+            evicted = true;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            waiting: AtomicBool::new(true),
+            evict: Notify::new(),
+        });
+        conns.push((id, Arc::clone(&conn)));
+        let slot = Slot {
+            slots: Arc::clone(self),
+            id,
+            conn,
+        };
+        if evicted {
+            Taken::Evicted(slot)
+        } else {
+            Taken::Free(slot)
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.slots.conns).retain(|(id, _)| *id != self.id);
+    }
+}
+
 /// Serves `listener` until the runtime stops.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Slots::default());
     let mut failing = Quiet::default();
+    let (mut refused, mut evicted) = (Quiet::default(), Quiet::default());
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -96,24 +172,53 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            continue; // all slots busy: dropping the stream closes it
+        let stats = &shared.exports;
+        let slot = match slots.take() {
+            Taken::Free(slot) => slot,
+            Taken::Evicted(slot) => {
+                stats.metrics_evicted.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = evicted.note(Instant::now()) {
+                    tracing::warn!(
+                        "/metrics: {n} connections that had not sent their request let go to \
+                         make room for new ones since the last report"
+                    );
+                }
+                slot
+            }
+            Taken::Full => {
+                // Dropping the stream closes it; a scraper retries at its next scrape.
+                stats.metrics_refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = refused.note(Instant::now()) {
+                    tracing::warn!(
+                        "/metrics: {n} connections refused since the last report: all \
+                         {MAX_CONNECTIONS} places were answering requests"
+                    );
+                }
+                continue;
+            }
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            let conn = Arc::clone(&slot.conn);
             let _slot = slot;
-            // A client too slow to send or read in time loses its connection.
-            let _late = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared)).await;
+            // A client too slow to send or read in time loses its connection, as does one
+            // still waiting to send when its place is needed.
+            let served = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared, &conn));
+            tokio::select! {
+                _ = served => {}
+                () = conn.evict.notified() => {}
+            }
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, shared: &Shared, conn: &Conn) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_HEAD];
     let Ok(head) = tokio::time::timeout(REQUEST_TIME, read_head(&mut stream, &mut buf)).await
     else {
         return error(&mut stream, 408, "Request Timeout").await;
     };
+    conn.waiting.store(false, Ordering::Release);
     let Some(end) = head? else {
         return error(&mut stream, 431, "Request Header Fields Too Large").await;
     };
@@ -207,8 +312,8 @@ pub fn listeners(
     let mut found = Vec::new();
     let mut errors = Vec::new();
     // The fds become owned below: take them once in the process's life.
-    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let first = !TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    let first = !TAKEN.swap(true, Ordering::SeqCst);
     let passed = if first {
         sd_notify::listen_fds().map(Iterator::collect::<Vec<_>>)
     } else {

@@ -480,3 +480,41 @@ fn hostile_peers_cannot_crash_bloat_or_starve_the_daemon() {
         "the runs made during the flood were seen and stored"
     );
 }
+
+/// The id of group `name` on this host, if it has one.
+fn group_of_name(name: &str) -> Option<u32> {
+    let out = output(Command::new("getent").args(["group", name]));
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':').nth(2)?.trim().parse().ok()
+}
+
+#[test]
+fn the_textfile_is_readable_by_group_ebpfstat_alone() {
+    use std::os::unix::fs::MetadataExt;
+    require_bpf!();
+    let dir = open_tempdir();
+    let textfile = dir.path().join("ebpfstat.prom");
+    let daemon = ApiDaemon::start_with(
+        None,
+        "200ms",
+        &[
+            "--textfile",
+            textfile.to_str().expect("utf-8"),
+            "--textfile-interval",
+            "1s",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !textfile.exists() {
+        assert!(Instant::now() < deadline, "no textfile: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It names programs, holders and units, as the API does for root and group ebpfstat: not
+    // every local user (it was 0644).
+    assert_eq!(mode(&textfile), 0o640);
+    // The group the package creates, where this host has it; else the daemon's own (root's).
+    let gid = std::fs::metadata(&textfile).expect("stat").gid();
+    assert_eq!(gid, group_of_name("ebpfstat").unwrap_or(0));
+    let (clean, log) = daemon.stop_logged();
+    assert!(clean, "{log}");
+}

@@ -19,14 +19,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match asked {
-        Asked::Help(command) => {
-            print!("{}", cli::help(command));
-            Ok(())
-        }
-        Asked::Version => {
-            println!("ebpfstatd {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
+        Asked::Help(command) => say(&cli::help(command)),
+        Asked::Version => say(&format!("ebpfstatd {}\n", env!("CARGO_PKG_VERSION"))),
         Asked::Sample(args) => sample(&args),
         Asked::Run(args) => run(&args),
     };
@@ -37,6 +31,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A reader that went away (`ebpfstatd --check-config | head -1`) asked for no more: that is
+/// not a failure. (print! would panic on it: Rust ignores SIGPIPE, so the write fails.)
+fn unless_pipe_closed(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe ends it quietly.
+fn say(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    unless_pipe_closed(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+        .context("writing to stdout")
 }
 
 /// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).
@@ -135,8 +145,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
             p.display().to_string()
         });
-        println!("configuration ok: {from}\n{settings}");
-        return Ok(());
+        return say(&format!("configuration ok: {from}\n{settings}\n"));
     }
     let set_log_level = init_logging(settings.log_level);
     // History is for root and group `ebpfstat`, through the API: whatever the caller's umask,
@@ -170,13 +179,17 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             std::thread::sleep(args.interval.0);
         }
         let pass = sampler.pass();
-        if args.json {
-            serde_json::to_writer(&mut out, &pass).context("writing JSON")?;
-            writeln!(out)?;
+        let written = if args.json {
+            // Encoded first, so a failed write is an io::Error like any other.
+            let line = serde_json::to_string(&pass).context("encoding a pass as JSON")?;
+            writeln!(out, "{line}")
         } else {
-            write_text(&mut out, &pass)?;
+            write_text(&mut out, &pass)
+        };
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            // A closed pipe ends it quietly: nobody reads the passes still to come.
+            return unless_pipe_closed(Err(e)).context("writing to stdout");
         }
-        out.flush().context("writing to stdout")?;
     }
     Ok(())
 }

@@ -251,3 +251,33 @@ fn check_config_refuses_metrics_beyond_loopback_unless_meant() {
     let (ok, err) = check_config("metrics_listen = \"127.0.0.1:9435\"\n");
     assert!(ok, "{err}");
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    // `ebpfstatd --check-config | head -1`: the reader is gone before the daemon writes.
+    let mut cases: Vec<&[&str]> = vec![
+        &["--config", "/dev/null", "--check-config"],
+        &["--help"],
+        &["sample", "--help"],
+        &["--version"],
+    ];
+    if bpf_available(module_path!()) {
+        cases.push(&["sample", "--json", "--count", "3", "--interval", "100ms"]);
+        cases.push(&["sample", "--count", "2", "--interval", "100ms"]);
+    }
+    for args in cases {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(bin("ebpfstatd"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run ebpfstatd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "{args:?}: {:?}: {err}",
+            out.status
+        );
+    }
+}

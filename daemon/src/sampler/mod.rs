@@ -154,6 +154,8 @@ pub struct Sampler {
     last_rescan: Option<u64>,
     /// The pass of the last scan of every process's fds.
     last_owners_scan: Option<u64>,
+    /// The scan of every process's fds under way: a bounded piece of it each pass.
+    owners_scan: Option<owners::Scanner>,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
     cost: Arc<StatsCost>,
@@ -190,6 +192,7 @@ impl Sampler {
             last_monotonic_ns: None,
             last_rescan: None,
             last_owners_scan: None,
+            owners_scan: None,
             rescan_next_pass: false,
             map_ids_buf: vec![0; MAP_IDS_INLINE],
             cost: Arc::new(StatsCost::default_because("not calibrated")),
@@ -366,6 +369,9 @@ impl Sampler {
             self.rescan(&mut w.errors, owners);
             w.maps_moved = true;
         }
+        if self.scan_owners(&mut w.errors) {
+            w.maps_moved = true;
+        }
         if w.maps_moved || vanished {
             self.rebuild_contexts(&mut w.errors);
             for sample in &mut w.programs {
@@ -428,6 +434,26 @@ impl Sampler {
             || owners::Processes::now(Path::new("/proc")) != Some(self.holders.fds.seen)
     }
 
+    /// Reads the next piece of the scan of every process's fds, if one is under way; whether
+    /// it ended (the holders known changed).
+    fn scan_owners(&mut self, errors: &mut ErrorLog) -> bool {
+        let Some(scanner) = &mut self.owners_scan else {
+            return false;
+        };
+        if !scanner.step(owners::FDS_PER_PASS) {
+            return false;
+        }
+        let Some(scanner) = self.owners_scan.take() else {
+            return false;
+        };
+        self.holders.fds = scanner.finish();
+        self.last_owners_scan = Some(self.seq);
+        if let Some(why) = &self.holders.fds.why {
+            errors.incomplete("holders", why);
+        }
+        true
+    }
+
     /// Re-reads what changes rarely: pins, links, the map list and the memory of maps whose
     /// usage can move, and with `owners` every process's fds.
     fn rescan(&mut self, errors: &mut ErrorLog, owners: bool) {
@@ -438,12 +464,8 @@ impl Sampler {
             String::new()
         });
         let mounts = pins::mounts(&mountinfo);
-        if owners {
-            self.holders.fds = owners::scan(Path::new("/proc"));
-            self.last_owners_scan = Some(seq);
-            if let Some(why) = &self.holders.fds.why {
-                errors.incomplete("holders", why);
-            }
+        if owners && self.owners_scan.is_none() {
+            self.owners_scan = Some(owners::Scanner::start(Path::new("/proc")));
         }
         let pinned = pins::scan(&mounts.bpffs);
         if let Some(why) = &pinned.why {

@@ -177,79 +177,169 @@ impl Holdings {
     }
 }
 
-/// Scans every process's fd table under `proc_root` (normally `/proc`). Processes that exit
-/// mid-scan or whose fds we may not read are skipped.
+/// Fd-table entries one pass reads at most ([`Scanner::step`]): a few tens of milliseconds.
+/// Anyone can open many descriptors (40 processes of `nobody` with 20 000 each made passes of
+/// 5 s); past this a scan goes on at the next pass, where it stopped, and the holders known
+/// until it ends are those of the scan before.
+pub const FDS_PER_PASS: usize = 20_000;
+
+/// A scan of every process's fd table under a `/proc`, read a bounded piece at a time.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    proc_root: std::path::PathBuf,
+    /// The processes listed when it began, and the one to read next.
+    pids: Vec<u32>,
+    at: usize,
+    /// Within `pids[at]`, the fds below this were read.
+    from_fd: u32,
+    holders: Vec<u32>,
+    found: FdScan,
+    bufs: Buffers,
+}
+
+impl Scanner {
+    /// Lists the processes under `proc_root` (normally `/proc`); reads no fd table yet.
+    pub fn start(proc_root: &Path) -> Self {
+        let mut s = Self {
+            proc_root: proc_root.to_owned(),
+            found: FdScan {
+                complete: true,
+                ..FdScan::default()
+            },
+            ..Self::default()
+        };
+        let dir = match open_root(proc_root) {
+            Ok(d) => d,
+            Err(e) => {
+                s.found
+                    .incomplete(|| format!("cannot open {}: {e}", proc_root.display()));
+                return s;
+            }
+        };
+        let (mut pids, mut seen) = (Vec::new(), Processes::default());
+        // A listing cut short keeps what it found: the next rescan looks again.
+        let listed = each_process(dir.as_fd(), &mut s.bufs.fds, |pid, user| {
+            if user {
+                seen.add(pid);
+                pids.push(pid);
+            }
+        });
+        if let Err(e) = listed {
+            s.found
+                .incomplete(|| format!("listing {} stopped: {e}", proc_root.display()));
+        }
+        s.found.seen = seen;
+        s.pids = pids;
+        s
+    }
+
+    /// Reads up to `budget` fd-table entries; whether the scan is done.
+    pub fn step(&mut self, mut budget: usize) -> bool {
+        let Ok(dir) = open_root(&self.proc_root) else {
+            // Checked at the start: it went since. What was read stands, marked incomplete.
+            self.found.incomplete(|| "/proc went away".to_owned());
+            self.at = self.pids.len();
+            return true;
+        };
+        while let Some(&pid) = self.pids.get(self.at) {
+            let read = Reading {
+                pid,
+                from_fd: self.from_fd,
+                budget: &mut budget,
+            };
+            let (holds, resume) = scan_process(dir.as_fd(), read, &mut self.bufs, &mut self.found);
+            if holds && self.holders.last() != Some(&pid) {
+                self.holders.push(pid);
+            }
+            if let Some(fd) = resume {
+                self.from_fd = fd;
+                return false;
+            }
+            self.at += 1;
+            self.from_fd = 0;
+        }
+        true
+    }
+
+    /// What the scan found, once [`Self::step`] said it is done.
+    pub fn finish(mut self) -> FdScan {
+        for pid in std::mem::take(&mut self.holders) {
+            let owner = describe(&self.proc_root.join(pid.to_string()), pid);
+            self.found.processes.insert(pid, Arc::new(owner));
+        }
+        self.found.progs.settle();
+        self.found.maps.settle();
+        self.found
+    }
+}
+
+/// Scans every process's fd table under `proc_root` (normally `/proc`) at once. Processes that
+/// exit mid-scan or whose fds we may not read are skipped.
 pub fn scan(proc_root: &Path) -> FdScan {
-    let mut found = FdScan {
-        complete: true,
-        ..FdScan::default()
-    };
-    let proc_dir = match open_root(proc_root) {
-        Ok(d) => d,
-        Err(e) => {
-            found.incomplete(|| format!("cannot open {}: {e}", proc_root.display()));
-            return found;
-        }
-    };
-    let (mut pids, mut bufs) = (Vec::new(), Buffers::default());
-    let mut holders = Vec::new();
-    // A listing cut short keeps what it found: the next rescan looks again.
-    let listed = each_process(proc_dir.as_fd(), &mut pids, |pid, user| {
-        if !user {
-            return;
-        }
-        found.seen.add(pid);
-        if scan_process(proc_dir.as_fd(), pid, &mut bufs, &mut found) {
-            holders.push(pid);
-        }
-    });
-    if let Err(e) = listed {
-        found.incomplete(|| format!("listing {} stopped: {e}", proc_root.display()));
-    }
-    for pid in holders {
-        let owner = describe(&proc_root.join(pid.to_string()), pid);
-        found.processes.insert(pid, Arc::new(owner));
-    }
-    found.progs.settle();
-    found.maps.settle();
-    found
+    let mut scanner = Scanner::start(proc_root);
+    while !scanner.step(usize::MAX) {}
+    scanner.finish()
+}
+
+/// Where to read one process's fd table from, and how many entries are left to read.
+struct Reading<'b> {
+    pid: u32,
+    from_fd: u32,
+    budget: &'b mut usize,
 }
 
 /// Buffers one scan reuses for every process.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Buffers {
     fds: Vec<u8>,
     fdinfo: Vec<u8>,
 }
 
-/// Records the bpf objects process `pid` holds; says whether it holds any. Every open is
-/// relative to an open directory: a path walk through `/proc` per fd was most of a rescan's
-/// kernel time.
+/// Records the bpf objects process `pid` holds, from fd `from_fd` on and within the budget;
+/// says whether it holds any, and the fd to resume at when the budget ran out first. Every
+/// open is relative to an open directory: a path walk through `/proc` per fd was most of a
+/// rescan's kernel time.
 fn scan_process(
     proc_dir: BorrowedFd<'_>,
-    pid: u32,
+    read: Reading<'_>,
     bufs: &mut Buffers,
     found: &mut FdScan,
-) -> bool {
+) -> (bool, Option<u32>) {
+    let Reading {
+        pid,
+        from_fd,
+        budget,
+    } = read;
     let mut path = [0u8; 32];
     let Some(fd_path) = pid_path(pid, "fd", &mut path) else {
-        return false;
+        return (false, None);
     };
     let fd_dir = match procfs::open_dir(Some(proc_dir), fd_path) {
         Ok(d) => d,
         // Gone meanwhile is no news; anything else leaves this scan incomplete.
-        Err(e) if gone(&e) => return false,
+        Err(e) if gone(&e) => return (false, None),
         Err(e) => {
             found.incomplete(|| format!("cannot read the fds of process {pid}: {e}"));
-            return false;
+            return (false, None);
         }
     };
     // Opened at the first bpf fd that needs its fdinfo.
     let mut info_dir: Option<OwnedFd> = None;
     let mut holds_any = false;
+    let mut resume = None;
     let Buffers { fds, fdinfo } = bufs;
-    // A process that exits meanwhile ends its listing early: what it held is gone too.
+    // A process that exits meanwhile ends its listing early: what it held is gone too. The
+    // kernel lists fds in ascending order; those before `from_fd` were read by a pass before.
     let _exited = procfs::each_entry(fd_dir.as_fd(), fds, |name| {
+        let fd = name.to_str().ok().and_then(|f| f.parse::<u32>().ok());
+        if resume.is_some() || fd.is_some_and(|fd| fd < from_fd) {
+            return;
+        }
+        if *budget == 0 {
+            resume = fd;
+            return;
+        }
+        *budget -= 1;
         let mut link = [0u8; 64];
         let Some(kind) = link_at(fd_dir.as_fd(), name, &mut link).and_then(classify) else {
             return;
@@ -300,7 +390,7 @@ fn scan_process(
             holds_any = true;
         }
     });
-    holds_any
+    (holds_any, resume)
 }
 
 /// `"<pid>/<leaf>"`, NUL-terminated in `buf`.

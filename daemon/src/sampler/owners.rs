@@ -295,6 +295,20 @@ struct Buffers {
     fdinfo: Vec<u8>,
 }
 
+/// The fd directory of `pid`; `None` when it is gone (no news) or cannot be read (the scan is
+/// then incomplete).
+fn open_fds(proc_dir: BorrowedFd<'_>, pid: u32, found: &mut FdScan) -> Option<OwnedFd> {
+    let mut path = [0u8; 32];
+    match procfs::open_dir(Some(proc_dir), pid_path(pid, "fd", &mut path)?) {
+        Ok(d) => Some(d),
+        Err(e) if gone(&e) => None,
+        Err(e) => {
+            found.incomplete(|| format!("cannot read the fds of process {pid}: {e}"));
+            None
+        }
+    }
+}
+
 /// Records the bpf objects process `pid` holds, from fd `from_fd` on and within the budget;
 /// says whether it holds any, and the fd to resume at when the budget ran out first. Every
 /// open is relative to an open directory: a path walk through `/proc` per fd was most of a
@@ -310,18 +324,8 @@ fn scan_process(
         from_fd,
         budget,
     } = read;
-    let mut path = [0u8; 32];
-    let Some(fd_path) = pid_path(pid, "fd", &mut path) else {
+    let Some(fd_dir) = open_fds(proc_dir, pid, found) else {
         return (false, None);
-    };
-    let fd_dir = match procfs::open_dir(Some(proc_dir), fd_path) {
-        Ok(d) => d,
-        // Gone meanwhile is no news; anything else leaves this scan incomplete.
-        Err(e) if gone(&e) => return (false, None),
-        Err(e) => {
-            found.incomplete(|| format!("cannot read the fds of process {pid}: {e}"));
-            return (false, None);
-        }
     };
     // Opened at the first bpf fd that needs its fdinfo.
     let mut info_dir: Option<OwnedFd> = None;

@@ -518,3 +518,87 @@ fn the_textfile_is_readable_by_group_ebpfstat_alone() {
     let (clean, log) = daemon.stop_logged();
     assert!(clean, "{log}");
 }
+
+/// `ebpfstatd run` on `db` with neither bus nor socket, to its end (at most 10 s): whether it
+/// succeeded, and its stderr.
+fn run_briefly(db: &Path) -> (bool, String) {
+    let mut child = Reaped(
+        Command::new(bin("ebpfstatd"))
+            .args([
+                "run",
+                "--config",
+                "/dev/null",
+                "--bus",
+                "none",
+                "--socket",
+                "none",
+            ])
+            .arg("--db")
+            .arg(db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ebpfstatd ran on {}",
+            db.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
+    }
+    (status.success(), err)
+}
+
+/// The tables of the SQLite file at `path`.
+fn tables_of(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let mut q = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare");
+    q.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names")
+}
+
+#[test]
+fn a_database_through_a_link_or_of_another_program_is_refused() {
+    let dir = open_tempdir();
+    // Another program's SQLite file, readable by all.
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .and_then(|c| c.execute_batch("CREATE TABLE notes (x TEXT);"))
+        .expect("another program's file");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    // Through a link, ebpfstatd added its tables to it and kept its mode.
+    let link = dir.path().join("history.db");
+    std::os::unix::fs::symlink(&other, &link).expect("link");
+    let (ok, err) = run_briefly(&link);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("database {} is a symbolic link", link.display())),
+        "{err}"
+    );
+    // Named itself, it is not ebpfstat's either.
+    let (ok, err) = run_briefly(&other);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!(
+            "database {} is not an ebpfstat history database",
+            other.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(tables_of(&other), ["notes"]);
+    assert_eq!(mode(&other), 0o644);
+}

@@ -14,6 +14,18 @@ pub enum StoreError {
     },
     #[error("cannot open database {path}: {why}")]
     Open { path: PathBuf, why: String },
+    /// A link could aim the daemon (root) at any file, and keep that file's owner and mode.
+    #[error(
+        "database {path} is a symbolic link: give the path of the file itself (ebpfstatd does \
+         not follow a link to its database)"
+    )]
+    Link { path: PathBuf },
+    /// Another program's SQLite file: our tables are not added to it.
+    #[error(
+        "database {path} is not an ebpfstat history database ({why}): ebpfstatd leaves it alone; \
+         give another path"
+    )]
+    Foreign { path: PathBuf, why: String },
     #[error("cannot move the damaged database {path} aside: {source}")]
     MoveAside {
         path: PathBuf,

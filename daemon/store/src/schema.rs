@@ -11,6 +11,13 @@ use crate::error::StoreError;
 /// The schema this build writes. Older files are migrated forward; newer ones are refused.
 pub const SCHEMA_VERSION: i64 = 3;
 
+/// What marks a database as ebpfstat's (`PRAGMA application_id`, in the file's header): "ebps".
+/// Files made before it was set are known by their tables, and marked when opened.
+pub const APPLICATION_ID: i64 = 0x6562_7073;
+
+/// Tables every ebpfstat database has had since schema 1.
+const FIRST_TABLES: [&str; 7] = ["meta", "boots", "series", "ticks", "raw", "min1", "hour1"];
+
 /// SQLite page size for new files. Measured on the `store` benchmark: 1 KiB pages leave ~20 %
 /// of each page empty around ~300-byte segments (1.23 bytes/program-tick), 4 KiB pages make
 /// every commit rewrite bigger pages (6.4× write amplification against 3.9×); 2 KiB is the
@@ -168,8 +175,19 @@ pub struct Opened {
     pub moved_aside: Option<(PathBuf, String)>,
 }
 
-/// Opens (creating or repairing) the database at `path`.
+/// Opens (creating or repairing) the database at `path`: ours, or a new one, never through a
+/// link nor another program's SQLite file.
 pub fn open(path: &Path) -> Result<(Connection, Opened), StoreError> {
+    // Its directory is root's (0700): nobody else can put a link there between this look and
+    // the open.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(StoreError::Link {
+                path: path.to_owned(),
+            });
+        }
+        _ => {}
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -186,17 +204,9 @@ pub fn open(path: &Path) -> Result<(Connection, Opened), StoreError> {
         Err(OpenFailure::Damaged(why)) => {
             let aside = move_aside(path)?;
             opened.moved_aside = Some((aside, why));
-            try_open(path).map_err(|f| StoreError::Open {
-                path: path.to_owned(),
-                why: f.to_string(),
-            })?
+            try_open(path).map_err(|f| f.at(path))?
         }
-        Err(f) => {
-            return Err(StoreError::Open {
-                path: path.to_owned(),
-                why: f.to_string(),
-            });
-        }
+        Err(f) => return Err(f.at(path)),
     };
     Ok((conn, opened))
 }
@@ -208,6 +218,23 @@ enum OpenFailure {
     Damaged(String),
     #[error("{0}")]
     Other(String),
+    /// Not ours: left as it is.
+    #[error("{0}")]
+    Foreign(String),
+}
+
+impl OpenFailure {
+    /// The store's error for the file at `path` (damage that could not be moved aside included).
+    fn at(self, path: &Path) -> StoreError {
+        let path = path.to_owned();
+        match self {
+            Self::Foreign(why) => StoreError::Foreign { path, why },
+            other => StoreError::Open {
+                path,
+                why: other.to_string(),
+            },
+        }
+    }
 }
 
 impl From<rusqlite::Error> for OpenFailure {
@@ -250,6 +277,8 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
     // restart) would otherwise open the shared-memory index.
     conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")?;
     let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    // Before anything is written (WAL mode, tables): another program's file stays as it was.
+    let marked = check_ours(&conn, fresh == 0)?;
     if fresh == 0 {
         // Only effective before the first table exists.
         conn.execute_batch(&format!(
@@ -272,7 +301,41 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
         )));
     }
     migrate(&conn)?;
+    if !marked {
+        conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+    }
     Ok(conn)
+}
+
+/// Whether the file is ours to use: marked as ours (`Ok(true)`), or new, or made by an
+/// ebpfstatd from before the mark (`Ok(false)`: to be marked). Anything else is another
+/// program's SQLite file.
+fn check_ours(conn: &Connection, empty: bool) -> Result<bool, OpenFailure> {
+    let id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if id == APPLICATION_ID {
+        return Ok(true);
+    }
+    if id != 0 {
+        return Err(OpenFailure::Foreign(format!(
+            "its application_id is {id:#x}, not ebpfstat's {APPLICATION_ID:#x}"
+        )));
+    }
+    if empty {
+        return Ok(false);
+    }
+    let names = FIRST_TABLES.map(|t| format!("'{t}'")).join(", ");
+    let ours: usize = conn.query_row(
+        &format!("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({names})"),
+        [],
+        |r| r.get(0),
+    )?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if ours < FIRST_TABLES.len() || version < 1 {
+        return Err(OpenFailure::Foreign(
+            "it holds tables, but not ebpfstat's".to_owned(),
+        ));
+    }
+    Ok(false)
 }
 
 /// The first problem `quick_check` lists, and how many more: one line for the log, where
@@ -345,7 +408,109 @@ fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::first_problem;
+    use std::path::{Path, PathBuf};
+
+    use rusqlite::Connection;
+
+    use super::{APPLICATION_ID, first_problem, open};
+    use crate::error::StoreError;
+
+    /// A directory of this test's own, removed after it.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("ebpfstat-schema-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch directory");
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn pragma(path: &Path, name: &str) -> String {
+        let conn = Connection::open(path).expect("open");
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| format!("{v:?}"))
+        .expect("pragma")
+    }
+
+    fn tables(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).expect("open");
+        let mut q = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .expect("prepare");
+        q.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("names")
+    }
+
+    #[test]
+    fn a_link_is_not_followed() {
+        let dir = Scratch::new("link");
+        let real = dir.0.join("real.db");
+        drop(open(&real).expect("a new database"));
+        let link = dir.0.join("history.db");
+        std::os::unix::fs::symlink(&real, &link).expect("link");
+        let e = open(&link).expect_err("through a link");
+        assert!(matches!(e, StoreError::Link { .. }), "{e}");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn another_programs_file_is_left_as_it_was() {
+        let dir = Scratch::new("foreign");
+        let other = dir.0.join("other.db");
+        Connection::open(&other)
+            .and_then(|c| {
+                c.execute_batch("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('a');")
+            })
+            .expect("another program's file");
+        let e = open(&other).expect_err("not ours");
+        assert!(matches!(e, StoreError::Foreign { .. }), "{e}");
+        assert!(
+            e.to_string().contains("not an ebpfstat history database"),
+            "{e}"
+        );
+        assert_eq!(tables(&other), ["notes"]);
+        assert_eq!(pragma(&other, "journal_mode"), "Text(\"delete\")");
+        // Marked as another application's, even without tables.
+        let marked = dir.0.join("marked.db");
+        Connection::open(&marked)
+            .and_then(|c| c.execute_batch("PRAGMA application_id = 42;"))
+            .expect("marked");
+        let e = open(&marked).expect_err("another application's");
+        assert!(e.to_string().contains("application_id is 0x2a"), "{e}");
+    }
+
+    #[test]
+    fn a_file_from_before_the_mark_opens_and_is_marked() {
+        let dir = Scratch::new("old");
+        let db = dir.0.join("history.db");
+        drop(open(&db).expect("a new database"));
+        assert_eq!(
+            pragma(&db, "application_id"),
+            format!("Integer({APPLICATION_ID})")
+        );
+        Connection::open(&db)
+            .and_then(|c| c.execute_batch("PRAGMA application_id = 0;"))
+            .expect("unmark");
+        assert_eq!(pragma(&db, "application_id"), "Integer(0)");
+        drop(open(&db).expect("ebpfstat's tables, no mark"));
+        assert_eq!(
+            pragma(&db, "application_id"),
+            format!("Integer({APPLICATION_ID})")
+        );
+    }
 
     #[test]
     fn a_damaged_file_is_one_line() {

@@ -602,3 +602,36 @@ fn a_database_through_a_link_or_of_another_program_is_refused() {
     assert_eq!(tables_of(&other), ["notes"]);
     assert_eq!(mode(&other), 0o644);
 }
+
+#[test]
+fn calibrate_in_a_loop_measures_and_logs_once_a_minute() {
+    require_bpf!();
+    let daemon = ApiDaemon::start(None, "200ms");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (_conn, p) = bus::proxy_on_socket(&daemon.socket).await;
+        // Each call measured again (holding the sampler ~0.2 s) and logged a line.
+        for _ in 0..40 {
+            let (ns_per_run, _, _) = p.calibrate().await.expect("Calibrate");
+            assert!(ns_per_run > 0.0);
+        }
+        let passes = || async {
+            let st = p.status().await.expect("Status");
+            u64::try_from(st.get("passes").expect("passes")).expect("u64")
+        };
+        let before = passes().await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(passes().await > before, "sampling stopped");
+    });
+    let (clean, log) = daemon.stop_logged();
+    assert!(clean, "{log}");
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("run-time stats cost"))
+        .count();
+    // At start, and for the first call.
+    assert!(lines <= 2, "{lines} calibration lines:\n{log}");
+}

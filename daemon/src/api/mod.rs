@@ -483,6 +483,24 @@ impl Stats1 {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(f64, f64, String), Error> {
         let _turn = self.turns.take(&hdr)?;
+        // A measurement holds the sampling thread (~0.2 s) and logs a line: a caller in a loop
+        // (20 000 calls in 0.5 s) stalled sampling and flooded the log. One is made a period
+        // (Quiet's minute); calls meanwhile get the cost in use, counted in the next line.
+        static MEASURED: std::sync::Mutex<Option<crate::quiet::Quiet>> =
+            std::sync::Mutex::new(None);
+        let due = lock(&MEASURED)
+            .get_or_insert_with(Default::default)
+            .note(std::time::Instant::now());
+        let Some(calls) = due else {
+            let cost = Arc::clone(&self.latest()?.stats_cost);
+            return Ok((cost.ns_per_run, cost.spread_ns, cost.source.clone()));
+        };
+        if calls > 1 {
+            tracing::info!(
+                "Calibrate(): {} calls since the last measurement got the cost in use",
+                calls - 1
+            );
+        }
         let (tx, rx) = oneshot::channel();
         let gone = || Error::Unavailable("the sampler is not running".into());
         self.shared

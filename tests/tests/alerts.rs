@@ -400,3 +400,44 @@ fn a_reload_keeps_unchanged_rules_and_clears_the_alerts_of_changed_ones() {
         d.log()
     );
 }
+
+/// 256 rules whose `program` glob backtracks through pattern × name (`*aaa…ab`) against 200
+/// programs with 480-byte names of `a`s: passes go on and `status` answers, where matching
+/// them stalled passes for tens of seconds and `Status` waited on the evaluator's lock.
+#[test]
+fn pathological_globs_stall_neither_passes_nor_the_api() {
+    require_bpf!();
+    let dir = bus::open_tempdir();
+    let glob = format!("*{}b", "a".repeat(254));
+    let rules: String = (0..256)
+        .map(|i| rule(&format!("g{i}"), &glob, "0s"))
+        .collect();
+    let cfg = config(dir.path(), &rules);
+    let prefix = format!("pg{}_", tag());
+    let mut fleet = Fleet::load(&prefix, 0);
+    for i in 0..200 {
+        let full = format!("{}{i:03}", "a".repeat(477));
+        fleet.add(&format!("{prefix}{i}"), Some(&full));
+    }
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &cfg]);
+    let status = |d: &ApiDaemon| d.ctl_json(&["status"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&d)["programs"].as_u64() < Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "the programs were seen: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = status(&d)["passes"].as_u64().expect("passes");
+    std::thread::sleep(Duration::from_secs(5));
+    let st = status(&d);
+    let passes = st["passes"].as_u64().expect("passes") - before;
+    // 25 slots in 5 s: matching by backtracking took seconds for each pass of new programs.
+    assert!(passes >= 10, "{passes} passes in 5 s: {st}");
+    assert_eq!(st["alert_rules"].as_u64(), Some(256), "{st}");
+    assert_eq!(st["alerts_active"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["failed_passes"].as_u64(), Some(0), "{st}");
+    assert!(d.stop());
+}

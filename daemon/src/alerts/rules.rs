@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::Shown;
 use crate::glob::Glob;
-use crate::units::parse_bytes;
+use std::str::FromStr as _;
 
 /// Rules one file may hold: each is matched against every program after each pass.
 pub const MAX_RULES: usize = 256;
@@ -70,10 +71,16 @@ fn level(metric: Metric, key: &str, v: &Level) -> Result<f64, String> {
     let n = match v {
         Level::Number(n) => *n,
         Level::Text(t) if metric == Metric::MapMemory => {
-            parse_bytes(t).map_err(|e| format!("{key} {t:?}: {e}"))? as f64
+            crate::config::Size::from_str(t)
+                .map_err(|e| format!("{key}: {e}"))?
+                .0 as f64
         }
         Level::Text(t) => {
-            return Err(format!("{key} {t:?}: {} takes a number", metric.as_str()));
+            return Err(format!(
+                "{key} {:?}: {} takes a number",
+                Shown(t),
+                metric.as_str()
+            ));
         }
     };
     if !n.is_finite() {
@@ -100,8 +107,9 @@ fn pattern(key: &str, p: Option<String>) -> Result<Option<String>, String> {
         .find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\' | '"') || c.is_control())
     {
         return Err(format!(
-            "{key} {p:?}: {c:?} is not supported; a glob here has only * (any run of \
-             characters) and ? (any one)"
+            "{key} {:?}: {c:?} is not supported; a glob here has only * (any run of \
+             characters) and ? (any one)",
+            Shown(&p)
         ));
     }
     Ok(Some(p))
@@ -127,10 +135,11 @@ impl TryFrom<RawRule> for Rule {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
         if bad_name {
             return Err(format!(
-                "alert name {name:?}: 1 to {MAX_NAME} letters, digits, _ - . or :"
+                "alert name {:?}: 1 to {MAX_NAME} letters, digits, _ - . or :",
+                Shown(&name)
             ));
         }
-        let at = |e: String| format!("alert {name:?}: {e}");
+        let at = |e: String| format!("alert {:?}: {e}", Shown(&name));
         let threshold = level(r.metric, "threshold", &r.threshold).map_err(at)?;
         let clear = match &r.clear {
             Some(c) => level(r.metric, "clear", c).map_err(at)?,
@@ -146,7 +155,8 @@ impl TryFrom<RawRule> for Rule {
             None => Duration::ZERO,
             Some(s) => humantime::parse_duration(s).map_err(|e| {
                 at(format!(
-                    "for {s:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"0s\""
+                    "for {:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"0s\"",
+                    Shown(s)
                 ))
             })?,
         };
@@ -163,7 +173,8 @@ impl TryFrom<RawRule> for Rule {
             && !known_types().contains(&t.as_str())
         {
             return Err(at(format!(
-                "type {t:?} is not a program type; one of {}",
+                "type {:?} is not a program type; one of {}",
+                Shown(t),
                 known_types().join(", ")
             )));
         }
@@ -251,6 +262,24 @@ mod tests {
         // Written back, each parses to itself.
         let text: Vec<String> = rules.iter().map(Rule::to_string).collect();
         assert_eq!(parse(&text.join("\n")).expect("parses back"), rules);
+    }
+
+    #[test]
+    fn long_values_are_quoted_by_their_start_and_length() {
+        let long = "x".repeat(100_000);
+        for body in [
+            format!("name = \"{long}\"\nmetric = \"cpu_pct\"\nthreshold = 1"),
+            format!("name = \"r\"\nmetric = \"cpu_pct\"\nthreshold = 1\nfor = \"{long}\""),
+            format!("name = \"r\"\nmetric = \"cpu_pct\"\nthreshold = 1\ntype = \"{long}\""),
+            format!("name = \"r\"\nmetric = \"map_memory\"\nthreshold = \"{long}\""),
+        ] {
+            let e = parse(&format!("[[alert]]\n{body}\n")).expect_err("refused");
+            assert!(
+                e.len() < 1000 && e.contains("(100000 bytes)"),
+                "{}",
+                &e[..200]
+            );
+        }
     }
 
     #[test]

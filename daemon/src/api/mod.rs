@@ -9,6 +9,7 @@ mod compare;
 mod convert;
 mod export;
 mod filter;
+mod heavy;
 mod names;
 mod page;
 pub mod peer;
@@ -52,6 +53,41 @@ pub struct Stats1 {
     store: mpsc::Sender<Query>,
     /// Calls being answered per bus sender.
     turns: Arc<turns::Turns>,
+    /// Heavy answers' turns.
+    heavy: Arc<heavy::Heavy>,
+    /// The private-socket peer this copy serves; `None` on the bus.
+    peer: Option<PeerCtx>,
+}
+
+/// A private-socket peer: its user and its calls in flight.
+#[derive(Debug, Clone)]
+struct PeerCtx {
+    uid: u32,
+    flow: Arc<peer::Flow>,
+}
+
+/// A call let in; what it holds is given back when its handler ends.
+#[derive(Debug)]
+struct Admitted {
+    _bus: Option<turns::Turn>,
+    /// A private-socket call that wants no reply: no answer will be written to count it
+    /// answered, so its handler's end does.
+    no_reply: Option<Arc<peer::Flow>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(flow) = &self.no_reply {
+            flow.answered();
+        }
+    }
+}
+
+/// Whether the call `hdr` heads wants a reply.
+fn wants_reply(hdr: &Header<'_>) -> bool {
+    !hdr.primary()
+        .flags()
+        .contains(zbus::message::Flags::NO_REPLY_EXPECTED)
 }
 
 impl Stats1 {
@@ -60,6 +96,53 @@ impl Stats1 {
             shared,
             store,
             turns: Arc::default(),
+            heavy: Arc::default(),
+            peer: None,
+        }
+    }
+
+    /// This object as one private-socket peer's connection serves it.
+    pub fn for_peer(&self, uid: u32, flow: Arc<peer::Flow>) -> Self {
+        Self {
+            peer: Some(PeerCtx { uid, flow }),
+            ..self.clone()
+        }
+    }
+
+    /// Lets a call in: on the bus within its sender's share (`Busy` past it); on the private
+    /// socket its read was let in already (see [`peer`]).
+    fn admit(&self, hdr: &Header<'_>) -> Result<Admitted, Error> {
+        let no_reply = self
+            .peer
+            .as_ref()
+            .filter(|_| !wants_reply(hdr))
+            .map(|p| Arc::clone(&p.flow));
+        Ok(Admitted {
+            _bus: self.turns.take(hdr)?,
+            no_reply,
+        })
+    }
+
+    /// Waits for a heavy answer's turn ([`heavy`]). On the private socket the turn is held
+    /// until the answer is written whole; on the bus, until the handler ends (`dbus-daemon`
+    /// takes answers as they come).
+    async fn heavy(&self, hdr: &Header<'_>) -> Result<Option<heavy::HeavyTurn>, Error> {
+        let caller = match &self.peer {
+            Some(p) => heavy::Caller::Uid(p.uid),
+            None => heavy::Caller::Sender(hdr.sender().map(|s| s.to_string()).unwrap_or_default()),
+        };
+        let turn = self.heavy.turn(caller).await?;
+        // A peer let go while this call waited: its answer could not be written.
+        if self.peer.as_ref().is_some_and(|p| p.flow.is_ended()) {
+            return Err(Error::Unavailable("the connection ended".into()));
+        }
+        match &self.peer {
+            Some(p) if wants_reply(hdr) => {
+                p.flow
+                    .hold_until_answered(hdr.primary().serial_num().get(), turn);
+                Ok(None)
+            }
+            _ => Ok(Some(turn)),
         }
     }
 
@@ -156,7 +239,8 @@ impl Stats1 {
         #[zbus(header)] hdr: Header<'_>,
         options: Options,
     ) -> Result<wire::Snapshot, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &[&filter::KEYS[..], &RANKING_KEYS].concat())?;
         let filter = Filter::from_options(&options)?;
         let ranking = since_load_ranking(&options)?;
@@ -193,7 +277,8 @@ impl Stats1 {
         n: u32,
         options: Options,
     ) -> Result<(wire::TopInfo, Vec<wire::TopRow>), Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &filter::KEYS)?;
         let filter = Filter::from_options(&options)?;
         let key = sort_key(sort_by)?;
@@ -252,7 +337,8 @@ impl Stats1 {
         step_ns: u64,
         options: Options,
     ) -> Result<(wire::HistoryInfo, Vec<wire::HistoryPoint>), Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &[("tier", "s"), ("max_points", "u")])?;
         let spec = parse_spec(program)?;
         let tier = match options.get("tier") {
@@ -296,7 +382,8 @@ impl Stats1 {
         step_ns: u64,
         options: Options,
     ) -> Result<(String, String), Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         self.export_page(from_ns, to_ns, step_ns, options).await
     }
 
@@ -309,7 +396,8 @@ impl Stats1 {
         after: &str,
         options: Options,
     ) -> Result<wire::Comparison, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         self.compare_versions(program, before, after, options).await
     }
 
@@ -320,7 +408,8 @@ impl Stats1 {
         since_ns: i64,
         options: Options,
     ) -> Result<Vec<wire::Event>, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let events = self
@@ -345,7 +434,8 @@ impl Stats1 {
         since_ns: i64,
         options: Options,
     ) -> Result<(Vec<wire::Alert>, Vec<wire::Alert>), Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &[])?;
         let since = WallNs::from_ns(since_ns).time();
         let changes = self
@@ -376,7 +466,7 @@ impl Stats1 {
         #[zbus(header)] hdr: Header<'_>,
         program: &str,
     ) -> Result<wire::ProgramDetail, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
         let spec = parse_spec(program)?;
         let pass = self.latest()?;
         let matches: Vec<_> = match &spec {
@@ -459,7 +549,8 @@ impl Stats1 {
         #[zbus(header)] hdr: Header<'_>,
         options: Options,
     ) -> Result<Vec<wire::MapRow>, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &filter::KEYS)?;
         let filter = Filter::from_options(&options)?;
         Ok(self
@@ -473,7 +564,7 @@ impl Stats1 {
 
     #[zbus(out_args("status"))]
     async fn status(&self, #[zbus(header)] hdr: Header<'_>) -> Result<Options, Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
         Ok(self.health().await?.to_map())
     }
 
@@ -482,7 +573,7 @@ impl Stats1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(f64, f64, String), Error> {
-        let _turn = self.turns.take(&hdr)?;
+        let _admitted = self.admit(&hdr)?;
         // A measurement holds the sampling thread (~0.2 s) and logs a line: a caller in a loop
         // (20 000 calls in 0.5 s) stalled sampling and flooded the log. One is made a period
         // (Quiet's minute); calls meanwhile get the cost in use, counted in the next line.

@@ -22,6 +22,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use zbus::connection::socket::{ReadHalf, Socket, Split, WriteHalf};
 use zbus::message::{Message, Type};
 
+use super::heavy::HeavyTurn;
 use crate::shared::lock;
 
 /// The authentication lines, up to `BEGIN`: about a hundred bytes in practice.
@@ -34,10 +35,8 @@ pub const MAX_MESSAGE: u64 = 64 << 10;
 /// D-Bus's fixed primary header.
 const PRIMARY_HEADER: usize = 16;
 
-/// The primary header's message type of a method call, and the flag of one that wants no
-/// reply.
+/// The primary header's message type of a method call.
 const METHOD_CALL: u8 = 1;
-const NO_REPLY_EXPECTED: u8 = 0x1;
 
 /// Why a peer's bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,7 +142,9 @@ impl Shape {
                         if len > MAX_MESSAGE {
                             return Err(Refused::LongMessage(len));
                         }
-                        let call = header[1] == METHOD_CALL && header[2] & NO_REPLY_EXPECTED == 0;
+                        // A call that wants no reply counts too: its handler says it answered
+                        // when it ends (`Flow::answered`), or the peer holds its own place.
+                        let call = header[1] == METHOD_CALL;
                         self.phase = Phase::Body {
                             left: len - PRIMARY_HEADER as u64,
                             call,
@@ -219,6 +220,9 @@ pub struct Flow {
     calls: AtomicUsize,
     ended: AtomicBool,
     stalled: Notify,
+    /// Heavy answers' turns, by the serial of the call they answer: given back when the
+    /// answer is written whole.
+    held: Mutex<Vec<(u32, HeavyTurn)>>,
 }
 
 impl Flow {
@@ -230,6 +234,7 @@ impl Flow {
             calls: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
             stalled: Notify::new(),
+            held: Mutex::default(),
         })
     }
 
@@ -259,8 +264,28 @@ impl Flow {
         self.load.all.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// One call answered (its reply or error written whole).
-    fn answered(&self) {
+    /// Keeps a heavy answer's turn until the answer to call `serial` is written whole.
+    /// A connection that ended writes nothing more: the turn goes at once.
+    pub fn hold_until_answered(&self, serial: u32, turn: HeavyTurn) {
+        let mut held = lock(&self.held);
+        if !self.is_ended() {
+            held.push((serial, turn));
+        }
+    }
+
+    /// Whether the connection ended (or was let go).
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// The answer to call `serial` was written whole: its turn, if it held one, goes.
+    fn written(&self, serial: u32) {
+        lock(&self.held).retain(|(s, _)| *s != serial);
+    }
+
+    /// One call answered: its reply or error written whole, or the handler of a call that
+    /// wants no reply ended.
+    pub fn answered(&self) {
         let took = self
             .calls
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -277,9 +302,13 @@ impl Flow {
 
     /// The connection ended: its calls no longer count, and its reader stops waiting.
     pub fn end(&self) {
+        let held = lock(&self.held);
         self.ended.store(true, Ordering::Release);
+        drop(held);
         let left = self.calls.swap(0, Ordering::AcqRel);
         self.release(left);
+        // Under the lock `hold_until_answered` checks `ended` with: nothing is kept after this.
+        lock(&self.held).clear();
     }
 
     /// Resolves when an answer to this peer stalled for [`WRITE_STALL`].
@@ -359,7 +388,7 @@ impl ReadHalf for CheckedRead {
     async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
         if self.shape.between_messages() {
             self.flow.wait_for_room().await;
-            if self.flow.ended.load(Ordering::Acquire) {
+            if self.flow.is_ended() {
                 return Ok((0, Vec::new()));
             }
         }
@@ -396,7 +425,7 @@ impl WriteHalf for PlainWrite {
         }
         // Let go (it stalled, or its connection ended): the answers queued behind go at once,
         // with what they hold.
-        if self.flow.ended.load(Ordering::Acquire) {
+        if self.flow.is_ended() {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
         match tokio::time::timeout(WRITE_STALL, self.inner.write(buffer)).await {
@@ -415,13 +444,24 @@ impl WriteHalf for PlainWrite {
     async fn send_message(&mut self, msg: &Message) -> zbus::Result<()> {
         let data = msg.data();
         let mut pos = 0;
+        let mut sent = Ok(());
         while pos < data.len() {
-            pos += self.sendmsg(&data[pos..], &[]).await?;
+            match self.sendmsg(&data[pos..], &[]).await {
+                Ok(n) => pos += n,
+                Err(e) => {
+                    sent = Err(e.into());
+                    break;
+                }
+            }
         }
+        // Written whole or not at all, the answer is done with: its turn and its place go.
         if matches!(msg.message_type(), Type::MethodReturn | Type::Error) {
+            if let Some(serial) = msg.header().reply_serial() {
+                self.flow.written(serial.get());
+            }
             self.flow.answered();
         }
-        Ok(())
+        sent
     }
 
     async fn close(&mut self) -> std::io::Result<()> {
@@ -491,11 +531,11 @@ mod tests {
             m.extend([0u8; 16]);
             m
         };
-        // A call, a call wanting no reply, a signal: one to answer.
+        // A call, a call wanting no reply, a signal: two calls to see through.
         let mut bytes = call(0, METHOD_CALL);
-        bytes.extend(call(NO_REPLY_EXPECTED, METHOD_CALL));
+        bytes.extend(call(1, METHOD_CALL));
         bytes.extend(call(0, 4));
-        assert_eq!(shape.follow(&bytes), Ok(1));
+        assert_eq!(shape.follow(&bytes), Ok(2));
         // Read as the stream reads: never past the end of the message being read.
         let mut shape = Shape::default();
         shape.follow(&handshake()).expect("handshake");
@@ -507,7 +547,7 @@ mod tests {
             at += n;
         }
         // Header, body; header, body; header, body.
-        assert_eq!(counted, [0, 1, 0, 0, 0, 0]);
+        assert_eq!(counted, [0, 1, 0, 1, 0, 0]);
     }
 
     #[test]

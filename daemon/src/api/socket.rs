@@ -299,6 +299,7 @@ impl Drop for Peer {
 /// One peer's connection, from its handshake to its end.
 async fn serve_peer(stream: tokio::net::UnixStream, peer: Peer, iface: Stats1) {
     let uid = peer.uid;
+    let iface = iface.for_peer(uid, Arc::clone(&peer.flow));
     let activity = Activity::new();
     let guarded = PeerStream::new(stream, Arc::clone(&activity), Arc::clone(&peer.flow));
     let build = zbus::connection::Builder::socket(guarded)

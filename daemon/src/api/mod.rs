@@ -66,23 +66,6 @@ struct PeerCtx {
     flow: Arc<peer::Flow>,
 }
 
-/// A call let in; what it holds is given back when its handler ends.
-#[derive(Debug)]
-struct Admitted {
-    _bus: Option<turns::Turn>,
-    /// A private-socket call that wants no reply: no answer will be written to count it
-    /// answered, so its handler's end does.
-    no_reply: Option<Arc<peer::Flow>>,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        if let Some(flow) = &self.no_reply {
-            flow.answered();
-        }
-    }
-}
-
 /// Whether the call `hdr` heads wants a reply.
 fn wants_reply(hdr: &Header<'_>) -> bool {
     !hdr.primary()
@@ -110,40 +93,35 @@ impl Stats1 {
     }
 
     /// Lets a call in: on the bus within its sender's share (`Busy` past it); on the private
-    /// socket its read was let in already (see [`peer`]).
-    fn admit(&self, hdr: &Header<'_>) -> Result<Admitted, Error> {
-        let no_reply = self
-            .peer
-            .as_ref()
-            .filter(|_| !wants_reply(hdr))
-            .map(|p| Arc::clone(&p.flow));
-        Ok(Admitted {
-            _bus: self.turns.take(hdr)?,
-            no_reply,
-        })
+    /// socket its read was let in already (see [`peer`]), and the sender there is whatever
+    /// the peer wrote: it is not counted against a bus name.
+    fn admit(&self, hdr: &Header<'_>) -> Result<Option<turns::Turn>, Error> {
+        match self.peer {
+            Some(_) => Ok(None),
+            None => self.turns.take(hdr),
+        }
     }
 
-    /// Waits for a heavy answer's turn ([`heavy`]). On the private socket the turn is held
-    /// until the answer is written whole; on the bus, until the handler ends (`dbus-daemon`
-    /// takes answers as they come).
-    async fn heavy(&self, hdr: &Header<'_>) -> Result<Option<heavy::HeavyTurn>, Error> {
+    /// Waits for a heavy answer's turn ([`heavy`]), held until the handler ends and, on the
+    /// private socket, until the answer is written too (`dbus-daemon` takes answers as they
+    /// come).
+    async fn heavy(&self, hdr: &Header<'_>) -> Result<Arc<heavy::HeavyTurn>, Error> {
         let caller = match &self.peer {
             Some(p) => heavy::Caller::Uid(p.uid),
             None => heavy::Caller::Sender(hdr.sender().map(|s| s.to_string()).unwrap_or_default()),
         };
-        let turn = self.heavy.turn(caller).await?;
-        // A peer let go while this call waited: its answer could not be written.
-        if self.peer.as_ref().is_some_and(|p| p.flow.is_ended()) {
-            return Err(Error::Unavailable("the connection ended".into()));
-        }
-        match &self.peer {
-            Some(p) if wants_reply(hdr) => {
-                p.flow
-                    .hold_until_answered(hdr.primary().serial_num().get(), turn);
-                Ok(None)
+        let turn = Arc::new(self.heavy.turn(caller).await?);
+        if let Some(p) = &self.peer {
+            // A peer let go while this call waited: its answer could not be written.
+            if p.flow.is_ended() {
+                return Err(Error::Unavailable("the connection ended".into()));
             }
-            _ => Ok(Some(turn)),
+            if wants_reply(hdr) {
+                let serial = hdr.primary().serial_num().get();
+                p.flow.hold_until_answered(serial, Arc::clone(&turn));
+            }
         }
+        Ok(turn)
     }
 
     /// The newest pass, if there is one yet.

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,10 @@ pub const MAX_MESSAGE: u64 = 64 << 10;
 /// D-Bus's fixed primary header.
 const PRIMARY_HEADER: usize = 16;
 
-/// The primary header's message type of a method call.
+/// The primary header's message type of a method call, and the flag of one that wants no
+/// reply.
 const METHOD_CALL: u8 = 1;
+const NO_REPLY_EXPECTED: u8 = 0x1;
 
 /// Why a peer's bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +51,10 @@ pub enum Refused {
     LongMessage(u64),
     #[error("not a D-Bus message (first byte {0:#04x})")]
     NotAMessage(u8),
+    #[error("a method call that wants no reply")]
+    NoReply,
+    #[error("a call with the serial {0} of a call not answered yet")]
+    SerialInUse(u32),
 }
 
 #[derive(Debug)]
@@ -64,8 +70,8 @@ enum Phase {
         bytes: [u8; PRIMARY_HEADER],
         got: usize,
     },
-    /// The rest of a message; `call`: it is a method call that expects a reply.
-    Body { left: u64, call: bool },
+    /// The rest of a message; `call`: the serial of a method call.
+    Body { left: u64, call: Option<u32> },
 }
 
 /// The shape of what a peer sends, followed byte by byte (pure: no I/O).
@@ -86,6 +92,23 @@ impl Default for Shape {
     }
 }
 
+/// The serial of the method call a primary header opens; `None` for another message. A call
+/// that wants no reply is refused: the API has none, and no answer would ever give its place
+/// back.
+fn call_serial(h: &[u8; PRIMARY_HEADER]) -> Result<Option<u32>, Refused> {
+    if h[1] != METHOD_CALL {
+        return Ok(None);
+    }
+    if h[2] & NO_REPLY_EXPECTED != 0 {
+        return Err(Refused::NoReply);
+    }
+    let b = [h[8], h[9], h[10], h[11]];
+    Ok(Some(match h[0] {
+        b'B' => u32::from_be_bytes(b),
+        _ => u32::from_le_bytes(b),
+    }))
+}
+
 /// The length of the message a primary header opens (header fields, padding and body).
 fn message_len(h: &[u8; PRIMARY_HEADER]) -> Result<u64, Refused> {
     let word = |at: usize| {
@@ -102,10 +125,10 @@ fn message_len(h: &[u8; PRIMARY_HEADER]) -> Result<u64, Refused> {
 }
 
 impl Shape {
-    /// Follows `bytes`, the next ones the peer sent; how many method calls expecting a reply
-    /// they completed.
-    pub fn follow(&mut self, mut bytes: &[u8]) -> Result<usize, Refused> {
-        let mut calls = 0;
+    /// Follows `bytes`, the next ones the peer sent; what messages they completed (a method
+    /// call's serial, or `None` for another message).
+    pub fn follow(&mut self, mut bytes: &[u8]) -> Result<Vec<Option<u32>>, Refused> {
+        let mut ended = Vec::new();
         while let Some(&first) = bytes.first() {
             match &mut self.phase {
                 Phase::Handshake { seen, line, last } => {
@@ -142,37 +165,35 @@ impl Shape {
                         if len > MAX_MESSAGE {
                             return Err(Refused::LongMessage(len));
                         }
-                        // A call that wants no reply counts too: its handler says it answered
-                        // when it ends (`Flow::answered`), or the peer holds its own place.
-                        let call = header[1] == METHOD_CALL;
+                        let call = call_serial(header)?;
                         self.phase = Phase::Body {
                             left: len - PRIMARY_HEADER as u64,
                             call,
                         };
-                        calls += self.end_of_message();
+                        ended.extend(self.end_of_message());
                     }
                 }
                 Phase::Body { left, .. } => {
                     let take = usize::try_from(*left).map_or(bytes.len(), |l| l.min(bytes.len()));
                     *left -= take as u64;
                     bytes = &bytes[take..];
-                    calls += self.end_of_message();
+                    ended.extend(self.end_of_message());
                 }
             }
         }
-        Ok(calls)
+        Ok(ended)
     }
 
-    /// At a message's last byte, the next header; 1 if the message was a call to answer.
-    fn end_of_message(&mut self) -> usize {
+    /// At a message's last byte, the next header, and what ended.
+    fn end_of_message(&mut self) -> Option<Option<u32>> {
         let Phase::Body { left: 0, call } = self.phase else {
-            return 0;
+            return None;
         };
         self.phase = Phase::Header {
             bytes: [0; PRIMARY_HEADER],
             got: 0,
         };
-        usize::from(call)
+        Some(call)
     }
 
     /// The most bytes the next read may take: up to the end of the message being read, so a
@@ -197,10 +218,9 @@ impl Shape {
 pub const MAX_CALLS_PER_PEER: usize = 4;
 /// The same, over all of one user's connections.
 pub const MAX_CALLS_PER_USER: usize = 8;
-/// The same, over every peer: what answers waiting to be read may hold is at most this many
-/// answers.
+/// The same, over every peer.
 pub const MAX_CALLS: usize = 32;
-/// A peer that takes none of an answer's bytes for this long is let go.
+/// A peer that has not taken an answer whole this long after it was begun is let go.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// The calls read and not yet answered over every peer, by user, and a wake-up for readers
@@ -212,17 +232,31 @@ pub struct Load {
     answered: Notify,
 }
 
+/// Takes one place in `n` if it has fewer than `cap`.
+fn take_place(n: &AtomicUsize, cap: usize) -> bool {
+    n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        (v < cap).then_some(v + 1)
+    })
+    .is_ok()
+}
+
+/// One connection's calls: those read and not answered (by serial), the place taken for the
+/// message being read, and heavy answers' turns held until their answers are written.
+#[derive(Debug, Default)]
+struct Calls {
+    serials: Vec<u32>,
+    reserved: bool,
+    held: Vec<(u32, Arc<HeavyTurn>)>,
+    ended: bool,
+}
+
 /// One connection's share of the [`Load`], and what the daemon knows of it.
 #[derive(Debug)]
 pub struct Flow {
     load: Arc<Load>,
     user: Arc<AtomicUsize>,
-    calls: AtomicUsize,
-    ended: AtomicBool,
+    calls: Mutex<Calls>,
     stalled: Notify,
-    /// Heavy answers' turns, by the serial of the call they answer: given back when the
-    /// answer is written whole.
-    held: Mutex<Vec<(u32, HeavyTurn)>>,
 }
 
 impl Flow {
@@ -231,67 +265,98 @@ impl Flow {
         Arc::new(Self {
             load: Arc::clone(load),
             user,
-            calls: AtomicUsize::new(0),
-            ended: AtomicBool::new(false),
+            calls: Mutex::default(),
             stalled: Notify::new(),
-            held: Mutex::default(),
         })
     }
 
-    fn room(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
-            || (self.calls.load(Ordering::Acquire) < MAX_CALLS_PER_PEER
-                && self.user.load(Ordering::Acquire) < MAX_CALLS_PER_USER
-                && self.load.all.load(Ordering::Acquire) < MAX_CALLS)
+    /// Takes a place for the next message, if the peer, its user and all peers have room:
+    /// taken before a byte of it is read, so no cap is ever passed. `None`: the connection
+    /// ended.
+    fn try_reserve(&self) -> Option<bool> {
+        let mut calls = lock(&self.calls);
+        if calls.ended {
+            return None;
+        }
+        if calls.reserved {
+            return Some(true);
+        }
+        if calls.serials.len() >= MAX_CALLS_PER_PEER || !take_place(&self.user, MAX_CALLS_PER_USER)
+        {
+            return Some(false);
+        }
+        if !take_place(&self.load.all, MAX_CALLS) {
+            self.user.fetch_sub(1, Ordering::AcqRel);
+            return Some(false);
+        }
+        calls.reserved = true;
+        Some(true)
     }
 
-    /// Waits until the peer may send another call (or its connection ended).
-    async fn wait_for_room(&self) {
+    /// Waits until the peer may send another message; false when its connection ended.
+    async fn reserve(&self) -> bool {
         loop {
             let answered = self.load.answered.notified();
             tokio::pin!(answered);
             answered.as_mut().enable();
-            if self.room() {
-                return;
+            match self.try_reserve() {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => answered.await,
             }
-            answered.await;
         }
     }
 
-    fn called(&self, n: usize) {
-        self.calls.fetch_add(n, Ordering::AcqRel);
-        self.user.fetch_add(n, Ordering::AcqRel);
-        self.load.all.fetch_add(n, Ordering::AcqRel);
+    /// A message was read whole: a call keeps its place until answered; another message gives
+    /// it back. A serial reused before its call was answered is refused: answers are matched
+    /// to calls by serial.
+    fn read(&self, ended: Option<u32>) -> Result<(), Refused> {
+        let mut calls = lock(&self.calls);
+        if !std::mem::take(&mut calls.reserved) {
+            return Ok(());
+        }
+        match ended {
+            Some(serial) if calls.serials.contains(&serial) => {
+                drop(calls);
+                self.release(1);
+                Err(Refused::SerialInUse(serial))
+            }
+            Some(serial) => {
+                calls.serials.push(serial);
+                Ok(())
+            }
+            None => {
+                drop(calls);
+                self.release(1);
+                Ok(())
+            }
+        }
     }
 
-    /// Keeps a heavy answer's turn until the answer to call `serial` is written whole.
-    /// A connection that ended writes nothing more: the turn goes at once.
-    pub fn hold_until_answered(&self, serial: u32, turn: HeavyTurn) {
-        let mut held = lock(&self.held);
-        if !self.is_ended() {
-            held.push((serial, turn));
+    /// Keeps a heavy answer's turn until the answer to call `serial` is written (or fails
+    /// to be). A connection that ended writes nothing more: it is not kept.
+    pub fn hold_until_answered(&self, serial: u32, turn: Arc<HeavyTurn>) {
+        let mut calls = lock(&self.calls);
+        if !calls.ended && calls.serials.contains(&serial) {
+            calls.held.push((serial, turn));
         }
     }
 
     /// Whether the connection ended (or was let go).
     pub fn is_ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
+        lock(&self.calls).ended
     }
 
-    /// The answer to call `serial` was written whole: its turn, if it held one, goes.
-    fn written(&self, serial: u32) {
-        lock(&self.held).retain(|(s, _)| *s != serial);
-    }
-
-    /// One call answered: its reply or error written whole, or the handler of a call that
-    /// wants no reply ended.
-    pub fn answered(&self) {
-        let took = self
-            .calls
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if took.is_ok() {
-            self.release(1);
-        }
+    /// The answer to call `serial` was written, whole or not: its place and its turn go.
+    fn answered(&self, serial: u32) {
+        let mut calls = lock(&self.calls);
+        let Some(at) = calls.serials.iter().position(|&s| s == serial) else {
+            return;
+        };
+        calls.serials.swap_remove(at);
+        calls.held.retain(|(s, _)| *s != serial);
+        drop(calls);
+        self.release(1);
     }
 
     fn release(&self, n: usize) {
@@ -302,13 +367,15 @@ impl Flow {
 
     /// The connection ended: its calls no longer count, and its reader stops waiting.
     pub fn end(&self) {
-        let held = lock(&self.held);
-        self.ended.store(true, Ordering::Release);
+        let mut calls = lock(&self.calls);
+        calls.ended = true;
+        let left = calls.serials.len() + usize::from(calls.reserved);
+        calls.serials.clear();
+        calls.reserved = false;
+        let held = std::mem::take(&mut calls.held);
+        drop(calls);
         drop(held);
-        let left = self.calls.swap(0, Ordering::AcqRel);
         self.release(left);
-        // Under the lock `hold_until_answered` checks `ended` with: nothing is kept after this.
-        lock(&self.held).clear();
     }
 
     /// Resolves when an answer to this peer stalled for [`WRITE_STALL`].
@@ -386,19 +453,15 @@ pub struct CheckedRead {
 #[async_trait::async_trait]
 impl ReadHalf for CheckedRead {
     async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-        if self.shape.between_messages() {
-            self.flow.wait_for_room().await;
-            if self.flow.is_ended() {
-                return Ok((0, Vec::new()));
-            }
+        let refused = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        if self.shape.between_messages() && !self.flow.reserve().await {
+            return Ok((0, Vec::new()));
         }
         let most = self.shape.next_read().min(buf.len());
         let n = self.inner.read(&mut buf[..most]).await?;
-        let calls = self
-            .shape
-            .follow(&buf[..n])
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        self.flow.called(calls);
+        for ended in self.shape.follow(&buf[..n]).map_err(refused)? {
+            self.flow.read(ended).map_err(refused)?;
+        }
         if n > 0 {
             self.activity.touch();
         }
@@ -428,40 +491,37 @@ impl WriteHalf for PlainWrite {
         if self.flow.is_ended() {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
-        match tokio::time::timeout(WRITE_STALL, self.inner.write(buffer)).await {
-            Ok(written) => written,
+        self.inner.write(buffer).await
+    }
+
+    /// Writes a message whole within [`WRITE_STALL`] (a peer that takes an answer a little at
+    /// a time holds it no longer than one that takes none), and an answer written, whole or
+    /// not, makes room for the peer's next call.
+    async fn send_message(&mut self, msg: &Message) -> zbus::Result<()> {
+        let data = msg.data();
+        let whole = async {
+            let mut pos = 0;
+            while pos < data.len() {
+                pos += self.sendmsg(&data[pos..], &[]).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let sent = match tokio::time::timeout(WRITE_STALL, whole).await {
+            Ok(sent) => sent,
             Err(_) => {
                 self.flow.stalled.notify_one();
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "the peer read nothing of an answer",
+                    "the peer did not take a message whole in time",
                 ))
             }
+        };
+        if matches!(msg.message_type(), Type::MethodReturn | Type::Error)
+            && let Some(serial) = msg.header().reply_serial()
+        {
+            self.flow.answered(serial.get());
         }
-    }
-
-    /// As zbus's own, and an answer written whole makes room for the peer's next call.
-    async fn send_message(&mut self, msg: &Message) -> zbus::Result<()> {
-        let data = msg.data();
-        let mut pos = 0;
-        let mut sent = Ok(());
-        while pos < data.len() {
-            match self.sendmsg(&data[pos..], &[]).await {
-                Ok(n) => pos += n,
-                Err(e) => {
-                    sent = Err(e.into());
-                    break;
-                }
-            }
-        }
-        // Written whole or not at all, the answer is done with: its turn and its place go.
-        if matches!(msg.message_type(), Type::MethodReturn | Type::Error) {
-            if let Some(serial) = msg.header().reply_serial() {
-                self.flow.written(serial.get());
-            }
-            self.flow.answered();
-        }
-        sent
+        sent.map_err(Into::into)
     }
 
     async fn close(&mut self) -> std::io::Result<()> {
@@ -519,35 +579,78 @@ mod tests {
     }
 
     #[test]
-    fn calls_expecting_a_reply_are_counted_and_reads_stop_at_each_message() {
+    fn calls_are_seen_by_serial_and_reads_stop_at_each_message() {
         let mut shape = Shape::default();
         assert_eq!(shape.next_read(), PRIMARY_HEADER);
-        assert_eq!(shape.follow(&handshake()), Ok(0));
+        assert_eq!(shape.follow(&handshake()), Ok(Vec::new()));
         assert!(shape.between_messages());
-        let call = |flags: u8, kind: u8| {
+        // `header` writes serial 7.
+        let message = |flags: u8, kind: u8| {
             let mut m = header(b'l', 8, 8);
             m[1] = kind;
             m[2] = flags;
             m.extend([0u8; 16]);
             m
         };
-        // A call, a call wanting no reply, a signal: two calls to see through.
-        let mut bytes = call(0, METHOD_CALL);
-        bytes.extend(call(1, METHOD_CALL));
-        bytes.extend(call(0, 4));
-        assert_eq!(shape.follow(&bytes), Ok(2));
+        // A call, then a signal.
+        let mut bytes = message(0, METHOD_CALL);
+        bytes.extend(message(0, 4));
+        assert_eq!(shape.follow(&bytes), Ok(vec![Some(7), None]));
         // Read as the stream reads: never past the end of the message being read.
         let mut shape = Shape::default();
         shape.follow(&handshake()).expect("handshake");
         let mut at = 0;
-        let mut counted = Vec::new();
+        let mut ended = Vec::new();
         while at < bytes.len() {
             let n = shape.next_read().min(bytes.len() - at);
-            counted.push(shape.follow(&bytes[at..at + n]).expect("well formed"));
+            ended.push(shape.follow(&bytes[at..at + n]).expect("well formed"));
             at += n;
         }
-        // Header, body; header, body; header, body.
-        assert_eq!(counted, [0, 1, 0, 1, 0, 0]);
+        // Header, body; header, body.
+        assert_eq!(ended, [vec![], vec![Some(7)], vec![], vec![None]]);
+        // A call that wants no reply would never give its place back.
+        let mut shape = Shape::default();
+        shape.follow(&handshake()).expect("handshake");
+        assert_eq!(
+            shape.follow(&message(NO_REPLY_EXPECTED, METHOD_CALL)),
+            Err(Refused::NoReply)
+        );
+    }
+
+    #[test]
+    fn places_are_taken_before_reading_and_serials_are_not_reused() {
+        let load = Arc::new(Load::default());
+        let (a, b) = (Flow::new(&load, 1000), Flow::new(&load, 1000));
+        for serial in 1..=4 {
+            assert_eq!(a.try_reserve(), Some(true));
+            assert_eq!(a.read(Some(serial)), Ok(()));
+        }
+        // The peer's four are taken.
+        assert_eq!(a.try_reserve(), Some(false));
+        for serial in 1..=4 {
+            assert_eq!(b.try_reserve(), Some(true));
+            assert_eq!(b.read(Some(serial)), Ok(()));
+        }
+        // The user's eight are taken: another of its connections waits too.
+        let c = Flow::new(&load, 1000);
+        assert_eq!(c.try_reserve(), Some(false));
+        // Another user is not held up.
+        let other = Flow::new(&load, 1001);
+        assert_eq!(other.try_reserve(), Some(true));
+        assert_eq!(other.read(None), Ok(()));
+        // An answer makes room; a serial still unanswered cannot be sent again.
+        a.answered(2);
+        assert_eq!(c.try_reserve(), Some(true));
+        assert_eq!(c.read(Some(9)), Ok(()));
+        b.answered(1);
+        assert_eq!(b.try_reserve(), Some(true));
+        assert_eq!(b.read(Some(3)), Err(Refused::SerialInUse(3)));
+        // A connection that ends gives back all it held.
+        for f in [&a, &b, &c] {
+            f.end();
+            assert_eq!(f.try_reserve(), None);
+        }
+        assert_eq!(load.all.load(Ordering::Acquire), 0);
     }
 
     #[test]
@@ -561,7 +664,7 @@ mod tests {
         );
         let mut shape = Shape::default();
         shape.follow(&handshake()).expect("handshake");
-        assert_eq!(shape.follow(b"X\0\0\0"), Ok(0));
+        assert_eq!(shape.follow(b"X\0\0\0"), Ok(Vec::new()));
         assert_eq!(shape.follow(&[0u8; 12]), Err(Refused::NotAMessage(b'X')));
     }
 

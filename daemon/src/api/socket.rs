@@ -334,17 +334,23 @@ async fn serve_peer(stream: tokio::net::UnixStream, peer: Peer, iface: Stats1) {
             tokio::time::sleep(left).await;
         }
     };
+    // The signals end when a write fails: the other ends are still watched after that.
+    let signals = async {
+        signals.await;
+        conn.closed().await;
+    };
     tokio::select! {
-        () = conn.closed() => {}
-        () = idle => {}
-        () = signals => conn.closed().await,
+        biased;
         () = peer.flow.stalled() => {
             if let Some(n) = lock(&peer.stalls).note(Instant::now()) {
                 tracing::warn!(
-                    "private socket: {n} peers let go since the last report for reading none \
-                     of an answer for {WRITE_STALL:?} (the latest: uid {uid})"
+                    "private socket: {n} peers let go since the last report for not taking a \
+                     message whole within {WRITE_STALL:?} (the latest: uid {uid})"
                 );
             }
         }
+        () = conn.closed() => {}
+        () = idle => {}
+        () = signals => {}
     }
 }

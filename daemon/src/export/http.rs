@@ -83,11 +83,17 @@ fn format_for(accept: &str) -> Format {
 
 /// One connection being served: whether it still waits for its request, and how it is told
 /// to make room.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Conn {
+    since: Instant,
     waiting: AtomicBool,
     evict: Notify,
 }
+
+/// A connection still waiting for its request this long may be let go for a new one: a
+/// scraper's request is there within a round trip, and a flood of connections must not push
+/// out one whose request came a moment ago and is not read yet.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// The connections being served, oldest first. When all [`MAX_CONNECTIONS`] are taken, a new
 /// one takes the place of the oldest still waiting for its request: a client that sends its
@@ -111,7 +117,7 @@ enum Taken {
     Free(Slot),
     /// The oldest connection waiting for its request was let go for it.
     Evicted(Slot),
-    /// Every place holds a request being answered.
+    /// Every place holds a request being answered, or a connection too new to let go.
     Full,
 }
 
@@ -120,10 +126,10 @@ impl Slots {
         let mut conns = lock(&self.conns);
         let mut evicted = false;
         if conns.len() >= MAX_CONNECTIONS {
-            let Some(at) = conns
-                .iter()
-                .position(|(_, c)| c.waiting.load(Ordering::Acquire))
-            else {
+            let evictable = |c: &Conn| {
+                c.waiting.load(Ordering::Acquire) && c.since.elapsed() >= EVICTABLE_AFTER
+            };
+            let Some(at) = conns.iter().position(|(_, c)| evictable(c)) else {
                 return Taken::Full;
             };
             let (_, old) = conns.remove(at);
@@ -132,6 +138,7 @@ impl Slots {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
+            since: Instant::now(),
             waiting: AtomicBool::new(true),
             evict: Notify::new(),
         });

@@ -192,7 +192,6 @@ pub struct Scanner {
     at: usize,
     /// Within `pids[at]`, the fds below this were read.
     from_fd: u32,
-    holders: Vec<u32>,
     found: FdScan,
     bufs: Buffers,
 }
@@ -242,14 +241,24 @@ impl Scanner {
             return true;
         };
         while let Some(&pid) = self.pids.get(self.at) {
+            // Opening a process's directory costs an entry too, on its first visit: many
+            // processes with few fds are bounded as one with many.
+            if self.from_fd == 0 {
+                if budget == 0 {
+                    return false;
+                }
+                budget -= 1;
+            }
             let read = Reading {
                 pid,
                 from_fd: self.from_fd,
                 budget: &mut budget,
             };
             let (holds, resume) = scan_process(dir.as_fd(), read, &mut self.bufs, &mut self.found);
-            if holds && self.holders.last() != Some(&pid) {
-                self.holders.push(pid);
+            // Described when found: by the scan's end the pid may be another process's.
+            if holds && !self.found.processes.contains_key(&pid) {
+                let owner = describe(&self.proc_root.join(pid.to_string()), pid);
+                self.found.processes.insert(pid, Arc::new(owner));
             }
             if let Some(fd) = resume {
                 self.from_fd = fd;
@@ -263,10 +272,6 @@ impl Scanner {
 
     /// What the scan found, once [`Self::step`] said it is done.
     pub fn finish(mut self) -> FdScan {
-        for pid in std::mem::take(&mut self.holders) {
-            let owner = describe(&self.proc_root.join(pid.to_string()), pid);
-            self.found.processes.insert(pid, Arc::new(owner));
-        }
         self.found.progs.settle();
         self.found.maps.settle();
         self.found
@@ -293,6 +298,18 @@ struct Reading<'b> {
 struct Buffers {
     fds: Vec<u8>,
     fdinfo: Vec<u8>,
+}
+
+/// Moves the listing of an fd directory to fd `from`: `/proc/<pid>/fd` takes an offset of
+/// fd + 2 (0 and 1 are `.` and `..`). Where it cannot, the listing starts over and the fds
+/// before `from` are skipped one by one.
+fn skip_to(fd_dir: BorrowedFd<'_>, from: u32) {
+    if from == 0 {
+        return;
+    }
+    // SAFETY: lseek on an open directory fd borrowed for the call; it moves only that
+    // directory's offset.
+    let _moved = unsafe { libc::lseek(fd_dir.as_raw_fd(), i64::from(from) + 2, libc::SEEK_SET) };
 }
 
 /// The fd directory of `pid`; `None` when it is gone (no news) or cannot be read (the scan is
@@ -332,25 +349,27 @@ fn scan_process(
     let mut holds_any = false;
     let mut resume = None;
     let Buffers { fds, fdinfo } = bufs;
-    // A process that exits meanwhile ends its listing early: what it held is gone too. The
-    // kernel lists fds in ascending order; those before `from_fd` were read by a pass before.
-    let _exited = procfs::each_entry(fd_dir.as_fd(), fds, |name| {
+    // The kernel lists fds in ascending order, a directory offset of fd + 2: those before
+    // `from_fd` were read by a pass before, and are not listed again.
+    skip_to(fd_dir.as_fd(), from_fd);
+    // A process that exits meanwhile ends its listing early: what it held is gone too.
+    let _exited = procfs::each_entry_while(fd_dir.as_fd(), fds, |name| {
         let fd = name.to_str().ok().and_then(|f| f.parse::<u32>().ok());
-        if resume.is_some() || fd.is_some_and(|fd| fd < from_fd) {
-            return;
+        if fd.is_some_and(|fd| fd < from_fd) {
+            return true;
         }
         if *budget == 0 {
             resume = fd;
-            return;
+            return false;
         }
         *budget -= 1;
         let mut link = [0u8; 64];
         let Some(kind) = link_at(fd_dir.as_fd(), name, &mut link).and_then(classify) else {
-            return;
+            return true;
         };
         if let BpfFd::Attach = kind {
             let Some(fd_no) = name.to_str().ok().and_then(|f| f.parse().ok()) else {
-                return;
+                return true;
             };
             // A perf event without a program (a profiler's counter) answers nothing.
             if let Ok(Some(q)) = sys::task_fd_query(pid, fd_no) {
@@ -362,7 +381,7 @@ fn scan_process(
                 }
                 holds_any = true;
             }
-            return;
+            return true;
         }
         if info_dir.is_none() {
             let mut path = [0u8; 32];
@@ -378,12 +397,12 @@ fn scan_process(
             };
         }
         let Some(dir) = &info_dir else {
-            return;
+            return true;
         };
         let Ok(info) =
             procfs::open_at(dir.as_fd(), name).and_then(|f| procfs::read_text(f, fdinfo))
         else {
-            return;
+            return true;
         };
         let (key, table) = match kind {
             BpfFd::Prog | BpfFd::Link | BpfFd::Attach => ("prog_id:", &mut found.progs),
@@ -393,6 +412,7 @@ fn scan_process(
             table.push(id, pid);
             holds_any = true;
         }
+        true
     });
     (holds_any, resume)
 }
@@ -515,6 +535,20 @@ mod tests {
         let here = Processes::now(Path::new("/proc")).expect("list /proc");
         assert!(here.count > 0);
         assert!(scan(Path::new("/proc")).seen.count > 0);
+    }
+
+    #[test]
+    fn a_scan_in_small_pieces_ends_and_sees_every_process() {
+        let mut pieces = Scanner::start(Path::new("/proc"));
+        let listed = pieces.pids.len();
+        let mut steps = 0;
+        while !pieces.step(3) {
+            steps += 1;
+            assert!(steps < 1_000_000, "the scan goes on");
+        }
+        assert!(steps > 0, "three entries a step take more than one step");
+        let found = pieces.finish();
+        assert_eq!(found.seen.count as usize, listed);
     }
 
     #[test]

@@ -71,6 +71,18 @@ pub fn each_entry(
     buf: &mut Vec<u8>,
     mut each: impl FnMut(&CStr),
 ) -> std::io::Result<()> {
+    each_entry_while(dir, buf, |name| {
+        each(name);
+        true
+    })
+}
+
+/// [`each_entry`], until `each` says to stop (returns false).
+pub fn each_entry_while(
+    dir: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(&CStr) -> bool,
+) -> std::io::Result<()> {
     buf.clear();
     buf.reserve(DIR_BATCH);
     buf.resize(buf.capacity(), 0);
@@ -93,8 +105,8 @@ pub fn each_entry(
             return Ok(());
         }
         for name in dirents(buf.get(..n).unwrap_or_default()) {
-            if name.to_bytes() != b"." && name.to_bytes() != b".." {
-                each(name);
+            if name.to_bytes() != b"." && name.to_bytes() != b".." && !each(name) {
+                return Ok(());
             }
         }
     }

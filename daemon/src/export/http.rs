@@ -85,15 +85,9 @@ fn format_for(accept: &str) -> Format {
 /// to make room.
 #[derive(Debug)]
 struct Conn {
-    since: Instant,
     waiting: AtomicBool,
     evict: Notify,
 }
-
-/// A connection still waiting for its request this long may be let go for a new one: a
-/// scraper's request is there within a round trip, and a flood of connections must not push
-/// out one whose request came a moment ago and is not read yet.
-pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// The connections being served, oldest first. When all [`MAX_CONNECTIONS`] are taken, a new
 /// one takes the place of the oldest still waiting for its request: a client that sends its
@@ -117,7 +111,7 @@ enum Taken {
     Free(Slot),
     /// The oldest connection waiting for its request was let go for it.
     Evicted(Slot),
-    /// Every place holds a request being answered, or a connection too new to let go.
+    /// Every place holds a request being answered.
     Full,
 }
 
@@ -126,10 +120,10 @@ impl Slots {
         let mut conns = lock(&self.conns);
         let mut evicted = false;
         if conns.len() >= MAX_CONNECTIONS {
-            let evictable = |c: &Conn| {
-                c.waiting.load(Ordering::Acquire) && c.since.elapsed() >= EVICTABLE_AFTER
-            };
-            let Some(at) = conns.iter().position(|(_, c)| evictable(c)) else {
+            let Some(at) = conns
+                .iter()
+                .position(|(_, c)| c.waiting.load(Ordering::Acquire))
+            else {
                 return Taken::Full;
             };
             let (_, old) = conns.remove(at);
@@ -138,7 +132,6 @@ impl Slots {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
-            since: Instant::now(),
             waiting: AtomicBool::new(true),
             evict: Notify::new(),
         });
@@ -216,6 +209,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 () = conn.evict.notified() => {}
             }
         });
+        // The new connection's task reads a request already there before the next accept: a
+        // flood of connections cannot push out a scraper whose request is waiting to be read.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -20,6 +20,7 @@ mod quiet;
 pub mod sampler;
 pub mod service;
 mod shared;
+mod shown;
 mod units;
 
 /// The private socket's limits on peers, for the tests that hold the daemon to them.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Shown;
 use crate::glob::Glob;
-use std::str::FromStr as _;
+use crate::shown::{SHOWN_CHARS, Shown};
+use crate::units::parse_bytes;
 
 /// Rules one file may hold: each is matched against every program after each pass.
 pub const MAX_RULES: usize = 256;
@@ -71,9 +71,13 @@ fn level(metric: Metric, key: &str, v: &Level) -> Result<f64, String> {
     let n = match v {
         Level::Number(n) => *n,
         Level::Text(t) if metric == Metric::MapMemory => {
-            crate::config::Size::from_str(t)
-                .map_err(|e| format!("{key}: {e}"))?
-                .0 as f64
+            {
+                // parse_bytes quotes what it cannot read whole; no size is this long.
+                if t.len() > SHOWN_CHARS {
+                    return Err(format!("{key} {:?} is not a size", Shown(t)));
+                }
+                parse_bytes(t).map_err(|e| format!("{key}: {e}"))? as f64
+            }
         }
         Level::Text(t) => {
             return Err(format!(

@@ -304,12 +304,16 @@ struct Buffers {
 /// fd + 2 (0 and 1 are `.` and `..`). Where it cannot, the listing starts over and the fds
 /// before `from` are skipped one by one.
 fn skip_to(fd_dir: BorrowedFd<'_>, from: u32) {
-    if from == 0 {
+    // off_t is 32 bits on armhf: an offset that does not fit is not sought.
+    let Some(offset) = (from > 0)
+        .then(|| libc::off_t::try_from(u64::from(from) + 2).ok())
+        .flatten()
+    else {
         return;
-    }
+    };
     // SAFETY: lseek on an open directory fd borrowed for the call; it moves only that
     // directory's offset.
-    let _moved = unsafe { libc::lseek(fd_dir.as_raw_fd(), i64::from(from) + 2, libc::SEEK_SET) };
+    let _moved = unsafe { libc::lseek(fd_dir.as_raw_fd(), offset, libc::SEEK_SET) };
 }
 
 /// The fd directory of `pid`; `None` when it is gone (no news) or cannot be read (the scan is

@@ -40,12 +40,15 @@ impl Alerting {
     }
 
     /// Publishes what is raised now when it may have changed: every pass with alerts raised
-    /// (their values move), and whenever the evaluator's generation moved.
+    /// (their values move) or published as raised, and whenever the evaluator's generation
+    /// moved.
     fn publish(&mut self, shared: &Shared, now: SystemTime, always: bool) {
+        // Alerts restored after a restart carry on without a change (the generation stays):
+        // what the evaluator holds raised is counted too.
         let stale = {
             let seen = lock(&shared.alerts);
             seen.total > 0 || seen.generation != self.evaluator.generation()
-        };
+        } || self.evaluator.raised() > 0;
         if always || stale {
             let raised = Arc::new(self.evaluator.raised_now(now));
             *lock(&shared.alerts) = raised;

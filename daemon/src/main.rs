@@ -4,7 +4,6 @@ mod cli;
 
 use std::io::Write;
 
-use anyhow::Context;
 use cli::{Asked, RunArgs, SampleArgs};
 use ebpfstatd::config::{LogLevel, Sources};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
@@ -27,10 +26,31 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ebpfstatd: {e:#}");
+            eprintln!("ebpfstatd: {}", with_causes(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// What ends the process with a failure. (Not anyhow: the few lines here spare the binary
+/// room it lacked.)
+type Failure = Box<dyn std::error::Error>;
+
+/// An error and its causes, as `what: why: why`.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        said.push_str(": ");
+        said.push_str(&c.to_string());
+        cause = c.source();
+    }
+    said
+}
+
+/// `e`, said as what was being done when it happened.
+fn doing(what: &str, e: impl std::fmt::Display) -> Failure {
+    format!("{what}: {e}").into()
 }
 
 /// A reader that went away (`ebpfstatd --check-config | head -1`) asked for no more: that is
@@ -43,10 +63,10 @@ fn unless_pipe_closed(written: std::io::Result<()>) -> std::io::Result<()> {
 }
 
 /// Writes `text` to stdout; a closed pipe ends it quietly.
-fn say(text: &str) -> anyhow::Result<()> {
+fn say(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     unless_pipe_closed(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
-        .context("writing to stdout")
+        .map_err(|e| doing("writing to stdout", e))
 }
 
 /// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).
@@ -71,19 +91,19 @@ fn init_logging(level: LogLevel) -> service::SetLogLevel {
         None => (of_level(level), None),
     };
     let (filter, handle) = reload::Layer::new(filter);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Under systemd the journal stamps each line already.
+    // Under systemd the journal stamps each line already. Plain text, no colours: the log is
+    // read in the journal, and tracing-subscriber's `ansi` cost the binary room it lacked.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let stamped = (!journal).then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
-            .with_ansi(ansi)
+            .with_ansi(false)
             .with_target(false)
     });
     let plain = journal.then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
-            .with_ansi(ansi)
+            .with_ansi(false)
             .with_target(false)
             .without_time()
     });
@@ -134,7 +154,7 @@ fn raise_fd_limit() {
     }
 }
 
-fn run(args: &RunArgs) -> anyhow::Result<()> {
+fn run(args: &RunArgs) -> Result<(), Failure> {
     // Configuration errors stop us before anything is opened.
     let sources = Sources {
         file: args.config.clone(),
@@ -168,7 +188,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     .map_err(Into::into)
 }
 
-fn sample(args: &SampleArgs) -> anyhow::Result<()> {
+fn sample(args: &SampleArgs) -> Result<(), Failure> {
     let mut sampler = Sampler::new(SamplerConfig {
         rescan_every: args.rescan_every,
     });
@@ -181,14 +201,15 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         let pass = sampler.pass();
         let written = if args.json {
             // Encoded first, so a failed write is an io::Error like any other.
-            let line = serde_json::to_string(&pass).context("encoding a pass as JSON")?;
+            let line =
+                serde_json::to_string(&pass).map_err(|e| doing("encoding a pass as JSON", e))?;
             writeln!(out, "{line}")
         } else {
             write_text(&mut out, &pass)
         };
         if let Err(e) = written.and_then(|()| out.flush()) {
             // A closed pipe ends it quietly: nobody reads the passes still to come.
-            return unless_pipe_closed(Err(e)).context("writing to stdout");
+            return unless_pipe_closed(Err(e)).map_err(|e| doing("writing to stdout", e));
         }
     }
     Ok(())

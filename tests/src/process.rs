@@ -93,6 +93,37 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `ebpfstatd run` of `daemon` on `db` and `socket`, no bus, every 200 ms, started by `sh -c`
+/// with `prelude` first (`umask 077; ulimit -n 1024`, or joining a cgroup), then `extra`
+/// flags; its standard output discarded.
+pub fn daemon_after(
+    prelude: &str,
+    daemon: &Path,
+    (db, socket): (&Path, &Path),
+    extra: &[&str],
+) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(daemon)
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--bus",
+            "none",
+            "--interval",
+            "200ms",
+        ])
+        .arg("--db")
+        .arg(db)
+        .arg("--socket")
+        .arg(socket)
+        .args(extra)
+        .stdout(Stdio::null());
+    cmd
+}
+
 /// This process's comm, as owners report it.
 pub fn own_comm() -> String {
     std::fs::read_to_string("/proc/self/comm")

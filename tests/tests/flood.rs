@@ -60,27 +60,8 @@ fn many_series(db: &Path) -> Duration {
 
 /// The daemon on `db`, serving only `socket`, inside `cage`, its log in `log`.
 fn caged_daemon(cage: &MemoryCage, db: &Path, socket: &Path, log: &Path) -> Reaped {
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {}; exec \"$0\" \"$@\"",
-            cage.procs().display()
-        ))
-        .arg(daemon_bin())
-        .args([
-            "run",
-            "--config",
-            "/dev/null",
-            "--bus",
-            "none",
-            "--interval",
-            "200ms",
-        ])
-        .arg("--db")
-        .arg(db)
-        .arg("--socket")
-        .arg(socket)
-        .stdout(Stdio::null())
+    let join = format!("echo $$ > {}", cage.procs().display());
+    let child = daemon_after(&join, &daemon_bin(), (db, socket), &[])
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("spawn ebpfstatd");

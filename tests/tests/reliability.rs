@@ -12,26 +12,12 @@ use ebpfstat_tests::*;
 /// `ebpfstatd run` on `db` and `socket`, no bus, as `sh -c` with `umask` first (and what else
 /// `umask` is followed by: `"077; ulimit -n 1024"`).
 fn daemon_command(umask: &str, db: &Path, socket: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-        .arg(bin("ebpfstatd"))
-        .args([
-            "run",
-            "--config",
-            "/dev/null",
-            "--bus",
-            "none",
-            "--interval",
-            "200ms",
-        ])
-        .arg("--db")
-        .arg(db)
-        .arg("--socket")
-        .arg(socket)
-        .args(extra)
-        .stdout(Stdio::null());
-    cmd
+    daemon_after(
+        &format!("umask {umask}"),
+        &bin("ebpfstatd"),
+        (db, socket),
+        extra,
+    )
 }
 
 /// Waits (up to 10 s) until a daemon answers `status` on `socket`.

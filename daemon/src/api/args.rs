@@ -148,10 +148,10 @@ pub fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, Error> {
                         .ok_or_else(|| names::not_found(name, &found, "program was ever seen"))?
                 }
             };
-            ProgramRef::Identity {
+            // Every load of the name, each version (tag) and reload: what a name means.
+            ProgramRef::Name {
                 name: newest.full_name,
                 prog_type: newest.prog_type,
-                tag: newest.tag,
             }
         }
     })

@@ -252,60 +252,47 @@ impl Reader<'_> {
             )));
         }
         let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let from_ns = wall_ns(from);
         // At most MAX_POINTS, checked above.
-        let n = usize::try_from(n_points).unwrap_or(0);
-        let mut points: Vec<(Bucket, Option<Counters>)> = vec![(Bucket::default(), None); n];
-        let mut overhead = vec![0.0f64; n];
+        let mut grid = Grid {
+            from,
+            to,
+            step_ns,
+            loads: vec![Vec::new(); usize::try_from(n_points).unwrap_or(0)],
+            overhead: vec![0.0; usize::try_from(n_points).unwrap_or(0)],
+        };
         // Per series: cumulative at the end of each point it has data in.
         let mut cum_per_series: Vec<Vec<Option<Counters>>> = Vec::new();
         for s in &series {
-            let mut cums = vec![None; n];
-            for (boot, lo, hi) in self.boots.ranges(from, to) {
-                if boot != s.boot_seq {
-                    continue;
-                }
-                let offset = self.boots.offset_ns(boot);
-                let cost = self.boots.stats_cost_ns(boot);
-                for sl in self.slices(tier, boot, s, lo, hi)? {
-                    let wall = signed(ns_of_us(sl.at_us)).saturating_add(offset);
-                    let Some(k) = wall
-                        .checked_sub(from_ns)
-                        .and_then(|d| u64::try_from(d).ok())
-                        .and_then(|d| usize::try_from(d / step_ns).ok())
-                        .filter(|&k| k < points.len())
-                    else {
-                        continue;
-                    };
-                    points[k].0.absorb(&sl.b);
-                    overhead[k] += overhead_ns(sl.b.cnt, cost);
-                    cums[k] = Some(sl.cum);
-                }
-            }
-            cum_per_series.push(cums);
+            cum_per_series.push(self.place(s, tier, &mut grid)?);
         }
         // Cumulative per point: each series' latest value so far (carried), summed.
+        let mut cums: Vec<Option<Counters>> = vec![None; grid.loads.len()];
         for (i, s) in series.iter().enumerate() {
             let mut carried = self.cumulative_at_start(s, from)?;
-            for k in 0..points.len() {
+            for (k, slot) in cums.iter_mut().enumerate() {
                 if let Some(c) = cum_per_series[i][k] {
                     carried = Some(c);
                 }
                 if let Some(c) = carried {
-                    let slot = points[k].1.get_or_insert_with(Counters::default);
+                    let slot = slot.get_or_insert_with(Counters::default);
                     slot.run_cnt += c.run_cnt;
                     slot.run_time_ns += c.run_time_ns;
                 }
             }
         }
-        let points = points
-            .into_iter()
-            .enumerate()
-            .map(|(k, (b, cum))| {
-                let start = from + Duration::from_nanos(step_ns.saturating_mul(k as u64));
-                let end = (start + Duration::from_nanos(step_ns)).min(to);
+        let points = (0..grid.loads.len())
+            .map(|k| {
+                let (start, end) = grid.bounds(k);
                 let width = end.duration_since(start).unwrap_or_default();
-                point(start, end, width, &b, cum.unwrap_or_default(), overhead[k])
+                let b = merge_loads(&grid.loads[k]);
+                point(
+                    start,
+                    end,
+                    width,
+                    &b,
+                    cums[k].unwrap_or_default(),
+                    grid.overhead[k],
+                )
             })
             .collect();
         Ok(History {
@@ -314,6 +301,55 @@ impl Reader<'_> {
             step_ns,
             points,
         })
+    }
+
+    /// Puts the values of series `s` into the grid's points, each with the time the series was
+    /// there in that point; its cumulative counters at the end of each point it has data in.
+    fn place(
+        &self,
+        s: &SeriesRow,
+        tier: Tier,
+        grid: &mut Grid,
+    ) -> Result<Vec<Option<Counters>>, QueryError> {
+        let from_ns = wall_ns(grid.from);
+        let n = grid.loads.len();
+        let mut cums = vec![None; n];
+        let mut buckets: Vec<Option<Bucket>> = vec![None; n];
+        for (boot, lo, hi) in self.boots.ranges(grid.from, grid.to) {
+            if boot != s.boot_seq {
+                continue;
+            }
+            let offset = self.boots.offset_ns(boot);
+            let cost = self.boots.stats_cost_ns(boot);
+            for sl in self.slices(tier, boot, s, lo, hi)? {
+                let wall = signed(ns_of_us(sl.at_us)).saturating_add(offset);
+                let Some(k) = wall
+                    .checked_sub(from_ns)
+                    .and_then(|d| u64::try_from(d).ok())
+                    .and_then(|d| usize::try_from(d / grid.step_ns).ok())
+                    .filter(|&k| k < n)
+                else {
+                    continue;
+                };
+                buckets[k].get_or_insert_with(Bucket::default).absorb(&sl.b);
+                grid.overhead[k] += overhead_ns(sl.b.cnt, cost);
+                cums[k] = Some(sl.cum);
+            }
+        }
+        // Where the series was, on the wall clock: from its first sample (its load, when
+        // counted from there) to its last.
+        let there = (
+            s.first_seen.map_or(i64::MIN, wall_ns),
+            s.last_seen.map_or(i64::MAX, wall_ns),
+        );
+        for (k, b) in buckets.into_iter().enumerate() {
+            if let Some(b) = b {
+                let (start, end) = grid.bounds(k);
+                let present = (there.0.max(wall_ns(start)), there.1.min(wall_ns(end)));
+                grid.loads[k].push(Load { b, present });
+            }
+        }
+        Ok(cums)
     }
 
     /// A series' cumulative counters at `from`: its baseline if it was loaded later, its total if
@@ -328,6 +364,113 @@ impl Reader<'_> {
         }
         Ok(None)
     }
+}
+
+/// The points of a history being built: per point, the values of each load seen in it.
+struct Grid {
+    from: SystemTime,
+    to: SystemTime,
+    step_ns: u64,
+    loads: Vec<Vec<Load>>,
+    /// What stats cost the point's runs, ns.
+    overhead: Vec<f64>,
+}
+
+impl Grid {
+    /// Where point `k` starts and ends (the last ends at `to`).
+    fn bounds(&self, k: usize) -> (SystemTime, SystemTime) {
+        let offset = self
+            .step_ns
+            .saturating_mul(u64::try_from(k).unwrap_or(u64::MAX));
+        let start = self.from + Duration::from_nanos(offset);
+        (
+            start,
+            (start + Duration::from_nanos(self.step_ns)).min(self.to),
+        )
+    }
+}
+
+/// One load's values in one point, and when it was there (wall ns, within the point).
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    b: Bucket,
+    present: (i64, i64),
+}
+
+/// One point's loads as one: runs and run time add up; the time observed, and the samples and
+/// coverage measured over it, are those of the union of the loads' times, never their sum: two
+/// loads side by side are observed by the same passes over the same time, two loads one after
+/// the other over the sum of their times. Where loads overlap, the one whose samples cover the
+/// most time per time present counts (a late pass that both saw covers its stall once).
+fn merge_loads(loads: &[Load]) -> Bucket {
+    if let [one] = loads {
+        return one.b;
+    }
+    let mut out = Bucket::default();
+    for l in loads {
+        out.cnt += l.b.cnt;
+        out.rt += l.b.rt;
+        out.peak_cnt_rate = out.peak_cnt_rate.max(l.b.peak_cnt_rate);
+        out.peak_rt_rate = out.peak_rt_rate.max(l.b.peak_rt_rate);
+    }
+    // Observed quantities as densities over the time each load was present.
+    let density = |l: &Load| -> Option<[f64; 4]> {
+        let len = l.present.1.checked_sub(l.present.0).filter(|&d| d > 0)? as f64;
+        Some(observed_of(&l.b).map(|v| v / len))
+    };
+    let mut observed = [0.0f64; 4];
+    let mut cuts: Vec<i64> = loads
+        .iter()
+        .flat_map(|l| [l.present.0, l.present.1])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    for w in cuts.windows(2) {
+        let (a, z) = (w[0], w[1]);
+        let densest = loads
+            .iter()
+            .filter(|l| l.present.0 <= a && l.present.1 >= z)
+            .filter_map(density)
+            .max_by(|x, y| x[0].total_cmp(&y[0]));
+        if let Some(d) = densest {
+            for (o, v) in observed.iter_mut().zip(d) {
+                *o += v * (z - a) as f64;
+            }
+        }
+    }
+    // A load seen no time at all in the point (its sample at the point's edge) adds its own.
+    for l in loads.iter().filter(|l| density(l).is_none()) {
+        for (o, v) in observed.iter_mut().zip(observed_of(&l.b)) {
+            *o += v;
+        }
+    }
+    let [span_us, samples, frozen, covered] = observed.map(whole);
+    out.span_us = span_us;
+    out.samples = u32::try_from(samples).unwrap_or(u32::MAX);
+    out.frozen = u32::try_from(frozen).unwrap_or(u32::MAX);
+    out.covered = covered;
+    out
+}
+
+/// What a bucket observed, as opposed to what it counted: the time its samples cover, the
+/// samples, those while stats were off, and their coverage summed.
+fn observed_of(b: &Bucket) -> [f64; 4] {
+    [
+        b.span_us as f64,
+        f64::from(b.samples),
+        f64::from(b.frozen),
+        b.covered as f64,
+    ]
+}
+
+/// A non-negative amount rounded to a whole one.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "float to integer `as` saturates (NaN is 0), which a count wants"
+)]
+fn whole(v: f64) -> u64 {
+    v.round() as u64
 }
 
 /// `step` raised to what `tier` resolves.
@@ -402,5 +545,60 @@ fn point(
         }),
         peak_runs_per_sec: b.peak_cnt_rate,
         peak_cpu_pct: cpu_pct_of_rate(b.peak_rt_rate as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC_US: u64 = 1_000_000;
+    const SEC_NS: i64 = 1_000_000_000;
+
+    /// A load sampled every second between `a` and `z` (s): `runs` runs, stats on all along.
+    fn load(a: i64, z: i64, runs: u64) -> Load {
+        let secs = u64::try_from(z - a).unwrap_or(0);
+        let samples = u32::try_from(secs).unwrap_or(0);
+        Load {
+            b: Bucket {
+                samples,
+                cnt: runs,
+                rt: runs * 100,
+                covered: u64::from(samples) * 1000,
+                span_us: secs * SEC_US,
+                ..Bucket::default()
+            },
+            present: (a * SEC_NS, z * SEC_NS),
+        }
+    }
+
+    #[test]
+    fn loads_side_by_side_are_observed_once() {
+        // Two copies of one script over a whole minute: 59 passes saw both.
+        let b = merge_loads(&[load(0, 59, 100), load(0, 59, 80)]);
+        assert_eq!((b.cnt, b.rt), (180, 18_000));
+        assert_eq!((b.span_us, b.samples), (59 * SEC_US, 59));
+        assert_eq!(b.coverage(), 1.0);
+    }
+
+    #[test]
+    fn loads_one_after_another_add_their_times() {
+        // A reload at 20 s: the old load until then, the new one after.
+        let b = merge_loads(&[load(0, 20, 10), load(20, 60, 30)]);
+        assert_eq!((b.cnt, b.span_us, b.samples), (40, 60 * SEC_US, 60));
+        // Overlapping by 10 s: the union, 60 s.
+        let b = merge_loads(&[load(0, 30, 10), load(20, 60, 30)]);
+        assert_eq!((b.span_us, b.samples), (60 * SEC_US, 60));
+    }
+
+    #[test]
+    fn a_stall_both_loads_saw_counts_once() {
+        // One late pass: each load's samples cover 120 s of a 60 s step.
+        let mut a = load(0, 60, 10);
+        a.b.span_us = 120 * SEC_US;
+        let mut b = a;
+        b.b.cnt = 5;
+        let m = merge_loads(&[a, b]);
+        assert_eq!((m.cnt, m.span_us), (15, 120 * SEC_US));
     }
 }

@@ -145,6 +145,7 @@ impl Reader<'_> {
                 &[name, prog_type, tag],
                 |s| s.full_name == *name && s.prog_type == *prog_type && s.tag == *tag,
             )?,
+            ProgramRef::Name { name, prog_type } => self.loads_named(name, prog_type)?,
         };
         if found.is_empty() {
             return Err(QueryError::NoSuchProgram(match target {
@@ -155,6 +156,9 @@ impl Reader<'_> {
                     prog_type,
                     tag,
                 } => format!("no program named {name} of type {prog_type} with tag {tag}"),
+                ProgramRef::Name { name, prog_type } => {
+                    format!("no program named {name} of type {prog_type}")
+                }
             }));
         }
         Ok(found)
@@ -196,6 +200,17 @@ impl Reader<'_> {
         Ok(names.into_iter().collect())
     }
 
+    /// Every load under one full name and type, whatever its code, oldest first.
+    fn loads_named(&self, full_name: &str, prog_type: &str) -> Result<Vec<SeriesRow>, QueryError> {
+        let mut all = self.series_where(
+            "full_name = ?1 AND type = ?2",
+            &[&full_name, &prog_type],
+            |s| s.full_name == full_name && s.prog_type == prog_type,
+        )?;
+        all.sort_by_key(|s| (s.first_seen, s.series_id));
+        Ok(all)
+    }
+
     /// The versions of one program (its loads under one full name and type, grouped by tag),
     /// ordered by their newest load's first sample: the last is the version loaded last (code
     /// loaded again after a newer one counts as newer: a rollback is a new version too). Each
@@ -205,12 +220,7 @@ impl Reader<'_> {
         full_name: &str,
         prog_type: &str,
     ) -> Result<Vec<Vec<SeriesRow>>, QueryError> {
-        let mut all = self.series_where(
-            "full_name = ?1 AND type = ?2",
-            &[&full_name, &prog_type],
-            |s| s.full_name == full_name && s.prog_type == prog_type,
-        )?;
-        all.sort_by_key(|s| (s.first_seen, s.series_id));
+        let all = self.loads_named(full_name, prog_type)?;
         let mut versions: Vec<Vec<SeriesRow>> = Vec::new();
         for s in all {
             match versions.iter_mut().find(|v| v[0].tag == s.tag) {

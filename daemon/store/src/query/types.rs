@@ -17,12 +17,16 @@ pub enum ProgramRef {
     Series(i64),
     /// The program with this kernel id in the current boot (the newest series with it).
     ProgramId(u32),
-    /// Every load of a program with this name (full name), type and tag: reloads included.
+    /// Every load of one version of a program: this name (full name), type and tag, reloads
+    /// of the same code included.
     Identity {
         name: String,
         prog_type: String,
         tag: String,
     },
+    /// Every load of a program with this name (full name) and type, whatever its code: each
+    /// version, each reload, loads running side by side. What a name means to a person.
+    Name { name: String, prog_type: String },
 }
 
 /// A stored series and what is known of it.

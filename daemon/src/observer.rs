@@ -8,6 +8,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::bpf::sys::{self, ProgSpec, SysError};
+use crate::sampler::ProgramSample;
 use crate::sampler::stats::{StatsCost, StatsSwitch};
 use ebpfstat_numbers::rates::overhead_share;
 
@@ -24,6 +25,16 @@ pub const PROBE_NAME: &str = "ebpfstat_probe";
 /// earlier runs of the daemon are recognised in history too.
 pub fn is_own(name: &str, prog_type: &str) -> bool {
     name == PROBE_NAME && prog_type == "socket_filter"
+}
+
+/// The programs of a pass a person is shown (status counts them, `/metrics` and the textfile
+/// export them): ebpfstatd's probes are left out, as `list` and `top` leave them out without
+/// `--all`. This daemon's own probe is never in a pass; another instance's (a second daemon on
+/// another database) is, and is machinery too.
+pub fn shown(programs: &[ProgramSample]) -> impl Iterator<Item = &ProgramSample> {
+    programs
+        .iter()
+        .filter(|p| !is_own(&p.meta.name, p.meta.prog_type))
 }
 
 /// A trivial socket filter (`r0 = 0; exit`) used to time runs and to see whether counters move.

@@ -73,8 +73,10 @@ pub struct SamplerStats {
     pub failing: AtomicBool,
     /// The interval in use: the configured one, or a multiple when passes were too slow.
     pub pace_interval_ns: AtomicU64,
-    /// Mean time of the recent passes, from reading the programs to judging their alerts.
+    /// Mean time of the recent passes, from reading the programs to judging their alerts: wall
+    /// time, and the sampling thread's CPU time (what pacing goes by).
     pub pass_ns: AtomicU64,
+    pub pass_cpu_ns: AtomicU64,
 }
 
 /// How the exports fare, for status.

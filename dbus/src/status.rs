@@ -135,7 +135,8 @@ status! {
     stats_other_holder: Option<bool>,
     /// `estimate` or `max-size`: what map memory means on this kernel.
     memlock_meaning: Option<String>,
-    /// Programs in the newest pass, and those that exist but could not be read.
+    /// Programs in the newest pass (ebpfstatd's probes left out, as `list` shows them), and
+    /// those that exist but could not be read.
     programs: Option<u32>,
     programs_unread: Option<u32>,
     last_pass_ns: Option<i64>,
@@ -145,8 +146,11 @@ status! {
     /// budget); ns.
     interval_ns: u64,
     paced_interval_ns: Option<u64>,
-    /// What a pass takes on average (ns), and the sampler budget, percent of one core.
+    /// What a pass takes on average (ns): wall time, and the sampling thread's CPU time, which
+    /// pacing measures against the sampler budget (percent of one core; absent from a daemon
+    /// that paced by wall time).
     pass_ns: Option<u64>,
+    pass_cpu_ns: Option<u64>,
     sampler_budget_pct: f64,
     passes: u64,
     late_passes: u64,
@@ -198,6 +202,11 @@ status! {
     metrics_evicted: u64,
     /// What is wrong now, if anything.
     last_error: String,
+    /// Whether the daemon's previous run on this database stopped uncleanly (killed, crashed,
+    /// power cut; absent from an older daemon), and the newest sample it had written (ns since
+    /// the epoch; 0: none or unknown).
+    previous_run_unclean: Option<bool>,
+    previous_run_last_written_ns: i64,
     /// Alerts raised now, and the rules.
     alerts_active: Option<u32>,
     alert_rules: Option<u32>,

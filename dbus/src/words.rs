@@ -113,7 +113,8 @@ words!(
     AlertMetric, "metric" {
         /// Share of one core the program took over the last interval, percent.
         CpuPct = "cpu_pct",
-        /// Average run time per run over the last interval, ns (an interval without runs: 0).
+        /// Average run time per run over the last interval, ns; an interval without runs has
+        /// none, and an alert on it keeps its state.
         AvgNs = "avg_ns",
         RunsPerSec = "runs_per_sec",
         /// Memory of the program's maps, bytes.

@@ -89,7 +89,7 @@ fn time_evaluate(
             context: &p.context,
             interval: Some(Rates {
                 cpu_pct: 0.01,
-                avg_ns: 40.0,
+                avg_ns: Some(40.0),
                 runs_per_sec: 2.0,
             }),
         })

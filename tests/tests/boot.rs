@@ -296,6 +296,10 @@ fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {
         "history intact after SIGKILL"
     );
     assert!(after["series"].as_u64() >= st["series"].as_u64());
+    assert_eq!(
+        after["previous_run_unclean"], true,
+        "the run after a SIGKILL says so"
+    );
 
     // `systemctl reload` reads the configuration again and writes what is buffered; the
     // daemon goes on (same process).

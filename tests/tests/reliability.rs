@@ -621,3 +621,112 @@ fn calibrate_in_a_loop_measures_and_logs_once_a_minute() {
     // At start, and for the first call.
     assert!(lines <= 2, "{lines} calibration lines:\n{log}");
 }
+
+#[test]
+fn a_killed_run_is_said_by_the_next_and_a_stopped_one_is_not() {
+    require_bpf!();
+    let dir = open_tempdir();
+    let db = dir.path().join("history.db");
+    let unclean = |d: &ApiDaemon| d.ctl_json(&["status"])["previous_run_unclean"].clone();
+    let first = ApiDaemon::start_on(None, "200ms", Some(&db));
+    assert_eq!(unclean(&first), false, "a new database");
+    assert!(first.stop());
+    let second = ApiDaemon::start_on(None, "200ms", Some(&db));
+    assert_eq!(unclean(&second), false, "the run before stopped in order");
+    // Answering means its first pass is written: the next run finds at least that.
+    let first_pass = second.ctl_json(&["status"])["last_pass_ns"]
+        .as_i64()
+        .expect("last_pass_ns");
+    second.kill();
+
+    let third = ApiDaemon::start_on(None, "200ms", Some(&db));
+    let st = third.ctl_json(&["status"]);
+    assert_eq!(st["previous_run_unclean"], true, "{st}");
+    let written = st["previous_run_last_written_ns"].as_i64().unwrap_or(0);
+    // Ticks are stored to the microsecond.
+    assert!(written + 1_000 >= first_pass, "{written} < {first_pass}: {st}");
+    let log = third.log();
+    assert_eq!(
+        log.matches("the previous run of the daemon did not stop cleanly")
+            .count(),
+        1,
+        "{log}"
+    );
+    let events = third.ctl_json(&["events"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["unclean_stop"], "{events}");
+    // What a person sees.
+    let socket = third.socket.to_str().expect("utf-8");
+    let (screen, code) = terminal::on_pty(&bin("ebpfstatctl"), &["--socket", socket, "status"], 80);
+    assert_eq!(code, 0, "{screen}");
+    let screen = terminal::visible(&screen);
+    assert!(
+        screen.contains("previous run: did not stop cleanly (killed, crashed or the power"),
+        "{screen}"
+    );
+    assert!(third.stop());
+
+    // Stopped in order: the next run says nothing, and the event stays in the record.
+    let fourth = ApiDaemon::start_on(None, "200ms", Some(&db));
+    assert_eq!(unclean(&fourth), false);
+    assert!(!fourth.log().contains("did not stop cleanly"));
+    assert_eq!(
+        fourth.ctl_json(&["events"]).as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(fourth.stop());
+}
+
+/// Programs named `ebpfstat_probe` among the rows of a `list --json` answer.
+fn probes_in(list: &serde_json::Value) -> usize {
+    list["programs"]
+        .as_array()
+        .expect("programs")
+        .iter()
+        .filter(|p| p["name"] == "ebpfstat_probe")
+        .count()
+}
+
+#[test]
+fn another_daemons_probe_is_shown_nowhere_without_all() {
+    require_bpf!();
+    let port = engines::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = ApiDaemon::start_with(None, "200ms", &["--metrics-listen", &addr]);
+    // A second instance on a database of its own: its probe stays loaded while it runs.
+    let other = ApiDaemon::start(None, "1s");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probes_in(&d.ctl_json(&["list", "--all"])) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the other daemon's probe is never seen"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(probes_in(&d.ctl_json(&["list"])), 0);
+    let (code, body) = engines::get(port, "/metrics").expect("/metrics");
+    assert_eq!(code, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains("name=\"ebpfstat_probe\""), "{text}");
+    // Status counts what `list` shows. Other tests load and unload programs meanwhile: a
+    // pair of answers from one pass agrees (the pass time says which pass each read).
+    let agree = (0..20).any(|_| {
+        let st = d.ctl_json(&["status"]);
+        let list = d.ctl_json(&["list"]);
+        let same_pass = st["last_pass_ns"] == list["time_ns"];
+        let listed = list["programs"].as_array().map(Vec::len);
+        same_pass
+            && st["programs"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                == listed
+    });
+    assert!(agree, "status counts what list shows");
+    drop(other);
+    assert!(d.stop());
+}

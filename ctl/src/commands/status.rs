@@ -56,6 +56,13 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
         }
     )?;
     sampling(&st)?;
+    if st.previous_run_unclean == Some(true) {
+        out!(
+            "previous run: did not stop cleanly (killed, crashed or the power was cut); its \
+             newest samples written are from {}, what it sampled after them is lost",
+            stamp(st.previous_run_last_written_ns)
+        )?;
+    }
     if let (Some(active), Some(rules)) = (st.alerts_active, st.alert_rules) {
         out!("alerts: {active} raised now · {rules} rules")?;
     }
@@ -82,21 +89,26 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
 fn sampling(st: &Status) -> Result<()> {
     let every = |ns: u64| humantime::format_duration(Duration::from_nanos(ns));
     let configured = st.interval_ns;
-    // An older daemon does not pace: its interval is the configured one.
+    // An older daemon does not pace: its interval is the configured one; one that paced by
+    // wall time sends no CPU time.
+    let took = |wall: u64| match st.pass_cpu_ns {
+        Some(cpu) => format!(
+            "{} of CPU ({} wall)",
+            units::ns(cpu as f64),
+            units::ns(wall as f64)
+        ),
+        None => units::ns(wall as f64),
+    };
     let pace = match (st.paced_interval_ns, st.pass_ns) {
         (Some(paced), Some(pass)) if paced > configured => format!(
             "every {} (stretched from {}: passes take {} on average, over the sampler budget \
              of {} of one core)",
             every(paced),
             every(configured),
-            units::ns(pass as f64),
+            took(pass),
             units::pct(st.sampler_budget_pct),
         ),
-        (_, Some(pass)) => format!(
-            "every {} · passes take {}",
-            every(configured),
-            units::ns(pass as f64)
-        ),
+        (_, Some(pass)) => format!("every {} · passes take {}", every(configured), took(pass)),
         (_, None) => format!("every {}", every(configured)),
     };
     out!(

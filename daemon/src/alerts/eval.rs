@@ -34,8 +34,9 @@ pub struct Subject<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
     pub cpu_pct: f64,
-    /// 0 when it did not run.
-    pub avg_ns: f64,
+    /// `None` when it did not run: an interval without runs says nothing about the cost of a
+    /// run, so a rule on it keeps its state (neither raised nor cleared) until the next run.
+    pub avg_ns: Option<f64>,
     pub runs_per_sec: f64,
 }
 
@@ -262,7 +263,8 @@ fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
 }
 
 /// Steps the keys of the covered rules in `rules` (ascending, as `keys`) with `value_of`'s
-/// value for each; a key is made only when a value is above its rule's threshold.
+/// value for each; a key is made only when a value is above its rule's threshold. A rule
+/// without a value this pass (`None`: no evidence) leaves its key as it is.
 fn step_keys(
     rules: &[Rule],
     covered: &[u16],
@@ -389,7 +391,7 @@ impl Evaluator {
                 &mut c.keys,
                 |i, rule| match rule.metric {
                     Metric::CpuPct => Some(rates.cpu_pct),
-                    Metric::AvgNs => Some(rates.avg_ns),
+                    Metric::AvgNs => rates.avg_ns,
                     Metric::RunsPerSec => Some(rates.runs_per_sec),
                     Metric::MapMemory => Some(map_memory),
                     Metric::TotalCpuPct => {

@@ -63,10 +63,22 @@ fn subject(p: &Prog, cpu_pct: f64) -> Subject<'_> {
         context: &p.context,
         interval: Some(Rates {
             cpu_pct,
-            avg_ns: 100.0,
+            avg_ns: Some(100.0),
             runs_per_sec: 10.0,
         }),
     }
+}
+
+/// `p` over an interval in which it ran `runs` times at `avg_ns` each (its cost per run: none
+/// without runs), or did not run.
+fn ran(p: &Prog, runs: f64, avg_ns: f64) -> Subject<'_> {
+    let mut s = subject(p, 0.0);
+    s.interval = Some(Rates {
+        cpu_pct: runs * avg_ns / 1e7,
+        avg_ns: (runs > 0.0).then_some(avg_ns),
+        runs_per_sec: runs,
+    });
+    s
 }
 
 #[test]
@@ -101,6 +113,57 @@ fn raises_once_after_holding_and_clears_below_the_clear_level() {
     );
     assert_eq!(cleared[0].since, at(3).wall);
     assert!(ev.active(SystemTime::now(), 1000).0.is_empty());
+}
+
+#[test]
+fn an_interval_without_runs_neither_raises_nor_clears_a_cost_per_run() {
+    // Runs about once a second, passes every second: some intervals have no run. They say
+    // nothing about the cost of a run, which was 5 µs each time it ran.
+    let p = prog(1, "once_a_second");
+    let mut ev = Evaluator::new(
+        vec![rule("slow", Metric::AvgNs, 2000.0, 2000.0, 3)],
+        vec![],
+        usize::MAX,
+    );
+    let runs = [
+        1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0,
+    ];
+    let changes: Vec<(u64, State)> = (1..)
+        .zip(runs)
+        .flat_map(|(s, n)| {
+            judge(&mut ev, &[ran(&p, n, 5000.0)], None, &at(s))
+                .into_iter()
+                .map(move |c| (s, c.state))
+        })
+        .collect();
+    // Above from second 0: raised once it held 3 s (a pass without runs did not reset the
+    // wait), then never cleared by an interval without runs.
+    assert_eq!(changes, [(3, State::Raised)]);
+    let active = ev.active(SystemTime::now(), 1000).0;
+    assert_eq!((active.len(), active[0].value), (1, 5000.0));
+    // A run that costs less clears it; passes without runs do not raise it again.
+    let cleared = judge(&mut ev, &[ran(&p, 1.0, 900.0)], None, &at(14));
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(
+        (cleared[0].state, cleared[0].value),
+        (State::Cleared, 900.0)
+    );
+    assert!((15..20).all(|s| judge(&mut ev, &[ran(&p, 0.0, 0.0)], None, &at(s)).is_empty()));
+    // CPU % and runs/s of an interval without runs are measured zeros: they do clear.
+    let mut ev = Evaluator::new(
+        vec![
+            rule("cpu", Metric::CpuPct, 0.01, 0.01, 0),
+            rule("rate", Metric::RunsPerSec, 0.5, 0.5, 0),
+        ],
+        vec![],
+        usize::MAX,
+    );
+    assert_eq!(judge(&mut ev, &[ran(&p, 1.0, 5e5)], None, &at(1)).len(), 2);
+    let c = judge(&mut ev, &[ran(&p, 0.0, 0.0)], None, &at(2));
+    assert!(
+        c.len() == 2 && c.iter().all(|c| c.state == State::Cleared),
+        "{c:?}"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use ebpfstat_store::{StoreStatus, Tier};
 use super::Stats1;
 use super::queries::Query;
 use super::usage::mode_text;
+use crate::observer;
 use crate::sampler::Pass;
 use crate::sampler::procfs::own_usage;
 use crate::shared::lock;
@@ -59,7 +60,9 @@ impl Stats1 {
         s.kernel = Some(p.kernel.release.clone());
         s.stats_state = Some(self.published_state());
         s.memlock_meaning = Some(p.kernel.memlock.as_str().to_owned());
-        s.programs = Some(u32::try_from(p.programs.len()).unwrap_or(u32::MAX));
+        // Counted as `list` shows them: ebpfstatd's probes left out.
+        let shown = observer::shown(&p.programs).count();
+        s.programs = Some(u32::try_from(shown).unwrap_or(u32::MAX));
         s.last_pass_ns = Some(WallNs::of(p.time).ns());
         s.programs_unread = Some(p.unread);
     }
@@ -72,6 +75,7 @@ impl Stats1 {
         // Passes slower than the sampler budget stretch the interval in use.
         s.paced_interval_ns = Some(load(&sampler.pace_interval_ns));
         s.pass_ns = Some(load(&sampler.pass_ns));
+        s.pass_cpu_ns = Some(load(&sampler.pass_cpu_ns));
         s.sampler_budget_pct = Share(published.sampler_budget).percent();
         s.stats_mode = mode_text(published.stats_mode);
         s.passes = load(&sampler.passes);
@@ -123,6 +127,11 @@ fn store_status(st: StoreStatus, s: &mut Status) {
     s.clock_steps = st.clock_steps;
     s.last_flush_ns = WallNs::of_known(st.last_flush).ns();
     s.last_error = st.last_error.unwrap_or_default();
+    s.previous_run_unclean = Some(st.unclean_stop.is_some());
+    s.previous_run_last_written_ns = st
+        .unclean_stop
+        .and_then(|u| u.last_written)
+        .map_or(0, |t| WallNs::of(t).ns());
     for t in &st.tiers {
         let (oldest, newest) = (
             WallNs::of_known(t.oldest).ns(),

@@ -6,6 +6,7 @@ use ebpfstat_numbers::time::secs_of_ns;
 use ebpfstat_store::StatsCode;
 
 use super::text::{Encoder, Family, Format, Value};
+use crate::observer;
 use crate::sampler::{Pass, ProgramSample};
 
 pub const PROGRAM_INFO: Family = Family::info(
@@ -133,20 +134,17 @@ pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &Daem
 
 /// Each program: what it is, and its counters and map memory.
 fn program_families(e: &mut Encoder<'_>, pass: &Pass) {
-    let ids: Vec<String> = pass
-        .programs
-        .iter()
-        .map(|p| p.meta.id.to_string())
-        .collect();
+    let programs: Vec<&ProgramSample> = observer::shown(&pass.programs).collect();
+    let ids: Vec<String> = programs.iter().map(|p| p.meta.id.to_string()).collect();
     let per_program = |e: &mut Encoder<'_>, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
         e.family(f);
-        for (p, id) in pass.programs.iter().zip(&ids) {
+        for (p, id) in programs.iter().zip(&ids) {
             let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
             e.sample(f, &labels, value(p), None);
         }
     };
     e.family(&PROGRAM_INFO);
-    for (p, id) in pass.programs.iter().zip(&ids) {
+    for (p, id) in programs.iter().zip(&ids) {
         let owner = p.context.owners.first();
         let comm = owner.map_or("", |o| o.comm.as_str());
         let unit = owner.and_then(|o| o.unit.as_deref()).unwrap_or("");

@@ -93,6 +93,12 @@ pub fn boottime_ns() -> u64 {
     clock_ns(libc::CLOCK_BOOTTIME)
 }
 
+/// CPU time of the calling thread (user and system), ns: what its work cost, however long it
+/// waited for a core.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC`, which never steps.
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)

@@ -81,7 +81,7 @@ impl Alerting {
                     context: &p.context,
                     interval: p.interval.map(|i| Rates {
                         cpu_pct: i.cpu_pct,
-                        avg_ns: i.avg_ns_per_run.unwrap_or(0.0),
+                        avg_ns: i.avg_ns_per_run,
                         runs_per_sec: i.runs_per_sec,
                     }),
                 })

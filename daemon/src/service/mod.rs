@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_store::{Store, StoreConfig, StoreError};
 use tokio::sync::{mpsc, watch};
@@ -112,11 +112,13 @@ struct Ends {
 pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), ServiceError> {
     let settings = &cfg.settings;
     // Open the database before anything else: a bad path fails fast, touching nothing.
-    let store = Store::open(StoreConfig::new(
+    let mut store = Store::open(StoreConfig::new(
         &settings.db,
         settings.retention(),
         settings.max_db_size,
     ))?;
+    // Says (log, status, events) when the run before was killed; this one is running now.
+    store.begin_run(SystemTime::now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

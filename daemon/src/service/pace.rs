@@ -1,9 +1,13 @@
 //! Pacing: passes may take at most the sampler budget's share of the interval (a share of one
-//! core, since a pass is the sampling thread's work). When they take more, as with thousands of
-//! programs on a slow device, the interval stretches to the smallest whole multiple of the
-//! configured one that fits, and it comes back when passes are quick again. Decisions go by
-//! the mean of a whole window of passes, so a rescan pass counts at its share, not as a spike;
-//! meanwhile a pass that overruns its slot only skips slots (they are counted as late).
+//! core, since a pass is the sampling thread's work). What a pass takes is the sampling
+//! thread's CPU time, not its wall time: on a busy host a pass waits for a core longer while
+//! its work stays the same, and stretching the interval then would only sample less of a host
+//! that is busy for other reasons. When passes take more, as with thousands of programs on a
+//! slow device, the interval stretches to the smallest whole multiple of the configured one
+//! that fits, and it comes back when passes are quick again. Decisions go by the mean of a
+//! whole window of passes, so a rescan pass counts at its share, not as a spike; meanwhile a
+//! pass that overruns its slot only skips slots (they are counted as late). The wall time is
+//! kept beside it, for status.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -15,21 +19,29 @@ const RETURN_ROOM: f64 = 0.75;
 /// The longest stretch: an hour at 1 s, ten hours at the longest interval.
 const MAX_FACTOR: u32 = 3600;
 
+/// What one pass took: the sampling thread's CPU time (what the budget is about) and the wall
+/// time from its start to its end (longer on a busy host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassTime {
+    pub cpu: Duration,
+    pub wall: Duration,
+}
+
 /// A change of pace, for the log and status.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Change {
     pub from: u32,
     pub to: u32,
-    /// Mean pass time that decided it.
-    pub mean_pass: Duration,
+    /// Mean pass time that decided it (its CPU time decided).
+    pub mean_pass: PassTime,
 }
 
 #[derive(Debug)]
 pub struct Pace {
     factor: u32,
-    recent: VecDeque<Duration>,
+    recent: VecDeque<PassTime>,
     /// The mean that decided the last change, shown until a window at the new pace is full.
-    decided_on: Duration,
+    decided_on: PassTime,
     first_seen: bool,
 }
 
@@ -38,7 +50,7 @@ impl Default for Pace {
         Self {
             factor: 1,
             recent: VecDeque::with_capacity(WINDOW),
-            decided_on: Duration::ZERO,
+            decided_on: PassTime::default(),
             first_seen: false,
         }
     }
@@ -51,10 +63,13 @@ impl Pace {
     }
 
     /// Mean time of the recent passes.
-    pub fn mean_pass(&self) -> Duration {
+    pub fn mean_pass(&self) -> PassTime {
         match u32::try_from(self.recent.len()) {
             Ok(0) | Err(_) => self.decided_on,
-            Ok(n) => self.recent.iter().sum::<Duration>() / n,
+            Ok(n) => PassTime {
+                cpu: self.recent.iter().map(|p| p.cpu).sum::<Duration>() / n,
+                wall: self.recent.iter().map(|p| p.wall).sum::<Duration>() / n,
+            },
         }
     }
 
@@ -63,11 +78,11 @@ impl Pace {
         *self = Self::default();
     }
 
-    /// Takes a pass's duration; says when the pace changes. The first pass reads every
+    /// Takes what a pass took; says when the pace changes. The first pass reads every
     /// program's metadata once, so it says nothing of the passes after it.
     pub fn after_pass(
         &mut self,
-        took: Duration,
+        took: PassTime,
         interval: Duration,
         budget: f64,
     ) -> Option<Change> {
@@ -81,7 +96,8 @@ impl Pace {
         if self.recent.len() < WINDOW {
             return None;
         }
-        let mean = self.mean_pass();
+        let mean_pass = self.mean_pass();
+        let mean = mean_pass.cpu;
         let allowed = interval.mul_f64(budget);
         let fits = |factor: u32, room: f64| mean <= allowed.mul_f64(room) * factor;
         let need = needed_factor(mean, allowed);
@@ -102,10 +118,10 @@ impl Pace {
         let change = Change {
             from: self.factor,
             to,
-            mean_pass: mean,
+            mean_pass,
         };
         self.factor = to;
-        self.decided_on = mean;
+        self.decided_on = mean_pass;
         // The new pace is judged on passes taken at it.
         self.recent.clear();
         Some(change)
@@ -137,8 +153,10 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
+    /// A pass of `n` ms, CPU and wall alike.
+    fn ms(n: u64) -> PassTime {
+        let d = Duration::from_millis(n);
+        PassTime { cpu: d, wall: d }
     }
 
     #[test]
@@ -158,7 +176,7 @@ mod tests {
     }
 
     /// The changes over `n` passes of `took` each.
-    fn passes(p: &mut Pace, n: usize, took: Duration) -> Vec<Change> {
+    fn passes(p: &mut Pace, n: usize, took: PassTime) -> Vec<Change> {
         (0..n)
             .filter_map(|_| p.after_pass(took, SEC, 0.5))
             .collect()
@@ -213,8 +231,23 @@ mod tests {
     fn absurd_passes_stop_at_the_longest_stretch() {
         let mut p = Pace::default();
         p.after_pass(ms(1), SEC, 0.5);
-        passes(&mut p, WINDOW, Duration::from_secs(1_000_000));
+        let d = Duration::from_secs(1_000_000);
+        passes(&mut p, WINDOW, PassTime { cpu: d, wall: d });
         assert_eq!(p.factor(), MAX_FACTOR);
-        assert_eq!(needed_factor(ms(1), Duration::ZERO), MAX_FACTOR);
+        assert_eq!(needed_factor(ms(1).cpu, Duration::ZERO), MAX_FACTOR);
+    }
+
+    #[test]
+    fn a_busy_host_stretches_the_wall_time_not_the_interval() {
+        let mut p = Pace::default();
+        p.after_pass(ms(1), SEC, 0.5);
+        // Passes wait 2 s for a core but work 100 ms: the budget is about the work.
+        let waited = PassTime {
+            cpu: Duration::from_millis(100),
+            wall: Duration::from_secs(2),
+        };
+        assert_eq!(passes(&mut p, 3 * WINDOW, waited), []);
+        assert_eq!(p.factor(), 1);
+        assert_eq!(p.mean_pass(), waited, "both are kept, for status");
     }
 }

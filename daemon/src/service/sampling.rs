@@ -14,11 +14,12 @@ use tokio::sync::mpsc;
 use super::TestingAids;
 use super::alerting::Alerting;
 use super::notify;
-use super::pace::{Change, Pace};
+use super::pace::{Change, Pace, PassTime};
 use super::schedule::Slots;
 use crate::config::span_text;
 use crate::observer::{self, Probe};
 use crate::quiet::Quiet;
+use crate::sampler::host::thread_cpu_ns;
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
 use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock};
@@ -78,13 +79,17 @@ impl Loop<'_> {
         self.settings.interval.saturating_mul(self.pace.factor())
     }
 
-    /// Takes a pass's duration into the pace; says whether the interval changed.
-    fn pace_after(&mut self, took: Duration, stats: &SamplerStats) -> bool {
+    /// Takes what a pass took into the pace; says whether the interval changed.
+    fn pace_after(&mut self, took: PassTime, stats: &SamplerStats) -> bool {
         let (interval, budget) = (self.settings.interval, self.settings.sampler_budget);
         let change = self.pace.after_pass(took, interval, budget);
+        let mean = self.pace.mean_pass();
         stats
             .pass_ns
-            .store(duration_ns(self.pace.mean_pass()), Ordering::Relaxed);
+            .store(duration_ns(mean.wall), Ordering::Relaxed);
+        stats
+            .pass_cpu_ns
+            .store(duration_ns(mean.cpu), Ordering::Relaxed);
         let Some(Change {
             from,
             to,
@@ -97,7 +102,11 @@ impl Loop<'_> {
         stats
             .pace_interval_ns
             .store(duration_ns(paced), Ordering::Relaxed);
-        let mean = pass_text(mean_pass);
+        let mean = format!(
+            "{} of CPU ({} wall)",
+            pass_text(mean_pass.cpu),
+            pass_text(mean_pass.wall)
+        );
         let every = humantime::format_duration(paced).to_string();
         let share = format!("{}% of one core", Share(budget).percent());
         if to > from {
@@ -252,7 +261,7 @@ pub fn sample_loop(
         metas: Arc::default(),
     };
     loop {
-        let began = Instant::now();
+        let began = (Instant::now(), thread_cpu_ns());
         let pass = lp.take_pass(&mut c);
         lp.hand_over(&pass, &mut c);
         lp.paced(began, &mut c);
@@ -346,10 +355,14 @@ impl<'a> Loop<'a> {
         pass
     }
 
-    /// Paces by the whole pass, from `began` (before the programs were read) to now (its
-    /// alerts judged).
-    fn paced(&mut self, began: Instant, c: &mut Cycle) {
-        if self.pace_after(began.elapsed(), &self.shared.sampler) {
+    /// Paces by the whole pass, from `began` (before the programs were read: the time and the
+    /// thread's CPU time then) to now (its alerts judged).
+    fn paced(&mut self, (began, cpu_began): (Instant, u64), c: &mut Cycle) {
+        let took = PassTime {
+            cpu: Duration::from_nanos(thread_cpu_ns().saturating_sub(cpu_began)),
+            wall: began.elapsed(),
+        };
+        if self.pace_after(took, &self.shared.sampler) {
             // The next pass is one new interval after this one began: slot 0 of a new
             // schedule.
             let sch = &mut c.schedule;

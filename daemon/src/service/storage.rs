@@ -70,7 +70,16 @@ async fn store_queues(
                     }
                 }
                 Some(StoreMsg::Flush) => flusher.flush(&mut store),
-                Some(StoreMsg::Stop) | None => {
+                Some(StoreMsg::Stop) => {
+                    flusher.flush(&mut store);
+                    // An orderly stop: the next run finds it so.
+                    if let Err(e) = store.end_run() {
+                        tracing::warn!("marking the run stopped failed: {e}");
+                    }
+                    return;
+                }
+                // Every sender is gone without a stop: not an orderly end.
+                None => {
                     flusher.flush(&mut store);
                     return;
                 }

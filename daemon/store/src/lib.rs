@@ -31,6 +31,7 @@ pub mod model;
 mod query;
 mod read;
 mod rows;
+mod runs;
 mod schema;
 mod tier;
 mod write;
@@ -48,6 +49,7 @@ pub use db::TierSpan;
 use db::{Db, FileCheck};
 pub use error::{CodecError, QueryError, StoreError};
 pub use events::{Event, MAX_EVENTS};
+pub use runs::UncleanStop;
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
 pub use query::{
@@ -79,6 +81,8 @@ pub struct StoreStatus {
     pub last_flush: Option<SystemTime>,
     pub last_error: Option<String>,
     pub clock_steps: i64,
+    /// The run before this one did not stop cleanly (found when this one began).
+    pub unclean_stop: Option<UncleanStop>,
 }
 
 /// The history store. One owner (the daemon's storage thread) feeds it ticks, flushes it and
@@ -96,6 +100,8 @@ pub struct Store {
     /// What is wrong with the database file itself (deleted, replaced), likewise.
     file_error: Option<String>,
     ticks_dropped: u64,
+    /// How the run before ended, when not cleanly (`begin_run`).
+    unclean: Option<UncleanStop>,
 }
 
 /// The size of a file; a file that does not exist (a WAL not made yet) has none.
@@ -140,6 +146,7 @@ impl Store {
             maintenance_error: None,
             file_error: None,
             ticks_dropped: 0,
+            unclean: None,
         })
     }
 
@@ -306,6 +313,7 @@ impl Store {
             last_flush: self.last_flush,
             last_error: self.last_error.clone(),
             clock_steps: self.boots.clock_steps(),
+            unclean_stop: self.unclean,
         })
     }
 

@@ -150,6 +150,14 @@ pub(crate) fn last_tick_of_boot(
         .optional()?)
 }
 
+/// The newest stored tick of any boot: (boot, boottime µs).
+pub(crate) fn last_tick(conn: &Connection) -> Result<Option<(i64, u64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT boot_seq, last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// The newest stored cumulative counters of each wanted series: from its newest raw segment,
 /// else its newest rollup chunk. Series with neither are absent (their baseline holds).
 pub(crate) fn latest_cumulative(

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use comfy_table::{CellAlignment, Table, presets};
@@ -10,6 +11,8 @@ use ebpfstat_dbus::{self as wire};
 use ebpfstat_numbers::WallNs;
 
 use crate::units;
+
+pub mod fit;
 
 /// A wire time as RFC 3339 seconds; `-` when unknown (0).
 pub fn stamp(ns: i64) -> String {
@@ -65,9 +68,21 @@ pub fn visible_lines(text: &str) -> String {
     text.split('\n').map(visible).collect::<Vec<_>>().join("\n")
 }
 
-/// A table whose cells are made [`visible`] as they are added: comfy-table then lays out the
-/// escaped text, so columns line up with what the terminal shows.
-pub struct Grid(Table);
+/// A table whose cells are made [`visible`] as they are added: the layout measures the
+/// escaped text, so columns line up with what the terminal shows. On a terminal it is fitted
+/// to the width at print time ([`fit`]): columns named in [`Grid::drop_first`] are left out in
+/// that order and columns named in [`Grid::cut`] are cut with `…`; piped, every value is whole.
+pub struct Grid {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<bool>,
+    /// Columns that may be cut: minimum width and share of the room.
+    cut: Vec<(usize, u16, u16)>,
+    /// Columns that may be left out, first first.
+    drop: Vec<usize>,
+    /// Long cells wrap within the terminal's width instead (sentences: events, alerts).
+    wrap: bool,
+}
 
 impl Grid {
     pub fn add_row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) {
@@ -75,57 +90,209 @@ impl Grid {
             .into_iter()
             .map(|c| visible(c.as_ref()).into_owned())
             .collect();
-        self.0.add_row(cells);
+        self.rows.push(cells);
+    }
+
+    fn column(&self, title: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == title)
+    }
+
+    /// On a terminal, the column `title` may be cut to `min` columns; such columns share the
+    /// room left by `weight`.
+    pub fn cut(&mut self, title: &str, min: u16, weight: u16) {
+        if let Some(i) = self.column(title) {
+            self.cut.push((i, min, weight));
+        }
+    }
+
+    /// On a terminal too narrow for all, these columns are left out whole, in this order
+    /// (unknown titles are ignored, so a caller may pass a fixed list and remove the sort
+    /// column from it).
+    pub fn drop_first(&mut self, titles: &[&str]) {
+        self.drop = titles.iter().filter_map(|t| self.column(t)).collect();
+    }
+
+    /// The width each column gets in `total` columns (`None`: left out). comfy-table's
+    /// preset pads every cell with a space on each side.
+    fn widths(&self, total: u16) -> Vec<Option<u16>> {
+        let wants: Vec<fit::Want> = (0..self.header.len())
+            .map(|i| {
+                let widest = std::iter::once(&self.header[i])
+                    .chain(self.rows.iter().filter_map(|r| r.get(i)))
+                    .map(|c| unicode_width::UnicodeWidthStr::width(c.as_str()))
+                    .max()
+                    .unwrap_or(0);
+                let natural = u16::try_from(widest).unwrap_or(u16::MAX);
+                let drop = self
+                    .drop
+                    .iter()
+                    .position(|d| *d == i)
+                    .map(|p| u8::try_from(p).unwrap_or(u8::MAX));
+                match self.cut.iter().find(|(c, ..)| *c == i) {
+                    Some(&(_, min, weight)) => fit::Want {
+                        natural,
+                        min: min.min(natural),
+                        weight,
+                        drop,
+                    },
+                    None => fit::Want::whole(natural, drop),
+                }
+            })
+            .collect();
+        fit::widths(&wants, total, fit::Spacing { sep: 2, edges: 2 })
+    }
+
+    /// The comfy-table of the columns shown at `width` (all, whole, without one), and the
+    /// titles left out.
+    fn laid_out(&self, width: Option<u16>) -> (Table, Vec<String>) {
+        let widths = match width {
+            Some(w) if !self.wrap => self.widths(w),
+            _ => self.header.iter().map(|_| Some(u16::MAX)).collect(),
+        };
+        let shown: Vec<(usize, usize)> = widths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.map(|w| (i, usize::from(w))))
+            .collect();
+        let mut t = Table::new();
+        t.load_preset(presets::NOTHING);
+        t.set_header(shown.iter().map(|&(i, w)| fit::cut(&self.header[i], w)));
+        for r in &self.rows {
+            t.add_row(
+                shown
+                    .iter()
+                    .map(|&(i, w)| r.get(i).map_or_else(String::new, |c| fit::cut(c, w))),
+            );
+        }
+        for (at, &(i, _)) in shown.iter().enumerate() {
+            if let Some(c) = t.column_mut(at) {
+                c.set_cell_alignment(if self.right[i] {
+                    CellAlignment::Right
+                } else {
+                    CellAlignment::Left
+                });
+            }
+        }
+        if let (Some(w), true) = (width, self.wrap) {
+            t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+            t.set_width(w);
+        }
+        let dropped = widths
+            .iter()
+            .zip(&self.header)
+            .filter(|(w, _)| w.is_none())
+            .map(|(_, h)| h.clone())
+            .collect();
+        (t, dropped)
     }
 }
 
 pub fn table(header: &[&str], right_from: usize) -> Grid {
-    let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
-    t.set_header(header.iter().copied());
-    for i in right_from..header.len() {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
+    Grid {
+        header: header.iter().map(|h| (*h).to_owned()).collect(),
+        rows: Vec::new(),
+        right: (0..header.len()).map(|i| i >= right_from).collect(),
+        cut: Vec::new(),
+        drop: Vec::new(),
+        wrap: false,
     }
-    Grid(t)
+}
+
+/// A table of programs or maps on a terminal: NAME and HOLDERS are cut (NAME to a kernel
+/// name's 15 characters at least, with three fifths of the room), and the columns in `order`
+/// are left out in turn, all but `keep` (the column the rows are ranked by).
+pub fn fit_programs(t: &mut Grid, order: &[&str], keep: &str) {
+    t.cut("NAME", fit::MIN_NAME, 3);
+    t.cut("HOLDERS", fit::MIN_HOLDERS, 2);
+    let order: Vec<&str> = order.iter().copied().filter(|o| *o != keep).collect();
+    t.drop_first(&order);
 }
 
 /// Text in the last column (holders) reads from the left.
-pub fn left_align_last(Grid(t): &mut Grid) {
-    let last = t.column_count().saturating_sub(1);
-    if let Some(c) = t.column_mut(last) {
-        c.set_cell_alignment(CellAlignment::Left);
+pub fn left_align_last(t: &mut Grid) {
+    if let Some(last) = t.right.last_mut() {
+        *last = false;
     }
 }
 
 /// On a terminal, long text in a table wraps within the terminal's width instead of running
 /// past it (sentences such as events and alerts); piped, lines stay whole for tools.
-pub fn wrap_to_terminal(Grid(t): &mut Grid) {
+pub fn wrap_to_terminal(t: &mut Grid) {
+    t.wrap = true;
+}
+
+/// The terminal's width when the output goes to one; `None` when piped (lines stay whole for
+/// tools).
+pub fn terminal_width() -> Option<u16> {
     if !io::stdout().is_terminal() {
-        return;
+        return None;
     }
-    if let Ok((cols, _)) = ratatui::crossterm::terminal::size() {
-        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-        t.set_width(cols);
+    ratatui::crossterm::terminal::size()
+        .ok()
+        .map(|(cols, _)| cols)
+        .filter(|c| *c > 0)
+}
+
+/// What a printed table left out to fit the terminal.
+#[derive(Debug, Default)]
+pub struct Printed {
+    pub dropped: Vec<String>,
+}
+
+impl Printed {
+    /// Whether the column `title` is on screen.
+    pub fn shows(&self, title: &str) -> bool {
+        !self.dropped.iter().any(|d| d == title)
     }
 }
 
-/// Prints a table; on a terminal its header is bold. The escape codes go around the laid-out
-/// header line, never into a cell, where they would count as width and misalign every column.
-pub fn print_table(Grid(t): &Grid) -> io::Result<()> {
+/// Prints a table, fitted to the terminal (see [`Grid`]), and after it which columns were
+/// left out; on a terminal its header is bold. The escape codes go around the laid-out header
+/// line, never into a cell, where they would count as width and misalign every column.
+pub fn print_table(grid: &Grid) -> io::Result<Printed> {
+    let width = terminal_width();
+    let (t, dropped) = grid.laid_out(width);
     let text = t.to_string();
     let (header, rows) = text.split_once('\n').unwrap_or((&text, ""));
-    let mut out = io::stdout().lock();
-    if out.is_terminal() {
-        writeln!(out, "\x1b[1m{header}\x1b[0m")?;
-    } else {
-        writeln!(out, "{header}")?;
+    {
+        let mut out = io::stdout().lock();
+        if out.is_terminal() {
+            writeln!(out, "\x1b[1m{header}\x1b[0m")?;
+        } else {
+            writeln!(out, "{header}")?;
+        }
+        if !rows.is_empty() {
+            writeln!(out, "{rows}")?;
+        }
     }
-    if !rows.is_empty() {
-        writeln!(out, "{rows}")?;
+    if let (false, Some(w)) = (dropped.is_empty(), width) {
+        say(&format!(
+            "columns left out to fit {w}: {}",
+            dropped.join(", ")
+        ))?;
+    }
+    Ok(Printed { dropped })
+}
+
+/// A line of prose: [`visible`], and on a terminal broken between words within its width
+/// (lines after the first indented by `indent`); piped, one line.
+pub fn say_indented(text: &str, indent: usize) -> io::Result<()> {
+    let text = visible(text);
+    let mut out = io::stdout().lock();
+    match terminal_width() {
+        Some(w) => {
+            for line in fit::wrap(&text, usize::from(w), indent) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        None => writeln!(out, "{text}")?,
     }
     Ok(())
+}
+
+/// [`say_indented`] without an indent.
+pub fn say(text: &str) -> io::Result<()> {
+    say_indented(text, 0)
 }
 
 pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -135,9 +302,10 @@ pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// Footnotes, each after its stars; on a terminal wrapped, continuing under its text.
 pub fn footnotes(lines: &[String]) -> io::Result<()> {
     for (i, l) in lines.iter().enumerate() {
-        out!("{} {l}", "*".repeat(i + 1))?;
+        say_indented(&format!("{} {l}", "*".repeat(i + 1)), i + 2)?;
     }
     Ok(())
 }
@@ -153,6 +321,95 @@ pub fn owners(o: &[wire::Owner]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A length of time in its two largest units, whole seconds: `42s`, `5m`, `12m 3s`, `2h 5m`,
+/// `400d 7h` (a calendar's months and years would read as more exact than a span is).
+pub fn span(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if parts.len() == 2 {
+            break;
+        }
+        if secs >= size {
+            parts.push(format!("{}{unit}", secs / size));
+            secs %= size;
+        } else if !parts.is_empty() {
+            // `2h 5m`, never `2h 0m 5s`: the second unit is the next one down or nothing.
+            break;
+        }
+    }
+    if parts.is_empty() {
+        return "0s".into();
+    }
+    parts.join(" ")
+}
+
+/// `1 program`, `6 programs`: a count of `one`s (a noun whose plural takes an `s`).
+pub fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// What run-time stats cost the host, as `top` and the live view say it: the daemon's figure
+/// for the time the view's numbers are over (a window's, or the last interval's), never one
+/// time's cost beside another time's rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsCost {
+    /// Of one core, percent.
+    pub pct: f64,
+    /// The time it is over.
+    pub over: String,
+    /// What stats cost a program run, ns (calibrated).
+    pub per_run_ns: f64,
+}
+
+impl StatsCost {
+    /// Over a ranked window: the time the daemon observed in it.
+    pub fn of_window(info: &wire::TopInfo, snap: &wire::Snapshot) -> Self {
+        Self {
+            pct: info.stats_overhead_pct,
+            over: format!(
+                "the {} observed",
+                span(Duration::from_nanos(info.observed_ns))
+            ),
+            per_run_ns: snap.stats_cost_ns,
+        }
+    }
+
+    /// Over the daemon's last interval.
+    pub fn of_interval(snap: &wire::Snapshot) -> Self {
+        Self {
+            pct: snap.stats_overhead_pct,
+            over: "the last interval".into(),
+            per_run_ns: snap.stats_cost_ns,
+        }
+    }
+
+    /// As a sentence: `stats cost this host 0.09% of one core over the 5m observed (69ns per
+    /// program run)`.
+    pub fn sentence(&self) -> String {
+        format!(
+            "stats cost this host {} of one core over {} ({} per program run)",
+            units::pct(self.pct),
+            self.over,
+            units::ns(self.per_run_ns)
+        )
+    }
+
+    /// Short, for the live view's top line, whose next line names the window: `cost 0.09% of
+    /// a core, 69ns/run`.
+    pub fn short(&self) -> String {
+        format!(
+            "cost {} of a core, {}/run",
+            units::pct(self.pct),
+            units::ns(self.per_run_ns)
+        )
+    }
 }
 
 /// A value extrapolated from partial coverage is marked `~`.
@@ -185,6 +442,13 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
         3,
     );
     left_align_last(&mut t);
+    fit_programs(
+        &mut t,
+        &[
+            "FLAGS", "KEY", "VALUE", "PROGS", "ENTRIES", "HOLDERS", "TYPE",
+        ],
+        "",
+    );
     for m in maps {
         t.add_row(vec![
             m.id.to_string(),
@@ -199,8 +463,8 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
             owners(&m.owners),
         ]);
     }
-    print_table(&t)?;
-    if let Some(notes) = notes {
+    let printed = print_table(&t)?;
+    if let (Some(notes), true) = (notes, printed.shows("MEMORY*")) {
         print_notes(notes)?;
     }
     Ok(())
@@ -285,11 +549,32 @@ mod tests {
     }
 
     #[test]
+    fn spans_read_in_two_units_at_most() {
+        let s = Duration::from_secs;
+        assert_eq!(span(s(0)), "0s");
+        assert_eq!(span(s(42)), "42s");
+        assert_eq!(span(s(300)), "5m");
+        assert_eq!(span(s(723)), "12m 3s");
+        assert_eq!(span(s(7500)), "2h 5m");
+        assert_eq!(span(s(7205)), "2h");
+        assert_eq!(span(s(86_400)), "1d");
+        // `1year 1month 4days 7h 26m 24s` as humantime says it.
+        assert_eq!(span(s(400 * 86_400 + 7 * 3600 + 26 * 60 + 24)), "400d 7h");
+    }
+
+    #[test]
+    fn a_count_of_programs_agrees_in_number() {
+        assert_eq!(plural(0, "program"), "0 programs");
+        assert_eq!(plural(1, "program"), "1 program");
+        assert_eq!(plural(6, "map"), "6 maps");
+    }
+
+    #[test]
     fn a_table_lays_out_the_escaped_cells() {
         let mut t = table(&["ID", "NAME", "HOLDERS"], 3);
         t.add_row(["1", "plain", "sshd[1]"]);
         t.add_row(["22", "\x1b[2J\x1b[31mPWN\x07", "\u{202e}evil[2]"]);
-        let Grid(t) = t;
+        let (t, _) = t.laid_out(None);
         let text = t.to_string();
         assert!(!text.contains(['\x1b', '\x07', '\u{202e}']), "{text}");
         // The holders column starts where its header does: the escaped name was measured.

@@ -6,7 +6,8 @@ use ebpfstat_dbus::Stats1Proxy;
 use super::explain;
 use crate::notes::coded_notes;
 use crate::render::{
-    estimated, left_align_last, marks, owners, print_json, print_notes, print_table, stamp, table,
+    estimated, fit_programs, left_align_last, marks, owners, plural, print_json, print_notes,
+    print_table, say, stamp, table,
 };
 use crate::{FilterArgs, units};
 
@@ -15,12 +16,12 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
     if json {
         return print_json(&snap);
     }
-    out!(
-        "{} programs · stats {} · {}",
-        snap.programs.len(),
+    say(&format!(
+        "{} · stats {} · {}",
+        plural(snap.programs.len(), "program"),
         snap.stats_state,
         stamp(snap.time_ns)
-    )?;
+    ))?;
     let mut t = table(
         &[
             "ID", "NAME", "TYPE", "RUNS", "RUNS/S", "AVG", "CPU%", "MAP MEM*", "HOLDERS",
@@ -28,6 +29,7 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
         3,
     );
     left_align_last(&mut t);
+    fit_programs(&mut t, &["TYPE", "RUNS", "MAP MEM*", "HOLDERS", "AVG"], "");
     let notes = coded_notes(
         &snap.memlock_meaning,
         snap.programs
@@ -38,14 +40,22 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
     let partial = snap.coverage < 0.999;
     let scale = 1.0 / snap.coverage.max(0.01);
     for r in &snap.programs {
+        // First seen in the last pass: no interval yet, so no rate (not a rate of 0).
+        let rate = |v: f64, show: fn(f64) -> String| {
+            if r.interval_ns == 0 {
+                "-".into()
+            } else {
+                estimated(v * scale, partial, show)
+            }
+        };
         t.add_row(vec![
             r.id.to_string(),
             r.full_name.clone(),
             r.prog_type.clone(),
             units::count(r.run_cnt as f64),
-            estimated(r.runs_per_sec * scale, partial, units::count),
+            rate(r.runs_per_sec, units::count),
             units::ns(r.avg_ns_per_run),
-            estimated(r.cpu_pct * scale, partial, units::pct),
+            rate(r.cpu_pct, units::pct),
             format!(
                 "{}{}",
                 units::bytes(r.map_memory_bytes),
@@ -54,7 +64,8 @@ pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
             owners(&r.owners),
         ]);
     }
-    print_table(&t)?;
-    print_notes(notes)?;
+    if print_table(&t)?.shows("MAP MEM*") {
+        print_notes(notes)?;
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@ use ebpfstat_dbus::Stats1Proxy;
 
 use super::explain;
 use crate::FilterArgs;
-use crate::render::{print_json, render_maps};
+use crate::render::{plural, print_json, render_maps, say};
 use crate::units;
 
 pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
@@ -16,10 +16,10 @@ pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     render_maps(&maps, Some(&meaning))?;
     let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
-    out!(
-        "{} maps · {} in all (each map once)",
-        maps.len(),
+    say(&format!(
+        "{} · {} in all (each map once)",
+        plural(maps.len(), "map"),
         units::bytes(total)
-    )?;
+    ))?;
     Ok(())
 }

@@ -4,14 +4,15 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
+use ebpfstat_dbus::{self as wire, Options, SortKey, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
 use zbus::Str;
 
 use super::explain;
 use crate::notes::coded_notes;
 use crate::render::{
-    estimated, left_align_last, marks, owners, print_json, print_notes, print_table, table,
+    StatsCost, estimated, fit_programs, left_align_last, marks, owners, print_json, print_notes,
+    print_table, say, span, table,
 };
 use crate::{Cli, TopArgs, live, units};
 
@@ -61,7 +62,7 @@ async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
             } else {
                 let span = to.duration_since(from).unwrap_or_default();
                 print_header(&rows, &info, span, a, &snap)?;
-                render_top(&rows, &snap)?;
+                render_top(&rows, &snap, a.sort.key())?;
             }
         }
         if !a.watch {
@@ -82,43 +83,54 @@ fn since_load_options(a: &TopArgs) -> Options {
 fn print_header(
     rows: &[wire::TopRow],
     info: &wire::TopInfo,
-    span: Duration,
+    window: Duration,
     a: &TopArgs,
     snap: &wire::Snapshot,
 ) -> Result<()> {
-    let window = humantime::format_duration(Duration::from_secs(span.as_secs()));
-    out!(
-        "top {} by {} over the last {window} (stats {})",
-        rows.len(),
-        a.sort.key().meaning(),
-        snap.stats_state
-    )?;
-    let observed = Duration::from_secs(info.observed_ns / 1_000_000_000);
-    out!(
-        "stats cost this host {} of one core over the {} observed ({} per program run)",
-        units::pct(info.stats_overhead_pct),
-        humantime::format_duration(observed),
-        units::ns(snap.stats_cost_ns)
-    )?;
+    let window = span(window);
+    say(&if rows.is_empty() {
+        format!(
+            "no programs over the last {window} (stats {})",
+            snap.stats_state
+        )
+    } else {
+        format!(
+            "top {} by {} over the last {window} (stats {})",
+            rows.len(),
+            a.sort.key().meaning(),
+            snap.stats_state
+        )
+    })?;
+    say(&StatsCost::of_window(info, snap).sentence())?;
     Ok(())
 }
 
-fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
-    let mut t = table(
-        &[
-            "ID",
-            "NAME",
-            "TYPE",
-            "RUNS/S",
-            "AVG",
-            "CPU%",
-            "PEAK CPU%",
-            "MAP MEM*",
-            "HOLDERS",
-        ],
-        3,
-    );
+/// The column a ranking is by: always shown, never left out to fit.
+fn sort_column(key: SortKey) -> &'static str {
+    match key {
+        SortKey::RunTime => "RUN TIME",
+        SortKey::Runs => "RUNS",
+        SortKey::Avg => "AVG",
+        SortKey::Cpu => "CPU%",
+        SortKey::MapMem => "MAP MEM*",
+    }
+}
+
+/// The window's table: the usual columns, and the count or run time when ranked by it.
+fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot, key: SortKey) -> Result<()> {
+    let extra = matches!(key, SortKey::Runs | SortKey::RunTime).then(|| sort_column(key));
+    let header: Vec<&str> = ["ID", "NAME", "TYPE"]
+        .into_iter()
+        .chain(extra)
+        .chain(["RUNS/S", "AVG", "CPU%", "PEAK CPU%", "MAP MEM*", "HOLDERS"])
+        .collect();
+    let mut t = table(&header, 3);
     left_align_last(&mut t);
+    fit_programs(
+        &mut t,
+        &["TYPE", "PEAK CPU%", "MAP MEM*", "HOLDERS", "AVG", "RUNS/S"],
+        sort_column(key),
+    );
     let live = |r: &wire::TopRow| snap.programs.iter().find(|p| p.series_id == r.series_id);
     let notes = coded_notes(
         &snap.memlock_meaning,
@@ -128,7 +140,15 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
     );
     for r in rows {
         let live = live(r);
-        t.add_row(vec![
+        // Seen in one pass only: no interval yet, so no rate (not a rate of 0).
+        let rate = |v: f64, show: fn(f64) -> String| {
+            if r.span_ns == 0 {
+                "-".into()
+            } else {
+                estimated(v, r.rates.estimated, show)
+            }
+        };
+        let mut cells = vec![
             if r.alive {
                 r.id.to_string()
             } else {
@@ -136,10 +156,21 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
             },
             r.full_name.clone(),
             r.prog_type.clone(),
-            estimated(r.rates.est_runs_per_sec, r.rates.estimated, units::count),
+        ];
+        match key {
+            SortKey::Runs => cells.push(rate(r.rates.est_run_cnt as f64, units::count)),
+            SortKey::RunTime => cells.push(rate(r.rates.est_run_time_ns as f64, units::ns)),
+            _ => {}
+        }
+        cells.extend([
+            rate(r.rates.est_runs_per_sec, units::count),
             units::ns(r.avg_ns_per_run),
-            estimated(r.rates.est_cpu_pct, r.rates.estimated, units::pct),
-            units::pct(r.peak_cpu_pct),
+            rate(r.rates.est_cpu_pct, units::pct),
+            if r.span_ns == 0 {
+                "-".into()
+            } else {
+                units::pct(r.peak_cpu_pct)
+            },
             // An unloaded program holds no memory now, and nobody holds it.
             match live {
                 Some(l) if r.alive => {
@@ -153,13 +184,16 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot) -> Result<()> {
             },
             live.map_or_else(|| "-".into(), |l| owners(&l.owners)),
         ]);
+        t.add_row(cells);
     }
-    print_table(&t)?;
-    print_notes(notes)?;
+    let printed = print_table(&t)?;
+    if printed.shows("MAP MEM*") {
+        print_notes(notes)?;
+    }
     if rows.iter().any(|r| r.rates.estimated) {
-        out!(
+        say(
             "~ extrapolated: run-time stats were on for only part of the window (duty-cycled to \
-             bound their cost)"
+             bound their cost)",
         )?;
     }
     Ok(())
@@ -191,12 +225,22 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             .collect();
         return print_json(&rows);
     }
-    out!(
-        "top {} by {} since each program was loaded (stats {})",
-        rows.len(),
-        a.sort.key().meaning(),
-        snap.stats_state
-    )?;
+    render_cumulative(snap, a)
+}
+
+/// The table since load.
+fn render_cumulative(snap: &wire::Snapshot, a: &TopArgs) -> Result<()> {
+    let rows = &snap.programs;
+    say(&if rows.is_empty() {
+        format!("no programs loaded (stats {})", snap.stats_state)
+    } else {
+        format!(
+            "top {} by {} since each program was loaded (stats {})",
+            rows.len(),
+            a.sort.key().meaning(),
+            snap.stats_state
+        )
+    })?;
     let mut t = table(
         &[
             "ID",
@@ -212,6 +256,15 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
         3,
     );
     left_align_last(&mut t);
+    let sorted = match a.sort.key() {
+        SortKey::Cpu => "CPU% SINCE LOAD",
+        key => sort_column(key),
+    };
+    fit_programs(
+        &mut t,
+        &["TYPE", "MAP MEM*", "RUN TIME", "HOLDERS", "AVG", "RUNS"],
+        sorted,
+    );
     let notes = coded_notes(
         &snap.memlock_meaning,
         rows.iter().flat_map(|p| p.notes.iter().map(String::as_str)),
@@ -233,7 +286,8 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
             owners(&p.owners),
         ]);
     }
-    print_table(&t)?;
-    print_notes(notes)?;
+    if print_table(&t)?.shows("MAP MEM*") {
+        print_notes(notes)?;
+    }
     Ok(())
 }

@@ -144,6 +144,7 @@ impl App {
                 {
                     // The same window between rankings: the last ranking with a new snapshot.
                     d.top = old.top;
+                    d.info = old.info;
                 }
                 self.data = Some(d);
                 self.trouble = None;
@@ -323,8 +324,8 @@ mod tests {
                 alive: true,
                 avg_ns: None,
                 avg_load_ns: None,
-                runs_per_sec: 0.0,
-                cpu_pct: 0.0,
+                runs_per_sec: Some(0.0),
+                cpu_pct: Some(0.0),
                 estimated: false,
                 map_memory: None,
                 owner: String::new(),
@@ -381,6 +382,7 @@ mod tests {
             window,
             snap: snapshot(vec![program(5, 2000, 1_000_000)]),
             top,
+            info: None,
             interval: Duration::from_secs(1),
         };
         app.table_answer(Ok(data(Window::Interval, None)));

@@ -42,6 +42,8 @@ pub struct TableData {
     pub snap: wire::Snapshot,
     /// The window's ranking; `None` for windows the snapshot answers alone.
     pub top: Option<Vec<wire::TopRow>>,
+    /// What the ranking adds up to (what stats cost over the window), with `top`.
+    pub info: Option<wire::TopInfo>,
     pub interval: Duration,
 }
 
@@ -171,22 +173,22 @@ async fn table(
 ) -> Result<TableData, zbus::Error> {
     let snap = p.snapshot(filter.clone()).await?;
     let interval = Duration::from_nanos(p.interval_ns().await?);
-    let top = match window {
+    let (info, top) = match window {
         Window::Last(d) if rank => {
             let to = snap.time_ns.saturating_add(1);
             let from = to.saturating_sub(time::duration_ns(d).try_into().unwrap_or(i64::MAX));
-            Some(
-                p.top(from, to, "cpu", wire::MAX_TOP_N, filter.clone())
-                    .await?
-                    .1,
-            )
+            let (info, top) = p
+                .top(from, to, "cpu", wire::MAX_TOP_N, filter.clone())
+                .await?;
+            (Some(info), Some(top))
         }
-        _ => None,
+        _ => (None, None),
     };
     Ok(TableData {
         window,
         snap,
         top,
+        info,
         interval,
     })
 }

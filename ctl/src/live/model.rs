@@ -66,8 +66,9 @@ pub struct Row {
     pub avg_ns: Option<f64>,
     /// Average ns per run since load; `None` for a gone program or one that never ran.
     pub avg_load_ns: Option<f64>,
-    pub runs_per_sec: f64,
-    pub cpu_pct: f64,
+    /// `None` with no interval yet: a program seen in one pass only has no rate (not 0).
+    pub runs_per_sec: Option<f64>,
+    pub cpu_pct: Option<f64>,
     /// Rates extrapolated from partial stats coverage (duty-cycling).
     pub estimated: bool,
     /// Held now; `None` once unloaded.
@@ -133,8 +134,8 @@ impl Column {
             Self::Type => a.prog_type.cmp(&b.prog_type),
             Self::Avg => opt(a.avg_ns, b.avg_ns),
             Self::AvgLoad => opt(a.avg_load_ns, b.avg_load_ns),
-            Self::RunsPerSec => a.runs_per_sec.total_cmp(&b.runs_per_sec),
-            Self::Cpu => a.cpu_pct.total_cmp(&b.cpu_pct),
+            Self::RunsPerSec => opt(a.runs_per_sec, b.runs_per_sec),
+            Self::Cpu => opt(a.cpu_pct, b.cpu_pct),
             Self::MapMem => a.map_memory.cmp(&b.map_memory),
             Self::Owner => a.owner.cmp(&b.owner),
         }
@@ -209,11 +210,16 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
         let (avg_ns, runs_per_sec, cpu_pct) = if since_load {
             (
                 avg(p.avg_ns_per_run_since_load),
-                p.runs_per_sec_since_load,
-                p.cpu_pct_since_load,
+                Some(p.runs_per_sec_since_load),
+                Some(p.cpu_pct_since_load),
             )
         } else {
-            (avg(p.avg_ns_per_run), p.runs_per_sec, p.cpu_pct)
+            let interval = p.interval_ns > 0;
+            (
+                avg(p.avg_ns_per_run),
+                interval.then_some(p.runs_per_sec),
+                interval.then_some(p.cpu_pct),
+            )
         };
         Row {
             series_id: p.series_id,
@@ -243,8 +249,8 @@ pub fn rows(snap: &wire::Snapshot, window: Window, top: Option<&[wire::TopRow]>)
                     alive: t.alive,
                     avg_ns: avg(t.avg_ns_per_run),
                     avg_load_ns: l.and_then(|l| avg(l.avg_ns_per_run_since_load)),
-                    runs_per_sec: t.rates.est_runs_per_sec,
-                    cpu_pct: t.rates.est_cpu_pct,
+                    runs_per_sec: (t.span_ns > 0).then_some(t.rates.est_runs_per_sec),
+                    cpu_pct: (t.span_ns > 0).then_some(t.rates.est_cpu_pct),
                     estimated: t.rates.estimated,
                     map_memory: l.map(|l| l.map_memory_bytes),
                     owner: l.map(owner).unwrap_or_default(),
@@ -277,8 +283,8 @@ pub(crate) mod tests {
             alive: true,
             avg_ns: avg,
             avg_load_ns: None,
-            runs_per_sec: 0.0,
-            cpu_pct: cpu,
+            runs_per_sec: Some(0.0),
+            cpu_pct: Some(cpu),
             estimated: false,
             map_memory: Some(0),
             owner: "bpftrace[12]".into(),
@@ -439,14 +445,19 @@ pub(crate) mod tests {
         let r = &rows(&snap, Window::SinceLoad, None)[0];
         assert_eq!(r.avg_ns, Some(500.0));
         assert_eq!(r.avg_load_ns, Some(500.0));
-        assert!((r.runs_per_sec - 200.0).abs() < 1e-9);
-        assert!((r.cpu_pct - 0.01).abs() < 1e-12);
+        assert!(r.runs_per_sec.is_some_and(|v| (v - 200.0).abs() < 1e-9));
+        assert!(r.cpu_pct.is_some_and(|v| (v - 0.01).abs() < 1e-12));
         assert_eq!(r.owner, "loader[42]");
         let r = &rows(&snap, Window::Interval, None)[0];
         assert_eq!(
             (r.avg_ns, r.runs_per_sec, r.cpu_pct),
-            (Some(50.0), 10.0, 0.5)
+            (Some(50.0), Some(10.0), Some(0.5))
         );
+        // Seen in one pass only: no interval, no rate.
+        let mut first = program(6, 20, 1000);
+        first.interval_ns = 0;
+        let r = &rows(&snapshot(vec![first]), Window::Interval, None)[0];
+        assert_eq!((r.runs_per_sec, r.cpu_pct), (None, None));
     }
 
     #[test]

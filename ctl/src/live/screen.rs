@@ -8,40 +8,27 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
-use unicode_width::UnicodeWidthStr;
 
 use super::app::App;
-use crate::units;
+use super::fetch::TableData;
+use super::model::Window;
+use crate::render::StatsCost;
 
-/// `text` in at most `width` columns: cut with `…` when longer, so a cut never looks whole.
-/// Every text of the view passes here, so here it is made `render::visible` (escaped first:
-/// the escapes are what is measured and cut).
-pub fn fit(text: &str, width: usize) -> String {
-    let text = crate::render::visible(text);
-    if text.width() <= width {
-        return text.into_owned();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
-        if used + w > width - 1 {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out
-}
+pub use crate::render::fit::fit;
 
 /// `08:01:02 UTC`: the wall clock, as the daemon's times are kept.
 pub fn clock(t: SystemTime) -> String {
     let text = humantime::format_rfc3339_seconds(t).to_string();
     format!("{} UTC", text.get(11..19).unwrap_or(&text))
+}
+
+/// What stats cost over the time the table's numbers are over: the window's (as `top --once`
+/// says it for that window), else the last interval's.
+fn cost(d: &TableData) -> StatsCost {
+    match (d.window, &d.info) {
+        (Window::Last(_), Some(info)) => StatsCost::of_window(info, &d.snap),
+        _ => StatsCost::of_interval(&d.snap),
+    }
 }
 
 /// The top line: the stats state and what stats cost the host, and the clock at the right.
@@ -62,10 +49,9 @@ pub fn top_line(f: &mut Frame, area: Rect, app: &App) {
             clock(t)
         ))),
         (Some(d), None) => left.push(Span::raw(format!(
-            " · stats {} · cost {} of a core, {}/run",
+            " · stats {} · {}",
             d.snap.stats_state,
-            units::pct(d.snap.stats_overhead_pct),
-            units::ns(d.snap.stats_cost_ns),
+            cost(d).short()
         ))),
         (None, _) => {}
     }
@@ -173,22 +159,7 @@ pub fn help(f: &mut Frame) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cut_is_marked_and_fits_in_columns() {
-        assert_eq!(fit("sys_enter_openat", 16), "sys_enter_openat");
-        assert_eq!(fit("sys_enter_openat", 8), "sys_ent…");
-        assert_eq!(fit("µµµµ", 3), "µµ…");
-        assert_eq!(fit("abc", 0), "");
-        assert_eq!(fit("abc", 1), "…");
-    }
-
-    #[test]
-    fn controls_are_shown_escaped_and_measured_so() {
-        assert_eq!(fit("\x1b[2J\x07", 12), "\\e[2J\\x07");
-        assert_eq!(fit("\x1b[2J\x07", 6), "\\e[2J…");
-        assert_eq!(fit("a\u{202e}b", 3), "a\\…");
-    }
+    use unicode_width::UnicodeWidthStr;
 
     #[test]
     fn help_lines_fit_an_80_column_box() {

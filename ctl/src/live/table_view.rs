@@ -10,6 +10,7 @@ use ratatui::widgets::{Cell, Row as TableRow, Table};
 use super::app::App;
 use super::model::{self, COLUMNS, Column, Row, Window};
 use super::screen::{self, fit};
+use crate::render::fit as fitting;
 use crate::units;
 
 const KEYS: &str =
@@ -37,50 +38,44 @@ const DROPPED_FIRST: [Column; 5] = [
     Column::Owner,
     Column::Avg,
 ];
-/// NAME and OWNER at least (a 15-character kernel name, `comm[pid]`-like owners).
-const MIN_NAME: u16 = 15;
-const MIN_OWNER: u16 = 11;
+use fitting::{MIN_HOLDERS as MIN_OWNER, MIN_NAME};
 
-/// The columns shown in `total` columns and their widths (one space between columns).
+/// The columns shown in `total` columns and their widths (one space between columns), fitted
+/// as the printed tables are ([`fitting::widths`]); the values' widths are fixed, so columns hold
+/// still while the values change.
 pub fn layout(total: u16) -> Vec<(Column, u16)> {
-    let mut shown: Vec<Column> = COLUMNS.to_vec();
-    for drop in DROPPED_FIRST {
-        let gaps = u16::try_from(shown.len() - 1).unwrap_or(0);
-        let used = shown.iter().map(|c| fixed(*c)).sum::<u16>() + gaps;
-        let need = MIN_NAME
-            + if shown.contains(&Column::Owner) {
-                MIN_OWNER
-            } else {
-                0
-            };
-        // TYPE only where names still get three fifths of a roomy line (100 columns).
-        if used + need <= total && (drop != Column::Type || total >= 100) {
-            break;
-        }
-        shown.retain(|c| *c != drop);
-    }
-    let gaps = u16::try_from(shown.len() - 1).unwrap_or(0);
-    let used: u16 = shown.iter().map(|c| fixed(*c)).sum::<u16>() + gaps;
-    let left = total.saturating_sub(used);
-    let with_owner = shown.contains(&Column::Owner);
-    let name = match (with_owner, total < 100) {
-        (false, _) => left,
-        // Half each in 80 columns (owners read `comm[pid]`); wider, NAME gets three fifths.
-        (true, true) => left / 2 + left % 2,
-        (true, false) => left * 3 / 5,
-    }
-    .max(MIN_NAME.min(left));
-    let owner = left.saturating_sub(name);
-    shown
+    // TYPE only where names still get three fifths of a roomy line (100 columns).
+    let columns: Vec<Column> = COLUMNS
         .into_iter()
+        .filter(|c| *c != Column::Type || total >= 100)
+        .collect();
+    // Half each in 80 columns (owners read `comm[pid]`); wider, NAME gets three fifths.
+    let (name, owner) = if total < 100 { (1, 1) } else { (3, 2) };
+    let wants: Vec<fitting::Want> = columns
+        .iter()
         .map(|c| {
-            let w = match c {
-                Column::Name => name,
-                Column::Owner => owner,
-                c => fixed(c),
+            let drop = DROPPED_FIRST
+                .iter()
+                .position(|d| d == c)
+                .map(|p| u8::try_from(p).unwrap_or(u8::MAX));
+            let flexible = |min, weight| fitting::Want {
+                natural: u16::MAX,
+                min,
+                weight,
+                drop,
             };
-            (c, w)
+            match c {
+                Column::Name => flexible(MIN_NAME, name),
+                Column::Owner => flexible(MIN_OWNER, owner),
+                c => fitting::Want::whole(fixed(*c), drop),
+            }
         })
+        .collect();
+    let widths = fitting::widths(&wants, total, fitting::Spacing { sep: 1, edges: 0 });
+    columns
+        .into_iter()
+        .zip(widths)
+        .filter_map(|(c, w)| w.map(|w| (c, w)))
         .collect()
 }
 
@@ -96,8 +91,8 @@ fn text(r: &Row, c: Column) -> String {
         Column::Type => r.prog_type.clone(),
         Column::Avg => r.avg_ns.map_or("-".into(), units::ns),
         Column::AvgLoad => r.avg_load_ns.map_or("-".into(), units::ns),
-        Column::RunsPerSec => est(units::count(r.runs_per_sec)),
-        Column::Cpu => est(units::pct(r.cpu_pct)),
+        Column::RunsPerSec => r.runs_per_sec.map_or("-".into(), |v| est(units::count(v))),
+        Column::Cpu => r.cpu_pct.map_or("-".into(), |v| est(units::pct(v))),
         Column::MapMem => r.map_memory.map_or("-".into(), units::bytes),
         Column::Owner if !r.alive => "(unloaded)".into(),
         Column::Owner => r.owner.clone(),

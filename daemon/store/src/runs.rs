@@ -106,10 +106,16 @@ impl Store {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use crate::{Store, StoreConfig};
+    use crate::{Retention, Store, StoreConfig};
 
     fn open(path: &std::path::Path) -> Store {
-        Store::open(StoreConfig::new(path, Default::default(), 64 << 20)).expect("open")
+        let day = Duration::from_secs(86_400);
+        let retention = Retention {
+            raw: day,
+            min1: day,
+            hour1: day,
+        };
+        Store::open(StoreConfig::new(path, retention, 64 << 20)).expect("open")
     }
 
     #[test]

@@ -205,9 +205,13 @@ pub struct SeriesInfo {
     pub prog_type: String,
     pub tag: String,
     pub alive: bool,
-    /// ns since the epoch; 0 when unknown.
+    /// ns since the epoch; 0 when unknown. Its load time when counted from its load on.
     pub first_seen_ns: i64,
     pub last_seen_ns: i64,
+    /// Runs it had made when the first pass saw it, which no step of its history holds (it was
+    /// loaded before stats were held on, or before the daemon ran); 0 when every run since its
+    /// load is in its steps.
+    pub runs_before_first_pass: u64,
 }
 
 /// One step of a history.

@@ -45,6 +45,7 @@ pub fn meta(id: u32, name: &str, load_boottime_ns: u64) -> Arc<ProgramMeta> {
         xlated_size: 16,
         btf_id: None,
         prog_memlock_bytes: Some(4096),
+        counted_from_load: false,
     })
 }
 

@@ -36,26 +36,43 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
     footnotes(&points, &info, stalled)
 }
 
-/// Which loads, at what tier and step (and why the step is not the one asked for).
+/// Which loads, at what tier and step (and why the step is not the one asked for). A name
+/// covers each of its loads, reloads and versions included: with more than one, each load on a
+/// line of its own, its version numbered in the order the versions were first loaded.
 fn header(info: &wire::HistoryInfo, a: &HistoryArgs, step: u64) -> Result<()> {
-    let names: Vec<String> = info
-        .series
-        .iter()
-        .map(|s| {
-            format!(
-                "{} (id {}{})",
-                s.full_name,
-                s.id,
-                if s.alive { "" } else { ", gone" }
-            )
-        })
-        .collect();
     let shown_step = humantime::format_duration(Duration::from_nanos(info.step_ns));
-    out!(
-        "{} · tier {} · step {shown_step}",
-        names.join(", "),
-        info.tier,
-    )?;
+    let loads = Loads::of(&info.series);
+    match loads.all.as_slice() {
+        [(s, _)] => out!(
+            "{} (id {}{}) · tier {} · step {shown_step}",
+            s.full_name,
+            s.id,
+            if s.alive { "" } else { ", gone" },
+            info.tier,
+        )?,
+        all => {
+            let name = all.first().map_or("", |(s, _)| s.full_name.as_str());
+            out!(
+                "{name} · {} loads, {} · tier {} · step {shown_step}",
+                all.len(),
+                plural(loads.versions, "version"),
+                info.tier,
+            )?;
+            for (s, v) in all {
+                out!(
+                    "  v{v} tag {} · id {} · {} to {}",
+                    short_tag(&s.tag),
+                    s.id,
+                    stamp(s.first_seen_ns),
+                    if s.alive {
+                        "now".to_owned()
+                    } else {
+                        stamp(s.last_seen_ns)
+                    },
+                )?;
+            }
+        }
+    }
     if info.step_ns > step {
         out!(
             "(step raised from {}: this tier, or the sampling interval, holds nothing finer)",
@@ -63,6 +80,78 @@ fn header(info: &wire::HistoryInfo, a: &HistoryArgs, step: u64) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The loads of a history, oldest first, each with its version's number (1 for the code
+/// loaded first; a load of code seen before keeps that code's number).
+struct Loads<'a> {
+    all: Vec<(&'a wire::SeriesInfo, usize)>,
+    versions: usize,
+}
+
+impl<'a> Loads<'a> {
+    fn of(series: &'a [wire::SeriesInfo]) -> Self {
+        let mut sorted: Vec<&wire::SeriesInfo> = series.iter().collect();
+        sorted.sort_by_key(|s| (s.first_seen_ns, s.series_id));
+        let mut tags: Vec<&str> = Vec::new();
+        let all = sorted
+            .into_iter()
+            .map(|s| {
+                let v = match tags.iter().position(|t| *t == s.tag) {
+                    Some(i) => i + 1,
+                    None => {
+                        tags.push(&s.tag);
+                        tags.len()
+                    }
+                };
+                (s, v)
+            })
+            .collect();
+        Self {
+            all,
+            versions: tags.len(),
+        }
+    }
+
+    /// The versions that ran in a step (`v1`, `v1 v2`), a version's loads side by side
+    /// counted (`v2×2`); empty when the history is of one load.
+    fn in_step(&self, pt: &wire::HistoryPoint) -> String {
+        if self.all.len() < 2 {
+            return String::new();
+        }
+        let mut counts: Vec<(usize, usize)> = Vec::new();
+        for (s, v) in &self.all {
+            let until = if s.alive { i64::MAX } else { s.last_seen_ns };
+            if s.first_seen_ns < pt.end_ns && until >= pt.start_ns {
+                match counts.iter_mut().find(|(cv, _)| cv == v) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((*v, 1)),
+                }
+            }
+        }
+        counts.sort_unstable();
+        let marks: Vec<String> = counts
+            .iter()
+            .map(|&(v, n)| match n {
+                1 => format!("v{v}"),
+                n => format!("v{v}×{n}"),
+            })
+            .collect();
+        marks.join(" ")
+    }
+}
+
+/// A tag as versions are named elsewhere (`compare`, `events`): its first 8 hex digits.
+fn short_tag(tag: &str) -> &str {
+    tag.get(..8).unwrap_or(tag)
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// The chosen metric as one line of blocks, as wide as the terminal.
@@ -97,34 +186,32 @@ fn chart(points: &[wire::HistoryPoint], a: &HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// The table of steps; whether a step's samples covered a stall (marked `*`).
+/// The table of steps; whether a step's samples covered a stall (marked `*`). With more than
+/// one load, a VERSION column says which ran in each step.
 fn steps(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, a: &HistoryArgs) -> Result<bool> {
-    let mut t = if a.cumulative {
-        table(
-            &["TIME", "SAMPLES", "RUNS SINCE LOAD", "RUN TIME SINCE LOAD"],
-            1,
-        )
+    let loads = Loads::of(&info.series);
+    let versioned = loads.all.len() > 1;
+    let mut head: Vec<&str> = vec!["TIME"];
+    if versioned {
+        head.push("VERSION");
+    }
+    head.extend_from_slice(if a.cumulative {
+        &["SAMPLES", "RUNS SINCE LOAD", "RUN TIME SINCE LOAD"][..]
     } else {
-        table(
-            &[
-                "TIME",
-                "SAMPLES",
-                "RUNS",
-                "RUN TIME",
-                "AVG",
-                "CPU%",
-                "PEAK CPU%",
-            ],
-            1,
-        )
-    };
+        &["SAMPLES", "RUNS", "RUN TIME", "AVG", "CPU%", "PEAK CPU%"][..]
+    });
+    let mut t = table(&head, if versioned { 2 } else { 1 });
     let step_ns = info.step_ns.max(1);
     let mut stalled = false;
     for pt in points {
         // A step whose samples cover much more than the step: a late pass, or failed ones.
         let long = pt.span_ns > step_ns.saturating_add(step_ns / 2);
         stalled |= long;
-        t.add_row(step_row(pt, long, a.cumulative));
+        let mut row = step_row(pt, long, a.cumulative);
+        if versioned {
+            row.insert(1, loads.in_step(pt));
+        }
+        t.add_row(row);
     }
     print_table(&t)?;
     Ok(stalled)
@@ -185,6 +272,21 @@ fn footnotes(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, stalled: b
             "* a pass came late or passes failed: the step's counts cover the time since the \
              pass before (its CPU% is over that time)"
         )?;
+    }
+    let (from, to) = (
+        points.first().map_or(0, |p| p.start_ns),
+        points.last().map_or(0, |p| p.end_ns),
+    );
+    for s in &info.series {
+        if s.runs_before_first_pass > 0 && (from..to).contains(&s.first_seen_ns) {
+            out!(
+                "id {}'s first step is partial: it had run {} times before the first pass saw \
+                 it ({}); those runs are in no step (stats were not held on since its load)",
+                s.id,
+                units::count(s.runs_before_first_pass as f64),
+                stamp(s.first_seen_ns)
+            )?;
+        }
     }
     if points.iter().any(|p| p.frozen > 0) {
         out!(

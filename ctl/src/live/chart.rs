@@ -235,6 +235,7 @@ mod tests {
             alive: false,
             first_seen_ns: first,
             last_seen_ns: first + S,
+            runs_before_first_pass: 0,
         };
         let now = 1000 * S;
         let all = [series(900 * S), series(100 * S), series(950 * S), series(0)];

@@ -196,6 +196,7 @@ pub fn series(s: SeriesRow) -> wire::SeriesInfo {
         alive: s.alive,
         first_seen_ns: WallNs::of_known(s.first_seen).ns(),
         last_seen_ns: WallNs::of_known(s.last_seen).ns(),
+        runs_before_first_pass: s.base.run_cnt,
     }
 }
 

@@ -121,11 +121,17 @@ struct Walk {
     btf_blobs: HashMap<u32, Vec<u8>>,
     /// Ids enumerated but not read (in increasing order): not unloaded, so kept.
     unread: Vec<u32>,
+    /// The pass before this one (monotonic and boot time, ns), if this run took one.
+    prev: Option<(u64, u64)>,
+    /// Boot time (ns) since which our fd has held stats on without a break.
+    held_since_ns: Option<u64>,
 }
 
 impl Walk {
     fn new(now: Clocks, programs: usize) -> Self {
         Self {
+            prev: None,
+            held_since_ns: None,
             now,
             errors: ErrorLog::default(),
             programs: Vec::with_capacity(programs),
@@ -151,6 +157,8 @@ pub struct Sampler {
     owners_snapshot: Arc<[OwnerSummary]>,
     seq: u64,
     last_monotonic_ns: Option<u64>,
+    /// Boot time (ns) of the last pass.
+    last_boottime_ns: Option<u64>,
     last_rescan: Option<u64>,
     /// The pass of the last scan of every process's fds.
     last_owners_scan: Option<u64>,
@@ -190,6 +198,7 @@ impl Sampler {
             owners_snapshot: Arc::new([]),
             seq: 0,
             last_monotonic_ns: None,
+            last_boottime_ns: None,
             last_rescan: None,
             last_owners_scan: None,
             owners_scan: None,
@@ -242,8 +251,11 @@ impl Sampler {
         let elapsed_ns = self
             .last_monotonic_ns
             .map(|prev| now.monotonic_ns.saturating_sub(prev));
-        self.last_monotonic_ns = Some(now.monotonic_ns);
         let mut w = Walk::new(now, self.progs.len());
+        w.prev = self.last_monotonic_ns.zip(self.last_boottime_ns);
+        w.held_since_ns = self.stats.held_since_ns();
+        self.last_monotonic_ns = Some(now.monotonic_ns);
+        self.last_boottime_ns = Some(now.boottime_ns);
         self.walk(&mut w);
         self.settle(&mut w);
         self.finish(w, elapsed_ns)
@@ -305,13 +317,20 @@ impl Sampler {
                 let interval = rates::interval(prev, counters, since_read, cpus, cost);
                 (t, interval)
             }
-            // First sight (or an id reused after the program it named was freed): baseline.
+            // First sight (or an id reused after the program it named was freed): a baseline,
+            // or the first interval when every run since its load was counted.
             entry => {
-                let (meta, name) = read_meta(fd.as_fd(), &info, now, &mut w.btf_blobs);
+                let (mut meta, name) = read_meta(fd.as_fd(), &info, now, &mut w.btf_blobs);
                 if let Err(e) = &name {
                     w.errors.per_name(id, e);
                 }
                 w.appeared = true;
+                let from_load = counted_from_load(info.load_time, w);
+                meta.counted_from_load = from_load.is_some();
+                let interval = from_load.and_then(|since_prev| {
+                    let (cpus, cost) = (self.online_cpus, self.cost.ns_per_run);
+                    rates::interval(Counters::default(), counters, since_prev, cpus, cost)
+                });
                 let tracked = Tracked {
                     load_boottime_ns: meta.load_boottime_ns,
                     meta: Arc::new(meta),
@@ -322,7 +341,7 @@ impl Sampler {
                     read_ns: now.monotonic_ns,
                     name_pending: name.is_err().then(|| NameRetry::first(seq)),
                 };
-                (entry.insert_entry(tracked).into_mut(), None)
+                (entry.insert_entry(tracked).into_mut(), interval)
             }
         };
         t.seen = seq;
@@ -544,6 +563,17 @@ impl Sampler {
     }
 }
 
+/// For a program first seen by this pass: whether every run since its load was counted (stats
+/// held on by us since before its load, and loaded after the pass before: its runs all fall
+/// in the interval this pass closes), and then that interval's length (ns).
+fn counted_from_load(load_boottime_ns: u64, w: &Walk) -> Option<u64> {
+    let (prev_mono, prev_boot) = w.prev?;
+    let held = w
+        .held_since_ns
+        .is_some_and(|since| since <= load_boottime_ns);
+    (held && prev_boot < load_boottime_ns).then(|| w.now.monotonic_ns.saturating_sub(prev_mono))
+}
+
 /// The program's metadata; its full name is its kernel name until BTF is read, and the
 /// result says whether it was (an error: ask again next pass).
 fn read_meta(
@@ -571,6 +601,7 @@ fn read_meta(
         xlated_size: info.xlated_prog_len,
         btf_id: (info.btf_id != 0).then_some(info.btf_id),
         prog_memlock_bytes: maps::memlock_of(fd),
+        counted_from_load: false,
     };
     (meta, read)
 }

@@ -98,6 +98,9 @@ impl StatsCost {
 #[derive(Debug)]
 pub struct StatsSwitch {
     fd: Option<OwnedFd>,
+    /// Boot time (ns) since which our fd has held stats on without a break: a program loaded
+    /// later has had every run counted.
+    since_ns: Option<u64>,
     failure: Option<String>,
     sysctl: PathBuf,
 }
@@ -108,9 +111,16 @@ impl StatsSwitch {
         self.fd.is_some()
     }
 
+    /// Boot time (ns) since which our own fd has held stats on without a break; `None` while
+    /// we do not hold them.
+    pub fn held_since_ns(&self) -> Option<u64> {
+        self.fd.as_ref().and(self.since_ns)
+    }
+
     /// Lets go of our hold (counters freeze unless someone else holds stats on).
     pub fn release(&mut self) {
         self.fd = None;
+        self.since_ns = None;
     }
 
     /// Takes the hold again after [`StatsSwitch::release`]; false when that fails.
@@ -119,6 +129,9 @@ impl StatsSwitch {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => {
                     self.fd = Some(fd);
+                    // Read after the call: a program loaded before this moment may have run
+                    // uncounted.
+                    self.since_ns = Some(super::host::boottime_ns());
                     self.failure = None;
                 }
                 Err(e) => self.failure = Some(enable_failure(&e.io_error)),
@@ -136,6 +149,7 @@ impl StatsSwitch {
     pub fn acquire(proc_root: &std::path::Path) -> Self {
         let mut switch = Self {
             fd: None,
+            since_ns: None,
             failure: None,
             sysctl: proc_root.join("sys/kernel/bpf_stats_enabled"),
         };

@@ -61,6 +61,7 @@ fn meta(id: u32, load_boottime_ns: u64, tag: u64) -> Arc<ProgramMeta> {
         xlated_size: 16,
         btf_id: None,
         prog_memlock_bytes: Some(4096),
+        counted_from_load: false,
     })
 }
 

@@ -272,7 +272,10 @@ impl Buffer {
         self.live.insert(key, live);
     }
 
-    /// A new series for the program `p` first seen at tick `t`, boot time `bt_ns`.
+    /// A new series for the program `p` first seen at tick `t`, boot time `bt_ns`. Its
+    /// counters then are its baseline; but when they were counted from its load on (see
+    /// [`ProgramMeta::counted_from_load`]), the series starts at its load, at the tick before,
+    /// from zero, and what it ran so far is tick `t`'s sample: its first interval.
     fn born(
         &mut self,
         meta: &Arc<ProgramMeta>,
@@ -282,27 +285,34 @@ impl Buffer {
     ) {
         let series_id = self.next_series_id;
         self.next_series_id += 1;
+        let from_load = meta.counted_from_load && t > 0;
+        let (first_tick, first_bt_ns, base) = if from_load {
+            (t - 1, meta.load_boottime_ns, Counters::default())
+        } else {
+            (t, bt_ns, p.counters)
+        };
         self.pending.series.push(NewSeries {
             series_id,
             boot_seq,
             meta: Arc::clone(meta),
-            first_tick: t,
-            first_bt_ns: bt_ns,
-            base: p.counters,
+            first_tick,
+            first_bt_ns,
+            base,
             map_memory: p.map_memory,
         });
         let state = LiveState {
-            last: p.counters,
-            last_tick: t,
-            last_bt_ns: bt_ns,
+            last: base,
+            last_tick: first_tick,
+            last_bt_ns: first_bt_ns,
             map_memory: p.map_memory,
         };
-        let live = Live {
+        let mut live = Live {
             series_id,
             meta: Some(Arc::clone(meta)),
             state,
             segment: None,
         };
+        live.observe(t, bt_ns, p.counters);
         self.live.insert((p.id, p.load_boottime_ns), live);
     }
 

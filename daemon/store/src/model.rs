@@ -45,6 +45,12 @@ pub struct ProgramMeta {
     pub btf_id: Option<u32>,
     /// The program's own `memlock` (instructions, JIT image), apart from its maps.
     pub prog_memlock_bytes: Option<u64>,
+    /// Its counters were counted from its load on while the sampler watched: stats were held
+    /// on since before it was loaded, and it was loaded after the pass before the one that
+    /// first saw it. Its first reading is then activity in that pass's interval, not a
+    /// baseline (runs made before the first pass that saw it are not lost).
+    #[serde(skip)]
+    pub counted_from_load: bool,
 }
 
 impl ProgramMeta {

@@ -8,6 +8,7 @@ use super::{
     choose_tier, validate_range,
 };
 use ebpfstat_numbers::rates::{Totals, avg_ns_per_run, cpu_pct_of_rate, overhead_ns};
+use ebpfstat_numbers::text::round_u64;
 use ebpfstat_numbers::time::ns_of_us;
 
 use crate::clock::{signed, wall_ns};
@@ -444,7 +445,7 @@ fn merge_loads(loads: &[Load]) -> Bucket {
             *o += v;
         }
     }
-    let [span_us, samples, frozen, covered] = observed.map(whole);
+    let [span_us, samples, frozen, covered] = observed.map(round_u64);
     out.span_us = span_us;
     out.samples = u32::try_from(samples).unwrap_or(u32::MAX);
     out.frozen = u32::try_from(frozen).unwrap_or(u32::MAX);
@@ -461,16 +462,6 @@ fn observed_of(b: &Bucket) -> [f64; 4] {
         f64::from(b.frozen),
         b.covered as f64,
     ]
-}
-
-/// A non-negative amount rounded to a whole one.
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "float to integer `as` saturates (NaN is 0), which a count wants"
-)]
-fn whole(v: f64) -> u64 {
-    v.round() as u64
 }
 
 /// `step` raised to what `tier` resolves.

@@ -54,6 +54,7 @@ impl Reader<'_> {
                 None => end_bt.and_then(|e| self.boots.wall_of(boot, signed(e))),
             },
             total: live.map(|l| l.last).or(end).unwrap_or(base),
+            base,
             map_memory: match live {
                 Some(l) => l.map_memory,
                 None => read::map_memory(r, 15)?,
@@ -105,6 +106,7 @@ impl Reader<'_> {
                 first_seen: self.boots.wall_of(s.boot_seq, signed(s.first_bt_ns)),
                 last_seen: live.and_then(|l| self.boots.wall_of(s.boot_seq, signed(l.last_bt_ns))),
                 total: live.map_or(s.base, |l| l.last),
+                base: s.base,
                 map_memory: live.map_or(s.map_memory, |l| l.map_memory),
                 life: Life {
                     first: s.first_tick,

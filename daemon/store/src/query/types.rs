@@ -50,6 +50,11 @@ pub struct SeriesRow {
     pub last_seen: Option<SystemTime>,
     /// Cumulative counters at the latest point known (now, or when it was unloaded).
     pub total: Counters,
+    /// Cumulative counters when it was first seen: what it ran before the first pass that saw
+    /// it, in none of its history's steps (zero when counted from its load on, see
+    /// `ProgramMeta::counted_from_load`: those runs are its first interval's).
+    #[serde(skip)]
+    pub base: Counters,
     #[serde(flatten)]
     pub map_memory: MapMemory,
     #[serde(skip)]

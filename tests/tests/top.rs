@@ -298,3 +298,58 @@ fn resizes_redraw_a_lost_daemon_is_said_and_retried_and_sigterm_restores_the_ter
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert_terminal_restored(&t);
 }
+
+/// `stats cost this host 0.0012% of one core …` or `· cost 0.0012% of a core, …`: the percent.
+fn cost_in(text: &str) -> f64 {
+    text.split("cost ")
+        .nth(1)
+        .map(|rest| rest.trim_start_matches("this host "))
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a cost in {text:?}"))
+}
+
+/// Issue 24, item 10: the view's header said `cost 0.04% of a core` (the last interval's, over
+/// every program) where `top --once` for the same window said `0.09%`: both say the window's.
+#[test]
+fn the_views_cost_is_the_windows_as_top_once_says_it() {
+    require_bpf!();
+    if !Tmux::available(module_path!()) {
+        return;
+    }
+    let prefix = format!("tc{}_", tag());
+    let fleet = Fleet::load(&prefix, 2);
+    let d = ApiDaemon::start(None, "200ms");
+    fleet.drive(0, 2000);
+    fleet.drive(1, 500);
+    std::thread::sleep(Duration::from_millis(1500));
+    let glob = format!("{prefix}*");
+    // No runs from here on: the window's cost only falls as the time observed grows.
+    let once = || {
+        let out = std::process::Command::new(bin("ebpfstatctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["top", "--once", "--window", "5m", "--name", &glob])
+            .output()
+            .expect("top --once");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("stats cost this host"))
+            .unwrap_or_else(|| panic!("the cost line in:\n{text}"))
+            .to_owned();
+        (cost_in(&line), line)
+    };
+    let (before, before_line) = once();
+    let t = Tmux::start(100, 24);
+    t.type_line(&command(&d, &format!("--window 5m --name '{glob}'")));
+    let s = t.wait_for("the ranked window", |s| s.contains("2 of 2 programs"));
+    let header = s.lines().next().unwrap_or_default().to_owned();
+    let (after, after_line) = once();
+    t.keys(&["q"]);
+    let live = cost_in(&header);
+    assert!(
+        live > 0.0 && before >= live && live >= after,
+        "the view {header:?} between {before_line:?} and {after_line:?}"
+    );
+}

@@ -2,11 +2,12 @@
 //! counts are known, against a real daemon.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ebpfstat_tests::bus::{self, ApiDaemon};
-use ebpfstat_tests::terminal::{assert_aligned, on_pty, visible};
+use ebpfstat_tests::terminal::{assert_aligned, on_pty, table_lines, visible};
 use ebpfstat_tests::*;
 
 /// A daemon at 200 ms that has seen `fleet` run.
@@ -559,4 +560,181 @@ fn holds_a_program(pid: libc::pid_t) -> bool {
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(Result::ok)
         .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("prog_id:")))
+}
+
+/// `ebpfstatctl --socket … args` on a pseudo-terminal of `cols` columns, as the screen shows it.
+fn screen_at(d: &ApiDaemon, args: &[&str], cols: u16) -> String {
+    let socket = d.socket.to_str().expect("utf-8");
+    let all: Vec<&str> = ["--socket", socket]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let (text, code) = on_pty(&bin("ebpfstatctl"), &all, cols);
+    assert_eq!(code, 0, "ebpfstatctl {args:?}:\n{text}");
+    visible(&text)
+}
+
+/// `ebpfstatctl --socket … args` into a pipe: its standard output.
+fn piped(d: &ApiDaemon, args: &[&str]) -> String {
+    let out = Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(args)
+        .output()
+        .expect("run ebpfstatctl");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The words of a table's header line (titles of two words, `RUN TIME`, count as two).
+fn header_words(screen: &str) -> Vec<&str> {
+    table_lines(screen, "ID")
+        .first()
+        .map(|h| h.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// Issue 24, items 8 and 9: `top --once` was 107 columns on an 80-column terminal and a
+/// 482-byte name made `list` lines of 570; `--sort runs` ranked by a column not shown.
+#[test]
+fn tables_fit_an_80_column_terminal_and_a_pipe_keeps_every_value() {
+    require_bpf!();
+    let prefix = format!("wd{}_", tag());
+    let mut fleet = Fleet::load(&prefix, 2);
+    let full = format!("{prefix}wide_{}", "n".repeat(482 - prefix.len() - 5));
+    fleet.add(&full[..15], Some(&full));
+    let d = running(&fleet);
+    // This test's programs only: others on the host may rank above them.
+    let glob = format!("{prefix}*");
+    for args in [
+        vec!["top", "--once"],
+        vec!["top", "--once", "--sort", "runs"],
+        vec!["top", "--once", "--sort", "runtime"],
+        vec!["top", "--once", "--cumulative"],
+        vec!["list"],
+        vec!["maps"],
+    ] {
+        let mut args = args;
+        args.extend(["--name", glob.as_str()]);
+        let screen = screen_at(&d, &args, 80);
+        for line in screen.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: a line of {} columns:\n{screen}",
+                line.chars().count()
+            );
+        }
+        assert_aligned(&screen, "ID", 80, 3);
+        if args[0] != "maps" {
+            let row = screen
+                .lines()
+                .find(|l| l.contains(&full[..14]))
+                .unwrap_or_else(|| panic!("{args:?}: the wide program in:\n{screen}"));
+            assert!(
+                row.split_whitespace()
+                    .any(|w| w.starts_with(&full[..14]) && w.ends_with('…')),
+                "{args:?}: its name cut with …: {row}"
+            );
+        }
+    }
+    // Ranked by runs or run time, the table shows them: the wide program ran 30 times.
+    let screen = screen_at(
+        &d,
+        &["top", "--once", "--sort", "runs", "--name", &glob],
+        80,
+    );
+    assert!(header_words(&screen).contains(&"RUNS"), "{screen}");
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&full[..14]))
+        .expect("its row");
+    assert!(row.split_whitespace().any(|w| w == "30"), "30 runs: {row}");
+    let screen = screen_at(
+        &d,
+        &["top", "--once", "--sort", "runtime", "--name", &glob],
+        80,
+    );
+    assert!(
+        header_words(&screen)
+            .windows(2)
+            .any(|w| w == ["RUN", "TIME"]),
+        "{screen}"
+    );
+    // Piped, every value is whole: the name of 482 bytes, every column.
+    for args in [vec!["top"], vec!["list"], vec!["top", "--cumulative"]] {
+        let mut args = args;
+        args.extend(["--name", glob.as_str()]);
+        let out = piped(&d, &args);
+        assert!(out.contains(&full), "{args:?}: the whole name in:\n{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains("HOLDERS") && l.contains("TYPE")),
+            "{out}"
+        );
+    }
+}
+
+/// Issue 24, item 11 and the counts: a program seen by one pass only showed `0` runs/s and
+/// `0%`; `1 programs`; `top 0 by CPU%`.
+#[test]
+fn a_first_pass_shows_no_rate_and_counts_read_right() {
+    require_bpf!();
+    let prefix = format!("fp{}_", tag());
+    let fleet = Fleet::load(&prefix, 1);
+    fleet.drive(0, 5);
+    // One pass, at the start: no interval for any program until an hour from now.
+    let d = ApiDaemon::start(None, "1h");
+    let name = &fleet.programs[0].name;
+    let glob = format!("{prefix}*");
+    // The cells from the fourth on of the row naming the program.
+    let cells = |args: &[&str]| {
+        let screen = screen_at(&d, args, 120);
+        let row = screen
+            .lines()
+            .find(|l| l.contains(name.as_str()))
+            .unwrap_or_else(|| panic!("its row in:\n{screen}"));
+        let cells: Vec<String> = row.split_whitespace().skip(3).map(String::from).collect();
+        (screen, cells)
+    };
+    let (screen, list) = cells(&["list", "--name", &glob]);
+    assert!(screen.starts_with("1 program ·"), "{screen}");
+    // RUNS 5, then RUNS/S, AVG and CPU% have no interval to be over.
+    assert_eq!(list[..4], ["5", "-", "-", "-"], "{screen}");
+    // RUNS/S, AVG, CPU%, PEAK CPU%.
+    let (screen, top) = cells(&["top", "--once", "--name", &glob]);
+    assert_eq!(top[..4], ["-", "-", "-", "-"], "{screen}");
+    let screen = screen_at(&d, &["top", "--once", "--name", "none-such-*"], 120);
+    assert!(
+        screen.starts_with("no programs to rank over the last 5m"),
+        "{screen}"
+    );
+}
+
+/// Issue 24: `compare` said `map memory … +420152 %` for a version whose maps grew from a few
+/// hundred bytes: a size's change is said as a size.
+#[test]
+fn compare_says_a_change_of_map_memory_as_a_size() {
+    require_bpf!();
+    let name = format!("mm{}_v", tag());
+    let d = ApiDaemon::start(None, "200ms");
+    let small = array_map(&format!("{name}s"), 8, 1);
+    let big = array_map(&format!("{name}b"), 8, 100_000);
+    // Two versions under one name (other code, so another tag), each seen by a few passes.
+    for (map, ret) in [(&small, 0), (&big, 1)] {
+        let prog = load_program(PROG_TYPE_SOCKET_FILTER, &name, None, &[map.as_fd()], ret);
+        std::thread::sleep(Duration::from_millis(800));
+        drop(prog);
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let screen = screen_at(&d, &["compare", &name], 80);
+    let row = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("map memory"))
+        .unwrap_or_else(|| panic!("the map memory row in:\n{screen}"));
+    let change = row.split_whitespace().last().unwrap_or_default();
+    assert!(
+        change.starts_with('+') && change.ends_with("KiB"),
+        "{change:?} in {row:?}"
+    );
+    assert!(!row.contains('%'), "{row}");
 }

@@ -14,12 +14,27 @@ use crate::units;
 use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::change_pct;
 
-/// `+35 %` of `after` against `before`; `-` when there is no `before`.
+/// `+35 %` of `after` against `before`; ten times or more as `×42` (a percentage of a tiny
+/// base reads as noise: `+4100 %`); `-` when there is no `before`.
 fn change(before: f64, after: f64) -> String {
     if before <= 0.0 || !before.is_finite() || !after.is_finite() || after < 0.0 {
         return "-".into();
     }
-    format!("{:+.0} %", change_pct(after / before))
+    let ratio = after / before;
+    if ratio >= 10.0 {
+        return format!("×{ratio:.0}");
+    }
+    format!("{:+.0} %", change_pct(ratio))
+}
+
+/// A change of size as a size: `+393.9KiB`, `-4.0KiB`, `0B` (map memory of a few hundred
+/// bytes that grew to hundreds of KiB was `+420152 %`).
+fn size_change(before: u64, after: u64) -> String {
+    match after.cmp(&before) {
+        std::cmp::Ordering::Equal => "0B".into(),
+        std::cmp::Ordering::Greater => format!("+{}", units::bytes(after - before)),
+        std::cmp::Ordering::Less => format!("-{}", units::bytes(before - after)),
+    }
 }
 
 fn signed(v: i64) -> String {
@@ -97,7 +112,7 @@ fn rows(c: &wire::Comparison) -> Vec<[String; 4]> {
         both(
             "map memory",
             &|v| units::bytes(v.map_memory_bytes),
-            change(b.map_memory_bytes as f64, n.map_memory_bytes as f64),
+            size_change(b.map_memory_bytes, n.map_memory_bytes),
         ),
         both(
             "verified insns",

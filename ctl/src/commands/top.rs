@@ -87,22 +87,23 @@ fn print_header(
     a: &TopArgs,
     snap: &wire::Snapshot,
 ) -> Result<()> {
-    let window = span(window);
-    say(&if rows.is_empty() {
-        format!(
-            "no programs over the last {window} (stats {})",
-            snap.stats_state
-        )
-    } else {
-        format!(
-            "top {} by {} over the last {window} (stats {})",
-            rows.len(),
-            a.sort.key().meaning(),
-            snap.stats_state
-        )
-    })?;
+    let over = format!("over the last {}", span(window));
+    say(&title(rows.len(), a, &over, snap))?;
     say(&StatsCost::of_window(info, snap).sentence())?;
     Ok(())
+}
+
+/// `top 6 by CPU% while observed over the last 5m (stats enabled)`; `no programs to rank …`
+/// when none matched (never `top 0`).
+fn title(n: usize, a: &TopArgs, over: &str, snap: &wire::Snapshot) -> String {
+    if n == 0 {
+        return format!("no programs to rank {over} (stats {})", snap.stats_state);
+    }
+    format!(
+        "top {n} by {} {over} (stats {})",
+        a.sort.key().meaning(),
+        snap.stats_state
+    )
 }
 
 /// The column a ranking is by: always shown, never left out to fit.
@@ -231,16 +232,7 @@ fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> 
 /// The table since load.
 fn render_cumulative(snap: &wire::Snapshot, a: &TopArgs) -> Result<()> {
     let rows = &snap.programs;
-    say(&if rows.is_empty() {
-        format!("no programs loaded (stats {})", snap.stats_state)
-    } else {
-        format!(
-            "top {} by {} since each program was loaded (stats {})",
-            rows.len(),
-            a.sort.key().meaning(),
-            snap.stats_state
-        )
-    })?;
+    say(&title(rows.len(), a, "since each program was loaded", snap))?;
     let mut t = table(
         &[
             "ID",

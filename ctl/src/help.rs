@@ -11,13 +11,17 @@ load), MAP MEM and OWNER. Piped, with --json or --once, top prints the table bel
 Columns:
   ID          kernel program id (\"(gone)\": unloaded since)
   NAME, TYPE  full name (from BTF when the kernel's 15 bytes cut it) and program type
-  RUNS/S      runs per second while the program was observed in the window
+  RUNS, RUN TIME  with --sort runs or runtime: the runs or run time in the window (ranked on)
+  RUNS/S      runs per second while the program was observed in the window (- when seen by
+              one pass only: no interval yet)
   AVG         average run time per run
   CPU%        run time over the time the program was observed, of one core (100% = one core);
               `~` marks values extrapolated while stats were duty-cycled
   PEAK CPU%   the highest one-pass CPU% in the window
   MAP MEM*    memory of the maps the program uses (see the footnote; - once unloaded)
   HOLDERS     processes holding the program: command[pid] and systemd unit
+On a terminal the table fits its width: columns are left out (never the one ranked on) and long
+names end in …; piped, every value is whole.
 
 Examples:
   ebpfstatctl top                        the interactive view (on a terminal)
@@ -67,7 +71,7 @@ pub const LIST: &str = "\
 Columns:
   ID, NAME, TYPE  as in top
   RUNS        runs since the program was loaded
-  RUNS/S, AVG, CPU%  over the last interval between two passes
+  RUNS/S, AVG, CPU%  over the last interval between two passes (- before a second pass)
   MAP MEM*    memory of the maps it uses
   HOLDERS     processes holding it
 

@@ -47,7 +47,9 @@ pub enum Metric {
     Avg,
 }
 
-/// A point in time: a duration ago (`6h`, `90m`) or an RFC 3339 time (`2026-11-25T10:00:00Z`).
+/// A point in time: a duration ago (`6h`, `90m`) or an RFC 3339 time with any offset
+/// (`2026-11-25T10:00:00Z`, `2026-11-25T11:00:00+01:00`); a time without an offset is local
+/// time, and a note on standard error says so and what it is in UTC.
 #[derive(Debug, Clone, Copy)]
 pub struct When(pub SystemTime);
 
@@ -58,9 +60,103 @@ pub fn when(s: &str) -> Result<When, String> {
             .map(When)
             .ok_or_else(|| format!("{s:?} reaches before 1970"));
     }
-    humantime::parse_rfc3339_weak(s).map(When).map_err(|_| {
-        format!("{s:?} is neither a duration (6h, 90m) nor a time (2026-11-25T10:00:00Z)")
-    })
+    let not_a_time = || {
+        format!(
+            "{s:?} is neither a duration (6h, 90m) nor a time (2026-11-25T10:00:00Z, \
+             2026-11-25T11:00:00+01:00, or 2026-11-25T11:00:00 in local time)"
+        )
+    };
+    let time = match utc_offset(s) {
+        Some((bare, east)) => {
+            let as_utc = humantime::parse_rfc3339_weak(bare).map_err(|_| not_a_time())?;
+            shift(as_utc, -east).ok_or_else(not_a_time)?
+        }
+        None if s.ends_with(['Z', 'z']) => {
+            humantime::parse_rfc3339_weak(&s[..s.len() - 1]).map_err(|_| not_a_time())?
+        }
+        None => {
+            let as_utc = humantime::parse_rfc3339_weak(s).map_err(|_| not_a_time())?;
+            let (local, east) = local_time(as_utc).ok_or_else(not_a_time)?;
+            eprintln!(
+                "ebpfstatctl: note: {} has no UTC offset: read as local time (UTC{}), that is {}",
+                humantime::format_rfc3339_seconds(as_utc)
+                    .to_string()
+                    .trim_end_matches('Z'),
+                offset_text(east),
+                humantime::format_rfc3339_seconds(local)
+            );
+            local
+        }
+    };
+    Ok(When(time))
+}
+
+/// The time before a `+HH:MM` or `-HH:MM` offset at the end of `s`, and the offset in seconds
+/// east of UTC.
+fn utc_offset(s: &str) -> Option<(&str, i64)> {
+    let cut = s.len().checked_sub(6)?;
+    let (bare, offset) = (s.get(..cut)?, s.get(cut..)?.as_bytes());
+    let digit = |i: usize| {
+        offset
+            .get(i)
+            .filter(|b| b.is_ascii_digit())
+            .map(|b| i64::from(b - b'0'))
+    };
+    let sign = match offset.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    if offset.get(3) != Some(&b':') {
+        return None;
+    }
+    let (hours, minutes) = (digit(1)? * 10 + digit(2)?, digit(4)? * 10 + digit(5)?);
+    (hours < 24 && minutes < 60).then_some((bare, sign * (hours * 3600 + minutes * 60)))
+}
+
+/// `t` moved by `seconds` (either way).
+fn shift(t: SystemTime, seconds: i64) -> Option<SystemTime> {
+    let by = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        t.checked_add(by)
+    } else {
+        t.checked_sub(by)
+    }
+}
+
+/// `+01:00`, `-05:30`.
+fn offset_text(east: i64) -> String {
+    let sign = if east < 0 { '-' } else { '+' };
+    let minutes = east.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// The wall-clock reading `as_utc` (read as if in UTC) taken as local time instead: the time
+/// it is, and the local offset then (seconds east of UTC). The C library knows the time zone
+/// (`TZ`, `/etc/localtime`) and its daylight saving time.
+fn local_time(as_utc: SystemTime) -> Option<(SystemTime, i64)> {
+    let since = as_utc.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    let naive = libc::time_t::try_from(since.as_secs()).ok()?;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live values; gmtime_r writes only `tm`.
+    if unsafe { libc::gmtime_r(&naive, &mut tm) }.is_null() {
+        return None;
+    }
+    // Whether daylight saving time is on then is for mktime to find out.
+    tm.tm_isdst = -1;
+    // SAFETY: `tm` is a valid broken-down time; mktime reads and normalises it.
+    let local = unsafe { libc::mktime(&mut tm) };
+    if local == -1 {
+        return None;
+    }
+    #[allow(
+        clippy::useless_conversion,
+        reason = "time_t is 32 bits on some targets (armhf without time64)"
+    )]
+    let east = i64::from(naive) - i64::from(local);
+    let whole = shift(as_utc, -east)?;
+    Some((whole, east))
 }
 
 fn positive(s: &str) -> Result<Duration, String> {
@@ -85,8 +181,9 @@ pub struct TopArgs {
     /// Start of the window (a duration ago or a time), ending now.
     #[arg(long, value_parser = when)]
     pub since: Option<When>,
-    /// Totals since each program was loaded, instead of the window.
-    #[arg(long)]
+    /// Totals since each program was loaded, instead of a window (so not with --window or
+    /// --since).
+    #[arg(long, conflicts_with_all = ["window", "since"])]
     pub cumulative: bool,
     /// Print the table once, even on a terminal (which otherwise gets the interactive view).
     #[arg(long, conflicts_with = "watch")]
@@ -103,7 +200,8 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Program id, series:<id>, or name.
+    /// Program id, series:<id>, or name (digits that are both an id and a name: id:<id> or
+    /// name:<name>).
     pub program: String,
     /// Start (a duration ago or a time).
     #[arg(long, default_value = "6h", value_parser = when)]
@@ -183,9 +281,15 @@ pub struct FilterArgs {
     /// Only programs (or maps) whose name matches this glob (`sys_enter_*`).
     #[arg(long, value_name = "GLOB")]
     pub name: Option<String>,
-    /// Only this program (or map) type (`tracepoint`, `xdp`, `hash`...).
+    /// Only this program (or map) type (`tracepoint`, `kprobe`, `xdp`, `hash`...); an
+    /// unknown type is refused with the list of types.
     #[arg(long = "type", value_name = "TYPE")]
     pub prog_type: Option<String>,
+    /// Only programs attached so: `uprobe`, `uretprobe`, `kprobe`, `tracepoint`... (uprobes
+    /// are programs of type kprobe), a link type (`xdp`, `tcx`) or an attach type
+    /// (`cgroup_inet_ingress`); only loaded programs are attached.
+    #[arg(long, value_name = "KIND")]
+    pub attach: Option<String>,
     /// Only what this process holds: a pid or a command name (`bpftrace`).
     #[arg(long, value_name = "PID|COMM")]
     pub owner: Option<String>,
@@ -205,6 +309,7 @@ impl FilterArgs {
         for (key, value) in [
             ("name", &self.name),
             ("type", &self.prog_type),
+            ("attach", &self.attach),
             ("owner", &self.owner),
             ("unit", &self.unit),
         ] {
@@ -216,5 +321,27 @@ impl FilterArgs {
             o.insert("all".into(), OwnedVariant::from(true));
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> SystemTime {
+        when(s).map(|w| w.0).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn times_with_any_offset_are_one_instant() {
+        let utc = at("2026-12-06T05:55:00Z");
+        assert_eq!(at("2026-12-06T06:55:00+01:00"), utc);
+        assert_eq!(at("2026-12-06T00:25:00-05:30"), utc);
+        assert_eq!(at("2026-12-06T05:55:00+00:00"), utc);
+        assert_eq!(at("2026-12-06 05:55:00z"), utc);
+        assert!(when("2026-12-06T06:55:00+25:00").is_err());
+        assert!(when("2026-12-06T06:55:00+0100").is_err());
+        assert!(when("2026-12-06").is_err());
+        assert_eq!(offset_text(-19_800), "-05:30");
     }
 }

@@ -25,6 +25,15 @@ pub enum ConnectError {
     #[error("cannot connect to {what}: {why}")]
     Explicit { what: String, why: String },
     #[error(
+        "cannot connect to bus {address}: {why}.\nIt answers, but it is not a message bus: \
+         if it is ebpfstatd's private socket, use --socket {socket}"
+    )]
+    NotABus {
+        address: String,
+        why: String,
+        socket: String,
+    },
+    #[error(
         "nothing answers on {path} ({why}): ebpfstatd is not running there. Start it with \
          `systemctl start ebpfstatd`, or run `ebpfstatd --socket {path}` as root."
     )]
@@ -63,6 +72,34 @@ fn socket_error(path: &Path, e: zbus::Error) -> ConnectError {
             why: e.to_string(),
         },
     }
+}
+
+/// Whether connecting to `address` as a bus failed because what answered is no bus: a peer
+/// (such as ebpfstatd's private socket) knows no bus object to say hello to.
+fn not_a_bus(address: &str, e: &zbus::Error) -> Option<ConnectError> {
+    use zbus::fdo::Error as F;
+    const NO_BUS: [&str; 3] = [
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "org.freedesktop.DBus.Error.UnknownMethod",
+        "org.freedesktop.DBus.Error.UnknownInterface",
+    ];
+    let no_bus = match e {
+        zbus::Error::MethodError(name, _, _) => NO_BUS.contains(&name.as_str()),
+        zbus::Error::FDO(f) => matches!(
+            **f,
+            F::UnknownObject(_) | F::UnknownMethod(_) | F::UnknownInterface(_)
+        ),
+        _ => false,
+    };
+    // `unix:path=/run/ebpfstat/private,guid=…`: the path, else a placeholder.
+    let socket = address
+        .strip_prefix("unix:path=")
+        .map_or("PATH", |rest| rest.split(',').next().unwrap_or(rest));
+    no_bus.then(|| ConnectError::NotABus {
+        address: address.to_owned(),
+        why: e.to_string(),
+        socket: socket.to_owned(),
+    })
 }
 
 /// Whether a call failed for lack of permission, on the bus or the socket.
@@ -125,7 +162,9 @@ pub async fn connect(
         let conn = zbus::connection::Builder::address(address)
             .build()
             .await
-            .map_err(|e| explicit(format!("bus {address}"), e))?;
+            .map_err(|e| {
+                not_a_bus(address, &e).unwrap_or_else(|| explicit(format!("bus {address}"), e))
+            })?;
         return over_bus(conn)
             .await
             .map_err(|e| explicit(format!("bus {address}"), e));

@@ -36,13 +36,17 @@ fn main() -> std::process::ExitCode {
 /// room it lacked.)
 type Failure = Box<dyn std::error::Error>;
 
-/// An error and its causes, as `what: why: why`.
+/// An error and its causes, as `what: why: why`; a cause its error already says (as
+/// `cannot read configuration …: {source}` does) is not said again.
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut said = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        said.push_str(": ");
-        said.push_str(&c.to_string());
+        let why = c.to_string();
+        if !said.ends_with(&why) {
+            said.push_str(": ");
+            said.push_str(&why);
+        }
         cause = c.source();
     }
     said

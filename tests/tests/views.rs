@@ -675,7 +675,7 @@ fn tables_fit_an_80_column_terminal_and_a_pipe_keeps_every_value() {
 }
 
 /// Issue 24, item 11 and the counts: a program seen by one pass only showed `0` runs/s and
-/// `0%`; `1 programs`; `top 0 by CPU%`.
+/// `0%`; `1 programs`; `top 0 by CPU%`; a window of `1year 1month 4days …`.
 #[test]
 fn a_first_pass_shows_no_rate_and_counts_read_right() {
     require_bpf!();
@@ -706,6 +706,16 @@ fn a_first_pass_shows_no_rate_and_counts_read_right() {
     let screen = screen_at(&d, &["top", "--once", "--name", "none-such-*"], 120);
     assert!(
         screen.starts_with("no programs to rank over the last 5m"),
+        "{screen}"
+    );
+    // `over the last 1year 1month 4days 7h 26m 24s`, as humantime wrote it.
+    let screen = screen_at(
+        &d,
+        &["top", "--once", "--since", "400d", "--name", &glob],
+        120,
+    );
+    assert!(
+        screen.starts_with("top 1 by CPU% while observed over the last 400d "),
         "{screen}"
     );
 }

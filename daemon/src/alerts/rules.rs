@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::bpf::names::prog_types;
 use crate::glob::Glob;
 use crate::shown::{SHOWN_CHARS, Shown};
 use crate::units::parse_bytes;
@@ -119,14 +120,6 @@ fn pattern(key: &str, p: Option<String>) -> Result<Option<String>, String> {
     Ok(Some(p))
 }
 
-/// The program types this kernel's bindings name.
-fn known_types() -> Vec<&'static str> {
-    (0..64)
-        .map(crate::bpf::names::prog_type)
-        .filter(|t| !t.starts_with("unknown"))
-        .collect()
-}
-
 impl TryFrom<RawRule> for Rule {
     type Error = String;
 
@@ -174,12 +167,12 @@ impl TryFrom<RawRule> for Rule {
             unit.as_deref().map(Glob::new),
         );
         if let Some(t) = &r.prog_type
-            && !known_types().contains(&t.as_str())
+            && !prog_types().contains(&t.as_str())
         {
             return Err(at(format!(
                 "type {:?} is not a program type; one of {}",
                 Shown(t),
-                known_types().join(", ")
+                prog_types().join(", ")
             )));
         }
         if r.metric == Metric::StatsOverheadPct

@@ -2,7 +2,7 @@
 //! option maps and sort keys. Errors quote a short prefix of what was sent, never all of it.
 
 use ebpfstat_dbus::{self as wire, Error, Options};
-use ebpfstat_store::{ProgramRef, QueryError, SortKey, Store};
+use ebpfstat_store::{ProgramRef, QueryError, SeriesRow, SortKey, Store};
 
 use super::names::{self, quoted};
 
@@ -58,9 +58,15 @@ pub fn check_range(from_ns: i64, to_ns: i64, step_ns: u64) -> Result<(), Error> 
 /// How a caller names a program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {
+    /// `id:57`.
     Id(u32),
+    /// `series:12`.
     Series(i64),
+    /// A name (`name:1` for one made of digits).
     Name(String),
+    /// Bare digits: a program id, or a name made of digits (bpftrace names an interval probe
+    /// `1`): whichever exists; when both do, the caller is asked to say which.
+    Digits(String),
 }
 
 pub fn parse_spec(s: &str) -> Result<Spec, Error> {
@@ -81,18 +87,41 @@ pub fn parse_spec(s: &str) -> Result<Spec, Error> {
             Error::InvalidArgument(format!("{}: series:<id> needs a number", quoted(s)))
         });
     }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse()
-            .map(Spec::Id)
-            .map_err(|_| Error::InvalidArgument(format!("{s}: program ids are 32-bit numbers")));
+    if let Some(id) = s.strip_prefix("id:") {
+        return id.parse().map(Spec::Id).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "{}: id:<id> needs a program id (a 32-bit number)",
+                quoted(s)
+            ))
+        });
     }
-    if s.chars().any(char::is_control) {
+    let (name, named) = match s.strip_prefix("name:") {
+        Some(n) => (n, true),
+        None => (s, false),
+    };
+    if name.is_empty() || name.chars().any(char::is_control) {
         return Err(Error::InvalidArgument(
-            "program names have no control characters".into(),
+            "a program name is not empty and has no control characters".into(),
         ));
     }
-    Ok(Spec::Name(s.to_owned()))
+    if !named && name.bytes().all(|b| b.is_ascii_digit()) {
+        if name.parse::<u32>().is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: program ids are 32-bit numbers (a name made of digits: name:{name})",
+                quoted(name)
+            )));
+        }
+        return Ok(Spec::Digits(name.to_owned()));
+    }
+    Ok(Spec::Name(name.to_owned()))
+}
+
+/// What to write instead of `digits` when they are both a program's id and another's name.
+pub fn both_id_and_name(digits: &str, id_of: &str, name_of: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{digits} is both the id of program {id_of} and the name of program {name_of}: write \
+         id:{digits} or name:{digits}"
+    ))
 }
 
 /// Reads the options a method knows; anything else is an error naming what is allowed.
@@ -128,7 +157,8 @@ pub fn sort_key(s: &str) -> Result<SortKey, Error> {
 }
 
 /// Finds a stored series for `spec`: an id in this boot, a series, or a name (every load): a
-/// full or kernel name, or the start of one naming a single program.
+/// full or kernel name, a name the kernel cut to its 15 bytes, or the start of one naming a
+/// single program; digits are an id or a name, whichever was seen.
 pub fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, Error> {
     Ok(match spec {
         Spec::Id(id) => ProgramRef::ProgramId(*id),
@@ -148,18 +178,73 @@ pub fn program_ref(store: &Store, spec: &Spec) -> Result<ProgramRef, Error> {
                         .ok_or_else(|| names::not_found(name, &found, "program was ever seen"))?
                 }
             };
-            // Every load of the name, each version (tag) and reload: what a name means.
-            ProgramRef::Name {
-                name: newest.full_name,
-                prog_type: newest.prog_type,
+            named(newest)
+        }
+        Spec::Digits(digits) => {
+            let by_id = match digits.parse() {
+                Ok(id) => stored_id(store, id)?,
+                Err(_) => None,
+            };
+            let by_name = store.newest_named(digits).map_err(query_error)?;
+            match (by_id, by_name) {
+                (Some(i), Some(n)) => {
+                    return Err(both_id_and_name(digits, &i.full_name, &n.full_name));
+                }
+                (Some(i), None) => ProgramRef::ProgramId(i.prog_id),
+                (None, Some(n)) => named(n),
+                (None, None) => {
+                    return Err(Error::NoSuchProgram(format!(
+                        "no program with id {digits} in this boot, and no program was ever \
+                         seen named {}",
+                        quoted(digits)
+                    )));
+                }
             }
         }
     })
 }
 
+/// Every load of the name, each version (tag) and reload: what a name means.
+fn named(newest: SeriesRow) -> ProgramRef {
+    ProgramRef::Name {
+        name: newest.full_name,
+        prog_type: newest.prog_type,
+    }
+}
+
+/// The newest series of program `id` in this boot, if it was seen.
+fn stored_id(store: &Store, id: u32) -> Result<Option<SeriesRow>, Error> {
+    found_one(store.resolve(&ProgramRef::ProgramId(id)))
+}
+
+/// What resolving an id found: its series, or none (not an error: the caller tries a name).
+pub fn found_one(rows: Result<Vec<SeriesRow>, QueryError>) -> Result<Option<SeriesRow>, Error> {
+    match rows {
+        Ok(rows) => Ok(rows.into_iter().next()),
+        Err(QueryError::NoSuchProgram(_)) => Ok(None),
+        Err(e) => Err(query_error(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_an_id_or_a_name_and_prefixes_say_which() {
+        assert_eq!(parse_spec("1"), Ok(Spec::Digits("1".into())));
+        assert_eq!(parse_spec("id:57"), Ok(Spec::Id(57)));
+        assert_eq!(parse_spec("name:57"), Ok(Spec::Name("57".into())));
+        assert_eq!(parse_spec("series:3"), Ok(Spec::Series(3)));
+        assert_eq!(parse_spec("x1"), Ok(Spec::Name("x1".into())));
+        assert!(parse_spec("99999999999").is_err());
+        assert_eq!(
+            parse_spec("name:99999999999"),
+            Ok(Spec::Name("99999999999".into()))
+        );
+        assert!(parse_spec("id:x").is_err());
+        assert!(parse_spec("name:").is_err());
+    }
 
     #[test]
     fn errors_quote_a_short_prefix() {

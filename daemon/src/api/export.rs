@@ -1,7 +1,6 @@
 //! `Export()`: stored history as OpenMetrics with time stamps, a page per call (the text
 //! itself is made in `crate::export::history`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ebpfstat_dbus::{self as wire, Error, Options};
@@ -10,7 +9,7 @@ use ebpfstat_numbers::time::duration_ns;
 use super::Stats1;
 use super::args::{check_options, check_range, max_points};
 use super::filter::{self, Filter};
-use super::page::{Asked, ExportOwners};
+use super::page::Asked;
 use super::queries::Query;
 use crate::export::history::Cursor;
 
@@ -27,15 +26,8 @@ impl Stats1 {
     ) -> Result<(String, String), Error> {
         let asked = self.asked(from_ns, to_ns, step_ns, &options)?;
         // Holders of the live programs, for the owner and unit filters.
-        let owners: ExportOwners = match (asked.filter.needs_owners(), self.latest_pass()) {
-            (true, Some(p)) => p
-                .programs
-                .iter()
-                .map(|s| (s.meta.id, s.context.owners.clone()))
-                .collect(),
-            _ => HashMap::new(),
-        };
-        let (text, next) = self.ask(|r| Query::Export(asked, owners, r)).await??;
+        let held = asked.filter.held_now(self.latest_pass().as_deref());
+        let (text, next) = self.ask(|r| Query::Export(asked, held, r)).await??;
         Ok((text, next.map_or_else(String::new, |c| c.to_string())))
     }
 

@@ -10,6 +10,7 @@ mod convert;
 mod export;
 mod filter;
 mod heavy;
+mod loaded;
 mod names;
 mod page;
 pub mod peer;
@@ -20,7 +21,6 @@ mod status;
 mod turns;
 mod usage;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +28,6 @@ use ebpfstat_dbus::{self as wire, Error, Options, SortKey};
 use ebpfstat_numbers::WallNs;
 use ebpfstat_numbers::rank;
 use ebpfstat_numbers::time::duration_ns;
-use ebpfstat_store::ProgramRef;
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 
@@ -36,12 +35,11 @@ pub use properties::signal_changes;
 
 use crate::alerts;
 use crate::sampler::Pass;
-use crate::sampler::owners::Owner;
 use crate::shared::{SamplerCmd, Shared, lock};
 use args::{
     Spec, bounded, check_options, check_range, max_points, parse_spec, query_error, sort_key,
 };
-use filter::Filter;
+use filter::{Filter, Held};
 use names::quoted;
 use queries::{HistoryAsk, Query};
 
@@ -232,7 +230,7 @@ impl Stats1 {
                     &p.meta.name,
                     &p.meta.full_name,
                     p.meta.prog_type,
-                    Some(&p.context.owners),
+                    Some(Held::of(&p.context)),
                 )
             })
             .map(|(i, p)| (i, p.meta.id, p.meta.load_boottime_ns))
@@ -265,29 +263,21 @@ impl Stats1 {
             WallNs::from_ns(from_ns).time(),
             WallNs::from_ns(to_ns).time(),
         );
-        // Holders of the programs loaded now, by id, when the filter asks about holders.
-        let held: HashMap<u32, Vec<Arc<Owner>>> = match (filter.needs_owners(), self.latest_pass())
-        {
-            (true, Some(p)) => p
-                .programs
-                .iter()
-                .map(|s| (s.meta.id, s.context.owners.clone()))
-                .collect(),
-            _ => HashMap::new(),
-        };
+        // What the programs loaded now have (holders, attach points), when the filter asks.
+        let held = filter.held_now(self.latest_pass().as_deref());
         // The filter keeps rows before they are ranked: only the first `n` are ordered.
         let keep = move |r: &ebpfstat_store::TopRow| {
-            let owners = r
+            let now = r
                 .series
                 .alive
                 .then(|| held.get(&r.series.prog_id))
                 .flatten()
-                .map(Vec::as_slice);
+                .map(|c| Held::of(c));
             filter.keeps(
                 &r.series.name,
                 &r.series.full_name,
                 &r.series.prog_type,
-                owners,
+                now,
             )
         };
         let ranking = self
@@ -447,51 +437,7 @@ impl Stats1 {
         let _admitted = self.admit(&hdr)?;
         let spec = parse_spec(program)?;
         let pass = self.latest()?;
-        let matches: Vec<_> = match &spec {
-            Spec::Id(id) => pass.programs.iter().filter(|p| p.meta.id == *id).collect(),
-            Spec::Name(n) => {
-                let loaded: Vec<(String, String)> = pass
-                    .programs
-                    .iter()
-                    .map(|p| (p.meta.full_name.clone(), p.meta.name.clone()))
-                    .collect();
-                let exact = loaded.iter().any(|(f, k)| f == n || k == n);
-                let full = match names::find(n, &loaded) {
-                    names::Found::One(full) => full,
-                    found => return Err(self.not_loaded(n, found).await),
-                };
-                pass.programs
-                    .iter()
-                    .filter(|p| {
-                        if exact {
-                            p.meta.full_name == *n || p.meta.name == *n
-                        } else {
-                            p.meta.full_name == full
-                        }
-                    })
-                    .collect()
-            }
-            Spec::Series(series) => {
-                let series = *series;
-                let key = self
-                    .ask(|r| Query::Resolve(ProgramRef::Series(series), r))
-                    .await?
-                    .map_err(query_error)?;
-                let Some(row) = key.first() else {
-                    return Err(Error::NoSuchProgram(format!("no series {series}")));
-                };
-                if !row.alive {
-                    return Err(Error::NoSuchProgram(format!(
-                        "series {series} ({}) is not loaded any more; its history remains",
-                        row.full_name
-                    )));
-                }
-                pass.programs
-                    .iter()
-                    .filter(|p| p.meta.id == row.prog_id)
-                    .collect()
-            }
-        };
+        let matches = self.loaded(&pass, &spec).await?;
         let p = match matches.as_slice() {
             [one] => *one,
             [] => {
@@ -513,7 +459,7 @@ impl Stats1 {
         let series = match spec {
             // The series asked for is the one found loaded above.
             Spec::Series(series) => series,
-            Spec::Id(_) | Spec::Name(_) => {
+            Spec::Id(_) | Spec::Name(_) | Spec::Digits(_) => {
                 let key = (p.meta.id, p.meta.load_boottime_ns);
                 self.ask(|r| Query::SeriesIdOf(key, r)).await?.unwrap_or(0)
             }
@@ -530,12 +476,12 @@ impl Stats1 {
         let _admitted = self.admit(&hdr)?;
         let _heavy = self.heavy(&hdr).await?;
         check_options(&options, &filter::KEYS)?;
-        let filter = Filter::from_options(&options)?;
+        let filter = Filter::for_maps(&options)?;
         Ok(self
             .latest()?
             .maps
             .iter()
-            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(&m.owners)))
+            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(Held::map(&m.owners))))
             .map(|m| convert::map_row(m))
             .collect())
     }

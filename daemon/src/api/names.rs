@@ -1,7 +1,10 @@
-//! Programs named by people: the full (BTF) name, the kernel's 15-byte name, or any prefix of
-//! either that names one program; a name that matches nothing gets the closest known ones.
+//! Programs named by people: the full (BTF) name, the kernel's 15-byte name, a longer name the
+//! kernel cut to those 15 bytes, or any prefix of either that names one program; a name that
+//! matches nothing gets the closest known ones.
 
 use ebpfstat_dbus::Error;
+
+use crate::bpf::names::KERNEL_NAME_MAX;
 
 /// A caller's string as an error quotes it: whole when short, else its start and its length,
 /// so a reply never echoes what a caller sent at length.
@@ -28,6 +31,9 @@ pub fn find(name: &str, known: &[(String, String)]) -> Found {
     if let Some((full, _)) = known.iter().find(|(f, k)| f == name || k == name) {
         return Found::One(full.clone());
     }
+    if let Some((full, _)) = known.iter().find(|(f, k)| cut_from(name, f, k)) {
+        return Found::One(full.clone());
+    }
     let mut prefixed: Vec<&String> = known
         .iter()
         .filter(|(f, k)| f.starts_with(name) || k.starts_with(name))
@@ -41,6 +47,16 @@ pub fn find(name: &str, known: &[(String, String)]) -> Found {
         many => return Found::Several(many.iter().map(|s| (*s).clone()).collect()),
     }
     Found::Nothing(typos(name, known))
+}
+
+/// Whether the kernel's name `kernel` is `name` cut to the 15 bytes it keeps
+/// (`sys_enter_openat` loaded by bpftrace is `sys_enter_opena`), with no longer full name known
+/// that would say otherwise.
+pub fn cut_from(name: &str, full: &str, kernel: &str) -> bool {
+    kernel.len() == KERNEL_NAME_MAX
+        && full == kernel
+        && name.len() > KERNEL_NAME_MAX
+        && name.as_bytes().starts_with(kernel.as_bytes())
 }
 
 /// Names longer than this get no typo suggestions: nobody mistypes 65 characters, and edit
@@ -150,6 +166,8 @@ mod tests {
             ("sys_enter_openat2", "sys_enter_opena"),
             ("sys_exit_read", "sys_exit_read"),
             ("cil_from_container", "cil_from_contai"),
+            // bpftrace's programs carry no full name: only the kernel's cut one.
+            ("sys_enter_getpi", "sys_enter_getpi"),
         ]
         .iter()
         .map(|(f, k)| ((*f).to_owned(), (*k).to_owned()))
@@ -177,6 +195,17 @@ mod tests {
             find("sys_enter_openat", &k),
             Found::One("sys_enter_openat".into())
         );
+    }
+
+    #[test]
+    fn a_name_the_kernel_cut_finds_its_program() {
+        let k = known();
+        assert_eq!(
+            find("sys_enter_getpid", &k),
+            Found::One("sys_enter_getpi".into())
+        );
+        // A full name is known for these: the cut name alone does not stand for another.
+        assert!(matches!(find("sys_enter_openat3", &k), Found::Nothing(_)));
     }
 
     #[test]

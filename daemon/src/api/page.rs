@@ -1,8 +1,6 @@
 //! The store's side of `Export()`: one page of stored history as OpenMetrics text, made on
 //! the storage thread from what the handler checked (`api::export`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ebpfstat_dbus::Error;
@@ -10,12 +8,8 @@ use ebpfstat_numbers::WallNs;
 use ebpfstat_store::{ProgramRef, Store};
 
 use super::args::query_error;
-use super::filter::Filter;
+use super::filter::{Filter, Held, HeldNow};
 use crate::export::history::{self, Cursor, Point, Series};
-use crate::sampler::owners::Owner;
-
-/// The holders of the programs loaded now, by id (for the owner and unit filters).
-pub type ExportOwners = HashMap<u32, Vec<Arc<Owner>>>;
 
 /// An export page asked for, checked.
 #[derive(Debug)]
@@ -32,9 +26,9 @@ pub struct Asked {
 pub fn export_page(
     s: &Store,
     asked: &Asked,
-    owners: &ExportOwners,
+    held: &HeldNow,
 ) -> Result<(String, Option<Cursor>), Error> {
-    let series = exported_series(s, asked, owners)?;
+    let series = exported_series(s, asked, held)?;
     let to = WallNs::from_ns(asked.range.1).time();
     let step = Duration::from_nanos(asked.step_ns);
     history::page(
@@ -50,7 +44,7 @@ pub fn export_page(
 fn exported_series(
     s: &Store,
     asked: &Asked,
-    owners: &HashMap<u32, Vec<Arc<Owner>>>,
+    held: &HeldNow,
 ) -> Result<Vec<Series>, Error> {
     let (from, to) = (
         WallNs::from_ns(asked.range.0).time(),
@@ -63,10 +57,10 @@ fn exported_series(
         .filter(|r| r.first_seen.is_none_or(|f| f < to))
         .filter(|r| r.alive || r.last_seen.is_none_or(|l| l >= from))
         .filter(|r| {
-            let held = r.alive.then(|| owners.get(&r.prog_id)).flatten();
+            let now = r.alive.then(|| held.get(&r.prog_id)).flatten();
             asked
                 .filter
-                .keeps(&r.name, &r.full_name, &r.prog_type, held.map(Vec::as_slice))
+                .keeps(&r.name, &r.full_name, &r.prog_type, now.map(|c| Held::of(c)))
         })
         .map(|r| Series {
             first_seen_ns: WallNs::of_known(r.first_seen).ns(),

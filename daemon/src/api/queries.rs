@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 
 use super::args::{Spec, program_ref, query_error};
 use super::convert;
-use super::page::{Asked, ExportOwners, export_page};
+use super::filter::HeldNow;
+use super::page::{Asked, export_page};
 use crate::compare::{self, CompareError, Needs, Pick};
 use crate::export::history::Cursor;
 
@@ -67,7 +68,7 @@ pub enum Query {
     ),
     Export(
         Asked,
-        ExportOwners,
+        HeldNow,
         Reply<Result<(String, Option<Cursor>), Error>>,
     ),
     Compare(CompareAsk, Reply<Result<wire::Comparison, Error>>),

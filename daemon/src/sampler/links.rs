@@ -22,15 +22,7 @@ pub struct AttachPoint {
 /// An attachment through a perf-event fd (tracepoint, k/uprobe) or a legacy raw tracepoint
 /// fd, as `BPF_TASK_FD_QUERY` describes it: not a link, so it has no link id (0).
 pub fn perf_attach(q: &sys::FdQuery) -> AttachPoint {
-    let kind = match q.fd_type {
-        0 => "raw_tracepoint",
-        1 => "tracepoint",
-        2 => "kprobe",
-        3 => "kretprobe",
-        4 => "uprobe",
-        5 => "uretprobe",
-        _ => "perf_event",
-    };
+    let kind = names::perf_attach_kind(q.fd_type);
     let target = match q.fd_type {
         // k(ret)probe: a function and offset, or a bare address.
         2 | 3 if q.name.is_empty() => format!("{:#x}", q.probe_addr),

@@ -9,9 +9,7 @@ use serde::Serialize;
 
 use super::explain;
 use crate::args::When;
-use crate::render::{
-    left_align_last, print_json, print_table, span, stamp, table, wrap_to_terminal,
-};
+use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap_to_terminal};
 use crate::units;
 
 /// The most alerts raised an `Alerts()` answer lists.
@@ -33,16 +31,6 @@ fn show(a: &Alert, v: f64) -> String {
         Some(Unit::Bytes) => ebpfstat_numbers::text::bytes(v),
         None => v.to_string(),
     }
-}
-
-/// How long ago `ns` was ([`span`]): the table stays narrow; the exact time is in the
-/// changes below and in `--json`.
-fn ago(ns: i64) -> String {
-    let since = WallNs::from_ns(ns).time();
-    let raised = std::time::SystemTime::now()
-        .duration_since(since)
-        .unwrap_or_default();
-    format!("{} ago", span(raised))
 }
 
 fn subject(a: &Alert) -> String {
@@ -76,20 +64,9 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
             }
         )?;
         let mut t = table(
-            &[
-                "RULE",
-                "PROGRAM (ID)",
-                "METRIC",
-                "NOW",
-                "ABOVE",
-                "CLEARS AT",
-                "RAISED",
-            ],
+            &["RULE", "PROGRAM (ID)", "METRIC", "NOW", "ABOVE", "SINCE"],
             3,
         );
-        // On a narrow terminal names are cut: the values and levels stay whole.
-        t.cut("PROGRAM (ID)", 12, 2);
-        t.cut("RULE", 8, 1);
         for a in &active {
             t.add_row(vec![
                 a.rule.clone(),
@@ -97,8 +74,7 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
                 a.metric.clone(),
                 show(a, a.value),
                 show(a, a.threshold),
-                show(a, a.clear),
-                ago(a.since_ns),
+                stamp(a.since_ns),
             ]);
         }
         print_table(&t)?;

@@ -16,7 +16,6 @@ mod page;
 pub mod peer;
 mod properties;
 pub mod queries;
-pub mod sample;
 pub mod socket;
 mod status;
 mod turns;

@@ -41,11 +41,7 @@ pub fn export_page(
 }
 
 /// The stored series seen in the range that the filter keeps, in series order.
-fn exported_series(
-    s: &Store,
-    asked: &Asked,
-    held: &HeldNow,
-) -> Result<Vec<Series>, Error> {
+fn exported_series(s: &Store, asked: &Asked, held: &HeldNow) -> Result<Vec<Series>, Error> {
     let (from, to) = (
         WallNs::from_ns(asked.range.0).time(),
         WallNs::from_ns(asked.range.1).time(),
@@ -58,9 +54,12 @@ fn exported_series(
         .filter(|r| r.alive || r.last_seen.is_none_or(|l| l >= from))
         .filter(|r| {
             let now = r.alive.then(|| held.get(&r.prog_id)).flatten();
-            asked
-                .filter
-                .keeps(&r.name, &r.full_name, &r.prog_type, now.map(|c| Held::of(c)))
+            asked.filter.keeps(
+                &r.name,
+                &r.full_name,
+                &r.prog_type,
+                now.map(|c| Held::of(c)),
+            )
         })
         .map(|r| Series {
             first_seen_ns: WallNs::of_known(r.first_seen).ns(),

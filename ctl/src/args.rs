@@ -235,13 +235,14 @@ pub struct CompareArgs {
     /// The newer version, likewise [default: the newest version].
     #[arg(long)]
     pub after: Option<String>,
-    /// Runs each version needs before it is judged.
-    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_COMPARE_MIN_RUNS)]
-    pub min_runs: u32,
-    /// Seconds each version must have been observed before it is judged.
-    #[arg(long, default_value_t = ebpfstat_dbus::DEFAULT_COMPARE_MIN_SECONDS,
-          value_parser = clap::value_parser!(u32).range(0..=31_536_000))]
-    pub min_seconds: u32,
+    /// Runs each version needs before it is judged [default: the daemon's compare_min_runs,
+    /// which its events are judged by].
+    #[arg(long)]
+    pub min_runs: Option<u32>,
+    /// Seconds each version must have been observed before it is judged [default: the
+    /// daemon's compare_min_time].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=31_536_000))]
+    pub min_seconds: Option<u32>,
 }
 
 /// What `export` writes.

@@ -73,6 +73,7 @@ pub enum Command {
     #[command(after_long_help = help::COMPARE)]
     Compare(CompareArgs),
     /// What the daemon concluded: each new version of a program compared with the one before.
+    #[command(after_long_help = help::EVENTS)]
     Events {
         /// From (a duration ago or a time).
         #[arg(long, default_value = "7d", value_parser = crate::args::when)]

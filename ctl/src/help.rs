@@ -37,7 +37,9 @@ version. Cost per run is compared on per-step averages from stored history: the 
 Hodges-Lehmann estimate with its Mann-Whitney 95 % interval (distribution-free, robust to
 outlier steps), called significant only when the interval lies beyond +/-5 % and 15 ns per
 run (two loads of the same code differ by a few ns). A version is judged once it ran
---min-runs times over --min-seconds.
+--min-runs times over --min-seconds, in at least 8 steps with runs (the samples of the test);
+both default to the daemon's compare_min_runs and compare_min_time, which its own
+comparisons (events) are judged by. Until then the verdict names the version short of that.
 
 Rows:
   per run*         median of the per-step averages; CHANGE is the Hodges-Lehmann estimate
@@ -50,6 +52,26 @@ Examples:
   ebpfstatctl compare sys_enter_openat                the two newest versions
   ebpfstatctl compare my_filter --before 1a2b --after 9f8e
   ebpfstatctl compare my_filter --after series:42 --json";
+
+pub const EVENTS: &str = "\
+The daemon compares each new version of a program (a new tag under the same name and type)
+with the version before, once the new one has run compare_min_runs times over
+compare_min_time (its configuration; 1000 runs and 1 minute by default), and keeps the
+verdict: the newest 1000, across restarts. `ebpfstatctl compare NAME` shows the same
+comparison in full, judged by the same needs.
+
+Columns:
+  TIME        when the daemon concluded
+  KIND        version: a new version compared with the one before; unclean_stop: a start
+              that found the daemon's previous run had not stopped in order
+  WHAT        the verdict: slower, faster or no significant change per run, with the 95 %
+              interval, or why it could not be judged (the version before ran too little)
+
+Examples:
+  ebpfstatctl events                        the last 7 days
+  ebpfstatctl events --since 1h
+  ebpfstatctl events --since 2026-12-01T00:00:00Z
+  ebpfstatctl --json events                 with the tags and ratios, for scripts";
 
 pub const HISTORY: &str = "\
 Columns:
@@ -108,6 +130,16 @@ stats_overhead_pct for the host), a threshold it must stay above for `for`, and 
 at or below which it clears. The daemon judges them after each pass; this lists what is
 raised now with its newest value, then what was raised and cleared (the daemon keeps the
 newest 1000 changes, across restarts).
+
+Columns of the alerts raised now:
+  RULE, METRIC  the rule's name and what it watches
+  PROGRAM (ID)  the program's full name and id; (host) for a host-wide rule
+  NOW           the newest value
+  ABOVE         the threshold: raised when the value stayed above it for the rule's `for`
+  CLEARS AT     cleared when the value is at or below this
+  RAISED        how long ago it was raised (the time is in the changes below)
+An avg_ns alert keeps its state through intervals without runs: they say nothing about the
+cost of a run.
 
 Examples:
   ebpfstatctl alerts

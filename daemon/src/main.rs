@@ -5,6 +5,7 @@ mod cli;
 use std::io::Write;
 
 use cli::{Asked, RunArgs, SampleArgs};
+use ebpfstatd::PassJson;
 use ebpfstatd::config::{LogLevel, Sources};
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig, TestingAids};
@@ -205,8 +206,8 @@ fn sample(args: &SampleArgs) -> Result<(), Failure> {
         let pass = sampler.pass();
         let written = if args.json {
             // Encoded first, so a failed write is an io::Error like any other.
-            let line =
-                serde_json::to_string(&pass).map_err(|e| doing("encoding a pass as JSON", e))?;
+            let line = serde_json::to_string(&PassJson::of(&pass))
+                .map_err(|e| doing("encoding a pass as JSON", e))?;
             writeln!(out, "{line}")
         } else {
             write_text(&mut out, &pass)

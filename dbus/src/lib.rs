@@ -6,6 +6,7 @@
 //! options and status maps. The introspection XML (`org.ebpfstat.Stats1.xml`) and the system-bus
 //! policy (`org.ebpfstat.Stats1.conf`) ship beside this file.
 
+pub mod json;
 mod status;
 mod words;
 
@@ -41,7 +42,8 @@ pub const MAX_PROGRAM_SPEC: usize = 512;
 /// beyond this share (5 %) and this many ns per run.
 pub const COMPARE_MIN_EFFECT: f64 = 0.05;
 pub const COMPARE_MIN_EFFECT_NS: f64 = 15.0;
-/// What a version needs to be judged by `Compare`, unless its options say otherwise.
+/// What a version needs to be judged unless the daemon's configuration (`compare_min_runs`,
+/// `compare_min_time`) says otherwise: its own comparisons and `Compare` without options alike.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
 pub use status::{Status, StatusError};
@@ -423,6 +425,24 @@ impl TopRow {
     }
 }
 
+/// Rates as the numbers crate computes them, on the wire.
+impl From<ebpfstat_numbers::Rates> for Rates {
+    fn from(r: ebpfstat_numbers::Rates) -> Self {
+        Self {
+            runs_per_sec: r.runs_per_sec,
+            cpu_pct: r.cpu_pct,
+            coverage: r.coverage,
+            estimated: r.estimated,
+            est_run_cnt: r.est_run_cnt,
+            est_run_time_ns: r.est_run_time_ns,
+            est_runs_per_sec: r.est_runs_per_sec,
+            est_cpu_pct: r.est_cpu_pct,
+            stats_overhead_ns: r.stats_overhead_ns,
+            stats_overhead_pct: r.stats_overhead_pct,
+        }
+    }
+}
+
 impl HistoryInfo {
     pub fn tier(&self) -> Option<Tier> {
         self.tier.parse().ok()
@@ -493,8 +513,10 @@ pub trait Stats1 {
     /// Two versions of `program` (a name; its loads with one tag are a version) compared: cost
     /// per run with a 95 % interval, runs/s, CPU %, map memory, code size. `before` and `after`
     /// are tags (a unique start of one), `series:<id>`, or empty: the two newest versions.
-    /// Options: `min_runs` (u, default 1000) and `min_seconds` (u, default 60) each version
-    /// needs to be judged.
+    /// Options: `min_runs` (u) and `min_seconds` (u) each version needs to be judged; each
+    /// left out is the daemon's `compare_min_runs` or `compare_min_time`, which its own
+    /// comparisons (`Events`, `VersionCompared`) use. `before` and `after` holding the same
+    /// load is `InvalidArgument`.
     fn compare(
         &self,
         program: &str,

@@ -443,3 +443,93 @@ fn pathological_globs_stall_neither_passes_nor_the_api() {
     assert_eq!(st["failed_passes"].as_u64(), Some(0), "{st}");
     assert!(d.stop());
 }
+
+/// A program run once a second, sampled every 200 ms: four intervals in five have no run. An
+/// `avg_ns` rule on it is raised by its first run and stays raised: an interval without runs
+/// said `avg_ns 0ns` and cleared it, and the next run raised it again.
+#[test]
+fn an_avg_ns_alert_keeps_its_state_through_intervals_without_runs() {
+    require_bpf!();
+    let name = format!("alavg{}", tag());
+    let dir = bus::open_tempdir();
+    let rule = format!(
+        "[[alert]]\nname = \"slow\"\nmetric = \"avg_ns\"\nthreshold = 20\nclear = 10\n\
+         program = \"{name}\"\ntype = \"socket_filter\"\n"
+    );
+    let cfg = config(dir.path(), &rule);
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &cfg]);
+    let prog = costly_filter(&name, 600);
+    let id = prog_id(prog.as_fd());
+    std::thread::sleep(Duration::from_millis(600));
+    let packet = [0u8; 64];
+    for _ in 0..8 {
+        ebpfstatd::bpf::sys::prog_test_run(prog.as_fd(), &packet, 1).expect("test run");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (_, runs, _) = prog_counters(prog.as_fd());
+    assert_eq!(runs, 8);
+    let (active, changes) = listed(&d, "slow");
+    let said: Vec<&str> = changes.iter().filter_map(|c| c["text"].as_str()).collect();
+    eprintln!("{said:#?}");
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| c["state"].clone())
+            .collect::<Vec<_>>(),
+        ["raised"],
+        "{said:#?}"
+    );
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert!(active[0]["value"].as_f64() > Some(20.0), "{active:?}");
+
+    // The table says the level it clears at.
+    let shown = alerts_on_pty(&d);
+    eprintln!("{shown}");
+    assert_aligned(&shown, "RULE", 80, 1);
+    let header: Vec<&str> = table_lines(&shown, "RULE")[0]
+        .split("  ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "RULE",
+            "PROGRAM (ID)",
+            "METRIC",
+            "NOW",
+            "ABOVE",
+            "CLEARS AT",
+            "RAISED"
+        ],
+        "{shown}"
+    );
+    let row = table_lines(&shown, "RULE")[1];
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let id_cell = format!("({id})");
+    assert_eq!(
+        (cells[..4].to_vec(), cells[5], cells[6]),
+        (
+            vec!["slow", name.as_str(), id_cell.as_str(), "avg_ns"],
+            "20ns",
+            "10ns"
+        ),
+        "{row}"
+    );
+    assert!(row.trim_end().ends_with(" ago"), "{row}");
+
+    // Unloaded, it is cleared as such.
+    drop(prog);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listed(&d, "slow").0.is_empty() {
+        assert!(Instant::now() < deadline, "cleared once unloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, changes) = listed(&d, "slow");
+    assert!(
+        changes[1]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("{name} (id {id}) was unloaded"))),
+        "{changes:?}"
+    );
+}

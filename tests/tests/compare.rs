@@ -5,6 +5,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use ebpfstat_tests::bus::{self, ApiDaemon};
+use ebpfstat_tests::terminal::{on_pty, visible};
 use ebpfstat_tests::*;
 
 /// The tests here measure a few ns per run: run one at a time, not beside each other's
@@ -290,4 +291,171 @@ fn a_new_version_is_compared_on_its_own_signalled_once_and_kept_across_a_restart
         .filter(|e| e["program"] == name.as_str())
         .count();
     assert_eq!(count, 1, "{events}");
+}
+
+/// `ebpfstatctl ARGS` on an 80-column terminal against `d`: what the screen shows.
+fn on_screen(d: &ApiDaemon, args: &[&str]) -> String {
+    let socket = d.socket.to_str().expect("utf-8");
+    let all: Vec<&str> = ["--socket", socket].iter().chain(args).copied().collect();
+    let (text, code) = on_pty(&bin("ebpfstatctl"), &all, 80);
+    assert_eq!(code, 0, "{text}");
+    visible(&text)
+}
+
+/// Asserts `screen` holds `text` broken between words into lines of at most 80 columns, the
+/// first starting with `first`: its lines from there, joined by spaces (less the indent of
+/// the lines after the first), are `text`.
+fn wrapped_whole(screen: &str, first: &str, text: &str) {
+    let mut lines = screen.lines().skip_while(|l| !l.starts_with(first));
+    let mut got = lines
+        .next()
+        .unwrap_or_else(|| panic!("{first} in\n{screen}"))
+        .to_owned();
+    while got.len() < text.len() {
+        let Some(next) = lines.next() else { break };
+        got = format!("{got} {}", next.trim_start());
+    }
+    assert_eq!(got, text, "{screen}");
+    for l in screen.lines() {
+        assert!(l.chars().count() <= 80, "a line past 80 columns:\n{screen}");
+    }
+}
+
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: each step checks what the step before left"
+)]
+fn compare_judges_as_the_event_did_names_the_young_version_and_refuses_a_load_against_itself() {
+    require_bpf!();
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let name = format!("cmpev{}", tag());
+    let _stats = Fleet::load(&format!("ce{}_", tag()), 0);
+    // The daemon's needs: 3 s, where the client's own default was a minute.
+    let needs = ["--compare-min-runs", "1000", "--compare-min-time", "3s"];
+    let d = ApiDaemon::start_with(None, "200ms", &needs);
+    let a = run_version(&name, 0, 4);
+    let b = run_version(&name, 600, 5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let events = d.ctl_json(&["events", "--since", "1h"]);
+        let mine: Vec<serde_json::Value> = events
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["program"] == name.as_str())
+            .cloned()
+            .collect();
+        if let [one] = mine.as_slice() {
+            break one.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no event: {events}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (event["before_tag"].as_str(), event["tag"].as_str()),
+        (Some(a.tag.as_str()), Some(b.tag.as_str()))
+    );
+    let said = event["text"].as_str().expect("text").to_owned();
+    eprintln!("event: {said}");
+    assert!(said.contains("% slower per run"), "{said}");
+
+    // `compare` without flags judges by the daemon's needs, as the event was judged: the
+    // client applied 60 s of its own and said "not enough to judge yet".
+    let c = d.ctl_json(&["compare", &name]);
+    eprintln!("compare: {}", c["verdict"]);
+    assert_eq!(c["judged"], true, "{c}");
+    assert_eq!(
+        (c["before"]["tag"].as_str(), c["after"]["tag"].as_str()),
+        (Some(a.tag.as_str()), Some(b.tag.as_str()))
+    );
+    assert!(
+        c["significant"] == true
+            && c["verdict"]
+                .as_str()
+                .is_some_and(|v| v.contains("% slower")),
+        "the event said {said:?}; compare: {c}"
+    );
+    // A flag still asks for more.
+    let c = d.ctl_json(&["compare", &name, "--min-seconds", "600"]);
+    assert_eq!(c["judged"], false, "{c}");
+    let screen = on_screen(&d, &["compare", &name]);
+    eprintln!("{screen}");
+    let footnote = screen
+        .lines()
+        .find(|l| l.starts_with("* cost per run"))
+        .unwrap_or_else(|| panic!("a footnote in\n{screen}"));
+    assert!(footnote.len() <= 80, "{screen}");
+
+    // A young new version, run 1 s where the daemon needs 3: the verdict names it (it named
+    // the version before, read over a stretch as short as the new one's life), says the
+    // needs and the steps, and wraps between words on an 80-column terminal.
+    let young = run_version(&name, 300, 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = d.ctl_json(&["compare", &name]);
+    let verdict = c["verdict"].as_str().expect("verdict").to_owned();
+    eprintln!("young: {verdict}");
+    assert_eq!(c["judged"], false, "{c}");
+    assert!(
+        verdict.starts_with(&format!(
+            "{name}: not enough to judge yet: the new version {} ran ",
+            &young.tag[..8]
+        )),
+        "{verdict}"
+    );
+    assert!(
+        verdict.ends_with("(needs 1000 runs over 3s, in 8 steps with runs)"),
+        "{verdict}"
+    );
+    assert!(verdict.len() > 80, "{verdict}");
+    let screen = on_screen(&d, &["compare", &name]);
+    eprintln!("{screen}");
+    wrapped_whole(&screen, &name, &verdict);
+    // Piped, one line.
+    let piped = std::process::Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["compare", &name])
+        .output()
+        .expect("ebpfstatctl");
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert_eq!(piped.lines().next(), Some(verdict.as_str()), "{piped}");
+
+    // One load against itself is not a new version: refused, saying so.
+    let series = c["before"]["series"][0].as_i64().expect("series");
+    let load = format!("series:{series}");
+    let out = d.ctl(&["compare", &name, "--before", &load, "--after", &load]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{err}");
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("before and after both hold load {load}"))
+            && err.contains("a load is not a new version of itself"),
+        "{err}"
+    );
+    // Nor is a version against one of its own loads.
+    let out = d.ctl(&["compare", &name, "--before", &b.tag, "--after", &load]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn events_help_says_its_columns_and_examples() {
+    let out = std::process::Command::new(bin("ebpfstatctl"))
+        .args(["events", "--help"])
+        .output()
+        .expect("ebpfstatctl");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    for says in [
+        "Columns:",
+        "TIME",
+        "KIND",
+        "WHAT",
+        "Examples:",
+        "ebpfstatctl events --since 1h",
+    ] {
+        assert!(help.contains(says), "{says} in:\n{help}");
+    }
 }

@@ -121,7 +121,7 @@ fn cumulative_views_are_since_load_in_every_field() {
         assert_eq!(cnt, 10 * (i as u64 + 1), "{r}");
         let avg = r["avg_ns_per_run"].as_f64().expect("avg");
         assert!((avg - rt as f64 / cnt as f64).abs() < 1e-6, "{r}");
-        assert!(r["cpu_pct"].as_f64().expect("cpu") > 0.0, "{r}");
+        assert!(r["rates"]["cpu_pct"].as_f64().expect("cpu") > 0.0, "{r}");
     }
     // Exact on request: the run time as the kernel counts it, to the nanosecond.
     let r = bus::by_name(&rows, &fleet.programs[1].name);
@@ -196,7 +196,8 @@ fn the_cost_line_agrees_with_the_rows_and_the_state_is_one() {
     let rows = rows.as_array().expect("rows");
     let overhead: f64 = rows
         .iter()
-        .map(|r| r["rates"]["stats_overhead_ns"].as_f64().expect("overhead"))
+        // A row without samples in the window has no rates (null).
+        .filter_map(|r| r["rates"]["stats_overhead_ns"].as_f64())
         .sum();
     let observed = rows
         .iter()
@@ -282,7 +283,8 @@ fn history_shows_only_when_the_program_was_seen() {
     let h = d.ctl_json(&["history", &id, "--since", "200d"]);
     let points = seen(&h);
     assert!((1..=2).contains(&points.len()), "{h}");
-    assert_eq!(h["info"]["next_from_ns"], 0);
+    let info = &h["info"];
+    assert!(info["next_from_ns"].is_null(), "complete: {info}");
     let runs = bus::history_runs(&h);
     assert_eq!(runs, 10);
     // Into the future: the last point ends at the newest sample, not later.

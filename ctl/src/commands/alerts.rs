@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::explain;
 use crate::args::When;
-use crate::render::{left_align_last, print_json, print_table, stamp, table, wrap_to_terminal};
+use crate::render::{
+    left_align_last, print_json, print_table, span, stamp, table, wrap_to_terminal,
+};
 use crate::units;
 
 /// The most alerts raised an `Alerts()` answer lists.
@@ -31,6 +33,16 @@ fn show(a: &Alert, v: f64) -> String {
         Some(Unit::Bytes) => ebpfstat_numbers::text::bytes(v),
         None => v.to_string(),
     }
+}
+
+/// How long ago `ns` was ([`span`]): the table stays narrow; the exact time is in the
+/// changes below and in `--json`.
+fn ago(ns: i64) -> String {
+    let since = WallNs::from_ns(ns).time();
+    let raised = std::time::SystemTime::now()
+        .duration_since(since)
+        .unwrap_or_default();
+    format!("{} ago", span(raised))
 }
 
 fn subject(a: &Alert) -> String {
@@ -64,9 +76,20 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
             }
         )?;
         let mut t = table(
-            &["RULE", "PROGRAM (ID)", "METRIC", "NOW", "ABOVE", "SINCE"],
+            &[
+                "RULE",
+                "PROGRAM (ID)",
+                "METRIC",
+                "NOW",
+                "ABOVE",
+                "CLEARS AT",
+                "RAISED",
+            ],
             3,
         );
+        // On a narrow terminal names are cut: the values and levels stay whole.
+        t.cut("PROGRAM (ID)", 12, 2);
+        t.cut("RULE", 8, 1);
         for a in &active {
             t.add_row(vec![
                 a.rule.clone(),
@@ -74,7 +97,8 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
                 a.metric.clone(),
                 show(a, a.value),
                 show(a, a.threshold),
-                stamp(a.since_ns),
+                show(a, a.clear),
+                ago(a.since_ns),
             ]);
         }
         print_table(&t)?;

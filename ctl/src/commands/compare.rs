@@ -9,7 +9,7 @@ use zbus::OwnedVariant;
 
 use super::explain;
 use crate::CompareArgs;
-use crate::render::{print_json, print_table, stamp, table};
+use crate::render::{footnotes, print_json, print_table, say, stamp, table};
 use crate::units;
 use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::change_pct;
@@ -42,9 +42,14 @@ fn signed(v: i64) -> String {
 }
 
 pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result<()> {
+    // Only what the user set: the rest is the daemon's configured needs, which its own
+    // comparisons (`events`) were judged by.
     let mut options = Options::new();
-    options.insert("min_runs".into(), OwnedVariant::from(a.min_runs));
-    options.insert("min_seconds".into(), OwnedVariant::from(a.min_seconds));
+    for (key, value) in [("min_runs", a.min_runs), ("min_seconds", a.min_seconds)] {
+        if let Some(v) = value {
+            options.insert(key.into(), OwnedVariant::from(v));
+        }
+    }
     let c = p
         .compare(
             &a.program,
@@ -57,14 +62,15 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
     if json {
         return print_json(&c);
     }
-    out!("{}", c.verdict)?;
+    // Prose: on a terminal broken between words within its width.
+    say(&c.verdict)?;
     let mut t = table(&["", "BEFORE", "AFTER", "CHANGE"], 1);
     for r in rows(&c) {
         t.add_row(r);
     }
     print_table(&t)?;
-    out!(
-        "* cost per run: the median of per-step averages (steps of {}: {} before, {} after); its \
+    footnotes(&[format!(
+        "cost per run: the median of per-step averages (steps of {}: {} before, {} after); its \
          change is the Hodges–Lehmann estimate, with its Mann–Whitney 95 % interval in the first \
          line, called significant beyond ±{} % and {} ns",
         humantime::format_duration(Duration::from_nanos(c.step_ns)),
@@ -72,7 +78,7 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
         c.after.steps,
         Share(wire::COMPARE_MIN_EFFECT).percent(),
         wire::COMPARE_MIN_EFFECT_NS,
-    )?;
+    )])?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use ebpfstat_dbus::json::{since_load_rows, window_rows};
 use ebpfstat_dbus::{self as wire, Options, SortKey, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
 use zbus::Str;
@@ -58,7 +59,7 @@ async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
                 out_raw!("\x1b[2J\x1b[H")?;
             }
             if json {
-                print_json(&rows)?;
+                print_json(&window_rows(&rows, &snap))?;
             } else {
                 let span = to.duration_since(from).unwrap_or_default();
                 print_header(&rows, &info, span, a, &snap)?;
@@ -202,29 +203,8 @@ fn render_top(rows: &[wire::TopRow], snap: &wire::Snapshot, key: SortKey) -> Res
 
 fn top_cumulative(snap: &wire::Snapshot, a: &TopArgs, json: bool) -> Result<()> {
     // The daemon ranked them since load and kept the first n.
-    let rows = &snap.programs;
     if json {
-        // Every field since load: the last interval's rates would mix two views in one row.
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "series_id": p.series_id,
-                    "id": p.id,
-                    "name": p.name,
-                    "full_name": p.full_name,
-                    "prog_type": p.prog_type,
-                    "load_time_ns": p.load_time_ns,
-                    "run_cnt": p.run_cnt,
-                    "run_time_ns": p.run_time_ns,
-                    "avg_ns_per_run": (p.avg_ns_per_run_since_load >= 0.0)
-                        .then_some(p.avg_ns_per_run_since_load),
-                    "cpu_pct": p.cpu_pct_since_load,
-                    "map_memory_bytes": p.map_memory_bytes,
-                })
-            })
-            .collect();
-        return print_json(&rows);
+        return print_json(&since_load_rows(snap));
     }
     render_cumulative(snap, a)
 }

@@ -7,17 +7,14 @@ use ebpfstat_dbus::{self as wire, Error, Options};
 use super::Stats1;
 use super::args::{bounded, check_options, parse_spec};
 use super::queries::{CompareAsk, Query};
-use crate::compare::{Needs, Pick};
+use crate::compare::{NeedsAsked, Pick};
 
 /// A caller's `min_seconds` is at most a year.
 const MAX_MIN_SECONDS: u32 = 365 * 86_400;
 
-fn option_u32(options: &Options, key: &str, default: u32) -> u32 {
+fn option_u32(options: &Options, key: &str) -> Option<u32> {
     // `check_options` made sure it is a `u`.
-    options
-        .get(key)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(default)
+    options.get(key).and_then(|v| u32::try_from(v).ok())
 }
 
 impl Stats1 {
@@ -29,19 +26,17 @@ impl Stats1 {
         options: Options,
     ) -> Result<wire::Comparison, Error> {
         check_options(&options, &[("min_runs", "u"), ("min_seconds", "u")])?;
-        let min_seconds = option_u32(&options, "min_seconds", wire::DEFAULT_COMPARE_MIN_SECONDS);
-        if min_seconds > MAX_MIN_SECONDS {
+        let min_seconds = option_u32(&options, "min_seconds");
+        if let Some(s) = min_seconds.filter(|s| *s > MAX_MIN_SECONDS) {
             return Err(Error::InvalidArgument(format!(
-                "min_seconds {min_seconds} is more than a year ({MAX_MIN_SECONDS})"
+                "min_seconds {s} is more than a year ({MAX_MIN_SECONDS})"
             )));
         }
-        let needs = Needs {
-            min_runs: u64::from(option_u32(
-                &options,
-                "min_runs",
-                wire::DEFAULT_COMPARE_MIN_RUNS,
-            )),
-            min_observed: Duration::from_secs(u64::from(min_seconds)),
+        // What the caller leaves out is the daemon's configured needs, the ones its own
+        // comparisons (the events) are judged by.
+        let needs = NeedsAsked {
+            min_runs: option_u32(&options, "min_runs").map(u64::from),
+            min_observed: min_seconds.map(|s| Duration::from_secs(u64::from(s))),
         };
         let spec = parse_spec(program)?;
         let pick = |s: &str, what: &str, default: Pick| {

@@ -16,6 +16,7 @@ mod page;
 pub mod peer;
 mod properties;
 pub mod queries;
+pub mod sample;
 pub mod socket;
 mod status;
 mod turns;

@@ -15,7 +15,7 @@ use super::args::{Spec, program_ref, query_error};
 use super::convert;
 use super::filter::HeldNow;
 use super::page::{Asked, export_page};
-use crate::compare::{self, CompareError, Needs, Pick};
+use crate::compare::{self, CompareError, Needs, NeedsAsked, Pick};
 use crate::export::history::Cursor;
 
 /// Where an answer goes.
@@ -41,7 +41,8 @@ pub struct CompareAsk {
     pub spec: Spec,
     pub before: Pick,
     pub after: Pick,
-    pub needs: Needs,
+    /// What the caller asked of each version; the rest is the daemon's configured needs.
+    pub needs: NeedsAsked,
     pub interval: Duration,
 }
 
@@ -102,9 +103,9 @@ impl std::fmt::Debug for Query {
 }
 
 impl Query {
-    /// Answers on the storage thread. An answer nobody waits for any more (the caller went
-    /// away) is dropped.
-    pub fn answer(self, s: &mut Store) {
+    /// Answers on the storage thread; `needs` are the daemon's configured needs of a version
+    /// compared. An answer nobody waits for any more (the caller went away) is dropped.
+    pub fn answer(self, s: &mut Store, needs: &Needs) {
         match self {
             Self::FindName(name, r) => {
                 let found = s
@@ -129,7 +130,7 @@ impl Query {
             } => drop(reply.send(s.ranking(range.0, range.1, rank, &keep))),
             Self::History(ask, r) => drop(r.send(history(s, &ask))),
             Self::Export(asked, owners, r) => drop(r.send(export_page(s, &asked, &owners))),
-            Self::Compare(ask, r) => drop(r.send(compare(s, &ask))),
+            Self::Compare(ask, r) => drop(r.send(compare(s, &ask, needs))),
             Self::Events(since, r) => {
                 let limit = u32::try_from(ebpfstat_store::MAX_EVENTS).unwrap_or(u32::MAX);
                 drop(r.send(s.events(since, limit)));
@@ -157,7 +158,7 @@ fn history(s: &Store, ask: &HistoryAsk) -> Result<(History, Option<SystemTime>),
     .map_err(query_error)
 }
 
-fn compare(s: &Store, ask: &CompareAsk) -> Result<wire::Comparison, Error> {
+fn compare(s: &Store, ask: &CompareAsk, needs: &Needs) -> Result<wire::Comparison, Error> {
     let target = program_ref(s, &ask.spec)?;
     let one = s
         .resolve(&target)
@@ -170,7 +171,7 @@ fn compare(s: &Store, ask: &CompareAsk) -> Result<wire::Comparison, Error> {
         &one.full_name,
         &one.prog_type,
         (&ask.before, &ask.after),
-        &ask.needs,
+        &needs.with(ask.needs),
         ask.interval,
     )
     .map(|c| convert::comparison(&c))

@@ -64,11 +64,32 @@ pub struct Comparison {
     pub verdict: String,
 }
 
-/// What a version needs to be judged.
-#[derive(Debug, Clone, Copy)]
+/// What a version needs to be judged: the daemon's `compare_min_runs` and
+/// `compare_min_time`, which its own comparisons (the events) use and `Compare` does too
+/// unless its caller asks otherwise ([`NeedsAsked`]). Besides, each side needs
+/// [`stats::MIN_STEPS`] steps with runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     pub min_runs: u64,
     pub min_observed: Duration,
+}
+
+/// What a caller of `Compare` asked a version to need; what it left out is the daemon's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NeedsAsked {
+    pub min_runs: Option<u64>,
+    pub min_observed: Option<Duration>,
+}
+
+impl Needs {
+    /// These needs, with what `asked` sets in their place.
+    #[must_use]
+    pub fn with(self, asked: NeedsAsked) -> Self {
+        Self {
+            min_runs: asked.min_runs.unwrap_or(self.min_runs),
+            min_observed: asked.min_observed.unwrap_or(self.min_observed),
+        }
+    }
 }
 
 /// A version as a caller names it.
@@ -150,13 +171,14 @@ fn life(loads: &[SeriesRow]) -> Option<(SystemTime, SystemTime)> {
     Some((start, end.max(start)))
 }
 
+/// A stretch of time compared.
+type Window = (SystemTime, SystemTime);
+
 /// The windows compared: the last stretch of the version before and the first stretch of the
 /// one after (its newest load), of one length (the shorter life), so both are read at one
-/// step and their per-step averages are alike. `None` when either has no sample yet.
-fn windows(
-    before: &[SeriesRow],
-    after: &[SeriesRow],
-) -> Option<((SystemTime, SystemTime), (SystemTime, SystemTime))> {
+/// step and their per-step averages are alike; and whether the one after is the younger (its
+/// life set the length). `None` when either has no sample yet.
+fn windows(before: &[SeriesRow], after: &[SeriesRow]) -> Option<(Window, Window, bool)> {
     let (b_start, b_end) = life(before)?;
     let (a_start, a_end) = life(after)?;
     let before_first = before.iter().filter_map(|s| s.first_seen).min()?;
@@ -164,7 +186,11 @@ fn windows(
     let a_len = a_end.duration_since(a_start).unwrap_or_default();
     let len = b_len.min(a_len).max(Duration::from_millis(1));
     let from = b_end.checked_sub(len).unwrap_or(b_start).max(before_first);
-    Some(((from, b_end + NS), (a_start, a_start + len + NS)))
+    Some((
+        (from, b_end + NS),
+        (a_start, a_start + len + NS),
+        a_len <= b_len,
+    ))
 }
 
 const NS: Duration = Duration::from_nanos(1);
@@ -242,15 +268,27 @@ fn version(loads: &[SeriesRow], h: &History) -> (Version, Vec<f64>) {
     (info, averages)
 }
 
+/// Which side of a comparison a version is, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Before,
+    After,
+}
+
 /// Why a version cannot be judged yet, if it cannot.
-fn short_of(v: &Version, needs: &Needs) -> Option<String> {
+fn short_of(v: &Version, side: Side, needs: &Needs) -> Option<String> {
     let observed = Duration::from_nanos(v.observed_ns);
     let enough = v.runs >= needs.min_runs
         && observed >= needs.min_observed
         && v.steps as usize >= stats::MIN_STEPS;
     (!enough).then(|| {
         format!(
-            "version {} ran {} times in {} over {} steps (needs {} runs, {} and {} steps)",
+            "{} {} ran {} times in {} over {} steps with runs (needs {} runs over {}, in {} \
+             steps with runs)",
+            match side {
+                Side::Before => "the old version",
+                Side::After => "the new version",
+            },
             short_tag(&v.tag),
             v.runs,
             humantime::format_duration(Duration::from_secs(observed.as_secs())),
@@ -260,6 +298,18 @@ fn short_of(v: &Version, needs: &Needs) -> Option<String> {
             stats::MIN_STEPS
         )
     })
+}
+
+/// Why two versions cannot be judged yet, naming the one short of what it needs; when both
+/// are (each is read over the stretch of the younger's length), the younger.
+fn short_of_both(b: &Version, a: &Version, after_younger: bool, needs: &Needs) -> Option<String> {
+    match (
+        short_of(b, Side::Before, needs),
+        short_of(a, Side::After, needs),
+    ) {
+        (Some(b_why), Some(a_why)) => Some(if after_younger { a_why } else { b_why }),
+        (b_why, a_why) => a_why.or(b_why),
+    }
 }
 
 fn short_tag(tag: &str) -> &str {
@@ -380,7 +430,7 @@ pub fn due(
             let picks = (&Pick::Newest(1), &Pick::Newest(0));
             let c = compare(store, name, prog_type, picks, needs, interval)?;
             Ok(
-                if c.shift.is_some() || short_of(&c.after, needs).is_none() {
+                if c.shift.is_some() || short_of(&c.after, Side::After, needs).is_none() {
                     Outcome::Conclude(Box::new(c))
                 } else {
                     Outcome::Wait
@@ -466,27 +516,38 @@ pub fn compare(
         (b, _) => b.clone(),
     };
     let b_loads = choose(&versions, &before).map_err(CompareError::NoVersion)?;
+    if let Some(shared) = b_loads
+        .iter()
+        .find(|b| a_loads.iter().any(|a| a.series_id == b.series_id))
+    {
+        return Err(CompareError::NoVersion(format!(
+            "before and after both hold load series:{} (tag {}): a load is not a new version \
+             of itself; pick two versions (tags), or two loads (series:<id>)",
+            shared.series_id, shared.tag
+        )));
+    }
     let empty = || History {
         series: Vec::new(),
         tier: ebpfstat_store::Tier::Raw,
         step_ns: 0,
         points: Vec::new(),
     };
-    let (b_history, a_history) = match windows(&b_loads, &a_loads) {
-        Some((b_window, a_window)) => {
+    let (b_history, a_history, after_younger) = match windows(&b_loads, &a_loads) {
+        Some((b_window, a_window, after_younger)) => {
             let len = a_window.1.duration_since(a_window.0).unwrap_or_default();
             let steps = u32::try_from(stats::MAX_STEPS).unwrap_or(u32::MAX);
             let step = (len / steps).max(interval).max(Duration::from_millis(1));
             let b_history = steps_of(store, &b_loads, b_window, step)?;
             // One step for both: the before side's tier may have raised it.
             let step = step.max(Duration::from_nanos(b_history.step_ns));
-            (b_history, steps_of(store, &a_loads, a_window, step)?)
+            let a_history = steps_of(store, &a_loads, a_window, step)?;
+            (b_history, a_history, after_younger)
         }
-        None => (empty(), empty()),
+        None => (empty(), empty(), true),
     };
     let (b, b_avgs) = version(&b_loads, &b_history);
     let (a, a_avgs) = version(&a_loads, &a_history);
-    let short = short_of(&b, needs).or_else(|| short_of(&a, needs));
+    let short = short_of_both(&b, &a, after_younger, needs);
     let effect = stats::min_effect(b.median_ns_per_run.unwrap_or(-1.0));
     let shift = short
         .is_none()

@@ -84,7 +84,7 @@ async fn store_queues(
                     return;
                 }
             },
-            Some(query) = jobs.recv() => query.answer(&mut store),
+            Some(query) = jobs.recv() => query.answer(&mut store, &flusher.versions.needs),
         }
     }
 }

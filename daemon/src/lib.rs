@@ -23,5 +23,7 @@ mod shared;
 mod shown;
 mod units;
 
+/// `ebpfstatd sample --json`'s pass.
+pub use api::sample::PassJson;
 /// The private socket's limits on peers, for the tests that hold the daemon to them.
 pub use api::socket::{MAX_PEERS_PER_UID, group_id};

@@ -55,7 +55,7 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
         assert_eq!(by_name(&cum, p0)["run_cnt"], 7);
         let list = ctl_json_via(&via, &["list"]);
         let row = by_name(&list["programs"], p1);
-        assert_eq!(row["run_cnt"], 3);
+        assert_eq!(row["since_load"]["run_cnt"], 3);
         assert_eq!(row["owners"][0]["pid"], std::process::id());
         assert!(
             row["notes"]
@@ -65,7 +65,7 @@ fn ctl_json_reports_exact_counts_on_the_bus_and_the_socket() {
                 .any(|n| n == "shared_maps")
         );
         let show = ctl_json_via(&via, &["show", &fleet.programs[0].id.to_string()]);
-        assert_eq!(show["program"]["run_cnt"], 7);
+        assert_eq!(show["program"]["since_load"]["run_cnt"], 7);
         assert_eq!(show["maps"].as_array().map(Vec::len), Some(2));
     }
     // Per interval: the window after more runs holds only those.

@@ -295,15 +295,16 @@ fn sample_json_reports_exact_deltas() {
     assert_eq!(first["stats_state"], "enabled");
     assert_eq!(first["kernel"]["memlock"], "estimate");
     let p0 = json_program(&first, fleet.programs[0].id);
-    assert!(p0.get("delta_run_cnt").is_none(), "no delta on a baseline");
+    // A baseline: no interval, so no span and nothing counted over it (docs/json.md).
+    assert!(p0["span_ns"].is_null() && p0["run_cnt"].is_null(), "{p0}");
     for key in [
         "id",
         "name",
         "full_name",
-        "type",
+        "prog_type",
         "tag",
-        "run_cnt",
-        "run_time_ns",
+        "load_time_ns",
+        "since_load",
         "map_ids",
         "map_memory_bytes",
         "map_memory_own_bytes",
@@ -320,10 +321,10 @@ fn sample_json_reports_exact_deltas() {
 
     for (p, n) in fleet.programs.iter().zip([7u64, 2]) {
         let s = json_program(&second, p.id);
-        assert_eq!(s["delta_run_cnt"], n);
         assert_eq!(s["run_cnt"], n);
-        assert!(s["delta_run_time_ns"].as_u64().expect("delta time") > 0);
-        assert_eq!(s["elapsed_ns"], second["elapsed_ns"]);
+        assert_eq!(s["since_load"]["run_cnt"], n);
+        assert!(s["run_time_ns"].as_u64().expect("run time") > 0);
+        assert_eq!(s["span_ns"], second["elapsed_ns"]);
         assert_eq!(s["name"], p.name.as_str());
     }
 }

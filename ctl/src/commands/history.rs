@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use ebpfstat_dbus::json::HistoryJson;
 use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
 use ebpfstat_numbers::rates::avg_ns_per_run;
 use ebpfstat_numbers::time;
-use serde_json::json;
 
 use super::{explain, range_ns};
 use crate::render::{estimated, print_json, print_table, stamp, table};
@@ -24,7 +24,7 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
         .await
         .map_err(explain)?;
     if json {
-        return print_json(&json!({ "info": info, "points": points }));
+        return print_json(&HistoryJson::of(&info, &points));
     }
     header(&info, a, step)?;
     if points.is_empty() {

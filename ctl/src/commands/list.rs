@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use ebpfstat_dbus::Stats1Proxy;
+use ebpfstat_dbus::json::SnapshotJson;
 
 use super::explain;
 use crate::notes::coded_notes;
@@ -14,7 +15,7 @@ use crate::{FilterArgs, units};
 pub async fn list(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
     let snap = p.snapshot(f.options()).await.map_err(explain)?;
     if json {
-        return print_json(&snap);
+        return print_json(&SnapshotJson::from(&snap));
     }
     say(&format!(
         "{} · stats {} · {}",

@@ -1,7 +1,9 @@
 //! `ebpfstatctl show`: everything about one loaded program.
 
 use anyhow::Result;
-use ebpfstat_dbus::{self as wire, Stats1Proxy};
+use ebpfstat_dbus::json::DetailJson;
+use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
+use zbus::Str;
 
 use super::explain;
 use crate::notes::map_memory_notes;
@@ -11,7 +13,15 @@ use crate::units;
 pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> {
     let d = p.program(program).await.map_err(explain)?;
     if json {
-        return print_json(&d);
+        // The coverage of the pass, for the rates extrapolated over the interval: a snapshot
+        // filtered to the program (it has coverage whichever programs match).
+        let mut only = Options::new();
+        only.insert(
+            "name".into(),
+            Str::from(d.program.full_name.as_str()).into(),
+        );
+        let snap = p.snapshot(only).await.map_err(explain)?;
+        return print_json(&DetailJson::of(&d, snap.coverage));
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     for (k, v) in facts(&d) {

@@ -83,18 +83,7 @@ pub fn top_info(o: &Overall) -> wire::TopInfo {
 }
 
 pub fn rates(r: &store::Rates) -> wire::Rates {
-    wire::Rates {
-        runs_per_sec: r.runs_per_sec,
-        cpu_pct: r.cpu_pct,
-        coverage: r.coverage,
-        estimated: r.estimated,
-        est_run_cnt: r.est_run_cnt,
-        est_run_time_ns: r.est_run_time_ns,
-        est_runs_per_sec: r.est_runs_per_sec,
-        est_cpu_pct: r.est_cpu_pct,
-        stats_overhead_ns: r.stats_overhead_ns,
-        stats_overhead_pct: r.stats_overhead_pct,
-    }
+    wire::Rates::from(*r)
 }
 
 /// The pass with the programs `shown` (pass indexes) and their series (0 on the wire: none);

@@ -106,6 +106,7 @@ pub struct Pass {
     /// What stats cost each program run, as calibrated.
     pub stats_cost: Arc<StatsCost>,
     /// Share of one core that stats cost the host over the interval (runs × cost / time).
+    #[serde(rename = "stats_overhead_pct")]
     pub stats_overhead: Option<Share>,
     /// Program runs over the interval, all programs together: what `stats_overhead` counts,
     /// kept for the duty cycle so it is summed once.
@@ -115,6 +116,8 @@ pub struct Pass {
     pub stats_other_holder: Option<bool>,
     pub kernel: Arc<KernelInfo>,
     pub online_cpus: u32,
+    /// Written as the client's rows (`api::sample`).
+    #[serde(skip)]
     pub programs: Vec<ProgramSample>,
     pub maps: Arc<[Arc<MapSample>]>,
     pub owners: Arc<[OwnerSummary]>,

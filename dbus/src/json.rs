@@ -1,0 +1,561 @@
+//! The JSON view of the wire types: what `ebpfstatctl --json` and `ebpfstatd sample --json`
+//! print (docs/json.md). D-Bus has no null, so the wire says "no value" with a sentinel (a
+//! negative average, a zero id or time, an empty unit); JSON says it with `null`, read here
+//! once per sentinel (`avg`, `known`, `text`). A program is one row shape in every view
+//! ([`ProgramJson`]): over a window (`top`), over the last interval (`list`, `show`,
+//! `ebpfstatd sample`) or since load (`top --cumulative`), `over` saying which.
+
+use std::time::Duration;
+
+use ebpfstat_numbers::rates::{Rates as Computed, Totals};
+use serde::Serialize;
+
+use crate::{
+    AttachPoint, HistoryInfo, HistoryPoint, MapRow, Owner, ProgramDetail, ProgramRow, Rates,
+    SeriesInfo, Snapshot, TopRow,
+};
+
+/// An average per run as the wire carries it: negative when there were no runs.
+pub fn avg(ns: f64) -> Option<f64> {
+    (ns >= 0.0).then_some(ns)
+}
+
+/// A count, id or time the wire sends as 0 when there is none (`btf_id`, `interval_ns`,
+/// `next_from_ns`, `series_id`, `first_seen_ns`, ...).
+pub fn known<T: Default + PartialEq>(v: T) -> Option<T> {
+    (v != T::default()).then_some(v)
+}
+
+/// Text the wire sends empty when there is none (an owner's `unit`).
+pub fn text(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// What a row's counters and rates are over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Over {
+    /// The window asked for (`top`): the time the program was observed in it.
+    Window,
+    /// The last sampling interval (`list`, `show`, `ebpfstatd sample`).
+    Interval,
+    /// Since the program was loaded (`top --cumulative`).
+    SinceLoad,
+}
+
+/// A process holding a program or map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerJson {
+    pub pid: u32,
+    pub comm: String,
+    /// Its systemd unit; `null` outside one.
+    pub unit: Option<String>,
+}
+
+impl From<&Owner> for OwnerJson {
+    fn from(o: &Owner) -> Self {
+        Self {
+            pid: o.pid,
+            comm: o.comm.clone(),
+            unit: text(&o.unit),
+        }
+    }
+}
+
+fn owners(o: &[Owner]) -> Vec<OwnerJson> {
+    o.iter().map(OwnerJson::from).collect()
+}
+
+/// Rates over a row's span (or a history step); every value `null` when there is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RatesJson {
+    pub runs_per_sec: Option<f64>,
+    /// Of one core (100 = one core busy).
+    pub cpu_pct: Option<f64>,
+    /// Share of the span stats were on; `null` when not known (since load).
+    pub coverage: Option<f64>,
+    /// The `est_*` values are extrapolated from partial coverage.
+    pub estimated: Option<bool>,
+    pub est_run_cnt: Option<u64>,
+    pub est_run_time_ns: Option<u64>,
+    pub est_runs_per_sec: Option<f64>,
+    pub est_cpu_pct: Option<f64>,
+    pub stats_overhead_ns: Option<f64>,
+    pub stats_overhead_pct: Option<f64>,
+}
+
+impl RatesJson {
+    /// The wire's rates, when there was something to rate (else every value `null`).
+    fn of(r: &Rates, some: bool) -> Self {
+        if !some {
+            return Self::default();
+        }
+        Self {
+            runs_per_sec: Some(r.runs_per_sec),
+            cpu_pct: Some(r.cpu_pct),
+            coverage: Some(r.coverage),
+            estimated: Some(r.estimated),
+            est_run_cnt: Some(r.est_run_cnt),
+            est_run_time_ns: Some(r.est_run_time_ns),
+            est_runs_per_sec: Some(r.est_runs_per_sec),
+            est_cpu_pct: Some(r.est_cpu_pct),
+            stats_overhead_ns: Some(r.stats_overhead_ns),
+            stats_overhead_pct: Some(r.stats_overhead_pct),
+        }
+    }
+}
+
+/// A live program's values since it was loaded, as the daemon computed them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SinceLoadJson {
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// `null` when it never ran.
+    pub avg_ns_per_run: Option<f64>,
+    pub runs_per_sec: f64,
+    /// Of one core; a lower bound when stats were not on all along.
+    pub cpu_pct: f64,
+}
+
+impl From<&ProgramRow> for SinceLoadJson {
+    fn from(p: &ProgramRow) -> Self {
+        Self {
+            run_cnt: p.run_cnt,
+            run_time_ns: p.run_time_ns,
+            avg_ns_per_run: avg(p.avg_ns_per_run_since_load),
+            runs_per_sec: p.runs_per_sec_since_load,
+            cpu_pct: p.cpu_pct_since_load,
+        }
+    }
+}
+
+/// A program, the same keys in every view; `null` is "no value".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgramJson {
+    /// Its stored series; `null` when not stored (`ebpfstatd sample`).
+    pub series_id: Option<i64>,
+    pub id: u32,
+    /// The kernel's name (at most 15 bytes), and the name from BTF when that is cut short.
+    pub name: String,
+    pub full_name: String,
+    pub prog_type: String,
+    pub tag: String,
+    /// ns since the epoch; `null` for an unloaded program in `top`.
+    pub load_time_ns: Option<i64>,
+    /// Still loaded.
+    pub alive: bool,
+    /// What `span_ns`, the counters and the rates are over.
+    pub over: Over,
+    /// The time the values are over; `null` when there is none (a program's first pass).
+    pub span_ns: Option<u64>,
+    /// Passes whose counts are in the span; `null` since load (the kernel's counters).
+    pub samples: Option<u32>,
+    pub run_cnt: Option<u64>,
+    pub run_time_ns: Option<u64>,
+    /// `null` when it did not run.
+    pub avg_ns_per_run: Option<f64>,
+    pub rates: RatesJson,
+    /// The highest one pass saw, over a window only.
+    pub peak_runs_per_sec: Option<u64>,
+    pub peak_cpu_pct: Option<f64>,
+    /// `null` for an unloaded program.
+    pub since_load: Option<SinceLoadJson>,
+    /// Held now; `null` for an unloaded program.
+    pub map_memory_bytes: Option<u64>,
+    pub map_memory_own_bytes: Option<u64>,
+    pub map_memory_shared_bytes: Option<u64>,
+    pub owners: Vec<OwnerJson>,
+    /// Note codes (`shared_maps`, ...).
+    pub notes: Vec<String>,
+    /// The stored tier a window came from; `null` for the live views.
+    pub tier: Option<String>,
+}
+
+impl ProgramJson {
+    /// A program with its identity only (`names`: name, full name, type, tag), every value
+    /// `null`.
+    fn bare(series_id: i64, id: u32, names: [&str; 4], alive: bool, over: Over) -> Self {
+        let [name, full_name, prog_type, tag] = names.map(str::to_owned);
+        Self {
+            series_id: known(series_id),
+            id,
+            name,
+            full_name,
+            prog_type,
+            tag,
+            load_time_ns: None,
+            alive,
+            over,
+            span_ns: None,
+            samples: None,
+            run_cnt: None,
+            run_time_ns: None,
+            avg_ns_per_run: None,
+            rates: RatesJson::default(),
+            peak_runs_per_sec: None,
+            peak_cpu_pct: None,
+            since_load: None,
+            map_memory_bytes: None,
+            map_memory_own_bytes: None,
+            map_memory_shared_bytes: None,
+            owners: Vec::new(),
+            notes: Vec::new(),
+            tier: None,
+        }
+    }
+
+    /// A live program: its identity, memory, holders and notes, and its values since load;
+    /// the span and the values over it are the caller's.
+    fn live(p: &ProgramRow, over: Over) -> Self {
+        Self {
+            load_time_ns: known(p.load_time_ns),
+            since_load: Some(SinceLoadJson::from(p)),
+            map_memory_bytes: Some(p.map_memory_bytes),
+            map_memory_own_bytes: Some(p.map_memory_own_bytes),
+            map_memory_shared_bytes: Some(p.map_memory_shared_bytes),
+            owners: owners(&p.owners),
+            notes: p.notes.clone(),
+            ..Self::bare(
+                p.series_id,
+                p.id,
+                [&p.name, &p.full_name, &p.prog_type, &p.tag],
+                true,
+                over,
+            )
+        }
+    }
+
+    /// Over the last interval of a pass whose stats were on for `coverage` of it.
+    pub fn interval(p: &ProgramRow, coverage: f64) -> Self {
+        let span = known(p.interval_ns);
+        let rates = span.map(|ns| {
+            Computed::over(&Totals {
+                run_cnt: p.delta_run_cnt,
+                run_time_ns: p.delta_run_time_ns,
+                coverage,
+                observed: Duration::from_nanos(ns),
+                stats_overhead_ns: p.stats_overhead_ns,
+            })
+        });
+        Self {
+            span_ns: span,
+            samples: Some(u32::from(span.is_some())),
+            run_cnt: span.map(|_| p.delta_run_cnt),
+            run_time_ns: span.map(|_| p.delta_run_time_ns),
+            avg_ns_per_run: span.and_then(|_| avg(p.avg_ns_per_run)),
+            rates: rates.map_or_else(RatesJson::default, |r| RatesJson::of(&Rates::from(r), true)),
+            ..Self::live(p, Over::Interval)
+        }
+    }
+
+    /// Since load, at the pass taken at `time_ns`: the daemon's values (on the boot clock).
+    pub fn since_load(p: &ProgramRow, time_ns: i64) -> Self {
+        let s = SinceLoadJson::from(p);
+        Self {
+            span_ns: u64::try_from(time_ns.saturating_sub(p.load_time_ns)).ok(),
+            run_cnt: Some(s.run_cnt),
+            run_time_ns: Some(s.run_time_ns),
+            avg_ns_per_run: s.avg_ns_per_run,
+            rates: RatesJson {
+                runs_per_sec: Some(s.runs_per_sec),
+                cpu_pct: Some(s.cpu_pct),
+                estimated: Some(false),
+                ..RatesJson::default()
+            },
+            ..Self::live(p, Over::SinceLoad)
+        }
+    }
+
+    /// Over a window, with what the snapshot says of it now when it is still loaded (`live`).
+    pub fn window(r: &TopRow, live: Option<&ProgramRow>) -> Self {
+        // Seen over some time: a program seen by one pass only has no interval yet.
+        let seen = r.samples > 0 && r.span_ns > 0;
+        let seen_then = |v| seen.then_some(v);
+        let base = match live.filter(|_| r.alive) {
+            Some(l) => Self::live(l, Over::Window),
+            None => Self::bare(
+                r.series_id,
+                r.id,
+                [&r.name, &r.full_name, &r.prog_type, &r.tag],
+                r.alive,
+                Over::Window,
+            ),
+        };
+        let memory = |v| r.alive.then_some(v);
+        Self {
+            span_ns: seen.then_some(r.span_ns),
+            samples: Some(r.samples),
+            run_cnt: seen_then(r.run_cnt),
+            run_time_ns: seen_then(r.run_time_ns),
+            avg_ns_per_run: avg(r.avg_ns_per_run).filter(|_| seen),
+            rates: RatesJson::of(&r.rates, seen),
+            peak_runs_per_sec: seen.then_some(r.peak_runs_per_sec),
+            peak_cpu_pct: seen.then_some(r.peak_cpu_pct),
+            map_memory_bytes: memory(r.map_memory_bytes),
+            map_memory_own_bytes: memory(r.map_memory_own_bytes),
+            map_memory_shared_bytes: memory(r.map_memory_shared_bytes),
+            tier: Some(r.tier.clone()),
+            ..base
+        }
+    }
+}
+
+/// `list`: the pass, and its programs over its last interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotJson {
+    pub time_ns: i64,
+    pub stats_state: String,
+    pub memlock_meaning: String,
+    pub online_cpus: u32,
+    pub coverage: f64,
+    pub stats_cost_ns: f64,
+    pub stats_overhead_pct: f64,
+    pub programs: Vec<ProgramJson>,
+}
+
+impl From<&Snapshot> for SnapshotJson {
+    fn from(s: &Snapshot) -> Self {
+        Self {
+            time_ns: s.time_ns,
+            stats_state: s.stats_state.clone(),
+            memlock_meaning: s.memlock_meaning.clone(),
+            online_cpus: s.online_cpus,
+            coverage: s.coverage,
+            stats_cost_ns: s.stats_cost_ns,
+            stats_overhead_pct: s.stats_overhead_pct,
+            programs: s
+                .programs
+                .iter()
+                .map(|p| ProgramJson::interval(p, s.coverage))
+                .collect(),
+        }
+    }
+}
+
+/// `top`: the rows over the window, with what the snapshot says of the live ones.
+pub fn window_rows(rows: &[TopRow], snap: &Snapshot) -> Vec<ProgramJson> {
+    rows.iter()
+        .map(|r| {
+            let live = snap.programs.iter().find(|p| p.series_id == r.series_id);
+            ProgramJson::window(r, live)
+        })
+        .collect()
+}
+
+/// `top --cumulative`: the snapshot's programs (ranked by the daemon) since load.
+pub fn since_load_rows(snap: &Snapshot) -> Vec<ProgramJson> {
+    snap.programs
+        .iter()
+        .map(|p| ProgramJson::since_load(p, snap.time_ns))
+        .collect()
+}
+
+/// A stored series (one load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeriesJson {
+    pub series_id: i64,
+    pub boot_seq: i64,
+    pub id: u32,
+    pub name: String,
+    pub full_name: String,
+    pub prog_type: String,
+    pub tag: String,
+    pub alive: bool,
+    /// ns since the epoch; `null` when unknown.
+    pub first_seen_ns: Option<i64>,
+    pub last_seen_ns: Option<i64>,
+    /// Runs made before the first pass saw it, in no step (0: every run is in a step).
+    pub runs_before_first_pass: u64,
+}
+
+impl From<&SeriesInfo> for SeriesJson {
+    fn from(s: &SeriesInfo) -> Self {
+        Self {
+            series_id: s.series_id,
+            boot_seq: s.boot_seq,
+            id: s.id,
+            name: s.name.clone(),
+            full_name: s.full_name.clone(),
+            prog_type: s.prog_type.clone(),
+            tag: s.tag.clone(),
+            alive: s.alive,
+            first_seen_ns: known(s.first_seen_ns),
+            last_seen_ns: known(s.last_seen_ns),
+            runs_before_first_pass: s.runs_before_first_pass,
+        }
+    }
+}
+
+/// What a history covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryInfoJson {
+    pub series: Vec<SeriesJson>,
+    pub tier: String,
+    pub step_ns: u64,
+    /// Where a cut answer goes on (`--since`); `null` when complete.
+    pub next_from_ns: Option<i64>,
+}
+
+/// One step; a step without samples has `null` for every value measured in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointJson {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub span_ns: Option<u64>,
+    pub samples: u32,
+    pub frozen: u32,
+    pub run_cnt: Option<u64>,
+    pub run_time_ns: Option<u64>,
+    /// Since load at the end of the step (for a name: over all its loads).
+    pub cum_run_cnt: u64,
+    pub cum_run_time_ns: u64,
+    pub avg_ns_per_run: Option<f64>,
+    pub rates: RatesJson,
+    pub peak_runs_per_sec: Option<u64>,
+    pub peak_cpu_pct: Option<f64>,
+}
+
+impl From<&HistoryPoint> for PointJson {
+    fn from(p: &HistoryPoint) -> Self {
+        let seen = p.samples > 0 && p.span_ns > 0;
+        Self {
+            start_ns: p.start_ns,
+            end_ns: p.end_ns,
+            span_ns: seen.then_some(p.span_ns),
+            samples: p.samples,
+            frozen: p.frozen,
+            run_cnt: seen.then_some(p.run_cnt),
+            run_time_ns: seen.then_some(p.run_time_ns),
+            cum_run_cnt: p.cum_run_cnt,
+            cum_run_time_ns: p.cum_run_time_ns,
+            avg_ns_per_run: avg(p.avg_ns_per_run).filter(|_| seen),
+            rates: RatesJson::of(&p.rates, seen),
+            peak_runs_per_sec: seen.then_some(p.peak_runs_per_sec),
+            peak_cpu_pct: seen.then_some(p.peak_cpu_pct),
+        }
+    }
+}
+
+/// `history`: what it covers, and its steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryJson {
+    pub info: HistoryInfoJson,
+    pub points: Vec<PointJson>,
+}
+
+impl HistoryJson {
+    pub fn of(info: &HistoryInfo, points: &[HistoryPoint]) -> Self {
+        Self {
+            info: HistoryInfoJson {
+                series: info.series.iter().map(SeriesJson::from).collect(),
+                tier: info.tier.clone(),
+                step_ns: info.step_ns,
+                next_from_ns: known(info.next_from_ns),
+            },
+            points: points.iter().map(PointJson::from).collect(),
+        }
+    }
+}
+
+/// A map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapJson {
+    pub id: u32,
+    pub name: String,
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    /// `null` when the kernel did not say.
+    pub memlock_bytes: Option<u64>,
+    pub used_by_programs: u32,
+    pub owners: Vec<OwnerJson>,
+    pub notes: Vec<String>,
+}
+
+impl From<&MapRow> for MapJson {
+    fn from(m: &MapRow) -> Self {
+        Self {
+            id: m.id,
+            name: m.name.clone(),
+            map_type: m.map_type.clone(),
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+            memlock_bytes: known(m.memlock_bytes),
+            used_by_programs: m.used_by_programs,
+            owners: owners(&m.owners),
+            notes: m.notes.clone(),
+        }
+    }
+}
+
+/// Where a program is attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachJson {
+    /// 0 for an attachment that is not a link (a perf event's).
+    pub link_id: u32,
+    pub link_type: String,
+    /// `null` when the kernel does not say.
+    pub attach_type: Option<String>,
+    pub target: String,
+}
+
+impl From<&AttachPoint> for AttachJson {
+    fn from(a: &AttachPoint) -> Self {
+        Self {
+            link_id: a.link_id,
+            link_type: a.link_type.clone(),
+            attach_type: text(&a.attach_type),
+            target: a.target.clone(),
+        }
+    }
+}
+
+/// What the kernel says of a program's code, in `show` and `ebpfstatd sample`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CodeJson {
+    pub created_by_uid: u32,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+    pub xlated_size: u32,
+    /// `null` when the program has no BTF.
+    pub btf_id: Option<u32>,
+    /// `null` when the kernel did not say.
+    pub prog_memlock_bytes: Option<u64>,
+}
+
+/// `show`: the program over the last interval, and everything else known of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetailJson {
+    pub program: ProgramJson,
+    #[serde(flatten)]
+    pub code: CodeJson,
+    pub maps: Vec<MapJson>,
+    pub pins: Vec<String>,
+    pub attach: Vec<AttachJson>,
+    pub notes: Vec<crate::Note>,
+}
+
+impl DetailJson {
+    /// `coverage`: of the pass the detail is from.
+    pub fn of(d: &ProgramDetail, coverage: f64) -> Self {
+        Self {
+            program: ProgramJson::interval(&d.program, coverage),
+            code: CodeJson {
+                created_by_uid: d.created_by_uid,
+                verified_insns: d.verified_insns,
+                jited_size: d.jited_size,
+                xlated_size: d.xlated_size,
+                btf_id: known(d.btf_id),
+                prog_memlock_bytes: known(d.prog_memlock_bytes),
+            },
+            maps: d.maps.iter().map(MapJson::from).collect(),
+            pins: d.pins.clone(),
+            attach: d.attach.iter().map(AttachJson::from).collect(),
+            notes: d.notes.clone(),
+        }
+    }
+}

@@ -14,12 +14,11 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
     let d = p.program(program).await.map_err(explain)?;
     if json {
         // The coverage of the pass, for the rates extrapolated over the interval: a snapshot
-        // filtered to the program (it has coverage whichever programs match).
+        // filtered to the program (it has coverage whichever programs match). By the kernel's
+        // name: at most 15 bytes of [A-Za-z0-9_.], where a full name may be longer than a
+        // filter accepts or hold a glob's `*`.
         let mut only = Options::new();
-        only.insert(
-            "name".into(),
-            Str::from(d.program.full_name.as_str()).into(),
-        );
+        only.insert("name".into(), Str::from(d.program.name.as_str()).into());
         let snap = p.snapshot(only).await.map_err(explain)?;
         return print_json(&DetailJson::of(&d, snap.coverage));
     }

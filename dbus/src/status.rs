@@ -207,6 +207,10 @@ status! {
     /// the epoch; 0: none or unknown).
     previous_run_unclean: Option<bool>,
     previous_run_last_written_ns: i64,
+    /// Rows the store has read to answer queries since the daemon started (raw segments
+    /// stepped over, tick rows decoded, series rows): what queries and export pages cost the
+    /// database, as a count.
+    store_rows_read: u64,
     /// Alerts raised now, and the rules.
     alerts_active: Option<u32>,
     alert_rules: Option<u32>,

@@ -368,3 +368,107 @@ fn exported_history_backfills_prometheus_and_victoria_metrics() {
     assert!(err.contains("steps per program"), "{err}");
     assert!(daemon.stop());
 }
+
+/// The last time stamp (ms, as written) of each series of `family` in an export.
+fn last_stamps(text: &str, family: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| l.starts_with(family))
+        .filter_map(|l| {
+            let (series, rest) = l.split_once("} ")?;
+            Some((
+                series.trim_start_matches(family).to_owned(),
+                rest.split(' ').nth(1)?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// An export's text and the rows the store read for it (the daemon counts them in status).
+fn export_counted(daemon: &ApiDaemon, args: &[&str]) -> (String, u64) {
+    let rows = || {
+        daemon.ctl_json(&["status"])["store_rows_read"]
+            .as_u64()
+            .expect("store_rows_read")
+    };
+    let before = rows();
+    let out = daemon.ctl(&[&["export"], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).expect("utf-8"),
+        rows() - before,
+    )
+}
+
+#[test]
+fn small_export_pages_cost_what_they_return_and_families_end_together() {
+    require_bpf!();
+    let prefix = format!("fp{}_", tag());
+    let fleet = Fleet::load(&prefix, 3);
+    let daemon = ApiDaemon::start(None, "200ms");
+    let since = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    for round in 0..4 {
+        for i in 0..3 {
+            fleet.drive(i, round + i as u64);
+        }
+        sleep_ms(700);
+    }
+    // Up to now, while passes go on being stored: pages of one point take long enough for
+    // passes to come between the first family and the second.
+    let glob = format!("{prefix}*");
+    let args = [
+        "--since",
+        &since,
+        "--step",
+        "200ms",
+        "--name",
+        &glob,
+        "--page-points",
+        "1",
+    ];
+    let (text, _) = export_counted(&daemon, &args);
+    let (runs, time) = (
+        last_stamps(&text, "ebpfstat_program_runs_total"),
+        last_stamps(&text, "ebpfstat_program_run_time_seconds_total"),
+    );
+    assert_eq!(runs.len(), 3, "{text}");
+    assert_eq!(runs, time, "every family ends at the same step");
+
+    // A range in the past, stored: paged and whole exports are the same text.
+    sleep_ms(1500);
+    let until = humantime::format_rfc3339_nanos(SystemTime::now() - Duration::from_secs(1));
+    let until = until.to_string();
+    let ranged = |page: &'static str| {
+        let mut a = vec!["--since", &since, "--until", &until, "--step", "200ms"];
+        a.extend(["--name", &glob, "--page-points", page]);
+        export_counted(&daemon, &a)
+    };
+    let (whole, _) = ranged("20000");
+    let (paged, rows_a) = ranged("1");
+    assert_eq!(paged, whole);
+    // A page a point: about as many pages as samples.
+    let pages = whole.lines().filter(|l| l.starts_with("ebpfstat_")).count();
+    assert!(pages > 30, "{pages} samples");
+
+    // 300 more series in the store, none of them exported: a page reads what it writes, not
+    // every series stored (before, each page read them all: 300 rows more per page).
+    let others = Fleet::load(&format!("fo{}_", tag()), 300);
+    eventually(Duration::from_secs(30), "the others stored", || {
+        daemon.ctl_json(&["list", "--name", &format!("fo{}_*", tag())])["programs"]
+            .as_array()
+            .is_some_and(|p| p.len() == 300)
+    });
+    drop(others);
+    sleep_ms(1500);
+    let (again, rows_b) = ranged("1");
+    assert_eq!(again, whole);
+    // The export walks past the new series once a family to find there is nothing after.
+    assert!(
+        rows_b <= rows_a + 2 * 2 * 300,
+        "{rows_a} rows read before, {rows_b} with 300 more series, over {pages} pages"
+    );
+    assert!(daemon.stop());
+}

@@ -644,7 +644,10 @@ fn a_killed_run_is_said_by_the_next_and_a_stopped_one_is_not() {
     assert_eq!(st["previous_run_unclean"], true, "{st}");
     let written = st["previous_run_last_written_ns"].as_i64().unwrap_or(0);
     // Ticks are stored to the microsecond.
-    assert!(written + 1_000 >= first_pass, "{written} < {first_pass}: {st}");
+    assert!(
+        written + 1_000 >= first_pass,
+        "{written} < {first_pass}: {st}"
+    );
     let log = third.log();
     assert_eq!(
         log.matches("the previous run of the daemon did not stop cleanly")

@@ -5,11 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use ebpfstat_dbus::Error;
 use ebpfstat_numbers::WallNs;
-use ebpfstat_store::{ProgramRef, Store};
+use ebpfstat_store::{Counters, Store};
 
 use super::args::query_error;
 use super::filter::{Filter, Held, HeldNow};
-use crate::export::history::{self, Cursor, Point, Series};
+use crate::export::history::{self, Cum, Cursor, Point, Series};
 
 /// An export page asked for, checked.
 #[derive(Debug)]
@@ -22,67 +22,102 @@ pub struct Asked {
     pub step_ns: u64,
 }
 
-/// One page of the export, on the storage thread.
+/// One page of the export, on the storage thread. The first page fixes where the export ends:
+/// at the newest sample stored then (or the end asked for, when sooner), so every family ends
+/// at the same step however long the pages take while passes go on being stored.
 pub fn export_page(
     s: &Store,
     asked: &Asked,
     held: &HeldNow,
 ) -> Result<(String, Option<Cursor>), Error> {
-    let series = exported_series(s, asked, held)?;
-    let to = WallNs::from_ns(asked.range.1).time();
+    let until_ns = match asked.at.until_ns() {
+        Some(until) => until,
+        None => {
+            let newest = s.newest_time().map_err(|e| query_error(e.into()))?;
+            // The newest sample is included: the range ends just after it.
+            newest.map_or(asked.range.1, |t| {
+                asked.range.1.min(WallNs::of(t).ns().saturating_add(1))
+            })
+        }
+    };
+    let until = WallNs::from_ns(until_ns).time();
     let step = Duration::from_nanos(asked.step_ns);
     history::page(
-        &series,
-        asked.range,
+        (asked.range.0, until_ns),
         asked.at,
         u64::from(asked.max_points),
-        |id, from, max| points(s, id, (WallNs::from_ns(from).time(), to), step, max),
+        |first| next_series(s, asked, held, first),
+        |id, from, max, cum| {
+            let range = (WallNs::from_ns(from).time(), until);
+            points(s, id, range, (step, max), cum)
+        },
     )
 }
 
-/// The stored series seen in the range that the filter keeps, in series order.
-fn exported_series(s: &Store, asked: &Asked, held: &HeldNow) -> Result<Vec<Series>, Error> {
+/// Most series read from the store at a time while looking for the next one the filter keeps:
+/// the first read takes one (the next series is most often kept), each read after doubles.
+const SERIES_BATCH: u32 = 64;
+
+/// The first stored series with an id at or above `first` seen in the range that the filter
+/// keeps: only the series from `first` on are read, a batch at a time.
+fn next_series(
+    s: &Store,
+    asked: &Asked,
+    held: &HeldNow,
+    first: i64,
+) -> Result<Option<Series>, Error> {
     let (from, to) = (
         WallNs::from_ns(asked.range.0).time(),
         WallNs::from_ns(asked.range.1).time(),
     );
-    let mut series: Vec<Series> = s
-        .all_series()
-        .map_err(query_error)?
-        .into_iter()
-        .filter(|r| r.first_seen.is_none_or(|f| f < to))
-        .filter(|r| r.alive || r.last_seen.is_none_or(|l| l >= from))
-        .filter(|r| {
-            let now = r.alive.then(|| held.get(&r.prog_id)).flatten();
-            asked.filter.keeps(
-                &r.name,
-                &r.full_name,
-                &r.prog_type,
-                now.map(|c| Held::of(c)),
-            )
-        })
-        .map(|r| Series {
-            first_seen_ns: WallNs::of_known(r.first_seen).ns(),
-            series_id: r.series_id,
-            prog_id: r.prog_id,
-            full_name: r.full_name,
-            prog_type: r.prog_type,
-        })
-        .collect();
-    series.sort_by_key(|s| s.series_id);
-    Ok(series)
+    let (mut first, mut batch_len) = (first, 1);
+    loop {
+        let batch = s.series_from(first, batch_len).map_err(query_error)?;
+        batch_len = (batch_len * 2).min(SERIES_BATCH);
+        let Some(last) = batch.last().map(|r| r.series_id) else {
+            return Ok(None);
+        };
+        let kept = batch
+            .into_iter()
+            .filter(|r| r.first_seen.is_none_or(|f| f < to))
+            .find(|r| {
+                let seen = r.alive || r.last_seen.is_none_or(|l| l >= from);
+                let now = r.alive.then(|| held.get(&r.prog_id)).flatten();
+                seen && asked.filter.keeps(
+                    &r.name,
+                    &r.full_name,
+                    &r.prog_type,
+                    now.map(|c| Held::of(c)),
+                )
+            });
+        if let Some(r) = kept {
+            return Ok(Some(Series {
+                first_seen_ns: WallNs::of_known(r.first_seen).ns(),
+                series_id: r.series_id,
+                prog_id: r.prog_id,
+                full_name: r.full_name,
+                prog_type: r.prog_type,
+            }));
+        }
+        first = last.saturating_add(1);
+    }
 }
 
-/// At most `max` points of series `id` over `range`, and where it goes on.
+/// At most `max` points of series `id` over `range`, and where it goes on; `cum`: its
+/// cumulative counters at the range's start, when a page before read them.
 fn points(
     s: &Store,
     id: i64,
     range: (SystemTime, SystemTime),
-    step: Duration,
-    max: u64,
+    (step, max): (Duration, u64),
+    cum: Option<Cum>,
 ) -> Result<(Vec<Point>, Option<i64>), Error> {
+    let known = cum.map(|(run_cnt, run_time_ns)| Counters {
+        run_cnt,
+        run_time_ns,
+    });
     let (h, next) = s
-        .history_page(&ProgramRef::Series(id), range, step, None, max)
+        .series_page(id, range, step, max, known)
         .map_err(query_error)?;
     let points = h
         .points

@@ -127,6 +127,7 @@ fn store_status(st: StoreStatus, s: &mut Status) {
     s.clock_steps = st.clock_steps;
     s.last_flush_ns = WallNs::of_known(st.last_flush).ns();
     s.last_error = st.last_error.unwrap_or_default();
+    s.store_rows_read = st.rows_read;
     s.previous_run_unclean = Some(st.unclean_stop.is_some());
     s.previous_run_last_written_ns = st
         .unclean_stop

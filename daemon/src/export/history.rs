@@ -49,15 +49,25 @@ pub struct Point {
 }
 
 /// Where a page continues: the family, the series (`None`: the family's start, its header
-/// not yet written), the time from which that series continues, and the time (ms) of the
-/// series' last sample written (`None`: none yet, so its first value is still to come).
+/// not yet written; else the first series id it may be, as series are read in id order), the
+/// time from which that series continues, the time (ms) of the series' last sample written
+/// (`None`: none yet, so its first value is still to come), and where the export ends (fixed
+/// by its first page at the newest stored sample then, so that every family ends at the same
+/// step however long the export takes; `None` until the first page fixes it), and the
+/// series' cumulative counters where it continues, when a page before read them (so the next
+/// page reads only what it covers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     family: usize,
     series_id: Option<i64>,
     from_ns: i64,
     last_ms: Option<i64>,
+    until_ns: Option<i64>,
+    cum: Option<Cum>,
 }
+
+/// A series' cumulative runs and run time (ns).
+pub type Cum = (u64, u64);
 
 /// A cursor that no export returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +82,14 @@ impl Cursor {
             series_id: None,
             from_ns,
             last_ms: None,
+            until_ns: None,
+            cum: None,
         }
+    }
+
+    /// Where the export ends, when a page before fixed it.
+    pub fn until_ns(&self) -> Option<i64> {
+        self.until_ns
     }
 
     /// Where the export continues: within `[from_ns, to_ns)` for an export of that range.
@@ -84,13 +101,17 @@ impl Cursor {
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+        let cum = self
+            .cum
+            .map_or("-".to_owned(), |(cnt, rt)| format!("{cnt}/{rt}"));
         write!(
             f,
-            "{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{cum}",
             self.family,
             text(self.series_id),
             self.from_ns,
-            text(self.last_ms)
+            text(self.last_ms),
+            text(self.until_ns)
         )
     }
 }
@@ -100,14 +121,8 @@ impl FromStr for Cursor {
 
     fn from_str(s: &str) -> Result<Self, BadCursor> {
         let bad = || BadCursor(s.chars().take(40).collect());
-        let mut parts = s.split(':');
-        let (Some(family), Some(series), Some(from), Some(last), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let fields: Vec<&str> = s.split(':').take(7).collect();
+        let [family, series, from, last, until, cum] = fields[..] else {
             return Err(bad());
         };
         let family: usize = family.parse().map_err(|_| bad())?;
@@ -123,76 +138,107 @@ impl FromStr for Cursor {
             series_id: optional(series)?,
             from_ns: from.parse().map_err(|_| bad())?,
             last_ms: optional(last)?,
+            until_ns: optional(until)?,
+            cum: match cum {
+                "-" => None,
+                c => {
+                    let (cnt, rt) = c.split_once('/').ok_or_else(bad)?;
+                    Some((
+                        cnt.parse().map_err(|_| bad())?,
+                        rt.parse().map_err(|_| bad())?,
+                    ))
+                }
+            },
         })
     }
 }
 
-/// One page of the export of `series` (sorted by id) over `[from_ns, to_ns)`, from `at`, of
-/// at most about `budget` points. `fetch(series_id, from_ns, max_points)` returns a series'
-/// points from `from_ns` on, and where it continues when it stopped at `max_points`.
+/// One page of the export over `[from_ns, until_ns)`, from `at`, of at most about `budget`
+/// points. `next(id)` is the first series to export with an id at or above `id` (series go in
+/// id order), read only when the page goes on to it: a page reads the series it writes, not
+/// those before it. `fetch(series_id, from_ns, max_points, cum)` returns a series' points
+/// from `from_ns` on, and where it continues when it stopped at `max_points`; `cum` is the
+/// series' cumulative counters at `from_ns` when a page before read them. `until_ns` is where
+/// the export ends: the caller fixes it at the first page (`at.until_ns()` after that).
 /// Returns the text and the cursor of the next page (`None`: this page ends the export).
 pub fn page<E>(
-    series: &[Series],
-    (from_ns, to_ns): (i64, i64),
+    (from_ns, until_ns): (i64, i64),
     at: Cursor,
     budget: u64,
-    mut fetch: impl FnMut(i64, i64, u64) -> Result<(Vec<Point>, Option<i64>), E>,
+    mut next: impl FnMut(i64) -> Result<Option<Series>, E>,
+    mut fetch: impl FnMut(i64, i64, u64, Option<Cum>) -> Result<(Vec<Point>, Option<i64>), E>,
 ) -> Result<(String, Option<Cursor>), E> {
     let mut out = String::new();
     let mut e = Encoder::new(&mut out, Format::OpenMetrics);
     let mut left = budget.max(1);
     let mut reads = 0;
-    let mut at = at;
+    let mut at = Cursor {
+        until_ns: Some(until_ns),
+        ..at
+    };
     while let Some(family) = FAMILIES.get(at.family) {
         if at.series_id.is_none() {
             e.family(family);
         }
-        let start = at.series_id.unwrap_or(i64::MIN);
-        for s in series.iter().filter(|s| s.series_id >= start) {
-            let (from, mut last_ms) = if Some(s.series_id) == at.series_id {
-                (at.from_ns, at.last_ms)
-            } else {
-                (from_ns, None)
-            };
+        let mut start = at.series_id.unwrap_or(i64::MIN);
+        loop {
             if left == 0 || reads == MAX_SERIES_PER_PAGE {
+                // The next page starts at the first series from here: not looked up now.
                 let next = Cursor {
-                    series_id: Some(s.series_id),
-                    from_ns: from,
-                    last_ms,
+                    series_id: Some(start),
+                    from_ns,
+                    last_ms: None,
+                    cum: None,
                     ..at
                 };
                 return Ok((out, Some(next)));
             }
-            let (points, more) = fetch(s.series_id, from, left)?;
+            let Some(s) = next(start)? else { break };
+            let (from, mut last_ms, known) = if Some(s.series_id) == at.series_id {
+                (at.from_ns, at.last_ms, at.cum)
+            } else {
+                (from_ns, None, None)
+            };
+            let (points, more) = fetch(s.series_id, from, left, known)?;
             reads += 1;
             left = left.saturating_sub(points.len() as u64);
             let id = s.prog_id.to_string();
             let labels = program_labels(&id, &s.full_name, &s.prog_type);
-            let runs = at.family == 0;
             let mut w = SeriesWriter {
                 e: &mut e,
                 family,
-                runs,
+                runs: at.family == 0,
                 labels: &labels,
                 not_before_ns: s.first_seen_ns,
                 last_ms: &mut last_ms,
             };
             w.write(&points);
-            if let Some(next_from) = more.filter(|&t| t < to_ns) {
+            if let Some(next_from) = more.filter(|&t| t < until_ns) {
+                // The counters after the last step with data: where the series continues.
+                let cum = points
+                    .iter()
+                    .rev()
+                    .find(|p| p.samples > 0)
+                    .map(|p| (p.cum_run_cnt, p.cum_run_time_ns))
+                    .or(known);
                 let next = Cursor {
                     series_id: Some(s.series_id),
                     from_ns: next_from,
                     last_ms,
+                    cum,
                     ..at
                 };
                 return Ok((out, Some(next)));
             }
+            start = s.series_id.saturating_add(1);
         }
         at = Cursor {
             family: at.family + 1,
             series_id: None,
             from_ns,
             last_ms: None,
+            cum: None,
+            ..at
         };
     }
     e.finish();
@@ -247,6 +293,11 @@ impl SeriesWriter<'_, '_> {
 mod tests {
     use super::*;
 
+    /// The first of `all` (sorted by id) at or above an id, as the store finds it.
+    fn in_order(all: &[Series]) -> impl FnMut(i64) -> Result<Option<Series>, String> + '_ {
+        |id| Ok(all.iter().find(|s| s.series_id >= id).cloned())
+    }
+
     fn series(id: i64) -> Series {
         Series {
             series_id: id,
@@ -258,7 +309,12 @@ mod tests {
     }
 
     /// Series `id` has a point a second from 0 to 10 s, one run each, 1000 runs before.
-    fn store(id: i64, from: i64, max: u64) -> Result<(Vec<Point>, Option<i64>), String> {
+    fn store(
+        id: i64,
+        from: i64,
+        max: u64,
+        _: Option<Cum>,
+    ) -> Result<(Vec<Point>, Option<i64>), String> {
         let _ = id;
         let all: Vec<Point> = (0..10)
             .map(|i| Point {
@@ -279,11 +335,12 @@ mod tests {
 
     #[test]
     fn one_page_is_the_whole_export() {
+        let one = [series(1)];
         let (text, next) = page(
-            &[series(1)],
             (0, 10_000_000_000),
             Cursor::start(0),
             100,
+            in_order(&one),
             store,
         )
         .expect("page");
@@ -308,13 +365,13 @@ mod tests {
     fn pages_join_into_the_same_text() {
         let all = [series(1), series(2), series(3)];
         let range = (0, 10_000_000_000);
-        let (whole, _) = page(&all, range, Cursor::start(0), 1000, store).expect("whole");
+        let (whole, _) = page(range, Cursor::start(0), 1000, in_order(&all), store).expect("whole");
         let mut joined = String::new();
         let mut at = Some(Cursor::start(0));
         let mut pages = 0;
         while let Some(c) = at {
             let c: Cursor = c.to_string().parse().expect("round trip");
-            let (text, next) = page(&all, range, c, 4, store).expect("page");
+            let (text, next) = page(range, c, 4, in_order(&all), store).expect("page");
             joined.push_str(&text);
             at = next;
             pages += 1;
@@ -326,8 +383,8 @@ mod tests {
     type Fetched = Result<(Vec<Point>, Option<i64>), String>;
 
     /// Points a second apart from 0, the first `empty` without data, one run each.
-    fn with_empty(empty: i64) -> impl FnMut(i64, i64, u64) -> Fetched {
-        move |_, from, max| {
+    fn with_empty(empty: i64) -> impl FnMut(i64, i64, u64, Option<Cum>) -> Fetched {
+        move |_, from, max, _| {
             let all: Vec<Point> = (0..10)
                 .map(|i| Point {
                     start_ns: i * 1_000_000_000,
@@ -348,12 +405,13 @@ mod tests {
     #[test]
     fn the_first_value_survives_empty_steps_at_a_page_end() {
         let range = (0, 10_000_000_000);
+        let one = [series(1)];
         let (whole, _) =
-            page(&[series(1)], range, Cursor::start(0), 100, with_empty(4)).expect("whole");
+            page(range, Cursor::start(0), 100, in_order(&one), with_empty(4)).expect("whole");
         let mut joined = String::new();
         let mut at = Some(Cursor::start(0));
         while let Some(c) = at {
-            let (text, next) = page(&[series(1)], range, c, 3, with_empty(4)).expect("page");
+            let (text, next) = page(range, c, 3, in_order(&one), with_empty(4)).expect("page");
             joined.push_str(&text);
             at = next;
         }
@@ -404,10 +462,55 @@ mod tests {
     fn a_page_reads_a_bounded_number_of_series() {
         let all: Vec<Series> = (1..=200).map(series).collect();
         let range = (0, 10_000_000_000);
-        let (whole, _) = page(&all, range, Cursor::start(0), u64::MAX, store).expect("page");
+        let (whole, _) =
+            page(range, Cursor::start(0), u64::MAX, in_order(&all), store).expect("page");
         assert!(!whole.contains("# EOF"));
         let names = whole.lines().filter(|l| l.ends_with(" 0.000")).count();
         assert_eq!(names, MAX_SERIES_PER_PAGE);
+    }
+
+    #[test]
+    fn a_page_looks_up_only_the_series_it_writes() {
+        let all: Vec<Series> = (1..=200).map(series).collect();
+        let range = (0, 10_000_000_000);
+        let (mut at, mut pages, mut most) = (Some(Cursor::start(0)), 0, 0);
+        while let Some(c) = at {
+            let mut looked = 0;
+            let mut find = in_order(&all);
+            let lookup = |id| {
+                looked += 1;
+                find(id)
+            };
+            let (_, next) = page(range, c, 5, lookup, store).expect("page");
+            most = most.max(looked);
+            at = next;
+            pages += 1;
+        }
+        // 200 series of 10 points, 5 a page, in each family: none read twice or ahead.
+        assert_eq!(pages, 2 * 200 * 2 + 1);
+        assert!(most <= 2, "a page looked up {most} series");
+    }
+
+    #[test]
+    fn a_page_passes_on_the_counters_where_the_series_continues() {
+        let one = [series(1)];
+        let range = (0, 10_000_000_000);
+        let mut known = Vec::new();
+        let mut at = Some(Cursor::start(0));
+        while let Some(c) = at {
+            let fetch = |id, from, max, cum| {
+                known.push((from, cum));
+                store(id, from, max, cum)
+            };
+            at = page(range, c, 4, in_order(&one), fetch).expect("page").1;
+        }
+        // The first read of each family knows nothing; the next start where the last ended.
+        assert_eq!(known[0], (0, None));
+        assert_eq!(known[1], (4_000_000_000, Some((1004, 502_000))));
+        assert_eq!(known[2], (8_000_000_000, Some((1008, 504_000))));
+        assert_eq!(known[3], (0, None));
+        let c: Cursor = "1:7:0:5:9:12/34".parse().expect("cursor");
+        assert_eq!(c.to_string(), "1:7:0:5:9:12/34");
     }
 
     #[test]
@@ -418,7 +521,12 @@ mod tests {
             "0:1",
             "0:1:2",
             "9:-:0:-",
+            "0:1:2:3",
             "0:1:2:3:4",
+            "0:1:2:3:4:5:6",
+            "0:1:2:3:x:-",
+            "0:-:0:-:-:5",
+            "0:-:0:-:-:5/x",
             "0:a:0:-",
             "0:1:2:x",
         ] {

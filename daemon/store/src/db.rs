@@ -1,6 +1,7 @@
 //! The database and what is known of its contents without reading them: the rollup
 //! positions, its size in pages, and the time each tier spans.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -72,6 +73,9 @@ pub(crate) struct Db {
     pub min1_done_tick: u64,
     /// `(boot, 1-minute chunk)` from which 1-minute chunks are not rolled into hours yet.
     pub hour1_done: (i64, i64),
+    /// Rows read so far (raw segments stepped over, tick rows decoded, series rows), for
+    /// [`crate::Store::rows_read`].
+    pub reads: Cell<u64>,
 }
 
 impl Db {
@@ -91,6 +95,7 @@ impl Db {
             inode,
             min1_done_tick,
             hour1_done,
+            reads: Cell::new(0),
         })
     }
 
@@ -193,18 +198,20 @@ impl Db {
             }
         };
         type Ends = (Option<i64>, Option<i64>, Option<i64>, Option<i64>, u64);
-        let raw: Ends = self.conn.query_row(
-            &format!(
+        // Cached: queries ask for the spans on every history page.
+        let raw: Ends = self
+            .conn
+            .prepare_cached(&format!(
                 "SELECT (SELECT boot_seq FROM ticks ORDER BY first_tick LIMIT 1),
                         (SELECT first_bt_us FROM ticks ORDER BY first_tick LIMIT 1),
                         (SELECT boot_seq FROM ticks ORDER BY first_tick DESC LIMIT 1),
                         (SELECT last_bt_us FROM ticks ORDER BY first_tick DESC LIMIT 1),
                         {}",
                 count(Tier::Raw.table())
-            ),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?;
+            ))?
+            .query_row([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
         let at = |boot: Option<i64>, us: Option<i64>| {
             boot.zip(us)
                 .and_then(|(b, us)| boots.wall_of(b, ns_of_us_signed(us)))
@@ -222,7 +229,7 @@ impl Db {
         });
         for tier in [Tier::Min1, Tier::Hour1] {
             let table = tier.table();
-            let r: Ends = self.conn.query_row(
+            let r: Ends = self.conn.prepare_cached(
                 &format!(
                     "SELECT (SELECT boot_seq FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
                             (SELECT chunk FROM {table} ORDER BY boot_seq, chunk LIMIT 1),
@@ -231,9 +238,8 @@ impl Db {
                             {}",
                     count(table)
                 ),
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
             let w = i64::try_from(tier.chunk_us()).unwrap_or(i64::MAX);
             spans.push(TierSpan {
                 tier,

@@ -49,12 +49,12 @@ pub use db::TierSpan;
 use db::{Db, FileCheck};
 pub use error::{CodecError, QueryError, StoreError};
 pub use events::{Event, MAX_EVENTS};
-pub use runs::UncleanStop;
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
 pub use query::{
     History, HistoryPoint, MAX_POINTS, ProgramRef, Ranking, Rates, SeriesRow, SortKey, TopRow,
 };
+pub use runs::UncleanStop;
 pub use tier::{Tier, UnknownTier};
 
 /// Cheap figures for a status line.
@@ -83,6 +83,8 @@ pub struct StoreStatus {
     pub clock_steps: i64,
     /// The run before this one did not stop cleanly (found when this one began).
     pub unclean_stop: Option<UncleanStop>,
+    /// Rows queries have read since the store was opened ([`Store::rows_read`]).
+    pub rows_read: u64,
 }
 
 /// The history store. One owner (the daemon's storage thread) feeds it ticks, flushes it and
@@ -314,6 +316,7 @@ impl Store {
             last_error: self.last_error.clone(),
             clock_steps: self.boots.clock_steps(),
             unclean_stop: self.unclean,
+            rows_read: self.rows_read(),
         })
     }
 
@@ -349,7 +352,33 @@ impl Store {
         max_points: u64,
     ) -> Result<(History, Option<SystemTime>), QueryError> {
         self.reader()
-            .history_page(target, range, step, tier, max_points)
+            .history_page(target, range, (step, tier), max_points, None)
+    }
+
+    /// A page of one series' history, as [`Store::history_page`]; `known_start` is its
+    /// cumulative counters at the range's start when the caller knows them (the page before
+    /// ended there): the page then reads only what it covers.
+    pub fn series_page(
+        &self,
+        series_id: i64,
+        range: (SystemTime, SystemTime),
+        step: Duration,
+        max_points: u64,
+        known_start: Option<Counters>,
+    ) -> Result<(History, Option<SystemTime>), QueryError> {
+        self.reader().history_page(
+            &ProgramRef::Series(series_id),
+            range,
+            (step, None),
+            max_points,
+            known_start,
+        )
+    }
+
+    /// Rows read by queries since the store was opened (raw segments stepped over, tick rows
+    /// decoded, series rows): what answers cost the database, counted rather than timed.
+    pub fn rows_read(&self) -> u64 {
+        self.db.reads.get()
     }
 
     /// Top `n` programs over `[from, to)` by `key`, unloaded ones included.
@@ -399,6 +428,11 @@ impl Store {
         prog_type: &str,
     ) -> Result<Vec<Vec<SeriesRow>>, QueryError> {
         self.reader().versions(full_name, prog_type)
+    }
+
+    /// At most `limit` series with ids at or above `first`, in id order.
+    pub fn series_from(&self, first: i64, limit: u32) -> Result<Vec<SeriesRow>, QueryError> {
+        self.reader().series_from(first, limit)
     }
 
     /// Every series known, newest first (for listing).

@@ -135,7 +135,13 @@ impl Maintenance<'_> {
             .map(|p| p.bt_us);
         let lives = self.series_lives(first.boot_seq, t0, t1)?;
         let ids: HashSet<i64> = lives.iter().map(|l| l.series_id).collect();
-        let segs = read::segments_from(&self.db.conn, t0, self.buffer.max_span(), Some(&ids))?;
+        let segs = read::segments_from(
+            &self.db.conn,
+            (t0, None),
+            self.buffer.max_span(),
+            Some(&ids),
+            &self.db.reads,
+        )?;
         let by_series = fold::segments_by_series(&segs);
         let hour_key = i64::try_from(hour)
             .map_err(|_| StoreError::OutOfRange(format!("hour {hour} of boot time")))?;

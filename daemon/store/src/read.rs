@@ -1,6 +1,7 @@
 //! Reading rows back: boots, meta, series, ticks, raw segments and rollup chunks. Every lookup
 //! that may find nothing says so with `Option`; every failure is an error.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::Type;
@@ -288,20 +289,30 @@ pub(crate) fn ticks_between(
 }
 
 /// Stored raw segments that may hold ticks ≥ `from_tick` (segments span at most `max_span`
-/// ticks), of the wanted series only when `wanted` is given.
+/// ticks) and, with `until_tick`, that start at or before it; of the wanted series only when
+/// `wanted` is given. Every row stepped over is counted in `reads` (rows of other series
+/// included: the key orders rows by tick first).
 pub(crate) fn segments_from(
     conn: &Connection,
-    from_tick: u64,
+    (from_tick, until_tick): (u64, Option<u64>),
     max_span: u64,
     wanted: Option<&HashSet<i64>>,
+    reads: &Cell<u64>,
 ) -> Result<Vec<Segment>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT key >> 32, key & 4294967295, base_cnt, base_rt, data FROM raw
-         WHERE key >= (?1 << 32) ORDER BY key",
+         WHERE key >= (?1 << 32) AND key < ?2 ORDER BY key",
     )?;
-    let mut rows = stmt.query([from_tick.saturating_sub(max_span)])?;
+    // Keys are `tick << 32 | series`: the first key of the tick after `until_tick`.
+    let end_key = until_tick
+        .and_then(|t| t.checked_add(1))
+        .and_then(|t| i64::try_from(t).ok())
+        .and_then(|t| t.checked_mul(1 << 32))
+        .unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![from_tick.saturating_sub(max_span), end_key])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
+        reads.set(reads.get() + 1);
         let series_id: i64 = r.get(1)?;
         if wanted.is_some_and(|w| !w.contains(&series_id)) {
             continue;

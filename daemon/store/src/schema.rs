@@ -271,6 +271,9 @@ fn try_open(path: &Path) -> Result<Connection, OpenFailure> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
+    // Room for every statement the daemon uses (about 40; rusqlite keeps 16): a query path
+    // longer than the cache parsed its SQL again on every call, an export page included.
+    conn.set_prepared_statement_cache_capacity(64);
     // Exclusive locking keeps the WAL index in heap memory instead of a shared-memory `-shm`
     // file that every commit would dirty (flash writes); the daemon is the database's only
     // user. It must come before the first read: a read of a file already in WAL mode (a

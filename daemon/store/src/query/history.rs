@@ -30,23 +30,40 @@ struct Slice {
 }
 
 impl Reader<'_> {
+    /// A series' ticks in `[lo, hi]` µs of `boot`, each with its cumulative counters after it.
+    /// `known` is its cumulative counters before `lo` when the caller knows them (the page
+    /// before ended there): only the segments covering the range are read then. Otherwise
+    /// they are found from the segments covering the range when the series was active in it,
+    /// and from the first activity after it (or its total) when not, which reads on to there.
     fn raw_slices(
         &self,
         boot: i64,
         s: &SeriesRow,
-        lo: u64,
-        hi: u64,
+        (lo, hi): (u64, u64),
+        known: Option<Counters>,
     ) -> Result<Vec<Slice>, StoreError> {
         let ticks = self.ticks_in(boot, lo, hi)?;
         let Some(start) = ticks.iter().position(|p| p.bt_us >= lo) else {
             return Ok(Vec::new());
         };
         let first_tick = ticks[start].tick;
+        let last_tick = ticks.last().map_or(first_tick, |t| t.tick);
         let wanted = HashSet::from([s.series_id]);
-        let mut segs = self.segments(first_tick, Some(&wanted))?;
+        let mut segs = self.segments((first_tick, Some(last_tick)), Some(&wanted))?;
         segs.sort_by_key(|g| g.start_tick);
+        let mut cum = match known {
+            Some(c) => c,
+            None if segs.iter().any(|g| g.end_tick() > first_tick) => {
+                cumulative_before(first_tick, &segs.iter().collect::<Vec<_>>(), s.total)
+            }
+            // Idle over the range: its counters are those before its next activity.
+            None => {
+                let mut after = self.segments((last_tick + 1, None), Some(&wanted))?;
+                after.sort_by_key(|g| g.start_tick);
+                cumulative_before(first_tick, &after.iter().collect::<Vec<_>>(), s.total)
+            }
+        };
         let refs: Vec<&Segment> = segs.iter().collect();
-        let mut cum = cumulative_before(first_tick, &refs, s.total);
         let prev_bt = (start > 0).then(|| ticks[start - 1].bt_us);
         let buckets = fold::fold_ticks(
             &ticks[start..],
@@ -127,22 +144,24 @@ impl Reader<'_> {
         )?;
         if span.rolled_end <= span.last {
             let tail_lo = lo.max(span.start_us(span.rolled_end));
-            let finer = self.slices(span.finer, boot, s, tail_lo, hi)?;
+            let finer = self.slices(span.finer, boot, s, (tail_lo, hi), None)?;
             out.extend(fold_slices(&finer, span.bucket_us));
         }
         Ok(out)
     }
 
+    /// `known`: the series' cumulative counters before `lo`, when known (raw tier only: a
+    /// rollup's chunks carry their own).
     fn slices(
         &self,
         tier: Tier,
         boot: i64,
         s: &SeriesRow,
-        lo: u64,
-        hi: u64,
+        (lo, hi): (u64, u64),
+        known: Option<Counters>,
     ) -> Result<Vec<Slice>, StoreError> {
         match tier {
-            Tier::Raw => self.raw_slices(boot, s, lo, hi),
+            Tier::Raw => self.raw_slices(boot, s, (lo, hi), known),
             Tier::Min1 | Tier::Hour1 => self.rollup_slices(tier, boot, s, lo, hi),
         }
     }
@@ -150,14 +169,16 @@ impl Reader<'_> {
     /// A page of the history of `target`: `[from, to)` clipped to when it was seen (its first
     /// sample to its last, or the newest tick while it is loaded), on the grid of `step` from
     /// `from` (raised to the tier's resolution), at most `max_points` points; when cut, the
-    /// time to continue from.
+    /// time to continue from. `known_start`: the cumulative counters of a single series at
+    /// `from`, when the caller knows them (the page before ended there), so that only what
+    /// the page covers is read.
     pub fn history_page(
         &self,
         target: &ProgramRef,
         (from, to): (SystemTime, SystemTime),
-        step: Duration,
-        tier: Option<Tier>,
+        (step, tier): (Duration, Option<Tier>),
         max_points: u64,
+        known_start: Option<Counters>,
     ) -> Result<(History, Option<SystemTime>), QueryError> {
         let (series, tier, step) = self.plan(target, (from, to), step, tier)?;
         let step_ns = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(1);
@@ -195,7 +216,10 @@ impl Reader<'_> {
         } else {
             (end, None)
         };
-        Ok((self.points_of(series, tier, step, start, end)?, next))
+        Ok((
+            self.points_of(series, (tier, step), (start, end), known_start)?,
+            next,
+        ))
     }
 
     /// What a history query needs first: its range checked, its series, the tier (given, or
@@ -230,17 +254,17 @@ impl Reader<'_> {
         tier: Option<Tier>,
     ) -> Result<History, QueryError> {
         let (series, tier, step) = self.plan(target, (from, to), step, tier)?;
-        self.points_of(series, tier, step, from, to)
+        self.points_of(series, (tier, step), (from, to), None)
     }
 
-    /// The points of `series` over `[from, to)` at `step` from `tier`.
+    /// The points of `series` over `[from, to)` at `step` from `tier`; `known_start`: a single
+    /// series' cumulative counters at `from`, when known.
     fn points_of(
         &self,
         series: Vec<SeriesRow>,
-        tier: Tier,
-        step: Duration,
-        from: SystemTime,
-        to: SystemTime,
+        (tier, step): (Tier, Duration),
+        (from, to): (SystemTime, SystemTime),
+        known_start: Option<Counters>,
     ) -> Result<History, QueryError> {
         let span = to.duration_since(from).unwrap_or_default();
         let n_points = u64::try_from(span.as_nanos().div_ceil(step.as_nanos())).unwrap_or(u64::MAX);
@@ -260,6 +284,7 @@ impl Reader<'_> {
             step_ns,
             loads: vec![Vec::new(); usize::try_from(n_points).unwrap_or(0)],
             overhead: vec![0.0; usize::try_from(n_points).unwrap_or(0)],
+            known_start: known_start.filter(|_| series.len() == 1),
         };
         // Per series: cumulative at the end of each point it has data in.
         let mut cum_per_series: Vec<Vec<Option<Counters>>> = Vec::new();
@@ -316,13 +341,16 @@ impl Reader<'_> {
         let n = grid.loads.len();
         let mut cums = vec![None; n];
         let mut buckets: Vec<Option<Bucket>> = vec![None; n];
-        for (boot, lo, hi) in self.boots.ranges(grid.from, grid.to) {
+        let ranges = self.boots.ranges(grid.from, grid.to);
+        for (i, &(boot, lo, hi)) in ranges.iter().enumerate() {
             if boot != s.boot_seq {
                 continue;
             }
             let offset = self.boots.offset_ns(boot);
             let cost = self.boots.stats_cost_ns(boot);
-            for sl in self.slices(tier, boot, s, lo, hi)? {
+            // Known where the grid starts: at the start of its first boot's range.
+            let known = grid.known_start.filter(|_| i == 0);
+            for sl in self.slices(tier, boot, s, (lo, hi), known)? {
                 let wall = signed(ns_of_us(sl.at_us)).saturating_add(offset);
                 let Some(k) = wall
                     .checked_sub(from_ns)
@@ -375,6 +403,8 @@ struct Grid {
     loads: Vec<Vec<Load>>,
     /// What stats cost the point's runs, ns.
     overhead: Vec<f64>,
+    /// The one series' cumulative counters at `from`, when the caller knows them.
+    known_start: Option<Counters>,
 }
 
 impl Grid {

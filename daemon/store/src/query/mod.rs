@@ -47,9 +47,16 @@ impl Reader<'_> {
         Ok(bt.and_then(|bt| self.boots.wall_of_us(boot, bt)))
     }
 
+    /// Counts `n` rows read.
+    fn read_rows(&self, n: usize) {
+        let reads = &self.db.reads;
+        reads.set(reads.get().saturating_add(n as u64));
+    }
+
     /// Ticks of `boot` in `[lo, hi]` µs, preceded by the tick before `lo` when there is one.
     fn ticks_in(&self, boot: i64, lo: u64, hi: u64) -> Result<Vec<TickPoint>, StoreError> {
         let mut all = read::ticks_between(&self.db.conn, boot, lo, hi)?;
+        self.read_rows(all.len());
         all.extend(
             self.buffer
                 .ticks_of(boot)?
@@ -70,16 +77,23 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// Segments (stored and in memory) that may hold ticks ≥ `from_tick`.
+    /// Segments (stored and in memory) that may hold ticks ≥ `from_tick` and, with
+    /// `until_tick`, start at or before it: a bounded range reads what it covers, not what
+    /// was stored after it.
     fn segments(
         &self,
-        from_tick: u64,
+        (from_tick, until_tick): (u64, Option<u64>),
         wanted: Option<&HashSet<i64>>,
     ) -> Result<Vec<Segment>, StoreError> {
-        let mut segs =
-            read::segments_from(&self.db.conn, from_tick, self.buffer.max_span(), wanted)?;
+        let mut segs = read::segments_from(
+            &self.db.conn,
+            (from_tick, until_tick),
+            self.buffer.max_span(),
+            wanted,
+            &self.db.reads,
+        )?;
         segs.extend(self.buffer.segments(wanted)?);
-        segs.retain(|s| s.end_tick() > from_tick);
+        segs.retain(|s| s.end_tick() > from_tick && until_tick.is_none_or(|u| s.start_tick <= u));
         Ok(segs)
     }
 

@@ -87,6 +87,7 @@ impl Reader<'_> {
         while let Some(r) = rows.next()? {
             out.push(self.series_from_row(&lives, &ends, r)?);
         }
+        self.read_rows(out.len());
         for s in self.buffer.unwritten_series() {
             let m = s.meta;
             let live = lives.get(&s.series_id);
@@ -232,6 +233,19 @@ impl Reader<'_> {
         }
         versions.sort_by_key(|v| v.last().map(|s| (s.first_seen, s.series_id)));
         Ok(versions)
+    }
+
+    /// At most `limit` series with ids at or above `first`, in id order (stored or not yet):
+    /// what a reader going through every series a part at a time reads next.
+    pub fn series_from(&self, first: i64, limit: u32) -> Result<Vec<SeriesRow>, QueryError> {
+        let mut rows = self.series_where(
+            "series_id >= ?1 ORDER BY series_id LIMIT ?2",
+            &[&first, &limit],
+            |s| s.series_id >= first,
+        )?;
+        rows.sort_by_key(|s| s.series_id);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(rows)
     }
 
     /// Every series known, newest first (for listing).

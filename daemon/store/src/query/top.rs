@@ -183,7 +183,9 @@ impl Reader<'_> {
             return Ok(HashMap::new());
         };
         let wanted: HashSet<i64> = series.iter().map(|s| s.series_id).collect();
-        let segs = self.segments(ticks[start].tick, Some(&wanted))?;
+        // Only what covers the window's ticks: folding needs no later activity.
+        let until = ticks.last().map(|t| t.tick);
+        let segs = self.segments((ticks[start].tick, until), Some(&wanted))?;
         let by_series = fold::segments_by_series(&segs);
         let prev_bt = start.checked_sub(1).map(|i| ticks[i].bt_us);
         Ok(series

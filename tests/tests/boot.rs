@@ -23,13 +23,15 @@ fn have(tool: &str) -> bool {
 /// A pristine bookworm root, made once and kept under target/ (debootstrap takes ~35 s).
 fn base_root() -> PathBuf {
     let root = target().join("nspawn/root");
-    if !root.join("usr/lib/systemd/systemd").exists() {
+    // kill (procps) for the unit's `ExecReload=kill -HUP $MAINPID`: a root made before it
+    // was included is made again.
+    if !root.join("usr/lib/systemd/systemd").exists() || !root.join("usr/bin/kill").exists() {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.parent().expect("parent")).expect("mkdir");
         let out = Command::new("debootstrap")
             .args([
                 "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus",
+                "--include=systemd,systemd-sysv,dbus,procps",
                 "bookworm",
             ])
             .arg(&root)

@@ -451,6 +451,46 @@ fn a_reopened_store_answers_before_its_first_tick() {
     }
 }
 
+/// A window longer than raw history is summed from a rollup tier plus, for its newest part not
+/// rolled up yet, raw ticks: its rates are over the whole window observed, where the raw part's
+/// own intervals (a few seconds) once made 2 runs/s read as hours of runs per second.
+#[test]
+fn rates_over_a_rollup_and_its_raw_tail_are_over_the_whole_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut host = SimHost::new("boot-t", t0(), HOUR);
+    host.load(1, "steady");
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
+    // Raw history begins a second after the hour, where the rollup's first bucket begins.
+    host.advance(Duration::from_secs(1));
+    store.ingest(host.tick()).expect("baseline");
+    for i in 0..3 * 3600 + 30 {
+        host.advance(Duration::from_secs(1));
+        host.run(0, 2, 200);
+        store.ingest(host.tick()).expect("ingest");
+        if i % 60 == 0 {
+            store.flush(host.wall()).expect("flush");
+        }
+    }
+    store.flush(host.wall()).expect("flush");
+    store.maintain(host.wall()).expect("maintain");
+    // From the hour's start: the rollup's first bucket, a second before the first raw tick.
+    for window in [
+        2 * HOUR,
+        host.wall().duration_since(t0()).expect("after t0"),
+    ] {
+        let from = host.wall() - window;
+        let top = store.top(from, host.wall(), SortKey::Runs, 5).expect("top");
+        assert_eq!(top.len(), 1, "{window:?}");
+        let rate = top[0].rates.runs_per_sec;
+        assert!(
+            (1.99..=2.01).contains(&rate),
+            "{window:?} from {:?}: {rate} runs/s over {} ns",
+            top[0].tier,
+            top[0].span_ns
+        );
+    }
+}
+
 #[test]
 fn top_of_a_past_window_leaves_out_programs_born_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");

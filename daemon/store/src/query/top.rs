@@ -68,7 +68,7 @@ impl Reader<'_> {
             let cost = self.boots.stats_cost_ns(boot);
             for s in series {
                 let b = sums.get(&s.series_id).copied().unwrap_or_default();
-                let observed = observed_us(&s, &b, covered);
+                let observed = observed_us(&s, &b, tier, covered);
                 rows.push(TopRow {
                     tier,
                     span_ns: ns_of_us(observed),
@@ -214,9 +214,11 @@ fn raw_covered(ticks: &[TickPoint]) -> (u64, u64) {
 
 /// The time a series was observed in the window (µs), the denominator of its rates, as in
 /// history: the measured intervals of its samples (raw ticks), else the part of the covered
-/// span its life overlaps (rollup sums keep no per-sample intervals).
-fn observed_us(s: &SeriesRow, b: &Bucket, (start, end): (u64, u64)) -> u64 {
-    if b.span_us > 0 {
+/// span its life overlaps. Rollup sums keep no per-sample intervals; their window's newest part,
+/// not rolled up yet, is summed from raw ticks, whose intervals cover only that part (taken for
+/// the whole window, they made rates of hours' runs over a second).
+fn observed_us(s: &SeriesRow, b: &Bucket, tier: Tier, (start, end): (u64, u64)) -> u64 {
+    if tier == Tier::Raw && b.span_us > 0 {
         return b.span_us;
     }
     let born = us_of_ns(s.first_bt_ns);

@@ -416,6 +416,20 @@ fn queries_reject_bad_input_clearly() {
     assert!(e.expect("error").contains("outside"));
 }
 
+/// `seconds` one-second passes in which the host's first program runs twice (100 ns each),
+/// flushed every minute and at the end.
+fn twice_a_second(host: &mut SimHost, store: &mut Store, seconds: u64) {
+    for i in 0..seconds {
+        host.advance(Duration::from_secs(1));
+        host.run(0, 2, 200);
+        store.ingest(host.tick()).expect("ingest");
+        if i % 60 == 0 {
+            store.flush(host.wall()).expect("flush");
+        }
+    }
+    store.flush(host.wall()).expect("flush");
+}
+
 #[test]
 fn a_reopened_store_answers_before_its_first_tick() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -424,15 +438,7 @@ fn a_reopened_store_answers_before_its_first_tick() {
     {
         let mut store = store_at(&dir, default_retention(), 64 << 20);
         store.ingest(host.tick()).expect("baseline");
-        for i in 0..3 * 3600 {
-            host.advance(Duration::from_secs(1));
-            host.run(0, 2, 200);
-            store.ingest(host.tick()).expect("ingest");
-            if i % 60 == 0 {
-                store.flush(host.wall()).expect("flush");
-            }
-        }
-        store.flush(host.wall()).expect("flush");
+        twice_a_second(&mut host, &mut store, 3 * 3600);
     }
     let store = store_at(&dir, default_retention(), 64 << 20);
     for window in [10 * MIN, 2 * HOUR, DAY] {
@@ -463,15 +469,7 @@ fn rates_over_a_rollup_and_its_raw_tail_are_over_the_whole_window() {
     // Raw history begins a second after the hour, where the rollup's first bucket begins.
     host.advance(Duration::from_secs(1));
     store.ingest(host.tick()).expect("baseline");
-    for i in 0..3 * 3600 + 30 {
-        host.advance(Duration::from_secs(1));
-        host.run(0, 2, 200);
-        store.ingest(host.tick()).expect("ingest");
-        if i % 60 == 0 {
-            store.flush(host.wall()).expect("flush");
-        }
-    }
-    store.flush(host.wall()).expect("flush");
+    twice_a_second(&mut host, &mut store, 3 * 3600 + 30);
     store.maintain(host.wall()).expect("maintain");
     // From the hour's start: the rollup's first bucket, a second before the first raw tick.
     for window in [

@@ -58,7 +58,8 @@ pub enum Command {
     /// Everything about one loaded program: metadata, maps, owners, attach points, notes.
     #[command(after_long_help = help::SHOW)]
     Show {
-        /// Program id or name.
+        /// Program id, series:<id>, or name (digits that are both an id and a name: id:<id> or
+        /// name:<name>).
         program: String,
     },
     /// Every map on the host, with the programs using it and the processes holding it.

@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use aya_obj::generated::{bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
 
+use super::names::KERNEL_NAME_MAX;
+
 /// A failed `bpf()` command, with the command's name kept for the message.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {source}")]
@@ -371,11 +373,11 @@ pub fn obj_get(path: &CStr) -> SysResult<OwnedFd> {
     unsafe { sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut attr, "BPF_OBJ_GET") }
 }
 
-fn obj_name(name: &str) -> [u8; 16] {
+fn obj_name(name: &str) -> [u8; KERNEL_NAME_MAX + 1] {
     // The kernel keeps 15 bytes and a NUL; longer names are cut, as libbpf does.
-    let mut out = [0u8; 16];
+    let mut out = [0u8; KERNEL_NAME_MAX + 1];
     let bytes = name.as_bytes();
-    let n = bytes.len().min(15);
+    let n = bytes.len().min(KERNEL_NAME_MAX);
     out[..n].copy_from_slice(&bytes[..n]);
     out
 }

@@ -613,7 +613,7 @@ fn full_name_of(
     info: &bpf_prog_info,
     btf_blobs: &mut HashMap<u32, Vec<u8>>,
 ) -> Result<Option<String>, SysError> {
-    if maps::c_name(&info.name).len() < 15 || info.btf_id == 0 {
+    if maps::c_name(&info.name).len() < names::KERNEL_NAME_MAX || info.btf_id == 0 {
         return Ok(None);
     }
     btf_func_name(fd, info.btf_id, btf_blobs)

@@ -472,3 +472,31 @@ fn small_export_pages_cost_what_they_return_and_families_end_together() {
     );
     assert!(daemon.stop());
 }
+
+/// An export that starts after the newest stored sample (passes every 10 s, asked for the last
+/// 2 s) is every family with no samples, where the page's end, fixed at the newest sample, fell
+/// before its start and the store refused the range.
+#[test]
+fn an_export_from_after_the_newest_sample_is_empty() {
+    require_bpf!();
+    let daemon = ApiDaemon::start(None, "10s");
+    // The first pass is stored at start; the next is 10 s away.
+    sleep_ms(3000);
+    let out = daemon.ctl(&["export", "--since", "2s", "--step", "10s"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("# TYPE ebpfstat_program_runs counter"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("ebpfstat_")),
+        "no samples: {text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(daemon.stop());
+}

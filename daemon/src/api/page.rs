@@ -42,11 +42,19 @@ pub fn export_page(
     };
     let until = WallNs::from_ns(until_ns).time();
     let step = Duration::from_nanos(asked.step_ns);
+    // Nothing stored from the start on (a start after the newest sample): every family, no
+    // series, rather than a range that ends before it starts, which the store refuses.
+    let nothing = until_ns <= asked.range.0;
     history::page(
         (asked.range.0, until_ns),
         asked.at,
         u64::from(asked.max_points),
-        |first| next_series(s, asked, held, first),
+        |first| {
+            if nothing {
+                return Ok(None);
+            }
+            next_series(s, asked, held, first)
+        },
         |id, from, max, cum| {
             let range = (WallNs::from_ns(from).time(), until);
             points(s, id, range, (step, max), cum)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ebpfstat_store::model::{Counters, MapMemory, ProgramMeta, rfc3339};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::host::KernelInfo;
 use super::links::AttachPoint;
@@ -106,7 +106,7 @@ pub struct Pass {
     /// What stats cost each program run, as calibrated.
     pub stats_cost: Arc<StatsCost>,
     /// Share of one core that stats cost the host over the interval (runs × cost / time).
-    #[serde(rename = "stats_overhead_pct")]
+    #[serde(rename = "stats_overhead_pct", serialize_with = "percent")]
     pub stats_overhead: Option<Share>,
     /// Program runs over the interval, all programs together: what `stats_overhead` counts,
     /// kept for the duty cycle so it is summed once.
@@ -139,4 +139,9 @@ impl Pass {
     pub fn read_all(&self) -> bool {
         self.unread == 0 && self.failure.is_none()
     }
+}
+
+/// A share of one core as `list` writes it, in percent (the key says `_pct`).
+fn percent<S: Serializer>(share: &Option<Share>, s: S) -> Result<S::Ok, S::Error> {
+    share.map(Share::percent).serialize(s)
 }

@@ -117,8 +117,6 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         settings.retention(),
         settings.max_db_size,
     ))?;
-    // Says (log, status, events) when the run before was killed; this one is running now.
-    store.begin_run(SystemTime::now())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,6 +131,9 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
     };
     // The socket file goes when `socket_file` does, at the end of a clean exit.
     let (listener, socket_file) = bound.unzip();
+    // Says (log, status, events) when the run before was killed; this one is running now. Not
+    // sooner: a start that fails before this point (a bad socket path) is no crash next time.
+    store.begin_run(SystemTime::now())?;
     let mut running = start_threads(&cfg, shared, store, ends)?;
     tracing::info!(
         "sampling every {} into {} (flush every {})",

@@ -235,7 +235,7 @@ impl Reader<'_> {
         if step.is_zero() {
             return Err(QueryError::InvalidArgument("step must be positive".into()));
         }
-        let series = self.resolve(target)?;
+        let series = in_range(self.resolve(target)?, (from, to));
         let tier = match tier {
             Some(t) => t,
             None => choose_tier(&self.tier_oldest()?, from, step),
@@ -567,6 +567,22 @@ fn point(
         peak_runs_per_sec: b.peak_cnt_rate,
         peak_cpu_pct: cpu_pct_of_rate(b.peak_rt_rate as f64),
     }
+}
+
+/// The loads whose life meets `[from, to)`: a name or a version may have had hundreds of loads,
+/// and each one placed reads the range again. None meets it: the newest, which names what was
+/// asked in an answer without points.
+fn in_range(mut series: Vec<SeriesRow>, (from, to): (SystemTime, SystemTime)) -> Vec<SeriesRow> {
+    let meets = |s: &SeriesRow| {
+        s.first_seen.is_none_or(|f| f < to) && (s.alive || s.last_seen.is_none_or(|l| l >= from))
+    };
+    if series.iter().any(meets) {
+        series.retain(meets);
+    } else {
+        series.sort_by_key(|s| s.series_id);
+        series.drain(..series.len().saturating_sub(1));
+    }
+    series
 }
 
 #[cfg(test)]

@@ -479,6 +479,8 @@ fn small_export_pages_cost_what_they_return_and_families_end_together() {
 #[test]
 fn an_export_from_after_the_newest_sample_is_empty() {
     require_bpf!();
+    // A program the export would list, had it samples in the range.
+    let _fleet = Fleet::load(&format!("ee{}_", tag()), 1);
     let daemon = ApiDaemon::start(None, "10s");
     // The first pass is stored at start; the next is 10 s away.
     sleep_ms(3000);

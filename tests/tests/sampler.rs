@@ -127,7 +127,7 @@ fn exact_run_counts_names_maps_and_memory() {
 }
 
 #[test]
-fn unloaded_program_vanishes_and_new_one_starts_at_baseline() {
+fn unloaded_program_vanishes_and_new_one_is_counted_from_its_load() {
     require_bpf!();
     let prefix = format!("ul{}_", tag());
     let mut fleet = Fleet::load(&prefix, 2);
@@ -159,12 +159,12 @@ fn unloaded_program_vanishes_and_new_one_starts_at_baseline() {
     let new = fleet.programs[1].id;
     fleet.drive(1, 9);
     let pass = sampler.pass();
-    assert_eq!(
-        find(&pass, new).interval,
-        None,
-        "new program: baseline, not a spike"
-    );
-    assert_eq!(find(&pass, new).counters.run_cnt, 9);
+    // Stats were held on since before its load: it is counted from its load, its first
+    // interval holds the runs since (no spike: they all came after the load).
+    let first = find(&pass, new);
+    assert!(first.meta.counted_from_load, "{:?}", first.meta);
+    assert_eq!(first.interval.map(|i| i.delta_run_cnt), Some(9));
+    assert_eq!(first.counters.run_cnt, 9);
     assert_eq!(
         find(&pass, fleet.programs[0].id)
             .interval

@@ -38,20 +38,35 @@ fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
 }
 
+/// A point's samples: `null` (none) for time no pass saw.
+fn samples(p: &Value) -> u64 {
+    p["samples"].as_u64().unwrap_or(0)
+}
+
+/// A point's runs, none where it has no samples.
+fn run_cnt(p: &Value) -> u64 {
+    p["run_cnt"].as_u64().unwrap_or(0)
+}
+
 /// The point whose samples cover a long time, and checks that hold of every point: no
 /// burst (the true rate is 5/s) and no zeros for unseen time.
 fn the_long_point(points: &[Value], at_least: Duration) -> &Value {
     for p in points {
+        if samples(p) == 0 {
+            // Unseen time has no value, not zeros.
+            for k in ["span_ns", "run_cnt", "peak_runs_per_sec"] {
+                assert!(p[k].is_null(), "{k} of a step no pass saw: {p}");
+            }
+            continue;
+        }
         let peak = u(p, "peak_runs_per_sec");
         let rate = p["rates"]["runs_per_sec"].as_f64().expect("rate");
         assert!(peak <= 7 && rate <= 7.0, "a burst at {p}");
-        if u(p, "samples") == 0 {
-            assert_eq!(u(p, "span_ns"), 0, "{p}");
-        }
     }
+    let at_least = u64::try_from(at_least.as_nanos()).expect("fits");
     let long: Vec<&Value> = points
         .iter()
-        .filter(|p| u(p, "span_ns") >= u64::try_from(at_least.as_nanos()).expect("fits"))
+        .filter(|p| p["span_ns"].as_u64().is_some_and(|s| s >= at_least))
         .collect();
     assert_eq!(long.len(), 1, "one step holds the gap: {long:?}");
     long[0]
@@ -99,9 +114,9 @@ fn a_stall_is_one_late_pass_whose_interval_is_the_stall() {
     let expected = u(p, "run_cnt") as f64 * 1e9 / span as f64;
     assert!((rate - expected).abs() < 1e-6, "{p}");
     assert!((3.0..=5.5).contains(&rate), "{p}");
-    let unseen = points.iter().filter(|p| u(p, "samples") == 0).count();
+    let unseen = points.iter().filter(|p| samples(p) == 0).count();
     assert!(unseen >= 18, "{unseen} steps without samples in the stall");
-    let stored: u64 = points.iter().map(|p| u(p, "run_cnt")).sum();
+    let stored: u64 = points.iter().map(run_cnt).sum();
     assert_eq!(stored, runs, "every run is in the history");
     assert!(d.stop());
 }
@@ -160,7 +175,7 @@ fn passes_without_descriptors_fail_loudly_and_leave_no_zeros() {
     let points = points(&d, fleet.programs[0].id, "30s");
     let p = the_long_point(&points, Duration::from_secs(5));
     assert!(u(p, "span_ns") < 8_000_000_000, "{p}");
-    let stored: u64 = points.iter().map(|p| u(p, "run_cnt")).sum();
+    let stored: u64 = points.iter().map(run_cnt).sum();
     assert_eq!(stored, runs, "every run is in the history");
 
     let (clean, log) = d.stop_logged();

@@ -596,6 +596,19 @@ fn header_words(screen: &str) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// A full (BTF) name of 482 bytes starting with `prefix`, as one seen on a host.
+fn wide_name(prefix: &str) -> String {
+    format!("{prefix}wide_{}", "n".repeat(482 - prefix.len() - 5))
+}
+
+/// Every line of what `args` printed on the screen in at most `cols` columns.
+fn assert_within(screen: &str, cols: usize, args: &[&str]) {
+    for line in screen.lines() {
+        let n = line.chars().count();
+        assert!(n <= cols, "{args:?}: a line of {n} columns:\n{screen}");
+    }
+}
+
 /// Issue 24, items 8 and 9: `top --once` was 107 columns on an 80-column terminal and a
 /// 482-byte name made `list` lines of 570; `--sort runs` ranked by a column not shown.
 #[test]
@@ -603,7 +616,7 @@ fn tables_fit_an_80_column_terminal_and_a_pipe_keeps_every_value() {
     require_bpf!();
     let prefix = format!("wd{}_", tag());
     let mut fleet = Fleet::load(&prefix, 2);
-    let full = format!("{prefix}wide_{}", "n".repeat(482 - prefix.len() - 5));
+    let full = wide_name(&prefix);
     fleet.add(&full[..15], Some(&full));
     let d = running(&fleet);
     // This test's programs only: others on the host may rank above them.
@@ -619,13 +632,7 @@ fn tables_fit_an_80_column_terminal_and_a_pipe_keeps_every_value() {
         let mut args = args;
         args.extend(["--name", glob.as_str()]);
         let screen = screen_at(&d, &args, 80);
-        for line in screen.lines() {
-            assert!(
-                line.chars().count() <= 80,
-                "{args:?}: a line of {} columns:\n{screen}",
-                line.chars().count()
-            );
-        }
+        assert_within(&screen, 80, &args);
         assert_aligned(&screen, "ID", 80, 3);
         if args[0] != "maps" {
             let row = screen
@@ -672,6 +679,50 @@ fn tables_fit_an_80_column_terminal_and_a_pipe_keeps_every_value() {
             out.lines()
                 .any(|l| l.contains("HOLDERS") && l.contains("TYPE")),
             "{out}"
+        );
+    }
+}
+
+/// Issue 24, item 8, for `history` and `show`: a 482-byte name made their header and facts
+/// lines wider than the terminal by hundreds of columns.
+#[test]
+fn history_and_show_fit_an_80_column_terminal_and_a_pipe_keeps_the_name() {
+    require_bpf!();
+    let prefix = format!("hw{}_", tag());
+    let mut fleet = Fleet::load(&prefix, 0);
+    let full = wide_name(&prefix);
+    // Two loads of the name: the history says so and lists each load on a line.
+    fleet.add(&full[..15], Some(&full));
+    fleet.add(&full[..15], Some(&full));
+    let d = running(&fleet);
+    let id = fleet.ids()[0].to_string();
+    let history = ["history", full.as_str(), "--since", "5m", "--step", "1s"];
+    for args in [&history[..], &["show", id.as_str()][..]] {
+        let screen = screen_at(&d, args, 80);
+        assert_within(&screen, 80, args);
+        assert!(
+            screen
+                .split_whitespace()
+                .any(|w| w.starts_with(&full[..14]) && w.ends_with('…')),
+            "{}: the name cut with …:\n{screen}",
+            args[0]
+        );
+        assert!(!screen.contains(&full), "{}:\n{screen}", args[0]);
+        if args[0] == "history" {
+            assert!(screen.contains("2 loads"), "{screen}");
+            assert!(
+                table_lines(&screen, "TIME")
+                    .first()
+                    .is_some_and(|h| h.contains("TIME")),
+                "{screen}"
+            );
+        }
+        // Piped, the name is whole.
+        let out = piped(&d, args);
+        assert!(
+            out.contains(&full),
+            "{}: the whole name in:\n{out}",
+            args[0]
         );
     }
 }

@@ -9,7 +9,10 @@ use ebpfstat_numbers::rates::avg_ns_per_run;
 use ebpfstat_numbers::time;
 
 use super::{explain, range_ns};
-use crate::render::{estimated, print_json, print_table, stamp, table};
+use crate::render::fit::say_named;
+use crate::render::{
+    estimated, print_json, print_table, say, say_indented, stamp, table, terminal_width,
+};
 use crate::{HistoryArgs, Metric, units};
 
 pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
@@ -28,7 +31,7 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
     }
     header(&info, a, step)?;
     if points.is_empty() {
-        out!("no samples of it in that range")?;
+        say("no samples of it in that range")?;
         return Ok(());
     }
     chart(&points, a)?;
@@ -38,28 +41,34 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
 
 /// Which loads, at what tier and step (and why the step is not the one asked for). A name
 /// covers each of its loads, reloads and versions included: with more than one, each load on a
-/// line of its own, its version numbered in the order the versions were first loaded.
+/// line of its own, its version numbered in the order the versions were first loaded. On a
+/// terminal the name is cut to leave the line's width to the rest.
 fn header(info: &wire::HistoryInfo, a: &HistoryArgs, step: u64) -> Result<()> {
     let shown_step = humantime::format_duration(Duration::from_nanos(info.step_ns));
     let loads = Loads::of(&info.series);
     match loads.all.as_slice() {
-        [(s, _)] => out!(
-            "{} (id {}{}) · tier {} · step {shown_step}",
-            s.full_name,
-            s.id,
-            if s.alive { "" } else { ", gone" },
-            info.tier,
+        [(s, _)] => say_named(
+            "",
+            &s.full_name,
+            &format!(
+                " (id {}{}) · tier {} · step {shown_step}",
+                s.id,
+                if s.alive { "" } else { ", gone" },
+                info.tier,
+            ),
+            2,
         )?,
         all => {
             let name = all.first().map_or("", |(s, _)| s.full_name.as_str());
-            out!(
-                "{name} · {} loads, {} · tier {} · step {shown_step}",
+            let rest = format!(
+                " · {} loads, {} · tier {} · step {shown_step}",
                 all.len(),
                 plural(loads.versions, "version"),
                 info.tier,
-            )?;
+            );
+            say_named("", name, &rest, 2)?;
             for (s, v) in all {
-                out!(
+                let line = format!(
                     "  v{v} tag {} · id {} · {} to {}",
                     short_tag(&s.tag),
                     s.id,
@@ -69,15 +78,16 @@ fn header(info: &wire::HistoryInfo, a: &HistoryArgs, step: u64) -> Result<()> {
                     } else {
                         stamp(s.last_seen_ns)
                     },
-                )?;
+                );
+                say_indented(&line, 4)?;
             }
         }
     }
     if info.step_ns > step {
-        out!(
+        say(&format!(
             "(step raised from {}: this tier, or the sampling interval, holds nothing finer)",
             humantime::format_duration(a.step)
-        )?;
+        ))?;
     }
     Ok(())
 }
@@ -154,7 +164,7 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// The chosen metric as one line of blocks, as wide as the terminal.
+/// The chosen metric as one line of blocks, as wide as the terminal (piped: `COLUMNS`, or 80).
 fn chart(points: &[wire::HistoryPoint], a: &HistoryArgs) -> Result<()> {
     // Cumulative: what the program had done since load at the end of each step (its CPU is
     // its run time so far).
@@ -172,22 +182,30 @@ fn chart(points: &[wire::HistoryPoint], a: &HistoryArgs) -> Result<()> {
         }
     };
     let values: Vec<f64> = points.iter().map(metric).collect();
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(80usize)
-        .saturating_sub(2);
-    out!(
-        "{:?}{}: {}",
+    let label = format!(
+        "{:?}{}: ",
         a.metric,
-        if a.cumulative { " (cumulative)" } else { "" },
+        if a.cumulative { " (cumulative)" } else { "" }
+    );
+    let width = match terminal_width() {
+        Some(w) => usize::from(w).saturating_sub(label.len()),
+        None => std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(80usize)
+            .saturating_sub(2),
+    };
+    out!(
+        "{label}{}",
         units::sparkline(&units::downsample(&values, width))
     )?;
     Ok(())
 }
 
-/// The table of steps; whether a step's samples covered a stall (marked `*`). With more than
-/// one load, a VERSION column says which ran in each step.
+/// The table of steps; whether a step's samples covered a stall (marked `*`, in a SAMPLES
+/// column on screen). With more than one load, a VERSION column says which ran in each step.
+/// On a terminal too narrow for all, columns are left out whole (never TIME, nor the column of
+/// the metric charted) and VERSION is cut.
 fn steps(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, a: &HistoryArgs) -> Result<bool> {
     let loads = Loads::of(&info.series);
     let versioned = loads.all.len() > 1;
@@ -213,8 +231,39 @@ fn steps(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, a: &HistoryArg
         }
         t.add_row(row);
     }
-    print_table(&t)?;
-    Ok(stalled)
+    // Cut no narrower than its title: a column whose title is cut and cells whole reads badly.
+    t.cut("VERSION", 7, 1);
+    let keep = charted(a);
+    let order: Vec<&str> = [
+        "PEAK CPU%",
+        "RUN TIME",
+        "SAMPLES",
+        "RUN TIME SINCE LOAD",
+        "AVG",
+        "RUNS",
+        "RUNS SINCE LOAD",
+        "VERSION",
+        "CPU%",
+    ]
+    .into_iter()
+    .filter(|c| !keep.contains(c))
+    .collect();
+    t.drop_first(&order);
+    let printed = print_table(&t)?;
+    Ok(stalled && printed.shows("SAMPLES"))
+}
+
+/// The columns of the metric the chart shows.
+fn charted(a: &HistoryArgs) -> &'static [&'static str] {
+    match (a.metric, a.cumulative) {
+        (Metric::Cpu, false) => &["CPU%"],
+        (Metric::Runs, false) => &["RUNS"],
+        (Metric::Runtime, false) => &["RUN TIME"],
+        (Metric::Avg, false) => &["AVG"],
+        (Metric::Runs, true) => &["RUNS SINCE LOAD"],
+        (Metric::Cpu | Metric::Runtime, true) => &["RUN TIME SINCE LOAD"],
+        (Metric::Avg, true) => &["RUNS SINCE LOAD", "RUN TIME SINCE LOAD"],
+    }
 }
 
 fn step_row(pt: &wire::HistoryPoint, long: bool, cumulative: bool) -> Vec<String> {
@@ -255,22 +304,23 @@ fn footnotes(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, stalled: b
     if let Some(last) = points.last()
         && u64::try_from(last.end_ns - last.start_ns).is_ok_and(|w| w < info.step_ns)
     {
-        out!(
+        say(&format!(
             "the last step is partial: it ends at the newest sample ({})",
             stamp(last.end_ns)
-        )?;
+        ))?;
     }
     if info.next_from_ns > 0 {
-        out!(
+        say(&format!(
             "{} points shown; the range goes on: continue with --since {}",
             points.len(),
             stamp(info.next_from_ns)
-        )?;
+        ))?;
     }
     if stalled {
-        out!(
+        say_indented(
             "* a pass came late or passes failed: the step's counts cover the time since the \
-             pass before (its CPU% is over that time)"
+             pass before (its CPU% is over that time)",
+            2,
         )?;
     }
     let (from, to) = (
@@ -279,19 +329,17 @@ fn footnotes(points: &[wire::HistoryPoint], info: &wire::HistoryInfo, stalled: b
     );
     for s in &info.series {
         if s.runs_before_first_pass > 0 && (from..to).contains(&s.first_seen_ns) {
-            out!(
+            say(&format!(
                 "id {}'s first step is partial: it had run {} times before the first pass saw \
                  it ({}); those runs are in no step (stats were not held on since its load)",
                 s.id,
                 units::count(s.runs_before_first_pass as f64),
                 stamp(s.first_seen_ns)
-            )?;
+            ))?;
         }
     }
     if points.iter().any(|p| p.frozen > 0) {
-        out!(
-            "some samples were taken while run-time stats were off: their zeros are not idleness"
-        )?;
+        say("some samples were taken while run-time stats were off: their zeros are not idleness")?;
     }
     Ok(())
 }

@@ -7,7 +7,10 @@ use zbus::Str;
 
 use super::explain;
 use crate::notes::map_memory_notes;
-use crate::render::{footnotes, owners, print_json, print_table, render_maps, stamp, table};
+use crate::render::fit::{self, say_named};
+use crate::render::{
+    footnotes, owners, print_json, print_table, render_maps, say_indented, stamp, table,
+};
 use crate::units;
 
 pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> {
@@ -23,13 +26,22 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         return print_json(&DetailJson::of(&d, snap.coverage));
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
+    // On a terminal, names are cut with `…` and the other values break between words under
+    // where values start; piped, each fact is one whole line.
     for (k, v) in facts(&d) {
-        out!("{k:>15}: {v}")?;
+        let lead = format!("{k:>15}: ");
+        if matches!(k, "name" | "full name") {
+            say_named(&lead, &v, "", lead.len())?;
+        } else {
+            say_indented(&format!("{lead}{v}"), lead.len())?;
+        }
     }
     if !d.attach.is_empty() {
         out!()?;
         out!("attached")?;
         let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
+        t.cut("TARGET", fit::MIN_NAME, 1);
+        t.drop_first(&["TYPE", "ATTACH TYPE"]);
         for a in &d.attach {
             t.add_row(vec![
                 a.link_id.to_string(),
@@ -47,7 +59,7 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         out!()?;
         out!("notes")?;
         for n in &d.notes {
-            out!("  {}: {}", n.code, n.text)?;
+            say_indented(&format!("  {}: {}", n.code, n.text), 4)?;
         }
     }
     out!()?;

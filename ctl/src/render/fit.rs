@@ -3,6 +3,8 @@
 //! their narrowest; the columns that may be cut (names, holders) then share what is left, and
 //! a cut cell ends with `…`, so a cut never looks whole.
 
+use std::io::{self, Write};
+
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A name is cut to no fewer columns than a kernel name has (15 bytes).
@@ -196,6 +198,31 @@ pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
     lines
 }
 
+/// A line holding a name between `lead` and `rest` (`full name: …`, `NAME · 2 loads · …`). On
+/// a terminal the name is cut with `…` to leave the line's width to the rest (to no fewer than
+/// [`MIN_NAME`] columns), and what still does not fit breaks between words, continuing
+/// `indent` columns in; piped, the line is whole.
+pub fn say_named(lead: &str, name: &str, rest: &str, indent: usize) -> io::Result<()> {
+    let Some(width) = super::terminal_width() else {
+        return super::say(&format!("{lead}{name}{rest}"));
+    };
+    let lines = named(lead, name, rest, usize::from(width), indent);
+    let mut out = io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// [`say_named`]'s lines in `width` columns.
+fn named(lead: &str, name: &str, rest: &str, width: usize, indent: usize) -> Vec<String> {
+    let (lead, rest) = (super::visible(lead), super::visible(rest));
+    let room = width
+        .saturating_sub(lead.width() + rest.width())
+        .max(usize::from(MIN_NAME));
+    wrap(&format!("{lead}{}{rest}", fit(name, room)), width, indent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +283,26 @@ mod tests {
         // One would get less than its minimum: it gets its minimum.
         let w = widths(&[flex(u16::MAX, 15, 1), flex(u16::MAX, 11, 1)], 28, LIVE);
         assert_eq!(w, [Some(15), Some(12)]);
+    }
+
+    #[test]
+    fn a_name_is_cut_to_leave_room_for_what_follows_it() {
+        let name = "n".repeat(40);
+        assert_eq!(
+            named("full name: ", &name, "", 30, 11),
+            [format!("full name: {}…", "n".repeat(18))]
+        );
+        assert_eq!(
+            named("", &name, " · tier raw", 30, 2),
+            [format!("{}… · tier raw", "n".repeat(18))]
+        );
+        // Never below a kernel name's width: the rest goes on the next line.
+        assert_eq!(
+            named("", &name, " · 2 loads", 20, 2),
+            [format!("{}… · 2", "n".repeat(14)), "  loads".to_owned()]
+        );
+        // Short, it is whole.
+        assert_eq!(named("", "abc", " · x", 80, 2), ["abc · x"]);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use ebpfstat_numbers::rates::{Rates as Computed, Totals};
 use serde::Serialize;
 
 use crate::{
-    AttachPoint, HistoryInfo, HistoryPoint, MapRow, Owner, ProgramDetail, ProgramRow, Rates,
-    SeriesInfo, Snapshot, TopRow,
+    Alert, AttachPoint, Comparison, Event, HistoryInfo, HistoryPoint, MapRow, Owner, ProgramDetail,
+    ProgramRow, Rates, SeriesInfo, Snapshot, TopRow, VersionInfo,
 };
 
 /// An average per run as the wire carries it: negative when there were no runs.
@@ -557,5 +557,296 @@ impl DetailJson {
             attach: d.attach.iter().map(AttachJson::from).collect(),
             notes: d.notes.clone(),
         }
+    }
+}
+
+/// One version in `compare`: the wire's keys, `null` where it has none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionJson {
+    pub tag: String,
+    pub series: Vec<i64>,
+    /// ns since the epoch; `null` when unknown.
+    pub first_seen_ns: Option<i64>,
+    pub last_seen_ns: Option<i64>,
+    pub observed_ns: u64,
+    pub runs: u64,
+    pub run_time_ns: u64,
+    pub steps: u32,
+    /// `null` with no step.
+    pub median_ns_per_run: Option<f64>,
+    pub runs_per_sec: f64,
+    pub cpu_pct: f64,
+    pub map_memory_bytes: u64,
+    pub verified_insns: u32,
+    pub jited_size: u32,
+}
+
+impl From<&VersionInfo> for VersionJson {
+    fn from(v: &VersionInfo) -> Self {
+        Self {
+            tag: v.tag.clone(),
+            series: v.series.clone(),
+            first_seen_ns: known(v.first_seen_ns),
+            last_seen_ns: known(v.last_seen_ns),
+            observed_ns: v.observed_ns,
+            runs: v.runs,
+            run_time_ns: v.run_time_ns,
+            steps: v.steps,
+            median_ns_per_run: avg(v.median_ns_per_run),
+            runs_per_sec: v.runs_per_sec,
+            cpu_pct: v.cpu_pct,
+            map_memory_bytes: v.map_memory_bytes,
+            verified_insns: v.verified_insns,
+            jited_size: v.jited_size,
+        }
+    }
+}
+
+/// A judged change's `ratio`, `ratio_low` and `ratio_high` (the wire sends 0 when not judged):
+/// `null` when not judged.
+fn judged_ratios(judged: bool, ratios: [f64; 3]) -> [Option<f64>; 3] {
+    ratios.map(|r| judged.then_some(r))
+}
+
+/// `compare`: two versions and the judgement; `ratio*` and `significant` `null` when not
+/// judged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonJson {
+    pub full_name: String,
+    pub prog_type: String,
+    pub before: VersionJson,
+    pub after: VersionJson,
+    pub step_ns: u64,
+    pub judged: bool,
+    pub ratio: Option<f64>,
+    pub ratio_low: Option<f64>,
+    pub ratio_high: Option<f64>,
+    pub significant: Option<bool>,
+    pub verdict: String,
+}
+
+impl From<&Comparison> for ComparisonJson {
+    fn from(c: &Comparison) -> Self {
+        let [ratio, ratio_low, ratio_high] =
+            judged_ratios(c.judged, [c.ratio, c.ratio_low, c.ratio_high]);
+        Self {
+            full_name: c.full_name.clone(),
+            prog_type: c.prog_type.clone(),
+            before: VersionJson::from(&c.before),
+            after: VersionJson::from(&c.after),
+            step_ns: c.step_ns,
+            judged: c.judged,
+            ratio,
+            ratio_low,
+            ratio_high,
+            significant: c.judged.then_some(c.significant),
+            verdict: c.verdict.clone(),
+        }
+    }
+}
+
+/// The one kind of event that is a comparison of versions; the others (`unclean_stop`) have
+/// no program, tags or judgement.
+const VERSION_EVENT: &str = "version";
+
+/// `events`: the wire's keys, `null` where an event has no value or the key does not apply to
+/// its kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventJson {
+    pub time_ns: i64,
+    pub kind: String,
+    pub program: Option<String>,
+    pub prog_type: Option<String>,
+    pub tag: Option<String>,
+    pub before_tag: Option<String>,
+    /// `null` for an event that is not a comparison.
+    pub judged: Option<bool>,
+    /// `null` when not judged.
+    pub significant: Option<bool>,
+    pub ratio: Option<f64>,
+    pub ratio_low: Option<f64>,
+    pub ratio_high: Option<f64>,
+    pub text: String,
+}
+
+impl From<&Event> for EventJson {
+    fn from(e: &Event) -> Self {
+        let version = e.kind == VERSION_EVENT;
+        let judged = version && e.judged;
+        let [ratio, ratio_low, ratio_high] =
+            judged_ratios(judged, [e.ratio, e.ratio_low, e.ratio_high]);
+        Self {
+            time_ns: e.time_ns,
+            kind: e.kind.clone(),
+            program: text(&e.program),
+            prog_type: text(&e.prog_type),
+            tag: text(&e.tag),
+            before_tag: text(&e.before_tag),
+            judged: version.then_some(e.judged),
+            significant: judged.then_some(e.significant),
+            ratio,
+            ratio_low,
+            ratio_high,
+            text: e.text.clone(),
+        }
+    }
+}
+
+/// An alert: the wire's keys, the program `null` for a host-wide rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertJson {
+    pub rule: String,
+    pub metric: String,
+    pub state: String,
+    pub program_id: Option<u32>,
+    pub program: Option<String>,
+    pub prog_type: Option<String>,
+    pub value: f64,
+    pub threshold: f64,
+    pub clear: f64,
+    pub since_ns: i64,
+    pub time_ns: i64,
+    pub text: String,
+}
+
+impl From<&Alert> for AlertJson {
+    fn from(a: &Alert) -> Self {
+        Self {
+            rule: a.rule.clone(),
+            metric: a.metric.clone(),
+            state: a.state.clone(),
+            program_id: known(a.program_id),
+            program: text(&a.program),
+            prog_type: text(&a.prog_type),
+            value: a.value,
+            threshold: a.threshold,
+            clear: a.clear,
+            since_ns: a.since_ns,
+            time_ns: a.time_ns,
+            text: a.text.clone(),
+        }
+    }
+}
+
+/// `alerts`: those raised now, and the changes since `--since`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertsJson {
+    pub active: Vec<AlertJson>,
+    pub changes: Vec<AlertJson>,
+}
+
+impl AlertsJson {
+    pub fn of(active: &[Alert], changes: &[Alert]) -> Self {
+        let all = |a: &[Alert]| a.iter().map(AlertJson::from).collect();
+        Self {
+            active: all(active),
+            changes: all(changes),
+        }
+    }
+}
+
+/// Status keys (`status.rs`) whose 0 means none: a time that has not happened, an empty tier.
+const STATUS_NONE_AT_ZERO: [&str; 10] = [
+    "last_failed_pass_ns",
+    "last_flush_ns",
+    "tier_raw_oldest_ns",
+    "tier_raw_newest_ns",
+    "tier_1m_oldest_ns",
+    "tier_1m_newest_ns",
+    "tier_1h_oldest_ns",
+    "tier_1h_newest_ns",
+    "previous_run_last_written_ns",
+    "textfile_written_ns",
+];
+
+/// Status keys whose empty text means none: no failure, no error, served nowhere.
+const STATUS_NONE_WHEN_EMPTY: [&str; 5] = [
+    "last_failure",
+    "last_error",
+    "textfile_error",
+    "metrics_error",
+    "metrics_listen",
+];
+
+/// A value of the status dictionary (basic types only), `None` for "no value".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StatusValue {
+    Text(Option<String>),
+    Unsigned(Option<u64>),
+    Signed(Option<i64>),
+    Float(f64),
+    Bool(bool),
+}
+
+impl StatusValue {
+    /// The value of `key`, read with its sentinel when it has one; `None` for a type the
+    /// status map does not hold.
+    fn of(key: &str, v: &zbus::OwnedVariant) -> Option<Self> {
+        let none_at_zero = STATUS_NONE_AT_ZERO.contains(&key);
+        let none_when_empty = STATUS_NONE_WHEN_EMPTY.contains(&key);
+        if let Ok(s) = <&str>::try_from(v) {
+            return Some(Self::Text(if none_when_empty {
+                text(s)
+            } else {
+                Some(s.to_owned())
+            }));
+        }
+        if let Ok(n) = u64::try_from(v) {
+            return Some(Self::Unsigned(if none_at_zero {
+                known(n)
+            } else {
+                Some(n)
+            }));
+        }
+        if let Ok(n) = i64::try_from(v) {
+            return Some(Self::Signed(if none_at_zero { known(n) } else { Some(n) }));
+        }
+        if let Ok(n) = u32::try_from(v) {
+            return Some(Self::Unsigned(Some(u64::from(n))));
+        }
+        if let Ok(n) = f64::try_from(v) {
+            return Some(Self::Float(n));
+        }
+        match bool::try_from(v) {
+            Ok(b) => Some(Self::Bool(b)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// `status`: the dictionary as the daemon sent it (a newer daemon's keys included), sorted by
+/// key, with `null` where a key's value says none (docs/dbus.md).
+pub fn status(m: &crate::Options) -> std::collections::BTreeMap<String, Option<StatusValue>> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), StatusValue::of(k, v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    #[test]
+    fn a_status_key_that_says_none_is_null_and_a_counted_zero_stays() {
+        // Fields that are not optional are always sent: a fresh daemon's none and zeros.
+        let json = status(&Status::default().to_map());
+        for key in STATUS_NONE_AT_ZERO.iter().chain(&STATUS_NONE_WHEN_EMPTY) {
+            let v = json.get(*key).and_then(Option::as_ref);
+            assert!(
+                matches!(
+                    v,
+                    Some(
+                        StatusValue::Text(None)
+                            | StatusValue::Unsigned(None)
+                            | StatusValue::Signed(None)
+                    )
+                ),
+                "{key}: {v:?}"
+            );
+        }
+        let passes = json.get("passes").and_then(Option::as_ref);
+        assert_eq!(passes, Some(&StatusValue::Unsigned(Some(0))));
     }
 }

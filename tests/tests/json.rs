@@ -3,6 +3,7 @@
 //! value, never a sentinel (-1, 0, ""); against a real daemon with real programs.
 
 use std::collections::BTreeSet;
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::Duration;
 
@@ -311,4 +312,136 @@ fn the_daemon_sample_uses_the_client_names() {
     let missing: Vec<&&String> = listed.difference(&passed).collect();
     assert!(missing.is_empty(), "missing from the pass: {missing:?}");
     assert!(d.stop());
+}
+
+/// Each of `keys` of `v` is `null` (its wire value says there is none).
+fn nulls(what: &str, v: &Value, keys: &[&str]) {
+    let set: Vec<&&str> = keys.iter().filter(|k| !v[**k].is_null()).collect();
+    assert!(set.is_empty(), "{what}: {set:?} should be null: {v:#}");
+}
+
+/// `maps`, `compare`, `events`, `alerts` and `status`, as an agent reads them: no -1, no
+/// empty text, and null where the wire's 0 or "" says none (docs/json.md): a version that
+/// never ran and is not judged yet, an event that is no comparison (a run killed before), a
+/// host-wide alert, a daemon that never failed a pass, wrote no textfile, serves no
+/// `/metrics`.
+#[test]
+fn the_other_views_say_no_value_with_null() {
+    require_bpf!();
+    let dir = bus::open_tempdir();
+    let db = dir.path().join("history.db");
+    let name = format!("jsn{}", tag());
+    // Host-wide: the programs named `name`, together.
+    let rule = format!(
+        "[[alert]]\nname = \"host\"\nmetric = \"total_cpu_pct\"\nthreshold = 0.05\n\
+         clear = 0.02\nprogram = \"{name}\"\n"
+    );
+    let cfg = dir.path().join("ebpfstatd.toml");
+    std::fs::write(&cfg, rule).expect("write config");
+    let cfg = cfg.display().to_string();
+    let first = ApiDaemon::start_on_with(None, "200ms", &db, &["--config", &cfg]);
+    let st = first.ctl_json(&["status"]);
+    nulls("a new database", &st, &["previous_run_last_written_ns"]);
+    // A version that never runs, seen by passes and stored by a clean stop; then a run that
+    // is killed, and another version.
+    let old = costly_filter(&name, 10);
+    sleep_ms(800);
+    drop(old);
+    assert!(first.stop());
+    ApiDaemon::start_on_with(None, "200ms", &db, &["--config", &cfg]).kill();
+    let d = ApiDaemon::start_on_with(None, "200ms", &db, &["--config", &cfg]);
+    let new = costly_filter(&name, 600);
+    let load = PacedLoad::start(new.as_fd(), 20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.ctl_json(&["status"])["alerts_active"].as_u64() != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the host rule raised");
+        sleep_ms(100);
+    }
+
+    let maps = d.ctl_json(&["maps"]);
+    assert_no_sentinels("maps", &maps);
+    for m in maps.as_array().expect("an array") {
+        assert_ne!(m["memlock_bytes"], 0, "{m}");
+    }
+
+    let c = d.ctl_json(&["compare", &name, "--min-runs", "100000000"]);
+    assert_no_sentinels("compare", &c);
+    assert_eq!(c["judged"], false, "{c:#}");
+    nulls(
+        "not judged",
+        &c,
+        &["ratio", "ratio_low", "ratio_high", "significant"],
+    );
+    assert_eq!(c["before"]["steps"], 0, "{c:#}");
+    nulls("never ran", &c["before"], &["median_ns_per_run"]);
+    assert!(
+        c["after"]["median_ns_per_run"].as_f64() > Some(0.0),
+        "{c:#}"
+    );
+
+    no_event_values(&d);
+
+    let alerts = d.ctl_json(&["alerts"]);
+    assert_no_sentinels("alerts", &alerts);
+    let host = &alerts["active"][0];
+    assert_eq!(host["rule"], "host", "{alerts:#}");
+    nulls("host-wide", host, &["program_id", "program", "prog_type"]);
+    drop(load);
+
+    none_happened(&d);
+    assert!(d.stop());
+}
+
+/// The run killed before is an event that is no comparison: none of a comparison's values.
+fn no_event_values(d: &ApiDaemon) {
+    let events = d.ctl_json(&["events"]);
+    assert_no_sentinels("events", &events);
+    let killed: Vec<&Value> = events
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|e| e["kind"] == "unclean_stop")
+        .collect();
+    assert_eq!(killed.len(), 1, "{events:#}");
+    let fields = [
+        "program",
+        "prog_type",
+        "tag",
+        "before_tag",
+        "judged",
+        "significant",
+        "ratio",
+        "ratio_low",
+        "ratio_high",
+    ];
+    nulls("not a comparison", killed[0], &fields);
+}
+
+/// A daemon that never failed a pass, wrote no textfile, serves no `/metrics`, has no 1h tier
+/// yet, and was started after a killed run.
+fn none_happened(d: &ApiDaemon) {
+    let st = d.ctl_json(&["status"]);
+    assert_no_sentinels("status", &st);
+    nulls(
+        "never happened",
+        &st,
+        &[
+            "last_failed_pass_ns",
+            "last_failure",
+            "textfile_written_ns",
+            "textfile_error",
+            "metrics_listen",
+            "metrics_error",
+            "last_error",
+            "tier_1h_oldest_ns",
+            "tier_1h_newest_ns",
+        ],
+    );
+    assert_eq!(st["previous_run_unclean"], true, "{st:#}");
+    assert!(
+        st["previous_run_last_written_ns"].as_i64() > Some(0),
+        "{st:#}"
+    );
+    assert!(st["tier_raw_oldest_ns"].as_i64() > Some(0), "{st:#}");
+    assert_eq!(st["failed_passes"], 0, "a counted zero stays: {st:#}");
 }

@@ -2,10 +2,10 @@
 //! `--since`, oldest first.
 
 use anyhow::Result;
+use ebpfstat_dbus::json::AlertsJson;
 use ebpfstat_dbus::{Alert, AlertMetric, Options, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
 use ebpfstat_numbers::text::Unit;
-use serde::Serialize;
 
 use super::explain;
 use crate::args::When;
@@ -16,12 +16,6 @@ use crate::units;
 
 /// The most alerts raised an `Alerts()` answer lists.
 const LISTED: usize = 1000;
-
-#[derive(Serialize)]
-struct Answer {
-    active: Vec<Alert>,
-    changes: Vec<Alert>,
-}
 
 /// A value in its metric's unit (as it came, for a metric this client does not know); exact
 /// with `--exact`.
@@ -59,7 +53,7 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
         .await
         .map_err(explain)?;
     if json {
-        return print_json(&Answer { active, changes });
+        return print_json(&AlertsJson::of(&active, &changes));
     }
     if active.is_empty() {
         out!("no alert raised now")?;

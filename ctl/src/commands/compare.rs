@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use ebpfstat_dbus::json::ComparisonJson;
 use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
 use zbus::OwnedVariant;
 
@@ -60,7 +61,7 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
         .await
         .map_err(explain)?;
     if json {
-        return print_json(&c);
+        return print_json(&ComparisonJson::from(&c));
     }
     // Prose: on a terminal broken between words within its width.
     say(&c.verdict)?;

@@ -1,6 +1,7 @@
 //! `ebpfstatctl events`: what the daemon concluded (new versions compared), oldest first.
 
 use anyhow::Result;
+use ebpfstat_dbus::json::EventJson;
 use ebpfstat_dbus::{Options, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
 
@@ -14,7 +15,8 @@ pub async fn events(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
         .await
         .map_err(explain)?;
     if json {
-        return print_json(&events);
+        let rows: Vec<EventJson> = events.iter().map(EventJson::from).collect();
+        return print_json(&rows);
     }
     if events.is_empty() {
         out!("no events since {}", stamp(WallNs::of(since.0).ns()))?;

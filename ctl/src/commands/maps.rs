@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use ebpfstat_dbus::Stats1Proxy;
+use ebpfstat_dbus::json::MapJson;
 
 use super::explain;
 use crate::FilterArgs;
@@ -11,7 +12,8 @@ use crate::units;
 pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
     let maps = p.maps(f.options()).await.map_err(explain)?;
     if json {
-        return print_json(&maps);
+        let rows: Vec<MapJson> = maps.iter().map(MapJson::from).collect();
+        return print_json(&rows);
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     render_maps(&maps, Some(&meaning))?;

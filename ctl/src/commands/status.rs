@@ -3,42 +3,16 @@
 use anyhow::Result;
 use std::time::Duration;
 
-use ebpfstat_dbus::{Stats1Proxy, Status};
-use serde_json::{Value, json};
+use ebpfstat_dbus::{Stats1Proxy, Status, json};
 
 use super::explain;
 use crate::render::{print_json, stamp};
 use crate::units;
 
-/// An `a{sv}` value as JSON (the status map holds only basic types).
-fn to_json(v: &zbus::OwnedVariant) -> Value {
-    if let Ok(s) = <&str>::try_from(v) {
-        return json!(s);
-    }
-    if let Ok(n) = u64::try_from(v) {
-        return json!(n);
-    }
-    if let Ok(n) = i64::try_from(v) {
-        return json!(n);
-    }
-    if let Ok(n) = u32::try_from(v) {
-        return json!(n);
-    }
-    if let Ok(n) = f64::try_from(v) {
-        return json!(n);
-    }
-    if let Ok(b) = bool::try_from(v) {
-        return json!(b);
-    }
-    Value::Null
-}
-
 pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     let map = p.status().await.map_err(explain)?;
     if json {
-        let map: serde_json::Map<String, Value> =
-            map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
-        return print_json(&map);
+        return print_json(&json::status(&map));
     }
     let st = Status::from_map(&map)?;
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());

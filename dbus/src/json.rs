@@ -646,8 +646,9 @@ impl From<&Comparison> for ComparisonJson {
 }
 
 /// The one kind of event that is a comparison of versions; the others (`unclean_stop`) have
-/// no program, tags or judgement.
-const VERSION_EVENT: &str = "version";
+/// no program, tags or judgement. The wire's word for the kind the store keeps as
+/// `ebpfstat_store::KIND_VERSION` (the daemon checks that they agree).
+pub const VERSION_EVENT: &str = "version";
 
 /// `events`: the wire's keys, `null` where an event has no value or the key does not apply to
 /// its kind.

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use ebpfstat_numbers::Share;
 use ebpfstat_numbers::rates::{change_pct, cpu_pct, per_sec};
 use ebpfstat_numbers::time::duration_ns;
-use ebpfstat_store::{Event, History, ProgramRef, QueryError, SeriesRow, Store, StoreError};
+use ebpfstat_store::{
+    Event, History, KIND_VERSION, ProgramRef, QueryError, SeriesRow, Store, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -464,7 +466,7 @@ pub fn event_of(c: &Comparison, time: SystemTime) -> Event {
     let s = c.shift.unwrap_or_default();
     Event {
         time,
-        kind: "version".into(),
+        kind: KIND_VERSION.into(),
         program: c.full_name.clone(),
         prog_type: c.prog_type.clone(),
         tag: c.after.tag.clone(),
@@ -572,6 +574,12 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind the store keeps a comparison as is the word clients read it by.
+    #[test]
+    fn a_version_event_is_one_word_in_the_store_and_on_the_wire() {
+        assert_eq!(KIND_VERSION, ebpfstat_dbus::json::VERSION_EVENT);
+    }
 
     #[test]
     fn picks_parse_and_say_what_is_wrong() {

@@ -14,6 +14,11 @@ use crate::error::StoreError;
 /// Events kept; older ones are dropped as new ones come (a few hundred bytes each).
 pub const MAX_EVENTS: i64 = 1000;
 
+/// The kind of event that is a new version compared with the one before.
+pub const KIND_VERSION: &str = "version";
+/// The kind of event that says the daemon's previous run did not stop in order.
+pub const KIND_UNCLEAN_STOP: &str = "unclean_stop";
+
 /// One event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -38,7 +43,7 @@ impl Store {
     /// the ring, for as long as the version has a stored load).
     pub fn record_event(&mut self, e: &Event) -> Result<(), StoreError> {
         let conn = &self.db.conn;
-        if e.kind == "version" {
+        if e.kind == KIND_VERSION {
             conn.execute(
                 "INSERT OR IGNORE INTO concluded (program, type, tag) VALUES (?1, ?2, ?3)",
                 params![e.program, e.prog_type, e.tag],

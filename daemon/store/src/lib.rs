@@ -48,7 +48,7 @@ pub use config::{DEFAULT_MAX_BUFFERED_TICKS, Retention, StoreConfig};
 pub use db::TierSpan;
 use db::{Db, FileCheck};
 pub use error::{CodecError, QueryError, StoreError};
-pub use events::{Event, MAX_EVENTS};
+pub use events::{Event, KIND_UNCLEAN_STOP, KIND_VERSION, MAX_EVENTS};
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
 pub use query::{

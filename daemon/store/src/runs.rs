@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::Store;
 use crate::error::StoreError;
-use crate::events::Event;
+use crate::events::{Event, KIND_UNCLEAN_STOP};
 use crate::model::opt_rfc3339;
 use crate::read;
 use crate::write::set_meta;
@@ -63,7 +63,7 @@ impl Store {
             tracing::warn!("{}", stop.text());
             self.record_event(&Event {
                 time: now,
-                kind: "unclean_stop".into(),
+                kind: KIND_UNCLEAN_STOP.into(),
                 program: String::new(),
                 prog_type: String::new(),
                 tag: String::new(),

@@ -7,6 +7,7 @@ use std::io::Write;
 use cli::{Asked, RunArgs, SampleArgs};
 use ebpfstatd::PassJson;
 use ebpfstatd::config::{LogLevel, Sources};
+use ebpfstatd::sampler::host::KernelInfo;
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig, TestingAids};
 
@@ -197,6 +198,9 @@ fn sample(args: &SampleArgs) -> Result<(), Failure> {
     let mut sampler = Sampler::new(SamplerConfig {
         rescan_every: args.rescan_every,
     });
+    if let Some(why) = KernelInfo::current().unsupported() {
+        eprintln!("ebpfstatd: {why}");
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for n in 0..args.count {

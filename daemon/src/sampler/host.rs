@@ -10,7 +10,9 @@ use serde::Serialize;
 pub enum MemlockMeaning {
     /// Linux ≥ 6.4 (`map_mem_usage`): an estimate of memory actually used.
     Estimate,
-    /// Linux < 6.4: the maximum the map may use, from its declared size.
+    /// Linux < 6.4: computed from the map's declared sizes (`max_entries` × key and value,
+    /// rounded up to pages), not from what it holds. A ring buffer, which has no keys or
+    /// values, reads 0 there: the daemon counts it at its declared size (`maps::read_map`).
     MaxSize,
 }
 
@@ -42,12 +44,46 @@ impl KernelInfo {
         }
     }
 
+    /// This kernel, as `uname(2)` gives its release (which honours a personality such as
+    /// `setarch --uname-2.6`, unlike `/proc/sys/kernel/osrelease`).
     pub fn current() -> Self {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".to_owned());
-        Self::from_release(&release)
+        Self::from_release(&uname_release().unwrap_or_else(|| "unknown".to_owned()))
     }
+
+    /// Why this kernel is older than the daemon supports, in words; `None` when it is not (or
+    /// its release cannot be read: the passes then say what fails).
+    pub fn unsupported(&self) -> Option<String> {
+        let version = parse_major_minor(&self.release)?;
+        (version < OLDEST_SUPPORTED).then(|| {
+            format!(
+                "Linux {} is older than {}.{}, the oldest ebpfstatd supports: run-time statistics \
+                 held by a descriptor (BPF_ENABLE_STATS) and BPF links came in 5.8. The daemon \
+                 keeps sampling, but run counts and times advance only while \
+                 kernel.bpf_stats_enabled is 1 (5.1 and later), and attach points through links \
+                 are not listed",
+                self.release, OLDEST_SUPPORTED.0, OLDEST_SUPPORTED.1
+            )
+        })
+    }
+}
+
+/// The oldest kernel the daemon is built for (`BPF_ENABLE_STATS`, `BPF_LINK_GET_NEXT_ID`).
+pub const OLDEST_SUPPORTED: (u32, u32) = (5, 8);
+
+fn uname_release() -> Option<String> {
+    // SAFETY: a zeroed utsname is a valid value for uname(2) to fill; it writes only into it.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a live, writable utsname for the call.
+    if unsafe { libc::uname(&raw mut uts) } != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
+        .collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `"6.18.44-fc"` → `(6, 18)`.
@@ -136,6 +172,23 @@ mod tests {
             KernelInfo::from_release("garbage").memlock,
             MemlockMeaning::MaxSize
         );
+    }
+
+    #[test]
+    fn kernels_before_5_8_are_said_to_be_unsupported() {
+        for old in ["5.7.19", "4.19.0-27-amd64", "2.6.78"] {
+            let said = KernelInfo::from_release(old).unsupported();
+            assert!(said.is_some_and(|s| s.contains("older than 5.8")), "{old}");
+        }
+        for fine in [
+            "5.8.0",
+            "5.10.0-32-amd64",
+            "6.1.0-57-amd64",
+            "6.18.44",
+            "unknown",
+        ] {
+            assert_eq!(KernelInfo::from_release(fine).unsupported(), None, "{fine}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::owners::Owner;
 use super::procfs::{fdinfo_value, read_proc_text};
 use crate::bpf::names;
 use crate::bpf::sys::{self, ObjKind, SysResult};
+use aya_obj::generated::bpf_map_type;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MapSample {
@@ -84,11 +85,27 @@ pub fn read_map(id: u32) -> SysResult<MapSample> {
         value_size: info.value_size,
         max_entries: info.max_entries,
         flags: info.map_flags,
-        memlock_bytes: memlock_of(&fd),
+        memlock_bytes: memlock_of(&fd)
+            .map(|m| ring_buffer_counted(info.type_, info.max_entries, m)),
         used_by_programs: 0,
         owners: Vec::new(),
         type_id: info.type_,
     })
+}
+
+/// A map's memory where the kernel's figure leaves a ring buffer out: before 6.4 the kernel
+/// computes `memlock` from keys and values, which a ring buffer has none of, and says 0. Its
+/// data pages are its declared size (`max_entries` bytes), so that is what it is counted at.
+fn ring_buffer_counted(map_type: u32, max_entries: u32, memlock: u64) -> u64 {
+    let ring = [
+        bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
+        bpf_map_type::BPF_MAP_TYPE_USER_RINGBUF as u32,
+    ];
+    if memlock == 0 && ring.contains(&map_type) {
+        u64::from(max_entries)
+    } else {
+        memlock
+    }
 }
 
 /// The kernel's fixed 16-byte, NUL-padded object name.

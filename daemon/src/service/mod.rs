@@ -122,6 +122,9 @@ pub fn run(cfg: ServiceConfig, set_log_level: SetLogLevel) -> Result<(), Service
         .build()
         .map_err(ServiceError::Runtime)?;
     let (shared, ends) = share(&store, settings)?;
+    if let Some(why) = shared.kernel.unsupported() {
+        tracing::warn!("{why}");
+    }
     let bound = match &settings.socket {
         Some(path) => {
             let _guard = runtime.enter();

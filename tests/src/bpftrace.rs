@@ -50,8 +50,9 @@ pub fn programs_named(name: &str) -> Vec<u32> {
 }
 
 impl Bpftrace {
-    /// Starts `bpftrace -e script` and waits (20 s) until `count` programs with kernel name
-    /// `program` are loaded (bpftrace names a tracepoint program after the tracepoint).
+    /// Starts `bpftrace -e script` and waits (120 s: under emulation it compiles slowly) until
+    /// `count` programs with kernel name `program` are loaded (bpftrace names a tracepoint
+    /// program after the tracepoint).
     pub fn start(script: &str, program: &str, count: usize) -> Self {
         ensure_tracefs();
         let before = programs_named(program);
@@ -63,7 +64,7 @@ impl Bpftrace {
                 .spawn()
                 .expect("bpftrace (install it: tests/setup)"),
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let ids: Vec<u32> = programs_named(program)
                 .into_iter()

@@ -244,6 +244,19 @@ impl ApiDaemon {
         ["--socket".as_ref(), self.socket.as_os_str()]
     }
 
+    /// Waits (up to 60 s: a guest under emulation is slow) until the daemon has taken `n` more
+    /// passes.
+    pub fn wait_passes(&self, n: u64) {
+        let count = || self.ctl_json(&["status"])["passes"].as_u64().expect("passes");
+        let target = count() + n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count() < target {
+            assert!(Instant::now() < deadline, "passes stopped:\n{}", self.log());
+            // Each look runs the client: not so often that it starves the daemon in a guest.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// `ebpfstatctl --socket <socket> --json args`, asserted to succeed, its output parsed.
     pub fn ctl_json(&self, args: &[&str]) -> Value {
         ctl_json_via(&self.via(), args)

@@ -76,8 +76,13 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Path of a workspace binary built next to the running test (`target/<profile>/<name>`).
+/// Path of a workspace binary built next to the running test (`target/<profile>/<name>`), or
+/// in `$EBPFSTAT_BIN_DIR` when that is set (a guest kernel's check runs the binaries built for
+/// its architecture).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("EBPFSTAT_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
     let dir = exe

@@ -135,6 +135,14 @@ pub fn test_run_ns(prog: BorrowedFd<'_>, repeat: u32, rounds: usize) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `prog` exactly `n` times (`BPF_PROG_TEST_RUN`) and checks the kernel counted them.
+pub fn run_exactly(prog: BorrowedFd<'_>, n: u32) {
+    let (_, before, _) = prog_counters(prog);
+    sys::prog_test_run(prog, &[0u8; 64], n).expect("test run");
+    let (_, after, _) = prog_counters(prog);
+    assert_eq!(after - before, u64::from(n), "the kernel counted every run");
+}
+
 /// The kernel's id of a program or map fd we hold.
 pub fn prog_id(fd: BorrowedFd<'_>) -> u32 {
     prog_counters(fd).0

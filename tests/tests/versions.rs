@@ -2,22 +2,13 @@
 //! a changed body, two loads of one name side by side, and the runs a program made before the
 //! first pass that saw it. Real daemon, real programs run a known number of times.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime};
 
 use ebpfstat_tests::bus::{ApiDaemon, history_runs};
 use ebpfstat_tests::terminal::on_pty;
 use ebpfstat_tests::*;
-use ebpfstatd::bpf::sys;
 use serde_json::Value;
-
-/// Runs `prog` exactly `n` times (`BPF_PROG_TEST_RUN`) and checks the kernel counted them.
-fn run(prog: BorrowedFd<'_>, n: u32) {
-    let (_, before, _) = prog_counters(prog);
-    sys::prog_test_run(prog, &[0u8; 64], n).expect("test run");
-    let (_, after, _) = prog_counters(prog);
-    assert_eq!(after - before, u64::from(n), "the kernel counted every run");
-}
 
 fn history_json(d: &ApiDaemon, program: &str, step: &str) -> Value {
     d.ctl_json(&["history", program, "--since", "2m", "--step", step])
@@ -36,17 +27,6 @@ fn series(h: &Value) -> &Vec<Value> {
     h["info"]["series"].as_array().expect("info.series")
 }
 
-/// Waits until the daemon has taken `n` more passes.
-fn passes(d: &ApiDaemon, n: u64) {
-    let count = || d.ctl_json(&["status"])["passes"].as_u64().expect("passes");
-    let target = count() + n;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count() < target {
-        assert!(std::time::Instant::now() < deadline, "passes stopped");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_name_shows_every_version_after_a_reload() {
     require_bpf!();
@@ -56,16 +36,16 @@ fn a_name_shows_every_version_after_a_reload() {
     // runs after a pass saw it, so only the reload is at stake here.
     let v1 = costly_filter(&name, 1);
     let v1_id = prog_id(v1.as_fd());
-    passes(&d, 2);
-    run(v1.as_fd(), 30);
-    passes(&d, 2);
+    d.wait_passes(2);
+    run_exactly(v1.as_fd(), 30);
+    d.wait_passes(2);
     drop(v1);
-    passes(&d, 3);
+    d.wait_passes(3);
     let v2 = costly_filter(&name, 5);
     let v2_id = prog_id(v2.as_fd());
-    passes(&d, 2);
-    run(v2.as_fd(), 50);
-    passes(&d, 3);
+    d.wait_passes(2);
+    run_exactly(v2.as_fd(), 50);
+    d.wait_passes(3);
 
     let h = history_json(&d, &name, "1s");
     let loads = series(&h);
@@ -107,14 +87,14 @@ fn two_loads_side_by_side_are_observed_once() {
     let d = ApiDaemon::start(None, "200ms");
     let a = costly_filter(&name, 1);
     let b = costly_filter(&name, 1);
-    passes(&d, 2);
+    d.wait_passes(2);
     // Both run through several whole 2 s steps.
     for _ in 0..30 {
-        run(a.as_fd(), 1000);
-        run(b.as_fd(), 500);
+        run_exactly(a.as_fd(), 1000);
+        run_exactly(b.as_fd(), 500);
         std::thread::sleep(Duration::from_millis(200));
     }
-    passes(&d, 3);
+    d.wait_passes(3);
     let h = history_json(&d, &name, "2s");
     assert_eq!(series(&h).len(), 2, "{}", h["info"]);
     assert_eq!(history_runs(&h), 45_000, "every run of both");
@@ -154,11 +134,11 @@ fn runs_before_the_first_pass_are_the_first_interval() {
     let name = format!("vf{}", tag());
     // Passes 3 s apart: the program is loaded and run 11 times between two of them.
     let d = ApiDaemon::start(None, "3s");
-    passes(&d, 1);
+    d.wait_passes(1);
     let before_load = SystemTime::now();
     let p = costly_filter(&name, 2);
-    run(p.as_fd(), 11);
-    passes(&d, 2);
+    run_exactly(p.as_fd(), 11);
+    d.wait_passes(2);
     let cumulative = d.ctl_json(&["top", "--cumulative", "-n", "100"]);
     let row = bus::by_name(&cumulative, &name);
     assert_eq!(row["run_cnt"], 11, "{row}");
@@ -185,10 +165,10 @@ fn a_load_older_than_the_daemon_says_its_first_step_is_partial() {
     // Stats held by this test, not the daemon: the daemon cannot know they were on.
     let _stats = ebpfstatd::sampler::stats::StatsSwitch::acquire(std::path::Path::new("/proc"));
     let p = costly_filter(&name, 3);
-    run(p.as_fd(), 7);
+    run_exactly(p.as_fd(), 7);
     let d = ApiDaemon::start(None, "200ms");
-    run(p.as_fd(), 4);
-    passes(&d, 3);
+    run_exactly(p.as_fd(), 4);
+    d.wait_passes(3);
     let h = history_json(&d, &name, "1s");
     assert_eq!(history_runs(&h), 4, "only what passes saw: {h}");
     assert_eq!(series(&h)[0]["runs_before_first_pass"], 7, "{}", h["info"]);

@@ -247,7 +247,11 @@ impl ApiDaemon {
     /// Waits (up to 60 s: a guest under emulation is slow) until the daemon has taken `n` more
     /// passes.
     pub fn wait_passes(&self, n: u64) {
-        let count = || self.ctl_json(&["status"])["passes"].as_u64().expect("passes");
+        let count = || {
+            self.ctl_json(&["status"])["passes"]
+                .as_u64()
+                .expect("passes")
+        };
         let target = count() + n;
         let deadline = Instant::now() + Duration::from_secs(60);
         while count() < target {

@@ -1,10 +1,12 @@
-//! Programs of the test kit's own attached the ways tracers attach them without links: a
-//! tracepoint through a perf event (`perf_event_open` + `PERF_EVENT_IOC_SET_BPF`, as bpftrace
-//! and bcc do) and a raw tracepoint (`BPF_RAW_TRACEPOINT_OPEN`).
+//! Programs of the test kit's own attached the ways tracers attach them: a tracepoint through a
+//! perf event (`perf_event_open` + `PERF_EVENT_IOC_SET_BPF`, as bpftrace and bcc do) or through
+//! a perf-event link made from one (`BPF_LINK_CREATE`, as libbpf ≥ 0.7 does), and a raw
+//! tracepoint (`BPF_RAW_TRACEPOINT_OPEN`).
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::bpftrace::ensure_tracefs;
+use crate::kernel::link_create;
 use crate::programs::{load_program, prog_id};
 
 const PROG_TYPE_TRACEPOINT: u32 = 5;
@@ -15,18 +17,62 @@ const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `BPF_PERF_EVENT`: the attach type of a perf-event link (Linux 5.15).
+const ATTACH_PERF_EVENT: u32 = 41;
 
 /// A program attached somewhere, held with what keeps it attached.
 #[derive(Debug)]
 pub struct Attached {
     pub prog: OwnedFd,
     pub id: u32,
-    /// The perf event, or the raw tracepoint's fd.
+    /// The perf event, the perf-event link, or the raw tracepoint's fd.
     pub attachment: OwnedFd,
+    /// The perf event a link was made from, when its holder keeps it open.
+    pub perf_event: Option<OwnedFd>,
 }
 
 /// Attaches a new tracepoint program named `name` to `category:event` through a perf event.
 pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
+    let prog = load_program(PROG_TYPE_TRACEPOINT, name, None, &[], 0);
+    let event = tracepoint_event(category, event);
+    // SAFETY: ioctls on the perf event we own; SET_BPF takes the program fd as its argument.
+    let rc = unsafe {
+        libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd())
+            | libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0)
+    };
+    assert_eq!(rc, 0, "attaching: {}", std::io::Error::last_os_error());
+    let id = prog_id(prog.as_fd());
+    Attached {
+        prog,
+        id,
+        attachment: event,
+        perf_event: None,
+    }
+}
+
+/// Attaches a new tracepoint program named `name` to `category:event` through a perf-event
+/// link (`BPF_LINK_CREATE`, attach type `BPF_PERF_EVENT`, Linux 5.15+), made from a perf event
+/// that is kept open beside the link if `keep_perf_fd`, closed otherwise (the link holds it).
+pub fn tracepoint_link(category: &str, event: &str, name: &str, keep_perf_fd: bool) -> Attached {
+    let prog = load_program(PROG_TYPE_TRACEPOINT, name, None, &[], 0);
+    let event = tracepoint_event(category, event);
+    let link = link_create(
+        prog.as_fd(),
+        event.as_raw_fd().cast_unsigned(),
+        ATTACH_PERF_EVENT,
+    )
+    .unwrap_or_else(|e| panic!("BPF_LINK_CREATE (BPF_PERF_EVENT): {e}"));
+    let id = prog_id(prog.as_fd());
+    Attached {
+        prog,
+        id,
+        attachment: link,
+        perf_event: keep_perf_fd.then_some(event),
+    }
+}
+
+/// A perf event on the tracepoint `category:event`, system-wide on CPU 0.
+fn tracepoint_event(category: &str, event: &str) -> OwnedFd {
     ensure_tracefs();
     let id_path = format!("/sys/kernel/tracing/events/{category}/{event}/id");
     let tp_id: u64 = std::fs::read_to_string(&id_path)
@@ -34,7 +80,6 @@ pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
         .trim()
         .parse()
         .expect("a tracepoint id");
-    let prog = load_program(PROG_TYPE_TRACEPOINT, name, None, &[], 0);
     // perf_event_attr: type, size, config, sample_period; the rest zero (PERF_ATTR_SIZE_VER0 is
     // 64 bytes; the kernel takes the size we give).
     let mut attr = [0u64; 16];
@@ -54,34 +99,26 @@ pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
             PERF_FLAG_FD_CLOEXEC,
         )
     };
-    let event = returned_fd(fd, "perf_event_open");
-    // SAFETY: ioctls on the perf event we own; SET_BPF takes the program fd as its argument.
-    let rc = unsafe {
-        libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd())
-            | libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0)
-    };
-    assert_eq!(rc, 0, "attaching: {}", std::io::Error::last_os_error());
-    let id = prog_id(prog.as_fd());
-    Attached {
-        prog,
-        id,
-        attachment: event,
-    }
+    returned_fd(fd, "perf_event_open")
 }
 
 /// Attaches a new raw tracepoint program named `name` to the raw tracepoint `tp`.
 pub fn raw_tracepoint(tp: &str, name: &str) -> Attached {
     let prog = load_program(PROG_TYPE_RAW_TRACEPOINT, name, None, &[], 0);
     let tp_name = std::ffi::CString::new(tp).expect("a name");
-    // bpf_attr.raw_tracepoint: { __u64 name; __u32 prog_fd; }
+    // bpf_attr.raw_tracepoint: { __u64 name; __u32 prog_fd; } and, since 6.10, a cookie after
+    // 4 bytes of padding. The padding is a field of its own so that it is zero: before 6.10 the
+    // kernel refuses (EINVAL) any nonzero byte after `prog_fd`.
     #[repr(C)]
     struct Attr {
         name: u64,
         prog_fd: u32,
+        pad: u32,
     }
     let mut attr = Attr {
         name: tp_name.as_ptr() as u64,
         prog_fd: prog.as_raw_fd().cast_unsigned(),
+        pad: 0,
     };
     // SAFETY: BPF_RAW_TRACEPOINT_OPEN reads `name` (a NUL-terminated string alive for the call)
     // and `prog_fd` from an attribute of the stated size.
@@ -99,6 +136,7 @@ pub fn raw_tracepoint(tp: &str, name: &str) -> Attached {
         prog,
         id,
         attachment,
+        perf_event: None,
     }
 }
 

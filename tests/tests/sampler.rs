@@ -475,3 +475,68 @@ fn perf_event_and_raw_tracepoint_attachments_are_named() {
         );
     }
 }
+
+/// libbpf (≥ 0.7, on 5.15+) attaches a tracepoint through a perf-event link made from a perf
+/// event it may keep open: the link is the one attach point, named as the tracepoint, whether
+/// the perf fd is kept or closed. Before 6.6 the kernel does not name a link, only a kept perf
+/// fd (`BPF_TASK_FD_QUERY`): with it closed the link says so.
+#[test]
+fn a_tracepoint_through_a_perf_event_link_shows_once() {
+    require_bpf!();
+    const TP: &str = "sys_enter_sched_rr_get_interval";
+    let t = tag();
+    let kept = tracing::tracepoint_link("syscalls", TP, &format!("tplk{t}"), true);
+    let closed = tracing::tracepoint_link("syscalls", TP, &format!("tplc{t}"), false);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let named_by_kernel =
+        ebpfstatd::sampler::host::parse_major_minor(release.trim()).is_some_and(|v| v >= (6, 6));
+    let mut sampler = sampler();
+    let base = sampler.pass();
+    let runs = |pass: &Pass, id: u32| find(pass, id).counters.run_cnt;
+    // sched_rr_get_interval: what nothing else on this host calls while we do (the tracepoint's
+    // programs run on every CPU, whatever the CPU its perf event was opened on).
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    for _ in 0..6 {
+        // SAFETY: sched_rr_get_interval(0, &ts) writes our own interval into `ts`, alive here.
+        unsafe { libc::syscall(libc::SYS_sched_rr_get_interval, 0, &raw mut ts) };
+    }
+    let pass = sampler.pass();
+    for (a, how) in [(&kept, "perf fd kept"), (&closed, "perf fd closed")] {
+        assert_eq!(runs(&pass, a.id) - runs(&base, a.id), 6, "{how}");
+        let attach = &find(&pass, a.id).context.attach;
+        assert_eq!(attach.len(), 1, "{how}: {attach:?}");
+        let p = &attach[0];
+        assert_eq!(p.link_id, link_id(a.attachment.as_fd()), "{how}: {p:?}");
+        let target = if named_by_kernel || a.perf_event.is_some() {
+            TP
+        } else {
+            ebpfstatd::sampler::links::PERF_LINK_UNNAMED
+        };
+        assert_eq!(
+            (p.link_type, p.attach_type, p.target.as_str()),
+            ("perf_event", Some("tracepoint"), target),
+            "{how}, on Linux {}",
+            release.trim()
+        );
+    }
+    eprintln!(
+        "Linux {}: perf fd kept {:?}, closed {:?}",
+        release.trim(),
+        find(&pass, kept.id).context.attach,
+        find(&pass, closed.id).context.attach
+    );
+}
+
+/// The `link_id:` of a link fd this process holds, from its fdinfo (5.8+).
+fn link_id(link: std::os::fd::BorrowedFd<'_>) -> u32 {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fdinfo/{}", link.as_raw_fd());
+    let info = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    info.lines()
+        .find_map(|l| l.strip_prefix("link_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no link_id in {path}: {info}"))
+}

@@ -261,7 +261,8 @@ pub fn map_info(fd: BorrowedFd<'_>) -> SysResult<bpf_map_info> {
     Ok(info)
 }
 
-/// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter).
+/// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter,
+/// and from Linux 6.6 perf event: a tracepoint, kprobe function or uprobe file).
 pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_info> {
     // First pass without buffers to learn the type, then again with the name buffer where the
     // type has one: the union's buffer fields sit at different offsets per type.
@@ -281,6 +282,21 @@ pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_
         with.__bindgen_anon_1.iter.target_name = ptr;
         with.__bindgen_anon_1.iter.target_name_len = len;
         Some(with)
+    } else if info.type_ == T::BPF_LINK_TYPE_PERF_EVENT as u32 {
+        // From 6.6 (`bpf_perf_link_fill_link_info`) the kernel fills `perf_event` as the
+        // program's type says, writing the tracepoint's, kprobe's function or uprobe's file name
+        // to the buffer set in that kind's member; the three keep the buffer and its length at
+        // the same offsets (asserted below), so one setting serves whichever it is. The first
+        // call, without a buffer, is allowed (only a buffer without a length or the reverse is
+        // refused), but the name needs this second one, whose `perf_event.type` is the one read
+        // (the first version of that kernel code, 1b715e1b0ec5, left a kprobe's type unset
+        // when given no buffer). Before 6.6 the kernel reads and fills nothing of `perf_event`.
+        let mut kinds: PerfKinds = zeroed();
+        kinds.tracepoint.tp_name = ptr;
+        kinds.tracepoint.name_len = len;
+        let mut with: bpf_link_info = zeroed();
+        with.__bindgen_anon_1.perf_event.__bindgen_anon_1 = kinds;
+        Some(with)
     } else {
         None
     };
@@ -293,6 +309,22 @@ pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_
         _ => Ok(info),
     }
 }
+
+/// `bpf_link_info.perf_event`'s union of kinds (uprobe, kprobe, tracepoint, event).
+type PerfKinds = aya_obj::generated::bpf_link_info__bindgen_ty_1__bindgen_ty_11__bindgen_ty_1;
+
+// A perf-event link's name buffer is set through `tracepoint` for all three kinds that have one.
+const _: () = {
+    use std::mem::offset_of;
+    let (name, len) = (
+        offset_of!(PerfKinds, tracepoint.tp_name),
+        offset_of!(PerfKinds, tracepoint.name_len),
+    );
+    assert!(name == offset_of!(PerfKinds, kprobe.func_name));
+    assert!(name == offset_of!(PerfKinds, uprobe.file_name));
+    assert!(len == offset_of!(PerfKinds, kprobe.name_len));
+    assert!(len == offset_of!(PerfKinds, uprobe.name_len));
+};
 
 /// What `BPF_TASK_FD_QUERY` says of a process's perf-event (or raw tracepoint) fd.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,18 +102,53 @@ fn program_context(
         map_memory: maps::map_memory(map_ids, maps),
         owners,
         pins,
-        attach: holders
-            .links
-            .get(&id)
-            .into_iter()
-            .chain(holders.fds.perf.get(&id))
-            .flatten()
-            .cloned()
-            .collect(),
+        attach: attach_points(
+            holders.links.get(&id).map_or(&[], Vec::as_slice),
+            holders.fds.perf.get(&id).map_or(&[], Vec::as_slice),
+        ),
         notes: Vec::new(),
     };
     ctx.notes = notes(&ctx, maps);
     ctx
+}
+
+/// A program's attach points: its links, then what its holders' perf-event fds attach that is
+/// not one of those links seen a second way.
+///
+/// A perf-event link (5.15+; libbpf ≥ 0.7 attaches tracepoints and k/uprobes so) is made from a
+/// perf fd, which its holder may keep open: `BPF_TASK_FD_QUERY` answers for that fd too, and one
+/// attachment would show twice. It shows once, as the link (it has an id). Matched within the
+/// program:
+/// - a link the kernel described (6.6+) drops every fd entry that reads the same (attach type
+///   and target: both worded by `links::perf_point`);
+/// - a link it did not describe (before 6.6) takes the description of one fd entry left, of its
+///   kind when the program's type tells it, and that entry is dropped. Nothing tells such a link
+///   from a plain perf fd attachment (ioctl) of the same program: if the program has both and
+///   the link's fd was closed, the link takes the other's target and the other does not show.
+///   The fd entries of a program are one per distinct target (`owners`), so of two such links
+///   to one tracepoint, the second stays unnamed.
+fn attach_points(links: &[AttachPoint], perf: &[AttachPoint]) -> Vec<AttachPoint> {
+    let same = |a: &AttachPoint, b: &AttachPoint| {
+        a.link_type == b.link_type && a.attach_type == b.attach_type && a.target == b.target
+    };
+    let mut left: Vec<&AttachPoint> = perf
+        .iter()
+        .filter(|p| !links.iter().any(|l| same(l, p)))
+        .collect();
+    let mut out = links.to_vec();
+    for link in out.iter_mut().filter(|l| l.is_unnamed_perf_link()) {
+        let kind = link.attach_type;
+        let Some(i) = left.iter().position(|p| {
+            p.link_type == link.link_type && kind.is_none_or(|k| p.attach_type == Some(k))
+        }) else {
+            continue;
+        };
+        let taken = left.remove(i);
+        link.attach_type = taken.attach_type;
+        link.target.clone_from(&taken.target);
+    }
+    out.extend(left.into_iter().cloned());
+    out
 }
 
 /// The remarks a reader needs for this program's numbers; only those that apply.
@@ -192,4 +227,63 @@ fn owner_summaries(
         .collect();
     out.sort_unstable_by_key(|o| o.owner.pid);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::links::PERF_LINK_UNNAMED;
+
+    fn point(link_id: u32, kind: Option<&'static str>, target: &str) -> AttachPoint {
+        AttachPoint {
+            link_id,
+            link_type: "perf_event",
+            attach_type: kind,
+            target: target.to_owned(),
+        }
+    }
+
+    fn join(links: Vec<AttachPoint>, perf: Vec<AttachPoint>) -> Vec<AttachPoint> {
+        attach_points(&links, &perf)
+    }
+
+    #[test]
+    fn a_perf_event_link_and_its_kept_perf_fd_show_once_as_the_link() {
+        let fd = || point(0, Some("tracepoint"), "sys_enter_getppid");
+        let named = || point(7, Some("tracepoint"), "sys_enter_getppid");
+        let unnamed = || point(7, Some("tracepoint"), PERF_LINK_UNNAMED);
+        // Described by the kernel (6.6+): the fd entry reading the same goes.
+        assert_eq!(join(vec![named()], vec![fd()]), [named()]);
+        // Not described (before 6.6): the link takes the fd entry's description.
+        assert_eq!(join(vec![unnamed()], vec![fd()]), [named()]);
+        let unknown_kind = point(7, None, PERF_LINK_UNNAMED);
+        assert_eq!(join(vec![unknown_kind], vec![fd()]), [named()]);
+        // Nothing to take: it stays unnamed.
+        assert_eq!(join(vec![unnamed()], vec![]), [unnamed()]);
+    }
+
+    #[test]
+    fn fd_entries_a_link_does_not_account_for_stay() {
+        let tp = || point(0, Some("tracepoint"), "sys_enter_getppid");
+        let kp = || point(0, Some("kprobe"), "do_sys_openat2");
+        let named = || point(7, Some("tracepoint"), "sys_enter_getppid");
+        assert_eq!(join(vec![named()], vec![tp(), kp()]), [named(), kp()]);
+        // An unnamed tracepoint link takes no kprobe's description; one of unknown kind takes
+        // one entry only, the first left.
+        let unnamed = || point(7, Some("tracepoint"), PERF_LINK_UNNAMED);
+        assert_eq!(join(vec![unnamed()], vec![kp()]), [unnamed(), kp()]);
+        let unknown = point(8, None, PERF_LINK_UNNAMED);
+        assert_eq!(
+            join(vec![unknown], vec![kp(), tp()]),
+            [point(8, Some("kprobe"), "do_sys_openat2"), tp()]
+        );
+        // Links of other types are left alone.
+        let xdp = || AttachPoint {
+            link_id: 3,
+            link_type: "xdp",
+            attach_type: None,
+            target: "lo (ifindex 1)".to_owned(),
+        };
+        assert_eq!(join(vec![xdp()], vec![kp()]), [xdp(), kp()]);
+    }
 }

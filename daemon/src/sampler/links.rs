@@ -22,18 +22,36 @@ pub struct AttachPoint {
 /// An attachment through a perf-event fd (tracepoint, k/uprobe) or a legacy raw tracepoint
 /// fd, as `BPF_TASK_FD_QUERY` describes it: not a link, so it has no link id (0).
 pub fn perf_attach(q: &sys::FdQuery) -> AttachPoint {
-    let kind = names::perf_attach_kind(q.fd_type);
-    let target = match q.fd_type {
+    perf_point(0, q.fd_type, &q.name, q.probe_offset, q.probe_addr)
+}
+
+/// Where a perf event attaches a program, in words: the one home of that formatting, for a
+/// holder's perf fd (`BPF_TASK_FD_QUERY`) and a perf-event link the kernel describes (6.6+)
+/// alike, so that the two read the same and can be matched (`context::attach_points`).
+/// `fd_type` is a `BPF_FD_TYPE_*`.
+fn perf_point(link_id: u32, fd_type: u32, name: &str, offset: u64, addr: u64) -> AttachPoint {
+    let target = match fd_type {
         // k(ret)probe: a function and offset, or a bare address.
-        2 | 3 if q.name.is_empty() => format!("{:#x}", q.probe_addr),
-        2..=5 if q.probe_offset != 0 => format!("{}+{:#x}", q.name, q.probe_offset),
-        _ => q.name.clone(),
+        2 | 3 if name.is_empty() => format!("{addr:#x}"),
+        2..=5 if offset != 0 => format!("{name}+{offset:#x}"),
+        _ => name.to_owned(),
     };
     AttachPoint {
-        link_id: 0,
+        link_id,
         link_type: "perf_event",
-        attach_type: Some(kind),
+        attach_type: Some(names::perf_attach_kind(fd_type)),
         target,
+    }
+}
+
+/// The target of a perf-event link that nothing describes: before Linux 6.6 the kernel leaves
+/// its info empty, and no holder kept the perf fd for `BPF_TASK_FD_QUERY` to answer.
+pub const PERF_LINK_UNNAMED: &str = "perf event (the kernel names it from Linux 6.6)";
+
+impl AttachPoint {
+    /// A perf-event link the kernel did not describe (before Linux 6.6).
+    pub fn is_unnamed_perf_link(&self) -> bool {
+        self.link_id != 0 && self.link_type == "perf_event" && self.target == PERF_LINK_UNNAMED
     }
 }
 
@@ -42,7 +60,8 @@ pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, Sy
     let mut by_prog: HashMap<u32, Vec<AttachPoint>> = HashMap::new();
     let mut cgroups = CgroupNames::new(cgroup2);
     let mut ifaces = IfNames::default();
-    let mut name = [0u8; 256];
+    // A uprobe's file is a path: up to PATH_MAX with its NUL.
+    let mut name = [0u8; 4096];
     let mut id = 0;
     while let Some(next) = sys::next_id(ObjKind::Link, id)? {
         id = next;
@@ -52,7 +71,10 @@ pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, Sy
         let Ok(info) = sys::link_info(fd.as_fd(), &mut name) else {
             continue;
         };
-        let point = describe(&info, &name, &mut cgroups, &mut ifaces);
+        let mut point = describe(&info, &name, &mut cgroups, &mut ifaces);
+        if point.is_unnamed_perf_link() {
+            point.attach_type = perf_kind_of(info.prog_id);
+        }
         by_prog.entry(info.prog_id).or_default().push(point);
     }
     Ok(by_prog)
@@ -65,16 +87,15 @@ fn describe(
     ifaces: &mut IfNames,
 ) -> AttachPoint {
     let t = info.type_;
+    if t == L::BPF_LINK_TYPE_PERF_EVENT as u32 {
+        return perf_link(info, name);
+    }
     let u = &info.__bindgen_anon_1;
-    let text = |buf: &[u8]| {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    };
     // SAFETY (for each union read below): the kernel filled the union member that matches
     // `info.type_`, which is the one each arm reads; all members are plain integers.
     let (attach_type, target) =
         if t == L::BPF_LINK_TYPE_RAW_TRACEPOINT as u32 || t == L::BPF_LINK_TYPE_ITER as u32 {
-            (None, text(name))
+            (None, c_text(name))
         } else if t == L::BPF_LINK_TYPE_TRACING as u32 {
             // SAFETY: see above.
             let tr = unsafe { u.tracing };
@@ -129,6 +150,79 @@ fn describe(
         link_type: names::link_type(t),
         attach_type: attach_type.map(names::attach_type),
         target,
+    }
+}
+
+/// A NUL-terminated name the kernel wrote into `buf`.
+fn c_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// A perf-event link (5.15+): from Linux 6.6 the kernel says what it attaches as a fd query of
+/// its perf event would; before, `perf_event` is left zero and the link is unnamed.
+fn perf_link(info: &bpf_link_info, name: &[u8]) -> AttachPoint {
+    use aya_obj::generated::bpf_perf_event_type as P;
+    const UPROBE: u32 = P::BPF_PERF_EVENT_UPROBE as u32;
+    const URETPROBE: u32 = P::BPF_PERF_EVENT_URETPROBE as u32;
+    const KPROBE: u32 = P::BPF_PERF_EVENT_KPROBE as u32;
+    const KRETPROBE: u32 = P::BPF_PERF_EVENT_KRETPROBE as u32;
+    const TRACEPOINT: u32 = P::BPF_PERF_EVENT_TRACEPOINT as u32;
+    const EVENT: u32 = P::BPF_PERF_EVENT_EVENT as u32;
+    // SAFETY: a perf-event link's info is the `perf_event` member (all zero before 6.6); it and
+    // each member of its inner union read below (the one `type_` names) are plain integers.
+    let perf = unsafe { info.__bindgen_anon_1.perf_event };
+    let of = perf.__bindgen_anon_1;
+    let point = |attach_type, target| AttachPoint {
+        link_id: info.id,
+        link_type: "perf_event",
+        attach_type,
+        target,
+    };
+    // To the BPF_FD_TYPE_* a fd query of the same perf event answers, with its offset, address.
+    let (fd_type, offset, addr) = match perf.type_ {
+        TRACEPOINT => (1, 0, 0),
+        KPROBE | KRETPROBE => {
+            // SAFETY: see above.
+            let k = unsafe { of.kprobe };
+            let fd_type = if perf.type_ == KPROBE { 2 } else { 3 };
+            (fd_type, u64::from(k.offset), k.addr)
+        }
+        UPROBE | URETPROBE => {
+            // SAFETY: see above.
+            let offset = u64::from(unsafe { of.uprobe.offset });
+            (if perf.type_ == UPROBE { 4 } else { 5 }, offset, 0)
+        }
+        EVENT => {
+            // A perf_event program on a counter: a kind fd queries do not have.
+            // SAFETY: see above.
+            let ev = unsafe { of.event };
+            let pmu = match ev.type_ {
+                0 => "hardware".to_owned(),
+                1 => "software".to_owned(),
+                3 => "hw_cache".to_owned(),
+                4 => "raw".to_owned(),
+                5 => "breakpoint".to_owned(),
+                n => format!("pmu {n}"),
+            };
+            let target = format!("{pmu} event {:#x}", ev.config);
+            return point(Some("perf_event"), target);
+        }
+        _ => return point(None, PERF_LINK_UNNAMED.to_owned()),
+    };
+    perf_point(info.id, fd_type, &c_text(name), offset, addr)
+}
+
+/// The attach kind a program's perf-event link must be, when its type leaves only one: a
+/// tracepoint program attaches to tracepoints (a kprobe program may be any of four kinds).
+fn perf_kind_of(prog_id: u32) -> Option<&'static str> {
+    use aya_obj::generated::bpf_prog_type as P;
+    let fd = sys::fd_by_id(ObjKind::Prog, prog_id).ok()?;
+    let info = sys::prog_info(fd.as_fd(), &mut Vec::new()).ok()?;
+    match info.type_ {
+        t if t == P::BPF_PROG_TYPE_TRACEPOINT as u32 => Some(names::perf_attach_kind(1)),
+        t if t == P::BPF_PROG_TYPE_PERF_EVENT as u32 => Some("perf_event"),
+        _ => None,
     }
 }
 
@@ -209,5 +303,81 @@ fn index_cgroups(root: &Path, dir: &Path, depth: usize, out: &mut HashMap<u64, S
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             index_cgroups(root, &entry.path(), depth + 1, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aya_obj::generated::{bpf_link_type as L, bpf_perf_event_type as P};
+
+    fn perf_info(kind: P) -> bpf_link_info {
+        // SAFETY: the kernel's link info is plain integers, for which all-zero is valid.
+        let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+        info.type_ = L::BPF_LINK_TYPE_PERF_EVENT as u32;
+        info.id = 9;
+        info.__bindgen_anon_1.perf_event.type_ = kind as u32;
+        info
+    }
+
+    #[test]
+    fn a_perf_event_link_reads_as_a_fd_query_of_its_event_does() {
+        let describe = |info: &bpf_link_info, name: &[u8]| {
+            describe(
+                info,
+                name,
+                &mut CgroupNames::new(None),
+                &mut IfNames::default(),
+            )
+        };
+        let tp = describe(
+            &perf_info(P::BPF_PERF_EVENT_TRACEPOINT),
+            b"sys_enter_getppid\0",
+        );
+        let query = sys::FdQuery {
+            prog_id: 1,
+            fd_type: 1,
+            name: "sys_enter_getppid".to_owned(),
+            probe_offset: 0,
+            probe_addr: 0,
+        };
+        assert_eq!(
+            tp,
+            AttachPoint {
+                link_id: 9,
+                ..perf_attach(&query)
+            }
+        );
+        assert_eq!(tp.attach_type, Some("tracepoint"));
+
+        let mut kretprobe = perf_info(P::BPF_PERF_EVENT_KRETPROBE);
+        kretprobe
+            .__bindgen_anon_1
+            .perf_event
+            .__bindgen_anon_1
+            .kprobe
+            .offset = 0x10;
+        let k = describe(&kretprobe, b"do_sys_openat2\0");
+        assert_eq!(
+            (k.attach_type, k.target.as_str()),
+            (Some("kretprobe"), "do_sys_openat2+0x10")
+        );
+        let mut uprobe = perf_info(P::BPF_PERF_EVENT_UPROBE);
+        uprobe
+            .__bindgen_anon_1
+            .perf_event
+            .__bindgen_anon_1
+            .uprobe
+            .offset = 0x1140;
+        let u = describe(&uprobe, b"/usr/bin/true\0");
+        assert_eq!(
+            (u.attach_type, u.target.as_str()),
+            (Some("uprobe"), "/usr/bin/true+0x1140")
+        );
+
+        // Before 6.6: nothing filled.
+        let old = describe(&perf_info(P::BPF_PERF_EVENT_UNSPEC), b"\0");
+        assert!(old.is_unnamed_perf_link(), "{old:?}");
+        assert_eq!((old.link_type, old.attach_type), ("perf_event", None));
     }
 }

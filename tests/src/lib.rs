@@ -12,6 +12,7 @@ pub mod bpftrace;
 pub mod bus;
 pub mod engines;
 pub mod fleet;
+pub mod guest;
 pub mod kernel;
 pub mod mounts;
 pub mod process;

@@ -1,0 +1,358 @@
+//! What the product does on the kernel it runs on, checked from inside a guest
+//! (`tests/tests/kernels.rs` boots each kernel of the matrix under qemu and runs this there, with
+//! `EBPFSTAT_BIN_DIR` naming the daemon and client built for the guest's architecture).
+//!
+//! `kernel-check` runs the matrix's checks: real programs with known counts, asked through
+//! `ebpfstatctl`; a mismatch panics with what was seen. `kernel-check device N SECONDS` runs the
+//! daemon with its embedded defaults beside N socket filters and reports its cost. Either ends by
+//! printing one line, `KERNEL-CHECK {json}`, with what it measured.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ebpfstat_tests::bpftrace::Bpftrace;
+use ebpfstat_tests::bus::{ApiDaemon, by_name, ctl_json_via, history_runs, open_tempdir};
+use ebpfstat_tests::{
+    ATTACH_XDP, Fleet, PROG_TYPE_XDP, Reaped, bin, costly_filter, kernel, load_program, own_comm,
+    prog_id, raise_fd_limit, run_exactly, status_kb, tracing,
+};
+use serde_json::{Value, json};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let report = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => matrix(),
+        ["device", n, secs] => device(
+            n.parse().expect("a program count"),
+            secs.parse().expect("seconds"),
+        ),
+        _ => panic!("usage: kernel-check [device PROGRAMS SECONDS]"),
+    };
+    println!("KERNEL-CHECK {report}");
+}
+
+/// The kernel's release and (major, minor).
+fn release() -> (String, (u32, u32)) {
+    let text = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let text = text.trim().to_owned();
+    let mut parts = text
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (text, version)
+}
+
+/// What the matrix loads, held until it has been checked.
+struct Loaded {
+    fleet: Fleet,
+    tracepoint: tracing::Attached,
+    raw: tracing::Attached,
+    /// A tracepoint through a perf-event link whose perf fd was closed: only the link names it.
+    perf_link: tracing::Attached,
+    xdp: (OwnedFd, OwnedFd),
+    /// A 64 KiB ring buffer: its memory is said on every kernel.
+    ring: OwnedFd,
+    bpftrace: Option<Bpftrace>,
+}
+
+const MAP_TYPE_RINGBUF: u32 = 27;
+const RING_BYTES: u32 = 64 * 1024;
+
+const VERSIONED: &str = "kcver";
+
+/// Loads everything, drives it with known counts between passes, then asks the daemon once.
+/// (Under emulation each pass and each client call is slow: the waits are few and shared.)
+fn matrix() -> Value {
+    raise_fd_limit();
+    let (release, version) = release();
+    eprintln!("kernel-check: kernel {release}, {}", std::env::consts::ARCH);
+    let start = Instant::now();
+    let stage = |what: &str| eprintln!("kernel-check: {what} ({:.1?})", start.elapsed());
+    let d = ApiDaemon::start(None, "500ms");
+    // bpftrace compiles its script for a while under emulation: first, so the rest overlaps.
+    let bpftrace = has_bpftrace().then(|| {
+        Bpftrace::start(
+            "tracepoint:syscalls:sys_enter_getppid { @c = count(); }",
+            "sys_enter_getpp",
+            1,
+        )
+    });
+    let loaded = load(bpftrace);
+    stage("loaded");
+    d.wait_passes(2);
+    drive(&loaded);
+    // One name, two versions: v1 runs 30 times and is unloaded, v2 runs 50 times.
+    let v1 = costly_filter(VERSIONED, 1);
+    d.wait_passes(2);
+    run_exactly(v1.as_fd(), 30);
+    d.wait_passes(2);
+    drop(v1);
+    let v2 = costly_filter(VERSIONED, 5);
+    d.wait_passes(2);
+    run_exactly(v2.as_fd(), 50);
+    d.wait_passes(2);
+    stage("driven");
+    let mut report = json!({"kernel": release, "arch": std::env::consts::ARCH});
+    filters(&d, &loaded.fleet, version, &mut report);
+    ring_buffer(&d, &loaded, version, &mut report);
+    tracepoints(&d, &loaded, &mut report);
+    reload(&d, &mut report);
+    xdp_link(&d, &loaded, &mut report);
+    perf_link(&d, &loaded, version, &mut report);
+    match &loaded.bpftrace {
+        Some(bt) => bpftrace_program(&d, bt, &mut report),
+        None => eprintln!("kernel-check: no bpftrace on this root"),
+    }
+    status(&d, &mut report);
+    stage("checked");
+    report
+}
+
+fn load(bpftrace: Option<Bpftrace>) -> Loaded {
+    let prog = load_program(PROG_TYPE_XDP, "kcxdp", None, &[], 2);
+    let link = kernel::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("an XDP link on lo");
+    Loaded {
+        fleet: Fleet::load("kcf", 2),
+        tracepoint: tracing::tracepoint("syscalls", "sys_enter_ioprio_get", "kctp"),
+        raw: tracing::raw_tracepoint("oom_score_adj_update", "kcraw"),
+        perf_link: tracing::tracepoint_link("syscalls", "sys_enter_getpgid", "kclink", false),
+        xdp: (prog, link),
+        ring: kernel::map_create(MAP_TYPE_RINGBUF, (0, 0, RING_BYTES), "kcring")
+            .expect("a ring buffer"),
+        bpftrace,
+    }
+}
+
+/// Known counts: 40 and 7 datagrams, 9 `ioprio_get` and 5 OOM score writes (syscalls nothing
+/// else here makes), and 6 `getppid` for bpftrace.
+fn drive(loaded: &Loaded) {
+    loaded.fleet.drive(0, 40);
+    loaded.fleet.drive(1, 7);
+    for _ in 0..9 {
+        // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0) reads our own priority; no memory passed.
+        unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
+    }
+    let adj = std::fs::read_to_string("/proc/self/oom_score_adj").expect("oom_score_adj");
+    for _ in 0..5 {
+        std::fs::write("/proc/self/oom_score_adj", adj.trim()).expect("the same score again");
+    }
+    for _ in 0..6 {
+        // SAFETY: getppid takes nothing and cannot fail.
+        unsafe { libc::getppid() };
+    }
+}
+
+/// Socket filters run by datagrams: exact counts in `top`, their map memory as the kernel's
+/// fdinfo says it, this process as their owner, and what the memory figure means here.
+fn filters(d: &ApiDaemon, fleet: &Fleet, version: (u32, u32), report: &mut Value) {
+    let rows = d.ctl_json(&["top", "--cumulative"]);
+    for (p, runs) in fleet.programs.iter().zip([40u64, 7]) {
+        let row = by_name(&rows, &p.name);
+        assert_eq!(row["since_load"]["run_cnt"], runs, "{row}");
+        let owners = row["owners"].as_array().expect("owners");
+        assert!(
+            owners
+                .iter()
+                .any(|o| o["pid"] == std::process::id() && o["comm"] == own_comm()),
+            "this process holds {}: {row}",
+            p.name
+        );
+    }
+    let maps = d.ctl_json(&["maps"]);
+    let own = &fleet.programs[0];
+    let row = maps
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == own.own_map_id))
+        .unwrap_or_else(|| panic!("map {} missing: {maps}", own.own_map_id));
+    let fdinfo = fdinfo_memlock(own.own_map.as_fd());
+    assert_eq!(
+        row["memlock_bytes"], fdinfo,
+        "the kernel's fdinfo says {fdinfo}: {row}"
+    );
+    let meaning = d.ctl_json(&["list"])["memlock_meaning"].clone();
+    // Before 6.4 (`map_mem_usage`) the kernel's figure is computed from the declared sizes.
+    let expected = if version >= (6, 4) {
+        "estimate"
+    } else {
+        "max-size"
+    };
+    assert_eq!(meaning, expected, "memlock meaning on {version:?}");
+    report["filter_runs"] = json!([40, 7]);
+    report["map_memlock_bytes"] = json!(fdinfo);
+    report["memlock_meaning"] = meaning;
+}
+
+/// A ring buffer's memory: the kernel's figure from 6.4; before, the kernel says 0 (its formula
+/// counts keys and values) and the daemon counts the declared size.
+fn ring_buffer(d: &ApiDaemon, loaded: &Loaded, version: (u32, u32), report: &mut Value) {
+    let id = ebpfstat_tests::map_id(loaded.ring.as_fd());
+    let maps = d.ctl_json(&["maps"]);
+    let row = maps
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == id))
+        .unwrap_or_else(|| panic!("ring buffer {id} missing: {maps}"));
+    let fdinfo = fdinfo_memlock(loaded.ring.as_fd());
+    if version >= (6, 4) {
+        assert_eq!(row["memlock_bytes"], fdinfo, "{row}");
+    } else {
+        assert_eq!(fdinfo, 0, "the kernel's figure before 6.4");
+        assert_eq!(row["memlock_bytes"], RING_BYTES, "{row}");
+    }
+    report["ring_buffer"] = json!({"fdinfo": fdinfo, "shown": row["memlock_bytes"]});
+}
+
+/// The `memlock:` line of the fdinfo of a descriptor this process holds, read here rather than
+/// through the daemon's own reader.
+fn fdinfo_memlock(fd: BorrowedFd<'_>) -> u64 {
+    let text =
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).expect("fdinfo");
+    text.lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memlock in fdinfo:\n{text}"))
+}
+
+/// A tracepoint through a perf event and a raw tracepoint: exact counts, and where each is
+/// attached.
+fn tracepoints(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
+    let rows = d.ctl_json(&["top", "--cumulative"]);
+    assert_eq!(by_name(&rows, "kctp")["since_load"]["run_cnt"], 9);
+    assert_eq!(by_name(&rows, "kcraw")["since_load"]["run_cnt"], 5);
+    let shown = d.ctl_json(&["show", &loaded.tracepoint.id.to_string()]);
+    assert_eq!(
+        shown["attach"],
+        json!([{"link_id": 0, "link_type": "perf_event", "attach_type": "tracepoint",
+                "target": "sys_enter_ioprio_get"}]),
+        "{shown}"
+    );
+    let shown = d.ctl_json(&["show", &loaded.raw.id.to_string()]);
+    let attach = &shown["attach"][0];
+    assert_eq!(attach["target"], "oom_score_adj_update", "{shown}");
+    report["tracepoint_runs"] = json!([9, 5]);
+    report["raw_tracepoint_attach"] = attach.clone();
+}
+
+/// The history by name holds both versions' runs, each load its own.
+fn reload(d: &ApiDaemon, report: &mut Value) {
+    let h = d.ctl_json(&["history", VERSIONED, "--since", "30m", "--step", "1s"]);
+    let loads = h["info"]["series"].as_array().expect("info.series");
+    assert_eq!(loads.len(), 2, "both loads: {}", h["info"]);
+    assert_ne!(loads[0]["tag"], loads[1]["tag"], "two versions");
+    assert_eq!(history_runs(&h), 80, "both versions' runs: {h}");
+    report["history_runs_across_reload"] = json!(80);
+}
+
+/// An XDP program attached to the loopback through a link: its link type and target.
+fn xdp_link(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
+    let shown = d.ctl_json(&["show", &prog_id(loaded.xdp.0.as_fd()).to_string()]);
+    let attach = &shown["attach"][0];
+    assert_eq!(attach["link_type"], "xdp", "{shown}");
+    assert_eq!(attach["target"], "lo (ifindex 1)", "{shown}");
+    report["xdp_attach"] = attach.clone();
+}
+
+/// A perf-event link: the kernel describes it from 6.6; before, nothing names its tracepoint
+/// once its holder closed the perf fd, and the daemon says so.
+fn perf_link(d: &ApiDaemon, loaded: &Loaded, version: (u32, u32), report: &mut Value) {
+    let shown = d.ctl_json(&["show", &loaded.perf_link.id.to_string()]);
+    let attach = shown["attach"].as_array().expect("attach");
+    assert_eq!(attach.len(), 1, "one attach point: {shown}");
+    let point = &attach[0];
+    assert_ne!(point["link_id"], 0, "{shown}");
+    assert_eq!(point["link_type"], "perf_event", "{shown}");
+    assert_eq!(point["attach_type"], "tracepoint", "{shown}");
+    let target = if version >= (6, 6) {
+        "sys_enter_getpgid"
+    } else {
+        "perf event (the kernel names it from Linux 6.6)"
+    };
+    assert_eq!(point["target"], target, "{shown}");
+    report["perf_link_attach"] = point.clone();
+}
+
+fn has_bpftrace() -> bool {
+    Command::new("bpftrace")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Debian's bpftrace, a loader nobody here wrote: its tracepoint program's owner, attach point
+/// and runs (six `getppid` calls; other processes may make more).
+fn bpftrace_program(d: &ApiDaemon, bt: &Bpftrace, report: &mut Value) {
+    let id = bt.ids[0];
+    let shown = d.ctl_json(&["show", &id.to_string()]);
+    let program = &shown["program"];
+    assert!(
+        program["owners"]
+            .as_array()
+            .expect("owners")
+            .iter()
+            .any(|o| o["pid"] == bt.pid() && o["comm"] == "bpftrace"),
+        "{shown}"
+    );
+    assert_eq!(shown["attach"][0]["target"], "sys_enter_getppid", "{shown}");
+    let runs = program["since_load"]["run_cnt"].as_u64().expect("runs");
+    assert!(runs >= 6, "six getppid calls: {shown}");
+    report["bpftrace_runs"] = json!(runs);
+}
+
+/// The daemon's own word: stats on, no pass failed, its cost.
+fn status(d: &ApiDaemon, report: &mut Value) {
+    let st = d.ctl_json(&["status"]);
+    assert_eq!(st["failed_passes"], 0, "{st}");
+    assert_eq!(st["stats_state"], "enabled", "{st}");
+    for key in [
+        "passes",
+        "late_passes",
+        "pass_ns",
+        "pass_cpu_ns",
+        "daemon_peak_rss_bytes",
+    ] {
+        report[key] = st[key].clone();
+    }
+}
+
+/// The daemon with its embedded defaults beside `n` socket filters for `secs` seconds: no late
+/// pass, still alive, and what it cost.
+fn device(n: usize, secs: u64) -> Value {
+    let (release, _) = release();
+    let fleet = Fleet::load("dev", n);
+    let dir = open_tempdir();
+    let socket = dir.path().join("private");
+    let child = Reaped(
+        Command::new(bin("ebpfstatd"))
+            .args(["run", "--config", "/dev/null", "--bus", "none"])
+            .arg("--db")
+            .arg(dir.path().join("history.db"))
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn ebpfstatd"),
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        for i in 0..fleet.programs.len() {
+            fleet.drive(i, 1);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let st = ctl_json_via(&["--socket".as_ref(), socket.as_os_str()], &["status"]);
+    let pid = child.0.id();
+    let hwm_kb = status_kb(pid, "VmHWM:");
+    assert_eq!(st["failed_passes"], 0, "{st}");
+    assert_eq!(st["late_passes"], 0, "no late pass: {st}");
+    let programs = st["programs"].as_u64().expect("programs");
+    let loaded = u64::try_from(n).expect("a count");
+    assert!(programs >= loaded, "{programs} of {n} programs seen");
+    json!({
+        "kernel": release, "programs": programs, "seconds": secs,
+        "vm_hwm_kib": hwm_kb, "passes": st["passes"], "pass_ns": st["pass_ns"],
+        "pass_cpu_ns": st["pass_cpu_ns"], "missed_passes": st["missed_passes"],
+        "db_bytes": st["db_bytes"],
+    })
+}

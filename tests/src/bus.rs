@@ -19,8 +19,9 @@ pub fn open_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// Waits (up to 60 s: a daemon starting in an emulated guest is slow) for `path` to appear.
 fn wait_for(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
         assert!(
             Instant::now() < deadline,
@@ -220,10 +221,10 @@ impl ApiDaemon {
         std::fs::File::create(dir.path().join("ebpfstatd.log")).expect("log")
     }
 
-    /// Waits until the API answers a status call with a first pass taken (and so the daemon
-    /// is on the bus too).
+    /// Waits (up to 60 s, as [`wait_for`]) until the API answers a status call with a first
+    /// pass taken (and so the daemon is on the bus too).
     fn wait_until_answering(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = ctl_output(&self.via(), &["status"]);
             let passed = serde_json::from_slice::<Value>(&out.stdout)

@@ -3,6 +3,11 @@
 //! against real programs (`kernel-check`, in `tests/src/bin`), and a small device. What each
 //! kernel lacks is asserted there, on the kernel that lacks it (docs/kernels.md).
 
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
 use ebpfstat_tests::guest::{self, Kernel, Machine};
 use serde_json::Value;
 
@@ -90,47 +95,52 @@ fn a_small_device() {
 }
 
 /// A kernel older than the product supports is said at start, by `run` and by `sample`. Such a
-/// kernel does not boot here; `setarch --uname-2.6` makes this one give its release as 2.6.x
-/// (the kernel's own UNAME26 personality), which is what the daemon reads.
+/// kernel does not boot here; the kernel's own UNAME26 personality (what `setarch --uname-2.6`
+/// sets) makes this one give its release to `uname(2)` as 2.6.x, which is what the daemon reads.
 #[test]
 fn a_kernel_older_than_supported_is_said_at_start() {
     let daemon = ebpfstat_tests::bin("ebpfstatd");
     let dir = ebpfstat_tests::bus::open_tempdir();
+    let log = dir.path().join("ebpfstatd.log");
     let db = dir.path().join("history.db");
-    let arch = std::env::consts::ARCH;
-    let run = ebpfstat_tests::output(
-        std::process::Command::new("timeout")
-            .args(["5", "setarch", arch, "--uname-2.6"])
-            .arg(&daemon)
-            .args([
-                "run",
-                "--config",
-                "/dev/null",
-                "--bus",
-                "none",
-                "--socket",
-                "none",
-            ])
-            .arg("--db")
-            .arg(&db),
-    );
-    let said = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        said.contains("is older than 5.8, the oldest ebpfstatd supports"),
-        "{said}"
-    );
-    let sample = ebpfstat_tests::output(
-        std::process::Command::new("setarch")
-            .args([arch, "--uname-2.6"])
-            .arg(&daemon)
-            .args(["sample", "--count", "1"]),
-    );
+    let mut run = ebpfstat_tests::daemon_after("true", &daemon, (&db, Path::new("none")), &[]);
+    run.stderr(std::fs::File::create(&log).expect("log"));
+    as_uname26(&mut run);
+    let daemon_run = ebpfstat_tests::Reaped(run.spawn().expect("spawn ebpfstatd"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.contains("sampling every") || Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(daemon_run);
+    assert!(said.contains("is older than 5.8, the oldest ebpfstatd supports"), "{said}");
+    let mut sample = Command::new(&daemon);
+    sample.args(["sample", "--count", "1"]);
+    as_uname26(&mut sample);
+    let sample = ebpfstat_tests::output(&mut sample);
     let said = String::from_utf8_lossy(&sample.stderr);
     assert!(said.starts_with("ebpfstatd: Linux 2.6."), "{said}");
     assert!(sample.status.success(), "it keeps working: {said}");
     // On the kernel as it is, nothing is said.
-    let plain = ebpfstat_tests::output(
-        std::process::Command::new(&daemon).args(["sample", "--count", "1"]),
-    );
+    let plain = ebpfstat_tests::output(Command::new(&daemon).args(["sample", "--count", "1"]));
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("older than"));
+}
+
+/// Runs `cmd` with the UNAME26 personality (linux/personality.h).
+fn as_uname26(cmd: &mut Command) {
+    const UNAME26: libc::c_ulong = 0x0020000;
+    // SAFETY: between fork and exec the closure only calls personality(2), which is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::personality(UNAME26) == -1 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
 }

@@ -116,7 +116,10 @@ fn a_kernel_older_than_supported_is_said_at_start() {
         std::thread::sleep(Duration::from_millis(100));
     };
     drop(daemon_run);
-    assert!(said.contains("is older than 5.8, the oldest ebpfstatd supports"), "{said}");
+    assert!(
+        said.contains("is older than 5.8, the oldest ebpfstatd supports"),
+        "{said}"
+    );
     let mut sample = Command::new(&daemon);
     sample.args(["sample", "--count", "1"]);
     as_uname26(&mut sample);

@@ -6,6 +6,7 @@
 //! An amd64 guest shares this host's root read-only, so it sees the workspace at the same path;
 //! an ARM guest boots its own small Debian root, into which the binaries built for it are copied.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -71,26 +72,18 @@ impl Kernel {
         target_dir().join("guests").join(folder)
     }
 
-    /// The kernel image: an ARM one stays in its root's `/boot`, where virtme-ng finds its
-    /// modules by walking up from it.
+    /// The kernel image: an ARM one stays in its root's `/boot` ([`kernel_in`]).
     fn vmlinuz(&self) -> Option<PathBuf> {
         if self.triple.is_none() {
             return Some(self.dir().join("vmlinuz")).filter(|p| p.exists());
         }
-        std::fs::read_dir(self.dir().join("root/boot"))
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-            })
+        kernel_in(&self.dir().join("root"))
     }
 
     /// Whether `tests/guests/prepare` made this kernel (and its root); if not, the test is
     /// skipped (see [`skip_or_fail`]).
     pub fn available(&self, test: &str) -> bool {
-        let ready = self.vmlinuz().is_some() && vng().exists();
+        let ready = self.vmlinuz().is_some() && vng_ready();
         if !ready {
             skip_or_fail(
                 test,
@@ -140,71 +133,107 @@ impl Kernel {
                 )
             }
         };
-        // The binaries are copied into the guest's memory first: read over 9p, each run of the
-        // client took seconds.
         let script = format!(
-            "ip link set lo up; mkdir /tmp/bin; cp {bin}/ebpfstatd {bin}/ebpfstatctl {check} /tmp/bin; \
-             export EBPFSTAT_BIN_DIR=/tmp/bin RUST_BACKTRACE=1; cd /tmp; /tmp/bin/kernel-check {args}",
-            bin = bin_dir.display(),
-            check = check.display()
+            "ip link set lo up; export EBPFSTAT_BIN_DIR={} RUST_BACKTRACE=1; cd /tmp; {} {args}",
+            bin_dir.display(),
+            check.display()
         );
-        self.boot(machine, &script)
+        // One log per kind of run: `device` runs apart from the matrix on the same kernel.
+        let log = match args.split_whitespace().next() {
+            Some(mode) => format!("{}-{mode}", self.name),
+            None => self.name.to_owned(),
+        };
+        self.boot(machine, &script, &log)
     }
 
-    /// Boots the kernel and runs `script` with `sh -c` as root; its output and the kernel's.
-    pub fn boot(&self, machine: Machine, script: &str) -> String {
-        let dir = self.dir();
+    /// Boots the kernel and runs `script` with `sh -c` as root; its output and the kernel's,
+    /// also kept in `target/guests/LOG.log`.
+    pub fn boot(&self, machine: Machine, script: &str, log: &str) -> String {
         let vmlinuz = self.vmlinuz().expect("a prepared kernel (see `available`)");
-        let mut cmd = Command::new("timeout");
-        cmd.args(["--kill-after=10", "1200"])
-            .arg(vng())
-            .arg("--run")
-            .arg(vmlinuz)
-            .args(["--disable-kvm", "--verbose", "--user", "root"])
-            .args(["--cpus", &machine.cpus.to_string()])
-            .args(["--memory", &format!("{}M", machine.memory_mib)])
-            .args(["--exec", script]);
+        let mut args: Vec<OsString> = machine.args();
+        args.extend(["--exec".into(), script.into()]);
         if self.triple.is_some() {
-            cmd.args(["--arch", self.arch])
-                .arg("--root")
-                .arg(dir.join("root"));
+            args.extend(["--arch".into(), self.arch.into(), "--root".into()]);
+            args.push(self.dir().join("root").into());
         }
-        // virtme-ng runs `virtme-run` from its own folder.
-        let venv_bin = vng().parent().map(Path::to_owned).expect("the venv's bin");
-        let path = format!(
-            "{}:{}",
-            venv_bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = cmd.env("PATH", path).output().expect("run vng");
-        // vng exits 255 even when the command succeeded: the output says what happened.
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        // Kept whole for reading after a failure (the report shows its end).
-        let log = target_dir()
-            .join("guests")
-            .join(format!("{}.log", self.name));
-        std::fs::write(&log, &text).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        text
+        run_vng(&vmlinuz, &args, log)
     }
+}
+
+impl Machine {
+    /// `vng --cpus N --memory M`.
+    pub fn args(self) -> Vec<OsString> {
+        vec![
+            "--cpus".into(),
+            self.cpus.to_string().into(),
+            "--memory".into(),
+            format!("{}M", self.memory_mib).into(),
+        ]
+    }
+}
+
+/// The kernel image in a root's `/boot`: an ARM kernel is booted from there, where virtme-ng
+/// finds its modules by walking up from it.
+pub fn kernel_in(root: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(root.join("boot"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
 }
 
 fn vng() -> PathBuf {
     target_dir().join("guests/venv/bin/vng")
 }
 
-/// The `KERNEL-CHECK {json}` report in a guest's output, or a panic showing how it ended.
-pub fn report(output: &str) -> serde_json::Value {
+/// Whether `tests/guests/prepare` installed virtme-ng.
+pub fn vng_ready() -> bool {
+    vng().exists()
+}
+
+/// Boots `vmlinuz` under TCG as root with `vng --run` and `args`, and returns everything the
+/// guest printed; kept whole in `target/guests/LOG.log` for reading after a failure.
+pub fn run_vng(vmlinuz: &Path, args: &[OsString], log: &str) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=10", "1200"])
+        .arg(vng())
+        .arg("--run")
+        .arg(vmlinuz)
+        .args(["--disable-kvm", "--verbose", "--user", "root"])
+        .args(args);
+    // virtme-ng runs `virtme-run` from its own folder.
+    let venv_bin = vng().parent().map(Path::to_owned).expect("the venv's bin");
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = cmd.env("PATH", path).output().expect("run vng");
+    // vng's exit status says nothing here (255 even when the command succeeded): the report
+    // in the output does.
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let log = target_dir().join("guests").join(format!("{log}.log"));
+    std::fs::write(&log, &text).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    text
+}
+
+/// The `MARKER {json}` report line in a guest's output (`KERNEL-CHECK`, ...), or a panic
+/// showing how the guest ended.
+pub fn report(output: &str, marker: &str) -> serde_json::Value {
     let line = output
         .lines()
-        .find_map(|l| l.split_once("KERNEL-CHECK ").map(|(_, json)| json));
+        .find_map(|l| l.split_once(&format!("{marker} ")).map(|(_, json)| json));
     match line {
         Some(json) => serde_json::from_str(json.trim())
             .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {json}")),
         None => {
-            let tail: Vec<&str> = output.lines().rev().take(80).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!("the guest's check did not finish:\n{}", tail.join("\n"))
+            let lines: Vec<&str> = output.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            panic!("the guest gave no {marker} report:\n{}", tail.join("\n"))
         }
     }
 }

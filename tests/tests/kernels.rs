@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use ebpfstat_tests::guest::{self, Kernel, Machine};
 use serde_json::Value;
 
+/// The arm64 package under a real systemd, booted beside the other guests.
+#[path = "kernels/arm_service.rs"]
+mod arm_service;
+
 const GUEST: Machine = Machine {
     cpus: 2,
     memory_mib: 1024,
@@ -22,7 +26,7 @@ fn check(kernel: Kernel) -> Option<Value> {
         return None;
     }
     let output = kernel.run_check(GUEST, "");
-    let report = guest::report(&output);
+    let report = guest::report(&output, "KERNEL-CHECK");
     eprintln!("{}: {report}", kernel.name);
     assert_eq!(report["filter_runs"], serde_json::json!([40, 7]));
     assert_eq!(report["history_runs_across_reload"], 80);
@@ -86,7 +90,7 @@ fn a_small_device() {
     };
     let output = kernel.run_check(small, "device 300 60");
     assert!(!output.contains("Out of memory"), "{output}");
-    let report = guest::report(&output);
+    let report = guest::report(&output, "KERNEL-CHECK");
     eprintln!("small device: {report}");
     assert!(
         report["programs"].as_u64().is_some_and(|n| n >= 300),

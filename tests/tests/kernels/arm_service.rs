@@ -1,4 +1,5 @@
-//! The arm64 package under a real systemd: Debian 12's arm64 6.1 kernel boots the systemd root
+//! The arm64 package under a real systemd (a module of `kernels.rs`, so that its guest boots
+//! beside the matrix's): Debian 12's arm64 6.1 kernel boots the systemd root
 //! (`tests/guests/make-root arm64 target/guests systemd`) with systemd as PID 1 under qemu
 //! (`vng --systemd`), and a script in the guest installs the arm64 .deb with `dpkg -i` and checks
 //! what `boot.rs` checks of the amd64 one in systemd-nspawn: the service reaches active,
@@ -6,10 +7,9 @@
 //! (Debian's bpftrace on a tracepoint only this script hits), and a restart keeps the history.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use ebpfstat_tests::guest::target_dir;
+use ebpfstat_tests::guest::{self, Machine, target_dir};
 use ebpfstat_tests::{built_package_for, skip_or_fail};
 use serde_json::Value;
 
@@ -143,69 +143,26 @@ fn check_history(r: &Value) {
 /// a system bus, dpkg), if it and virtme-ng (`tests/guests/prepare`) are there.
 fn systemd_root() -> Option<PathBuf> {
     let dir = target_dir().join("guests/arm64-systemd");
-    (dir.join("complete").exists() && vng().exists()).then(|| dir.join("root"))
+    (dir.join("complete").exists() && guest::vng_ready()).then(|| dir.join("root"))
 }
 
-fn vng() -> PathBuf {
-    target_dir().join("guests/venv/bin/vng")
-}
-
-/// Boots the root's kernel (Debian 12's arm64 6.1) under TCG, 2 CPUs and 1 GiB, with systemd
-/// as PID 1 (`vng --systemd`, experimental in virtme-ng): virtme-init runs `bash check.sh` from
+/// Boots the root's kernel (Debian 12's arm64 6.1) with 2 CPUs and 1 GiB, with systemd as
+/// PID 1 (`vng --systemd`, experimental in virtme-ng): virtme-init runs `bash check.sh` from
 /// `serial-getty@` after multi-user.target, with `/etc`, `/usr`, `/var`, `/tmp` writable (tmpfs
-/// overlays: nothing reaches the root) and `share` at [`SHARE`]. Returns everything the guest
-/// printed, also kept in `target/guests/arm64-systemd.log`.
+/// overlays: nothing reaches the root) and `share` at [`SHARE`].
 fn boot(root: &Path, share: &Path) -> String {
-    let vmlinuz = std::fs::read_dir(root.join("boot"))
-        .expect("the root's /boot")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .expect("a kernel in the root's /boot");
-    let mut cmd = Command::new("timeout");
-    cmd.args(["--kill-after=10", "1200"])
-        .arg(vng())
-        .args(["--arch", "arm64", "--root"])
-        .arg(root)
-        .arg("--run")
-        .arg(vmlinuz)
-        .args(["--systemd", "--disable-kvm", "--verbose", "--user", "root"])
-        .args(["--cpus", "2", "--memory", "1024M", "--rodir"])
-        .arg(format!("{SHARE}={}", share.display()))
-        .args(["--exec", &format!("bash {SHARE}/check.sh")]);
-    // virtme-ng runs `virtme-run` from its own folder.
-    let venv_bin = vng().parent().map(Path::to_owned).expect("the venv's bin");
-    let path = format!(
-        "{}:{}",
-        venv_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = cmd.env("PATH", path).output().expect("run vng");
-    // vng's exit status says nothing here: the report does.
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let log = target_dir().join("guests/arm64-systemd.log");
-    std::fs::write(&log, &text).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-    text
-}
-
-/// The `ARM-SERVICE {json}` line in the guest's output, or a panic showing how it ended.
-fn report(output: &str) -> Value {
-    match output
-        .lines()
-        .find_map(|l| l.split_once("ARM-SERVICE ").map(|(_, json)| json))
-    {
-        Some(json) => serde_json::from_str(json.trim())
-            .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {json}")),
-        None => {
-            let lines: Vec<&str> = output.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(80)..];
-            panic!("the guest gave no ARM-SERVICE report:\n{}", tail.join("\n"))
-        }
+    let vmlinuz = guest::kernel_in(root).expect("a kernel in the root's /boot");
+    let mut args = Machine {
+        cpus: 2,
+        memory_mib: 1024,
     }
+    .args();
+    args.extend(["--arch".into(), "arm64".into(), "--root".into()]);
+    args.push(root.into());
+    args.extend(["--systemd".into(), "--rodir".into()]);
+    args.push(format!("{SHARE}={}", share.display()).into());
+    args.extend(["--exec".into(), format!("bash {SHARE}/check.sh").into()]);
+    guest::run_vng(&vmlinuz, &args, "arm64-systemd")
 }
 
 /// A folder the guest sees at [`SHARE`]: the script and the package.
@@ -241,7 +198,7 @@ fn the_arm64_deb_runs_under_systemd_with_a_real_system_bus() {
     let output = boot(&root, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("booted, installed and checked in {:?}", started.elapsed());
-    let r = report(&output);
+    let r = guest::report(&output, "ARM-SERVICE");
     eprintln!(
         "system {} (failed units: {}), bpftrace's program ran {} times",
         r["system_state"], r["failed_units"], r["bpftrace_runs"]

@@ -10,6 +10,17 @@ use ebpfstat_tests::terminal::{on_pty, visible};
 use ebpfstat_tests::*;
 use serde_json::Value;
 
+/// The two tests run one after the other: every daemon reads every program on the host, so the
+/// first one's 3000 programs made the second one's passes cost 15 ms of CPU each.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed holding it poisons it; the next still runs alone.
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn ns(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
@@ -30,6 +41,7 @@ fn status_until(d: &ApiDaemon, limit: Duration, done: impl Fn(&Value) -> bool) -
 #[test]
 fn slow_passes_stretch_the_interval_and_quick_ones_bring_it_back() {
     require_bpf!();
+    let _alone = one_at_a_time();
     // Passes at 100 ms may take 1 % of one core: 1 ms each. A pass over 3000 programs makes
     // 12 000 syscalls (a microsecond or more each), so it cannot fit.
     let fleet = Fleet::load(&format!("pc{}_", tag()), 3000);
@@ -130,6 +142,7 @@ fn thread_named(pid: libc::pid_t, name: &str) -> String {
 #[test]
 fn a_sampler_kept_from_a_core_does_not_stretch_the_interval() {
     require_bpf!();
+    let _alone = one_at_a_time();
     // 10 % of 100 ms: passes may take 10 ms of CPU each, 10 times what they take here.
     let d = ApiDaemon::start_with(None, "100ms", &["--sampler-budget", "10%"]);
     let interval = 100_000_000;

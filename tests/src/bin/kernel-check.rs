@@ -17,6 +17,7 @@ use ebpfstat_tests::{
     ATTACH_XDP, Fleet, PROG_TYPE_XDP, Reaped, bin, costly_filter, kernel, load_program, own_comm,
     prog_id, raise_fd_limit, run_exactly, status_kb, tracing,
 };
+use ebpfstatd::sampler::host::parse_major_minor;
 use serde_json::{Value, json};
 
 fn main() {
@@ -36,10 +37,7 @@ fn main() {
 fn release() -> (String, (u32, u32)) {
     let text = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let text = text.trim().to_owned();
-    let mut parts = text
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let version = parse_major_minor(&text).unwrap_or_else(|| panic!("a release: {text}"));
     (text, version)
 }
 

@@ -68,6 +68,15 @@ pub fn avg_ns_per_run(run_time_ns: u64, run_cnt: u64) -> Option<f64> {
     (run_cnt > 0).then(|| run_time_ns as f64 / run_cnt as f64)
 }
 
+/// How full a map is: its entries as a percentage of its max entries (0 for a map that can
+/// hold none).
+pub fn fill_pct(entries: u64, max_entries: u32) -> f64 {
+    if max_entries == 0 {
+        return 0.0;
+    }
+    entries as f64 * 100.0 / f64::from(max_entries)
+}
+
 /// What stats cost: `runs` observed at `cost_ns` each, ns.
 pub fn overhead_ns(runs: u64, cost_ns: f64) -> f64 {
     runs as f64 * cost_ns
@@ -255,6 +264,13 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn fill_of_a_map() {
+        assert_eq!(fill_pct(900, 1000), 90.0);
+        assert_eq!(fill_pct(0, 1000), 0.0);
+        assert_eq!(fill_pct(5, 0), 0.0);
+    }
 
     fn c(run_time_ns: u64, run_cnt: u64) -> Counters {
         Counters {

@@ -261,6 +261,127 @@ pub fn map_info(fd: BorrowedFd<'_>) -> SysResult<bpf_map_info> {
     Ok(info)
 }
 
+/// A buffer the kernel will write `need` bytes into, or an error naming the call.
+fn fits(buf: &[u8], need: usize, call: &'static str) -> SysResult<()> {
+    if buf.len() >= need {
+        return Ok(());
+    }
+    Err(SysError {
+        call,
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a {}-byte buffer for {need} bytes", buf.len()),
+        ),
+    })
+}
+
+/// Writes the key after `key` (the first key when `None`) of the map into `next`
+/// (`BPF_MAP_GET_NEXT_KEY`); `Ok(false)` when there is none. Buffers hold `key_size` bytes.
+pub fn map_next_key(
+    fd: BorrowedFd<'_>,
+    key_size: usize,
+    key: Option<&[u8]>,
+    next: &mut [u8],
+) -> SysResult<bool> {
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        next_key: u64,
+        flags: u64,
+    }
+    const CALL: &str = "BPF_MAP_GET_NEXT_KEY";
+    fits(next, key_size, CALL)?;
+    if let Some(k) = key {
+        fits(k, key_size, CALL)?;
+    }
+    let mut attr = ElemAttr {
+        map_fd: fd32(fd),
+        _pad: 0,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        next_key: next.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `key` (or null) is readable and `next` writable for `key_size` bytes, checked
+    // above; the caller passes the map's own key size.
+    match unsafe { sys_bpf(bpf_cmd::BPF_MAP_GET_NEXT_KEY, &mut attr, CALL) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_gone() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Buffers for one `BPF_MAP_LOOKUP_BATCH`: `keys` and `values` hold `count` keys and values as
+/// the map lays them out; `token` (at least the key size, and 8 bytes) carries the position.
+#[derive(Debug)]
+pub struct BatchBufs<'a> {
+    pub key_size: usize,
+    pub value_size: usize,
+    pub count: u32,
+    pub keys: &'a mut [u8],
+    pub values: &'a mut [u8],
+    pub token: &'a mut [u8],
+}
+
+/// What one batch read returned: how many elements, and whether the map has no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRead {
+    pub count: u32,
+    pub last: bool,
+}
+
+/// Reads the next batch of elements (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6), starting after the
+/// position in `token` (from the start when `first`), and leaves the next position there.
+pub fn map_lookup_batch(
+    fd: BorrowedFd<'_>,
+    bufs: &mut BatchBufs<'_>,
+    first: bool,
+) -> SysResult<BatchRead> {
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    const CALL: &str = "BPF_MAP_LOOKUP_BATCH";
+    let n = usize::try_from(bufs.count).unwrap_or(usize::MAX);
+    fits(bufs.keys, n.saturating_mul(bufs.key_size), CALL)?;
+    fits(bufs.values, n.saturating_mul(bufs.value_size), CALL)?;
+    fits(bufs.token, bufs.key_size.max(8), CALL)?;
+    let token = bufs.token.as_mut_ptr() as u64;
+    let mut attr = BatchAttr {
+        in_batch: if first { 0 } else { token },
+        out_batch: token,
+        keys: bufs.keys.as_mut_ptr() as u64,
+        values: bufs.values.as_mut_ptr() as u64,
+        count: bufs.count,
+        map_fd: fd32(fd),
+        elem_flags: 0,
+        flags: 0,
+    };
+    // SAFETY: `keys` and `values` are writable for `count` elements of the sizes the caller
+    // took from the map, and `token` for a position (at most the key size, and a bucket index
+    // of 4 bytes), all checked above; the kernel reads `in_batch` from the same token.
+    match unsafe { sys_bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr, CALL) } {
+        Ok(_) => Ok(BatchRead {
+            count: attr.count,
+            last: false,
+        }),
+        // ENOENT: the end; the kernel still says how many it copied before it.
+        Err(e) if e.is_gone() => Ok(BatchRead {
+            count: attr.count,
+            last: true,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 /// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter,
 /// and from Linux 6.6 perf event: a tracepoint, kprobe function or uprobe file).
 pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_info> {

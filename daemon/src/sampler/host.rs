@@ -100,6 +100,29 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// CPUs the kernel lays per-CPU values out for (`/sys/devices/system/cpu/possible`, e.g.
+/// `0-3` or `0,2-5`).
+pub fn cpu_count_of_list(list: &str) -> Option<u32> {
+    let mut n = 0u32;
+    for part in list.trim().split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.parse::<u32>().ok()?, hi.parse::<u32>().ok()?),
+            None => {
+                let one = part.parse::<u32>().ok()?;
+                (one, one)
+            }
+        };
+        n = n.checked_add(hi.checked_sub(lo)?.checked_add(1)?)?;
+    }
+    (n > 0).then_some(n)
+}
+
+/// CPUs the kernel lays per-CPU map values out for; `None` if it cannot be read.
+pub fn possible_cpus() -> Option<u32> {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").ok()?;
+    cpu_count_of_list(&list)
+}
+
 /// CPUs online now (hotplug can change it on small devices).
 pub fn online_cpus() -> u32 {
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -189,6 +212,15 @@ mod tests {
         ] {
             assert_eq!(KernelInfo::from_release(fine).unsupported(), None, "{fine}");
         }
+    }
+
+    #[test]
+    fn possible_cpu_lists() {
+        assert_eq!(cpu_count_of_list("0-3\n"), Some(4));
+        assert_eq!(cpu_count_of_list("0"), Some(1));
+        assert_eq!(cpu_count_of_list("0,2-5"), Some(5));
+        assert_eq!(cpu_count_of_list("3-1"), None);
+        assert_eq!(cpu_count_of_list(""), None);
     }
 
     #[test]

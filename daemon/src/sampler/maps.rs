@@ -10,6 +10,7 @@ use ebpfstat_store::idmap::IdMap;
 use ebpfstat_store::MapMemory;
 use serde::Serialize;
 
+use super::entries::{self, Entries};
 use super::owners::Owner;
 use super::procfs::{fdinfo_value, read_proc_text};
 use crate::bpf::names;
@@ -32,6 +33,9 @@ pub struct MapSample {
     pub used_by_programs: u32,
     /// Processes holding the map: a map fd, or a program (or link) of a program using it.
     pub owners: Vec<Arc<Owner>>,
+    /// Entries as last counted (each rescan, within a budget: `entries`).
+    #[serde(flatten)]
+    pub entries: Entries,
     #[serde(skip)]
     pub type_id: u32,
 }
@@ -89,6 +93,7 @@ pub fn read_map(id: u32) -> SysResult<MapSample> {
             .map(|m| ring_buffer_counted(info.type_, info.max_entries, m)),
         used_by_programs: 0,
         owners: Vec::new(),
+        entries: entries::initial(info.type_, info.max_entries),
         type_id: info.type_,
     })
 }
@@ -158,6 +163,7 @@ mod tests {
             memlock_bytes: Some(bytes),
             used_by_programs: users,
             owners: Vec::new(),
+            entries: Entries::NotCounted("test"),
             type_id: 2,
         };
         (

@@ -5,6 +5,7 @@
 //! (metadata, map memory, owners, pins, links) is read when a program first appears and on an
 //! amortised rescan, never on every tick.
 
+pub mod entries;
 pub mod host;
 pub mod links;
 pub mod maps;
@@ -166,6 +167,9 @@ pub struct Sampler {
     owners_scan: Option<owners::Scanner>,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
+    /// The last map whose entries were counted: the next rescan goes on after it.
+    count_cursor: u32,
+    possible_cpus: Option<u32>,
     cost: Arc<StatsCost>,
     /// Coverage and state of the interval the next pass closes, when the caller duty-cycles.
     interval_state: Option<(f64, stats::StatsState)>,
@@ -204,6 +208,8 @@ impl Sampler {
             owners_scan: None,
             rescan_next_pass: false,
             map_ids_buf: vec![0; MAP_IDS_INLINE],
+            count_cursor: 0,
+            possible_cpus: host::possible_cpus(),
             cost: Arc::new(StatsCost::default_because("not calibrated")),
             interval_state: None,
             other_holder: None,
@@ -518,12 +524,24 @@ impl Sampler {
         }
         self.maps.retain(|_, m| m.seen_pass == seq);
         idmap::shrink_after_removals(&mut self.maps);
+        entries::count_some(
+            &mut self.maps,
+            &mut self.count_cursor,
+            self.possible_cpus,
+            errors,
+        );
     }
 
     /// (Re)reads map `id` into the cache as seen this pass; a map freed meanwhile is skipped.
     fn read_map(&mut self, id: u32, errors: &mut ErrorLog) {
         match maps::read_map(id) {
-            Ok(sample) => {
+            Ok(mut sample) => {
+                // Its memory is read again; its entries stay as last counted.
+                if let Some(old) = self.maps.get(&id)
+                    && matches!(old.sample.entries, entries::Entries::Counted { .. })
+                {
+                    sample.entries = old.sample.entries;
+                }
                 let entry = MapEntry {
                     sample: Arc::new(sample),
                     seen_pass: self.seq,

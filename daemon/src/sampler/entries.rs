@@ -1,0 +1,281 @@
+//! How many entries a map holds: counted the cheapest exact way the kernel offers for its type,
+//! or not at all (with the reason) — never an estimate.
+//!
+//! Hash maps are read in batches (`BPF_MAP_LOOKUP_BATCH`, one call per few hundred elements),
+//! other listable maps key by key (`BPF_MAP_GET_NEXT_KEY`, one call per element). Neither moves
+//! an LRU map's recency. Counting costs CPU in proportion to the entries, so each rescan counts
+//! maps in id order from where the last one stopped, until [`BUDGET_CPU_NS`] is spent.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aya_obj::generated::bpf_map_type as M;
+use ebpfstat_dbus::CountedBy;
+use ebpfstat_numbers::WallNs;
+use ebpfstat_store::idmap::IdMap;
+
+use super::errors::ErrorLog;
+use super::host;
+use super::maps::{MapEntry, MapSample};
+use crate::bpf::sys::{self, BatchBufs, ObjKind, SysError};
+
+/// CPU one rescan may spend counting entries (thread time). A map begun is counted to its end,
+/// so one larger than the budget is still counted, alone in its rescan.
+pub const BUDGET_CPU_NS: u64 = 20_000_000;
+
+/// Bytes of keys and values one batch read may take: its element count follows from the map's
+/// sizes (at least one bucket's worth; the kernel says when a bucket needs more).
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Entries of a map, as last counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entries {
+    Counted {
+        n: u64,
+        by: CountedBy,
+        /// When it was counted.
+        at: WallNs,
+    },
+    /// Why this map's entries are not counted.
+    NotCounted(&'static str),
+}
+
+/// As `ebpfstatd sample --json` writes a map's entries (flattened into the map): `entries`,
+/// `entries_counted_by` and `entries_note`, `null` where there is none, as `ebpfstatctl` does.
+impl serde::Serialize for Entries {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (n, by, note) = match *self {
+            Self::Counted { n, by, .. } => (Some(n), Some(by.as_str()), None),
+            Self::NotCounted(why) => (None, None, Some(why)),
+        };
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("entries", &n)?;
+        m.serialize_entry("entries_counted_by", &by)?;
+        m.serialize_entry("entries_note", &note)?;
+        m.end()
+    }
+}
+
+/// How a map of this type can be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A hash map: in batches, or key by key where the kernel has no batches for it.
+    Batch {
+        per_cpu: bool,
+    },
+    /// Key by key.
+    Keys,
+    /// Every slot exists: entries are max entries by definition.
+    Array,
+    Never(&'static str),
+}
+
+pub fn method(type_id: u32) -> Method {
+    let Ok(t) = M::try_from(type_id) else {
+        return Method::Never("a map type newer than this daemon");
+    };
+    match t {
+        M::BPF_MAP_TYPE_HASH | M::BPF_MAP_TYPE_LRU_HASH | M::BPF_MAP_TYPE_HASH_OF_MAPS => {
+            Method::Batch { per_cpu: false }
+        }
+        M::BPF_MAP_TYPE_PERCPU_HASH | M::BPF_MAP_TYPE_LRU_PERCPU_HASH => {
+            Method::Batch { per_cpu: true }
+        }
+        M::BPF_MAP_TYPE_LPM_TRIE
+        | M::BPF_MAP_TYPE_DEVMAP_HASH
+        | M::BPF_MAP_TYPE_SOCKHASH
+        | M::BPF_MAP_TYPE_STACK_TRACE
+        | M::BPF_MAP_TYPE_CGROUP_STORAGE
+        | M::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE => Method::Keys,
+        M::BPF_MAP_TYPE_ARRAY | M::BPF_MAP_TYPE_PERCPU_ARRAY => Method::Array,
+        M::BPF_MAP_TYPE_PROG_ARRAY
+        | M::BPF_MAP_TYPE_PERF_EVENT_ARRAY
+        | M::BPF_MAP_TYPE_CGROUP_ARRAY
+        | M::BPF_MAP_TYPE_ARRAY_OF_MAPS
+        | M::BPF_MAP_TYPE_DEVMAP
+        | M::BPF_MAP_TYPE_SOCKMAP
+        | M::BPF_MAP_TYPE_CPUMAP
+        | M::BPF_MAP_TYPE_XSKMAP
+        | M::BPF_MAP_TYPE_REUSEPORT_SOCKARRAY => {
+            Method::Never("an array of descriptors: the kernel lists its slots, filled or not")
+        }
+        M::BPF_MAP_TYPE_RINGBUF | M::BPF_MAP_TYPE_USER_RINGBUF => {
+            Method::Never("a ring buffer holds records, not entries")
+        }
+        _ => Method::Never("the kernel cannot list this type's entries"),
+    }
+}
+
+/// A map's entries before it is counted: known for arrays, the reason for maps never counted.
+pub fn initial(type_id: u32, max_entries: u32) -> Entries {
+    match method(type_id) {
+        Method::Array => Entries::Counted {
+            n: u64::from(max_entries),
+            by: CountedBy::Array,
+            at: WallNs::of(SystemTime::now()),
+        },
+        Method::Never(why) => Entries::NotCounted(why),
+        Method::Batch { .. } | Method::Keys => Entries::NotCounted("not counted yet"),
+    }
+}
+
+/// Counts maps' entries, in id order from after `cursor` (wrapping), until the budget is spent;
+/// `cursor` is left at the last map counted. Maps not reached keep their last count.
+pub fn count_some(
+    maps: &mut IdMap<u32, MapEntry>,
+    cursor: &mut u32,
+    possible_cpus: Option<u32>,
+    errors: &mut ErrorLog,
+) {
+    let mut ids: Vec<u32> = maps
+        .iter()
+        .filter(|(_, m)| {
+            matches!(
+                method(m.sample.type_id),
+                Method::Batch { .. } | Method::Keys
+            )
+        })
+        .map(|(&id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    let split = ids.partition_point(|&id| id <= *cursor);
+    ids.rotate_left(split);
+    let start = host::thread_cpu_ns();
+    for id in ids {
+        if host::thread_cpu_ns().saturating_sub(start) >= BUDGET_CPU_NS {
+            break;
+        }
+        let Some(m) = maps.get_mut(&id) else { continue };
+        *cursor = id;
+        match count(&m.sample, possible_cpus) {
+            Ok(Some((n, by))) => {
+                let at = WallNs::of(SystemTime::now());
+                Arc::make_mut(&mut m.sample).entries = Entries::Counted { n, by, at };
+            }
+            Ok(None) => {}
+            Err(e) => errors.per_map(id, &e),
+        }
+    }
+}
+
+/// Counts the entries of one map; `Ok(None)` if it is gone (or of a type never counted).
+pub fn count(
+    m: &MapSample,
+    possible_cpus: Option<u32>,
+) -> Result<Option<(u64, CountedBy)>, SysError> {
+    let fd = match sys::fd_by_id(ObjKind::Map, m.id) {
+        Ok(fd) => fd,
+        Err(e) if e.is_gone() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let key_size = usize::try_from(m.key_size).unwrap_or(usize::MAX);
+    let keys = |fd| by_keys(fd, key_size, m.max_entries).map(|n| Some((n, CountedBy::Keys)));
+    let per_cpu = match method(m.type_id) {
+        Method::Array => return Ok(Some((u64::from(m.max_entries), CountedBy::Array))),
+        Method::Never(_) => return Ok(None),
+        Method::Keys => return keys(fd.as_fd()),
+        Method::Batch { per_cpu } => per_cpu,
+    };
+    let value_size = usize::try_from(m.value_size).unwrap_or(usize::MAX);
+    let value_size = match (per_cpu, possible_cpus) {
+        (false, _) => value_size,
+        // The kernel lays out one 8-byte-aligned value per possible CPU.
+        (true, Some(cpus)) => match usize::try_from(cpus) {
+            Ok(c) => value_size.next_multiple_of(8).saturating_mul(c),
+            Err(_) => return keys(fd.as_fd()),
+        },
+        (true, None) => return keys(fd.as_fd()),
+    };
+    match by_batches(fd.as_fd(), key_size, value_size) {
+        Ok(n) => Ok(Some((n, CountedBy::Batch))),
+        // Before 5.6, or a hash type without batches: key by key.
+        Err(e) if no_batches(&e) => keys(fd.as_fd()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The kernel has no batch reads for this map (or at all).
+fn no_batches(e: &SysError) -> bool {
+    const ENOTSUPP: i32 = 524;
+    matches!(
+        e.errno(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP | libc::ENOSYS)
+    )
+}
+
+fn by_batches(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Result<u64, SysError> {
+    let per_element = key_size.saturating_add(value_size).max(1);
+    let mut count = u32::try_from((BATCH_BYTES / per_element).max(1)).unwrap_or(u32::MAX);
+    let mut token = vec![0u8; key_size.max(8)];
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
+        keys.resize(n.saturating_mul(key_size), 0);
+        values.resize(n.saturating_mul(value_size), 0);
+        let mut bufs = BatchBufs {
+            key_size,
+            value_size,
+            count,
+            keys: &mut keys,
+            values: &mut values,
+            token: &mut token,
+        };
+        match sys::map_lookup_batch(fd, &mut bufs, first) {
+            Ok(read) => {
+                total += u64::from(read.count);
+                if read.last {
+                    return Ok(total);
+                }
+                first = false;
+            }
+            // One bucket holds more elements than `count`: read it with room for them.
+            Err(e) if e.errno() == Some(libc::ENOSPC) => count = count.saturating_mul(2),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Key by key. A key deleted under the walk sends the kernel back to the first key, so a walk
+/// longer than the map can be is a map changing too fast to count: that is an error, not a
+/// number.
+fn by_keys(fd: BorrowedFd<'_>, key_size: usize, max_entries: u32) -> Result<u64, SysError> {
+    let mut key = vec![0u8; key_size];
+    let mut next = vec![0u8; key_size];
+    let mut total = 0u64;
+    let mut have = false;
+    while sys::map_next_key(fd, key_size, have.then_some(key.as_slice()), &mut next)? {
+        total += 1;
+        if total > u64::from(max_entries) {
+            return Err(SysError {
+                call: "BPF_MAP_GET_NEXT_KEY",
+                source: std::io::Error::other(
+                    "the map changed under the walk more than once per entry",
+                ),
+            });
+        }
+        std::mem::swap(&mut key, &mut next);
+        have = true;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_has_a_way_or_a_reason() {
+        assert_eq!(method(1), Method::Batch { per_cpu: false });
+        assert_eq!(method(10), Method::Batch { per_cpu: true });
+        assert_eq!(method(2), Method::Array);
+        assert_eq!(method(11), Method::Keys);
+        assert!(matches!(method(4), Method::Never(_)));
+        assert!(matches!(method(27), Method::Never(_)));
+        assert!(matches!(method(9999), Method::Never(_)));
+    }
+}

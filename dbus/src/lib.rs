@@ -47,7 +47,9 @@ pub const COMPARE_MIN_EFFECT_NS: f64 = 15.0;
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
 pub use status::{Status, StatusError};
-pub use words::{AlertMetric, AlertState, MemlockMeaning, NoteCode, StatsState, Tier, UnknownWord};
+pub use words::{
+    AlertMetric, AlertState, CountedBy, MemlockMeaning, NoteCode, StatsState, Tier, UnknownWord,
+};
 
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
 pub use ebpfstat_numbers::rank::{MIN_RUNS_FOR_AVG, SortKey, UnknownSortKey};
@@ -266,6 +268,31 @@ pub struct MapRow {
     pub owners: Vec<Owner>,
     /// Codes of what its memory does not count (`perf_event_array`, `map_of_maps`).
     pub notes: Vec<String>,
+}
+
+/// How full one map is, as last counted (`MapUsage`). The daemon counts entries every rescan
+/// within a CPU budget, so on a host with many large maps a count can be a few rescans old:
+/// `counted_ns` says when it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct MapUsage {
+    pub id: u32,
+    /// Entries it held at `counted_ns`; meaningful when `counted_by` is not empty.
+    pub entries: u64,
+    pub max_entries: u32,
+    /// `entries` as a percentage of `max_entries` (0 when not counted).
+    pub fill_pct: f64,
+    /// A [`CountedBy`] word, or empty: not counted, and `why` says why.
+    pub counted_by: String,
+    pub why: String,
+    /// Wall time of the count, ns since the epoch; 0 when not counted.
+    pub counted_ns: i64,
+}
+
+impl MapUsage {
+    /// Entries and fill, when counted.
+    pub fn counted(&self) -> Option<(u64, f64)> {
+        (!self.counted_by.is_empty()).then_some((self.entries, self.fill_pct))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
@@ -551,6 +578,10 @@ pub trait Stats1 {
     /// Every map on the host; options filter as `snapshot`'s do (`name` and `type` are the
     /// map's, `owner` and `unit` its holders').
     fn maps(&self, options: Options) -> zbus::Result<Vec<MapRow>>;
+
+    /// How full each map is: entries as last counted, max entries, fill (every map on the host;
+    /// options filter as `maps`' do). Added after `Maps`, so `MapRow` stays as it was.
+    fn map_usage(&self, options: Options) -> zbus::Result<Vec<MapUsage>>;
 
     /// Daemon and store health: the keys of [`Status`] (docs/dbus.md); read it with
     /// `Status::from_map`.

@@ -176,6 +176,19 @@ impl MemlockMeaning {
 }
 
 words!(
+    /// How a map's entries were counted (`MapUsage`'s `counted_by`).
+    CountedBy, "count method" {
+        /// Batch reads of its elements (`BPF_MAP_LOOKUP_BATCH`): hash maps.
+        Batch = "batch",
+        /// Key by key (`BPF_MAP_GET_NEXT_KEY`): tries, stack traces, hash maps on kernels
+        /// without batch reads.
+        Keys = "keys",
+        /// An array: every slot exists, so its entries are its max entries by definition.
+        Array = "array",
+    }
+);
+
+words!(
     /// A remark needed to read a program's (or map's) numbers.
     NoteCode, "note" {
         SharedMaps = "shared_maps",

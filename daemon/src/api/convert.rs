@@ -1,10 +1,11 @@
 //! From the sampler's and the store's values to the wire types of the D-Bus API.
 
 use ebpfstat_dbus as wire;
-use ebpfstat_numbers::{Overall, WallNs};
+use ebpfstat_numbers::{Overall, WallNs, rates};
 use ebpfstat_store::{self as store, AlertRecord, History, SeriesRow, TopRow};
 
 use crate::compare;
+use crate::sampler::entries::Entries;
 use crate::sampler::maps::{self, MapSample};
 use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
@@ -132,6 +133,26 @@ pub fn map_row(m: &MapSample) -> wire::MapRow {
             .iter()
             .map(|c| c.as_str().to_owned())
             .collect(),
+    }
+}
+
+pub fn map_usage(m: &MapSample) -> wire::MapUsage {
+    let (entries, counted_by, why, at) = match m.entries {
+        Entries::Counted { n, by, at } => (n, by.as_str(), "", at),
+        Entries::NotCounted(why) => (0, "", why, WallNs::EPOCH),
+    };
+    wire::MapUsage {
+        id: m.id,
+        entries,
+        max_entries: m.max_entries,
+        fill_pct: if counted_by.is_empty() {
+            0.0
+        } else {
+            rates::fill_pct(entries, m.max_entries)
+        },
+        counted_by: counted_by.to_owned(),
+        why: why.to_owned(),
+        counted_ns: at.ns(),
     }
 }
 

@@ -487,6 +487,25 @@ impl Stats1 {
             .collect())
     }
 
+    #[zbus(out_args("usage"))]
+    async fn map_usage(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        options: Options,
+    ) -> Result<Vec<wire::MapUsage>, Error> {
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
+        check_options(&options, &filter::KEYS)?;
+        let filter = Filter::for_maps(&options)?;
+        Ok(self
+            .latest()?
+            .maps
+            .iter()
+            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(Held::map(&m.owners))))
+            .map(|m| convert::map_usage(m))
+            .collect())
+    }
+
     #[zbus(out_args("status"))]
     async fn status(&self, #[zbus(header)] hdr: Header<'_>) -> Result<Options, Error> {
         let _admitted = self.admit(&hdr)?;

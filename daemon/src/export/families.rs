@@ -7,6 +7,8 @@ use ebpfstat_store::StatsCode;
 
 use super::text::{Encoder, Family, Format, Value};
 use crate::observer;
+use crate::sampler::entries::Entries;
+use crate::sampler::maps::MapSample;
 use crate::sampler::{Pass, ProgramSample};
 
 pub const PROGRAM_INFO: Family = Family::info(
@@ -29,6 +31,20 @@ pub const RECURSION_MISSES: Family = Family::counter(
 pub const MAP_MEMORY: Family = Family::gauge(
     "ebpfstat_program_map_memory_bytes",
     "Memory of the maps the program uses (a map shared by several programs counts in each).",
+)
+.in_unit("bytes");
+pub const MAP_ENTRIES: Family = Family::gauge(
+    "ebpfstat_map_entries",
+    "Entries the map holds, as last counted (maps whose entries cannot be counted are left out; \
+     an array counts its max entries).",
+);
+pub const MAP_MAX_ENTRIES: Family = Family::gauge(
+    "ebpfstat_map_max_entries",
+    "The most entries the map can hold.",
+);
+pub const MAP_OWN_MEMORY: Family = Family::gauge(
+    "ebpfstat_map_memory_bytes",
+    "Memory of the map (the kernel's memlock figure; a ring buffer at its size before Linux 6.4).",
 )
 .in_unit("bytes");
 pub const STATS_COVERAGE: Family = Family::gauge(
@@ -126,6 +142,7 @@ pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &Daem
     let mut e = Encoder::new(out, format);
     if let Some(pass) = pass {
         program_families(&mut e, pass);
+        map_families(&mut e, pass);
         stats_families(&mut e, pass);
     }
     daemon_families(&mut e, daemon);
@@ -165,6 +182,33 @@ fn program_families(e: &mut Encoder<'_>, pass: &Pass) {
     });
     per_program(e, &RECURSION_MISSES, &|p| Value::Int(p.recursion_misses));
     per_program(e, &MAP_MEMORY, &|p| Value::Int(p.context.map_memory.total));
+}
+
+/// The labels of a map's series: its kernel id, name and type.
+fn map_labels<'a>(m: &'a MapSample, id: &'a str) -> [(&'a str, &'a str); 3] {
+    [("id", id), ("name", m.name.as_str()), ("type", m.map_type)]
+}
+
+/// Each map: its entries, max entries and memory, labelled by id, name and type.
+fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
+    let ids: Vec<String> = pass.maps.iter().map(|m| m.id.to_string()).collect();
+    e.family(&MAP_ENTRIES);
+    for (m, id) in pass.maps.iter().zip(&ids) {
+        if let Entries::Counted { n, .. } = m.entries {
+            e.sample(&MAP_ENTRIES, &map_labels(m, id), Value::Int(n), None);
+        }
+    }
+    e.family(&MAP_MAX_ENTRIES);
+    for (m, id) in pass.maps.iter().zip(&ids) {
+        let max = Value::Int(u64::from(m.max_entries));
+        e.sample(&MAP_MAX_ENTRIES, &map_labels(m, id), max, None);
+    }
+    e.family(&MAP_OWN_MEMORY);
+    for (m, id) in pass.maps.iter().zip(&ids) {
+        if let Some(bytes) = m.memlock_bytes {
+            e.sample(&MAP_OWN_MEMORY, &map_labels(m, id), Value::Int(bytes), None);
+        }
+    }
 }
 
 /// What run-time stats cover, cost, and their state.

@@ -423,7 +423,11 @@ pub fn estimated(v: f64, estimated: bool, show: fn(f64) -> String) -> String {
 
 /// The maps table; with `meaning` (what memory means on this kernel), each row whose memory
 /// leaves something out points at its footnote, and the footnotes follow.
-pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<()> {
+pub fn render_maps(
+    maps: &[wire::MapRow],
+    usage: &[wire::MapUsage],
+    meaning: Option<&str>,
+) -> io::Result<()> {
     let notes = meaning.map(|m| {
         crate::notes::coded_notes(
             m,
@@ -437,7 +441,8 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
     };
     let mut t = table(
         &[
-            "ID", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "FLAGS", "MEMORY*", "PROGS", "HOLDERS",
+            "ID", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "MAX", "FILL", "FLAGS", "MEMORY*",
+            "PROGS", "HOLDERS",
         ],
         3,
     );
@@ -445,18 +450,24 @@ pub fn render_maps(maps: &[wire::MapRow], meaning: Option<&str>) -> io::Result<(
     fit_programs(
         &mut t,
         &[
-            "FLAGS", "KEY", "VALUE", "PROGS", "ENTRIES", "HOLDERS", "TYPE",
+            "FLAGS", "KEY", "VALUE", "PROGS", "MAX", "HOLDERS", "TYPE", "ENTRIES",
         ],
         "",
     );
     for m in maps {
+        let counted = usage
+            .iter()
+            .find(|u| u.id == m.id)
+            .and_then(wire::MapUsage::counted);
         t.add_row(vec![
             m.id.to_string(),
             m.name.clone(),
             m.map_type.clone(),
             m.key_size.to_string(),
             m.value_size.to_string(),
+            counted.map_or_else(|| "-".into(), |(n, _)| n.to_string()),
             m.max_entries.to_string(),
+            counted.map_or_else(|| "-".into(), |(_, pct)| units::pct(pct)),
             format!("{:#x}", m.flags),
             format!("{}{}", units::bytes(m.memlock_bytes), marker(m)),
             m.used_by_programs.to_string(),

@@ -11,8 +11,8 @@ use ebpfstat_numbers::rates::{Rates as Computed, Totals};
 use serde::Serialize;
 
 use crate::{
-    Alert, AttachPoint, Comparison, Event, HistoryInfo, HistoryPoint, MapRow, Owner, ProgramDetail,
-    ProgramRow, Rates, SeriesInfo, Snapshot, TopRow, VersionInfo,
+    Alert, AttachPoint, Comparison, Event, HistoryInfo, HistoryPoint, MapRow, MapUsage, Owner,
+    ProgramDetail, ProgramRow, Rates, SeriesInfo, Snapshot, TopRow, VersionInfo,
 };
 
 /// An average per run as the wire carries it: negative when there were no runs.
@@ -458,7 +458,7 @@ impl HistoryJson {
 }
 
 /// A map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MapJson {
     pub id: u32,
     pub name: String,
@@ -466,6 +466,15 @@ pub struct MapJson {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    /// Entries it holds, as last counted; `null` when not counted (`entries_note` says why).
+    pub entries: Option<u64>,
+    /// `entries` as a percentage of `max_entries`; `null` when not counted.
+    pub fill_pct: Option<f64>,
+    /// How `entries` was counted: `batch`, `keys`, or `array` (max entries by definition).
+    pub entries_counted_by: Option<String>,
+    /// When `entries` was counted, ns since the epoch.
+    pub entries_counted_ns: Option<i64>,
+    pub entries_note: Option<String>,
     pub flags: u32,
     /// `null` when the kernel did not say.
     pub memlock_bytes: Option<u64>,
@@ -474,8 +483,11 @@ pub struct MapJson {
     pub notes: Vec<String>,
 }
 
-impl From<&MapRow> for MapJson {
-    fn from(m: &MapRow) -> Self {
+impl MapJson {
+    /// A map with its usage (`MapUsage`'s row of the same id, if the daemon sent one).
+    pub fn of(m: &MapRow, usage: &[MapUsage]) -> Self {
+        let u = usage.iter().find(|u| u.id == m.id);
+        let counted = u.and_then(MapUsage::counted);
         Self {
             id: m.id,
             name: m.name.clone(),
@@ -483,6 +495,11 @@ impl From<&MapRow> for MapJson {
             key_size: m.key_size,
             value_size: m.value_size,
             max_entries: m.max_entries,
+            entries: counted.map(|(n, _)| n),
+            fill_pct: counted.map(|(_, pct)| pct),
+            entries_counted_by: u.and_then(|u| text(&u.counted_by)),
+            entries_counted_ns: u.and_then(|u| known(u.counted_ns)),
+            entries_note: u.map_or_else(|| Some("not counted".to_owned()), |u| text(&u.why)),
             flags: m.flags,
             memlock_bytes: known(m.memlock_bytes),
             used_by_programs: m.used_by_programs,
@@ -540,8 +557,8 @@ pub struct DetailJson {
 }
 
 impl DetailJson {
-    /// `coverage`: of the pass the detail is from.
-    pub fn of(d: &ProgramDetail, coverage: f64) -> Self {
+    /// `coverage`: of the pass the detail is from; `usage`: of its maps.
+    pub fn of(d: &ProgramDetail, coverage: f64, usage: &[MapUsage]) -> Self {
         Self {
             program: ProgramJson::interval(&d.program, coverage),
             code: CodeJson {
@@ -552,7 +569,7 @@ impl DetailJson {
                 btf_id: known(d.btf_id),
                 prog_memlock_bytes: known(d.prog_memlock_bytes),
             },
-            maps: d.maps.iter().map(MapJson::from).collect(),
+            maps: d.maps.iter().map(|m| MapJson::of(m, usage)).collect(),
             pins: d.pins.clone(),
             attach: d.attach.iter().map(AttachJson::from).collect(),
             notes: d.notes.clone(),

@@ -11,12 +11,13 @@ use crate::units;
 
 pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()> {
     let maps = p.maps(f.options()).await.map_err(explain)?;
+    let usage = p.map_usage(f.options()).await.map_err(explain)?;
     if json {
-        let rows: Vec<MapJson> = maps.iter().map(MapJson::from).collect();
+        let rows: Vec<MapJson> = maps.iter().map(|m| MapJson::of(m, &usage)).collect();
         return print_json(&rows);
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
-    render_maps(&maps, Some(&meaning))?;
+    render_maps(&maps, &usage, Some(&meaning))?;
     let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
     say(&format!(
         "{} · {} in all (each map once)",

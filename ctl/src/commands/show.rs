@@ -15,6 +15,7 @@ use crate::units;
 
 pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> {
     let d = p.program(program).await.map_err(explain)?;
+    let usage = p.map_usage(Options::new()).await.map_err(explain)?;
     if json {
         // The coverage of the pass, for the rates extrapolated over the interval: a snapshot
         // filtered to the program (it has coverage whichever programs match). By the kernel's
@@ -23,7 +24,7 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         let mut only = Options::new();
         only.insert("name".into(), Str::from(d.program.name.as_str()).into());
         let snap = p.snapshot(only).await.map_err(explain)?;
-        return print_json(&DetailJson::of(&d, snap.coverage));
+        return print_json(&DetailJson::of(&d, snap.coverage, &usage));
     }
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     // On a terminal, names are cut with `…` and the other values break between words under
@@ -54,7 +55,7 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
     }
     out!()?;
     out!("maps")?;
-    render_maps(&d.maps, None)?;
+    render_maps(&d.maps, &usage, None)?;
     if !d.notes.is_empty() {
         out!()?;
         out!("notes")?;

@@ -16,6 +16,7 @@ use super::chart::{self, METRICS, Metric, SPANS};
 use super::fetch::ChartData;
 use super::screen::{self, fit};
 use crate::units;
+use ebpfstat_dbus as wire;
 
 const KEYS: &str = "Esc back  w/→ longer  W/← shorter  p pause  ? help  Ctrl-C quit";
 /// Columns of the y-axis labels.
@@ -210,8 +211,16 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
         units::bytes(mem)
     )));
     out.extend(p.maps.iter().map(|m| {
+        let fill = d
+            .usage
+            .iter()
+            .find(|u| u.id == m.id)
+            .and_then(wire::MapUsage::counted)
+            .map_or_else(String::new, |(n, pct)| {
+                format!(" {n}/{} {}", m.max_entries, units::pct(pct))
+            });
         item(format!(
-            "{} {} {}",
+            "{} {} {}{fill}",
             m.name,
             m.map_type,
             units::bytes(m.memlock_bytes)

@@ -57,6 +57,8 @@ pub struct ChartData {
     pub points: Vec<wire::HistoryPoint>,
     /// Maps, owners and attach points, when the program is loaded.
     pub detail: Option<wire::ProgramDetail>,
+    /// How full its maps are, when the program is loaded.
+    pub usage: Vec<wire::MapUsage>,
 }
 
 #[derive(Debug)]
@@ -254,6 +256,10 @@ async fn chart(
         },
         None => None,
     };
+    let usage = match &detail {
+        Some(_) => p.map_usage(Options::new()).await?,
+        None => Vec::new(),
+    };
     Ok(ChartData {
         series_id,
         span,
@@ -262,5 +268,6 @@ async fn chart(
         info,
         points: pts,
         detail,
+        usage,
     })
 }

@@ -9,6 +9,9 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
 const BPF_OBJ_PIN: libc::c_int = 6;
 const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_LINK_CREATE: libc::c_int = 28;
@@ -60,9 +63,16 @@ fn obj_name(name: &str) -> [u8; 16] {
 }
 
 /// A map (`BPF_MAP_CREATE`).
-pub fn map_create(
+pub fn map_create(map_type: u32, sizes: (u32, u32, u32), name: &str) -> io::Result<OwnedFd> {
+    map_create_with(map_type, sizes, 0, None, name)
+}
+
+/// A map with flags (`BPF_F_NO_PREALLOC`, 1) and, for a map of maps, its inner map.
+pub fn map_create_with(
     map_type: u32,
     (key_size, value_size, max_entries): (u32, u32, u32),
+    map_flags: u32,
+    inner: Option<BorrowedFd<'_>>,
     name: &str,
 ) -> io::Result<OwnedFd> {
     #[repr(C)]
@@ -81,13 +91,75 @@ pub fn map_create(
         key_size,
         value_size,
         max_entries,
-        map_flags: 0,
-        inner_map_fd: 0,
+        map_flags,
+        inner_map_fd: inner.map_or(0, fd32),
         numa_node: 0,
         map_name: obj_name(name),
     };
     // SAFETY: MAP_CREATE reads plain integers and an inline name; no pointers.
     unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }
+}
+
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Sets `key` to `value` (`BPF_MAP_UPDATE_ELEM`); both as the map lays them out.
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd32(map),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `key` and `value` are live for the call; the caller sizes them as the map's
+    // key and value (per-CPU maps: one 8-byte-aligned value per possible CPU).
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
+}
+
+/// Deletes `key` (`BPF_MAP_DELETE_ELEM`).
+pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd32(map),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: 0,
+        flags: 0,
+    };
+    // SAFETY: `key` is live for the call and sized as the map's key.
+    unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
+}
+
+/// The map's keys, counted here key by key (`BPF_MAP_GET_NEXT_KEY`): what the kernel holds,
+/// as the test knows it without the daemon.
+pub fn map_key_count(map: BorrowedFd<'_>, key_size: usize) -> io::Result<u64> {
+    let mut key = vec![0u8; key_size];
+    let mut next = vec![0u8; key_size];
+    let mut n = 0;
+    let mut first = true;
+    loop {
+        let mut attr = ElemAttr {
+            map_fd: fd32(map),
+            _pad: 0,
+            key: if first { 0 } else { key.as_ptr() as u64 },
+            value: next.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: `key` and `next` hold `key_size` bytes, the map's key size.
+        match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
+            Ok(_) => n += 1,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(n),
+            Err(e) => return Err(e),
+        }
+        std::mem::swap(&mut key, &mut next);
+        first = false;
+    }
 }
 
 /// A BTF blob (`BPF_BTF_LOAD`).

@@ -1,0 +1,224 @@
+//! How full maps are: real maps of every hash kind filled to known counts by the test, their
+//! entries as `ebpfstatctl maps` shows them (`--json` and the table) and as `/metrics` exports
+//! them; an LRU map that evicted, checked against the kernel's own key walk.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ebpfstat_tests::bus::{ApiDaemon, open_tempdir};
+use ebpfstat_tests::engines::{free_port, get};
+use ebpfstat_tests::kernel::{map_create_with, map_delete, map_key_count, map_update};
+use ebpfstat_tests::terminal::{assert_aligned, on_pty, table_lines, visible};
+use ebpfstat_tests::*;
+use serde_json::Value;
+
+const HASH: u32 = 1;
+const ARRAY: u32 = 2;
+const PERCPU_HASH: u32 = 5;
+const LRU_HASH: u32 = 9;
+const LPM_TRIE: u32 = 11;
+const HASH_OF_MAPS: u32 = 13;
+const RINGBUF: u32 = 27;
+const NO_PREALLOC: u32 = 1;
+
+/// A name of at most 15 bytes, unique to this run: maps of other tests (and runs) stay apart.
+fn name(kind: &str) -> String {
+    format!("{kind}{}", std::process::id() % 100_000)
+}
+
+fn create(
+    t: u32,
+    sizes: (u32, u32, u32),
+    flags: u32,
+    inner: Option<BorrowedFd<'_>>,
+    n: &str,
+) -> OwnedFd {
+    map_create_with(t, sizes, flags, inner, n).unwrap_or_else(|e| panic!("creating {n}: {e}"))
+}
+
+/// CPUs the kernel lays a per-CPU value out for.
+fn possible_cpus() -> usize {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("possible");
+    list.trim()
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((lo, hi)) => {
+                hi.parse::<usize>().expect("cpu") - lo.parse::<usize>().expect("cpu") + 1
+            }
+            None => 1,
+        })
+        .sum()
+}
+
+/// Keys 0..n (u32) each set to `value`.
+fn fill(map: BorrowedFd<'_>, n: u32, value: &[u8]) {
+    for k in 0..n {
+        map_update(map, &k.to_ne_bytes(), value).expect("update");
+    }
+}
+
+fn config(dir: &Path) -> String {
+    let path = dir.join("ebpfstat.toml");
+    // Every pass a rescan, so entries are counted at once.
+    std::fs::write(&path, "rescan_every = 1\n").expect("write config");
+    path.display().to_string()
+}
+
+/// The `maps --json` row of `name`, once its entries read `want` (or after 20 s, as it is).
+fn row_when(d: &ApiDaemon, name: &str, want: Option<u64>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = d.ctl_json(&["maps", "--json"]);
+        let row = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned();
+        if let Some(row) = row {
+            if row["entries"].as_u64() == want || Instant::now() > deadline {
+                return row;
+            }
+        } else {
+            assert!(Instant::now() < deadline, "map {name} never listed");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn entries_of_every_hash_kind_are_counted_exactly() {
+    require_bpf!();
+    let cpus = possible_cpus();
+    let (h, pc, lru, trie, hom, arr, ring) = (
+        name("eh"),
+        name("ep"),
+        name("el"),
+        name("et"),
+        name("eo"),
+        name("ea"),
+        name("er"),
+    );
+    let hash = create(HASH, (4, 8, 1000), 0, None, &h);
+    fill(hash.as_fd(), 137, &[7; 8]);
+    let percpu = create(PERCPU_HASH, (4, 8, 500), 0, None, &pc);
+    fill(percpu.as_fd(), 42, &vec![1; 8 * cpus]);
+    // An LRU map given three times what it holds evicts: the kernel's own walk says how many
+    // it kept.
+    let lru_map = create(LRU_HASH, (4, 8, 64), 0, None, &lru);
+    fill(lru_map.as_fd(), 192, &[2; 8]);
+    let lru_kept = map_key_count(lru_map.as_fd(), 4).expect("walk");
+    assert!(lru_kept <= 64, "{lru_kept}");
+    let trie_map = create(LPM_TRIE, (8, 8, 100), NO_PREALLOC, None, &trie);
+    for i in 0u32..9 {
+        let mut key = 32u32.to_ne_bytes().to_vec();
+        key.extend_from_slice(&[10, 0, 0, u8::try_from(i).expect("small")]);
+        map_update(trie_map.as_fd(), &key, &[3; 8]).expect("trie update");
+    }
+    let inner = create(ARRAY, (4, 8, 1), 0, None, "ebpfstat_inner");
+    let outer = create(HASH_OF_MAPS, (4, 4, 16), 0, Some(inner.as_fd()), &hom);
+    fill(
+        outer.as_fd(),
+        5,
+        &std::os::fd::AsRawFd::as_raw_fd(&inner).to_ne_bytes(),
+    );
+    let _array = create(ARRAY, (4, 8, 8), 0, None, &arr);
+    let _ring = create(RINGBUF, (0, 0, 4096), 0, None, &ring);
+
+    let dir = open_tempdir();
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &config(dir.path())]);
+    for (n, want, max, by) in [
+        (&h, 137, 1000, "batch"),
+        (&pc, 42, 500, "batch"),
+        (&lru, lru_kept, 64, "batch"),
+        (&trie, 9, 100, "keys"),
+        (&hom, 5, 16, "batch"),
+        (&arr, 8, 8, "array"),
+    ] {
+        let row = row_when(&d, n, Some(want));
+        assert_eq!(row["entries"].as_u64(), Some(want), "{n}: {row}");
+        assert_eq!(row["max_entries"].as_u64(), Some(max), "{n}: {row}");
+        let pct = row["fill_pct"].as_f64().expect("fill_pct");
+        assert!(
+            (pct - want as f64 * 100.0 / max as f64).abs() < 1e-9,
+            "{n}: {row}"
+        );
+        assert_eq!(row["entries_counted_by"], by, "{n}: {row}");
+        assert!(row["entries_note"].is_null(), "{n}: {row}");
+    }
+    let r = row_when(&d, &ring, None);
+    assert!(r["entries"].is_null() && r["fill_pct"].is_null(), "{r}");
+    assert_eq!(
+        r["entries_note"], "a ring buffer holds records, not entries",
+        "{r}"
+    );
+
+    // Deleted entries are seen by the next count.
+    for k in 0u32..37 {
+        map_delete(hash.as_fd(), &k.to_ne_bytes()).expect("delete");
+    }
+    let row = row_when(&d, &h, Some(100));
+    assert_eq!(row["entries"].as_u64(), Some(100), "{row}");
+    assert_eq!(row["fill_pct"].as_f64(), Some(10.0), "{row}");
+}
+
+#[test]
+fn the_table_and_metrics_show_entries_and_fill() {
+    require_bpf!();
+    let h = name("ft");
+    let hash = create(HASH, (4, 8, 200), 0, None, &h);
+    fill(hash.as_fd(), 50, &[1; 8]);
+    let dir = open_tempdir();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = ApiDaemon::start_with(
+        None,
+        "200ms",
+        &["--config", &config(dir.path()), "--metrics-listen", &addr],
+    );
+    row_when(&d, &h, Some(50));
+    // As a person sees it, on a terminal wide enough for every column.
+    let socket = d.socket.display().to_string();
+    let (screen, code) = on_pty(
+        &bin("ebpfstatctl"),
+        &["--socket", &socket, "maps", "--name", &h],
+        160,
+    );
+    assert_eq!(code, 0, "{screen}");
+    let text = visible(&screen);
+    assert_aligned(&text, "ID", 160, 1);
+    let lines = table_lines(&text, "ID");
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    let col = |c: &str| {
+        let i = head
+            .iter()
+            .position(|h| *h == c)
+            .unwrap_or_else(|| panic!("{c} in {text}"));
+        row[i]
+    };
+    assert_eq!(
+        (col("ENTRIES"), col("MAX"), col("FILL")),
+        ("50", "200", "25%"),
+        "{text}"
+    );
+
+    let (status, body) = get(port, "/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    let id = row_when(&d, &h, Some(50))["id"].as_u64().expect("id");
+    let labels = format!("{{id=\"{id}\",name=\"{h}\",type=\"hash\"}}");
+    for (family, v) in [
+        ("ebpfstat_map_entries", "50"),
+        ("ebpfstat_map_max_entries", "200"),
+    ] {
+        let line = format!("{family}{labels} {v}");
+        assert!(body.lines().any(|l| l == line), "{line} in\n{body}");
+    }
+    let memory = format!("ebpfstat_map_memory_bytes{labels} ");
+    assert!(
+        body.lines().any(|l| l.starts_with(&memory)),
+        "{memory} in\n{body}"
+    );
+}

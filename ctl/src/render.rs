@@ -478,7 +478,38 @@ pub fn render_maps(
     if let (Some(notes), true) = (notes, printed.shows("MEMORY*")) {
         print_notes(notes)?;
     }
+    if printed.shows("ENTRIES") {
+        for line in uncounted(maps, usage) {
+            say_indented(&line, 2)?;
+        }
+    }
     Ok(())
+}
+
+/// Why ENTRIES shows `-`: one line per reason, with the maps it holds for (the first few).
+fn uncounted(maps: &[wire::MapRow], usage: &[wire::MapUsage]) -> Vec<String> {
+    const SHOWN_IDS: usize = 5;
+    let mut why: Vec<(&str, Vec<u32>)> = Vec::new();
+    for m in maps {
+        let reason = match usage.iter().find(|u| u.id == m.id) {
+            Some(u) if u.counted().is_some() => continue,
+            Some(u) => u.why.as_str(),
+            None => "not counted",
+        };
+        match why.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, ids)) => ids.push(m.id),
+            None => why.push((reason, vec![m.id])),
+        }
+    }
+    why.into_iter()
+        .map(|(reason, ids)| {
+            let mut shown: Vec<String> = ids.iter().take(SHOWN_IDS).map(u32::to_string).collect();
+            if ids.len() > SHOWN_IDS {
+                shown.push(format!("{} more", ids.len() - SHOWN_IDS));
+            }
+            format!("- entries: {reason} (map {})", shown.join(", "))
+        })
+        .collect()
 }
 
 /// ` **`: the footnotes (by their stars) of the caveat codes a row carries.

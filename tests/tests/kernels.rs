@@ -31,6 +31,11 @@ fn check(kernel: Kernel) -> Option<Value> {
     assert_eq!(report["filter_runs"], serde_json::json!([40, 7]));
     assert_eq!(report["history_runs_across_reload"], 80);
     assert_eq!(report["late_passes"], 0, "{report}");
+    assert_eq!(
+        report["map_entries"],
+        serde_json::json!({"hash": [137, "batch"], "trie": [9, "keys"]}),
+        "{report}"
+    );
     Some(report)
 }
 

@@ -51,10 +51,15 @@ struct Loaded {
     xdp: (OwnedFd, OwnedFd),
     /// A 64 KiB ring buffer: its memory is said on every kernel.
     ring: OwnedFd,
+    /// A hash map holding 137 entries (counted in batches) and a trie holding 9 (key by key).
+    hash: OwnedFd,
+    trie: OwnedFd,
     bpftrace: Option<Bpftrace>,
 }
 
 const MAP_TYPE_RINGBUF: u32 = 27;
+const MAP_TYPE_HASH: u32 = 1;
+const MAP_TYPE_LPM_TRIE: u32 = 11;
 const RING_BYTES: u32 = 64 * 1024;
 
 const VERSIONED: &str = "kcver";
@@ -94,6 +99,7 @@ fn matrix() -> Value {
     let mut report = json!({"kernel": release, "arch": std::env::consts::ARCH});
     filters(&d, &loaded.fleet, version, &mut report);
     ring_buffer(&d, &loaded, version, &mut report);
+    map_entries(&d, &loaded, &mut report);
     tracepoints(&d, &loaded, &mut report);
     reload(&d, &mut report);
     xdp_link(&d, &loaded, &mut report);
@@ -108,6 +114,8 @@ fn matrix() -> Value {
 }
 
 fn load(bpftrace: Option<Bpftrace>) -> Loaded {
+    // Filled first, so the rescan new programs bring counts them full.
+    let (hash, trie) = filled_maps();
     let prog = load_program(PROG_TYPE_XDP, "kcxdp", None, &[], 2);
     let link = kernel::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("an XDP link on lo");
     Loaded {
@@ -118,8 +126,42 @@ fn load(bpftrace: Option<Bpftrace>) -> Loaded {
         xdp: (prog, link),
         ring: kernel::map_create(MAP_TYPE_RINGBUF, (0, 0, RING_BYTES), "kcring")
             .expect("a ring buffer"),
+        hash,
+        trie,
         bpftrace,
     }
+}
+
+fn filled_maps() -> (OwnedFd, OwnedFd) {
+    let hash = kernel::map_create(MAP_TYPE_HASH, (4, 8, 1000), "kchash").expect("a hash map");
+    for k in 0u32..137 {
+        kernel::map_update(hash.as_fd(), &k.to_ne_bytes(), &[1; 8]).expect("hash update");
+    }
+    let trie =
+        kernel::map_create_with(MAP_TYPE_LPM_TRIE, (8, 8, 100), 1, None, "kctrie").expect("a trie");
+    for i in 0u8..9 {
+        let mut key = 32u32.to_ne_bytes().to_vec();
+        key.extend_from_slice(&[10, 0, 0, i]);
+        kernel::map_update(trie.as_fd(), &key, &[1; 8]).expect("trie update");
+    }
+    (hash, trie)
+}
+
+/// Entries as counted, and how: `[137, "batch"]` and `[9, "keys"]`.
+fn map_entries(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
+    let maps = d.ctl_json(&["maps"]);
+    let entries = |fd: BorrowedFd<'_>| {
+        let id = ebpfstat_tests::map_id(fd);
+        let row = maps
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["id"] == id))
+            .unwrap_or_else(|| panic!("map {id} missing: {maps}"));
+        json!([row["entries"], row["entries_counted_by"]])
+    };
+    report["map_entries"] = json!({
+        "hash": entries(loaded.hash.as_fd()),
+        "trie": entries(loaded.trie.as_fd()),
+    });
 }
 
 /// Known counts: 40 and 7 datagrams, 9 `ioprio_get` and 5 OOM score writes (syscalls nothing

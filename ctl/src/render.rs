@@ -455,10 +455,14 @@ pub fn render_maps(
         "",
     );
     for m in maps {
-        let counted = usage
-            .iter()
-            .find(|u| u.id == m.id)
-            .and_then(wire::MapUsage::counted);
+        let u = usage.iter().find(|u| u.id == m.id);
+        let counted = u.and_then(wire::MapUsage::counted);
+        // A perf_event_array's slots, and the perf ring buffers behind them.
+        let perf = u
+            .filter(|u| u.perf_buffer_bytes > 0)
+            .map_or_else(String::new, |u| {
+                format!("+{}", units::bytes(u.perf_buffer_bytes))
+            });
         t.add_row(vec![
             m.id.to_string(),
             m.name.clone(),
@@ -469,7 +473,7 @@ pub fn render_maps(
             m.max_entries.to_string(),
             counted.map_or_else(|| "-".into(), |(_, pct)| units::pct(pct)),
             format!("{:#x}", m.flags),
-            format!("{}{}", units::bytes(m.memlock_bytes), marker(m)),
+            format!("{}{perf}{}", units::bytes(m.memlock_bytes), marker(m)),
             m.used_by_programs.to_string(),
             owners(&m.owners),
         ]);

@@ -475,6 +475,9 @@ pub struct MapJson {
     /// When `entries` was counted, ns since the epoch.
     pub entries_counted_ns: Option<i64>,
     pub entries_note: Option<String>,
+    /// For a `perf_event_array`: the perf ring buffers its holders have mapped (each process's
+    /// once); `null` for other maps.
+    pub perf_buffer_bytes: Option<u64>,
     pub flags: u32,
     /// `null` when the kernel did not say.
     pub memlock_bytes: Option<u64>,
@@ -500,6 +503,7 @@ impl MapJson {
             entries_counted_by: u.and_then(|u| text(&u.counted_by)),
             entries_counted_ns: u.and_then(|u| known(u.counted_ns)),
             entries_note: u.map_or_else(|| Some("not counted".to_owned()), |u| text(&u.why)),
+            perf_buffer_bytes: u.and_then(|u| known(u.perf_buffer_bytes)),
             flags: m.flags,
             memlock_bytes: known(m.memlock_bytes),
             used_by_programs: m.used_by_programs,

@@ -286,6 +286,9 @@ pub struct MapUsage {
     pub why: String,
     /// Wall time of the count, ns since the epoch; 0 when not counted.
     pub counted_ns: i64,
+    /// For a `perf_event_array`: the perf ring buffers its holders have mapped, each process's
+    /// once (on the lowest-id such map it holds); 0 for other maps or when not known.
+    pub perf_buffer_bytes: u64,
 }
 
 impl MapUsage {

@@ -211,8 +211,8 @@ impl NoteCode {
             .join(", ");
         match self {
             Self::PerfEventArray => format!(
-                "perf_event_array map {maps}: memory counts its perf-event fd slots, not the \
-                 ring buffers behind them"
+                "perf_event_array map {maps}: memory counts its perf-event fd slots; the perf \
+                 ring buffers its holders map are counted apart (`ebpfstatctl maps`: +N)"
             ),
             Self::MapOfMaps => {
                 format!(
@@ -243,7 +243,8 @@ impl NoteCode {
                  per-owner totals that count each map once"
             }
             Self::PerfEventArray => {
-                "perf_event_array maps count their fd slots, not the perf ring buffers behind them"
+                "perf_event_array maps count their fd slots; +N: the perf ring buffers their \
+                 holders map (each process's once)"
             }
             Self::MapOfMaps => "array_of_maps/hash_of_maps count the outer map, not the inner maps",
             Self::TailCalls => {

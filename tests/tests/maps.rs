@@ -222,3 +222,52 @@ fn the_table_and_metrics_show_entries_and_fill() {
         "{memory} in\n{body}"
     );
 }
+
+/// bpftrace's `printf` sends its records through a `perf_event_array` map with a perf ring
+/// buffer per CPU mapped into bpftrace: the map shows what bpftrace's own `/proc/PID/maps` says
+/// it mapped.
+#[test]
+fn a_perf_event_arrays_buffers_are_what_its_holder_mapped() {
+    require_bpf!();
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &config(open_tempdir().path())]);
+    let bt = bpftrace::Bpftrace::start(
+        "tracepoint:syscalls:sys_enter_getsid { printf(\"%d\\n\", pid); }",
+        "sys_enter_getsi",
+        1,
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", bt.pid())).expect("maps");
+    let mapped: u64 = maps
+        .lines()
+        .filter(|l| l.ends_with("anon_inode:[perf_event]"))
+        .map(|l| {
+            let (a, b) = l
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'))
+                .expect("range");
+            u64::from_str_radix(b, 16).expect("end") - u64::from_str_radix(a, 16).expect("start")
+        })
+        .sum();
+    assert!(mapped > 0, "bpftrace mapped no perf buffer:\n{maps}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let rows = d.ctl_json(&["maps", "--json", "--owner", &bt.pid().to_string()]);
+        let row = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["map_type"] == "perf_event_array")
+            .cloned();
+        match row {
+            Some(r) if r["perf_buffer_bytes"].as_u64() == Some(mapped) => break r,
+            r if Instant::now() > deadline => panic!("{mapped} bytes mapped; the map: {r:?}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert!(
+        row["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|c| c == "perf_event_array")),
+        "{row}"
+    );
+}

@@ -153,6 +153,7 @@ pub fn map_usage(m: &MapSample) -> wire::MapUsage {
         counted_by: counted_by.to_owned(),
         why: why.to_owned(),
         counted_ns: at.ns(),
+        perf_buffer_bytes: m.perf_buffer_bytes.unwrap_or(0),
     }
 }
 

@@ -11,6 +11,7 @@ use super::links::AttachPoint;
 use super::maps::{self, MapEntry, MapSample};
 use super::model::{Note, OwnerSummary, ProgramContext};
 use super::owners::FdScan;
+use super::procfs;
 
 /// The last rescan's view of who holds what. Contexts are only built after one: the first pass
 /// always rescans.
@@ -60,6 +61,7 @@ pub fn build(
             sample.owners = owners;
         }
     }
+    perf_buffers(maps);
 
     let contexts = programs
         .iter()
@@ -81,6 +83,39 @@ pub fn build(
         contexts,
         maps: map_list.into(),
         owners: owner_summaries(programs, maps, &holders.fds).into(),
+    }
+}
+
+/// The perf ring buffers behind `perf_event_array` maps: what their holders have mapped
+/// (`anon_inode:[perf_event]`). The kernel does not say which event feeds which map, so a
+/// process's buffers are counted once, on the lowest-id such map it holds.
+fn perf_buffers(maps: &mut IdMap<u32, MapEntry>) {
+    let mut arrays: Vec<u32> = maps
+        .iter()
+        .filter(|(_, m)| m.sample.map_type == "perf_event_array")
+        .map(|(&id, _)| id)
+        .collect();
+    arrays.sort_unstable();
+    let mut counted: Vec<u32> = Vec::new();
+    for id in arrays {
+        let Some(entry) = maps.get_mut(&id) else {
+            continue;
+        };
+        let mut bytes = Some(0u64);
+        for o in &entry.sample.owners {
+            if counted.contains(&o.pid) {
+                continue;
+            }
+            counted.push(o.pid);
+            bytes = match procfs::perf_mapped_bytes(o.pid) {
+                Ok(b) => bytes.map(|sum| sum + b),
+                // Unreadable: the sum is not known, and says so (`null`), rather than short.
+                Err(_) => None,
+            };
+        }
+        if entry.sample.perf_buffer_bytes != bytes {
+            Arc::make_mut(&mut entry.sample).perf_buffer_bytes = bytes;
+        }
     }
 }
 

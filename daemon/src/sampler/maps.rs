@@ -36,6 +36,10 @@ pub struct MapSample {
     /// Entries as last counted (each rescan, within a budget: `entries`).
     #[serde(flatten)]
     pub entries: Entries,
+    /// For a `perf_event_array`: the perf ring buffers its holders have mapped, each process's
+    /// counted once (on the lowest-id such map it holds); `None` for other maps, or when a
+    /// holder's mappings could not be read.
+    pub perf_buffer_bytes: Option<u64>,
     #[serde(skip)]
     pub type_id: u32,
 }
@@ -94,6 +98,7 @@ pub fn read_map(id: u32) -> SysResult<MapSample> {
         used_by_programs: 0,
         owners: Vec::new(),
         entries: entries::initial(info.type_, info.max_entries),
+        perf_buffer_bytes: None,
         type_id: info.type_,
     })
 }
@@ -164,6 +169,7 @@ mod tests {
             used_by_programs: users,
             owners: Vec::new(),
             entries: Entries::NotCounted("test"),
+            perf_buffer_bytes: None,
             type_id: 2,
         };
         (

@@ -133,6 +133,29 @@ pub fn fdinfo_value(text: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Bytes of the perf ring buffers process `pid` has mapped (its `anon_inode:[perf_event]`
+/// mappings); 0 for a process that has ended.
+pub fn perf_mapped_bytes(pid: u32) -> std::io::Result<u64> {
+    match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(text) => Ok(perf_mapped(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// The sizes of the perf-event mappings in a `/proc/PID/maps` text, summed (a line is
+/// `start-end perms offset dev inode path`, addresses in hex).
+pub fn perf_mapped(maps: &str) -> u64 {
+    maps.lines()
+        .filter(|l| l.ends_with("anon_inode:[perf_event]"))
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            u64::from_str_radix(end, 16).ok()?.checked_sub(start)
+        })
+        .sum()
+}
+
 /// This process's CPU time (user + system) and resident memory, now and at its peak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnUsage {
@@ -184,6 +207,16 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+
+    #[test]
+    fn perf_event_mappings_are_summed() {
+        let maps = "55d0c0000000-55d0c0001000 r--p 00000000 fe:01 123 /usr/bin/bpftrace\n\
+                    7f0000000000-7f0000009000 rw-s 00000000 00:0f 1049 anon_inode:[perf_event]\n\
+                    7f0000010000-7f0000019000 rw-s 00000000 00:0f 1049 anon_inode:[perf_event]\n\
+                    7f0000020000-7f0000021000 rw-s 00000000 00:0f 1049 anon_inode:bpf-map\n";
+        assert_eq!(perf_mapped(maps), 2 * 0x9000);
+        assert_eq!(perf_mapped(""), 0);
+    }
 
     #[test]
     fn parses_fdinfo() {

@@ -19,8 +19,18 @@ pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     render_maps(&maps, &usage, Some(&meaning))?;
     let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
+    let perf: u64 = usage
+        .iter()
+        .filter(|u| maps.iter().any(|m| m.id == u.id))
+        .map(|u| u.perf_buffer_bytes)
+        .sum();
+    let perf = if perf > 0 {
+        format!(", and {} of perf ring buffers", units::bytes(perf))
+    } else {
+        String::new()
+    };
     say(&format!(
-        "{} · {} in all (each map once)",
+        "{} · {} in all (each map once){perf}",
         plural(maps.len(), "map"),
         units::bytes(total)
     ))?;

@@ -11,6 +11,7 @@ use ebpfstat_tests::engines::{free_port, get};
 use ebpfstat_tests::kernel::{map_create_with, map_delete, map_key_count, map_update};
 use ebpfstat_tests::terminal::{assert_aligned, on_pty, table_lines, visible};
 use ebpfstat_tests::*;
+use ebpfstatd::sampler::host;
 use serde_json::Value;
 
 const HASH: u32 = 1;
@@ -35,20 +36,6 @@ fn create(
     n: &str,
 ) -> OwnedFd {
     map_create_with(t, sizes, flags, inner, n).unwrap_or_else(|e| panic!("creating {n}: {e}"))
-}
-
-/// CPUs the kernel lays a per-CPU value out for.
-fn possible_cpus() -> usize {
-    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("possible");
-    list.trim()
-        .split(',')
-        .map(|part| match part.split_once('-') {
-            Some((lo, hi)) => {
-                hi.parse::<usize>().expect("cpu") - lo.parse::<usize>().expect("cpu") + 1
-            }
-            None => 1,
-        })
-        .sum()
 }
 
 /// Keys 0..n (u32) each set to `value`.
@@ -90,7 +77,8 @@ fn row_when(d: &ApiDaemon, name: &str, want: Option<u64>) -> Value {
 #[test]
 fn entries_of_every_hash_kind_are_counted_exactly() {
     require_bpf!();
-    let cpus = possible_cpus();
+    // The daemon's count of them (/sys/devices/system/cpu/possible).
+    let cpus = usize::try_from(host::possible_cpus().expect("possible CPUs")).expect("cpus");
     let (h, pc, lru, trie, hom, arr, ring) = (
         name("eh"),
         name("ep"),

@@ -36,6 +36,7 @@ pub use properties::signal_changes;
 
 use crate::alerts;
 use crate::sampler::Pass;
+use crate::sampler::maps::MapSample;
 use crate::shared::{SamplerCmd, Shared, lock};
 use args::{
     Spec, bounded, check_options, check_range, max_points, parse_spec, query_error, sort_key,
@@ -162,6 +163,19 @@ impl Stats1 {
             .stats_state
             .clone()
             .unwrap_or_else(|| "unknown: no pass yet".into())
+    }
+
+    /// The newest pass's maps the filter `options` keep, each as `row` makes it.
+    fn maps_as<T>(&self, options: &Options, row: fn(&MapSample) -> T) -> Result<Vec<T>, Error> {
+        check_options(options, &filter::KEYS)?;
+        let filter = Filter::for_maps(options)?;
+        Ok(self
+            .latest()?
+            .maps
+            .iter()
+            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(Held::map(&m.owners))))
+            .map(|m| row(m))
+            .collect())
     }
 
     fn latest(&self) -> Result<Arc<Pass>, Error> {
@@ -476,15 +490,7 @@ impl Stats1 {
     ) -> Result<Vec<wire::MapRow>, Error> {
         let _admitted = self.admit(&hdr)?;
         let _heavy = self.heavy(&hdr).await?;
-        check_options(&options, &filter::KEYS)?;
-        let filter = Filter::for_maps(&options)?;
-        Ok(self
-            .latest()?
-            .maps
-            .iter()
-            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(Held::map(&m.owners))))
-            .map(|m| convert::map_row(m))
-            .collect())
+        self.maps_as(&options, convert::map_row)
     }
 
     #[zbus(out_args("usage"))]
@@ -495,15 +501,7 @@ impl Stats1 {
     ) -> Result<Vec<wire::MapUsage>, Error> {
         let _admitted = self.admit(&hdr)?;
         let _heavy = self.heavy(&hdr).await?;
-        check_options(&options, &filter::KEYS)?;
-        let filter = Filter::for_maps(&options)?;
-        Ok(self
-            .latest()?
-            .maps
-            .iter()
-            .filter(|m| filter.keeps(&m.name, &m.name, m.map_type, Some(Held::map(&m.owners))))
-            .map(|m| convert::map_usage(m))
-            .collect())
+        self.maps_as(&options, convert::map_usage)
     }
 
     #[zbus(out_args("status"))]

@@ -25,7 +25,9 @@ const CALLS: u64 = 9;
 /// daemon's private socket).
 const SCRIPT: &str = r#"exec 2>&1
 bus=unix:path=/run/dbus/system_bus_socket
-ctl() { ebpfstatctl --address "$bus" --json "$@"; }
+# Every step is bounded and said, so a step that hangs is named in the log, not a timeout.
+step() { echo "arm-service: $* ($(date -u +%T))"; }
+ctl() { timeout 120 ebpfstatctl --address "$bus" --json "$@"; }
 json() { local out; out=$("$@") && [ -n "$out" ] && printf '%s' "$out" | tr -d '\n' || printf null; }
 utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 active() { systemctl is-active ebpfstatd; }
@@ -53,13 +55,15 @@ sleep 2
 for _ in $(seq CALLS); do ionice -p $$ > /dev/null; done
 sleep 5  # passes sample the runs
 until=$(utc)
-show=$(json ctl show "$id")
-before=$(json ctl history "$id" --since "$since" --until "$until" --step 1s)
-systemctl restart ebpfstatd; restart=$?
+step show; show=$(json ctl show "$id")
+step history; before=$(json ctl history "$id" --since "$since" --until "$until" --step 1s)
+step restart; timeout 300 systemctl restart ebpfstatd; restart=$?
 wait_active
-after=$(json ctl history "$id" --since "$since" --until "$until" --step 1s)
-status=$(json ctl status)
-kill -INT $bt; wait $bt
+step history again; after=$(json ctl history "$id" --since "$since" --until "$until" --step 1s)
+step status; status=$(json ctl status)
+step "bpftrace's end"; kill -INT $bt
+for _ in $(seq 120); do kill -0 $bt 2> /dev/null || break; sleep 0.5; done
+kill -KILL $bt 2> /dev/null; wait $bt
 # After bpftrace's count: reading a unit's properties makes systemd call ioprio_get.
 pid_after=$(main_pid); owner_after=$(bus_owner)
 [ -n "$owner_after" ] || journalctl -b -u ebpfstatd -u dbus --no-pager | tail -n 30

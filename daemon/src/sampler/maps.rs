@@ -10,7 +10,7 @@ use ebpfstat_store::idmap::IdMap;
 use ebpfstat_store::MapMemory;
 use serde::Serialize;
 
-use super::entries::{self, Entries};
+use super::entry_kinds::{self, Entries};
 use super::owners::Owner;
 use super::procfs::{fdinfo_value, read_proc_text};
 use crate::bpf::names;
@@ -97,7 +97,7 @@ pub fn read_map(id: u32) -> SysResult<MapSample> {
             .map(|m| ring_buffer_counted(info.type_, info.max_entries, m)),
         used_by_programs: 0,
         owners: Vec::new(),
-        entries: entries::initial(info.type_, info.max_entries),
+        entries: entry_kinds::initial(info.type_, info.max_entries),
         perf_buffer_bytes: None,
         type_id: info.type_,
     })

@@ -6,6 +6,7 @@
 //! amortised rescan, never on every tick.
 
 pub mod entries;
+pub mod entry_kinds;
 pub mod host;
 pub mod links;
 pub mod maps;

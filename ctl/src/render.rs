@@ -455,7 +455,7 @@ pub fn render_maps(
         "",
     );
     for m in maps {
-        let u = usage.iter().find(|u| u.id == m.id);
+        let u = wire::MapUsage::of(usage, m.id);
         let counted = u.and_then(wire::MapUsage::counted);
         // A perf_event_array's slots, and the perf ring buffers behind them.
         let perf = u
@@ -495,7 +495,7 @@ fn uncounted(maps: &[wire::MapRow], usage: &[wire::MapUsage]) -> Vec<String> {
     const SHOWN_IDS: usize = 5;
     let mut why: Vec<(&str, Vec<u32>)> = Vec::new();
     for m in maps {
-        let reason = match usage.iter().find(|u| u.id == m.id) {
+        let reason = match wire::MapUsage::of(usage, m.id) {
             Some(u) if u.counted().is_some() => continue,
             Some(u) => u.why.as_str(),
             None => "not counted",

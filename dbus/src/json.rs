@@ -489,7 +489,7 @@ pub struct MapJson {
 impl MapJson {
     /// A map with its usage (`MapUsage`'s row of the same id, if the daemon sent one).
     pub fn of(m: &MapRow, usage: &[MapUsage]) -> Self {
-        let u = usage.iter().find(|u| u.id == m.id);
+        let u = MapUsage::of(usage, m.id);
         let counted = u.and_then(MapUsage::counted);
         Self {
             id: m.id,

@@ -292,6 +292,11 @@ pub struct MapUsage {
 }
 
 impl MapUsage {
+    /// The row of map `id` in a `MapUsage` answer.
+    pub fn of(usage: &[Self], id: u32) -> Option<&Self> {
+        usage.iter().find(|u| u.id == id)
+    }
+
     /// Entries and fill, when counted.
     pub fn counted(&self) -> Option<(u64, f64)> {
         (!self.counted_by.is_empty()).then_some((self.entries, self.fill_pct))

@@ -11,7 +11,7 @@ use ebpfstat_tests::engines::{free_port, get};
 use ebpfstat_tests::kernel::{map_create_with, map_delete, map_key_count, map_update};
 use ebpfstat_tests::terminal::{assert_aligned, on_pty, table_lines, visible};
 use ebpfstat_tests::*;
-use ebpfstatd::sampler::host;
+use ebpfstatd::sampler::{host, procfs};
 use serde_json::Value;
 
 const HASH: u32 = 1;
@@ -224,18 +224,8 @@ fn a_perf_event_arrays_buffers_are_what_its_holder_mapped() {
         1,
     );
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", bt.pid())).expect("maps");
-    let mapped: u64 = maps
-        .lines()
-        .filter(|l| l.ends_with("anon_inode:[perf_event]"))
-        .map(|l| {
-            let (a, b) = l
-                .split_whitespace()
-                .next()
-                .and_then(|r| r.split_once('-'))
-                .expect("range");
-            u64::from_str_radix(b, 16).expect("end") - u64::from_str_radix(a, 16).expect("start")
-        })
-        .sum();
+    // Summed by the daemon's reader of that text (unit-tested beside it).
+    let mapped = procfs::perf_mapped(&maps);
     assert!(mapped > 0, "bpftrace mapped no perf buffer:\n{maps}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let row = loop {

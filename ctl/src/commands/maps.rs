@@ -1,8 +1,8 @@
 //! `ebpfstatctl maps`: every map on the host, who uses it and who holds it.
 
 use anyhow::Result;
-use ebpfstat_dbus::Stats1Proxy;
 use ebpfstat_dbus::json::MapJson;
+use ebpfstat_dbus::{MapUsage, Stats1Proxy};
 
 use super::explain;
 use crate::FilterArgs;
@@ -19,9 +19,9 @@ pub async fn maps(p: &Stats1Proxy<'_>, f: &FilterArgs, json: bool) -> Result<()>
     let meaning = p.memlock_meaning().await.unwrap_or_default();
     render_maps(&maps, &usage, Some(&meaning))?;
     let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
-    let perf: u64 = usage
+    let perf: u64 = maps
         .iter()
-        .filter(|u| maps.iter().any(|m| m.id == u.id))
+        .filter_map(|m| MapUsage::of(&usage, m.id))
         .map(|u| u.perf_buffer_bytes)
         .sum();
     let perf = if perf > 0 {

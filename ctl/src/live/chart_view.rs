@@ -211,10 +211,7 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
         units::bytes(mem)
     )));
     out.extend(p.maps.iter().map(|m| {
-        let fill = d
-            .usage
-            .iter()
-            .find(|u| u.id == m.id)
+        let fill = wire::MapUsage::of(&d.usage, m.id)
             .and_then(wire::MapUsage::counted)
             .map_or_else(String::new, |(n, pct)| {
                 format!(" {n}/{} {}", m.max_entries, units::pct(pct))

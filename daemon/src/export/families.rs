@@ -42,7 +42,7 @@ pub const MAP_MAX_ENTRIES: Family = Family::gauge(
     "ebpfstat_map_max_entries",
     "The most entries the map can hold.",
 );
-pub const MAP_OWN_MEMORY: Family = Family::gauge(
+pub const EACH_MAP_MEMORY: Family = Family::gauge(
     "ebpfstat_map_memory_bytes",
     "Memory of the map (the kernel's memlock figure; a ring buffer at its size before Linux 6.4).",
 )
@@ -203,10 +203,15 @@ fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
         let max = Value::Int(u64::from(m.max_entries));
         e.sample(&MAP_MAX_ENTRIES, &map_labels(m, id), max, None);
     }
-    e.family(&MAP_OWN_MEMORY);
+    e.family(&EACH_MAP_MEMORY);
     for (m, id) in pass.maps.iter().zip(&ids) {
         if let Some(bytes) = m.memlock_bytes {
-            e.sample(&MAP_OWN_MEMORY, &map_labels(m, id), Value::Int(bytes), None);
+            e.sample(
+                &EACH_MAP_MEMORY,
+                &map_labels(m, id),
+                Value::Int(bytes),
+                None,
+            );
         }
     }
 }

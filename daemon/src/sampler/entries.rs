@@ -68,11 +68,16 @@ pub fn count_some(
     }
 }
 
-/// Counts the entries of one map; `Ok(None)` if it is gone (or of a type never counted).
+/// Counts the entries of one map; `Ok(None)` if it is gone, or of a type not read to be counted
+/// (arrays are known from their shape: [`super::entry_kinds::initial`]).
 pub fn count(
     m: &MapSample,
     possible_cpus: Option<u32>,
 ) -> Result<Option<(u64, CountedBy)>, SysError> {
+    let how = method(m.type_id);
+    if matches!(how, Method::Array | Method::Never(_)) {
+        return Ok(None);
+    }
     let fd = match sys::fd_by_id(ObjKind::Map, m.id) {
         Ok(fd) => fd,
         Err(e) if e.is_gone() => return Ok(None),
@@ -80,11 +85,8 @@ pub fn count(
     };
     let key_size = usize::try_from(m.key_size).unwrap_or(usize::MAX);
     let keys = |fd| by_keys(fd, key_size, m.max_entries).map(|n| Some((n, CountedBy::Keys)));
-    let per_cpu = match method(m.type_id) {
-        Method::Array => return Ok(Some((u64::from(m.max_entries), CountedBy::Array))),
-        Method::Never(_) => return Ok(None),
-        Method::Keys => return keys(fd.as_fd()),
-        Method::Batch { per_cpu } => per_cpu,
+    let Method::Batch { per_cpu } = how else {
+        return keys(fd.as_fd());
     };
     let value_size = usize::try_from(m.value_size).unwrap_or(usize::MAX);
     let value_size = match (per_cpu, possible_cpus) {

@@ -136,8 +136,9 @@ pub fn fdinfo_value(text: &str, key: &str) -> Option<u64> {
 /// Bytes of the perf ring buffers process `pid` has mapped (its `anon_inode:[perf_event]`
 /// mappings); 0 for a process that has ended.
 pub fn perf_mapped_bytes(pid: u32) -> std::io::Result<u64> {
-    match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-        Ok(text) => Ok(perf_mapped(&text)),
+    let mut buf = Vec::new();
+    match read_proc_text(Path::new(&format!("/proc/{pid}/maps")), &mut buf) {
+        Ok(text) => Ok(perf_mapped(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e),
     }

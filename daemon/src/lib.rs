@@ -15,6 +15,7 @@ mod compare;
 pub mod config;
 mod export;
 mod glob;
+pub mod logging;
 pub mod observer;
 mod quiet;
 pub mod sampler;

@@ -76,55 +76,32 @@ fn say(text: &str) -> Result<(), Failure> {
 }
 
 /// Logs to stderr at `level` (`RUST_LOG` wins); the answer changes the level later (SIGHUP).
-/// `RUST_LOG` takes `level` or `target=level` pairs: a `Targets` filter, which needs no regex
-/// engine (`EnvFilter`'s cost 140 KB of the binary for span-field matching a daemon never uses).
 fn init_logging(level: LogLevel) -> service::SetLogLevel {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{fmt, reload};
-    let of_level = |level: LogLevel| Targets::new().with_default(level.filter());
-    let from_env = std::env::var("RUST_LOG").ok().map(|v| {
-        let parsed = v.parse::<Targets>();
-        (v, parsed)
-    });
-    let (filter, ignored) = match from_env {
-        Some((_, Ok(targets))) => (targets, None),
-        Some((v, Err(e))) => (
-            of_level(level),
-            Some(format!("RUST_LOG={v:?} ignored: {e}")),
-        ),
-        None => (of_level(level), None),
+    use ebpfstatd::logging::{Logger, Targets};
+    let of_level = |level: LogLevel| Targets::at(level.filter());
+    let (targets, ignored) = match std::env::var("RUST_LOG") {
+        Ok(v) => match v.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (
+                of_level(level),
+                Some(format!("RUST_LOG={v:?} ignored: {e}")),
+            ),
+        },
+        Err(_) => (of_level(level), None),
     };
-    let (filter, handle) = reload::Layer::new(filter);
-    // Under systemd the journal stamps each line already. Plain text, no colours: the log is
-    // read in the journal, and tracing-subscriber's `ansi` cost the binary room it lacked.
-    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let stamped = (!journal).then(|| {
-        fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .with_target(false)
-    });
-    let plain = journal.then(|| {
-        fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .with_target(false)
-            .without_time()
-    });
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(stamped)
-        .with(plain)
-        .init();
+    // Under systemd the journal stamps each line already.
+    let stamped = std::env::var_os("JOURNAL_STREAM").is_none();
+    let logger = Logger::new(targets, stamped);
+    let levels = logger.levels();
+    if let Err(e) = tracing::subscriber::set_global_default(logger) {
+        eprintln!("logging not set up: {e}");
+    }
     if let Some(why) = ignored {
         tracing::warn!("{why}");
     }
     Box::new(move |level: LogLevel| {
-        handle
-            .modify(|f| *f = of_level(level))
-            .map_err(|e| e.to_string())
+        levels.set(of_level(level));
+        Ok(())
     })
 }
 

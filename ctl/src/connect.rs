@@ -198,6 +198,7 @@ pub fn explain(e: zbus::Error) -> anyhow::Error {
     }
     match wire::Error::from(e) {
         wire::Error::NoSuchProgram(msg) => anyhow::anyhow!("no such program: {msg}"),
+        wire::Error::NoSuchMap(msg) => anyhow::anyhow!("{msg}"),
         wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
         wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
         wire::Error::Busy(msg) => anyhow::anyhow!("busy: {msg}"),

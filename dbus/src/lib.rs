@@ -62,6 +62,8 @@ pub enum Error {
     ZBus(zbus::Error),
     /// No program matches the given id, series or name.
     NoSuchProgram(String),
+    /// No map in the history matches the given id or name.
+    NoSuchMap(String),
     /// An argument or option is out of range, of the wrong type or unknown.
     InvalidArgument(String),
     /// The data is not available (no pass yet, the store failed, ...).

@@ -720,3 +720,119 @@ fn a_full_name_learnt_late_names_the_whole_series() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+fn map(id: u32, name: &str, memory: u64, entries: Option<u64>) -> ebpfstat_store::MapReading {
+    ebpfstat_store::MapReading {
+        id,
+        name: name.to_owned(),
+        map_type: "hash",
+        max_entries: 1024,
+        memory: Some(memory),
+        entries,
+    }
+}
+
+/// A map's history: a point where it changed, its value at a range's start carried in, the
+/// most entries of a minute kept, a map gone ended, a restart (same boot) going on with the
+/// same series; what is buffered is answered before it is written.
+#[test]
+fn map_history_keeps_changes_exactly() {
+    use ebpfstat_store::{MapTarget, Tier};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
+    let mut host = SimHost::new("boot-m", t0(), HOUR);
+    store.ingest(host.tick()).expect("tick");
+    let start = host.tick().wall;
+    // Rescans every 10 s: entries 0, 5, 5, 9, 3 (peak 9 in the first minute), then 3 for long.
+    let counts = [0, 5, 5, 9, 3, 3, 3, 3, 3, 3, 3, 3];
+    for (i, n) in counts.iter().enumerate() {
+        if i > 0 {
+            host.advance(Duration::from_secs(10));
+            store.ingest(host.tick()).expect("tick");
+        }
+        let mut maps = vec![map(7, "conntrack", 4096, Some(*n))];
+        if i < 6 {
+            maps.push(map(8, "short_lived", 512, None));
+        }
+        store
+            .ingest_maps("boot-m", host.tick().wall, &maps)
+            .expect("maps");
+        if i == 2 {
+            store.flush(host.tick().wall).expect("flush");
+        }
+    }
+    let now = host.tick().wall;
+    let all = |store: &Store, target: &MapTarget, from: SystemTime| {
+        store
+            .map_history(target, (from, now), 1000, now)
+            .expect("map history")
+    };
+    let h = all(&store, &MapTarget::Name("conntrack".into()), start);
+    assert_eq!(h.tier, Tier::Raw);
+    assert_eq!(h.series.len(), 1);
+    let entries: Vec<(u64, Option<u64>)> = h
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.time.duration_since(start).expect("after").as_secs(),
+                p.entries,
+            )
+        })
+        .collect();
+    // Changes only: 0 at 0 s, 5 at 10 s, 9 at 30 s, 3 at 40 s.
+    assert_eq!(
+        entries,
+        [(0, Some(0)), (10, Some(5)), (30, Some(9)), (40, Some(3))]
+    );
+    // From 25 s on: the value then (5) is carried in at the start.
+    let later = all(&store, &MapTarget::Id(7), start + Duration::from_secs(25));
+    assert_eq!(later.points.first().map(|p| p.entries), Some(Some(5)));
+    // The short-lived map ended when a rescan no longer saw it (60 s).
+    let gone = all(&store, &MapTarget::Id(8), start);
+    assert_eq!(
+        gone.series[0]
+            .gone
+            .map(|g| g.duration_since(start).expect("after").as_secs()),
+        Some(60)
+    );
+    store.flush(now).expect("flush");
+    let written = all(&store, &MapTarget::Name("conntrack".into()), start);
+    assert_eq!(written.points, h.points, "the same once written");
+    // A minute-tier bucket keeps the minute's last value and its peak.
+    let minute = store
+        .map_history(&MapTarget::Id(7), (start, now), 1000, now + 7 * HOUR)
+        .expect("older range");
+    assert_eq!(minute.tier, Tier::Min1);
+    let first = minute.points.first().expect("a point");
+    assert_eq!((first.entries, first.peak_entries), (Some(3), Some(9)));
+    // The daemon restarts in the same boot: the live map goes on in its series, one new point.
+    drop(store);
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
+    host.advance(Duration::from_secs(10));
+    store.ingest(host.tick()).expect("tick");
+    store
+        .ingest_maps(
+            "boot-m",
+            host.tick().wall,
+            &[map(7, "conntrack", 4096, Some(3))],
+        )
+        .expect("maps");
+    let again = store
+        .map_history(
+            &MapTarget::Name("conntrack".into()),
+            (start, host.tick().wall),
+            1000,
+            host.tick().wall,
+        )
+        .expect("map history");
+    assert_eq!(again.series.len(), 1, "{:?}", again.series);
+    assert_eq!(again.points.len(), 5);
+    let unknown = store
+        .map_history(&MapTarget::Id(99), (start, now), 10, now)
+        .err();
+    assert_eq!(
+        unknown.map(|e| e.to_string()).as_deref(),
+        Some("no map id 99 in the history")
+    );
+}

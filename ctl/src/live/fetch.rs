@@ -158,7 +158,10 @@ fn keeps_connection<T>(r: &Result<T, zbus::Error>) -> bool {
         Ok(_) => true,
         Err(e) => matches!(
             wire::Error::from(e.clone()),
-            wire::Error::NoSuchProgram(_) | wire::Error::InvalidArgument(_) | wire::Error::Busy(_)
+            wire::Error::NoSuchProgram(_)
+                | wire::Error::NoSuchMap(_)
+                | wire::Error::InvalidArgument(_)
+                | wire::Error::Busy(_)
         ),
     }
 }

@@ -9,6 +9,7 @@ use super::names::{self, quoted};
 pub fn query_error(e: QueryError) -> Error {
     match e {
         QueryError::NoSuchProgram(m) => Error::NoSuchProgram(m),
+        e @ QueryError::NoSuchMap(_) => Error::NoSuchMap(e.to_string()),
         QueryError::InvalidArgument(m) => Error::InvalidArgument(m),
         QueryError::Store(e) => Error::Unavailable(format!("the history store failed: {e}")),
     }

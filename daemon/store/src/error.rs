@@ -67,6 +67,8 @@ impl From<rusqlite::Error> for StoreError {
 pub enum QueryError {
     #[error("no such program: {0}")]
     NoSuchProgram(String),
+    #[error("no map {0} in the history")]
+    NoSuchMap(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error(transparent)]

@@ -27,6 +27,7 @@ pub mod events;
 mod fold;
 pub mod idmap;
 mod maintain;
+pub mod maps;
 pub mod model;
 mod query;
 mod read;
@@ -49,6 +50,7 @@ pub use db::TierSpan;
 use db::{Db, FileCheck};
 pub use error::{CodecError, QueryError, StoreError};
 pub use events::{Event, KIND_UNCLEAN_STOP, KIND_VERSION, MAX_EVENTS};
+pub use maps::{MapHistory, MapPoint, MapReading, MapSeries, MapTarget};
 pub use model::{Counters, MapMemory, ProgramMeta, ProgramTick, StatsCode, Tick};
 use query::Reader;
 pub use query::{
@@ -104,6 +106,8 @@ pub struct Store {
     ticks_dropped: u64,
     /// How the run before ended, when not cleanly (`begin_run`).
     unclean: Option<UncleanStop>,
+    /// Maps seen by rescans since the last write.
+    maps: maps::MapBuffer,
 }
 
 /// The size of a file; a file that does not exist (a WAL not made yet) has none.
@@ -149,6 +153,7 @@ impl Store {
             file_error: None,
             ticks_dropped: 0,
             unclean: None,
+            maps: maps::MapBuffer::default(),
         })
     }
 
@@ -193,7 +198,7 @@ impl Store {
     /// cap. On failure (disk full) the data stays buffered, within `max_buffered_ticks`.
     pub fn flush(&mut self, now: SystemTime) -> Result<(), StoreError> {
         self.buffer.seal_window()?;
-        match write::commit(&mut self.db.conn, self.buffer.pending_mut()) {
+        match write::commit(&mut self.db.conn, self.buffer.pending_mut(), &mut self.maps) {
             Ok(()) => {
                 self.last_flush = Some(now);
                 self.last_error = None;
@@ -262,7 +267,8 @@ impl Store {
     /// Rollups of completed periods, per-tier retention and the byte cap (run by every
     /// flush); `now` dates retention.
     pub fn maintain(&mut self, now: SystemTime) -> Result<(), StoreError> {
-        maintain::run(&mut self.db, &self.boots, &self.buffer, &self.cfg, now)
+        maintain::run(&mut self.db, &self.boots, &self.buffer, &self.cfg, now)?;
+        maps::retire(&self.db.conn, &self.cfg.retention, now)
     }
 
     /// Keeps each tier for `retention` and the file within `max_bytes` from the next flush on

@@ -294,7 +294,9 @@ impl Maintenance<'_> {
         let headroom = (cap / 16).max(64 << 10);
         let target = cap.saturating_sub(headroom);
         while self.db.used_bytes()? > target {
-            if !self.evict_oldest()? {
+            let evicted = self.evict_oldest()?;
+            self.trim_maps()?;
+            if !evicted {
                 return Err(StoreError::CapTooSmall {
                     cap,
                     used: self.db.used_bytes()?,
@@ -308,6 +310,19 @@ impl Maintenance<'_> {
             self.db
                 .conn
                 .execute_batch(&format!("PRAGMA incremental_vacuum({excess_pages})"))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes map points older than the programs' oldest data in the same tier: the cap
+    /// takes both from the oldest end.
+    fn trim_maps(&mut self) -> Result<(), StoreError> {
+        let spans = self.db.tier_spans(self.boots, false)?;
+        for (tier, span) in Tier::ALL.into_iter().zip(&spans) {
+            if let Some(oldest) = span.oldest {
+                let oldest_s = wall_ns(oldest).div_euclid(1_000_000_000);
+                crate::maps::delete_before(&self.db.conn, tier, oldest_s)?;
+            }
         }
         Ok(())
     }

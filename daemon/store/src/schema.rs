@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::StoreError;
 
 /// The schema this build writes. Older files are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What marks a database as ebpfstat's (`PRAGMA application_id`, in the file's header): "ebps".
 /// Files made before it was set are known by their tables, and marked when opened.
@@ -166,6 +166,30 @@ const MIGRATIONS: &[&str] = &[
          text TEXT NOT NULL,
          PRIMARY KEY (rule, prog_id)
      )",
+    // 3 → 4: per-map history. A point is written when a map's memory or entries change, in
+    // each tier's bucket (wall seconds over the tier's width), keyed time first so that new
+    // points append to the end of the tree (flash writes stay close to the bytes added).
+    "CREATE TABLE map_series (
+         map_series_id INTEGER PRIMARY KEY,
+         boot_seq INTEGER NOT NULL,
+         map_id INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         type TEXT NOT NULL,
+         max_entries INTEGER NOT NULL,
+         first_s INTEGER NOT NULL,
+         end_s INTEGER,
+         UNIQUE (boot_seq, map_id)
+     );
+     CREATE INDEX map_series_name ON map_series (name);
+     CREATE TABLE map_points (
+         tier INTEGER NOT NULL,
+         bucket INTEGER NOT NULL,
+         map_series_id INTEGER NOT NULL,
+         memory INTEGER,
+         entries INTEGER,
+         peak_entries INTEGER,
+         PRIMARY KEY (tier, bucket, map_series_id)
+     ) WITHOUT ROWID",
 ];
 
 /// What opening found.

@@ -8,6 +8,7 @@ use rusqlite::{Connection, Transaction, params};
 use crate::clock::Boot;
 use crate::codec::Bucket;
 use crate::error::StoreError;
+use crate::maps::MapBuffer;
 use crate::model::{Counters, MapMemory, ProgramMeta};
 
 /// A sealed raw segment.
@@ -115,19 +116,26 @@ impl Pending {
     }
 }
 
-/// Writes and clears `pending`; on error nothing is written and `pending` is untouched.
-pub(crate) fn commit(conn: &mut Connection, pending: &mut Pending) -> Result<(), StoreError> {
-    if pending.is_empty() {
+/// Writes and clears `pending` and the maps' buffer; on error nothing is written and both are
+/// untouched.
+pub(crate) fn commit(
+    conn: &mut Connection,
+    pending: &mut Pending,
+    maps: &mut MapBuffer,
+) -> Result<(), StoreError> {
+    if pending.is_empty() && maps.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction()?;
     write_pending(&tx, pending)?;
+    maps.write(&tx)?;
     // Meta rows only when they change: each is a page rewritten per commit on flash.
     if let Some(span) = pending.max_span {
         set_meta(&tx, "max_span", span)?;
     }
     tx.commit()?;
     pending.clear_written();
+    maps.written();
     Ok(())
 }
 

@@ -732,18 +732,11 @@ fn map(id: u32, name: &str, memory: u64, entries: Option<u64>) -> ebpfstat_store
     }
 }
 
-/// A map's history: a point where it changed, its value at a range's start carried in, the
-/// most entries of a minute kept, a map gone ended, a restart (same boot) going on with the
-/// same series; what is buffered is answered before it is written.
-#[test]
-fn map_history_keeps_changes_exactly() {
-    use ebpfstat_store::{MapTarget, Tier};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = store_at(&dir, default_retention(), 64 << 20);
-    let mut host = SimHost::new("boot-m", t0(), HOUR);
+/// Rescans every 10 s, from the host's clock on (returned): map 7's entries 0, 5, 5, 9, 3 (peak 9
+/// in the first minute), then 3 for long; map 8 for the first six; a flush after the third.
+fn feed_maps(store: &mut Store, host: &mut SimHost) -> SystemTime {
     store.ingest(host.tick()).expect("tick");
     let start = host.tick().wall;
-    // Rescans every 10 s: entries 0, 5, 5, 9, 3 (peak 9 in the first minute), then 3 for long.
     let counts = [0, 5, 5, 9, 3, 3, 3, 3, 3, 3, 3, 3];
     for (i, n) in counts.iter().enumerate() {
         if i > 0 {
@@ -761,6 +754,19 @@ fn map_history_keeps_changes_exactly() {
             store.flush(host.tick().wall).expect("flush");
         }
     }
+    start
+}
+
+/// A map's history: a point where it changed, its value at a range's start carried in, the
+/// most entries of a minute kept, a map gone ended, a restart (same boot) going on with the
+/// same series; what is buffered is answered before it is written.
+#[test]
+fn map_history_keeps_changes_exactly() {
+    use ebpfstat_store::{MapTarget, Tier};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_at(&dir, default_retention(), 64 << 20);
+    let mut host = SimHost::new("boot-m", t0(), HOUR);
+    let start = feed_maps(&mut store, &mut host);
     let now = host.tick().wall;
     let all = |store: &Store, target: &MapTarget, from: SystemTime| {
         store

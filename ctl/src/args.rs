@@ -202,7 +202,12 @@ pub struct TopArgs {
 pub struct HistoryArgs {
     /// Program id, series:<id>, or name (digits that are both an id and a name: id:<id> or
     /// name:<name>).
-    pub program: String,
+    #[arg(required_unless_present = "map")]
+    pub program: Option<String>,
+    /// A map instead of a program: its id (the newest map with it) or its name (each map of
+    /// it): memory and entries where they changed.
+    #[arg(long, value_name = "ID|NAME", conflicts_with_all = ["program", "cumulative", "metric", "step"])]
+    pub map: Option<String>,
     /// Start (a duration ago or a time).
     #[arg(long, default_value = "6h", value_parser = when)]
     pub since: When,

@@ -25,10 +25,20 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 pub enum StoreMsg {
     Tick(Box<Tick>),
+    /// A rescan's maps (sent after the same pass's tick, only when they were read again).
+    Maps(Box<MapsSeen>),
     /// Alerts raised or cleared by a pass, to record.
     Alerts(Vec<ebpfstat_store::AlertRecord>),
     Flush,
     Stop,
+}
+
+/// What the store keeps of a rescan's maps.
+#[derive(Debug)]
+pub struct MapsSeen {
+    pub boot_id: Arc<str>,
+    pub wall: SystemTime,
+    pub maps: Vec<ebpfstat_store::MapReading>,
 }
 
 /// What the sampling thread runs with, and a reload may change.

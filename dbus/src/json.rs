@@ -457,6 +457,74 @@ impl HistoryJson {
     }
 }
 
+/// `history --map`: which maps, at what tier, and their points.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MapHistoryJson {
+    pub maps: Vec<MapSeriesJson>,
+    pub tier: String,
+    pub next_from_ns: Option<i64>,
+    pub points: Vec<MapPointJson>,
+}
+
+/// A map's life.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MapSeriesJson {
+    pub id: u32,
+    pub name: String,
+    pub map_type: String,
+    pub max_entries: u32,
+    pub first_seen_ns: i64,
+    /// `null` while it is loaded.
+    pub gone_ns: Option<i64>,
+}
+
+/// A map's values from `time_ns` on; `null` where not known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MapPointJson {
+    pub time_ns: i64,
+    /// The map's id.
+    pub id: u32,
+    pub memory_bytes: Option<u64>,
+    pub entries: Option<u64>,
+    /// The most entries seen in the tier's bucket.
+    pub peak_entries: Option<u64>,
+}
+
+impl MapHistoryJson {
+    pub fn of(info: &crate::MapHistoryInfo, points: &[crate::MapHistoryPoint]) -> Self {
+        let counted = |v: i64| u64::try_from(v).ok();
+        Self {
+            maps: info
+                .series
+                .iter()
+                .map(|s| MapSeriesJson {
+                    id: s.id,
+                    name: s.name.clone(),
+                    map_type: s.map_type.clone(),
+                    max_entries: s.max_entries,
+                    first_seen_ns: s.first_seen_ns,
+                    gone_ns: known(s.gone_ns),
+                })
+                .collect(),
+            tier: info.tier.clone(),
+            next_from_ns: known(info.next_from_ns),
+            points: points
+                .iter()
+                .map(|p| MapPointJson {
+                    time_ns: p.time_ns,
+                    id: usize::try_from(p.series)
+                        .ok()
+                        .and_then(|i| info.series.get(i))
+                        .map_or(0, |s| s.id),
+                    memory_bytes: counted(p.memory_bytes),
+                    entries: counted(p.entries),
+                    peak_entries: counted(p.peak_entries),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A map.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MapJson {

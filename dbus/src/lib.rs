@@ -305,6 +305,45 @@ impl MapUsage {
     }
 }
 
+/// One map's life in a `MapHistory` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MapSeriesInfo {
+    pub id: u32,
+    pub name: String,
+    pub map_type: String,
+    pub max_entries: u32,
+    pub first_seen_ns: i64,
+    /// When it was last seen; 0 while it is loaded.
+    pub gone_ns: i64,
+}
+
+/// What a `MapHistory` answer covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MapHistoryInfo {
+    pub series: Vec<MapSeriesInfo>,
+    /// The tier the points come from: `raw` (each rescan), `1m` or `1h`.
+    pub tier: String,
+    /// Where to continue (pass as `from_ns`) when the answer was cut at `max_points`; 0 if
+    /// complete.
+    pub next_from_ns: i64,
+}
+
+/// A map's values from `time_ns` until its next point: the last of the tier's bucket, and the
+/// most entries seen in it. -1: not known (memory the kernel did not report, entries not
+/// counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MapHistoryPoint {
+    pub time_ns: i64,
+    /// Index into the info's `series`.
+    pub series: u32,
+    pub memory_bytes: i64,
+    pub entries: i64,
+    pub peak_entries: i64,
+}
+
+/// Points asked of `MapHistory` when the caller does not say.
+pub const DEFAULT_MAP_HISTORY_POINTS: u32 = 5000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct AttachPoint {
     pub link_id: u32,
@@ -592,6 +631,18 @@ pub trait Stats1 {
     /// How full each map is: entries as last counted, max entries, fill (every map on the host;
     /// options filter as `maps`' do). Added after `Maps`, so `MapRow` stays as it was.
     fn map_usage(&self, options: Options) -> zbus::Result<Vec<MapUsage>>;
+
+    /// Maps over `[from_ns, to_ns]`: `map` is an id (the newest map with it) or a name (each
+    /// map of it, the newest 50). Points come from the finest tier that keeps `from_ns`: a point
+    /// where a map's memory or entries changed, and its value at `from_ns`. Options:
+    /// `max_points` (u, default 5000).
+    fn map_history(
+        &self,
+        map: &str,
+        from_ns: i64,
+        to_ns: i64,
+        options: Options,
+    ) -> zbus::Result<(MapHistoryInfo, Vec<MapHistoryPoint>)>;
 
     /// Daemon and store health: the keys of [`Status`] (docs/dbus.md); read it with
     /// `Status::from_map`.

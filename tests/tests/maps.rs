@@ -249,3 +249,82 @@ fn a_perf_event_arrays_buffers_are_what_its_holder_mapped() {
         "{row}"
     );
 }
+
+/// Entries of `history --map NAME --json`, one per point, in time order.
+fn history_entries(d: &ApiDaemon, target: &str) -> (Value, Vec<u64>) {
+    let h = d.ctl_json(&["history", "--map", target, "--since", "10m", "--json"]);
+    let entries = h["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["entries"].as_u64().expect("counted"))
+        .collect();
+    (h, entries)
+}
+
+/// A map filled, grown and emptied while the daemon watches: its history has each count where
+/// it changed (and nothing the map never held), before and after the daemon restarts; by id it
+/// is the same map; the table reads on a terminal; an unknown map is named.
+#[test]
+fn map_history_follows_a_map_as_it_fills() {
+    require_bpf!();
+    let n = name("hi");
+    let hash = create(HASH, (4, 8, 400), 0, None, &n);
+    fill(hash.as_fd(), 100, &[1; 8]);
+    let dir = open_tempdir();
+    let cfg = config(dir.path());
+    let mut d = ApiDaemon::start_with(None, "200ms", &["--config", &cfg]);
+    // Raw points are a second wide: each change a second apart keeps its own.
+    let second = || std::thread::sleep(Duration::from_millis(1100));
+    row_when(&d, &n, Some(100));
+    second();
+    fill(hash.as_fd(), 300, &[1; 8]);
+    row_when(&d, &n, Some(300));
+    second();
+    for k in 50u32..300 {
+        map_delete(hash.as_fd(), &k.to_ne_bytes()).expect("delete");
+    }
+    let id = row_when(&d, &n, Some(50))["id"].as_u64().expect("id");
+    let (h, entries) = history_entries(&d, &n);
+    assert_eq!(h["tier"], "raw", "{h}");
+    assert_eq!(h["maps"][0]["max_entries"], 400, "{h}");
+    // Counted while being filled, a count between is possible; never one out of range.
+    let kept: Vec<u64> = entries
+        .iter()
+        .copied()
+        .filter(|e| [100, 300, 50].contains(e))
+        .collect();
+    assert_eq!(kept, [100, 300, 50], "{h}");
+    assert!(entries.iter().all(|e| (50..=300).contains(e)), "{h}");
+    d.stop_in_place();
+    d.start_again("200ms", &["--config", &cfg]);
+    row_when(&d, &n, Some(50));
+    let (after, again) = history_entries(&d, &id.to_string());
+    assert_eq!(after["maps"].as_array().map(Vec::len), Some(1), "{after}");
+    assert_eq!(after["maps"][0]["name"], n.as_str(), "{after}");
+    // The same points, and one more from the restart (its values unknown till then).
+    assert_eq!(again[..entries.len()], entries[..], "{after}");
+    assert_eq!(again.last(), Some(&50), "{after}");
+
+    let socket = d.socket.display().to_string();
+    let (screen, code) = on_pty(
+        &bin("ebpfstatctl"),
+        &[
+            "--socket", &socket, "history", "--map", &n, "--since", "10m",
+        ],
+        120,
+    );
+    assert_eq!(code, 0, "{screen}");
+    let text = visible(&screen);
+    assert!(
+        text.starts_with(&format!("map {n} (id {id}, hash, max 400 entries")),
+        "{text}"
+    );
+    assert_aligned(&text, "TIME", 120, 1);
+    assert!(text.contains("Entries: "), "{text}");
+    let unknown = d.ctl(&["history", "--map", "4294967295"]);
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr).trim(),
+        "ebpfstatctl: no map id 4294967295 in the history"
+    );
+}

@@ -626,13 +626,16 @@ fn alerts_are_a_ring_of_their_own_and_those_raised_are_kept_apart() {
             .record_alerts(&[alert(2001, "hot", 2, "cleared")])
             .expect("record");
     }
-    // An older file (schema 2, no alerts table) is migrated forward.
+    // An older file (schema 2, no alerts or map tables) is migrated forward.
     let old = dir.path().join("old.db");
     drop(Store::open(store_config(&old)).expect("open"));
     {
         let conn = rusqlite::Connection::open(&old).expect("open");
-        conn.execute_batch("DROP TABLE alerts; DROP TABLE open_alerts; PRAGMA user_version = 2;")
-            .expect("make it schema 2");
+        conn.execute_batch(
+            "DROP TABLE alerts; DROP TABLE open_alerts; DROP TABLE map_points;
+             DROP TABLE map_series; PRAGMA user_version = 2;",
+        )
+        .expect("make it schema 2");
     }
     let mut migrated = Store::open(store_config(&old)).expect("migrates");
     migrated

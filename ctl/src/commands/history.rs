@@ -15,7 +15,12 @@ use crate::render::{
 };
 use crate::{HistoryArgs, Metric, units};
 
-pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result<()> {
+pub async fn history(
+    p: &Stats1Proxy<'_>,
+    program: &str,
+    a: &HistoryArgs,
+    json: bool,
+) -> Result<()> {
     let (from, to) = range_ns(a.since, a.until, "6h")?;
     let step = time::duration_ns(a.step);
     // One page: the daemon clips the range to when the program was seen and says where to go
@@ -23,7 +28,7 @@ pub async fn history(p: &Stats1Proxy<'_>, a: &HistoryArgs, json: bool) -> Result
     let mut options = Options::new();
     options.insert("max_points".into(), zbus::OwnedVariant::from(a.max_points));
     let (info, points) = p
-        .history(&a.program, from, to, step, options)
+        .history(program, from, to, step, options)
         .await
         .map_err(explain)?;
     if json {

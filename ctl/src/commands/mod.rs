@@ -7,6 +7,7 @@ mod events;
 mod export;
 mod history;
 mod list;
+mod map_history;
 mod maps;
 mod show;
 mod status;
@@ -41,7 +42,11 @@ pub async fn run(cli: &Cli) -> Result<()> {
     let proxy = connect::connect(cli.address.as_deref(), cli.socket.as_ref()).await?;
     match &cli.command {
         Command::Top(a) => top::top(proxy, a, cli).await,
-        Command::History(a) => history::history(&proxy, a, cli.json).await,
+        Command::History(a) => match (&a.map, &a.program) {
+            (Some(map), _) => map_history::map_history(&proxy, map, a, cli.json).await,
+            (None, Some(program)) => history::history(&proxy, program, a, cli.json).await,
+            (None, None) => anyhow::bail!("history needs a program, or --map ID|NAME"),
+        },
         Command::List(f) => list::list(&proxy, f, cli.json).await,
         Command::Show { program } => show::show(&proxy, program, cli.json).await,
         Command::Maps(f) => maps::maps(&proxy, f, cli.json).await,

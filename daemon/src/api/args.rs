@@ -2,7 +2,7 @@
 //! option maps and sort keys. Errors quote a short prefix of what was sent, never all of it.
 
 use ebpfstat_dbus::{self as wire, Error, Options};
-use ebpfstat_store::{ProgramRef, QueryError, SeriesRow, SortKey, Store};
+use ebpfstat_store::{MapTarget, ProgramRef, QueryError, SeriesRow, SortKey, Store};
 
 use super::names::{self, quoted};
 
@@ -54,6 +54,22 @@ pub fn check_range(from_ns: i64, to_ns: i64, step_ns: u64) -> Result<(), Error> 
         )));
     }
     Ok(())
+}
+
+/// How a caller names a map: its id (digits), or its name (every map of that name).
+pub fn map_target(s: &str) -> Result<MapTarget, Error> {
+    let s = bounded("the map", s, 64)?;
+    if s.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no map named: give its id or its name".into(),
+        ));
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(MapTarget::Name(s.to_owned()));
+    }
+    s.parse()
+        .map(MapTarget::Id)
+        .map_err(|_| Error::InvalidArgument(format!("map id {} is beyond any id", quoted(s))))
 }
 
 /// How a caller names a program.

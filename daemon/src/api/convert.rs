@@ -338,3 +338,37 @@ pub fn alert(r: AlertRecord) -> wire::Alert {
         text: r.text,
     }
 }
+
+/// A `MapHistory` answer from the store's.
+pub fn map_history(h: &store::MapHistory) -> (wire::MapHistoryInfo, Vec<wire::MapHistoryPoint>) {
+    let ns = |t| WallNs::of(t).ns();
+    let known = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    let info = wire::MapHistoryInfo {
+        series: h
+            .series
+            .iter()
+            .map(|s| wire::MapSeriesInfo {
+                id: s.map_id,
+                name: s.name.clone(),
+                map_type: s.map_type.clone(),
+                max_entries: s.max_entries,
+                first_seen_ns: ns(s.first_seen),
+                gone_ns: s.gone.map_or(0, ns),
+            })
+            .collect(),
+        tier: h.tier.as_str().to_owned(),
+        next_from_ns: h.next_from.map_or(0, ns),
+    };
+    let points = h
+        .points
+        .iter()
+        .map(|p| wire::MapHistoryPoint {
+            time_ns: ns(p.time),
+            series: u32::try_from(p.series).unwrap_or(u32::MAX),
+            memory_bytes: known(p.memory),
+            entries: known(p.entries),
+            peak_entries: known(p.peak_entries),
+        })
+        .collect();
+    (info, points)
+}

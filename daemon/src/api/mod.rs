@@ -39,7 +39,8 @@ use crate::sampler::Pass;
 use crate::sampler::maps::MapSample;
 use crate::shared::{SamplerCmd, Shared, lock};
 use args::{
-    Spec, bounded, check_options, check_range, max_points, parse_spec, query_error, sort_key,
+    Spec, bounded, check_options, check_range, map_target, max_points, parse_spec, query_error,
+    sort_key,
 };
 use filter::{Filter, Held};
 use names::quoted;
@@ -502,6 +503,33 @@ impl Stats1 {
         let _admitted = self.admit(&hdr)?;
         let _heavy = self.heavy(&hdr).await?;
         self.maps_as(&options, convert::map_usage)
+    }
+
+    #[zbus(out_args("info", "points"))]
+    async fn map_history(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        map: &str,
+        from_ns: i64,
+        to_ns: i64,
+        options: Options,
+    ) -> Result<(wire::MapHistoryInfo, Vec<wire::MapHistoryPoint>), Error> {
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
+        check_options(&options, &[("max_points", "u")])?;
+        let max = max_points(&options, wire::DEFAULT_MAP_HISTORY_POINTS)?;
+        let target = map_target(map)?;
+        check_range(from_ns, to_ns, 1)?;
+        let range = (
+            WallNs::from_ns(from_ns).time(),
+            WallNs::from_ns(to_ns).time(),
+        );
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let h = self
+            .ask(|r| Query::MapHistory((target, range, max), r))
+            .await?
+            .map_err(query_error)?;
+        Ok(convert::map_history(&h))
     }
 
     #[zbus(out_args("status"))]

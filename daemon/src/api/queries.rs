@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use ebpfstat_dbus::{self as wire, Error};
 use ebpfstat_store::{
-    AlertRecord, Event, History, ProgramRef, QueryError, Ranking, Retention, SeriesRow, SortKey,
-    Store, StoreError, StoreStatus, Tier, TopRow,
+    AlertRecord, Event, History, MapHistory, MapTarget, ProgramRef, QueryError, Ranking, Retention,
+    SeriesRow, SortKey, Store, StoreError, StoreStatus, Tier, TopRow,
 };
 use tokio::sync::oneshot;
 
@@ -73,6 +73,11 @@ pub enum Query {
         Reply<Result<(String, Option<Cursor>), Error>>,
     ),
     Compare(CompareAsk, Reply<Result<wire::Comparison, Error>>),
+    /// Maps over a range, at most so many points.
+    MapHistory(
+        (MapTarget, (SystemTime, SystemTime), usize),
+        Reply<Result<MapHistory, QueryError>>,
+    ),
     Events(SystemTime, Reply<Result<Vec<Event>, StoreError>>),
     Alerts(SystemTime, Reply<Result<Vec<AlertRecord>, StoreError>>),
     Status(Reply<Result<StoreStatus, StoreError>>),
@@ -93,6 +98,7 @@ impl std::fmt::Debug for Query {
             Self::History(..) => "History",
             Self::Export(..) => "Export",
             Self::Compare(..) => "Compare",
+            Self::MapHistory(..) => "MapHistory",
             Self::Events(..) => "Events",
             Self::Alerts(..) => "Alerts",
             Self::Status(_) => "Status",
@@ -131,6 +137,9 @@ impl Query {
             Self::History(ask, r) => drop(r.send(history(s, &ask))),
             Self::Export(asked, owners, r) => drop(r.send(export_page(s, &asked, &owners))),
             Self::Compare(ask, r) => drop(r.send(compare(s, &ask, needs))),
+            Self::MapHistory((target, range, max), r) => {
+                drop(r.send(s.map_history(&target, range, max, SystemTime::now())));
+            }
             Self::Events(since, r) => {
                 let limit = u32::try_from(ebpfstat_store::MAX_EVENTS).unwrap_or(u32::MAX);
                 drop(r.send(s.events(since, limit)));

@@ -8,7 +8,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use ebpfstat_numbers::time::duration_ns;
-use ebpfstat_store::{ProgramMeta, ProgramTick, StatsCode, Tick};
+use ebpfstat_store::{MapReading, ProgramMeta, ProgramTick, StatsCode, Tick};
 use tokio::sync::mpsc;
 
 use super::TestingAids;
@@ -19,10 +19,12 @@ use super::schedule::Slots;
 use crate::config::span_text;
 use crate::observer::{self, Probe};
 use crate::quiet::Quiet;
+use crate::sampler::entry_kinds::Entries;
 use crate::sampler::host::thread_cpu_ns;
+use crate::sampler::maps::MapSample;
 use crate::sampler::stats::{StatsCost, StatsState};
 use crate::sampler::{Pass, Sampler, SamplerConfig};
-use crate::shared::{SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock};
+use crate::shared::{MapsSeen, SamplerCmd, SamplerSettings, SamplerStats, Shared, StoreMsg, lock};
 use ebpfstat_numbers::Share;
 
 /// Rounds and runs per round of a calibration: ~0.2 s with stats off part of the time.
@@ -229,6 +231,8 @@ struct Cycle {
     state_text: String,
     /// The metadata handed to the store with the last tick (shared while unchanged).
     metas: Arc<Vec<Arc<ProgramMeta>>>,
+    /// The maps last handed to the store: a pass that did not read them again shares them.
+    maps: Arc<[Arc<MapSample>]>,
 }
 
 /// Takes a pass at every slot of a fixed-rate schedule; slots missed by a slow pass are skipped.
@@ -259,6 +263,7 @@ pub fn sample_loop(
         states: StateWindow::default(),
         state_text: String::new(),
         metas: Arc::default(),
+        maps: Arc::from([]),
     };
     loop {
         let began = (Instant::now(), thread_cpu_ns());
@@ -396,6 +401,11 @@ impl<'a> Loop<'a> {
         {
             shared.sampler.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        if pass.failure.is_none() && !Arc::ptr_eq(&c.maps, &pass.maps) {
+            c.maps = Arc::clone(&pass.maps);
+            // A rescan's maps lost to a full queue come again with the next rescan.
+            let _ = self.tx.try_send(StoreMsg::Maps(Box::new(maps_of(pass))));
+        }
         self.alerting.after_pass(pass, shared, self.tx);
         self.feed_watchdog();
     }
@@ -526,6 +536,30 @@ fn tick_of(pass: &Pass, metas: &mut Arc<Vec<Arc<ProgramMeta>>>) -> Tick {
             })
             .collect(),
         metas: Arc::clone(metas),
+    }
+}
+
+/// What the store keeps of a pass's maps.
+fn maps_of(pass: &Pass) -> MapsSeen {
+    let maps = pass
+        .maps
+        .iter()
+        .map(|m| MapReading {
+            id: m.id,
+            name: m.name.clone(),
+            map_type: m.map_type,
+            max_entries: m.max_entries,
+            memory: m.memlock_bytes,
+            entries: match m.entries {
+                Entries::Counted { n, .. } => Some(n),
+                Entries::NotCounted(_) => None,
+            },
+        })
+        .collect();
+    MapsSeen {
+        boot_id: Arc::clone(&pass.boot_id),
+        wall: pass.time,
+        maps,
     }
 }
 

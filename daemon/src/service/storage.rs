@@ -64,6 +64,11 @@ async fn store_queues(
                         let _ = ready.send(());
                     }
                 }
+                Some(StoreMsg::Maps(seen)) => {
+                    if let Err(e) = store.ingest_maps(&seen.boot_id, seen.wall, &seen.maps) {
+                        tracing::warn!("storing {} maps failed: {e}", seen.maps.len());
+                    }
+                }
                 Some(StoreMsg::Alerts(records)) => {
                     if let Err(e) = store.record_alerts(&records) {
                         tracing::warn!("recording {} alert changes failed: {e}", records.len());

@@ -217,7 +217,18 @@ fn the_table_and_metrics_show_entries_and_fill() {
 #[test]
 fn a_perf_event_arrays_buffers_are_what_its_holder_mapped() {
     require_bpf!();
-    let d = ApiDaemon::start_with(None, "200ms", &["--config", &config(open_tempdir().path())]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = ApiDaemon::start_with(
+        None,
+        "200ms",
+        &[
+            "--config",
+            &config(open_tempdir().path()),
+            "--metrics-listen",
+            &addr,
+        ],
+    );
     let bt = bpftrace::Bpftrace::start(
         "tracepoint:syscalls:sys_enter_getsid { printf(\"%d\\n\", pid); }",
         "sys_enter_getsi",
@@ -248,6 +259,16 @@ fn a_perf_event_arrays_buffers_are_what_its_holder_mapped() {
             .is_some_and(|n| n.iter().any(|c| c == "perf_event_array")),
         "{row}"
     );
+    // Exported as the same figure.
+    let (status, body) = get(port, "/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    let sample = format!(
+        "ebpfstat_map_perf_buffer_bytes{{id=\"{}\",name=\"{}\",type=\"perf_event_array\"}} {mapped}",
+        row["id"],
+        row["name"].as_str().expect("name")
+    );
+    assert!(body.lines().any(|l| l == sample), "{sample} not in\n{body}");
 }
 
 /// Entries of `history --map NAME --json`, one per point, in time order.

@@ -47,6 +47,12 @@ pub const EACH_MAP_MEMORY: Family = Family::gauge(
     "Memory of the map (the kernel's memlock figure; a ring buffer at its size before Linux 6.4).",
 )
 .in_unit("bytes");
+pub const MAP_PERF_BUFFERS: Family = Family::gauge(
+    "ebpfstat_map_perf_buffer_bytes",
+    "For a perf_event_array: the perf ring buffers its holders have mapped, each process's once \
+     (on the lowest-id such map it holds).",
+)
+.in_unit("bytes");
 pub const STATS_COVERAGE: Family = Family::gauge(
     "ebpfstat_stats_coverage_ratio",
     "Share of the last interval during which run-time stats were on (below 1: duty-cycled).",
@@ -189,7 +195,7 @@ fn map_labels<'a>(m: &'a MapSample, id: &'a str) -> [(&'a str, &'a str); 3] {
     [("id", id), ("name", m.name.as_str()), ("type", m.map_type)]
 }
 
-/// Each map: its entries, max entries and memory, labelled by id, name and type.
+/// Each map: its entries, max entries, memory and perf buffers, labelled by id, name and type.
 fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
     let ids: Vec<String> = pass.maps.iter().map(|m| m.id.to_string()).collect();
     e.family(&MAP_ENTRIES);
@@ -208,6 +214,17 @@ fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
         if let Some(bytes) = m.memlock_bytes {
             e.sample(
                 &EACH_MAP_MEMORY,
+                &map_labels(m, id),
+                Value::Int(bytes),
+                None,
+            );
+        }
+    }
+    e.family(&MAP_PERF_BUFFERS);
+    for (m, id) in pass.maps.iter().zip(&ids) {
+        if let Some(bytes) = m.perf_buffer_bytes {
+            e.sample(
+                &MAP_PERF_BUFFERS,
                 &map_labels(m, id),
                 Value::Int(bytes),
                 None,

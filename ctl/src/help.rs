@@ -126,14 +126,15 @@ Examples:
 pub const ALERTS: &str = "\
 Rules live in the daemon's configuration file, as [[alert]] tables (see the README): a
 metric (cpu_pct, avg_ns, runs_per_sec, map_memory per program; total_cpu_pct and
-stats_overhead_pct for the host), a threshold it must stay above for `for`, and the level
+stats_overhead_pct for the host; map_fill_pct per map), a threshold it must stay above for `for`, and the level
 at or below which it clears. The daemon judges them after each pass; this lists what is
 raised now with its newest value, then what was raised and cleared (the daemon keeps the
 newest 1000 changes, across restarts).
 
 Columns of the alerts raised now:
   RULE, METRIC  the rule's name and what it watches
-  PROGRAM (ID)  the program's full name and id; (host) for a host-wide rule
+  SUBJECT (ID)  the program's full name and id; map NAME (ID) for map_fill_pct; (host) for a
+                host-wide rule
   NOW           the newest value
   ABOVE         the threshold: raised when the value stayed above it for the rule's `for`
   CLEARS AT     cleared when the value is at or below this

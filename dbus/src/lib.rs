@@ -449,14 +449,16 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
 pub struct Alert {
     pub rule: String,
-    /// `cpu_pct`, `avg_ns`, `runs_per_sec`, `map_memory`, `total_cpu_pct`, `stats_overhead_pct`.
+    /// `cpu_pct`, `avg_ns`, `runs_per_sec`, `map_memory`, `total_cpu_pct`, `stats_overhead_pct`,
+    /// `map_fill_pct`.
     pub metric: String,
     /// `raised` or `cleared`.
     pub state: String,
-    /// 0 for a host-wide rule.
+    /// 0 for a host-wide rule; for `map_fill_pct`, the map's id.
     pub program_id: u32,
-    /// Full name; empty for a host-wide rule.
+    /// Full name; empty for a host-wide rule; for `map_fill_pct`, the map's name.
     pub program: String,
+    /// For `map_fill_pct`, the map's type.
     pub prog_type: String,
     /// The newest value (for a change: the value that made it).
     pub value: f64,

@@ -123,6 +123,9 @@ words!(
         TotalCpuPct = "total_cpu_pct",
         /// Share of one core run-time stats cost the host over the last interval, percent.
         StatsOverheadPct = "stats_overhead_pct",
+        /// A map's entries as a share of its max entries, percent, as last counted: one alert
+        /// per map (its id, name and type where a program's would be).
+        MapFillPct = "map_fill_pct",
     }
 );
 
@@ -132,10 +135,17 @@ impl AlertMetric {
         matches!(self, Self::TotalCpuPct | Self::StatsOverheadPct)
     }
 
+    /// One value per map, not per program.
+    pub fn per_map(self) -> bool {
+        self == Self::MapFillPct
+    }
+
     /// The unit of its values.
     pub fn unit(self) -> Unit {
         match self {
-            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct => Unit::Percent,
+            Self::CpuPct | Self::TotalCpuPct | Self::StatsOverheadPct | Self::MapFillPct => {
+                Unit::Percent
+            }
             Self::AvgNs => Unit::Nanos,
             Self::RunsPerSec => Unit::PerSecond,
             Self::MapMemory => Unit::Bytes,

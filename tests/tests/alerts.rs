@@ -495,7 +495,7 @@ fn an_avg_ns_alert_keeps_its_state_through_intervals_without_runs() {
         header,
         [
             "RULE",
-            "PROGRAM (ID)",
+            "SUBJECT (ID)",
             "METRIC",
             "NOW",
             "ABOVE",

@@ -349,3 +349,87 @@ fn map_history_follows_a_map_as_it_fills() {
         "ebpfstatctl: no map id 4294967295 in the history"
     );
 }
+
+/// The `alerts --json` answer once `done` holds of it (or after 20 s, as it is).
+fn alerts_when(d: &ApiDaemon, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = d.ctl_json(&["alerts", "--since", "10m", "--json"]);
+        if done(&a) || Instant::now() > deadline {
+            return a;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A map filled past a fill rule's threshold raises its alert, naming the map; emptied to
+/// its clear level, the alert clears. A map the rule's glob does not name stays quiet.
+#[test]
+fn a_fill_alert_is_raised_and_cleared() {
+    require_bpf!();
+    let (watched, other) = (name("fa"), name("fo"));
+    let hash = create(HASH, (4, 8, 100), 0, None, &watched);
+    let quiet = create(HASH, (4, 8, 100), 0, None, &other);
+    fill(quiet.as_fd(), 99, &[1; 8]);
+    let dir = open_tempdir();
+    let cfg = dir.path().join("ebpfstat.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rescan_every = 1\n[[alert]]\nname = \"full\"\nmetric = \"map_fill_pct\"\n\
+             threshold = 90\nclear = 50\nmap = \"{watched}\"\n"
+        ),
+    )
+    .expect("config");
+    let d = ApiDaemon::start_with(None, "200ms", &["--config", &cfg.display().to_string()]);
+    fill(hash.as_fd(), 95, &[1; 8]);
+    let id = row_when(&d, &watched, Some(95))["id"].as_u64().expect("id");
+    let raised = alerts_when(&d, |a| {
+        a["active"].as_array().is_some_and(|v| !v.is_empty())
+    });
+    let active = raised["active"].as_array().expect("active");
+    assert_eq!(active.len(), 1, "only the watched map: {raised}");
+    let a = &active[0];
+    assert_eq!(
+        (
+            &a["rule"],
+            &a["metric"],
+            &a["program_id"],
+            &a["program"],
+            &a["prog_type"]
+        ),
+        (
+            &Value::from("full"),
+            &Value::from("map_fill_pct"),
+            &Value::from(id),
+            &Value::from(watched.as_str()),
+            &Value::from("hash")
+        ),
+        "{raised}"
+    );
+    assert_eq!(a["value"].as_f64(), Some(95.0), "{raised}");
+    for k in 40u32..95 {
+        map_delete(hash.as_fd(), &k.to_ne_bytes()).expect("delete");
+    }
+    let cleared = alerts_when(&d, |a| a["active"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(cleared["active"], Value::Array(vec![]), "{cleared}");
+    let texts: Vec<&str> = cleared["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert_eq!(texts.len(), 2, "{cleared}");
+    assert!(
+        texts[0].starts_with(&format!(
+            "alert full raised: map {watched} (id {id}): map_fill_pct 95"
+        )),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].starts_with(&format!(
+            "alert full cleared: map {watched} (id {id}): map_fill_pct 40"
+        )),
+        "{texts:?}"
+    );
+}

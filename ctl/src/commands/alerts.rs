@@ -39,8 +39,12 @@ fn ago(ns: i64) -> String {
     format!("{} ago", span(raised))
 }
 
+/// What an alert is about: a program, a map (`map_fill_pct`, whose alerts carry the map where a
+/// program's carry the program), or the host.
 fn subject(a: &Alert) -> String {
-    if a.program_id == 0 {
+    if a.metric().is_some_and(AlertMetric::per_map) {
+        format!("map {} ({})", a.program, a.program_id)
+    } else if a.program_id == 0 {
         "(host)".into()
     } else {
         format!("{} ({})", a.program, a.program_id)
@@ -72,7 +76,7 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
         let mut t = table(
             &[
                 "RULE",
-                "PROGRAM (ID)",
+                "SUBJECT (ID)",
                 "METRIC",
                 "NOW",
                 "ABOVE",
@@ -82,7 +86,7 @@ pub async fn alerts(p: &Stats1Proxy<'_>, since: When, json: bool) -> Result<()> 
             3,
         );
         // On a narrow terminal names are cut: the values and levels stay whole.
-        t.cut("PROGRAM (ID)", 12, 2);
+        t.cut("SUBJECT (ID)", 12, 2);
         t.cut("RULE", 8, 1);
         for a in &active {
             t.add_row(vec![

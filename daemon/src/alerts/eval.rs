@@ -96,11 +96,11 @@ pub struct Judged {
 }
 
 impl Judged {
-    fn changed(&self) -> bool {
+    pub(super) fn changed(&self) -> bool {
         !self.changes.is_empty() || self.more > 0
     }
 
-    fn push(&mut self, limit: usize, make: impl FnOnce() -> Change) {
+    pub(super) fn push(&mut self, limit: usize, make: impl FnOnce() -> Change) {
         if self.changes.len() < limit {
             self.changes.push(make());
         } else {
@@ -110,19 +110,19 @@ impl Judged {
 }
 
 /// What a change is about, besides its rule and key.
-struct About<'a> {
-    prog_id: u32,
-    program: &'a str,
-    prog_type: &'a str,
+pub(super) struct About<'a> {
+    pub prog_id: u32,
+    pub program: &'a str,
+    pub prog_type: &'a str,
 }
 
-const HOST: About<'static> = About {
+pub(super) const HOST: About<'static> = About {
     prog_id: 0,
     program: "",
     prog_type: "",
 };
 
-fn change(
+pub(super) fn change(
     rule: &Rule,
     about: &About<'_>,
     value: f64,
@@ -235,7 +235,10 @@ impl Covered {
 
 /// Whether a rule's program glob and type fit a program.
 fn named(rule: &Rule, name: &str, full_name: &str, prog_type: &str) -> bool {
-    if rule.metric == Metric::StatsOverheadPct || observer::is_own(name, prog_type) {
+    if rule.metric == Metric::StatsOverheadPct
+        || rule.metric.per_map()
+        || observer::is_own(name, prog_type)
+    {
         return false;
     }
     rule.program
@@ -255,7 +258,7 @@ fn held(rule: &Rule, ctx: &ProgramContext) -> bool {
 
 /// Puts `key` at its place in `keys` (by rule index), in place of one there (a restored raise
 /// wins over the pending state the first pass may have left).
-fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
+pub(super) fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
     match keys.binary_search_by_key(&i, |k| k.0) {
         Ok(at) => keys[at].1 = key,
         Err(at) => keys.insert(at, (i, key)),
@@ -265,7 +268,7 @@ fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
 /// Steps the keys of the covered rules in `rules` (ascending, as `keys`) with `value_of`'s
 /// value for each; a key is made only when a value is above its rule's threshold. A rule
 /// without a value this pass (`None`: no evidence) leaves its key as it is.
-fn step_keys(
+pub(super) fn step_keys(
     rules: &[Rule],
     covered: &[u16],
     keys: &mut Vec<(u16, Key)>,
@@ -300,19 +303,21 @@ fn step_keys(
 /// Judges every rule on each pass.
 #[derive(Debug, Default)]
 pub struct Evaluator {
-    rules: Vec<Rule>,
+    pub(super) rules: Vec<Rule>,
     programs: HashMap<u32, Covered>,
     /// Keys of host-wide rules.
     host: Vec<(u16, Key)>,
+    /// Keys of per-map rules, and their alerts from before a restart.
+    pub(super) maps: super::maps::MapAlerts,
     /// Alerts raised when the daemon stopped, as the store kept them: each carries on only
     /// under the same rule (name, metric, threshold, clear).
     restored: Vec<AlertRecord>,
     passes: u64,
     /// Changes returned one by one each pass; the rest are counted.
-    limit: usize,
+    pub(super) limit: usize,
     /// Counts every change of what is raised, so the store rewrites its list of open alerts
     /// only when it changed.
-    generation: u64,
+    pub(super) generation: u64,
 }
 
 impl Evaluator {
@@ -340,6 +345,7 @@ impl Evaluator {
             && self.restored.is_empty()
             && self.host.is_empty()
             && self.programs.values().all(|c| c.keys.is_empty())
+            && self.maps.is_empty()
     }
 
     /// Judges one pass; returns the alerts raised and cleared by it. `unread` (ascending): the
@@ -398,7 +404,7 @@ impl Evaluator {
                         totals[usize::from(i)] += rates.cpu_pct;
                         None
                     }
-                    Metric::StatsOverheadPct => None,
+                    Metric::StatsOverheadPct | Metric::MapFillPct => None,
                 },
                 now,
                 |rule, value, state, since| {
@@ -447,6 +453,9 @@ impl Evaluator {
                     && x.metric.host_wide() == (r.prog_id == 0)
             });
             match index.and_then(|i| u16::try_from(i).ok()) {
+                Some(i) if self.rules[usize::from(i)].metric.per_map() => {
+                    self.maps.restore_later(i, r);
+                }
                 Some(i) => {
                     pending.insert((i, r.prog_id), r);
                 }
@@ -537,31 +546,7 @@ impl Evaluator {
             .collect();
         let limit = self.limit;
         let mut carry = |keys: &mut Vec<(u16, Key)>, about: &About<'_>| {
-            let mut kept: Vec<(u16, Key)> = Vec::with_capacity(keys.len());
-            for (i, key) in keys.drain(..) {
-                match to.get(usize::from(i)).copied().flatten() {
-                    Some(j) => kept.push((j, key)),
-                    None => {
-                        if let (Some(since), Some(rule)) =
-                            (key.raised_since(), old.get(usize::from(i)))
-                        {
-                            out.push(limit, || {
-                                change(
-                                    rule,
-                                    about,
-                                    key.value,
-                                    State::Cleared,
-                                    Why::RuleChanged,
-                                    since,
-                                    now.wall,
-                                )
-                            });
-                        }
-                    }
-                }
-            }
-            kept.sort_by_key(|k| k.0);
-            *keys = kept;
+            carry_keys(keys, (&to, &old), about, now, (limit, &mut out));
         };
         for (&id, c) in &mut self.programs {
             let mut keys = std::mem::take(&mut c.keys);
@@ -570,6 +555,7 @@ impl Evaluator {
             c.seen = 0;
         }
         carry(&mut self.host, &HOST);
+        self.maps.each_keys(|keys, about| carry(keys, about));
         if self.rules.is_empty() {
             // Nothing more to judge: what was kept per program goes (its alerts were cleared).
             self.programs.clear();
@@ -583,19 +569,21 @@ impl Evaluator {
     pub fn active(&self, now: SystemTime, limit: usize) -> (Vec<Change>, usize) {
         // Plain (rule, program) pairs first, so only the ones listed cost strings: this runs
         // under the lock the sampling thread judges passes with.
-        let mut raised: Vec<(u16, u32, Option<&Covered>, &Key)> = Vec::new();
+        let mut raised: Vec<(u16, u32, About<'_>, &Key)> = Vec::new();
         for (&id, c) in &self.programs {
             for (i, key) in &c.keys {
                 if matches!(key.phase, Phase::Raised { .. }) {
-                    raised.push((*i, id, Some(c), key));
+                    raised.push((*i, id, c.about(id), key));
                 }
             }
         }
         for (i, key) in &self.host {
             if matches!(key.phase, Phase::Raised { .. }) {
-                raised.push((*i, 0, None, key));
+                raised.push((*i, 0, HOST, key));
             }
         }
+        self.maps
+            .raised(|i, about, key| raised.push((i, about.prog_id, about, key)));
         let total = raised.len();
         if raised.len() > limit {
             raised.select_nth_unstable_by_key(limit, |e| (e.0, e.1));
@@ -604,10 +592,9 @@ impl Evaluator {
         raised.sort_unstable_by_key(|e| (e.0, e.1));
         let list = raised
             .into_iter()
-            .filter_map(|(i, id, c, key)| {
+            .filter_map(|(i, _, about, key)| {
                 let rule = self.rules.get(usize::from(i))?;
                 let since = key.raised_since()?;
-                let about = c.map_or(HOST, |c| c.about(id));
                 Some(change(
                     rule,
                     &about,
@@ -645,11 +632,39 @@ impl Evaluator {
             .map(|c| raised(&c.keys))
             .sum::<usize>()
             + raised(&self.host)
+            + self.maps.raised_count()
     }
 }
 
+/// Keys of rules kept through a reload go to their new index (`to`, by old index); the alerts
+/// of rules changed or removed are cleared.
+fn carry_keys(
+    keys: &mut Vec<(u16, Key)>,
+    (to, old): (&[Option<u16>], &[Rule]),
+    about: &About<'_>,
+    now: &Moment,
+    (limit, out): (usize, &mut Judged),
+) {
+    let mut kept: Vec<(u16, Key)> = Vec::with_capacity(keys.len());
+    for (i, key) in keys.drain(..) {
+        match to.get(usize::from(i)).copied().flatten() {
+            Some(j) => kept.push((j, key)),
+            None => {
+                if let (Some(since), Some(rule)) = (key.raised_since(), old.get(usize::from(i))) {
+                    let why = Why::RuleChanged;
+                    out.push(limit, || {
+                        change(rule, about, key.value, State::Cleared, why, since, now.wall)
+                    });
+                }
+            }
+        }
+    }
+    kept.sort_by_key(|k| k.0);
+    *keys = kept;
+}
+
 /// The clearing of an alert raised before a restart whose program or rule is gone.
-fn gone(rule: &Rule, r: &AlertRecord, now: &Moment) -> Change {
+pub(super) fn gone(rule: &Rule, r: &AlertRecord, now: &Moment) -> Change {
     let about = About {
         prog_id: r.prog_id,
         program: &r.program,
@@ -677,5 +692,6 @@ fn placeholder(name: &str) -> Rule {
         program: None,
         prog_type: None,
         unit: None,
+        map: None,
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod eval;
 mod key;
+mod maps;
 pub mod rules;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use ebpfstat_store::AlertRecord;
 
 pub use eval::{Change, Evaluator, Judged, Moment, Raised, Rates, State, Subject, Why};
+pub use maps::MapSubject;
 pub use rules::{Metric, Rule, show};
 
 /// Changes said one by one per pass (signal, log line, stored record).
@@ -23,7 +25,9 @@ pub const MAX_SAID_PER_PASS: usize = 100;
 
 /// What a change says, in words.
 pub fn text(c: &Change) -> String {
-    let subject = if c.prog_id == 0 {
+    let subject = if c.metric.per_map() {
+        format!("map {} (id {})", c.program, c.prog_id)
+    } else if c.prog_id == 0 {
         "host".to_owned()
     } else {
         format!("{} (id {})", c.program, c.prog_id)

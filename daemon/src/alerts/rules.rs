@@ -41,8 +41,11 @@ pub struct Rule {
     pub program: Option<Glob>,
     /// A program type, in bpftool's spelling (`tracepoint`).
     pub prog_type: Option<String>,
-    /// A glob on the systemd unit of a process holding the program.
+    /// A glob on the systemd unit of a process holding the program (or the map).
     pub unit: Option<Glob>,
+    /// For `map_fill_pct`: a glob on the map's name (`program` then chooses maps by the
+    /// programs using them).
+    pub map: Option<Glob>,
 }
 
 /// A number, or for `map_memory` a size (`"64MiB"`).
@@ -66,6 +69,7 @@ struct RawRule {
     #[serde(rename = "type")]
     prog_type: Option<String>,
     unit: Option<String>,
+    map: Option<String>,
 }
 
 fn level(metric: Metric, key: &str, v: &Level) -> Result<f64, String> {
@@ -162,10 +166,13 @@ impl TryFrom<RawRule> for Rule {
         }
         let program = pattern("program", r.program).map_err(at)?;
         let unit = pattern("unit", r.unit).map_err(at)?;
-        let (program, unit) = (
+        let map = pattern("map", r.map).map_err(at)?;
+        let (program, unit, map) = (
             program.as_deref().map(Glob::new),
             unit.as_deref().map(Glob::new),
+            map.as_deref().map(Glob::new),
         );
+        check_scope(r.metric, map.is_some(), r.prog_type.is_some()).map_err(at)?;
         if let Some(t) = &r.prog_type
             && !prog_types().contains(&t.as_str())
         {
@@ -191,8 +198,27 @@ impl TryFrom<RawRule> for Rule {
             program,
             prog_type: r.prog_type,
             unit,
+            map,
         })
     }
+}
+
+/// `map` chooses maps, so it goes with `map_fill_pct` alone; `type` is a program's.
+fn check_scope(metric: Metric, map: bool, prog_type: bool) -> Result<(), String> {
+    if metric.per_map() && prog_type {
+        return Err(
+            "map_fill_pct watches maps: choose them by map, program or unit (type is a \
+             program type)"
+                .into(),
+        );
+    }
+    if map && !metric.per_map() {
+        return Err(format!(
+            "map chooses maps, for map_fill_pct; {} watches programs",
+            metric.as_str()
+        ));
+    }
+    Ok(())
 }
 
 fn span(d: Duration) -> String {
@@ -218,6 +244,7 @@ impl std::fmt::Display for Rule {
             ("program", self.program.as_ref().map(Glob::as_str)),
             ("type", self.prog_type.as_deref()),
             ("unit", self.unit.as_ref().map(Glob::as_str)),
+            ("map", self.map.as_ref().map(Glob::as_str)),
         ] {
             if let Some(v) = v {
                 write!(f, "\n{key} = \"{v}\"")?;
@@ -246,7 +273,9 @@ mod tests {
         let rules = parse(
             "[[alert]]\nname = \"hot\"\nmetric = \"cpu_pct\"\nthreshold = 5\nclear = 4.5\n\
              for = \"30s\"\nprogram = \"sys_*\"\ntype = \"tracepoint\"\nunit = \"falco*\"\n\
-             [[alert]]\nname = \"maps\"\nmetric = \"map_memory\"\nthreshold = \"64MiB\"\n",
+             [[alert]]\nname = \"maps\"\nmetric = \"map_memory\"\nthreshold = \"64MiB\"\n\
+             [[alert]]\nname = \"full\"\nmetric = \"map_fill_pct\"\nthreshold = 90\n\
+             map = \"conn*\"\nunit = \"cilium*\"\n",
         )
         .expect("valid");
         assert_eq!(rules[0].threshold, 5.0);
@@ -318,6 +347,14 @@ mod tests {
             (
                 "metric = \"stats_overhead_pct\"\nthreshold = 1\nprogram = \"x\"",
                 "do not apply",
+            ),
+            (
+                "metric = \"cpu_pct\"\nthreshold = 1\nmap = \"conn*\"",
+                "map chooses maps, for map_fill_pct; cpu_pct watches programs",
+            ),
+            (
+                "metric = \"map_fill_pct\"\nthreshold = 90\ntype = \"xdp\"",
+                "type is a program type",
             ),
         ] {
             let e = parse(&rule(body)).expect_err(body);

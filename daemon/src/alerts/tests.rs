@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::eval::{Change, Evaluator, Moment, Rates, State, Subject, Why};
+use super::eval::{Change, Evaluator, Judged, Moment, Rates, State, Subject, Why};
+use super::maps::MapSubject;
 use super::rules::{Metric, Rule};
 use crate::sampler::model::ProgramContext;
 use crate::sampler::owners::Owner;
@@ -26,6 +27,7 @@ fn rule(name: &str, metric: Metric, threshold: f64, clear: f64, hold_s: u64) -> 
         program: None,
         prog_type: None,
         unit: None,
+        map: None,
     }
 }
 
@@ -444,4 +446,116 @@ fn a_program_whose_holders_change_out_of_a_unit_rule_is_cleared() {
     let c = judge(&mut ev, &[subject(&p, 2.0)], None, &at(2));
     assert_eq!(c.len(), 1);
     assert_eq!((c[0].state, c[0].why), (State::Cleared, Why::Unmatched));
+}
+
+fn map(
+    id: u32,
+    name: &'static str,
+    fill_pct: Option<f64>,
+    programs: Vec<&'static str>,
+) -> MapSubject<'static> {
+    MapSubject {
+        id,
+        name,
+        map_type: "hash",
+        fill_pct,
+        owners: &[],
+        programs,
+    }
+}
+
+fn judge_maps(ev: &mut Evaluator, maps: &[MapSubject<'_>], now: &Moment) -> Vec<Change> {
+    let mut out = ev.evaluate(&[], &[], None, now);
+    ev.evaluate_maps(maps, now, &mut out);
+    out.changes
+}
+
+fn said(changes: &[Change]) -> Vec<(u32, State, Why)> {
+    changes
+        .iter()
+        .map(|c| (c.prog_id, c.state, c.why))
+        .collect()
+}
+
+/// One alert per map its globs choose (by map name, or by the programs using it); a map not
+/// counted keeps its state; a map gone clears; a restart carries a raised one on.
+#[test]
+fn map_fill_alerts_follow_each_map() {
+    use crate::glob::Glob;
+    let by_name = Rule {
+        map: Some(Glob::new("conn*")),
+        ..rule("full", Metric::MapFillPct, 90.0, 50.0, 0)
+    };
+    let by_program = Rule {
+        program: Some(Glob::new("falco_*")),
+        ..rule("falco_full", Metric::MapFillPct, 90.0, 50.0, 0)
+    };
+    let mut ev = Evaluator::new(vec![by_name, by_program], Vec::new(), usize::MAX);
+    let pass = |conn: Option<f64>| {
+        vec![
+            map(7, "conntrack", conn, vec!["xdp_lb"]),
+            map(8, "events", Some(95.0), vec!["falco_exec"]),
+            map(9, "other", Some(99.0), vec!["cilium"]),
+        ]
+    };
+    let c = judge_maps(&mut ev, &pass(Some(95.0)), &at(1));
+    assert_eq!(
+        said(&c),
+        [
+            (7, State::Raised, Why::Crossed),
+            (8, State::Raised, Why::Crossed)
+        ]
+    );
+    assert_eq!(
+        (c[0].program.as_str(), c[0].prog_type.as_str()),
+        ("conntrack", "hash")
+    );
+    assert_eq!(
+        super::text(&c[0]),
+        "alert full raised: map conntrack (id 7): map_fill_pct 95% above 90%"
+    );
+    // Not counted this time: no evidence, nothing changes.
+    assert!(judge_maps(&mut ev, &pass(None), &at(2)).is_empty());
+    let c = judge_maps(&mut ev, &pass(Some(50.0)), &at(3));
+    assert_eq!(said(&c), [(7, State::Cleared, Why::Crossed)]);
+    // Map 8 is freed while raised.
+    let c = judge_maps(&mut ev, &[map(7, "conntrack", Some(10.0), vec![])], &at(4));
+    assert_eq!(said(&c), [(8, State::Cleared, Why::Unloaded)]);
+    assert_eq!(ev.raised(), 0);
+
+    // Raised before a restart: the same map (id and name) carries it on, from then.
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 - 10);
+    let record = |id: u32, name: &str| AlertRecord {
+        time: since,
+        rule: "full".into(),
+        metric: "map_fill_pct".into(),
+        state: "raised".into(),
+        prog_id: id,
+        program: name.into(),
+        prog_type: "hash".into(),
+        value: 95.0,
+        threshold: 90.0,
+        clear: 50.0,
+        since,
+        text: String::new(),
+    };
+    let rules = ev.rules().to_vec();
+    let mut ev = Evaluator::new(
+        rules,
+        vec![record(7, "conntrack"), record(70, "conn_gone")],
+        usize::MAX,
+    );
+    let mut first = at(0);
+    first.elapsed = Duration::ZERO;
+    let mut out = Judged::default();
+    ev.evaluate_maps(&pass(Some(96.0)), &first, &mut out);
+    let c = judge_maps(&mut ev, &pass(Some(96.0)), &at(1));
+    assert_eq!(
+        said(&c),
+        [(70, State::Cleared, Why::GoneAfterRestart)],
+        "{c:?}"
+    );
+    let active = ev.active(SystemTime::now(), 10).0;
+    let raised: Vec<(u32, SystemTime)> = active.iter().map(|a| (a.prog_id, a.since)).collect();
+    assert!(raised.contains(&(7, since)), "{active:?}");
 }

@@ -1,17 +1,20 @@
 //! The sampling thread's side of alerts: each pass judged by the evaluator in
 //! [`Shared::alerts`], and what changed said: logged, signalled, recorded.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ebpfstat_numbers::Share;
+use ebpfstat_numbers::{Share, rates};
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    Evaluator, Judged, MAX_SAID_PER_PASS, Moment, Rates, Rule, State, Subject, record_of, text,
+    Evaluator, Judged, MAX_SAID_PER_PASS, MapSubject, Moment, Rates, Rule, State, Subject,
+    record_of, text,
 };
 use crate::quiet::Quiet;
 use crate::sampler::Pass;
+use crate::sampler::entry_kinds::Entries;
 use crate::shared::{Shared, StoreMsg, lock};
 
 /// The sampling thread's side: judging each pass (the evaluator is in [`Shared::alerts`], for
@@ -86,12 +89,17 @@ impl Alerting {
                     }),
                 })
                 .collect();
-            self.evaluator.evaluate(
+            let mut judged = self.evaluator.evaluate(
                 &subjects,
                 &pass.unread_ids,
                 pass.stats_overhead.map(Share::percent),
                 &now,
-            )
+            );
+            if self.evaluator.wants_maps() {
+                let maps = map_subjects(pass);
+                self.evaluator.evaluate_maps(&maps, &now, &mut judged);
+            }
+            judged
         };
         self.last = Some(now);
         self.publish(shared, now.wall, false);
@@ -143,4 +151,30 @@ impl Alerting {
             );
         }
     }
+}
+
+/// The pass's maps as map rules judge them: fill, holders, and the programs using each.
+fn map_subjects(pass: &Pass) -> Vec<MapSubject<'_>> {
+    let mut users: HashMap<u32, Vec<&str>> = HashMap::new();
+    for p in &pass.programs {
+        for id in &p.context.map_ids {
+            let names = users.entry(*id).or_default();
+            names.push(&p.meta.full_name);
+            names.push(&p.meta.name);
+        }
+    }
+    pass.maps
+        .iter()
+        .map(|m| MapSubject {
+            id: m.id,
+            name: &m.name,
+            map_type: m.map_type,
+            fill_pct: match m.entries {
+                Entries::Counted { n, .. } => Some(rates::fill_pct(n, m.max_entries)),
+                Entries::NotCounted(_) => None,
+            },
+            owners: &m.owners,
+            programs: users.remove(&m.id).unwrap_or_default(),
+        })
+        .collect()
 }

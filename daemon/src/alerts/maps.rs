@@ -1,0 +1,235 @@
+//! Alerts on maps (`map_fill_pct`): one state machine per (rule, map), beside the programs'.
+//! A map is judged when a rescan read it again (its entries are counted then, and hold till
+//! the next); a map gone clears its alerts. A map alert names the map where a program alert
+//! names its program: its id, name and type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ebpfstat_store::AlertRecord;
+
+use super::eval::{About, Evaluator, Judged, Why, change, put_key, step_keys};
+use super::key::{Key, Moment, State};
+use super::rules::Rule;
+use crate::sampler::owners::Owner;
+
+/// One map as a rescan saw it.
+#[derive(Debug, Clone)]
+pub struct MapSubject<'a> {
+    pub id: u32,
+    pub name: &'a str,
+    pub map_type: &'static str,
+    /// Entries of max entries, percent; `None` when not counted (a rule keeps its state).
+    pub fill_pct: Option<f64>,
+    pub owners: &'a [Arc<Owner>],
+    /// Full and kernel names of the live programs using it.
+    pub programs: Vec<&'a str>,
+}
+
+/// A map with alerts that are not quiet.
+#[derive(Debug)]
+struct Watched {
+    name: Box<str>,
+    map_type: &'static str,
+    keys: Vec<(u16, Key)>,
+}
+
+impl Watched {
+    fn about(&self, id: u32) -> About<'_> {
+        About {
+            prog_id: id,
+            program: &self.name,
+            prog_type: self.map_type,
+        }
+    }
+}
+
+/// The per-map side of an [`Evaluator`].
+#[derive(Debug, Default)]
+pub struct MapAlerts {
+    maps: HashMap<u32, Watched>,
+    /// Raised before a restart, by (rule, map id): carried on if the same map is there.
+    restored: HashMap<(u16, u32), AlertRecord>,
+}
+
+impl MapAlerts {
+    pub(super) fn is_empty(&self) -> bool {
+        self.maps.values().all(|m| m.keys.is_empty()) && self.restored.is_empty()
+    }
+
+    pub(super) fn restore_later(&mut self, rule: u16, r: AlertRecord) {
+        self.restored.insert((rule, r.prog_id), r);
+    }
+
+    /// Each map's keys, with what its alerts are about.
+    pub(super) fn each_keys(&mut self, mut f: impl FnMut(&mut Vec<(u16, Key)>, &About<'_>)) {
+        for (&id, m) in &mut self.maps {
+            let mut keys = std::mem::take(&mut m.keys);
+            f(&mut keys, &m.about(id));
+            m.keys = keys;
+        }
+    }
+
+    /// The keys raised now.
+    pub(super) fn raised<'a>(&'a self, mut f: impl FnMut(u16, About<'a>, &'a Key)) {
+        for (&id, m) in &self.maps {
+            for (i, key) in &m.keys {
+                if key.raised_since().is_some() {
+                    f(*i, m.about(id), key);
+                }
+            }
+        }
+    }
+
+    pub(super) fn raised_count(&self) -> usize {
+        let mut n = 0;
+        self.raised(|_, _, _| n += 1);
+        n
+    }
+}
+
+/// Whether `rule` covers map `m`: its map, program and unit globs.
+fn covers(rule: &Rule, m: &MapSubject<'_>) -> bool {
+    rule.metric.per_map()
+        && rule.map.as_ref().is_none_or(|g| g.matches(m.name))
+        && rule
+            .program
+            .as_ref()
+            .is_none_or(|g| m.programs.iter().any(|p| g.matches(p)))
+        && rule.unit.as_ref().is_none_or(|u| {
+            m.owners
+                .iter()
+                .any(|o| o.unit.as_deref().is_some_and(|ou| u.matches(ou)))
+        })
+}
+
+impl Evaluator {
+    /// Judges the maps a rescan read (all of them: a map not among them is gone); what
+    /// changed goes to `out` (with the pass's program changes).
+    pub fn evaluate_maps(&mut self, maps: &[MapSubject<'_>], now: &Moment, out: &mut Judged) {
+        let changed_before = out.changed();
+        let (rules, limit) = (&self.rules, self.limit);
+        let map_rules: Vec<u16> = (0..rules.len())
+            .filter(|&i| rules[i].metric.per_map())
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect();
+        let alerts = &mut self.maps;
+        let mut seen = HashMap::with_capacity(maps.len());
+        for m in maps {
+            let mut w = alerts.maps.remove(&m.id).unwrap_or_else(|| Watched {
+                name: m.name.into(),
+                map_type: m.map_type,
+                keys: Vec::new(),
+            });
+            let covered: Vec<u16> = map_rules
+                .iter()
+                .copied()
+                .filter(|&i| covers(&rules[usize::from(i)], m))
+                .collect();
+            restore(&mut alerts.restored, &covered, m, &mut w.keys, now);
+            let about = About {
+                prog_id: m.id,
+                program: m.name,
+                prog_type: m.map_type,
+            };
+            step_keys(
+                rules,
+                &covered,
+                &mut w.keys,
+                |_, _| m.fill_pct,
+                now,
+                |rule, v, state, since| {
+                    out.push(limit, || {
+                        change(rule, &about, v, state, Why::Crossed, since, now.wall)
+                    });
+                },
+            );
+            // Rules that no longer cover it (its holders changed) clear its alerts.
+            clear_uncovered(&mut w, m.id, (rules, &covered), now, (limit, out));
+            seen.insert(m.id, w);
+        }
+        for (id, w) in alerts.maps.drain() {
+            for (i, key) in &w.keys {
+                if let (Some(since), Some(rule)) = (key.raised_since(), rules.get(usize::from(*i)))
+                {
+                    out.push(limit, || {
+                        change(
+                            rule,
+                            &w.about(id),
+                            key.value,
+                            State::Cleared,
+                            Why::Unloaded,
+                            since,
+                            now.wall,
+                        )
+                    });
+                }
+            }
+        }
+        seen.retain(|_, w| !w.keys.is_empty());
+        alerts.maps = seen;
+        for ((i, _), r) in alerts.restored.drain() {
+            if let Some(rule) = rules.get(usize::from(i)) {
+                out.push(limit, || super::eval::gone(rule, &r, now));
+            }
+        }
+        if out.changed() && !changed_before {
+            self.generation += 1;
+        }
+    }
+
+    /// Whether maps are to be judged: a rule watches them, or one of their alerts is raised
+    /// or waits to be restored.
+    pub fn wants_maps(&self) -> bool {
+        self.rules.iter().any(|r| r.metric.per_map()) || !self.maps.is_empty()
+    }
+}
+
+/// Alerts raised on map `m` before a restart carry on under a rule still covering it.
+fn restore(
+    restored: &mut HashMap<(u16, u32), AlertRecord>,
+    covered: &[u16],
+    m: &MapSubject<'_>,
+    keys: &mut Vec<(u16, Key)>,
+    now: &Moment,
+) {
+    for &i in covered {
+        if let Some(r) = restored.remove(&(i, m.id)) {
+            if r.program == m.name {
+                put_key(keys, i, Key::restored(r.value, r.since, now));
+            } else {
+                restored.insert((i, m.id), r);
+            }
+        }
+    }
+}
+
+fn clear_uncovered(
+    w: &mut Watched,
+    id: u32,
+    (rules, covered): (&[Rule], &[u16]),
+    now: &Moment,
+    (limit, out): (usize, &mut Judged),
+) {
+    let mut keys = std::mem::take(&mut w.keys);
+    keys.retain(|(i, key)| {
+        let kept = covered.binary_search(i).is_ok();
+        if let (false, Some(since), Some(rule)) =
+            (kept, key.raised_since(), rules.get(usize::from(*i)))
+        {
+            out.push(limit, || {
+                change(
+                    rule,
+                    &w.about(id),
+                    key.value,
+                    State::Cleared,
+                    Why::Unmatched,
+                    since,
+                    now.wall,
+                )
+            });
+        }
+        kept
+    });
+    w.keys = keys;
+}

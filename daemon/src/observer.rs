@@ -24,7 +24,8 @@ pub const PROBE_NAME: &str = "ebpfstat_probe";
 /// Whether a program is the daemon's own probe: by its name and type, so probes loaded by
 /// earlier runs of the daemon are recognised in history too.
 pub fn is_own(name: &str, prog_type: &str) -> bool {
-    name == PROBE_NAME && prog_type == "socket_filter"
+    (name == PROBE_NAME && prog_type == "socket_filter")
+        || (name == crate::sampler::map_iter::ITER_NAME && prog_type == "tracing")
 }
 
 /// The programs of a pass a person is shown (status counts them, `/metrics` and the textfile
@@ -52,6 +53,7 @@ impl Probe {
             insns: &INSNS,
             name: PROBE_NAME,
             btf: None,
+            attach: None,
         })?;
         Ok(Self { prog })
     }

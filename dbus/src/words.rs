@@ -195,6 +195,9 @@ words!(
         Keys = "keys",
         /// An array: every slot exists, so its entries are its max entries by definition.
         Array = "array",
+        /// The kernel's own element counters (hash maps, Linux 6.6 and later), read for every
+        /// map at once by the daemon's map iterator.
+        Kernel = "kernel",
     }
 );
 

@@ -69,6 +69,7 @@ fn load_trivial() -> Result<OwnedFd, SysError> {
         insns: &[mov_r0(0), EXIT],
         name: "ebpfstat_probe",
         btf: None,
+        attach: None,
     })
 }
 
@@ -98,6 +99,7 @@ pub fn load_program(
         btf: btf_fd
             .as_ref()
             .map(|fd| (fd.as_fd(), btf::FUNC_BTF_FUNC_ID)),
+        attach: None,
     })
     .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
 }
@@ -114,6 +116,7 @@ pub fn costly_filter(name: &str, extra: usize) -> OwnedFd {
         insns: &insns,
         name,
         btf: None,
+        attach: None,
     })
     .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
 }

@@ -116,12 +116,19 @@ fn entries_of_every_hash_kind_are_counted_exactly() {
 
     let dir = open_tempdir();
     let d = ApiDaemon::start_with(None, "200ms", &["--config", &config(dir.path())]);
+    // Hash maps: the kernel's own element counters from 6.6 (the daemon's map iterator), batch
+    // reads before (the 6.1 guest checks those).
+    let release = host::KernelInfo::current().release;
+    let hashed = match host::parse_major_minor(&release) {
+        Some(v) if v >= (6, 6) => "kernel",
+        _ => "batch",
+    };
     for (n, want, max, by) in [
-        (&h, 137, 1000, "batch"),
-        (&pc, 42, 500, "batch"),
-        (&lru, lru_kept, 64, "batch"),
+        (&h, 137, 1000, hashed),
+        (&pc, 42, 500, hashed),
+        (&lru, lru_kept, 64, hashed),
         (&trie, 9, 100, "keys"),
-        (&hom, 5, 16, "batch"),
+        (&hom, 5, 16, hashed),
         (&arr, 8, 8, "array"),
     ] {
         let row = row_when(&d, n, Some(want));

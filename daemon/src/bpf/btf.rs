@@ -31,7 +31,7 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
 }
 
 /// Bytes that follow the common 12-byte header of a type of this kind.
-fn extra_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
+pub(super) fn extra_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
     Ok(match kind {
         1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
         2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD..FUNC, FLOAT, TYPE_TAG

@@ -544,6 +544,8 @@ pub struct ProgSpec<'a> {
     pub name: &'a str,
     /// BTF object fd and the type id of the main function's `BTF_KIND_FUNC`.
     pub btf: Option<(BorrowedFd<'a>, u32)>,
+    /// For a tracing program: its expected attach type and the vmlinux BTF id it attaches to.
+    pub attach: Option<(u32, u32)>,
 }
 
 pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
@@ -566,8 +568,14 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         func_info: u64,
         func_info_cnt: u32,
         line_info_rec_size: u32,
+        line_info: u64,
+        line_info_cnt: u32,
+        attach_btf_id: u32,
+        attach_btf_obj_fd: u32,
+        core_relo_cnt: u32,
     }
     let license = c"GPL";
+    let (expected_attach_type, attach_btf_id) = spec.attach.unwrap_or((0, 0));
     let func_info: [u32; 2] = [0, spec.btf.map_or(0, |(_, id)| id)];
     let mut attr = ProgLoadAttr {
         prog_type: spec.prog_type,
@@ -581,7 +589,7 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         prog_flags: 0,
         prog_name: obj_name(spec.name),
         prog_ifindex: 0,
-        expected_attach_type: 0,
+        expected_attach_type,
         prog_btf_fd: spec.btf.map_or(0, |(fd, _)| fd32(fd)),
         func_info_rec_size: if spec.btf.is_some() { 8 } else { 0 },
         func_info: if spec.btf.is_some() {
@@ -591,9 +599,57 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         },
         func_info_cnt: u32::from(spec.btf.is_some()),
         line_info_rec_size: 0,
+        line_info: 0,
+        line_info_cnt: 0,
+        attach_btf_id,
+        attach_btf_obj_fd: 0,
+        core_relo_cnt: 0,
     };
     // SAFETY: `insns`, `license` and `func_info` point at live buffers of the stated counts.
     unsafe { sys_bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr, "BPF_PROG_LOAD") }
+}
+
+/// Attaches an iterator program to its target (`BPF_LINK_CREATE` with `BPF_TRACE_ITER`), over
+/// every object of its kind (no iterator parameters).
+pub fn iter_link_create(prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct LinkCreateAttr {
+        prog_fd: u32,
+        target_fd: u32,
+        attach_type: u32,
+        flags: u32,
+        iter_info: u64,
+        iter_info_len: u32,
+        pad: u32,
+    }
+    const BPF_TRACE_ITER: u32 = 28;
+    let mut attr = LinkCreateAttr {
+        prog_fd: fd32(prog),
+        target_fd: 0,
+        attach_type: BPF_TRACE_ITER,
+        flags: 0,
+        iter_info: 0,
+        iter_info_len: 0,
+        pad: 0,
+    };
+    // SAFETY: plain integers; no iterator parameters are passed (null, length 0).
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr, "BPF_LINK_CREATE") }
+}
+
+/// A new pass of an iterator link (`BPF_ITER_CREATE`): a file whose reads run the program over
+/// every object and return what it wrote.
+pub fn iter_create(link: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct IterCreateAttr {
+        link_fd: u32,
+        flags: u32,
+    }
+    let mut attr = IterCreateAttr {
+        link_fd: fd32(link),
+        flags: 0,
+    };
+    // SAFETY: plain integers.
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_ITER_CREATE, &mut attr, "BPF_ITER_CREATE") }
 }
 
 /// What one `BPF_PROG_TEST_RUN` measured.

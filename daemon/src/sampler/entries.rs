@@ -1,8 +1,10 @@
 //! How many entries a map holds: counted the cheapest exact way the kernel offers for its type,
 //! or not at all (with the reason) — never an estimate.
 //!
-//! Hash maps are read in batches (`BPF_MAP_LOOKUP_BATCH`, one call per few hundred elements),
-//! other listable maps key by key (`BPF_MAP_GET_NEXT_KEY`, one call per element). Neither moves
+//! Hash maps are counted by the kernel itself where it keeps element counters (Linux 6.6, read
+//! for every map at once by the daemon's map iterator: [`super::map_iter`]), else read in
+//! batches (`BPF_MAP_LOOKUP_BATCH`, one call per few hundred elements); other listable maps key
+//! by key (`BPF_MAP_GET_NEXT_KEY`, one call per element). Neither moves
 //! an LRU map's recency. Counting costs CPU in proportion to the entries, so each rescan counts
 //! maps in id order from where the last one stopped, until [`BUDGET_CPU_NS`] is spent.
 
@@ -18,6 +20,7 @@ pub use super::entry_kinds::Entries;
 use super::entry_kinds::{Method, method};
 use super::errors::ErrorLog;
 use super::host;
+use super::map_iter::MapCounter;
 use super::maps::{MapEntry, MapSample};
 use crate::bpf::sys::{self, BatchBufs, ObjKind, SysError};
 
@@ -33,17 +36,17 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// `cursor` is left at the last map counted. Maps not reached keep their last count.
 pub fn count_some(
     maps: &mut IdMap<u32, MapEntry>,
-    cursor: &mut u32,
+    (cursor, counter): (&mut u32, Option<&MapCounter>),
     possible_cpus: Option<u32>,
     errors: &mut ErrorLog,
 ) {
+    let by_kernel = counter.is_some_and(|c| from_counters(maps, c, errors));
     let mut ids: Vec<u32> = maps
         .iter()
-        .filter(|(_, m)| {
-            matches!(
-                method(m.sample.type_id),
-                Method::Batch { .. } | Method::Keys
-            )
+        .filter(|(_, m)| match method(m.sample.type_id) {
+            Method::Batch { .. } => !by_kernel,
+            Method::Keys => true,
+            Method::Array | Method::Never(_) => false,
         })
         .map(|(&id, _)| id)
         .collect();
@@ -66,6 +69,29 @@ pub fn count_some(
             Err(e) => errors.per_map(id, &e),
         }
     }
+}
+
+/// Every hash map's entries from the kernel's own counters (one read for all); false when the
+/// read failed (said), and they are counted by batches this time.
+fn from_counters(maps: &mut IdMap<u32, MapEntry>, c: &MapCounter, errors: &mut ErrorLog) -> bool {
+    let counts = match c.counts() {
+        Ok(counts) => counts,
+        Err(e) => {
+            errors.fatal("the map iterator", &e);
+            return false;
+        }
+    };
+    let at = WallNs::of(SystemTime::now());
+    for (id, n) in counts {
+        let Some(m) = maps.get_mut(&id) else { continue };
+        // Summed per CPU while others update it, a count can dip below zero for an instant:
+        // not a count, and the last one stays.
+        if let (Method::Batch { .. }, Ok(n)) = (method(m.sample.type_id), u64::try_from(n)) {
+            let by = CountedBy::Kernel;
+            Arc::make_mut(&mut m.sample).entries = Entries::Counted { n, by, at };
+        }
+    }
+    true
 }
 
 /// Counts the entries of one map; `Ok(None)` if it is gone, or of a type not read to be counted

@@ -9,6 +9,7 @@ pub mod entries;
 pub mod entry_kinds;
 pub mod host;
 pub mod links;
+pub mod map_iter;
 pub mod maps;
 pub mod model;
 pub mod owners;
@@ -178,6 +179,22 @@ pub struct Sampler {
     other_holder: Option<bool>,
     /// The daemon's own programs (its calibration probe): not a workload, never sampled.
     own: Vec<u32>,
+    /// The kernel's element counters through the daemon's map iterator, where it has them.
+    map_counter: Option<map_iter::MapCounter>,
+}
+
+/// The map iterator, or (said once, at start) why hash maps are counted by batch reads.
+fn load_map_counter() -> Option<map_iter::MapCounter> {
+    match map_iter::MapCounter::load() {
+        Ok(c) => {
+            tracing::info!("hash maps' entries: the kernel's element counters, by a map iterator");
+            Some(c)
+        }
+        Err(e) => {
+            tracing::info!("hash maps' entries: counted by batch reads ({e})");
+            None
+        }
+    }
 }
 
 /// A periodic rescan reads every process's fds at least every this many periods, even when no
@@ -215,7 +232,9 @@ impl Sampler {
             interval_state: None,
             other_holder: None,
             own: Vec::new(),
+            map_counter: load_map_counter(),
         }
+        .with_own(Vec::new())
     }
 
     /// The stats switch, for calibration and duty-cycling.
@@ -236,9 +255,20 @@ impl Sampler {
         self.cfg.rescan_every = passes;
     }
 
-    /// Programs of the daemon's own, left out of every pass.
+    /// Programs of the daemon's own, left out of every pass: `ids`, and the map iterator.
     pub fn set_own(&mut self, ids: Vec<u32>) {
         self.own = ids;
+        if let Some(c) = &self.map_counter {
+            match c.prog_id() {
+                Ok(id) => self.own.push(id),
+                Err(e) => tracing::warn!("the map iterator's id: {e}; passes may show it"),
+            }
+        }
+    }
+
+    fn with_own(mut self, ids: Vec<u32>) -> Self {
+        self.set_own(ids);
+        self
     }
 
     pub fn set_other_holder(&mut self, other: bool) {
@@ -527,7 +557,7 @@ impl Sampler {
         idmap::shrink_after_removals(&mut self.maps);
         entries::count_some(
             &mut self.maps,
-            &mut self.count_cursor,
+            (&mut self.count_cursor, self.map_counter.as_ref()),
             self.possible_cpus,
             errors,
         );

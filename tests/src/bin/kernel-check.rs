@@ -51,15 +51,30 @@ struct Loaded {
     xdp: (OwnedFd, OwnedFd),
     /// A 64 KiB ring buffer: its memory is said on every kernel.
     ring: OwnedFd,
-    /// A hash map holding 137 entries (counted in batches) and a trie holding 9 (key by key).
-    hash: OwnedFd,
-    trie: OwnedFd,
+    /// Maps filled to known counts: [`filled_maps`].
+    maps: Filled,
     bpftrace: Option<Bpftrace>,
+}
+
+/// A hash map holding 137 entries, a per-CPU hash 42, an LRU map given 192 keys for 64 slots
+/// (what it kept: the kernel's own key walk), a hash of maps 5, and a trie 9 (key by key).
+struct Filled {
+    hash: OwnedFd,
+    percpu: OwnedFd,
+    lru: OwnedFd,
+    lru_kept: u64,
+    outer: OwnedFd,
+    _inner: OwnedFd,
+    trie: OwnedFd,
 }
 
 const MAP_TYPE_RINGBUF: u32 = 27;
 const MAP_TYPE_HASH: u32 = 1;
 const MAP_TYPE_LPM_TRIE: u32 = 11;
+const MAP_TYPE_ARRAY: u32 = 2;
+const MAP_TYPE_PERCPU_HASH: u32 = 5;
+const MAP_TYPE_LRU_HASH: u32 = 9;
+const MAP_TYPE_HASH_OF_MAPS: u32 = 13;
 const RING_BYTES: u32 = 64 * 1024;
 
 const VERSIONED: &str = "kcver";
@@ -115,7 +130,7 @@ fn matrix() -> Value {
 
 fn load(bpftrace: Option<Bpftrace>) -> Loaded {
     // Filled first, so the rescan new programs bring counts them full.
-    let (hash, trie) = filled_maps();
+    let maps = filled_maps();
     let prog = load_program(PROG_TYPE_XDP, "kcxdp", None, &[], 2);
     let link = kernel::link_create(prog.as_fd(), 1, ATTACH_XDP).expect("an XDP link on lo");
     Loaded {
@@ -126,17 +141,40 @@ fn load(bpftrace: Option<Bpftrace>) -> Loaded {
         xdp: (prog, link),
         ring: kernel::map_create(MAP_TYPE_RINGBUF, (0, 0, RING_BYTES), "kcring")
             .expect("a ring buffer"),
-        hash,
-        trie,
+        maps,
         bpftrace,
     }
 }
 
-fn filled_maps() -> (OwnedFd, OwnedFd) {
+fn filled_maps() -> Filled {
+    let fill = |fd: BorrowedFd<'_>, n: u32, value: &[u8]| {
+        for k in 0..n {
+            kernel::map_update(fd, &k.to_ne_bytes(), value).expect("update");
+        }
+    };
     let hash = kernel::map_create(MAP_TYPE_HASH, (4, 8, 1000), "kchash").expect("a hash map");
-    for k in 0u32..137 {
-        kernel::map_update(hash.as_fd(), &k.to_ne_bytes(), &[1; 8]).expect("hash update");
-    }
+    fill(hash.as_fd(), 137, &[1; 8]);
+    let cpus = ebpfstatd::sampler::host::possible_cpus().expect("possible CPUs");
+    let percpu =
+        kernel::map_create(MAP_TYPE_PERCPU_HASH, (4, 8, 500), "kcpercpu").expect("a per-CPU hash");
+    fill(
+        percpu.as_fd(),
+        42,
+        &vec![1; 8 * usize::try_from(cpus).expect("cpus")],
+    );
+    let lru = kernel::map_create(MAP_TYPE_LRU_HASH, (4, 8, 64), "kclru").expect("an LRU map");
+    fill(lru.as_fd(), 192, &[1; 8]);
+    let lru_kept = kernel::map_key_count(lru.as_fd(), 4).expect("the LRU map's keys");
+    let inner = kernel::map_create(MAP_TYPE_ARRAY, (4, 8, 1), "kcinner").expect("an inner map");
+    let outer = kernel::map_create_with(
+        MAP_TYPE_HASH_OF_MAPS,
+        (4, 4, 16),
+        0,
+        Some(inner.as_fd()),
+        "kcouter",
+    )
+    .expect("a hash of maps");
+    fill(outer.as_fd(), 5, &inner.as_raw_fd().to_ne_bytes());
     let trie =
         kernel::map_create_with(MAP_TYPE_LPM_TRIE, (8, 8, 100), 1, None, "kctrie").expect("a trie");
     for i in 0u8..9 {
@@ -144,10 +182,19 @@ fn filled_maps() -> (OwnedFd, OwnedFd) {
         key.extend_from_slice(&[10, 0, 0, i]);
         kernel::map_update(trie.as_fd(), &key, &[1; 8]).expect("trie update");
     }
-    (hash, trie)
+    Filled {
+        hash,
+        percpu,
+        lru,
+        lru_kept,
+        outer,
+        _inner: inner,
+        trie,
+    }
 }
 
-/// Entries as counted, and how: `[137, "batch"]` and `[9, "keys"]`.
+/// Entries as counted, and how (`[137, "kernel"]` from 6.6, `[137, "batch"]` before); the LRU
+/// map's with what the kernel's key walk found, `[n, how, kept]`.
 fn map_entries(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
     let maps = d.ctl_json(&["maps"]);
     let entries = |fd: BorrowedFd<'_>| {
@@ -158,9 +205,17 @@ fn map_entries(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
             .unwrap_or_else(|| panic!("map {id} missing: {maps}"));
         json!([row["entries"], row["entries_counted_by"]])
     };
+    let m = &loaded.maps;
+    let mut lru = entries(m.lru.as_fd());
+    if let Some(a) = lru.as_array_mut() {
+        a.push(json!(m.lru_kept));
+    }
     report["map_entries"] = json!({
-        "hash": entries(loaded.hash.as_fd()),
-        "trie": entries(loaded.trie.as_fd()),
+        "hash": entries(m.hash.as_fd()),
+        "percpu": entries(m.percpu.as_fd()),
+        "lru": lru,
+        "outer": entries(m.outer.as_fd()),
+        "trie": entries(m.trie.as_fd()),
     });
 }
 

@@ -1,8 +1,9 @@
 //! `maps` benchmark: what counting map entries costs. 1000 hash maps of 10 000 entries each
-//! (made and filled here): CPU per entry counted in batches (the daemon's way for hash maps)
-//! against key by key (its fallback, and the kernel's floor for a walk: one call per key), the
-//! CPU to count them all once, how many rescans the daemon's 20 ms budget spreads that over,
-//! and what that adds to a pass at the default `rescan_every`.
+//! (made and filled here): CPU to count them all by the kernel's own element counters (one
+//! read of the daemon's map iterator, Linux 6.6+), in batches (the daemon's way for hash maps
+//! before 6.6) and key by key (its fallback, and the kernel's floor for a walk: one call per
+//! key), how many rescans the daemon's 20 ms budget spreads batches over, and what that adds
+//! to a pass at the default `rescan_every`.
 //!
 //! Run as root: `cargo bench -p ebpfstat-tests --bench maps` (`-- --maps N --entries M`).
 
@@ -67,17 +68,22 @@ fn main() {
         );
     }
     let keys_ns = (thread_cpu_ns() - start) as f64;
+    let iter_ns = by_iterator(&samples, per_map);
 
     let rescans = (batch_ns / BUDGET_CPU_NS as f64).ceil();
     let every = ebpfstatd::config::Effective::default().rescan_every as f64;
     println!("\nmaps: {n_maps} hash maps × {per_map} entries ({total} entries), CPU (user+sys)");
-    println!("{:>28} | {:>12} | {:>10}", "", "ns / entry", "all, ms");
-    for (what, ns) in [
-        ("batches (daemon)", batch_ns),
+    println!("{:>30} | {:>12} | {:>10}", "", "ns / entry", "all, ms");
+    let mut rows = vec![
+        ("batches (daemon before 6.6)", batch_ns),
         ("key by key (floor of a walk)", keys_ns),
-    ] {
+    ];
+    if let Some(ns) = iter_ns {
+        rows.insert(0, ("kernel counters (daemon 6.6+)", ns));
+    }
+    for (what, ns) in rows {
         println!(
-            "{what:>28} | {:>12.1} | {:>10.1}",
+            "{what:>30} | {:>12.3} | {:>10.2}",
             ns / total as f64,
             ns / 1e6
         );
@@ -86,9 +92,36 @@ fn main() {
         "batches against key by key: {:.2}× the CPU",
         batch_ns / keys_ns
     );
+    match iter_ns {
+        Some(ns) => println!(
+            "kernel counters against batches: {:.4}× the CPU; every map counted at every rescan",
+            ns / batch_ns
+        ),
+        None => println!("kernel counters: this kernel has no map iterator for the daemon"),
+    }
     println!(
         "the 20 ms budget spreads one count of every map over {rescans} rescans; at rescan_every \
          = {every} that adds at most {:.2} ms CPU a pass on average",
         (BUDGET_CPU_NS as f64).min(batch_ns) / every / 1e6
     );
+}
+
+/// CPU of one read of the daemon's map iterator (every map's count); `None` where the kernel
+/// has none. Each of `samples` must read `per_map`.
+fn by_iterator(samples: &[maps::MapSample], per_map: u32) -> Option<f64> {
+    let counter = match ebpfstatd::sampler::map_iter::MapCounter::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("maps benchmark: no map iterator: {e}");
+            return None;
+        }
+    };
+    let start = thread_cpu_ns();
+    let counts = counter.counts().expect("iterator read");
+    let ns = (thread_cpu_ns() - start) as f64;
+    for s in samples {
+        let n = counts.iter().find(|(id, _)| *id == s.id).map(|c| c.1);
+        assert_eq!(n, Some(i64::from(per_map)), "map {}", s.id);
+    }
+    Some(ns)
 }

@@ -45,8 +45,12 @@ pub use units::pct;
 
 /// A one-line chart of `values` (scaled to their maximum), one block per value.
 pub fn sparkline(values: &[f64]) -> String {
+    sparkline_to(values, values.iter().copied().fold(0.0_f64, f64::max))
+}
+
+/// A one-line chart of `values` scaled to `max` (a full block), one block per value.
+pub fn sparkline_to(values: &[f64], max: f64) -> String {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let max = values.iter().copied().fold(0.0_f64, f64::max);
     values
         .iter()
         .map(|&v| {
@@ -56,6 +60,25 @@ pub fn sparkline(values: &[f64]) -> String {
                 let i = usize::try_from(units::round_u64((v / max) * 7.0)).unwrap_or(7);
                 BLOCKS[i.min(7)]
             }
+        })
+        .collect()
+}
+
+/// A step series (each `(time_ns, value)` holds until the next; negative: not known) as
+/// `width` columns across `[from, to]`: each column the value held at its end (0 before the
+/// first point, and where not known).
+pub fn step_columns(points: &[(i64, i64)], (from, to): (i64, i64), width: usize) -> Vec<f64> {
+    let span = i128::from((to - from).max(1));
+    let columns = i128::try_from(width).unwrap_or(i128::MAX).max(1);
+    (1..=columns)
+        .map(|col| {
+            // The column's end: at most `to`, so it fits.
+            let at = i64::try_from(i128::from(from) + span * col / columns).unwrap_or(to);
+            points
+                .iter()
+                .take_while(|p| p.0 <= at)
+                .last()
+                .map_or(0.0, |p| p.1.max(0) as f64)
         })
         .collect()
 }
@@ -77,6 +100,15 @@ pub fn downsample(values: &[f64], width: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_series_fills_columns_with_what_was_held() {
+        // 5 from 10 s, 9 from 30 s, unknown from 35 s; four columns over 0..40 s.
+        let s = 1_000_000_000;
+        let points = [(10 * s, 5), (30 * s, 9), (35 * s, -1)];
+        assert_eq!(step_columns(&points, (0, 40 * s), 4), [5.0, 5.0, 9.0, 0.0]);
+        assert_eq!(sparkline_to(&[0.0, 50.0, 100.0], 100.0), " ▅█");
+    }
 
     #[test]
     fn durations() {

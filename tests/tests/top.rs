@@ -190,8 +190,12 @@ fn the_table_sorts_filters_windows_and_charts_a_program_with_its_reload() {
         s.contains("-1h") && s.contains("-30m") && s.contains("now"),
         "{s}"
     );
-    // Its own map and the shared one; the test process holds it.
+    // Its own map and the shared one; the test process holds it. Each (an array: entries are
+    // its max entries) charted from its stored history beneath it: full where the history has
+    // it (since the daemon started, the span's last columns), blank before.
     assert!(s.contains("maps (2,"), "{s}");
+    let charted = s.lines().filter(|l| l.trim_end().ends_with('█')).count();
+    assert_eq!(charted, 2, "an entries line under each map:\n{s}");
     assert!(
         s.contains(&format!("{}[{}]", own_comm(), std::process::id())) || s.contains(&own_comm()),
         "{s}"

@@ -80,22 +80,11 @@ fn chart(
         .map_or(80, usize::from)
         .saturating_sub(label.len() + 1)
         .max(10);
-    let span = i128::from((to - from).max(1));
-    let columns = i128::try_from(width).unwrap_or(i128::MAX);
-    let values: Vec<f64> = (1..=columns)
-        .map(|col| {
-            // The column's end: at most `to`, so it fits.
-            let at = i64::try_from(i128::from(from) + span * col / columns).unwrap_or(to);
-            points
-                .iter()
-                .take_while(|p| p.time_ns <= at)
-                .last()
-                .map_or(0.0, |p| p.peak_entries.max(0) as f64)
-        })
-        .collect();
+    let steps: Vec<(i64, i64)> = points.iter().map(|p| (p.time_ns, p.peak_entries)).collect();
+    let values = units::step_columns(&steps, (from, to), width);
     say(&format!(
         "{label}{} (0 to {})",
-        units::sparkline(&values),
+        units::sparkline_to(&values, f64::from(s.max_entries)),
         s.max_entries
     ))?;
     Ok(())

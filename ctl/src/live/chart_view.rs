@@ -210,19 +210,28 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
         p.maps.len(),
         units::bytes(mem)
     )));
-    out.extend(p.maps.iter().map(|m| {
+    for m in &p.maps {
         let fill = wire::MapUsage::of(&d.usage, m.id)
             .and_then(wire::MapUsage::counted)
             .map_or_else(String::new, |(n, pct)| {
                 format!(" {n}/{} {}", m.max_entries, units::pct(pct))
             });
-        item(format!(
+        out.push(item(format!(
             "{} {} {}{fill}",
             m.name,
             m.map_type,
             units::bytes(m.memlock_bytes)
-        ))
-    }));
+        )));
+        if let Some((_, points)) = d.map_entries.iter().find(|(id, _)| *id == m.id) {
+            // Entries across the span, each column the most held then (0 to max entries).
+            let width = w.saturating_sub(3).max(4);
+            let columns = units::step_columns(points, (d.from_ns, d.now_ns), width);
+            out.push(item(format!(
+                "  {}",
+                units::sparkline_to(&columns, f64::from(m.max_entries))
+            )));
+        }
+    }
     out.push(head("owners"));
     if p.program.owners.is_empty() {
         out.push(item("none (pinned or attached only)".into()));

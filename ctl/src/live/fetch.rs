@@ -59,7 +59,13 @@ pub struct ChartData {
     pub detail: Option<wire::ProgramDetail>,
     /// How full its maps are, when the program is loaded.
     pub usage: Vec<wire::MapUsage>,
+    /// Its maps' entries over the span (the first [`MAP_CHARTS`] with counted entries), as
+    /// stored: by map id, each change (time, entries).
+    pub map_entries: Vec<(u32, Vec<(i64, i64)>)>,
 }
+
+/// Maps of the program charted beside it at most (each is one call).
+pub const MAP_CHARTS: usize = 4;
 
 #[derive(Debug)]
 pub enum Reply {
@@ -263,6 +269,7 @@ async fn chart(
         Some(_) => p.map_usage(Options::new()).await?,
         None => Vec::new(),
     };
+    let map_entries = map_entries(p, detail.as_ref(), &usage, (from_ns, to_ns)).await?;
     Ok(ChartData {
         series_id,
         span,
@@ -272,5 +279,41 @@ async fn chart(
         points: pts,
         detail,
         usage,
+        map_entries,
     })
+}
+
+/// The entries of the program's first counted maps over `range`, from their stored history; a
+/// map the history does not have yet (seen less than a flush ago, or just freed) has none.
+async fn map_entries(
+    p: &Stats1Proxy<'_>,
+    detail: Option<&wire::ProgramDetail>,
+    usage: &[wire::MapUsage],
+    (from_ns, to_ns): (i64, i64),
+) -> zbus::Result<Vec<(u32, Vec<(i64, i64)>)>> {
+    let counted = detail
+        .into_iter()
+        .flat_map(|d| &d.maps)
+        .filter(|m| wire::MapUsage::of(usage, m.id).is_some_and(|u| u.counted().is_some()))
+        .take(MAP_CHARTS);
+    let mut out = Vec::new();
+    for m in counted {
+        match p
+            .map_history(&m.id.to_string(), from_ns, to_ns, Options::new())
+            .await
+        {
+            Ok((_, points)) => {
+                out.push((
+                    m.id,
+                    points
+                        .iter()
+                        .map(|pt| (pt.time_ns, pt.peak_entries))
+                        .collect(),
+                ));
+            }
+            Err(e) if matches!(wire::Error::from(e.clone()), wire::Error::NoSuchMap(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }

@@ -144,26 +144,13 @@ impl Evaluator {
                     });
                 },
             );
-            // Rules that no longer cover it (its holders changed) clear its alerts.
             clear_uncovered(&mut w, m.id, (rules, &covered), now, (limit, out));
             seen.insert(m.id, w);
         }
         for (id, w) in alerts.maps.drain() {
             for (i, key) in &w.keys {
-                if let (Some(since), Some(rule)) = (key.raised_since(), rules.get(usize::from(*i)))
-                {
-                    out.push(limit, || {
-                        change(
-                            rule,
-                            &w.about(id),
-                            key.value,
-                            State::Cleared,
-                            Why::Unloaded,
-                            since,
-                            now.wall,
-                        )
-                    });
-                }
+                let why = (&w.about(id), Why::Unloaded);
+                cleared(rules, (*i, key), why, now, (limit, out));
             }
         }
         seen.retain(|_, w| !w.keys.is_empty());
@@ -204,6 +191,7 @@ fn restore(
     }
 }
 
+/// Rules that no longer cover a map (its holders changed) clear its alerts.
 fn clear_uncovered(
     w: &mut Watched,
     id: u32,
@@ -214,22 +202,31 @@ fn clear_uncovered(
     let mut keys = std::mem::take(&mut w.keys);
     keys.retain(|(i, key)| {
         let kept = covered.binary_search(i).is_ok();
-        if let (false, Some(since), Some(rule)) =
-            (kept, key.raised_since(), rules.get(usize::from(*i)))
-        {
-            out.push(limit, || {
-                change(
-                    rule,
-                    &w.about(id),
-                    key.value,
-                    State::Cleared,
-                    Why::Unmatched,
-                    since,
-                    now.wall,
-                )
-            });
+        if !kept {
+            cleared(
+                rules,
+                (*i, key),
+                (&w.about(id), Why::Unmatched),
+                now,
+                (limit, out),
+            );
         }
         kept
     });
     w.keys = keys;
+}
+
+/// Says the alert of rule `i` cleared for `why`, if `key` has it raised.
+fn cleared(
+    rules: &[Rule],
+    (i, key): (u16, &Key),
+    (about, why): (&About<'_>, Why),
+    now: &Moment,
+    (limit, out): (usize, &mut Judged),
+) {
+    if let (Some(since), Some(rule)) = (key.raised_since(), rules.get(usize::from(i))) {
+        out.push(limit, || {
+            change(rule, about, key.value, State::Cleared, why, since, now.wall)
+        });
+    }
 }

@@ -12,8 +12,11 @@ use std::time::SystemTime;
 
 use ebpfstat_store::AlertRecord;
 
+use super::change::{About, HOST, change, gone};
+pub use super::change::{Change, Judged, Why};
 pub use super::key::{FLAP_MEMORY, MAX_BACKOFF, Moment, State};
-use super::key::{Key, Phase};
+use super::key::{Key, Phase, put_key, step_keys};
+use super::maps::{MapAlerts, MapSubject};
 use super::rules::{Metric, Rule};
 use crate::observer;
 use crate::sampler::model::ProgramContext;
@@ -40,40 +43,6 @@ pub struct Rates {
     pub runs_per_sec: f64,
 }
 
-/// Why an alert was cleared, when not because its value came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
-    Crossed,
-    Unloaded,
-    /// The program's holders changed and the rule (by `unit`) no longer covers it.
-    Unmatched,
-    RuleChanged,
-    /// Raised before a restart, and the program or rule is not there any more.
-    GoneAfterRestart,
-    /// Not a change: an alert listed while it is raised (`Evaluator::active`).
-    Still,
-}
-
-/// An alert raised or cleared, or (in [`Evaluator::active`]) one raised now.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub rule: String,
-    pub metric: Metric,
-    pub state: State,
-    pub why: Why,
-    /// 0 for a host-wide rule.
-    pub prog_id: u32,
-    /// The full name; empty for a host-wide rule.
-    pub program: String,
-    pub prog_type: String,
-    pub value: f64,
-    pub threshold: f64,
-    pub clear: f64,
-    /// When it was raised.
-    pub since: SystemTime,
-    pub time: SystemTime,
-}
-
 /// What is raised now, as the sampling thread last judged it: published after each pass that
 /// has alerts raised (or changed them), so that a reader never waits for a pass to be judged.
 #[derive(Debug, Default)]
@@ -86,65 +55,6 @@ pub struct Raised {
     pub active: Vec<Change>,
     /// How many are raised.
     pub total: usize,
-}
-
-/// What one pass (or reload) changed: the first changes up to the limit, and how many more.
-#[derive(Debug, Default)]
-pub struct Judged {
-    pub changes: Vec<Change>,
-    pub more: usize,
-}
-
-impl Judged {
-    pub(super) fn changed(&self) -> bool {
-        !self.changes.is_empty() || self.more > 0
-    }
-
-    pub(super) fn push(&mut self, limit: usize, make: impl FnOnce() -> Change) {
-        if self.changes.len() < limit {
-            self.changes.push(make());
-        } else {
-            self.more += 1;
-        }
-    }
-}
-
-/// What a change is about, besides its rule and key.
-pub(super) struct About<'a> {
-    pub prog_id: u32,
-    pub program: &'a str,
-    pub prog_type: &'a str,
-}
-
-pub(super) const HOST: About<'static> = About {
-    prog_id: 0,
-    program: "",
-    prog_type: "",
-};
-
-pub(super) fn change(
-    rule: &Rule,
-    about: &About<'_>,
-    value: f64,
-    state: State,
-    why: Why,
-    since: SystemTime,
-    now: SystemTime,
-) -> Change {
-    Change {
-        rule: rule.name.clone(),
-        metric: rule.metric,
-        state,
-        why,
-        prog_id: about.prog_id,
-        program: about.program.to_owned(),
-        prog_type: about.prog_type.to_owned(),
-        value,
-        threshold: rule.threshold,
-        clear: rule.clear,
-        since,
-        time: now,
-    }
 }
 
 /// A program, the rules covering it, and its keys that are not quiet.
@@ -256,68 +166,24 @@ fn held(rule: &Rule, ctx: &ProgramContext) -> bool {
     })
 }
 
-/// Puts `key` at its place in `keys` (by rule index), in place of one there (a restored raise
-/// wins over the pending state the first pass may have left).
-pub(super) fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
-    match keys.binary_search_by_key(&i, |k| k.0) {
-        Ok(at) => keys[at].1 = key,
-        Err(at) => keys.insert(at, (i, key)),
-    }
-}
-
-/// Steps the keys of the covered rules in `rules` (ascending, as `keys`) with `value_of`'s
-/// value for each; a key is made only when a value is above its rule's threshold. A rule
-/// without a value this pass (`None`: no evidence) leaves its key as it is.
-pub(super) fn step_keys(
-    rules: &[Rule],
-    covered: &[u16],
-    keys: &mut Vec<(u16, Key)>,
-    mut value_of: impl FnMut(u16, &Rule) -> Option<f64>,
-    now: &Moment,
-    mut said: impl FnMut(&Rule, f64, State, SystemTime),
-) {
-    let mut k = 0;
-    for &i in covered {
-        let rule = &rules[usize::from(i)];
-        let Some(value) = value_of(i, rule) else {
-            continue;
-        };
-        while keys.get(k).is_some_and(|(j, _)| *j < i) {
-            k += 1;
-        }
-        if keys.get(k).is_none_or(|(j, _)| *j != i) {
-            if value <= rule.threshold {
-                continue;
-            }
-            keys.insert(k, (i, Key::new()));
-        }
-        let key = &mut keys[k].1;
-        if let Some((state, since)) = key.step(rule, value, now) {
-            said(rule, key.value, state, since);
-        }
-        k += 1;
-    }
-    keys.retain(|(_, key)| !key.idle(now));
-}
-
 /// Judges every rule on each pass.
 #[derive(Debug, Default)]
 pub struct Evaluator {
-    pub(super) rules: Vec<Rule>,
+    rules: Vec<Rule>,
     programs: HashMap<u32, Covered>,
     /// Keys of host-wide rules.
     host: Vec<(u16, Key)>,
     /// Keys of per-map rules, and their alerts from before a restart.
-    pub(super) maps: super::maps::MapAlerts,
+    maps: MapAlerts,
     /// Alerts raised when the daemon stopped, as the store kept them: each carries on only
     /// under the same rule (name, metric, threshold, clear).
     restored: Vec<AlertRecord>,
     passes: u64,
     /// Changes returned one by one each pass; the rest are counted.
-    pub(super) limit: usize,
+    limit: usize,
     /// Counts every change of what is raised, so the store rewrites its list of open alerts
     /// only when it changed.
-    pub(super) generation: u64,
+    generation: u64,
 }
 
 impl Evaluator {
@@ -636,6 +502,25 @@ impl Evaluator {
     }
 }
 
+impl Evaluator {
+    /// Judges the pass's maps (all of them: a map not among them is gone); what changed goes
+    /// to `out` (with the pass's program changes).
+    pub fn evaluate_maps(&mut self, maps: &[MapSubject<'_>], now: &Moment, out: &mut Judged) {
+        let changed_before = out.changed();
+        self.maps
+            .evaluate((&self.rules, self.limit), maps, now, out);
+        if out.changed() && !changed_before {
+            self.generation += 1;
+        }
+    }
+
+    /// Whether maps are to be judged: a rule watches them, or one of their alerts is raised
+    /// or waits to be restored.
+    pub fn wants_maps(&self) -> bool {
+        self.rules.iter().any(|r| r.metric.per_map()) || !self.maps.is_empty()
+    }
+}
+
 /// Keys of rules kept through a reload go to their new index (`to`, by old index); the alerts
 /// of rules changed or removed are cleared.
 fn carry_keys(
@@ -661,24 +546,6 @@ fn carry_keys(
     }
     kept.sort_by_key(|k| k.0);
     *keys = kept;
-}
-
-/// The clearing of an alert raised before a restart whose program or rule is gone.
-pub(super) fn gone(rule: &Rule, r: &AlertRecord, now: &Moment) -> Change {
-    let about = About {
-        prog_id: r.prog_id,
-        program: &r.program,
-        prog_type: &r.prog_type,
-    };
-    change(
-        rule,
-        &about,
-        r.value,
-        State::Cleared,
-        Why::GoneAfterRestart,
-        r.since,
-        now.wall,
-    )
 }
 
 /// A rule no longer configured, to word the clearing of its alerts.

@@ -126,3 +126,47 @@ impl Key {
         self.phase == Phase::Quiet && !self.recent(now)
     }
 }
+
+/// Puts `key` at its place in `keys` (by rule index), in place of one there (a restored raise
+/// wins over the pending state the first pass may have left).
+pub fn put_key(keys: &mut Vec<(u16, Key)>, i: u16, key: Key) {
+    match keys.binary_search_by_key(&i, |k| k.0) {
+        Ok(at) => keys[at].1 = key,
+        Err(at) => keys.insert(at, (i, key)),
+    }
+}
+
+/// Steps the keys of the covered rules in `rules` (ascending, as `keys`) with `value_of`'s
+/// value for each; a key is made only when a value is above its rule's threshold. A rule
+/// without a value this pass (`None`: no evidence) leaves its key as it is.
+pub fn step_keys(
+    rules: &[Rule],
+    covered: &[u16],
+    keys: &mut Vec<(u16, Key)>,
+    mut value_of: impl FnMut(u16, &Rule) -> Option<f64>,
+    now: &Moment,
+    mut said: impl FnMut(&Rule, f64, State, SystemTime),
+) {
+    let mut k = 0;
+    for &i in covered {
+        let rule = &rules[usize::from(i)];
+        let Some(value) = value_of(i, rule) else {
+            continue;
+        };
+        while keys.get(k).is_some_and(|(j, _)| *j < i) {
+            k += 1;
+        }
+        if keys.get(k).is_none_or(|(j, _)| *j != i) {
+            if value <= rule.threshold {
+                continue;
+            }
+            keys.insert(k, (i, Key::new()));
+        }
+        let key = &mut keys[k].1;
+        if let Some((state, since)) = key.step(rule, value, now) {
+            said(rule, key.value, state, since);
+        }
+        k += 1;
+    }
+    keys.retain(|(_, key)| !key.idle(now));
+}

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ebpfstat_store::AlertRecord;
 
-use super::eval::{About, Evaluator, Judged, Why, change, put_key, step_keys};
-use super::key::{Key, Moment, State};
+use super::change::{About, Judged, Why, change, gone};
+use super::key::{Key, Moment, State, put_key, step_keys};
 use super::rules::Rule;
 use crate::sampler::owners::Owner;
 
@@ -103,17 +103,21 @@ fn covers(rule: &Rule, m: &MapSubject<'_>) -> bool {
         })
 }
 
-impl Evaluator {
-    /// Judges the maps a rescan read (all of them: a map not among them is gone); what
-    /// changed goes to `out` (with the pass's program changes).
-    pub fn evaluate_maps(&mut self, maps: &[MapSubject<'_>], now: &Moment, out: &mut Judged) {
-        let changed_before = out.changed();
-        let (rules, limit) = (&self.rules, self.limit);
+impl MapAlerts {
+    /// Judges the pass's maps (all of them: a map not among them is gone) under `rules`; what
+    /// changed goes to `out`.
+    pub(super) fn evaluate(
+        &mut self,
+        (rules, limit): (&[Rule], usize),
+        maps: &[MapSubject<'_>],
+        now: &Moment,
+        out: &mut Judged,
+    ) {
         let map_rules: Vec<u16> = (0..rules.len())
             .filter(|&i| rules[i].metric.per_map())
             .filter_map(|i| u16::try_from(i).ok())
             .collect();
-        let alerts = &mut self.maps;
+        let alerts = self;
         let mut seen = HashMap::with_capacity(maps.len());
         for m in maps {
             let mut w = alerts.maps.remove(&m.id).unwrap_or_else(|| Watched {
@@ -157,18 +161,9 @@ impl Evaluator {
         alerts.maps = seen;
         for ((i, _), r) in alerts.restored.drain() {
             if let Some(rule) = rules.get(usize::from(i)) {
-                out.push(limit, || super::eval::gone(rule, &r, now));
+                out.push(limit, || gone(rule, &r, now));
             }
         }
-        if out.changed() && !changed_before {
-            self.generation += 1;
-        }
-    }
-
-    /// Whether maps are to be judged: a rule watches them, or one of their alerts is raised
-    /// or waits to be restored.
-    pub fn wants_maps(&self) -> bool {
-        self.rules.iter().any(|r| r.metric.per_map()) || !self.maps.is_empty()
     }
 }
 

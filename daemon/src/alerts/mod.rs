@@ -7,6 +7,7 @@
 //! long each time ([`eval::FLAP_MEMORY`]), and at most [`MAX_SAID_PER_PASS`] changes a pass are
 //! said one by one; the rest are counted in one log line, and `Alerts` lists the alerts raised.
 
+mod change;
 pub mod eval;
 mod key;
 mod maps;

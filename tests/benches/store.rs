@@ -4,7 +4,8 @@
 //! Workload: 500 programs, 20 % busy with varying rates, 80 % idle, sampled every second for 7
 //! simulated days (the store's own clock is simulated; SQLite files are real).
 //!
-//! Run: `cargo bench -p ebpfstat-tests --bench store` (add `-- --quick` for 1 day).
+//! Run: `cargo bench -p ebpfstat-tests --bench store` (add `-- --quick` for 1 day, `-- --maps`
+//! for the map history alone).
 
 use std::fs::File;
 use std::time::{Duration, Instant};
@@ -158,6 +159,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::args().any(|a| a == "--maps") {
+        let (kept, written) = map_history_bytes(100, DAY);
+        println!("\nstore: map history of 100 maps, each changing at every 30 s rescan, for a day");
+        println!("bytes kept per map-day: {kept:.0}; bytes written per map-day: {written:.0}");
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let days = if quick { 1 } else { 7 };
     let started = Instant::now();
@@ -238,6 +245,9 @@ fn main() {
     // 5. The naive layout, 1 hour of the same workload.
     let naive = naive_bytes_per_program_tick(500, HOUR);
 
+    // 6. Map history: 100 maps whose entries change at every rescan (30 s) for a day.
+    let (map_bytes, map_written) = map_history_bytes(100, DAY);
+
     println!(
         "\nstore: {days} simulated days of 500 programs (100 busy, 400 idle) at 1 s, in {sim_secs:.0} s"
     );
@@ -251,6 +261,14 @@ fn main() {
         format!("{naive:.2}"),
     );
     row("naive / ebpfstat", format!("{:.0}x", naive / avg.max(1e-9)));
+    row(
+        "map history bytes/map-day (a change a rescan)",
+        format!("{map_bytes:.0}"),
+    );
+    row(
+        "map history written bytes/map-day",
+        format!("{map_written:.0}"),
+    );
     for t in &status.tiers {
         row(
             &format!("tier {} rows / bytes", t.tier.as_str()),
@@ -280,4 +298,48 @@ fn main() {
     println!(
         "store: bytes_per_program_tick={avg:.3} write_amplification={wa:.2} top24h_ms={top:.2} history7d_ms={hist:.2}"
     );
+}
+
+/// Map history at its worst: `maps` maps whose entries change at every rescan (30 s), flushed
+/// every minute, for `span`: bytes kept and bytes written per map and day.
+fn map_history_bytes(maps: u32, span: Duration) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.db");
+    let mut store = Store::open(store_config(&path)).expect("open");
+    let mut host =
+        ebpfstat_tests::synthetic::SimHost::new("maps", ebpfstat_tests::synthetic::start(), HOUR);
+    store.ingest(host.tick()).expect("baseline");
+    store.flush(host.wall()).expect("flush");
+    let used_before = store.status().expect("status").used_bytes;
+    let w0 = write_bytes();
+    let rescans = span.as_secs() / 30;
+    for r in 0..rescans {
+        host.advance(Duration::from_secs(30));
+        store.ingest(host.tick()).expect("tick");
+        let readings: Vec<ebpfstat_store::MapReading> = (0..maps)
+            .map(|id| ebpfstat_store::MapReading {
+                id: id + 1,
+                name: format!("map{id}"),
+                map_type: "hash",
+                max_entries: 10_000,
+                memory: Some(1 << 20),
+                entries: Some((r * 7 + u64::from(id)) % 10_000),
+            })
+            .collect();
+        store
+            .ingest_maps("maps", host.wall(), &readings)
+            .expect("maps");
+        if r % 2 == 1 {
+            store.flush(host.wall()).expect("flush");
+            writeback(&path);
+        }
+    }
+    let used = store
+        .status()
+        .expect("status")
+        .used_bytes
+        .saturating_sub(used_before);
+    let written = write_bytes() - w0;
+    let map_days = f64::from(maps) * span.as_secs_f64() / DAY.as_secs_f64();
+    (used as f64 / map_days, written as f64 / map_days)
 }

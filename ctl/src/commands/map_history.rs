@@ -75,17 +75,17 @@ fn chart(
     if points.iter().all(|p| p.entries < 0) {
         return Ok(());
     }
-    let label = "Entries: ";
+    let (label, scale) = ("Entries: ", format!(" (0 to {})", s.max_entries));
+    // The whole line within the terminal: the label, one column per slice of time, the scale.
     let width = terminal_width()
         .map_or(80, usize::from)
-        .saturating_sub(label.len() + 1)
+        .saturating_sub(label.len() + scale.chars().count())
         .max(10);
     let steps: Vec<(i64, i64)> = points.iter().map(|p| (p.time_ns, p.peak_entries)).collect();
     let values = units::step_columns(&steps, (from, to), width);
     say(&format!(
-        "{label}{} (0 to {})",
+        "{label}{}{scale}",
         units::sparkline_to(&values, f64::from(s.max_entries)),
-        s.max_entries
     ))?;
     Ok(())
 }

@@ -794,6 +794,12 @@ fn map_history_keeps_changes_exactly() {
         entries,
         [(0, Some(0)), (10, Some(5)), (30, Some(9)), (40, Some(3))]
     );
+    // Cut at 2 points: the first two, and where to go on (the third's time, 30 s).
+    let cut = store
+        .map_history(&MapTarget::Id(7), (start, now), 2, now)
+        .expect("a page");
+    assert_eq!(cut.points, h.points[..2]);
+    assert_eq!(cut.next_from, Some(start + Duration::from_secs(30)));
     // From 25 s on: the value then (5) is carried in at the start.
     let later = all(&store, &MapTarget::Id(7), start + Duration::from_secs(25));
     assert_eq!(later.points.first().map(|p| p.entries), Some(Some(5)));

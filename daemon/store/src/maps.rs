@@ -405,8 +405,11 @@ impl Store {
         }
         let tier = tier_for(&self.cfg.retention, from, now);
         let mut points = Vec::new();
+        // Each series' first `max_points + 1` are enough to find the first `max_points` of all:
+        // memory stays bounded by the answer, however many points the range holds.
+        let each = max_points.saturating_add(1);
         for (index, s) in series.iter().enumerate() {
-            self.points_of(s.series_id, tier, (from, to), index, &mut points)?;
+            self.points_of(s.series_id, tier, (from, to), (index, each), &mut points)?;
         }
         points.sort_by_key(|p| (p.time, p.series));
         let next_from = (points.len() > max_points).then(|| points[max_points].time);
@@ -509,22 +512,24 @@ impl Store {
     }
 
     /// Series `index`'s points in `tier` over `[from, to]`: its value at `from` (from the
-    /// tier, else a coarser one), then each bucket it changed in.
+    /// tier, else a coarser one), then each bucket it changed in, the first `limit` of them.
     fn points_of(
         &self,
         series_id: i64,
         tier: Tier,
         (from, to): (SystemTime, SystemTime),
-        index: usize,
+        (index, limit): (usize, usize),
         out: &mut Vec<MapPoint>,
     ) -> Result<(), QueryError> {
         let width = width_s(tier);
         let (first, last) = (wall_s(from).div_euclid(width), wall_s(to).div_euclid(width));
         let mut stmt = self.db.conn.prepare_cached(
             "SELECT bucket, memory, entries, peak_entries FROM map_points
-             WHERE tier = ?1 AND map_series_id = ?2 AND bucket BETWEEN ?3 AND ?4",
+             WHERE tier = ?1 AND map_series_id = ?2 AND bucket BETWEEN ?3 AND ?4
+             ORDER BY bucket LIMIT ?5",
         )?;
-        let rows = stmt.query_map(params![tier_code(tier), series_id, first, last], |r| {
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![tier_code(tier), series_id, first, last, n], |r| {
             Ok((r.get::<_, i64>(0)?, values(r, 1)?))
         })?;
         let mut buckets: BTreeMap<i64, Values> = rows.collect::<Result<_, _>>()?;
@@ -535,6 +540,9 @@ impl Store {
         {
             let merged = buckets.get(&bucket).map_or(v, |old| old.then(v));
             buckets.insert(bucket, merged);
+        }
+        while buckets.len() > limit {
+            buckets.pop_last();
         }
         if !buckets.contains_key(&first)
             && let Some(v) = self.value_before(series_id, tier, first * width)?

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+const NS_PER_S: i64 = 1_000_000_000;
+
 /// A wall-clock instant: nanoseconds since the Unix epoch, negative before it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -52,6 +54,16 @@ impl WallNs {
         } else {
             SystemTime::UNIX_EPOCH - d
         }
+    }
+
+    /// Whole seconds since the epoch, rounded towards the past (before the epoch too).
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(NS_PER_S)
+    }
+
+    /// The start of second `s` since the epoch, saturating.
+    pub const fn from_secs(s: i64) -> Self {
+        Self(s.saturating_mul(NS_PER_S))
     }
 
     /// `d` later, saturating.
@@ -120,6 +132,11 @@ mod tests {
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(5);
         assert_eq!(WallNs::of(before).ns(), -5_000_000_000);
         assert_eq!(WallNs::of_known(None), WallNs::EPOCH);
+        // Seconds round towards the past on both sides.
+        assert_eq!(WallNs::from_ns(1_999_999_999).secs(), 1);
+        assert_eq!(WallNs::from_ns(-1).secs(), -1);
+        assert_eq!(WallNs::from_secs(-1).ns(), -1_000_000_000);
+        assert_eq!(WallNs::from_secs(i64::MAX).ns(), i64::MAX);
     }
 
     #[test]

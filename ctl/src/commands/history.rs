@@ -15,18 +15,24 @@ use crate::render::{
 };
 use crate::{HistoryArgs, Metric, units};
 
+/// The range and the options a history asks for (a program's or a map's). One page: the
+/// daemon clips the range to when it was seen and says where to go on, so memory stays bounded
+/// whatever the range.
+pub(crate) fn asked(a: &HistoryArgs) -> Result<((i64, i64), Options)> {
+    let range = range_ns(a.since, a.until, "6h")?;
+    let mut options = Options::new();
+    options.insert("max_points".into(), zbus::OwnedVariant::from(a.max_points));
+    Ok((range, options))
+}
+
 pub async fn history(
     p: &Stats1Proxy<'_>,
     program: &str,
     a: &HistoryArgs,
     json: bool,
 ) -> Result<()> {
-    let (from, to) = range_ns(a.since, a.until, "6h")?;
+    let ((from, to), options) = asked(a)?;
     let step = time::duration_ns(a.step);
-    // One page: the daemon clips the range to when the program was seen and says where to go
-    // on, so memory stays bounded whatever the range.
-    let mut options = Options::new();
-    options.insert("max_points".into(), zbus::OwnedVariant::from(a.max_points));
     let (info, points) = p
         .history(program, from, to, step, options)
         .await

@@ -3,10 +3,10 @@
 
 use anyhow::Result;
 use ebpfstat_dbus::json::MapHistoryJson;
-use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
+use ebpfstat_dbus::{self as wire, Stats1Proxy};
 use ebpfstat_numbers::rates::fill_pct;
 
-use super::{explain, range_ns};
+use super::explain;
 use crate::HistoryArgs;
 use crate::render::{print_json, print_table, say, stamp, table, terminal_width};
 use crate::units;
@@ -17,9 +17,7 @@ pub async fn map_history(
     a: &HistoryArgs,
     json: bool,
 ) -> Result<()> {
-    let (from, to) = range_ns(a.since, a.until, "6h")?;
-    let mut options = Options::new();
-    options.insert("max_points".into(), zbus::OwnedVariant::from(a.max_points));
+    let ((from, to), options) = super::history::asked(a)?;
     let (info, points) = p
         .map_history(map, from, to, options)
         .await

@@ -320,7 +320,7 @@ impl Maintenance<'_> {
         let spans = self.db.tier_spans(self.boots, false)?;
         for (tier, span) in Tier::ALL.into_iter().zip(&spans) {
             if let Some(oldest) = span.oldest {
-                let oldest_s = wall_ns(oldest).div_euclid(1_000_000_000);
+                let oldest_s = crate::maps::wall_s(oldest);
                 crate::maps::delete_before(&self.db.conn, tier, oldest_s)?;
             }
         }

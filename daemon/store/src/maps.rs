@@ -14,7 +14,6 @@ use ebpfstat_numbers::WallNs;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::Store;
-use crate::clock::wall_ns;
 use crate::config::Retention;
 use crate::error::{QueryError, StoreError};
 use crate::tier::Tier;
@@ -93,12 +92,12 @@ fn tier_code(tier: Tier) -> i64 {
     i64::try_from(tier.index()).unwrap_or(0)
 }
 
-fn wall_s(t: SystemTime) -> i64 {
-    wall_ns(t).div_euclid(1_000_000_000)
+pub(crate) fn wall_s(t: SystemTime) -> i64 {
+    WallNs::of(t).secs()
 }
 
 fn time_of_s(s: i64) -> SystemTime {
-    WallNs::from_ns(s.saturating_mul(1_000_000_000)).time()
+    WallNs::from_secs(s).time()
 }
 
 /// A bucket's values: the last of it and the most entries in it.

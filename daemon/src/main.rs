@@ -3,10 +3,11 @@
 mod cli;
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use cli::{Asked, RunArgs, SampleArgs};
 use ebpfstatd::PassJson;
-use ebpfstatd::config::{LogLevel, Sources};
+use ebpfstatd::config::{ConfigError, LogLevel, Sources};
 use ebpfstatd::sampler::host::KernelInfo;
 use ebpfstatd::sampler::{Pass, Sampler, SamplerConfig};
 use ebpfstatd::service::{self, ServiceConfig, TestingAids};
@@ -148,6 +149,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         let from = path.map_or("embedded defaults (no file)".to_owned(), |p| {
             p.display().to_string()
         });
+        for t in &settings.remote_write {
+            t.check_files().map_err(|message| ConfigError::Invalid {
+                path: PathBuf::from(&from),
+                message: format!("remote_write {:?}: {message}", t.url.text),
+            })?;
+        }
         return say(&format!("configuration ok: {from}\n{settings}\n"));
     }
     let set_log_level = init_logging(settings.log_level);

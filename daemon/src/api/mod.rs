@@ -12,7 +12,7 @@ mod filter;
 mod heavy;
 mod loaded;
 mod names;
-mod page;
+pub mod page;
 pub mod peer;
 mod properties;
 pub mod queries;

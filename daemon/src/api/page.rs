@@ -10,6 +10,7 @@ use ebpfstat_store::{Counters, Store};
 use super::args::query_error;
 use super::filter::{Filter, Held, HeldNow};
 use crate::export::history::{self, Cum, Cursor, Point, Series};
+use crate::export::remote::proto::Request;
 
 /// An export page asked for, checked.
 #[derive(Debug)]
@@ -60,6 +61,86 @@ pub fn export_page(
             points(s, id, range, (step, max), cum)
         },
     )
+}
+
+/// A batch of stored history to push: from where, at what step, at most how many steps, as
+/// which device.
+#[derive(Debug)]
+pub struct PushAsk {
+    /// Where the receiver has everything up to (ns since the epoch).
+    pub from_ns: i64,
+    /// Never earlier than this (the backlog's limit), ns.
+    pub floor_ns: i64,
+    pub step_ns: u64,
+    pub max_steps: u64,
+    pub device: std::sync::Arc<[(String, String)]>,
+}
+
+/// A batch made: the encoded request (every series' samples over `range`, in time order) and
+/// how many samples it holds. `range.1` is where the receiver will have everything once it
+/// acknowledges the batch.
+#[derive(Debug)]
+pub struct PushBatch {
+    pub body: Vec<u8>,
+    pub samples: u64,
+    pub range: (i64, i64),
+    /// The newest stored sample then (ns; 0: none): what is left to send after this batch.
+    pub newest_ns: i64,
+}
+
+/// The next batch to push, on the storage thread: whole steps after `from_ns` (or the floor,
+/// or the oldest stored data, whichever is latest) up to the last whole step stored, at most
+/// `max_steps` of them. The receiver has nothing to gain from steps not yet complete.
+pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
+    let step = i64::try_from(ask.step_ns.max(1)).unwrap_or(i64::MAX);
+    let newest = s.newest_time().map_err(|e| query_error(e.into()))?;
+    let oldest = s.oldest_time().map_err(|e| query_error(e.into()))?;
+    let newest_ns = WallNs::of_known(newest).ns();
+    let whole_until = newest_ns.div_euclid(step).saturating_mul(step);
+    let start = ask
+        .from_ns
+        .max(ask.floor_ns)
+        .max(WallNs::of_known(oldest).ns());
+    // Batches start on a step boundary so that every batch's steps are the same ones.
+    let from = start.div_euclid(step).saturating_mul(step).max(ask.from_ns);
+    let steps = i64::try_from(ask.max_steps).unwrap_or(i64::MAX);
+    let to = whole_until.min(from.saturating_add(step.saturating_mul(steps)));
+    let mut batch = PushBatch {
+        body: Vec::new(),
+        samples: 0,
+        range: (from, to.max(from)),
+        newest_ns,
+    };
+    if to <= from {
+        return Ok(batch);
+    }
+    let asked = Asked {
+        filter: Filter::default(),
+        at: Cursor::start(from),
+        max_points: u32::MAX,
+        range: (from, to),
+        step_ns: ask.step_ns,
+    };
+    let held = HeldNow::new();
+    let until = WallNs::from_ns(to).time();
+    let mut req = Request::new(&ask.device, 0, &[]);
+    let mut at = Some(asked.at);
+    while let Some(c) = at {
+        at = history::write_page(
+            &mut req,
+            ((from, to), true),
+            c,
+            u64::MAX,
+            |first| next_series(s, &asked, &held, first),
+            |id, from, max, cum| {
+                let range = (WallNs::from_ns(from).time(), until);
+                points(s, id, range, (Duration::from_nanos(ask.step_ns), max), cum)
+            },
+        )?;
+    }
+    batch.samples = req.samples_written;
+    batch.body = req.finish();
+    Ok(batch)
 }
 
 /// Most series read from the store at a time while looking for the next one the filter keeps:

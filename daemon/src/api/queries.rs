@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::args::{Spec, program_ref, query_error};
 use super::convert;
 use super::filter::HeldNow;
-use super::page::{Asked, export_page};
+use super::page::{Asked, PushAsk, PushBatch, export_page, push_batch};
 use crate::compare::{self, CompareError, Needs, NeedsAsked, Pick};
 use crate::export::history::Cursor;
 
@@ -73,6 +73,12 @@ pub enum Query {
         Reply<Result<(String, Option<Cursor>), Error>>,
     ),
     Compare(CompareAsk, Reply<Result<wire::Comparison, Error>>),
+    /// The next batch a push target sends.
+    PushBatch(PushAsk, Reply<Result<PushBatch, Error>>),
+    /// Where a push target's receiver has everything up to, as stored.
+    Pushed(String, Reply<Result<Option<i64>, StoreError>>),
+    /// A push target's receiver acknowledged everything up to this time (ns).
+    SetPushed(String, i64),
     /// Maps over a range, at most so many points.
     MapHistory(
         (MapTarget, (SystemTime, SystemTime), usize),
@@ -98,6 +104,9 @@ impl std::fmt::Debug for Query {
             Self::History(..) => "History",
             Self::Export(..) => "Export",
             Self::Compare(..) => "Compare",
+            Self::PushBatch(..) => "PushBatch",
+            Self::Pushed(..) => "Pushed",
+            Self::SetPushed(..) => "SetPushed",
             Self::MapHistory(..) => "MapHistory",
             Self::Events(..) => "Events",
             Self::Alerts(..) => "Alerts",
@@ -137,6 +146,9 @@ impl Query {
             Self::History(ask, r) => drop(r.send(history(s, &ask))),
             Self::Export(asked, owners, r) => drop(r.send(export_page(s, &asked, &owners))),
             Self::Compare(ask, r) => drop(r.send(compare(s, &ask, needs))),
+            Self::PushBatch(ask, r) => drop(r.send(push_batch(s, &ask))),
+            Self::Pushed(target, r) => drop(r.send(s.pushed(&target))),
+            Self::SetPushed(target, at) => s.set_pushed(&target, at),
             Self::MapHistory((target, range, max), r) => {
                 drop(r.send(s.map_history(&target, range, max, SystemTime::now())));
             }

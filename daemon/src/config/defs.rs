@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::values::{Address, Budget, LogLevel, Maybe, Size, Span, StatsMode, Value};
 use super::{Bus, RangeError};
 use crate::alerts::Rule;
+use crate::export::remote::target::Target;
 
 /// Whether a reload changes a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +199,10 @@ macro_rules! settings {
             /// apart (see `Settings::parse`), so an error names the rule's own line.
             #[serde(default, deserialize_with = "super::read_apart")]
             pub alert: Option<Vec<Rule>>,
+            /// Where to push (`[[remote_write]]` tables); none by default. Only the file sets
+            /// them, read apart as the rules are.
+            #[serde(default, deserialize_with = "super::read_apart")]
+            pub remote_write: Option<Vec<Target>>,
         }
 
         /// Everything the daemon runs with, defaults filled in.
@@ -205,6 +210,7 @@ macro_rules! settings {
         pub struct Effective {
             $( pub $key: <$ty as Value>::Out, )+
             pub alerts: Vec<Rule>,
+            pub remote_write: Vec<Target>,
         }
 
         impl Settings {
@@ -214,6 +220,7 @@ macro_rules! settings {
                 Self {
                     $( $key: over.$key.or(self.$key), )+
                     alert: over.alert.or(self.alert),
+                    remote_write: over.remote_write.or(self.remote_write),
                 }
             }
 
@@ -256,6 +263,7 @@ macro_rules! settings {
                 Self {
                     $( $key: s.$key.map_or_else(|| $default, Value::settle), )+
                     alerts: s.alert.unwrap_or_default(),
+                    remote_write: s.remote_write.unwrap_or_default(),
                 }
             }
         }
@@ -282,6 +290,8 @@ macro_rules! settings {
                         self.$key.clone_from(&old.$key);
                     }
                 )+
+                // Each target is a thread started with the daemon.
+                self.remote_write.clone_from(&old.remote_write);
             }
         }
 

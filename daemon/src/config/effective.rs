@@ -90,6 +90,9 @@ impl std::fmt::Display for Effective {
         for rule in &self.alerts {
             write!(f, "\n\n{rule}")?;
         }
+        for target in &self.remote_write {
+            write!(f, "\n\n{target}")?;
+        }
         Ok(())
     }
 }

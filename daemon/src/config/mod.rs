@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::alerts::Rule;
 use crate::alerts::rules::first_repeat;
 
-mod alert_tables;
 mod defs;
 mod effective;
+mod tables;
 mod values;
 
 pub use defs::{CONFIG_PATH, Def, Effective, Reload, Settings, defs};
@@ -114,10 +113,8 @@ pub(super) fn toml_error(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// Skips `alert` in the first reading of the file.
-pub(super) fn read_apart<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<Rule>>, D::Error> {
+/// Skips an array of tables (`alert`, `remote_write`) in the first reading of the file.
+pub(super) fn read_apart<'de, D: serde::Deserializer<'de>, T>(d: D) -> Result<Option<T>, D::Error> {
     serde::de::IgnoredAny::deserialize(d)?;
     Ok(None)
 }
@@ -130,12 +127,16 @@ impl Settings {
             message,
         };
         let mut settings: Self = toml::from_str(text).map_err(|e| invalid(toml_error(&e, text)))?;
-        settings.alert = alert_tables::read(text).map_err(invalid)?;
+        settings.alert = tables::alerts(text).map_err(invalid)?;
+        settings.remote_write = tables::remote_write(text).map_err(&invalid)?;
         if let Some(message) = settings.bad_rules(text) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
                 message,
             });
+        }
+        if let Some(message) = settings.bad_targets() {
+            return Err(invalid(message));
         }
         if let Some(e) = settings.out_of_range() {
             // Name the line too, as the parser's own errors do.
@@ -176,6 +177,25 @@ impl Settings {
             "{line}alert name {:?} is used twice: each rule needs a name of its own",
             Shown(name)
         ))
+    }
+
+    /// A target whose step is shorter than the sampling interval (it would send the same
+    /// value twice), or two targets with one url (they would share one position).
+    fn bad_targets(&self) -> Option<String> {
+        let targets = self.remote_write.as_deref()?;
+        let interval = self.interval.map_or(Effective::default().interval, |s| s.0);
+        if let Some(t) = targets.iter().find(|t| t.step < interval) {
+            return Some(format!(
+                "remote_write {:?}: step {} is shorter than the interval ({}): at least that",
+                Shown(&t.url.text),
+                span_text(t.step),
+                span_text(interval)
+            ));
+        }
+        let urls: std::collections::HashSet<&str> =
+            targets.iter().map(|t| t.url.text.as_str()).collect();
+        (urls.len() < targets.len())
+            .then(|| "two [[remote_write]] tables have the same url: one each".to_owned())
     }
 
     /// The file at `explicit`, or the default file when it exists, or nothing.

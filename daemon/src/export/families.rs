@@ -5,7 +5,7 @@
 use ebpfstat_numbers::time::secs_of_ns;
 use ebpfstat_store::StatsCode;
 
-use super::text::{Encoder, Family, Format, Value};
+use super::text::{Encoder, Family, Format, Sink, Value};
 use crate::observer;
 use crate::sampler::entries::Entries;
 use crate::sampler::maps::MapSample;
@@ -146,20 +146,25 @@ pub fn program_labels<'a>(
 /// node_exporter rejects stamped samples).
 pub fn live(out: &mut String, format: Format, pass: Option<&Pass>, daemon: &DaemonFigures) {
     let mut e = Encoder::new(out, format);
-    if let Some(pass) = pass {
-        program_families(&mut e, pass);
-        map_families(&mut e, pass);
-        stats_families(&mut e, pass);
-    }
-    daemon_families(&mut e, daemon);
+    live_to(&mut e, pass, daemon);
     e.finish();
 }
 
+/// The newest pass and the daemon's figures, into any sink (samples without time stamps).
+pub fn live_to(e: &mut dyn Sink, pass: Option<&Pass>, daemon: &DaemonFigures) {
+    if let Some(pass) = pass {
+        program_families(e, pass);
+        map_families(e, pass);
+        stats_families(e, pass);
+    }
+    daemon_families(e, daemon);
+}
+
 /// Each program: what it is, and its counters and map memory.
-fn program_families(e: &mut Encoder<'_>, pass: &Pass) {
+fn program_families(e: &mut dyn Sink, pass: &Pass) {
     let programs: Vec<&ProgramSample> = observer::shown(&pass.programs).collect();
     let ids: Vec<String> = programs.iter().map(|p| p.meta.id.to_string()).collect();
-    let per_program = |e: &mut Encoder<'_>, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
+    let per_program = |e: &mut dyn Sink, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
         e.family(f);
         for (p, id) in programs.iter().zip(&ids) {
             let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
@@ -196,7 +201,7 @@ fn map_labels<'a>(m: &'a MapSample, id: &'a str) -> [(&'a str, &'a str); 3] {
 }
 
 /// Each map: its entries, max entries, memory and perf buffers, labelled by id, name and type.
-fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
+fn map_families(e: &mut dyn Sink, pass: &Pass) {
     let ids: Vec<String> = pass.maps.iter().map(|m| m.id.to_string()).collect();
     e.family(&MAP_ENTRIES);
     for (m, id) in pass.maps.iter().zip(&ids) {
@@ -234,7 +239,7 @@ fn map_families(e: &mut Encoder<'_>, pass: &Pass) {
 }
 
 /// What run-time stats cover, cost, and their state.
-fn stats_families(e: &mut Encoder<'_>, pass: &Pass) {
+fn stats_families(e: &mut dyn Sink, pass: &Pass) {
     e.family(&STATS_COVERAGE);
     e.sample(&STATS_COVERAGE, &[], Value::Float(pass.coverage), None);
     if let Some(share) = pass.stats_overhead {
@@ -250,7 +255,7 @@ fn stats_families(e: &mut Encoder<'_>, pass: &Pass) {
 }
 
 /// The daemon's own figures: CPU, memory, the database, its passes.
-fn daemon_families(e: &mut Encoder<'_>, daemon: &DaemonFigures) {
+fn daemon_families(e: &mut dyn Sink, daemon: &DaemonFigures) {
     let figures = [
         daemon
             .cpu_ns

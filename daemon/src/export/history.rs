@@ -12,10 +12,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::families::{RUN_TIME, RUNS, program_labels};
-use super::text::{Encoder, Family, Format, Value};
+use super::text::{Encoder, Family, Format, Sink, Value};
 
 /// The families an export writes, in order (a family's samples may not interleave another's).
-const FAMILIES: [Family; 2] = [RUNS, RUN_TIME];
+pub const FAMILIES: [Family; 2] = [RUNS, RUN_TIME];
 
 /// Series read in one page, whatever the point budget: each read scans the ticks of its range
 /// on the storage thread, so a coarse step over many programs (one point each) must not make
@@ -162,14 +162,32 @@ impl FromStr for Cursor {
 /// the export ends: the caller fixes it at the first page (`at.until_ns()` after that).
 /// Returns the text and the cursor of the next page (`None`: this page ends the export).
 pub fn page<E>(
-    (from_ns, until_ns): (i64, i64),
+    range: (i64, i64),
+    at: Cursor,
+    budget: u64,
+    next: impl FnMut(i64) -> Result<Option<Series>, E>,
+    fetch: impl FnMut(i64, i64, u64, Option<Cum>) -> Result<(Vec<Point>, Option<i64>), E>,
+) -> Result<(String, Option<Cursor>), E> {
+    let mut out = String::new();
+    let mut e = Encoder::new(&mut out, Format::OpenMetrics);
+    let next = write_page(&mut e, (range, false), at, budget, next, fetch)?;
+    if next.is_none() {
+        e.finish();
+    }
+    Ok((out, next))
+}
+
+/// [`page`] into any sink. `resumed`: what came before `from_ns` was already sent (the range
+/// goes on from an earlier one), so a series seen before it does not start with its value at
+/// its first step's start, which is the last value sent. Returns the next page's cursor.
+pub fn write_page<E>(
+    e: &mut dyn Sink,
+    ((from_ns, until_ns), resumed): ((i64, i64), bool),
     at: Cursor,
     budget: u64,
     mut next: impl FnMut(i64) -> Result<Option<Series>, E>,
     mut fetch: impl FnMut(i64, i64, u64, Option<Cum>) -> Result<(Vec<Point>, Option<i64>), E>,
-) -> Result<(String, Option<Cursor>), E> {
-    let mut out = String::new();
-    let mut e = Encoder::new(&mut out, Format::OpenMetrics);
+) -> Result<Option<Cursor>, E> {
     let mut left = budget.max(1);
     let mut reads = 0;
     let mut at = Cursor {
@@ -191,11 +209,13 @@ pub fn page<E>(
                     cum: None,
                     ..at
                 };
-                return Ok((out, Some(next)));
+                return Ok(Some(next));
             }
             let Some(s) = next(start)? else { break };
             let (from, mut last_ms, known) = if Some(s.series_id) == at.series_id {
                 (at.from_ns, at.last_ms, at.cum)
+            } else if resumed && s.first_seen_ns < from_ns {
+                (from_ns, Some(from_ns.div_euclid(1_000_000)), None)
             } else {
                 (from_ns, None, None)
             };
@@ -205,7 +225,7 @@ pub fn page<E>(
             let id = s.prog_id.to_string();
             let labels = program_labels(&id, &s.full_name, &s.prog_type);
             let mut w = SeriesWriter {
-                e: &mut e,
+                e: &mut *e,
                 family,
                 runs: at.family == 0,
                 labels: &labels,
@@ -228,7 +248,7 @@ pub fn page<E>(
                     cum,
                     ..at
                 };
-                return Ok((out, Some(next)));
+                return Ok(Some(next));
             }
             start = s.series_id.saturating_add(1);
         }
@@ -241,13 +261,12 @@ pub fn page<E>(
             ..at
         };
     }
-    e.finish();
-    Ok((out, None))
+    Ok(None)
 }
 
 /// Writes a series' points of one family (runs, or run time).
-struct SeriesWriter<'a, 'e> {
-    e: &'a mut Encoder<'e>,
+struct SeriesWriter<'a> {
+    e: &'a mut dyn Sink,
     family: &'a Family,
     runs: bool,
     labels: &'a [(&'a str, &'a str)],
@@ -259,7 +278,7 @@ struct SeriesWriter<'a, 'e> {
     last_ms: &'a mut Option<i64>,
 }
 
-impl SeriesWriter<'_, '_> {
+impl SeriesWriter<'_> {
     fn write(&mut self, points: &[Point]) {
         for p in points.iter().filter(|p| p.samples > 0) {
             let (cum, step) = if self.runs {

@@ -5,6 +5,7 @@
 pub mod families;
 pub mod history;
 pub mod http;
+pub mod remote;
 pub mod text;
 pub mod textfile;
 
@@ -18,6 +19,14 @@ use text::Format;
 
 /// The live exposition: the newest pass that read every program, and the daemon's own figures.
 pub fn live_text(shared: &Shared, format: Format) -> String {
+    let (pass, figures) = live_now(shared);
+    let mut out = String::with_capacity(512 + pass.as_ref().map_or(0, |p| p.programs.len() * 640));
+    families::live(&mut out, format, pass.as_deref(), &figures);
+    out
+}
+
+/// The newest pass that read every program, and the daemon's own figures now.
+pub fn live_now(shared: &Shared) -> (Option<std::sync::Arc<Pass>>, DaemonFigures) {
     let pass: Option<std::sync::Arc<Pass>> = lock(&shared.exported).clone();
     let usage = own_usage().ok();
     let (database_bytes, cap_bytes) = {
@@ -35,7 +44,5 @@ pub fn live_text(shared: &Shared, format: Format) -> String {
         dropped: s.dropped.load(Ordering::Relaxed),
         failed: s.failed.load(Ordering::Relaxed),
     };
-    let mut out = String::with_capacity(512 + pass.as_ref().map_or(0, |p| p.programs.len() * 640));
-    families::live(&mut out, format, pass.as_deref(), &figures);
-    out
+    (pass, figures)
 }

@@ -80,7 +80,8 @@ impl Family {
         }
     }
 
-    fn suffix(&self) -> &'static str {
+    /// What the family's sample names end in.
+    pub fn suffix(&self) -> &'static str {
         match self.kind {
             Kind::Counter => "_total",
             Kind::Gauge => "",
@@ -93,6 +94,23 @@ impl Family {
 pub enum Value {
     Int(u64),
     Float(f64),
+}
+
+/// Where families and their samples are written: text, or a remote-write request.
+pub trait Sink {
+    /// A family begins; every sample of it follows, before another family's.
+    fn family(&mut self, f: &Family);
+    /// One sample of `f`: its labels, value and time (ns since the epoch; `None`: now).
+    fn sample(&mut self, f: &Family, labels: &[(&str, &str)], value: Value, at_ns: Option<i64>);
+}
+
+impl Sink for Encoder<'_> {
+    fn family(&mut self, f: &Family) {
+        Encoder::family(self, f);
+    }
+    fn sample(&mut self, f: &Family, labels: &[(&str, &str)], value: Value, at_ns: Option<i64>) {
+        Encoder::sample(self, f, labels, value, at_ns);
+    }
 }
 
 /// Writes families and samples in one format into `out`.

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 mod alerting;
 mod pace;
+mod push;
 mod reload;
 mod sampling;
 mod schedule;
@@ -291,6 +292,7 @@ async fn serve(
         tokio::spawn(api::socket::serve(listener, iface));
     }
     serve_exports(settings, shared);
+    let pushers = push::start(&settings.remote_write, &running.queries, shared);
     let (flush_interval, flush_every) = watch::channel(settings.flush_interval);
     let flusher = tokio::spawn(flush_every_period(flush_every, running.tx.clone()));
     let mut reloader = reload::Reloader::new(
@@ -313,6 +315,8 @@ async fn serve(
         sd_notify::NotifyState::Status("stopping: writing buffered history"),
     ]);
     flusher.abort();
+    // Before the store stops: their last positions are written with the last flush.
+    pushers.stop();
     let _ = shared.sampler_cmds.send(SamplerCmd::Stop);
     let _ = running.tx.send(StoreMsg::Stop).await;
     stopped

@@ -397,6 +397,10 @@ impl Buffer {
     }
 
     /// The rows for the next flush.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
     pub fn pending_mut(&mut self) -> &mut Pending {
         &mut self.pending
     }

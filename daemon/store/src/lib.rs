@@ -446,6 +446,30 @@ impl Store {
         self.reader().all_series()
     }
 
+    /// Where push target `target` was acknowledged up to (ns since the epoch): written with
+    /// the next flush, so a crash goes back at most to the flush before.
+    pub fn set_pushed(&mut self, target: &str, at_ns: i64) {
+        self.buffer
+            .pending_mut()
+            .pushed
+            .insert(target.to_owned(), at_ns);
+    }
+
+    /// Where push target `target` was acknowledged up to, as last set; `None` for a target
+    /// never acknowledged.
+    pub fn pushed(&self, target: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(&at) = self.buffer.pending().pushed.get(target) {
+            return Ok(Some(at));
+        }
+        read::meta(&self.db.conn, &write::pushed_key(target))
+    }
+
+    /// Wall time of the oldest data any tier holds.
+    pub fn oldest_time(&self) -> Result<Option<SystemTime>, StoreError> {
+        let spans = self.db.tier_spans(&self.boots, false)?;
+        Ok(spans.iter().filter_map(|s| s.oldest).min())
+    }
+
     /// Wall time of the newest tick (the store's "now").
     pub fn newest_time(&self) -> Result<Option<SystemTime>, StoreError> {
         self.reader().newest_time()

@@ -65,6 +65,8 @@ pub(crate) struct Pending {
     pub ticks: Vec<TickRow>,
     /// The longest segment span, when it grew (queries look that far back for segments).
     pub max_span: Option<u64>,
+    /// Where each push target's receiver has acknowledged up to (ns), when it moved.
+    pub pushed: std::collections::BTreeMap<String, i64>,
 }
 
 impl Pending {
@@ -76,6 +78,7 @@ impl Pending {
             && self.renames.is_empty()
             && self.raws.is_empty()
             && self.ticks.is_empty()
+            && self.pushed.is_empty()
     }
 
     /// Ticks in sealed windows.
@@ -133,10 +136,18 @@ pub(crate) fn commit(
     if let Some(span) = pending.max_span {
         set_meta(&tx, "max_span", span)?;
     }
+    for (target, at) in &pending.pushed {
+        set_meta(&tx, &pushed_key(target), at)?;
+    }
     tx.commit()?;
     pending.clear_written();
     maps.written();
     Ok(())
+}
+
+/// The meta row of a push target's position.
+pub(crate) fn pushed_key(target: &str) -> String {
+    format!("pushed:{target}")
 }
 
 pub(crate) fn set_meta(

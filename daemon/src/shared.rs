@@ -105,27 +105,7 @@ pub struct ExportStats {
     /// `/metrics` connections let go before sending their request, to make room for new ones.
     pub metrics_evicted: AtomicU64,
     /// Each push target, in the configuration's order.
-    pub pushes: Mutex<Vec<PushStatus>>,
-}
-
-/// One push target's progress, as the pushing thread leaves it (status and `/metrics`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PushStatus {
-    pub url: String,
-    /// Where the receiver has everything up to (ns since the epoch; 0: nothing yet).
-    pub position_ns: i64,
-    /// Stored history not yet acknowledged (ns): the newest sample less the position.
-    pub backlog_ns: i64,
-    /// Bytes on the wire (compressed bodies), samples and requests acknowledged.
-    pub bytes_sent: u64,
-    pub samples_sent: u64,
-    pub requests: u64,
-    /// Attempts that failed (network, 5xx, 429) and were tried again.
-    pub retries: u64,
-    /// Batches the receiver refused (4xx other than 429): dropped, said once each.
-    pub dropped: u64,
-    /// Why the newest attempt failed; empty after a success.
-    pub last_error: String,
+    pub pushes: Mutex<Vec<ebpfstat_dbus::RemoteWrite>>,
 }
 
 /// What changes while the daemon runs and the API shows: the threads that change it (the

@@ -867,12 +867,16 @@ pub enum StatusValue {
     Signed(Option<i64>),
     Float(f64),
     Bool(bool),
+    RemoteWrite(Vec<crate::RemoteWrite>),
 }
 
 impl StatusValue {
     /// The value of `key`, read with its sentinel when it has one; `None` for a type the
     /// status map does not hold.
     fn of(key: &str, v: &zbus::OwnedVariant) -> Option<Self> {
+        if let Some(list) = crate::RemoteWrite::list_of(v) {
+            return Some(Self::RemoteWrite(list));
+        }
         let none_at_zero = STATUS_NONE_AT_ZERO.contains(&key);
         let none_when_empty = STATUS_NONE_WHEN_EMPTY.contains(&key);
         if let Ok(s) = <&str>::try_from(v) {

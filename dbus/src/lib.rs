@@ -46,7 +46,7 @@ pub const COMPARE_MIN_EFFECT_NS: f64 = 15.0;
 /// `compare_min_time`) says otherwise: its own comparisons and `Compare` without options alike.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
-pub use status::{Status, StatusError};
+pub use status::{RemoteWrite, Status, StatusError};
 pub use words::{
     AlertMetric, AlertState, CountedBy, MemlockMeaning, NoteCode, StatsState, Tier, UnknownWord,
 };

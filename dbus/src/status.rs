@@ -76,6 +76,87 @@ impl<T: Entry> Entry for Option<T> {
     }
 }
 
+/// A remote-write target's progress, one element of `remote_write` (`a(sxxtttttts)` on the
+/// wire, in this order).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RemoteWrite {
+    pub url: String,
+    /// Where the receiver has everything up to (ns since the epoch; 0: nothing yet).
+    pub position_ns: i64,
+    /// Stored history it does not have yet (ns).
+    pub backlog_ns: i64,
+    /// Compressed bytes, samples and requests it acknowledged.
+    pub bytes_sent: u64,
+    pub samples_sent: u64,
+    pub requests: u64,
+    /// Attempts that failed and were tried again; batches it refused (dropped).
+    pub retries: u64,
+    pub dropped: u64,
+    /// Bytes a second at most (0: no cap).
+    pub max_bytes_per_second: u64,
+    /// Why the newest attempt failed; empty after a success.
+    pub last_error: String,
+}
+
+impl RemoteWrite {
+    /// The targets a `remote_write` value holds; `None` for a value of another type.
+    pub fn list_of(v: &OwnedVariant) -> Option<Vec<Self>> {
+        <Vec<Self> as Entry>::take(v)
+    }
+}
+
+type RemoteWriteWire = (String, i64, i64, u64, u64, u64, u64, u64, u64, String);
+
+impl Entry for Vec<RemoteWrite> {
+    const NAME: &'static str = "array of (sxxtttttts)";
+    fn put(&self) -> Option<OwnedVariant> {
+        let wire: Vec<RemoteWriteWire> = self
+            .iter()
+            .map(|r| {
+                (
+                    r.url.clone(),
+                    r.position_ns,
+                    r.backlog_ns,
+                    r.bytes_sent,
+                    r.samples_sent,
+                    r.requests,
+                    r.retries,
+                    r.dropped,
+                    r.max_bytes_per_second,
+                    r.last_error.clone(),
+                )
+            })
+            .collect();
+        // An empty list is left out: a daemon without targets sends no key.
+        if wire.is_empty() {
+            return None;
+        }
+        OwnedVariant::try_from(zbus::Variant::from(wire)).ok()
+    }
+    fn take(v: &OwnedVariant) -> Option<Self> {
+        let wire = Vec::<RemoteWriteWire>::try_from(v.try_clone().ok()?).ok()?;
+        Some(
+            wire.into_iter()
+                .map(|w| RemoteWrite {
+                    url: w.0,
+                    position_ns: w.1,
+                    backlog_ns: w.2,
+                    bytes_sent: w.3,
+                    samples_sent: w.4,
+                    requests: w.5,
+                    retries: w.6,
+                    dropped: w.7,
+                    max_bytes_per_second: w.8,
+                    last_error: w.9,
+                })
+                .collect(),
+        )
+    }
+    fn absent() -> Self {
+        Vec::new()
+    }
+}
+
 fn get<T: Entry>(m: &Options, key: &'static str) -> Result<T, StatusError> {
     match m.get(key) {
         None => Ok(T::absent()),
@@ -214,6 +295,8 @@ status! {
     /// Alerts raised now, and the rules.
     alerts_active: Option<u32>,
     alert_rules: Option<u32>,
+    /// Each remote-write target, in the configuration's order (absent: none configured).
+    remote_write: Vec<RemoteWrite>,
 }
 
 #[cfg(test)]
@@ -230,6 +313,13 @@ mod tests {
             interval_ns: 1_000_000_000,
             clock_steps: -1,
             used_pct: Some(12.5),
+            remote_write: vec![RemoteWrite {
+                url: "http://h/w".into(),
+                position_ns: -5,
+                bytes_sent: 7,
+                last_error: "HTTP 503".into(),
+                ..RemoteWrite::default()
+            }],
             ..Status::default()
         };
         let m = st.to_map();

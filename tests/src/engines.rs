@@ -46,6 +46,10 @@ pub struct Engine {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// How it was started and where it says it is ready: to start it again.
+    program: String,
+    args: Vec<String>,
+    ready: String,
 }
 
 impl Drop for Engine {
@@ -56,16 +60,97 @@ impl Drop for Engine {
 }
 
 impl Engine {
-    fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, ready: &str) -> Self {
-        let log = std::fs::File::create(dir.path().join("log")).expect("log");
-        let child = cmd
+    fn spawn(cmd: Command, port: u16, dir: tempfile::TempDir, ready: &str) -> Self {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let child = Self::run(&program, &args, &dir);
+        let e = Self {
+            child,
+            port,
+            dir,
+            program,
+            args,
+            ready: ready.to_owned(),
+        };
+        e.wait_ready(ready);
+        e
+    }
+
+    fn run(program: &str, args: &[String], dir: &tempfile::TempDir) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("log"))
+            .expect("log");
+        Command::new(program)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        let e = Self { child, port, dir };
-        e.wait_ready(ready);
-        e
+            .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
+    }
+
+    /// Stops it (SIGTERM, as an operator would), keeping its data and port for
+    /// [`Engine::start_again`].
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(i32::try_from(self.child.id()).expect("pid"), libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+
+    /// After [`Engine::stop`]: the same engine on the same data and port.
+    pub fn start_again(&mut self) {
+        self.child = Self::run(&self.program, &self.args, &self.dir);
+        if self.ready.is_empty() {
+            wait_port(self.port);
+        } else {
+            self.wait_ready(&self.ready.clone());
+        }
+    }
+
+    /// Prometheus taking remote writes and scraping nothing; `web_config`: its
+    /// `--web.config.file` (TLS, basic authentication).
+    pub fn prometheus_receiver(web_config: Option<&Path>) -> Self {
+        let dir = open_tempdir();
+        let port = free_port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("config");
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver");
+        if let Some(web) = web_config {
+            cmd.arg(format!("--web.config.file={}", web.display()));
+            // Readiness is asked over plain HTTP; a TLS receiver is waited for by its port.
+            return Self::spawn_unchecked(cmd, port, dir);
+        }
+        Self::spawn(cmd, port, dir, "/-/ready")
+    }
+
+    /// Started, and waited for until its port takes connections.
+    fn spawn_unchecked(cmd: Command, port: u16, dir: tempfile::TempDir) -> Self {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let child = Self::run(&program, &args, &dir);
+        wait_port(port);
+        Self {
+            child,
+            port,
+            dir,
+            program,
+            args,
+            ready: String::new(),
+        }
     }
 
     fn wait_ready(&self, path: &str) {
@@ -176,6 +261,15 @@ impl Engine {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// Waits (30 s at most) until something listens on 127.0.0.1:`port`.
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

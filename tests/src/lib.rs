@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod mounts;
 pub mod process;
 pub mod programs;
+pub mod receiver;
 pub mod stores;
 pub mod synthetic;
 pub mod terminal;

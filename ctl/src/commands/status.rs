@@ -42,6 +42,7 @@ pub async fn status(p: &Stats1Proxy<'_>, json: bool) -> Result<()> {
     }
     storage(&st)?;
     exports(&st)?;
+    pushes(&st)?;
     out!(
         "daemon: {} CPU over {} up ({} of a core) · RSS {} (peak {})",
         units::ns(st.daemon_cpu_ns.unwrap_or(0) as f64),
@@ -159,6 +160,47 @@ fn storage(st: &Status) -> Result<()> {
             stamp(newest),
             units::bytes(bytes)
         )?;
+    }
+    Ok(())
+}
+
+/// Each remote-write target: how far its receiver has everything, what is left, what went.
+fn pushes(st: &Status) -> Result<()> {
+    for r in &st.remote_write {
+        let position = if r.position_ns == 0 {
+            "nothing acknowledged yet".to_owned()
+        } else {
+            format!("acknowledged up to {}", stamp(r.position_ns))
+        };
+        let backlog = Duration::from_nanos(u64::try_from(r.backlog_ns).unwrap_or(0));
+        // Whole seconds: the position moves a step at a time.
+        let backlog = Duration::from_secs(backlog.as_secs());
+        let mut parts = vec![
+            position,
+            format!("backlog {}", humantime::format_duration(backlog)),
+            format!(
+                "{} in {} requests ({} samples)",
+                units::bytes(r.bytes_sent),
+                r.requests,
+                units::count(r.samples_sent as f64)
+            ),
+        ];
+        if r.max_bytes_per_second > 0 {
+            parts.push(format!(
+                "at most {}/s",
+                units::bytes(r.max_bytes_per_second)
+            ));
+        }
+        if r.retries > 0 || r.dropped > 0 {
+            parts.push(format!(
+                "{} retries, {} batches refused",
+                r.retries, r.dropped
+            ));
+        }
+        if !r.last_error.is_empty() {
+            parts.push(format!("ERROR {}", r.last_error));
+        }
+        out!("remote_write {}: {}", r.url, parts.join(" · "))?;
     }
     Ok(())
 }

@@ -97,6 +97,14 @@ impl Stats1 {
         s.metrics_error = lock(&exports.metrics_error).clone();
         s.metrics_refused = exports.metrics_refused.load(Ordering::Relaxed);
         s.metrics_evicted = exports.metrics_evicted.load(Ordering::Relaxed);
+        s.remote_write = crate::export::pushes(&self.shared);
+        let pushing = s
+            .remote_write
+            .iter()
+            .filter(|r| !r.last_error.is_empty())
+            .map(|r| format!("remote_write {}: {}", r.url, r.last_error))
+            .collect::<Vec<_>>()
+            .join("; ");
         // What is wrong now: the newest pass failing, the store's last write, the exports.
         let failing = self.shared.sampler.failing.load(Ordering::Relaxed);
         let now_wrong = [
@@ -104,6 +112,7 @@ impl Stats1 {
             (!s.last_error.is_empty()).then(|| s.last_error.clone()),
             (!s.textfile_error.is_empty()).then(|| s.textfile_error.clone()),
             (!s.metrics_error.is_empty()).then(|| s.metrics_error.clone()),
+            (!pushing.is_empty()).then_some(pushing),
         ];
         s.last_error = now_wrong
             .into_iter()

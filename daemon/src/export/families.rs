@@ -107,9 +107,37 @@ pub const PASSES_FAILED: Family = Family::counter(
     "Passes that could not read the programs: not stored.",
 );
 
+pub const PUSHED_UNTIL: Family = Family::gauge(
+    "ebpfstat_remote_write_acknowledged_until_seconds",
+    "Time up to which the remote-write receiver has acknowledged every stored sample.",
+)
+.in_unit("seconds");
+pub const PUSH_BACKLOG: Family = Family::gauge(
+    "ebpfstat_remote_write_backlog_seconds",
+    "Stored history the remote-write receiver has not acknowledged yet.",
+)
+.in_unit("seconds");
+pub const PUSH_BYTES: Family = Family::counter(
+    "ebpfstat_remote_write_sent_bytes",
+    "Compressed request bytes the remote-write receiver acknowledged.",
+)
+.in_unit("bytes");
+pub const PUSH_SAMPLES: Family = Family::counter(
+    "ebpfstat_remote_write_sent_samples",
+    "Samples the remote-write receiver acknowledged.",
+);
+pub const PUSH_RETRIES: Family = Family::counter(
+    "ebpfstat_remote_write_retries",
+    "Requests that failed (network, HTTP 5xx or 429) and were sent again.",
+);
+pub const PUSH_DROPPED: Family = Family::counter(
+    "ebpfstat_remote_write_dropped_batches",
+    "Batches the remote-write receiver refused (HTTP 4xx other than 429): not sent again.",
+);
+
 /// The daemon's own figures, as `Status()` reports them (CPU and memory: `None` when they
 /// could not be read, and then left out rather than exported as 0).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DaemonFigures {
     pub cpu_ns: Option<u64>,
     pub rss_bytes: Option<u64>,
@@ -119,6 +147,8 @@ pub struct DaemonFigures {
     pub late: u64,
     pub dropped: u64,
     pub failed: u64,
+    /// Each remote-write target's progress.
+    pub pushes: Vec<ebpfstat_dbus::RemoteWrite>,
 }
 
 /// The stable word for a stats state, as a label value.
@@ -277,5 +307,32 @@ fn daemon_families(e: &mut dyn Sink, daemon: &DaemonFigures) {
     for (f, v) in figures {
         e.family(f);
         e.sample(f, &[], v, None);
+    }
+    push_families(e, &daemon.pushes);
+}
+
+/// Each remote-write target's progress, labelled by its url.
+fn push_families(e: &mut dyn Sink, pushes: &[ebpfstat_dbus::RemoteWrite]) {
+    type Of = fn(&ebpfstat_dbus::RemoteWrite) -> Value;
+    let families: [(&Family, Of); 6] = [
+        (&PUSHED_UNTIL, |r| {
+            Value::Float(secs_of_ns(r.position_ns as f64))
+        }),
+        (&PUSH_BACKLOG, |r| {
+            Value::Float(secs_of_ns(r.backlog_ns as f64))
+        }),
+        (&PUSH_BYTES, |r| Value::Int(r.bytes_sent)),
+        (&PUSH_SAMPLES, |r| Value::Int(r.samples_sent)),
+        (&PUSH_RETRIES, |r| Value::Int(r.retries)),
+        (&PUSH_DROPPED, |r| Value::Int(r.dropped)),
+    ];
+    if pushes.is_empty() {
+        return;
+    }
+    for (f, value) in families {
+        e.family(f);
+        for r in pushes {
+            e.sample(f, &[("url", &r.url)], value(r), None);
+        }
     }
 }

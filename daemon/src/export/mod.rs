@@ -43,6 +43,24 @@ pub fn live_now(shared: &Shared) -> (Option<std::sync::Arc<Pass>>, DaemonFigures
         late: s.late.load(Ordering::Relaxed),
         dropped: s.dropped.load(Ordering::Relaxed),
         failed: s.failed.load(Ordering::Relaxed),
+        pushes: pushes(shared),
     };
     (pass, figures)
+}
+
+/// Each push target's progress, its backlog being the stored history after its position: up
+/// to the newest pass.
+pub fn pushes(shared: &Shared) -> Vec<ebpfstat_dbus::RemoteWrite> {
+    let newest = lock(&shared.latest)
+        .as_ref()
+        .map_or(0, |p| ebpfstat_numbers::WallNs::of(p.time).ns());
+    let mut pushes = lock(&shared.exports.pushes).clone();
+    for p in &mut pushes {
+        p.backlog_ns = if p.position_ns == 0 {
+            0
+        } else {
+            newest.saturating_sub(p.position_ns).max(0)
+        };
+    }
+    pushes
 }

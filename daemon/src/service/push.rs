@@ -19,12 +19,14 @@ use crate::export::live_now;
 use crate::export::remote::post::{self, Answer, PostError};
 use crate::export::remote::proto::Request;
 use crate::export::remote::target::{Target, read_secret};
-use crate::shared::{PushStatus, Shared, lock};
+use ebpfstat_dbus::RemoteWrite;
+
+use crate::shared::{Shared, lock};
 
 /// Most samples in one request (what a batch's steps are sized by).
 pub const MAX_SAMPLES_PER_BATCH: u64 = 10_000;
-/// The longest wait between attempts after failures.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The longest wait a receiver's `Retry-After` may ask for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The pushing threads, and how to stop them.
 #[derive(Debug)]
@@ -49,9 +51,10 @@ impl Pushers {
 pub fn start(targets: &[Target], queries: &mpsc::Sender<Query>, shared: &Arc<Shared>) -> Pushers {
     *lock(&shared.exports.pushes) = targets
         .iter()
-        .map(|t| PushStatus {
+        .map(|t| RemoteWrite {
             url: t.url.text.clone(),
-            ..PushStatus::default()
+            max_bytes_per_second: t.max_bytes_per_second.unwrap_or(0),
+            ..RemoteWrite::default()
         })
         .collect();
     let mut pushers = Pushers {
@@ -176,6 +179,8 @@ impl Pusher {
     fn round(&mut self, position: &mut i64) -> Result<(), Stopped> {
         loop {
             let batch = self.next_batch(*position)?;
+            let at = *position;
+            self.set_status(|s| s.position_ns = at);
             let caught_up =
                 batch.range.1.saturating_add(step_ns(self.target.step)) > batch.newest_ns;
             let mut body = batch.body;
@@ -195,10 +200,8 @@ impl Pusher {
                     .blocking_send(Query::SetPushed(url, *position))
                     .map_err(|_| Stopped::Store)?;
             }
-            self.set_status(|s| {
-                s.position_ns = *position;
-                s.backlog_ns = batch.newest_ns.saturating_sub(*position).max(0);
-            });
+            let at = *position;
+            self.set_status(|s| s.position_ns = at);
             if caught_up {
                 return Ok(());
             }
@@ -265,7 +268,10 @@ impl Pusher {
                 return Ok(());
             }
         };
-        let mut backoff = Duration::from_secs(1);
+        // From a second, doubling up to the target's interval: a receiver back from an outage
+        // hears from the device within an interval, as it would have without the outage.
+        let most = self.target.interval.max(Duration::from_secs(1));
+        let mut backoff = Duration::from_secs(1).min(most);
         loop {
             let wait = match self.attempt(&compressed) {
                 Ok(a) if (200..300).contains(&a.status) => {
@@ -279,7 +285,8 @@ impl Pusher {
                 }
                 Ok(a) if a.status == 429 || a.status >= 500 => {
                     let why = format!("HTTP {}: {}", a.status, a.body);
-                    self.failed(why, a.retry_after.unwrap_or(backoff).max(backoff))
+                    let asked = a.retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER);
+                    self.failed(why, asked.max(backoff))
                 }
                 Ok(a) => {
                     tracing::error!(
@@ -298,7 +305,7 @@ impl Pusher {
                 Err(e) => self.failed(e.to_string(), backoff),
             };
             self.wait(with_jitter(wait))?;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(most);
         }
         if let Some(rate) = self.target.max_bytes_per_second {
             let secs = compressed.len() as f64 / rate as f64;
@@ -344,7 +351,7 @@ impl Pusher {
         rx.blocking_recv().map_err(|_| Stopped::Store)
     }
 
-    fn set_status(&self, f: impl FnOnce(&mut PushStatus)) {
+    fn set_status(&self, f: impl FnOnce(&mut RemoteWrite)) {
         if let Some(s) = lock(&self.shared.exports.pushes).get_mut(self.index) {
             f(s);
         }

@@ -1,0 +1,335 @@
+//! Remote write end to end: the daemon pushes to a real Prometheus (`--web.enable-remote-write-
+//! receiver`) and a real VictoriaMetrics on 127.0.0.1, real programs driven to known run
+//! counts; an outage of the receivers with a daemon restart in it; receivers that fail, then
+//! take, or refuse.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use ebpfstat_tests::bus::{ApiDaemon, open_tempdir};
+use ebpfstat_tests::engines::{Engine, engines_available, get};
+use ebpfstat_tests::fleet::Fleet;
+use ebpfstat_tests::receiver::ScriptedReceiver;
+use ebpfstat_tests::*;
+use serde_json::Value;
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Polls `f` until it returns true, for at most `limit`.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        sleep_ms(250);
+    }
+}
+
+fn now_ns() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(d.as_nanos()).expect("fits")
+}
+
+/// A configuration file pushing to each url every second at a step of a second, as device
+/// `edge-17`; `extra` lines go into every table.
+fn config(urls: &[String], extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = open_tempdir();
+    let path = dir.path().join("ebpfstatd.toml");
+    let tables: String = urls
+        .iter()
+        .map(|u| {
+            format!(
+                "[[remote_write]]\nurl = \"{u}\"\ninterval = \"1s\"\nstep = \"1s\"\n\
+                 labels = {{ device = \"edge-17\" }}\n{extra}\n"
+            )
+        })
+        .collect();
+    std::fs::write(&path, tables).expect("config");
+    (dir, path)
+}
+
+fn write_url(e: &Engine, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", e.port)
+}
+
+/// Waits until every target's receiver has everything stored up to `at_ns`.
+fn wait_pushed(daemon: &ApiDaemon, at_ns: i64) {
+    eventually(Duration::from_secs(90), "every target acknowledged", || {
+        let st = daemon.ctl_json(&["status"]);
+        let targets = st["remote_write"].as_array().cloned().unwrap_or_default();
+        !targets.is_empty()
+            && targets
+                .iter()
+                .all(|t| t["position_ns"].as_i64().unwrap_or(0) >= at_ns)
+    });
+}
+
+/// VictoriaMetrics' raw samples of a program's runs: (time ms, value) in its order.
+fn vm_samples(vm: &Engine, name: &str) -> Vec<(i64, f64)> {
+    let _ = get(vm.port, "/internal/force_flush");
+    let selector = format!("ebpfstat_program_runs_total{{name=\"{name}\",device=\"edge-17\"}}");
+    let path = format!("/api/v1/export?match[]={}", engines::url_encode(&selector));
+    let (status, body) = get(vm.port, &path).expect("export");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).expect("utf-8");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one series for {name}: {text}");
+    let times = lines[0]["timestamps"].as_array().expect("timestamps");
+    let values = lines[0]["values"].as_array().expect("values");
+    times
+        .iter()
+        .zip(values)
+        .map(|(t, v)| (t.as_i64().expect("ms"), v.as_f64().expect("value")))
+        .collect()
+}
+
+/// The most runs Prometheus holds for each program of the fleet, for device `edge-17`.
+fn prometheus_runs(p: &Engine, prefix: &str) -> Vec<(String, f64)> {
+    p.values_by_name(
+        &format!(
+            "max_over_time(ebpfstat_program_runs_total{{name=~\"{prefix}.*\",device=\"edge-17\"}}[10m])"
+        ),
+        None,
+    )
+}
+
+#[test]
+fn pushed_runs_reach_prometheus_and_victoria_metrics_exactly() {
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let prefix = format!("rw{}_", tag());
+    let fleet = Fleet::load(&prefix, 3);
+    let (prom, vm) = (
+        Engine::prometheus_receiver(None),
+        Engine::victoria_metrics(),
+    );
+    let urls = [
+        write_url(&prom, "/api/v1/write"),
+        write_url(&vm, "/api/v1/write"),
+    ];
+    let (_dir, cfg) = config(&urls, "");
+    let daemon = ApiDaemon::start_with(None, "200ms", &["--config", cfg.to_str().expect("utf-8")]);
+    for (round, counts) in [[7, 0, 1], [2, 3, 0], [0, 4, 5]].iter().enumerate() {
+        for (i, &n) in counts.iter().enumerate() {
+            fleet.drive(i, n);
+        }
+        if round < 2 {
+            sleep_ms(1100);
+        }
+    }
+    let driven = now_ns();
+    wait_pushed(&daemon, driven + 1_000_000_000);
+    let want: Vec<(String, f64)> = fleet
+        .programs
+        .iter()
+        .zip([9.0, 7.0, 6.0])
+        .map(|(p, n)| (p.name.clone(), n))
+        .collect();
+    eventually(Duration::from_secs(30), "Prometheus has every run", || {
+        prometheus_runs(&prom, &prefix) == want
+    });
+    for (p, (_, n)) in fleet.programs.iter().zip(&want) {
+        let samples = vm_samples(&vm, &p.name);
+        assert_eq!(
+            samples.last().map(|s| s.1),
+            Some(*n),
+            "{}: {samples:?}",
+            p.name
+        );
+        // From 0 (the program's runs before its first step) up, one sample a second.
+        assert_eq!(samples.first().map(|s| s.1), Some(0.0), "{samples:?}");
+        assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "{samples:?}");
+    }
+    // The device's own families came too, with its labels.
+    let passes = prom.query("ebpfstat_passes_total{device=\"edge-17\"}", None);
+    assert_eq!(passes.as_array().map(Vec::len), Some(1), "{passes}");
+    let st = daemon.ctl_json(&["status"]);
+    for t in st["remote_write"].as_array().expect("targets") {
+        assert_eq!(t["last_error"], "", "{t}");
+        assert!(t["samples_sent"].as_u64().unwrap_or(0) > 0, "{t}");
+    }
+}
+
+/// What the store holds of a program at each whole second of `[from_ms, to_ms]`: (end of the
+/// step in ms, its runs since load), the steps with samples only.
+fn stored_steps(daemon: &ApiDaemon, name: &str, (from_ms, to_ms): (i64, i64)) -> Vec<(i64, f64)> {
+    let at = |ms: i64| {
+        let t =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).expect("after 1970"));
+        humantime::format_rfc3339_millis(t).to_string()
+    };
+    let h = daemon.ctl_json(&[
+        "history",
+        name,
+        "--since",
+        &at(from_ms),
+        "--until",
+        &at(to_ms),
+        "--step",
+        "1s",
+        "--max-points",
+        "5000",
+    ]);
+    h["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["samples"].as_u64().unwrap_or(0) > 0)
+        .map(|p| {
+            let end = p["end_ns"].as_i64().expect("end") / 1_000_000;
+            (end, p["cum_run_cnt"].as_f64().expect("cum"))
+        })
+        .collect()
+}
+
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario read top to bottom: the outage, the restart in it, what came after"
+)]
+fn an_outage_with_a_restart_in_it_loses_nothing_and_sends_nothing_twice() {
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let prefix = format!("ro{}_", tag());
+    let fleet = Fleet::load(&prefix, 2);
+    let (mut prom, mut vm) = (
+        Engine::prometheus_receiver(None),
+        Engine::victoria_metrics(),
+    );
+    let urls = [
+        write_url(&prom, "/api/v1/write"),
+        write_url(&vm, "/api/v1/write"),
+    ];
+    let (_dir, cfg) = config(&urls, "");
+    let flags = ["--config", cfg.to_str().expect("utf-8")];
+    let mut daemon = ApiDaemon::start_with(None, "200ms", &flags);
+    let drive_for = |secs: u64| {
+        for s in 0..secs {
+            fleet.drive(0, 3);
+            fleet.drive(1, s % 3);
+            sleep_ms(1000);
+        }
+    };
+    drive_for(3);
+    wait_pushed(&daemon, now_ns() - 1_000_000_000);
+    // The receivers stop; the programs go on running; the daemon is restarted in the middle.
+    let outage_from = now_ns();
+    prom.stop();
+    vm.stop();
+    drive_for(12);
+    daemon.stop_in_place();
+    sleep_ms(1500);
+    daemon.start_again("200ms", &flags);
+    drive_for(12);
+    let st = daemon.ctl_json(&["status"]);
+    let backlog = st["remote_write"][0]["backlog_ns"]
+        .as_i64()
+        .expect("backlog");
+    assert!(backlog >= 20_000_000_000, "the outage is a backlog: {st}");
+    assert!(
+        st["remote_write"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{st}"
+    );
+    prom.start_again();
+    vm.start_again();
+    let driven = now_ns();
+    wait_pushed(&daemon, driven + 1_000_000_000);
+    let total = [3.0 * 27.0, (0..27).map(|s| f64::from(s % 3)).sum()];
+    for (p, n) in fleet.programs.iter().zip(total) {
+        let samples = vm_samples(&vm, &p.name);
+        assert_eq!(
+            samples.last().map(|s| s.1),
+            Some(n),
+            "{}: {samples:?}",
+            p.name
+        );
+        // No time twice, in order.
+        assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "{samples:?}");
+        // Every step the store has, through the outage and the restart, exactly: the first
+        // sample (the value before the first step) aside.
+        let (first, last) = (samples[1].0, samples[samples.len() - 1].0);
+        let stored = stored_steps(&daemon, &p.name, (first - 1000, last));
+        assert_eq!(&samples[1..], &stored[..], "{}", p.name);
+        let in_outage = samples
+            .iter()
+            .filter(|s| s.0 * 1_000_000 > outage_from)
+            .count();
+        assert!(in_outage >= 20, "{in_outage} steps of the outage");
+    }
+    let counts = prometheus_runs(&prom, &prefix);
+    let want: Vec<(String, f64)> = fleet
+        .programs
+        .iter()
+        .zip(total)
+        .map(|(p, n)| (p.name.clone(), n))
+        .collect();
+    assert_eq!(counts, want);
+    // Prometheus has the same steps VictoriaMetrics has.
+    let name = &fleet.programs[0].name;
+    let r = prom.query(
+        &format!("count_over_time(ebpfstat_program_runs_total{{name=\"{name}\"}}[10m])"),
+        None,
+    );
+    let n: usize = r[0]["value"][1]
+        .as_str()
+        .expect("count")
+        .parse()
+        .expect("a whole count");
+    assert_eq!(n, vm_samples(&vm, name).len());
+}
+
+#[test]
+fn a_failing_receiver_gets_the_same_batch_again_and_a_refusal_drops_it() {
+    require_bpf!();
+    let fleet = Fleet::load(&format!("rf{}_", tag()), 1);
+    // Two failures, a success, then a refusal; then successes.
+    let receiver = ScriptedReceiver::start(&[500, 503, 204, 400]);
+    let url = format!("http://127.0.0.1:{}/api/v1/write", receiver.port);
+    let (_dir, cfg) = config(&[url], "");
+    let daemon = ApiDaemon::start_with(None, "200ms", &["--config", cfg.to_str().expect("utf-8")]);
+    fleet.drive(0, 5);
+    eventually(Duration::from_secs(60), "six requests", || {
+        receiver.received().len() >= 6
+    });
+    let got = receiver.received();
+    // The failed batch, sent again as it was: the same bytes three times.
+    assert_eq!(got[0].body, got[1].body);
+    assert_eq!(got[1].body, got[2].body);
+    assert!(
+        got[0].head.contains("Content-Encoding: snappy"),
+        "{}",
+        got[0].head
+    );
+    assert_eq!(
+        got.iter().map(|r| r.status).take(4).collect::<Vec<_>>(),
+        [500, 503, 204, 400]
+    );
+    // After the refusal, the next batch is another one.
+    assert_ne!(got[3].body, got[4].body);
+    let st = daemon.ctl_json(&["status"]);
+    let t = &st["remote_write"][0];
+    assert_eq!(
+        (t["retries"].as_u64(), t["dropped"].as_u64()),
+        (Some(2), Some(1)),
+        "{t}"
+    );
+    let log = daemon.log();
+    assert_eq!(log.matches("HTTP 500").count(), 1, "{log}");
+    assert_eq!(log.matches("refused a batch").count(), 1, "{log}");
+    assert!(
+        log.contains("(HTTP 400: status 400 from the script); dropped"),
+        "{log}"
+    );
+}

@@ -84,6 +84,7 @@ const FILES: &[&str] = &[
     "/usr/bin/ebpfstatctl",
     "/usr/lib/systemd/system/ebpfstatd.service",
     "/usr/lib/systemd/system/ebpfstatd-metrics.socket",
+    "/usr/share/ebpfstat/remote-write.conf",
     "/usr/lib/sysusers.d/ebpfstat.conf",
     "/usr/share/dbus-1/system.d/org.ebpfstat.Stats1.conf",
     "/usr/share/dbus-1/interfaces/org.ebpfstat.Stats1.xml",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_tests::bus::{ApiDaemon, open_tempdir};
-use ebpfstat_tests::engines::{Engine, engines_available, get};
+use ebpfstat_tests::engines::{self, Engine, engines_available, get};
 use ebpfstat_tests::fleet::Fleet;
 use ebpfstat_tests::receiver::ScriptedReceiver;
 use ebpfstat_tests::*;
@@ -332,4 +332,184 @@ fn a_failing_receiver_gets_the_same_batch_again_and_a_refusal_drops_it() {
         log.contains("(HTTP 400: status 400 from the script); dropped"),
         "{log}"
     );
+}
+
+/// Runs `cmd` (openssl, htpasswd) in `dir`, asserted to succeed; its output.
+fn run_in(dir: &std::path::Path, cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A CA, a server certificate for `localhost` and 127.0.0.1 and a client certificate, each
+/// signed by the CA, in `dir` (`ca.crt`, `server.{crt,key}`, `client.{crt,key}`).
+fn make_pki(dir: &std::path::Path) {
+    run_in(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ebpfstat test CA",
+        ],
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        run_in(
+            dir,
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+        run_in(
+            dir,
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+/// `curl` against a TLS receiver with the client certificate and basic authentication.
+fn curl_query(dir: &std::path::Path, port: u16, promql: &str) -> Value {
+    let url = format!(
+        "https://localhost:{port}/api/v1/query?query={}",
+        engines::url_encode(promql)
+    );
+    let out = run_in(
+        dir,
+        "curl",
+        &[
+            "-sS",
+            "--cacert",
+            "ca.crt",
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "-u",
+            "edge:s3cret pass",
+            &url,
+        ],
+    );
+    serde_json::from_str::<Value>(&out).expect("json")["data"]["result"].clone()
+}
+
+#[test]
+fn tls_with_a_client_certificate_and_basic_auth_reaches_prometheus() {
+    use std::os::unix::fs::PermissionsExt as _;
+    require_bpf!();
+    if !engines_available(module_path!()) {
+        return;
+    }
+    let pki = open_tempdir();
+    let dir = pki.path();
+    make_pki(dir);
+    let hash = run_in(dir, "htpasswd", &["-nbBC", "5", "edge", "s3cret pass"]);
+    let hash = hash.trim().trim_start_matches("edge:");
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {d}/server.crt\n  key_file: {d}/server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {d}/ca.crt\n\
+             basic_auth_users:\n  edge: '{hash}'\n",
+            d = dir.display()
+        ),
+    )
+    .expect("web config");
+    let password = dir.join("password");
+    std::fs::write(&password, "s3cret pass\n").expect("password");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let prom = Engine::prometheus_receiver(Some(&web));
+    let d = dir.display();
+    let good = format!(
+        "[[remote_write]]\nurl = \"https://localhost:{p}/api/v1/write\"\ninterval = \"1s\"\n\
+         step = \"1s\"\nlabels = {{ device = \"edge-17\" }}\n\
+         basic_auth = {{ username = \"edge\", password_file = \"{d}/password\" }}\n\
+         tls = {{ ca_file = \"{d}/ca.crt\", cert_file = \"{d}/client.crt\", key_file = \"{d}/client.key\" }}\n",
+        p = prom.port
+    );
+    // The same receiver by its address, trusting only the system's roots: refused.
+    let untrusted = format!(
+        "[[remote_write]]\nurl = \"https://127.0.0.1:{p}/api/v1/write\"\ninterval = \"1s\"\n\
+         step = \"1s\"\n",
+        p = prom.port
+    );
+    let cfg = dir.join("ebpfstatd.toml");
+    std::fs::write(&cfg, format!("{good}\n{untrusted}")).expect("config");
+    let fleet = Fleet::load(&format!("rt{}_", tag()), 1);
+    let daemon = ApiDaemon::start_with(None, "200ms", &["--config", cfg.to_str().expect("utf-8")]);
+    fleet.drive(0, 11);
+    let name = &fleet.programs[0].name;
+    let promql = format!("ebpfstat_program_runs_total{{name=\"{name}\",device=\"edge-17\"}}");
+    eventually(Duration::from_secs(60), "the runs over TLS", || {
+        let r = curl_query(dir, prom.port, &promql);
+        r[0]["value"][1].as_str() == Some("11")
+    });
+    let st = daemon.ctl_json(&["status"]);
+    let targets = st["remote_write"].as_array().expect("targets");
+    assert_eq!(targets[0]["last_error"], "", "{st}");
+    let refused = targets[1]["last_error"].as_str().unwrap_or("");
+    assert!(
+        refused.contains("certificate") && refused.contains("TLS with https://127.0.0.1"),
+        "{refused}"
+    );
+    // The secret is never written anywhere the daemon says things.
+    assert!(!daemon.log().contains("s3cret"), "{}", daemon.log());
 }

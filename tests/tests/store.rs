@@ -851,3 +851,24 @@ fn map_history_keeps_changes_exactly() {
         Some("no map id 99 in the history")
     );
 }
+
+#[test]
+fn a_push_position_is_kept_with_the_flush_and_read_back_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = "http://127.0.0.1:9/api/v1/write";
+    {
+        let mut store = store_at(&dir, default_retention(), 64 << 20);
+        assert_eq!(store.pushed(url).expect("read"), None);
+        store.set_pushed(url, 1_000);
+        store.set_pushed(url, 2_000);
+        // Known at once, before it is written.
+        assert_eq!(store.pushed(url).expect("read"), Some(2_000));
+        store.flush(t0()).expect("flush");
+        // Set after the last flush, and the store dropped without another (a crash).
+        store.set_pushed("http://other/", -5);
+    }
+    // What was flushed is read back; what was not is forgotten.
+    let store = store_at(&dir, default_retention(), 64 << 20);
+    assert_eq!(store.pushed(url).expect("read"), Some(2_000));
+    assert_eq!(store.pushed("http://other/").expect("read"), None);
+}

@@ -33,6 +33,17 @@ impl Effective {
                 rule_changes(&self.alerts, &new.alerts),
             ));
         }
+        if self.remote_write != new.remote_write {
+            let urls = |t: &[crate::export::remote::target::Target]| {
+                let urls: Vec<&str> = t.iter().map(|t| t.url.text.as_str()).collect();
+                format!("[{}]", urls.join(", "))
+            };
+            changes.push((
+                "remote_write",
+                urls(&self.remote_write),
+                urls(&new.remote_write),
+            ));
+        }
         changes
     }
 }

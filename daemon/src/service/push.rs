@@ -19,6 +19,7 @@ use crate::export::live_now;
 use crate::export::remote::post::{self, Answer, PostError};
 use crate::export::remote::proto::Request;
 use crate::export::remote::target::{Target, read_secret};
+use crate::export::remote::tls;
 use ebpfstat_dbus::RemoteWrite;
 
 use crate::shared::{Shared, lock};
@@ -94,6 +95,8 @@ struct Pusher {
     target: Target,
     device: Arc<[(String, String)]>,
     authorization: Option<String>,
+    /// The TLS context of an `https://` target.
+    tls: Option<tls::Client>,
     queries: mpsc::Sender<Query>,
     shared: Arc<Shared>,
     stop: std_mpsc::Receiver<()>,
@@ -118,14 +121,17 @@ impl Pusher {
         stop: std_mpsc::Receiver<()>,
     ) -> Result<Self, String> {
         let authorization = authorization(&target)?;
-        if target.url.tls {
-            return Err("https needs TLS, which this build does not have yet".to_owned());
-        }
+        let tls = target
+            .url
+            .tls
+            .then(|| tls::Client::new(&target.tls.clone().unwrap_or_default()))
+            .transpose()?;
         Ok(Self {
             index,
             device: target.labels.clone().into(),
             target,
             authorization,
+            tls,
             queries,
             shared,
             stop,
@@ -330,9 +336,17 @@ impl Pusher {
 
     fn attempt(&self, body: &[u8]) -> Result<Answer, PostError> {
         let url = &self.target.url;
-        let mut stream = post::connect(url, self.target.timeout)?;
+        let tcp = post::connect(url, self.target.timeout)?;
         let head = post::head(url, self.authorization.as_deref(), body.len());
-        post::exchange(&url.text, &mut stream, &head, body)
+        match &self.tls {
+            Some(tls) => {
+                let mut stream = tls
+                    .connect(tcp, &url.host)
+                    .map_err(|e| PostError::Tls(url.text.clone(), e))?;
+                post::exchange(&url.text, &mut stream, &head, body)
+            }
+            None => post::exchange(&url.text, &mut { tcp }, &head, body),
+        }
     }
 
     /// Waits `d`, or until the daemon stops.

@@ -76,11 +76,13 @@ impl Reloader {
 
     async fn apply(&mut self, mut new: Effective, from: &str, shared: &Shared) {
         let old = &self.cfg.settings;
-        let at_restart: Vec<&str> = defs()
+        let mut at_restart: Vec<&str> = defs()
             .into_iter()
             .filter(|d| d.reload == Reload::AtRestart)
             .map(|d| d.key)
             .collect();
+        // Each target is a thread started with the daemon.
+        at_restart.push("remote_write");
         let mut now = Vec::new();
         let mut later = Vec::new();
         for (key, was, is) in old.changes(&new) {

@@ -3,3 +3,4 @@
 pub mod post;
 pub mod proto;
 pub mod target;
+pub mod tls;

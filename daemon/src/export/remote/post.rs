@@ -21,6 +21,8 @@ pub enum PostError {
     Connect(String, std::io::Error),
     #[error("sending to {0}: {1}")]
     Io(String, std::io::Error),
+    #[error("TLS with {0}: {1}")]
+    Tls(String, String),
     #[error("{0} answered something that is not HTTP/1.x: {1:?}")]
     NotHttp(String, String),
 }

@@ -77,8 +77,7 @@ impl FromStr for Url {
 }
 
 /// The user and the file holding the password of HTTP basic authentication.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BasicAuth {
     pub username: String,
     pub password_file: PathBuf,
@@ -86,8 +85,7 @@ pub struct BasicAuth {
 
 /// The CA that signs the receiver's certificate (else the system's roots), and the device's
 /// own certificate and key when the receiver asks for one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tls {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
@@ -115,19 +113,77 @@ pub struct Target {
     pub max_bytes_per_second: Option<u64>,
 }
 
+/// The table as written. Durations, sizes and paths are read as text and the inline tables as
+/// maps of text, then checked: fewer kinds of value for the parser to know (each costs the
+/// daemon's binary its own deserializer).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     url: String,
-    interval: Option<Span>,
-    step: Option<Span>,
+    interval: Option<String>,
+    step: Option<String>,
     labels: Option<BTreeMap<String, String>>,
-    bearer_token_file: Option<PathBuf>,
-    basic_auth: Option<BasicAuth>,
-    tls: Option<Tls>,
-    max_backlog: Option<Span>,
-    timeout: Option<Span>,
-    max_bytes_per_second: Option<Size>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<BTreeMap<String, String>>,
+    tls: Option<BTreeMap<String, String>>,
+    max_backlog: Option<String>,
+    timeout: Option<String>,
+    max_bytes_per_second: Option<String>,
+}
+
+/// An inline table's keys, each at most once and every one known; `need`: those it must have.
+fn inline(
+    key: &str,
+    mut map: BTreeMap<String, String>,
+    known: &[&str],
+    need: &[&str],
+) -> Result<Vec<Option<String>>, String> {
+    if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "{key}: unknown key {:?}; it takes {}",
+            Shown(k),
+            known.join(", ")
+        ));
+    }
+    if let Some(k) = need.iter().find(|k| !map.contains_key(**k)) {
+        return Err(format!("{key}: {k} is missing"));
+    }
+    Ok(known.iter().map(|k| map.remove(*k)).collect())
+}
+
+fn basic_auth(map: BTreeMap<String, String>) -> Result<BasicAuth, String> {
+    const KEYS: [&str; 2] = ["username", "password_file"];
+    let mut v = inline("basic_auth", map, &KEYS, &KEYS)?
+        .into_iter()
+        .flatten();
+    let (Some(username), Some(file)) = (v.next(), v.next()) else {
+        return Err("basic_auth: username and password_file".to_owned());
+    };
+    Ok(BasicAuth {
+        username,
+        password_file: PathBuf::from(file),
+    })
+}
+
+fn tls(map: BTreeMap<String, String>) -> Result<Tls, String> {
+    let v = inline("tls", map, &["ca_file", "cert_file", "key_file"], &[])?;
+    let mut v = v.into_iter().map(|p| p.map(PathBuf::from));
+    let (ca_file, cert_file, key_file) =
+        (v.next().flatten(), v.next().flatten(), v.next().flatten());
+    if cert_file.is_some() != key_file.is_some() {
+        return Err("tls: cert_file and key_file go together".to_owned());
+    }
+    Ok(Tls {
+        ca_file,
+        cert_file,
+        key_file,
+    })
+}
+
+/// A text setting read as its kind (a duration, a size), the key named in the error.
+fn parsed<T: FromStr<Err = String>>(key: &str, v: Option<String>) -> Result<Option<T>, String> {
+    v.map(|v| v.parse::<T>().map_err(|e| format!("{key}: {e}")))
+        .transpose()
 }
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -168,26 +224,21 @@ impl TryFrom<RawTarget> for Target {
                 Shown(&url.text)
             ));
         }
-        let tls = r.tls;
-        if tls
-            .as_ref()
-            .is_some_and(|t| t.cert_file.is_some() != t.key_file.is_some())
-        {
-            return Err("tls: cert_file and key_file go together".to_owned());
-        }
-        let rate = r.max_bytes_per_second.map(|s| s.0);
+        let rate = parsed::<Size>("max_bytes_per_second", r.max_bytes_per_second)?.map(|s| s.0);
         if rate.is_some_and(|b| b < 1024) {
             return Err("max_bytes_per_second: at least 1KiB".to_owned());
         }
+        let span =
+            |key: &str, v, default, range| span(key, parsed::<Span>(key, v)?, default, range);
         Ok(Self {
             url,
             interval: span("interval", r.interval, DEFAULT_INTERVAL, (1, 3600))?,
             step: span("step", r.step, DEFAULT_STEP, (1, 3600))?,
             labels,
-            bearer_token_file: r.bearer_token_file,
-            basic_auth: r.basic_auth,
-            tls,
-            max_backlog: r.max_backlog.map(|s| s.0),
+            bearer_token_file: r.bearer_token_file.map(PathBuf::from),
+            basic_auth: r.basic_auth.map(basic_auth).transpose()?,
+            tls: r.tls.map(tls).transpose()?,
+            max_backlog: parsed::<Span>("max_backlog", r.max_backlog)?.map(|s| s.0),
             timeout: span("timeout", r.timeout, DEFAULT_TIMEOUT, (1, 600))?,
             max_bytes_per_second: rate,
         })

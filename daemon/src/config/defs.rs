@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::remote_write::Target;
 use super::values::{Address, Budget, LogLevel, Maybe, Size, Span, StatsMode, Value};
 use super::{Bus, RangeError};
 use crate::alerts::Rule;
-use crate::export::remote::target::Target;
 
 /// Whether a reload changes a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

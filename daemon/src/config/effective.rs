@@ -34,7 +34,7 @@ impl Effective {
             ));
         }
         if self.remote_write != new.remote_write {
-            let urls = |t: &[crate::export::remote::target::Target]| {
+            let urls = |t: &[super::remote_write::Target]| {
                 let urls: Vec<&str> = t.iter().map(|t| t.url.text.as_str()).collect();
                 format!("[{}]", urls.join(", "))
             };

@@ -10,6 +10,7 @@ use crate::alerts::rules::first_repeat;
 
 mod defs;
 mod effective;
+pub mod remote_write;
 mod tables;
 mod values;
 

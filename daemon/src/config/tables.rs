@@ -6,10 +6,10 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::remote_write::{MAX_TARGETS, Target};
 use super::{Shown, toml_error};
 use crate::alerts::Rule;
 use crate::alerts::rules::MAX_RULES;
-use crate::export::remote::target::{MAX_TARGETS, Target};
 
 type Spans = Option<Vec<toml::Spanned<serde::de::IgnoredAny>>>;
 

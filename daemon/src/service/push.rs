@@ -13,12 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::page::{PushAsk, PushBatch};
 use crate::api::queries::Query;
+use crate::config::remote_write::{Target, read_secret};
 use crate::export::families::live_to;
 use crate::export::history::FAMILIES;
 use crate::export::live_now;
 use crate::export::remote::post::{self, Answer, PostError};
 use crate::export::remote::proto::Request;
-use crate::export::remote::target::{Target, read_secret};
 use crate::export::remote::tls;
 use ebpfstat_dbus::RemoteWrite;
 

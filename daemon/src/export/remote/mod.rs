@@ -2,5 +2,4 @@
 
 pub mod post;
 pub mod proto;
-pub mod target;
 pub mod tls;

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::target::Url;
+use crate::config::remote_write::Url;
 
 /// Most of an answer read: its head and enough of its body to quote an error.
 pub const MAX_ANSWER: usize = 16 * 1024;

@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use super::target::Tls;
+use crate::config::remote_write::Tls;
 
 /// The library's file name (OpenSSL 3's ABI).
 pub const LIBSSL: &str = "libssl.so.3";

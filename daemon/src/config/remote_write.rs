@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Size, Span};
+use super::{Size, Span};
 use crate::shown::Shown;
 
 /// Most targets: each is a thread and a connection.
@@ -201,9 +201,9 @@ fn span(
     if d < Duration::from_secs(lo) || d > Duration::from_secs(hi) {
         return Err(format!(
             "{key} = {:?} is out of range: between {} and {}",
-            crate::config::span_text(d),
-            crate::config::span_text(Duration::from_secs(lo)),
-            crate::config::span_text(Duration::from_secs(hi))
+            super::span_text(d),
+            super::span_text(Duration::from_secs(lo)),
+            super::span_text(Duration::from_secs(hi))
         ));
     }
     Ok(d)
@@ -290,7 +290,7 @@ fn host_name() -> String {
 impl std::fmt::Display for Target {
     /// The table in the configuration file's syntax (secrets are files; none is shown).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::config::{size_text, span_text};
+        use super::{size_text, span_text};
         writeln!(f, "[[remote_write]]\nurl = {:?}", self.url.text)?;
         write!(
             f,

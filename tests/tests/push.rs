@@ -222,20 +222,21 @@ fn an_outage_with_a_restart_in_it_loses_nothing_and_sends_nothing_twice() {
     };
     drive_for(3);
     wait_pushed(&daemon, now_ns() - 1_000_000_000);
-    // The receivers stop; the programs go on running; the daemon is restarted in the middle.
+    // The receivers stop for a minute; the programs go on running; the daemon is restarted
+    // in the middle of it.
     let outage_from = now_ns();
     prom.stop();
     vm.stop();
-    drive_for(12);
+    drive_for(30);
     daemon.stop_in_place();
     sleep_ms(1500);
     daemon.start_again("200ms", &flags);
-    drive_for(12);
+    drive_for(30);
     let st = daemon.ctl_json(&["status"]);
     let backlog = st["remote_write"][0]["backlog_ns"]
         .as_i64()
         .expect("backlog");
-    assert!(backlog >= 20_000_000_000, "the outage is a backlog: {st}");
+    assert!(backlog >= 50_000_000_000, "the outage is a backlog: {st}");
     assert!(
         st["remote_write"][0]["last_error"]
             .as_str()
@@ -246,7 +247,12 @@ fn an_outage_with_a_restart_in_it_loses_nothing_and_sends_nothing_twice() {
     vm.start_again();
     let driven = now_ns();
     wait_pushed(&daemon, driven + 1_000_000_000);
-    let total = [3.0 * 27.0, (0..27).map(|s| f64::from(s % 3)).sum()];
+    // Driven: 3 s before, 30 s, 30 s (the drive restarts its count at each call).
+    let second: f64 = [3, 30, 30]
+        .iter()
+        .map(|&n| (0..n).map(|s| f64::from(s % 3)).sum::<f64>())
+        .sum();
+    let total = [3.0 * 63.0, second];
     for (p, n) in fleet.programs.iter().zip(total) {
         let samples = vm_samples(&vm, &p.name);
         assert_eq!(
@@ -266,7 +272,7 @@ fn an_outage_with_a_restart_in_it_loses_nothing_and_sends_nothing_twice() {
             .iter()
             .filter(|s| s.0 * 1_000_000 > outage_from)
             .count();
-        assert!(in_outage >= 20, "{in_outage} steps of the outage");
+        assert!(in_outage >= 55, "{in_outage} steps of the outage");
     }
     let counts = prometheus_runs(&prom, &prefix);
     let want: Vec<(String, f64)> = fleet
@@ -512,4 +518,106 @@ fn tls_with_a_client_certificate_and_basic_auth_reaches_prometheus() {
     );
     // The secret is never written anywhere the daemon says things.
     assert!(!daemon.log().contains("s3cret"), "{}", daemon.log());
+}
+
+#[test]
+fn max_backlog_bounds_what_an_outage_sends_again() {
+    use ebpfstat_tests::synthetic::Workload;
+    let dir = open_tempdir();
+    let db = dir.path().join("history.db");
+    // An hour of two programs at 1-second passes, ending now: the receiver has none of it.
+    let start = SystemTime::now() - Duration::from_secs(3600 + 60);
+    {
+        let mut store = ebpfstat_store::Store::open(store_config(&db)).expect("open");
+        let mut work = Workload::starting("sim", 2, 1.0, start);
+        store.ingest(work.host.tick()).expect("baseline");
+        work.fill(&mut store, 3600, || {});
+    }
+    let receiver = ScriptedReceiver::start(&[]);
+    let url = format!("http://127.0.0.1:{}/api/v1/write", receiver.port);
+    let from_ns = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("now")
+        .as_nanos();
+    rusqlite::Connection::open(&db)
+        .expect("db")
+        .execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            (format!("pushed:{url}"), i64::try_from(from_ns).expect("ns")),
+        )
+        .expect("position");
+    let (_cfg_dir, cfg) = config(&[url], "max_backlog = \"10m\"");
+    let daemon =
+        ApiDaemon::start_on_with(None, "1s", &db, &["--config", cfg.to_str().expect("utf-8")]);
+    eventually(Duration::from_secs(60), "caught up", || {
+        let t = &daemon.ctl_json(&["status"])["remote_write"][0];
+        t["requests"].as_u64().unwrap_or(0) > 0
+            && t["backlog_ns"].as_i64().unwrap_or(i64::MAX) < 5_000_000_000
+    });
+    let t = &daemon.ctl_json(&["status"])["remote_write"][0];
+    let samples = t["samples_sent"].as_u64().expect("samples");
+    // Two programs, two counters, a sample a second: the last 10 minutes are about 2,400
+    // samples (and the live families once); the whole hour would be 14,400.
+    assert!((2_000..5_000).contains(&samples), "{samples} samples: {t}");
+}
+
+#[test]
+fn check_config_refuses_a_secret_others_may_read_and_names_the_table() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = open_tempdir();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").expect("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let cfg = dir.path().join("ebpfstatd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[remote_write]]\nurl = \"http://127.0.0.1:9/api/v1/write\"\nbearer_token_file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .expect("config");
+    let check = |cfg: &std::path::Path| {
+        std::process::Command::new(bin("ebpfstatd"))
+            .args(["run", "--check-config", "--config"])
+            .arg(cfg)
+            .output()
+            .expect("run")
+    };
+    let out = check(&cfg);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("remote_write \"http://127.0.0.1:9/api/v1/write\""),
+        "{said}"
+    );
+    assert!(
+        said.contains("no one else may read or write (chmod 600; it is 644"),
+        "{said}"
+    );
+    assert!(!said.contains("t0ken"), "{said}");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = check(&cfg);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown.contains("[[remote_write]]\nurl = \"http://127.0.0.1:9/api/v1/write\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("t0ken"), "{shown}");
+    // A second table on the same url, and a step shorter than the interval: each said.
+    std::fs::write(
+        &cfg,
+        "interval = \"5s\"\n[[remote_write]]\nurl = \"http://h/\"\nstep = \"2s\"\n",
+    )
+    .expect("config");
+    let said = String::from_utf8_lossy(&check(&cfg).stderr).into_owned();
+    assert!(
+        said.contains("step 2s is shorter than the interval (5s)"),
+        "{said}"
+    );
 }

@@ -859,16 +859,19 @@ fn a_push_position_is_kept_with_the_flush_and_read_back_after_a_restart() {
     {
         let mut store = store_at(&dir, default_retention(), 64 << 20);
         assert_eq!(store.pushed(url).expect("read"), None);
-        store.set_pushed(url, 1_000);
-        store.set_pushed(url, 2_000);
+        store.set_pushed(url, 1_000, false).expect("set");
+        store.set_pushed(url, 2_000, false).expect("set");
         // Known at once, before it is written.
         assert_eq!(store.pushed(url).expect("read"), Some(2_000));
         store.flush(t0()).expect("flush");
-        // Set after the last flush, and the store dropped without another (a crash).
-        store.set_pushed("http://other/", -5);
+        // One written at once (a target catching up) is kept...
+        store.set_pushed("http://third/", 7, true).expect("set");
+        // ...one set after, the store dropped without another flush (a crash), is not.
+        store.set_pushed("http://other/", -5, false).expect("set");
     }
-    // What was flushed is read back; what was not is forgotten.
+    // What was flushed or written at once is read back; what was not is forgotten.
     let store = store_at(&dir, default_retention(), 64 << 20);
     assert_eq!(store.pushed(url).expect("read"), Some(2_000));
     assert_eq!(store.pushed("http://other/").expect("read"), None);
+    assert_eq!(store.pushed("http://third/").expect("read"), Some(7));
 }

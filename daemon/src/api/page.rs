@@ -72,7 +72,8 @@ pub struct PushAsk {
     /// Never earlier than this (the backlog's limit), ns.
     pub floor_ns: i64,
     pub step_ns: u64,
-    pub max_steps: u64,
+    /// About the most samples a batch holds (at least a step of every series).
+    pub max_samples: u64,
     pub device: std::sync::Arc<[(String, String)]>,
 }
 
@@ -89,8 +90,9 @@ pub struct PushBatch {
 }
 
 /// The next batch to push, on the storage thread: whole steps after `from_ns` (or the floor,
-/// or the oldest stored data, whichever is latest) up to the last whole step stored, at most
-/// `max_steps` of them. The receiver has nothing to gain from steps not yet complete.
+/// or the oldest stored data, whichever is latest) up to the last whole step stored, as many
+/// as keep the batch within `max_samples` (two a step for every series the backlog holds). The
+/// receiver has nothing to gain from steps not yet complete.
 pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
     let step = i64::try_from(ask.step_ns.max(1)).unwrap_or(i64::MAX);
     let newest = s.newest_time().map_err(|e| query_error(e.into()))?;
@@ -103,7 +105,17 @@ pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
         .max(WallNs::of_known(oldest).ns());
     // Batches start on a step boundary so that every batch's steps are the same ones.
     let from = start.div_euclid(step).saturating_mul(step).max(ask.from_ns);
-    let steps = i64::try_from(ask.max_steps).unwrap_or(i64::MAX);
+    let held = HeldNow::new();
+    let mut asked = Asked {
+        filter: Filter::default(),
+        at: Cursor::start(from),
+        max_points: u32::MAX,
+        range: (from, whole_until.max(from)),
+        step_ns: ask.step_ns,
+    };
+    let series = count_series(s, &asked, &held)?;
+    let steps = (ask.max_samples / (2 * series).max(1)).max(1);
+    let steps = i64::try_from(steps).unwrap_or(i64::MAX);
     let to = whole_until.min(from.saturating_add(step.saturating_mul(steps)));
     let mut batch = PushBatch {
         body: Vec::new(),
@@ -114,14 +126,7 @@ pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
     if to <= from {
         return Ok(batch);
     }
-    let asked = Asked {
-        filter: Filter::default(),
-        at: Cursor::start(from),
-        max_points: u32::MAX,
-        range: (from, to),
-        step_ns: ask.step_ns,
-    };
-    let held = HeldNow::new();
+    asked.range = (from, to);
     let until = WallNs::from_ns(to).time();
     let mut req = Request::new(&ask.device, 0, &[]);
     let mut at = Some(asked.at);
@@ -141,6 +146,16 @@ pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
     batch.samples = req.samples_written;
     batch.body = req.finish();
     Ok(batch)
+}
+
+/// The series a range holds (those an export of it would write).
+fn count_series(s: &Store, asked: &Asked, held: &HeldNow) -> Result<u64, Error> {
+    let (mut n, mut first) = (0, i64::MIN);
+    while let Some(series) = next_series(s, asked, held, first)? {
+        n += 1;
+        first = series.series_id.saturating_add(1);
+    }
+    Ok(n)
 }
 
 /// Most series read from the store at a time while looking for the next one the filter keeps:

@@ -77,8 +77,9 @@ pub enum Query {
     PushBatch(PushAsk, Reply<Result<PushBatch, Error>>),
     /// Where a push target's receiver has everything up to, as stored.
     Pushed(String, Reply<Result<Option<i64>, StoreError>>),
-    /// A push target's receiver acknowledged everything up to this time (ns).
-    SetPushed(String, i64),
+    /// A push target's receiver acknowledged everything up to this time (ns); written at once
+    /// when the target is catching up (`true`), else with the next flush.
+    SetPushed(String, i64, bool),
     /// Maps over a range, at most so many points.
     MapHistory(
         (MapTarget, (SystemTime, SystemTime), usize),
@@ -148,7 +149,13 @@ impl Query {
             Self::Compare(ask, r) => drop(r.send(compare(s, &ask, needs))),
             Self::PushBatch(ask, r) => drop(r.send(push_batch(s, &ask))),
             Self::Pushed(target, r) => drop(r.send(s.pushed(&target))),
-            Self::SetPushed(target, at) => s.set_pushed(&target, at),
+            Self::SetPushed(target, at, now) => {
+                if let Err(e) = s.set_pushed(&target, at, now) {
+                    tracing::warn!(
+                        "remote_write {target}: its position: {e} (written with the next flush)"
+                    );
+                }
+            }
             Self::MapHistory((target, range, max), r) => {
                 drop(r.send(s.map_history(&target, range, max, SystemTime::now())));
             }

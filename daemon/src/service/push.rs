@@ -202,8 +202,10 @@ impl Pusher {
             if batch.range.1 > *position {
                 *position = batch.range.1;
                 let url = self.target.url.text.clone();
+                // While catching up, each batch's position is written at once: a crash sends
+                // at most that batch again.
                 self.queries
-                    .blocking_send(Query::SetPushed(url, *position))
+                    .blocking_send(Query::SetPushed(url, *position, !caught_up))
                     .map_err(|_| Stopped::Store)?;
             }
             let at = *position;
@@ -215,10 +217,6 @@ impl Pusher {
     }
 
     fn next_batch(&self, position: i64) -> Result<PushBatch, Stopped> {
-        let programs = lock(&self.shared.exported)
-            .as_ref()
-            .map_or(1, |p| p.programs.len().max(1));
-        let per_step = 2 * u64::try_from(programs).unwrap_or(u64::MAX);
         let floor_ns = self
             .target
             .max_backlog
@@ -227,7 +225,7 @@ impl Pusher {
             from_ns: position,
             floor_ns,
             step_ns: duration_ns(self.target.step),
-            max_steps: (MAX_SAMPLES_PER_BATCH / per_step).max(1),
+            max_samples: MAX_SAMPLES_PER_BATCH,
             device: Arc::clone(&self.device),
         };
         match self.ask(|r| Query::PushBatch(ask, r))? {

@@ -447,12 +447,15 @@ impl Store {
     }
 
     /// Where push target `target` was acknowledged up to (ns since the epoch): written with
-    /// the next flush, so a crash goes back at most to the flush before.
-    pub fn set_pushed(&mut self, target: &str, at_ns: i64) {
-        self.buffer
-            .pending_mut()
-            .pushed
-            .insert(target.to_owned(), at_ns);
+    /// the next flush, so a crash goes back at most to the flush before; or at once (`now`),
+    /// in a transaction of its own, while a target catches up and sends batch after batch.
+    pub fn set_pushed(&mut self, target: &str, at_ns: i64, now: bool) -> Result<(), StoreError> {
+        let pushed = &mut self.buffer.pending_mut().pushed;
+        pushed.insert(target.to_owned(), at_ns);
+        if now {
+            write::commit_pushed(&mut self.db.conn, pushed)?;
+        }
+        Ok(())
     }
 
     /// Where push target `target` was acknowledged up to, as last set; `None` for a target

@@ -145,6 +145,20 @@ pub(crate) fn commit(
     Ok(())
 }
 
+/// Writes and clears the push positions alone; on error they stay pending.
+pub(crate) fn commit_pushed(
+    conn: &mut Connection,
+    pushed: &mut std::collections::BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for (target, at) in pushed.iter() {
+        set_meta(&tx, &pushed_key(target), at)?;
+    }
+    tx.commit()?;
+    pushed.clear();
+    Ok(())
+}
+
 /// The meta row of a push target's position.
 pub(crate) fn pushed_key(target: &str) -> String {
     format!("pushed:{target}")

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_tests::bus::ApiDaemon;
-use ebpfstat_tests::receiver::ScriptedReceiver;
+use ebpfstat_tests::receiver::{ScriptedReceiver, set_pushed};
 use ebpfstat_tests::synthetic::Workload;
 use ebpfstat_tests::{Fleet, is_root, store_config};
 
@@ -60,20 +60,6 @@ fn day_of_history(db: &std::path::Path) -> SystemTime {
         made.elapsed().as_secs_f64()
     );
     start
-}
-
-/// Says the receiver at `url` has everything up to `at`.
-fn set_position(db: &std::path::Path, url: &str, at: SystemTime) {
-    let ns = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_nanos();
-    let conn = rusqlite::Connection::open(db).expect("db");
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-        (format!("pushed:{url}"), i64::try_from(ns).expect("ns")),
-    )
-    .expect("position");
 }
 
 fn samples_sent(d: &ApiDaemon) -> u64 {
@@ -159,7 +145,7 @@ fn main() {
     let start = day_of_history(&db);
     let receiver = ScriptedReceiver::start(&[]);
     let url = format!("http://127.0.0.1:{}/api/v1/write", receiver.port);
-    set_position(&db, &url, start);
+    set_pushed(&db, &url, start);
     let cfg = dir.path().join("ebpfstatd.toml");
     let table = format!("[[remote_write]]\nurl = \"{url}\"\ninterval = \"1m\"\nstep = \"15s\"\n");
     std::fs::write(&cfg, table).expect("config");

@@ -75,8 +75,17 @@ impl Engine {
             args,
             ready: ready.to_owned(),
         };
-        e.wait_ready(ready);
+        e.wait_up();
         e
+    }
+
+    /// Until it answers `ready` over HTTP; a TLS engine (no `ready`) until its port opens.
+    fn wait_up(&self) {
+        if self.ready.is_empty() {
+            wait_port(self.port);
+        } else {
+            self.wait_ready(&self.ready);
+        }
     }
 
     fn run(program: &str, args: &[String], dir: &tempfile::TempDir) -> Child {
@@ -104,11 +113,7 @@ impl Engine {
     /// After [`Engine::stop`]: the same engine on the same data and port.
     pub fn start_again(&mut self) {
         self.child = Self::run(&self.program, &self.args, &self.dir);
-        if self.ready.is_empty() {
-            wait_port(self.port);
-        } else {
-            self.wait_ready(&self.ready.clone());
-        }
+        self.wait_up();
     }
 
     /// Prometheus taking remote writes and scraping nothing; `web_config`: its
@@ -129,28 +134,9 @@ impl Engine {
         if let Some(web) = web_config {
             cmd.arg(format!("--web.config.file={}", web.display()));
             // Readiness is asked over plain HTTP; a TLS receiver is waited for by its port.
-            return Self::spawn_unchecked(cmd, port, dir);
+            return Self::spawn(cmd, port, dir, "");
         }
         Self::spawn(cmd, port, dir, "/-/ready")
-    }
-
-    /// Started, and waited for until its port takes connections.
-    fn spawn_unchecked(cmd: Command, port: u16, dir: tempfile::TempDir) -> Self {
-        let program = cmd.get_program().to_string_lossy().into_owned();
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let child = Self::run(&program, &args, &dir);
-        wait_port(port);
-        Self {
-            child,
-            port,
-            dir,
-            program,
-            args,
-            ready: String::new(),
-        }
     }
 
     fn wait_ready(&self, path: &str) {

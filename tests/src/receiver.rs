@@ -83,3 +83,18 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
     }
     Some((head, body))
 }
+
+/// Says, in the database at `db` (the daemon not running), that the push target `url`'s
+/// receiver has everything up to `at`.
+pub fn set_pushed(db: &std::path::Path, url: &str, at: std::time::SystemTime) {
+    let ns = at
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos();
+    let conn = rusqlite::Connection::open(db).expect("db");
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        (format!("pushed:{url}"), i64::try_from(ns).expect("ns")),
+    )
+    .expect("position");
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ebpfstat_tests::bus::{ApiDaemon, open_tempdir};
 use ebpfstat_tests::engines::{self, Engine, engines_available, get};
 use ebpfstat_tests::fleet::Fleet;
-use ebpfstat_tests::receiver::ScriptedReceiver;
+use ebpfstat_tests::receiver::{ScriptedReceiver, set_pushed};
 use ebpfstat_tests::*;
 use serde_json::Value;
 
@@ -53,6 +53,21 @@ fn config(urls: &[String], extra: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn write_url(e: &Engine, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", e.port)
+}
+
+/// A Prometheus and a VictoriaMetrics taking remote writes, and a configuration pushing to
+/// both (its directory kept alive by the caller).
+fn receivers() -> (Engine, Engine, tempfile::TempDir, PathBuf) {
+    let (prom, vm) = (
+        Engine::prometheus_receiver(None),
+        Engine::victoria_metrics(),
+    );
+    let urls = [
+        write_url(&prom, "/api/v1/write"),
+        write_url(&vm, "/api/v1/write"),
+    ];
+    let (dir, cfg) = config(&urls, "");
+    (prom, vm, dir, cfg)
 }
 
 /// Waits until every target's receiver has everything stored up to `at_ns`.
@@ -107,15 +122,7 @@ fn pushed_runs_reach_prometheus_and_victoria_metrics_exactly() {
     }
     let prefix = format!("rw{}_", tag());
     let fleet = Fleet::load(&prefix, 3);
-    let (prom, vm) = (
-        Engine::prometheus_receiver(None),
-        Engine::victoria_metrics(),
-    );
-    let urls = [
-        write_url(&prom, "/api/v1/write"),
-        write_url(&vm, "/api/v1/write"),
-    ];
-    let (_dir, cfg) = config(&urls, "");
+    let (prom, vm, _dir, cfg) = receivers();
     let daemon = ApiDaemon::start_with(None, "200ms", &["--config", cfg.to_str().expect("utf-8")]);
     for (round, counts) in [[7, 0, 1], [2, 3, 0], [0, 4, 5]].iter().enumerate() {
         for (i, &n) in counts.iter().enumerate() {
@@ -202,15 +209,7 @@ fn an_outage_with_a_restart_in_it_loses_nothing_and_sends_nothing_twice() {
     }
     let prefix = format!("ro{}_", tag());
     let fleet = Fleet::load(&prefix, 2);
-    let (mut prom, mut vm) = (
-        Engine::prometheus_receiver(None),
-        Engine::victoria_metrics(),
-    );
-    let urls = [
-        write_url(&prom, "/api/v1/write"),
-        write_url(&vm, "/api/v1/write"),
-    ];
-    let (_dir, cfg) = config(&urls, "");
+    let (mut prom, mut vm, _dir, cfg) = receivers();
     let flags = ["--config", cfg.to_str().expect("utf-8")];
     let mut daemon = ApiDaemon::start_with(None, "200ms", &flags);
     let drive_for = |secs: u64| {
@@ -535,17 +534,7 @@ fn max_backlog_bounds_what_an_outage_sends_again() {
     }
     let receiver = ScriptedReceiver::start(&[]);
     let url = format!("http://127.0.0.1:{}/api/v1/write", receiver.port);
-    let from_ns = start
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("now")
-        .as_nanos();
-    rusqlite::Connection::open(&db)
-        .expect("db")
-        .execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-            (format!("pushed:{url}"), i64::try_from(from_ns).expect("ns")),
-        )
-        .expect("position");
+    set_pushed(&db, &url, start);
     let (_cfg_dir, cfg) = config(&[url], "max_backlog = \"10m\"");
     let daemon =
         ApiDaemon::start_on_with(None, "1s", &db, &["--config", cfg.to_str().expect("utf-8")]);

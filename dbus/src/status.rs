@@ -131,6 +131,7 @@ impl Entry for Vec<RemoteWrite> {
         if wire.is_empty() {
             return None;
         }
+        // Only a value holding file descriptors can fail to convert: this one holds none.
         OwnedVariant::try_from(zbus::Variant::from(wire)).ok()
     }
     fn take(v: &OwnedVariant) -> Option<Self> {

@@ -610,3 +610,33 @@ fn check_config_refuses_a_secret_others_may_read_and_names_the_table() {
         "{said}"
     );
 }
+
+#[test]
+fn the_shipped_example_is_a_valid_table_but_for_its_files() {
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ebpfstatd.toml"),
+    )
+    .expect("shipped configuration");
+    // The commented `[[remote_write]]` example, uncommented.
+    let example: String = shipped
+        .lines()
+        .skip_while(|l| *l != "# [[remote_write]]")
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(example.contains("url = "), "{example}");
+    let dir = open_tempdir();
+    let cfg = dir.path().join("ebpfstatd.toml");
+    std::fs::write(&cfg, &example).expect("config");
+    let out = std::process::Command::new(bin("ebpfstatd"))
+        .args(["run", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stderr);
+    // It reads whole: what stops it is the password file this host does not have.
+    assert!(
+        said.contains("/etc/ebpfstat/push-password: No such file or directory"),
+        "{example}\n{said}"
+    );
+}

@@ -248,7 +248,7 @@ impl TryFrom<RawTarget> for Target {
 /// The device's labels, checked, with `instance` (the host name) unless given, sorted.
 fn device_labels(mut given: BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {
     if !given.contains_key("instance") {
-        given.insert("instance".to_owned(), host_name());
+        given.insert("instance".to_owned(), host_name()?);
     }
     if given.len() > MAX_LABELS {
         return Err(format!("labels: at most {MAX_LABELS}"));
@@ -279,12 +279,15 @@ fn device_labels(mut given: BTreeMap<String, String>) -> Result<Vec<(String, Str
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`), or `localhost` where it cannot be read.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
+fn host_name() -> Result<String, String> {
+    const FILE: &str = "/proc/sys/kernel/hostname";
+    let name = std::fs::read_to_string(FILE).map_err(|e| {
+        format!("labels: no instance, and the host name cannot be read ({FILE}: {e}); set one")
+    })?;
+    match name.trim() {
+        "" => Err("labels: no instance, and the host has no name; set one".to_owned()),
+        name => Ok(name.to_owned()),
+    }
 }
 
 impl std::fmt::Display for Target {

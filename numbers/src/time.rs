@@ -56,6 +56,11 @@ impl WallNs {
         }
     }
 
+    /// Milliseconds since the epoch (what Prometheus stamps samples in), towards the past.
+    pub const fn millis(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
     /// Whole seconds since the epoch, rounded towards the past (before the epoch too).
     pub const fn secs(self) -> i64 {
         self.0.div_euclid(NS_PER_S)

@@ -94,7 +94,7 @@ pub struct PushBatch {
 /// as keep the batch within `max_samples` (two a step for every series the backlog holds). The
 /// receiver has nothing to gain from steps not yet complete.
 pub fn push_batch(s: &Store, ask: &PushAsk) -> Result<PushBatch, Error> {
-    let step = i64::try_from(ask.step_ns.max(1)).unwrap_or(i64::MAX);
+    let step = ebpfstat_numbers::time::signed(ask.step_ns.max(1));
     let newest = s.newest_time().map_err(|e| query_error(e.into()))?;
     let oldest = s.oldest_time().map_err(|e| query_error(e.into()))?;
     let newest_ns = WallNs::of_known(newest).ns();

@@ -7,6 +7,7 @@
 //! the start of its first step, so the last value minus the first (and `increase()` over the
 //! imported range) is exactly the stored runs.
 
+use ebpfstat_numbers::WallNs;
 use ebpfstat_numbers::time::secs_of_ns;
 use std::fmt;
 use std::str::FromStr;
@@ -215,7 +216,7 @@ pub fn write_page<E>(
             let (from, mut last_ms, known) = if Some(s.series_id) == at.series_id {
                 (at.from_ns, at.last_ms, at.cum)
             } else if resumed && s.first_seen_ns < from_ns {
-                (from_ns, Some(from_ns.div_euclid(1_000_000)), None)
+                (from_ns, Some(WallNs::from_ns(from_ns).millis()), None)
             } else {
                 (from_ns, None, None)
             };
@@ -294,7 +295,7 @@ impl SeriesWriter<'_> {
     }
 
     fn sample(&mut self, v: u64, at_ns: i64) {
-        let ms = at_ns.div_euclid(1_000_000);
+        let ms = WallNs::from_ns(at_ns).millis();
         if self.last_ms.is_some_and(|last| ms <= last) {
             return;
         }

@@ -247,7 +247,7 @@ impl Pusher {
         let Some(pass) = pass else {
             return (Vec::new(), 0);
         };
-        let ms = WallNs::of(pass.time).ns().div_euclid(1_000_000);
+        let ms = WallNs::of(pass.time).millis();
         if ms <= self.live_sent_ms {
             return (Vec::new(), 0);
         }
@@ -371,7 +371,7 @@ impl Pusher {
 }
 
 fn step_ns(step: Duration) -> i64 {
-    i64::try_from(duration_ns(step)).unwrap_or(i64::MAX).max(1)
+    ebpfstat_numbers::time::signed(duration_ns(step)).max(1)
 }
 
 /// `d` with up to a fifth more, so that devices that failed together do not retry together.

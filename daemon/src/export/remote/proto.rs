@@ -11,6 +11,8 @@
 //! Sample       { double value = 1; int64 timestamp = 2; }   // milliseconds since the epoch
 //! ```
 
+use ebpfstat_numbers::WallNs;
+
 use crate::export::text::{Family, Sink, Value};
 
 /// Field 1 or 2, length-delimited (wire type 2).
@@ -112,7 +114,7 @@ impl Sink for Request<'_> {
             self.end_series();
             self.labels = encoded;
         }
-        let ms = at_ns.map_or(self.now_ms, |ns| ns.div_euclid(1_000_000));
+        let ms = at_ns.map_or(self.now_ms, |ns| WallNs::from_ns(ns).millis());
         if self.last_ms.is_some_and(|last| ms <= last) {
             return;
         }

@@ -248,6 +248,18 @@ pub struct CompareArgs {
     /// daemon's compare_min_time].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=31_536_000))]
     pub min_seconds: Option<u32>,
+    /// A gate for CI: exit 3 when the newer version is slower per run by more than PCT percent
+    /// at 95 % confidence (its whole interval above +PCT %), and 0 otherwise.
+    #[arg(long, value_name = "PCT", value_parser = gate_percent)]
+    pub fail_above: Option<f64>,
+}
+
+/// A gate's limit: a percentage from 0 to 10000.
+fn gate_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=10_000.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?}: give a percentage from 0 to 10000, e.g. 10")),
+    }
 }
 
 /// What `export` writes.

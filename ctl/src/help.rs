@@ -48,8 +48,13 @@ Rows:
   map memory       held by the version's newest load (now, or when it was unloaded)
   verified insns, jited size   the code's size as the verifier and the JIT saw it
 
+A gate for CI: --fail-above PCT exits 3 when the newer version is slower per run by more than
+PCT % at 95 % confidence (the low end of the interval above +PCT %), and 0 otherwise (also when
+the versions could not be judged yet, which stderr says); 1 is any error, 2 a usage error.
+
 Examples:
   ebpfstatctl compare sys_enter_openat                the two newest versions
+  ebpfstatctl compare my_filter --fail-above 10       fail a CI job on a slowdown beyond 10 %
   ebpfstatctl compare my_filter --before 1a2b --after 9f8e
   ebpfstatctl compare my_filter --after series:42 --json";
 

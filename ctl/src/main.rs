@@ -63,6 +63,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head -1`): nothing is left to say to anyone.
         Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<commands::GateFailed>() => {
+            eprintln!("ebpfstatctl: {}", render::visible_lines(&format!("{e:#}")));
+            ExitCode::from(commands::GATE_FAILED)
+        }
         Err(e) => {
             // A daemon's error may quote what it was given or found (names, paths).
             eprintln!("ebpfstatctl: {}", render::visible_lines(&format!("{e:#}")));

@@ -712,6 +712,16 @@ pub struct ComparisonJson {
     pub ratio_high: Option<f64>,
     pub significant: Option<bool>,
     pub verdict: String,
+    /// Only with `--fail-above`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateJson>,
+}
+
+/// `compare --fail-above PCT`: the limit and whether the newer version is beyond it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GateJson {
+    pub fail_above_pct: f64,
+    pub failed: bool,
 }
 
 impl From<&Comparison> for ComparisonJson {
@@ -730,6 +740,7 @@ impl From<&Comparison> for ComparisonJson {
             ratio_high,
             significant: c.judged.then_some(c.significant),
             verdict: c.verdict.clone(),
+            gate: None,
         }
     }
 }

@@ -272,6 +272,15 @@ impl ApiDaemon {
         ctl_output(&self.via(), args)
     }
 
+    /// `ebpfstatctl --socket <socket> args`, without `--json`, as it ran.
+    pub fn ctl_text(&self, args: &[&str]) -> Output {
+        Command::new(bin("ebpfstatctl"))
+            .args(self.via())
+            .args(args)
+            .output()
+            .expect("run ebpfstatctl")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ebpfstatd.log")).unwrap_or_default()
     }

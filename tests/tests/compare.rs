@@ -86,7 +86,8 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     // The same code again: a reload of the same version, not a new one.
     let a2 = run_version(&name, 0, 2);
     assert_eq!(a.tag, a2.tag);
-    let b = run_version(&name, 600, 4);
+    // 2000 more instructions: the slowdown the gate is tried on.
+    let b = run_version(&name, 2000, 4);
     // Written (flushes every second in tests).
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -139,9 +140,10 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     );
     assert_eq!(
         c["after"]["verified_insns"].as_u64(),
-        c["before"]["verified_insns"].as_u64().map(|v| v + 600),
+        c["before"]["verified_insns"].as_u64().map(|v| v + 2000),
         "{c}"
     );
+    gate_fails_below_the_slowdown_and_passes_above(&d, &name, low, high);
 
     // One more instruction (a new tag) that costs next to nothing: no significant change.
     let n = run_version(&name, 1, 4);
@@ -184,6 +186,53 @@ fn a_costlier_version_is_found_slower_and_a_no_op_one_unchanged() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("no version with tag ffffffffffffffff"),
+        "{err}"
+    );
+}
+
+/// `compare --fail-above PCT` against the interval `[low, high]` just measured: 3 below its
+/// low end, 0 above its high end, in text and in JSON (which carries the gate).
+fn gate_fails_below_the_slowdown_and_passes_above(d: &ApiDaemon, name: &str, low: f64, high: f64) {
+    let below = format!("{:.0}", (low - 1.0) * 100.0 * 0.8);
+    let above = format!("{:.0}", (high - 1.0) * 100.0 * 1.25 + 1.0);
+    for json in [false, true] {
+        let run = |pct: &str| {
+            let a = ["compare", name, "--min-seconds", "2", "--fail-above", pct];
+            if json { d.ctl(&a) } else { d.ctl_text(&a) }
+        };
+        let fail = run(&below);
+        let err = String::from_utf8_lossy(&fail.stderr);
+        assert_eq!(fail.status.code(), Some(3), "--fail-above {below}: {err}");
+        assert!(
+            err.contains(&format!("slower per run by more than {below} %")),
+            "{err}"
+        );
+        let pass = run(&above);
+        assert_eq!(
+            pass.status.code(),
+            Some(0),
+            "--fail-above {above}: {}",
+            String::from_utf8_lossy(&pass.stderr)
+        );
+        if json {
+            let v: serde_json::Value = serde_json::from_slice(&fail.stdout).expect("json");
+            assert_eq!(v["gate"]["failed"], true, "{v}");
+            let v: serde_json::Value = serde_json::from_slice(&pass.stdout).expect("json");
+            assert_eq!(v["gate"]["failed"], false, "{v}");
+        }
+    }
+    // Not judged: the gate passes and says why on stderr.
+    let out = d.ctl(&[
+        "compare",
+        name,
+        "--min-runs",
+        "100000000",
+        "--fail-above",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("the gate passes, but nothing was judged"),
         "{err}"
     );
 }

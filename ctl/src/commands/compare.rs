@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ebpfstat_dbus::json::ComparisonJson;
+use ebpfstat_dbus::json::{ComparisonJson, GateJson};
 use ebpfstat_dbus::{self as wire, Options, Stats1Proxy};
 use zbus::OwnedVariant;
 
@@ -60,13 +60,63 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
         )
         .await
         .map_err(explain)?;
+    let gate = a.fail_above.map(|pct| GateJson {
+        fail_above_pct: pct,
+        failed: beyond(&c, pct),
+    });
     if json {
-        return print_json(&ComparisonJson::from(&c));
+        print_json(&ComparisonJson {
+            gate,
+            ..ComparisonJson::from(&c)
+        })?;
+    } else {
+        print_human(&c)?;
     }
+    gate.map_or(Ok(()), |g| judge(&c, g))
+}
+
+/// The exit status of `compare --fail-above` when the newer version is beyond the limit
+/// (1 is any error, 2 a usage error).
+pub const GATE_FAILED: u8 = 3;
+
+/// `--fail-above` failed: said on stderr, and the exit status is [`GATE_FAILED`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GateFailed(pub String);
+
+/// Slower per run by more than `pct` % at 95 % confidence: the whole interval of the ratio
+/// lies above `1 + pct / 100`.
+fn beyond(c: &wire::Comparison, pct: f64) -> bool {
+    c.judged && c.ratio_low > 1.0 + pct / 100.0
+}
+
+/// The gate's outcome: an error when it failed; when the versions could not be judged it
+/// passes, saying so on stderr (a CI log shows it).
+fn judge(c: &wire::Comparison, g: GateJson) -> Result<()> {
+    let limit = g.fail_above_pct;
+    if g.failed {
+        return Err(GateFailed(format!(
+            "{}: slower per run by more than {limit} % (95 % interval {:+.0} % to {:+.0} %)",
+            c.full_name,
+            change_pct(c.ratio_low),
+            change_pct(c.ratio_high)
+        ))
+        .into());
+    }
+    if !c.judged {
+        eprintln!(
+            "ebpfstatctl: the gate passes, but nothing was judged: {}",
+            crate::render::visible(&c.verdict)
+        );
+    }
+    Ok(())
+}
+
+fn print_human(c: &wire::Comparison) -> Result<()> {
     // Prose: on a terminal broken between words within its width.
     say(&c.verdict)?;
     let mut t = table(&["", "BEFORE", "AFTER", "CHANGE"], 1);
-    for r in rows(&c) {
+    for r in rows(c) {
         t.add_row(r);
     }
     print_table(&t)?;

@@ -14,6 +14,7 @@ mod status;
 mod top;
 
 use anyhow::Result;
+pub use compare::{GATE_FAILED, GateFailed};
 use ebpfstat_numbers::WallNs;
 
 use crate::Cli;

@@ -262,6 +262,15 @@ fn gate_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Program id, series:<id>, or name (a loaded program).
+    pub program: String,
+    /// How long to trace it (100ms to 10m).
+    #[arg(long = "for", default_value = "10s", value_name = "DURATION", value_parser = positive)]
+    pub duration: Duration,
+}
+
 /// What `export` writes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {

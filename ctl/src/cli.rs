@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::args::{CompareArgs, ExportArgs, FilterArgs, HistoryArgs, TopArgs};
+use crate::args::{CompareArgs, ExportArgs, FilterArgs, HistoryArgs, ProfileArgs, TopArgs};
 use crate::help;
 
 #[derive(Debug, Parser)]
@@ -73,6 +73,10 @@ pub enum Command {
     /// interval, runs/s, CPU%, map memory, code size.
     #[command(after_long_help = help::COMPARE)]
     Compare(CompareArgs),
+    /// What each run of a program costs: every run timed for a while (fentry/fexit), then the
+    /// percentiles and the histogram.
+    #[command(after_long_help = help::PROFILE)]
+    Profile(ProfileArgs),
     /// What the daemon concluded: each new version of a program compared with the one before.
     #[command(after_long_help = help::EVENTS)]
     Events {

@@ -202,6 +202,7 @@ pub fn explain(e: zbus::Error) -> anyhow::Error {
         wire::Error::InvalidArgument(msg) => anyhow::anyhow!("invalid argument: {msg}"),
         wire::Error::Unavailable(msg) => anyhow::anyhow!("unavailable: {msg}"),
         wire::Error::Busy(msg) => anyhow::anyhow!("busy: {msg}"),
+        wire::Error::NotSupported(msg) => anyhow::anyhow!("not supported: {msg}"),
         wire::Error::ZBus(e) => match wire::error_name(&e) {
             Some((name, msg)) => anyhow::anyhow!("{name}: {msg}"),
             None => anyhow::anyhow!("the call to ebpfstatd failed: {e}"),

@@ -58,6 +58,26 @@ Examples:
   ebpfstatctl compare my_filter --before 1a2b --after 9f8e
   ebpfstatctl compare my_filter --after series:42 --json";
 
+pub const PROFILE: &str = "\
+The kernel counts only sums (run time, runs): a program whose every 20th run takes a slow path
+looks fine on average. profile attaches fentry and fexit programs to the program's function
+(BPF trampolines, no compiler needed) and times every run for --for, then detaches: sooner if
+this command is interrupted, or once the tracing has cost the daemon's stats budget (a share of
+one core; a program run a million times a second is traced for a fraction of a second).
+
+Shown: runs traced, p50 p90 p99 p99.9 max and mean, the histogram by powers of two (the JSON
+has the daemon's finer buckets, each at most 1/16 of its value wide), what the tracing added to
+each run and what it records of an empty program (its own part of every duration; both measured
+on this machine as the profile began), and the kernel's run count over the same time.
+
+Needs the program's BTF (programs loaded by libbpf, aya, cilium/ebpf carry it; bpftrace before
+0.18 does not) and a kernel with BPF trampolines (Linux 5.5 on x86_64, 6.0 on arm64; none on
+32-bit ARM): otherwise it says so.
+
+Examples:
+  ebpfstatctl profile my_filter                  10 seconds
+  ebpfstatctl profile 42 --for 1m --json";
+
 pub const EVENTS: &str = "\
 The daemon compares each new version of a program (a new tag under the same name and type)
 with the version before, once the new one has run compare_min_runs times over

@@ -42,7 +42,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{
-    CompareArgs, ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, Sort, TopArgs,
+    CompareArgs, ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, ProfileArgs, Sort,
+    TopArgs,
 };
 pub use cli::{Cli, Command};
 

@@ -13,6 +13,7 @@ use ebpfstat_numbers::WallNs;
 use crate::units;
 
 pub mod fit;
+pub mod histogram;
 
 /// A wire time as RFC 3339 seconds; `-` when unknown (0).
 pub fn stamp(ns: i64) -> String {

@@ -17,6 +17,7 @@ mod export;
 mod glob;
 pub mod logging;
 pub mod observer;
+pub mod profile;
 mod quiet;
 pub mod sampler;
 pub mod service;

@@ -24,8 +24,12 @@ pub const PROBE_NAME: &str = "ebpfstat_probe";
 /// Whether a program is the daemon's own probe: by its name and type, so probes loaded by
 /// earlier runs of the daemon are recognised in history too.
 pub fn is_own(name: &str, prog_type: &str) -> bool {
-    (name == PROBE_NAME && prog_type == "socket_filter")
-        || (name == crate::sampler::map_iter::ITER_NAME && prog_type == "tracing")
+    use crate::profile::{CAL_NAME, ENTRY_NAME, EXIT_NAME};
+    match prog_type {
+        "socket_filter" => name == PROBE_NAME || name == CAL_NAME,
+        "tracing" => [crate::sampler::map_iter::ITER_NAME, ENTRY_NAME, EXIT_NAME].contains(&name),
+        _ => false,
+    }
 }
 
 /// The programs of a pass a person is shown (status counts them, `/metrics` and the textfile
@@ -54,6 +58,7 @@ impl Probe {
             name: PROBE_NAME,
             btf: None,
             attach: None,
+            attach_prog: None,
         })?;
         Ok(Self { prog })
     }

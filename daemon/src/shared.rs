@@ -122,6 +122,8 @@ pub struct Published {
     pub cap_bytes: u64,
     pub stats_mode: Mode,
     pub sampler_budget: f64,
+    /// `stats_overhead_budget`: also what a profile's tracing may cost (share of one core).
+    pub stats_budget: f64,
 }
 
 /// State the API reads, shared with the sampling and storage threads.

@@ -46,9 +46,16 @@ pub const COMPARE_MIN_EFFECT_NS: f64 = 15.0;
 /// `compare_min_time`) says otherwise: its own comparisons and `Compare` without options alike.
 pub const DEFAULT_COMPARE_MIN_RUNS: u32 = 1000;
 pub const DEFAULT_COMPARE_MIN_SECONDS: u32 = 60;
+/// The longest and shortest profile, and the one `ebpfstatctl profile` asks for by default.
+pub const MAX_PROFILE_NS: u64 = 600_000_000_000;
+pub const MIN_PROFILE_NS: u64 = 100_000_000;
+pub const DEFAULT_PROFILE_NS: u64 = 10_000_000_000;
+/// Programs profiled at once, across callers.
+pub const MAX_PROFILES: usize = 4;
 pub use status::{RemoteWrite, Status, StatusError};
 pub use words::{
-    AlertMetric, AlertState, CountedBy, MemlockMeaning, NoteCode, StatsState, Tier, UnknownWord,
+    AlertMetric, AlertState, CountedBy, MemlockMeaning, NoteCode, ProfileEnd, StatsState, Tier,
+    UnknownWord,
 };
 
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
@@ -71,6 +78,9 @@ pub enum Error {
     /// The caller has as many calls in flight as one caller may: wait for an answer, then
     /// call again.
     Busy(String),
+    /// The kernel or the program does not allow it (a profile of a program without BTF, or
+    /// on a kernel without BPF trampolines); the message says why.
+    NotSupported(String),
 }
 
 /// A process holding a program.
@@ -424,6 +434,48 @@ pub struct Comparison {
     pub verdict: String,
 }
 
+/// A bucket of a profile's histogram: `count` runs took at most `le_ns` (and more than the
+/// bucket before's `le_ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ProfileBucket {
+    pub le_ns: u64,
+    pub count: u64,
+}
+
+/// `Profile`: each run of a program timed while it was traced. Quantiles are the upper end of
+/// the bucket holding them (buckets are at most 1/16 of their value wide), never past `max_ns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Profile {
+    pub id: u32,
+    pub full_name: String,
+    pub prog_type: String,
+    /// How long it was traced.
+    pub seconds: f64,
+    pub runs: u64,
+    pub mean_ns: f64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    /// The buckets that hold runs, shortest first.
+    pub buckets: Vec<ProfileBucket>,
+    /// What the tracing added to each run, measured on this machine as the profile began.
+    pub added_ns_per_run: f64,
+    /// What the tracing records of an empty program's runs: its own part in each duration.
+    pub floor_ns: u64,
+    /// The kernel's `run_cnt` over the same time (it counts only while run-time stats are on).
+    pub kernel_runs: u64,
+    /// Why it ended: a [`ProfileEnd`].
+    pub ended: String,
+}
+
+impl Profile {
+    pub fn ended(&self) -> Option<ProfileEnd> {
+        self.ended.parse().ok()
+    }
+}
+
 /// Something the daemon concluded, kept (a bounded ring) so a client that was away can catch
 /// up: `kind` `version` is a new version compared with the one before (`tag` after
 /// `before_tag`; the rest as in [`Comparison`], `text` its verdict).
@@ -602,6 +654,13 @@ pub trait Stats1 {
         after: &str,
         options: Options,
     ) -> zbus::Result<Comparison>;
+
+    /// Times each run of a loaded program (`program` as `Program` takes it) for `duration_ns`
+    /// ([`MIN_PROFILE_NS`] to [`MAX_PROFILE_NS`]) with fentry/fexit, then detaches: sooner
+    /// when the caller goes away or the tracing has cost the stats budget. One profile per
+    /// program at a time, [`MAX_PROFILES`] in all (`Busy`). `NotSupported` when the program has
+    /// no BTF or the kernel cannot trace programs. No options yet.
+    fn profile(&self, program: &str, duration_ns: u64, options: Options) -> zbus::Result<Profile>;
 
     /// Events kept since `since_ns` (ns since the epoch), oldest first: at most the newest
     /// 1000 the daemon keeps. No options yet.

@@ -73,6 +73,18 @@ macro_rules! words {
 }
 
 words!(
+    /// Why a profile ended.
+    ProfileEnd, "profile end" {
+        /// The time asked for was up.
+        Time = "time",
+        /// Its tracing had cost as much as the stats budget allows (a share of one core).
+        Budget = "budget",
+        /// The caller went away.
+        Client = "client",
+    }
+);
+
+words!(
     /// A resolution of stored history.
     Tier, "tier" {
         Raw = "raw",

@@ -1,19 +1,17 @@
-//! The kernel writes only tests make: creating maps, loading BTF, pinning objects, creating
-//! links. The daemon reads the kernel and never makes these (its one program, the calibration
-//! probe, it loads itself); they live here so they do not ship inside it. Command numbers and
-//! attribute layouts are the kernel's ABI (`include/uapi/linux/bpf.h`).
+//! The kernel writes only tests make: updating and deleting map elements, pinning objects,
+//! creating links. The daemon makes only what its own programs need (maps, BTF, its probes,
+//! in `ebpfstatd::bpf::sys`, which these reuse); the rest lives here so it does not ship inside
+//! it. Command numbers and attribute layouts are the kernel's ABI (`include/uapi/linux/bpf.h`).
 
 use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_int = 4;
 const BPF_OBJ_PIN: libc::c_int = 6;
-const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_LINK_CREATE: libc::c_int = 28;
 
 /// Runs one `bpf()` command with `attr` as its argument.
@@ -54,14 +52,6 @@ fn fd32(fd: BorrowedFd<'_>) -> u32 {
     fd.as_raw_fd().cast_unsigned()
 }
 
-/// The kernel keeps 15 bytes of a name and a NUL; longer names are cut, as libbpf does.
-fn obj_name(name: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let n = name.len().min(15);
-    out[..n].copy_from_slice(&name.as_bytes()[..n]);
-    out
-}
-
 /// A map (`BPF_MAP_CREATE`).
 pub fn map_create(map_type: u32, sizes: (u32, u32, u32), name: &str) -> io::Result<OwnedFd> {
     map_create_with(map_type, sizes, 0, None, name)
@@ -70,34 +60,12 @@ pub fn map_create(map_type: u32, sizes: (u32, u32, u32), name: &str) -> io::Resu
 /// A map with flags (`BPF_F_NO_PREALLOC`, 1) and, for a map of maps, its inner map.
 pub fn map_create_with(
     map_type: u32,
-    (key_size, value_size, max_entries): (u32, u32, u32),
+    sizes: (u32, u32, u32),
     map_flags: u32,
     inner: Option<BorrowedFd<'_>>,
     name: &str,
 ) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct Attr {
-        map_type: u32,
-        key_size: u32,
-        value_size: u32,
-        max_entries: u32,
-        map_flags: u32,
-        inner_map_fd: u32,
-        numa_node: u32,
-        map_name: [u8; 16],
-    }
-    let mut attr = Attr {
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-        map_flags,
-        inner_map_fd: inner.map_or(0, fd32),
-        numa_node: 0,
-        map_name: obj_name(name),
-    };
-    // SAFETY: MAP_CREATE reads plain integers and an inline name; no pointers.
-    unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }
+    ebpfstatd::bpf::sys::map_create(map_type, sizes, map_flags, inner, name).map_err(|e| e.source)
 }
 
 #[repr(C)]
@@ -164,26 +132,7 @@ pub fn map_key_count(map: BorrowedFd<'_>, key_size: usize) -> io::Result<u64> {
 
 /// A BTF blob (`BPF_BTF_LOAD`).
 pub fn btf_load(data: &[u8]) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct Attr {
-        btf: u64,
-        btf_log_buf: u64,
-        btf_size: u32,
-        btf_log_size: u32,
-        btf_log_level: u32,
-        // Named so the struct has no padding: the kernel rejects non-zero unused bytes.
-        btf_log_true_size: u32,
-    }
-    let mut attr = Attr {
-        btf: data.as_ptr() as u64,
-        btf_log_buf: 0,
-        btf_size: u32::try_from(data.len()).map_err(io::Error::other)?,
-        btf_log_size: 0,
-        btf_log_level: 0,
-        btf_log_true_size: 0,
-    };
-    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
-    unsafe { bpf_fd(BPF_BTF_LOAD, &mut attr) }
+    ebpfstatd::bpf::sys::btf_load(data).map_err(|e| e.source)
 }
 
 /// Pins an object in bpffs (`BPF_OBJ_PIN`).

@@ -70,6 +70,7 @@ fn load_trivial() -> Result<OwnedFd, SysError> {
         name: "ebpfstat_probe",
         btf: None,
         attach: None,
+        attach_prog: None,
     })
 }
 
@@ -100,6 +101,7 @@ pub fn load_program(
             .as_ref()
             .map(|fd| (fd.as_fd(), btf::FUNC_BTF_FUNC_ID)),
         attach: None,
+        attach_prog: None,
     })
     .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
 }
@@ -117,6 +119,7 @@ pub fn costly_filter(name: &str, extra: usize) -> OwnedFd {
         name,
         btf: None,
         attach: None,
+        attach_prog: None,
     })
     .unwrap_or_else(|e| panic!("loading program {name}: {e}"))
 }

@@ -9,6 +9,7 @@ mod history;
 mod list;
 mod map_history;
 mod maps;
+mod profile;
 mod show;
 mod status;
 mod top;
@@ -54,6 +55,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Status => status::status(&proxy, cli.json).await,
         Command::Export(a) => export::export(&proxy, a).await,
         Command::Compare(a) => compare::compare(&proxy, a, cli.json).await,
+        Command::Profile(a) => profile::profile(&proxy, a, cli.json).await,
         Command::Events { since } => events::events(&proxy, *since, cli.json).await,
         Command::Alerts { since } => alerts::alerts(&proxy, *since, cli.json).await,
     }

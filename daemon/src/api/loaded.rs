@@ -25,6 +25,32 @@ fn named_exactly<'p>(pass: &'p Pass, name: &str) -> Vec<&'p ProgramSample> {
 }
 
 impl Stats1 {
+    /// The one loaded program `spec` (the caller's words `program`) names; several is an
+    /// error listing their ids.
+    pub(super) async fn one_loaded<'p>(
+        &self,
+        pass: &'p Pass,
+        spec: &Spec,
+        program: &str,
+    ) -> Result<&'p ProgramSample, Error> {
+        match self.loaded(pass, spec).await?.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NoSuchProgram(format!(
+                "no loaded program matches {}",
+                quoted(program)
+            ))),
+            many => {
+                let ids: Vec<String> = many.iter().map(|p| p.meta.id.to_string()).collect();
+                Err(Error::InvalidArgument(format!(
+                    "{} names {} programs (ids {}): give an id",
+                    quoted(program),
+                    many.len(),
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
     /// The loaded programs `spec` names (one, or several for the caller to choose between).
     pub(super) async fn loaded<'p>(
         &self,

@@ -14,6 +14,7 @@ mod loaded;
 mod names;
 pub mod page;
 pub mod peer;
+mod profile;
 mod properties;
 pub mod queries;
 pub mod sample;
@@ -56,6 +57,8 @@ pub struct Stats1 {
     turns: Arc<turns::Turns>,
     /// Heavy answers' turns.
     heavy: Arc<heavy::Heavy>,
+    /// The programs being profiled.
+    profiling: Arc<profile::Profiling>,
     /// The private-socket peer this copy serves; `None` on the bus.
     peer: Option<PeerCtx>,
 }
@@ -81,6 +84,7 @@ impl Stats1 {
             store,
             turns: Arc::default(),
             heavy: Arc::default(),
+            profiling: Arc::default(),
             peer: None,
         }
     }
@@ -385,6 +389,21 @@ impl Stats1 {
         self.compare_versions(program, before, after, options).await
     }
 
+    /// Not a heavy call: it waits for its time, and reads little.
+    #[zbus(out_args("profile"))]
+    async fn profile(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        program: &str,
+        duration_ns: u64,
+        options: Options,
+    ) -> Result<wire::Profile, Error> {
+        let _admitted = self.admit(&hdr)?;
+        self.run_profile(conn, &hdr, program, duration_ns, &options)
+            .await
+    }
+
     #[zbus(out_args("events"))]
     async fn events(
         &self,
@@ -453,25 +472,7 @@ impl Stats1 {
         let _admitted = self.admit(&hdr)?;
         let spec = parse_spec(program)?;
         let pass = self.latest()?;
-        let matches = self.loaded(&pass, &spec).await?;
-        let p = match matches.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(Error::NoSuchProgram(format!(
-                    "no loaded program matches {}",
-                    quoted(program)
-                )));
-            }
-            many => {
-                let ids: Vec<String> = many.iter().map(|p| p.meta.id.to_string()).collect();
-                return Err(Error::InvalidArgument(format!(
-                    "{} names {} programs (ids {}): give an id",
-                    quoted(program),
-                    many.len(),
-                    ids.join(", ")
-                )));
-            }
-        };
+        let p = self.one_loaded(&pass, &spec, program).await?;
         let series = match spec {
             // The series asked for is the one found loaded above.
             Spec::Series(series) => series,

@@ -2,6 +2,7 @@
 //! needs of the kernel's own BTF.
 
 pub mod btf;
+pub mod insn;
 pub mod names;
 pub mod sys;
 pub mod vmlinux;

@@ -544,8 +544,11 @@ pub struct ProgSpec<'a> {
     pub name: &'a str,
     /// BTF object fd and the type id of the main function's `BTF_KIND_FUNC`.
     pub btf: Option<(BorrowedFd<'a>, u32)>,
-    /// For a tracing program: its expected attach type and the vmlinux BTF id it attaches to.
+    /// For a tracing program: its expected attach type and the BTF id it attaches to (in
+    /// vmlinux, or in `attach_prog`'s BTF).
     pub attach: Option<(u32, u32)>,
+    /// For fentry/fexit on a BPF program: that program.
+    pub attach_prog: Option<BorrowedFd<'a>>,
 }
 
 pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
@@ -602,7 +605,8 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> SysResult<OwnedFd> {
         line_info: 0,
         line_info_cnt: 0,
         attach_btf_id,
-        attach_btf_obj_fd: 0,
+        // The kernel's union of `attach_btf_obj_fd` and `attach_prog_fd`.
+        attach_btf_obj_fd: spec.attach_prog.map_or(0, fd32),
         core_relo_cnt: 0,
     };
     // SAFETY: `insns`, `license` and `func_info` point at live buffers of the stated counts.
@@ -697,4 +701,119 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> SysResul
         retval: attr.retval,
         duration_ns: attr.duration,
     })
+}
+
+/// A map (`BPF_MAP_CREATE`): its type, `(key_size, value_size, max_entries)`, flags
+/// (`BPF_F_NO_PREALLOC`, 1) and, for a map of maps, its inner map.
+pub fn map_create(
+    map_type: u32,
+    (key_size, value_size, max_entries): (u32, u32, u32),
+    map_flags: u32,
+    inner: Option<BorrowedFd<'_>>,
+    name: &str,
+) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        inner_map_fd: u32,
+        numa_node: u32,
+        map_name: [u8; KERNEL_NAME_MAX + 1],
+    }
+    let mut attr = Attr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+        inner_map_fd: inner.map_or(0, fd32),
+        numa_node: 0,
+        map_name: obj_name(name),
+    };
+    // SAFETY: MAP_CREATE reads plain integers and an inline name; no pointers.
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }
+}
+
+/// Reads `key`'s value of a per-CPU map into `value` (`BPF_MAP_LOOKUP_ELEM`): one value per
+/// possible CPU (`cpus` of them, `sampler::host::possible_cpus`), each 8-byte aligned.
+pub fn map_lookup_per_cpu(
+    fd: BorrowedFd<'_>,
+    key: &[u8],
+    value: &mut [u8],
+    cpus: usize,
+) -> SysResult<()> {
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const CALL: &str = "BPF_MAP_LOOKUP_ELEM";
+    let info = map_info(fd)?;
+    fits(key, info.key_size as usize, CALL)?;
+    let one = (info.value_size as usize).next_multiple_of(8);
+    fits(value, one.saturating_mul(cpus), CALL)?;
+    let mut attr = ElemAttr {
+        map_fd: fd32(fd),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `key` holds the map's key size and `value` a value per possible CPU (checked
+    // above against the map's info), both alive for the call.
+    unsafe { sys_bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr, CALL) }.map(drop)
+}
+
+/// A BTF blob (`BPF_BTF_LOAD`).
+pub fn btf_load(data: &[u8]) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        btf: u64,
+        btf_log_buf: u64,
+        btf_size: u32,
+        btf_log_size: u32,
+        btf_log_level: u32,
+        // Named so the struct has no padding: the kernel rejects non-zero unused bytes.
+        btf_log_true_size: u32,
+    }
+    let mut attr = Attr {
+        btf: data.as_ptr() as u64,
+        btf_log_buf: 0,
+        btf_size: len32(data.len(), "BPF_BTF_LOAD")?,
+        btf_log_size: 0,
+        btf_log_level: 0,
+        btf_log_true_size: 0,
+    };
+    // SAFETY: `btf` points at `data`, valid for `btf_size` bytes for the call.
+    unsafe { sys_bpf_fd(bpf_cmd::BPF_BTF_LOAD, &mut attr, "BPF_BTF_LOAD") }
+}
+
+/// Attaches a tracing program (fentry, fexit) where it was loaded to attach
+/// (`BPF_RAW_TRACEPOINT_OPEN` without a name, Linux 5.5): the link detaches when closed.
+pub fn tracing_attach(prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        name: u64,
+        prog_fd: u32,
+        _pad: u32,
+    }
+    let mut attr = Attr {
+        name: 0,
+        prog_fd: fd32(prog),
+        _pad: 0,
+    };
+    // SAFETY: no name (null): the program's own attach target is used; plain integers.
+    unsafe {
+        sys_bpf_fd(
+            bpf_cmd::BPF_RAW_TRACEPOINT_OPEN,
+            &mut attr,
+            "BPF_RAW_TRACEPOINT_OPEN",
+        )
+    }
 }

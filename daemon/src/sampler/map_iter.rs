@@ -12,6 +12,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use crate::bpf::insn::{PSEUDO_KFUNC_CALL, insn};
 use crate::bpf::sys::{self, ProgSpec, SysError};
 use crate::bpf::vmlinux::{self, MapIterBtf, VmlinuxError};
 
@@ -21,7 +22,6 @@ pub const ITER_NAME: &str = "ebpfstat_maps";
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_TRACE_ITER: u32 = 28;
 const BPF_FUNC_SEQ_WRITE: i32 = 127;
-const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -42,34 +42,26 @@ pub struct MapCounter {
     link: OwnedFd,
 }
 
-/// One instruction: opcode, registers, offset, immediate.
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    (code as u64)
-        | (((dst | (src << 4)) as u64) << 8)
-        | ((off.cast_unsigned() as u64) << 16)
-        | ((imm.cast_unsigned() as u64) << 32)
-}
-
 /// For each map (`ctx->map`, null at the end): `{ u64 id; s64 count }` to the seq file.
 fn program(b: &MapIterBtf) -> [u64; 16] {
     let kfunc = i32::try_from(b.sum_kfunc).unwrap_or(i32::MAX);
     [
-        insn(0xbf, 6, 1, 0, 0),                         // r6 = ctx
-        insn(0x79, 7, 6, 8, 0),                         // r7 = ctx->map
-        insn(0x15, 7, 0, 11, 0),                        // if r7 == 0 goto out
-        insn(0xbf, 1, 7, 0, 0),                         // r1 = map
-        insn(0x85, 0, BPF_PSEUDO_KFUNC_CALL, 0, kfunc), // r0 = bpf_map_sum_elem_count(map)
-        insn(0x7b, 10, 0, -8, 0),                       // *(u64 *)(fp - 8) = r0
-        insn(0x61, 1, 7, b.map_id_offset, 0),           // r1 = map->id
-        insn(0x7b, 10, 1, -16, 0),                      // *(u64 *)(fp - 16) = r1
-        insn(0x79, 1, 6, 0, 0),                         // r1 = ctx->meta
-        insn(0x79, 1, 1, 0, 0),                         // r1 = meta->seq
-        insn(0xbf, 2, 10, 0, 0),                        // r2 = fp
-        insn(0x07, 2, 0, 0, -16),                       // r2 -= 16
-        insn(0xb7, 3, 0, 0, 16),                        // r3 = 16
-        insn(0x85, 0, 0, 0, BPF_FUNC_SEQ_WRITE),        // bpf_seq_write(seq, fp - 16, 16)
-        insn(0xb7, 0, 0, 0, 0),                         // out: r0 = 0
-        insn(0x95, 0, 0, 0, 0),                         // exit
+        insn(0xbf, 6, 1, 0, 0),                     // r6 = ctx
+        insn(0x79, 7, 6, 8, 0),                     // r7 = ctx->map
+        insn(0x15, 7, 0, 11, 0),                    // if r7 == 0 goto out
+        insn(0xbf, 1, 7, 0, 0),                     // r1 = map
+        insn(0x85, 0, PSEUDO_KFUNC_CALL, 0, kfunc), // r0 = bpf_map_sum_elem_count(map)
+        insn(0x7b, 10, 0, -8, 0),                   // *(u64 *)(fp - 8) = r0
+        insn(0x61, 1, 7, b.map_id_offset, 0),       // r1 = map->id
+        insn(0x7b, 10, 1, -16, 0),                  // *(u64 *)(fp - 16) = r1
+        insn(0x79, 1, 6, 0, 0),                     // r1 = ctx->meta
+        insn(0x79, 1, 1, 0, 0),                     // r1 = meta->seq
+        insn(0xbf, 2, 10, 0, 0),                    // r2 = fp
+        insn(0x07, 2, 0, 0, -16),                   // r2 -= 16
+        insn(0xb7, 3, 0, 0, 16),                    // r3 = 16
+        insn(0x85, 0, 0, 0, BPF_FUNC_SEQ_WRITE),    // bpf_seq_write(seq, fp - 16, 16)
+        insn(0xb7, 0, 0, 0, 0),                     // out: r0 = 0
+        insn(0x95, 0, 0, 0, 0),                     // exit
     ]
 }
 
@@ -88,6 +80,7 @@ impl MapCounter {
             name: ITER_NAME,
             btf: None,
             attach: Some((BPF_TRACE_ITER, btf.iter_func)),
+            attach_prog: None,
         })
         .map_err(CounterError::Refused)?;
         let link = sys::iter_link_create(prog.as_fd()).map_err(CounterError::Refused)?;
@@ -135,17 +128,6 @@ fn records(bytes: &[u8]) -> Vec<(u32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn instructions_encode_as_the_kernel_reads_them() {
-        // r0 = 0 and exit, as the probe writes them.
-        assert_eq!(insn(0xb7, 0, 0, 0, 0), 0xb7);
-        assert_eq!(insn(0x95, 0, 0, 0, 0), 0x95);
-        // *(u64 *)(r10 - 8) = r0: dst 10, off -8.
-        assert_eq!(insn(0x7b, 10, 0, -8, 0), 0x0000_0000_fff8_0a7b);
-        // A kfunc call: src 2, the BTF id as immediate.
-        assert_eq!(insn(0x85, 0, 2, 0, 1234), (1234 << 32) | 0x2085);
-    }
 
     #[test]
     fn records_read_id_and_count() {

@@ -171,6 +171,7 @@ fn share(store: &Store, settings: &Effective) -> Result<(Shared, Ends), ServiceE
         cap_bytes: settings.max_db_size,
         stats_mode: settings.mode(),
         sampler_budget: settings.sampler_budget,
+        stats_budget: settings.stats_overhead_budget,
     });
     // Alerts raised when the daemon stopped carry on, or are cleared on the first pass.
     let open = store.open_alerts()?;

@@ -141,20 +141,26 @@ impl Reloader {
             p.cap_bytes = cap;
             p.stats_mode = new.mode();
             p.sampler_budget = new.sampler_budget;
+            p.stats_budget = new.stats_overhead_budget;
         });
-        match (now.is_empty(), later.is_empty()) {
-            (true, true) => tracing::info!("SIGHUP: {from} read again: nothing changed"),
-            (_, true) => tracing::info!("SIGHUP: {from} read again: {}", now.join(", ")),
-            (true, _) => tracing::warn!(
-                "SIGHUP: {from} read again; needs a restart to take effect: {}",
-                later.join(", ")
-            ),
-            (false, false) => tracing::warn!(
-                "SIGHUP: {from} read again: {}; needs a restart to take effect: {}",
-                now.join(", "),
-                later.join(", ")
-            ),
-        }
+        say_reloaded(from, &now, &later);
         self.cfg.settings = new;
+    }
+}
+
+/// The reload's line in the log: what changed now, and what waits for a restart.
+fn say_reloaded(from: &str, now: &[String], later: &[String]) {
+    match (now.is_empty(), later.is_empty()) {
+        (true, true) => tracing::info!("SIGHUP: {from} read again: nothing changed"),
+        (_, true) => tracing::info!("SIGHUP: {from} read again: {}", now.join(", ")),
+        (true, _) => tracing::warn!(
+            "SIGHUP: {from} read again; needs a restart to take effect: {}",
+            later.join(", ")
+        ),
+        (false, false) => tracing::warn!(
+            "SIGHUP: {from} read again: {}; needs a restart to take effect: {}",
+            now.join(", "),
+            later.join(", ")
+        ),
     }
 }

@@ -65,7 +65,13 @@ fn socket_error(path: &Path, e: zbus::Error) -> ConnectError {
                 K::BrokenPipe | K::ConnectionReset | K::UnexpectedEof
             ) =>
         {
-            ConnectError::TurnedAway { path: shown }
+            // The daemon closes on a peer it does not let in, as on one past its caps: which
+            // one this caller is, it can tell itself.
+            if may_query() {
+                ConnectError::TurnedAway { path: shown }
+            } else {
+                ConnectError::Denied
+            }
         }
         _ => ConnectError::Explicit {
             what: format!("socket {shown}"),
@@ -100,6 +106,34 @@ fn not_a_bus(address: &str, e: &zbus::Error) -> Option<ConnectError> {
         why: e.to_string(),
         socket: socket.to_owned(),
     })
+}
+
+/// Whether this process is one the daemon lets in: root, or in group `ebpfstat`.
+fn may_query() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let Ok(name) = std::ffi::CString::new(GROUP) else {
+        return false;
+    };
+    // SAFETY: getgrnam reads a NUL-terminated name; the record it returns (static storage) is
+    // read at once, before any other call could replace it.
+    let group = unsafe {
+        let gr = libc::getgrnam(name.as_ptr());
+        if gr.is_null() {
+            return false;
+        }
+        (*gr).gr_gid
+    };
+    let mut groups = [0 as libc::gid_t; 256];
+    let len = libc::c_int::try_from(groups.len()).unwrap_or(0);
+    // SAFETY: the buffer holds `len` gids; getgroups writes at most that many.
+    let n = unsafe { libc::getgroups(len, groups.as_mut_ptr()) };
+    // SAFETY: getegid has no preconditions.
+    let egid = unsafe { libc::getegid() };
+    let n = usize::try_from(n).unwrap_or(0);
+    egid == group || groups[..n.min(groups.len())].contains(&group)
 }
 
 /// Whether a call failed for lack of permission, on the bus or the socket.

@@ -16,6 +16,7 @@ pub mod guest;
 pub mod kernel;
 pub mod mounts;
 pub mod process;
+pub mod profiled;
 pub mod programs;
 pub mod receiver;
 pub mod stores;

@@ -102,7 +102,7 @@ pub fn exit(map_fd: i32) -> Result<Vec<u64>, AsmError> {
 /// r2 = the bucket of r7, as [`histogram::bucket_of`]: r7 itself below 16, else with `e` its
 /// highest bit (found by halving: 32, 16, ... 1) `((e - 4) << 4) + (r7 >> (e - 4))`. Jumps to
 /// `done` (placed by the caller right after).
-fn bucket(a: &mut Asm, done: u32) {
+pub fn bucket(a: &mut Asm, done: u32) {
     a.op(op::MOV_REG, 2, 7, 0, 0)
         .jump(op::JLT_IMM, 7, 0, 1 << SUB_BITS, done)
         .op(op::MOV_IMM, 4, 0, 0, 0)

@@ -1,0 +1,118 @@
+//! A program for profiles: a socket filter with BTF whose long datagrams take a slow path of
+//! 3000 instructions, driven with a known share of long ones; and what tracing is attached to
+//! a program, read from the kernel's links.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, OwnedFd};
+
+use ebpfstatd::bpf::btf;
+use ebpfstatd::bpf::insn::{Asm, op};
+use ebpfstatd::bpf::sys::{self, ObjKind, ProgSpec};
+
+use crate::{PROG_TYPE_SOCKET_FILTER, attach_filter, kernel, prog_counters, wait_for_runs};
+
+/// Instructions of the slow path.
+pub const SLOW_INSNS: i32 = 3000;
+/// Datagrams at least this long take it (their skb->len counts the payload only here).
+const LONG: usize = 100;
+
+/// The filter, its socket and a sender.
+#[derive(Debug)]
+pub struct SlowPathFilter {
+    pub prog: OwnedFd,
+    /// Held: the filter runs on what it receives.
+    _socket: UdpSocket,
+    addr: SocketAddr,
+    sender: UdpSocket,
+}
+
+/// `if (skb->len < 100) return 0;` then 3000 additions, then `return 0`.
+fn instructions() -> Vec<u64> {
+    const FAST: u32 = 1;
+    let mut a = Asm::default();
+    a.op(0x61, 2, 1, 0, 0) // r2 = skb->len (u32 at offset 0 of __sk_buff)
+        .op(op::MOV_IMM, 0, 0, 0, 0)
+        .jump(op::JLT_IMM, 2, 0, i32::try_from(LONG).expect("small"), FAST);
+    for _ in 0..SLOW_INSNS {
+        a.op(op::ADD_IMM, 0, 0, 0, 1);
+    }
+    a.op(op::MOV_IMM, 0, 0, 0, 0)
+        .label(FAST)
+        .op(op::EXIT, 0, 0, 0, 0);
+    a.finish().expect("assembled")
+}
+
+impl SlowPathFilter {
+    /// Loads it named `name` (its BTF function too) and attaches it to a UDP socket.
+    pub fn load(name: &str) -> Self {
+        let btf = kernel::btf_load(&btf::func_btf(name)).expect("BTF");
+        let prog = sys::prog_load(&ProgSpec {
+            prog_type: PROG_TYPE_SOCKET_FILTER,
+            insns: &instructions(),
+            name,
+            btf: Some((btf.as_fd(), btf::FUNC_BTF_FUNC_ID)),
+            attach: None,
+            attach_prog: None,
+        })
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"));
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind filtered socket");
+        attach_filter(&socket, prog.as_fd()).expect("SO_ATTACH_BPF");
+        let addr = socket.local_addr().expect("local addr");
+        let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+        Self {
+            prog,
+            _socket: socket,
+            addr,
+            sender,
+        }
+    }
+
+    /// Sends `n` datagrams, every `every`-th of them long (0: none), and waits until the
+    /// kernel has run the filter for each. Returns how many were long.
+    pub fn drive(&self, n: u64, every: u64) -> u64 {
+        let (_, before, _) = prog_counters(self.prog.as_fd());
+        let (short, long) = ([0u8; 8], [0u8; LONG + 28]);
+        let mut longs = 0;
+        for i in 1..=n {
+            let slow = every > 0 && i % every == 0;
+            longs += u64::from(slow);
+            let payload: &[u8] = if slow { &long } else { &short };
+            self.sender
+                .send_to(payload, self.addr)
+                .expect("send datagram");
+        }
+        wait_for_runs(self.prog.as_fd(), before + n);
+        longs
+    }
+}
+
+/// Tracing links whose program has one of `names`, over the whole host.
+pub fn tracing_links_of(names: &[&str]) -> usize {
+    let mut n = 0;
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::next_id(ObjKind::Link, id) {
+        id = next;
+        let Ok(fd) = sys::fd_by_id(ObjKind::Link, id) else {
+            continue;
+        };
+        let Ok(link) = sys::link_info(fd.as_fd(), &mut []) else {
+            continue;
+        };
+        let Ok(prog) = sys::fd_by_id(ObjKind::Prog, link.prog_id) else {
+            continue;
+        };
+        let Ok(info) = sys::prog_info(prog.as_fd(), &mut Vec::new()) else {
+            continue;
+        };
+        let name: Vec<u8> = info
+            .name
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        if names.iter().any(|n| n.as_bytes() == name) {
+            n += 1;
+        }
+    }
+    n
+}

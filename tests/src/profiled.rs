@@ -104,13 +104,8 @@ pub fn tracing_links_of(names: &[&str]) -> usize {
         let Ok(info) = sys::prog_info(prog.as_fd(), &mut Vec::new()) else {
             continue;
         };
-        let name: Vec<u8> = info
-            .name
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|c| *c as u8)
-            .collect();
-        if names.iter().any(|n| n.as_bytes() == name) {
+        let name = ebpfstatd::sampler::maps::c_name(&info.name);
+        if names.contains(&name.as_str()) {
             n += 1;
         }
     }

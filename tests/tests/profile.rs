@@ -21,7 +21,8 @@ use ebpfstatd::profile::programs::bucket;
 fn kernel_bucket(ns: u64) -> u32 {
     const DONE: u32 = 1;
     let mut a = Asm::default();
-    let (low, high) = (ns as u32, (ns >> 32) as u32);
+    let low = u32::try_from(ns & 0xffff_ffff).expect("32 bits");
+    let high = u32::try_from(ns >> 32).expect("32 bits");
     a.op(op::LD_IMM64, 7, 0, 0, low.cast_signed())
         .op(0, 0, 0, 0, high.cast_signed());
     bucket(&mut a, DONE);

@@ -18,6 +18,22 @@ pub enum Effect {
     FetchTable,
     /// Ask for the chart now (opened, or its span changed).
     FetchChart,
+    /// Profile the program in [`App::profile`] (`P`).
+    Profile,
+    /// The profile box was closed: stop asking.
+    StopProfile,
+}
+
+/// How long `P` profiles a program.
+pub const PROFILE_FOR: Duration = Duration::from_secs(10);
+
+/// A profile asked for with `P`: the program, and its answer once it came.
+#[derive(Debug)]
+pub struct ProfileView {
+    pub id: u32,
+    pub name: String,
+    pub started: Instant,
+    pub answer: Option<Result<Box<ebpfstat_dbus::Profile>, String>>,
 }
 
 /// The chart of one program.
@@ -59,6 +75,8 @@ pub struct App {
     pub chart: Option<ChartView>,
     /// Steps the chart area can show, from the last draw.
     pub chart_points: u32,
+    /// The profile box, over either view while it is open.
+    pub profile: Option<ProfileView>,
 }
 
 impl App {
@@ -81,6 +99,7 @@ impl App {
             ranked_at: None,
             chart: None,
             chart_points: 120,
+            profile: None,
         }
     }
 
@@ -205,6 +224,15 @@ impl App {
             self.type_filter(k.code);
             return Effect::None;
         }
+        if self.profile.is_some() {
+            // The box holds the keys: Esc, q or P closes it (and stops the profile).
+            return if matches!(k.code, KeyCode::Esc | KeyCode::Char('q' | 'P')) {
+                self.profile = None;
+                Effect::StopProfile
+            } else {
+                Effect::None
+            };
+        }
         match k.code {
             KeyCode::Char('?' | 'h') => {
                 self.help = true;
@@ -214,8 +242,33 @@ impl App {
                 self.paused = !self.paused;
                 Effect::None
             }
+            KeyCode::Char('P') => self.start_profile(),
             _ if self.chart.is_some() => self.chart_key(k.code),
             _ => self.table_key(k.code),
+        }
+    }
+
+    /// `P`: profiles the selected program (or the charted one), if it is loaded.
+    fn start_profile(&mut self) -> Effect {
+        let row = match &self.chart {
+            Some(c) => Some(&c.row),
+            None => self.rows.get(self.selected),
+        };
+        let Some(row) = row.filter(|r| r.alive) else {
+            return Effect::None;
+        };
+        self.profile = Some(ProfileView {
+            id: row.id,
+            name: row.name.clone(),
+            started: Instant::now(),
+            answer: None,
+        });
+        Effect::Profile
+    }
+
+    pub fn profile_answer(&mut self, r: Result<Box<ebpfstat_dbus::Profile>, String>) {
+        if let Some(p) = &mut self.profile {
+            p.answer = Some(r);
         }
     }
 
@@ -332,6 +385,25 @@ mod tests {
             })
             .collect();
         app
+    }
+
+    #[test]
+    fn shift_p_profiles_the_selected_program_and_its_box_holds_the_keys() {
+        let mut app = app_with(&["a", "b"]);
+        assert_eq!(press(&mut app, KeyCode::Down), Effect::None);
+        assert_eq!(press(&mut app, KeyCode::Char('P')), Effect::Profile);
+        let p = app.profile.as_ref().expect("open");
+        assert_eq!((p.id, p.name.as_str()), (2, "b"));
+        // Other keys do nothing while it is open; q closes it, not the view.
+        assert_eq!(press(&mut app, KeyCode::Down), Effect::None);
+        assert_eq!(app.selected, 1);
+        assert_eq!(press(&mut app, KeyCode::Char('q')), Effect::StopProfile);
+        assert!(app.profile.is_none());
+        // An unloaded program cannot be profiled.
+        app.rows[0].alive = false;
+        app.selected = 0;
+        assert_eq!(press(&mut app, KeyCode::Char('P')), Effect::None);
+        assert!(app.profile.is_none());
     }
 
     #[test]

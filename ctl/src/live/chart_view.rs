@@ -18,7 +18,7 @@ use super::screen::{self, fit};
 use crate::units;
 use ebpfstat_dbus as wire;
 
-const KEYS: &str = "Esc back  w/→ longer  W/← shorter  p pause  ? help  Ctrl-C quit";
+const KEYS: &str = "Esc back  w/→ longer  W/← shorter  P profile  p pause  ? help  Ctrl-C quit";
 /// Columns of the y-axis labels.
 const Y_LABELS: u16 = 9;
 

@@ -71,6 +71,23 @@ pub const MAP_CHARTS: usize = 4;
 pub enum Reply {
     Table(Result<TableData, String>),
     Chart(Result<Box<ChartData>, String>),
+    Profile(Result<Box<wire::Profile>, String>),
+}
+
+/// A profile of program `id` on a connection of its own, which ends with it (or when the task
+/// asking is aborted: the daemon then stops tracing).
+pub async fn profile(target: Target, id: u32, length: Duration) -> Reply {
+    let ns = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX);
+    let answer = async {
+        let p = connect::connect(target.address.as_deref(), target.socket.as_ref())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        p.profile(&format!("id:{id}"), ns, Options::new())
+            .await
+            .map(Box::new)
+            .map_err(say)
+    };
+    Reply::Profile(answer.await)
 }
 
 /// Where the daemon is, as the command line said.

@@ -10,6 +10,7 @@ mod chart;
 mod chart_view;
 mod fetch;
 mod model;
+mod profile_view;
 mod screen;
 mod table_view;
 
@@ -103,7 +104,12 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
     let mut app = App::new(first_window(a), first_sorting(a.sort));
     let (request_tx, request_rx) = mpsc::channel::<Request>(1);
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
-    let fetcher = tokio::spawn(fetch::serve(target, proxy, request_rx, reply_tx));
+    let mut profiler = Profiler {
+        target: target.clone(),
+        replies: reply_tx.clone(),
+        task: None,
+    };
+    let fetcher = tokio::spawn(fetch::serve(target, proxy, request_rx, reply_tx.clone()));
     let mut terms = signal(SignalKind::terminate())?;
     let mut hangups = signal(SignalKind::hangup())?;
     let mut interrupts = signal(SignalKind::interrupt())?;
@@ -126,15 +132,19 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                 None => Effect::Quit,
             },
             Some(reply) = replies.recv() => {
-                in_flight = false;
                 match reply {
+                    Reply::Profile(r) => app.profile_answer(r),
                     Reply::Table(r) => {
+                        in_flight = false;
                         if let Ok(d) = &r {
                             refresh.follow(d.interval, &mut app);
                         }
                         app.table_answer(r);
                     }
-                    Reply::Chart(r) => app.chart_answer(r),
+                    Reply::Chart(r) => {
+                        in_flight = false;
+                        app.chart_answer(r);
+                    }
                 }
                 Effect::None
             }
@@ -152,6 +162,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
         match effect {
             Effect::Quit => break,
             Effect::None => {}
+            Effect::Profile | Effect::StopProfile => profiler.follow(effect, &app),
             e => wanted = e,
         }
         // One request at a time: a wanted one waits for the answer in flight.
@@ -171,12 +182,48 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
     Ok(())
 }
 
+/// The profile the box asks for, on a connection of its own: closing the box (or leaving the
+/// view) aborts it, which drops the connection, and the daemon, seeing its caller gone,
+/// detaches.
+struct Profiler {
+    target: Target,
+    replies: mpsc::UnboundedSender<Reply>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Profiler {
+    fn follow(&mut self, effect: Effect, app: &App) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let (Effect::Profile, Some(p)) = (effect, &app.profile) {
+            let asked = fetch::profile(self.target.clone(), p.id, app::PROFILE_FOR);
+            let tx = self.replies.clone();
+            self.task = Some(tokio::spawn(async move {
+                // The view may be gone by the answer: nothing is waiting then.
+                let _ = tx.send(asked.await);
+            }));
+        }
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 fn draw(screen: &mut Screen, app: &mut App) -> Result<()> {
     screen.0.draw(|f| {
         if app.chart.is_some() {
             chart_view::draw(f, app);
         } else {
             table_view::draw(f, app);
+        }
+        if let Some(p) = &app.profile {
+            profile_view::draw(f, p);
         }
         if app.help {
             screen::help(f);
@@ -234,7 +281,7 @@ impl Refresh {
 /// What to ask the daemon for what is wanted.
 fn request(app: &mut App, wanted: Effect) -> Option<Request> {
     match wanted {
-        Effect::None | Effect::Quit => None,
+        Effect::None | Effect::Quit | Effect::Profile | Effect::StopProfile => None,
         Effect::FetchChart => {
             let points = app.chart_points;
             app.chart.as_mut().map(|c| {

@@ -116,6 +116,8 @@ Charts
   w → / W ←    longer / shorter span: 1m 5m 1h 6h 1d 7d all
   Esc q        back to the table
 Anywhere
+  P            profile the program for 10 s: each run timed, percentiles and
+               histogram (Esc closes the box and stops it)
   p space      pause the refresh (keys that change the view still ask)
   ? h          this help (any key closes it)
   q Esc        leave (Esc first drops a filter); Ctrl-C leaves from anywhere

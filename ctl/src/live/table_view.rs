@@ -14,7 +14,7 @@ use crate::render::fit as fitting;
 use crate::units;
 
 const KEYS: &str =
-    "q quit ? help ↑↓ select Enter chart / filter w window ←→ sort r reverse p pause";
+    "q quit ? help ↑↓ select Enter chart P profile / filter w window ←→ sort r reverse p pause";
 
 /// Widths of the fixed columns; NAME and OWNER share what is left (NAME gets more).
 fn fixed(c: Column) -> u16 {

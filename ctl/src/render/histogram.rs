@@ -1,7 +1,12 @@
 //! A profile's histogram for a person: the daemon's fine buckets gathered by powers of two
 //! (as bpftrace's `hist()` shows them), each row with its share of the runs and a bar.
 
-use ebpfstat_dbus::ProfileBucket;
+use std::time::Duration;
+
+use ebpfstat_dbus::{Profile, ProfileBucket, ProfileEnd};
+use ebpfstat_numbers::text::round_u64;
+
+use crate::units;
 
 /// One row: runs that took from `from_ns` to `to_ns` (both included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,72 @@ pub fn bar(count: u64, max: u64, width: usize) -> String {
     )]
     let cells = ((count as f64 / max as f64) * width as f64).round() as usize;
     "█".repeat(cells.clamp(1, width))
+}
+
+/// What was traced, how it ended, and what the tracing cost: two sentences.
+pub fn summary(p: &Profile) -> [String; 2] {
+    let ended = match p.ended() {
+        Some(ProfileEnd::Time) => String::new(),
+        Some(ProfileEnd::Budget) => {
+            "; stopped early: the tracing had cost the daemon's stats budget".into()
+        }
+        Some(ProfileEnd::Client) => "; stopped: the caller went away".into(),
+        None => format!("; ended: {}", p.ended),
+    };
+    let seconds = Duration::from_millis(round_u64(p.seconds * 1000.0));
+    [
+        format!(
+            "{} (id {}, {}): {} runs traced over {}{ended}",
+            p.full_name,
+            p.id,
+            p.prog_type,
+            units::count(p.runs as f64),
+            humantime::format_duration(seconds)
+        ),
+        format!(
+            "tracing added {} to each run; {} of each duration is its own (what it records of \
+             an empty program); the kernel counted {} runs meanwhile",
+            units::ns(p.added_ns_per_run),
+            units::ns(p.floor_ns as f64),
+            units::count(p.kernel_runs as f64)
+        ),
+    ]
+}
+
+/// The percentiles' header and values: p50, p90, p99, p99.9, max, mean.
+pub const PERCENTILES: [&str; 6] = ["P50", "P90", "P99", "P99.9", "MAX", "MEAN"];
+
+pub fn percentiles(p: &Profile) -> [String; 6] {
+    let ns = |v: u64| units::ns(v as f64);
+    [
+        ns(p.p50_ns),
+        ns(p.p90_ns),
+        ns(p.p99_ns),
+        ns(p.p999_ns),
+        ns(p.max_ns),
+        units::ns(p.mean_ns),
+    ]
+}
+
+/// The histogram's header and rows: from, to, runs, share, a bar of `width` cells at most.
+pub const COLUMNS: [&str; 5] = ["FROM", "TO", "RUNS", "SHARE", ""];
+
+pub fn rows(p: &Profile, width: usize) -> Vec<[String; 5]> {
+    let rows = by_octave(&p.buckets);
+    let max = rows.iter().map(|r| r.count).max().unwrap_or(0);
+    rows.iter()
+        .map(|r| {
+            #[expect(clippy::cast_precision_loss, reason = "a share")]
+            let share = r.count as f64 / p.runs.max(1) as f64 * 100.0;
+            [
+                units::ns(r.from_ns as f64),
+                units::ns(r.to_ns as f64),
+                units::count(r.count as f64),
+                units::pct(share),
+                bar(r.count, max, width),
+            ]
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ebpfstat_tests::bpftrace::Bpftrace;
 use ebpfstat_tests::bus::{ApiDaemon, by_name, ctl_json_via, history_runs, open_tempdir};
+use ebpfstat_tests::profiled::{SlowPathFilter, tracing_links_of, tracing_links_on};
 use ebpfstat_tests::{
     ATTACH_XDP, Fleet, PROG_TYPE_XDP, Reaped, bin, costly_filter, kernel, load_program, own_comm,
     prog_id, raise_fd_limit, run_exactly, status_kb, tracing,
@@ -123,6 +124,7 @@ fn matrix() -> Value {
         Some(bt) => bpftrace_program(&d, bt, &mut report),
         None => eprintln!("kernel-check: no bpftrace on this root"),
     }
+    profile(&d, &mut report);
     status(&d, &mut report);
     stage("checked");
     report
@@ -393,6 +395,81 @@ fn bpftrace_program(d: &ApiDaemon, bt: &Bpftrace, report: &mut Value) {
     let runs = program["since_load"]["run_cnt"].as_u64().expect("runs");
     assert!(runs >= 6, "six getppid calls: {shown}");
     report["bpftrace_runs"] = json!(runs);
+}
+
+/// A profile of a filter whose every 20th datagram takes a path of 2000 divisions: p90 in the
+/// fast mode, p99 in the slow one, the runs traced the kernel's count, nothing left attached.
+/// On a kernel without BPF trampolines (32-bit ARM), the words that say so.
+fn profile(d: &ApiDaemon, report: &mut Value) {
+    let filter = SlowPathFilter::load("kcslow");
+    let id = prog_id(filter.prog.as_fd());
+    d.wait_passes(2);
+    let mut child = Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["--json", "profile", "kcslow", "--for", "10s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ebpfstatctl profile");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while tracing_links_on(id) < 2 {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            assert!(
+                err.contains("not supported: the kernel refused to trace kcslow"),
+                "{err}"
+            );
+            report["profile"] = json!({ "refused": err });
+            return;
+        }
+        assert!(Instant::now() < deadline, "the profile never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let longs = filter.drive(2000, 20);
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).expect("profile JSON");
+    eprintln!("kernel-check: profile {p}");
+    assert_eq!(
+        (p["runs"].as_u64(), p["kernel_runs"].as_u64()),
+        (Some(2000), Some(2000)),
+        "{p}"
+    );
+    assert_eq!(longs, 100);
+    let counted: u64 = p["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(counted, 2000, "{p}");
+    let at = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k}: {p}"));
+    // 5 % of the runs are slow: p90 is among the fast ones, p99 among the slow, many times it.
+    assert!(at("p99_ns") > 5 * at("p90_ns"), "{p}");
+    assert!(
+        at("max_ns") >= at("p99_ns") && at("p99_ns") >= at("p90_ns"),
+        "{p}"
+    );
+    assert!(
+        p["added_ns_per_run"].as_f64().is_some_and(|a| a > 0.0),
+        "{p}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tracing_links_on(id) > 0 || tracing_links_of(&["ebpfstat_entry", "ebpfstat_exit"]) > 0 {
+        assert!(Instant::now() < deadline, "tracing left attached");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    report["profile"] = json!({
+        "runs": p["runs"], "p50_ns": p["p50_ns"], "p90_ns": p["p90_ns"], "p99_ns": p["p99_ns"],
+        "max_ns": p["max_ns"], "added_ns_per_run": p["added_ns_per_run"],
+        "floor_ns": p["floor_ns"], "ended": p["ended"],
+    });
 }
 
 /// The daemon's own word: stats on, no pass failed, its cost.

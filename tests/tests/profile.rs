@@ -158,3 +158,37 @@ fn an_unprivileged_caller_is_refused_on_the_bus_and_the_private_socket() {
     }
     assert_eq!(tracing_links_of(&OWN), 0);
 }
+
+#[test]
+fn shift_p_in_the_live_view_profiles_the_selected_program_in_a_box() {
+    require_bpf!();
+    if !terminal::Tmux::available("shift_p_in_the_live_view") {
+        return;
+    }
+    let d = ApiDaemon::start(None, "200ms");
+    let slow = SlowPathFilter::load("proflive");
+    d.wait_passes(2);
+    let t = terminal::Tmux::start(100, 30);
+    t.type_line(&format!(
+        "{} --socket {} top --name proflive",
+        bin("ebpfstatctl").display(),
+        d.socket.display()
+    ));
+    t.wait_for("the program's row", |s| s.contains("proflive"));
+    t.keys(&["P"]);
+    let box_ = t.wait_for("the profile box", |s| s.contains("profile (Esc closes)"));
+    eprintln!("{box_}");
+    // The answer: this machine's kernel refuses tracing programs, a Debian kernel traces.
+    let done = t.wait_for("the profile's answer", |s| {
+        s.contains("not itself a tracing program") || s.contains("runs traced over")
+    });
+    eprintln!("{done}");
+    if done.contains("runs traced over") {
+        slow.drive(100, 10);
+        assert!(done.contains("P99.9"), "{done}");
+    }
+    t.keys(&["Escape"]);
+    let after = t.wait_for("the box closed", |s| !s.contains("profile (Esc closes)"));
+    assert!(after.contains("proflive"), "the table again:\n{after}");
+    t.keys(&["q"]);
+}

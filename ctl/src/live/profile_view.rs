@@ -87,7 +87,15 @@ pub fn draw(f: &mut Frame, p: &ProfileView) {
         .enumerate()
         .map(|(i, l)| Line::raw(if i < 2 { l.clone() } else { fit(l, inner) }))
         .collect();
-    let wanted = text.len() + 4;
+    // Lines as wrapped to the box (a word may push a line over: one more for each).
+    let wanted: usize = text
+        .iter()
+        .map(|l| {
+            use unicode_width::UnicodeWidthStr;
+            l.width().div_ceil(inner.max(1)).max(1) + usize::from(l.width() > inner)
+        })
+        .sum::<usize>()
+        + 2;
     let height = area.height.min(u16::try_from(wanted).unwrap_or(u16::MAX));
     let r = Rect::new(
         area.x + (area.width - width) / 2,

@@ -50,6 +50,18 @@ fn check(kernel: Kernel) -> Option<Value> {
         }),
         "{report}"
     );
+    // fentry on BPF programs needs BPF trampolines: 32-bit ARM has none, and says so.
+    let profile = &report["profile"];
+    if report["arch"] == "arm" {
+        assert!(
+            profile["refused"]
+                .as_str()
+                .is_some_and(|e| e.contains("32-bit ARM has none")),
+            "{report}"
+        );
+    } else {
+        assert_eq!(profile["runs"], 2000, "{report}");
+    }
     Some(report)
 }
 
@@ -115,6 +127,19 @@ fn a_small_device() {
         report["programs"].as_u64().is_some_and(|n| n >= 300),
         "{report}"
     );
+}
+
+/// `ebpfstatctl profile`'s text on Debian's 6.12, for the docs (`--ignored`: it asserts
+/// nothing the matrix does not).
+#[test]
+#[ignore = "prints an example for the docs"]
+fn profile_as_shown() {
+    let kernel = guest::DEBIAN_6_12_AMD64;
+    if !kernel.available("profile_as_shown") {
+        return;
+    }
+    let report = guest::report(&kernel.run_check(GUEST, "profile-shown"), "KERNEL-CHECK");
+    eprintln!("{}\n{}", report["stdout"].as_str().unwrap_or(""), report["stderr"]);
 }
 
 /// A kernel older than the product supports is said at start, by `run` and by `sample`. Such a

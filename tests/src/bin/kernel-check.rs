@@ -29,7 +29,8 @@ fn main() {
             n.parse().expect("a program count"),
             secs.parse().expect("seconds"),
         ),
-        _ => panic!("usage: kernel-check [device PROGRAMS SECONDS]"),
+        ["profile-shown"] => profile_shown(),
+        _ => panic!("usage: kernel-check [device PROGRAMS SECONDS | profile-shown]"),
     };
     println!("KERNEL-CHECK {report}");
 }
@@ -470,6 +471,32 @@ fn profile(d: &ApiDaemon, report: &mut Value) {
         "max_ns": p["max_ns"], "added_ns_per_run": p["added_ns_per_run"],
         "floor_ns": p["floor_ns"], "ended": p["ended"],
     });
+}
+
+/// `ebpfstatctl profile` as a person reads it, for the docs: the slow-path filter driven with
+/// one long datagram in 20 while a text profile of 5 s runs.
+fn profile_shown() -> Value {
+    let d = ApiDaemon::start(None, "500ms");
+    let filter = SlowPathFilter::load("my_filter");
+    let id = prog_id(filter.prog.as_fd());
+    d.wait_passes(2);
+    let child = Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["profile", "my_filter", "--for", "5s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ebpfstatctl profile");
+    while tracing_links_on(id) < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    filter.drive(2000, 20);
+    let out = child.wait_with_output().expect("output");
+    json!({
+        "stdout": String::from_utf8_lossy(&out.stdout),
+        "stderr": String::from_utf8_lossy(&out.stderr),
+    })
 }
 
 /// The daemon's own word: stats on, no pass failed, its cost.

@@ -139,7 +139,11 @@ fn profile_as_shown() {
         return;
     }
     let report = guest::report(&kernel.run_check(GUEST, "profile-shown"), "KERNEL-CHECK");
-    eprintln!("{}\n{}", report["stdout"].as_str().unwrap_or(""), report["stderr"]);
+    eprintln!(
+        "{}\n{}",
+        report["stdout"].as_str().unwrap_or(""),
+        report["stderr"]
+    );
 }
 
 /// A kernel older than the product supports is said at start, by `run` and by `sample`. Such a

@@ -6,6 +6,7 @@
 //! call; a killed daemon's links close with its descriptors).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,16 @@ pub struct Profiling {
 struct Claim {
     all: Arc<Profiling>,
     id: u32,
+}
+
+/// Raises its flag when dropped: the call's future dropped with the daemon stopping stops the
+/// profile's thread.
+struct Raise(Arc<AtomicBool>);
+
+impl Drop for Raise {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Claim {
@@ -70,16 +81,6 @@ impl From<ProfileError> for Error {
             _ => Self::Unavailable(format!("profile: {e}")),
         }
     }
-}
-
-/// Runs `f` on the blocking pool (program loads, test runs).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ProfileError> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Unavailable(format!("profile: {e}")))?
-        .map_err(Error::from)
 }
 
 /// The duration asked for, checked.
@@ -141,6 +142,57 @@ fn answer(
     }
 }
 
+/// What a profile's thread is given: the program, how long, the budget to watch, and the flag
+/// the caller's watcher raises when it goes.
+struct Job {
+    target: (u32, u64, String, String),
+    length: Duration,
+    budget: tokio::sync::watch::Receiver<crate::shared::Published>,
+    gone: Arc<AtomicBool>,
+}
+
+/// The profile, on a thread of its own (program loads, test runs and a loop of short sleeps:
+/// plain code, which costs the binary far less than the same as futures).
+fn run(job: Job) -> Result<wire::Profile, ProfileError> {
+    let (id, load, name, prog_type) = job.target;
+    let mut session = Session::start(id, load, &name)?;
+    let overhead = profile::measure_overhead()?;
+    session.attach()?;
+    let started = Instant::now();
+    let ended = loop {
+        std::thread::sleep(TICK.min(job.length.saturating_sub(started.elapsed())));
+        let elapsed = started.elapsed();
+        if elapsed >= job.length {
+            break ProfileEnd::Time;
+        }
+        if job.gone.load(Ordering::Relaxed) {
+            break ProfileEnd::Client;
+        }
+        let budget = job.budget.borrow().stats_budget;
+        if over_budget(session.runs()?, overhead.added_ns_per_run, elapsed, budget) {
+            break ProfileEnd::Budget;
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let outcome = session.finish()?;
+    let h = &outcome.histogram;
+    tracing::info!(
+        "profile of {name} (id {id}): {} runs in {seconds:.1}s, p50 {} ns, p99 {} ns, max {} \
+         ns; ended: {}",
+        h.runs,
+        h.quantile(0.5),
+        h.quantile(0.99),
+        h.max_ns,
+        ended.as_str()
+    );
+    Ok(answer(
+        (id, name, prog_type),
+        &outcome,
+        overhead,
+        (seconds, ended),
+    ))
+}
+
 impl Stats1 {
     pub(super) async fn run_profile(
         &self,
@@ -155,64 +207,43 @@ impl Stats1 {
         let spec = parse_spec(program)?;
         let pass = self.latest()?;
         let p = self.one_loaded(&pass, &spec, program).await?;
-        let (id, load, name) = (p.meta.id, p.meta.load_boottime_ns, p.meta.full_name.clone());
-        let prog_type = p.meta.prog_type.to_owned();
-        drop(pass);
-        let _claim = claim(&self.profiling, id, &name)?;
-        let what = name.clone();
-        let mut session = blocking(move || Session::start(id, load, &what)).await?;
-        let overhead = blocking(profile::measure_overhead).await?;
-        let session = blocking(move || session.attach().map(|()| session)).await?;
-        let started = Instant::now();
-        let ended = self.watch(conn, hdr, &session, length, overhead).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let outcome = blocking(move || session.finish()).await?;
-        let h = &outcome.histogram;
-        tracing::info!(
-            "profile of {name} (id {id}): {} runs in {seconds:.1}s, p50 {} ns, p99 {} ns, max {} \
-             ns; ended: {}",
-            h.runs,
-            h.quantile(0.5),
-            h.quantile(0.99),
-            h.max_ns,
-            ended.as_str()
+        let target = (
+            p.meta.id,
+            p.meta.load_boottime_ns,
+            p.meta.full_name.clone(),
+            p.meta.prog_type.to_owned(),
         );
-        Ok(answer(
-            (id, name, prog_type),
-            &outcome,
-            overhead,
-            (seconds, ended),
-        ))
-    }
-
-    /// Waits out the profile: until `length` has passed, the caller has gone, or the tracing
-    /// has cost the budget.
-    async fn watch(
-        &self,
-        conn: &zbus::Connection,
-        hdr: &Header<'_>,
-        session: &Session,
-        length: Duration,
-        overhead: Overhead,
-    ) -> Result<ProfileEnd, Error> {
-        let started = Instant::now();
-        let mut next_look = started;
+        drop(pass);
+        let claim = claim(&self.profiling, target.0, &target.2)?;
+        let gone = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            target,
+            length,
+            budget: self.shared.published.subscribe(),
+            gone: Arc::clone(&gone),
+        };
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("profile-{}", claim.id))
+            .spawn(move || {
+                // The claim is given back when the tracing is detached, not before.
+                let _claim = claim;
+                // The caller may be gone: its answer then goes nowhere.
+                let _ = tx.send(run(job));
+            })
+            .map_err(|e| Error::Unavailable(format!("profile: cannot start a thread: {e}")))?;
+        // Dropped (the daemon stopping), the watcher raises the flag too.
+        let _raise = Raise(Arc::clone(&gone));
         loop {
-            tokio::time::sleep(TICK.min(length.saturating_sub(started.elapsed()))).await;
-            let elapsed = started.elapsed();
-            if elapsed >= length {
-                return Ok(ProfileEnd::Time);
-            }
-            let budget = self.shared.published.borrow().stats_budget;
-            let runs = session.runs().map_err(Error::from)?;
-            if over_budget(runs, overhead.added_ns_per_run, elapsed, budget) {
-                return Ok(ProfileEnd::Budget);
-            }
-            // The bus is asked once a second; a private connection's end is known here.
-            if Instant::now() >= next_look {
-                next_look += Duration::from_secs(1);
-                if self.caller_gone(conn, hdr).await {
-                    return Ok(ProfileEnd::Client);
+            tokio::select! {
+                r = &mut rx => {
+                    let r = r.map_err(|_| Error::Unavailable("profile: its thread ended".into()))?;
+                    return r.map_err(Error::from);
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if self.caller_gone(conn, hdr).await {
+                        gone.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -226,11 +257,19 @@ impl Stats1 {
         let Some(sender) = hdr.sender() else {
             return false;
         };
-        let Ok(bus) = zbus::fdo::DBusProxy::new(conn).await else {
-            return false;
-        };
-        let name = zbus::names::BusName::Unique(sender.to_owned());
-        matches!(bus.name_has_owner(name).await, Ok(false))
+        // One call by hand: zbus's generated proxy of the bus's whole interface costs ~100 KB
+        // of the binary.
+        let reply = conn
+            .call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus"),
+                "NameHasOwner",
+                &(sender.as_str(),),
+            )
+            .await;
+        let has_owner = reply.and_then(|m| m.body().deserialize::<bool>());
+        matches!(has_owner, Ok(false))
     }
 }
 

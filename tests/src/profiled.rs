@@ -1,30 +1,27 @@
-//! A program for profiles: a socket filter with BTF whose long datagrams take a slow path of
-//! 2000 divisions, driven with a known share of long ones; and what tracing is attached to
+//! A program for profiles: a socket filter with BTF whose long packets take a slow path of
+//! 2000 divisions, run by the kernel on packets of two lengths (`BPF_PROG_TEST_RUN`, whose
+//! `skb->len` is the packet's length less its Ethernet header on every kernel) with a known
+//! share of long ones; and what tracing is attached to
 //! a program, read from the kernel's links.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
 
 use ebpfstatd::bpf::btf;
 use ebpfstatd::bpf::insn::{Asm, op};
 use ebpfstatd::bpf::sys::{self, ObjKind, ProgSpec};
 
-use crate::{PROG_TYPE_SOCKET_FILTER, attach_filter, kernel, prog_counters, wait_for_runs};
+use crate::{PROG_TYPE_SOCKET_FILTER, kernel, prog_counters};
 
 /// Divisions on the slow path: about 10 µs on an amd64 machine, tens under emulation, where the
 /// clock's reads around every run take most of a microsecond and additions would not stand out.
 pub const SLOW_INSNS: i32 = 2000;
-/// Datagrams at least this long take it (their skb->len counts the payload only here).
+/// Packets whose `skb->len` is at least this take it.
 const LONG: usize = 100;
 
-/// The filter, its socket and a sender.
+/// The filter.
 #[derive(Debug)]
 pub struct SlowPathFilter {
     pub prog: OwnedFd,
-    /// Held: the filter runs on what it receives.
-    _socket: UdpSocket,
-    addr: SocketAddr,
-    sender: UdpSocket,
 }
 
 /// `if (skb->len < 100) return 0;` then 2000 32-bit divisions (which 32-bit ARM's JIT also
@@ -46,7 +43,7 @@ fn instructions() -> Vec<u64> {
 }
 
 impl SlowPathFilter {
-    /// Loads it named `name` (its BTF function too) and attaches it to a UDP socket.
+    /// Loads it named `name` (its BTF function too).
     pub fn load(name: &str) -> Self {
         let btf = kernel::btf_load(&btf::func_btf(name)).expect("BTF");
         let prog = sys::prog_load(&ProgSpec {
@@ -58,33 +55,24 @@ impl SlowPathFilter {
             attach_prog: None,
         })
         .unwrap_or_else(|e| panic!("loading {name}: {e}"));
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind filtered socket");
-        attach_filter(&socket, prog.as_fd()).expect("SO_ATTACH_BPF");
-        let addr = socket.local_addr().expect("local addr");
-        let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
-        Self {
-            prog,
-            _socket: socket,
-            addr,
-            sender,
-        }
+        Self { prog }
     }
 
-    /// Sends `n` datagrams, every `every`-th of them long (0: none), and waits until the
-    /// kernel has run the filter for each. Returns how many were long.
+    /// Runs it on `n` packets, every `every`-th of them long (0: none), one test run each, and
+    /// checks the kernel counted each run. Returns how many were long.
     pub fn drive(&self, n: u64, every: u64) -> u64 {
         let (_, before, _) = prog_counters(self.prog.as_fd());
-        let (short, long) = ([0u8; 8], [0u8; LONG + 28]);
+        // 64 and 64 + LONG bytes: an Ethernet header (14) and 50 or 150 bytes after it.
+        let (short, long) = ([0u8; 64], [0u8; 64 + LONG]);
         let mut longs = 0;
         for i in 1..=n {
             let slow = every > 0 && i % every == 0;
             longs += u64::from(slow);
-            let payload: &[u8] = if slow { &long } else { &short };
-            self.sender
-                .send_to(payload, self.addr)
-                .expect("send datagram");
+            let packet: &[u8] = if slow { &long } else { &short };
+            sys::prog_test_run(self.prog.as_fd(), packet, 1).expect("test run");
         }
-        wait_for_runs(self.prog.as_fd(), before + n);
+        let (_, after, _) = prog_counters(self.prog.as_fd());
+        assert_eq!(after - before, n, "the kernel counted every run");
         longs
     }
 }

@@ -61,6 +61,24 @@ fn the_kernel_files_durations_in_the_buckets_the_daemon_reads() {
     }
 }
 
+#[test]
+fn the_test_filter_takes_its_slow_path_on_long_packets_only() {
+    require_bpf!();
+    let f = SlowPathFilter::load("profpaths");
+    // Runs are counted while stats are on.
+    let _stats = ebpfstatd::sampler::stats::StatsSwitch::acquire(std::path::Path::new("/proc"));
+    let ns = |len: usize| {
+        let packet = vec![0u8; len];
+        sys::prog_test_run(f.prog.as_fd(), &packet, 2000)
+            .expect("test run")
+            .duration_ns
+    };
+    let (short, long) = (ns(64), ns(164));
+    eprintln!("short {short} ns, long {long} ns per run");
+    assert!(long > 10 * short.max(1), "short {short} ns, long {long} ns");
+    assert_eq!(f.drive(40, 20), 2);
+}
+
 /// The daemon's own programs, which nothing may leave behind.
 const OWN: [&str; 3] = ["ebpfstat_entry", "ebpfstat_exit", "ebpfstat_cal"];
 

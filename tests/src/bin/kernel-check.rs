@@ -398,7 +398,7 @@ fn bpftrace_program(d: &ApiDaemon, bt: &Bpftrace, report: &mut Value) {
     report["bpftrace_runs"] = json!(runs);
 }
 
-/// A profile of a filter whose every 20th datagram takes a path of 2000 divisions: p90 in the
+/// A profile of a filter whose every 20th packet takes a path of 2000 divisions: p90 in the
 /// fast mode, p99 in the slow one, the runs traced the kernel's count, nothing left attached.
 /// On a kernel without BPF trampolines (32-bit ARM), the words that say so.
 fn profile(d: &ApiDaemon, report: &mut Value) {
@@ -474,7 +474,7 @@ fn profile(d: &ApiDaemon, report: &mut Value) {
 }
 
 /// `ebpfstatctl profile` as a person reads it, for the docs: the slow-path filter driven with
-/// one long datagram in 20 while a text profile of 5 s runs.
+/// one long packet in 20 while a text profile of 5 s runs.
 fn profile_shown() -> Value {
     let d = ApiDaemon::start(None, "500ms");
     let filter = SlowPathFilter::load("my_filter");

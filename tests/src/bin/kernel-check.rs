@@ -404,6 +404,13 @@ fn bpftrace_program(d: &ApiDaemon, bt: &Bpftrace, report: &mut Value) {
 fn profile(d: &ApiDaemon, report: &mut Value) {
     let filter = SlowPathFilter::load("kcslow");
     let id = prog_id(filter.prog.as_fd());
+    // The kernel's own mean of each path, untraced.
+    let mean = |len: usize| {
+        ebpfstatd::bpf::sys::prog_test_run(filter.prog.as_fd(), &vec![0u8; len], 200)
+            .expect("test run")
+            .duration_ns
+    };
+    let paths_ns = json!([mean(64), mean(164)]);
     d.wait_passes(2);
     let mut child = Command::new(bin("ebpfstatctl"))
         .arg("--socket")
@@ -451,8 +458,7 @@ fn profile(d: &ApiDaemon, report: &mut Value) {
         .sum();
     assert_eq!(counted, 2000, "{p}");
     let at = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k}: {p}"));
-    // 5 % of the runs are slow: p90 is among the fast ones, p99 among the slow, many times it.
-    assert!(at("p99_ns") > 5 * at("p90_ns"), "{p}");
+    // Where p90 and p99 fall is judged by the host, which knows the kernel (kernels.rs).
     assert!(
         at("max_ns") >= at("p99_ns") && at("p99_ns") >= at("p90_ns"),
         "{p}"
@@ -469,7 +475,7 @@ fn profile(d: &ApiDaemon, report: &mut Value) {
     report["profile"] = json!({
         "runs": p["runs"], "p50_ns": p["p50_ns"], "p90_ns": p["p90_ns"], "p99_ns": p["p99_ns"],
         "max_ns": p["max_ns"], "added_ns_per_run": p["added_ns_per_run"],
-        "floor_ns": p["floor_ns"], "ended": p["ended"],
+        "floor_ns": p["floor_ns"], "ended": p["ended"], "untraced_paths_ns": paths_ns,
     });
 }
 

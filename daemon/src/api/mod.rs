@@ -389,7 +389,7 @@ impl Stats1 {
         self.compare_versions(program, before, after, options).await
     }
 
-    /// Not a heavy call: it waits for its time, and reads little.
+    /// Answers once the profile ends: call it with a timeout longer than duration_ns.
     #[zbus(out_args("profile"))]
     async fn profile(
         &self,
@@ -399,6 +399,7 @@ impl Stats1 {
         duration_ns: u64,
         options: Options,
     ) -> Result<wire::Profile, Error> {
+        // No heavy turn: it mostly waits, and reads little.
         let _admitted = self.admit(&hdr)?;
         self.run_profile(conn, &hdr, program, duration_ns, &options)
             .await

@@ -74,7 +74,7 @@ fn claim(all: &Arc<Profiling>, id: u32, name: &str) -> Result<Claim, Error> {
 impl From<ProfileError> for Error {
     fn from(e: ProfileError) -> Self {
         match e {
-            ProfileError::NoBtf(_) | ProfileError::Refused { .. } => {
+            ProfileError::NoBtf(_) | ProfileError::NoContext(_) | ProfileError::Refused { .. } => {
                 Self::NotSupported(e.to_string())
             }
             ProfileError::Gone(_) => Self::NoSuchProgram(e.to_string()),

@@ -15,6 +15,8 @@ pub enum BtfError {
     UnknownKind(u32),
     #[error("BTF string at offset {0} is out of range or not UTF-8")]
     BadString(u32),
+    #[error("BTF type {0} is not a function with a prototype")]
+    NotAFunction(u32),
 }
 
 const MAGIC: u16 = 0xeb9f;
@@ -22,6 +24,7 @@ const HEADER_LEN: usize = 24;
 const TYPE_LEN: usize = 12;
 
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 
@@ -42,8 +45,9 @@ pub(super) fn extra_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
     })
 }
 
-/// The name of BTF type `type_id` in the raw (native-endian) blob `data`.
-pub fn type_name(data: &[u8], type_id: u32) -> Result<String, BtfError> {
+/// Where type `type_id`'s record starts in the raw (native-endian) blob `data`, and the blob's
+/// strings.
+fn locate(data: &[u8], type_id: u32) -> Result<(usize, &[u8]), BtfError> {
     let magic = data
         .get(0..2)
         .map(|b| u16::from_ne_bytes([b[0], b[1]]))
@@ -63,20 +67,40 @@ pub fn type_name(data: &[u8], type_id: u32) -> Result<String, BtfError> {
     if types_end > data.len() {
         return Err(BtfError::BadHeader);
     }
-
     let mut off = types_start;
     let mut id = 1;
     while off + TYPE_LEN <= types_end {
-        let name_off = u32_at(data, off).ok_or(BtfError::BadHeader)?;
-        let info = u32_at(data, off + 4).ok_or(BtfError::BadHeader)?;
         if id == type_id {
-            return string_at(strings, name_off);
+            return Ok((off, strings));
         }
+        let info = u32_at(data, off + 4).ok_or(BtfError::BadHeader)?;
         let kind = (info >> 24) & 0x1f;
         off += TYPE_LEN + extra_len(kind, (info & 0xffff) as usize)?;
         id += 1;
     }
     Err(BtfError::NoSuchType(type_id))
+}
+
+/// The name of BTF type `type_id` in the raw (native-endian) blob `data`.
+pub fn type_name(data: &[u8], type_id: u32) -> Result<String, BtfError> {
+    let (off, strings) = locate(data, type_id)?;
+    string_at(strings, u32_at(data, off).ok_or(BtfError::BadHeader)?)
+}
+
+/// How many parameters the function `func_id` (a `BTF_KIND_FUNC`) declares.
+pub fn func_params(data: &[u8], func_id: u32) -> Result<u16, BtfError> {
+    let (off, _) = locate(data, func_id)?;
+    let info = u32_at(data, off + 4).ok_or(BtfError::BadHeader)?;
+    if (info >> 24) & 0x1f != KIND_FUNC {
+        return Err(BtfError::NotAFunction(func_id));
+    }
+    let proto = u32_at(data, off + 8).ok_or(BtfError::BadHeader)?;
+    let (off, _) = locate(data, proto)?;
+    let info = u32_at(data, off + 4).ok_or(BtfError::BadHeader)?;
+    if (info >> 24) & 0x1f != KIND_FUNC_PROTO {
+        return Err(BtfError::NotAFunction(func_id));
+    }
+    Ok((info & 0xffff) as u16)
 }
 
 fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
@@ -92,9 +116,11 @@ fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
         .map_err(|_| BtfError::BadString(off))
 }
 
-/// A minimal BTF blob describing `int <func_name>(void)`: type 1 is `int`, 2 the prototype, 3
-/// the function (global linkage). Lets a program be loaded with a full function name without a
-/// compiler (tests, and the daemon's own calibration program).
+/// A minimal BTF blob describing `int <func_name>(void *ctx)`: type 1 is `int`, 2 the
+/// prototype, 3 the function (global linkage), 4 `void *`. Lets a program be loaded with a full
+/// function name without a compiler (tests, and the daemon's own calibration program). The
+/// parameter matters to tracing: a trampoline keeps the arguments the prototype declares, and a
+/// program's context is its first.
 pub fn func_btf(func_name: &str) -> Vec<u8> {
     let mut strings = vec![0u8];
     // Offsets and sizes are u32 in BTF; a blob too large for them (it never is: one name) is
@@ -108,15 +134,18 @@ pub fn func_btf(func_name: &str) -> Vec<u8> {
     };
     let int_name = add_str("int");
     let func_name_off = add_str(func_name);
+    let ctx_name = add_str("ctx");
 
     let mut types = Vec::new();
     let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend(w.to_ne_bytes()));
     // [1] INT "int": size 4, encoding SIGNED, 32 bits.
     push(&[int_name, KIND_INT << 24, 4, (1 << 24) | 32]);
-    // [2] FUNC_PROTO returning [1], no parameters.
-    push(&[0, KIND_FUNC_PROTO << 24, 1]);
+    // [2] FUNC_PROTO returning [1], one parameter: `ctx` of type [4].
+    push(&[0, (KIND_FUNC_PROTO << 24) | 1, 1, ctx_name, 4]);
     // [3] FUNC named func_name, prototype [2], linkage global (vlen 1).
     push(&[func_name_off, (KIND_FUNC << 24) | 1, 2]);
+    // [4] PTR to void (type 0).
+    push(&[0, KIND_PTR << 24, 0]);
 
     let mut blob = Vec::with_capacity(HEADER_LEN + types.len() + strings.len());
     blob.extend(MAGIC.to_ne_bytes());
@@ -151,7 +180,16 @@ mod tests {
             type_name(&blob, FUNC_BTF_FUNC_ID).as_deref(),
             Ok("a_rather_long_function_name")
         );
-        assert_eq!(type_name(&blob, 4), Err(BtfError::NoSuchType(4)));
+        assert_eq!(type_name(&blob, 4).as_deref(), Ok(""));
+        assert_eq!(type_name(&blob, 5), Err(BtfError::NoSuchType(5)));
+    }
+
+    #[test]
+    fn a_function_has_its_prototypes_parameters() {
+        let blob = func_btf("f");
+        assert_eq!(func_params(&blob, FUNC_BTF_FUNC_ID), Ok(1));
+        assert_eq!(func_params(&blob, 1), Err(BtfError::NotAFunction(1)));
+        assert_eq!(func_params(&blob, 9), Err(BtfError::NoSuchType(9)));
     }
 
     #[test]

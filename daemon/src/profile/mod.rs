@@ -54,6 +54,13 @@ pub enum ProfileError {
         #[source]
         source: SysError,
     },
+    #[error(
+        "{0}'s BTF declares its function without parameters, though a program takes its \
+         context as the first: traced, it would be given a wrong one"
+    )]
+    NoContext(String),
+    #[error(transparent)]
+    Btf(#[from] btf::BtfError),
     #[error("the program is gone: {0}")]
     Gone(SysError),
     #[error(transparent)]
@@ -224,6 +231,12 @@ impl Session {
         let what = format!("{name} (id {id})");
         let func_id = sys::prog_main_func_type_id(target.as_fd())?
             .ok_or_else(|| ProfileError::NoBtf(what.clone()))?;
+        // A trampoline keeps the arguments the prototype declares: one that declares none
+        // would hand the program a stale register for its context.
+        let btf = sys::btf_data(sys::fd_by_id(ObjKind::Btf, info.btf_id)?.as_fd())?;
+        if btf::func_params(&btf, func_id)? == 0 {
+            return Err(ProfileError::NoContext(what));
+        }
         let tracer = Tracer::load(target.as_fd(), func_id, &what)?;
         Ok(Self {
             target,

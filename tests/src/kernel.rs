@@ -68,14 +68,7 @@ pub fn map_create_with(
     ebpfstatd::bpf::sys::map_create(map_type, sizes, map_flags, inner, name).map_err(|e| e.source)
 }
 
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
+use ebpfstatd::bpf::sys::ElemAttr;
 
 /// Sets `key` to `value` (`BPF_MAP_UPDATE_ELEM`); both as the map lays them out.
 pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {

@@ -77,10 +77,8 @@ impl SlowPathFilter {
     }
 }
 
-/// Tracing links (fentry, fexit) attached to program `target`.
-pub fn tracing_links_on(target: u32) -> usize {
-    const BPF_LINK_TYPE_TRACING: u32 = 2;
-    let mut n = 0;
+/// Every link on the host, as the kernel describes it, with a descriptor of its program.
+fn each_link(mut f: impl FnMut(&sys::LinkInfo, OwnedFd)) {
     let mut id = 0;
     while let Ok(Some(next)) = sys::next_id(ObjKind::Link, id) {
         id = next;
@@ -90,37 +88,34 @@ pub fn tracing_links_on(target: u32) -> usize {
         let Ok(link) = sys::link_info(fd.as_fd(), &mut []) else {
             continue;
         };
+        if let Ok(prog) = sys::fd_by_id(ObjKind::Prog, link.prog_id) {
+            f(&link, prog);
+        }
+    }
+}
+
+/// Tracing links (fentry, fexit) attached to program `target`.
+pub fn tracing_links_on(target: u32) -> usize {
+    const BPF_LINK_TYPE_TRACING: u32 = 2;
+    let mut n = 0;
+    each_link(|link, _| {
         // SAFETY: `tracing` is the union member the kernel fills for a tracing link, checked
         // first; its fields are plain integers.
         let on = link.type_ == BPF_LINK_TYPE_TRACING
             && unsafe { link.__bindgen_anon_1.tracing.target_obj_id } == target;
         n += usize::from(on);
-    }
+    });
     n
 }
 
 /// Tracing links whose program has one of `names`, over the whole host.
 pub fn tracing_links_of(names: &[&str]) -> usize {
     let mut n = 0;
-    let mut id = 0;
-    while let Ok(Some(next)) = sys::next_id(ObjKind::Link, id) {
-        id = next;
-        let Ok(fd) = sys::fd_by_id(ObjKind::Link, id) else {
-            continue;
-        };
-        let Ok(link) = sys::link_info(fd.as_fd(), &mut []) else {
-            continue;
-        };
-        let Ok(prog) = sys::fd_by_id(ObjKind::Prog, link.prog_id) else {
-            continue;
-        };
-        let Ok(info) = sys::prog_info(prog.as_fd(), &mut Vec::new()) else {
-            continue;
-        };
-        let name = ebpfstatd::sampler::maps::c_name(&info.name);
-        if names.contains(&name.as_str()) {
-            n += 1;
+    each_link(|_, prog| {
+        if let Ok(info) = sys::prog_info(prog.as_fd(), &mut Vec::new()) {
+            let name = ebpfstatd::sampler::maps::c_name(&info.name);
+            n += usize::from(names.contains(&name.as_str()));
         }
-    }
+    });
     n
 }

@@ -382,6 +382,9 @@ pub fn map_lookup_batch(
     }
 }
 
+/// What the kernel says of a link.
+pub type LinkInfo = bpf_link_info;
+
 /// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter,
 /// and from Linux 6.6 perf event: a tracepoint, kprobe function or uprobe file).
 pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_info> {
@@ -737,6 +740,17 @@ pub fn map_create(
     unsafe { sys_bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr, "BPF_MAP_CREATE") }
 }
 
+/// The attribute of the map element commands (lookup, update, delete, next key).
+#[repr(C)]
+#[derive(Debug)]
+pub struct ElemAttr {
+    pub map_fd: u32,
+    pub _pad: u32,
+    pub key: u64,
+    pub value: u64,
+    pub flags: u64,
+}
+
 /// Reads `key`'s value of a per-CPU map into `value` (`BPF_MAP_LOOKUP_ELEM`): one value per
 /// possible CPU (`cpus` of them, `sampler::host::possible_cpus`), each 8-byte aligned.
 pub fn map_lookup_per_cpu(
@@ -745,14 +759,6 @@ pub fn map_lookup_per_cpu(
     value: &mut [u8],
     cpus: usize,
 ) -> SysResult<()> {
-    #[repr(C)]
-    struct ElemAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
     const CALL: &str = "BPF_MAP_LOOKUP_ELEM";
     let info = map_info(fd)?;
     fits(key, info.key_size as usize, CALL)?;

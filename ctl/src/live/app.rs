@@ -24,8 +24,8 @@ pub enum Effect {
     StopProfile,
 }
 
-/// How long `P` profiles a program.
-pub const PROFILE_FOR: Duration = Duration::from_secs(10);
+/// How long `P` profiles a program: the API's default profile.
+pub const PROFILE_FOR: Duration = Duration::from_nanos(ebpfstat_dbus::DEFAULT_PROFILE_NS);
 
 /// A profile asked for with `P`: the program, and its answer once it came.
 #[derive(Debug)]

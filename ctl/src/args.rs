@@ -34,6 +34,29 @@ impl Sort {
     }
 }
 
+/// What `top --by` sums programs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// The container of the processes holding each program (podman, docker, containerd,
+    /// CRI-O, systemd-nspawn, LXC).
+    Container,
+    /// Their systemd unit.
+    Unit,
+    /// Their command.
+    Owner,
+}
+
+impl By {
+    /// The daemon's word (`Groups`' `group_by`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Unit => "unit",
+            Self::Owner => "owner",
+        }
+    }
+}
+
 /// What the `history` chart shows.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Metric {
@@ -194,6 +217,10 @@ pub struct TopArgs {
     /// Time between refreshes [default: 1s with --watch; the daemon's interval on a terminal].
     #[arg(long, value_parser = positive)]
     pub refresh: Option<Duration>,
+    /// Sum the programs by the container, systemd unit or command of the processes holding
+    /// them (a program held from two counts in each; each map once per group).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub by: Option<By>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -323,6 +350,10 @@ pub struct FilterArgs {
     /// Only what processes of this systemd unit hold (a glob: `cilium*`).
     #[arg(long, value_name = "UNIT")]
     pub unit: Option<String>,
+    /// Only what processes of this container hold (a glob on `runtime:name`, the name or the
+    /// full id: `docker:web*`, `nspawn:*`).
+    #[arg(long, value_name = "GLOB")]
+    pub container: Option<String>,
     /// Show the daemon's own calibration probe too.
     #[arg(long)]
     pub all: bool,
@@ -339,6 +370,7 @@ impl FilterArgs {
             ("attach", &self.attach),
             ("owner", &self.owner),
             ("unit", &self.unit),
+            ("container", &self.container),
         ] {
             if let Some(v) = value {
                 o.insert(key.into(), text(v));

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{
-    CompareArgs, ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, ProfileArgs, Sort,
+    By, CompareArgs, ExportArgs, ExportFormat, FilterArgs, HistoryArgs, Metric, ProfileArgs, Sort,
     TopArgs,
 };
 pub use cli::{Cli, Command};

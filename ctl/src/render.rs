@@ -313,13 +313,7 @@ pub fn footnotes(lines: &[String]) -> io::Result<()> {
 
 pub fn owners(o: &[wire::Owner]) -> String {
     o.iter()
-        .map(|o| {
-            if o.unit.is_empty() {
-                format!("{}[{}]", o.comm, o.pid)
-            } else {
-                format!("{}[{}] {}", o.comm, o.pid, o.unit)
-            }
-        })
+        .map(wire::Owner::text)
         .collect::<Vec<_>>()
         .join(", ")
 }

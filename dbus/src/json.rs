@@ -50,14 +50,74 @@ pub struct OwnerJson {
     pub comm: String,
     /// Its systemd unit; `null` outside one.
     pub unit: Option<String>,
+    /// Its container; `null` outside one.
+    pub container: Option<ContainerJson>,
+}
+
+/// A holder's container: `label` (`runtime:name`, or the short id when no name is known) as
+/// shown and filtered; `name` and `pod_uid` `null` when not known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerJson {
+    pub label: String,
+    pub runtime: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub pod_uid: Option<String>,
 }
 
 impl From<&Owner> for OwnerJson {
     fn from(o: &Owner) -> Self {
+        let c = &o.container;
         Self {
             pid: o.pid,
             comm: o.comm.clone(),
             unit: text(&o.unit),
+            container: c.label().map(|label| ContainerJson {
+                label,
+                runtime: c.runtime.clone(),
+                id: c.id.clone(),
+                name: text(&c.name),
+                pod_uid: text(&c.pod_uid),
+            }),
+        }
+    }
+}
+
+/// A group of `top --by`: `key` `null` for the programs in none (`kind` `none`) or no longer
+/// loaded (`kind` `unloaded`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupJson {
+    pub group_by: String,
+    pub key: Option<String>,
+    pub kind: String,
+    pub programs: u32,
+    pub program_ids: Vec<u32>,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    pub avg_ns_per_run: Option<f64>,
+    pub runs_per_sec: f64,
+    pub cpu_pct: f64,
+    pub estimated: bool,
+    pub map_memory_bytes: u64,
+    pub over: Over,
+}
+
+impl GroupJson {
+    pub fn of(g: &crate::Group, group_by: &str, over: Over) -> Self {
+        Self {
+            group_by: group_by.to_owned(),
+            key: text(&g.key),
+            kind: g.kind.clone(),
+            programs: g.programs,
+            program_ids: g.program_ids.clone(),
+            run_cnt: g.run_cnt,
+            run_time_ns: g.run_time_ns,
+            avg_ns_per_run: avg(g.avg_ns_per_run),
+            runs_per_sec: g.runs_per_sec,
+            cpu_pct: g.cpu_pct,
+            estimated: g.estimated,
+            map_memory_bytes: g.map_memory_bytes,
+            over,
         }
     }
 }

@@ -90,6 +90,55 @@ pub struct Owner {
     pub comm: String,
     /// systemd unit, or empty.
     pub unit: String,
+    /// The container the process runs in, by its cgroup; `runtime` empty when none.
+    pub container: Container,
+}
+
+impl Owner {
+    /// As a person reads it: `comm[pid]`, then the container, or else the unit.
+    pub fn text(&self) -> String {
+        let place = match self.container.label() {
+            Some(c) => c,
+            None => self.unit.clone(),
+        };
+        if place.is_empty() {
+            format!("{}[{}]", self.comm, self.pid)
+        } else {
+            format!("{}[{}] {place}", self.comm, self.pid)
+        }
+    }
+}
+
+/// A container, as its cgroup path names it: the runtime (`docker`, `podman`, `containerd`,
+/// `cri-o`, `nspawn`, `lxc`; empty: not in a container), its full id (a machine's or LXC
+/// container's name), its name where the runtime keeps it readable on the host (for a
+/// Kubernetes container `namespace/pod/container`), and a Kubernetes pod's UID.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Type)]
+pub struct Container {
+    pub runtime: String,
+    pub id: String,
+    pub name: String,
+    pub pod_uid: String,
+}
+
+impl Container {
+    /// Characters of an id shown where no name is known (as `docker ps` shows them).
+    pub const SHORT_ID: usize = 12;
+
+    /// `runtime:name`, or `runtime:` and the id's first 12 characters when no name is known;
+    /// `None` outside containers. The one text of a container: shown, filtered, grouped and
+    /// exported as this.
+    pub fn label(&self) -> Option<String> {
+        if self.runtime.is_empty() {
+            return None;
+        }
+        let name = if self.name.is_empty() {
+            self.id.get(..Self::SHORT_ID).unwrap_or(&self.id)
+        } else {
+            &self.name
+        };
+        Some(format!("{}:{name}", self.runtime))
+    }
 }
 
 /// A program in the current snapshot.
@@ -209,6 +258,33 @@ pub struct TopInfo {
     pub stats_overhead_ns: f64,
     pub stats_overhead_pct: f64,
 }
+
+/// Programs summed by a group they are in (`Groups`): a program held by processes of two
+/// groups counts in each, each map once per group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Group {
+    /// The container label, unit or command; empty unless `kind` is `named`.
+    pub key: String,
+    /// `named`; `none`: loaded programs none of whose holders has one (the host's, or held by
+    /// no process); `unloaded`: programs no longer loaded (who held them is not known).
+    pub kind: String,
+    pub programs: u32,
+    pub program_ids: Vec<u32>,
+    /// Over the window (extrapolated as `TopRow`'s `est_*` when `estimated`), or since load.
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// Run time over runs; negative when none ran.
+    pub avg_ns_per_run: f64,
+    pub runs_per_sec: f64,
+    /// Of one core (100 = one core busy).
+    pub cpu_pct: f64,
+    pub estimated: bool,
+    /// Memory of the maps the group's loaded programs use now, each map once.
+    pub map_memory_bytes: u64,
+}
+
+/// What `Groups` sums programs by.
+pub const GROUP_BY: [&str; 3] = ["container", "unit", "owner"];
 
 /// A stored series (one load of one program).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
@@ -613,6 +689,19 @@ pub trait Stats1 {
         n: u32,
         options: Options,
     ) -> zbus::Result<(TopInfo, Vec<TopRow>)>;
+
+    /// Programs summed by `group_by` (`container`, `unit` or `owner`, the holding command)
+    /// over `[from_ns, to_ns)`, or since load with option `since_load` (b); the first `n`
+    /// groups by `sort_by`. Options filter as `top`'s.
+    fn groups(
+        &self,
+        group_by: &str,
+        from_ns: i64,
+        to_ns: i64,
+        sort_by: &str,
+        n: u32,
+        options: Options,
+    ) -> zbus::Result<(TopInfo, Vec<Group>)>;
 
     /// History of `program` (a kernel id in this boot, `series:<id>`, or a name: every load of
     /// it) over `[from_ns, to_ns)` at `step_ns`. Options: `tier` (s: `raw`, `1m`, `1h`),

@@ -11,6 +11,7 @@
 
 pub mod rank;
 pub mod rates;
+pub mod rollup;
 pub mod text;
 pub mod time;
 

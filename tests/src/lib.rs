@@ -10,11 +10,13 @@
 
 pub mod bpftrace;
 pub mod bus;
+pub mod containers;
 pub mod engines;
 pub mod fleet;
 pub mod guest;
 pub mod kernel;
 pub mod mounts;
+pub mod nspawn;
 pub mod process;
 pub mod profiled;
 pub mod programs;

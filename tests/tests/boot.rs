@@ -6,46 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use ebpfstat_store::Store;
+use ebpfstat_tests::nspawn::{base_root, child_named, have, target};
 use ebpfstat_tests::{built_package, ok, output, require_bpf, skip_or_fail, store_config};
-
-fn target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A pristine bookworm root, made once and kept under target/ (debootstrap takes ~35 s).
-fn base_root() -> PathBuf {
-    let root = target().join("nspawn/root");
-    // kill (procps) for the unit's `ExecReload=kill -HUP $MAINPID`: a root made before it
-    // was included is made again.
-    if !root.join("usr/lib/systemd/systemd").exists() || !root.join("usr/bin/kill").exists() {
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.parent().expect("parent")).expect("mkdir");
-        let out = Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus,procps",
-                "bookworm",
-            ])
-            .arg(&root)
-            .arg("http://deb.debian.org/debian")
-            .output()
-            .expect("debootstrap");
-        assert!(
-            out.status.success(),
-            "debootstrap: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    root
-}
 
 struct Container {
     child: Child,
@@ -170,27 +132,6 @@ impl Drop for Container {
 }
 
 /// A child process of `parent` with this comm.
-fn child_named(parent: u32, comm: &str) -> Option<u32> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((name, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        let ppid = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) && name.ends_with(&format!("({comm}")) {
-            return Some(pid);
-        }
-    }
-    None
-}
 
 #[test]
 fn the_deb_runs_under_real_systemd_with_a_real_system_bus() {

@@ -5,6 +5,7 @@ mod alerts;
 mod compare;
 mod events;
 mod export;
+mod groups;
 mod history;
 mod list;
 mod map_history;
@@ -17,6 +18,7 @@ mod top;
 use anyhow::Result;
 pub use compare::{GATE_FAILED, GateFailed};
 use ebpfstat_numbers::WallNs;
+pub use groups::group_name;
 
 use crate::Cli;
 use crate::Command;

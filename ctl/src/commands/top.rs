@@ -36,7 +36,12 @@ pub async fn top(p: Stats1Proxy<'static>, a: &TopArgs, cli: &Cli) -> Result<()> 
 
 async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     loop {
-        if a.cumulative {
+        if let Some(by) = a.by {
+            if a.watch && !json && std::io::stdout().is_terminal() {
+                out_raw!("\x1b[2J\x1b[H")?;
+            }
+            super::groups::print(p, a, by, a.window.unwrap_or(DEFAULT_WINDOW), json).await?;
+        } else if a.cumulative {
             let snap = p.snapshot(since_load_options(a)).await.map_err(explain)?;
             top_cumulative(&snap, a, json)?;
         } else {

@@ -8,6 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::chart::{FIRST_SPAN, SPANS};
 use super::fetch::{ChartData, TableData};
 use super::model::{self, Row, Sorting, Window};
+use crate::By;
 
 /// What a key (or an answer) asks of the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub struct App {
     pub chart_points: u32,
     /// The profile box, over either view while it is open.
     pub profile: Option<ProfileView>,
+    /// What the rows are programs summed by (`b`); `None`: one row per program.
+    pub group: Option<By>,
 }
 
 impl App {
@@ -100,6 +103,7 @@ impl App {
             chart: None,
             chart_points: 120,
             profile: None,
+            group: None,
         }
     }
 
@@ -118,7 +122,12 @@ impl App {
             self.rows.clear();
             return;
         }
-        let mut rows = model::rows(&data.snap, self.window, data.top.as_deref());
+        let mut rows = match (self.group, &data.groups) {
+            (Some(by), Some((asked, groups))) if *asked == by => model::group_rows(groups, by),
+            // Asked for, not answered yet: no program rows under a group's header.
+            (Some(_), _) => Vec::new(),
+            (None, _) => model::rows(&data.snap, self.window, data.top.as_deref()),
+        };
         let filter = self.active_filter().to_owned();
         rows.retain(|r| model::matches(r, &filter));
         self.sorting.apply(&mut rows);
@@ -127,6 +136,19 @@ impl App {
             .and_then(|id| self.rows.iter().position(|r| r.series_id == id))
             .unwrap_or(self.selected)
             .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// The next grouping `b` gives: by container, unit, owner, then none.
+    fn next_group(&mut self) -> Effect {
+        self.group = match self.group {
+            None => Some(By::Container),
+            Some(By::Container) => Some(By::Unit),
+            Some(By::Unit) => Some(By::Owner),
+            Some(By::Owner) => None,
+        };
+        self.selected = 0;
+        self.rebuild();
+        Effect::FetchTable
     }
 
     /// Programs in the data before the typed filter.
@@ -242,6 +264,9 @@ impl App {
                 self.paused = !self.paused;
                 Effect::None
             }
+            KeyCode::Char('b') if self.chart.is_none() => self.next_group(),
+            // A group is not a program: nothing to profile or chart.
+            KeyCode::Char('P') | KeyCode::Enter if self.group.is_some() => Effect::None,
             KeyCode::Char('P') => self.start_profile(),
             _ if self.chart.is_some() => self.chart_key(k.code),
             _ => self.table_key(k.code),

@@ -236,13 +236,7 @@ fn details_text(d: &ChartData, width: u16) -> Vec<Line<'static>> {
     if p.program.owners.is_empty() {
         out.push(item("none (pinned or attached only)".into()));
     }
-    out.extend(p.program.owners.iter().map(|o| {
-        item(if o.unit.is_empty() {
-            format!("{}[{}]", o.comm, o.pid)
-        } else {
-            format!("{}[{}] {}", o.comm, o.pid, o.unit)
-        })
-    }));
+    out.extend(p.program.owners.iter().map(|o| item(o.text())));
     out.push(head("attach"));
     if p.attach.is_empty() {
         out.push(item("no link (or not visible)".into()));

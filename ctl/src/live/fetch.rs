@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::chart::{self, Span};
 use super::model::Window;
-use crate::connect;
+use crate::{By, connect};
 
 /// Longest wait for one answer before the view says the daemon does not answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +23,8 @@ pub enum Request {
         window: Window,
         /// Ask for the window's ranking (Top) too; else the snapshot alone.
         rank: bool,
+        /// Sum the programs by this (`g`): ask for the groups too.
+        group: Option<By>,
     },
     Chart {
         /// The program's full name (every load of it) and the series picked in the table.
@@ -44,6 +46,8 @@ pub struct TableData {
     pub top: Option<Vec<wire::TopRow>>,
     /// What the ranking adds up to (what stats cost over the window), with `top`.
     pub info: Option<wire::TopInfo>,
+    /// The programs summed by what they were asked to be grouped by.
+    pub groups: Option<(By, Vec<wire::Group>)>,
     pub interval: Duration,
 }
 
@@ -136,8 +140,12 @@ pub async fn serve(
             },
         };
         let (reply, keep) = match request {
-            Request::Table { window, rank } => {
-                let r = bounded(table(&p, &target.filter, window, rank)).await;
+            Request::Table {
+                window,
+                rank,
+                group,
+            } => {
+                let r = bounded(table(&p, &target.filter, window, rank, group)).await;
                 let keep = keeps_connection(&r);
                 (Reply::Table(r.map_err(say)), keep)
             }
@@ -198,9 +206,14 @@ async fn table(
     filter: &Options,
     window: Window,
     rank: bool,
+    group: Option<By>,
 ) -> Result<TableData, zbus::Error> {
     let snap = p.snapshot(filter.clone()).await?;
     let interval = Duration::from_nanos(p.interval_ns().await?);
+    let groups = match group {
+        Some(by) => Some((by, groups(p, filter, window, by, (&snap, interval)).await?)),
+        None => None,
+    };
     let (info, top) = match window {
         Window::Last(d) if rank => {
             let to = snap.time_ns.saturating_add(1);
@@ -217,8 +230,34 @@ async fn table(
         snap,
         top,
         info,
+        groups,
         interval,
     })
+}
+
+/// The groups over the window (the last interval's, as long as one interval), or since load.
+async fn groups(
+    p: &Stats1Proxy<'static>,
+    filter: &Options,
+    window: Window,
+    by: By,
+    (snap, interval): (&wire::Snapshot, Duration),
+) -> Result<Vec<wire::Group>, zbus::Error> {
+    let mut options = filter.clone();
+    let to = snap.time_ns.saturating_add(1);
+    let length = match window {
+        Window::Last(d) => d,
+        Window::Interval => interval,
+        Window::SinceLoad => {
+            options.insert("since_load".into(), true.into());
+            Duration::ZERO
+        }
+    };
+    let from = to.saturating_sub(time::duration_ns(length).try_into().unwrap_or(i64::MAX));
+    let (_, groups) = p
+        .groups(by.as_str(), from, to, "cpu", wire::MAX_TOP_N, options)
+        .await?;
+    Ok(groups)
 }
 
 async fn chart(

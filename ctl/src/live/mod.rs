@@ -102,6 +102,7 @@ fn first_sorting(s: Sort) -> Sorting {
 
 pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Result<()> {
     let mut app = App::new(first_window(a), first_sorting(a.sort));
+    app.group = a.by;
     let (request_tx, request_rx) = mpsc::channel::<Request>(1);
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
     let mut profiler = Profiler {
@@ -298,6 +299,7 @@ fn request(app: &mut App, wanted: Effect) -> Option<Request> {
         _ => Some(Request::Table {
             window: app.window,
             rank: app.rank_due(),
+            group: app.group,
         }),
     }
 }

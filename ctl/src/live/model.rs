@@ -76,6 +76,28 @@ pub struct Row {
     pub owner: String,
 }
 
+/// Rows of groups (`b`): the name is the group's, the id its program count; a group of
+/// unloaded programs is dim, as an unloaded program is.
+pub fn group_rows(groups: &[wire::Group], by: crate::By) -> Vec<Row> {
+    groups
+        .iter()
+        .map(|g| Row {
+            series_id: 0,
+            id: g.programs,
+            name: crate::commands::group_name(g, by),
+            prog_type: String::new(),
+            alive: g.kind != "unloaded",
+            avg_ns: (g.avg_ns_per_run >= 0.0).then_some(g.avg_ns_per_run),
+            avg_load_ns: None,
+            runs_per_sec: Some(g.runs_per_sec),
+            cpu_pct: Some(g.cpu_pct),
+            estimated: g.estimated,
+            map_memory: (g.kind != "unloaded").then_some(g.map_memory_bytes),
+            owner: String::new(),
+        })
+        .collect()
+}
+
 /// The columns, left to right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
@@ -411,6 +433,7 @@ pub(crate) mod tests {
                 pid: 42,
                 comm: "loader".into(),
                 unit: String::new(),
+                container: wire::Container::default(),
             }],
             notes: Vec::new(),
             stats_overhead_ns: 0.0,

@@ -112,6 +112,7 @@ Table
   w            window: last interval, 1m, 5m, 1h, 1d, since load
   ← → < > s    sort by the previous / next column
   r            reverse the sort
+  b            sum the programs by container, by unit, by owner, then not
 Charts
   w → / W ←    longer / shorter span: 1m 5m 1h 6h 1d 7d all
   Esc q        back to the table

@@ -13,8 +13,10 @@ use super::screen::{self, fit};
 use crate::render::fit as fitting;
 use crate::units;
 
-const KEYS: &str =
-    "q quit ? help ↑↓ select Enter chart P profile / filter w window ←→ sort r reverse p pause";
+const KEYS: &str = "q quit ? help ↑↓ select Enter chart P profile / filter w window b by ←→ sort r \
+                    reverse p pause";
+const GROUPED_KEYS: &str =
+    "q quit ? help ↑↓ select / filter w window b by ←→ sort r reverse p pause";
 
 /// Widths of the fixed columns; NAME and OWNER share what is left (NAME gets more).
 fn fixed(c: Column) -> u16 {
@@ -43,11 +45,13 @@ use fitting::{MIN_HOLDERS as MIN_OWNER, MIN_NAME};
 /// The columns shown in `total` columns and their widths (one space between columns), fitted
 /// as the printed tables are ([`fitting::widths`]); the values' widths are fixed, so columns hold
 /// still while the values change.
-pub fn layout(total: u16) -> Vec<(Column, u16)> {
-    // TYPE only where names still get three fifths of a roomy line (100 columns).
+pub fn layout(total: u16, grouped: bool) -> Vec<(Column, u16)> {
+    // TYPE only where names still get three fifths of a roomy line (100 columns); a group has
+    // no type, average since load or owner.
     let columns: Vec<Column> = COLUMNS
         .into_iter()
-        .filter(|c| *c != Column::Type || total >= 100)
+        .filter(|c| *c != Column::Type || (total >= 100 && !grouped))
+        .filter(|c| !grouped || !matches!(c, Column::AvgLoad | Column::Owner))
         .collect();
     // Half each in 80 columns (owners read `comm[pid]`); wider, NAME gets three fifths.
     let (name, owner) = if total < 100 { (1, 1) } else { (3, 2) };
@@ -119,7 +123,15 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     screen::top_line(f, top, app);
     screen::status_line(f, status, app, what(app));
     draw_table(f, body, app);
-    screen::key_line(f, keys, KEYS);
+    screen::key_line(
+        f,
+        keys,
+        if app.group.is_some() {
+            GROUPED_KEYS
+        } else {
+            KEYS
+        },
+    );
 }
 
 /// The window, the sort and how many programs are shown.
@@ -139,11 +151,18 @@ fn what(app: &App) -> String {
             ));
         }
     }
+    let shown = match app.group {
+        Some(by) => format!(
+            "{} {}s of {} programs",
+            app.rows.len(),
+            by.as_str(),
+            app.total()
+        ),
+        None => format!("{} of {} programs", app.rows.len(), app.total()),
+    };
     let mut s = format!(
-        "{window} · sort {}{arrow} · {} of {} programs",
-        app.sorting.column.title(),
-        app.rows.len(),
-        app.total()
+        "{window} · sort {}{arrow} · {shown}",
+        title(app.sorting.column, app.group)
     );
     if app.window == Window::Interval || app.window == Window::SinceLoad {
         s.push_str(" loaded");
@@ -163,10 +182,19 @@ fn what(app: &App) -> String {
     s
 }
 
+/// A column's title; grouped, NAME is what the rows are groups of and ID their programs.
+fn title(c: Column, group: Option<crate::By>) -> String {
+    match (c, group) {
+        (Column::Name, Some(by)) => by.as_str().to_uppercase(),
+        (Column::Id, Some(_)) => "PROGS".into(),
+        _ => c.title().into(),
+    }
+}
+
 fn draw_table(f: &mut Frame, area: Rect, app: &mut App) {
-    let columns = layout(area.width);
+    let columns = layout(area.width, app.group.is_some());
     let header = columns.iter().map(|(c, w)| {
-        let mut title = c.title().to_owned();
+        let mut title = title(*c, app.group);
         if *c == app.sorting.column {
             title.push(if app.sorting.descending() {
                 '▼'
@@ -226,7 +254,7 @@ mod tests {
     #[test]
     fn columns_fill_the_line_exactly_and_drop_whole_when_narrow() {
         for total in [40u16, 60, 70, 80, 99, 100, 132, 200] {
-            let l = layout(total);
+            let l = layout(total, false);
             let gaps = u16::try_from(l.len() - 1).unwrap_or(0);
             assert_eq!(l.iter().map(|(_, w)| w).sum::<u16>() + gaps, total, "{l:?}");
             assert!(width(&l, Column::Name) >= Some(MIN_NAME), "{total}: {l:?}");
@@ -235,10 +263,10 @@ mod tests {
             }
             assert_eq!(width(&l, Column::Type).is_some(), total >= 100, "{total}");
         }
-        assert_eq!(layout(80).len(), 8);
-        assert_eq!(width(&layout(80), Column::Name), Some(15));
+        assert_eq!(layout(80, false).len(), 8);
+        assert_eq!(width(&layout(80, false), Column::Name), Some(15));
         // 60 columns: no AVG LOAD, no MAP MEM.
-        let l: Vec<Column> = layout(60).into_iter().map(|(c, _)| c).collect();
+        let l: Vec<Column> = layout(60, false).into_iter().map(|(c, _)| c).collect();
         assert_eq!(
             l,
             [

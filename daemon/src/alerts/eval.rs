@@ -157,13 +157,9 @@ fn named(rule: &Rule, name: &str, full_name: &str, prog_type: &str) -> bool {
         && rule.prog_type.as_deref().is_none_or(|t| t == prog_type)
 }
 
-/// Whether a rule's unit glob fits one of a program's holders.
+/// Whether a rule's unit and container globs fit a program's holders.
 fn held(rule: &Rule, ctx: &ProgramContext) -> bool {
-    rule.unit.as_ref().is_none_or(|u| {
-        ctx.owners
-            .iter()
-            .any(|o| o.unit.as_deref().is_some_and(|ou| u.matches(ou)))
-    })
+    rule.holders_fit(&ctx.owners)
 }
 
 /// Judges every rule on each pass.
@@ -559,6 +555,7 @@ fn placeholder(name: &str) -> Rule {
         program: None,
         prog_type: None,
         unit: None,
+        container: None,
         map: None,
     }
 }

@@ -88,7 +88,7 @@ impl MapAlerts {
     }
 }
 
-/// Whether `rule` covers map `m`: its map, program and unit globs.
+/// Whether `rule` covers map `m`: its map, program, unit and container globs.
 fn covers(rule: &Rule, m: &MapSubject<'_>) -> bool {
     rule.metric.per_map()
         && rule.map.as_ref().is_none_or(|g| g.matches(m.name))
@@ -96,11 +96,7 @@ fn covers(rule: &Rule, m: &MapSubject<'_>) -> bool {
             .program
             .as_ref()
             .is_none_or(|g| m.programs.iter().any(|p| g.matches(p)))
-        && rule.unit.as_ref().is_none_or(|u| {
-            m.owners
-                .iter()
-                .any(|o| o.unit.as_deref().is_some_and(|ou| u.matches(ou)))
-        })
+        && rule.holders_fit(m.owners)
 }
 
 impl MapAlerts {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::bpf::names::prog_types;
 use crate::glob::Glob;
+use crate::sampler::owners::Owner;
 use crate::shown::{SHOWN_CHARS, Shown};
 use crate::units::parse_bytes;
 
@@ -43,9 +44,26 @@ pub struct Rule {
     pub prog_type: Option<String>,
     /// A glob on the systemd unit of a process holding the program (or the map).
     pub unit: Option<Glob>,
+    /// A glob on the container of a process holding the program (or the map): its label
+    /// (`docker:web`), name or id.
+    pub container: Option<Glob>,
     /// For `map_fill_pct`: a glob on the map's name (`program` then chooses maps by the
     /// programs using them).
     pub map: Option<Glob>,
+}
+
+impl Rule {
+    /// Whether the holders of a program (or a map) fit the rule's unit and container globs:
+    /// one holder in the unit, one (maybe another) in the container.
+    pub fn holders_fit(&self, owners: &[std::sync::Arc<Owner>]) -> bool {
+        self.unit
+            .as_ref()
+            .is_none_or(|u| owners.iter().any(|o| o.in_unit(u)))
+            && self
+                .container
+                .as_ref()
+                .is_none_or(|c| owners.iter().any(|o| o.in_container(c)))
+    }
 }
 
 /// A number, or for `map_memory` a size (`"64MiB"`).
@@ -69,6 +87,7 @@ struct RawRule {
     #[serde(rename = "type")]
     prog_type: Option<String>,
     unit: Option<String>,
+    container: Option<String>,
     map: Option<String>,
 }
 
@@ -166,10 +185,12 @@ impl TryFrom<RawRule> for Rule {
         }
         let program = pattern("program", r.program).map_err(at)?;
         let unit = pattern("unit", r.unit).map_err(at)?;
+        let container = pattern("container", r.container).map_err(at)?;
         let map = pattern("map", r.map).map_err(at)?;
-        let (program, unit, map) = (
+        let (program, unit, container, map) = (
             program.as_deref().map(Glob::new),
             unit.as_deref().map(Glob::new),
+            container.as_deref().map(Glob::new),
             map.as_deref().map(Glob::new),
         );
         check_scope(r.metric, map.is_some(), r.prog_type.is_some()).map_err(at)?;
@@ -183,10 +204,12 @@ impl TryFrom<RawRule> for Rule {
             )));
         }
         if r.metric == Metric::StatsOverheadPct
-            && (program.is_some() || r.prog_type.is_some() || unit.is_some())
+            && (program.is_some() || r.prog_type.is_some() || unit.is_some() || container.is_some())
         {
             return Err(at(
-                "stats_overhead_pct is the host's: program, type and unit do not apply".into(),
+                "stats_overhead_pct is the host's: program, type, unit and container do not \
+                 apply"
+                    .into(),
             ));
         }
         Ok(Self {
@@ -198,6 +221,7 @@ impl TryFrom<RawRule> for Rule {
             program,
             prog_type: r.prog_type,
             unit,
+            container,
             map,
         })
     }

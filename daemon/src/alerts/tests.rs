@@ -259,6 +259,7 @@ fn selectors_pick_programs_and_skip_the_probe() {
             comm: "falco".into(),
             unit: Some("falco.service".into()),
             cgroup: None,
+            container: None,
         })],
         ..ProgramContext::default()
     });
@@ -432,6 +433,7 @@ fn a_program_whose_holders_change_out_of_a_unit_rule_is_cleared() {
                 comm: "agent".into(),
                 unit: Some(unit.into()),
                 cgroup: None,
+                container: None,
             })],
             ..ProgramContext::default()
         })

@@ -114,6 +114,7 @@ fn owner(o: &Owner) -> wire::Owner {
         pid: o.pid,
         comm: o.comm.clone(),
         unit: o.unit.clone().unwrap_or_default(),
+        container: o.container.as_deref().cloned().unwrap_or_default(),
     }
 }
 

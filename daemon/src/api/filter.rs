@@ -1,6 +1,6 @@
 //! Which programs a view shows: the option keys `name` (a glob on the full or kernel name),
 //! `type`, `attach` (how it is attached), `owner` (a pid or a command name), `unit` (a systemd
-//! unit) and `all` (the daemon's own probe too), combined with *and*. Without `all`, the
+//! unit), `container` and `all` (the daemon's own probe too), combined with *and*. Without `all`, the
 //! daemon's own calibration probe is left out: it is not a workload. A type or attach kind
 //! that does not exist is refused, naming those that do: a typo must not read as "none".
 
@@ -20,13 +20,14 @@ use crate::sampler::model::ProgramContext;
 use crate::sampler::owners::Owner;
 
 /// The option keys and their D-Bus types, for `check_options`.
-pub const KEYS: [(&str, &str); 6] = [
+pub const KEYS: [(&str, &str); 7] = [
     ("all", "b"),
     ("name", "s"),
     ("type", "s"),
     ("attach", "s"),
     ("owner", "s"),
     ("unit", "s"),
+    ("container", "s"),
 ];
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -37,6 +38,7 @@ pub struct Filter {
     attach: Option<String>,
     owner: Option<OwnerSel>,
     unit: Option<Glob>,
+    container: Option<Glob>,
 }
 
 /// What a loaded program or map has now, for the filters that ask: its holders and (programs
@@ -66,6 +68,17 @@ impl<'a> Held<'a> {
 
 /// The context of the programs loaded now, by id: what [`Held`] is made of for a stored row.
 pub type HeldNow = HashMap<u32, Arc<ProgramContext>>;
+
+/// What the programs of `pass` have now, by id.
+pub fn held_now(pass: Option<&Pass>) -> HeldNow {
+    pass.map(|p| {
+        p.programs
+            .iter()
+            .map(|s| (s.meta.id, Arc::clone(&s.context)))
+            .collect()
+    })
+    .unwrap_or_default()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OwnerSel {
@@ -155,24 +168,25 @@ impl Filter {
             attach: text(options, "attach")?,
             owner,
             unit: text(options, "unit")?.as_deref().map(Glob::new),
+            container: text(options, "container")?.as_deref().map(Glob::new),
         })
     }
 
     /// Whether the filter needs what a program has now (holders, attach points): only loaded
     /// programs have any.
     pub fn needs_held(&self) -> bool {
-        self.owner.is_some() || self.unit.is_some() || self.attach.is_some()
+        self.owner.is_some()
+            || self.unit.is_some()
+            || self.container.is_some()
+            || self.attach.is_some()
     }
 
     /// What the programs of `pass` have now, by id, when this filter asks about it.
     pub fn held_now(&self, pass: Option<&Pass>) -> HeldNow {
-        match (self.needs_held(), pass) {
-            (true, Some(p)) => p
-                .programs
-                .iter()
-                .map(|s| (s.meta.id, Arc::clone(&s.context)))
-                .collect(),
-            _ => HashMap::new(),
+        if self.needs_held() {
+            held_now(pass)
+        } else {
+            HashMap::new()
         }
     }
 
@@ -213,14 +227,15 @@ impl Filter {
                 OwnerSel::Comm(c) => o.comm == *c,
             })
         });
-        let unit_ok = self.unit.as_ref().is_none_or(|u| {
-            owners.iter().any(|o| {
-                o.unit
-                    .as_deref()
-                    .is_some_and(|ou| ou == u.as_str() || u.matches(ou))
-            })
-        });
-        attach_ok && owner_ok && unit_ok
+        let unit_ok = self
+            .unit
+            .as_ref()
+            .is_none_or(|u| owners.iter().any(|o| o.in_unit(u)));
+        let container_ok = self
+            .container
+            .as_ref()
+            .is_none_or(|c| owners.iter().any(|o| o.in_container(c)));
+        attach_ok && owner_ok && unit_ok && container_ok
     }
 }
 
@@ -251,6 +266,7 @@ mod tests {
             comm: "bpftrace".into(),
             unit: Some("session-3.scope".into()),
             cgroup: None,
+            container: None,
         });
         let owners = [holder];
         let held = Some(Held::map(&owners));

@@ -9,6 +9,7 @@ mod compare;
 mod convert;
 mod export;
 mod filter;
+mod groups;
 mod heavy;
 mod loaded;
 mod names;
@@ -188,6 +189,69 @@ impl Stats1 {
             .ok_or_else(|| Error::Unavailable("no sampling pass yet; try again in a second".into()))
     }
 
+    /// A window's stored programs that `filter` keeps (`held`: what the loaded ones have now),
+    /// the first `n` by the key, and all of them summed.
+    async fn ranking(
+        &self,
+        filter: Filter,
+        held: filter::HeldNow,
+        range: (std::time::SystemTime, std::time::SystemTime),
+        rank: (SortKey, usize),
+    ) -> Result<ebpfstat_store::Ranking, Error> {
+        // The filter keeps rows before they are ranked: only the first `n` are ordered.
+        let keep = move |r: &ebpfstat_store::TopRow| {
+            let now = r
+                .series
+                .alive
+                .then(|| held.get(&r.series.prog_id))
+                .flatten()
+                .map(|c| Held::of(c));
+            filter.keeps(
+                &r.series.name,
+                &r.series.full_name,
+                &r.series.prog_type,
+                now,
+            )
+        };
+        self.ask(|reply| Query::Ranking {
+            range,
+            rank,
+            keep: Box::new(keep),
+            reply,
+        })
+        .await?
+        .map_err(query_error)
+    }
+
+    /// `Groups` since load: the newest pass's programs that `filter` keeps.
+    fn groups_since_load(
+        &self,
+        filter: &Filter,
+        by: groups::GroupBy,
+        rank: (SortKey, usize),
+    ) -> Result<(wire::TopInfo, Vec<wire::Group>), Error> {
+        let pass = self.latest()?;
+        let kept: Vec<&crate::sampler::ProgramSample> = pass
+            .programs
+            .iter()
+            .filter(|p| {
+                filter.keeps(
+                    &p.meta.name,
+                    &p.meta.full_name,
+                    p.meta.prog_type,
+                    Some(Held::of(&p.context)),
+                )
+            })
+            .collect();
+        let info = wire::TopInfo {
+            programs: u64::try_from(kept.len()).unwrap_or(u64::MAX),
+            observed_ns: 0,
+            stats_overhead_ns: 0.0,
+            stats_overhead_pct: 0.0,
+        };
+        Ok((info, groups::since_load(&kept, &pass, by, rank)))
+    }
+
     /// Asks the storage thread `query` (made with the channel its answer comes back on).
     async fn ask<T>(&self, query: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
@@ -285,34 +349,52 @@ impl Stats1 {
         );
         // What the programs loaded now have (holders, attach points), when the filter asks.
         let held = filter.held_now(self.latest_pass().as_deref());
-        // The filter keeps rows before they are ranked: only the first `n` are ordered.
-        let keep = move |r: &ebpfstat_store::TopRow| {
-            let now = r
-                .series
-                .alive
-                .then(|| held.get(&r.series.prog_id))
-                .flatten()
-                .map(|c| Held::of(c));
-            filter.keeps(
-                &r.series.name,
-                &r.series.full_name,
-                &r.series.prog_type,
-                now,
-            )
-        };
-        let ranking = self
-            .ask(|reply| Query::Ranking {
-                range: (from, to),
-                rank: (key, n),
-                keep: Box::new(keep),
-                reply,
-            })
-            .await?
-            .map_err(query_error)?;
+        let ranking = self.ranking(filter, held, (from, to), (key, n)).await?;
         Ok((
             convert::top_info(&ranking.overall),
             ranking.rows.into_iter().map(convert::top_row).collect(),
         ))
+    }
+
+    #[zbus(out_args("info", "groups"))]
+    #[expect(clippy::too_many_arguments, reason = "the D-Bus method's arguments")]
+    async fn groups(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        group_by: &str,
+        from_ns: i64,
+        to_ns: i64,
+        sort_by: &str,
+        n: u32,
+        options: Options,
+    ) -> Result<(wire::TopInfo, Vec<wire::Group>), Error> {
+        let _admitted = self.admit(&hdr)?;
+        let _heavy = self.heavy(&hdr).await?;
+        check_options(
+            &options,
+            &[&filter::KEYS[..], &[("since_load", "b")]].concat(),
+        )?;
+        let filter = Filter::from_options(&options)?;
+        let by = groups::GroupBy::parse(group_by)?;
+        let rank = (sort_key(sort_by)?, top_n(n)?);
+        if options
+            .get("since_load")
+            .and_then(|v| bool::try_from(v).ok())
+            == Some(true)
+        {
+            return self.groups_since_load(&filter, by, rank);
+        }
+        let (from, to) = (
+            WallNs::from_ns(from_ns).time(),
+            WallNs::from_ns(to_ns).time(),
+        );
+        let pass = self.latest_pass();
+        // Every program's holders: each row needs its group.
+        let held = filter::held_now(pass.as_deref());
+        let all = (rank.0, usize::MAX);
+        let ranking = self.ranking(filter, held.clone(), (from, to), all).await?;
+        let groups = groups::of_window(&ranking.rows, &held, pass.as_deref(), by, rank);
+        Ok((convert::top_info(&ranking.overall), groups))
     }
 
     #[zbus(out_args("info", "points"))]

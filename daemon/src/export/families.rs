@@ -13,7 +13,8 @@ use crate::sampler::{Pass, ProgramSample};
 
 pub const PROGRAM_INFO: Family = Family::info(
     "ebpfstat_program",
-    "A loaded eBPF program: its tag and the first process holding it (owner, systemd unit).",
+    "A loaded eBPF program: its tag and the first process holding it (owner, systemd unit, \
+     container).",
 );
 pub const RUNS: Family = Family::counter(
     "ebpfstat_program_runs",
@@ -206,6 +207,10 @@ fn program_families(e: &mut dyn Sink, pass: &Pass) {
         let owner = p.context.owners.first();
         let comm = owner.map_or("", |o| o.comm.as_str());
         let unit = owner.and_then(|o| o.unit.as_deref()).unwrap_or("");
+        let container = owner
+            .and_then(|o| o.container.as_deref())
+            .and_then(ebpfstat_dbus::Container::label)
+            .unwrap_or_default();
         let [id, name, prog_type] = program_labels(id, &p.meta.full_name, p.meta.prog_type);
         let labels = [
             id,
@@ -214,6 +219,7 @@ fn program_families(e: &mut dyn Sink, pass: &Pass) {
             ("tag", &p.meta.tag),
             ("owner", comm),
             ("unit", unit),
+            ("container", &container),
         ];
         e.sample(&PROGRAM_INFO, &labels, Value::Int(1), None);
     }

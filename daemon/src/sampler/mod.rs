@@ -5,6 +5,7 @@
 //! (metadata, map memory, owners, pins, links) is read when a program first appears and on an
 //! amortised rescan, never on every tick.
 
+pub mod containers;
 pub mod entries;
 pub mod entry_kinds;
 pub mod host;
@@ -167,6 +168,8 @@ pub struct Sampler {
     last_owners_scan: Option<u64>,
     /// The scan of every process's fds under way: a bounded piece of it each pass.
     owners_scan: Option<owners::Scanner>,
+    /// Holders' containers by cgroup, across scans.
+    containers: containers::Cache,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
     /// The last map whose entries were counted: the next rescan goes on after it.
@@ -224,6 +227,7 @@ impl Sampler {
             last_rescan: None,
             last_owners_scan: None,
             owners_scan: None,
+            containers: containers::Cache::default(),
             rescan_next_pass: false,
             map_ids_buf: vec![0; MAP_IDS_INLINE],
             count_cursor: 0,
@@ -496,7 +500,7 @@ impl Sampler {
         let Some(scanner) = &mut self.owners_scan else {
             return false;
         };
-        if !scanner.step(owners::FDS_PER_PASS) {
+        if !scanner.step(owners::FDS_PER_PASS, &mut self.containers) {
             return false;
         }
         let Some(scanner) = self.owners_scan.take() else {

@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use ebpfstat_dbus::Container;
+
+use super::containers;
 use super::links::{self, AttachPoint};
 use super::procfs::{self, fdinfo_value};
 use crate::bpf::sys;
+use crate::glob::Glob;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
@@ -23,6 +27,27 @@ pub struct Owner {
     /// The systemd unit the process runs in, when its cgroup names one.
     pub unit: Option<String>,
     pub cgroup: Option<String>,
+    /// The container its cgroup is in.
+    pub container: Option<Arc<Container>>,
+}
+
+impl Owner {
+    /// Whether its systemd unit fits the glob.
+    pub fn in_unit(&self, unit: &Glob) -> bool {
+        self.unit
+            .as_deref()
+            .is_some_and(|u| u == unit.as_str() || unit.matches(u))
+    }
+
+    /// Whether its container fits the glob: the container's label (`docker:web`), its name
+    /// or its full id.
+    pub fn in_container(&self, container: &Glob) -> bool {
+        self.container.as_deref().is_some_and(|c| {
+            c.label().is_some_and(|l| container.matches(&l))
+                || (!c.name.is_empty() && container.matches(&c.name))
+                || container.matches(&c.id)
+        })
+    }
 }
 
 /// What one scan of `/proc` found.
@@ -233,7 +258,7 @@ impl Scanner {
     }
 
     /// Reads up to `budget` fd-table entries; whether the scan is done.
-    pub fn step(&mut self, mut budget: usize) -> bool {
+    pub fn step(&mut self, mut budget: usize, containers: &mut containers::Cache) -> bool {
         let Ok(dir) = open_root(&self.proc_root) else {
             // Checked at the start: it went since. What was read stands, marked incomplete.
             self.found.incomplete(|| "/proc went away".to_owned());
@@ -257,7 +282,7 @@ impl Scanner {
             let (holds, resume) = scan_process(dir.as_fd(), read, &mut self.bufs, &mut self.found);
             // Described when found: by the scan's end the pid may be another process's.
             if holds && !self.found.processes.contains_key(&pid) {
-                let owner = describe(&self.proc_root.join(pid.to_string()), pid);
+                let owner = describe(&self.proc_root.join(pid.to_string()), pid, containers);
                 self.found.processes.insert(pid, Arc::new(owner));
             }
             if let Some(fd) = resume {
@@ -282,7 +307,8 @@ impl Scanner {
 /// exit mid-scan or whose fds we may not read are skipped.
 pub fn scan(proc_root: &Path) -> FdScan {
     let mut scanner = Scanner::start(proc_root);
-    while !scanner.step(usize::MAX) {}
+    let mut containers = containers::Cache::default();
+    while !scanner.step(usize::MAX, &mut containers) {}
     scanner.finish()
 }
 
@@ -447,7 +473,7 @@ fn link_at<'b>(dir: BorrowedFd<'_>, name: &CStr, buf: &'b mut [u8]) -> Option<&'
     buf.get(..n)
 }
 
-fn describe(pid_dir: &Path, pid: u32) -> Owner {
+fn describe(pid_dir: &Path, pid: u32, containers: &mut containers::Cache) -> Owner {
     // Read as bytes: a comm or cgroup path that is not UTF-8 (any byte but NUL goes) is shown
     // with U+FFFD in place of the stray bytes, not read as an error and dropped.
     let comm = std::fs::read(pid_dir.join("comm"))
@@ -466,6 +492,7 @@ fn describe(pid_dir: &Path, pid: u32) -> Owner {
             .as_deref()
             .and_then(unit_of_cgroup)
             .map(str::to_owned),
+        container: cgroup.as_deref().and_then(|c| containers.of(c)),
         cgroup,
     }
 }
@@ -546,7 +573,7 @@ mod tests {
         let mut pieces = Scanner::start(Path::new("/proc"));
         let listed = pieces.pids.len();
         let mut steps = 0;
-        while !pieces.step(3) {
+        while !pieces.step(3, &mut containers::Cache::default()) {
             steps += 1;
             assert!(steps < 1_000_000, "the scan goes on");
         }

@@ -131,7 +131,7 @@ pub struct Ranking {
 impl TopRow {
     /// What the row is ranked on: values extrapolated to the whole window, so programs seen
     /// under different duty cycles compare fairly; map memory held now.
-    pub(crate) fn ranked(&self) -> Ranked {
+    pub fn ranked(&self) -> Ranked {
         Ranked {
             run_time_ns: self.rates.est_run_time_ns as f64,
             runs: self.rates.est_run_cnt as f64,

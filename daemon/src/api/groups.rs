@@ -1,0 +1,164 @@
+//! `Groups`: programs summed by the container, unit or command of the processes holding them,
+//! over a window (the store's rows, as `Top` ranks them) or since load (the newest pass). The
+//! sums are `ebpfstat_numbers::rollup`'s; here is only where each program belongs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ebpfstat_dbus::{self as wire, Error};
+use ebpfstat_numbers::SortKey;
+use ebpfstat_numbers::rollup::{self, GroupKey, Member};
+use ebpfstat_store::TopRow;
+
+use super::filter::HeldNow;
+use super::names::quoted;
+use crate::sampler::owners::Owner;
+use crate::sampler::{Pass, ProgramSample};
+
+/// What programs are summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Container,
+    Unit,
+    Owner,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "container" => Ok(Self::Container),
+            "unit" => Ok(Self::Unit),
+            "owner" => Ok(Self::Owner),
+            _ => Err(Error::InvalidArgument(format!(
+                "group_by {} is not one of {}",
+                quoted(s),
+                wire::GROUP_BY.join(", ")
+            ))),
+        }
+    }
+
+    /// The groups a program's holders put it in.
+    fn keys(self, owners: &[Arc<Owner>]) -> Vec<GroupKey> {
+        let mut keys: Vec<GroupKey> = owners
+            .iter()
+            .filter_map(|o| match self {
+                Self::Container => o.container.as_deref().and_then(wire::Container::label),
+                Self::Unit => o.unit.clone(),
+                Self::Owner => Some(o.comm.clone()),
+            })
+            .map(GroupKey::Named)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// Each map's memory now, by id.
+fn map_memory(pass: &Pass) -> HashMap<u32, u64> {
+    pass.maps
+        .iter()
+        .map(|m| (m.id, m.memlock_bytes.unwrap_or(0)))
+        .collect()
+}
+
+/// The maps a program uses, with their memory.
+fn maps_of(p: &crate::sampler::ProgramContext, memory: &HashMap<u32, u64>) -> Vec<(u32, u64)> {
+    p.map_ids
+        .iter()
+        .map(|id| (*id, memory.get(id).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// A window's rows grouped; `held` is what the programs loaded now have (`pass` its maps).
+pub fn of_window(
+    rows: &[TopRow],
+    held: &HeldNow,
+    pass: Option<&Pass>,
+    by: GroupBy,
+    rank: (SortKey, usize),
+) -> Vec<wire::Group> {
+    let memory = pass.map(map_memory).unwrap_or_default();
+    let now = |r: &TopRow| {
+        r.series
+            .alive
+            .then(|| held.get(&r.series.prog_id))
+            .flatten()
+    };
+    let maps: Vec<Vec<(u32, u64)>> = rows
+        .iter()
+        .map(|r| now(r).map(|c| maps_of(c, &memory)).unwrap_or_default())
+        .collect();
+    let members: Vec<Member<'_>> = rows
+        .iter()
+        .zip(&maps)
+        .map(|(r, maps)| Member {
+            id: r.series.prog_id,
+            ranked: r.ranked(),
+            runs_per_sec: r.rates.est_runs_per_sec,
+            estimated: r.rates.estimated,
+            groups: now(r).map_or(vec![GroupKey::Unloaded], |c| by.keys(&c.owners)),
+            maps,
+        })
+        .collect();
+    rollup::roll_up(&members, rank.0, rank.1)
+        .into_iter()
+        .map(group)
+        .collect()
+}
+
+/// The programs of the newest pass grouped, on their values since load.
+pub fn since_load(
+    programs: &[&ProgramSample],
+    pass: &Pass,
+    by: GroupBy,
+    rank: (SortKey, usize),
+) -> Vec<wire::Group> {
+    let memory = map_memory(pass);
+    let maps: Vec<Vec<(u32, u64)>> = programs
+        .iter()
+        .map(|p| maps_of(&p.context, &memory))
+        .collect();
+    let members: Vec<Member<'_>> = programs
+        .iter()
+        .zip(&maps)
+        .map(|(p, maps)| Member {
+            id: p.meta.id,
+            ranked: p.ranked_since_load(),
+            runs_per_sec: p.since_load.runs_per_sec.unwrap_or(0.0),
+            estimated: false,
+            groups: by.keys(&p.context.owners),
+            maps,
+        })
+        .collect();
+    rollup::roll_up(&members, rank.0, rank.1)
+        .into_iter()
+        .map(group)
+        .collect()
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "sums of counters, below 2^53 as the rows' own; `as` saturates"
+)]
+fn group(g: rollup::Group) -> wire::Group {
+    let (key, kind) = match g.key {
+        GroupKey::Named(k) => (k, "named"),
+        GroupKey::None => (String::new(), "none"),
+        GroupKey::Unloaded => (String::new(), "unloaded"),
+    };
+    wire::Group {
+        key,
+        kind: kind.to_owned(),
+        programs: u32::try_from(g.program_ids.len()).unwrap_or(u32::MAX),
+        program_ids: g.program_ids,
+        run_cnt: g.ranked.runs as u64,
+        run_time_ns: g.ranked.run_time_ns as u64,
+        avg_ns_per_run: g.ranked.avg_ns_per_run.unwrap_or(-1.0),
+        runs_per_sec: g.runs_per_sec,
+        cpu_pct: g.ranked.cpu_pct,
+        estimated: g.estimated,
+        map_memory_bytes: g.ranked.map_memory.unwrap_or(0),
+    }
+}

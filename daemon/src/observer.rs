@@ -124,7 +124,7 @@ pub fn calibrate(switch: &mut StatsSwitch, probe: &Probe, rounds: u32, repeat: u
     if let Some(why) = why {
         return StatsCost::default_because(why);
     }
-    diffs.sort_by(f64::total_cmp);
+    diffs.sort_unstable_by(f64::total_cmp);
     let Some(&median) = diffs.get(diffs.len() / 2) else {
         return StatsCost::default_because("no rounds");
     };

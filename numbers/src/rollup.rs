@@ -3,12 +3,12 @@
 //! each, so groups can add up to more than the host; within a group each program counts
 //! once, and each map once however many of the group's programs use it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
 use crate::rank::{Ranked, SortKey, rank};
 
 /// Which group a program is in, for a roll-up.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GroupKey {
     /// Named by its holders (a container label, a unit, a command).
     Named(String),
@@ -51,7 +51,7 @@ struct Sums {
     cpu_pct: f64,
     runs_per_sec: f64,
     estimated: bool,
-    maps: BTreeMap<u32, u64>,
+    maps: HashMap<u32, u64>,
     loaded: bool,
 }
 
@@ -87,25 +87,34 @@ impl Sums {
     }
 }
 
-/// The groups of `members`, ranked by `key` as programs are (largest first, ties by key), the
-/// first `n`.
+/// The groups of `members`, ranked by `key` as programs are (largest first; ties: the group
+/// met first in `members`), the first `n`.
 pub fn roll_up(members: &[Member<'_>], key: SortKey, n: usize) -> Vec<Group> {
-    let mut sums: BTreeMap<GroupKey, Sums> = BTreeMap::new();
+    let mut at: HashMap<&GroupKey, usize> = HashMap::new();
+    let mut sums: Vec<(GroupKey, Sums)> = Vec::new();
+    let none = [GroupKey::None];
     for m in members {
-        let groups: BTreeSet<&GroupKey> = m.groups.iter().collect();
-        if groups.is_empty() {
-            sums.entry(GroupKey::None).or_default().add(m);
-        }
-        for g in groups {
-            sums.entry(g.clone()).or_default().add(m);
+        let groups = if m.groups.is_empty() { &none[..] } else { &m.groups[..] };
+        for (i, g) in groups.iter().enumerate() {
+            // A program once per group, however many of its holders are in it.
+            if groups[..i].contains(g) {
+                continue;
+            }
+            let slot = *at.entry(g).or_insert_with(|| {
+                sums.push((g.clone(), Sums::default()));
+                sums.len() - 1
+            });
+            if let Some((_, s)) = sums.get_mut(slot) {
+                s.add(m);
+            }
         }
     }
+    drop(at);
     let mut groups: Vec<(usize, Group)> = sums
         .into_iter()
         .map(|(k, s)| s.group(k))
         .enumerate()
         .collect();
-    // Ties in the keys' order (named first, by name): the enumeration's.
     let tie = |g: &(usize, Group)| i64::try_from(g.0).unwrap_or(i64::MAX);
     rank(&mut groups, key, n, |g| g.1.ranked, tie);
     groups.into_iter().map(|(_, g)| g).collect()
@@ -171,21 +180,21 @@ mod tests {
     }
 
     #[test]
-    fn unloaded_programs_hold_no_memory_and_ties_go_by_key() {
+    fn unloaded_programs_hold_no_memory_and_ties_go_to_the_group_met_first() {
         let mut gone = member(5, 0, 0.0, &[], &[]);
         gone.groups = vec![GroupKey::Unloaded];
         gone.ranked.map_memory = None;
         gone.ranked.avg_ns_per_run = None;
         let members = [
-            gone,
             member(6, 0, 0.0, &["b"], &[]),
             member(7, 0, 0.0, &["a"], &[]),
+            gone,
         ];
         let g = roll_up(&members, SortKey::Cpu, 2);
         let keys: Vec<&GroupKey> = g.iter().map(|g| &g.key).collect();
         assert_eq!(
             keys,
-            [&GroupKey::Named("a".into()), &GroupKey::Named("b".into())]
+            [&GroupKey::Named("b".into()), &GroupKey::Named("a".into())]
         );
         let all = roll_up(&members, SortKey::MapMem, 10);
         let last = all.last().expect("three");

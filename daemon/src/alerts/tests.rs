@@ -27,6 +27,7 @@ fn rule(name: &str, metric: Metric, threshold: f64, clear: f64, hold_s: u64) -> 
         program: None,
         prog_type: None,
         unit: None,
+        container: None,
         map: None,
     }
 }

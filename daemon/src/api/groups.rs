@@ -37,9 +37,9 @@ impl GroupBy {
         }
     }
 
-    /// The groups a program's holders put it in.
+    /// The groups a program's holders put it in (a group once per holder in it).
     fn keys(self, owners: &[Arc<Owner>]) -> Vec<GroupKey> {
-        let mut keys: Vec<GroupKey> = owners
+        owners
             .iter()
             .filter_map(|o| match self {
                 Self::Container => o.container.as_deref().and_then(wire::Container::label),
@@ -47,10 +47,7 @@ impl GroupBy {
                 Self::Owner => Some(o.comm.clone()),
             })
             .map(GroupKey::Named)
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
+            .collect()
     }
 }
 

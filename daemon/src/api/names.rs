@@ -39,7 +39,7 @@ pub fn find(name: &str, known: &[(String, String)]) -> Found {
         .filter(|(f, k)| f.starts_with(name) || k.starts_with(name))
         .map(|(f, _)| f)
         .collect();
-    prefixed.sort();
+    prefixed.sort_unstable();
     prefixed.dedup();
     match prefixed.as_slice() {
         [one] => return Found::One((*one).clone()),
@@ -97,7 +97,7 @@ fn typos(name: &str, known: &[(String, String)]) -> Vec<String> {
             near.push((d, f));
         }
     }
-    near.sort();
+    near.sort_unstable();
     near.dedup_by(|a, b| a.1 == b.1);
     near.into_iter().take(3).map(|(_, f)| f.clone()).collect()
 }

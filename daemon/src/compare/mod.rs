@@ -240,7 +240,7 @@ fn version(loads: &[SeriesRow], h: &History) -> (Version, Vec<f64>) {
         .sum::<u64>()
         .min(covered_ns);
     let mut sorted = averages.clone();
-    sorted.sort_by(f64::total_cmp);
+    sorted.sort_unstable_by(f64::total_cmp);
     let median = match sorted.len() {
         0 => None,
         n if n % 2 == 1 => Some(sorted[n / 2]),

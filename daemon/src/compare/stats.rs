@@ -62,7 +62,7 @@ pub fn shift(before: &[f64], after: &[f64], effect: f64) -> Option<Shift> {
     for y in &a {
         diffs.extend(b.iter().map(|x| y - x));
     }
-    diffs.sort_by(f64::total_cmp);
+    diffs.sort_unstable_by(f64::total_cmp);
     let n = diffs.len();
     let median = if n % 2 == 1 {
         diffs[n / 2]

@@ -167,7 +167,7 @@ fn test_run_ns(prog: BorrowedFd<'_>) -> Result<f64, SysError> {
     let mut v = (0..CAL_ROUNDS)
         .map(|_| sys::prog_test_run(prog, &PACKET, CAL_REPEAT).map(|r| f64::from(r.duration_ns)))
         .collect::<Result<Vec<_>, _>>()?;
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     Ok(v[v.len() / 2])
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ebpfstat_dbus::Container;
-use serde_json::Value;
+use json::Json;
 
 /// Length of a container id (hex) as docker, podman, containerd and CRI-O make them.
 const ID_LEN: usize = 64;
@@ -192,7 +192,7 @@ fn name(root: &Path, c: &Container) -> Option<String> {
             "var/lib/docker/containers/{}/config.v2.json",
             c.id
         )))
-        .and_then(|d| Some(d.get("Name")?.as_str()?.trim_start_matches('/').to_owned())),
+        .and_then(|d| Some(d.get("Name")?.str()?.trim_start_matches('/').to_owned())),
         // `[{"id": …, "names": ["web"]}, …]`.
         "podman" => ["containers.json", "volatile-containers.json"]
             .iter()
@@ -202,11 +202,9 @@ fn name(root: &Path, c: &Container) -> Option<String> {
                 )))
             })
             .find_map(|list| {
-                let all = list.as_array()?;
-                let one = all
-                    .iter()
-                    .find(|s| s.get("id").and_then(Value::as_str) == Some(&c.id))?;
-                Some(one.get("names")?.get(0)?.as_str()?.to_owned())
+                let id = Some(c.id.as_str());
+                let one = list.items().iter().find(|s| s.get("id").and_then(Json::str) == id)?;
+                Some(one.get("names")?.items().first()?.str()?.to_owned())
             }),
         "containerd" => ["run/containerd", "run/k3s/containerd"]
             .iter()
@@ -229,12 +227,12 @@ fn name(root: &Path, c: &Container) -> Option<String> {
 
 /// A JSON file, at most [`MAX_NAME_FILE`] bytes of it; `None` if absent, unreadable or not
 /// JSON (said in the debug log: a name is a courtesy, the container is known anyway).
-fn read(path: &Path) -> Option<Value> {
+fn read(path: &Path) -> Option<Json> {
     let mut text = Vec::new();
     let read = std::fs::File::open(path)
         .and_then(|f| f.take(MAX_NAME_FILE).read_to_end(&mut text))
         .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_slice(&text).map_err(|e| e.to_string()));
+        .and_then(|_| Json::parse(&text));
     match read {
         Ok(v) => Some(v),
         Err(e) => {
@@ -259,9 +257,9 @@ const CRIO_KEYS: [&str; 3] = [
 
 /// An OCI runtime spec's `namespace/pod/container`, from its annotations, or `namespace/pod`
 /// for a pod's sandbox (no container name).
-fn kubernetes(spec: &Value, keys: [&str; 3]) -> Option<String> {
+fn kubernetes(spec: &Json, keys: [&str; 3]) -> Option<String> {
     let notes = spec.get("annotations")?;
-    let [ns, pod, name] = keys.map(|k| notes.get(k).and_then(Value::as_str));
+    let [ns, pod, name] = keys.map(|k| notes.get(k).and_then(Json::str));
     let (ns, pod) = (ns?, pod?);
     Some(match name {
         Some(n) if !n.is_empty() => format!("{ns}/{pod}/{n}"),
@@ -269,5 +267,6 @@ fn kubernetes(spec: &Value, keys: [&str; 3]) -> Option<String> {
     })
 }
 
+mod json;
 #[cfg(test)]
 mod tests;

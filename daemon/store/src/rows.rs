@@ -66,6 +66,13 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Ordered by start: one series' segments never start on one tick. One comparator for
+    /// every sort of segments (each sort with a closure of its own is another copy of the
+    /// sort in the daemon's binary).
+    pub fn by_start(a: &Self, b: &Self) -> std::cmp::Ordering {
+        a.start_tick.cmp(&b.start_tick)
+    }
+
     pub fn end_tick(&self) -> u64 {
         self.start_tick + self.deltas.len() as u64
     }

@@ -50,7 +50,7 @@ impl Reader<'_> {
         let last_tick = ticks.last().map_or(first_tick, |t| t.tick);
         let wanted = HashSet::from([s.series_id]);
         let mut segs = self.segments((first_tick, Some(last_tick)), Some(&wanted))?;
-        segs.sort_by_key(|g| g.start_tick);
+        segs.sort_unstable_by(Segment::by_start);
         let mut cum = match known {
             Some(c) => c,
             None if segs.iter().any(|g| g.end_tick() > first_tick) => {
@@ -59,7 +59,7 @@ impl Reader<'_> {
             // Idle over the range: its counters are those before its next activity.
             None => {
                 let mut after = self.segments((last_tick + 1, None), Some(&wanted))?;
-                after.sort_by_key(|g| g.start_tick);
+                after.sort_unstable_by(Segment::by_start);
                 cumulative_before(first_tick, &after.iter().collect::<Vec<_>>(), s.total)
             }
         };
@@ -579,8 +579,8 @@ fn in_range(mut series: Vec<SeriesRow>, (from, to): (SystemTime, SystemTime)) ->
     if series.iter().any(meets) {
         series.retain(meets);
     } else {
-        series.sort_by_key(|s| s.series_id);
-        series.drain(..series.len().saturating_sub(1));
+        let newest = series.iter().map(|s| s.series_id).max();
+        series.retain(|s| Some(s.series_id) == newest);
     }
     series
 }

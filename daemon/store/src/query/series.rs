@@ -136,8 +136,9 @@ impl Reader<'_> {
                     self.series_where("boot_seq = ?1 AND prog_id = ?2", &[&boot, id], |s| {
                         s.boot_seq == boot && s.prog_id == *id
                     })?;
-                all.sort_by_key(|s| s.series_id);
-                all.pop().into_iter().collect()
+                let newest = all.iter().map(|s| s.series_id).max();
+                all.retain(|s| Some(s.series_id) == newest);
+                all
             }
             ProgramRef::Identity {
                 name,
@@ -210,7 +211,7 @@ impl Reader<'_> {
             &[&full_name, &prog_type],
             |s| s.full_name == full_name && s.prog_type == prog_type,
         )?;
-        all.sort_by_key(|s| (s.first_seen, s.series_id));
+        all.sort_unstable_by(SeriesRow::by_first_seen);
         Ok(all)
     }
 
@@ -231,7 +232,7 @@ impl Reader<'_> {
                 None => versions.push(vec![s]),
             }
         }
-        versions.sort_by_key(|v| v.last().map(|s| (s.first_seen, s.series_id)));
+        versions.sort_unstable_by_key(|v| v.last().map(|s| (s.first_seen, s.series_id)));
         Ok(versions)
     }
 
@@ -243,7 +244,7 @@ impl Reader<'_> {
             &[&first, &limit],
             |s| s.series_id >= first,
         )?;
-        rows.sort_by_key(|s| s.series_id);
+        rows.sort_unstable_by(SeriesRow::by_id);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(rows)
     }
@@ -251,7 +252,8 @@ impl Reader<'_> {
     /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         let mut all = self.series_where("1", &[], |_| true)?;
-        all.sort_by_key(|s| std::cmp::Reverse(s.series_id));
+        all.sort_unstable_by(SeriesRow::by_id);
+        all.reverse();
         Ok(all)
     }
 }

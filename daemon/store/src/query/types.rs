@@ -65,6 +65,19 @@ pub struct SeriesRow {
     pub(crate) end_bt_ns: Option<u64>,
 }
 
+impl SeriesRow {
+    /// By id (ids are unique). A named comparator: every sort of series shares one copy of the
+    /// sort in the daemon's binary.
+    pub fn by_id(a: &Self, b: &Self) -> std::cmp::Ordering {
+        a.series_id.cmp(&b.series_id)
+    }
+
+    /// By when first seen, then id.
+    pub fn by_first_seen(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (a.first_seen, a.series_id).cmp(&(b.first_seen, b.series_id))
+    }
+}
+
 pub use ebpfstat_numbers::Rates;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

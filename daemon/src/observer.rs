@@ -124,7 +124,9 @@ pub fn calibrate(switch: &mut StatsSwitch, probe: &Probe, rounds: u32, repeat: u
     if let Some(why) = why {
         return StatsCost::default_because(why);
     }
-    diffs.sort_unstable_by(f64::total_cmp);
+    ebpfstat_numbers::order::sort_by_key(&mut diffs, |x| {
+        (ebpfstat_numbers::order::float_key(*x), 0)
+    });
     let Some(&median) = diffs.get(diffs.len() / 2) else {
         return StatsCost::default_because("no rounds");
     };

@@ -9,6 +9,7 @@
 //! The sampler, the store's queries, version comparison, alerts and export (in the daemon and
 //! the store) call it; the API crate re-exports what the wire names; the client only renders.
 
+pub mod order;
 pub mod rank;
 pub mod rates;
 pub mod rollup;

@@ -2,8 +2,9 @@
 //! values, so programs seen under different duty cycles compare; an average over a handful of
 //! runs ranks last; an unloaded program holds no memory).
 
-use std::cmp::Ordering;
 use std::fmt;
+
+use crate::order;
 use std::str::FromStr;
 
 use serde::Serialize;
@@ -138,39 +139,13 @@ pub fn rank<T>(
     ranked: impl Fn(&T) -> Ranked,
     tie: impl Fn(&T) -> i64,
 ) {
-    let keys = rows.iter().map(|r| (ranked(r).value(key), tie(r))).collect();
-    let order = order(keys, n);
-    let mut slots: Vec<Option<T>> = rows.drain(..).map(Some).collect();
-    rows.extend(
-        order
-            .into_iter()
-            .filter_map(|i| slots.get_mut(i).and_then(Option::take)),
-    );
-}
-
-/// The indices of the first `n` of `keys` (value, tie), largest value first, ties by `tie`
-/// ascending, then as given. Not generic: every ranking shares one sort (each generic one
-/// cost the daemon's binary a few KB).
-fn order(keys: Vec<(f64, i64)>, n: usize) -> Vec<usize> {
-    let mut at: Vec<(f64, i64, usize)> = keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, (v, t))| (v, t, i))
+    // Largest first: the float key's bits inverted.
+    let keys = rows
+        .iter()
+        .map(|r| (!order::float_key(ranked(r).value(key)), tie(r)))
         .collect();
-    let by = |a: &(f64, i64, usize), b: &(f64, i64, usize)| -> Ordering {
-        b.0.total_cmp(&a.0)
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-    };
-    if n == 0 {
-        return Vec::new();
-    }
-    if n < at.len() {
-        at.select_nth_unstable_by(n - 1, by);
-        at.truncate(n);
-    }
-    at.sort_unstable_by(by);
-    at.into_iter().map(|(_, _, i)| i).collect()
+    let kept = order::order(keys, n);
+    order::permute(rows, &kept);
 }
 
 #[cfg(test)]

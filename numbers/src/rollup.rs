@@ -94,7 +94,11 @@ pub fn roll_up(members: &[Member<'_>], key: SortKey, n: usize) -> Vec<Group> {
     let mut sums: Vec<(GroupKey, Sums)> = Vec::new();
     let none = [GroupKey::None];
     for m in members {
-        let groups = if m.groups.is_empty() { &none[..] } else { &m.groups[..] };
+        let groups = if m.groups.is_empty() {
+            &none[..]
+        } else {
+            &m.groups[..]
+        };
         for (i, g) in groups.iter().enumerate() {
             // A program once per group, however many of its holders are in it.
             if groups[..i].contains(g) {

@@ -540,7 +540,7 @@ fn carry_keys(
             }
         }
     }
-    kept.sort_by_key(|k| k.0);
+    ebpfstat_numbers::order::sort_by_key(&mut kept, |k| (i64::from(k.0), 0));
     *keys = kept;
 }
 

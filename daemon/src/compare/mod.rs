@@ -240,7 +240,9 @@ fn version(loads: &[SeriesRow], h: &History) -> (Version, Vec<f64>) {
         .sum::<u64>()
         .min(covered_ns);
     let mut sorted = averages.clone();
-    sorted.sort_unstable_by(f64::total_cmp);
+    ebpfstat_numbers::order::sort_by_key(&mut sorted, |x| {
+        (ebpfstat_numbers::order::float_key(*x), 0)
+    });
     let median = match sorted.len() {
         0 => None,
         n if n % 2 == 1 => Some(sorted[n / 2]),

@@ -62,7 +62,9 @@ pub fn shift(before: &[f64], after: &[f64], effect: f64) -> Option<Shift> {
     for y in &a {
         diffs.extend(b.iter().map(|x| y - x));
     }
-    diffs.sort_unstable_by(f64::total_cmp);
+    ebpfstat_numbers::order::sort_by_key(&mut diffs, |x| {
+        (ebpfstat_numbers::order::float_key(*x), 0)
+    });
     let n = diffs.len();
     let median = if n % 2 == 1 {
         diffs[n / 2]

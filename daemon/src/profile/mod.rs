@@ -167,7 +167,7 @@ fn test_run_ns(prog: BorrowedFd<'_>) -> Result<f64, SysError> {
     let mut v = (0..CAL_ROUNDS)
         .map(|_| sys::prog_test_run(prog, &PACKET, CAL_REPEAT).map(|r| f64::from(r.duration_ns)))
         .collect::<Result<Vec<_>, _>>()?;
-    v.sort_unstable_by(f64::total_cmp);
+    ebpfstat_numbers::order::sort_by_key(&mut v, |x| (ebpfstat_numbers::order::float_key(*x), 0));
     Ok(v[v.len() / 2])
 }
 

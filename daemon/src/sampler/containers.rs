@@ -203,7 +203,10 @@ fn name(root: &Path, c: &Container) -> Option<String> {
             })
             .find_map(|list| {
                 let id = Some(c.id.as_str());
-                let one = list.items().iter().find(|s| s.get("id").and_then(Json::str) == id)?;
+                let one = list
+                    .items()
+                    .iter()
+                    .find(|s| s.get("id").and_then(Json::str) == id)?;
                 Some(one.get("names")?.items().first()?.str()?.to_owned())
             }),
         "containerd" => ["run/containerd", "run/k3s/containerd"]

@@ -77,7 +77,7 @@ pub fn build(
         .collect();
 
     let mut map_list: Vec<Arc<MapSample>> = maps.values().map(|e| Arc::clone(&e.sample)).collect();
-    map_list.sort_unstable_by_key(|m| m.id);
+    ebpfstat_numbers::order::sort_by_key(&mut map_list, |m| (i64::from(m.id), 0));
 
     Built {
         contexts,
@@ -260,7 +260,7 @@ fn owner_summaries(
             })
         })
         .collect();
-    out.sort_unstable_by_key(|o| o.owner.pid);
+    ebpfstat_numbers::order::sort_by_key(&mut out, |o| (i64::from(o.owner.pid), 0));
     out
 }
 

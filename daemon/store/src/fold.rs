@@ -125,7 +125,7 @@ pub(crate) fn segments_by_series(segs: &[Segment]) -> HashMap<i64, Vec<&Segment>
         by.entry(s.series_id).or_default().push(s);
     }
     for v in by.values_mut() {
-        v.sort_unstable_by(|a, b| Segment::by_start(a, b));
+        ebpfstat_numbers::order::sort_by_key(v, |s| Segment::start_key(s));
     }
     by
 }

@@ -410,7 +410,12 @@ impl Store {
         for (index, s) in series.iter().enumerate() {
             self.points_of(s.series_id, tier, (from, to), (index, each), &mut points)?;
         }
-        points.sort_unstable_by_key(|p| (p.time, p.series));
+        ebpfstat_numbers::order::sort_by_key(&mut points, |p| {
+            (
+                WallNs::of(p.time).ns(),
+                i64::try_from(p.series).unwrap_or(i64::MAX),
+            )
+        });
         let next_from = (points.len() > max_points).then(|| points[max_points].time);
         points.truncate(max_points);
         Ok(MapHistory {
@@ -500,7 +505,7 @@ impl Store {
             MapTarget::Name(n) => s.name == *n,
         }));
         all.retain(|s| s.first_seen <= to && s.gone.is_none_or(|g| g >= from));
-        all.sort_unstable_by_key(|s| s.series_id);
+        ebpfstat_numbers::order::sort_by_key(&mut all, |s| (s.series_id, 0));
         if let MapTarget::Id(_) = target {
             // An id names one map: the newest with it.
             all.drain(..all.len().saturating_sub(1));

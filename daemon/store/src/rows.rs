@@ -66,11 +66,10 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Ordered by start: one series' segments never start on one tick. One comparator for
-    /// every sort of segments (each sort with a closure of its own is another copy of the
-    /// sort in the daemon's binary).
-    pub fn by_start(a: &Self, b: &Self) -> std::cmp::Ordering {
-        a.start_tick.cmp(&b.start_tick)
+    /// Its start, as a key of `ebpfstat_numbers::order` (one series' segments never start on
+    /// one tick).
+    pub fn start_key(&self) -> ebpfstat_numbers::order::Key {
+        (i64::try_from(self.start_tick).unwrap_or(i64::MAX), 0)
     }
 
     pub fn end_tick(&self) -> u64 {

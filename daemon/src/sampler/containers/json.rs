@@ -217,9 +217,15 @@ mod tests {
         )
         .expect("JSON");
         assert_eq!(v.get("Name").and_then(Json::str), Some("/web-1"));
-        assert_eq!(v.get("State").and_then(|s| s.get("Pid")), Some(&Json::Other));
+        assert_eq!(
+            v.get("State").and_then(|s| s.get("Pid")),
+            Some(&Json::Other)
+        );
         let list = v.get("List").map(Json::items).unwrap_or_default();
-        assert_eq!(list.get(2).and_then(Json::str), Some("a\"b\\c\u{e9}\u{1f600}"));
+        assert_eq!(
+            list.get(2).and_then(Json::str),
+            Some("a\"b\\c\u{e9}\u{1f600}")
+        );
         assert_eq!(Json::parse(b"[]"), Ok(Json::Arr(vec![])));
         assert_eq!(Json::parse(b"{ }"), Ok(Json::Obj(vec![])));
     }
@@ -237,7 +243,11 @@ mod tests {
             b"[1],",
             b"\"\xff\"",
         ] {
-            assert!(Json::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Json::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = "[".repeat(100_000);
         assert!(Json::parse(deep.as_bytes()).is_err());

@@ -50,7 +50,7 @@ impl Reader<'_> {
         let last_tick = ticks.last().map_or(first_tick, |t| t.tick);
         let wanted = HashSet::from([s.series_id]);
         let mut segs = self.segments((first_tick, Some(last_tick)), Some(&wanted))?;
-        segs.sort_unstable_by(Segment::by_start);
+        ebpfstat_numbers::order::sort_by_key(&mut segs, Segment::start_key);
         let mut cum = match known {
             Some(c) => c,
             None if segs.iter().any(|g| g.end_tick() > first_tick) => {
@@ -59,7 +59,7 @@ impl Reader<'_> {
             // Idle over the range: its counters are those before its next activity.
             None => {
                 let mut after = self.segments((last_tick + 1, None), Some(&wanted))?;
-                after.sort_unstable_by(Segment::by_start);
+                ebpfstat_numbers::order::sort_by_key(&mut after, Segment::start_key);
                 cumulative_before(first_tick, &after.iter().collect::<Vec<_>>(), s.total)
             }
         };

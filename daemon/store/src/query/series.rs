@@ -211,7 +211,7 @@ impl Reader<'_> {
             &[&full_name, &prog_type],
             |s| s.full_name == full_name && s.prog_type == prog_type,
         )?;
-        all.sort_unstable_by(SeriesRow::by_first_seen);
+        ebpfstat_numbers::order::sort_by_key(&mut all, SeriesRow::first_seen_key);
         Ok(all)
     }
 
@@ -232,7 +232,10 @@ impl Reader<'_> {
                 None => versions.push(vec![s]),
             }
         }
-        versions.sort_unstable_by_key(|v| v.last().map(|s| (s.first_seen, s.series_id)));
+        ebpfstat_numbers::order::sort_by_key(&mut versions, |v| {
+            v.last()
+                .map_or((i64::MIN, i64::MIN), SeriesRow::first_seen_key)
+        });
         Ok(versions)
     }
 
@@ -244,7 +247,7 @@ impl Reader<'_> {
             &[&first, &limit],
             |s| s.series_id >= first,
         )?;
-        rows.sort_unstable_by(SeriesRow::by_id);
+        ebpfstat_numbers::order::sort_by_key(&mut rows, |s| (s.series_id, 0));
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(rows)
     }
@@ -252,8 +255,7 @@ impl Reader<'_> {
     /// Every series known, newest first (for listing).
     pub fn all_series(&self) -> Result<Vec<SeriesRow>, QueryError> {
         let mut all = self.series_where("1", &[], |_| true)?;
-        all.sort_unstable_by(SeriesRow::by_id);
-        all.reverse();
+        ebpfstat_numbers::order::sort_by_key(&mut all, |s| (!s.series_id, 0));
         Ok(all)
     }
 }

@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use ebpfstat_numbers::Overall;
 use ebpfstat_numbers::rank::Ranked;
+use ebpfstat_numbers::{Overall, WallNs};
 use serde::Serialize;
 
 use crate::fold::Life;
@@ -66,15 +66,10 @@ pub struct SeriesRow {
 }
 
 impl SeriesRow {
-    /// By id (ids are unique). A named comparator: every sort of series shares one copy of the
-    /// sort in the daemon's binary.
-    pub fn by_id(a: &Self, b: &Self) -> std::cmp::Ordering {
-        a.series_id.cmp(&b.series_id)
-    }
-
-    /// By when first seen, then id.
-    pub fn by_first_seen(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (a.first_seen, a.series_id).cmp(&(b.first_seen, b.series_id))
+    /// When first seen, then its id: a key of `ebpfstat_numbers::order`.
+    pub fn first_seen_key(&self) -> ebpfstat_numbers::order::Key {
+        let first = self.first_seen.map_or(i64::MIN, |t| WallNs::of(t).ns());
+        (first, self.series_id)
     }
 }
 

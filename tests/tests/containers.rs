@@ -12,8 +12,10 @@ use ebpfstat_tests::bus::{ApiDaemon, open_tempdir};
 use ebpfstat_tests::containers::{
     MadeCgroup, NspawnHolder, PlacedHolder, PodmanHolder, RuntimeFile, container_id,
 };
+use ebpfstat_tests::terminal::{on_pty, visible};
 use ebpfstat_tests::{
-    PROG_TYPE_SOCKET_FILTER, array_map, load_program, require_bpf, run_exactly, skip_or_fail, tag,
+    PROG_TYPE_SOCKET_FILTER, array_map, bin, load_program, require_bpf, run_exactly, skip_or_fail,
+    tag,
 };
 use serde_json::Value;
 
@@ -183,6 +185,37 @@ fn holders_in_each_runtimes_cgroups_are_attributed_summed_filtered_and_exported(
     // By owner: every holder is a `sleep`.
     let by_owner = groups(&d, "owner", &prefix);
     assert_eq!(group(&by_owner, "sleep")["run_cnt"], 1600, "{by_owner:#}");
+
+    // As a person sees it, on an 80-column terminal.
+    let socket = d.socket.to_str().expect("utf-8");
+    let args = [
+        "--socket",
+        socket,
+        "top",
+        "--by",
+        "container",
+        "--cumulative",
+        "--once",
+        "--name",
+    ];
+    let pattern = format!("{prefix}*");
+    let args: Vec<&str> = args.into_iter().chain([pattern.as_str()]).collect();
+    let (text, code) = on_pty(&bin("ebpfstatctl"), &args, 80);
+    let text = visible(&text);
+    eprintln!("{text}");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("3 containers of 4 programs, ranked by CPU%"),
+        "{text}"
+    );
+    // Whole names: a column is left out rather than a name cut.
+    assert!(text.contains(&k8s_name), "{text}");
+    let web_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&docker_web))
+        .unwrap_or_default();
+    let cells: Vec<&str> = web_line.split_whitespace().collect();
+    assert_eq!(cells.get(1..3), Some(&["2", "400"][..]), "{text}");
 
     // --container filters as --unit does: on the label, the name or the id.
     for glob in ["docker:*", "web-*", &docker[..]] {

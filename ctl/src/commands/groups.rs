@@ -68,7 +68,7 @@ pub async fn print(
         )
     };
     say(&format!(
-        "{} {}s of {} programs by {} {when}",
+        "{} {}s of {} programs, ranked by {}, {when}",
         groups.len(),
         by.as_str(),
         info.programs,
@@ -88,7 +88,14 @@ fn render(groups: &[wire::Group], by: By, cumulative: bool) -> Result<()> {
         &[&first, "PROGRAMS", runs, "RUN TIME", "AVG", cpu, "MAP MEM"],
         1,
     );
-    t.cut(&first, 12, 3);
+    // A group's name whole while columns can be left out for it (up to 40 characters).
+    let longest = groups
+        .iter()
+        .map(|g| group_name(g, by).chars().count())
+        .max();
+    let min = longest.map_or(12, |l| u16::try_from(l.clamp(12, 40)).unwrap_or(40));
+    t.cut(&first, min, 3);
+    t.drop_first(&["RUN TIME", "AVG", "MAP MEM", "PROGRAMS"]);
     for g in groups {
         let rate = |v: f64, show: fn(f64) -> String| estimated(v, g.estimated, show);
         t.add_row(vec![

@@ -650,6 +650,8 @@ pub struct AttachJson {
     /// `null` when the kernel does not say.
     pub attach_type: Option<String>,
     pub target: String,
+    /// A kprobe link's missed hits; `null` where the kernel reports none.
+    pub missed: Option<u64>,
 }
 
 impl From<&AttachPoint> for AttachJson {
@@ -659,6 +661,7 @@ impl From<&AttachPoint> for AttachJson {
             link_type: a.link_type.clone(),
             attach_type: text(&a.attach_type),
             target: a.target.clone(),
+            missed: u64::try_from(a.missed).ok(),
         }
     }
 }

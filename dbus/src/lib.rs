@@ -436,6 +436,9 @@ pub struct AttachPoint {
     pub link_type: String,
     pub attach_type: String,
     pub target: String,
+    /// A kprobe link's missed hits as the daemon last read its links; -1 where the kernel
+    /// reports none (other links; kernels before 6.7).
+    pub missed: i64,
 }
 
 /// A remark needed to read a program's numbers: `shared_maps`, `perf_event_array`,

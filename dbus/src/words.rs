@@ -129,6 +129,10 @@ words!(
         /// none, and an alert on it keeps its state.
         AvgNs = "avg_ns",
         RunsPerSec = "runs_per_sec",
+        /// Runs the program missed per second over the last interval: the kernel skipped it
+        /// because it was already running on that CPU (`recursion_misses`), or its kprobes
+        /// missed hits (Linux 6.7); an interval without a reading before it has none.
+        MissedPerSec = "missed_per_sec",
         /// Memory of the program's maps, bytes.
         MapMemory = "map_memory",
         /// Share of one core all matched programs took together over the last interval.
@@ -159,7 +163,7 @@ impl AlertMetric {
                 Unit::Percent
             }
             Self::AvgNs => Unit::Nanos,
-            Self::RunsPerSec => Unit::PerSecond,
+            Self::RunsPerSec | Self::MissedPerSec => Unit::PerSecond,
             Self::MapMemory => Unit::Bytes,
         }
     }

@@ -88,8 +88,8 @@ fn each_link(mut f: impl FnMut(&sys::LinkInfo, OwnedFd)) {
         let Ok(link) = sys::link_info(fd.as_fd(), &mut []) else {
             continue;
         };
-        if let Ok(prog) = sys::fd_by_id(ObjKind::Prog, link.prog_id) {
-            f(&link, prog);
+        if let Ok(prog) = sys::fd_by_id(ObjKind::Prog, link.info.prog_id) {
+            f(&link.info, prog);
         }
     }
 }

@@ -40,16 +40,25 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
     if !d.attach.is_empty() {
         out!()?;
         out!("attached")?;
-        let mut t = table(&["LINK", "TYPE", "ATTACH TYPE", "TARGET"], 4);
+        // MISSED only where a link reports it (kprobes, Linux 6.7).
+        let missed = d.attach.iter().any(|a| a.missed >= 0);
+        let mut header = vec!["LINK", "TYPE", "ATTACH TYPE"];
+        header.extend(missed.then_some("MISSED"));
+        header.push("TARGET");
+        let mut t = table(&header, header.len());
         t.cut("TARGET", fit::MIN_NAME, 1);
         t.drop_first(&["TYPE", "ATTACH TYPE"]);
         for a in &d.attach {
-            t.add_row(vec![
+            let mut row = vec![
                 a.link_id.to_string(),
                 a.link_type.clone(),
                 a.attach_type.clone(),
-                a.target.clone(),
-            ]);
+            ];
+            if missed {
+                row.push(u64::try_from(a.missed).map_or_else(|_| "-".into(), |m| m.to_string()));
+            }
+            row.push(a.target.clone());
+            t.add_row(row);
         }
         print_table(&t)?;
     }

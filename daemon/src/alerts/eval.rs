@@ -41,6 +41,8 @@ pub struct Rates {
     /// run, so a rule on it keeps its state (neither raised nor cleared) until the next run.
     pub avg_ns: Option<f64>,
     pub runs_per_sec: f64,
+    /// Runs missed per second (recursion and kprobe misses); `None` without a last read.
+    pub missed_per_sec: Option<f64>,
 }
 
 /// What is raised now, as the sampling thread last judged it: published after each pass that
@@ -261,6 +263,7 @@ impl Evaluator {
                     Metric::CpuPct => Some(rates.cpu_pct),
                     Metric::AvgNs => rates.avg_ns,
                     Metric::RunsPerSec => Some(rates.runs_per_sec),
+                    Metric::MissedPerSec => rates.missed_per_sec,
                     Metric::MapMemory => Some(map_memory),
                     Metric::TotalCpuPct => {
                         totals[usize::from(i)] += rates.cpu_pct;

@@ -68,6 +68,7 @@ fn subject(p: &Prog, cpu_pct: f64) -> Subject<'_> {
             cpu_pct,
             avg_ns: Some(100.0),
             runs_per_sec: 10.0,
+            missed_per_sec: None,
         }),
     }
 }
@@ -80,6 +81,7 @@ fn ran(p: &Prog, runs: f64, avg_ns: f64) -> Subject<'_> {
         cpu_pct: runs * avg_ns / 1e7,
         avg_ns: (runs > 0.0).then_some(avg_ns),
         runs_per_sec: runs,
+        missed_per_sec: None,
     });
     s
 }

@@ -183,6 +183,9 @@ pub fn detail(pass: &Pass, p: &ProgramSample, series_id: i64) -> wire::ProgramDe
                 link_type: a.link_type.to_string(),
                 attach_type: a.attach_type.unwrap_or_default().to_string(),
                 target: a.target.clone(),
+                missed: a
+                    .missed
+                    .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
             })
             .collect(),
         notes: ctx

@@ -306,6 +306,7 @@ mod tests {
             link_type: "perf_event",
             attach_type: Some("uprobe"),
             target: "/bin/bash+0xc6c20".into(),
+            missed: None,
         }];
         let held = Held {
             owners: &[],

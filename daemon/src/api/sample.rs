@@ -30,6 +30,8 @@ pub struct SampledJson<'a> {
     #[serde(flatten)]
     pub code: CodeJson,
     pub recursion_misses: u64,
+    /// Its kprobe links' missed hits; `null` when none of its links reports any.
+    pub probe_misses: Option<u64>,
     /// Of every online core, percent; `null` on a program's first pass.
     pub cpu_pct_all_cores: Option<f64>,
     pub map_ids: &'a [u32],
@@ -69,6 +71,7 @@ fn sampled(p: &ProgramSample, coverage: f64) -> SampledJson<'_> {
             prog_memlock_bytes: meta.prog_memlock_bytes,
         },
         recursion_misses: p.recursion_misses,
+        probe_misses: p.probe_misses,
         cpu_pct_all_cores: p.interval.map(|i| i.cpu_pct_all_cores),
         map_ids: &ctx.map_ids,
         pins: &ctx.pins,

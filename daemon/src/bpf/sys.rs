@@ -176,12 +176,13 @@ struct InfoAttr {
     info: u64,
 }
 
-/// Fills `info` from the object behind `fd`.
+/// Fills `info` from the object behind `fd`; how many bytes of it the kernel knows and wrote
+/// (fewer than `T`'s on a kernel older than the layout: the fields past them are not its).
 ///
 /// # Safety
 /// `T` must be a kernel `bpf_*_info` layout, and any buffer pointers pre-set in `info` must be
 /// valid for writes of the lengths pre-set next to them.
-unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<()> {
+unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<u32> {
     let mut attr = InfoAttr {
         bpf_fd: fd32(fd),
         info_len: len32(size_of::<T>(), "BPF_OBJ_GET_INFO_BY_FD")?,
@@ -195,8 +196,8 @@ unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> SysResult<()> {
             &mut attr,
             "BPF_OBJ_GET_INFO_BY_FD",
         )
-    }
-    .map(drop)
+    }?;
+    Ok(attr.info_len)
 }
 
 fn zeroed<T>() -> T {
@@ -385,14 +386,65 @@ pub fn map_lookup_batch(
 /// What the kernel says of a link.
 pub type LinkInfo = bpf_link_info;
 
+/// A link's info, and how many bytes of it the kernel wrote (its own layout's size, when
+/// smaller: the fields past it are zeros, not its answer).
+#[derive(Clone, Copy)]
+pub struct LinkRead {
+    pub info: bpf_link_info,
+    pub len: u32,
+}
+
+impl std::fmt::Debug for LinkRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRead")
+            .field("id", &self.info.id)
+            .field("type", &self.info.type_)
+            .field("prog_id", &self.info.prog_id)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkRead {
+    /// The kprobes' missed hits, where the kernel reports them: a kprobe_multi link's and a
+    /// perf-event kprobe link's (Linux 6.7, `missed` in both; a kernel that wrote less of the
+    /// info did not report it). Hits a kprobe skipped because another was running on that CPU,
+    /// or a kretprobe's for want of a free instance.
+    pub fn kprobe_missed(&self) -> Option<u64> {
+        use aya_obj::generated::{bpf_link_type as T, bpf_perf_event_type as P};
+        use std::mem::offset_of;
+        let known = |end: usize| usize::try_from(self.len).is_ok_and(|l| l >= end);
+        let t = self.info.type_;
+        let u = &self.info.__bindgen_anon_1;
+        if t == T::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
+            let end = offset_of!(bpf_link_info, __bindgen_anon_1.kprobe_multi.missed) + 8;
+            // SAFETY: a kprobe_multi link's info is that member, plain integers.
+            return known(end).then(|| unsafe { u.kprobe_multi.missed });
+        }
+        // SAFETY: a perf-event link's info is that member, plain integers.
+        let perf = (t == T::BPF_LINK_TYPE_PERF_EVENT as u32).then(|| unsafe { u.perf_event })?;
+        let kinds = [
+            P::BPF_PERF_EVENT_KPROBE as u32,
+            P::BPF_PERF_EVENT_KRETPROBE as u32,
+        ];
+        let end = offset_of!(
+            bpf_link_info,
+            __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
+        ) + 8;
+        // SAFETY: a kprobe's perf event info is the `kprobe` member, plain integers.
+        (kinds.contains(&perf.type_) && known(end))
+            .then(|| unsafe { perf.__bindgen_anon_1.kprobe.missed })
+    }
+}
+
 /// Link info; `name_buf` receives the name for link types that report one (raw tracepoint, iter,
 /// and from Linux 6.6 perf event: a tracepoint, kprobe function or uprobe file).
-pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_info> {
+pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<LinkRead> {
     // First pass without buffers to learn the type, then again with the name buffer where the
     // type has one: the union's buffer fields sit at different offsets per type.
     let mut info: bpf_link_info = zeroed();
     // SAFETY: a zeroed link info carries no buffer pointers.
-    unsafe { info_by_fd(fd, &mut info) }?;
+    let written = unsafe { info_by_fd(fd, &mut info) }?;
     use aya_obj::generated::bpf_link_type as T;
     let ptr = name_buf.as_mut_ptr() as u64;
     let len = len32(name_buf.len(), "BPF_OBJ_GET_INFO_BY_FD")?;
@@ -427,10 +479,13 @@ pub fn link_info(fd: BorrowedFd<'_>, name_buf: &mut [u8]) -> SysResult<bpf_link_
     match wants_name {
         Some(mut with) if !name_buf.is_empty() => {
             // SAFETY: the name pointer and length describe `name_buf`, alive for the call.
-            unsafe { info_by_fd(fd, &mut with) }?;
-            Ok(with)
+            let written = unsafe { info_by_fd(fd, &mut with) }?;
+            Ok(LinkRead {
+                info: with,
+                len: written,
+            })
         }
-        _ => Ok(info),
+        _ => Ok(LinkRead { info, len: written }),
     }
 }
 

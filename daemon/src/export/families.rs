@@ -29,6 +29,12 @@ pub const RECURSION_MISSES: Family = Family::counter(
     "ebpfstat_program_recursion_misses",
     "Runs the kernel skipped because the program was already running on that CPU.",
 );
+pub const PROBE_MISSES: Family = Family::counter(
+    "ebpfstat_program_probe_misses",
+    "Hits its kprobes missed (another kprobe was running on that CPU, or a kretprobe had no free \
+     instance), as its kprobe links report them (Linux 6.7); programs without such links are \
+     left out.",
+);
 pub const MAP_MEMORY: Family = Family::gauge(
     "ebpfstat_program_map_memory_bytes",
     "Memory of the maps the program uses (a map shared by several programs counts in each).",
@@ -195,13 +201,17 @@ pub fn live_to(e: &mut dyn Sink, pass: Option<&Pass>, daemon: &DaemonFigures) {
 fn program_families(e: &mut dyn Sink, pass: &Pass) {
     let programs: Vec<&ProgramSample> = observer::shown(&pass.programs).collect();
     let ids: Vec<String> = programs.iter().map(|p| p.meta.id.to_string()).collect();
-    let per_program = |e: &mut dyn Sink, f: &Family, value: &dyn Fn(&ProgramSample) -> Value| {
-        e.family(f);
-        for (p, id) in programs.iter().zip(&ids) {
-            let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
-            e.sample(f, &labels, value(p), None);
-        }
-    };
+    // A program without a value (`None`) is left out of the family.
+    let per_program =
+        |e: &mut dyn Sink, f: &Family, value: &dyn Fn(&ProgramSample) -> Option<Value>| {
+            e.family(f);
+            for (p, id) in programs.iter().zip(&ids) {
+                if let Some(v) = value(p) {
+                    let labels = program_labels(id, &p.meta.full_name, p.meta.prog_type);
+                    e.sample(f, &labels, v, None);
+                }
+            }
+        };
     e.family(&PROGRAM_INFO);
     for (p, id) in programs.iter().zip(&ids) {
         let owner = p.context.owners.first();
@@ -223,12 +233,17 @@ fn program_families(e: &mut dyn Sink, pass: &Pass) {
         ];
         e.sample(&PROGRAM_INFO, &labels, Value::Int(1), None);
     }
-    per_program(e, &RUNS, &|p| Value::Int(p.counters.run_cnt));
+    per_program(e, &RUNS, &|p| Some(Value::Int(p.counters.run_cnt)));
     per_program(e, &RUN_TIME, &|p| {
-        Value::Float(secs_of_ns(p.counters.run_time_ns as f64))
+        Some(Value::Float(secs_of_ns(p.counters.run_time_ns as f64)))
     });
-    per_program(e, &RECURSION_MISSES, &|p| Value::Int(p.recursion_misses));
-    per_program(e, &MAP_MEMORY, &|p| Value::Int(p.context.map_memory.total));
+    per_program(e, &RECURSION_MISSES, &|p| {
+        Some(Value::Int(p.recursion_misses))
+    });
+    per_program(e, &PROBE_MISSES, &|p| p.probe_misses.map(Value::Int));
+    per_program(e, &MAP_MEMORY, &|p| {
+        Some(Value::Int(p.context.map_memory.total))
+    });
 }
 
 /// The labels of a map's series: its kernel id, name and type.

@@ -275,6 +275,7 @@ mod tests {
             link_type: "perf_event",
             attach_type: kind,
             target: target.to_owned(),
+            missed: None,
         }
     }
 
@@ -318,6 +319,7 @@ mod tests {
             link_type: "xdp",
             attach_type: None,
             target: "lo (ifindex 1)".to_owned(),
+            missed: None,
         };
         assert_eq!(join(vec![xdp()], vec![kp()]), [xdp(), kp()]);
     }

@@ -17,6 +17,8 @@ pub struct AttachPoint {
     pub attach_type: Option<&'static str>,
     /// What it is attached to, in words: an interface, a cgroup path, a tracepoint...
     pub target: String,
+    /// A kprobe link's missed hits, where the kernel reports them (Linux 6.7), as last read.
+    pub missed: Option<u64>,
 }
 
 /// An attachment through a perf-event fd (tracepoint, k/uprobe) or a legacy raw tracepoint
@@ -41,6 +43,7 @@ fn perf_point(link_id: u32, fd_type: u32, name: &str, offset: u64, addr: u64) ->
         link_type: "perf_event",
         attach_type: Some(names::perf_attach_kind(fd_type)),
         target,
+        missed: None,
     }
 }
 
@@ -68,14 +71,15 @@ pub fn scan(cgroup2: Option<&Path>) -> Result<HashMap<u32, Vec<AttachPoint>>, Sy
         let Ok(fd) = sys::fd_by_id(ObjKind::Link, id) else {
             continue;
         };
-        let Ok(info) = sys::link_info(fd.as_fd(), &mut name) else {
+        let Ok(read) = sys::link_info(fd.as_fd(), &mut name) else {
             continue;
         };
-        let mut point = describe(&info, &name, &mut cgroups, &mut ifaces);
+        let mut point = describe(&read.info, &name, &mut cgroups, &mut ifaces);
         if point.is_unnamed_perf_link() {
-            point.attach_type = perf_kind_of(info.prog_id);
+            point.attach_type = perf_kind_of(read.info.prog_id);
         }
-        by_prog.entry(info.prog_id).or_default().push(point);
+        point.missed = read.kprobe_missed();
+        by_prog.entry(read.info.prog_id).or_default().push(point);
     }
     Ok(by_prog)
 }
@@ -150,6 +154,7 @@ fn describe(
         link_type: names::link_type(t),
         attach_type: attach_type.map(names::attach_type),
         target,
+        missed: None,
     }
 }
 
@@ -178,6 +183,7 @@ fn perf_link(info: &bpf_link_info, name: &[u8]) -> AttachPoint {
         link_type: "perf_event",
         attach_type,
         target,
+        missed: None,
     };
     // To the BPF_FD_TYPE_* a fd query of the same perf event answers, with its offset, address.
     let (fd_type, offset, addr) = match perf.type_ {

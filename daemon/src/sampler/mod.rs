@@ -12,6 +12,7 @@ pub mod host;
 pub mod links;
 pub mod map_iter;
 pub mod maps;
+pub mod misses;
 pub mod model;
 pub mod owners;
 pub mod pins;
@@ -40,6 +41,7 @@ use context::Holders;
 use errors::ErrorLog;
 use host::KernelInfo;
 use maps::{MapEntry, MapSample};
+use misses::Misses;
 pub use model::{Note, OwnerSummary, Pass, ProgramContext, ProgramSample};
 use stats::{StatsCost, StatsSwitch};
 
@@ -66,6 +68,8 @@ struct Tracked {
     /// Its full name could not be read from BTF yet: asked again, so a passing failure (out
     /// of descriptors) never leaves the kernel's 15 bytes as its name.
     name_pending: Option<NameRetry>,
+    /// Its missed runs at the last read (recursion and kprobe misses together).
+    missed: Option<u64>,
 }
 
 /// When to ask BTF for a full name again: the next pass first, then twice as far each time up
@@ -172,6 +176,8 @@ pub struct Sampler {
     containers: containers::Cache,
     rescan_next_pass: bool,
     map_ids_buf: Vec<u32>,
+    /// Room for the names the kernel writes when kprobe links are read again each pass.
+    name_buf: Vec<u8>,
     /// The last map whose entries were counted: the next rescan goes on after it.
     count_cursor: u32,
     possible_cpus: Option<u32>,
@@ -230,6 +236,7 @@ impl Sampler {
             containers: containers::Cache::default(),
             rescan_next_pass: false,
             map_ids_buf: vec![0; MAP_IDS_INLINE],
+            name_buf: vec![0; 4096],
             count_cursor: 0,
             possible_cpus: host::possible_cpus(),
             cost: Arc::new(StatsCost::default_because("not calibrated")),
@@ -381,12 +388,23 @@ impl Sampler {
                     seen: seq,
                     read_ns: now.monotonic_ns,
                     name_pending: name.is_err().then(|| NameRetry::first(seq)),
+                    missed: None,
                 };
                 (entry.insert_entry(tracked).into_mut(), interval)
             }
         };
         t.seen = seq;
         t.read_ns = now.monotonic_ns;
+        let misses = if t.context.attach.iter().any(|a| a.missed.is_some()) {
+            Misses::read(info.recursion_misses, &t.context.attach, &mut self.name_buf)
+        } else {
+            Misses {
+                recursion: info.recursion_misses,
+                probes: None,
+            }
+        };
+        let elapsed = interval.map(|i| i.elapsed_ns);
+        let missed_per_sec = misses::per_sec(t.missed.replace(misses.total()), misses, elapsed);
         w.programs.push(ProgramSample {
             since_load: rates::since_load(
                 counters,
@@ -396,6 +414,8 @@ impl Sampler {
             meta: Arc::clone(&t.meta),
             counters,
             recursion_misses: info.recursion_misses,
+            probe_misses: misses.probes,
+            missed_per_sec,
             context: Arc::clone(&t.context),
             interval,
         });

@@ -55,6 +55,11 @@ pub struct ProgramSample {
     #[serde(flatten)]
     pub counters: Counters,
     pub recursion_misses: u64,
+    /// Its kprobe links' missed hits, read this pass (`None`: no link of it reports any).
+    pub probe_misses: Option<u64>,
+    /// Runs missed per second over the last interval: recursion and kprobe misses.
+    #[serde(skip)]
+    pub missed_per_sec: Option<f64>,
     #[serde(flatten)]
     pub context: Arc<ProgramContext>,
     #[serde(flatten)]

@@ -144,7 +144,7 @@ fn pinned_prog_id(path: &Path) -> Result<Option<u32>, SysError> {
     };
     match classify(target.as_os_str().as_bytes()) {
         Some(BpfFd::Prog) => Ok(Some(sys::prog_info(fd.as_fd(), &mut Vec::new())?.id)),
-        Some(BpfFd::Link) => Ok(Some(sys::link_info(fd.as_fd(), &mut [])?.prog_id)),
+        Some(BpfFd::Link) => Ok(Some(sys::link_info(fd.as_fd(), &mut [])?.info.prog_id)),
         // Maps are pinned too; perf events cannot be.
         Some(BpfFd::Map | BpfFd::Attach) | None => Ok(None),
     }

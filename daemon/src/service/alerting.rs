@@ -86,6 +86,7 @@ impl Alerting {
                         cpu_pct: i.cpu_pct,
                         avg_ns: i.avg_ns_per_run,
                         runs_per_sec: i.runs_per_sec,
+                        missed_per_sec: p.missed_per_sec,
                     }),
                 })
                 .collect();

@@ -153,3 +153,68 @@ pub fn kprobes_available() -> bool {
     ensure_tracefs();
     std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists()
 }
+
+const PROG_TYPE_KPROBE: u32 = 2;
+
+/// A kretprobe on `func` with `maxactive` instances, made in tracefs (`r<N>:kprobes/<event>`, as
+/// libbpf's legacy mode and bcc make them) and attached to a new kprobe program named `name`
+/// through a perf-event link (its perf event closed: the link holds it). More callers in `func`
+/// at once than `maxactive` are missed, and counted. [`remove_tracefs_kprobe`] removes it.
+pub fn kretprobe_tracefs(func: &str, maxactive: u32, event: &str, name: &str) -> Attached {
+    use std::io::Write as _;
+    ensure_tracefs();
+    let mut events = std::fs::OpenOptions::new()
+        .append(true)
+        .open("/sys/kernel/tracing/kprobe_events")
+        .expect("kprobe_events");
+    // One write: tracefs parses each write as a command.
+    let line = format!("r{maxactive}:kprobes/{event} {func}\n");
+    events
+        .write_all(line.as_bytes())
+        .expect("a kretprobe in tracefs");
+    drop(events);
+    let prog = kprobe_program(name);
+    let perf = tracepoint_event("kprobes", event);
+    let link = link_create(
+        prog.as_fd(),
+        perf.as_raw_fd().cast_unsigned(),
+        ATTACH_PERF_EVENT,
+    )
+    .unwrap_or_else(|e| panic!("BPF_LINK_CREATE (kretprobe {func}): {e}"));
+    let id = prog_id(prog.as_fd());
+    Attached {
+        prog,
+        id,
+        attachment: link,
+        perf_event: None,
+    }
+}
+
+/// Removes the tracefs kprobe `event` (once nothing is attached to it).
+pub fn remove_tracefs_kprobe(event: &str) {
+    use std::io::Write as _;
+    if let Ok(mut events) = std::fs::OpenOptions::new()
+        .append(true)
+        .open("/sys/kernel/tracing/kprobe_events")
+    {
+        let _ = events.write_all(format!("-:kprobes/{event}\n").as_bytes());
+    }
+}
+
+/// A kprobe program that returns 0.
+fn kprobe_program(name: &str) -> OwnedFd {
+    use ebpfstatd::bpf::insn::{Asm, op};
+    use ebpfstatd::bpf::sys::{self, ProgSpec};
+    let mut asm = Asm::default();
+    asm.op(op::MOV_IMM, 0, 0, 0, 0).op(op::EXIT, 0, 0, 0, 0);
+    let insns = asm.finish().expect("the kprobe's instructions");
+    sys::prog_load(&ProgSpec {
+        prog_type: PROG_TYPE_KPROBE,
+        insns: &insns,
+        name,
+        btf: None,
+        attach: None,
+        attach_prog: None,
+    })
+    .unwrap_or_else(|e| panic!("loading kprobe program {name}: {e}"))
+}

@@ -454,7 +454,7 @@ fn filters_holders_and_the_daemons_own_probe() {
     assert_eq!(
         shown["attach"],
         serde_json::json!([{"link_id": 0, "link_type": "perf_event", "attach_type": "tracepoint",
-                             "target": "sys_enter_getppid"}]),
+                             "target": "sys_enter_getppid", "missed": null}]),
         "{shown}"
     );
     // Holders in top, as `top ebpf` shows them.

@@ -564,3 +564,33 @@ fn map_fill_alerts_follow_each_map() {
     let raised: Vec<(u32, SystemTime)> = active.iter().map(|a| (a.prog_id, a.since)).collect();
     assert!(raised.contains(&(7, since)), "{active:?}");
 }
+
+#[test]
+fn missed_runs_raise_and_clear_and_a_first_reading_holds_the_state() {
+    let p = prog(3, "probe");
+    let mut ev = Evaluator::new(
+        vec![rule("missing", Metric::MissedPerSec, 0.0, 0.0, 0)],
+        vec![],
+        usize::MAX,
+    );
+    let missing = |per_sec: Option<f64>| {
+        let mut s = subject(&p, 0.0);
+        if let Some(r) = &mut s.interval {
+            r.missed_per_sec = per_sec;
+        }
+        s
+    };
+    // No reading before (the program's first interval): nothing to judge.
+    assert!(judge(&mut ev, &[missing(None)], None, &at(1)).is_empty());
+    let raised = judge(&mut ev, &[missing(Some(12.5))], None, &at(2));
+    assert_eq!(
+        raised
+            .iter()
+            .map(|c| (c.state, c.value))
+            .collect::<Vec<_>>(),
+        [(State::Raised, 12.5)]
+    );
+    let cleared = judge(&mut ev, &[missing(Some(0.0))], None, &at(3));
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].state, State::Cleared);
+}

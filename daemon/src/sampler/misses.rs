@@ -3,8 +3,10 @@
 //! free instance; Linux 6.7 reports them). Uprobe links report none.
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use super::links::AttachPoint;
+use super::model::ProgramContext;
 use crate::bpf::sys::{self, ObjKind};
 
 /// A program's misses as read on this pass.
@@ -16,27 +18,45 @@ pub struct Misses {
 }
 
 impl Misses {
-    /// Reads again the links the last rescan found reporting missed hits (a link gone since
-    /// counts as it was last read). `name` is scratch room for the kernel's names.
-    pub fn read(recursion: u64, attach: &[AttachPoint], name: &mut [u8]) -> Self {
-        let probes = attach
-            .iter()
-            .filter_map(|a| {
-                let fresh = sys::fd_by_id(ObjKind::Link, a.link_id)
-                    .and_then(|fd| sys::link_info(fd.as_fd(), name))
-                    .map(|r| r.kprobe_missed());
-                match fresh {
-                    Ok(Some(n)) => Some(n),
-                    _ => a.missed,
-                }
-            })
-            .reduce(u64::saturating_add);
-        Self { recursion, probes }
-    }
-
     pub fn total(self) -> u64 {
         self.recursion.saturating_add(self.probes.unwrap_or(0))
     }
+}
+
+/// Reads again the links the last rescan found reporting missed hits, keeping what changed in
+/// the program's context (so `show` tells each link's as of this pass) and in the rescan's
+/// links (`scanned`, which contexts are rebuilt from), and gives their sum; `None` when no link
+/// of it reports any. A link gone since keeps what it last said. `name` is scratch room for
+/// the kernel's names.
+pub fn refresh(
+    context: &mut Arc<ProgramContext>,
+    mut scanned: Option<&mut Vec<AttachPoint>>,
+    name: &mut [u8],
+) -> Option<u64> {
+    let mut sum: Option<u64> = None;
+    for i in 0..context.attach.len() {
+        let Some(a) = context.attach.get(i).filter(|a| a.missed.is_some()) else {
+            continue;
+        };
+        let link_id = a.link_id;
+        let fresh = sys::fd_by_id(ObjKind::Link, link_id)
+            .and_then(|fd| sys::link_info(fd.as_fd(), name))
+            .map(|r| r.kprobe_missed());
+        if let Ok(Some(n)) = fresh
+            && a.missed != Some(n)
+        {
+            if let Some(changed) = Arc::make_mut(context).attach.get_mut(i) {
+                changed.missed = Some(n);
+            }
+            let same = scanned.as_deref_mut().into_iter().flatten();
+            for l in same.filter(|l| l.link_id == link_id) {
+                l.missed = Some(n);
+            }
+        }
+        let now = context.attach.get(i).and_then(|a| a.missed).unwrap_or(0);
+        sum = Some(sum.unwrap_or(0).saturating_add(now));
+    }
+    sum
 }
 
 /// Missed runs per second between the last read (`prev`, its total) and this one, over

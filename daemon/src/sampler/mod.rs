@@ -395,13 +395,13 @@ impl Sampler {
         };
         t.seen = seq;
         t.read_ns = now.monotonic_ns;
-        let misses = if t.context.attach.iter().any(|a| a.missed.is_some()) {
-            Misses::read(info.recursion_misses, &t.context.attach, &mut self.name_buf)
-        } else {
-            Misses {
-                recursion: info.recursion_misses,
-                probes: None,
-            }
+        let misses = Misses {
+            recursion: info.recursion_misses,
+            probes: misses::refresh(
+                &mut t.context,
+                self.holders.links.get_mut(&id),
+                &mut self.name_buf,
+            ),
         };
         let elapsed = interval.map(|i| i.elapsed_ns);
         let missed_per_sec = misses::per_sec(t.missed.replace(misses.total()), misses, elapsed);

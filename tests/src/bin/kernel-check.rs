@@ -126,6 +126,7 @@ fn matrix() -> Value {
         None => eprintln!("kernel-check: no bpftrace on this root"),
     }
     profile(&d, &mut report);
+    probe_misses(&d, version, &mut report);
     status(&d, &mut report);
     stage("checked");
     report
@@ -321,7 +322,7 @@ fn tracepoints(d: &ApiDaemon, loaded: &Loaded, report: &mut Value) {
     assert_eq!(
         shown["attach"],
         json!([{"link_id": 0, "link_type": "perf_event", "attach_type": "tracepoint",
-                "target": "sys_enter_ioprio_get"}]),
+                "target": "sys_enter_ioprio_get", "missed": null}]),
         "{shown}"
     );
     let shown = d.ctl_json(&["show", &loaded.raw.id.to_string()]);
@@ -367,6 +368,61 @@ fn perf_link(d: &ApiDaemon, loaded: &Loaded, version: (u32, u32), report: &mut V
     };
     assert_eq!(point["target"], target, "{shown}");
     report["perf_link_attach"] = point.clone();
+}
+
+/// Kprobes that miss: a kretprobe on the clock_nanosleep syscall made in tracefs with 2
+/// instances (`r2:`), while 100 threads sleep in it at once: those finding no free instance
+/// are missed. Linux 6.7 reports that on the link, and the daemon's figure is the kernel's own
+/// `kprobe_profile` count; before 6.7 it is not reported, and said as such (`null`).
+fn probe_misses(d: &ApiDaemon, version: (u32, u32), report: &mut Value) {
+    let syscall = match std::env::consts::ARCH {
+        "x86_64" => "__x64_sys_clock_nanosleep",
+        "aarch64" => "__arm64_sys_clock_nanosleep",
+        _ => "sys_clock_nanosleep",
+    };
+    let made =
+        std::panic::catch_unwind(|| tracing::kretprobe_tracefs(syscall, 2, "kcmiss", "kcmiss"));
+    let Ok(probe) = made else {
+        report["probe_misses"] = json!({"refused": "no kretprobe on clock_nanosleep here"});
+        return;
+    };
+    d.wait_passes(2);
+    std::thread::scope(|s| {
+        for _ in 0..100 {
+            s.spawn(|| std::thread::sleep(Duration::from_millis(300)));
+        }
+    });
+    d.wait_passes(2);
+    let shown = d.ctl_json(&["show", &probe.id.to_string()]);
+    let point = &shown["attach"][0];
+    assert_eq!(point["attach_type"], "kretprobe", "{shown}");
+    let missed = point["missed"].clone();
+    // kprobe_profile: event, hits, missed.
+    let profile = std::fs::read_to_string("/sys/kernel/tracing/kprobe_profile").unwrap_or_default();
+    let kernel_missed = profile.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.first() == Some(&"kcmiss"))
+            .then(|| f.get(2)?.parse::<u64>().ok())
+            .flatten()
+    });
+    if version >= (6, 7) {
+        assert!(missed.as_u64().is_some_and(|m| m >= 1), "{shown}");
+        assert_eq!(
+            missed.as_u64(),
+            kernel_missed,
+            "the daemon's figure is the kernel's: {profile}"
+        );
+    } else {
+        assert!(
+            missed.is_null(),
+            "before 6.7 no kprobe reports misses: {shown}"
+        );
+    }
+    let runs = shown["program"]["since_load"]["run_cnt"].clone();
+    report["probe_misses"] =
+        json!({"missed": missed, "kprobe_profile": kernel_missed, "runs": runs});
+    drop(probe);
+    tracing::remove_tracefs_kprobe("kcmiss");
 }
 
 fn has_bpftrace() -> bool {

@@ -21,7 +21,7 @@ pub enum GroupKey {
 /// One program's part in a roll-up: its values, where it belongs, and the maps it uses now
 /// with their memory.
 #[derive(Debug, Clone)]
-pub struct Member<'a> {
+pub struct Member {
     pub id: u32,
     pub ranked: Ranked,
     pub runs_per_sec: f64,
@@ -29,7 +29,7 @@ pub struct Member<'a> {
     pub estimated: bool,
     /// Its groups, each once (empty: [`GroupKey::None`]).
     pub groups: Vec<GroupKey>,
-    pub maps: &'a [(u32, u64)],
+    pub maps: Vec<(u32, u64)>,
 }
 
 /// A group's sums.
@@ -56,7 +56,7 @@ struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, m: &Member<'_>) {
+    fn add(&mut self, m: &Member) {
         self.ids.push(m.id);
         self.run_time_ns += m.ranked.run_time_ns;
         self.runs += m.ranked.runs;
@@ -89,7 +89,7 @@ impl Sums {
 
 /// The groups of `members`, ranked by `key` as programs are (largest first; ties: the group
 /// met first in `members`), the first `n`.
-pub fn roll_up(members: &[Member<'_>], key: SortKey, n: usize) -> Vec<Group> {
+pub fn roll_up(members: &[Member], key: SortKey, n: usize) -> Vec<Group> {
     let mut at: HashMap<&GroupKey, usize> = HashMap::new();
     let mut sums: Vec<(GroupKey, Sums)> = Vec::new();
     let none = [GroupKey::None];
@@ -128,13 +128,7 @@ pub fn roll_up(members: &[Member<'_>], key: SortKey, n: usize) -> Vec<Group> {
 mod tests {
     use super::*;
 
-    fn member<'a>(
-        id: u32,
-        runs: u64,
-        cpu: f64,
-        groups: &[&str],
-        maps: &'a [(u32, u64)],
-    ) -> Member<'a> {
+    fn member(id: u32, runs: u64, cpu: f64, groups: &[&str], maps: &[(u32, u64)]) -> Member {
         Member {
             id,
             ranked: Ranked {
@@ -151,7 +145,7 @@ mod tests {
                 .iter()
                 .map(|g| GroupKey::Named((*g).into()))
                 .collect(),
-            maps,
+            maps: maps.to_vec(),
         }
     }
 

@@ -55,7 +55,12 @@ pub fn tracepoint(category: &str, event: &str, name: &str) -> Attached {
 /// that is kept open beside the link if `keep_perf_fd`, closed otherwise (the link holds it).
 pub fn tracepoint_link(category: &str, event: &str, name: &str, keep_perf_fd: bool) -> Attached {
     let prog = load_program(PROG_TYPE_TRACEPOINT, name, None, &[], 0);
-    let event = tracepoint_event(category, event);
+    linked(prog, tracepoint_event(category, event), keep_perf_fd)
+}
+
+/// `prog` attached to the perf event `event` through a perf-event link; the event kept open
+/// beside it if `keep_perf_fd`.
+fn linked(prog: OwnedFd, event: OwnedFd, keep_perf_fd: bool) -> Attached {
     let link = link_create(
         prog.as_fd(),
         event.as_raw_fd().cast_unsigned(),
@@ -173,21 +178,11 @@ pub fn kretprobe_tracefs(func: &str, maxactive: u32, event: &str, name: &str) ->
         .write_all(line.as_bytes())
         .expect("a kretprobe in tracefs");
     drop(events);
-    let prog = kprobe_program(name);
-    let perf = tracepoint_event("kprobes", event);
-    let link = link_create(
-        prog.as_fd(),
-        perf.as_raw_fd().cast_unsigned(),
-        ATTACH_PERF_EVENT,
+    linked(
+        kprobe_program(name),
+        tracepoint_event("kprobes", event),
+        false,
     )
-    .unwrap_or_else(|e| panic!("BPF_LINK_CREATE (kretprobe {func}): {e}"));
-    let id = prog_id(prog.as_fd());
-    Attached {
-        prog,
-        id,
-        attachment: link,
-        perf_event: None,
-    }
 }
 
 /// Removes the tracefs kprobe `event` (once nothing is attached to it).

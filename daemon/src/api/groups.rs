@@ -82,23 +82,23 @@ pub fn of_window(
             .then(|| held.get(&r.series.prog_id))
             .flatten()
     };
-    let maps: Vec<Vec<(u32, u64)>> = rows
+    let members: Vec<Member> = rows
         .iter()
-        .map(|r| now(r).map(|c| maps_of(c, &memory)).unwrap_or_default())
-        .collect();
-    let members: Vec<Member<'_>> = rows
-        .iter()
-        .zip(&maps)
-        .map(|(r, maps)| Member {
+        .map(|r| Member {
             id: r.series.prog_id,
             ranked: r.ranked(),
             runs_per_sec: r.rates.est_runs_per_sec,
             estimated: r.rates.estimated,
             groups: now(r).map_or(vec![GroupKey::Unloaded], |c| by.keys(&c.owners)),
-            maps,
+            maps: now(r).map(|c| maps_of(c, &memory)).unwrap_or_default(),
         })
         .collect();
-    rollup::roll_up(&members, rank.0, rank.1)
+    summed(&members, rank)
+}
+
+/// The groups of `members`, the first `n` by the key, as the wire carries them.
+fn summed(members: &[Member], (key, n): (SortKey, usize)) -> Vec<wire::Group> {
+    rollup::roll_up(members, key, n)
         .into_iter()
         .map(group)
         .collect()
@@ -112,26 +112,18 @@ pub fn since_load(
     rank: (SortKey, usize),
 ) -> Vec<wire::Group> {
     let memory = map_memory(pass);
-    let maps: Vec<Vec<(u32, u64)>> = programs
+    let members: Vec<Member> = programs
         .iter()
-        .map(|p| maps_of(&p.context, &memory))
-        .collect();
-    let members: Vec<Member<'_>> = programs
-        .iter()
-        .zip(&maps)
-        .map(|(p, maps)| Member {
+        .map(|p| Member {
             id: p.meta.id,
             ranked: p.ranked_since_load(),
             runs_per_sec: p.since_load.runs_per_sec.unwrap_or(0.0),
             estimated: false,
             groups: by.keys(&p.context.owners),
-            maps,
+            maps: maps_of(&p.context, &memory),
         })
         .collect();
-    rollup::roll_up(&members, rank.0, rank.1)
-        .into_iter()
-        .map(group)
-        .collect()
+    summed(&members, rank)
 }
 
 #[expect(

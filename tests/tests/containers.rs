@@ -371,3 +371,59 @@ fn a_program_held_in_a_real_podman_container_is_named_as_podman_names_it() {
         .args(["rmi", "-f", &image])
         .output();
 }
+
+#[test]
+fn b_in_the_live_view_sums_the_rows_by_container_then_unit_then_owner() {
+    require_bpf!();
+    if !ebpfstat_tests::terminal::Tmux::available("b_in_the_live_view") {
+        return;
+    }
+    let t = tag();
+    let d = ApiDaemon::start(None, "200ms");
+    d.wait_passes(1);
+    let id = container_id(9);
+    let cgroup = MadeCgroup::create(&format!("/ebpfstat-b{t}/system.slice/docker-{id}.scope"));
+    let map = array_map(&format!("lb{t}m"), 8, 1);
+    let held: Vec<PlacedHolder> = (0..2)
+        .map(|i| {
+            let prog = ran(&format!("lb{t}{i}"), &map, 10);
+            PlacedHolder::start(&cgroup, prog.as_fd())
+        })
+        .collect();
+    let label = format!("docker:{}", &id[..12]);
+    let tmux = ebpfstat_tests::terminal::Tmux::start(100, 30);
+    tmux.type_line(&format!(
+        "{} --socket {} top --name 'lb{t}*'",
+        bin("ebpfstatctl").display(),
+        d.socket.display()
+    ));
+    // The view's own words (the typed line holds the name too).
+    tmux.wait_for("the programs", |s| s.contains("2 of 2 programs"));
+    tmux.keys(&["b"]);
+    let grouped = tmux.wait_for("the containers", |s| {
+        s.contains("1 container of 2 programs") && s.contains(&label)
+    });
+    eprintln!("{grouped}");
+    let row = grouped
+        .lines()
+        .find(|l| l.contains(&label))
+        .unwrap_or_default();
+    assert!(
+        row.split_whitespace().next() == Some("2"),
+        "PROGS is 2:\n{grouped}"
+    );
+    assert!(
+        grouped.contains("PROGS") && grouped.contains("CONTAINER"),
+        "{grouped}"
+    );
+    tmux.keys(&["b"]);
+    tmux.wait_for("the units", |s| {
+        s.contains(&format!("docker-{id}.scope")) || s.contains("UNIT")
+    });
+    tmux.keys(&["b"]);
+    tmux.wait_for("the owners", |s| s.contains("OWNER") && s.contains("sleep"));
+    tmux.keys(&["b"]);
+    tmux.wait_for("the programs again", |s| s.contains("2 of 2 programs"));
+    tmux.keys(&["q"]);
+    drop(held);
+}

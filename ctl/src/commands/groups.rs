@@ -22,6 +22,12 @@ pub fn group_name(g: &wire::Group, by: By) -> String {
     }
 }
 
+/// `1 container`, `3 units`: how many groups of what.
+pub fn counted(n: usize, by: By) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {}{s}", by.as_str())
+}
+
 /// Asks for the groups over `window` (or since load) and prints them.
 pub async fn print(
     p: &Stats1Proxy<'_>,
@@ -68,9 +74,8 @@ pub async fn print(
         )
     };
     say(&format!(
-        "{} {}s of {} programs, ranked by {}, {when}",
-        groups.len(),
-        by.as_str(),
+        "{} of {} programs, ranked by {}, {when}",
+        counted(groups.len(), by),
         info.programs,
         a.sort.key().meaning(),
     ))?;

@@ -153,9 +153,8 @@ fn what(app: &App) -> String {
     }
     let shown = match app.group {
         Some(by) => format!(
-            "{} {}s of {} programs",
-            app.rows.len(),
-            by.as_str(),
+            "{} of {} programs",
+            crate::commands::counted(app.rows.len(), by),
             app.total()
         ),
         None => format!("{} of {} programs", app.rows.len(), app.total()),

@@ -91,6 +91,7 @@ fn time_evaluate(
                 cpu_pct: 0.01,
                 avg_ns: Some(40.0),
                 runs_per_sec: 2.0,
+                missed_per_sec: Some(0.0),
             }),
         })
         .collect();

@@ -480,6 +480,7 @@ mod tests {
             snap: snapshot(vec![program(5, 2000, 1_000_000)]),
             top,
             info: None,
+            groups: None,
             interval: Duration::from_secs(1),
         };
         app.table_answer(Ok(data(Window::Interval, None)));

@@ -73,7 +73,7 @@ pub const MAP_CHARTS: usize = 4;
 
 #[derive(Debug)]
 pub enum Reply {
-    Table(Result<TableData, String>),
+    Table(Result<Box<TableData>, String>),
     Chart(Result<Box<ChartData>, String>),
     Profile(Result<Box<wire::Profile>, String>),
 }
@@ -147,7 +147,7 @@ pub async fn serve(
             } => {
                 let r = bounded(table(&p, &target.filter, window, rank, group)).await;
                 let keep = keeps_connection(&r);
-                (Reply::Table(r.map_err(say)), keep)
+                (Reply::Table(r.map(Box::new).map_err(say)), keep)
             }
             Request::Chart {
                 name,

@@ -140,7 +140,7 @@ pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Re
                         if let Ok(d) = &r {
                             refresh.follow(d.interval, &mut app);
                         }
-                        app.table_answer(r);
+                        app.table_answer(r.map(|d| *d));
                     }
                     Reply::Chart(r) => {
                         in_flight = false;

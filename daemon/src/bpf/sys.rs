@@ -418,11 +418,17 @@ impl LinkRead {
         let u = &self.info.__bindgen_anon_1;
         if t == T::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
             let end = offset_of!(bpf_link_info, __bindgen_anon_1.kprobe_multi.missed) + 8;
+            if !known(end) {
+                return None;
+            }
             // SAFETY: a kprobe_multi link's info is that member, plain integers.
-            return known(end).then(|| unsafe { u.kprobe_multi.missed });
+            return Some(unsafe { u.kprobe_multi.missed });
+        }
+        if t != T::BPF_LINK_TYPE_PERF_EVENT as u32 {
+            return None;
         }
         // SAFETY: a perf-event link's info is that member, plain integers.
-        let perf = (t == T::BPF_LINK_TYPE_PERF_EVENT as u32).then(|| unsafe { u.perf_event })?;
+        let perf = unsafe { u.perf_event };
         let kinds = [
             P::BPF_PERF_EVENT_KPROBE as u32,
             P::BPF_PERF_EVENT_KRETPROBE as u32,
@@ -431,9 +437,11 @@ impl LinkRead {
             bpf_link_info,
             __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
         ) + 8;
+        if !kinds.contains(&perf.type_) || !known(end) {
+            return None;
+        }
         // SAFETY: a kprobe's perf event info is the `kprobe` member, plain integers.
-        (kinds.contains(&perf.type_) && known(end))
-            .then(|| unsafe { perf.__bindgen_anon_1.kprobe.missed })
+        Some(unsafe { perf.__bindgen_anon_1.kprobe.missed })
     }
 }
 

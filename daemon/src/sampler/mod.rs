@@ -24,7 +24,7 @@ mod errors;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -70,6 +70,20 @@ struct Tracked {
     name_pending: Option<NameRetry>,
     /// Its missed runs at the last read (recursion and kprobe misses together).
     missed: Option<u64>,
+}
+
+impl Tracked {
+    /// Its misses read this pass, and per second since the last read over `elapsed_ns`.
+    fn missed_now(
+        &mut self,
+        recursion: u64,
+        probes: Option<u64>,
+        elapsed_ns: Option<u64>,
+    ) -> (Misses, Option<f64>) {
+        let misses = Misses { recursion, probes };
+        let last = self.missed.replace(misses.total());
+        (misses, misses::per_sec(last, misses, elapsed_ns))
+    }
 }
 
 /// When to ask BTF for a full name again: the next pass first, then twice as far each time up
@@ -330,18 +344,8 @@ impl Sampler {
     /// Reads program `id`: its counters always, its metadata the first time it is seen. A
     /// program freed meanwhile is skipped; one that cannot be read is kept, as unread.
     fn read_program(&mut self, id: u32, w: &mut Walk) {
-        let read = sys::fd_by_id(ObjKind::Prog, id).and_then(|fd| {
-            let (info, n_maps) = sys::prog_info_reusing(fd.as_fd(), &mut self.map_ids_buf)?;
-            Ok((fd, info, n_maps))
-        });
-        let (fd, info, n_maps) = match read {
-            Ok(found) => found,
-            Err(e) if e.is_gone() => return,
-            Err(e) => {
-                w.errors.per_program(id, &e);
-                w.unread.push(id);
-                return;
-            }
+        let Some((fd, info, n_maps)) = self.read_info(id, w) else {
+            return;
         };
         let counters = Counters {
             run_time_ns: info.run_time_ns,
@@ -395,16 +399,13 @@ impl Sampler {
         };
         t.seen = seq;
         t.read_ns = now.monotonic_ns;
-        let misses = Misses {
-            recursion: info.recursion_misses,
-            probes: misses::refresh(
-                &mut t.context,
-                self.holders.links.get_mut(&id),
-                &mut self.name_buf,
-            ),
-        };
-        let elapsed = interval.map(|i| i.elapsed_ns);
-        let missed_per_sec = misses::per_sec(t.missed.replace(misses.total()), misses, elapsed);
+        let scanned = self.holders.links.get_mut(&id);
+        let probes = misses::refresh(&mut t.context, scanned, &mut self.name_buf);
+        let (misses, missed_per_sec) = t.missed_now(
+            info.recursion_misses,
+            probes,
+            interval.map(|i| i.elapsed_ns),
+        );
         w.programs.push(ProgramSample {
             since_load: rates::since_load(
                 counters,
@@ -419,6 +420,24 @@ impl Sampler {
             context: Arc::clone(&t.context),
             interval,
         });
+    }
+
+    /// Program `id`'s descriptor, info and how many map ids it has (in `map_ids_buf`); `None`
+    /// when it was freed meanwhile, or could not be read (kept then, as unread).
+    fn read_info(&mut self, id: u32, w: &mut Walk) -> Option<(OwnedFd, bpf_prog_info, usize)> {
+        let read = sys::fd_by_id(ObjKind::Prog, id).and_then(|fd| {
+            let (info, n_maps) = sys::prog_info_reusing(fd.as_fd(), &mut self.map_ids_buf)?;
+            Ok((fd, info, n_maps))
+        });
+        match read {
+            Ok(found) => Some(found),
+            Err(e) if e.is_gone() => None,
+            Err(e) => {
+                w.errors.per_program(id, &e);
+                w.unread.push(id);
+                None
+            }
+        }
     }
 
     /// After the walk: programs no longer there are forgotten, what changes rarely is read

@@ -35,11 +35,18 @@ pub fn container_id(n: u8) -> String {
 /// `command` started with `prog` as its fd 3 (a copy without close-on-exec).
 pub fn holding(mut command: Command, prog: BorrowedFd<'_>) -> Command {
     let fd = prog.as_raw_fd();
-    // SAFETY: between fork and exec the closure only calls dup2(2), which is async-signal-safe
-    // and allocates nothing; `fd` stays open in the parent until the child has been spawned.
+    // SAFETY: between fork and exec the closure only calls dup2(2) and fcntl(2), which are
+    // async-signal-safe and allocate nothing; `fd` stays open in the parent until the child
+    // has been spawned.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself leaves close-on-exec set: clear it then.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if ok < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

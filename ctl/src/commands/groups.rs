@@ -22,6 +22,11 @@ pub fn group_name(g: &wire::Group, by: By) -> String {
     }
 }
 
+/// How many of the groups are named (not `(host)` or `(unloaded)`).
+fn named(groups: &[wire::Group]) -> usize {
+    groups.iter().filter(|g| g.kind == "named").count()
+}
+
 /// `1 container`, `3 units`: how many groups of what.
 pub fn counted(n: usize, by: By) -> String {
     let s = if n == 1 { "" } else { "s" };
@@ -75,7 +80,7 @@ pub async fn print(
     };
     say(&format!(
         "{} of {} programs, ranked by {}, {when}",
-        counted(groups.len(), by),
+        counted(named(&groups), by),
         info.programs,
         a.sort.key().meaning(),
     ))?;

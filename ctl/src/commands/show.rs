@@ -9,7 +9,8 @@ use super::explain;
 use crate::notes::map_memory_notes;
 use crate::render::fit::{self, say_named};
 use crate::render::{
-    footnotes, owners, print_json, print_table, render_maps, say_indented, stamp, table,
+    footnotes, left_align_last, owners, print_json, print_table, render_maps, say_indented, stamp,
+    table,
 };
 use crate::units;
 
@@ -45,7 +46,9 @@ pub async fn show(p: &Stats1Proxy<'_>, program: &str, json: bool) -> Result<()> 
         let mut header = vec!["LINK", "TYPE", "ATTACH TYPE"];
         header.extend(missed.then_some("MISSED"));
         header.push("TARGET");
-        let mut t = table(&header, header.len());
+        // MISSED right-aligned (a number), TARGET left.
+        let mut t = table(&header, 3);
+        left_align_last(&mut t);
         t.cut("TARGET", fit::MIN_NAME, 1);
         t.drop_first(&["TYPE", "ATTACH TYPE"]);
         for a in &d.attach {

@@ -123,7 +123,10 @@ impl App {
             return;
         }
         let mut rows = match (self.group, &data.groups) {
-            (Some(by), Some((asked, groups))) if *asked == by => model::group_rows(groups, by),
+            // This window's groups, by what is asked: another's would show under its name.
+            (Some(by), Some((asked, groups))) if *asked == by && data.window == self.window => {
+                model::group_rows(groups, by)
+            }
             // Asked for, not answered yet: no program rows under a group's header.
             (Some(_), _) => Vec::new(),
             (None, _) => model::rows(&data.snap, self.window, data.top.as_deref()),
@@ -149,6 +152,21 @@ impl App {
         self.selected = 0;
         self.rebuild();
         Effect::FetchTable
+    }
+
+    /// Whether the next table request should ask for the groups again: grouped, and the
+    /// window's groups not held, or (for a window of stored history) its ranking due.
+    pub fn groups_due(&self) -> bool {
+        let Some(by) = self.group else { return false };
+        let held = self.data.as_ref().is_some_and(|d| {
+            d.window == self.window && d.groups.as_ref().is_some_and(|(b, _)| *b == by)
+        });
+        !held || !matches!(self.window, Window::Last(_)) || self.rank_due()
+    }
+
+    /// The named groups shown (not the host's or the unloaded programs').
+    pub fn named_groups(&self) -> usize {
+        self.rows.iter().filter(|r| r.prog_type == "named").count()
     }
 
     /// Programs in the data before the typed filter.
@@ -186,6 +204,9 @@ impl App {
                     // The same window between rankings: the last ranking with a new snapshot.
                     d.top = old.top;
                     d.info = old.info;
+                    if d.groups.is_none() {
+                        d.groups = old.groups;
+                    }
                 }
                 self.data = Some(d);
                 self.trouble = None;

@@ -299,7 +299,7 @@ fn request(app: &mut App, wanted: Effect) -> Option<Request> {
         _ => Some(Request::Table {
             window: app.window,
             rank: app.rank_due(),
-            group: app.group,
+            group: app.group.filter(|_| app.groups_due()),
         }),
     }
 }

@@ -82,10 +82,12 @@ pub fn group_rows(groups: &[wire::Group], by: crate::By) -> Vec<Row> {
     groups
         .iter()
         .map(|g| Row {
-            series_id: 0,
+            // Its name's hash: the selection stays on it across refreshes.
+            series_id: name_hash(&crate::commands::group_name(g, by)),
             id: g.programs,
             name: crate::commands::group_name(g, by),
-            prog_type: String::new(),
+            // Not shown grouped: what kind of group it is.
+            prog_type: g.kind.clone(),
             alive: g.kind != "unloaded",
             avg_ns: (g.avg_ns_per_run >= 0.0).then_some(g.avg_ns_per_run),
             avg_load_ns: None,
@@ -96,6 +98,14 @@ pub fn group_rows(groups: &[wire::Group], by: crate::By) -> Vec<Row> {
             owner: String::new(),
         })
         .collect()
+}
+
+/// FNV-1a of a name: a group row's stand-in for a series id.
+fn name_hash(name: &str) -> i64 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h.cast_signed()
 }
 
 /// The columns, left to right.

@@ -89,7 +89,12 @@ pub fn of_window(
             ranked: r.ranked(),
             runs_per_sec: r.rates.est_runs_per_sec,
             estimated: r.rates.estimated,
-            groups: now(r).map_or(vec![GroupKey::Unloaded], |c| by.keys(&c.owners)),
+            // Loaded but not in the newest pass (it came after): its holders are not known yet.
+            groups: match now(r) {
+                Some(c) => by.keys(&c.owners),
+                None if r.series.alive => Vec::new(),
+                None => vec![GroupKey::Unloaded],
+            },
             maps: now(r).map(|c| maps_of(c, &memory)).unwrap_or_default(),
         })
         .collect();

@@ -413,14 +413,18 @@ impl LinkRead {
     pub fn kprobe_missed(&self) -> Option<u64> {
         use aya_obj::generated::{bpf_link_type as T, bpf_perf_event_type as P};
         use std::mem::offset_of;
-        let known = |end: usize| usize::try_from(self.len).is_ok_and(|l| l >= end);
+        // Both `missed` came in 6.7, with the perf-event kprobe's the further: a kernel that
+        // wrote less did not report either (6.1's info already reaches past kprobe_multi's).
+        let end = offset_of!(
+            bpf_link_info,
+            __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
+        ) + size_of::<u64>();
+        if usize::try_from(self.len).is_ok_and(|l| l < end) {
+            return None;
+        }
         let t = self.info.type_;
         let u = &self.info.__bindgen_anon_1;
         if t == T::BPF_LINK_TYPE_KPROBE_MULTI as u32 {
-            let end = offset_of!(bpf_link_info, __bindgen_anon_1.kprobe_multi.missed) + 8;
-            if !known(end) {
-                return None;
-            }
             // SAFETY: a kprobe_multi link's info is that member, plain integers.
             return Some(unsafe { u.kprobe_multi.missed });
         }
@@ -433,11 +437,7 @@ impl LinkRead {
             P::BPF_PERF_EVENT_KPROBE as u32,
             P::BPF_PERF_EVENT_KRETPROBE as u32,
         ];
-        let end = offset_of!(
-            bpf_link_info,
-            __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
-        ) + 8;
-        if !kinds.contains(&perf.type_) || !known(end) {
+        if !kinds.contains(&perf.type_) {
             return None;
         }
         // SAFETY: a kprobe's perf event info is the `kprobe` member, plain integers.

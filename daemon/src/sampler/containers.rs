@@ -25,7 +25,8 @@ fn is_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A systemd unit name's `\xNN` escapes undone (`foo\x2dbar` → `foo-bar`).
+/// A systemd unit name's `\xNN` escapes undone (`foo\x2dbar` → `foo-bar`); one that would
+/// make a control character (a NUL, which no D-Bus string may hold) stays as written.
 fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut rest = s.as_bytes();
@@ -33,8 +34,10 @@ fn unescape(s: &str) -> String {
         let hex = tail
             .strip_prefix(b"x")
             .and_then(|t| t.get(..2))
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .filter(|v| !v.is_ascii_control());
         match (b, hex) {
             (b'\\', Some(v)) => {
                 out.push(v);
@@ -70,7 +73,12 @@ fn part(c: &str, parent: Option<&str>) -> Part {
     if c.starts_with("libpod-conmon-") || c.starts_with("crio-conmon-") {
         return Part::Helper;
     }
-    if c == "supervisor" || c.starts_with("lxc.monitor") {
+    // nspawn's own process, beside its payload; LXC's monitor, at the top of the tree (a
+    // container's process naming a cgroup so below does not leave its container).
+    let nspawn_unit = |p: &str| p.starts_with("systemd-nspawn@") || p.starts_with("machine-");
+    if (c == "supervisor" && parent.is_some_and(nspawn_unit))
+        || (c.starts_with("lxc.monitor") && parent.is_none())
+    {
         return Part::Helper;
     }
     for (prefix, runtime) in [
@@ -225,7 +233,12 @@ fn name(root: &Path, c: &Container) -> Option<String> {
         .and_then(|s| kubernetes(&s, CRIO_KEYS)),
         _ => None,
     };
-    found.filter(|n| !n.is_empty())
+    // A name is shown and sent over D-Bus: no control characters (a NUL would break a reply).
+    found.filter(|n| !n.is_empty()).map(|n| {
+        n.chars()
+            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+            .collect()
+    })
 }
 
 /// A JSON file, at most [`MAX_NAME_FILE`] bytes of it; `None` if absent, unreadable or not

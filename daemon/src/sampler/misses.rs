@@ -15,6 +15,9 @@ pub struct Misses {
     pub recursion: u64,
     /// Its kprobe links' missed hits, summed; `None` when none of its links reports any.
     pub probes: Option<u64>,
+    /// Which links those are (their ids summed): a rate is only taken between two reads of
+    /// the same links.
+    pub links: u64,
 }
 
 impl Misses {
@@ -32,13 +35,15 @@ pub fn refresh(
     context: &mut Arc<ProgramContext>,
     mut scanned: Option<&mut Vec<AttachPoint>>,
     name: &mut [u8],
-) -> Option<u64> {
+) -> (Option<u64>, u64) {
     let mut sum: Option<u64> = None;
+    let mut links = 0u64;
     for i in 0..context.attach.len() {
         let Some(a) = context.attach.get(i).filter(|a| a.missed.is_some()) else {
             continue;
         };
         let link_id = a.link_id;
+        links = links.wrapping_add(u64::from(link_id));
         let fresh = sys::fd_by_id(ObjKind::Link, link_id)
             .and_then(|fd| sys::link_info(fd.as_fd(), name))
             .map(|r| r.kprobe_missed());
@@ -56,16 +61,25 @@ pub fn refresh(
         let now = context.attach.get(i).and_then(|a| a.missed).unwrap_or(0);
         sum = Some(sum.unwrap_or(0).saturating_add(now));
     }
-    sum
+    (sum, links)
 }
 
-/// Missed runs per second between the last read (`prev`, its total) and this one, over
-/// `elapsed_ns`; `None` without a last read, or when the total went down (links went away).
-pub fn per_sec(prev: Option<u64>, now: Misses, elapsed_ns: Option<u64>) -> Option<f64> {
-    let more = now.total().checked_sub(prev?)?;
+/// Missed runs per second between the last read (`prev`) and this one, over `elapsed_ns`;
+/// `None` without a last read. Probe misses count only between two reads of the same links:
+/// a link read for the first time (a program's first rescan, a link attached since) brings
+/// its whole past, and one gone takes its share away.
+pub fn per_sec(prev: Option<Misses>, now: Misses, elapsed_ns: Option<u64>) -> Option<f64> {
+    let prev = prev?;
+    let recursion = now.recursion.checked_sub(prev.recursion)?;
+    let probes = match (prev.probes, now.probes) {
+        (Some(before), Some(after)) if prev.links == now.links => {
+            after.checked_sub(before).unwrap_or(0)
+        }
+        _ => 0,
+    };
     #[expect(clippy::cast_precision_loss, reason = "counts and ns far below 2^53")]
     Some(ebpfstat_numbers::rates::per_sec(
-        more as f64,
+        recursion.saturating_add(probes) as f64,
         elapsed_ns? as f64,
     ))
 }
@@ -75,21 +89,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn misses_per_second_between_reads() {
-        let now = Misses {
-            recursion: 3,
-            probes: Some(7),
+    fn misses_per_second_between_reads_of_the_same_links() {
+        let m = |recursion, probes, links| Misses {
+            recursion,
+            probes,
+            links,
         };
-        assert_eq!(per_sec(Some(4), now, Some(2_000_000_000)), Some(3.0));
-        assert_eq!(per_sec(None, now, Some(1)), None);
-        assert_eq!(per_sec(Some(11), now, Some(1)), None);
+        let now = m(3, Some(7), 11);
         assert_eq!(
-            Misses {
-                recursion: 2,
-                probes: None
-            }
-            .total(),
-            2
+            per_sec(Some(m(1, Some(5), 11)), now, Some(2_000_000_000)),
+            Some(2.0)
         );
+        assert_eq!(per_sec(None, now, Some(1)), None);
+        // The links read for the first time: their past is not this interval's.
+        assert_eq!(
+            per_sec(Some(m(3, None, 0)), now, Some(1_000_000_000)),
+            Some(0.0)
+        );
+        // Another set of links: only the recursion misses count.
+        assert_eq!(
+            per_sec(Some(m(2, Some(1), 5)), now, Some(1_000_000_000)),
+            Some(1.0)
+        );
+        assert_eq!(m(2, None, 0).total(), 2);
     }
 }

@@ -68,20 +68,23 @@ struct Tracked {
     /// Its full name could not be read from BTF yet: asked again, so a passing failure (out
     /// of descriptors) never leaves the kernel's 15 bytes as its name.
     name_pending: Option<NameRetry>,
-    /// Its missed runs at the last read (recursion and kprobe misses together).
-    missed: Option<u64>,
+    /// Its misses at the last read.
+    missed: Option<Misses>,
 }
 
 impl Tracked {
     /// Its misses read this pass, and per second since the last read over `elapsed_ns`.
     fn missed_now(
         &mut self,
-        recursion: u64,
-        probes: Option<u64>,
+        (recursion, probes, links): (u64, Option<u64>, u64),
         elapsed_ns: Option<u64>,
     ) -> (Misses, Option<f64>) {
-        let misses = Misses { recursion, probes };
-        let last = self.missed.replace(misses.total());
+        let misses = Misses {
+            recursion,
+            probes,
+            links,
+        };
+        let last = self.missed.replace(misses);
         (misses, misses::per_sec(last, misses, elapsed_ns))
     }
 }
@@ -400,12 +403,9 @@ impl Sampler {
         t.seen = seq;
         t.read_ns = now.monotonic_ns;
         let scanned = self.holders.links.get_mut(&id);
-        let probes = misses::refresh(&mut t.context, scanned, &mut self.name_buf);
-        let (misses, missed_per_sec) = t.missed_now(
-            info.recursion_misses,
-            probes,
-            interval.map(|i| i.elapsed_ns),
-        );
+        let (probes, links) = misses::refresh(&mut t.context, scanned, &mut self.name_buf);
+        let read = (info.recursion_misses, probes, links);
+        let (misses, missed_per_sec) = t.missed_now(read, interval.map(|i| i.elapsed_ns));
         w.programs.push(ProgramSample {
             since_load: rates::since_load(
                 counters,

@@ -177,14 +177,21 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// `\uXXXX`, a surrogate pair as two; a lone surrogate is U+FFFD.
+    /// `\uXXXX`; a surrogate pair as two escapes; a lone surrogate is U+FFFD (and what
+    /// follows it is read on its own).
     fn unicode(&mut self) -> Result<char, String> {
         let hi = self.hex4()?;
-        if (0xD800..0xDC00).contains(&hi) && self.text.get(self.at..self.at + 2) == Some(b"\\u") {
+        let pair =
+            (0xD800..0xDC00).contains(&hi) && self.text.get(self.at..self.at + 2) == Some(b"\\u");
+        if pair {
+            let back = self.at;
             self.at += 2;
             let lo = self.hex4()?;
-            let code = 0x10000 + ((hi - 0xD800) << 10) + lo.wrapping_sub(0xDC00);
-            return Ok(char::from_u32(code).unwrap_or('\u{FFFD}'));
+            if (0xDC00..0xE000).contains(&lo) {
+                let code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                return Ok(char::from_u32(code).unwrap_or('\u{FFFD}'));
+            }
+            self.at = back;
         }
         Ok(char::from_u32(hi).unwrap_or('\u{FFFD}'))
     }
@@ -227,6 +234,9 @@ mod tests {
             Some("a\"b\\c\u{e9}\u{1f600}")
         );
         assert_eq!(Json::parse(b"[]"), Ok(Json::Arr(vec![])));
+        // A high surrogate without its low one: U+FFFD, and the next escape on its own.
+        let odd = Json::parse(br#""\ud800\u0041\udc00x""#).expect("JSON");
+        assert_eq!(odd.str(), Some("\u{FFFD}A\u{FFFD}x"));
         assert_eq!(Json::parse(b"{ }"), Ok(Json::Obj(vec![])));
     }
 

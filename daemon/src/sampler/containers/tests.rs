@@ -3,6 +3,7 @@ use super::*;
 const H: &str = "4a5e22d5f23a85da6e8db2f9243b017478832e65bf08be6c18f0f3ad32d89b6e";
 const P: &str = "9f1c0b6e2d3a4f5b6c7d8e9fa0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9";
 const UID: &str = "0c5a6f7e-1b2c-4d3e-8f90-a1b2c3d4e5f6";
+const UID_ID: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 
 fn found(path: &str) -> Option<(String, String, String)> {
     of_path(path).map(|c| (c.runtime, c.id, c.pod_uid))
@@ -78,6 +79,14 @@ fn machines_and_lxc_are_named_by_their_path() {
         named("nspawn", "foo-bar")
     );
     assert_eq!(c("/lxc.payload.c1/init.scope"), named("lxc", "c1"));
+    // Escapes that would be control characters stay as written; malformed ones too.
+    assert_eq!(
+        c("/machine.slice/machine-a\\x00b\\x+fc.scope"),
+        named("nspawn", "a\\x00b\\x+fc")
+    );
+    // A cgroup named like a runtime's helper, inside a container, is still the container's.
+    assert_eq!(c("/lxc.payload.c1/supervisor"), named("lxc", "c1"));
+    assert_eq!(c("/lxc.payload.c1/lxc.monitor.x"), named("lxc", "c1"));
     assert_eq!(c("/lxc/web/ns"), named("lxc", "web"));
 }
 
@@ -142,6 +151,15 @@ fn names_come_from_each_runtimes_files_once() {
     assert_eq!(
         label(format!("/kubepods/pod{UID}/crio-{H}")).as_deref(),
         Some("cri-o:default/falco-1")
+    );
+    // A name with a control character (a NUL no D-Bus string may hold) shows U+FFFD there.
+    write(
+        &format!("var/lib/docker/containers/{UID_ID}/config.v2.json"),
+        r#"{"Name":"/we\u0000b\u001b[2J"}"#,
+    );
+    assert_eq!(
+        label(format!("/docker/{UID_ID}")).as_deref(),
+        Some("docker:we\u{FFFD}b\u{FFFD}[2J")
     );
     // No file: the short id.
     assert_eq!(

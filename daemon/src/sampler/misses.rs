@@ -72,9 +72,7 @@ pub fn per_sec(prev: Option<Misses>, now: Misses, elapsed_ns: Option<u64>) -> Op
     let prev = prev?;
     let recursion = now.recursion.checked_sub(prev.recursion)?;
     let probes = match (prev.probes, now.probes) {
-        (Some(before), Some(after)) if prev.links == now.links => {
-            after.checked_sub(before).unwrap_or(0)
-        }
+        (Some(before), Some(after)) if prev.links == now.links => after.saturating_sub(before),
         _ => 0,
     };
     #[expect(clippy::cast_precision_loss, reason = "counts and ns far below 2^53")]

@@ -13,6 +13,7 @@ use ebpfstat_numbers::WallNs;
 use crate::units;
 
 pub mod fit;
+pub mod groups;
 pub mod histogram;
 
 /// A wire time as RFC 3339 seconds; `-` when unknown (0).

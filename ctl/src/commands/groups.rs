@@ -8,29 +8,13 @@ use ebpfstat_dbus::{self as wire, Stats1Proxy};
 use ebpfstat_numbers::WallNs;
 
 use super::explain;
+use crate::render::groups::{counted, group_name};
 use crate::render::{estimated, print_json, print_table, say, span, table};
 use crate::{By, TopArgs, units};
-
-/// A group's name as shown: its key, or what its programs share when they have none.
-pub fn group_name(g: &wire::Group, by: By) -> String {
-    match (g.kind.as_str(), by) {
-        ("named", _) => g.key.clone(),
-        ("unloaded", _) => "(unloaded)".into(),
-        (_, By::Container) => "(host)".into(),
-        (_, By::Unit) => "(no unit)".into(),
-        (_, By::Owner) => "(no holder)".into(),
-    }
-}
 
 /// How many of the groups are named (not `(host)` or `(unloaded)`).
 fn named(groups: &[wire::Group]) -> usize {
     groups.iter().filter(|g| g.kind == "named").count()
-}
-
-/// `1 container`, `3 units`: how many groups of what.
-pub fn counted(n: usize, by: By) -> String {
-    let s = if n == 1 { "" } else { "s" };
-    format!("{n} {}{s}", by.as_str())
 }
 
 /// Asks for the groups over `window` (or since load) and prints them.

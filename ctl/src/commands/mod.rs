@@ -18,7 +18,6 @@ mod top;
 use anyhow::Result;
 pub use compare::{GATE_FAILED, GateFailed};
 use ebpfstat_numbers::WallNs;
-pub use groups::{counted, group_name};
 
 use crate::Cli;
 use crate::Command;

@@ -83,9 +83,9 @@ pub fn group_rows(groups: &[wire::Group], by: crate::By) -> Vec<Row> {
         .iter()
         .map(|g| Row {
             // Its name's hash: the selection stays on it across refreshes.
-            series_id: name_hash(&crate::commands::group_name(g, by)),
+            series_id: name_hash(&crate::render::groups::group_name(g, by)),
             id: g.programs,
-            name: crate::commands::group_name(g, by),
+            name: crate::render::groups::group_name(g, by),
             // Not shown grouped: what kind of group it is.
             prog_type: g.kind.clone(),
             alive: g.kind != "unloaded",

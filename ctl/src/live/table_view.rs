@@ -154,7 +154,7 @@ fn what(app: &App) -> String {
     let shown = match app.group {
         Some(by) => format!(
             "{} of {} programs",
-            crate::commands::counted(app.named_groups(), by),
+            crate::render::groups::counted(app.named_groups(), by),
             app.total()
         ),
         None => format!("{} of {} programs", app.rows.len(), app.total()),

@@ -286,6 +286,7 @@ fn the_daemon_sample_uses_the_client_names() {
         "btf_id",
         "prog_memlock_bytes",
         "recursion_misses",
+        "probe_misses",
         "cpu_pct_all_cores",
         "map_ids",
         "pins",

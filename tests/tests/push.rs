@@ -123,7 +123,9 @@ fn pushed_runs_reach_prometheus_and_victoria_metrics_exactly() {
     let prefix = format!("rw{}_", tag());
     let fleet = Fleet::load(&prefix, 3);
     let (prom, vm, _dir, cfg) = receivers();
+    let started_ms = now_ns() / 1_000_000;
     let daemon = ApiDaemon::start_with(None, "200ms", &["--config", cfg.to_str().expect("utf-8")]);
+    wait_first_step(&daemon, &fleet, started_ms);
     for (round, counts) in [[7, 0, 1], [2, 3, 0], [0, 4, 5]].iter().enumerate() {
         for (i, &n) in counts.iter().enumerate() {
             fleet.drive(i, n);
@@ -163,6 +165,26 @@ fn pushed_runs_reach_prometheus_and_victoria_metrics_exactly() {
         assert_eq!(t["last_error"], "", "{t}");
         assert!(t["samples_sent"].as_u64().unwrap_or(0) > 0, "{t}");
     }
+}
+
+/// Waits until the store has a whole second of each program that has ended, so that the
+/// first step pushed of each comes before the runs a test drives next (a busy machine may
+/// delay the daemon's first passes past them).
+fn wait_first_step(daemon: &ApiDaemon, fleet: &Fleet, from_ms: i64) {
+    daemon.wait_passes(1);
+    eventually(
+        Duration::from_secs(30),
+        "a stored second of each program",
+        || {
+            // A step ending a whole second before the current one: no later pass can land in it.
+            let ended_ms = now_ns() / 1_000_000_000 * 1000 - 1000;
+            ended_ms > from_ms
+                && fleet
+                    .programs
+                    .iter()
+                    .all(|p| !stored_steps(daemon, &p.name, (from_ms, ended_ms)).is_empty())
+        },
+    );
 }
 
 /// What the store holds of a program at each whole second of `[from_ms, to_ms]`: (end of the

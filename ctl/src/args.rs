@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use ebpfstat_dbus::{Options, SortKey};
+use ebpfstat_dbus::{GroupBy, Options, SortKey};
 use zbus::{OwnedVariant, Str};
 
 /// What `top` ranks by.
@@ -47,12 +47,12 @@ pub enum By {
 }
 
 impl By {
-    /// The daemon's word (`Groups`' `group_by`).
-    pub fn as_str(self) -> &'static str {
+    /// What the daemon sums by.
+    pub fn group_by(self) -> GroupBy {
         match self {
-            Self::Container => "container",
-            Self::Unit => "unit",
-            Self::Owner => "owner",
+            Self::Container => GroupBy::Container,
+            Self::Unit => GroupBy::Unit,
+            Self::Owner => GroupBy::Owner,
         }
     }
 }

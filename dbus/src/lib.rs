@@ -283,8 +283,39 @@ pub struct Group {
     pub map_memory_bytes: u64,
 }
 
-/// What `Groups` sums programs by.
-pub const GROUP_BY: [&str; 3] = ["container", "unit", "owner"];
+/// What `Groups` sums programs by. On the wire as its name (`container`, `unit`, `owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    /// The container of the processes holding each program.
+    Container,
+    /// Their systemd unit.
+    Unit,
+    /// Their command (`comm`).
+    Owner,
+}
+
+impl GroupBy {
+    pub const ALL: [Self; 3] = [Self::Container, Self::Unit, Self::Owner];
+
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Unit => "unit",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// The one whose name is `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    /// Every name, for an error message.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
 
 /// A stored series (one load of one program).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]

@@ -9,14 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::Reaped;
-
-/// The cgroup2 hierarchy's mount point (on this VM `/sys/fs/cgroup/unified`, beside v1's).
-pub fn cgroup2_root() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    ebpfstatd::sampler::pins::mounts(&mountinfo)
-        .cgroup2
-        .expect("a cgroup2 mount")
-}
+use crate::mounts::cgroup2_root;
 
 /// A 64-hex-digit container id, different for each `n` and each test run.
 pub fn container_id(n: u8) -> String {
@@ -67,7 +60,7 @@ impl MadeCgroup {
     /// `cgroup` is a path such as `/t1/system.slice/docker-<id>.scope`.
     pub fn create(cgroup: &str) -> Self {
         let mut created = Vec::new();
-        let mut path = cgroup2_root();
+        let mut path = cgroup2_root().expect("a cgroup2 mount");
         for part in cgroup.split('/').filter(|p| !p.is_empty()) {
             path.push(part);
             if !path.exists() {

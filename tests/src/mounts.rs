@@ -130,6 +130,15 @@ fn c_path(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
 
+/// Where cgroup2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a hybrid host),
+/// found as the sampler finds it.
+pub fn cgroup2_root() -> io::Result<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    ebpfstatd::sampler::pins::mounts(&mountinfo)
+        .cgroup2
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 mount"))
+}
+
 /// A cgroup made for the test under the cgroup2 mount, removed on drop.
 #[derive(Debug)]
 pub struct TestCgroup {
@@ -141,11 +150,7 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn create(name: &str) -> io::Result<Self> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-        let root = ebpfstatd::sampler::pins::mounts(&mountinfo)
-            .cgroup2
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 mount"))?;
-        let path = root.join(name);
+        let path = cgroup2_root()?.join(name);
         std::fs::create_dir_all(&path)?;
         let dir = std::fs::File::open(&path)?;
         Ok(Self {
@@ -189,11 +194,7 @@ impl MemoryCage {
                     .lines()
                     .find_map(|l| l.strip_prefix("0::"))
                     .ok_or_else(|| io::Error::other("no cgroup2 path in /proc/self/cgroup"))?;
-                let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-                let root = ebpfstatd::sampler::pins::mounts(&mountinfo)
-                    .cgroup2
-                    .ok_or_else(|| io::Error::other("no memory cgroup mounted"))?;
-                (root.join(path.trim_start_matches('/')), false)
+                (cgroup2_root()?.join(path.trim_start_matches('/')), false)
             }
         };
         let path = base.join(name);

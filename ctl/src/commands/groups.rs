@@ -10,7 +10,7 @@ use ebpfstat_numbers::WallNs;
 use super::explain;
 use crate::render::groups::{counted, group_name};
 use crate::render::{estimated, print_json, print_table, say, span, table};
-use crate::{By, TopArgs, units};
+use crate::{TopArgs, units};
 
 /// How many of the groups are named (not `(host)` or `(unloaded)`).
 fn named(groups: &[wire::Group]) -> usize {
@@ -21,7 +21,7 @@ fn named(groups: &[wire::Group]) -> usize {
 pub async fn print(
     p: &Stats1Proxy<'_>,
     a: &TopArgs,
-    by: By,
+    by: wire::GroupBy,
     window: Duration,
     json: bool,
 ) -> Result<()> {
@@ -71,7 +71,7 @@ pub async fn print(
     render(&groups, by, a.cumulative)
 }
 
-fn render(groups: &[wire::Group], by: By, cumulative: bool) -> Result<()> {
+fn render(groups: &[wire::Group], by: wire::GroupBy, cumulative: bool) -> Result<()> {
     let first = by.as_str().to_uppercase();
     let (runs, cpu) = if cumulative {
         ("RUNS", "CPU% SINCE LOAD")

@@ -15,7 +15,7 @@ use crate::render::{
     StatsCost, estimated, fit_programs, left_align_last, marks, owners, print_json, print_notes,
     print_table, say, span, table,
 };
-use crate::{Cli, TopArgs, live, units};
+use crate::{By, Cli, TopArgs, live, units};
 
 /// The window of the printed table.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
@@ -36,7 +36,7 @@ pub async fn top(p: Stats1Proxy<'static>, a: &TopArgs, cli: &Cli) -> Result<()> 
 
 async fn plain(p: &Stats1Proxy<'_>, a: &TopArgs, json: bool) -> Result<()> {
     loop {
-        if let Some(by) = a.by {
+        if let Some(by) = a.by.map(By::group_by) {
             if a.watch && !json && std::io::stdout().is_terminal() {
                 out_raw!("\x1b[2J\x1b[H")?;
             }

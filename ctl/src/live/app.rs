@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::chart::{FIRST_SPAN, SPANS};
 use super::fetch::{ChartData, TableData};
 use super::model::{self, Row, Sorting, Window};
-use crate::By;
+use ebpfstat_dbus::GroupBy;
 
 /// What a key (or an answer) asks of the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct App {
     /// The profile box, over either view while it is open.
     pub profile: Option<ProfileView>,
     /// What the rows are programs summed by (`b`); `None`: one row per program.
-    pub group: Option<By>,
+    pub group: Option<GroupBy>,
 }
 
 impl App {
@@ -144,10 +144,10 @@ impl App {
     /// The next grouping `b` gives: by container, unit, owner, then none.
     fn next_group(&mut self) -> Effect {
         self.group = match self.group {
-            None => Some(By::Container),
-            Some(By::Container) => Some(By::Unit),
-            Some(By::Unit) => Some(By::Owner),
-            Some(By::Owner) => None,
+            None => Some(GroupBy::Container),
+            Some(GroupBy::Container) => Some(GroupBy::Unit),
+            Some(GroupBy::Unit) => Some(GroupBy::Owner),
+            Some(GroupBy::Owner) => None,
         };
         self.selected = 0;
         self.rebuild();

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::chart::{self, Span};
 use super::model::Window;
-use crate::{By, connect};
+use crate::connect;
 
 /// Longest wait for one answer before the view says the daemon does not answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,7 +24,7 @@ pub enum Request {
         /// Ask for the window's ranking (Top) too; else the snapshot alone.
         rank: bool,
         /// Sum the programs by this (`g`): ask for the groups too.
-        group: Option<By>,
+        group: Option<wire::GroupBy>,
     },
     Chart {
         /// The program's full name (every load of it) and the series picked in the table.
@@ -47,7 +47,7 @@ pub struct TableData {
     /// What the ranking adds up to (what stats cost over the window), with `top`.
     pub info: Option<wire::TopInfo>,
     /// The programs summed by what they were asked to be grouped by.
-    pub groups: Option<(By, Vec<wire::Group>)>,
+    pub groups: Option<(wire::GroupBy, Vec<wire::Group>)>,
     pub interval: Duration,
 }
 
@@ -206,7 +206,7 @@ async fn table(
     filter: &Options,
     window: Window,
     rank: bool,
-    group: Option<By>,
+    group: Option<wire::GroupBy>,
 ) -> Result<TableData, zbus::Error> {
     let snap = p.snapshot(filter.clone()).await?;
     let interval = Duration::from_nanos(p.interval_ns().await?);
@@ -240,7 +240,7 @@ async fn groups(
     p: &Stats1Proxy<'static>,
     filter: &Options,
     window: Window,
-    by: By,
+    by: wire::GroupBy,
     (snap, interval): (&wire::Snapshot, Duration),
 ) -> Result<Vec<wire::Group>, zbus::Error> {
     let mut options = filter.clone();

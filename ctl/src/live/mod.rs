@@ -32,7 +32,7 @@ use self::chart::SPANS;
 pub use self::fetch::Target;
 use self::fetch::{Reply, Request};
 use self::model::{Column, Sorting, Window};
-use crate::{Sort, TopArgs};
+use crate::{By, Sort, TopArgs};
 
 /// Refreshes until the daemon's interval is known.
 const FIRST_REFRESH: Duration = Duration::from_secs(1);
@@ -102,7 +102,7 @@ fn first_sorting(s: Sort) -> Sorting {
 
 pub async fn run(proxy: Stats1Proxy<'static>, a: &TopArgs, target: Target) -> Result<()> {
     let mut app = App::new(first_window(a), first_sorting(a.sort));
-    app.group = a.by;
+    app.group = a.by.map(By::group_by);
     let (request_tx, request_rx) = mpsc::channel::<Request>(1);
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
     let mut profiler = Profiler {

@@ -78,7 +78,7 @@ pub struct Row {
 
 /// Rows of groups (`b`): the name is the group's, the id its program count; a group of
 /// unloaded programs is dim, as an unloaded program is.
-pub fn group_rows(groups: &[wire::Group], by: crate::By) -> Vec<Row> {
+pub fn group_rows(groups: &[wire::Group], by: wire::GroupBy) -> Vec<Row> {
     groups
         .iter()
         .map(|g| Row {

@@ -182,7 +182,7 @@ fn what(app: &App) -> String {
 }
 
 /// A column's title; grouped, NAME is what the rows are groups of and ID their programs.
-fn title(c: Column, group: Option<crate::By>) -> String {
+fn title(c: Column, group: Option<ebpfstat_dbus::GroupBy>) -> String {
     match (c, group) {
         (Column::Name, Some(by)) => by.as_str().to_uppercase(),
         (Column::Id, Some(_)) => "PROGS".into(),

@@ -15,40 +15,30 @@ use super::names::quoted;
 use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
 
-/// What programs are summed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    Container,
-    Unit,
-    Owner,
+pub use wire::GroupBy;
+
+/// `Groups`' `group_by` argument.
+pub fn group_by(s: &str) -> Result<GroupBy, Error> {
+    GroupBy::parse(s).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "group_by {} is not one of {}",
+            quoted(s),
+            GroupBy::names()
+        ))
+    })
 }
 
-impl GroupBy {
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s {
-            "container" => Ok(Self::Container),
-            "unit" => Ok(Self::Unit),
-            "owner" => Ok(Self::Owner),
-            _ => Err(Error::InvalidArgument(format!(
-                "group_by {} is not one of {}",
-                quoted(s),
-                wire::GROUP_BY.join(", ")
-            ))),
-        }
-    }
-
-    /// The groups a program's holders put it in (a group once per holder in it).
-    fn keys(self, owners: &[Arc<Owner>]) -> Vec<GroupKey> {
-        owners
-            .iter()
-            .filter_map(|o| match self {
-                Self::Container => o.container.as_deref().and_then(wire::Container::label),
-                Self::Unit => o.unit.clone(),
-                Self::Owner => Some(o.comm.clone()),
-            })
-            .map(GroupKey::Named)
-            .collect()
-    }
+/// The groups a program's holders put it in (a group once per holder in it).
+fn keys(by: GroupBy, owners: &[Arc<Owner>]) -> Vec<GroupKey> {
+    owners
+        .iter()
+        .filter_map(|o| match by {
+            GroupBy::Container => o.container.as_deref().and_then(wire::Container::label),
+            GroupBy::Unit => o.unit.clone(),
+            GroupBy::Owner => Some(o.comm.clone()),
+        })
+        .map(GroupKey::Named)
+        .collect()
 }
 
 /// Each map's memory now, by id.
@@ -91,7 +81,7 @@ pub fn of_window(
             estimated: r.rates.estimated,
             // Loaded but not in the newest pass (it came after): its holders are not known yet.
             groups: match now(r) {
-                Some(c) => by.keys(&c.owners),
+                Some(c) => keys(by, &c.owners),
                 None if r.series.alive => Vec::new(),
                 None => vec![GroupKey::Unloaded],
             },
@@ -124,7 +114,7 @@ pub fn since_load(
             ranked: p.ranked_since_load(),
             runs_per_sec: p.since_load.runs_per_sec.unwrap_or(0.0),
             estimated: false,
-            groups: by.keys(&p.context.owners),
+            groups: keys(by, &p.context.owners),
             maps: maps_of(&p.context, &memory),
         })
         .collect();

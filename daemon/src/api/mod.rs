@@ -375,7 +375,7 @@ impl Stats1 {
             &[&filter::KEYS[..], &[("since_load", "b")]].concat(),
         )?;
         let filter = Filter::from_options(&options)?;
-        let by = groups::GroupBy::parse(group_by)?;
+        let by = groups::group_by(group_by)?;
         let rank = (sort_key(sort_by)?, top_n(n)?);
         if options
             .get("since_load")

@@ -54,8 +54,8 @@ pub const DEFAULT_PROFILE_NS: u64 = 10_000_000_000;
 pub const MAX_PROFILES: usize = 4;
 pub use status::{RemoteWrite, Status, StatusError};
 pub use words::{
-    AlertMetric, AlertState, CountedBy, MemlockMeaning, NoteCode, ProfileEnd, StatsState, Tier,
-    UnknownWord,
+    AlertMetric, AlertState, CountedBy, GroupBy, MemlockMeaning, NoteCode, ProfileEnd, StatsState,
+    Tier, UnknownWord,
 };
 
 /// What `Top` ranks by (its `sort_by`), and the bar of runs below which `avg` ranks last.
@@ -281,40 +281,6 @@ pub struct Group {
     pub estimated: bool,
     /// Memory of the maps the group's loaded programs use now, each map once.
     pub map_memory_bytes: u64,
-}
-
-/// What `Groups` sums programs by. On the wire as its name (`container`, `unit`, `owner`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GroupBy {
-    /// The container of the processes holding each program.
-    Container,
-    /// Their systemd unit.
-    Unit,
-    /// Their command (`comm`).
-    Owner,
-}
-
-impl GroupBy {
-    pub const ALL: [Self; 3] = [Self::Container, Self::Unit, Self::Owner];
-
-    /// The name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Container => "container",
-            Self::Unit => "unit",
-            Self::Owner => "owner",
-        }
-    }
-
-    /// The one whose name is `s`, if any.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == s)
-    }
-
-    /// Every name, for an error message.
-    pub fn names() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
 }
 
 /// A stored series (one load of one program).

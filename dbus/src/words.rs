@@ -85,6 +85,18 @@ words!(
 );
 
 words!(
+    /// What `Groups` sums programs by.
+    GroupBy, "group_by" {
+        /// The container of the processes holding each program.
+        Container = "container",
+        /// Their systemd unit.
+        Unit = "unit",
+        /// Their command (`comm`).
+        Owner = "owner",
+    }
+);
+
+words!(
     /// A resolution of stored history.
     Tier, "tier" {
         Raw = "raw",

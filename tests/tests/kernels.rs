@@ -63,6 +63,20 @@ fn check(kernel: Kernel) -> Option<Value> {
         assert_eq!(profile["runs"], 2000, "{report}");
         assert_bimodal(&report);
     }
+    // A profile's other ends (refused twice, the client killed, the budget), on amd64.
+    if report["arch"] == "x86_64" {
+        let ends = &report["profile_ends"];
+        assert!(
+            ends["busy"]
+                .as_str()
+                .is_some_and(|b| b.contains("is being profiled already")),
+            "{report}"
+        );
+        assert!(
+            ends["budget"]["runs"].as_u64().is_some_and(|r| r > 0),
+            "{report}"
+        );
+    }
     Some(report)
 }
 

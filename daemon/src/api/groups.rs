@@ -11,7 +11,6 @@ use ebpfstat_numbers::rollup::{self, GroupKey, Member};
 use ebpfstat_store::TopRow;
 
 use super::filter::HeldNow;
-use super::names::quoted;
 use crate::sampler::owners::Owner;
 use crate::sampler::{Pass, ProgramSample};
 
@@ -19,13 +18,8 @@ pub use wire::GroupBy;
 
 /// `Groups`' `group_by` argument.
 pub fn group_by(s: &str) -> Result<GroupBy, Error> {
-    GroupBy::parse(s).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "group_by {} is not one of {}",
-            quoted(s),
-            GroupBy::names()
-        ))
-    })
+    s.parse()
+        .map_err(|e: wire::UnknownWord| Error::InvalidArgument(e.to_string()))
 }
 
 /// The groups a program's holders put it in (a group once per holder in it).

@@ -202,12 +202,14 @@ fn gate_fails_below_the_slowdown_and_passes_above(d: &ApiDaemon, name: &str, low
         };
         let fail = run(&below);
         let err = String::from_utf8_lossy(&fail.stderr);
+        eprintln!("--fail-above {below}: exit {:?}: {err}", fail.status.code());
         assert_eq!(fail.status.code(), Some(3), "--fail-above {below}: {err}");
         assert!(
             err.contains(&format!("slower per run by more than {below} %")),
             "{err}"
         );
         let pass = run(&above);
+        eprintln!("--fail-above {above}: exit {:?}", pass.status.code());
         assert_eq!(
             pass.status.code(),
             Some(0),

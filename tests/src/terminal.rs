@@ -203,7 +203,17 @@ impl Tmux {
 
     /// Polls the screen until `ok` holds (10 s at most, else fails showing the screen).
     pub fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        self.wait_for_within(what, std::time::Duration::from_secs(10), ok)
+    }
+
+    /// Polls the screen until `ok` holds, for at most `limit` (an emulated guest is slow).
+    pub fn wait_for_within(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             let s = self.screen();
             if ok(&s) {
@@ -211,7 +221,7 @@ impl Tmux {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "waited 10 s for {what}; the screen:\n{s}"
+                "waited {limit:?} for {what}; the screen:\n{s}"
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

@@ -76,6 +76,9 @@ fn check(kernel: Kernel) -> Option<Value> {
             ends["budget"]["runs"].as_u64().is_some_and(|r| r > 0),
             "{report}"
         );
+        if let Some(screen) = report["live_profile"].as_str() {
+            eprintln!("the live view's P on {}:\n{screen}", report["kernel"]);
+        }
     }
     Some(report)
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ebpfstat_tests::bpftrace::Bpftrace;
 use ebpfstat_tests::bus::{ApiDaemon, by_name, ctl_json_via, history_runs, open_tempdir};
 use ebpfstat_tests::profiled::{SlowPathFilter, tracing_links_of, tracing_links_on};
+use ebpfstat_tests::terminal::Tmux;
 use ebpfstat_tests::{
     ATTACH_XDP, Fleet, PROG_TYPE_XDP, Reaped, bin, costly_filter, kernel, load_program, own_comm,
     prog_id, raise_fd_limit, run_exactly, status_kb, tracing,
@@ -128,9 +129,10 @@ fn matrix() -> Value {
     profile(&d, &mut report);
     probe_misses(&d, version, &mut report);
     status(&d, &mut report);
-    drop(d);
     // Emulated ARM guests are slow, and their trampolines end profiles the same way.
     if std::env::consts::ARCH == "x86_64" {
+        live_profile(&d, &mut report);
+        drop(d);
         profile_ends(&mut report);
     }
     stage("checked");
@@ -632,6 +634,51 @@ fn profile_ends(report: &mut Value) {
         "budget": { "runs": p["runs"], "seconds": p["seconds"],
                     "added_ns_per_run": p["added_ns_per_run"] },
     });
+}
+
+/// The live view's `P` on a kernel that traces, as a person sees it (tmux: the amd64 guests run
+/// the host's root): the box fills with the percentiles and the histogram of 2000 runs, one in
+/// 20 slow; Esc and q leave nothing attached.
+fn live_profile(d: &ApiDaemon, report: &mut Value) {
+    if !Tmux::available("kernel-check live_profile") {
+        return;
+    }
+    let filter = SlowPathFilter::load("kclive");
+    let id = prog_id(filter.prog.as_fd());
+    d.wait_passes(2);
+    let t = Tmux::start(100, 45);
+    t.type_line(&format!(
+        "{} --socket {} top --name kclive",
+        bin("ebpfstatctl").display(),
+        d.socket.display()
+    ));
+    let slow = Duration::from_secs(60);
+    t.wait_for_within("the program's row", slow, |s| s.contains("1 of 1 programs"));
+    t.keys(&["P"]);
+    t.wait_for_within("the profile box", slow, |s| {
+        s.contains("profile (Esc closes)")
+    });
+    let deadline = Instant::now() + slow;
+    while tracing_links_on(id) < 2 {
+        assert!(Instant::now() < deadline, "{}", t.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    filter.drive(2000, 20);
+    let done = t.wait_for_within("the profile's answer", slow, |s| {
+        s.contains("runs traced over")
+    });
+    eprintln!("{done}");
+    assert!(
+        done.contains("2.0k runs traced") && done.contains("P99.9") && done.contains("FROM"),
+        "{done}"
+    );
+    t.keys(&["Escape"]);
+    t.wait_for_within("the box closed", slow, |s| {
+        !s.contains("profile (Esc closes)")
+    });
+    t.keys(&["q"]);
+    wait_detached(d, id);
+    report["live_profile"] = json!(done);
 }
 
 /// `ebpfstatctl profile` as a person reads it, for the docs: the slow-path filter driven with

@@ -68,7 +68,7 @@ one core; a program run a million times a second is traced for a fraction of a s
 Shown: runs traced, p50 p90 p99 p99.9 max and mean, the histogram by powers of two (the JSON
 has the daemon's finer buckets, each at most 1/16 of its value wide), what the tracing added to
 each run and what it records of an empty program (its own part of every duration; both measured
-on this machine as the profile began), and the kernel's run count over the same time.
+on this machine, within the last 10 minutes), and the kernel's run count over the same time.
 
 Needs the program's BTF (programs loaded by libbpf, aya, cilium/ebpf carry it; bpftrace before
 0.18 does not) and a kernel with BPF trampolines (Linux 5.5 on x86_64, 6.0 on arm64; none on

@@ -223,6 +223,24 @@ fn gate_fails_below_the_slowdown_and_passes_above(d: &ApiDaemon, name: &str, low
             assert_eq!(v["gate"]["failed"], false, "{v}");
         }
     }
+    // A reader that goes away (`| head -1`) does not turn a failed gate into a pass.
+    let mut child = std::process::Command::new(bin("ebpfstatctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args([
+            "compare",
+            name,
+            "--min-seconds",
+            "2",
+            "--fail-above",
+            &below,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ebpfstatctl");
+    drop(child.stdout.take());
+    assert_eq!(child.wait().expect("wait").code(), Some(3), "reader gone");
     // Not judged: the gate passes and says why on stderr.
     let out = d.ctl(&[
         "compare",

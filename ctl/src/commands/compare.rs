@@ -64,15 +64,18 @@ pub async fn compare(p: &Stats1Proxy<'_>, a: &CompareArgs, json: bool) -> Result
         fail_above_pct: pct,
         failed: beyond(&c, pct),
     });
-    if json {
+    let printed = if json {
         print_json(&ComparisonJson {
             gate,
             ..ComparisonJson::from(&c)
-        })?;
+        })
     } else {
-        print_human(&c)?;
-    }
-    gate.map_or(Ok(()), |g| judge(&c, g))
+        print_human(&c)
+    };
+    // The gate's verdict first: a reader that went away (`| head -1`) must not turn a failed
+    // gate into a pass.
+    gate.map_or(Ok(()), |g| judge(&c, g))?;
+    printed
 }
 
 /// The exit status of `compare --fail-above` when the newer version is beyond the limit

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use zbus::connection::socket::{ReadHalf, Socket, Split, WriteHalf};
@@ -198,10 +198,11 @@ impl Shape {
 
     /// The most bytes the next read may take: up to the end of the message being read, so a
     /// read never takes a message after it (which would dispatch a call beyond the limits);
-    /// in the handshake, fewer than the smallest message.
+    /// in the handshake, a byte at a time (about fifty reads), so the first message is not
+    /// begun before a place is taken for it.
     pub fn next_read(&self) -> usize {
         match &self.phase {
-            Phase::Handshake { .. } => PRIMARY_HEADER,
+            Phase::Handshake { .. } => 1,
             Phase::Header { got, .. } => PRIMARY_HEADER - got,
             Phase::Body { left, .. } => usize::try_from(*left).unwrap_or(usize::MAX),
         }
@@ -342,6 +343,11 @@ impl Flow {
         }
     }
 
+    /// Whether calls of the peer are read and not yet answered.
+    pub fn has_calls(&self) -> bool {
+        !lock(&self.calls).serials.is_empty()
+    }
+
     /// Whether the connection ended (or was let go).
     pub fn is_ended(&self) -> bool {
         lock(&self.calls).ended
@@ -399,7 +405,7 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    pub fn touch(&self) {
         let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
@@ -454,8 +460,16 @@ pub struct CheckedRead {
 impl ReadHalf for CheckedRead {
     async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
         let refused = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        if self.shape.between_messages() && !self.flow.reserve().await {
-            return Ok((0, Vec::new()));
+        if self.shape.between_messages() {
+            // A peer that hangs up while its calls fill its places is gone now, not when they
+            // are answered (a profile's call may last minutes): its end is an end of file.
+            let room = tokio::select! {
+                room = self.flow.reserve() => room,
+                () = hung_up(&self.inner) => false,
+            };
+            if !room {
+                return Ok((0, Vec::new()));
+            }
         }
         let most = self.shape.next_read().min(buf.len());
         let n = self.inner.read(&mut buf[..most]).await?;
@@ -470,6 +484,23 @@ impl ReadHalf for CheckedRead {
         Ok((n, Vec::new()))
     }
 }
+
+/// Resolves when the peer has shut its end (or the socket failed), without reading: bytes it
+/// sent before stay for when there is room for them.
+async fn hung_up(read: &OwnedReadHalf) {
+    loop {
+        match read.ready(Interest::READABLE).await {
+            Ok(ready) if !ready.is_read_closed() => {
+                // Bytes wait unread: readiness stays set, so look again now and then.
+                tokio::time::sleep(HANG_UP_LOOK).await;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// How often [`hung_up`] looks again while a peer's bytes wait for room.
+const HANG_UP_LOOK: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct PlainWrite {
@@ -581,7 +612,7 @@ mod tests {
     #[test]
     fn calls_are_seen_by_serial_and_reads_stop_at_each_message() {
         let mut shape = Shape::default();
-        assert_eq!(shape.next_read(), PRIMARY_HEADER);
+        assert_eq!(shape.next_read(), 1);
         assert_eq!(shape.follow(&handshake()), Ok(Vec::new()));
         assert!(shape.between_messages());
         // `header` writes serial 7.
@@ -651,6 +682,35 @@ mod tests {
             assert_eq!(f.try_reserve(), None);
         }
         assert_eq!(load.all.load(Ordering::Acquire), 0);
+    }
+
+    /// A peer whose four calls are unanswered, and that hangs up: its reader sees the end at
+    /// once, not when the calls are answered.
+    #[tokio::test]
+    async fn a_peer_that_hangs_up_with_its_places_full_is_seen_gone() {
+        let (ours, mut theirs) = UnixStream::pair().expect("a socket pair");
+        let flow = Flow::new(&Arc::new(Load::default()), 1000);
+        let mut read = PeerStream::new(ours, Activity::new(), Arc::clone(&flow)).read;
+        // The handshake and four calls at once: the first call is counted too.
+        let mut bytes = handshake();
+        for serial in 1..=4u32 {
+            let mut call = header(b'l', 0, 0);
+            call[8..12].copy_from_slice(&serial.to_le_bytes());
+            bytes.extend(call);
+        }
+        theirs.write_all(&bytes).await.expect("write");
+        let mut buf = [0u8; 64];
+        while lock(&flow.calls).serials.len() < MAX_CALLS_PER_PEER {
+            tokio::time::timeout(Duration::from_secs(10), read.recvmsg(&mut buf))
+                .await
+                .expect("a call within 10 s")
+                .expect("read");
+        }
+        // A fifth call waits for room; then the peer goes.
+        theirs.write_all(&header(b'l', 0, 0)).await.expect("write");
+        drop(theirs);
+        let end = tokio::time::timeout(Duration::from_secs(10), read.recvmsg(&mut buf)).await;
+        assert!(matches!(end, Ok(Ok((0, _)))), "{end:?}");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! The call waits as long as the profile lasts; the tracing is detached when the time is up,
 //! when the caller goes away (its bus name lost, or its private connection ended), when its
-//! cost reaches the stats budget, or when the daemon stops (the session is dropped with the
-//! call; a killed daemon's links close with its descriptors).
+//! cost reaches the stats budget, or when the daemon stops (the call's future, dropped with
+//! the runtime, raises the profile thread's flag; a killed daemon's links close with its
+//! descriptors).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +22,30 @@ use crate::shared::lock;
 /// How often a profile looks at its caller and its cost.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The programs being profiled now.
+/// How long a measured [`Overhead`] is used again: a caller looping short profiles does not
+/// make the daemon load and test-run its calibration programs each time.
+const OVERHEAD_KEPT: Duration = Duration::from_secs(600);
+
+/// The programs being profiled now, and the tracing's cost as last measured.
 #[derive(Debug, Default)]
 pub struct Profiling {
     targets: Mutex<HashSet<u32>>,
+    overhead: Mutex<Option<(Instant, Overhead)>>,
+}
+
+impl Profiling {
+    /// The tracing's cost: measured within [`OVERHEAD_KEPT`], or now.
+    fn overhead(&self) -> Result<Overhead, ProfileError> {
+        let mut kept = lock(&self.overhead);
+        if let Some((at, o)) = *kept
+            && at.elapsed() < OVERHEAD_KEPT
+        {
+            return Ok(o);
+        }
+        let o = profile::measure_overhead()?;
+        *kept = Some((Instant::now(), o));
+        Ok(o)
+    }
 }
 
 /// A program's turn to be profiled, given back when dropped.
@@ -146,6 +167,7 @@ fn answer(
 /// the caller's watcher raises when it goes.
 struct Job {
     target: (u32, u64, String, String),
+    profiling: Arc<Profiling>,
     length: Duration,
     budget: tokio::sync::watch::Receiver<crate::shared::Published>,
     gone: Arc<AtomicBool>,
@@ -156,7 +178,7 @@ struct Job {
 fn run(job: Job) -> Result<wire::Profile, ProfileError> {
     let (id, load, name, prog_type) = job.target;
     let mut session = Session::start(id, load, &name)?;
-    let overhead = profile::measure_overhead()?;
+    let overhead = job.profiling.overhead()?;
     session.attach()?;
     let started = Instant::now();
     let ended = loop {
@@ -169,7 +191,12 @@ fn run(job: Job) -> Result<wire::Profile, ProfileError> {
             break ProfileEnd::Client;
         }
         let budget = job.budget.borrow().stats_budget;
-        if over_budget(session.runs()?, overhead.added_ns_per_run, elapsed, budget) {
+        if over_budget(
+            session.runs()?,
+            overhead.budgeted_ns_per_run(),
+            elapsed,
+            budget,
+        ) {
             break ProfileEnd::Budget;
         }
     };
@@ -218,6 +245,7 @@ impl Stats1 {
         let gone = Arc::new(AtomicBool::new(false));
         let job = Job {
             target,
+            profiling: Arc::clone(&self.profiling),
             length,
             budget: self.shared.published.subscribe(),
             gone: Arc::clone(&gone),
@@ -228,8 +256,10 @@ impl Stats1 {
             .spawn(move || {
                 // The claim is given back when the tracing is detached, not before.
                 let _claim = claim;
-                // The caller may be gone: its answer then goes nowhere.
-                let _ = tx.send(run(job));
+                // The caller may be gone: its answer then goes nowhere, said in the log.
+                if let Err(Err(e)) = tx.send(run(job)) {
+                    tracing::info!("profile for a caller gone: {e}");
+                }
             })
             .map_err(|e| Error::Unavailable(format!("profile: cannot start a thread: {e}")))?;
         // Dropped (the daemon stopping), the watcher raises the flag too.
@@ -268,8 +298,15 @@ impl Stats1 {
                 &(sender.as_str(),),
             )
             .await;
-        let has_owner = reply.and_then(|m| m.body().deserialize::<bool>());
-        matches!(has_owner, Ok(false))
+        match reply.and_then(|m| m.body().deserialize::<bool>()) {
+            Ok(has_owner) => !has_owner,
+            Err(e) => {
+                tracing::debug!(
+                    "profile: NameHasOwner({sender}): {e}; the caller is taken as here"
+                );
+                false
+            }
+        }
     }
 }
 

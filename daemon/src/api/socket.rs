@@ -164,7 +164,8 @@ pub const MAX_PEERS_PER_UID: usize = 16;
 pub const FDS_KEPT: libc::rlim_t = 64;
 /// A peer has this long to authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A peer that sends nothing for this long is disconnected (it may connect again).
+/// A peer that sends nothing for this long, with no call being answered, is disconnected (it
+/// may connect again).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Peers being served, by user.
@@ -324,6 +325,10 @@ async fn serve_peer(stream: tokio::net::UnixStream, peer: Peer, iface: Stats1) {
     let signals = super::signal_changes(conn.clone(), iface);
     let idle = async {
         loop {
+            // A call being answered (a profile lasts up to IDLE_TIMEOUT) is not silence.
+            if peer.flow.has_calls() {
+                activity.touch();
+            }
             let left = IDLE_TIMEOUT.saturating_sub(activity.idle_for());
             if left.is_zero() {
                 tracing::debug!(

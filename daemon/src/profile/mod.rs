@@ -161,6 +161,15 @@ pub struct Overhead {
     pub floor_ns: u64,
 }
 
+impl Overhead {
+    /// What each run is counted against the budget: what tracing added, and never less than
+    /// its own part of a duration (a noisy measurement of the difference may give 0).
+    pub fn budgeted_ns_per_run(&self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "a cost estimate")]
+        self.added_ns_per_run.max(self.floor_ns as f64)
+    }
+}
+
 /// Median ns per run of `prog` over [`CAL_ROUNDS`] test runs of [`CAL_REPEAT`].
 fn test_run_ns(prog: BorrowedFd<'_>) -> Result<f64, SysError> {
     const PACKET: [u8; 64] = [0; 64];
@@ -254,9 +263,12 @@ impl Session {
         Ok(())
     }
 
-    /// Runs traced so far.
+    /// Runs so far: those traced, or the kernel's count when it saw more (a run the tracing
+    /// entered without filing it paid for it too).
     pub fn runs(&self) -> Result<u64, ProfileError> {
-        Ok(self.tracer.read()?.runs)
+        let traced = self.tracer.read()?.runs;
+        let counted = sys::prog_info(self.target.as_fd(), &mut Vec::new())?.run_cnt;
+        Ok(traced.max(counted.saturating_sub(self.runs_at_start)))
     }
 
     /// Detaches and reads what was recorded.

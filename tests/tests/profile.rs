@@ -1,7 +1,7 @@
 //! Profiles on this machine's kernel: the histogram's buckets as the kernel computes them, the
 //! errors a person gets (no BTF; a kernel that refuses tracing programs, as this VM's does), and
 //! who may ask. The profiles themselves run on Debian's kernels, which allow fentry on BPF
-//! programs (`kernel-check`, booted by `tests/tests/kernels.rs`).
+//! programs (`kernel-check`, booted by `tests/guests/tests/kernels.rs`).
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! What the product does on the kernel it runs on, checked from inside a guest
-//! (`tests/tests/kernels.rs` boots each kernel of the matrix under qemu and runs this there, with
+//! (`tests/guests/tests/kernels.rs` boots each kernel of the matrix under qemu and runs this there, with
 //! `EBPFSTAT_BIN_DIR` naming the daemon and client built for the guest's architecture).
 //!
 //! `kernel-check` runs the matrix's checks: real programs with known counts, asked through

@@ -13,6 +13,7 @@ use ebpfstat_tests::profiled::{SlowPathFilter, tracing_links_of};
 use ebpfstat_tests::*;
 use ebpfstatd::bpf::insn::{Asm, op};
 use ebpfstatd::bpf::sys::{self, ProgSpec};
+use ebpfstatd::profile;
 use ebpfstatd::profile::histogram::{MAX_NS, bucket_of};
 use ebpfstatd::profile::programs::bucket;
 
@@ -80,7 +81,7 @@ fn the_test_filter_takes_its_slow_path_on_long_packets_only() {
 }
 
 /// The daemon's own programs, which nothing may leave behind.
-const OWN: [&str; 3] = ["ebpfstat_entry", "ebpfstat_exit", "ebpfstat_cal"];
+const OWN: [&str; 3] = [profile::ENTRY_NAME, profile::EXIT_NAME, profile::CAL_NAME];
 
 fn own_programs_listed(d: &ApiDaemon) -> Vec<String> {
     d.ctl_json(&["list", "--all"])["programs"]

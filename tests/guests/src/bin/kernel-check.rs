@@ -19,6 +19,7 @@ use ebpfstat_tests::{
     ATTACH_XDP, Fleet, PROG_TYPE_XDP, Reaped, bin, costly_filter, kernel, load_program, own_comm,
     prog_id, raise_fd_limit, run_exactly, status_kb, tracing,
 };
+use ebpfstatd::profile;
 use ebpfstatd::sampler::host::parse_major_minor;
 use serde_json::{Value, json};
 
@@ -571,7 +572,7 @@ fn attached(id: u32, child: Child) -> Child {
 /// Waits until nothing of a profile is left: no tracing link on `id`, none of the daemon's
 /// tracing programs loaded, and `list --all` shows none of them.
 fn wait_detached(d: &ApiDaemon, id: u32) {
-    const OWN: [&str; 2] = ["ebpfstat_entry", "ebpfstat_exit"];
+    const OWN: [&str; 2] = [profile::ENTRY_NAME, profile::EXIT_NAME];
     let listed = || {
         d.ctl_json(&["list", "--all"])["programs"]
             .as_array()
